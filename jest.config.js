@@ -1,0 +1,45 @@
+/**
+ * Jest 30 cannot require NestJS 12's ES modules itself, so @swc/jest transforms
+ * both our TypeScript and the @nestjs packages to CommonJS.
+ * Two projects: `unit` (no broker) and `rabbitmq` (needs a broker, run in band).
+ * @type {import('jest').Config}
+ */
+const swc = [
+  '@swc/jest',
+  {
+    jsc: {
+      parser: { syntax: 'typescript', decorators: true },
+      transform: { legacyDecorator: true, decoratorMetadata: true },
+      target: 'es2022',
+    },
+    module: { type: 'commonjs' },
+  },
+];
+
+const base = {
+  transform: { '^.+\\.(t|j|mj)s$': swc },
+  transformIgnorePatterns: ['/node_modules/(?!(@nestjs)/)'],
+  moduleNameMapper: {
+    '^@app/messaging$': '<rootDir>/libs/messaging/src',
+    '^@app/messaging/(.*)$': '<rootDir>/libs/messaging/src/$1',
+  },
+  testEnvironment: 'node',
+  rootDir: __dirname,
+};
+
+module.exports = {
+  testTimeout: 20000,
+  projects: [
+    {
+      ...base,
+      displayName: 'unit',
+      testMatch: ['<rootDir>/libs/**/*.spec.ts', '<rootDir>/apps/**/*.spec.ts', '<rootDir>/test/**/*.e2e-spec.ts'],
+      testPathIgnorePatterns: ['/node_modules/', '\\.amqp\\.'],
+    },
+    {
+      ...base,
+      displayName: 'rabbitmq',
+      testMatch: ['<rootDir>/libs/**/*.amqp.spec.ts', '<rootDir>/test/**/*.amqp.e2e-spec.ts'],
+    },
+  ],
+};

@@ -1,0 +1,271 @@
+/**
+ * The contract between the messaging core and a broker.
+ *
+ * A backend does mechanics only: connect, close, publish, subscribe, and carry out the
+ * {@link Settlement} the core decided for each delivery (ack, retry after a delay, dead-letter,
+ * reply). It never decides policy: attempts, delays and when to dead-letter are decided by
+ * `decideSettlement()` in `retry/retry-policy.ts`.
+ *
+ * Every backend passes the shared contract suite in `testing/backend-contract.ts`.
+ */
+
+/** Header values a backend carries as they are. */
+export type HeaderValue = string | number | boolean;
+
+/** Message headers. Keys starting with `x-messaging-` are reserved by the library. */
+export type MessageHeaders = Record<string, HeaderValue>;
+
+/**
+ * Header names the library reserves. Backends write `ATTEMPT` and `FIRST_FAILURE` when they carry
+ * out a retry, and read `ATTEMPT` to fill {@link Delivery.attempt}.
+ */
+export const MessagingHeaders = {
+  /** The attempt number of this delivery (1 on the first), set by the backend on each retry. */
+  ATTEMPT: 'x-messaging-attempt',
+  /** ISO time of the first failed attempt, set by the backend on the first retry. */
+  FIRST_FAILURE: 'x-messaging-first-failure',
+  /** ISO time of the last failed attempt, set by the backend on each retry. */
+  LAST_FAILURE: 'x-messaging-last-failure',
+  /** The last error message, set by the backend on each retry (truncated to 1 KiB). */
+  LAST_ERROR: 'x-messaging-last-error',
+  /** The original topic of a message that travelled through a delay or retry queue. */
+  TOPIC: 'x-messaging-topic',
+  /** `gzip` when the body is compressed by the codec. */
+  COMPRESSION: 'x-messaging-compression',
+  /** Set on a reply that carries a handler error instead of a result. */
+  REPLY_ERROR: 'x-messaging-error',
+} as const;
+
+/** A message as the core hands it to a backend for publishing. */
+export interface OutgoingMessage {
+  /** Routing key: the topic to publish to. Exactly one of `topic` and `queue` is set. */
+  readonly topic?: string;
+  /** A named queue to send to directly (the broker's default exchange on AMQP). */
+  readonly queue?: string;
+  readonly body: Buffer;
+  readonly headers: MessageHeaders;
+  /** Unique id, the consumers' idempotency key. */
+  readonly messageId: string;
+  readonly correlationId?: string;
+  /** MIME type of `body`, `application/json` for the default codec. */
+  readonly contentType?: string;
+  /** Epoch milliseconds at which the producer created the message. */
+  readonly timestamp: number;
+  /**
+   * Deliver no earlier than this many milliseconds from now. The delay is held by the broker where
+   * it can (AMQP: a TTL queue), so a crash of the producer does not lose it.
+   */
+  readonly delayMs?: number;
+}
+
+/** Per-call publish options the core passes down. */
+export interface BackendPublishOptions {
+  /**
+   * When true (the default) a message that no queue receives rejects with `UnroutableError`.
+   * When false it resolves as published.
+   */
+  readonly mandatory: boolean;
+}
+
+/** One delivery of a message to one subscription. */
+export interface Delivery {
+  readonly body: Buffer;
+  /** The routing key the message was published with (the topic), or the queue name for direct sends. */
+  readonly topic: string;
+  /** The queue this delivery came from. */
+  readonly queue: string;
+  readonly headers: Readonly<Record<string, unknown>>;
+  readonly messageId: string;
+  readonly correlationId?: string;
+  readonly contentType?: string;
+  readonly contentEncoding?: string;
+  /** Where a reply should go when the message is a request. */
+  readonly replyTo?: string;
+  /** Epoch milliseconds at which the producer created the message, when known. */
+  readonly timestamp?: number;
+  /** 1 on the first delivery, incremented by each retry the backend carried out. */
+  readonly attempt: number;
+  /** True when the broker says this exact delivery may have been seen before (crash, lost connection). */
+  readonly redelivered: boolean;
+}
+
+/** What went wrong, as recorded on retries and dead letters. */
+export interface FailureInfo {
+  /** Why the message failed: handler error, `UnrecoverableError`, validation or malformed body. */
+  readonly reason: FailureReason;
+  /** The error's message, truncated to 1 KiB. */
+  readonly message: string;
+  /** The error's class name (`Error`, `UnrecoverableError`, `BadRequestException`, ...). */
+  readonly errorClass: string;
+  /** When this failure happened. */
+  readonly at: Date;
+}
+
+export type FailureReason =
+  | 'handler-error'
+  | 'max-attempts'
+  | 'unrecoverable'
+  | 'validation'
+  | 'malformed'
+  | 'no-handler';
+
+/** An encoded reply to a request. */
+export interface OutgoingReply {
+  readonly body: Buffer;
+  readonly headers: MessageHeaders;
+  readonly contentType?: string;
+}
+
+/** A reply as the requester receives it. */
+export interface IncomingReply {
+  readonly body: Buffer;
+  readonly headers: Readonly<Record<string, unknown>>;
+  readonly contentType?: string;
+  readonly contentEncoding?: string;
+}
+
+/**
+ * What the backend must do with a settled delivery. Decided by the core, carried out by the backend
+ * so that the message is never lost: a retry or dead letter is durably written before the original
+ * delivery is acknowledged.
+ */
+export type Settlement =
+  /** Handled: acknowledge it, after sending `reply` to `delivery.replyTo` when there is one. */
+  | { readonly action: 'ack'; readonly reply?: OutgoingReply }
+  /**
+   * Failed, try again: hold the message for `delayMs` (durably, where the broker can), then deliver
+   * it again to the same queue only, with attempt `delivery.attempt + 1`.
+   */
+  | { readonly action: 'retry'; readonly delayMs: number; readonly failure: FailureInfo }
+  /** Failed for good: put it in the service's dead-letter queue with the failure and attempts. */
+  | { readonly action: 'dead-letter'; readonly failure: FailureInfo; readonly reply?: OutgoingReply };
+
+/** What a subscription consumes. */
+export interface SubscriptionSpec {
+  /** The consumer group: each service gets its own copy of a topic's messages. */
+  readonly service: string;
+  /** The queue to consume. Our own queues are named `<service>.<route>`. */
+  readonly queue: string;
+  /**
+   * Topic patterns to bind `queue` to (AMQP-style: `*` one word, `#` zero or more words). Empty for
+   * a named queue consumed as it is.
+   */
+  readonly topics: readonly string[];
+  /**
+   * True for `@Consume({ queue })`: the queue belongs to someone else and is consumed as it is
+   * (declared passively or with matching arguments; never re-declared with ours).
+   */
+  readonly external: boolean;
+  /** Maximum deliveries in flight for this subscription in this process (AMQP prefetch). */
+  readonly concurrency: number;
+}
+
+/**
+ * Called by the backend for each delivery. Resolves with what to do with it; never rejects (the core
+ * turns every failure into a settlement).
+ */
+export type DeliveryHandler = (delivery: Delivery) => Promise<Settlement>;
+
+/** A live subscription. */
+export interface BackendSubscription {
+  /**
+   * Stops taking new deliveries. Deliveries already handed to the handler are still settled when
+   * their handler finishes, as long as the backend is open.
+   */
+  cancel(): Promise<void>;
+}
+
+/** A dead letter as listed by {@link BrokerBackend.listDeadLetters}. */
+export interface DeadLetter {
+  /** Unique id of this dead letter (not the message id: one message can be dead-lettered twice). */
+  readonly id: string;
+  readonly messageId: string;
+  readonly correlationId?: string;
+  /** The topic the message was published to (or the queue name for a direct send). */
+  readonly topic: string;
+  /** The queue it failed on. */
+  readonly queue: string;
+  /** The original body, byte for byte. */
+  readonly body: Buffer;
+  readonly contentType?: string;
+  /** The original headers (the library's own `x-messaging-*` retry headers removed). */
+  readonly headers: Readonly<Record<string, unknown>>;
+  readonly reason: FailureReason;
+  readonly error: string;
+  readonly errorClass: string;
+  /** How many times a handler was attempted. */
+  readonly attempts: number;
+  readonly firstFailedAt: Date;
+  readonly lastFailedAt: Date;
+  readonly deadLetteredAt: Date;
+}
+
+/** Connection state, as backends report it. */
+export type BackendStatus = 'disconnected' | 'connecting' | 'connected' | 'reconnecting' | 'closed';
+
+/** Events a backend emits. */
+export type BackendEvents = {
+  status: (status: BackendStatus) => void;
+  /** A problem the backend recovered from or cannot act on (logged by the core). */
+  error: (error: Error) => void;
+};
+
+/** Options of a request. */
+export interface BackendRequestOptions {
+  readonly timeoutMs: number;
+}
+
+/**
+ * A message broker as the messaging core sees it. Small on purpose: a new backend is one folder
+ * implementing this plus one spec that calls the shared contract suite.
+ */
+export interface BrokerBackend {
+  /** Short name used in logs and errors (`memory`, `amqp`). */
+  readonly name: string;
+  /** Current connection state. */
+  readonly status: BackendStatus;
+
+  /** Connects (idempotent: a second call waits for the first). */
+  connect(): Promise<void>;
+  /**
+   * Closes: stops all subscriptions, fails pending requests, releases connections. Idempotent. The
+   * core drains in-flight handlers before calling it.
+   */
+  close(): Promise<void>;
+
+  /**
+   * Publishes one message. Resolves once the broker durably accepted it (publisher confirm on AMQP),
+   * rejects with `UnroutableError` when `options.mandatory` and no queue received it, or with a clear
+   * error on nack, timeout or close.
+   */
+  publish(message: OutgoingMessage, options: BackendPublishOptions): Promise<void>;
+
+  /**
+   * Sends a request (a message with a reply address) and resolves with the first reply to it.
+   * Rejects with `UnroutableError` when no queue receives it, `RequestTimeoutError` after
+   * `options.timeoutMs`.
+   */
+  request(message: OutgoingMessage, options: BackendRequestOptions): Promise<IncomingReply>;
+
+  /**
+   * Declares what `spec` needs (queue, bindings, retry and dead-letter queues) and starts consuming.
+   * `handler` is called at most `spec.concurrency` times concurrently; the backend carries out the
+   * settlement it resolves with, then acknowledges the delivery.
+   */
+  subscribe(spec: SubscriptionSpec, handler: DeliveryHandler): Promise<BackendSubscription>;
+
+  /** Lists the dead letters of `service`, oldest first. */
+  listDeadLetters(service: string): Promise<DeadLetter[]>;
+  /**
+   * Sends one dead letter back to the queue it failed on, as a first attempt, and removes it from the
+   * dead-letter queue. Resolves false when there is no dead letter with that id.
+   */
+  replayDeadLetter(service: string, id: string): Promise<boolean>;
+  /** Replays every dead letter of `service`; resolves with how many. */
+  replayAllDeadLetters(service: string): Promise<number>;
+  /** Deletes every dead letter of `service`; resolves with how many. */
+  purgeDeadLetters(service: string): Promise<number>;
+
+  /** Listens to an event; returns a function that removes the listener. */
+  on<E extends keyof BackendEvents>(event: E, listener: BackendEvents[E]): () => void;
+}

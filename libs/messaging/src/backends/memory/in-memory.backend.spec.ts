@@ -1,0 +1,6 @@
+import { runBackendContract } from '../../testing/backend-contract';
+import { InMemoryBackend } from './in-memory.backend';
+import { InMemoryBroker } from './in-memory.broker';
+
+const broker = new InMemoryBroker();
+runBackendContract('memory', () => new InMemoryBackend({ broker }));

@@ -1,0 +1,155 @@
+import { randomUUID } from 'node:crypto';
+import { BackendEventHub } from '../../backend/backend-events';
+import type {
+  BackendEvents,
+  BackendPublishOptions,
+  BackendRequestOptions,
+  BackendStatus,
+  BackendSubscription,
+  BrokerBackend,
+  DeadLetter,
+  DeliveryHandler,
+  IncomingReply,
+  OutgoingMessage,
+  SubscriptionSpec,
+} from '../../backend/broker-backend.interface';
+import { BackendClosedError, RequestTimeoutError, UnroutableError } from '../../errors/messaging.errors';
+import { InMemoryBroker, type MemoryConsumer } from './in-memory.broker';
+
+/** Options of `InMemoryBackend`. */
+export interface InMemoryBackendOptions {
+  /**
+   * The broker to connect to. Backends sharing a broker exchange messages, like processes sharing a
+   * RabbitMQ. @default the process-wide `InMemoryBroker.default`
+   */
+  broker?: InMemoryBroker;
+}
+
+/**
+ * The embedded default backend: an in-process broker with the same semantics as the others (topic
+ * wildcards, a copy per service, competing instances, delayed retries, dead letters, request/reply)
+ * and no infrastructure. Messages live in memory: they do not survive the process, so use it for
+ * development, tests and demos, and `AmqpBackend` in production.
+ *
+ * @example
+ * MessagingModule.forRoot({ service: 'payments', backend: new InMemoryBackend() })
+ */
+export class InMemoryBackend implements BrokerBackend {
+  readonly name = 'memory';
+  private readonly broker: InMemoryBroker;
+  private readonly events = new BackendEventHub();
+  private readonly consumers = new Map<MemoryConsumer, string>();
+  private readonly pendingRequests = new Set<(error: Error) => void>();
+
+  constructor(options: InMemoryBackendOptions = {}) {
+    this.broker = options.broker ?? InMemoryBroker.default;
+  }
+
+  get status(): BackendStatus {
+    return this.events.status;
+  }
+
+  async connect(): Promise<void> {
+    if (this.status === 'closed') throw new BackendClosedError('This InMemoryBackend was closed; create a new one');
+    this.events.setStatus('connected');
+  }
+
+  async close(): Promise<void> {
+    if (this.status === 'closed') return;
+    this.events.setStatus('closed');
+    for (const [consumer, queue] of this.consumers) {
+      this.broker.removeConsumer(queue, consumer);
+      // Like a closed AMQP channel: what was delivered and not settled goes back to the queue.
+      this.broker.requeueUnsettled(queue, consumer);
+    }
+    this.consumers.clear();
+    for (const fail of this.pendingRequests) fail(new BackendClosedError('The backend closed before the reply arrived'));
+  }
+
+  async publish(message: OutgoingMessage, options: BackendPublishOptions): Promise<void> {
+    this.assertOpen();
+    this.assertRoutable(message, options.mandatory);
+    if (message.delayMs !== undefined && message.delayMs > 0) {
+      setTimeout(() => this.broker.route(message), message.delayMs).unref();
+    } else {
+      this.broker.route(message);
+    }
+  }
+
+  async request(message: OutgoingMessage, options: BackendRequestOptions): Promise<IncomingReply> {
+    this.assertOpen();
+    this.assertRoutable(message, true);
+    const replyTo = `memory.reply.${randomUUID()}`;
+    return new Promise<IncomingReply>((resolve, reject) => {
+      const finish = (): void => {
+        clearTimeout(timer);
+        stopWaiting();
+        this.pendingRequests.delete(fail);
+      };
+      const fail = (error: Error): void => {
+        finish();
+        reject(error);
+      };
+      const timer = setTimeout(
+        () => fail(new RequestTimeoutError(message.topic ?? (message.queue as string), options.timeoutMs)),
+        options.timeoutMs,
+      );
+      const stopWaiting = this.broker.awaitReplies(replyTo, (reply) => {
+        finish();
+        resolve(reply);
+      });
+      this.pendingRequests.add(fail);
+      this.broker.route(message, replyTo);
+    });
+  }
+
+  async subscribe(spec: SubscriptionSpec, handler: DeliveryHandler): Promise<BackendSubscription> {
+    this.assertOpen();
+    this.broker.declareQueue(spec.queue, spec.topics);
+    const consumer: MemoryConsumer = {
+      service: spec.service,
+      handler,
+      concurrency: spec.concurrency,
+      inFlight: 0,
+      active: true,
+      unsettled: new Set(),
+    };
+    this.consumers.set(consumer, spec.queue);
+    this.broker.addConsumer(spec.queue, consumer);
+    return {
+      cancel: async () => {
+        this.broker.removeConsumer(spec.queue, consumer);
+      },
+    };
+  }
+
+  async listDeadLetters(service: string): Promise<DeadLetter[]> {
+    return this.broker.listDeadLetters(service);
+  }
+
+  async replayDeadLetter(service: string, id: string): Promise<boolean> {
+    return this.broker.replayDeadLetters(service, (letter) => letter.id === id) > 0;
+  }
+
+  async replayAllDeadLetters(service: string): Promise<number> {
+    return this.broker.replayDeadLetters(service, () => true);
+  }
+
+  async purgeDeadLetters(service: string): Promise<number> {
+    return this.broker.purgeDeadLetters(service);
+  }
+
+  on<E extends keyof BackendEvents>(event: E, listener: BackendEvents[E]): () => void {
+    return this.events.on(event, listener);
+  }
+
+  private assertOpen(): void {
+    if (this.status === 'closed') throw new BackendClosedError('The in-memory backend is closed');
+  }
+
+  private assertRoutable(message: OutgoingMessage, mandatory: boolean): void {
+    if (mandatory && this.broker.countRoutes(message) === 0) {
+      throw new UnroutableError(message.topic ?? `queue ${message.queue}`);
+    }
+  }
+}

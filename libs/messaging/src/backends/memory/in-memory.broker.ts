@@ -1,0 +1,292 @@
+import { randomUUID } from 'node:crypto';
+import type {
+  DeadLetter,
+  Delivery,
+  DeliveryHandler,
+  FailureInfo,
+  IncomingReply,
+  OutgoingMessage,
+  OutgoingReply,
+  Settlement,
+} from '../../backend/broker-backend.interface';
+import { MessagingHeaders } from '../../backend/broker-backend.interface';
+import { topicMatches } from '../../backend/topic-matcher';
+
+/** A message waiting in a queue. */
+interface QueuedMessage {
+  readonly message: OutgoingMessage;
+  readonly topic: string;
+  readonly headers: Readonly<Record<string, unknown>>;
+  readonly attempt: number;
+  readonly redelivered: boolean;
+  readonly replyTo?: string;
+}
+
+/** A consumer of a queue: one subscription of one backend. */
+export interface MemoryConsumer {
+  /** The consumer's service, whose dead-letter list gets its failures. */
+  readonly service: string;
+  readonly handler: DeliveryHandler;
+  readonly concurrency: number;
+  inFlight: number;
+  active: boolean;
+  /** Deliveries handed out and not yet settled, so a closing backend can give them back. */
+  readonly unsettled: Set<QueuedMessage>;
+}
+
+interface MemoryQueue {
+  readonly name: string;
+  readonly bindings: Set<string>;
+  readonly messages: QueuedMessage[];
+  readonly consumers: MemoryConsumer[];
+  next: number;
+  scheduled: boolean;
+}
+
+const LIBRARY_HEADERS = new Set<string>([
+  MessagingHeaders.ATTEMPT,
+  MessagingHeaders.FIRST_FAILURE,
+  MessagingHeaders.LAST_FAILURE,
+  MessagingHeaders.LAST_ERROR,
+  MessagingHeaders.TOPIC,
+]);
+
+/**
+ * The state of an in-process broker: queues with topic bindings, competing consumers, delayed
+ * redelivery, dead-letter lists per service and reply routing. Backends that share one broker talk
+ * to each other, like processes sharing a RabbitMQ. Nothing survives the process (see the README).
+ */
+export class InMemoryBroker {
+  private static shared?: InMemoryBroker;
+  private readonly queues = new Map<string, MemoryQueue>();
+  private readonly deadLetters = new Map<string, DeadLetter[]>();
+  private readonly replyWaiters = new Map<string, (reply: IncomingReply) => void>();
+
+  /** The process-wide broker that `new InMemoryBackend()` connects to by default. */
+  static get default(): InMemoryBroker {
+    return (InMemoryBroker.shared ??= new InMemoryBroker());
+  }
+
+  /** Creates `name` if needed and adds `topics` to its bindings. */
+  declareQueue(name: string, topics: readonly string[]): void {
+    let queue = this.queues.get(name);
+    if (!queue) {
+      queue = { name, bindings: new Set(), messages: [], consumers: [], next: 0, scheduled: false };
+      this.queues.set(name, queue);
+    }
+    for (const topic of topics) queue.bindings.add(topic);
+  }
+
+  /** Number of queues `message` would reach now. */
+  countRoutes(message: OutgoingMessage): number {
+    if (message.queue !== undefined) return this.queues.has(message.queue) ? 1 : 0;
+    let count = 0;
+    for (const queue of this.queues.values()) if (this.isBound(queue, message.topic as string)) count++;
+    return count;
+  }
+
+  /** Routes a published message to every bound queue (or its named queue). */
+  route(message: OutgoingMessage, replyTo?: string): void {
+    const base = { message, headers: message.headers, attempt: 1, redelivered: false, replyTo };
+    if (message.queue !== undefined) {
+      const queue = this.queues.get(message.queue);
+      if (queue) this.enqueue(queue, { ...base, topic: message.queue });
+      return;
+    }
+    const topic = message.topic as string;
+    for (const queue of this.queues.values()) {
+      if (this.isBound(queue, topic)) this.enqueue(queue, { ...base, topic });
+    }
+  }
+
+  addConsumer(queueName: string, consumer: MemoryConsumer): void {
+    const queue = this.queues.get(queueName) as MemoryQueue;
+    queue.consumers.push(consumer);
+    this.schedule(queue);
+  }
+
+  removeConsumer(queueName: string, consumer: MemoryConsumer): void {
+    const queue = this.queues.get(queueName);
+    if (!queue) return;
+    consumer.active = false;
+    const index = queue.consumers.indexOf(consumer);
+    if (index >= 0) queue.consumers.splice(index, 1);
+  }
+
+  /** Puts deliveries a consumer never settled back at the head of their queue, marked redelivered. */
+  requeueUnsettled(queueName: string, consumer: MemoryConsumer): void {
+    const queue = this.queues.get(queueName);
+    if (!queue) return;
+    const returned = [...consumer.unsettled].map((m) => ({ ...m, redelivered: true }));
+    consumer.unsettled.clear();
+    queue.messages.unshift(...returned);
+    this.schedule(queue);
+  }
+
+  /** Registers a waiter for replies sent to `replyTo`; returns its removal. */
+  awaitReplies(replyTo: string, onReply: (reply: IncomingReply) => void): () => void {
+    this.replyWaiters.set(replyTo, onReply);
+    return () => this.replyWaiters.delete(replyTo);
+  }
+
+  listDeadLetters(service: string): DeadLetter[] {
+    return [...(this.deadLetters.get(service) ?? [])];
+  }
+
+  /** Removes dead letters matching `select` and sends each back to its queue as a first attempt. */
+  replayDeadLetters(service: string, select: (letter: DeadLetter) => boolean): number {
+    const letters = this.deadLetters.get(service) ?? [];
+    const kept: DeadLetter[] = [];
+    let replayed = 0;
+    for (const letter of letters) {
+      const queue = this.queues.get(letter.queue);
+      if (!select(letter) || !queue) {
+        kept.push(letter);
+        continue;
+      }
+      const message: OutgoingMessage = {
+        queue: letter.queue,
+        body: letter.body,
+        headers: letter.headers as OutgoingMessage['headers'],
+        messageId: letter.messageId,
+        correlationId: letter.correlationId,
+        contentType: letter.contentType,
+        timestamp: Date.now(),
+      };
+      this.enqueue(queue, { message, topic: letter.topic, headers: letter.headers, attempt: 1, redelivered: false });
+      replayed++;
+    }
+    this.deadLetters.set(service, kept);
+    return replayed;
+  }
+
+  purgeDeadLetters(service: string): number {
+    const count = this.deadLetters.get(service)?.length ?? 0;
+    this.deadLetters.delete(service);
+    return count;
+  }
+
+  private isBound(queue: MemoryQueue, topic: string): boolean {
+    for (const pattern of queue.bindings) if (topicMatches(pattern, topic)) return true;
+    return false;
+  }
+
+  private enqueue(queue: MemoryQueue, queued: QueuedMessage): void {
+    queue.messages.push(queued);
+    this.schedule(queue);
+  }
+
+  private schedule(queue: MemoryQueue): void {
+    if (queue.scheduled || queue.messages.length === 0) return;
+    queue.scheduled = true;
+    setImmediate(() => {
+      queue.scheduled = false;
+      this.dispatch(queue);
+    });
+  }
+
+  /** Hands queued messages to consumers with free capacity, round-robin. */
+  private dispatch(queue: MemoryQueue): void {
+    while (queue.messages.length > 0) {
+      const consumer = this.nextFreeConsumer(queue);
+      if (!consumer) return;
+      const queued = queue.messages.shift() as QueuedMessage;
+      this.deliver(queue, consumer, queued);
+    }
+  }
+
+  private nextFreeConsumer(queue: MemoryQueue): MemoryConsumer | undefined {
+    const { consumers } = queue;
+    for (let i = 0; i < consumers.length; i++) {
+      const consumer = consumers[(queue.next + i) % consumers.length];
+      if (consumer.active && consumer.inFlight < consumer.concurrency) {
+        queue.next = (queue.next + i + 1) % consumers.length;
+        return consumer;
+      }
+    }
+    return undefined;
+  }
+
+  private deliver(queue: MemoryQueue, consumer: MemoryConsumer, queued: QueuedMessage): void {
+    const { message } = queued;
+    const delivery: Delivery = {
+      body: message.body,
+      topic: queued.topic,
+      queue: queue.name,
+      headers: queued.headers,
+      messageId: message.messageId,
+      correlationId: message.correlationId,
+      contentType: message.contentType,
+      replyTo: queued.replyTo,
+      timestamp: message.timestamp,
+      attempt: queued.attempt,
+      redelivered: queued.redelivered,
+    };
+    consumer.inFlight++;
+    consumer.unsettled.add(queued);
+    void consumer
+      .handler(delivery)
+      .catch((error: unknown): Settlement => ({ action: 'retry', delayMs: 0, failure: internalFailure(error) }))
+      .then((settlement) => {
+        consumer.inFlight--;
+        // A consumer that closed meanwhile already gave the message back: its settlement is stale.
+        if (consumer.unsettled.delete(queued)) this.settle(queue, consumer, queued, delivery, settlement);
+        this.schedule(queue);
+      });
+  }
+
+  private settle(queue: MemoryQueue, consumer: MemoryConsumer, queued: QueuedMessage, delivery: Delivery, settlement: Settlement): void {
+    if (settlement.action !== 'retry' && settlement.reply && queued.replyTo !== undefined) {
+      this.sendReply(queued.replyTo, settlement.reply);
+    }
+    if (settlement.action === 'retry') {
+      const { failure } = settlement;
+      const headers = {
+        ...queued.headers,
+        [MessagingHeaders.ATTEMPT]: queued.attempt + 1,
+        [MessagingHeaders.FIRST_FAILURE]: queued.headers[MessagingHeaders.FIRST_FAILURE] ?? failure.at.toISOString(),
+        [MessagingHeaders.LAST_FAILURE]: failure.at.toISOString(),
+        [MessagingHeaders.LAST_ERROR]: failure.message,
+      };
+      const retry: QueuedMessage = { ...queued, headers, attempt: queued.attempt + 1, redelivered: false };
+      // Held by an unref'd timer: a pending retry never keeps the process alive.
+      setTimeout(() => this.enqueue(queue, retry), settlement.delayMs).unref();
+    } else if (settlement.action === 'dead-letter') {
+      this.addDeadLetter(consumer.service, queued, delivery, settlement.failure);
+    }
+  }
+
+  private addDeadLetter(service: string, queued: QueuedMessage, delivery: Delivery, failure: FailureInfo): void {
+    const first = queued.headers[MessagingHeaders.FIRST_FAILURE];
+    const headers: Record<string, unknown> = {};
+    for (const [key, value] of Object.entries(queued.headers)) if (!LIBRARY_HEADERS.has(key)) headers[key] = value;
+    const letter: DeadLetter = {
+      id: randomUUID(),
+      messageId: delivery.messageId,
+      correlationId: delivery.correlationId,
+      topic: delivery.topic,
+      queue: delivery.queue,
+      body: delivery.body,
+      contentType: delivery.contentType,
+      headers,
+      reason: failure.reason,
+      error: failure.message,
+      errorClass: failure.errorClass,
+      attempts: delivery.attempt,
+      firstFailedAt: typeof first === 'string' ? new Date(first) : failure.at,
+      lastFailedAt: failure.at,
+      deadLetteredAt: new Date(),
+    };
+    const list = this.deadLetters.get(service) ?? [];
+    list.push(letter);
+    this.deadLetters.set(service, list);
+  }
+
+  private sendReply(replyTo: string, reply: OutgoingReply): void {
+    this.replyWaiters.get(replyTo)?.({ body: reply.body, headers: reply.headers, contentType: reply.contentType });
+  }
+}
+
+function internalFailure(error: unknown): FailureInfo {
+  return { reason: 'handler-error', message: String((error as Error)?.message ?? error), errorClass: 'Error', at: new Date() };
+}

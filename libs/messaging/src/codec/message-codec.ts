@@ -1,0 +1,130 @@
+import { gunzipSync, gzipSync } from 'node:zlib';
+import type { Delivery, IncomingReply, MessageHeaders } from '../backend/broker-backend.interface';
+import { MessagingHeaders } from '../backend/broker-backend.interface';
+import { MalformedMessageError, PayloadTooLargeError } from '../errors/messaging.errors';
+import { assertSafeJson } from './safe-json';
+
+/** Resolved codec settings (see `CodecOptions` in the module options). */
+export interface CodecSettings {
+  /** Largest body accepted, before and after decompression. */
+  readonly maxBodyBytes: number;
+  /** Bodies at least this large are gzip-compressed; `false` never compresses. */
+  readonly compressAboveBytes: number | false;
+  /** Deepest nesting of arrays and objects accepted in a JSON body. */
+  readonly maxJsonDepth: number;
+}
+
+/** An encoded body, ready for `OutgoingMessage`. */
+export interface EncodedBody {
+  readonly body: Buffer;
+  readonly contentType: string;
+  /** Headers the codec adds (the compression mark). */
+  readonly headers?: MessageHeaders;
+}
+
+const JSON_TYPE = 'application/json';
+const OCTET_TYPE = 'application/octet-stream';
+const GZIP = 'gzip';
+
+/**
+ * JSON by default; `Buffer` payloads pass through as binary. Decoding never throws anything but
+ * `MalformedMessageError`, never returns an object with a polluted prototype, and hands plain text
+ * and binary bodies from foreign producers to handlers as a string or a `Buffer`.
+ */
+export class MessageCodec {
+  constructor(private readonly settings: CodecSettings) {}
+
+  /** Encodes a payload; throws `PayloadTooLargeError` before anything is sent. */
+  encode(payload: unknown): EncodedBody {
+    let body: Buffer;
+    let contentType: string;
+    if (Buffer.isBuffer(payload)) {
+      body = payload;
+      contentType = OCTET_TYPE;
+    } else {
+      const text = payload === undefined ? 'null' : JSON.stringify(payload);
+      body = Buffer.from(text, 'utf8');
+      contentType = JSON_TYPE;
+    }
+    const { compressAboveBytes, maxBodyBytes } = this.settings;
+    if (compressAboveBytes !== false && body.length >= compressAboveBytes) {
+      const compressed = gzipSync(body);
+      this.assertSize(compressed.length, 'compressed body');
+      return { body: compressed, contentType, headers: { [MessagingHeaders.COMPRESSION]: GZIP } };
+    }
+    if (body.length > maxBodyBytes) {
+      throw new PayloadTooLargeError(
+        `The message body is ${body.length} bytes, over maxBodyBytes (${maxBodyBytes}). ` +
+          `Send a reference to the data instead, or raise codec.maxBodyBytes (or enable compression).`,
+      );
+    }
+    return { body, contentType };
+  }
+
+  /** Decodes a delivery's body for its handler; throws `MalformedMessageError` with the reason. */
+  decode(delivery: Delivery | IncomingReply): unknown {
+    const body = this.inflate(delivery);
+    const type = delivery.contentType?.split(';')[0].trim().toLowerCase();
+    if (type === JSON_TYPE || type?.endsWith('+json')) return this.parseJson(body);
+    if (type?.startsWith('text/')) return body.toString('utf8');
+    if (type) return body;
+    // No content type (a plain producer): JSON if it is JSON, text if it is UTF-8, bytes otherwise.
+    if (looksLikeJson(body)) {
+      try {
+        return this.parseJson(body);
+      } catch (error) {
+        if (!(error instanceof SyntaxError)) throw error;
+      }
+    }
+    const text = body.toString('utf8');
+    return Buffer.byteLength(text, 'utf8') === body.length && !text.includes('\uFFFD') ? text : body;
+  }
+
+  private inflate(delivery: Delivery | IncomingReply): Buffer {
+    const { body } = delivery;
+    this.assertSize(body.length, 'body', true);
+    const compressed =
+      delivery.headers[MessagingHeaders.COMPRESSION] === GZIP ||
+      delivery.contentEncoding?.toLowerCase() === GZIP;
+    if (!compressed) return body;
+    try {
+      return gunzipSync(body, { maxOutputLength: this.settings.maxBodyBytes });
+    } catch (error) {
+      throw new MalformedMessageError(
+        `The body is marked gzip but cannot be decompressed within maxBodyBytes (${this.settings.maxBodyBytes}): ${(error as Error).message}`,
+      );
+    }
+  }
+
+  private parseJson(body: Buffer): unknown {
+    const text = body.toString('utf8');
+    let value: unknown;
+    try {
+      value = JSON.parse(text);
+    } catch (error) {
+      throw new MalformedMessageError(`The body is not valid JSON: ${(error as Error).message}`);
+    }
+    assertSafeJson(text, value, this.settings.maxJsonDepth);
+    return value;
+  }
+
+  private assertSize(length: number, what: string, incoming = false): void {
+    if (length <= this.settings.maxBodyBytes) return;
+    const message = `The ${what} is ${length} bytes, over maxBodyBytes (${this.settings.maxBodyBytes})`;
+    throw incoming
+      ? new MalformedMessageError(message)
+      : new PayloadTooLargeError(`${message}. Send a reference to the data instead, or raise codec.maxBodyBytes.`);
+  }
+}
+
+function looksLikeJson(body: Buffer): boolean {
+  for (let i = 0; i < body.length; i++) {
+    const c = body[i];
+    if (c === 0x20 || c === 0x0a || c === 0x0d || c === 0x09) continue;
+    // { [ " - digit t f n
+    return (
+      c === 0x7b || c === 0x5b || c === 0x22 || c === 0x2d || (c >= 0x30 && c <= 0x39) || c === 0x74 || c === 0x66 || c === 0x6e
+    );
+  }
+  return false;
+}

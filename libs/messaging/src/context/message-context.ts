@@ -1,0 +1,70 @@
+import { BaseRpcContext } from '@nestjs/microservices';
+import type { Delivery } from '../backend/broker-backend.interface';
+
+/**
+ * What a handler knows about the message it handles, through `@Ctx()`.
+ *
+ * @example
+ * @Consume('order.created')
+ * handle(@Payload() order: OrderCreated, @Ctx() ctx: MessageContext) {
+ *   this.logger.log(`order ${order.id}, attempt ${ctx.attempt}`);
+ * }
+ */
+export class MessageContext extends BaseRpcContext<[Delivery, string]> {
+  /** @internal The error the handler (or a pipe) threw, before exception filters rewrote it. */
+  thrown?: unknown;
+
+  constructor(delivery: Delivery, service: string) {
+    super([delivery, service]);
+  }
+
+  /** The topic the message was published to (for a direct send, the queue name). */
+  get topic(): string {
+    return this.args[0].topic;
+  }
+
+  /** The queue it was consumed from. */
+  get queue(): string {
+    return this.args[0].queue;
+  }
+
+  /** The consuming service (consumer group). */
+  get service(): string {
+    return this.args[1];
+  }
+
+  /** The producer's message id: the idempotency key. */
+  get messageId(): string {
+    return this.args[0].messageId;
+  }
+
+  /** Correlation id, when the producer set one (always set on requests). */
+  get correlationId(): string | undefined {
+    return this.args[0].correlationId;
+  }
+
+  /** 1 on the first delivery, 2 on the first retry, and so on. */
+  get attempt(): number {
+    return this.args[0].attempt;
+  }
+
+  /** The message headers as the producer set them (plus the library's `x-messaging-*` ones). */
+  get headers(): Readonly<Record<string, unknown>> {
+    return this.args[0].headers;
+  }
+
+  /** True when the broker says this delivery may have been seen before (a crash, a lost connection). */
+  get redelivered(): boolean {
+    return this.args[0].redelivered;
+  }
+
+  /** True when the producer waits for the handler's return value (request/reply). */
+  get isRequest(): boolean {
+    return this.args[0].replyTo !== undefined;
+  }
+
+  /** The raw delivery: body bytes, content type, reply address. */
+  getDelivery(): Delivery {
+    return this.args[0];
+  }
+}

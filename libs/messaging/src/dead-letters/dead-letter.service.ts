@@ -1,0 +1,65 @@
+import { Inject, Injectable, Logger } from '@nestjs/common';
+import type { BrokerBackend, DeadLetter } from '../backend/broker-backend.interface';
+import { MessageCodec } from '../codec/message-codec';
+import { MESSAGING_BACKEND, MESSAGING_OPTIONS } from '../messaging.constants';
+import type { ResolvedMessagingOptions } from '../module/messaging-options';
+
+/** A dead letter with its body decoded the way its handler would have seen it. */
+export interface DeadLetterEntry extends DeadLetter {
+  /** The decoded body, or the body as text when it cannot be decoded (a malformed message). */
+  readonly payload: unknown;
+}
+
+/**
+ * This service's dead-letter queue: list what failed for good, replay it once the cause is fixed.
+ *
+ * @example
+ * constructor(private readonly deadLetters: DeadLetterService) {}
+ * const failed = await this.deadLetters.list();
+ * await this.deadLetters.replay(failed[0].id);
+ */
+@Injectable()
+export class DeadLetterService {
+  private readonly logger = new Logger('Messaging');
+
+  constructor(
+    @Inject(MESSAGING_OPTIONS) private readonly options: ResolvedMessagingOptions,
+    @Inject(MESSAGING_BACKEND) private readonly backend: BrokerBackend,
+    private readonly codec: MessageCodec,
+  ) {}
+
+  /** The service's dead letters, oldest first. */
+  async list(): Promise<DeadLetterEntry[]> {
+    const letters = await this.backend.listDeadLetters(this.options.service);
+    return letters.map((letter) => ({ ...letter, payload: this.decode(letter) }));
+  }
+
+  /** Sends one dead letter back to its handler's queue as a first attempt; false if there is none with that id. */
+  async replay(id: string): Promise<boolean> {
+    const replayed = await this.backend.replayDeadLetter(this.options.service, id);
+    if (replayed) this.logger.log(`Replayed dead letter ${id} of ${this.options.service}`);
+    return replayed;
+  }
+
+  /** Replays every dead letter; resolves with how many. */
+  async replayAll(): Promise<number> {
+    const count = await this.backend.replayAllDeadLetters(this.options.service);
+    this.logger.log(`Replayed ${count} dead letter(s) of ${this.options.service}`);
+    return count;
+  }
+
+  /** Deletes every dead letter; resolves with how many. */
+  async purge(): Promise<number> {
+    const count = await this.backend.purgeDeadLetters(this.options.service);
+    this.logger.warn(`Purged ${count} dead letter(s) of ${this.options.service}`);
+    return count;
+  }
+
+  private decode(letter: DeadLetter): unknown {
+    try {
+      return this.codec.decode({ ...letter, attempt: letter.attempts, redelivered: false });
+    } catch {
+      return letter.body.toString('utf8');
+    }
+  }
+}

@@ -1,0 +1,81 @@
+import { applyDecorators, UseInterceptors } from '@nestjs/common';
+import { EventPattern } from '@nestjs/microservices';
+import { assertValidTopicPattern } from '../backend/topic-matcher';
+import { CONSUME_METADATA, MESSAGING_TRANSPORT } from '../messaging.constants';
+import type { RetryOptions } from '../module/messaging-options';
+import { ThrownErrorRecorder } from '../server/thrown-error.recorder';
+
+const THROWN_ERROR_RECORDER = new ThrownErrorRecorder();
+
+/** Per-handler options of `@Consume`; unset ones come from `MessagingModule.forRoot()`. */
+export interface ConsumeOptions {
+  /** Retry policy of this handler, merged over the module's; `false` dead-letters on the first failure. */
+  retry?: RetryOptions | false;
+  /** Keep messages that failed for good in the dead-letter queue. @default true */
+  deadLetter?: boolean;
+  /** In-flight handler calls per instance (AMQP prefetch). @default the module's `concurrency` */
+  concurrency?: number;
+  /**
+   * Consume this named queue as it is instead of a topic (a queue fed by plain producers in any
+   * language, possibly declared by another client with its own arguments).
+   */
+  queue?: string;
+  /**
+   * Route name used in this handler's queue name (`<service>.<name>`), needed only when two
+   * handlers of one service consume the same topic. @default the topic
+   */
+  name?: string;
+}
+
+/** `@Consume({ topic | queue, ...options })`. */
+export interface ConsumeDefinitionInput extends ConsumeOptions {
+  topic?: string;
+}
+
+/** What `@Consume` records on a handler (in its Nest pattern extras). */
+export interface ConsumeDefinition {
+  readonly topic?: string;
+  readonly options: ConsumeOptions;
+  /** `Class.method`, for logs. */
+  readonly handlerName: string;
+}
+
+/**
+ * Makes a controller method the handler of a topic (wildcards `*` and `#` allowed) or of a named
+ * queue. It is a real Nest message handler of `MessagingServer`: `@Payload()`, `@Ctx()`, pipes,
+ * guards, interceptors and exception filters work as with `@EventPattern`. The message is
+ * acknowledged once the handler resolved; a throw retries it with backoff, then dead-letters it.
+ * The return value is the reply when the message is a request.
+ *
+ * @example
+ * @Consume('order.created', { retry: { maxAttempts: 3, backoff: { initialDelayMs: 500 } } })
+ * async charge(@Payload() order: OrderCreated, @Ctx() ctx: MessageContext) { ... }
+ *
+ * @Consume({ queue: 'hello' })
+ * greet(@Payload() text: string) { ... }
+ */
+export function Consume(topic: string, options?: ConsumeOptions): MethodDecorator;
+export function Consume(definition: ConsumeDefinitionInput): MethodDecorator;
+export function Consume(topicOrDefinition: string | ConsumeDefinitionInput, maybeOptions: ConsumeOptions = {}): MethodDecorator {
+  const input: ConsumeDefinitionInput =
+    typeof topicOrDefinition === 'string' ? { ...maybeOptions, topic: topicOrDefinition } : { ...topicOrDefinition };
+  const { topic, ...options } = input;
+  return (target: object, key: string | symbol, descriptor: PropertyDescriptor) => {
+    const handlerName = `${target.constructor.name}.${String(key)}`;
+    const where = `@Consume on ${handlerName}`;
+    if ((topic === undefined) === (options.queue === undefined)) {
+      throw new TypeError(`${where}: give exactly one of a topic ('order.created') or { queue: 'name' }`);
+    }
+    if (topic !== undefined) assertValidTopicPattern(topic, where);
+    if (options.queue !== undefined && (typeof options.queue !== 'string' || options.queue.length === 0 || options.queue.length > 255)) {
+      throw new TypeError(`${where}: queue must be a non-empty string of at most 255 characters`);
+    }
+    const definition: ConsumeDefinition = { topic, options, handlerName };
+    // The pattern only has to be unique per handler: routing is done by the broker, per queue.
+    const pattern = { consume: topic ?? `queue:${options.queue}`, handler: handlerName };
+    applyDecorators(
+      EventPattern(pattern, MESSAGING_TRANSPORT, { [CONSUME_METADATA]: definition }),
+      UseInterceptors(THROWN_ERROR_RECORDER),
+    )(target, key, descriptor);
+  };
+}

@@ -1,0 +1,90 @@
+/**
+ * One error class per concept, each with a stable `code` that callers can switch on.
+ */
+
+/** Base class of every error the library throws. */
+export abstract class MessagingError extends Error {
+  /** Stable machine-readable code. */
+  abstract readonly code: string;
+
+  constructor(message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.name = new.target.name;
+  }
+}
+
+/**
+ * Throw from a handler to skip retries: the message goes straight to the dead-letter queue.
+ *
+ * @example
+ * if (!order) throw new UnrecoverableError(`order ${id} does not exist`);
+ */
+export class UnrecoverableError extends MessagingError {
+  readonly code = 'UNRECOVERABLE';
+}
+
+/** A publish that no queue received (no service consumes that topic yet). */
+export class UnroutableError extends MessagingError {
+  readonly code = 'UNROUTABLE';
+
+  constructor(readonly target: string) {
+    super(
+      `No queue is bound to '${target}': the message was not delivered to anyone. ` +
+        `Start a consumer of it first, or publish with { allowUnroutable: true } to accept this.`,
+    );
+  }
+}
+
+/** A bad option, thrown at start-up with what to change. */
+export class MessagingConfigError extends MessagingError {
+  readonly code = 'CONFIG';
+}
+
+/** A request got no reply in time. */
+export class RequestTimeoutError extends MessagingError {
+  readonly code = 'REQUEST_TIMEOUT';
+
+  constructor(
+    readonly target: string,
+    readonly timeoutMs: number,
+  ) {
+    super(`No reply to the request on '${target}' within ${timeoutMs} ms`);
+  }
+}
+
+/** The broker did not confirm a publish in time. */
+export class PublishTimeoutError extends MessagingError {
+  readonly code = 'PUBLISH_TIMEOUT';
+}
+
+/** The broker refused a publish (negative acknowledgement) or the channel closed before it confirmed. */
+export class PublishFailedError extends MessagingError {
+  readonly code = 'PUBLISH_FAILED';
+}
+
+/** A body larger than the configured `maxBodyBytes`, refused before it is sent. */
+export class PayloadTooLargeError extends MessagingError {
+  readonly code = 'PAYLOAD_TOO_LARGE';
+}
+
+/** An incoming body that cannot be decoded: dead-lettered with this as the reason. */
+export class MalformedMessageError extends MessagingError {
+  readonly code = 'MALFORMED_MESSAGE';
+}
+
+/** The remote handler of a request failed; `message` is its error message. */
+export class RemoteHandlerError extends MessagingError {
+  readonly code = 'REMOTE_HANDLER_ERROR';
+
+  constructor(
+    message: string,
+    readonly remoteErrorClass: string,
+  ) {
+    super(message);
+  }
+}
+
+/** The backend is closed (or closing): nothing more can be published or consumed. */
+export class BackendClosedError extends MessagingError {
+  readonly code = 'BACKEND_CLOSED';
+}

@@ -1,0 +1,11 @@
+/** Transport id of `MessagingServer`: `@Consume` handlers are claimed by it alone. */
+export const MESSAGING_TRANSPORT = Symbol('messaging-transport');
+
+/** Injection token of the resolved module options. */
+export const MESSAGING_OPTIONS = Symbol('MESSAGING_OPTIONS');
+
+/** Injection token of the `BrokerBackend` in use. */
+export const MESSAGING_BACKEND = Symbol('MESSAGING_BACKEND');
+
+/** Metadata key of `@Consume` on a handler method. */
+export const CONSUME_METADATA = 'messaging:consume';

@@ -1,0 +1,129 @@
+import {
+  ConfigurableModuleBuilder,
+  type DynamicModule,
+  Inject,
+  Injectable,
+  Module,
+  type OnApplicationShutdown,
+  type OnModuleInit,
+  type Provider,
+} from '@nestjs/common';
+import type { BrokerBackend } from '../backend/broker-backend.interface';
+import { InMemoryBackend } from '../backends/memory/in-memory.backend';
+import { MessagingClient } from '../client/messaging.client';
+import { MessageCodec } from '../codec/message-codec';
+import { DeadLetterService } from '../dead-letters/dead-letter.service';
+import { getRequestedProducerTargets } from '../decorators/producer.decorator';
+import { MESSAGING_BACKEND, MESSAGING_OPTIONS } from '../messaging.constants';
+import { MessageProducer } from '../producer/message-producer';
+import { MessagingPublisher } from '../producer/messaging.publisher';
+import { MessagingServer } from '../server/messaging.server';
+import { MessagingHealthService } from './messaging-health.service';
+import { type MessagingModuleOptions, type ResolvedMessagingOptions, resolveMessagingOptions } from './messaging-options';
+
+const { ConfigurableModuleClass, MODULE_OPTIONS_TOKEN } = new ConfigurableModuleBuilder<MessagingModuleOptions>()
+  .setClassMethodName('forRoot')
+  .setExtras({}, (definition) => ({ ...definition, global: true }))
+  .build();
+
+/** Connects the backend when the app starts and closes it after the server drained, on shutdown. */
+@Injectable()
+class MessagingLifecycle implements OnModuleInit, OnApplicationShutdown {
+  constructor(@Inject(MESSAGING_BACKEND) private readonly backend: BrokerBackend) {}
+
+  async onModuleInit(): Promise<void> {
+    await this.backend.connect();
+  }
+
+  // Nest closes microservices (MessagingServer drains its handlers) before shutdown hooks run.
+  async onApplicationShutdown(): Promise<void> {
+    await this.backend.close();
+  }
+}
+
+const EXPORTS = [
+  MESSAGING_OPTIONS,
+  MESSAGING_BACKEND,
+  MessageCodec,
+  MessagingPublisher,
+  MessagingServer,
+  MessagingClient,
+  DeadLetterService,
+  MessagingHealthService,
+];
+
+/**
+ * Messaging for a Nest app: `@Consume` handlers, `@Producer` publishers, `MessagingClient`,
+ * retries and dead letters over one `BrokerBackend`. Global: import it once, in the root module.
+ *
+ * @example
+ * MessagingModule.forRoot({ service: 'payments', backend: new AmqpBackend({ url }), retry: { maxAttempts: 3 } })
+ *
+ * MessagingModule.forRootAsync({
+ *   inject: [ConfigService],
+ *   useFactory: (config: ConfigService) => ({ service: 'payments', backend: new AmqpBackend({ url: config.get('BROKER_URL') }) }),
+ * })
+ */
+@Module({
+  providers: [
+    {
+      provide: MESSAGING_OPTIONS,
+      useFactory: (raw: MessagingModuleOptions) => resolveMessagingOptions(raw),
+      inject: [MODULE_OPTIONS_TOKEN],
+    },
+    {
+      provide: MESSAGING_BACKEND,
+      useFactory: (options: ResolvedMessagingOptions) => options.backend ?? new InMemoryBackend(),
+      inject: [MESSAGING_OPTIONS],
+    },
+    {
+      provide: MessageCodec,
+      useFactory: (options: ResolvedMessagingOptions) => new MessageCodec(options.codec),
+      inject: [MESSAGING_OPTIONS],
+    },
+    MessagingPublisher,
+    MessagingServer,
+    MessagingClient,
+    DeadLetterService,
+    MessagingHealthService,
+    MessagingLifecycle,
+  ],
+  exports: EXPORTS,
+})
+export class MessagingModule extends ConfigurableModuleClass {
+  /** Configures messaging with options known up front. */
+  static override forRoot(options: MessagingModuleOptions): DynamicModule {
+    return withProducers(super.forRoot(options));
+  }
+
+  /** Configures messaging from other providers (`imports`, `inject`, `useFactory`). */
+  static override forRootAsync(options: Parameters<typeof ConfigurableModuleClass.forRootAsync>[0]): DynamicModule {
+    return withProducers(super.forRootAsync(options));
+  }
+}
+
+/**
+ * Adds one `MessageProducer` provider per `@Producer` target. Read when Nest scans the module, by
+ * which time every class using `@Producer` has been defined, whatever the import order.
+ */
+function withProducers(module: DynamicModule): DynamicModule {
+  const providers = module.providers ?? [];
+  const exports = module.exports ?? [];
+  return {
+    ...module,
+    get providers(): Provider[] {
+      return [...providers, ...producerProviders()];
+    },
+    get exports() {
+      return [...exports, ...producerProviders().map((p) => (p as { provide: string }).provide)];
+    },
+  };
+}
+
+function producerProviders(): Provider[] {
+  return [...getRequestedProducerTargets()].map(([token, target]) => ({
+    provide: token,
+    useFactory: (publisher: MessagingPublisher) => new MessageProducer(target, publisher),
+    inject: [MessagingPublisher],
+  }));
+}

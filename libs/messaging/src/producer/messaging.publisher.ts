@@ -1,0 +1,88 @@
+import { randomUUID } from 'node:crypto';
+import { Inject, Injectable, Logger } from '@nestjs/common';
+import type { BrokerBackend, MessageHeaders, OutgoingMessage } from '../backend/broker-backend.interface';
+import { MessagingHeaders } from '../backend/broker-backend.interface';
+import { MessageCodec } from '../codec/message-codec';
+import { RemoteHandlerError } from '../errors/messaging.errors';
+import { MESSAGING_BACKEND, MESSAGING_OPTIONS } from '../messaging.constants';
+import type { ResolvedMessagingOptions } from '../module/messaging-options';
+import type { ProducerTarget } from '../decorators/producer.decorator';
+
+/** Options of one publish. */
+export interface PublishOptions {
+  /** Extra headers (string, number or boolean values). */
+  headers?: MessageHeaders;
+  /** The idempotency key consumers see as `ctx.messageId`. @default a random UUID */
+  messageId?: string;
+  correlationId?: string;
+  /** Deliver no earlier than this many milliseconds from now (held by the broker). */
+  delayMs?: number;
+  /** Resolve even when no queue receives the message. @default the producer's or module's setting */
+  allowUnroutable?: boolean;
+}
+
+/** Options of one request. */
+export interface RequestOptions {
+  /** @default the module's `requestTimeoutMs` (5000) */
+  timeoutMs?: number;
+  headers?: MessageHeaders;
+  messageId?: string;
+}
+
+/**
+ * Encodes payloads and hands them to the backend: the one publishing path shared by
+ * `MessageProducer` and `MessagingClient`.
+ */
+@Injectable()
+export class MessagingPublisher {
+  private readonly logger = new Logger('Messaging');
+
+  constructor(
+    @Inject(MESSAGING_OPTIONS) private readonly options: ResolvedMessagingOptions,
+    @Inject(MESSAGING_BACKEND) private readonly backend: BrokerBackend,
+    private readonly codec: MessageCodec,
+  ) {}
+
+  /** Publishes `payload`; resolves once the broker accepted it. */
+  async publish(target: ProducerTarget, payload: unknown, options: PublishOptions = {}): Promise<string> {
+    const message = this.buildMessage(target, payload, options);
+    const mandatory = !(options.allowUnroutable ?? target.allowUnroutable ?? this.options.allowUnroutable);
+    await this.backend.publish(message, { mandatory });
+    this.logger.debug(`published ${message.messageId} to ${describe(target)}`);
+    return message.messageId;
+  }
+
+  /** Sends a request and resolves with the decoded reply, or rejects with the handler's error. */
+  async request<R>(target: ProducerTarget, payload: unknown, options: RequestOptions = {}): Promise<R> {
+    const message = this.buildMessage(target, payload, { headers: options.headers, messageId: options.messageId });
+    const timeoutMs = options.timeoutMs ?? this.options.requestTimeoutMs;
+    const reply = await this.backend.request(message, { timeoutMs });
+    const decoded = this.codec.decode(reply);
+    const remoteError = reply.headers[MessagingHeaders.REPLY_ERROR];
+    if (remoteError !== undefined) {
+      const error = decoded as { message?: string; errorClass?: string };
+      throw new RemoteHandlerError(String(error?.message ?? 'The handler failed'), String(remoteError));
+    }
+    return decoded as R;
+  }
+
+  private buildMessage(target: ProducerTarget, payload: unknown, options: PublishOptions): OutgoingMessage {
+    const encoded = this.codec.encode(payload);
+    const messageId = options.messageId ?? randomUUID();
+    return {
+      topic: target.topic,
+      queue: target.queue,
+      body: encoded.body,
+      contentType: encoded.contentType,
+      headers: encoded.headers ? { ...options.headers, ...encoded.headers } : (options.headers ?? {}),
+      messageId,
+      correlationId: options.correlationId ?? messageId,
+      timestamp: Date.now(),
+      delayMs: options.delayMs,
+    };
+  }
+}
+
+function describe(target: ProducerTarget): string {
+  return target.topic !== undefined ? `topic '${target.topic}'` : `queue '${target.queue}'`;
+}

@@ -1,0 +1,205 @@
+import { Inject, Injectable, Logger } from '@nestjs/common';
+import { type CustomTransportStrategy, type MessageHandler, Server } from '@nestjs/microservices';
+import { lastValueFrom } from 'rxjs';
+import type {
+  BackendEvents,
+  BackendStatus,
+  BackendSubscription,
+  BrokerBackend,
+  Delivery,
+  OutgoingReply,
+  Settlement,
+} from '../backend/broker-backend.interface';
+import { MessagingHeaders } from '../backend/broker-backend.interface';
+import { MessageCodec } from '../codec/message-codec';
+import { MessageContext } from '../context/message-context';
+import { MESSAGING_BACKEND, MESSAGING_OPTIONS, MESSAGING_TRANSPORT } from '../messaging.constants';
+import type { ResolvedMessagingOptions } from '../module/messaging-options';
+import { classifyFailure, decideSettlement, describeFailure } from '../retry/retry-policy';
+import { buildRoutes, describeRoute, type Route } from './route';
+
+const ACK: Settlement = { action: 'ack' };
+
+/**
+ * The Nest transport strategy of the library. Claims every `@Consume` handler, subscribes each to its
+ * own queue on start, awaits each handler and settles each delivery exactly once (ack, retry after a
+ * backoff, or dead-letter) through the backend. Each message runs inside Nest's processing start/end
+ * hooks, so APM agents that hook Nest's transports see it.
+ *
+ * @example
+ * const app = await NestFactory.create(AppModule);
+ * app.connectMicroservice({ strategy: app.get(MessagingServer) });
+ * await app.startAllMicroservices();
+ */
+@Injectable()
+export class MessagingServer
+  extends Server<BackendEvents, BackendStatus>
+  implements CustomTransportStrategy
+{
+  override readonly transportId = MESSAGING_TRANSPORT;
+  /** Handler failures reach `onDelivery`, which retries or dead-letters them. */
+  override readonly propagatesEventHandlerErrors = true;
+  protected override readonly logger = new Logger('Messaging');
+
+  private subscriptions: BackendSubscription[] = [];
+  private readonly inFlight = new Set<Promise<Settlement>>();
+  private readonly detachStatus: () => void;
+
+  constructor(
+    @Inject(MESSAGING_OPTIONS) private readonly options: ResolvedMessagingOptions,
+    @Inject(MESSAGING_BACKEND) private readonly backend: BrokerBackend,
+    private readonly codec: MessageCodec,
+  ) {
+    super();
+    this._status$.next(backend.status);
+    this.detachStatus = backend.on('status', (status) => this._status$.next(status));
+  }
+
+  /** Connects, subscribes every handler, logs each route once, then calls `callback`. */
+  listen(callback: (error?: unknown) => void): void {
+    this.start().then(
+      () => callback(),
+      (error: unknown) => callback(error),
+    );
+  }
+
+  /**
+   * Stops taking messages, waits up to `shutdownTimeoutMs` for in-flight handlers to settle, and
+   * leaves the connection to the module, which closes it on application shutdown.
+   */
+  async close(): Promise<void> {
+    const subscriptions = this.subscriptions;
+    this.subscriptions = [];
+    await Promise.allSettled(subscriptions.map((s) => s.cancel()));
+    if (this.inFlight.size > 0) {
+      this.logger.log(`Waiting for ${this.inFlight.size} in-flight handler(s) to finish`);
+      const drained = await settleWithin(Promise.allSettled([...this.inFlight]), this.options.shutdownTimeoutMs);
+      if (!drained) {
+        this.logger.warn(
+          `${this.inFlight.size} handler(s) still running after shutdownTimeoutMs (${this.options.shutdownTimeoutMs} ms); ` +
+            `their messages are not acknowledged and will be redelivered`,
+        );
+      }
+    }
+    this.detachStatus();
+  }
+
+  override on<K extends keyof BackendEvents, C extends BackendEvents[K]>(event: K, callback: C): () => void {
+    return this.backend.on(event, callback);
+  }
+
+  unwrap<T>(): T {
+    return this.backend as T;
+  }
+
+  private async start(): Promise<void> {
+    const routes = buildRoutes(this.getHandlers(), this.options);
+    await this.backend.connect();
+    for (const route of routes) {
+      const subscription = await this.backend.subscribe(route.spec, (delivery) => this.track(route, delivery));
+      this.subscriptions.push(subscription);
+      this.logger.log(describeRoute(route));
+    }
+  }
+
+  private track(route: Route, delivery: Delivery): Promise<Settlement> {
+    const settled = this.onDelivery(route, delivery);
+    this.inFlight.add(settled);
+    void settled.finally(() => this.inFlight.delete(settled));
+    return settled;
+  }
+
+  /** Decodes, runs the handler inside Nest's processing hooks, and decides the settlement. Never rejects. */
+  private async onDelivery(route: Route, delivery: Delivery): Promise<Settlement> {
+    const ctx = new MessageContext(delivery, this.options.service);
+    let payload: unknown;
+    try {
+      payload = this.codec.decode(delivery);
+    } catch (error) {
+      return this.fail(route, delivery, error);
+    }
+    try {
+      const result = await this.runInProcessingHooks(ctx, route.handler, payload);
+      this.logger.debug(`${route.name} handled ${delivery.messageId} (attempt ${delivery.attempt})`);
+      return delivery.replyTo === undefined ? ACK : { action: 'ack', reply: this.encodeReply(result) };
+    } catch (thrown) {
+      return this.fail(route, delivery, ctx.thrown ?? thrown);
+    }
+  }
+
+  private runInProcessingHooks(ctx: MessageContext, handler: MessageHandler, payload: unknown): Promise<unknown> {
+    return new Promise<unknown>((resolve, reject) => {
+      const started = this.runWithProcessingHooks(ctx, async (runEndHook) => {
+        try {
+          resolve(await lastValueFrom(this.transformToObservable(await handler(payload, ctx)), { defaultValue: undefined }));
+        } catch (error) {
+          reject(error);
+        } finally {
+          runEndHook();
+        }
+      }) as unknown;
+      // A start hook may return the promise of `done`; it only rejects if the hook itself failed.
+      if (started instanceof Promise) started.catch(reject);
+    });
+  }
+
+  private fail(route: Route, delivery: Delivery, error: unknown): Settlement {
+    const now = new Date();
+    if (delivery.replyTo !== undefined) {
+      // A request is never retried: its caller is waiting and gets the error instead. A body that
+      // never reached the handler is also kept as a dead letter for inspection.
+      const reason = classifyFailure(error);
+      const reply = this.encodeErrorReply(error, now);
+      this.logger.warn(`${route.name} failed request ${delivery.messageId}: ${describeFailure(error, reason, now).message}`);
+      return reason === 'malformed' && route.deadLetter
+        ? { action: 'dead-letter', failure: describeFailure(error, reason, now), reply }
+        : { action: 'ack', reply };
+    }
+    const settlement = decideSettlement({
+      attempt: delivery.attempt,
+      error,
+      retry: route.retry,
+      deadLetter: route.deadLetter,
+      now,
+      random: Math.random(),
+    });
+    this.logSettlement(route, delivery, settlement, error);
+    return settlement;
+  }
+
+  private logSettlement(route: Route, delivery: Delivery, settlement: Settlement, error: unknown): void {
+    const id = `${route.name} message ${delivery.messageId} (attempt ${delivery.attempt})`;
+    if (settlement.action === 'retry') {
+      this.logger.warn(`${id} failed: ${settlement.failure.message}; retrying in ${settlement.delayMs} ms`);
+    } else if (settlement.action === 'dead-letter') {
+      this.logger.error(`${id} dead-lettered (${settlement.failure.reason}): ${settlement.failure.message}`);
+    } else {
+      this.logger.error(`${id} failed and was dropped (deadLetter is off): ${String((error as Error)?.message ?? error)}`);
+    }
+  }
+
+  private encodeReply(result: unknown): OutgoingReply {
+    try {
+      const encoded = this.codec.encode(result);
+      return { body: encoded.body, contentType: encoded.contentType, headers: encoded.headers ?? {} };
+    } catch (error) {
+      return this.encodeErrorReply(error, new Date());
+    }
+  }
+
+  private encodeErrorReply(error: unknown, now: Date): OutgoingReply {
+    const failure = describeFailure(error, classifyFailure(error), now);
+    const body = Buffer.from(JSON.stringify({ message: failure.message, errorClass: failure.errorClass }));
+    return { body, contentType: 'application/json', headers: { [MessagingHeaders.REPLY_ERROR]: failure.errorClass } };
+  }
+}
+
+function settleWithin(promise: Promise<unknown>, timeoutMs: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const timer = setTimeout(() => resolve(false), timeoutMs);
+    void promise.then(() => {
+      clearTimeout(timer);
+      resolve(true);
+    });
+  });
+}
