@@ -70,10 +70,11 @@ export class MessageCodec {
     if (type) return body;
     // No content type (a plain producer): JSON if it is JSON, text if it is UTF-8, bytes otherwise.
     if (looksLikeJson(body)) {
-      try {
-        return this.parseJson(body);
-      } catch (error) {
-        if (!(error instanceof SyntaxError)) throw error;
+      const text = body.toString('utf8');
+      const value = tryParseJson(text);
+      if (value !== NOT_JSON) {
+        assertSafeJson(text, value, this.settings.maxJsonDepth);
+        return value;
       }
     }
     const text = body.toString('utf8');
@@ -114,6 +115,16 @@ export class MessageCodec {
     throw incoming
       ? new MalformedMessageError(message)
       : new PayloadTooLargeError(`${message}. Send a reference to the data instead, or raise codec.maxBodyBytes.`);
+  }
+}
+
+const NOT_JSON = Symbol('not JSON');
+
+function tryParseJson(text: string): unknown {
+  try {
+    return JSON.parse(text);
+  } catch {
+    return NOT_JSON;
   }
 }
 

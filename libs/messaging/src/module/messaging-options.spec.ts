@@ -1,0 +1,47 @@
+import { MessagingConfigError } from '../errors/messaging.errors';
+import { DEFAULT_RETRY, resolveMessagingOptions, resolveRetry } from './messaging-options';
+
+describe('resolveMessagingOptions', () => {
+  it('applies every default', () => {
+    const resolved = resolveMessagingOptions({ service: 'payments' });
+    expect(resolved).toMatchObject({
+      service: 'payments',
+      retry: DEFAULT_RETRY,
+      deadLetter: true,
+      concurrency: 10,
+      shutdownTimeoutMs: 10_000,
+      requestTimeoutMs: 5_000,
+      allowUnroutable: false,
+      codec: { maxBodyBytes: 1024 * 1024, compressAboveBytes: false, maxJsonDepth: 64 },
+    });
+  });
+
+  it('merges nested retry options over the defaults', () => {
+    const resolved = resolveMessagingOptions({ service: 's', retry: { backoff: { initialDelayMs: 50 } } });
+    expect(resolved.retry).toEqual({ maxAttempts: 5, backoff: { ...DEFAULT_RETRY.backoff, initialDelayMs: 50 } });
+  });
+
+  it('merges a handler policy over the module policy', () => {
+    const module = resolveRetry({ maxAttempts: 2, backoff: { multiplier: 3 } }, DEFAULT_RETRY, 'm');
+    expect(resolveRetry({ backoff: { jitter: false } }, module, 'h')).toEqual({
+      maxAttempts: 2,
+      backoff: { ...DEFAULT_RETRY.backoff, multiplier: 3, jitter: 0 },
+    });
+    expect(resolveRetry(false, module, 'h')).toBe(false);
+  });
+
+  it.each([
+    [{}, /'service' must name this service/],
+    [{ service: 'has space' }, /'service' must name this service/],
+    [{ service: 's', backend: {} }, /must be a BrokerBackend instance/],
+    [{ service: 's', retry: { maxAttempts: 0 } }, /retry.maxAttempts must be a whole number from 1/],
+    [{ service: 's', retry: { backoff: { jitter: 2 } } }, /retry.backoff.jitter must be a number from 0 to 1/],
+    [{ service: 's', retry: { backoff: { initialDelayMs: 5000, maxDelayMs: 100 } } }, /maxDelayMs \(100\) is below initialDelayMs \(5000\)/],
+    [{ service: 's', concurrency: 1.5 }, /concurrency must be a whole number/],
+    [{ service: 's', deadLetter: 'yes' }, /deadLetter must be true or false/],
+    [{ service: 's', codec: { maxBodyBytes: -1 } }, /codec.maxBodyBytes must be a whole number from 1/],
+  ])('rejects %j with a message that says how to fix it', (options, message) => {
+    expect(() => resolveMessagingOptions(options as never)).toThrow(MessagingConfigError);
+    expect(() => resolveMessagingOptions(options as never)).toThrow(message);
+  });
+});

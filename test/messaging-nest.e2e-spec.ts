@@ -1,0 +1,315 @@
+import {
+  type ArgumentsHost,
+  Catch,
+  type CallHandler,
+  type CanActivate,
+  Controller,
+  type ExecutionContext,
+  Injectable,
+  type INestApplication,
+  Module,
+  type NestInterceptor,
+  type Type,
+  UseFilters,
+  UseGuards,
+  UseInterceptors,
+} from '@nestjs/common';
+import { Ctx, Payload, type RpcExceptionFilter } from '@nestjs/microservices';
+import { Test } from '@nestjs/testing';
+import { lastValueFrom, type Observable, of, tap } from 'rxjs';
+import {
+  Consume,
+  DeadLetterService,
+  InMemoryBackend,
+  InMemoryBroker,
+  MessageContext,
+  MessageProducer,
+  MessagingClient,
+  MessagingConfigError,
+  MessagingHeaders,
+  MessagingHealthService,
+  MessagingModule,
+  type MessagingModuleOptions,
+  MessagingPublisher,
+  MessagingServer,
+  Producer,
+} from '@app/messaging';
+import { waitFor } from '@app/messaging/testing/wait-for';
+
+const broker = new InMemoryBroker();
+let seq = 0;
+const uniqueTopic = (): string => `nest${++seq}.${Date.now()}`;
+
+async function startApp(
+  controllers: Type[],
+  providers: Type[] = [],
+  options: Partial<MessagingModuleOptions> = {},
+): Promise<INestApplication> {
+  const moduleRef = await Test.createTestingModule({
+    imports: [MessagingModule.forRoot({ service: `nest-${++seq}`, backend: new InMemoryBackend({ broker }), ...options })],
+    controllers,
+    providers,
+  }).compile();
+  const app = moduleRef.createNestApplication({ logger: false });
+  app.connectMicroservice({ strategy: app.get(MessagingServer) }, { inheritAppConfig: true });
+  await app.startAllMicroservices();
+  await app.init();
+  return app;
+}
+
+describe('MessagingModule in a Nest app (in-memory backend)', () => {
+  const apps: INestApplication[] = [];
+  const track = (app: INestApplication): INestApplication => (apps.push(app), app);
+  afterEach(async () => {
+    await Promise.all(apps.splice(0).map((app) => app.close()));
+  });
+
+  it('runs guards, interceptors and exception filters around @Consume handlers', async () => {
+    const topic = uniqueTopic();
+    const events: string[] = [];
+
+    @Injectable()
+    class TenantGuard implements CanActivate {
+      canActivate(context: ExecutionContext): boolean {
+        const ctx = context.switchToRpc().getContext<MessageContext>();
+        events.push(`guard:${context.getType()}:${ctx instanceof MessageContext}`);
+        return ctx.headers.tenant === 'acme';
+      }
+    }
+
+    @Injectable()
+    class TimingInterceptor implements NestInterceptor {
+      intercept(_context: ExecutionContext, next: CallHandler): Observable<unknown> {
+        events.push('before');
+        return next.handle().pipe(tap(() => events.push('after')));
+      }
+    }
+
+    class KnownGlitch extends Error {}
+
+    @Catch(KnownGlitch)
+    class GlitchFilter implements RpcExceptionFilter<KnownGlitch> {
+      catch(error: KnownGlitch, _host: ArgumentsHost): Observable<unknown> {
+        events.push(`filtered:${error.message}`);
+        return of('recovered');
+      }
+    }
+
+    @Controller()
+    @UseGuards(TenantGuard)
+    class Handler {
+      @Consume(topic, { retry: false })
+      @UseInterceptors(TimingInterceptor)
+      @UseFilters(GlitchFilter)
+      handle(@Payload() payload: { glitch?: boolean }): void {
+        events.push('handler');
+        if (payload.glitch) throw new KnownGlitch('ignored');
+      }
+    }
+
+    const app = track(await startApp([Handler], [TenantGuard, TimingInterceptor]));
+    const deadLetters = app.get(DeadLetterService);
+    const client = app.get(MessagingClient);
+    await lastValueFrom(client.emit(topic, { glitch: false }), { defaultValue: undefined }).catch(() => undefined);
+    // The client cannot set headers, so the tenant's messages go through the publisher.
+    const publisher = app.get(MessagingPublisher);
+    await publisher.publish({ topic }, { glitch: false }, { headers: { tenant: 'acme' } });
+    await waitFor(() => events.includes('after'));
+    await publisher.publish({ topic }, { glitch: true }, { headers: { tenant: 'acme' } });
+    await waitFor(() => events.includes('filtered:ignored'));
+
+    // The message without the tenant header was refused by the guard and dead-lettered (retry: false).
+    await waitFor(async () => (await deadLetters.list()).length === 1);
+    const [denied] = await deadLetters.list();
+    expect(denied.error).toBe('Forbidden resource');
+    expect(events.filter((e) => e === 'handler')).toHaveLength(2);
+    expect(events).toContain('guard:rpc:true');
+    // The filtered failure counts as handled: nothing else was dead-lettered.
+    expect(await deadLetters.list()).toHaveLength(1);
+  });
+
+  it('injects @Producer on constructor parameters and properties, and sends to named queues', async () => {
+    const topic = uniqueTopic();
+    const queue = `plain-queue-${seq}-${Date.now()}`;
+    const received: unknown[] = [];
+
+    @Injectable()
+    class Orders {
+      @Producer({ queue }) readonly toQueue!: MessageProducer<string>;
+      constructor(@Producer(topic) readonly created: MessageProducer<{ id: number }>) {}
+    }
+
+    @Controller()
+    class Handler {
+      @Consume(topic)
+      onTopic(@Payload() payload: { id: number }): void {
+        received.push(payload);
+      }
+
+      @Consume({ queue })
+      onQueue(@Payload() text: string, @Ctx() ctx: MessageContext): void {
+        received.push(`${text} from ${ctx.queue}`);
+      }
+    }
+
+    const app = track(await startApp([Handler], [Orders]));
+    const orders = app.get(Orders);
+    expect(orders.created).toBeInstanceOf(MessageProducer);
+    expect(orders.created.target).toEqual({ topic });
+    await orders.created.publish({ id: 1 });
+    await orders.toQueue.publish('hello');
+    await waitFor(() => received.length === 2);
+    expect(received).toEqual(expect.arrayContaining([{ id: 1 }, `hello from ${queue}`]));
+  });
+
+  it('MessagingClient emits events and sends requests like Nest clients do', async () => {
+    const topic = uniqueTopic();
+    const seen: unknown[] = [];
+
+    @Controller()
+    class Handler {
+      @Consume(`${topic}.event`)
+      onEvent(@Payload() payload: unknown): void {
+        seen.push(payload);
+      }
+
+      @Consume(`${topic}.double`)
+      double(@Payload() n: number): Observable<number> {
+        return of(n * 2);
+      }
+    }
+
+    const app = track(await startApp([Handler]));
+    const client = app.get(MessagingClient);
+    await lastValueFrom(client.emit(`${topic}.event`, { hi: 1 }), { defaultValue: undefined });
+    await expect(lastValueFrom(client.send<number>(`${topic}.double`, 21))).resolves.toBe(42);
+    await waitFor(() => seen.length === 1);
+    expect(seen).toEqual([{ hi: 1 }]);
+  });
+
+  it('compresses large bodies transparently when compressAboveBytes is set', async () => {
+    const topic = uniqueTopic();
+    const seen: Array<{ text: string; compressed: unknown }> = [];
+
+    @Controller()
+    class Handler {
+      @Consume(topic)
+      handle(@Payload() payload: { text: string }, @Ctx() ctx: MessageContext): void {
+        seen.push({ text: payload.text, compressed: ctx.headers[MessagingHeaders.COMPRESSION] });
+      }
+    }
+
+    const app = track(await startApp([Handler], [], { codec: { compressAboveBytes: 1024 } }));
+    await app.get(MessagingPublisher).publish({ topic }, { text: 'z'.repeat(10_000) });
+    await waitFor(() => seen.length === 1);
+    expect(seen[0]).toEqual({ text: 'z'.repeat(10_000), compressed: 'gzip' });
+  });
+
+  it('runs each message inside the server processing hooks', async () => {
+    const topic = uniqueTopic();
+    const hooks: string[] = [];
+
+    @Controller()
+    class Handler {
+      @Consume(topic)
+      handle(): void {
+        hooks.push('handler');
+      }
+    }
+
+    const moduleRef = await Test.createTestingModule({
+      imports: [MessagingModule.forRoot({ service: `hooks-${seq}`, backend: new InMemoryBackend({ broker }) })],
+      controllers: [Handler],
+    }).compile();
+    const app = track(moduleRef.createNestApplication({ logger: false }));
+    const server = app.get(MessagingServer);
+    server.setOnProcessingStartHook((_transport, context, done) => {
+      hooks.push(`start:${(context as MessageContext).topic}`);
+      return done();
+    });
+    server.setOnProcessingEndHook(() => hooks.push('end'));
+    app.connectMicroservice({ strategy: server });
+    await app.startAllMicroservices();
+    await app.init();
+    await app.get(MessagingPublisher).publish({ topic }, {});
+    await waitFor(() => hooks.includes('end'));
+    expect(hooks).toEqual([`start:${topic}`, 'handler', 'end']);
+  });
+
+  it('configures with forRootAsync and reports health', async () => {
+    @Injectable()
+    class Config {
+      readonly service = `async-${seq}`;
+    }
+    @Module({ providers: [Config], exports: [Config] })
+    class ConfigModule {}
+
+    const moduleRef = await Test.createTestingModule({
+      imports: [
+        MessagingModule.forRootAsync({
+          imports: [ConfigModule],
+          inject: [Config],
+          useFactory: (config: Config) => ({ service: config.service, backend: new InMemoryBackend({ broker }) }),
+        }),
+      ],
+    }).compile();
+    const app = track(moduleRef.createNestApplication({ logger: false }));
+    await app.init();
+    expect(app.get(MessagingHealthService).check()).toEqual({ status: 'up', backend: 'memory', connection: 'connected' });
+  });
+
+  it('fails at start-up with a clear message on a bad option', async () => {
+    await expect(
+      Test.createTestingModule({ imports: [MessagingModule.forRoot({ service: 'bad name!' })] }).compile(),
+    ).rejects.toThrow(MessagingConfigError);
+    await expect(
+      Test.createTestingModule({
+        imports: [MessagingModule.forRoot({ service: 's', retry: { maxAttempts: -1 } })],
+      }).compile(),
+    ).rejects.toThrow(/retry.maxAttempts must be a whole number from 1/);
+  });
+
+  it('refuses two handlers of one service on one queue, and accepts them with a route name', async () => {
+    const topic = uniqueTopic();
+    const calls: string[] = [];
+
+    @Controller()
+    class Clash {
+      @Consume(topic)
+      a(): void {}
+
+      @Consume(topic)
+      b(): void {}
+    }
+    await expect(startApp([Clash])).rejects.toThrow(/would both consume queue .* Give one of them a route name/);
+
+    @Controller()
+    class Named {
+      @Consume(topic)
+      charge(): void {
+        calls.push('charge');
+      }
+
+      @Consume(topic, { name: 'audit' })
+      audit(): void {
+        calls.push('audit');
+      }
+    }
+    const app = track(await startApp([Named]));
+    await app.get(MessagingPublisher).publish({ topic }, {});
+    await waitFor(() => calls.length === 2);
+    expect(calls.sort()).toEqual(['audit', 'charge']);
+  });
+
+  it('rejects @Consume and @Producer misuse when the class is defined', () => {
+    expect(() => Consume('order..created')).not.toThrow();
+    expect(() => {
+      class Bad {
+        @Consume('order..created')
+        handle(): void {}
+      }
+      return Bad;
+    }).toThrow(/has an empty word/);
+    expect(() => Producer('order.*')).toThrow(/cannot publish to a wildcard topic/);
+  });
+});
