@@ -1,0 +1,60 @@
+#!/usr/bin/env node
+/**
+ * `npm test`: runs every Jest suite. The RabbitMQ suites (Jest project `rabbitmq`) run when the broker
+ * answers on BROKER_URL (default amqp://guest:guest@127.0.0.1:5672) and are skipped LOUDLY otherwise;
+ * with CI=true a missing broker fails the run instead. Extra arguments go to Jest.
+ * With JEST_JSON_OUTPUT=path, Jest also writes its JSON results there (used by .ci/run).
+ */
+'use strict';
+const net = require('node:net');
+const { spawnSync } = require('node:child_process');
+const path = require('node:path');
+
+const brokerUrl = new URL(process.env.BROKER_URL || 'amqp://guest:guest@127.0.0.1:5672');
+const host = brokerUrl.hostname || '127.0.0.1';
+const port = Number(brokerUrl.port || (brokerUrl.protocol === 'amqps:' ? 5671 : 5672));
+const isCI = /^(1|true)$/i.test(process.env.CI || '');
+
+function brokerAnswers() {
+  return new Promise((resolve) => {
+    const socket = net.connect({ host, port });
+    const done = (ok) => {
+      socket.destroy();
+      resolve(ok);
+    };
+    socket.setTimeout(2000, () => done(false));
+    socket.once('error', () => done(false));
+    // An AMQP server answers a bad protocol header with its own: proof it is a broker, not just a port.
+    socket.once('connect', () => socket.write('AMQP\x00\x00\x09\x01'));
+    socket.once('data', (data) => done(data.subarray(0, 4).toString() === 'AMQP' || data.length > 0));
+  });
+}
+
+function banner(lines) {
+  const width = Math.max(...lines.map((l) => l.length)) + 4;
+  const bar = '!'.repeat(width);
+  console.error(`\n${bar}\n${lines.map((l) => `! ${l.padEnd(width - 4)} !`).join('\n')}\n${bar}\n`);
+}
+
+(async () => {
+  const rabbit = await brokerAnswers();
+  const args = ['--runInBand'];
+  if (!rabbit) {
+    const where = `${host}:${port}`;
+    if (isCI) {
+      banner([`RabbitMQ does not answer on ${where}, and CI=true requires the broker suites.`, 'Start it: rabbitmq-server -detached && rabbitmqctl await_startup']);
+      process.exit(1);
+    }
+    banner([
+      `SKIPPED: the RabbitMQ suites (Jest project "rabbitmq"): no broker on ${where}.`,
+      'Start one (rabbitmq-server -detached) or set BROKER_URL, then run npm test again.',
+    ]);
+    args.push('--selectProjects', 'unit');
+  }
+  if (process.env.JEST_JSON_OUTPUT) args.push('--json', `--outputFile=${process.env.JEST_JSON_OUTPUT}`);
+  args.push(...process.argv.slice(2));
+  const jest = require.resolve('jest/bin/jest');
+  const result = spawnSync(process.execPath, [jest, ...args], { stdio: 'inherit', cwd: path.join(__dirname, '..') });
+  if (!rabbit) banner(['Reminder: the RabbitMQ suites were SKIPPED (no broker).']);
+  process.exit(result.status ?? 1);
+})();
