@@ -46,7 +46,13 @@ async function startApp(
   options: Partial<MessagingModuleOptions> = {},
 ): Promise<INestApplication> {
   const moduleRef = await Test.createTestingModule({
-    imports: [MessagingModule.forRoot({ service: `nest-${++seq}`, backend: new InMemoryBackend({ broker }), ...options })],
+    imports: [
+      MessagingModule.forRoot({
+        service: `nest-${++seq}`,
+        backend: new InMemoryBackend({ broker }),
+        ...options,
+      }),
+    ],
     controllers,
     providers,
   }).compile();
@@ -110,7 +116,9 @@ describe('MessagingModule in a Nest app (in-memory backend)', () => {
     const app = track(await startApp([Handler], [TenantGuard, TimingInterceptor]));
     const deadLetters = app.get(DeadLetterService);
     const client = app.get(MessagingClient);
-    await lastValueFrom(client.emit(topic, { glitch: false }), { defaultValue: undefined }).catch(() => undefined);
+    await lastValueFrom(client.emit(topic, { glitch: false }), { defaultValue: undefined }).catch(
+      () => undefined,
+    );
     // The client cannot set headers, so the tenant's messages go through the publisher.
     const publisher = app.get(MessagingPublisher);
     await publisher.publish({ topic }, { glitch: false }, { headers: { tenant: 'acme' } });
@@ -218,14 +226,19 @@ describe('MessagingModule in a Nest app (in-memory backend)', () => {
     }
 
     const moduleRef = await Test.createTestingModule({
-      imports: [MessagingModule.forRoot({ service: `hooks-${seq}`, backend: new InMemoryBackend({ broker }) })],
+      imports: [
+        MessagingModule.forRoot({
+          service: `hooks-${seq}`,
+          backend: new InMemoryBackend({ broker }),
+        }),
+      ],
       controllers: [Handler],
     }).compile();
     const app = track(moduleRef.createNestApplication({ logger: false }));
     const server = app.get(MessagingServer);
     server.setOnProcessingStartHook((_transport, context, done) => {
       hooks.push(`start:${(context as MessageContext).topic}`);
-      return done();
+      void done();
     });
     server.setOnProcessingEndHook(() => hooks.push('end'));
     app.connectMicroservice({ strategy: server });
@@ -249,18 +262,27 @@ describe('MessagingModule in a Nest app (in-memory backend)', () => {
         MessagingModule.forRootAsync({
           imports: [ConfigModule],
           inject: [Config],
-          useFactory: (config: Config) => ({ service: config.service, backend: new InMemoryBackend({ broker }) }),
+          useFactory: (config: Config) => ({
+            service: config.service,
+            backend: new InMemoryBackend({ broker }),
+          }),
         }),
       ],
     }).compile();
     const app = track(moduleRef.createNestApplication({ logger: false }));
     await app.init();
-    expect(app.get(MessagingHealthService).check()).toEqual({ status: 'up', backend: 'memory', connection: 'connected' });
+    expect(app.get(MessagingHealthService).check()).toEqual({
+      status: 'up',
+      backend: 'memory',
+      connection: 'connected',
+    });
   });
 
   it('fails at start-up with a clear message on a bad option', async () => {
     await expect(
-      Test.createTestingModule({ imports: [MessagingModule.forRoot({ service: 'bad name!' })] }).compile(),
+      Test.createTestingModule({
+        imports: [MessagingModule.forRoot({ service: 'bad name!' })],
+      }).compile(),
     ).rejects.toThrow(MessagingConfigError);
     await expect(
       Test.createTestingModule({
@@ -281,7 +303,9 @@ describe('MessagingModule in a Nest app (in-memory backend)', () => {
       @Consume(topic)
       b(): void {}
     }
-    await expect(startApp([Clash])).rejects.toThrow(/would both consume queue .* Give one of them a route name/);
+    await expect(startApp([Clash])).rejects.toThrow(
+      /would both consume queue .* Give one of them a route name/,
+    );
 
     @Controller()
     class Named {

@@ -11,7 +11,11 @@ export { MessagingClient } from './client/messaging.client';
 export { MessageCodec, type CodecSettings, type EncodedBody } from './codec/message-codec';
 export { MessageContext } from './context/message-context';
 export { DeadLetterService, type DeadLetterEntry } from './dead-letters/dead-letter.service';
-export { Consume, type ConsumeOptions, type ConsumeDefinitionInput } from './decorators/consume.decorator';
+export {
+  Consume,
+  type ConsumeOptions,
+  type ConsumeDefinitionInput,
+} from './decorators/consume.decorator';
 export { Producer, getProducerToken, type ProducerTarget } from './decorators/producer.decorator';
 export * from './errors/messaging.errors';
 export { MESSAGING_BACKEND, MESSAGING_OPTIONS, MESSAGING_TRANSPORT } from './messaging.constants';
@@ -19,7 +23,11 @@ export { MessagingHealthService, type MessagingHealth } from './module/messaging
 export * from './module/messaging-options';
 export { MessagingModule } from './module/messaging.module';
 export { MessageProducer } from './producer/message-producer';
-export { MessagingPublisher, type PublishOptions, type RequestOptions } from './producer/messaging.publisher';
+export {
+  MessagingPublisher,
+  type PublishOptions,
+  type RequestOptions,
+} from './producer/messaging.publisher';
 export {
   computeBackoffDelay,
   decideSettlement,

@@ -102,12 +102,7 @@ export interface FailureInfo {
 }
 
 export type FailureReason =
-  | 'handler-error'
-  | 'max-attempts'
-  | 'unrecoverable'
-  | 'validation'
-  | 'malformed'
-  | 'no-handler';
+  'handler-error' | 'max-attempts' | 'unrecoverable' | 'validation' | 'malformed' | 'no-handler';
 
 /** An encoded reply to a request. */
 export interface OutgoingReply {
@@ -138,7 +133,11 @@ export type Settlement =
    */
   | { readonly action: 'retry'; readonly delayMs: number; readonly failure: FailureInfo }
   /** Failed for good: put it in the service's dead-letter queue with the failure and attempts. */
-  | { readonly action: 'dead-letter'; readonly failure: FailureInfo; readonly reply?: OutgoingReply };
+  | {
+      readonly action: 'dead-letter';
+      readonly failure: FailureInfo;
+      readonly reply?: OutgoingReply;
+    };
 
 /** What a subscription consumes. */
 export interface SubscriptionSpec {

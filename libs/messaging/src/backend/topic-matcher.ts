@@ -27,11 +27,18 @@ function matchWords(p: string[], pi: number, t: string[], ti: number): boolean {
 }
 
 /** Throws a readable error when `pattern` is not a valid topic pattern. */
-export function assertValidTopicPattern(pattern: unknown, where: string): asserts pattern is string {
+export function assertValidTopicPattern(
+  pattern: unknown,
+  where: string,
+): asserts pattern is string {
   if (typeof pattern !== 'string' || pattern.length === 0 || pattern.length > 255) {
-    throw new TypeError(`${where}: a topic must be a non-empty string of at most 255 characters, got ${JSON.stringify(pattern)}`);
+    throw new TypeError(
+      `${where}: a topic must be a non-empty string of at most 255 characters, got ${JSON.stringify(pattern)}`,
+    );
   }
   if (pattern.split('.').some((w) => w.length === 0)) {
-    throw new TypeError(`${where}: topic '${pattern}' has an empty word (two dots in a row, or a leading or trailing dot)`);
+    throw new TypeError(
+      `${where}: topic '${pattern}' has an empty word (two dots in a row, or a leading or trailing dot)`,
+    );
   }
 }

@@ -1,6 +1,10 @@
 import { Inject, Injectable } from '@nestjs/common';
 import { ClientProxy, type ReadPacket, type WritePacket } from '@nestjs/microservices';
-import type { BackendEvents, BackendStatus, BrokerBackend } from '../backend/broker-backend.interface';
+import type {
+  BackendEvents,
+  BackendStatus,
+  BrokerBackend,
+} from '../backend/broker-backend.interface';
 import { MESSAGING_BACKEND } from '../messaging.constants';
 import { MessagingPublisher } from '../producer/messaging.publisher';
 
@@ -32,7 +36,10 @@ export class MessagingClient extends ClientProxy<BackendEvents, BackendStatus> {
   /** Leaves the shared connection open: the module closes it on application shutdown. */
   close(): void {}
 
-  override on<K extends keyof BackendEvents, C extends BackendEvents[K]>(event: K, callback: C): void {
+  override on<K extends keyof BackendEvents, C extends BackendEvents[K]>(
+    event: K,
+    callback: C,
+  ): void {
     this.backend.on(event, callback);
   }
 
@@ -42,12 +49,10 @@ export class MessagingClient extends ClientProxy<BackendEvents, BackendStatus> {
 
   protected publish(packet: ReadPacket, callback: (packet: WritePacket) => void): () => void {
     let cancelled = false;
-    this.publisher
-      .request(this.toTarget(packet.pattern), packet.data)
-      .then(
-        (response) => !cancelled && callback({ response, isDisposed: true }),
-        (err: unknown) => !cancelled && callback({ err, isDisposed: true }),
-      );
+    this.publisher.request(this.toTarget(packet.pattern), packet.data).then(
+      (response) => !cancelled && callback({ response, isDisposed: true }),
+      (err: unknown) => !cancelled && callback({ err, isDisposed: true }),
+    );
     return () => {
       cancelled = true;
     };
@@ -59,6 +64,8 @@ export class MessagingClient extends ClientProxy<BackendEvents, BackendStatus> {
   }
 
   private toTarget(pattern: unknown): { topic: string } {
-    return { topic: typeof pattern === 'string' ? pattern : this.normalizePattern(pattern as never) };
+    return {
+      topic: typeof pattern === 'string' ? pattern : this.normalizePattern(pattern as never),
+    };
   }
 }

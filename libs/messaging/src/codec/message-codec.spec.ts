@@ -5,7 +5,11 @@ import { MalformedMessageError, PayloadTooLargeError } from '../errors/messaging
 import { MessageCodec } from './message-codec';
 
 const codec = new MessageCodec({ maxBodyBytes: 1024, compressAboveBytes: 256, maxJsonDepth: 8 });
-const delivery = (body: Buffer | string, contentType?: string, headers: Record<string, unknown> = {}): Delivery => ({
+const delivery = (
+  body: Buffer | string,
+  contentType?: string,
+  headers: Record<string, unknown> = {},
+): Delivery => ({
   body: Buffer.isBuffer(body) ? body : Buffer.from(body),
   contentType,
   headers,
@@ -26,7 +30,9 @@ describe('MessageCodec', () => {
   it('passes Buffers through as binary', () => {
     const encoded = codec.encode(Buffer.from([0xff, 0xfe]));
     expect(encoded.contentType).toBe('application/octet-stream');
-    expect(codec.decode(delivery(encoded.body, encoded.contentType))).toEqual(Buffer.from([0xff, 0xfe]));
+    expect(codec.decode(delivery(encoded.body, encoded.contentType))).toEqual(
+      Buffer.from([0xff, 0xfe]),
+    );
   });
 
   it('compresses large bodies with a header and decompresses them transparently', () => {
@@ -34,11 +40,17 @@ describe('MessageCodec', () => {
     const encoded = codec.encode(payload);
     expect(encoded.headers).toEqual({ [MessagingHeaders.COMPRESSION]: 'gzip' });
     expect(encoded.body.length).toBeLessThan(100);
-    expect(codec.decode(delivery(encoded.body, encoded.contentType, encoded.headers))).toEqual(payload);
+    expect(codec.decode(delivery(encoded.body, encoded.contentType, encoded.headers))).toEqual(
+      payload,
+    );
   });
 
   it('refuses to publish a body over maxBodyBytes', () => {
-    const small = new MessageCodec({ maxBodyBytes: 10, compressAboveBytes: false, maxJsonDepth: 8 });
+    const small = new MessageCodec({
+      maxBodyBytes: 10,
+      compressAboveBytes: false,
+      maxJsonDepth: 8,
+    });
     expect(() => small.encode({ text: 'too long for ten bytes' })).toThrow(PayloadTooLargeError);
   });
 
@@ -47,16 +59,30 @@ describe('MessageCodec', () => {
     expect(codec.decode(delivery('{"a":1}'))).toEqual({ a: 1 });
     expect(codec.decode(delivery('hello world'))).toBe('hello world');
     expect(codec.decode(delivery('42 apples'))).toBe('42 apples');
-    expect(codec.decode(delivery(Buffer.from([0xff, 0xfe, 0x00])))).toEqual(Buffer.from([0xff, 0xfe, 0x00]));
-    expect(codec.decode(delivery(Buffer.from([1, 2]), 'application/octet-stream'))).toEqual(Buffer.from([1, 2]));
+    expect(codec.decode(delivery(Buffer.from([0xff, 0xfe, 0x00])))).toEqual(
+      Buffer.from([0xff, 0xfe, 0x00]),
+    );
+    expect(codec.decode(delivery(Buffer.from([1, 2]), 'application/octet-stream'))).toEqual(
+      Buffer.from([1, 2]),
+    );
   });
 
   it.each([
     ['malformed JSON', '{"a": ', 'application/json', /not valid JSON/],
     ['__proto__ keys', '{"a": {"__proto__": {"polluted": 1}}}', 'application/json', /__proto__/],
     ['escaped __proto__ keys', '{"\\u005f_proto__": {"polluted": 1}}', undefined, /__proto__/],
-    ['constructor.prototype', '{"constructor": {"prototype": {"polluted": 1}}}', 'application/json', /constructor\.prototype/],
-    ['deep nesting', `${'['.repeat(20)}${']'.repeat(20)}`, 'application/json', /nests deeper than 8/],
+    [
+      'constructor.prototype',
+      '{"constructor": {"prototype": {"polluted": 1}}}',
+      'application/json',
+      /constructor\.prototype/,
+    ],
+    [
+      'deep nesting',
+      `${'['.repeat(20)}${']'.repeat(20)}`,
+      'application/json',
+      /nests deeper than 8/,
+    ],
     ['over-size bodies', 'x'.repeat(2000), 'text/plain', /over maxBodyBytes/],
   ])('rejects %s with MalformedMessageError', (_name, body, contentType, reason) => {
     expect(() => codec.decode(delivery(body, contentType))).toThrow(MalformedMessageError);
@@ -65,11 +91,15 @@ describe('MessageCodec', () => {
   });
 
   it('accepts a "constructor" key that is plain data', () => {
-    expect(codec.decode(delivery('{"constructor": "Acme Ltd"}', 'application/json'))).toEqual({ constructor: 'Acme Ltd' });
+    expect(codec.decode(delivery('{"constructor": "Acme Ltd"}', 'application/json'))).toEqual({
+      constructor: 'Acme Ltd',
+    });
   });
 
   it('rejects a gzip bomb that inflates past maxBodyBytes', () => {
     const bomb = gzipSync(Buffer.alloc(100_000));
-    expect(() => codec.decode(delivery(bomb, 'application/json', { [MessagingHeaders.COMPRESSION]: 'gzip' }))).toThrow(/cannot be decompressed/);
+    expect(() =>
+      codec.decode(delivery(bomb, 'application/json', { [MessagingHeaders.COMPRESSION]: 'gzip' })),
+    ).toThrow(/cannot be decompressed/);
   });
 });

@@ -78,7 +78,9 @@ export class MessageCodec {
       }
     }
     const text = body.toString('utf8');
-    return Buffer.byteLength(text, 'utf8') === body.length && !text.includes('\uFFFD') ? text : body;
+    return Buffer.byteLength(text, 'utf8') === body.length && !text.includes('\uFFFD')
+      ? text
+      : body;
   }
 
   private inflate(delivery: Delivery | IncomingReply): Buffer {
@@ -114,7 +116,9 @@ export class MessageCodec {
     const message = `The ${what} is ${length} bytes, over maxBodyBytes (${this.settings.maxBodyBytes})`;
     throw incoming
       ? new MalformedMessageError(message)
-      : new PayloadTooLargeError(`${message}. Send a reference to the data instead, or raise codec.maxBodyBytes.`);
+      : new PayloadTooLargeError(
+          `${message}. Send a reference to the data instead, or raise codec.maxBodyBytes.`,
+        );
   }
 }
 
@@ -134,7 +138,14 @@ function looksLikeJson(body: Buffer): boolean {
     if (c === 0x20 || c === 0x0a || c === 0x0d || c === 0x09) continue;
     // { [ " - digit t f n
     return (
-      c === 0x7b || c === 0x5b || c === 0x22 || c === 0x2d || (c >= 0x30 && c <= 0x39) || c === 0x74 || c === 0x66 || c === 0x6e
+      c === 0x7b ||
+      c === 0x5b ||
+      c === 0x22 ||
+      c === 0x2d ||
+      (c >= 0x30 && c <= 0x39) ||
+      c === 0x74 ||
+      c === 0x66 ||
+      c === 0x6e
     );
   }
   return false;

@@ -2,8 +2,10 @@ import { MalformedMessageError } from '../errors/messaging.errors';
 
 // Cheap pre-checks on the raw text (secure-json-parse's approach): only a body that could hold a
 // dangerous key is walked, so the common case costs two regex scans.
-const PROTO_KEY = /"(?:_|\\u005[Ff])(?:_|\\u005[Ff])(?:p|\\u0070)(?:r|\\u0072)(?:o|\\u006[Ff])(?:t|\\u0074)(?:o|\\u006[Ff])(?:_|\\u005[Ff])(?:_|\\u005[Ff])"\s*:/;
-const CONSTRUCTOR_KEY = /"(?:c|\\u0063)(?:o|\\u006[Ff])(?:n|\\u006[Ee])(?:s|\\u0073)(?:t|\\u0074)(?:r|\\u0072)(?:u|\\u0075)(?:c|\\u0063)(?:t|\\u0074)(?:o|\\u006[Ff])(?:r|\\u0072)"\s*:/;
+const PROTO_KEY =
+  /"(?:_|\\u005[Ff])(?:_|\\u005[Ff])(?:p|\\u0070)(?:r|\\u0072)(?:o|\\u006[Ff])(?:t|\\u0074)(?:o|\\u006[Ff])(?:_|\\u005[Ff])(?:_|\\u005[Ff])"\s*:/;
+const CONSTRUCTOR_KEY =
+  /"(?:c|\\u0063)(?:o|\\u006[Ff])(?:n|\\u006[Ee])(?:s|\\u0073)(?:t|\\u0074)(?:r|\\u0072)(?:u|\\u0075)(?:c|\\u0063)(?:t|\\u0074)(?:o|\\u006[Ff])(?:r|\\u0072)"\s*:/;
 
 /**
  * Rejects parsed JSON that could pollute prototypes (`__proto__` keys, `constructor.prototype`) or
@@ -26,7 +28,8 @@ function assertDepth(text: string, maxDepth: number): void {
   for (let i = 0; i < text.length; i++) {
     const c = text.charCodeAt(i);
     if (inString) {
-      if (c === 0x5c) i++; // backslash: skip the escaped character
+      if (c === 0x5c)
+        i++; // backslash: skip the escaped character
       else if (c === 0x22) inString = false;
     } else if (c === 0x22) {
       inString = true;
@@ -45,7 +48,9 @@ function walk(root: object, checkProto: boolean, checkConstructor: boolean): voi
   while (stack.length > 0) {
     const node = stack.pop() as Record<string, unknown>;
     if (checkProto && Object.prototype.hasOwnProperty.call(node, '__proto__')) {
-      throw new MalformedMessageError('The JSON body has a "__proto__" key (prototype pollution attempt)');
+      throw new MalformedMessageError(
+        'The JSON body has a "__proto__" key (prototype pollution attempt)',
+      );
     }
     if (
       checkConstructor &&

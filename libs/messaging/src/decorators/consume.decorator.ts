@@ -56,18 +56,30 @@ export interface ConsumeDefinition {
  */
 export function Consume(topic: string, options?: ConsumeOptions): MethodDecorator;
 export function Consume(definition: ConsumeDefinitionInput): MethodDecorator;
-export function Consume(topicOrDefinition: string | ConsumeDefinitionInput, maybeOptions: ConsumeOptions = {}): MethodDecorator {
+export function Consume(
+  topicOrDefinition: string | ConsumeDefinitionInput,
+  maybeOptions: ConsumeOptions = {},
+): MethodDecorator {
   const input: ConsumeDefinitionInput =
-    typeof topicOrDefinition === 'string' ? { ...maybeOptions, topic: topicOrDefinition } : { ...topicOrDefinition };
+    typeof topicOrDefinition === 'string'
+      ? { ...maybeOptions, topic: topicOrDefinition }
+      : { ...topicOrDefinition };
   const { topic, ...options } = input;
   return (target: object, key: string | symbol, descriptor: PropertyDescriptor) => {
     const handlerName = `${target.constructor.name}.${String(key)}`;
     const where = `@Consume on ${handlerName}`;
     if ((topic === undefined) === (options.queue === undefined)) {
-      throw new TypeError(`${where}: give exactly one of a topic ('order.created') or { queue: 'name' }`);
+      throw new TypeError(
+        `${where}: give exactly one of a topic ('order.created') or { queue: 'name' }`,
+      );
     }
     if (topic !== undefined) assertValidTopicPattern(topic, where);
-    if (options.queue !== undefined && (typeof options.queue !== 'string' || options.queue.length === 0 || options.queue.length > 255)) {
+    if (
+      options.queue !== undefined &&
+      (typeof options.queue !== 'string' ||
+        options.queue.length === 0 ||
+        options.queue.length > 255)
+    ) {
       throw new TypeError(`${where}: queue must be a non-empty string of at most 255 characters`);
     }
     const definition: ConsumeDefinition = { topic, options, handlerName };

@@ -43,15 +43,22 @@ export function Producer(target: string | ProducerTarget): PropertyDecorator & P
   const normalized: ProducerTarget = typeof target === 'string' ? { topic: target } : { ...target };
   const where = '@Producer';
   if ((normalized.topic === undefined) === (normalized.queue === undefined)) {
-    throw new TypeError(`${where}: give exactly one of a topic ('order.created') or { queue: 'name' }`);
+    throw new TypeError(
+      `${where}: give exactly one of a topic ('order.created') or { queue: 'name' }`,
+    );
   }
   if (normalized.topic !== undefined) {
     assertValidTopicPattern(normalized.topic, where);
     if (/[*#]/.test(normalized.topic)) {
-      throw new TypeError(`${where}: cannot publish to a wildcard topic '${normalized.topic}'; name one topic`);
+      throw new TypeError(
+        `${where}: cannot publish to a wildcard topic '${normalized.topic}'; name one topic`,
+      );
     }
   }
-  if (normalized.queue !== undefined && (typeof normalized.queue !== 'string' || normalized.queue.length === 0)) {
+  if (
+    normalized.queue !== undefined &&
+    (typeof normalized.queue !== 'string' || normalized.queue.length === 0)
+  ) {
     throw new TypeError(`${where}: queue must be a non-empty string`);
   }
   const token = getProducerToken(normalized);

@@ -20,6 +20,10 @@ export class MessagingHealthService {
 
   check(): MessagingHealth {
     const connection = this.backend.status;
-    return { status: connection === 'connected' ? 'up' : 'down', backend: this.backend.name, connection };
+    return {
+      status: connection === 'connected' ? 'up' : 'down',
+      backend: this.backend.name,
+      connection,
+    };
   }
 }

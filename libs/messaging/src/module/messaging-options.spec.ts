@@ -17,8 +17,14 @@ describe('resolveMessagingOptions', () => {
   });
 
   it('merges nested retry options over the defaults', () => {
-    const resolved = resolveMessagingOptions({ service: 's', retry: { backoff: { initialDelayMs: 50 } } });
-    expect(resolved.retry).toEqual({ maxAttempts: 5, backoff: { ...DEFAULT_RETRY.backoff, initialDelayMs: 50 } });
+    const resolved = resolveMessagingOptions({
+      service: 's',
+      retry: { backoff: { initialDelayMs: 50 } },
+    });
+    expect(resolved.retry).toEqual({
+      maxAttempts: 5,
+      backoff: { ...DEFAULT_RETRY.backoff, initialDelayMs: 50 },
+    });
   });
 
   it('merges a handler policy over the module policy', () => {
@@ -34,12 +40,24 @@ describe('resolveMessagingOptions', () => {
     [{}, /'service' must name this service/],
     [{ service: 'has space' }, /'service' must name this service/],
     [{ service: 's', backend: {} }, /must be a BrokerBackend instance/],
-    [{ service: 's', retry: { maxAttempts: 0 } }, /retry.maxAttempts must be a whole number from 1/],
-    [{ service: 's', retry: { backoff: { jitter: 2 } } }, /retry.backoff.jitter must be a number from 0 to 1/],
-    [{ service: 's', retry: { backoff: { initialDelayMs: 5000, maxDelayMs: 100 } } }, /maxDelayMs \(100\) is below initialDelayMs \(5000\)/],
+    [
+      { service: 's', retry: { maxAttempts: 0 } },
+      /retry.maxAttempts must be a whole number from 1/,
+    ],
+    [
+      { service: 's', retry: { backoff: { jitter: 2 } } },
+      /retry.backoff.jitter must be a number from 0 to 1/,
+    ],
+    [
+      { service: 's', retry: { backoff: { initialDelayMs: 5000, maxDelayMs: 100 } } },
+      /maxDelayMs \(100\) is below initialDelayMs \(5000\)/,
+    ],
     [{ service: 's', concurrency: 1.5 }, /concurrency must be a whole number/],
     [{ service: 's', deadLetter: 'yes' }, /deadLetter must be true or false/],
-    [{ service: 's', codec: { maxBodyBytes: -1 } }, /codec.maxBodyBytes must be a whole number from 1/],
+    [
+      { service: 's', codec: { maxBodyBytes: -1 } },
+      /codec.maxBodyBytes must be a whole number from 1/,
+    ],
   ])('rejects %j with a message that says how to fix it', (options, message) => {
     expect(() => resolveMessagingOptions(options as never)).toThrow(MessagingConfigError);
     expect(() => resolveMessagingOptions(options as never)).toThrow(message);

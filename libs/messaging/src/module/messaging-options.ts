@@ -96,7 +96,9 @@ const SERVICE_NAME = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$/;
  */
 export function resolveMessagingOptions(options: MessagingModuleOptions): ResolvedMessagingOptions {
   if (typeof options !== 'object' || options === null) {
-    throw new MessagingConfigError(`MessagingModule.forRoot() needs an options object, e.g. { service: 'orders' }`);
+    throw new MessagingConfigError(
+      `MessagingModule.forRoot() needs an options object, e.g. { service: 'orders' }`,
+    );
   }
   const { service, backend } = options;
   if (typeof service !== 'string' || !SERVICE_NAME.test(service)) {
@@ -115,10 +117,30 @@ export function resolveMessagingOptions(options: MessagingModuleOptions): Resolv
     service,
     retry: resolveRetry(options.retry, DEFAULT_RETRY, 'MessagingModule: retry'),
     deadLetter: resolveBoolean(options.deadLetter, true, 'MessagingModule: deadLetter'),
-    concurrency: resolveInteger(options.concurrency, DEFAULT_CONCURRENCY, 'MessagingModule: concurrency', 1, 10_000),
-    shutdownTimeoutMs: resolveInteger(options.shutdownTimeoutMs, DEFAULT_SHUTDOWN_TIMEOUT_MS, 'MessagingModule: shutdownTimeoutMs', 0),
-    requestTimeoutMs: resolveInteger(options.requestTimeoutMs, DEFAULT_REQUEST_TIMEOUT_MS, 'MessagingModule: requestTimeoutMs', 1),
-    allowUnroutable: resolveBoolean(options.allowUnroutable, false, 'MessagingModule: allowUnroutable'),
+    concurrency: resolveInteger(
+      options.concurrency,
+      DEFAULT_CONCURRENCY,
+      'MessagingModule: concurrency',
+      1,
+      10_000,
+    ),
+    shutdownTimeoutMs: resolveInteger(
+      options.shutdownTimeoutMs,
+      DEFAULT_SHUTDOWN_TIMEOUT_MS,
+      'MessagingModule: shutdownTimeoutMs',
+      0,
+    ),
+    requestTimeoutMs: resolveInteger(
+      options.requestTimeoutMs,
+      DEFAULT_REQUEST_TIMEOUT_MS,
+      'MessagingModule: requestTimeoutMs',
+      1,
+    ),
+    allowUnroutable: resolveBoolean(
+      options.allowUnroutable,
+      false,
+      'MessagingModule: allowUnroutable',
+    ),
     codec: resolveCodec(options.codec),
   };
 }
@@ -135,19 +157,44 @@ export function resolveRetry(
   if (retry === false) return false;
   if (retry === undefined) return base;
   if (typeof retry !== 'object' || retry === null) {
-    throw new MessagingConfigError(`${where} must be false or { maxAttempts?, backoff? }, got ${JSON.stringify(retry)}`);
+    throw new MessagingConfigError(
+      `${where} must be false or { maxAttempts?, backoff? }, got ${JSON.stringify(retry)}`,
+    );
   }
   const from = base === false ? DEFAULT_RETRY : base;
   const backoff = retry.backoff ?? {};
   if (typeof backoff !== 'object' || backoff === null) {
-    throw new MessagingConfigError(`${where}.backoff must be an object like { initialDelayMs: 1000, multiplier: 2 }`);
+    throw new MessagingConfigError(
+      `${where}.backoff must be an object like { initialDelayMs: 1000, multiplier: 2 }`,
+    );
   }
   const resolved: ResolvedRetryPolicy = {
-    maxAttempts: resolveInteger(retry.maxAttempts, from.maxAttempts, `${where}.maxAttempts`, 1, 1_000_000),
+    maxAttempts: resolveInteger(
+      retry.maxAttempts,
+      from.maxAttempts,
+      `${where}.maxAttempts`,
+      1,
+      1_000_000,
+    ),
     backoff: {
-      initialDelayMs: resolveInteger(backoff.initialDelayMs, from.backoff.initialDelayMs, `${where}.backoff.initialDelayMs`, 0),
-      multiplier: resolveNumber(backoff.multiplier, from.backoff.multiplier, `${where}.backoff.multiplier`, 1),
-      maxDelayMs: resolveInteger(backoff.maxDelayMs, from.backoff.maxDelayMs, `${where}.backoff.maxDelayMs`, 0),
+      initialDelayMs: resolveInteger(
+        backoff.initialDelayMs,
+        from.backoff.initialDelayMs,
+        `${where}.backoff.initialDelayMs`,
+        0,
+      ),
+      multiplier: resolveNumber(
+        backoff.multiplier,
+        from.backoff.multiplier,
+        `${where}.backoff.multiplier`,
+        1,
+      ),
+      maxDelayMs: resolveInteger(
+        backoff.maxDelayMs,
+        from.backoff.maxDelayMs,
+        `${where}.backoff.maxDelayMs`,
+        0,
+      ),
       jitter: resolveJitter(backoff.jitter, from.backoff.jitter, `${where}.backoff.jitter`),
     },
   };
@@ -162,22 +209,39 @@ export function resolveRetry(
 function resolveCodec(codec: CodecOptions | undefined): CodecSettings {
   if (codec === undefined) return DEFAULT_CODEC;
   if (typeof codec !== 'object' || codec === null) {
-    throw new MessagingConfigError(`MessagingModule: codec must be an object like { maxBodyBytes: 1048576 }`);
+    throw new MessagingConfigError(
+      `MessagingModule: codec must be an object like { maxBodyBytes: 1048576 }`,
+    );
   }
   const compress = codec.compressAboveBytes;
   return {
-    maxBodyBytes: resolveInteger(codec.maxBodyBytes, DEFAULT_CODEC.maxBodyBytes, 'MessagingModule: codec.maxBodyBytes', 1),
+    maxBodyBytes: resolveInteger(
+      codec.maxBodyBytes,
+      DEFAULT_CODEC.maxBodyBytes,
+      'MessagingModule: codec.maxBodyBytes',
+      1,
+    ),
     compressAboveBytes:
       compress === undefined
         ? DEFAULT_CODEC.compressAboveBytes
         : compress === false
           ? false
           : resolveInteger(compress, 0, 'MessagingModule: codec.compressAboveBytes', 0),
-    maxJsonDepth: resolveInteger(codec.maxJsonDepth, DEFAULT_CODEC.maxJsonDepth, 'MessagingModule: codec.maxJsonDepth', 1, 10_000),
+    maxJsonDepth: resolveInteger(
+      codec.maxJsonDepth,
+      DEFAULT_CODEC.maxJsonDepth,
+      'MessagingModule: codec.maxJsonDepth',
+      1,
+      10_000,
+    ),
   };
 }
 
-function resolveJitter(value: number | boolean | undefined, fallback: number, where: string): number {
+function resolveJitter(
+  value: number | boolean | undefined,
+  fallback: number,
+  where: string,
+): number {
   if (value === undefined) return fallback;
   if (value === true) return DEFAULT_BACKOFF.jitter;
   if (value === false) return 0;
@@ -185,18 +249,34 @@ function resolveJitter(value: number | boolean | undefined, fallback: number, wh
 }
 
 /** Validates an optional integer option within bounds. */
-export function resolveInteger(value: unknown, fallback: number, where: string, min: number, max = Number.MAX_SAFE_INTEGER): number {
+export function resolveInteger(
+  value: unknown,
+  fallback: number,
+  where: string,
+  min: number,
+  max = Number.MAX_SAFE_INTEGER,
+): number {
   if (value === undefined) return fallback;
   if (typeof value !== 'number' || !Number.isInteger(value) || value < min || value > max) {
-    throw new MessagingConfigError(`${where} must be a whole number from ${min} to ${max}, got ${JSON.stringify(value)}`);
+    throw new MessagingConfigError(
+      `${where} must be a whole number from ${min} to ${max}, got ${JSON.stringify(value)}`,
+    );
   }
   return value;
 }
 
-function resolveNumber(value: unknown, fallback: number, where: string, min: number, max = Number.MAX_VALUE): number {
+function resolveNumber(
+  value: unknown,
+  fallback: number,
+  where: string,
+  min: number,
+  max = Number.MAX_VALUE,
+): number {
   if (value === undefined) return fallback;
   if (typeof value !== 'number' || !Number.isFinite(value) || value < min || value > max) {
-    throw new MessagingConfigError(`${where} must be a number from ${min} to ${max}, got ${JSON.stringify(value)}`);
+    throw new MessagingConfigError(
+      `${where} must be a number from ${min} to ${max}, got ${JSON.stringify(value)}`,
+    );
   }
   return value;
 }
@@ -214,6 +294,8 @@ function isBackend(value: unknown): value is BrokerBackend {
   return (
     typeof b === 'object' &&
     b !== null &&
-    ['connect', 'close', 'publish', 'subscribe', 'request'].every((m) => typeof (b as any)[m] === 'function')
+    ['connect', 'close', 'publish', 'subscribe', 'request'].every(
+      (m) => typeof (b as any)[m] === 'function',
+    )
   );
 }

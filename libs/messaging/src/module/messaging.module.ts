@@ -19,12 +19,17 @@ import { MessageProducer } from '../producer/message-producer';
 import { MessagingPublisher } from '../producer/messaging.publisher';
 import { MessagingServer } from '../server/messaging.server';
 import { MessagingHealthService } from './messaging-health.service';
-import { type MessagingModuleOptions, type ResolvedMessagingOptions, resolveMessagingOptions } from './messaging-options';
+import {
+  type MessagingModuleOptions,
+  type ResolvedMessagingOptions,
+  resolveMessagingOptions,
+} from './messaging-options';
 
-const { ConfigurableModuleClass, MODULE_OPTIONS_TOKEN } = new ConfigurableModuleBuilder<MessagingModuleOptions>()
-  .setClassMethodName('forRoot')
-  .setExtras({}, (definition) => ({ ...definition, global: true }))
-  .build();
+const { ConfigurableModuleClass, MODULE_OPTIONS_TOKEN } =
+  new ConfigurableModuleBuilder<MessagingModuleOptions>()
+    .setClassMethodName('forRoot')
+    .setExtras({}, (definition) => ({ ...definition, global: true }))
+    .build();
 
 /** Connects the backend when the app starts and closes it after the server drained, on shutdown. */
 @Injectable()
@@ -97,7 +102,9 @@ export class MessagingModule extends ConfigurableModuleClass {
   }
 
   /** Configures messaging from other providers (`imports`, `inject`, `useFactory`). */
-  static override forRootAsync(options: Parameters<typeof ConfigurableModuleClass.forRootAsync>[0]): DynamicModule {
+  static override forRootAsync(
+    options: Parameters<typeof ConfigurableModuleClass.forRootAsync>[0],
+  ): DynamicModule {
     return withProducers(super.forRootAsync(options));
   }
 }

@@ -1,6 +1,10 @@
 import { randomUUID } from 'node:crypto';
 import { Inject, Injectable, Logger } from '@nestjs/common';
-import type { BrokerBackend, MessageHeaders, OutgoingMessage } from '../backend/broker-backend.interface';
+import type {
+  BrokerBackend,
+  MessageHeaders,
+  OutgoingMessage,
+} from '../backend/broker-backend.interface';
 import { MessagingHeaders } from '../backend/broker-backend.interface';
 import { MessageCodec } from '../codec/message-codec';
 import { RemoteHandlerError } from '../errors/messaging.errors';
@@ -44,29 +48,51 @@ export class MessagingPublisher {
   ) {}
 
   /** Publishes `payload`; resolves once the broker accepted it. */
-  async publish(target: ProducerTarget, payload: unknown, options: PublishOptions = {}): Promise<string> {
+  async publish(
+    target: ProducerTarget,
+    payload: unknown,
+    options: PublishOptions = {},
+  ): Promise<string> {
     const message = this.buildMessage(target, payload, options);
-    const mandatory = !(options.allowUnroutable ?? target.allowUnroutable ?? this.options.allowUnroutable);
+    const mandatory = !(
+      options.allowUnroutable ??
+      target.allowUnroutable ??
+      this.options.allowUnroutable
+    );
     await this.backend.publish(message, { mandatory });
     this.logger.debug(`published ${message.messageId} to ${describe(target)}`);
     return message.messageId;
   }
 
   /** Sends a request and resolves with the decoded reply, or rejects with the handler's error. */
-  async request<R>(target: ProducerTarget, payload: unknown, options: RequestOptions = {}): Promise<R> {
-    const message = this.buildMessage(target, payload, { headers: options.headers, messageId: options.messageId });
+  async request<R>(
+    target: ProducerTarget,
+    payload: unknown,
+    options: RequestOptions = {},
+  ): Promise<R> {
+    const message = this.buildMessage(target, payload, {
+      headers: options.headers,
+      messageId: options.messageId,
+    });
     const timeoutMs = options.timeoutMs ?? this.options.requestTimeoutMs;
     const reply = await this.backend.request(message, { timeoutMs });
     const decoded = this.codec.decode(reply);
     const remoteError = reply.headers[MessagingHeaders.REPLY_ERROR];
     if (remoteError !== undefined) {
       const error = decoded as { message?: string; errorClass?: string };
-      throw new RemoteHandlerError(String(error?.message ?? 'The handler failed'), String(remoteError));
+      throw new RemoteHandlerError(
+        String(error?.message ?? 'The handler failed'),
+        typeof remoteError === 'string' ? remoteError : 'Error',
+      );
     }
     return decoded as R;
   }
 
-  private buildMessage(target: ProducerTarget, payload: unknown, options: PublishOptions): OutgoingMessage {
+  private buildMessage(
+    target: ProducerTarget,
+    payload: unknown,
+    options: PublishOptions,
+  ): OutgoingMessage {
     const encoded = this.codec.encode(payload);
     const messageId = options.messageId ?? randomUUID();
     return {
@@ -74,7 +100,9 @@ export class MessagingPublisher {
       queue: target.queue,
       body: encoded.body,
       contentType: encoded.contentType,
-      headers: encoded.headers ? { ...options.headers, ...encoded.headers } : (options.headers ?? {}),
+      headers: encoded.headers
+        ? { ...options.headers, ...encoded.headers }
+        : (options.headers ?? {}),
       messageId,
       correlationId: options.correlationId ?? messageId,
       timestamp: Date.now(),

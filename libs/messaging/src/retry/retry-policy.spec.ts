@@ -1,18 +1,37 @@
 import { BadRequestException, NotFoundException } from '@nestjs/common';
 import { MalformedMessageError, UnrecoverableError } from '../errors/messaging.errors';
-import { classifyFailure, computeBackoffDelay, decideSettlement, type ResolvedRetryPolicy } from './retry-policy';
+import {
+  classifyFailure,
+  computeBackoffDelay,
+  decideSettlement,
+  type ResolvedRetryPolicy,
+} from './retry-policy';
 
 const policy: ResolvedRetryPolicy = {
   maxAttempts: 4,
   backoff: { initialDelayMs: 100, multiplier: 2, maxDelayMs: 500, jitter: 0 },
 };
 const now = new Date('2026-01-01T00:00:00Z');
-const decide = (attempt: number, error: unknown, overrides: Partial<Parameters<typeof decideSettlement>[0]> = {}) =>
-  decideSettlement({ attempt, error, retry: policy, deadLetter: true, now, random: 0, ...overrides });
+const decide = (
+  attempt: number,
+  error: unknown,
+  overrides: Partial<Parameters<typeof decideSettlement>[0]> = {},
+) =>
+  decideSettlement({
+    attempt,
+    error,
+    retry: policy,
+    deadLetter: true,
+    now,
+    random: 0,
+    ...overrides,
+  });
 
 describe('computeBackoffDelay', () => {
   it('grows exponentially from initialDelayMs and stops at maxDelayMs', () => {
-    expect([1, 2, 3, 4, 5].map((a) => computeBackoffDelay(a, policy.backoff, 0))).toEqual([100, 200, 400, 500, 500]);
+    expect([1, 2, 3, 4, 5].map((a) => computeBackoffDelay(a, policy.backoff, 0))).toEqual([
+      100, 200, 400, 500, 500,
+    ]);
   });
 
   it('adds at most `jitter` of the delay, never less than the backoff, within the cap', () => {
@@ -41,17 +60,32 @@ describe('decideSettlement', () => {
   });
 
   it('never retries UnrecoverableError, malformed bodies or validation failures', () => {
-    expect(decide(1, new UnrecoverableError('gone'))).toMatchObject({ action: 'dead-letter', failure: { reason: 'unrecoverable' } });
-    expect(decide(1, new MalformedMessageError('bad'))).toMatchObject({ action: 'dead-letter', failure: { reason: 'malformed' } });
-    expect(decide(1, new BadRequestException(['amount must be positive', 'id must be a string']))).toMatchObject({
+    expect(decide(1, new UnrecoverableError('gone'))).toMatchObject({
       action: 'dead-letter',
-      failure: { reason: 'validation', message: 'amount must be positive; id must be a string', errorClass: 'BadRequestException' },
+      failure: { reason: 'unrecoverable' },
+    });
+    expect(decide(1, new MalformedMessageError('bad'))).toMatchObject({
+      action: 'dead-letter',
+      failure: { reason: 'malformed' },
+    });
+    expect(
+      decide(1, new BadRequestException(['amount must be positive', 'id must be a string'])),
+    ).toMatchObject({
+      action: 'dead-letter',
+      failure: {
+        reason: 'validation',
+        message: 'amount must be positive; id must be a string',
+        errorClass: 'BadRequestException',
+      },
     });
   });
 
   it('with retry: false dead-letters on the first failure, keeping the reason', () => {
-    expect(decide(1, new Error('no')), ).toMatchObject({ action: 'retry' });
-    expect(decide(1, new Error('no'), { retry: false })).toMatchObject({ action: 'dead-letter', failure: { reason: 'handler-error' } });
+    expect(decide(1, new Error('no'))).toMatchObject({ action: 'retry' });
+    expect(decide(1, new Error('no'), { retry: false })).toMatchObject({
+      action: 'dead-letter',
+      failure: { reason: 'handler-error' },
+    });
   });
 
   it('acknowledges and drops when dead-lettering is off', () => {
@@ -65,6 +99,8 @@ describe('decideSettlement', () => {
 
   it('classifies other HTTP exceptions as handler errors (retryable)', () => {
     expect(classifyFailure(new NotFoundException())).toBe('handler-error');
-    expect(classifyFailure({ status: 'error', message: 'Forbidden resource' })).toBe('handler-error');
+    expect(classifyFailure({ status: 'error', message: 'Forbidden resource' })).toBe(
+      'handler-error',
+    );
   });
 });

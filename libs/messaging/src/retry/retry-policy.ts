@@ -42,7 +42,11 @@ const MAX_ERROR_LENGTH = 1024;
  * multiplier^(attempt-1)`, plus up to `jitter` of it at random, capped at `maxDelayMs`. Never less
  * than the un-jittered delay (within the cap), so "waits at least the backoff" holds.
  */
-export function computeBackoffDelay(attempt: number, backoff: ResolvedBackoff, random: number): number {
+export function computeBackoffDelay(
+  attempt: number,
+  backoff: ResolvedBackoff,
+  random: number,
+): number {
   const base = backoff.initialDelayMs * Math.pow(backoff.multiplier, Math.max(0, attempt - 1));
   const jittered = base * (1 + backoff.jitter * random);
   return Math.round(Math.min(backoff.maxDelayMs, jittered));
@@ -62,9 +66,14 @@ export function classifyFailure(error: unknown): FailureReason {
  * arrays of `ValidationError`. Retrying never fixes a payload, so these go to the dead-letter queue.
  */
 function isValidationError(error: unknown): boolean {
-  if (error instanceof BadRequestException || error instanceof UnprocessableEntityException) return true;
+  if (error instanceof BadRequestException || error instanceof UnprocessableEntityException)
+    return true;
   if (error instanceof HttpException) return [400, 422].includes(error.getStatus());
-  return Array.isArray(error) && error.length > 0 && error.every((e) => e?.constructor?.name === 'ValidationError');
+  return (
+    Array.isArray(error) &&
+    error.length > 0 &&
+    error.every((e) => e?.constructor?.name === 'ValidationError')
+  );
 }
 
 /** The error as recorded on retries and dead letters. */
@@ -94,14 +103,21 @@ function errorMessage(error: unknown): string {
   let message: string;
   if (error instanceof HttpException) {
     const response = error.getResponse();
-    const detail = typeof response === 'object' && response !== null ? (response as { message?: unknown }).message : undefined;
-    message = Array.isArray(detail) ? detail.join('; ') : typeof detail === 'string' ? detail : error.message;
+    const detail =
+      typeof response === 'object' && response !== null
+        ? (response as { message?: unknown }).message
+        : undefined;
+    message = Array.isArray(detail)
+      ? detail.join('; ')
+      : typeof detail === 'string'
+        ? detail
+        : error.message;
   } else if (error instanceof Error) {
     message = error.message;
   } else if (Array.isArray(error)) {
     message = error.map((e) => String(e?.toString?.() ?? e)).join('; ');
   } else if (typeof error === 'object' && error !== null && 'message' in error) {
-    message = String((error as { message: unknown }).message);
+    message = String(error.message);
   } else {
     message = String(error);
   }

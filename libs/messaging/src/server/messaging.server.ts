@@ -73,7 +73,10 @@ export class MessagingServer
     await Promise.allSettled(subscriptions.map((s) => s.cancel()));
     if (this.inFlight.size > 0) {
       this.logger.log(`Waiting for ${this.inFlight.size} in-flight handler(s) to finish`);
-      const drained = await settleWithin(Promise.allSettled([...this.inFlight]), this.options.shutdownTimeoutMs);
+      const drained = await settleWithin(
+        Promise.allSettled([...this.inFlight]),
+        this.options.shutdownTimeoutMs,
+      );
       if (!drained) {
         this.logger.warn(
           `${this.inFlight.size} handler(s) still running after shutdownTimeoutMs (${this.options.shutdownTimeoutMs} ms); ` +
@@ -84,7 +87,10 @@ export class MessagingServer
     this.detachStatus();
   }
 
-  override on<K extends keyof BackendEvents, C extends BackendEvents[K]>(event: K, callback: C): () => void {
+  override on<K extends keyof BackendEvents, C extends BackendEvents[K]>(
+    event: K,
+    callback: C,
+  ): () => void {
     return this.backend.on(event, callback);
   }
 
@@ -96,7 +102,9 @@ export class MessagingServer
     const routes = buildRoutes(this.getHandlers(), this.options);
     await this.backend.connect();
     for (const route of routes) {
-      const subscription = await this.backend.subscribe(route.spec, (delivery) => this.track(route, delivery));
+      const subscription = await this.backend.subscribe(route.spec, (delivery) =>
+        this.track(route, delivery),
+      );
       this.subscriptions.push(subscription);
       this.logger.log(describeRoute(route));
     }
@@ -120,19 +128,33 @@ export class MessagingServer
     }
     try {
       const result = await this.runInProcessingHooks(ctx, route.handler, payload);
-      this.logger.debug(`${route.name} handled ${delivery.messageId} (attempt ${delivery.attempt})`);
-      return delivery.replyTo === undefined ? ACK : { action: 'ack', reply: this.encodeReply(result) };
+      this.logger.debug(
+        `${route.name} handled ${delivery.messageId} (attempt ${delivery.attempt})`,
+      );
+      return delivery.replyTo === undefined
+        ? ACK
+        : { action: 'ack', reply: this.encodeReply(result) };
     } catch (thrown) {
       return this.fail(route, delivery, ctx.thrown ?? thrown);
     }
   }
 
-  private runInProcessingHooks(ctx: MessageContext, handler: MessageHandler, payload: unknown): Promise<unknown> {
+  private runInProcessingHooks(
+    ctx: MessageContext,
+    handler: MessageHandler,
+    payload: unknown,
+  ): Promise<unknown> {
     return new Promise<unknown>((resolve, reject) => {
       const started = this.runWithProcessingHooks(ctx, async (runEndHook) => {
         try {
-          resolve(await lastValueFrom(this.transformToObservable(await handler(payload, ctx)), { defaultValue: undefined }));
+          resolve(
+            await lastValueFrom(this.transformToObservable(await handler(payload, ctx)), {
+              defaultValue: undefined,
+            }),
+          );
         } catch (error) {
+          // Whatever was thrown (Nest's filters may turn it into a plain object) goes to the retry policy.
+          // eslint-disable-next-line @typescript-eslint/prefer-promise-reject-errors
           reject(error);
         } finally {
           runEndHook();
@@ -150,7 +172,9 @@ export class MessagingServer
       // never reached the handler is also kept as a dead letter for inspection.
       const reason = classifyFailure(error);
       const reply = this.encodeErrorReply(error, now);
-      this.logger.warn(`${route.name} failed request ${delivery.messageId}: ${describeFailure(error, reason, now).message}`);
+      this.logger.warn(
+        `${route.name} failed request ${delivery.messageId}: ${describeFailure(error, reason, now).message}`,
+      );
       return reason === 'malformed' && route.deadLetter
         ? { action: 'dead-letter', failure: describeFailure(error, reason, now), reply }
         : { action: 'ack', reply };
@@ -167,21 +191,36 @@ export class MessagingServer
     return settlement;
   }
 
-  private logSettlement(route: Route, delivery: Delivery, settlement: Settlement, error: unknown): void {
+  private logSettlement(
+    route: Route,
+    delivery: Delivery,
+    settlement: Settlement,
+    error: unknown,
+  ): void {
     const id = `${route.name} message ${delivery.messageId} (attempt ${delivery.attempt})`;
     if (settlement.action === 'retry') {
-      this.logger.warn(`${id} failed: ${settlement.failure.message}; retrying in ${settlement.delayMs} ms`);
+      this.logger.warn(
+        `${id} failed: ${settlement.failure.message}; retrying in ${settlement.delayMs} ms`,
+      );
     } else if (settlement.action === 'dead-letter') {
-      this.logger.error(`${id} dead-lettered (${settlement.failure.reason}): ${settlement.failure.message}`);
+      this.logger.error(
+        `${id} dead-lettered (${settlement.failure.reason}): ${settlement.failure.message}`,
+      );
     } else {
-      this.logger.error(`${id} failed and was dropped (deadLetter is off): ${String((error as Error)?.message ?? error)}`);
+      this.logger.error(
+        `${id} failed and was dropped (deadLetter is off): ${String((error as Error)?.message ?? error)}`,
+      );
     }
   }
 
   private encodeReply(result: unknown): OutgoingReply {
     try {
       const encoded = this.codec.encode(result);
-      return { body: encoded.body, contentType: encoded.contentType, headers: encoded.headers ?? {} };
+      return {
+        body: encoded.body,
+        contentType: encoded.contentType,
+        headers: encoded.headers ?? {},
+      };
     } catch (error) {
       return this.encodeErrorReply(error, new Date());
     }
@@ -189,8 +228,14 @@ export class MessagingServer
 
   private encodeErrorReply(error: unknown, now: Date): OutgoingReply {
     const failure = describeFailure(error, classifyFailure(error), now);
-    const body = Buffer.from(JSON.stringify({ message: failure.message, errorClass: failure.errorClass }));
-    return { body, contentType: 'application/json', headers: { [MessagingHeaders.REPLY_ERROR]: failure.errorClass } };
+    const body = Buffer.from(
+      JSON.stringify({ message: failure.message, errorClass: failure.errorClass }),
+    );
+    return {
+      body,
+      contentType: 'application/json',
+      headers: { [MessagingHeaders.REPLY_ERROR]: failure.errorClass },
+    };
   }
 }
 

@@ -3,7 +3,11 @@ import type { SubscriptionSpec } from '../backend/broker-backend.interface';
 import type { ConsumeDefinition } from '../decorators/consume.decorator';
 import { MessagingConfigError } from '../errors/messaging.errors';
 import { CONSUME_METADATA } from '../messaging.constants';
-import { resolveInteger, resolveRetry, type ResolvedMessagingOptions } from '../module/messaging-options';
+import {
+  resolveInteger,
+  resolveRetry,
+  type ResolvedMessagingOptions,
+} from '../module/messaging-options';
 import type { ResolvedRetryPolicy } from '../retry/retry-policy';
 
 /** One `@Consume` handler with its options resolved against the module's. */
@@ -20,7 +24,10 @@ export interface Route {
  * Resolves every `@Consume` handler Nest registered on the server into a route, and throws a
  * `MessagingConfigError` for bad per-handler options or two handlers that would share a queue.
  */
-export function buildRoutes(handlers: Map<string, MessageHandler>, options: ResolvedMessagingOptions): Route[] {
+export function buildRoutes(
+  handlers: Map<string, MessageHandler>,
+  options: ResolvedMessagingOptions,
+): Route[] {
   const routes: Route[] = [];
   const byQueue = new Map<string, string>();
   for (const handler of handlers.values()) {
@@ -40,11 +47,18 @@ export function buildRoutes(handlers: Map<string, MessageHandler>, options: Reso
   return routes;
 }
 
-function buildRoute(definition: ConsumeDefinition, handler: MessageHandler, options: ResolvedMessagingOptions): Route {
+function buildRoute(
+  definition: ConsumeDefinition,
+  handler: MessageHandler,
+  options: ResolvedMessagingOptions,
+): Route {
   const { topic, options: consume, handlerName } = definition;
   const where = `@Consume on ${handlerName}`;
   const name = consume.name ?? topic;
-  if (consume.name !== undefined && (typeof consume.name !== 'string' || consume.name.length === 0)) {
+  if (
+    consume.name !== undefined &&
+    (typeof consume.name !== 'string' || consume.name.length === 0)
+  ) {
     throw new MessagingConfigError(`${where}: name must be a non-empty string`);
   }
   if (consume.deadLetter !== undefined && typeof consume.deadLetter !== 'boolean') {
@@ -53,7 +67,9 @@ function buildRoute(definition: ConsumeDefinition, handler: MessageHandler, opti
   const external = consume.queue !== undefined;
   const queue = external ? (consume.queue as string) : `${options.service}.${name}`;
   if (Buffer.byteLength(queue) > 255) {
-    throw new MessagingConfigError(`${where}: queue name '${queue}' is over 255 bytes; give a shorter { name }`);
+    throw new MessagingConfigError(
+      `${where}: queue name '${queue}' is over 255 bytes; give a shorter { name }`,
+    );
   }
   return {
     name: handlerName,
@@ -65,7 +81,13 @@ function buildRoute(definition: ConsumeDefinition, handler: MessageHandler, opti
       queue,
       topics: topic === undefined ? [] : [topic],
       external,
-      concurrency: resolveInteger(consume.concurrency, options.concurrency, `${where}: concurrency`, 1, 10_000),
+      concurrency: resolveInteger(
+        consume.concurrency,
+        options.concurrency,
+        `${where}: concurrency`,
+        1,
+        10_000,
+      ),
     },
   };
 }
@@ -73,8 +95,12 @@ function buildRoute(definition: ConsumeDefinition, handler: MessageHandler, opti
 /** The start-up log line of a route: `Class.method -> topic 'a.b' -> queue 'svc.a.b' (...)`. */
 export function describeRoute(route: Route): string {
   const { spec, retry } = route;
-  const source = spec.external ? `queue '${spec.queue}' (as is)` : `topic '${spec.topics.join("', '")}' -> queue '${spec.queue}'`;
+  const source = spec.external
+    ? `queue '${spec.queue}' (as is)`
+    : `topic '${spec.topics.join("', '")}' -> queue '${spec.queue}'`;
   const retries = retry === false ? 'no retry' : `up to ${retry.maxAttempts} attempts`;
-  const dlq = route.deadLetter ? `dead letters to '${spec.service}.dead-letter'` : 'no dead letters';
+  const dlq = route.deadLetter
+    ? `dead letters to '${spec.service}.dead-letter'`
+    : 'no dead letters';
   return `${route.name} <- ${source} (concurrency ${spec.concurrency}, ${retries}, ${dlq})`;
 }

@@ -1,5 +1,11 @@
 import { randomUUID } from 'node:crypto';
-import { Controller, type INestApplication, type Type, UsePipes, ValidationPipe } from '@nestjs/common';
+import {
+  Controller,
+  type INestApplication,
+  type Type,
+  UsePipes,
+  ValidationPipe,
+} from '@nestjs/common';
 import { Ctx, Payload } from '@nestjs/microservices';
 import { Test } from '@nestjs/testing';
 import { IsInt, IsString, Min } from 'class-validator';
@@ -34,7 +40,10 @@ class ChargeDto {
   amount!: number;
 }
 
-const FAST_RETRY = { maxAttempts: 3, backoff: { initialDelayMs: 100, multiplier: 2, maxDelayMs: 1000, jitter: 0 } };
+const FAST_RETRY = {
+  maxAttempts: 3,
+  backoff: { initialDelayMs: 100, multiplier: 2, maxDelayMs: 1000, jitter: 0 },
+};
 
 /**
  * The behaviour every `BrokerBackend` must have, checked through real Nest apps built with
@@ -97,7 +106,11 @@ export function runBackendContract(
         }
       }
       const app = await start(service, [Handler]);
-      const messageId = await publisherOf(app).publish({ topic }, { id: 7, items: ['a'] }, { headers: { tenant: 'acme' } });
+      const messageId = await publisherOf(app).publish(
+        { topic },
+        { id: 7, items: ['a'] },
+        { headers: { tenant: 'acme' } },
+      );
       await waitFor(() => seen.length === 1);
       const [{ payload, ctx }] = seen;
       expect(payload).toEqual({ id: 7, items: ['a'] });
@@ -130,7 +143,11 @@ export function runBackendContract(
       await start(other, [makeHandler('b')]);
       const total = 20;
       for (let i = 0; i < total; i++) await publisherOf(a1).publish({ topic }, { i });
-      await waitFor(() => (counts.get('b') ?? 0) === total && (counts.get('a1') ?? 0) + (counts.get('a2') ?? 0) === total);
+      await waitFor(
+        () =>
+          (counts.get('b') ?? 0) === total &&
+          (counts.get('a1') ?? 0) + (counts.get('a2') ?? 0) === total,
+      );
       expect(counts.get('a1')).toBeGreaterThan(0);
       expect(counts.get('a2')).toBeGreaterThan(0);
     });
@@ -152,14 +169,17 @@ export function runBackendContract(
         }
       }
       const app = await start(service, [Handler]);
-      const publish = (t: string) => publisherOf(app).publish({ topic: t }, {}, { allowUnroutable: true });
+      const publish = (t: string) =>
+        publisherOf(app).publish({ topic: t }, {}, { allowUnroutable: true });
       await publish(`${topic}.order.created`);
       await publish(`${topic}.order.created.v2`);
       await publish(`${topic}.payment`);
       await waitFor(() => hash.length === 3);
       await waitFor(() => star.length >= 1);
       expect(star).toEqual([`${topic}.order.created`]);
-      expect(hash.sort()).toEqual([`${topic}.order.created`, `${topic}.order.created.v2`, `${topic}.payment`].sort());
+      expect(hash.sort()).toEqual(
+        [`${topic}.order.created`, `${topic}.order.created.v2`, `${topic}.payment`].sort(),
+      );
     });
 
     it('retries a failing handler with attempts 1, 2, 3 and waits at least the backoff', async () => {
@@ -195,7 +215,11 @@ export function runBackendContract(
       }
       const app = await start(service, [Handler]);
       const deadLetters = app.get(DeadLetterService);
-      const messageId = await publisherOf(app).publish({ topic }, { poison: true }, { headers: { origin: 'test' } });
+      const messageId = await publisherOf(app).publish(
+        { topic },
+        { poison: true },
+        { headers: { origin: 'test' } },
+      );
       await waitFor(async () => (await deadLetters.list()).length === 1);
       const [letter] = await deadLetters.list();
       expect(calls).toBe(3);
@@ -212,7 +236,9 @@ export function runBackendContract(
       expect(letter.headers.origin).toBe('test');
       expect(JSON.parse(letter.body.toString())).toEqual({ poison: true });
       expect(letter.firstFailedAt.getTime()).toBeLessThanOrEqual(letter.lastFailedAt.getTime());
-      expect(letter.lastFailedAt.getTime() - letter.firstFailedAt.getTime()).toBeGreaterThanOrEqual(300);
+      expect(letter.lastFailedAt.getTime() - letter.firstFailedAt.getTime()).toBeGreaterThanOrEqual(
+        300,
+      );
     });
 
     it('sends UnrecoverableError and validation failures to the dead-letter queue without retry', async () => {
@@ -228,7 +254,9 @@ export function runBackendContract(
         }
 
         @Consume(`${topic}.charge`, { retry: FAST_RETRY })
-        @UsePipes(new ValidationPipe({ transform: true, whitelist: true, forbidNonWhitelisted: true }))
+        @UsePipes(
+          new ValidationPipe({ transform: true, whitelist: true, forbidNonWhitelisted: true }),
+        )
         charge(@Payload() dto: ChargeDto): void {
           expect(dto).toBeInstanceOf(ChargeDto);
           validated++;
@@ -243,7 +271,11 @@ export function runBackendContract(
       const letters = await deadLetters.list();
       const byReason = Object.fromEntries(letters.map((l) => [l.reason, l]));
       expect(unrecoverable).toBe(1);
-      expect(byReason.unrecoverable).toMatchObject({ attempts: 1, errorClass: 'UnrecoverableError', error: 'order does not exist' });
+      expect(byReason.unrecoverable).toMatchObject({
+        attempts: 1,
+        errorClass: 'UnrecoverableError',
+        error: 'order does not exist',
+      });
       expect(byReason.validation).toMatchObject({ attempts: 1, errorClass: 'BadRequestException' });
       expect(byReason.validation.error).toContain('amount must not be less than 1');
     });
@@ -264,7 +296,14 @@ export function runBackendContract(
       try {
         const raw = (body: string, contentType?: string) =>
           backend.publish(
-            { topic, body: Buffer.from(body), headers: {}, messageId: randomUUID(), contentType, timestamp: Date.now() },
+            {
+              topic,
+              body: Buffer.from(body),
+              headers: {},
+              messageId: randomUUID(),
+              contentType,
+              timestamp: Date.now(),
+            },
             { mandatory: true },
           );
         await raw('{"orderId": ', 'application/json');
@@ -272,14 +311,21 @@ export function runBackendContract(
         await raw('{"constructor": {"prototype": {"polluted": true}}}');
         await raw(`${'['.repeat(5000)}${']'.repeat(5000)}`, 'application/json');
         await raw('plain text from a shell script');
-        await waitFor(async () => (await app.get(DeadLetterService).list()).length === 4 && seen.length === 1);
+        await waitFor(
+          async () => (await app.get(DeadLetterService).list()).length === 4 && seen.length === 1,
+        );
       } finally {
         await backend.close();
       }
       const letters = await app.get(DeadLetterService).list();
       expect(letters.every((l) => l.reason === 'malformed' && l.attempts === 1)).toBe(true);
       const errors = letters.map((l) => l.error).join('\n');
-      for (const reason of ['not valid JSON', '"__proto__"', '"constructor.prototype"', 'nests deeper']) {
+      for (const reason of [
+        'not valid JSON',
+        '"__proto__"',
+        '"constructor.prototype"',
+        'nests deeper',
+      ]) {
         expect(errors).toContain(reason);
       }
       expect(seen).toEqual(['plain text from a shell script']);
@@ -343,9 +389,13 @@ export function runBackendContract(
         constructor: RemoteHandlerError,
         message: 'cannot compute',
       });
-      await expect(publisher.request({ topic: `${topic}.slow` }, {}, { timeoutMs: 200 })).rejects.toBeInstanceOf(RequestTimeoutError);
+      await expect(
+        publisher.request({ topic: `${topic}.slow` }, {}, { timeoutMs: 200 }),
+      ).rejects.toBeInstanceOf(RequestTimeoutError);
       slow.open();
-      await expect(publisher.request({ topic: `${topic}.nobody` }, {})).rejects.toBeInstanceOf(UnroutableError);
+      await expect(publisher.request({ topic: `${topic}.nobody` }, {})).rejects.toBeInstanceOf(
+        UnroutableError,
+      );
       expect(await app.get(DeadLetterService).list()).toEqual([]);
     });
 
@@ -361,8 +411,12 @@ export function runBackendContract(
       }
       const app = await start(service, [Handler]);
       const publisher = publisherOf(app);
-      await expect(publisher.publish({ topic: `${topic}.nobody` }, {})).rejects.toBeInstanceOf(UnroutableError);
-      await expect(publisher.publish({ topic: `${topic}.nobody` }, {}, { allowUnroutable: true })).resolves.toEqual(expect.any(String));
+      await expect(publisher.publish({ topic: `${topic}.nobody` }, {})).rejects.toBeInstanceOf(
+        UnroutableError,
+      );
+      await expect(
+        publisher.publish({ topic: `${topic}.nobody` }, {}, { allowUnroutable: true }),
+      ).resolves.toEqual(expect.any(String));
       const sentAt = Date.now();
       await publisher.publish({ topic: `${topic}.delayed` }, {}, { delayMs: 300 });
       await waitFor(() => received.length === 1);
@@ -385,7 +439,9 @@ export function runBackendContract(
         }
       }
       const app = await start(service, [Handler]);
-      await Promise.all(Array.from({ length: 8 }, (_, i) => publisherOf(app).publish({ topic }, { i })));
+      await Promise.all(
+        Array.from({ length: 8 }, (_, i) => publisherOf(app).publish({ topic }, { i })),
+      );
       await waitFor(() => done === 8);
       expect(peak).toBe(2);
     });

@@ -13,7 +13,11 @@ import type {
   OutgoingMessage,
   SubscriptionSpec,
 } from '../../backend/broker-backend.interface';
-import { BackendClosedError, RequestTimeoutError, UnroutableError } from '../../errors/messaging.errors';
+import {
+  BackendClosedError,
+  RequestTimeoutError,
+  UnroutableError,
+} from '../../errors/messaging.errors';
 import { InMemoryBroker, type MemoryConsumer } from './in-memory.broker';
 
 /** Options of `InMemoryBackend`. */
@@ -50,7 +54,8 @@ export class InMemoryBackend implements BrokerBackend {
   }
 
   async connect(): Promise<void> {
-    if (this.status === 'closed') throw new BackendClosedError('This InMemoryBackend was closed; create a new one');
+    if (this.status === 'closed')
+      throw new BackendClosedError('This InMemoryBackend was closed; create a new one');
     this.events.setStatus('connected');
   }
 
@@ -63,7 +68,8 @@ export class InMemoryBackend implements BrokerBackend {
       this.broker.requeueUnsettled(queue, consumer);
     }
     this.consumers.clear();
-    for (const fail of this.pendingRequests) fail(new BackendClosedError('The backend closed before the reply arrived'));
+    for (const fail of this.pendingRequests)
+      fail(new BackendClosedError('The backend closed before the reply arrived'));
   }
 
   async publish(message: OutgoingMessage, options: BackendPublishOptions): Promise<void> {
@@ -91,7 +97,10 @@ export class InMemoryBackend implements BrokerBackend {
         reject(error);
       };
       const timer = setTimeout(
-        () => fail(new RequestTimeoutError(message.topic ?? (message.queue as string), options.timeoutMs)),
+        () =>
+          fail(
+            new RequestTimeoutError(message.topic ?? (message.queue as string), options.timeoutMs),
+          ),
         options.timeoutMs,
       );
       const stopWaiting = this.broker.awaitReplies(replyTo, (reply) => {

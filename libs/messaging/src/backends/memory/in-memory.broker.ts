@@ -81,7 +81,8 @@ export class InMemoryBroker {
   countRoutes(message: OutgoingMessage): number {
     if (message.queue !== undefined) return this.queues.has(message.queue) ? 1 : 0;
     let count = 0;
-    for (const queue of this.queues.values()) if (this.isBound(queue, message.topic as string)) count++;
+    for (const queue of this.queues.values())
+      if (this.isBound(queue, message.topic as string)) count++;
     return count;
   }
 
@@ -153,7 +154,13 @@ export class InMemoryBroker {
         contentType: letter.contentType,
         timestamp: Date.now(),
       };
-      this.enqueue(queue, { message, topic: letter.topic, headers: letter.headers, attempt: 1, redelivered: false });
+      this.enqueue(queue, {
+        message,
+        topic: letter.topic,
+        headers: letter.headers,
+        attempt: 1,
+        redelivered: false,
+      });
       replayed++;
     }
     this.deadLetters.set(service, kept);
@@ -226,16 +233,27 @@ export class InMemoryBroker {
     consumer.unsettled.add(queued);
     void consumer
       .handler(delivery)
-      .catch((error: unknown): Settlement => ({ action: 'retry', delayMs: 0, failure: internalFailure(error) }))
+      .catch((error: unknown): Settlement => ({
+        action: 'retry',
+        delayMs: 0,
+        failure: internalFailure(error),
+      }))
       .then((settlement) => {
         consumer.inFlight--;
         // A consumer that closed meanwhile already gave the message back: its settlement is stale.
-        if (consumer.unsettled.delete(queued)) this.settle(queue, consumer, queued, delivery, settlement);
+        if (consumer.unsettled.delete(queued))
+          this.settle(queue, consumer, queued, delivery, settlement);
         this.schedule(queue);
       });
   }
 
-  private settle(queue: MemoryQueue, consumer: MemoryConsumer, queued: QueuedMessage, delivery: Delivery, settlement: Settlement): void {
+  private settle(
+    queue: MemoryQueue,
+    consumer: MemoryConsumer,
+    queued: QueuedMessage,
+    delivery: Delivery,
+    settlement: Settlement,
+  ): void {
     if (settlement.action !== 'retry' && settlement.reply && queued.replyTo !== undefined) {
       this.sendReply(queued.replyTo, settlement.reply);
     }
@@ -244,11 +262,17 @@ export class InMemoryBroker {
       const headers = {
         ...queued.headers,
         [MessagingHeaders.ATTEMPT]: queued.attempt + 1,
-        [MessagingHeaders.FIRST_FAILURE]: queued.headers[MessagingHeaders.FIRST_FAILURE] ?? failure.at.toISOString(),
+        [MessagingHeaders.FIRST_FAILURE]:
+          queued.headers[MessagingHeaders.FIRST_FAILURE] ?? failure.at.toISOString(),
         [MessagingHeaders.LAST_FAILURE]: failure.at.toISOString(),
         [MessagingHeaders.LAST_ERROR]: failure.message,
       };
-      const retry: QueuedMessage = { ...queued, headers, attempt: queued.attempt + 1, redelivered: false };
+      const retry: QueuedMessage = {
+        ...queued,
+        headers,
+        attempt: queued.attempt + 1,
+        redelivered: false,
+      };
       // Held by an unref'd timer: a pending retry never keeps the process alive.
       setTimeout(() => this.enqueue(queue, retry), settlement.delayMs).unref();
     } else if (settlement.action === 'dead-letter') {
@@ -256,10 +280,16 @@ export class InMemoryBroker {
     }
   }
 
-  private addDeadLetter(service: string, queued: QueuedMessage, delivery: Delivery, failure: FailureInfo): void {
+  private addDeadLetter(
+    service: string,
+    queued: QueuedMessage,
+    delivery: Delivery,
+    failure: FailureInfo,
+  ): void {
     const first = queued.headers[MessagingHeaders.FIRST_FAILURE];
     const headers: Record<string, unknown> = {};
-    for (const [key, value] of Object.entries(queued.headers)) if (!LIBRARY_HEADERS.has(key)) headers[key] = value;
+    for (const [key, value] of Object.entries(queued.headers))
+      if (!LIBRARY_HEADERS.has(key)) headers[key] = value;
     const letter: DeadLetter = {
       id: randomUUID(),
       messageId: delivery.messageId,
@@ -283,10 +313,19 @@ export class InMemoryBroker {
   }
 
   private sendReply(replyTo: string, reply: OutgoingReply): void {
-    this.replyWaiters.get(replyTo)?.({ body: reply.body, headers: reply.headers, contentType: reply.contentType });
+    this.replyWaiters.get(replyTo)?.({
+      body: reply.body,
+      headers: reply.headers,
+      contentType: reply.contentType,
+    });
   }
 }
 
 function internalFailure(error: unknown): FailureInfo {
-  return { reason: 'handler-error', message: String((error as Error)?.message ?? error), errorClass: 'Error', at: new Date() };
+  return {
+    reason: 'handler-error',
+    message: String((error as Error)?.message ?? error),
+    errorClass: 'Error',
+    at: new Date(),
+  };
 }
