@@ -14,7 +14,8 @@ import {
   UseGuards,
   UseInterceptors,
 } from '@nestjs/common';
-import { Ctx, Payload, type RpcExceptionFilter } from '@nestjs/microservices';
+import { type ExceptionFilter } from '@nestjs/common';
+import { Ctx, Payload } from '@nestjs/microservices';
 import { Test } from '@nestjs/testing';
 import { lastValueFrom, type Observable, of, tap } from 'rxjs';
 import {
@@ -94,7 +95,7 @@ describe('MessagingModule in a Nest app (in-memory backend)', () => {
     class KnownGlitch extends Error {}
 
     @Catch(KnownGlitch)
-    class GlitchFilter implements RpcExceptionFilter<KnownGlitch> {
+    class GlitchFilter implements ExceptionFilter<KnownGlitch> {
       catch(error: KnownGlitch, _host: ArgumentsHost): Observable<unknown> {
         events.push(`filtered:${error.message}`);
         return of('recovered');
