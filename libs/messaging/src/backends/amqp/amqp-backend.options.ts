@@ -1,0 +1,260 @@
+import { MessagingConfigError } from '../../errors/messaging.errors';
+
+/** TLS settings for `amqps://` URLs, handed to Node's `tls.connect()`. */
+export interface AmqpTlsOptions {
+  /** Trusted CA certificate(s), PEM. */
+  readonly ca?: string | Buffer | Array<string | Buffer>;
+  /** Client certificate for mutual TLS, PEM. */
+  readonly cert?: string | Buffer;
+  /** Client private key for mutual TLS, PEM. */
+  readonly key?: string | Buffer;
+  /** Passphrase of `key`. */
+  readonly passphrase?: string;
+  /** Host name to verify the certificate against (SNI). Defaults to the URL's host name. */
+  readonly servername?: string;
+  /**
+   * Verify the broker's certificate. Never turn this off outside a test.
+   * @default true
+   */
+  readonly rejectUnauthorized?: boolean;
+}
+
+/** Exponential backoff between reconnection attempts. */
+export interface AmqpReconnectOptions {
+  /** @default 500 */
+  readonly initialDelayMs?: number;
+  /** @default 10000 */
+  readonly maxDelayMs?: number;
+  /** @default 2 */
+  readonly multiplier?: number;
+}
+
+/**
+ * Options of {@link AmqpBackend}.
+ *
+ * @example
+ * new AmqpBackend({ url: process.env.BROKER_URL, prefetch: 20 });
+ * new AmqpBackend({ urls: ['amqps://app:secret@rmq-1', 'amqps://app:secret@rmq-2'], tls: { ca } });
+ */
+export interface AmqpBackendOptions {
+  /** Broker URL, `amqp://user:password@host:port/vhost` or `amqps://...`. */
+  readonly url?: string;
+  /** Several broker URLs, tried in order on every (re)connection (failover). */
+  readonly urls?: readonly string[];
+  /**
+   * The durable topic exchange every topic is published to.
+   * @default 'messaging'
+   */
+  readonly exchange?: string;
+  /**
+   * Prefetch of a subscription whose `concurrency` is not a positive number.
+   * @default 10
+   */
+  readonly prefetch?: number;
+  /**
+   * AMQP heartbeat, set explicitly so a dead peer is detected in about twice this time.
+   * @default 15
+   */
+  readonly heartbeatSeconds?: number;
+  /** TLS options for `amqps://` URLs. */
+  readonly tls?: AmqpTlsOptions;
+  /** Name of the connection shown in the management UI and `rabbitmqctl list_connections`. */
+  readonly connectionName?: string;
+  /**
+   * Longest wait for a publisher confirm; also bounds a publish made while disconnected.
+   * @default 10000
+   */
+  readonly publishTimeoutMs?: number;
+  /**
+   * How long `connect()` keeps trying before it rejects (later reconnections never give up).
+   * @default 30000
+   */
+  readonly connectTimeoutMs?: number;
+  /** Backoff between reconnection attempts. */
+  readonly reconnect?: AmqpReconnectOptions;
+  /**
+   * Most unconfirmed publishes at once; further publishes wait (bounded by `publishTimeoutMs`).
+   * @default 1000
+   */
+  readonly maxInFlightPublishes?: number;
+  /**
+   * Type of the queues this backend declares (work, retry, delay and dead-letter queues).
+   * `quorum` (the default) is replicated, and gets `x-delivery-limit` as a safety net against a
+   * message that crashes its consumer in a loop. `classic` suits a single development broker or a
+   * RabbitMQ older than 3.10 (quorum queues support TTL, which retries need, only since 3.10).
+   * @default 'quorum'
+   */
+  readonly queueType?: 'quorum' | 'classic';
+  /**
+   * Quorum work queues only: after this many redeliveries caused by crashes or lost connections (not
+   * by retries, which the library counts itself) the broker moves the message to the dead-letter queue.
+   * @default 20
+   */
+  readonly deliveryLimit?: number;
+  /**
+   * Declare exchanges, queues and bindings. Turn off when the broker user has no `configure`
+   * permission and the topology is provisioned separately.
+   * @default true
+   */
+  readonly assertTopology?: boolean;
+}
+
+/** {@link AmqpBackendOptions} with every default applied. */
+export interface ResolvedAmqpOptions {
+  readonly urls: readonly string[];
+  readonly exchange: string;
+  readonly prefetch: number;
+  readonly heartbeatSeconds: number;
+  readonly tls?: AmqpTlsOptions;
+  readonly connectionName?: string;
+  readonly publishTimeoutMs: number;
+  readonly connectTimeoutMs: number;
+  readonly reconnect: Required<AmqpReconnectOptions>;
+  readonly maxInFlightPublishes: number;
+  readonly queueType: 'quorum' | 'classic';
+  readonly deliveryLimit: number;
+  readonly assertTopology: boolean;
+}
+
+/** Defaults of {@link AmqpBackendOptions}. */
+export const DEFAULT_AMQP_OPTIONS = {
+  exchange: 'messaging',
+  prefetch: 10,
+  heartbeatSeconds: 15,
+  publishTimeoutMs: 10_000,
+  connectTimeoutMs: 30_000,
+  reconnect: { initialDelayMs: 500, maxDelayMs: 10_000, multiplier: 2 },
+  maxInFlightPublishes: 1000,
+  queueType: 'quorum',
+  deliveryLimit: 20,
+  assertTopology: true,
+} as const;
+
+/**
+ * Replaces the password of every URL in `text` with `***`, so that a URL can be logged or put in an
+ * error message (`amqp://app:***@host`).
+ */
+export function redactCredentials(text: string): string {
+  return text.replace(/([a-z][a-z0-9+.-]*:\/\/[^:/@\s]*:)[^@\s]*@/gi, '$1***@');
+}
+
+/** Applies defaults and validates; throws {@link MessagingConfigError} saying what to change. */
+export function resolveAmqpOptions(options: AmqpBackendOptions | undefined): ResolvedAmqpOptions {
+  const o = options ?? {};
+  const urls = [...(o.url !== undefined ? [o.url] : []), ...(o.urls ?? [])];
+  if (urls.length === 0) {
+    throw new MessagingConfigError(
+      "AmqpBackend: no broker URL. Pass { url: 'amqp://user:password@host:5672' } or { urls: [...] }.",
+    );
+  }
+  for (const url of urls) validateUrl(url);
+  const exchange = o.exchange ?? DEFAULT_AMQP_OPTIONS.exchange;
+  if (
+    typeof exchange !== 'string' ||
+    !/^[A-Za-z0-9_.:-]{1,200}$/.test(exchange) ||
+    exchange.startsWith('amq.')
+  ) {
+    throw new MessagingConfigError(
+      `AmqpBackend: exchange ${JSON.stringify(exchange)} is not a valid name. Use letters, digits, '.', '-', '_' or ':' (at most 200, not starting with 'amq.').`,
+    );
+  }
+  const reconnect = {
+    initialDelayMs: o.reconnect?.initialDelayMs ?? DEFAULT_AMQP_OPTIONS.reconnect.initialDelayMs,
+    maxDelayMs: o.reconnect?.maxDelayMs ?? DEFAULT_AMQP_OPTIONS.reconnect.maxDelayMs,
+    multiplier: o.reconnect?.multiplier ?? DEFAULT_AMQP_OPTIONS.reconnect.multiplier,
+  };
+  positive('reconnect.initialDelayMs', reconnect.initialDelayMs);
+  positive('reconnect.maxDelayMs', reconnect.maxDelayMs);
+  if (!Number.isFinite(reconnect.multiplier) || reconnect.multiplier < 1) {
+    throw new MessagingConfigError(
+      `AmqpBackend: reconnect.multiplier must be a number >= 1, got ${String(reconnect.multiplier)}.`,
+    );
+  }
+  if (reconnect.maxDelayMs < reconnect.initialDelayMs) {
+    throw new MessagingConfigError(
+      'AmqpBackend: reconnect.maxDelayMs must be >= reconnect.initialDelayMs.',
+    );
+  }
+  const queueType = o.queueType ?? DEFAULT_AMQP_OPTIONS.queueType;
+  if (queueType !== 'quorum' && queueType !== 'classic') {
+    throw new MessagingConfigError(
+      `AmqpBackend: queueType must be 'quorum' or 'classic', got ${JSON.stringify(queueType)}.`,
+    );
+  }
+  const resolved: ResolvedAmqpOptions = {
+    urls,
+    exchange,
+    prefetch: positiveInt('prefetch', o.prefetch ?? DEFAULT_AMQP_OPTIONS.prefetch, 65_535),
+    heartbeatSeconds: positiveInt(
+      'heartbeatSeconds',
+      o.heartbeatSeconds ?? DEFAULT_AMQP_OPTIONS.heartbeatSeconds,
+      3600,
+    ),
+    tls: o.tls,
+    connectionName: o.connectionName,
+    publishTimeoutMs: positive(
+      'publishTimeoutMs',
+      o.publishTimeoutMs ?? DEFAULT_AMQP_OPTIONS.publishTimeoutMs,
+    ),
+    connectTimeoutMs: positive(
+      'connectTimeoutMs',
+      o.connectTimeoutMs ?? DEFAULT_AMQP_OPTIONS.connectTimeoutMs,
+    ),
+    reconnect,
+    maxInFlightPublishes: positiveInt(
+      'maxInFlightPublishes',
+      o.maxInFlightPublishes ?? DEFAULT_AMQP_OPTIONS.maxInFlightPublishes,
+      1_000_000,
+    ),
+    queueType,
+    deliveryLimit: positiveInt(
+      'deliveryLimit',
+      o.deliveryLimit ?? DEFAULT_AMQP_OPTIONS.deliveryLimit,
+      1_000_000,
+    ),
+    assertTopology: o.assertTopology ?? DEFAULT_AMQP_OPTIONS.assertTopology,
+  };
+  return resolved;
+}
+
+function validateUrl(url: unknown): void {
+  if (typeof url !== 'string' || url.length === 0) {
+    throw new MessagingConfigError(
+      `AmqpBackend: a broker URL must be a non-empty string, got ${typeof url}.`,
+    );
+  }
+  let parsed: URL;
+  try {
+    parsed = new URL(url);
+  } catch {
+    throw new MessagingConfigError(
+      `AmqpBackend: '${redactCredentials(url)}' is not a valid URL. Expected amqp://user:password@host:5672/vhost.`,
+    );
+  }
+  if (parsed.protocol !== 'amqp:' && parsed.protocol !== 'amqps:') {
+    throw new MessagingConfigError(
+      `AmqpBackend: URL scheme '${parsed.protocol}' is not supported in '${redactCredentials(url)}'. Use amqp:// or amqps:// (TLS).`,
+    );
+  }
+  if (!parsed.hostname) {
+    throw new MessagingConfigError(`AmqpBackend: URL '${redactCredentials(url)}' has no host.`);
+  }
+}
+
+function positive(name: string, value: number): number {
+  if (typeof value !== 'number' || !Number.isFinite(value) || value <= 0) {
+    throw new MessagingConfigError(
+      `AmqpBackend: ${name} must be a positive number of milliseconds, got ${String(value)}.`,
+    );
+  }
+  return value;
+}
+
+function positiveInt(name: string, value: number, max: number): number {
+  if (!Number.isInteger(value) || value < 1 || value > max) {
+    throw new MessagingConfigError(
+      `AmqpBackend: ${name} must be an integer between 1 and ${max}, got ${String(value)}.`,
+    );
+  }
+  return value;
+}

@@ -1,0 +1,253 @@
+/**
+ * One AMQP connection, kept open: connects over the configured URLs in order, and after any loss
+ * (broker or operator close, which emits `close` without `error`; socket error; missed heartbeats)
+ * reconnects with exponential backoff and jitter.
+ *
+ * Why not amqplib's own `recovery` option (2.3.x): it reconnects to a single URL (no failover), hands
+ * back a connection on which every channel, consumer and pending confirm is gone, and knows nothing of
+ * a channel closed alone (406, 404, consumer cancel). Channels, topology and consumers have to be
+ * rebuilt by us anyway, so we own the loop and tell the backend through {@link AmqpConnectionHooks}.
+ */
+import type { Logger } from '@nestjs/common';
+import type { ChannelModel } from 'amqplib';
+import type { BackendEventHub } from '../../backend/backend-events';
+import { BackendClosedError, MessagingError } from '../../errors/messaging.errors';
+import { redactCredentials, type ResolvedAmqpOptions } from './amqp-backend.options';
+
+/** The part of the `amqplib` module this backend uses. */
+export interface AmqplibModule {
+  connect(url: string, socketOptions?: Record<string, unknown>): Promise<ChannelModel>;
+}
+
+/** What the backend does when the connection comes and goes. */
+export interface AmqpConnectionHooks {
+  /** Runs on each new connection before it is reported connected; a throw drops it and retries. */
+  setup(conn: ChannelModel): Promise<void>;
+  /** Called once when a connection that was reported connected is lost. */
+  lost(conn: ChannelModel): void;
+}
+
+/** A broker that could not be reached (after redaction of any credentials). */
+export class AmqpConnectError extends MessagingError {
+  readonly code = 'CONNECT_FAILED';
+}
+
+interface Waiter {
+  resolve(conn: ChannelModel): void;
+  reject(error: Error): void;
+}
+
+/** Copies an error with every credential removed from its message, keeping its class name and code. */
+export function sanitizeError(error: unknown, context?: string): Error {
+  const raw = error instanceof Error ? error.message : String(error);
+  const message = redactCredentials(context ? `${context}: ${raw}` : raw);
+  if (error instanceof Error && !context && message === error.message) return error;
+  const copy = new Error(message);
+  copy.name = error instanceof Error ? error.name : 'Error';
+  const code = (error as { code?: unknown } | null)?.code;
+  if (code !== undefined) (copy as Error & { code?: unknown }).code = code;
+  return copy;
+}
+
+/** Keeps one connection open with reconnection over several URLs; see the file comment. */
+export class AmqpConnectionManager {
+  private conn?: ChannelModel;
+  private loop?: Promise<void>;
+  private closed = false;
+  private connectedOnce = false;
+  private stopLoop = false;
+  private readonly waiters = new Set<Waiter>();
+  private wakeSleeper?: () => void;
+  private lastError?: Error;
+
+  constructor(
+    private readonly amqplib: AmqplibModule,
+    private readonly options: ResolvedAmqpOptions,
+    private readonly hub: BackendEventHub,
+    private readonly logger: Logger,
+    private readonly hooks: AmqpConnectionHooks,
+  ) {}
+
+  /** The open connection, if any. */
+  get current(): ChannelModel | undefined {
+    return this.conn;
+  }
+
+  /** Connects; rejects after `connectTimeoutMs` if no URL could be reached (and stops trying). */
+  async connect(): Promise<void> {
+    if (this.closed) throw new BackendClosedError('AmqpBackend is closed');
+    if (this.conn) return;
+    this.ensureLoop();
+    try {
+      await this.waitForConnection(this.options.connectTimeoutMs);
+    } catch (error) {
+      if (!this.connectedOnce && !this.closed) this.stopLoop = true;
+      if (error instanceof AmqpConnectError && this.lastError) {
+        throw new AmqpConnectError(
+          `${error.message} Last error: ${sanitizeError(this.lastError).message}`,
+        );
+      }
+      throw error;
+    }
+  }
+
+  /**
+   * Resolves with the open connection, waiting for a (re)connection for at most `timeoutMs`.
+   * Starts connecting when nothing is going on.
+   */
+  waitForConnection(timeoutMs: number): Promise<ChannelModel> {
+    if (this.closed) return Promise.reject(new BackendClosedError('AmqpBackend is closed'));
+    if (this.conn) return Promise.resolve(this.conn);
+    this.ensureLoop();
+    return new Promise<ChannelModel>((resolve, reject) => {
+      const timer = setTimeout(() => {
+        this.waiters.delete(waiter);
+        reject(
+          new AmqpConnectError(
+            `Could not connect to RabbitMQ at ${this.options.urls.map(redactCredentials).join(', ')} within ${timeoutMs} ms.`,
+          ),
+        );
+      }, timeoutMs);
+      const waiter: Waiter = {
+        resolve: (conn) => {
+          clearTimeout(timer);
+          resolve(conn);
+        },
+        reject: (error) => {
+          clearTimeout(timer);
+          reject(error);
+        },
+      };
+      this.waiters.add(waiter);
+    });
+  }
+
+  /** Closes the connection and stops reconnecting; idempotent. */
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    this.wakeSleeper?.();
+    for (const waiter of this.waiters)
+      waiter.reject(new BackendClosedError('AmqpBackend is closed'));
+    this.waiters.clear();
+    const conn = this.conn;
+    this.conn = undefined;
+    if (conn) await conn.close().catch(() => undefined);
+    await this.loop?.catch(() => undefined);
+  }
+
+  private ensureLoop(): void {
+    if (this.closed) return;
+    this.stopLoop = false;
+    if (this.loop) return;
+    this.hub.setStatus(this.connectedOnce ? 'reconnecting' : 'connecting');
+    this.loop = this.runLoop()
+      .catch((error: unknown) =>
+        this.hub.emitError(sanitizeError(error, 'AMQP connection loop failed')),
+      )
+      .finally(() => {
+        this.loop = undefined;
+        if (!this.conn && !this.closed) this.hub.setStatus('disconnected');
+      });
+  }
+
+  private async runLoop(): Promise<void> {
+    for (let round = 0; !this.closed && !this.stopLoop; round++) {
+      for (const url of this.options.urls) {
+        if (this.closed || this.stopLoop) return;
+        if (await this.tryConnect(url)) return;
+      }
+      if (this.closed || this.stopLoop) return;
+      await this.sleep(this.backoff(round));
+    }
+  }
+
+  private async tryConnect(url: string): Promise<boolean> {
+    const where = redactCredentials(url);
+    let conn: ChannelModel;
+    try {
+      conn = await this.amqplib.connect(this.withHeartbeat(url), this.socketOptions());
+    } catch (error) {
+      this.lastError = sanitizeError(error, `connecting to ${where}`);
+      this.hub.emitError(this.lastError);
+      return false;
+    }
+    let dead = false;
+    conn.on('error', (error: unknown) =>
+      this.hub.emitError(sanitizeError(error, `AMQP connection to ${where}`)),
+    );
+    conn.on('blocked', (reason: unknown) =>
+      this.logger.warn(`Broker blocked publishing on ${where}: ${String(reason)}`),
+    );
+    conn.on('unblocked', () => this.logger.log(`Broker unblocked publishing on ${where}`));
+    conn.on('close', () => {
+      dead = true;
+      this.onClose(conn);
+    });
+    try {
+      await this.hooks.setup(conn);
+    } catch (error) {
+      this.lastError = sanitizeError(error, `setting up the connection to ${where}`);
+      this.hub.emitError(this.lastError);
+      await conn.close().catch(() => undefined);
+      return false;
+    }
+    if (dead) return false;
+    if (this.closed || this.stopLoop) {
+      await conn.close().catch(() => undefined);
+      return true;
+    }
+    this.conn = conn;
+    this.connectedOnce = true;
+    this.logger.log(`Connected to RabbitMQ at ${where}`);
+    this.hub.setStatus('connected');
+    for (const waiter of this.waiters) waiter.resolve(conn);
+    this.waiters.clear();
+    return true;
+  }
+
+  private onClose(conn: ChannelModel): void {
+    if (this.conn !== conn) return;
+    this.conn = undefined;
+    this.hooks.lost(conn);
+    if (this.closed) return;
+    this.logger.warn('Lost the connection to RabbitMQ; reconnecting');
+    this.ensureLoop();
+  }
+
+  private withHeartbeat(url: string): string {
+    const parsed = new URL(url);
+    if (!parsed.searchParams.has('heartbeat'))
+      parsed.searchParams.set('heartbeat', String(this.options.heartbeatSeconds));
+    return parsed.toString();
+  }
+
+  private socketOptions(): Record<string, unknown> {
+    const socket: Record<string, unknown> = {
+      timeout: Math.min(this.options.connectTimeoutMs, 10_000),
+      noDelay: true,
+      clientProperties: this.options.connectionName
+        ? { connection_name: this.options.connectionName }
+        : {},
+    };
+    if (this.options.tls) Object.assign(socket, this.options.tls);
+    return socket;
+  }
+
+  private backoff(round: number): number {
+    const { initialDelayMs, maxDelayMs, multiplier } = this.options.reconnect;
+    const base = Math.min(maxDelayMs, initialDelayMs * multiplier ** round);
+    return Math.round(base * (0.8 + Math.random() * 0.2));
+  }
+
+  private sleep(ms: number): Promise<void> {
+    return new Promise((resolve) => {
+      const timer = setTimeout(done, ms);
+      function done(): void {
+        clearTimeout(timer);
+        resolve();
+      }
+      this.wakeSleeper = done;
+    });
+  }
+}

@@ -1,0 +1,373 @@
+import type { Logger } from '@nestjs/common';
+import type { Channel, ChannelModel, ConsumeMessage } from 'amqplib';
+import type { BackendEventHub } from '../../backend/backend-events';
+import type {
+  BackendSubscription,
+  Delivery,
+  DeliveryHandler,
+  OutgoingReply,
+  Settlement,
+  SubscriptionSpec,
+} from '../../backend/broker-backend.interface';
+import type { ResolvedAmqpOptions } from './amqp-backend.options';
+import { sanitizeError, type AmqpConnectionManager } from './amqp-connection';
+import { copyProperties, deadLetterHeaders, retryHeaders, toDelivery } from './amqp-messages';
+import type { PublishCommand } from './amqp-publisher';
+import {
+  assertDeadLetterQueue,
+  assertMainExchange,
+  assertWorkQueue,
+  deadLetterQueueName,
+  pickTier,
+  queueExists,
+  tierName,
+  type TierKind,
+} from './amqp-topology';
+
+/** What a consumer needs from its backend. */
+export interface AmqpConsumerContext {
+  readonly connection: AmqpConnectionManager;
+  readonly options: ResolvedAmqpOptions;
+  readonly hub: BackendEventHub;
+  readonly logger: Logger;
+  publish(command: PublishCommand): Promise<void>;
+  ensureTier(kind: TierKind, tierMs: number): Promise<void>;
+  isClosing(): boolean;
+}
+
+/** One channel carrying one consumer; acks go only to the channel that delivered. */
+interface ConsumerChannel {
+  readonly ch: Channel;
+  readonly conn: ChannelModel;
+  alive: boolean;
+  consumerTag?: string;
+  inFlight: number;
+  /** No longer consuming: close it once its in-flight deliveries are settled. */
+  retired: boolean;
+}
+
+/**
+ * One subscription: a channel with prefetch = concurrency, the queue's topology, a consumer, and the
+ * settlement of each delivery (reply, retry copy, dead letter, then ack). Re-subscribes by itself
+ * after a lost connection, an unexpected channel close, or a consumer cancelled by the broker (queue
+ * deleted: the delivery callback gets `null`), with backoff, until {@link cancel}.
+ */
+export class AmqpConsumer implements BackendSubscription {
+  private current?: ConsumerChannel;
+  private cancelled = false;
+  private restoring?: Promise<void>;
+  private restoreAgain = false;
+  private wakeSleeper?: () => void;
+  private readonly inFlight = new Set<Promise<void>>();
+
+  constructor(
+    private readonly spec: SubscriptionSpec,
+    private readonly handler: DeliveryHandler,
+    private readonly ctx: AmqpConsumerContext,
+  ) {}
+
+  /** Declares and starts consuming on the current connection; rejects on any topology error. */
+  async start(): Promise<void> {
+    const conn = await this.ctx.connection.waitForConnection(this.ctx.options.connectTimeoutMs);
+    await this.open(conn);
+  }
+
+  /** Stops intake (basic.cancel); in-flight deliveries still settle, then the channel closes. */
+  async cancel(): Promise<void> {
+    if (this.cancelled) return;
+    this.cancelled = true;
+    this.wakeSleeper?.();
+    const state = this.current;
+    this.current = undefined;
+    if (state) await this.retire(state);
+  }
+
+  /** Waits for in-flight deliveries to settle, at most `timeoutMs`. */
+  async drain(timeoutMs: number): Promise<void> {
+    if (this.inFlight.size === 0) return;
+    let timer: NodeJS.Timeout | undefined;
+    const timeout = new Promise<void>((resolve) => (timer = setTimeout(resolve, timeoutMs)));
+    await Promise.race([Promise.allSettled([...this.inFlight]), timeout]);
+    clearTimeout(timer);
+  }
+
+  /** The connection was lost: its channel is dead; re-subscribe once reconnected. */
+  connectionLost(): void {
+    if (this.current) this.current.alive = false;
+    this.current = undefined;
+    this.scheduleRestore();
+  }
+
+  private async open(conn: ChannelModel): Promise<void> {
+    const ch = await conn.createChannel();
+    const state: ConsumerChannel = { ch, conn, alive: true, inFlight: 0, retired: false };
+    ch.on('error', (error: unknown) =>
+      this.ctx.hub.emitError(sanitizeError(error, `AMQP channel of queue '${this.spec.queue}'`)),
+    );
+    ch.on('close', () => this.onChannelClose(state));
+    try {
+      await ch.prefetch(
+        this.spec.concurrency > 0 ? Math.floor(this.spec.concurrency) : this.ctx.options.prefetch,
+      );
+      await this.declare(conn, ch);
+      const { consumerTag } = await ch.consume(
+        this.spec.queue,
+        (msg) => this.onMessage(state, msg),
+        { noAck: false },
+      );
+      state.consumerTag = consumerTag;
+    } catch (error) {
+      state.alive = false;
+      await ch.close().catch(() => undefined);
+      throw sanitizeError(error, `subscribing to queue '${this.spec.queue}'`);
+    }
+    if (this.cancelled || this.ctx.isClosing()) {
+      await this.retire(state);
+      return;
+    }
+    this.current = state;
+  }
+
+  private async declare(conn: ChannelModel, ch: Channel): Promise<void> {
+    const { options } = this.ctx;
+    if (this.spec.external) {
+      if (!(await queueExists(conn, this.spec.queue))) {
+        // Someone else's queue that does not exist yet: create it as plain as possible.
+        await ch.assertQueue(this.spec.queue, { durable: true });
+      }
+      if (options.assertTopology) await assertDeadLetterQueue(ch, options, this.spec.service);
+      return;
+    }
+    if (!options.assertTopology) return;
+    await assertMainExchange(ch, options);
+    await assertWorkQueue(ch, options, this.spec.queue, this.spec.service, this.spec.topics);
+    await assertDeadLetterQueue(ch, options, this.spec.service);
+  }
+
+  private onChannelClose(state: ConsumerChannel): void {
+    state.alive = false;
+    if (this.current !== state) return;
+    this.current = undefined;
+    // amqplib closes the channels before the connection reports `close`: look again a tick later so
+    // that a lost connection is logged once, by the connection manager.
+    setImmediate(() => {
+      if (this.ctx.connection.current === state.conn && !this.cancelled) {
+        this.ctx.logger.warn(`The channel of queue '${this.spec.queue}' closed; re-subscribing`);
+      }
+    });
+    this.scheduleRestore();
+  }
+
+  private onMessage(state: ConsumerChannel, msg: ConsumeMessage | null): void {
+    if (msg === null) {
+      this.ctx.logger.warn(
+        `RabbitMQ cancelled the consumer of queue '${this.spec.queue}' (queue deleted?); re-subscribing`,
+      );
+      if (this.current === state) this.current = undefined;
+      void this.retire(state);
+      this.scheduleRestore();
+      return;
+    }
+    if (this.cancelled || this.ctx.isClosing() || state.retired) {
+      // Arrived after cancel: hand it back for another consumer.
+      this.settleOnChannel(state, msg, 'requeue');
+      return;
+    }
+    state.inFlight++;
+    const work = this.process(state, msg)
+      .catch((error: unknown) =>
+        this.ctx.hub.emitError(sanitizeError(error, `settling a delivery of '${this.spec.queue}'`)),
+      )
+      .finally(() => {
+        this.inFlight.delete(work);
+        state.inFlight--;
+        if (state.retired && state.inFlight === 0) void state.ch.close().catch(() => undefined);
+      });
+    this.inFlight.add(work);
+  }
+
+  private async process(state: ConsumerChannel, msg: ConsumeMessage): Promise<void> {
+    const delivery = toDelivery(msg, this.spec.queue);
+    let settlement: Settlement;
+    try {
+      settlement = await this.handler(delivery);
+    } catch (error) {
+      // The core's handler never rejects; if it does, hand the message back (the delivery limit of a
+      // quorum queue stops an endless loop).
+      this.ctx.hub.emitError(sanitizeError(error, `handler of '${this.spec.queue}' rejected`));
+      this.settleOnChannel(state, msg, 'requeue');
+      return;
+    }
+    if (settlement.action === 'ack') {
+      if (settlement.reply) await this.sendReply(delivery, settlement.reply);
+      this.settleOnChannel(state, msg, 'ack');
+      return;
+    }
+    if (settlement.action === 'dead-letter' && settlement.reply)
+      await this.sendReply(delivery, settlement.reply);
+    try {
+      if (settlement.action === 'retry')
+        await this.publishRetry(delivery, settlement.delayMs, settlement);
+      else await this.publishDeadLetter(delivery, settlement);
+    } catch (error) {
+      this.ctx.hub.emitError(
+        sanitizeError(
+          error,
+          `could not ${settlement.action} a message of '${this.spec.queue}'; requeued it`,
+        ),
+      );
+      this.settleOnChannel(state, msg, 'requeue');
+      return;
+    }
+    this.settleOnChannel(state, msg, 'ack');
+  }
+
+  private async publishRetry(
+    delivery: Delivery,
+    delayMs: number,
+    settlement: Extract<Settlement, { action: 'retry' }>,
+  ): Promise<void> {
+    const properties = copyProperties(delivery, retryHeaders(delivery, settlement.failure));
+    const base = {
+      routingKey: this.spec.queue,
+      content: delivery.body,
+      properties,
+      mandatory: true,
+      target: this.spec.queue,
+    };
+    if (!(delayMs > 0)) {
+      await this.ctx.publish({ ...base, exchange: '' });
+      return;
+    }
+    const tier = pickTier(delayMs);
+    await this.ctx.ensureTier('retry', tier);
+    await this.ctx.publish({
+      ...base,
+      exchange: tierName(this.ctx.options.exchange, 'retry', tier),
+    });
+  }
+
+  private async publishDeadLetter(
+    delivery: Delivery,
+    settlement: Extract<Settlement, { action: 'dead-letter' }>,
+  ): Promise<void> {
+    const dlq = deadLetterQueueName(this.spec.service);
+    await this.ctx.publish({
+      exchange: '',
+      routingKey: dlq,
+      content: delivery.body,
+      properties: copyProperties(delivery, deadLetterHeaders(delivery, settlement.failure)),
+      mandatory: true,
+      target: dlq,
+    });
+  }
+
+  /** Sends a reply; a failure is reported but does not undo the handled message. */
+  private async sendReply(delivery: Delivery, reply: OutgoingReply): Promise<void> {
+    if (!delivery.replyTo) return;
+    try {
+      await this.ctx.publish({
+        exchange: '',
+        routingKey: delivery.replyTo,
+        content: reply.body,
+        properties: {
+          correlationId: delivery.correlationId,
+          contentType: reply.contentType,
+          headers: { ...reply.headers },
+        },
+        mandatory: false,
+        target: delivery.replyTo,
+      });
+    } catch (error) {
+      this.ctx.hub.emitError(
+        sanitizeError(error, `could not send the reply to a request on '${this.spec.queue}'`),
+      );
+    }
+  }
+
+  /** Acks or requeues on the delivering channel only; after a reconnect the broker redelivers instead. */
+  private settleOnChannel(
+    state: ConsumerChannel,
+    msg: ConsumeMessage,
+    how: 'ack' | 'requeue',
+  ): void {
+    if (!state.alive || this.ctx.connection.current !== state.conn) {
+      this.ctx.logger.debug(
+        `Dropped the ${how} of a delivery of '${this.spec.queue}': its channel is gone (it will be redelivered)`,
+      );
+      return;
+    }
+    try {
+      if (how === 'ack') state.ch.ack(msg);
+      else state.ch.nack(msg, false, true);
+    } catch (error) {
+      this.ctx.logger.debug(
+        `Could not ${how} on the channel of '${this.spec.queue}': ${sanitizeError(error).message}`,
+      );
+    }
+  }
+
+  /** Stops consuming on `state`, and closes it now or when its in-flight deliveries are settled. */
+  private async retire(state: ConsumerChannel): Promise<void> {
+    state.retired = true;
+    if (!state.alive) return;
+    if (state.consumerTag) await state.ch.cancel(state.consumerTag).catch(() => undefined);
+    if (state.inFlight === 0) await state.ch.close().catch(() => undefined);
+  }
+
+  /** Closes the channel whatever is in flight (the backend is closing). */
+  async closeChannel(): Promise<void> {
+    this.cancelled = true;
+    this.wakeSleeper?.();
+    const state = this.current;
+    this.current = undefined;
+    if (state?.alive) await state.ch.close().catch(() => undefined);
+  }
+
+  private scheduleRestore(): void {
+    if (this.cancelled || this.ctx.isClosing()) return;
+    if (this.restoring) {
+      this.restoreAgain = true;
+      return;
+    }
+    this.restoring = this.restoreLoop().finally(() => {
+      this.restoring = undefined;
+      if (this.restoreAgain) {
+        this.restoreAgain = false;
+        this.scheduleRestore();
+      }
+    });
+  }
+
+  private async restoreLoop(): Promise<void> {
+    const { reconnect } = this.ctx.options;
+    for (let attempt = 0; !this.cancelled && !this.ctx.isClosing(); attempt++) {
+      if (this.current?.alive && this.current.conn === this.ctx.connection.current) return;
+      let conn: ChannelModel;
+      try {
+        conn = await this.ctx.connection.waitForConnection(this.ctx.options.connectTimeoutMs);
+      } catch {
+        continue;
+      }
+      if (this.cancelled || this.ctx.isClosing()) return;
+      try {
+        await this.open(conn);
+        this.ctx.logger.log(`Re-subscribed to queue '${this.spec.queue}'`);
+        return;
+      } catch (error) {
+        this.ctx.hub.emitError(sanitizeError(error));
+        const delay = Math.min(
+          reconnect.maxDelayMs,
+          reconnect.initialDelayMs * reconnect.multiplier ** attempt,
+        );
+        await new Promise<void>((resolve) => {
+          const timer = setTimeout(resolve, delay);
+          this.wakeSleeper = () => {
+            clearTimeout(timer);
+            resolve();
+          };
+        });
+      }
+    }
+  }
+}

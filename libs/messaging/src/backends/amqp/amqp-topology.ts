@@ -1,0 +1,144 @@
+/**
+ * RabbitMQ topology of {@link AmqpBackend}: names and idempotent declarations.
+ *
+ * With `exchange = 'messaging'` (the default):
+ *
+ * | Name                          | Kind                     | Role                                                         |
+ * | ----------------------------- | ------------------------ | ------------------------------------------------------------ |
+ * | `messaging`                   | topic exchange, durable  | every topic is published here                                |
+ * | `<service>.<route>`           | queue (quorum), durable  | one per subscription (`spec.queue`), bound to its topics     |
+ * | `messaging.retry.<ms>`        | fanout exchange, durable | entry of one retry tier                                      |
+ * | `messaging.retry.<ms>`        | queue, TTL `<ms>`        | holds retries; on expiry dead-letters to the default exchange |
+ * | `messaging.delay.<ms>`        | fanout exchange, durable | entry of one delayed-publish tier                            |
+ * | `messaging.delay.<ms>`        | queue, TTL `<ms>`        | holds delayed publishes; on expiry dead-letters to `messaging`|
+ * | `<service>.dead-letter`       | queue (quorum), durable  | the service's dead letters                                   |
+ *
+ * A retry copy is published to `messaging.retry.<tier>` with the failing queue's name as routing
+ * key. The fanout ignores the key; when the TTL expires the broker dead-letters the copy to the default
+ * exchange with that same routing key, which delivers it to the failing queue only (never to the other
+ * services bound to the topic). A delayed publish goes to `messaging.delay.<tier>` with its topic as
+ * routing key and is dead-lettered to `messaging`, so it fans out as a normal publish. A delayed send
+ * to a named queue uses the retry tiers. The original topic travels in header `x-messaging-topic`.
+ *
+ * Each tier queue has one TTL, so a 5 s retry never holds back a 100 ms one (RabbitMQ expires
+ * messages only at the head of a queue). Requested delays are rounded UP to {@link DELAY_TIERS_MS},
+ * so jittered delays reuse a bounded set of queues.
+ *
+ * Work queues dead-letter to `<service>.dead-letter` too, but only when a quorum queue's
+ * `x-delivery-limit` is exceeded (a message that crashes its consumer in a loop); library retries
+ * never count there because each retry is a new copy and the original is acknowledged.
+ */
+import type { Channel, ChannelModel } from 'amqplib';
+import type { ResolvedAmqpOptions } from './amqp-backend.options';
+
+/**
+ * Delay tiers in milliseconds. A requested delay is rounded up to the next tier (at most about 1.5x
+ * too long below one minute); delays above the last tier are capped at it.
+ */
+export const DELAY_TIERS_MS: readonly number[] = [
+  100, 150, 200, 300, 500, 750, 1_000, 1_500, 2_000, 3_000, 5_000, 7_500, 10_000, 15_000, 20_000,
+  30_000, 45_000, 60_000, 90_000, 120_000, 180_000, 300_000, 450_000, 600_000, 900_000, 1_200_000,
+  1_800_000, 2_700_000, 3_600_000, 7_200_000, 14_400_000, 21_600_000, 43_200_000, 86_400_000,
+];
+
+/** Kinds of delay tier: `retry` delivers to a queue by name, `delay` publishes to the topic exchange. */
+export type TierKind = 'retry' | 'delay';
+
+/** The tier that holds a message at least `delayMs` (capped at the longest tier). */
+export function pickTier(delayMs: number): number {
+  for (const tier of DELAY_TIERS_MS) if (tier >= delayMs) return tier;
+  return DELAY_TIERS_MS[DELAY_TIERS_MS.length - 1];
+}
+
+/** Name of the exchange and queue of one tier. */
+export function tierName(exchange: string, kind: TierKind, tierMs: number): string {
+  return `${exchange}.${kind}.${tierMs}`;
+}
+
+/** Name of a service's dead-letter queue. */
+export function deadLetterQueueName(service: string): string {
+  return `${service}.dead-letter`;
+}
+
+/** Declares the main topic exchange. */
+export async function assertMainExchange(ch: Channel, options: ResolvedAmqpOptions): Promise<void> {
+  await ch.assertExchange(options.exchange, 'topic', { durable: true });
+}
+
+/** Declares a subscription's work queue and binds it to each of its topic patterns. */
+export async function assertWorkQueue(
+  ch: Channel,
+  options: ResolvedAmqpOptions,
+  queue: string,
+  service: string,
+  topics: readonly string[],
+): Promise<void> {
+  const args: Record<string, unknown> = {};
+  if (options.queueType === 'quorum') {
+    Object.assign(args, quorumArguments(), {
+      'x-delivery-limit': options.deliveryLimit,
+      'x-dead-letter-exchange': '',
+      'x-dead-letter-routing-key': deadLetterQueueName(service),
+    });
+  }
+  await ch.assertQueue(queue, { durable: true, arguments: args });
+  for (const topic of topics) await ch.bindQueue(queue, options.exchange, topic);
+}
+
+/** Declares a service's dead-letter queue (never a delivery limit: listing it requeues its messages). */
+export async function assertDeadLetterQueue(
+  ch: Channel,
+  options: ResolvedAmqpOptions,
+  service: string,
+): Promise<void> {
+  const args = options.queueType === 'quorum' ? { 'x-queue-type': 'quorum' } : {};
+  await ch.assertQueue(deadLetterQueueName(service), { durable: true, arguments: args });
+}
+
+/** Declares one tier: a fanout exchange and its TTL queue that dead-letters where `kind` says. */
+export async function assertTier(
+  ch: Channel,
+  options: ResolvedAmqpOptions,
+  kind: TierKind,
+  tierMs: number,
+): Promise<void> {
+  const name = tierName(options.exchange, kind, tierMs);
+  const args: Record<string, unknown> = {
+    'x-message-ttl': tierMs,
+    'x-dead-letter-exchange': kind === 'retry' ? '' : options.exchange,
+  };
+  if (options.queueType === 'quorum') Object.assign(args, quorumArguments());
+  await ch.assertExchange(name, 'fanout', { durable: true });
+  await ch.assertQueue(name, { durable: true, arguments: args });
+  await ch.bindQueue(name, name, '');
+}
+
+/**
+ * Quorum queue arguments: dead-lettering at least once (the broker keeps a message until the target
+ * queue confirmed it), which RabbitMQ allows only with `reject-publish` overflow.
+ */
+function quorumArguments(): Record<string, unknown> {
+  return {
+    'x-queue-type': 'quorum',
+    'x-dead-letter-strategy': 'at-least-once',
+    'x-overflow': 'reject-publish',
+  };
+}
+
+/**
+ * Whether `queue` exists, checked passively on a throwaway channel (a failed passive declare closes
+ * the channel it ran on, so never on a channel in use).
+ */
+export async function queueExists(conn: ChannelModel, queue: string): Promise<boolean> {
+  const probe = await conn.createChannel();
+  probe.on('error', () => undefined);
+  try {
+    await probe.checkQueue(queue);
+    await probe.close().catch(() => undefined);
+    return true;
+  } catch (error) {
+    if ((error as { code?: unknown }).code === 404) return false;
+    await probe.close().catch(() => undefined);
+    throw error;
+  }
+}

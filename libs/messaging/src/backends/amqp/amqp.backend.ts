@@ -1,0 +1,318 @@
+import { Logger } from '@nestjs/common';
+import type { Channel, ChannelModel } from 'amqplib';
+import { BackendEventHub } from '../../backend/backend-events';
+import {
+  MessagingHeaders,
+  type BackendEvents,
+  type BackendPublishOptions,
+  type BackendRequestOptions,
+  type BackendStatus,
+  type BackendSubscription,
+  type BrokerBackend,
+  type DeadLetter,
+  type DeliveryHandler,
+  type IncomingReply,
+  type OutgoingMessage,
+  type SubscriptionSpec,
+} from '../../backend/broker-backend.interface';
+import { BackendClosedError, MessagingConfigError } from '../../errors/messaging.errors';
+import {
+  resolveAmqpOptions,
+  type AmqpBackendOptions,
+  type ResolvedAmqpOptions,
+} from './amqp-backend.options';
+import { AmqpConnectionManager, sanitizeError, type AmqplibModule } from './amqp-connection';
+import { AmqpConsumer } from './amqp-consumer';
+import { AmqpDeadLetters } from './amqp-dead-letters';
+import { publishProperties } from './amqp-messages';
+import { AmqpPublisher, type PublishCommand } from './amqp-publisher';
+import { AmqpRequester } from './amqp-requester';
+import { assertMainExchange, assertTier, pickTier, tierName, type TierKind } from './amqp-topology';
+
+/**
+ * RabbitMQ backend over `amqplib`: durable topic routing, publisher confirms, TTL-tier retries that go
+ * back to the failing queue only, per-service dead-letter queues, direct reply-to requests, and
+ * reconnection with failover. The topology is described in `amqp-topology.ts`.
+ *
+ * `amqplib` is loaded when this class is constructed, so apps on another backend do not need it.
+ *
+ * @example
+ * MessagingModule.forRoot({ service: 'payments', backend: new AmqpBackend({ url: process.env.BROKER_URL }) });
+ */
+export class AmqpBackend implements BrokerBackend {
+  readonly name = 'amqp';
+  private readonly logger = new Logger(AmqpBackend.name);
+  private readonly hub = new BackendEventHub();
+  private readonly options: ResolvedAmqpOptions;
+  private readonly connection: AmqpConnectionManager;
+  private readonly publisher: AmqpPublisher;
+  private readonly requester = new AmqpRequester();
+  private readonly deadLetters: AmqpDeadLetters;
+  private readonly consumers = new Set<AmqpConsumer>();
+  private readonly tiers = new Map<string, Promise<void>>();
+  private topologyChannel?: Promise<Channel>;
+  private closing = false;
+  private closed?: Promise<void>;
+
+  constructor(options: AmqpBackendOptions) {
+    this.options = resolveAmqpOptions(options);
+    const amqplib = loadAmqplib();
+    this.connection = new AmqpConnectionManager(amqplib, this.options, this.hub, this.logger, {
+      setup: (conn) => this.setupConnection(conn),
+      lost: () => this.connectionLost(),
+    });
+    this.publisher = new AmqpPublisher(
+      this.connection,
+      this.options,
+      this.hub,
+      this.logger,
+      this.requester,
+    );
+    this.deadLetters = new AmqpDeadLetters({
+      connection: this.connection,
+      options: this.options,
+      hub: this.hub,
+      publish: (command) => this.publisher.publish(command),
+    });
+  }
+
+  /** Current connection state. */
+  get status(): BackendStatus {
+    return this.hub.status;
+  }
+
+  /** Connects (a second call waits for the first); rejects after `connectTimeoutMs`. */
+  async connect(): Promise<void> {
+    if (this.closing) throw new BackendClosedError('AmqpBackend is closed');
+    await this.connection.connect();
+  }
+
+  /**
+   * Cancels every consumer, lets in-flight deliveries settle (at most `publishTimeoutMs`), fails
+   * pending requests and publishes with `BackendClosedError`, then closes channels and the connection.
+   */
+  close(): Promise<void> {
+    this.closed ??= this.doClose();
+    return this.closed;
+  }
+
+  /** Publishes with a publisher confirm; see {@link BrokerBackend.publish}. */
+  async publish(message: OutgoingMessage, options: BackendPublishOptions): Promise<void> {
+    this.assertOpen();
+    await this.publisher.publish(await this.commandFor(message, options.mandatory));
+  }
+
+  /** Sends a request over direct reply-to; see {@link BrokerBackend.request}. */
+  async request(message: OutgoingMessage, options: BackendRequestOptions): Promise<IncomingReply> {
+    this.assertOpen();
+    if (message.delayMs !== undefined && message.delayMs > 0) {
+      throw new MessagingConfigError(
+        'AmqpBackend: a request cannot be delayed (delayMs); send it without a delay.',
+      );
+    }
+    return this.requester.request(
+      message,
+      options.timeoutMs,
+      (m) => this.directCommand(m, true),
+      (command) => this.publisher.publish(command),
+    );
+  }
+
+  /** Declares the subscription's topology and starts consuming; rejects on a topology error. */
+  async subscribe(spec: SubscriptionSpec, handler: DeliveryHandler): Promise<BackendSubscription> {
+    this.assertOpen();
+    if (!this.connection.current) await this.connect();
+    const consumer = new AmqpConsumer(spec, handler, {
+      connection: this.connection,
+      options: this.options,
+      hub: this.hub,
+      logger: this.logger,
+      publish: (command) => this.publisher.publish(command),
+      ensureTier: (kind, tierMs) => this.ensureTier(kind, tierMs),
+      isClosing: () => this.closing,
+    });
+    await consumer.start();
+    this.consumers.add(consumer);
+    this.logger.log(
+      spec.external
+        ? `Consuming queue '${spec.queue}' as it is`
+        : `Consuming ${spec.topics.map((t) => `${this.options.exchange}::${t}`).join(', ')} -> queue '${spec.queue}'`,
+    );
+    return {
+      cancel: async () => {
+        this.consumers.delete(consumer);
+        await consumer.cancel();
+      },
+    };
+  }
+
+  /** Lists the dead letters of `service`, oldest first. */
+  listDeadLetters(service: string): Promise<DeadLetter[]> {
+    this.assertOpen();
+    return this.deadLetters.list(service);
+  }
+
+  /** Sends one dead letter back to the queue it failed on, as attempt 1. */
+  replayDeadLetter(service: string, id: string): Promise<boolean> {
+    this.assertOpen();
+    return this.deadLetters.replay(service, id);
+  }
+
+  /** Replays every dead letter of `service`. */
+  replayAllDeadLetters(service: string): Promise<number> {
+    this.assertOpen();
+    return this.deadLetters.replayAll(service);
+  }
+
+  /** Deletes every dead letter of `service`. */
+  purgeDeadLetters(service: string): Promise<number> {
+    this.assertOpen();
+    return this.deadLetters.purge(service);
+  }
+
+  /** Listens to `status` and `error` events. */
+  on<E extends keyof BackendEvents>(event: E, listener: BackendEvents[E]): () => void {
+    return this.hub.on(event, listener);
+  }
+
+  private async doClose(): Promise<void> {
+    this.closing = true;
+    const consumers = [...this.consumers];
+    await Promise.all(consumers.map((c) => c.cancel()));
+    await Promise.all(consumers.map((c) => c.drain(this.options.publishTimeoutMs)));
+    this.requester.close();
+    await this.publisher.close();
+    await Promise.all(consumers.map((c) => c.closeChannel()));
+    const topology = this.topologyChannel;
+    this.topologyChannel = undefined;
+    if (topology) await topology.then((ch) => ch.close()).catch(() => undefined);
+    await this.connection.close();
+    this.consumers.clear();
+    this.hub.setStatus('closed');
+    this.logger.log('Closed the RabbitMQ connection');
+  }
+
+  /** Runs on each new connection: the main exchange and the publisher channel must exist first. */
+  private async setupConnection(conn: ChannelModel): Promise<void> {
+    this.tiers.clear();
+    this.topologyChannel = undefined;
+    if (this.options.assertTopology) {
+      const ch = await conn.createChannel();
+      ch.on('error', () => undefined);
+      try {
+        await assertMainExchange(ch, this.options);
+      } finally {
+        await ch.close().catch(() => undefined);
+      }
+    }
+    await this.publisher.open(conn);
+  }
+
+  private connectionLost(): void {
+    this.tiers.clear();
+    this.topologyChannel = undefined;
+    this.publisher.lost();
+    for (const consumer of this.consumers) consumer.connectionLost();
+  }
+
+  /** Declares a delay tier once per connection (on a channel of its own: a 406 must not kill others). */
+  private ensureTier(kind: TierKind, tierMs: number): Promise<void> {
+    if (!this.options.assertTopology) return Promise.resolve();
+    const key = `${kind}:${tierMs}`;
+    let declared = this.tiers.get(key);
+    if (!declared) {
+      declared = this.declareTier(kind, tierMs);
+      this.tiers.set(key, declared);
+      declared.catch(() => this.tiers.delete(key));
+    }
+    return declared;
+  }
+
+  private async declareTier(kind: TierKind, tierMs: number): Promise<void> {
+    const conn = await this.connection.waitForConnection(this.options.publishTimeoutMs);
+    this.topologyChannel ??= conn.createChannel().then((ch) => {
+      ch.on('error', (error: unknown) =>
+        this.hub.emitError(sanitizeError(error, 'AMQP topology channel')),
+      );
+      ch.on('close', () => {
+        if (this.topologyChannel === opened) this.topologyChannel = undefined;
+      });
+      return ch;
+    });
+    const opened = this.topologyChannel;
+    opened.catch(() => {
+      if (this.topologyChannel === opened) this.topologyChannel = undefined;
+    });
+    try {
+      await assertTier(await opened, this.options, kind, tierMs);
+    } catch (error) {
+      throw sanitizeError(error, `declaring ${tierName(this.options.exchange, kind, tierMs)}`);
+    }
+  }
+
+  /** The publish command of an outgoing message: to a topic, to a queue, or through a delay tier. */
+  private async commandFor(message: OutgoingMessage, mandatory: boolean): Promise<PublishCommand> {
+    const delayMs = message.delayMs ?? 0;
+    if (!(delayMs > 0)) return this.directCommand(message, mandatory);
+    const kind: TierKind = message.queue !== undefined ? 'retry' : 'delay';
+    const tier = pickTier(delayMs);
+    await this.ensureTier(kind, tier);
+    const target = this.targetOf(message);
+    return {
+      exchange: tierName(this.options.exchange, kind, tier),
+      routingKey: target,
+      content: message.body,
+      properties: publishProperties(message, {
+        ...message.headers,
+        [MessagingHeaders.TOPIC]: target,
+      }),
+      // The tier always routes; whether the final target exists is only known when the delay expires.
+      mandatory: true,
+      target,
+    };
+  }
+
+  private directCommand(message: OutgoingMessage, mandatory: boolean): PublishCommand {
+    const target = this.targetOf(message);
+    return {
+      exchange: message.queue !== undefined ? '' : this.options.exchange,
+      routingKey: target,
+      content: message.body,
+      properties: publishProperties(message),
+      mandatory,
+      target,
+    };
+  }
+
+  private targetOf(message: OutgoingMessage): string {
+    const target = message.queue ?? message.topic;
+    if (
+      typeof target !== 'string' ||
+      target.length === 0 ||
+      (message.queue !== undefined && message.topic !== undefined)
+    ) {
+      throw new MessagingConfigError(
+        'AmqpBackend: a message needs exactly one of `topic` and `queue`.',
+      );
+    }
+    return target;
+  }
+
+  private assertOpen(): void {
+    if (this.closing) throw new BackendClosedError('AmqpBackend is closed');
+  }
+}
+
+/** Loads `amqplib` on demand so that apps on another backend run without it. */
+function loadAmqplib(): AmqplibModule {
+  try {
+    // eslint-disable-next-line @typescript-eslint/no-require-imports
+    return require('amqplib') as AmqplibModule;
+  } catch (error) {
+    throw new MessagingConfigError(
+      "AmqpBackend needs the 'amqplib' package: run `npm install amqplib`." +
+        ` (${error instanceof Error ? error.message.split('\n')[0] : String(error)})`,
+      { cause: error },
+    );
+  }
+}
