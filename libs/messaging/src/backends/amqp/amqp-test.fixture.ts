@@ -25,6 +25,21 @@ export const BROKER_URL = process.env.BROKER_URL ?? 'amqp://guest:guest@127.0.0.
 export const runCommand = promisify(execFile);
 
 /** A delivery as recorded by {@link AmqpTestFixture.collect}, with the time it arrived. */
+/** Deletes every queue and exchange whose name contains `run`: what one test run declared. */
+export async function deleteRunObjects(run: string): Promise<void> {
+  const conn = await amqplib.connect(BROKER_URL);
+  const ch = await conn.createChannel();
+  const names = async (what: string): Promise<string[]> =>
+    (await runCommand('rabbitmqctl', ['-q', what, 'name'])).stdout
+      .split('\n')
+      .map((s) => s.trim())
+      .filter((s) => s.includes(run));
+  for (const queue of await names('list_queues')) await ch.deleteQueue(queue);
+  for (const exchange of await names('list_exchanges')) await ch.deleteExchange(exchange);
+  await ch.close();
+  await conn.close();
+}
+
 export type RecordedDelivery = Delivery & { at: number };
 
 /** Helpers of one spec file; create it with {@link useAmqpFixture} at the top of a `describe`. */
@@ -94,19 +109,7 @@ export function useAmqpFixture(): AmqpTestFixture {
     await Promise.all(backends.splice(0).map((b) => b.close()));
   });
 
-  afterAll(async () => {
-    const conn = await rawConnection();
-    const ch = await conn.createChannel();
-    const names = async (what: string): Promise<string[]> =>
-      (await runCommand('rabbitmqctl', ['-q', what, 'name'])).stdout
-        .split('\n')
-        .map((s) => s.trim())
-        .filter((s) => s.includes(run));
-    for (const queue of await names('list_queues')) await ch.deleteQueue(queue);
-    for (const exchange of await names('list_exchanges')) await ch.deleteExchange(exchange);
-    await ch.close();
-    await conn.close();
-  }, 30_000);
+  afterAll(() => deleteRunObjects(run), 30_000);
 
   return {
     run,
