@@ -91,7 +91,7 @@ export interface Delivery {
 
 /** What went wrong, as recorded on retries and dead letters. */
 export interface FailureInfo {
-  /** Why the message failed: handler error, `UnrecoverableError`, validation or malformed body. */
+  /** Why the message failed: handler error, `UnrecoverableError`, validation, malformed body, broker limit. */
   readonly reason: FailureReason;
   /** The error's message, truncated to 1 KiB. */
   readonly message: string;
@@ -101,8 +101,17 @@ export interface FailureInfo {
   readonly at: Date;
 }
 
+/**
+ * `delivery-limit`: put in the dead-letter queue by the broker itself, after too many redeliveries
+ * that were never settled (a message that crashes its consumer in a loop).
+ */
 export type FailureReason =
-  'handler-error' | 'max-attempts' | 'unrecoverable' | 'validation' | 'malformed' | 'no-handler';
+  | 'handler-error'
+  | 'max-attempts'
+  | 'unrecoverable'
+  | 'validation'
+  | 'malformed'
+  | 'delivery-limit';
 
 /** An encoded reply to a request. */
 export interface OutgoingReply {

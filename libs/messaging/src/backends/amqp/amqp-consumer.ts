@@ -198,13 +198,14 @@ export class AmqpConsumer implements BackendSubscription {
       this.settleOnChannel(state, msg, 'requeue');
       return;
     }
+    // Replies are sent after the ack: a crafted reply address (`amq.rabbitmq.reply-to.` followed by
+    // garbage) makes RabbitMQ 3.10 close the whole connection (541); acked first, such a message costs
+    // one reconnect instead of a redelivery loop. A reply lost to a crash leaves its caller to time out.
     if (settlement.action === 'ack') {
-      if (settlement.reply) await this.sendReply(delivery, settlement.reply);
       this.settleOnChannel(state, msg, 'ack');
+      if (settlement.reply) await this.sendReply(delivery, settlement.reply);
       return;
     }
-    if (settlement.action === 'dead-letter' && settlement.reply)
-      await this.sendReply(delivery, settlement.reply);
     try {
       if (settlement.action === 'retry')
         await this.publishRetry(delivery, settlement.delayMs, settlement);
@@ -220,6 +221,9 @@ export class AmqpConsumer implements BackendSubscription {
       return;
     }
     this.settleOnChannel(state, msg, 'ack');
+    if (settlement.action === 'dead-letter' && settlement.reply) {
+      await this.sendReply(delivery, settlement.reply);
+    }
   }
 
   private async publishRetry(

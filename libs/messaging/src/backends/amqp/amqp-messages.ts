@@ -43,7 +43,7 @@ const FAILURE_REASONS: readonly FailureReason[] = [
   'unrecoverable',
   'validation',
   'malformed',
-  'no-handler',
+  'delivery-limit',
 ];
 
 /** Truncates `text` to at most `maxBytes` UTF-8 bytes without splitting a character. */
@@ -163,11 +163,13 @@ export function toDeadLetter(msg: GetMessage): DeadLetter {
   const h: Record<string, unknown> = { ...(p.headers ?? {}) };
   const death = firstDeath(h);
   const deadAt = dateOr(h[DeadLetterHeaders.AT]) ?? death.time ?? new Date(0);
-  const reason = FAILURE_REASONS.includes(h[DeadLetterHeaders.REASON] as FailureReason)
-    ? (h[DeadLetterHeaders.REASON] as FailureReason)
-    : 'max-attempts';
   const messageId = stringOr(p.messageId) ?? '';
   const brokerDead = h[DeadLetterHeaders.ID] === undefined;
+  const reason = FAILURE_REASONS.includes(h[DeadLetterHeaders.REASON] as FailureReason)
+    ? (h[DeadLetterHeaders.REASON] as FailureReason)
+    : brokerDead
+      ? 'delivery-limit'
+      : 'max-attempts';
   return {
     id:
       stringOr(h[DeadLetterHeaders.ID]) ??
