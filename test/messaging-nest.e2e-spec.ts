@@ -102,15 +102,37 @@ describe('MessagingModule in a Nest app (in-memory backend)', () => {
       }
     }
 
+    class OtherGlitch extends Error {}
+
+    @Catch(OtherGlitch)
+    class OtherGlitchFilter implements ExceptionFilter<OtherGlitch> {
+      catch(error: OtherGlitch): Observable<unknown> {
+        events.push(`filtered-above:${error.message}`);
+        return of('recovered');
+      }
+    }
+
+    @Catch()
+    class HttpOnlyFilter implements ExceptionFilter {
+      catch(): never {
+        // A class-level filter written for HTTP must never see message errors.
+        events.push('class-filter');
+        throw new Error('HTTP filter used on a message');
+      }
+    }
+
     @Controller()
     @UseGuards(TenantGuard)
+    @UseFilters(HttpOnlyFilter)
     class Handler {
+      @UseFilters(OtherGlitchFilter)
       @Consume(topic, { retry: false })
       @UseInterceptors(TimingInterceptor)
       @UseFilters(GlitchFilter)
-      handle(@Payload() payload: { glitch?: boolean }): void {
+      handle(@Payload() payload: { glitch?: boolean; other?: boolean }): void {
         events.push('handler');
         if (payload.glitch) throw new KnownGlitch('ignored');
+        if (payload.other) throw new OtherGlitch('also ignored');
       }
     }
 
@@ -126,13 +148,16 @@ describe('MessagingModule in a Nest app (in-memory backend)', () => {
     await waitFor(() => events.includes('after'));
     await publisher.publish({ topic }, { glitch: true }, { headers: { tenant: 'acme' } });
     await waitFor(() => events.includes('filtered:ignored'));
+    await publisher.publish({ topic }, { other: true }, { headers: { tenant: 'acme' } });
+    await waitFor(() => events.includes('filtered-above:also ignored'));
 
     // The message without the tenant header was refused by the guard and dead-lettered (retry: false).
     await waitFor(async () => (await deadLetters.list()).length === 1);
     const [denied] = await deadLetters.list();
     expect(denied.error).toBe('Forbidden resource');
-    expect(events.filter((e) => e === 'handler')).toHaveLength(2);
+    expect(events.filter((e) => e === 'handler')).toHaveLength(3);
     expect(events).toContain('guard:rpc:true');
+    expect(events).not.toContain('class-filter');
     // The filtered failure counts as handled: nothing else was dead-lettered.
     expect(await deadLetters.list()).toHaveLength(1);
   });

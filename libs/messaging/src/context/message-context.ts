@@ -11,9 +11,6 @@ import type { Delivery } from '../backend/broker-backend.interface';
  * }
  */
 export class MessageContext extends BaseRpcContext<[Delivery, string]> {
-  /** @internal The error the handler (or a pipe) threw, before exception filters rewrote it. */
-  thrown?: unknown;
-
   constructor(delivery: Delivery, service: string) {
     super([delivery, service]);
   }

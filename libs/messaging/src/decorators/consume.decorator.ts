@@ -1,11 +1,11 @@
-import { applyDecorators, UseInterceptors } from '@nestjs/common';
+import { EXCEPTION_FILTERS_METADATA } from '@nestjs/common/constants';
 import { EventPattern } from '@nestjs/microservices';
 import { assertValidTopicPattern } from '../backend/topic-matcher';
 import { CONSUME_METADATA, MESSAGING_TRANSPORT } from '../messaging.constants';
 import type { RetryOptions } from '../module/messaging-options';
-import { ThrownErrorRecorder } from '../server/thrown-error.recorder';
+import { MessageErrorFilter } from '../server/message-error.filter';
 
-const THROWN_ERROR_RECORDER = new ThrownErrorRecorder();
+const MESSAGE_ERROR_FILTER = new MessageErrorFilter();
 
 /** Per-handler options of `@Consume`; unset ones come from `MessagingModule.forRoot()`. */
 export interface ConsumeOptions {
@@ -85,9 +85,19 @@ export function Consume(
     const definition: ConsumeDefinition = { topic, options, handlerName };
     // The pattern only has to be unique per handler: routing is done by the broker, per queue.
     const pattern = { consume: topic ?? `queue:${options.queue}`, handler: handlerName };
-    applyDecorators(
-      EventPattern(pattern, MESSAGING_TRANSPORT, { [CONSUME_METADATA]: definition }),
-      UseInterceptors(THROWN_ERROR_RECORDER),
-    )(target, key, descriptor);
+    EventPattern(pattern, MESSAGING_TRANSPORT, { [CONSUME_METADATA]: definition })(
+      target,
+      key,
+      descriptor,
+    );
+    // First in the list, so that it runs last: Nest tries method filters from the last declared, and
+    // a method's filters are declared after this one when written above @Consume, before when below.
+    const filters: unknown[] =
+      Reflect.getMetadata(EXCEPTION_FILTERS_METADATA, descriptor.value) ?? [];
+    Reflect.defineMetadata(
+      EXCEPTION_FILTERS_METADATA,
+      [MESSAGE_ERROR_FILTER, ...filters],
+      descriptor.value,
+    );
   };
 }

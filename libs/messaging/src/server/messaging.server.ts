@@ -135,7 +135,7 @@ export class MessagingServer
         ? ACK
         : { action: 'ack', reply: this.encodeReply(result) };
     } catch (thrown) {
-      return this.fail(route, delivery, ctx.thrown ?? thrown);
+      return this.fail(route, delivery, thrown);
     }
   }
 
