@@ -1,0 +1,58 @@
+import { type DynamicModule, Module } from '@nestjs/common';
+import { type BrokerBackend, MessagingModule, type RetryOptions } from '@app/messaging';
+import { InMemoryOrderRepository } from './orders/in-memory-order.repository';
+import { ORDER_REPOSITORY, type OrderRepository } from './orders/order.repository';
+import { OrdersController } from './orders/orders.controller';
+import { OrdersService } from './orders/orders.service';
+import { PaymentEventsController } from './orders/payment-events.controller';
+
+/** Default consumer group of order-service. */
+export const ORDER_SERVICE_NAME = 'order-service';
+
+/** Retries of payment events: short, since the only transient failure is the repository. */
+export const ORDER_SERVICE_RETRY: RetryOptions = {
+  maxAttempts: 4,
+  backoff: { initialDelayMs: 200, multiplier: 2, jitter: 0.1 },
+};
+
+/** What order-service is built from; everything but `backend` has a default. */
+export interface OrderServiceOptions {
+  /** The broker, e.g. `new AmqpBackend({ url })` or `new InMemoryBackend()`. */
+  backend: BrokerBackend;
+  /** Consumer group (queue names derive from it). @default 'order-service' */
+  service?: string;
+  /** Retry policy of the payment-event handlers. @default ORDER_SERVICE_RETRY */
+  retry?: RetryOptions;
+  /** Where orders are kept. @default a new InMemoryOrderRepository */
+  repository?: OrderRepository;
+}
+
+/**
+ * order-service as a Nest module, buildable with any backend (tests, the demo, `main.ts`).
+ *
+ * @example
+ * NestFactory.create(OrderServiceModule.register({ backend: new InMemoryBackend() }))
+ */
+@Module({})
+export class OrderServiceModule {
+  static register(options: OrderServiceOptions): DynamicModule {
+    return {
+      module: OrderServiceModule,
+      imports: [
+        MessagingModule.forRoot({
+          service: options.service ?? ORDER_SERVICE_NAME,
+          backend: options.backend,
+          retry: options.retry ?? ORDER_SERVICE_RETRY,
+        }),
+      ],
+      controllers: [OrdersController, PaymentEventsController],
+      providers: [
+        OrdersService,
+        {
+          provide: ORDER_REPOSITORY,
+          useFactory: () => options.repository ?? new InMemoryOrderRepository(),
+        },
+      ],
+    };
+  }
+}

@@ -1,0 +1,74 @@
+import { type DynamicModule, Module } from '@nestjs/common';
+import { type BrokerBackend, MessagingModule, type RetryOptions } from '@app/messaging';
+import { DeadLettersController } from './http/dead-letters.controller';
+import { HealthController } from './http/health.controller';
+import { OrderCreatedConsumer } from './payments/order-created.consumer';
+import { SimulatedPaymentGateway } from './payments/payment-gateway';
+import {
+  InMemoryPaymentLedger,
+  PAYMENT_LEDGER,
+  type PaymentLedger,
+} from './payments/payment-ledger';
+import { PaymentsController } from './payments/payments.controller';
+import { PaymentsService } from './payments/payments.service';
+
+/** Default consumer group of payment-service. */
+export const PAYMENT_SERVICE_NAME = 'payment-service';
+
+/** Retries of a charge: 4 attempts, 200 ms then 400 ms then 800 ms (plus up to 10% jitter). */
+export const PAYMENT_SERVICE_RETRY: RetryOptions = {
+  maxAttempts: 4,
+  backoff: { initialDelayMs: 200, multiplier: 2, jitter: 0.1 },
+};
+
+/** What payment-service is built from; everything but `backend` has a default. */
+export interface PaymentServiceOptions {
+  backend: BrokerBackend;
+  /** Consumer group (queue names derive from it). @default 'payment-service' */
+  service?: string;
+  /** Retry policy of `order.created`. @default PAYMENT_SERVICE_RETRY */
+  retry?: RetryOptions;
+  /** The card gateway. @default a new SimulatedPaymentGateway */
+  gateway?: SimulatedPaymentGateway;
+  /** Where outcomes are kept. @default a new InMemoryPaymentLedger */
+  ledger?: PaymentLedger;
+}
+
+/**
+ * payment-service as a Nest module, buildable with any backend.
+ *
+ * @example
+ * NestFactory.create(PaymentServiceModule.register({ backend: new InMemoryBackend() }))
+ */
+@Module({})
+export class PaymentServiceModule {
+  static register(options: PaymentServiceOptions): DynamicModule {
+    return {
+      module: PaymentServiceModule,
+      imports: [
+        MessagingModule.forRoot({
+          service: options.service ?? PAYMENT_SERVICE_NAME,
+          backend: options.backend,
+          retry: options.retry ?? PAYMENT_SERVICE_RETRY,
+        }),
+      ],
+      controllers: [
+        OrderCreatedConsumer,
+        HealthController,
+        DeadLettersController,
+        PaymentsController,
+      ],
+      providers: [
+        PaymentsService,
+        {
+          provide: SimulatedPaymentGateway,
+          useFactory: () => options.gateway ?? new SimulatedPaymentGateway(),
+        },
+        {
+          provide: PAYMENT_LEDGER,
+          useFactory: () => options.ledger ?? new InMemoryPaymentLedger(),
+        },
+      ],
+    };
+  }
+}
