@@ -54,7 +54,17 @@ function banner(lines) {
   if (process.env.JEST_JSON_OUTPUT) args.push('--json', `--outputFile=${process.env.JEST_JSON_OUTPUT}`);
   args.push(...process.argv.slice(2));
   const jest = require.resolve('jest/bin/jest');
-  const result = spawnSync(process.execPath, [jest, ...args], { stdio: 'inherit', cwd: path.join(__dirname, '..') });
+  // A test that leaves a handle open would keep Jest alive forever: bound the whole run instead.
+  const timeoutMs = Number(process.env.TEST_TIMEOUT_MS || 20 * 60 * 1000);
+  const result = spawnSync(process.execPath, [jest, ...args], {
+    stdio: 'inherit',
+    cwd: path.join(__dirname, '..'),
+    timeout: timeoutMs,
+    killSignal: 'SIGKILL',
+  });
+  if (result.error && result.error.code === 'ETIMEDOUT') {
+    banner([`Jest was still running after ${timeoutMs / 1000} s and was stopped: a test left something open.`]);
+  }
   if (!rabbit) banner(['Reminder: the RabbitMQ suites were SKIPPED (no broker).']);
   process.exit(result.status ?? 1);
 })();

@@ -109,7 +109,10 @@ export function useAmqpFixture(): AmqpTestFixture {
     await Promise.all(backends.splice(0).map((b) => b.close()));
   });
 
-  afterAll(() => deleteRunObjects(run), 30_000);
+  afterAll(async () => {
+    await raw?.close().catch(() => undefined);
+    await deleteRunObjects(run);
+  }, 30_000);
 
   return {
     run,
