@@ -133,7 +133,8 @@ export class AmqpBackend implements BrokerBackend {
     });
     await consumer.start();
     this.consumers.add(consumer);
-    this.logger.log(
+    // The core logs each route once at start-up; this is the broker-level detail.
+    this.logger.debug(
       spec.external
         ? `Consuming queue '${spec.queue}' as it is`
         : `Consuming ${spec.topics.map((t) => `${this.options.exchange}::${t}`).join(', ')} -> queue '${spec.queue}'`,

@@ -11,6 +11,7 @@ import type {
 } from '../../backend/broker-backend.interface';
 import { MessagingHeaders } from '../../backend/broker-backend.interface';
 import { topicMatches } from '../../backend/topic-matcher';
+import { MessageFifo } from './message-fifo';
 
 /** A message waiting in a queue. */
 interface QueuedMessage {
@@ -37,7 +38,7 @@ export interface MemoryConsumer {
 interface MemoryQueue {
   readonly name: string;
   readonly bindings: Set<string>;
-  readonly messages: QueuedMessage[];
+  readonly messages: MessageFifo<QueuedMessage>;
   readonly consumers: MemoryConsumer[];
   next: number;
   scheduled: boolean;
@@ -71,7 +72,14 @@ export class InMemoryBroker {
   declareQueue(name: string, topics: readonly string[]): void {
     let queue = this.queues.get(name);
     if (!queue) {
-      queue = { name, bindings: new Set(), messages: [], consumers: [], next: 0, scheduled: false };
+      queue = {
+        name,
+        bindings: new Set(),
+        messages: new MessageFifo(),
+        consumers: [],
+        next: 0,
+        scheduled: false,
+      };
       this.queues.set(name, queue);
     }
     for (const topic of topics) queue.bindings.add(topic);
@@ -120,7 +128,7 @@ export class InMemoryBroker {
     if (!queue) return;
     const returned = [...consumer.unsettled].map((m) => ({ ...m, redelivered: true }));
     consumer.unsettled.clear();
-    queue.messages.unshift(...returned);
+    queue.messages.unshiftAll(returned);
     this.schedule(queue);
   }
 
@@ -184,7 +192,7 @@ export class InMemoryBroker {
   }
 
   private schedule(queue: MemoryQueue): void {
-    if (queue.scheduled || queue.messages.length === 0) return;
+    if (queue.scheduled || queue.messages.size === 0) return;
     queue.scheduled = true;
     setImmediate(() => {
       queue.scheduled = false;
@@ -194,7 +202,7 @@ export class InMemoryBroker {
 
   /** Hands queued messages to consumers with free capacity, round-robin. */
   private dispatch(queue: MemoryQueue): void {
-    while (queue.messages.length > 0) {
+    while (queue.messages.size > 0) {
       const consumer = this.nextFreeConsumer(queue);
       if (!consumer) return;
       const queued = queue.messages.shift() as QueuedMessage;
