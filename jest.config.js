@@ -22,6 +22,7 @@ const base = {
   moduleNameMapper: {
     '^@app/messaging$': '<rootDir>/libs/messaging/src',
     '^@app/messaging/(.*)$': '<rootDir>/libs/messaging/src/$1',
+    '^@app/service-kit$': '<rootDir>/libs/service-kit/src',
   },
   testEnvironment: 'node',
   rootDir: __dirname,

@@ -1,41 +1,19 @@
-import { AmqpBackend, type BrokerBackend, InMemoryBackend } from '@app/messaging';
+import { serviceConfigFromEnv, type ServiceConfig } from '@app/service-kit';
 
-export const DEFAULT_BROKER_URL = 'amqp://guest:guest@127.0.0.1:5672';
 export const DEFAULT_PAYMENT_PORT = 3001;
 
-/** payment-service settings read from the environment. */
-export interface PaymentServiceConfig {
-  readonly port: number;
-  readonly service: string | undefined;
-  readonly backend: BrokerBackend;
-}
-
 /**
- * Reads `PAYMENT_PORT` (default 3001), `BROKER_URL` (default local RabbitMQ), `BROKER=memory` (the
- * embedded broker: only useful within one process), `BROKER_EXCHANGE` and `PAYMENT_SERVICE_NAME`.
+ * payment-service settings: `PAYMENT_PORT` (default 3001), `PAYMENT_SERVICE_NAME`, and the broker variables
+ * `BROKER_URL`, `BROKER=memory` and `BROKER_EXCHANGE`.
  */
-export function paymentServiceConfigFromEnv(
-  env: NodeJS.ProcessEnv = process.env,
-): PaymentServiceConfig {
-  return {
-    port: portFrom(env.PAYMENT_PORT, DEFAULT_PAYMENT_PORT, 'PAYMENT_PORT'),
-    service: env.PAYMENT_SERVICE_NAME || undefined,
-    backend:
-      env.BROKER === 'memory'
-        ? new InMemoryBackend()
-        : new AmqpBackend({
-            url: env.BROKER_URL || DEFAULT_BROKER_URL,
-            exchange: env.BROKER_EXCHANGE || undefined,
-            connectionName: 'payment-service',
-          }),
-  };
-}
-
-function portFrom(value: string | undefined, fallback: number, name: string): number {
-  if (value === undefined || value === '') return fallback;
-  const port = Number(value);
-  if (!Number.isInteger(port) || port < 0 || port > 65535) {
-    throw new Error(`${name} must be a port number from 0 to 65535, got '${value}'`);
-  }
-  return port;
+export function paymentServiceConfigFromEnv(env: NodeJS.ProcessEnv = process.env): ServiceConfig {
+  return serviceConfigFromEnv(
+    {
+      portVariable: 'PAYMENT_PORT',
+      defaultPort: DEFAULT_PAYMENT_PORT,
+      serviceVariable: 'PAYMENT_SERVICE_NAME',
+      connectionName: 'payment-service',
+    },
+    env,
+  );
 }

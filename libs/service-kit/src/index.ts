@@ -1,0 +1,8 @@
+/** Start-up helpers shared by the sample services. */
+export { startHybridApp, type HybridAppOptions } from './hybrid-app';
+export {
+  DEFAULT_BROKER_URL,
+  serviceConfigFromEnv,
+  type ServiceConfig,
+  type ServiceEnvSpec,
+} from './service-config';
