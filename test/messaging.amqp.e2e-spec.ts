@@ -3,9 +3,7 @@
  * delayed retries across a restart, and interoperability with plain amqplib producers and consumers.
  * Every name carries the run id; afterAll deletes every queue and exchange of this run.
  */
-import { execFile } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
-import { promisify } from 'node:util';
 import { Controller, type INestApplication, type Type } from '@nestjs/common';
 import { Ctx, Payload } from '@nestjs/microservices';
 import { Test } from '@nestjs/testing';
@@ -20,12 +18,11 @@ import {
   MessagingPublisher,
   MessagingServer,
 } from '@app/messaging';
+import { BROKER_URL, deleteBrokerObjects } from '@app/messaging/testing/rabbitmq';
 import { waitFor } from '@app/messaging/testing/wait-for';
 
-const BROKER_URL = process.env.BROKER_URL ?? 'amqp://guest:guest@127.0.0.1:5672';
 const RUN = randomUUID().slice(0, 8);
 const EXCHANGE = `e2e-amqp-${RUN}`;
-const runCommand = promisify(execFile);
 
 describe('messaging over RabbitMQ (e2e)', () => {
   let apps: INestApplication[] = [];
@@ -107,19 +104,7 @@ describe('messaging over RabbitMQ (e2e)', () => {
     await Promise.all(conns.map((c) => c.close().catch(() => undefined)));
   });
 
-  afterAll(async () => {
-    const conn = await amqplib.connect(BROKER_URL);
-    const ch = await conn.createChannel();
-    const names = async (what: string): Promise<string[]> =>
-      (await runCommand('rabbitmqctl', ['-q', what, 'name'])).stdout
-        .split('\n')
-        .map((s) => s.trim())
-        .filter((s) => s.includes(RUN));
-    for (const queue of await names('list_queues')) await ch.deleteQueue(queue);
-    for (const exchange of await names('list_exchanges')) await ch.deleteExchange(exchange);
-    await ch.close();
-    await conn.close();
-  }, 30_000);
+  afterAll(() => deleteBrokerObjects(RUN), 30_000);
 
   it('finds its topology and unprocessed messages again after a restart', async () => {
     const { service, topic } = unique();

@@ -2,7 +2,7 @@ import { randomUUID } from 'node:crypto';
 import { AmqpBackend } from '@app/messaging';
 import { waitFor } from '@app/messaging/testing/wait-for';
 import { describeCardTokenFlows } from './support/card-token-flows';
-import { BROKER_URL, deleteBrokerObjects, queuesContaining } from './support/rabbitmq';
+import { BROKER_URL, deleteBrokerObjects, queuesContaining } from '@app/messaging/testing/rabbitmq';
 import { type SampleServices, startSampleServices } from './support/sample-services';
 import { builtMain, ensureBuilt, freePort, ServiceProcess } from './support/service-process';
 

@@ -16,30 +16,16 @@ import type {
   Settlement,
   SubscriptionSpec,
 } from '../../backend/broker-backend.interface';
+import { BROKER_URL, deleteBrokerObjects } from '../../testing/rabbitmq';
 import { AmqpBackend, type AmqpBackendOptions } from './index';
 
 /** Broker URL of the RabbitMQ specs. */
-export const BROKER_URL = process.env.BROKER_URL ?? 'amqp://guest:guest@127.0.0.1:5672';
+export { BROKER_URL };
 
 /** Runs a command (rabbitmqctl) and resolves with its output. */
 export const runCommand = promisify(execFile);
 
 /** A delivery as recorded by {@link AmqpTestFixture.collect}, with the time it arrived. */
-/** Deletes every queue and exchange whose name contains `run`: what one test run declared. */
-export async function deleteRunObjects(run: string): Promise<void> {
-  const conn = await amqplib.connect(BROKER_URL);
-  const ch = await conn.createChannel();
-  const names = async (what: string): Promise<string[]> =>
-    (await runCommand('rabbitmqctl', ['-q', what, 'name'])).stdout
-      .split('\n')
-      .map((s) => s.trim())
-      .filter((s) => s.includes(run));
-  for (const queue of await names('list_queues')) await ch.deleteQueue(queue);
-  for (const exchange of await names('list_exchanges')) await ch.deleteExchange(exchange);
-  await ch.close();
-  await conn.close();
-}
-
 export type RecordedDelivery = Delivery & { at: number };
 
 /** Helpers of one spec file; create it with {@link useAmqpFixture} at the top of a `describe`. */
@@ -111,7 +97,7 @@ export function useAmqpFixture(): AmqpTestFixture {
 
   afterAll(async () => {
     await raw?.close().catch(() => undefined);
-    await deleteRunObjects(run);
+    await deleteBrokerObjects(run);
   }, 30_000);
 
   return {

@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { runBackendContract } from '../../testing/backend-contract';
-import { BROKER_URL, deleteRunObjects } from './amqp-test.fixture';
+import { BROKER_URL, deleteBrokerObjects } from '../../testing/rabbitmq';
 import { AmqpBackend } from './index';
 
 const RUN = randomUUID().slice(0, 8);
@@ -13,4 +13,4 @@ runBackendContract(
   },
 );
 
-afterAll(() => deleteRunObjects(RUN), 30_000);
+afterAll(() => deleteBrokerObjects(RUN), 30_000);
