@@ -38,7 +38,8 @@ function banner(lines) {
 
 (async () => {
   const rabbit = await brokerAnswers();
-  const args = ['--runInBand'];
+  // Paths and patterns first: after --selectProjects Jest would read them as more project names.
+  const args = [...process.argv.slice(2), '--runInBand'];
   if (!rabbit) {
     const where = `${host}:${port}`;
     if (isCI) {
@@ -52,7 +53,6 @@ function banner(lines) {
     args.push('--selectProjects', 'unit');
   }
   if (process.env.JEST_JSON_OUTPUT) args.push('--json', `--outputFile=${process.env.JEST_JSON_OUTPUT}`);
-  args.push(...process.argv.slice(2));
   const jest = require.resolve('jest/bin/jest');
   // A test that leaves a handle open would keep Jest alive forever: bound the whole run instead.
   const timeoutMs = Number(process.env.TEST_TIMEOUT_MS || 20 * 60 * 1000);
