@@ -1,0 +1,206 @@
+import { randomUUID } from 'node:crypto';
+import { Controller, UsePipes, ValidationPipe } from '@nestjs/common';
+import { Ctx, Payload } from '@nestjs/microservices';
+import { IsInt, IsString, Min } from 'class-validator';
+import { MessageContext } from '../context/message-context';
+import { DeadLetterService } from '../dead-letters/dead-letter.service';
+import { Consume } from '../decorators/consume.decorator';
+import { UnrecoverableError } from '../errors/messaging.errors';
+import { type ContractHarness, FAST_RETRY } from './contract-harness';
+import { waitFor } from './wait-for';
+
+class ChargeDto {
+  @IsString()
+  orderId!: string;
+
+  @IsInt()
+  @Min(1)
+  amount!: number;
+}
+
+/**
+ * The failure half of the backend contract: retries with their attempts and delays, dead letters
+ * with their metadata, `UnrecoverableError`, validation failures, malformed bodies, and replay.
+ */
+export function describeFailureContract(h: ContractHarness): void {
+  const { unique, start, publisherOf, createBackend } = h;
+
+  it('retries a failing handler with attempts 1, 2, 3 and waits at least the backoff', async () => {
+    const { service, topic } = unique();
+    const calls: Array<{ attempt: number; at: number }> = [];
+    @Controller()
+    class Handler {
+      @Consume(topic, { retry: FAST_RETRY })
+      handle(@Ctx() ctx: MessageContext): void {
+        calls.push({ attempt: ctx.attempt, at: Date.now() });
+        if (ctx.attempt < 3) throw new Error(`transient failure ${ctx.attempt}`);
+      }
+    }
+    const app = await start(service, [Handler]);
+    await publisherOf(app).publish({ topic }, { n: 1 });
+    await waitFor(() => calls.length === 3);
+    expect(calls.map((c) => c.attempt)).toEqual([1, 2, 3]);
+    expect(calls[1].at - calls[0].at).toBeGreaterThanOrEqual(100);
+    expect(calls[2].at - calls[1].at).toBeGreaterThanOrEqual(200);
+    expect(await app.get(DeadLetterService).list()).toEqual([]);
+  });
+
+  it('dead-letters a poison message after exactly maxAttempts, with its metadata', async () => {
+    const { service, topic } = unique();
+    let calls = 0;
+    @Controller()
+    class Handler {
+      @Consume(topic, { retry: FAST_RETRY })
+      handle(): void {
+        calls++;
+        throw new Error('card processor exploded');
+      }
+    }
+    const app = await start(service, [Handler]);
+    const deadLetters = app.get(DeadLetterService);
+    const messageId = await publisherOf(app).publish(
+      { topic },
+      { poison: true },
+      { headers: { origin: 'test' } },
+    );
+    await waitFor(async () => (await deadLetters.list()).length === 1);
+    const [letter] = await deadLetters.list();
+    expect(calls).toBe(3);
+    expect(letter).toMatchObject({
+      messageId,
+      topic,
+      queue: `${service}.${topic}`,
+      reason: 'max-attempts',
+      error: 'card processor exploded',
+      errorClass: 'Error',
+      attempts: 3,
+      payload: { poison: true },
+    });
+    expect(letter.headers.origin).toBe('test');
+    expect(JSON.parse(letter.body.toString())).toEqual({ poison: true });
+    expect(letter.firstFailedAt.getTime()).toBeLessThanOrEqual(letter.lastFailedAt.getTime());
+    expect(letter.lastFailedAt.getTime() - letter.firstFailedAt.getTime()).toBeGreaterThanOrEqual(
+      300,
+    );
+  });
+
+  it('sends UnrecoverableError and validation failures to the dead-letter queue without retry', async () => {
+    const { service, topic } = unique();
+    let unrecoverable = 0;
+    let validated = 0;
+    @Controller()
+    class Handler {
+      @Consume(`${topic}.unrecoverable`, { retry: FAST_RETRY })
+      fail(): void {
+        unrecoverable++;
+        throw new UnrecoverableError('order does not exist');
+      }
+
+      @Consume(`${topic}.charge`, { retry: FAST_RETRY })
+      @UsePipes(
+        new ValidationPipe({ transform: true, whitelist: true, forbidNonWhitelisted: true }),
+      )
+      charge(@Payload() dto: ChargeDto): void {
+        expect(dto).toBeInstanceOf(ChargeDto);
+        validated++;
+      }
+    }
+    const app = await start(service, [Handler]);
+    const deadLetters = app.get(DeadLetterService);
+    await publisherOf(app).publish({ topic: `${topic}.unrecoverable` }, {});
+    await publisherOf(app).publish({ topic: `${topic}.charge` }, { orderId: 'o1', amount: -5 });
+    await publisherOf(app).publish({ topic: `${topic}.charge` }, { orderId: 'o2', amount: 5 });
+    await waitFor(async () => (await deadLetters.list()).length === 2 && validated === 1);
+    const letters = await deadLetters.list();
+    const byReason = Object.fromEntries(letters.map((l) => [l.reason, l]));
+    expect(unrecoverable).toBe(1);
+    expect(byReason.unrecoverable).toMatchObject({
+      attempts: 1,
+      errorClass: 'UnrecoverableError',
+      error: 'order does not exist',
+    });
+    expect(byReason.validation).toMatchObject({ attempts: 1, errorClass: 'BadRequestException' });
+    expect(byReason.validation.error).toContain('amount must not be less than 1');
+  });
+
+  it('dead-letters malformed bodies with the reason and never lets them reach the handler', async () => {
+    const { service, topic } = unique();
+    const seen: unknown[] = [];
+    @Controller()
+    class Handler {
+      @Consume(topic, { retry: FAST_RETRY })
+      handle(@Payload() payload: unknown): void {
+        seen.push(payload);
+      }
+    }
+    const app = await start(service, [Handler]);
+    const backend = createBackend();
+    await backend.connect();
+    try {
+      const raw = (body: string, contentType?: string) =>
+        backend.publish(
+          {
+            topic,
+            body: Buffer.from(body),
+            headers: {},
+            messageId: randomUUID(),
+            contentType,
+            timestamp: Date.now(),
+          },
+          { mandatory: true },
+        );
+      await raw('{"orderId": ', 'application/json');
+      await raw('{"__proto__": {"polluted": true}}', 'application/json');
+      await raw('{"constructor": {"prototype": {"polluted": true}}}');
+      await raw(`${'['.repeat(5000)}${']'.repeat(5000)}`, 'application/json');
+      await raw('plain text from a shell script');
+      await waitFor(
+        async () => (await app.get(DeadLetterService).list()).length === 4 && seen.length === 1,
+      );
+    } finally {
+      await backend.close();
+    }
+    const letters = await app.get(DeadLetterService).list();
+    expect(letters.every((l) => l.reason === 'malformed' && l.attempts === 1)).toBe(true);
+    const errors = letters.map((l) => l.error).join('\n');
+    for (const reason of [
+      'not valid JSON',
+      '"__proto__"',
+      '"constructor.prototype"',
+      'nests deeper',
+    ]) {
+      expect(errors).toContain(reason);
+    }
+    expect(seen).toEqual(['plain text from a shell script']);
+    expect(({} as { polluted?: boolean }).polluted).toBeUndefined();
+  });
+
+  it('replays a dead letter back to its handler as a first attempt', async () => {
+    const { service, topic } = unique();
+    let broken = true;
+    const handled: number[] = [];
+    @Controller()
+    class Handler {
+      @Consume(topic, { retry: false })
+      handle(@Ctx() ctx: MessageContext): void {
+        if (broken) throw new Error('downstream is down');
+        handled.push(ctx.attempt);
+      }
+    }
+    const app = await start(service, [Handler]);
+    const deadLetters = app.get(DeadLetterService);
+    await publisherOf(app).publish({ topic }, { order: 1 });
+    await publisherOf(app).publish({ topic }, { order: 2 });
+    await waitFor(async () => (await deadLetters.list()).length === 2);
+    broken = false;
+    const [first] = await deadLetters.list();
+    expect(await deadLetters.replay(first.id)).toBe(true);
+    expect(await deadLetters.replay('no-such-id')).toBe(false);
+    await waitFor(() => handled.length === 1);
+    expect(handled).toEqual([1]);
+    expect((await deadLetters.list()).map((l) => l.id)).not.toContain(first.id);
+    expect(await deadLetters.replayAll()).toBe(1);
+    await waitFor(() => handled.length === 2);
+    expect(await deadLetters.list()).toEqual([]);
+  });
+}
