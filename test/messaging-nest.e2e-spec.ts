@@ -34,6 +34,7 @@ import {
   MessagingPublisher,
   MessagingServer,
   Producer,
+  UnrecoverableError,
 } from '@app/messaging';
 import { waitFor } from '@app/messaging/testing/wait-for';
 
@@ -154,7 +155,11 @@ describe('MessagingModule in a Nest app (in-memory backend)', () => {
     // The message without the tenant header was refused by the guard and dead-lettered (retry: false).
     await waitFor(async () => (await deadLetters.list()).length === 1);
     const [denied] = await deadLetters.list();
-    expect(denied.error).toBe('Forbidden resource');
+    expect(denied).toMatchObject({
+      error: 'Forbidden resource',
+      reason: 'unrecoverable',
+      attempts: 1,
+    });
     expect(events.filter((e) => e === 'handler')).toHaveLength(3);
     expect(events).toContain('guard:rpc:true');
     expect(events).not.toContain('class-filter');
@@ -351,6 +356,59 @@ describe('MessagingModule in a Nest app (in-memory backend)', () => {
     expect(calls.sort()).toEqual(['audit', 'charge']);
   });
 
+  it('settles whatever a handler throws, even an object without a prototype', async () => {
+    const topic = uniqueTopic();
+    let calls = 0;
+
+    @Controller()
+    class Handler {
+      @Consume(topic, { retry: { maxAttempts: 2, backoff: { initialDelayMs: 10, jitter: 0 } } })
+      handle(): void {
+        calls++;
+        throw Object.create(null);
+      }
+    }
+
+    const app = track(await startApp([Handler]));
+    await app.get(MessagingPublisher).publish({ topic }, {});
+    const deadLetters = app.get(DeadLetterService);
+    await waitFor(async () => (await deadLetters.list()).length === 1);
+    expect(calls).toBe(2);
+    expect((await deadLetters.list())[0]).toMatchObject({
+      reason: 'max-attempts',
+      error: '[object Object]',
+    });
+  });
+
+  it('dead-letters a request that fails for good, and still answers its caller', async () => {
+    const topic = uniqueTopic();
+
+    @Controller()
+    class Handler {
+      @Consume(topic)
+      lookup(): never {
+        throw new UnrecoverableError('no such customer');
+      }
+    }
+
+    const app = track(await startApp([Handler]));
+    await expect(app.get(MessagingPublisher).request({ topic }, { id: 1 })).rejects.toThrow(
+      'no such customer',
+    );
+    const deadLetters = app.get(DeadLetterService);
+    await waitFor(async () => (await deadLetters.list()).length === 1);
+    expect((await deadLetters.list())[0]).toMatchObject({ reason: 'unrecoverable', attempts: 1 });
+  });
+
+  it('refuses a route that would take the name of the dead-letter queue', async () => {
+    @Controller()
+    class Handler {
+      @Consume('dead-letter')
+      handle(): void {}
+    }
+    await expect(startApp([Handler])).rejects.toThrow(/name of the service's dead-letter queue/);
+  });
+
   it('rejects @Consume and @Producer misuse when the class is defined', () => {
     expect(() => Consume('order..created')).not.toThrow();
     expect(() => {
@@ -361,5 +419,16 @@ describe('MessagingModule in a Nest app (in-memory backend)', () => {
       return Bad;
     }).toThrow(/has an empty word/);
     expect(() => Producer('order.*')).toThrow(/cannot publish to a wildcard topic/);
+    expect(() => Producer({ topic: 'a', allowUnroutable: 'yes' as never })).toThrow(
+      /true or false/,
+    );
+    expect(() => {
+      class Twice {
+        @Consume('a.one')
+        @Consume('a.two')
+        handle(): void {}
+      }
+      return Twice;
+    }).toThrow(/a method takes one @Consume/);
   });
 });

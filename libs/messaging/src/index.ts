@@ -12,6 +12,7 @@ export {
   DEFAULT_REQUEST_TIMEOUT_MS,
   DEFAULT_RETRY,
   DEFAULT_SHUTDOWN_TIMEOUT_MS,
+  MAX_DELAY_MS,
   resolveMessagingOptions,
   type BackoffOptions,
   type CodecOptions,

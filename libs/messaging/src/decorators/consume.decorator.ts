@@ -1,5 +1,6 @@
 import { EXCEPTION_FILTERS_METADATA } from '@nestjs/common/constants';
 import { EventPattern } from '@nestjs/microservices';
+import { PATTERN_EXTRAS_METADATA } from '@nestjs/microservices/constants';
 import { assertValidTopicPattern } from '../backend/topic-matcher';
 import { CONSUME_METADATA, MESSAGING_TRANSPORT } from '../messaging.constants';
 import type { RetryOptions } from '../module/messaging-options';
@@ -81,6 +82,11 @@ export function Consume(
         options.queue.length > 255)
     ) {
       throw new TypeError(`${where}: queue must be a non-empty string of at most 255 characters`);
+    }
+    if (Reflect.getMetadata(PATTERN_EXTRAS_METADATA, descriptor.value)?.[CONSUME_METADATA]) {
+      throw new TypeError(
+        `${where}: a method takes one @Consume; to consume several topics use one pattern ('order.*') or one method per topic`,
+      );
     }
     const definition: ConsumeDefinition = { topic, options, handlerName };
     // The pattern only has to be unique per handler: routing is done by the broker, per queue.

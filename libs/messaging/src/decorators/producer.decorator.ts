@@ -61,6 +61,9 @@ export function Producer(target: string | ProducerTarget): PropertyDecorator & P
   ) {
     throw new TypeError(`${where}: queue must be a non-empty string`);
   }
+  if (normalized.allowUnroutable !== undefined && typeof normalized.allowUnroutable !== 'boolean') {
+    throw new TypeError(`${where}: allowUnroutable must be true or false`);
+  }
   const token = getProducerToken(normalized);
   requestedTargets.set(token, normalized);
   return Inject(token);

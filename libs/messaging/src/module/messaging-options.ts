@@ -84,6 +84,11 @@ export const DEFAULT_CODEC: CodecSettings = {
   compressAboveBytes: false,
   maxJsonDepth: 64,
 };
+/**
+ * Longest delay of a retry or a delayed publish: 24 hours (the longest delay tier of `AmqpBackend`).
+ * Longer waits belong in a scheduler, not in a broker queue.
+ */
+export const MAX_DELAY_MS = 86_400_000;
 export const DEFAULT_CONCURRENCY = 10;
 export const DEFAULT_SHUTDOWN_TIMEOUT_MS = 10_000;
 export const DEFAULT_REQUEST_TIMEOUT_MS = 5_000;
@@ -182,6 +187,7 @@ export function resolveRetry(
         from.backoff.initialDelayMs,
         `${where}.backoff.initialDelayMs`,
         0,
+        MAX_DELAY_MS,
       ),
       multiplier: resolveNumber(
         backoff.multiplier,
@@ -194,6 +200,7 @@ export function resolveRetry(
         from.backoff.maxDelayMs,
         `${where}.backoff.maxDelayMs`,
         0,
+        MAX_DELAY_MS,
       ),
       jitter: resolveJitter(backoff.jitter, from.backoff.jitter, `${where}.backoff.jitter`),
     },

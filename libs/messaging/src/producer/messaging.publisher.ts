@@ -7,9 +7,9 @@ import type {
 } from '../backend/broker-backend.interface';
 import { MessagingHeaders } from '../backend/broker-backend.interface';
 import { MessageCodec } from '../codec/message-codec';
-import { RemoteHandlerError } from '../errors/messaging.errors';
+import { MessagingConfigError, RemoteHandlerError } from '../errors/messaging.errors';
 import { MESSAGING_BACKEND, MESSAGING_OPTIONS } from '../messaging.constants';
-import type { ResolvedMessagingOptions } from '../module/messaging-options';
+import { MAX_DELAY_MS, type ResolvedMessagingOptions } from '../module/messaging-options';
 import type { ProducerTarget } from '../decorators/producer.decorator';
 
 /** Options of one publish. */
@@ -93,6 +93,15 @@ export class MessagingPublisher {
     payload: unknown,
     options: PublishOptions,
   ): OutgoingMessage {
+    const { delayMs } = options;
+    if (
+      delayMs !== undefined &&
+      !(Number.isInteger(delayMs) && delayMs >= 0 && delayMs <= MAX_DELAY_MS)
+    ) {
+      throw new MessagingConfigError(
+        `publish(): delayMs must be a whole number of milliseconds from 0 to ${MAX_DELAY_MS} (24 h), got ${String(delayMs)}`,
+      );
+    }
     const encoded = this.codec.encode(payload);
     const messageId = options.messageId ?? randomUUID();
     return {

@@ -1,4 +1,6 @@
 import { BadRequestException, NotFoundException } from '@nestjs/common';
+import { RpcException } from '@nestjs/microservices';
+import { ValidationError } from 'class-validator';
 import { MalformedMessageError, UnrecoverableError } from '../errors/messaging.errors';
 import {
   classifyFailure,
@@ -95,6 +97,25 @@ describe('decideSettlement', () => {
   it('truncates long error messages to 1 KiB', () => {
     const settlement = decide(1, new Error('x'.repeat(5000)));
     expect(settlement.action === 'retry' && settlement.failure.message.length).toBe(1024);
+  });
+
+  it('classifies a ValidationPipe exceptionFactory RpcException as validation, a guard refusal as unrecoverable', () => {
+    const invalid = Object.assign(new ValidationError(), {
+      property: 'amount',
+      constraints: { min: 'amount too small' },
+    });
+    expect(classifyFailure(new RpcException([invalid]))).toBe('validation');
+    expect(classifyFailure(new RpcException('Forbidden resource'))).toBe('unrecoverable');
+    expect(classifyFailure(new RpcException('something else'))).toBe('handler-error');
+  });
+
+  it('describes any thrown value without throwing itself', () => {
+    const settlement = decide(1, Object.create(null));
+    expect(settlement).toMatchObject({
+      action: 'retry',
+      failure: { message: '[object Object]', errorClass: 'object' },
+    });
+    expect(decide(1, null)).toMatchObject({ failure: { message: 'null', errorClass: 'null' } });
   });
 
   it('classifies other HTTP exceptions as handler errors (retryable)', () => {

@@ -1,4 +1,5 @@
 import { BadRequestException, HttpException, UnprocessableEntityException } from '@nestjs/common';
+import { RpcException } from '@nestjs/microservices';
 import type { FailureInfo, FailureReason, Settlement } from '../backend/broker-backend.interface';
 import { MalformedMessageError, UnrecoverableError } from '../errors/messaging.errors';
 
@@ -52,11 +53,16 @@ export function computeBackoffDelay(
   return Math.round(Math.min(backoff.maxDelayMs, jittered));
 }
 
+/** What Nest throws when a guard refuses a message (`FORBIDDEN_MESSAGE` of @nestjs/core). */
+const GUARD_REFUSAL = 'Forbidden resource';
+
 /** Sorts an error into why a message failed. */
 export function classifyFailure(error: unknown): FailureReason {
   if (error instanceof UnrecoverableError) return 'unrecoverable';
   if (error instanceof MalformedMessageError) return 'malformed';
   if (isValidationError(error)) return 'validation';
+  // A guard's refusal does not change on a retry.
+  if (error instanceof RpcException && error.getError() === GUARD_REFUSAL) return 'unrecoverable';
   return 'handler-error';
 }
 
@@ -69,10 +75,16 @@ function isValidationError(error: unknown): boolean {
   if (error instanceof BadRequestException || error instanceof UnprocessableEntityException)
     return true;
   if (error instanceof HttpException) return [400, 422].includes(error.getStatus());
+  // ValidationPipe({ exceptionFactory: (errors) => new RpcException(errors) }), common in microservices.
+  if (error instanceof RpcException) return isValidationErrorList(error.getError());
+  return isValidationErrorList(error);
+}
+
+function isValidationErrorList(value: unknown): boolean {
   return (
-    Array.isArray(error) &&
-    error.length > 0 &&
-    error.every((e) => e?.constructor?.name === 'ValidationError')
+    Array.isArray(value) &&
+    value.length > 0 &&
+    value.every((e) => (e as object | null)?.constructor?.name === 'ValidationError')
   );
 }
 
@@ -99,33 +111,41 @@ export function decideSettlement(input: SettlementInput): Settlement {
   return input.deadLetter ? { action: 'dead-letter', failure } : { action: 'ack' };
 }
 
+/** Never throws, whatever was thrown (even an object without a prototype). */
 function errorMessage(error: unknown): string {
   let message: string;
+  try {
+    message = describeError(error);
+  } catch {
+    message = Object.prototype.toString.call(error);
+  }
+  return message.length > MAX_ERROR_LENGTH ? `${message.slice(0, MAX_ERROR_LENGTH - 1)}…` : message;
+}
+
+function describeError(error: unknown): string {
   if (error instanceof HttpException) {
     const response = error.getResponse();
     const detail =
       typeof response === 'object' && response !== null
         ? (response as { message?: unknown }).message
         : undefined;
-    message = Array.isArray(detail)
-      ? detail.join('; ')
-      : typeof detail === 'string'
-        ? detail
-        : error.message;
-  } else if (error instanceof Error) {
-    message = error.message;
-  } else if (Array.isArray(error)) {
-    message = error.map((e) => String(e?.toString?.() ?? e)).join('; ');
-  } else if (typeof error === 'object' && error !== null && 'message' in error) {
-    message = String(error.message);
-  } else {
-    message = String(error);
+    if (Array.isArray(detail)) return detail.join('; ');
+    return typeof detail === 'string' ? detail : error.message;
   }
-  return message.length > MAX_ERROR_LENGTH ? `${message.slice(0, MAX_ERROR_LENGTH - 1)}…` : message;
+  if (error instanceof RpcException) {
+    const detail = error.getError();
+    return typeof detail === 'string' ? detail : describeError(detail);
+  }
+  if (error instanceof Error) return error.message;
+  if (Array.isArray(error)) return error.map((e) => String(e?.toString?.() ?? e)).join('; ');
+  if (typeof error === 'object' && error !== null && 'message' in error) {
+    return String(error.message);
+  }
+  return String(error);
 }
 
 function errorClass(error: unknown): string {
   if (error instanceof Error) return error.constructor.name;
   if (Array.isArray(error)) return 'ValidationError';
-  return typeof error;
+  return error === null ? 'null' : typeof error;
 }

@@ -113,7 +113,8 @@ export class MessagingServer
   private track(route: Route, delivery: Delivery): Promise<Settlement> {
     const settled = this.onDelivery(route, delivery);
     this.inFlight.add(settled);
-    void settled.finally(() => this.inFlight.delete(settled));
+    const forget = (): void => void this.inFlight.delete(settled);
+    settled.then(forget, forget);
     return settled;
   }
 
@@ -166,29 +167,44 @@ export class MessagingServer
   }
 
   private fail(route: Route, delivery: Delivery, error: unknown): Settlement {
-    const now = new Date();
-    if (delivery.replyTo !== undefined) {
-      // A request is never retried: its caller is waiting and gets the error instead. A body that
-      // never reached the handler is also kept as a dead letter for inspection.
-      const reason = classifyFailure(error);
-      const reply = this.encodeErrorReply(error, now);
-      this.logger.warn(
-        `${route.name} failed request ${delivery.messageId}: ${describeFailure(error, reason, now).message}`,
-      );
-      return reason === 'malformed' && route.deadLetter
-        ? { action: 'dead-letter', failure: describeFailure(error, reason, now), reply }
-        : { action: 'ack', reply };
+    try {
+      return delivery.replyTo === undefined
+        ? this.failEvent(route, delivery, error)
+        : this.failRequest(route, delivery, error);
+    } catch (unexpected) {
+      // Deciding must never reject (the delivery would stay unsettled): keep the message for a human.
+      const failure = describeFailure(unexpected, 'handler-error', new Date());
+      this.logger.error(`${route.name} could not settle ${delivery.messageId}: ${failure.message}`);
+      return { action: 'dead-letter', failure };
     }
+  }
+
+  private failEvent(route: Route, delivery: Delivery, error: unknown): Settlement {
     const settlement = decideSettlement({
       attempt: delivery.attempt,
       error,
       retry: route.retry,
       deadLetter: route.deadLetter,
-      now,
+      now: new Date(),
       random: Math.random(),
     });
     this.logSettlement(route, delivery, settlement, error);
     return settlement;
+  }
+
+  /**
+   * A request is never retried: its caller is waiting and gets the error instead. Like an event, it
+   * goes to the dead-letter queue when retrying could not help (unrecoverable, invalid, malformed).
+   */
+  private failRequest(route: Route, delivery: Delivery, error: unknown): Settlement {
+    const now = new Date();
+    const reason = classifyFailure(error);
+    const failure = describeFailure(error, reason, now);
+    const reply = this.encodeErrorReply(error, now);
+    this.logger.warn(`${route.name} failed request ${delivery.messageId}: ${failure.message}`);
+    return reason !== 'handler-error' && route.deadLetter
+      ? { action: 'dead-letter', failure, reply }
+      : { action: 'ack', reply };
   }
 
   private logSettlement(
@@ -208,7 +224,7 @@ export class MessagingServer
       );
     } else {
       this.logger.error(
-        `${id} failed and was dropped (deadLetter is off): ${String((error as Error)?.message ?? error)}`,
+        `${id} failed and was dropped (deadLetter is off): ${describeFailure(error, 'handler-error', new Date()).message}`,
       );
     }
   }

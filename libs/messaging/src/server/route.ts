@@ -36,9 +36,11 @@ export function buildRoutes(
     const route = buildRoute(definition, handler, options);
     const other = byQueue.get(route.spec.queue);
     if (other !== undefined) {
+      const fix = route.spec.external
+        ? 'Consume a named queue with one handler only'
+        : `Give one of them a route name: @Consume('${definition.topic ?? ''}', { name: '${definition.handlerName}' })`;
       throw new MessagingConfigError(
-        `${other} and ${route.name} would both consume queue '${route.spec.queue}'. ` +
-          `Give one of them a route name: @Consume('${definition.topic ?? ''}', { name: '${definition.handlerName}' })`,
+        `${other} and ${route.name} would both consume queue '${route.spec.queue}'. ${fix}`,
       );
     }
     byQueue.set(route.spec.queue, route.name);
@@ -66,6 +68,11 @@ function buildRoute(
   }
   const external = consume.queue !== undefined;
   const queue = external ? (consume.queue as string) : `${options.service}.${name}`;
+  if (!external && queue === `${options.service}.dead-letter`) {
+    throw new MessagingConfigError(
+      `${where}: queue '${queue}' is the name of the service's dead-letter queue; give the handler another { name }`,
+    );
+  }
   if (Buffer.byteLength(queue) > 255) {
     throw new MessagingConfigError(
       `${where}: queue name '${queue}' is over 255 bytes; give a shorter { name }`,

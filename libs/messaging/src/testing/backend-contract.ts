@@ -177,7 +177,19 @@ export function runBackendContract(
         publisher.publish({ topic: `${topic}.nobody` }, {}, { allowUnroutable: true }),
       ).resolves.toEqual(expect.any(String));
       const sentAt = Date.now();
-      await publisher.publish({ topic: `${topic}.delayed` }, {}, { delayMs: 300 });
+      // A delayed publish is never a silent success for a topic nobody consumes (memory checks it,
+      // AMQP cannot check a topic's bindings ahead of time and asks for allowUnroutable).
+      await expect(
+        publisher.publish({ topic: `${topic}.nobody` }, {}, { delayMs: 300 }),
+      ).rejects.toThrow();
+      await expect(publisher.publish({ topic }, {}, { delayMs: -1 })).rejects.toThrow(
+        /delayMs must be/,
+      );
+      await publisher.publish(
+        { topic: `${topic}.delayed` },
+        {},
+        { delayMs: 300, allowUnroutable: true },
+      );
       await waitFor(() => received.length === 1);
       expect(received[0] - sentAt).toBeGreaterThanOrEqual(300);
     });

@@ -15,7 +15,11 @@ import {
   type OutgoingMessage,
   type SubscriptionSpec,
 } from '../../backend/broker-backend.interface';
-import { BackendClosedError, MessagingConfigError } from '../../errors/messaging.errors';
+import {
+  BackendClosedError,
+  MessagingConfigError,
+  UnroutableError,
+} from '../../errors/messaging.errors';
 import {
   resolveAmqpOptions,
   type AmqpBackendOptions,
@@ -27,7 +31,14 @@ import { AmqpDeadLetters } from './amqp-dead-letters';
 import { publishProperties } from './amqp-messages';
 import { AmqpPublisher, type PublishCommand } from './amqp-publisher';
 import { AmqpRequester } from './amqp-requester';
-import { assertMainExchange, assertTier, pickTier, tierName, type TierKind } from './amqp-topology';
+import {
+  assertMainExchange,
+  assertTier,
+  pickTier,
+  queueExists,
+  tierName,
+  type TierKind,
+} from './amqp-topology';
 
 /**
  * RabbitMQ backend over `amqplib`: durable topic routing, publisher confirms, TTL-tier retries that go
@@ -255,6 +266,7 @@ export class AmqpBackend implements BrokerBackend {
   private async commandFor(message: OutgoingMessage, mandatory: boolean): Promise<PublishCommand> {
     const delayMs = message.delayMs ?? 0;
     if (!(delayMs > 0)) return this.directCommand(message, mandatory);
+    if (mandatory) await this.assertDelayedRoutable(message);
     const kind: TierKind = message.queue !== undefined ? 'retry' : 'delay';
     const tier = pickTier(delayMs);
     await this.ensureTier(kind, tier);
@@ -271,6 +283,25 @@ export class AmqpBackend implements BrokerBackend {
       mandatory: true,
       target,
     };
+  }
+
+  /**
+   * A delay tier always accepts a message, and RabbitMQ drops what the main exchange cannot route when
+   * the delay ends. A named queue can be checked now; a topic's bindings cannot, so a delayed publish
+   * to a topic must accept that explicitly instead of succeeding silently.
+   */
+  private async assertDelayedRoutable(message: OutgoingMessage): Promise<void> {
+    if (message.queue !== undefined) {
+      const conn = await this.connection.waitForConnection(this.options.publishTimeoutMs);
+      if (!(await queueExists(conn, message.queue)))
+        throw new UnroutableError(`queue ${message.queue}`);
+      return;
+    }
+    throw new MessagingConfigError(
+      `AmqpBackend cannot check now that topic '${message.topic}' will still be routed when the delay ` +
+        'ends (RabbitMQ would then drop it silently). Publish delayed messages with ' +
+        '{ allowUnroutable: true } to accept that, or without delayMs.',
+    );
   }
 
   private directCommand(message: OutgoingMessage, mandatory: boolean): PublishCommand {

@@ -11,6 +11,7 @@ import type {
 } from '../../backend/broker-backend.interface';
 import { MessagingHeaders } from '../../backend/broker-backend.interface';
 import { topicMatches } from '../../backend/topic-matcher';
+import { describeFailure } from '../../retry/retry-policy';
 import { MessageFifo } from './message-fifo';
 
 /** A message waiting in a queue. */
@@ -241,11 +242,13 @@ export class InMemoryBroker {
     consumer.unsettled.add(queued);
     void consumer
       .handler(delivery)
-      .catch((error: unknown): Settlement => ({
-        action: 'retry',
-        delayMs: 0,
-        failure: internalFailure(error),
-      }))
+      .catch(
+        // The core never rejects; if a handler does, keep the message rather than loop on it.
+        (error: unknown): Settlement => ({
+          action: 'dead-letter',
+          failure: internalFailure(error),
+        }),
+      )
       .then((settlement) => {
         consumer.inFlight--;
         // A consumer that closed meanwhile already gave the message back: its settlement is stale.
@@ -330,10 +333,5 @@ export class InMemoryBroker {
 }
 
 function internalFailure(error: unknown): FailureInfo {
-  return {
-    reason: 'handler-error',
-    message: String((error as Error)?.message ?? error),
-    errorClass: 'Error',
-    at: new Date(),
-  };
+  return describeFailure(error, 'handler-error', new Date());
 }
