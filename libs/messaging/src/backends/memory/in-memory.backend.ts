@@ -74,17 +74,16 @@ export class InMemoryBackend implements BrokerBackend {
 
   async publish(message: OutgoingMessage, options: BackendPublishOptions): Promise<void> {
     this.assertOpen();
-    this.assertRoutable(message, options.mandatory);
     if (message.delayMs !== undefined && message.delayMs > 0) {
+      if (options.mandatory && this.broker.countRoutes(message) === 0) throw unroutable(message);
       setTimeout(() => this.broker.route(message), message.delayMs).unref();
-    } else {
-      this.broker.route(message);
+    } else if (this.broker.route(message) === 0 && options.mandatory) {
+      throw unroutable(message);
     }
   }
 
   async request(message: OutgoingMessage, options: BackendRequestOptions): Promise<IncomingReply> {
     this.assertOpen();
-    this.assertRoutable(message, true);
     const replyTo = `memory.reply.${randomUUID()}`;
     return new Promise<IncomingReply>((resolve, reject) => {
       const finish = (): void => {
@@ -108,7 +107,7 @@ export class InMemoryBackend implements BrokerBackend {
         resolve(reply);
       });
       this.pendingRequests.add(fail);
-      this.broker.route(message, replyTo);
+      if (this.broker.route(message, replyTo) === 0) fail(unroutable(message));
     });
   }
 
@@ -155,10 +154,8 @@ export class InMemoryBackend implements BrokerBackend {
   private assertOpen(): void {
     if (this.status === 'closed') throw new BackendClosedError('The in-memory backend is closed');
   }
+}
 
-  private assertRoutable(message: OutgoingMessage, mandatory: boolean): void {
-    if (mandatory && this.broker.countRoutes(message) === 0) {
-      throw new UnroutableError(message.topic ?? `queue ${message.queue}`);
-    }
-  }
+function unroutable(message: OutgoingMessage): UnroutableError {
+  return new UnroutableError(message.topic ?? `queue ${message.queue}`);
 }

@@ -86,7 +86,7 @@ export class InMemoryBroker {
     for (const topic of topics) queue.bindings.add(topic);
   }
 
-  /** Number of queues `message` would reach now. */
+  /** Number of queues `message` would reach now, for a message routed later (delayed). */
   countRoutes(message: OutgoingMessage): number {
     if (message.queue !== undefined) return this.queues.has(message.queue) ? 1 : 0;
     let count = 0;
@@ -95,18 +95,26 @@ export class InMemoryBroker {
     return count;
   }
 
-  /** Routes a published message to every bound queue (or its named queue). */
-  route(message: OutgoingMessage, replyTo?: string): void {
+  /**
+   * Routes a published message to every bound queue (or its named queue); returns how many queues
+   * it reached, 0 when it was unroutable (and so went nowhere).
+   */
+  route(message: OutgoingMessage, replyTo?: string): number {
     const base = { message, headers: message.headers, attempt: 1, redelivered: false, replyTo };
     if (message.queue !== undefined) {
       const queue = this.queues.get(message.queue);
-      if (queue) this.enqueue(queue, { ...base, topic: message.queue });
-      return;
+      if (!queue) return 0;
+      this.enqueue(queue, { ...base, topic: message.queue });
+      return 1;
     }
     const topic = message.topic as string;
+    let reached = 0;
     for (const queue of this.queues.values()) {
-      if (this.isBound(queue, topic)) this.enqueue(queue, { ...base, topic });
+      if (!this.isBound(queue, topic)) continue;
+      this.enqueue(queue, { ...base, topic });
+      reached++;
     }
+    return reached;
   }
 
   addConsumer(queueName: string, consumer: MemoryConsumer): void {
