@@ -1,5 +1,6 @@
 import type { MessageHandler } from '@nestjs/microservices';
 import type { SubscriptionSpec } from '../backend/broker-backend.interface';
+import { deadLetterQueueName } from '../backend/queue-names';
 import type { ConsumeDefinition } from '../decorators/consume.decorator';
 import { MessagingConfigError } from '../errors/messaging.errors';
 import { CONSUME_METADATA } from '../messaging.constants';
@@ -68,7 +69,7 @@ function buildRoute(
   }
   const external = consume.queue !== undefined;
   const queue = external ? (consume.queue as string) : `${options.service}.${name}`;
-  if (!external && queue === `${options.service}.dead-letter`) {
+  if (!external && queue === deadLetterQueueName(options.service)) {
     throw new MessagingConfigError(
       `${where}: queue '${queue}' is the name of the service's dead-letter queue; give the handler another { name }`,
     );
@@ -107,7 +108,7 @@ export function describeRoute(route: Route): string {
     : `topic '${spec.topics.join("', '")}' -> queue '${spec.queue}'`;
   const retries = retry === false ? 'no retry' : `up to ${retry.maxAttempts} attempts`;
   const dlq = route.deadLetter
-    ? `dead letters to '${spec.service}.dead-letter'`
+    ? `dead letters to '${deadLetterQueueName(spec.service)}'`
     : 'no dead letters';
   return `${route.name} <- ${source} (concurrency ${spec.concurrency}, ${retries}, ${dlq})`;
 }

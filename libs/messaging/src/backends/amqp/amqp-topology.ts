@@ -29,6 +29,7 @@
  * never count there because each retry is a new copy and the original is acknowledged.
  */
 import type { Channel, ChannelModel } from 'amqplib';
+import { deadLetterQueueName } from '../../backend/queue-names';
 import type { ResolvedAmqpOptions } from './amqp-backend.options';
 
 /**
@@ -55,10 +56,7 @@ export function tierName(exchange: string, kind: TierKind, tierMs: number): stri
   return `${exchange}.${kind}.${tierMs}`;
 }
 
-/** Name of a service's dead-letter queue. */
-export function deadLetterQueueName(service: string): string {
-  return `${service}.dead-letter`;
-}
+export { deadLetterQueueName };
 
 /** Declares the main topic exchange. */
 export async function assertMainExchange(ch: Channel, options: ResolvedAmqpOptions): Promise<void> {
