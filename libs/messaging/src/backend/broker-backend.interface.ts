@@ -8,33 +8,15 @@
  *
  * Every backend passes the shared contract suite in `testing/backend-contract.ts`.
  */
+import type { FailureInfo, FailureReason } from '../errors/failure';
+
+export type { FailureInfo, FailureReason };
 
 /** Header values a backend carries as they are. */
 export type HeaderValue = string | number | boolean;
 
-/** Message headers. Keys starting with `x-messaging-` are reserved by the library. */
+/** Message headers. Keys starting with `x-messaging-` are reserved by the library (`message-headers.ts`). */
 export type MessageHeaders = Record<string, HeaderValue>;
-
-/**
- * Header names the library reserves. Backends write `ATTEMPT` and `FIRST_FAILURE` when they carry
- * out a retry, and read `ATTEMPT` to fill {@link Delivery.attempt}.
- */
-export const MessagingHeaders = {
-  /** The attempt number of this delivery (1 on the first), set by the backend on each retry. */
-  ATTEMPT: 'x-messaging-attempt',
-  /** ISO time of the first failed attempt, set by the backend on the first retry. */
-  FIRST_FAILURE: 'x-messaging-first-failure',
-  /** ISO time of the last failed attempt, set by the backend on each retry. */
-  LAST_FAILURE: 'x-messaging-last-failure',
-  /** The last error message, set by the backend on each retry (truncated to 1 KiB). */
-  LAST_ERROR: 'x-messaging-last-error',
-  /** The original topic of a message that travelled through a delay or retry queue. */
-  TOPIC: 'x-messaging-topic',
-  /** `gzip` when the body is compressed by the codec. */
-  COMPRESSION: 'x-messaging-compression',
-  /** Set on a reply that carries a handler error instead of a result. */
-  REPLY_ERROR: 'x-messaging-error',
-} as const;
 
 /** A message as the core hands it to a backend for publishing. */
 export interface OutgoingMessage {
@@ -83,35 +65,14 @@ export interface Delivery {
   readonly replyTo?: string;
   /** Epoch milliseconds at which the producer created the message, when known. */
   readonly timestamp?: number;
-  /** 1 on the first delivery, incremented by each retry the backend carried out. */
+  /**
+   * 1 on the first delivery, incremented by each retry the backend carried out: `attemptOf(headers)`
+   * of `message-headers.ts` when the backend stamps retries with `retryHeaders()`.
+   */
   readonly attempt: number;
   /** True when the broker says this exact delivery may have been seen before (crash, lost connection). */
   readonly redelivered: boolean;
 }
-
-/** What went wrong, as recorded on retries and dead letters. */
-export interface FailureInfo {
-  /** Why the message failed: handler error, `UnrecoverableError`, validation, malformed body, broker limit. */
-  readonly reason: FailureReason;
-  /** The error's message, truncated to 1 KiB. */
-  readonly message: string;
-  /** The error's class name (`Error`, `UnrecoverableError`, `BadRequestException`, ...). */
-  readonly errorClass: string;
-  /** When this failure happened. */
-  readonly at: Date;
-}
-
-/**
- * `delivery-limit`: put in the dead-letter queue by the broker itself, after too many redeliveries
- * that were never settled (a message that crashes its consumer in a loop).
- */
-export type FailureReason =
-  | 'handler-error'
-  | 'max-attempts'
-  | 'unrecoverable'
-  | 'validation'
-  | 'malformed'
-  | 'delivery-limit';
 
 /** An encoded reply to a request. */
 export interface OutgoingReply {
@@ -196,6 +157,7 @@ export interface DeadLetter {
   /** The original body, byte for byte. */
   readonly body: Buffer;
   readonly contentType?: string;
+  readonly contentEncoding?: string;
   /** The original headers (the library's own `x-messaging-*` retry headers removed). */
   readonly headers: Readonly<Record<string, unknown>>;
   readonly reason: FailureReason;

@@ -1,3 +1,5 @@
+import { MessagingConfigError } from '../errors/messaging.errors';
+
 /**
  * AMQP topic matching, shared by backends that route in process: words are separated by `.`,
  * `*` matches exactly one word and `#` matches zero or more words.
@@ -26,18 +28,18 @@ function matchWords(p: string[], pi: number, t: string[], ti: number): boolean {
   return ti === t.length;
 }
 
-/** Throws a readable error when `pattern` is not a valid topic pattern. */
+/** Throws a `MessagingConfigError` saying why when `pattern` is not a valid topic pattern. */
 export function assertValidTopicPattern(
   pattern: unknown,
   where: string,
 ): asserts pattern is string {
   if (typeof pattern !== 'string' || pattern.length === 0 || pattern.length > 255) {
-    throw new TypeError(
+    throw new MessagingConfigError(
       `${where}: a topic must be a non-empty string of at most 255 characters, got ${JSON.stringify(pattern)}`,
     );
   }
   if (pattern.split('.').some((w) => w.length === 0)) {
-    throw new TypeError(
+    throw new MessagingConfigError(
       `${where}: topic '${pattern}' has an empty word (two dots in a row, or a leading or trailing dot)`,
     );
   }

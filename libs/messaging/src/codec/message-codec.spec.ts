@@ -1,23 +1,17 @@
 import { gzipSync } from 'node:zlib';
-import type { Delivery } from '../backend/broker-backend.interface';
-import { MessagingHeaders } from '../backend/broker-backend.interface';
+import { MessagingHeaders } from '../backend/message-headers';
 import { MalformedMessageError, PayloadTooLargeError } from '../errors/messaging.errors';
-import { MessageCodec } from './message-codec';
+import { type EncodedMessage, MessageCodec } from './message-codec';
 
 const codec = new MessageCodec({ maxBodyBytes: 1024, compressAboveBytes: 256, maxJsonDepth: 8 });
 const delivery = (
   body: Buffer | string,
   contentType?: string,
   headers: Record<string, unknown> = {},
-): Delivery => ({
+): EncodedMessage => ({
   body: Buffer.isBuffer(body) ? body : Buffer.from(body),
   contentType,
   headers,
-  topic: 't',
-  queue: 'q',
-  messageId: 'm',
-  attempt: 1,
-  redelivered: false,
 });
 
 describe('MessageCodec', () => {
@@ -25,6 +19,14 @@ describe('MessageCodec', () => {
     const encoded = codec.encode({ a: 1, b: ['x'] });
     expect(encoded.contentType).toBe('application/json');
     expect(codec.decode(delivery(encoded.body, encoded.contentType))).toEqual({ a: 1, b: ['x'] });
+  });
+
+  it('sends strings as plain text, unquoted, and reads them back as strings', () => {
+    const encoded = codec.encode('hello "world"');
+    expect(encoded.contentType).toBe('text/plain; charset=utf-8');
+    expect(encoded.body.toString('utf8')).toBe('hello "world"');
+    expect(codec.decode(delivery(encoded.body, encoded.contentType))).toBe('hello "world"');
+    expect(codec.decode(delivery('{"a":1}', encoded.contentType))).toBe('{"a":1}');
   });
 
   it('passes Buffers through as binary', () => {

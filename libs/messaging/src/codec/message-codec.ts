@@ -1,6 +1,6 @@
 import { gunzipSync, gzipSync } from 'node:zlib';
-import type { Delivery, IncomingReply, MessageHeaders } from '../backend/broker-backend.interface';
-import { MessagingHeaders } from '../backend/broker-backend.interface';
+import type { MessageHeaders } from '../backend/broker-backend.interface';
+import { MessagingHeaders } from '../backend/message-headers';
 import { MalformedMessageError, PayloadTooLargeError } from '../errors/messaging.errors';
 import { assertSafeJson } from './safe-json';
 
@@ -22,12 +22,23 @@ export interface EncodedBody {
   readonly headers?: MessageHeaders;
 }
 
+/** What decoding needs of a message (a `Delivery`, a reply, a dead letter all have it). */
+export interface EncodedMessage {
+  readonly body: Buffer;
+  readonly contentType?: string;
+  readonly contentEncoding?: string;
+  /** Read for the library's compression mark. */
+  readonly headers: Readonly<Record<string, unknown>>;
+}
+
 const JSON_TYPE = 'application/json';
+const TEXT_TYPE = 'text/plain; charset=utf-8';
 const OCTET_TYPE = 'application/octet-stream';
 const GZIP = 'gzip';
 
 /**
- * JSON by default; `Buffer` payloads pass through as binary. Decoding never throws anything but
+ * JSON by default; a `string` payload travels as plain text and a `Buffer` as bytes, unquoted, so
+ * consumers in other languages read them as they were written. Decoding never throws anything but
  * `MalformedMessageError`, never returns an object with a polluted prototype, and hands plain text
  * and binary bodies from foreign producers to handlers as a string or a `Buffer`.
  */
@@ -38,7 +49,10 @@ export class MessageCodec {
   encode(payload: unknown): EncodedBody {
     let body: Buffer;
     let contentType: string;
-    if (Buffer.isBuffer(payload)) {
+    if (typeof payload === 'string') {
+      body = Buffer.from(payload, 'utf8');
+      contentType = TEXT_TYPE;
+    } else if (Buffer.isBuffer(payload)) {
       body = payload;
       contentType = OCTET_TYPE;
     } else {
@@ -61,10 +75,10 @@ export class MessageCodec {
     return { body, contentType };
   }
 
-  /** Decodes a delivery's body for its handler; throws `MalformedMessageError` with the reason. */
-  decode(delivery: Delivery | IncomingReply): unknown {
-    const body = this.inflate(delivery);
-    const type = delivery.contentType?.split(';')[0].trim().toLowerCase();
+  /** Decodes a message's body for its handler; throws `MalformedMessageError` with the reason. */
+  decode(message: EncodedMessage): unknown {
+    const body = this.inflate(message);
+    const type = message.contentType?.split(';')[0].trim().toLowerCase();
     if (type === JSON_TYPE || type?.endsWith('+json')) return this.parseJson(body);
     if (type?.startsWith('text/')) return body.toString('utf8');
     if (type) return body;
@@ -83,12 +97,12 @@ export class MessageCodec {
       : body;
   }
 
-  private inflate(delivery: Delivery | IncomingReply): Buffer {
-    const { body } = delivery;
+  private inflate(message: EncodedMessage): Buffer {
+    const { body } = message;
     this.assertSize(body.length, 'body', true);
     const compressed =
-      delivery.headers[MessagingHeaders.COMPRESSION] === GZIP ||
-      delivery.contentEncoding?.toLowerCase() === GZIP;
+      message.headers[MessagingHeaders.COMPRESSION] === GZIP ||
+      message.contentEncoding?.toLowerCase() === GZIP;
     if (!compressed) return body;
     try {
       return gunzipSync(body, { maxOutputLength: this.settings.maxBodyBytes });

@@ -2,7 +2,7 @@ import { Inject, Injectable, Logger } from '@nestjs/common';
 import type { BrokerBackend, DeadLetter } from '../backend/broker-backend.interface';
 import { MessageCodec } from '../codec/message-codec';
 import { MESSAGING_BACKEND, MESSAGING_OPTIONS } from '../messaging.constants';
-import type { ResolvedMessagingOptions } from '../module/messaging-options';
+import type { ResolvedMessagingOptions } from '../options/messaging-options';
 
 /** A dead letter with its body decoded the way its handler would have seen it. */
 export interface DeadLetterEntry extends DeadLetter {
@@ -57,7 +57,7 @@ export class DeadLetterService {
 
   private decode(letter: DeadLetter): unknown {
     try {
-      return this.codec.decode({ ...letter, attempt: letter.attempts, redelivered: false });
+      return this.codec.decode(letter);
     } catch {
       return letter.body.toString('utf8');
     }

@@ -2,9 +2,12 @@ import { EXCEPTION_FILTERS_METADATA } from '@nestjs/common/constants';
 import { EventPattern } from '@nestjs/microservices';
 import { PATTERN_EXTRAS_METADATA } from '@nestjs/microservices/constants';
 import { assertValidTopicPattern } from '../backend/topic-matcher';
+import { checkBoolean, checkInteger, checkName, checkOptionsObject } from '../errors/config-checks';
+import { MessagingConfigError } from '../errors/messaging.errors';
 import { CONSUME_METADATA, MESSAGING_TRANSPORT } from '../messaging.constants';
-import type { RetryOptions } from '../module/messaging-options';
-import { MessageErrorFilter } from '../server/message-error.filter';
+import { MAX_CONCURRENCY } from '../options/messaging-options';
+import { checkRetryOptions, type RetryOptions } from '../retry/retry-options';
+import { MessageErrorFilter } from './message-error.filter';
 
 const MESSAGE_ERROR_FILTER = new MessageErrorFilter();
 
@@ -33,13 +36,22 @@ export interface ConsumeDefinitionInput extends ConsumeOptions {
   topic?: string;
 }
 
-/** What `@Consume` records on a handler (in its Nest pattern extras). */
+/** What `@Consume` records on a handler (in its Nest pattern extras), checked at decoration. */
 export interface ConsumeDefinition {
   readonly topic?: string;
   readonly options: ConsumeOptions;
   /** `Class.method`, for logs. */
   readonly handlerName: string;
 }
+
+const CONSUME_KEYS: readonly (keyof ConsumeDefinitionInput)[] = [
+  'topic',
+  'queue',
+  'retry',
+  'deadLetter',
+  'concurrency',
+  'name',
+];
 
 /**
  * Makes a controller method the handler of a topic (wildcards `*` and `#` allowed) or of a named
@@ -61,30 +73,17 @@ export function Consume(
   topicOrDefinition: string | ConsumeDefinitionInput,
   maybeOptions: ConsumeOptions = {},
 ): MethodDecorator {
-  const input: ConsumeDefinitionInput =
-    typeof topicOrDefinition === 'string'
-      ? { ...maybeOptions, topic: topicOrDefinition }
-      : { ...topicOrDefinition };
-  const { topic, ...options } = input;
   return (target: object, key: string | symbol, descriptor: PropertyDescriptor) => {
     const handlerName = `${target.constructor.name}.${String(key)}`;
     const where = `@Consume on ${handlerName}`;
-    if ((topic === undefined) === (options.queue === undefined)) {
-      throw new TypeError(
-        `${where}: give exactly one of a topic ('order.created') or { queue: 'name' }`,
-      );
-    }
-    if (topic !== undefined) assertValidTopicPattern(topic, where);
-    if (
-      options.queue !== undefined &&
-      (typeof options.queue !== 'string' ||
-        options.queue.length === 0 ||
-        options.queue.length > 255)
-    ) {
-      throw new TypeError(`${where}: queue must be a non-empty string of at most 255 characters`);
-    }
+    const input: ConsumeDefinitionInput =
+      typeof topicOrDefinition === 'string'
+        ? { ...checkOptionsObject(maybeOptions, CONSUME_KEYS, where), topic: topicOrDefinition }
+        : { ...checkOptionsObject(topicOrDefinition, CONSUME_KEYS, where) };
+    checkConsumeDefinition(input, where);
+    const { topic, ...options } = input;
     if (Reflect.getMetadata(PATTERN_EXTRAS_METADATA, descriptor.value)?.[CONSUME_METADATA]) {
-      throw new TypeError(
+      throw new MessagingConfigError(
         `${where}: a method takes one @Consume; to consume several topics use one pattern ('order.*') or one method per topic`,
       );
     }
@@ -106,4 +105,20 @@ export function Consume(
       descriptor.value,
     );
   };
+}
+
+/** Checks every option of one `@Consume`, so a mistake fails where it is written. */
+function checkConsumeDefinition(input: ConsumeDefinitionInput, where: string): void {
+  checkOptionsObject(input, CONSUME_KEYS, where);
+  if ((input.topic === undefined) === (input.queue === undefined)) {
+    throw new MessagingConfigError(
+      `${where}: give exactly one of a topic ('order.created') or { queue: 'name' }`,
+    );
+  }
+  if (input.topic !== undefined) assertValidTopicPattern(input.topic, where);
+  checkName(input.queue, `${where}: queue`);
+  checkName(input.name, `${where}: name`);
+  checkBoolean(input.deadLetter, true, `${where}: deadLetter`);
+  checkInteger(input.concurrency, 1, `${where}: concurrency`, 1, MAX_CONCURRENCY);
+  checkRetryOptions(input.retry, `${where}: retry`);
 }

@@ -1,5 +1,7 @@
 import { Inject } from '@nestjs/common';
 import { assertValidTopicPattern } from '../backend/topic-matcher';
+import { checkBoolean, checkName, checkOptionsObject } from '../errors/config-checks';
+import { MessagingConfigError } from '../errors/messaging.errors';
 
 /** Where a `MessageProducer` sends, and how. */
 export interface ProducerTarget {
@@ -40,31 +42,33 @@ export function getRequestedProducerTargets(): ReadonlyMap<string, ProducerTarge
  * @Producer({ queue: 'hello' }) private readonly hello: MessageProducer<string>;
  */
 export function Producer(target: string | ProducerTarget): PropertyDecorator & ParameterDecorator {
-  const normalized: ProducerTarget = typeof target === 'string' ? { topic: target } : { ...target };
-  const where = '@Producer';
-  if ((normalized.topic === undefined) === (normalized.queue === undefined)) {
-    throw new TypeError(
-      `${where}: give exactly one of a topic ('order.created') or { queue: 'name' }`,
-    );
-  }
-  if (normalized.topic !== undefined) {
-    assertValidTopicPattern(normalized.topic, where);
-    if (/[*#]/.test(normalized.topic)) {
-      throw new TypeError(
-        `${where}: cannot publish to a wildcard topic '${normalized.topic}'; name one topic`,
-      );
-    }
-  }
-  if (
-    normalized.queue !== undefined &&
-    (typeof normalized.queue !== 'string' || normalized.queue.length === 0)
-  ) {
-    throw new TypeError(`${where}: queue must be a non-empty string`);
-  }
-  if (normalized.allowUnroutable !== undefined && typeof normalized.allowUnroutable !== 'boolean') {
-    throw new TypeError(`${where}: allowUnroutable must be true or false`);
-  }
+  const normalized = checkProducerTarget(typeof target === 'string' ? { topic: target } : target);
   const token = getProducerToken(normalized);
   requestedTargets.set(token, normalized);
   return Inject(token);
+}
+
+const TARGET_KEYS: readonly (keyof ProducerTarget)[] = ['topic', 'queue', 'allowUnroutable'];
+
+function checkProducerTarget(target: ProducerTarget): ProducerTarget {
+  const where = '@Producer';
+  checkOptionsObject(target, TARGET_KEYS, where);
+  if ((target?.topic === undefined) === (target?.queue === undefined)) {
+    throw new MessagingConfigError(
+      `${where}: give exactly one of a topic ('order.created') or { queue: 'name' }`,
+    );
+  }
+  if (target.topic !== undefined) checkTopic(target.topic, where);
+  checkName(target.queue, `${where}: queue`);
+  checkBoolean(target.allowUnroutable, false, `${where}: allowUnroutable`);
+  return { ...target };
+}
+
+function checkTopic(topic: string, where: string): void {
+  assertValidTopicPattern(topic, where);
+  if (/[*#]/.test(topic)) {
+    throw new MessagingConfigError(
+      `${where}: cannot publish to a wildcard topic '${topic}'; name one topic`,
+    );
+  }
 }

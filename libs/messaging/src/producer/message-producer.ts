@@ -2,12 +2,14 @@ import type { ProducerTarget } from '../decorators/producer.decorator';
 import type { MessagingPublisher, PublishOptions, RequestOptions } from './messaging.publisher';
 
 /**
- * Publishes messages of type `T` to one topic (or named queue). Injected by `@Producer(topic)`.
+ * Publishes messages of type `T` to one topic (or named queue). Injected by `@Producer(topic)`. `R`
+ * is the type of the replies to `request()`, which each call can also name (`request<Total>(...)`).
  *
  * @example
  * constructor(@Producer('order.created') private readonly orderCreated: MessageProducer<OrderCreated>) {}
+ * constructor(@Producer('cart.total') private readonly totals: MessageProducer<CartRef, number>) {}
  */
-export class MessageProducer<T = unknown> {
+export class MessageProducer<T = unknown, R = unknown> {
   constructor(
     /** Where this producer sends. */
     readonly target: ProducerTarget,
@@ -27,7 +29,7 @@ export class MessageProducer<T = unknown> {
    * Sends a request and resolves with the handler's return value. Rejects with
    * `RequestTimeoutError` after `timeoutMs`, or `RemoteHandlerError` when the handler threw.
    */
-  request<R = unknown>(payload: T, options?: RequestOptions): Promise<R> {
-    return this.publisher.request<R>(this.target, payload, options);
+  request<Reply = R>(payload: T, options?: RequestOptions): Promise<Reply> {
+    return this.publisher.request<Reply>(this.target, payload, options);
   }
 }

@@ -5,11 +5,13 @@ import type {
   MessageHeaders,
   OutgoingMessage,
 } from '../backend/broker-backend.interface';
-import { MessagingHeaders } from '../backend/broker-backend.interface';
+import { MessagingHeaders } from '../backend/message-headers';
 import { MessageCodec } from '../codec/message-codec';
+import { checkOptionsObject } from '../errors/config-checks';
 import { MessagingConfigError, RemoteHandlerError } from '../errors/messaging.errors';
 import { MESSAGING_BACKEND, MESSAGING_OPTIONS } from '../messaging.constants';
-import { MAX_DELAY_MS, type ResolvedMessagingOptions } from '../module/messaging-options';
+import type { ResolvedMessagingOptions } from '../options/messaging-options';
+import { MAX_DELAY_MS } from '../retry/retry-options';
 import type { ProducerTarget } from '../decorators/producer.decorator';
 
 /** Options of one publish. */
@@ -33,6 +35,15 @@ export interface RequestOptions {
   messageId?: string;
 }
 
+const PUBLISH_KEYS: readonly (keyof PublishOptions)[] = [
+  'headers',
+  'messageId',
+  'correlationId',
+  'delayMs',
+  'allowUnroutable',
+];
+const REQUEST_KEYS: readonly (keyof RequestOptions)[] = ['timeoutMs', 'headers', 'messageId'];
+
 /**
  * Encodes payloads and hands them to the backend: the one publishing path shared by
  * `MessageProducer` and `MessagingClient`.
@@ -53,6 +64,7 @@ export class MessagingPublisher {
     payload: unknown,
     options: PublishOptions = {},
   ): Promise<string> {
+    checkOptionsObject(options, PUBLISH_KEYS, 'publish() options');
     const message = this.buildMessage(target, payload, options);
     const mandatory = !(
       options.allowUnroutable ??
@@ -70,6 +82,7 @@ export class MessagingPublisher {
     payload: unknown,
     options: RequestOptions = {},
   ): Promise<R> {
+    checkOptionsObject(options, REQUEST_KEYS, 'request() options');
     const message = this.buildMessage(target, payload, {
       headers: options.headers,
       messageId: options.messageId,

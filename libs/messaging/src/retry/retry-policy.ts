@@ -1,6 +1,7 @@
 import { BadRequestException, HttpException, UnprocessableEntityException } from '@nestjs/common';
 import { RpcException } from '@nestjs/microservices';
-import type { FailureInfo, FailureReason, Settlement } from '../backend/broker-backend.interface';
+import type { FailureReason, Settlement } from '../backend/broker-backend.interface';
+import { describeFailure } from '../errors/failure';
 import { MalformedMessageError, UnrecoverableError } from '../errors/messaging.errors';
 
 /** Exponential backoff, resolved (every field set). */
@@ -35,8 +36,6 @@ export interface SettlementInput {
   /** A number in [0, 1), `Math.random()` in production. */
   readonly random: number;
 }
-
-const MAX_ERROR_LENGTH = 1024;
 
 /**
  * The delay before attempt `attempt + 1`, after attempt `attempt` failed: `initialDelayMs ×
@@ -88,11 +87,6 @@ function isValidationErrorList(value: unknown): boolean {
   );
 }
 
-/** The error as recorded on retries and dead letters. */
-export function describeFailure(error: unknown, reason: FailureReason, at: Date): FailureInfo {
-  return { reason, message: errorMessage(error), errorClass: errorClass(error), at };
-}
-
 /**
  * The one place that decides what happens to a message whose handler failed. Pure: the same input
  * always gives the same settlement. Backends carry the result out.
@@ -109,43 +103,4 @@ export function decideSettlement(input: SettlementInput): Settlement {
   const failure = describeFailure(input.error, finalReason, input.now);
   // Without a dead-letter queue the message is acknowledged and dropped (the core logs it).
   return input.deadLetter ? { action: 'dead-letter', failure } : { action: 'ack' };
-}
-
-/** Never throws, whatever was thrown (even an object without a prototype). */
-function errorMessage(error: unknown): string {
-  let message: string;
-  try {
-    message = describeError(error);
-  } catch {
-    message = Object.prototype.toString.call(error);
-  }
-  return message.length > MAX_ERROR_LENGTH ? `${message.slice(0, MAX_ERROR_LENGTH - 1)}…` : message;
-}
-
-function describeError(error: unknown): string {
-  if (error instanceof HttpException) {
-    const response = error.getResponse();
-    const detail =
-      typeof response === 'object' && response !== null
-        ? (response as { message?: unknown }).message
-        : undefined;
-    if (Array.isArray(detail)) return detail.join('; ');
-    return typeof detail === 'string' ? detail : error.message;
-  }
-  if (error instanceof RpcException) {
-    const detail = error.getError();
-    return typeof detail === 'string' ? detail : describeError(detail);
-  }
-  if (error instanceof Error) return error.message;
-  if (Array.isArray(error)) return error.map((e) => String(e?.toString?.() ?? e)).join('; ');
-  if (typeof error === 'object' && error !== null && 'message' in error) {
-    return String(error.message);
-  }
-  return String(error);
-}
-
-function errorClass(error: unknown): string {
-  if (error instanceof Error) return error.constructor.name;
-  if (Array.isArray(error)) return 'ValidationError';
-  return error === null ? 'null' : typeof error;
 }

@@ -4,11 +4,8 @@ import { deadLetterQueueName } from '../backend/queue-names';
 import type { ConsumeDefinition } from '../decorators/consume.decorator';
 import { MessagingConfigError } from '../errors/messaging.errors';
 import { CONSUME_METADATA } from '../messaging.constants';
-import {
-  resolveInteger,
-  resolveRetry,
-  type ResolvedMessagingOptions,
-} from '../module/messaging-options';
+import type { ResolvedMessagingOptions } from '../options/messaging-options';
+import { resolveRetry } from '../retry/retry-options';
 import type { ResolvedRetryPolicy } from '../retry/retry-policy';
 
 /** One `@Consume` handler with its options resolved against the module's. */
@@ -22,8 +19,10 @@ export interface Route {
 }
 
 /**
- * Resolves every `@Consume` handler Nest registered on the server into a route, and throws a
- * `MessagingConfigError` for bad per-handler options or two handlers that would share a queue.
+ * Resolves every `@Consume` handler Nest registered on the server into a route. Each handler's own
+ * options were checked where `@Consume` was written; this throws a `MessagingConfigError` for what
+ * only the module's options reveal: a retry policy that does not merge, a queue name that is taken
+ * or too long, two handlers that would share a queue.
  */
 export function buildRoutes(
   handlers: Map<string, MessageHandler>,
@@ -58,15 +57,6 @@ function buildRoute(
   const { topic, options: consume, handlerName } = definition;
   const where = `@Consume on ${handlerName}`;
   const name = consume.name ?? topic;
-  if (
-    consume.name !== undefined &&
-    (typeof consume.name !== 'string' || consume.name.length === 0)
-  ) {
-    throw new MessagingConfigError(`${where}: name must be a non-empty string`);
-  }
-  if (consume.deadLetter !== undefined && typeof consume.deadLetter !== 'boolean') {
-    throw new MessagingConfigError(`${where}: deadLetter must be true or false`);
-  }
   const external = consume.queue !== undefined;
   const queue = external ? (consume.queue as string) : `${options.service}.${name}`;
   if (!external && queue === deadLetterQueueName(options.service)) {
@@ -89,13 +79,7 @@ function buildRoute(
       queue,
       topics: topic === undefined ? [] : [topic],
       external,
-      concurrency: resolveInteger(
-        consume.concurrency,
-        options.concurrency,
-        `${where}: concurrency`,
-        1,
-        10_000,
-      ),
+      concurrency: consume.concurrency ?? options.concurrency,
     },
   };
 }

@@ -2,7 +2,7 @@ import { randomUUID } from 'node:crypto';
 import type { INestApplication, Type } from '@nestjs/common';
 import { Test } from '@nestjs/testing';
 import type { BrokerBackend } from '../backend/broker-backend.interface';
-import type { MessagingModuleOptions } from '../module/messaging-options';
+import type { MessagingModuleOptions } from '../options/messaging-options';
 import { MessagingModule } from '../module/messaging.module';
 import { MessagingPublisher } from '../producer/messaging.publisher';
 import { MessagingServer } from '../server/messaging.server';

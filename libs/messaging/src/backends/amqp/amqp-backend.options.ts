@@ -1,3 +1,10 @@
+import {
+  checkBoolean,
+  checkInteger,
+  checkName,
+  checkNumber,
+  checkOptionsObject,
+} from '../../errors/config-checks';
 import { MessagingConfigError } from '../../errors/messaging.errors';
 
 /** TLS settings for `amqps://` URLs, handed to Node's `tls.connect()`. */
@@ -131,6 +138,23 @@ export const DEFAULT_AMQP_OPTIONS = {
 } as const;
 
 /**
+ * The wait before reconnection attempt `attempt` (0 for the first retry) of the connection, a
+ * consumer's channel or the publisher's channel: `initialDelayMs × multiplier^attempt`, capped at
+ * `maxDelayMs`, less up to 20% at random so that many clients do not reconnect in step.
+ */
+export function reconnectDelay(
+  reconnect: Required<AmqpReconnectOptions>,
+  attempt: number,
+  random: number = Math.random(),
+): number {
+  const base = Math.min(
+    reconnect.maxDelayMs,
+    reconnect.initialDelayMs * reconnect.multiplier ** Math.max(0, attempt),
+  );
+  return Math.round(base * (0.8 + 0.2 * random));
+}
+
+/**
  * Replaces the password of every URL in `text` with `***`, so that a URL can be logged or put in an
  * error message (`amqp://app:***@host`).
  */
@@ -138,13 +162,36 @@ export function redactCredentials(text: string): string {
   return text.replace(/([a-z][a-z0-9+.-]*:\/\/[^:/@\s]*:)[^@\s]*@/gi, '$1***@');
 }
 
+const OPTION_KEYS: readonly (keyof AmqpBackendOptions)[] = [
+  'url',
+  'urls',
+  'exchange',
+  'prefetch',
+  'heartbeatSeconds',
+  'tls',
+  'connectionName',
+  'publishTimeoutMs',
+  'connectTimeoutMs',
+  'reconnect',
+  'maxInFlightPublishes',
+  'queueType',
+  'deliveryLimit',
+  'assertTopology',
+];
+const RECONNECT_KEYS: readonly (keyof AmqpReconnectOptions)[] = [
+  'initialDelayMs',
+  'maxDelayMs',
+  'multiplier',
+];
+const WHERE = 'AmqpBackend';
+
 /** Applies defaults and validates; throws {@link MessagingConfigError} saying what to change. */
 export function resolveAmqpOptions(options: AmqpBackendOptions | undefined): ResolvedAmqpOptions {
-  const o = options ?? {};
+  const o = checkOptionsObject(options, OPTION_KEYS, `new ${WHERE}()`) ?? {};
   const urls = [...(o.url !== undefined ? [o.url] : []), ...(o.urls ?? [])];
   if (urls.length === 0) {
     throw new MessagingConfigError(
-      "AmqpBackend: no broker URL. Pass { url: 'amqp://user:password@host:5672' } or { urls: [...] }.",
+      `${WHERE}: no broker URL. Pass { url: 'amqp://user:password@host:5672' } or { urls: [...] }.`,
     );
   }
   for (const url of urls) validateUrl(url);
@@ -155,72 +202,96 @@ export function resolveAmqpOptions(options: AmqpBackendOptions | undefined): Res
     exchange.startsWith('amq.')
   ) {
     throw new MessagingConfigError(
-      `AmqpBackend: exchange ${JSON.stringify(exchange)} is not a valid name. Use letters, digits, '.', '-', '_' or ':' (at most 200, not starting with 'amq.').`,
+      `${WHERE}: exchange ${JSON.stringify(exchange)} is not a valid name. Use letters, digits, '.', '-', '_' or ':' (at most 200, not starting with 'amq.').`,
     );
   }
+  const r = checkOptionsObject(o.reconnect, RECONNECT_KEYS, `${WHERE}: reconnect`) ?? {};
+  const defaults = DEFAULT_AMQP_OPTIONS.reconnect;
   const reconnect = {
-    initialDelayMs: o.reconnect?.initialDelayMs ?? DEFAULT_AMQP_OPTIONS.reconnect.initialDelayMs,
-    maxDelayMs: o.reconnect?.maxDelayMs ?? DEFAULT_AMQP_OPTIONS.reconnect.maxDelayMs,
-    multiplier: o.reconnect?.multiplier ?? DEFAULT_AMQP_OPTIONS.reconnect.multiplier,
+    initialDelayMs: checkInteger(
+      r.initialDelayMs,
+      defaults.initialDelayMs,
+      `${WHERE}: reconnect.initialDelayMs`,
+      1,
+    ),
+    maxDelayMs: checkInteger(
+      r.maxDelayMs,
+      defaults.maxDelayMs,
+      `${WHERE}: reconnect.maxDelayMs`,
+      1,
+    ),
+    multiplier: checkNumber(r.multiplier, defaults.multiplier, `${WHERE}: reconnect.multiplier`, 1),
   };
-  positive('reconnect.initialDelayMs', reconnect.initialDelayMs);
-  positive('reconnect.maxDelayMs', reconnect.maxDelayMs);
-  if (!Number.isFinite(reconnect.multiplier) || reconnect.multiplier < 1) {
-    throw new MessagingConfigError(
-      `AmqpBackend: reconnect.multiplier must be a number >= 1, got ${String(reconnect.multiplier)}.`,
-    );
-  }
   if (reconnect.maxDelayMs < reconnect.initialDelayMs) {
     throw new MessagingConfigError(
-      'AmqpBackend: reconnect.maxDelayMs must be >= reconnect.initialDelayMs.',
+      `${WHERE}: reconnect.maxDelayMs (${reconnect.maxDelayMs}) is below reconnect.initialDelayMs (${reconnect.initialDelayMs}); raise maxDelayMs.`,
     );
   }
   const queueType = o.queueType ?? DEFAULT_AMQP_OPTIONS.queueType;
   if (queueType !== 'quorum' && queueType !== 'classic') {
     throw new MessagingConfigError(
-      `AmqpBackend: queueType must be 'quorum' or 'classic', got ${JSON.stringify(queueType)}.`,
+      `${WHERE}: queueType must be 'quorum' or 'classic', got ${JSON.stringify(queueType)}.`,
     );
   }
-  const resolved: ResolvedAmqpOptions = {
+  const d = DEFAULT_AMQP_OPTIONS;
+  return {
     urls,
     exchange,
-    prefetch: positiveInt('prefetch', o.prefetch ?? DEFAULT_AMQP_OPTIONS.prefetch, 65_535),
-    heartbeatSeconds: positiveInt(
-      'heartbeatSeconds',
-      o.heartbeatSeconds ?? DEFAULT_AMQP_OPTIONS.heartbeatSeconds,
+    prefetch: checkInteger(o.prefetch, d.prefetch, `${WHERE}: prefetch`, 1, 65_535),
+    heartbeatSeconds: checkInteger(
+      o.heartbeatSeconds,
+      d.heartbeatSeconds,
+      `${WHERE}: heartbeatSeconds`,
+      1,
       3600,
     ),
-    tls: o.tls,
-    connectionName: o.connectionName,
-    publishTimeoutMs: positive(
-      'publishTimeoutMs',
-      o.publishTimeoutMs ?? DEFAULT_AMQP_OPTIONS.publishTimeoutMs,
+    tls: checkOptionsObject(o.tls, TLS_KEYS, `${WHERE}: tls`),
+    connectionName: checkName(o.connectionName, `${WHERE}: connectionName`),
+    publishTimeoutMs: checkInteger(
+      o.publishTimeoutMs,
+      d.publishTimeoutMs,
+      `${WHERE}: publishTimeoutMs`,
+      1,
     ),
-    connectTimeoutMs: positive(
-      'connectTimeoutMs',
-      o.connectTimeoutMs ?? DEFAULT_AMQP_OPTIONS.connectTimeoutMs,
+    connectTimeoutMs: checkInteger(
+      o.connectTimeoutMs,
+      d.connectTimeoutMs,
+      `${WHERE}: connectTimeoutMs`,
+      1,
     ),
     reconnect,
-    maxInFlightPublishes: positiveInt(
-      'maxInFlightPublishes',
-      o.maxInFlightPublishes ?? DEFAULT_AMQP_OPTIONS.maxInFlightPublishes,
+    maxInFlightPublishes: checkInteger(
+      o.maxInFlightPublishes,
+      d.maxInFlightPublishes,
+      `${WHERE}: maxInFlightPublishes`,
+      1,
       1_000_000,
     ),
     queueType,
-    deliveryLimit: positiveInt(
-      'deliveryLimit',
-      o.deliveryLimit ?? DEFAULT_AMQP_OPTIONS.deliveryLimit,
+    deliveryLimit: checkInteger(
+      o.deliveryLimit,
+      d.deliveryLimit,
+      `${WHERE}: deliveryLimit`,
+      1,
       1_000_000,
     ),
-    assertTopology: o.assertTopology ?? DEFAULT_AMQP_OPTIONS.assertTopology,
+    assertTopology: checkBoolean(o.assertTopology, d.assertTopology, `${WHERE}: assertTopology`),
   };
-  return resolved;
 }
+
+const TLS_KEYS: readonly (keyof AmqpTlsOptions)[] = [
+  'ca',
+  'cert',
+  'key',
+  'passphrase',
+  'servername',
+  'rejectUnauthorized',
+];
 
 function validateUrl(url: unknown): void {
   if (typeof url !== 'string' || url.length === 0) {
     throw new MessagingConfigError(
-      `AmqpBackend: a broker URL must be a non-empty string, got ${typeof url}.`,
+      `${WHERE}: a broker URL must be a non-empty string, got ${typeof url}.`,
     );
   }
   let parsed: URL;
@@ -228,33 +299,15 @@ function validateUrl(url: unknown): void {
     parsed = new URL(url);
   } catch {
     throw new MessagingConfigError(
-      `AmqpBackend: '${redactCredentials(url)}' is not a valid URL. Expected amqp://user:password@host:5672/vhost.`,
+      `${WHERE}: '${redactCredentials(url)}' is not a valid URL. Expected amqp://user:password@host:5672/vhost.`,
     );
   }
   if (parsed.protocol !== 'amqp:' && parsed.protocol !== 'amqps:') {
     throw new MessagingConfigError(
-      `AmqpBackend: URL scheme '${parsed.protocol}' is not supported in '${redactCredentials(url)}'. Use amqp:// or amqps:// (TLS).`,
+      `${WHERE}: URL scheme '${parsed.protocol}' is not supported in '${redactCredentials(url)}'. Use amqp:// or amqps:// (TLS).`,
     );
   }
   if (!parsed.hostname) {
-    throw new MessagingConfigError(`AmqpBackend: URL '${redactCredentials(url)}' has no host.`);
+    throw new MessagingConfigError(`${WHERE}: URL '${redactCredentials(url)}' has no host.`);
   }
-}
-
-function positive(name: string, value: number): number {
-  if (typeof value !== 'number' || !Number.isFinite(value) || value <= 0) {
-    throw new MessagingConfigError(
-      `AmqpBackend: ${name} must be a positive number of milliseconds, got ${String(value)}.`,
-    );
-  }
-  return value;
-}
-
-function positiveInt(name: string, value: number, max: number): number {
-  if (!Number.isInteger(value) || value < 1 || value > max) {
-    throw new MessagingConfigError(
-      `AmqpBackend: ${name} must be an integer between 1 and ${max}, got ${String(value)}.`,
-    );
-  }
-  return value;
 }

@@ -12,7 +12,11 @@ import type { Logger } from '@nestjs/common';
 import type { ChannelModel } from 'amqplib';
 import type { BackendEventHub } from '../../backend/backend-events';
 import { BackendClosedError, MessagingError } from '../../errors/messaging.errors';
-import { redactCredentials, type ResolvedAmqpOptions } from './amqp-backend.options';
+import {
+  reconnectDelay,
+  redactCredentials,
+  type ResolvedAmqpOptions,
+} from './amqp-backend.options';
 
 /** The part of the `amqplib` module this backend uses. */
 export interface AmqplibModule {
@@ -158,7 +162,7 @@ export class AmqpConnectionManager {
         if (await this.tryConnect(url)) return;
       }
       if (this.closed || this.stopLoop) return;
-      await this.sleep(this.backoff(round));
+      await this.sleep(reconnectDelay(this.options.reconnect, round));
     }
   }
 
@@ -232,12 +236,6 @@ export class AmqpConnectionManager {
     };
     if (this.options.tls) Object.assign(socket, this.options.tls);
     return socket;
-  }
-
-  private backoff(round: number): number {
-    const { initialDelayMs, maxDelayMs, multiplier } = this.options.reconnect;
-    const base = Math.min(maxDelayMs, initialDelayMs * multiplier ** round);
-    return Math.round(base * (0.8 + Math.random() * 0.2));
   }
 
   private sleep(ms: number): Promise<void> {

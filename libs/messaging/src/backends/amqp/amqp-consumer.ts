@@ -9,19 +9,18 @@ import type {
   Settlement,
   SubscriptionSpec,
 } from '../../backend/broker-backend.interface';
-import type { ResolvedAmqpOptions } from './amqp-backend.options';
+import { reconnectDelay, type ResolvedAmqpOptions } from './amqp-backend.options';
 import { sanitizeError, type AmqpConnectionManager } from './amqp-connection';
-import { copyProperties, deadLetterHeaders, retryHeaders, toDelivery } from './amqp-messages';
+import { deadLetterHeaders, retryHeaders } from '../../backend/message-headers';
+import { copyProperties, toDelivery, withoutBrokerHeaders } from './amqp-messages';
 import type { PublishCommand } from './amqp-publisher';
+import type { AmqpTiers } from './amqp-tiers';
 import {
   assertDeadLetterQueue,
   assertMainExchange,
   assertWorkQueue,
   deadLetterQueueName,
-  pickTier,
   queueExists,
-  tierName,
-  type TierKind,
 } from './amqp-topology';
 
 /** What a consumer needs from its backend. */
@@ -31,7 +30,7 @@ export interface AmqpConsumerContext {
   readonly hub: BackendEventHub;
   readonly logger: Logger;
   publish(command: PublishCommand): Promise<void>;
-  ensureTier(kind: TierKind, tierMs: number): Promise<void>;
+  readonly tiers: AmqpTiers;
   isClosing(): boolean;
 }
 
@@ -231,24 +230,22 @@ export class AmqpConsumer implements BackendSubscription {
     delayMs: number,
     settlement: Extract<Settlement, { action: 'retry' }>,
   ): Promise<void> {
-    const properties = copyProperties(delivery, retryHeaders(delivery, settlement.failure));
-    const base = {
+    const properties = copyProperties(
+      delivery,
+      retryHeaders(delivery, settlement.failure, withoutBrokerHeaders(delivery.headers)),
+    );
+    // Straight back to the failing queue by name (default exchange), or through a retry tier.
+    const direct: PublishCommand = {
+      exchange: '',
       routingKey: this.spec.queue,
       content: delivery.body,
       properties,
       mandatory: true,
       target: this.spec.queue,
     };
-    if (!(delayMs > 0)) {
-      await this.ctx.publish({ ...base, exchange: '' });
-      return;
-    }
-    const tier = pickTier(delayMs);
-    await this.ctx.ensureTier('retry', tier);
-    await this.ctx.publish({
-      ...base,
-      exchange: tierName(this.ctx.options.exchange, 'retry', tier),
-    });
+    await this.ctx.publish(
+      delayMs > 0 ? await this.ctx.tiers.through('retry', delayMs, direct) : direct,
+    );
   }
 
   private async publishDeadLetter(
@@ -260,7 +257,10 @@ export class AmqpConsumer implements BackendSubscription {
       exchange: '',
       routingKey: dlq,
       content: delivery.body,
-      properties: copyProperties(delivery, deadLetterHeaders(delivery, settlement.failure)),
+      properties: copyProperties(
+        delivery,
+        deadLetterHeaders(delivery, settlement.failure, withoutBrokerHeaders(delivery.headers)),
+      ),
       mandatory: true,
       target: dlq,
     });
@@ -344,7 +344,6 @@ export class AmqpConsumer implements BackendSubscription {
   }
 
   private async restoreLoop(): Promise<void> {
-    const { reconnect } = this.ctx.options;
     for (let attempt = 0; !this.cancelled && !this.ctx.isClosing(); attempt++) {
       if (this.current?.alive && this.current.conn === this.ctx.connection.current) return;
       let conn: ChannelModel;
@@ -360,12 +359,8 @@ export class AmqpConsumer implements BackendSubscription {
         return;
       } catch (error) {
         this.ctx.hub.emitError(sanitizeError(error));
-        const delay = Math.min(
-          reconnect.maxDelayMs,
-          reconnect.initialDelayMs * reconnect.multiplier ** attempt,
-        );
         await new Promise<void>((resolve) => {
-          const timer = setTimeout(resolve, delay);
+          const timer = setTimeout(resolve, reconnectDelay(this.ctx.options.reconnect, attempt));
           this.wakeSleeper = () => {
             clearTimeout(timer);
             resolve();

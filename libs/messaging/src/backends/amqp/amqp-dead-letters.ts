@@ -1,9 +1,10 @@
 import type { Channel, ChannelModel, GetMessage } from 'amqplib';
 import type { BackendEventHub } from '../../backend/backend-events';
-import { MessagingHeaders, type DeadLetter } from '../../backend/broker-backend.interface';
+import type { DeadLetter } from '../../backend/broker-backend.interface';
+import { replayHeaders } from '../../backend/message-headers';
 import type { ResolvedAmqpOptions } from './amqp-backend.options';
 import { sanitizeError, type AmqpConnectionManager } from './amqp-connection';
-import { originalHeaders, toDeadLetter } from './amqp-messages';
+import { toDeadLetter } from './amqp-messages';
 import type { PublishCommand } from './amqp-publisher';
 import { deadLetterQueueName, queueExists } from './amqp-topology';
 
@@ -94,7 +95,7 @@ export class AmqpDeadLetters {
         contentType: p.contentType as string | undefined,
         contentEncoding: p.contentEncoding as string | undefined,
         timestamp: p.timestamp as number | undefined,
-        headers: { ...originalHeaders(p.headers ?? {}), [MessagingHeaders.TOPIC]: dead.topic },
+        headers: replayHeaders(dead),
       },
       mandatory: true,
       target: dead.queue,

@@ -7,7 +7,7 @@ import {
   PublishTimeoutError,
   UnroutableError,
 } from '../../errors/messaging.errors';
-import type { ResolvedAmqpOptions } from './amqp-backend.options';
+import { reconnectDelay, type ResolvedAmqpOptions } from './amqp-backend.options';
 import { sanitizeError, type AmqpConnectionManager } from './amqp-connection';
 
 /** One message to publish on the confirm channel. */
@@ -274,18 +274,21 @@ export class AmqpPublisher {
     setImmediate(() => {
       if (this.closed || this.channel || this.connection.current !== conn) return;
       this.logger.warn('The publisher channel closed; reopening it');
-      this.reopen(conn, this.options.reconnect.initialDelayMs);
+      this.reopen(conn, 0);
     });
   }
 
-  private reopen(conn: ChannelModel, delayMs: number): void {
-    setTimeout(() => {
-      if (this.closed || this.channel || this.connection.current !== conn) return;
-      this.open(conn).catch((error: unknown) => {
-        this.hub.emitError(sanitizeError(error, 'reopening the AMQP publisher channel'));
-        this.reopen(conn, Math.min(delayMs * 2, this.options.reconnect.maxDelayMs));
-      });
-    }, delayMs);
+  private reopen(conn: ChannelModel, attempt: number): void {
+    setTimeout(
+      () => {
+        if (this.closed || this.channel || this.connection.current !== conn) return;
+        this.open(conn).catch((error: unknown) => {
+          this.hub.emitError(sanitizeError(error, 'reopening the AMQP publisher channel'));
+          this.reopen(conn, attempt + 1);
+        });
+      },
+      reconnectDelay(this.options.reconnect, attempt),
+    );
   }
 
   /** Forgets the channel of a lost connection (its pending confirms already failed). */

@@ -3,7 +3,11 @@ import type { BackendStatus } from '../../backend/broker-backend.interface';
 import { BackendClosedError, MessagingConfigError } from '../../errors/messaging.errors';
 import { gate, waitFor } from '../../testing/wait-for';
 import { AmqpBackend } from './index';
-import { BROKER_URL as URL, runCommand as run, useAmqpFixture } from './amqp-test.fixture';
+import {
+  BROKER_URL as URL,
+  runCommand as run,
+  useAmqpFixture,
+} from '../../testing/amqp-test.fixture';
 
 describe('AmqpBackend (RabbitMQ): foreign queues, reconnection, cancel and close', () => {
   const {

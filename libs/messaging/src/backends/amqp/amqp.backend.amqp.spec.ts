@@ -1,7 +1,7 @@
-import { MessagingHeaders } from '../../backend/broker-backend.interface';
+import { MessagingHeaders } from '../../backend/message-headers';
 import { RequestTimeoutError, UnroutableError } from '../../errors/messaging.errors';
 import { waitFor } from '../../testing/wait-for';
-import { useAmqpFixture } from './amqp-test.fixture';
+import { useAmqpFixture } from '../../testing/amqp-test.fixture';
 
 describe('AmqpBackend (RabbitMQ): routing, retries, dead letters, requests', () => {
   const { make, message, spec, failure, collect, queueDepth, svc, topicPrefix } = useAmqpFixture();

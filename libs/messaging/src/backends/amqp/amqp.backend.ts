@@ -1,8 +1,7 @@
 import { Logger } from '@nestjs/common';
-import type { Channel, ChannelModel } from 'amqplib';
+import type { ChannelModel } from 'amqplib';
 import { BackendEventHub } from '../../backend/backend-events';
 import {
-  MessagingHeaders,
   type BackendEvents,
   type BackendPublishOptions,
   type BackendRequestOptions,
@@ -15,6 +14,7 @@ import {
   type OutgoingMessage,
   type SubscriptionSpec,
 } from '../../backend/broker-backend.interface';
+import { MessagingHeaders } from '../../backend/message-headers';
 import {
   BackendClosedError,
   MessagingConfigError,
@@ -25,20 +25,14 @@ import {
   type AmqpBackendOptions,
   type ResolvedAmqpOptions,
 } from './amqp-backend.options';
-import { AmqpConnectionManager, sanitizeError, type AmqplibModule } from './amqp-connection';
+import { AmqpConnectionManager, type AmqplibModule } from './amqp-connection';
 import { AmqpConsumer } from './amqp-consumer';
 import { AmqpDeadLetters } from './amqp-dead-letters';
 import { publishProperties } from './amqp-messages';
 import { AmqpPublisher, type PublishCommand } from './amqp-publisher';
 import { AmqpRequester } from './amqp-requester';
-import {
-  assertMainExchange,
-  assertTier,
-  pickTier,
-  queueExists,
-  tierName,
-  type TierKind,
-} from './amqp-topology';
+import { AmqpTiers } from './amqp-tiers';
+import { assertMainExchange, queueExists } from './amqp-topology';
 
 /**
  * RabbitMQ backend over `amqplib`: durable topic routing, publisher confirms, TTL-tier retries that go
@@ -60,8 +54,7 @@ export class AmqpBackend implements BrokerBackend {
   private readonly requester = new AmqpRequester();
   private readonly deadLetters: AmqpDeadLetters;
   private readonly consumers = new Set<AmqpConsumer>();
-  private readonly tiers = new Map<string, Promise<void>>();
-  private topologyChannel?: Promise<Channel>;
+  private readonly tiers: AmqpTiers;
   private closing = false;
   private closed?: Promise<void>;
 
@@ -79,6 +72,7 @@ export class AmqpBackend implements BrokerBackend {
       this.logger,
       this.requester,
     );
+    this.tiers = new AmqpTiers(this.connection, this.options, this.hub);
     this.deadLetters = new AmqpDeadLetters({
       connection: this.connection,
       options: this.options,
@@ -139,7 +133,7 @@ export class AmqpBackend implements BrokerBackend {
       hub: this.hub,
       logger: this.logger,
       publish: (command) => this.publisher.publish(command),
-      ensureTier: (kind, tierMs) => this.ensureTier(kind, tierMs),
+      tiers: this.tiers,
       isClosing: () => this.closing,
     });
     await consumer.start();
@@ -195,9 +189,7 @@ export class AmqpBackend implements BrokerBackend {
     this.requester.close();
     await this.publisher.close();
     await Promise.all(consumers.map((c) => c.closeChannel()));
-    const topology = this.topologyChannel;
-    this.topologyChannel = undefined;
-    if (topology) await topology.then((ch) => ch.close()).catch(() => undefined);
+    await this.tiers.close();
     await this.connection.close();
     this.consumers.clear();
     this.hub.setStatus('closed');
@@ -206,8 +198,7 @@ export class AmqpBackend implements BrokerBackend {
 
   /** Runs on each new connection: the main exchange and the publisher channel must exist first. */
   private async setupConnection(conn: ChannelModel): Promise<void> {
-    this.tiers.clear();
-    this.topologyChannel = undefined;
+    this.tiers.reset();
     if (this.options.assertTopology) {
       const ch = await conn.createChannel();
       ch.on('error', () => undefined);
@@ -221,45 +212,9 @@ export class AmqpBackend implements BrokerBackend {
   }
 
   private connectionLost(): void {
-    this.tiers.clear();
-    this.topologyChannel = undefined;
+    this.tiers.reset();
     this.publisher.lost();
     for (const consumer of this.consumers) consumer.connectionLost();
-  }
-
-  /** Declares a delay tier once per connection (on a channel of its own: a 406 must not kill others). */
-  private ensureTier(kind: TierKind, tierMs: number): Promise<void> {
-    if (!this.options.assertTopology) return Promise.resolve();
-    const key = `${kind}:${tierMs}`;
-    let declared = this.tiers.get(key);
-    if (!declared) {
-      declared = this.declareTier(kind, tierMs);
-      this.tiers.set(key, declared);
-      declared.catch(() => this.tiers.delete(key));
-    }
-    return declared;
-  }
-
-  private async declareTier(kind: TierKind, tierMs: number): Promise<void> {
-    const conn = await this.connection.waitForConnection(this.options.publishTimeoutMs);
-    this.topologyChannel ??= conn.createChannel().then((ch) => {
-      ch.on('error', (error: unknown) =>
-        this.hub.emitError(sanitizeError(error, 'AMQP topology channel')),
-      );
-      ch.on('close', () => {
-        if (this.topologyChannel === opened) this.topologyChannel = undefined;
-      });
-      return ch;
-    });
-    const opened = this.topologyChannel;
-    opened.catch(() => {
-      if (this.topologyChannel === opened) this.topologyChannel = undefined;
-    });
-    try {
-      await assertTier(await opened, this.options, kind, tierMs);
-    } catch (error) {
-      throw sanitizeError(error, `declaring ${tierName(this.options.exchange, kind, tierMs)}`);
-    }
   }
 
   /** The publish command of an outgoing message: to a topic, to a queue, or through a delay tier. */
@@ -267,22 +222,13 @@ export class AmqpBackend implements BrokerBackend {
     const delayMs = message.delayMs ?? 0;
     if (!(delayMs > 0)) return this.directCommand(message, mandatory);
     if (mandatory) await this.assertDelayedRoutable(message);
-    const kind: TierKind = message.queue !== undefined ? 'retry' : 'delay';
-    const tier = pickTier(delayMs);
-    await this.ensureTier(kind, tier);
     const target = this.targetOf(message);
-    return {
-      exchange: tierName(this.options.exchange, kind, tier),
-      routingKey: target,
-      content: message.body,
-      properties: publishProperties(message, {
-        ...message.headers,
-        [MessagingHeaders.TOPIC]: target,
-      }),
-      // The tier always routes; whether the final target exists is only known when the delay expires.
-      mandatory: true,
-      target,
-    };
+    const direct = this.directCommand(
+      { ...message, headers: { ...message.headers, [MessagingHeaders.TOPIC]: target } },
+      true,
+    );
+    // A named queue is reached by name from the default exchange, as a retry is; a topic fans out.
+    return this.tiers.through(message.queue !== undefined ? 'retry' : 'delay', delayMs, direct);
   }
 
   /**

@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { runBackendContract } from '../../testing/backend-contract';
-import { BROKER_URL, deleteBrokerObjects } from '../../testing/rabbitmq';
+import { BROKER_URL, deleteBrokerObjects } from '../../testing/rabbitmq.fixture';
 import { AmqpBackend } from './index';
 
 const RUN = randomUUID().slice(0, 8);

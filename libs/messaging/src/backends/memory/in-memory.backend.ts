@@ -13,6 +13,7 @@ import type {
   OutgoingMessage,
   SubscriptionSpec,
 } from '../../backend/broker-backend.interface';
+import { checkOptionsObject } from '../../errors/config-checks';
 import {
   BackendClosedError,
   RequestTimeoutError,
@@ -46,6 +47,7 @@ export class InMemoryBackend implements BrokerBackend {
   private readonly pendingRequests = new Set<(error: Error) => void>();
 
   constructor(options: InMemoryBackendOptions = {}) {
+    checkOptionsObject(options, ['broker'], 'new InMemoryBackend()');
     this.broker = options.broker ?? InMemoryBroker.default;
   }
 

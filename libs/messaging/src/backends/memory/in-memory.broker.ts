@@ -1,25 +1,31 @@
-import { randomUUID } from 'node:crypto';
 import type {
   DeadLetter,
   Delivery,
   DeliveryHandler,
-  FailureInfo,
   IncomingReply,
   OutgoingMessage,
   OutgoingReply,
   Settlement,
 } from '../../backend/broker-backend.interface';
-import { MessagingHeaders } from '../../backend/broker-backend.interface';
+import {
+  attemptOf,
+  deadLetterHeaders,
+  readDeadLetter,
+  replayHeaders,
+  retryHeaders,
+  type StoredMessage,
+  topicOf,
+} from '../../backend/message-headers';
 import { topicMatches } from '../../backend/topic-matcher';
-import { describeFailure } from '../../retry/retry-policy';
+import { describeFailure } from '../../errors/failure';
 import { MessageFifo } from './message-fifo';
 
-/** A message waiting in a queue. */
+/** A message waiting in a queue: what was published, and the headers of this copy. */
 interface QueuedMessage {
   readonly message: OutgoingMessage;
-  readonly topic: string;
+  /** The topic it was routed by (the queue name for a direct send). */
+  readonly routedBy: string;
   readonly headers: Readonly<Record<string, unknown>>;
-  readonly attempt: number;
   readonly redelivered: boolean;
   readonly replyTo?: string;
 }
@@ -45,14 +51,6 @@ interface MemoryQueue {
   scheduled: boolean;
 }
 
-const LIBRARY_HEADERS = new Set<string>([
-  MessagingHeaders.ATTEMPT,
-  MessagingHeaders.FIRST_FAILURE,
-  MessagingHeaders.LAST_FAILURE,
-  MessagingHeaders.LAST_ERROR,
-  MessagingHeaders.TOPIC,
-]);
-
 /**
  * The state of an in-process broker: queues with topic bindings, competing consumers, delayed
  * redelivery, dead-letter lists per service and reply routing. Backends that share one broker talk
@@ -61,7 +59,8 @@ const LIBRARY_HEADERS = new Set<string>([
 export class InMemoryBroker {
   private static shared?: InMemoryBroker;
   private readonly queues = new Map<string, MemoryQueue>();
-  private readonly deadLetters = new Map<string, DeadLetter[]>();
+  /** Dead letters per service, kept as AMQP keeps them: body, properties and stamped headers. */
+  private readonly deadLetters = new Map<string, StoredMessage[]>();
   private readonly replyWaiters = new Map<string, (reply: IncomingReply) => void>();
 
   /** The process-wide broker that `new InMemoryBackend()` connects to by default. */
@@ -100,18 +99,17 @@ export class InMemoryBroker {
    * it reached, 0 when it was unroutable (and so went nowhere).
    */
   route(message: OutgoingMessage, replyTo?: string): number {
-    const base = { message, headers: message.headers, attempt: 1, redelivered: false, replyTo };
     if (message.queue !== undefined) {
       const queue = this.queues.get(message.queue);
       if (!queue) return 0;
-      this.enqueue(queue, { ...base, topic: message.queue });
+      this.enqueue(queue, queuedCopy(message, message.queue, replyTo));
       return 1;
     }
     const topic = message.topic as string;
     let reached = 0;
     for (const queue of this.queues.values()) {
       if (!this.isBound(queue, topic)) continue;
-      this.enqueue(queue, { ...base, topic });
+      this.enqueue(queue, queuedCopy(message, topic, replyTo));
       reached++;
     }
     return reached;
@@ -148,36 +146,32 @@ export class InMemoryBroker {
   }
 
   listDeadLetters(service: string): DeadLetter[] {
-    return [...(this.deadLetters.get(service) ?? [])];
+    return (this.deadLetters.get(service) ?? []).map(
+      (stored) => readDeadLetter(stored) as DeadLetter,
+    );
   }
 
   /** Removes dead letters matching `select` and sends each back to its queue as a first attempt. */
   replayDeadLetters(service: string, select: (letter: DeadLetter) => boolean): number {
-    const letters = this.deadLetters.get(service) ?? [];
-    const kept: DeadLetter[] = [];
+    const kept: StoredMessage[] = [];
     let replayed = 0;
-    for (const letter of letters) {
+    for (const stored of this.deadLetters.get(service) ?? []) {
+      const letter = readDeadLetter(stored) as DeadLetter;
       const queue = this.queues.get(letter.queue);
       if (!select(letter) || !queue) {
-        kept.push(letter);
+        kept.push(stored);
         continue;
       }
       const message: OutgoingMessage = {
         queue: letter.queue,
         body: letter.body,
-        headers: letter.headers as OutgoingMessage['headers'],
+        headers: replayHeaders(letter) as OutgoingMessage['headers'],
         messageId: letter.messageId,
         correlationId: letter.correlationId,
         contentType: letter.contentType,
         timestamp: Date.now(),
       };
-      this.enqueue(queue, {
-        message,
-        topic: letter.topic,
-        headers: letter.headers,
-        attempt: 1,
-        redelivered: false,
-      });
+      this.enqueue(queue, queuedCopy(message, letter.queue));
       replayed++;
     }
     this.deadLetters.set(service, kept);
@@ -235,7 +229,7 @@ export class InMemoryBroker {
     const { message } = queued;
     const delivery: Delivery = {
       body: message.body,
-      topic: queued.topic,
+      topic: topicOf(queued.headers, queued.routedBy),
       queue: queue.name,
       headers: queued.headers,
       messageId: message.messageId,
@@ -243,7 +237,7 @@ export class InMemoryBroker {
       contentType: message.contentType,
       replyTo: queued.replyTo,
       timestamp: message.timestamp,
-      attempt: queued.attempt,
+      attempt: attemptOf(queued.headers),
       redelivered: queued.redelivered,
     };
     consumer.inFlight++;
@@ -254,7 +248,7 @@ export class InMemoryBroker {
         // The core never rejects; if a handler does, keep the message rather than loop on it.
         (error: unknown): Settlement => ({
           action: 'dead-letter',
-          failure: internalFailure(error),
+          failure: describeFailure(error, 'handler-error', new Date()),
         }),
       )
       .then((settlement) => {
@@ -277,58 +271,24 @@ export class InMemoryBroker {
       this.sendReply(queued.replyTo, settlement.reply);
     }
     if (settlement.action === 'retry') {
-      const { failure } = settlement;
-      const headers = {
-        ...queued.headers,
-        [MessagingHeaders.ATTEMPT]: queued.attempt + 1,
-        [MessagingHeaders.FIRST_FAILURE]:
-          queued.headers[MessagingHeaders.FIRST_FAILURE] ?? failure.at.toISOString(),
-        [MessagingHeaders.LAST_FAILURE]: failure.at.toISOString(),
-        [MessagingHeaders.LAST_ERROR]: failure.message,
-      };
       const retry: QueuedMessage = {
         ...queued,
-        headers,
-        attempt: queued.attempt + 1,
+        headers: retryHeaders(delivery, settlement.failure),
         redelivered: false,
       };
       // Held by an unref'd timer: a pending retry never keeps the process alive.
       setTimeout(() => this.enqueue(queue, retry), settlement.delayMs).unref();
     } else if (settlement.action === 'dead-letter') {
-      this.addDeadLetter(consumer.service, queued, delivery, settlement.failure);
+      const list = this.deadLetters.get(consumer.service) ?? [];
+      list.push({
+        body: delivery.body,
+        headers: deadLetterHeaders(delivery, settlement.failure),
+        messageId: delivery.messageId,
+        correlationId: delivery.correlationId,
+        contentType: delivery.contentType,
+      });
+      this.deadLetters.set(consumer.service, list);
     }
-  }
-
-  private addDeadLetter(
-    service: string,
-    queued: QueuedMessage,
-    delivery: Delivery,
-    failure: FailureInfo,
-  ): void {
-    const first = queued.headers[MessagingHeaders.FIRST_FAILURE];
-    const headers: Record<string, unknown> = {};
-    for (const [key, value] of Object.entries(queued.headers))
-      if (!LIBRARY_HEADERS.has(key)) headers[key] = value;
-    const letter: DeadLetter = {
-      id: randomUUID(),
-      messageId: delivery.messageId,
-      correlationId: delivery.correlationId,
-      topic: delivery.topic,
-      queue: delivery.queue,
-      body: delivery.body,
-      contentType: delivery.contentType,
-      headers,
-      reason: failure.reason,
-      error: failure.message,
-      errorClass: failure.errorClass,
-      attempts: delivery.attempt,
-      firstFailedAt: typeof first === 'string' ? new Date(first) : failure.at,
-      lastFailedAt: failure.at,
-      deadLetteredAt: new Date(),
-    };
-    const list = this.deadLetters.get(service) ?? [];
-    list.push(letter);
-    this.deadLetters.set(service, list);
   }
 
   private sendReply(replyTo: string, reply: OutgoingReply): void {
@@ -340,6 +300,7 @@ export class InMemoryBroker {
   }
 }
 
-function internalFailure(error: unknown): FailureInfo {
-  return describeFailure(error, 'handler-error', new Date());
+/** A copy of `message` for one queue, as its first delivery. */
+function queuedCopy(message: OutgoingMessage, routedBy: string, replyTo?: string): QueuedMessage {
+  return { message, routedBy, headers: message.headers, redelivered: false, replyTo };
 }

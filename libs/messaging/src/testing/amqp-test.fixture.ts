@@ -15,9 +15,9 @@ import type {
   OutgoingMessage,
   Settlement,
   SubscriptionSpec,
-} from '../../backend/broker-backend.interface';
-import { BROKER_URL, deleteBrokerObjects } from '../../testing/rabbitmq';
-import { AmqpBackend, type AmqpBackendOptions } from './index';
+} from '../backend/broker-backend.interface';
+import { BROKER_URL, deleteBrokerObjects } from './rabbitmq.fixture';
+import { AmqpBackend, type AmqpBackendOptions } from '../backends/amqp';
 
 /** Broker URL of the RabbitMQ specs. */
 export { BROKER_URL };

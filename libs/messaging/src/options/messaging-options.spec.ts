@@ -1,5 +1,6 @@
 import { MessagingConfigError } from '../errors/messaging.errors';
-import { DEFAULT_RETRY, resolveMessagingOptions, resolveRetry } from './messaging-options';
+import { DEFAULT_RETRY } from '../retry/retry-options';
+import { resolveMessagingOptions } from './messaging-options';
 
 describe('resolveMessagingOptions', () => {
   it('applies every default', () => {
@@ -27,15 +28,6 @@ describe('resolveMessagingOptions', () => {
     });
   });
 
-  it('merges a handler policy over the module policy', () => {
-    const module = resolveRetry({ maxAttempts: 2, backoff: { multiplier: 3 } }, DEFAULT_RETRY, 'm');
-    expect(resolveRetry({ backoff: { jitter: false } }, module, 'h')).toEqual({
-      maxAttempts: 2,
-      backoff: { ...DEFAULT_RETRY.backoff, multiplier: 3, jitter: 0 },
-    });
-    expect(resolveRetry(false, module, 'h')).toBe(false);
-  });
-
   it.each([
     [{}, /'service' must name this service/],
     [{ service: 'has space' }, /'service' must name this service/],
@@ -54,6 +46,19 @@ describe('resolveMessagingOptions', () => {
     ],
     [{ service: 's', concurrency: 1.5 }, /concurrency must be a whole number/],
     [{ service: 's', deadLetter: 'yes' }, /deadLetter must be true or false/],
+    [
+      { service: 's', retries: { maxAttempts: 2 } },
+      /forRoot\(\) has no option 'retries'; did you mean 'retry'\?/,
+    ],
+    [
+      { service: 's', retry: { maxAttempt: 2 } },
+      /retry has no option 'maxAttempt'; did you mean 'maxAttempts'\?/,
+    ],
+    [
+      { service: 's', retry: { backoff: { initialDelay: 5 } } },
+      /retry.backoff has no option 'initialDelay'; did you mean 'initialDelayMs'\?/,
+    ],
+    [{ service: 's', codec: { gzip: true } }, /codec has no option 'gzip'. Valid options: /],
     [
       { service: 's', codec: { maxBodyBytes: -1 } },
       /codec.maxBodyBytes must be a whole number from 1/,

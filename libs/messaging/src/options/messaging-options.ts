@@ -1,0 +1,133 @@
+import type { BrokerBackend } from '../backend/broker-backend.interface';
+import { type CodecOptions, resolveCodec } from '../codec/codec-options';
+import type { CodecSettings } from '../codec/message-codec';
+import { checkBoolean, checkInteger, checkOptionsObject } from '../errors/config-checks';
+import { MessagingConfigError } from '../errors/messaging.errors';
+import {
+  checkRetryOptions,
+  DEFAULT_RETRY,
+  resolveRetry,
+  type RetryOptions,
+} from '../retry/retry-options';
+import type { ResolvedRetryPolicy } from '../retry/retry-policy';
+
+/** Options of `MessagingModule.forRoot()`. */
+export interface MessagingModuleOptions {
+  /** The broker. @default new InMemoryBackend() */
+  backend?: BrokerBackend;
+  /**
+   * This service's name, its consumer group: every service gets its own copy of a topic's messages,
+   * instances of one service share them. Used in queue names, so keep it stable.
+   */
+  service: string;
+  /** Default retry policy of every handler; `false` dead-letters on the first failure. */
+  retry?: RetryOptions | false;
+  /** Keep messages that failed for good in the service's dead-letter queue. @default true */
+  deadLetter?: boolean;
+  /** Default in-flight handlers per handler per instance. @default 10 */
+  concurrency?: number;
+  /** How long `app.close()` waits for in-flight handlers. @default 10000 */
+  shutdownTimeoutMs?: number;
+  /** Default timeout of `request()` and `MessagingClient.send()`. @default 5000 */
+  requestTimeoutMs?: number;
+  /** Publish to a topic nobody consumes without an error. @default false */
+  allowUnroutable?: boolean;
+  codec?: CodecOptions;
+}
+
+/** Options with every default applied. */
+export interface ResolvedMessagingOptions {
+  readonly backend: BrokerBackend | undefined;
+  readonly service: string;
+  readonly retry: ResolvedRetryPolicy | false;
+  readonly deadLetter: boolean;
+  readonly concurrency: number;
+  readonly shutdownTimeoutMs: number;
+  readonly requestTimeoutMs: number;
+  readonly allowUnroutable: boolean;
+  readonly codec: CodecSettings;
+}
+
+export const DEFAULT_CONCURRENCY = 10;
+export const DEFAULT_SHUTDOWN_TIMEOUT_MS = 10_000;
+export const DEFAULT_REQUEST_TIMEOUT_MS = 5_000;
+/** Most in-flight handlers of one handler in one instance (module default or `@Consume`). */
+export const MAX_CONCURRENCY = 10_000;
+
+const MODULE_KEYS: readonly (keyof MessagingModuleOptions)[] = [
+  'backend',
+  'service',
+  'retry',
+  'deadLetter',
+  'concurrency',
+  'shutdownTimeoutMs',
+  'requestTimeoutMs',
+  'allowUnroutable',
+  'codec',
+];
+const SERVICE_NAME = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$/;
+const WHERE = 'MessagingModule';
+
+/**
+ * Merges `options` over the defaults, nested objects included, and throws a
+ * `MessagingConfigError` that says how to fix the first bad option.
+ */
+export function resolveMessagingOptions(options: MessagingModuleOptions): ResolvedMessagingOptions {
+  if (typeof options !== 'object' || options === null) {
+    throw new MessagingConfigError(
+      `MessagingModule.forRoot() needs an options object, e.g. { service: 'orders' }`,
+    );
+  }
+  checkOptionsObject(options, MODULE_KEYS, `${WHERE}.forRoot()`);
+  const { service, backend } = options;
+  if (typeof service !== 'string' || !SERVICE_NAME.test(service)) {
+    throw new MessagingConfigError(
+      `${WHERE}: 'service' must name this service (letters, digits, '.', '_', '-'; up to 100), ` +
+        `e.g. { service: 'payments' }; got ${JSON.stringify(service)}`,
+    );
+  }
+  if (backend !== undefined && !isBackend(backend)) {
+    throw new MessagingConfigError(
+      `${WHERE}: 'backend' must be a BrokerBackend instance such as new InMemoryBackend() or new AmqpBackend({ url })`,
+    );
+  }
+  const retry = checkRetryOptions(options.retry, `${WHERE}: retry`);
+  return {
+    backend,
+    service,
+    retry: resolveRetry(retry, DEFAULT_RETRY, `${WHERE}: retry`),
+    deadLetter: checkBoolean(options.deadLetter, true, `${WHERE}: deadLetter`),
+    concurrency: checkInteger(
+      options.concurrency,
+      DEFAULT_CONCURRENCY,
+      `${WHERE}: concurrency`,
+      1,
+      MAX_CONCURRENCY,
+    ),
+    shutdownTimeoutMs: checkInteger(
+      options.shutdownTimeoutMs,
+      DEFAULT_SHUTDOWN_TIMEOUT_MS,
+      `${WHERE}: shutdownTimeoutMs`,
+      0,
+    ),
+    requestTimeoutMs: checkInteger(
+      options.requestTimeoutMs,
+      DEFAULT_REQUEST_TIMEOUT_MS,
+      `${WHERE}: requestTimeoutMs`,
+      1,
+    ),
+    allowUnroutable: checkBoolean(options.allowUnroutable, false, `${WHERE}: allowUnroutable`),
+    codec: resolveCodec(options.codec, `${WHERE}: codec`),
+  };
+}
+
+function isBackend(value: unknown): value is BrokerBackend {
+  const b = value as BrokerBackend;
+  return (
+    typeof b === 'object' &&
+    b !== null &&
+    ['connect', 'close', 'publish', 'subscribe', 'request'].every(
+      (m) => typeof (b as any)[m] === 'function',
+    )
+  );
+}
