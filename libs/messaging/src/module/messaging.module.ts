@@ -8,6 +8,7 @@ import {
   type OnModuleInit,
   type Provider,
 } from '@nestjs/common';
+import { DiscoveryModule } from '@nestjs/core';
 import type { BrokerBackend } from '../backend/broker-backend.interface';
 import { InMemoryBackend } from '../backends/memory/in-memory.backend';
 import { MessagingClient } from '../client/messaging.client';
@@ -18,12 +19,13 @@ import { MESSAGING_BACKEND, MESSAGING_OPTIONS } from '../messaging.constants';
 import { MessageProducer } from '../producer/message-producer';
 import { MessagingPublisher } from '../producer/messaging.publisher';
 import { MessagingServer } from '../server/messaging.server';
-import { MessagingHealthService } from './messaging-health.service';
+import { MessagingHealthService } from '../health/messaging-health.service';
+import { MessagingWiringCheck, SERVER_START_GRACE_MS } from './messaging-wiring.check';
 import {
   type MessagingModuleOptions,
   type ResolvedMessagingOptions,
   resolveMessagingOptions,
-} from './messaging-options';
+} from '../options/messaging-options';
 
 const { ConfigurableModuleClass, MODULE_OPTIONS_TOKEN } =
   new ConfigurableModuleBuilder<MessagingModuleOptions>()
@@ -70,6 +72,7 @@ const EXPORTS = [
  * })
  */
 @Module({
+  imports: [DiscoveryModule],
   providers: [
     {
       provide: MESSAGING_OPTIONS,
@@ -92,6 +95,8 @@ const EXPORTS = [
     DeadLetterService,
     MessagingHealthService,
     MessagingLifecycle,
+    MessagingWiringCheck,
+    { provide: SERVER_START_GRACE_MS, useValue: 5_000 },
   ],
   exports: EXPORTS,
 })

@@ -10,12 +10,13 @@ import type {
   OutgoingReply,
   Settlement,
 } from '../backend/broker-backend.interface';
-import { MessagingHeaders } from '../backend/broker-backend.interface';
+import { MessagingHeaders } from '../backend/message-headers';
 import { MessageCodec } from '../codec/message-codec';
 import { MessageContext } from '../context/message-context';
 import { MESSAGING_BACKEND, MESSAGING_OPTIONS, MESSAGING_TRANSPORT } from '../messaging.constants';
-import type { ResolvedMessagingOptions } from '../module/messaging-options';
-import { classifyFailure, decideSettlement, describeFailure } from '../retry/retry-policy';
+import type { ResolvedMessagingOptions } from '../options/messaging-options';
+import { describeFailure } from '../errors/failure';
+import { classifyFailure, decideSettlement } from '../retry/retry-policy';
 import { buildRoutes, describeRoute, type Route } from './route';
 
 const ACK: Settlement = { action: 'ack' };
@@ -41,6 +42,7 @@ export class MessagingServer
   override readonly propagatesEventHandlerErrors = true;
   protected override readonly logger = new Logger('Messaging');
 
+  private listening = false;
   private subscriptions: BackendSubscription[] = [];
   private readonly inFlight = new Set<Promise<Settlement>>();
   private readonly detachStatus: () => void;
@@ -55,8 +57,14 @@ export class MessagingServer
     this.detachStatus = backend.on('status', (status) => this._status$.next(status));
   }
 
+  /** True once Nest started this server (`app.startAllMicroservices()`). */
+  get isListening(): boolean {
+    return this.listening;
+  }
+
   /** Connects, subscribes every handler, logs each route once, then calls `callback`. */
   listen(callback: (error?: unknown) => void): void {
+    this.listening = true;
     this.start().then(
       () => callback(),
       (error: unknown) => callback(error),

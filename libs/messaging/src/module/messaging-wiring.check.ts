@@ -1,0 +1,80 @@
+import {
+  Inject,
+  Injectable,
+  Logger,
+  type OnApplicationBootstrap,
+  type OnApplicationShutdown,
+} from '@nestjs/common';
+import { DiscoveryService, MetadataScanner } from '@nestjs/core';
+import type { InstanceWrapper } from '@nestjs/core/injector/instance-wrapper';
+import { PATTERN_EXTRAS_METADATA } from '@nestjs/microservices/constants';
+import { CONSUME_METADATA } from '../messaging.constants';
+import { MessagingServer } from '../server/messaging.server';
+
+/**
+ * Injection token of how long after start-up an app with `@Consume` handlers may take to start
+ * `MessagingServer` before it is warned (5 s; tests override it).
+ */
+export const SERVER_START_GRACE_MS = Symbol('SERVER_START_GRACE_MS');
+
+/**
+ * Catches the two day-one mistakes that would otherwise leave messages silently unconsumed, and
+ * logs a warning that says how to fix each:
+ * - `@Consume` on a provider: Nest routes messages only to controllers' methods;
+ * - `@Consume` handlers in an app that never started `MessagingServer` (`connectMicroservice`).
+ */
+@Injectable()
+export class MessagingWiringCheck implements OnApplicationBootstrap, OnApplicationShutdown {
+  private readonly logger = new Logger('Messaging');
+  private timer?: NodeJS.Timeout;
+
+  constructor(
+    private readonly discovery: DiscoveryService,
+    private readonly scanner: MetadataScanner,
+    private readonly server: MessagingServer,
+    @Inject(SERVER_START_GRACE_MS) private readonly graceMs: number,
+  ) {}
+
+  onApplicationBootstrap(): void {
+    const controllers = this.discovery.getControllers();
+    const controllerClasses = new Set(controllers.map((c) => c.metatype));
+    for (const provider of this.discovery.getProviders()) {
+      if (controllerClasses.has(provider.metatype)) continue;
+      for (const handler of this.consumeHandlers(provider)) {
+        const owner = handler.split('.')[0];
+        this.logger.warn(
+          `@Consume on ${handler} is ignored: ${owner} is a provider, and Nest routes messages only to ` +
+            `controllers. Decorate it with @Controller() and list it in the controllers of its module.`,
+        );
+      }
+    }
+    const handlers = controllers.flatMap((c) => this.consumeHandlers(c));
+    if (handlers.length === 0 || this.server.isListening) return;
+    // The server may be started just after start-up (app.listen() before startAllMicroservices()).
+    this.timer = setTimeout(() => {
+      if (this.server.isListening) return;
+      this.logger.warn(
+        `${handlers.length} @Consume handler(s) are not consuming (${handlers.join(', ')}): ` +
+          'MessagingServer was never started. In main.ts, after NestFactory.create(): ' +
+          'app.connectMicroservice({ strategy: app.get(MessagingServer) }); await app.startAllMicroservices();',
+      );
+    }, this.graceMs).unref();
+  }
+
+  onApplicationShutdown(): void {
+    clearTimeout(this.timer);
+  }
+
+  /** `Class.method` of every `@Consume` method of a controller or provider. */
+  private consumeHandlers(wrapper: InstanceWrapper): string[] {
+    const type = wrapper.metatype as (new (...args: unknown[]) => unknown) | undefined;
+    if (typeof type !== 'function' || !type.prototype) return [];
+    return this.scanner
+      .getAllMethodNames(type.prototype)
+      .filter((name) => {
+        const method = (type.prototype as Record<string, unknown>)[name];
+        return Reflect.getMetadata(PATTERN_EXTRAS_METADATA, method as object)?.[CONSUME_METADATA];
+      })
+      .map((name) => `${type.name}.${name}`);
+  }
+}
