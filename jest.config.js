@@ -20,8 +20,10 @@ const base = {
   transform: { '^.+\\.(t|j|mj)s$': swc },
   transformIgnorePatterns: ['/node_modules/(?!(@nestjs)/)'],
   moduleNameMapper: {
+    // The package's entry points (libs/messaging/package.json `exports`), as source.
     '^@app/messaging$': '<rootDir>/libs/messaging/src',
-    '^@app/messaging/(.*)$': '<rootDir>/libs/messaging/src/$1',
+    '^@app/messaging/(amqp|memory)$': '<rootDir>/libs/messaging/src/backends/$1',
+    '^@app/messaging/(testing|backend)$': '<rootDir>/libs/messaging/src/$1',
     '^@app/service-kit$': '<rootDir>/libs/service-kit/src',
   },
   testEnvironment: 'node',

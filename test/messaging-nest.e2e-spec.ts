@@ -27,7 +27,6 @@ import {
   MessageProducer,
   MessagingClient,
   MessagingConfigError,
-  MessagingHeaders,
   MessagingHealthService,
   MessagingModule,
   type MessagingModuleOptions,
@@ -36,7 +35,8 @@ import {
   Producer,
   UnrecoverableError,
 } from '@app/messaging';
-import { waitFor } from '@app/messaging/testing/wait-for';
+import { MessagingHeaders } from '@app/messaging/backend';
+import { waitFor } from '@app/messaging/testing';
 
 const broker = new InMemoryBroker();
 let seq = 0;

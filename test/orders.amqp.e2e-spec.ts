@@ -1,8 +1,12 @@
 import { randomUUID } from 'node:crypto';
 import { AmqpBackend } from '@app/messaging';
-import { waitFor } from '@app/messaging/testing/wait-for';
+import { waitFor } from '@app/messaging/testing';
 import { describeCardTokenFlows } from './support/card-token-flows';
-import { BROKER_URL, deleteBrokerObjects, queuesContaining } from '@app/messaging/testing/rabbitmq';
+import {
+  BROKER_URL,
+  deleteBrokerObjects,
+  queuesContaining,
+} from '../libs/messaging/src/testing/rabbitmq.fixture';
 import { type SampleServices, startSampleServices } from './support/sample-services';
 import { builtMain, ensureBuilt, freePort, ServiceProcess } from './support/service-process';
 

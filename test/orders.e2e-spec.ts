@@ -5,7 +5,7 @@ import {
   InMemoryBroker,
   MessagingPublisher,
 } from '@app/messaging';
-import { waitFor } from '@app/messaging/testing/wait-for';
+import { waitFor } from '@app/messaging/testing';
 import { createOrderApp } from '../apps/order-service/src/order-service.app';
 import { createPaymentApp } from '../apps/payment-service/src/payment-service.app';
 import { describeCardTokenFlows } from './support/card-token-flows';

@@ -1,5 +1,5 @@
 import request from 'supertest';
-import { waitFor } from '@app/messaging/testing/wait-for';
+import { waitFor } from '@app/messaging/testing';
 import {
   placeOrder,
   republishOrderCreated,

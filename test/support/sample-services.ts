@@ -2,7 +2,7 @@ import { randomUUID } from 'node:crypto';
 import type { INestApplication } from '@nestjs/common';
 import request from 'supertest';
 import type { BrokerBackend } from '@app/messaging';
-import { waitFor } from '@app/messaging/testing/wait-for';
+import { waitFor } from '@app/messaging/testing';
 import { MessagingPublisher } from '@app/messaging';
 import { createOrderApp } from '../../apps/order-service/src/order-service.app';
 import { createPaymentApp } from '../../apps/payment-service/src/payment-service.app';

@@ -1,29 +1,28 @@
 /**
- * @app/messaging: decorator-based messaging for NestJS with durable retries and dead letters over
- * pluggable brokers. Everything public is listed here, by name.
+ * nest-messaging (`@app/messaging` inside this repository): decorator-based messaging for NestJS with
+ * durable retries and dead letters over pluggable brokers. This is the entry point for applications;
+ * the other entry points are:
+ *
+ * | entry                    | for                                                                   |
+ * | ------------------------ | --------------------------------------------------------------------- |
+ * | `nest-messaging/amqp`    | the RabbitMQ backend alone (also exported here)                       |
+ * | `nest-messaging/memory`  | the in-memory backend alone (also exported here)                      |
+ * | `nest-messaging/testing` | test helpers: `waitFor`, `gate`, a harness that starts apps per test  |
+ * | `nest-messaging/backend` | writing a backend: the contract's types, header helpers, contract suite |
+ *
+ * Everything public is listed here by name; nothing else is reachable (the package's `exports` map).
  */
 
 // Nest integration
 export { MessagingModule } from './module/messaging.module';
-export {
-  DEFAULT_BACKOFF,
-  DEFAULT_CODEC,
-  DEFAULT_CONCURRENCY,
-  DEFAULT_REQUEST_TIMEOUT_MS,
-  DEFAULT_RETRY,
-  DEFAULT_SHUTDOWN_TIMEOUT_MS,
-  MAX_DELAY_MS,
-  resolveMessagingOptions,
-  type BackoffOptions,
-  type CodecOptions,
-  type MessagingModuleOptions,
-  type ResolvedMessagingOptions,
-  type RetryOptions,
-} from './module/messaging-options';
+export type { MessagingModuleOptions } from './options/messaging-options';
+export type { BackoffOptions, RetryOptions } from './retry/retry-options';
+export type { CodecOptions } from './codec/codec-options';
 export { MessagingServer } from './server/messaging.server';
-export { MessageErrorFilter } from './server/message-error.filter';
 export { MessagingClient } from './client/messaging.client';
 export { MessageContext } from './context/message-context';
+
+// Consuming and producing
 export {
   Consume,
   type ConsumeDefinitionInput,
@@ -36,9 +35,10 @@ export {
   type PublishOptions,
   type RequestOptions,
 } from './producer/messaging.publisher';
+
+// Operations
 export { DeadLetterService, type DeadLetterEntry } from './dead-letters/dead-letter.service';
-export { MessagingHealthService, type MessagingHealth } from './module/messaging-health.service';
-export { MESSAGING_BACKEND, MESSAGING_OPTIONS, MESSAGING_TRANSPORT } from './messaging.constants';
+export { MessagingHealthService, type MessagingHealth } from './health/messaging-health.service';
 
 // Errors
 export {
@@ -54,48 +54,13 @@ export {
   UnrecoverableError,
   UnroutableError,
 } from './errors/messaging.errors';
+export type { FailureReason } from './errors/failure';
 
-// Retry policy and codec (pure, reusable by backends and tests)
-export {
-  classifyFailure,
-  computeBackoffDelay,
-  decideSettlement,
-  type ResolvedBackoff,
-  type ResolvedRetryPolicy,
-  type SettlementInput,
-} from './retry/retry-policy';
-export { MessageCodec, type CodecSettings, type EncodedBody } from './codec/message-codec';
-
-// Backends
-export {
-  MessagingHeaders,
-  type BackendEvents,
-  type BackendPublishOptions,
-  type BackendRequestOptions,
-  type BackendStatus,
-  type BackendSubscription,
-  type BrokerBackend,
-  type DeadLetter,
-  type Delivery,
-  type DeliveryHandler,
-  type FailureInfo,
-  type FailureReason,
-  type HeaderValue,
-  type IncomingReply,
-  type MessageHeaders,
-  type OutgoingMessage,
-  type OutgoingReply,
-  type Settlement,
-  type SubscriptionSpec,
-} from './backend/broker-backend.interface';
-export { BackendEventHub } from './backend/backend-events';
-export { topicMatches } from './backend/topic-matcher';
+// Backends (each loads its broker's client only when constructed)
+export type { BackendStatus, BrokerBackend, DeadLetter } from './backend/broker-backend.interface';
 export { InMemoryBackend, InMemoryBroker, type InMemoryBackendOptions } from './backends/memory';
 export {
   AmqpBackend,
-  DEFAULT_AMQP_OPTIONS,
-  DELAY_TIERS_MS,
-  redactCredentials,
   type AmqpBackendOptions,
   type AmqpReconnectOptions,
   type AmqpTlsOptions,

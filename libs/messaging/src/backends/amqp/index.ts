@@ -1,8 +1,7 @@
+/** `nest-messaging/amqp`: the RabbitMQ backend. `amqplib` is loaded when `AmqpBackend` is constructed. */
 export { AmqpBackend } from './amqp.backend';
 export type {
   AmqpBackendOptions,
   AmqpReconnectOptions,
   AmqpTlsOptions,
 } from './amqp-backend.options';
-export { DEFAULT_AMQP_OPTIONS, redactCredentials } from './amqp-backend.options';
-export { DELAY_TIERS_MS } from './amqp-topology';
