@@ -1,7 +1,8 @@
 /**
  * Jest 30 cannot require NestJS 12's ES modules itself, so @swc/jest transforms
  * both our TypeScript and the @nestjs packages to CommonJS.
- * Two projects: `unit` (no broker) and `rabbitmq` (needs a broker, run in band).
+ * Projects: `unit` (no broker), `rabbitmq` (needs a broker, run in band) and `package` (npm pack of
+ * the library installed into a fresh app outside the repository: `npm run test:package`, in CI).
  * @type {import('jest').Config}
  */
 const swc = [
@@ -43,6 +44,11 @@ module.exports = {
       ...base,
       displayName: 'rabbitmq',
       testMatch: ['<rootDir>/libs/**/*.amqp.spec.ts', '<rootDir>/test/**/*.amqp.e2e-spec.ts'],
+    },
+    {
+      ...base,
+      displayName: 'package',
+      testMatch: ['<rootDir>/test/**/*.pack-spec.ts'],
     },
   ],
 };

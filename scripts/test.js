@@ -40,6 +40,8 @@ function banner(lines) {
   const rabbit = await brokerAnswers();
   // Paths and patterns first: after --selectProjects Jest would read them as more project names.
   const args = [...process.argv.slice(2), '--runInBand'];
+  // The `package` project (npm pack + install, a minute) is CI's: `npm run test:package`.
+  const projects = ['unit', 'rabbitmq'];
   if (!rabbit) {
     const where = `${host}:${port}`;
     if (isCI) {
@@ -50,8 +52,9 @@ function banner(lines) {
       `SKIPPED: the RabbitMQ suites (Jest project "rabbitmq"): no broker on ${where}.`,
       'Start one (rabbitmq-server -detached) or set BROKER_URL, then run npm test again.',
     ]);
-    args.push('--selectProjects', 'unit');
+    projects.splice(projects.indexOf('rabbitmq'), 1);
   }
+  args.push('--selectProjects', ...projects);
   if (process.env.JEST_JSON_OUTPUT) args.push('--json', `--outputFile=${process.env.JEST_JSON_OUTPUT}`);
   const jest = require.resolve('jest/bin/jest');
   // A test that leaves a handle open would keep Jest alive forever: bound the whole run instead.

@@ -26,6 +26,8 @@ export function describeCardTokenFlows(services: () => SampleServices): void {
       deliveries: 1,
       record: { outcome: 'succeeded' },
     });
+    const charges = await paymentHttp().get('/payments').query({ orderId: id }).expect(200);
+    expect(charges.body).toEqual([{ orderId: id, paymentId: order.paymentId, amount: 42 }]);
   });
 
   it('tok_flaky: fails twice, then PAID after retries', async () => {
@@ -45,6 +47,7 @@ export function describeCardTokenFlows(services: () => SampleServices): void {
       deliveries: 1,
       record: { outcome: 'failed' },
     });
+    await paymentHttp().get('/payments').query({ orderId: id }).expect(200, []);
   });
 
   it('tok_broken: retried to the limit, dead-lettered (order stays PENDING), then replayed once fixed', async () => {

@@ -1,5 +1,6 @@
 /** Start-up helpers shared by the sample services. */
 export { startHybridApp, type HybridAppOptions } from './hybrid-app';
+export { runService } from './run-service';
 export {
   DEFAULT_BROKER_URL,
   serviceConfigFromEnv,

@@ -22,6 +22,13 @@ export interface ChargeReceipt {
   readonly paymentId: string;
 }
 
+/** A charge the gateway made: what `GET /payments?orderId=` lists. */
+export interface Charge {
+  readonly orderId: string;
+  readonly paymentId: string;
+  readonly amount: number;
+}
+
 /** Card tokens with a scripted behaviour; any other token is declined as unknown. */
 export const CARD_TOKENS = {
   ok: 'tok_ok',
@@ -41,7 +48,7 @@ export const FLAKY_FAILURES = 2;
  * It counts successful charges per order, so tests can prove nothing was charged twice.
  */
 export class SimulatedPaymentGateway {
-  private readonly charges = new Map<string, number>();
+  private readonly charges = new Map<string, Charge[]>();
   private readonly repaired = new Set<string>();
 
   async charge(request: ChargeRequest): Promise<ChargeReceipt> {
@@ -63,13 +70,24 @@ export class SimulatedPaymentGateway {
       default:
         throw new PaymentDeclinedError(`unknown card token '${cardToken}'`);
     }
-    this.charges.set(request.orderId, this.chargeCount(request.orderId) + 1);
-    return { paymentId: `pay_${randomUUID()}` };
+    const charge: Charge = {
+      orderId: request.orderId,
+      paymentId: `pay_${randomUUID()}`,
+      amount: request.amount,
+    };
+    this.charges.set(request.orderId, [...this.chargesOf(request.orderId), charge]);
+    return { paymentId: charge.paymentId };
+  }
+
+  /** The charges made for `orderId`, oldest first; every charge when no order is given. */
+  chargesOf(orderId?: string): Charge[] {
+    if (orderId === undefined) return [...this.charges.values()].flat();
+    return this.charges.get(orderId) ?? [];
   }
 
   /** How many times `orderId` was charged successfully. */
   chargeCount(orderId: string): number {
-    return this.charges.get(orderId) ?? 0;
+    return this.chargesOf(orderId).length;
   }
 
   /** Makes `cardToken` charge successfully from now on ("fixing" the gateway before a replay). */

@@ -7,8 +7,8 @@ import type {
 } from '../backend/broker-backend.interface';
 import { MessagingHeaders } from '../backend/message-headers';
 import { MessageCodec } from '../codec/message-codec';
-import { checkOptionsObject } from '../errors/config-checks';
-import { MessagingConfigError, RemoteHandlerError } from '../errors/messaging.errors';
+import { checkInteger, checkOptionsObject } from '../errors/config-checks';
+import { RemoteHandlerError } from '../errors/messaging.errors';
 import { MESSAGING_BACKEND, MESSAGING_OPTIONS } from '../messaging.constants';
 import type { ResolvedMessagingOptions } from '../options/messaging-options';
 import { MAX_DELAY_MS } from '../retry/retry-options';
@@ -87,7 +87,12 @@ export class MessagingPublisher {
       headers: options.headers,
       messageId: options.messageId,
     });
-    const timeoutMs = options.timeoutMs ?? this.options.requestTimeoutMs;
+    const timeoutMs = checkInteger(
+      options.timeoutMs,
+      this.options.requestTimeoutMs,
+      'request(): timeoutMs',
+      1,
+    );
     const reply = await this.backend.request(message, { timeoutMs });
     const decoded = this.codec.decode(reply);
     const remoteError = reply.headers[MessagingHeaders.REPLY_ERROR];
@@ -106,15 +111,8 @@ export class MessagingPublisher {
     payload: unknown,
     options: PublishOptions,
   ): OutgoingMessage {
-    const { delayMs } = options;
-    if (
-      delayMs !== undefined &&
-      !(Number.isInteger(delayMs) && delayMs >= 0 && delayMs <= MAX_DELAY_MS)
-    ) {
-      throw new MessagingConfigError(
-        `publish(): delayMs must be a whole number of milliseconds from 0 to ${MAX_DELAY_MS} (24 h), got ${String(delayMs)}`,
-      );
-    }
+    if (options.delayMs !== undefined)
+      checkInteger(options.delayMs, 0, 'publish(): delayMs', 0, MAX_DELAY_MS);
     const encoded = this.codec.encode(payload);
     const messageId = options.messageId ?? randomUUID();
     return {

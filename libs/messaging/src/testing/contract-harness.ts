@@ -39,7 +39,7 @@ export interface ContractHarness {
 /** Builds the harness and registers the hook that closes every app after each test. */
 export function useContractHarness(
   createBackend: () => BrokerBackend,
-  options: BackendContractOptions,
+  options: BackendContractOptions = {},
 ): ContractHarness {
   const runId = randomUUID().slice(0, 8);
   const prefix = options.servicePrefix ?? 'contract';

@@ -159,7 +159,7 @@ export function reconnectDelay(
  * error message (`amqp://app:***@host`).
  */
 export function redactCredentials(text: string): string {
-  return text.replace(/([a-z][a-z0-9+.-]*:\/\/[^:/@\s]*:)[^@\s]*@/gi, '$1***@');
+  return text.replace(/([a-z][a-z0-9+.-]*:\/\/[^:/@\s]*:)[^\s/]*@/gi, '$1***@');
 }
 
 const OPTION_KEYS: readonly (keyof AmqpBackendOptions)[] = [

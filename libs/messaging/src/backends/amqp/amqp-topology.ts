@@ -33,8 +33,8 @@ import { deadLetterQueueName } from '../../backend/queue-names';
 import type { ResolvedAmqpOptions } from './amqp-backend.options';
 
 /**
- * Delay tiers in milliseconds. A requested delay is rounded up to the next tier (at most about 1.5x
- * too long below one minute); delays above the last tier are capped at it.
+ * Delay tiers in milliseconds. A requested delay is rounded up to the next tier (at most 5/3 as long
+ * up to an hour, twice as long beyond); delays above the last tier are capped at it.
  */
 export const DELAY_TIERS_MS: readonly number[] = [
   100, 150, 200, 300, 500, 750, 1_000, 1_500, 2_000, 3_000, 5_000, 7_500, 10_000, 15_000, 20_000,

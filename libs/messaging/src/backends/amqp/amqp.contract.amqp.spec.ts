@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import { runBackendContract } from '../../testing/backend-contract';
+import { runBackendContract } from '../../backend';
 import { BROKER_URL, deleteBrokerObjects } from '../../testing/rabbitmq.fixture';
 import { AmqpBackend } from './index';
 

@@ -1,4 +1,4 @@
-import { runBackendContract } from '../../testing/backend-contract';
+import { runBackendContract } from '../../backend';
 import { InMemoryBackend } from './in-memory.backend';
 import { InMemoryBroker } from './in-memory.broker';
 

@@ -1,0 +1,158 @@
+/** The pure functions of the AMQP backend, without a broker: names, tiers, delays, message parsing. */
+import type { GetMessage } from 'amqplib';
+import { MessagingHeaders as H } from '../../backend/message-headers';
+import { DEFAULT_AMQP_OPTIONS, reconnectDelay, redactCredentials } from './amqp-backend.options';
+import { toDeadLetter, toDelivery, newestDeath, withoutBrokerHeaders } from './amqp-messages';
+import { DELAY_TIERS_MS, deadLetterQueueName, pickTier, tierName } from './amqp-topology';
+
+const message = (
+  headers: Record<string, unknown>,
+  over: { routingKey?: string; messageId?: string; redelivered?: boolean } = {},
+): GetMessage =>
+  ({
+    content: Buffer.from('{}'),
+    fields: {
+      deliveryTag: 7,
+      redelivered: over.redelivered ?? false,
+      exchange: 'messaging',
+      routingKey: over.routingKey ?? 'order.created',
+      messageCount: 0,
+    },
+    properties: {
+      headers,
+      messageId: over.messageId ?? 'm-1',
+      contentType: 'application/json',
+      timestamp: 1_767_225_600,
+    },
+  }) as unknown as GetMessage;
+
+describe('tiers and names', () => {
+  it.each([
+    [0, 100],
+    [1, 100],
+    [100, 100],
+    [101, 150],
+    [999, 1_000],
+    [61_000, 90_000],
+    [86_400_000, 86_400_000],
+    [100_000_000, 86_400_000],
+  ])('a delay of %d ms waits in the %d ms tier', (delay, tier) => {
+    expect(pickTier(delay)).toBe(tier);
+  });
+
+  it('makes a delay at most 5/3 as long up to an hour, at most twice as long beyond', () => {
+    for (let delay = 100; delay <= 86_400_000; delay = Math.ceil(delay * 1.01)) {
+      expect(pickTier(delay) / delay).toBeLessThanOrEqual(delay <= 3_600_000 ? 5 / 3 : 2);
+    }
+    expect([...DELAY_TIERS_MS].sort((a, b) => a - b)).toEqual(DELAY_TIERS_MS);
+  });
+
+  it('names tiers and dead-letter queues', () => {
+    expect(tierName('messaging', 'retry', 500)).toBe('messaging.retry.500');
+    expect(tierName('shop', 'delay', 1_000)).toBe('shop.delay.1000');
+    expect(deadLetterQueueName('payments')).toBe('payments.dead-letter');
+  });
+});
+
+describe('reconnectDelay: one formula for the connection, consumers and the publisher', () => {
+  const reconnect = { initialDelayMs: 500, maxDelayMs: 10_000, multiplier: 3 };
+  it.each([
+    [0, 1, 500],
+    [1, 1, 1_500],
+    [2, 1, 4_500],
+    [3, 1, 10_000],
+    [0, 0, 400],
+    [3, 0, 8_000],
+  ])('attempt %d with random %d waits %d ms', (attempt, random, expected) => {
+    expect(reconnectDelay(reconnect, attempt, random)).toBe(expected);
+  });
+
+  it('uses the multiplier of the options (the publisher once doubled whatever it was)', () => {
+    expect(reconnectDelay(DEFAULT_AMQP_OPTIONS.reconnect, 2, 1)).toBe(2_000);
+  });
+});
+
+describe('AMQP messages', () => {
+  it('reads a delivery: topic from the copy header, attempt from ours, never from a forged value', () => {
+    const retried = toDelivery(
+      message({ [H.TOPIC]: 'order.created', [H.ATTEMPT]: 3 }, { routingKey: 'payments.q' }),
+      'payments.q',
+    );
+    expect(retried).toMatchObject({ topic: 'order.created', attempt: 3, queue: 'payments.q' });
+    expect(retried.timestamp).toBe(1_767_225_600_000);
+    expect(toDelivery(message({ [H.ATTEMPT]: 'lots' }), 'q').attempt).toBe(1);
+  });
+
+  it('drops RabbitMQ dead-lettering headers from a copy', () => {
+    expect(
+      withoutBrokerHeaders({
+        tenant: 'acme',
+        'x-death': [],
+        'x-first-death-queue': 'q',
+        'x-last-death-reason': 'expired',
+        'x-delivery-count': 2,
+      }),
+    ).toEqual({ tenant: 'acme' });
+  });
+
+  it('reads the newest x-death entry (RabbitMQ lists them newest first)', () => {
+    const headers = {
+      'x-death': [
+        {
+          queue: 'payments.order.created',
+          reason: 'delivery_limit',
+          'routing-keys': ['payments.order.created'],
+          time: { '!': 'timestamp', value: 1_767_225_660 },
+          count: 1,
+        },
+        {
+          queue: 'messaging.retry.500',
+          reason: 'expired',
+          'routing-keys': ['payments.order.created'],
+          time: { '!': 'timestamp', value: 1_767_225_600 },
+          count: 1,
+        },
+      ],
+    };
+    expect(newestDeath(headers)).toEqual({
+      queue: 'payments.order.created',
+      reason: 'delivery_limit',
+      routingKey: 'payments.order.created',
+      time: new Date(1_767_225_660_000),
+    });
+  });
+
+  it('lists a broker-made dead letter with the queue it failed on, never a retry tier', () => {
+    const headers = {
+      tenant: 'acme',
+      [H.TOPIC]: 'order.created',
+      [H.ATTEMPT]: 2,
+      'x-delivery-count': 20,
+      'x-death': [
+        {
+          queue: 'payments.order.created',
+          reason: 'delivery_limit',
+          'routing-keys': ['payments.order.created'],
+          time: { value: 1_767_225_660 },
+        },
+        { queue: 'messaging.retry.500', reason: 'expired', time: { value: 1_767_225_600 } },
+      ],
+    };
+    const letter = toDeadLetter(message(headers, { routingKey: 'payments.order.created' }));
+    expect(letter).toMatchObject({
+      id: 'broker:m-1:1767225660000',
+      topic: 'order.created',
+      queue: 'payments.order.created',
+      reason: 'delivery-limit',
+      errorClass: 'DeliveryLimitExceeded',
+      attempts: 2,
+      headers: { tenant: 'acme' },
+    });
+  });
+
+  it('redacts the password of every URL in a text', () => {
+    expect(redactCredentials('amqp://app:s3cr@t@rabbit:5672 and amqps://u:p@h/v')).toBe(
+      'amqp://app:***@rabbit:5672 and amqps://u:***@h/v',
+    );
+  });
+});

@@ -1,0 +1,81 @@
+/**
+ * What each entry point of the package exports, by name: a name added or removed here is a change of
+ * the public API, made on purpose. Internals are exported from none of them.
+ */
+import * as amqp from './backends/amqp';
+import * as memory from './backends/memory';
+import * as backend from './backend';
+import * as main from './index';
+import * as testing from './testing';
+
+const valuesOf = (entry: object): string[] => Object.keys(entry).sort();
+
+describe('entry points', () => {
+  it('the main entry exports every name SPEC.md pins, and what applications need', () => {
+    // SPEC section 2 (BrokerBackend is a type: checked below).
+    const pinned = [
+      'MessagingModule',
+      'MessagingServer',
+      'MessagingClient',
+      'MessageContext',
+      'Consume',
+      'Producer',
+      'MessageProducer',
+      'InMemoryBackend',
+      'AmqpBackend',
+      'UnrecoverableError',
+      'UnroutableError',
+    ];
+    for (const name of pinned) expect(main).toHaveProperty(name, expect.any(Function));
+    expect(valuesOf(main)).toEqual(
+      [
+        ...pinned,
+        'BackendClosedError',
+        'DeadLetterService',
+        'InMemoryBroker',
+        'MalformedMessageError',
+        'MessagingConfigError',
+        'MessagingError',
+        'MessagingHealthService',
+        'MessagingPublisher',
+        'PayloadTooLargeError',
+        'PublishFailedError',
+        'PublishTimeoutError',
+        'RemoteHandlerError',
+        'RequestTimeoutError',
+        'getProducerToken',
+      ].sort(),
+    );
+    const typed: main.BrokerBackend = new main.InMemoryBackend();
+    expect(typed.name).toBe('memory');
+  });
+
+  it('the backend entries export their backend and nothing else', () => {
+    expect(valuesOf(amqp)).toEqual(['AmqpBackend']);
+    expect(valuesOf(memory)).toEqual(['InMemoryBackend', 'InMemoryBroker']);
+    expect(amqp.AmqpBackend).toBe(main.AmqpBackend);
+  });
+
+  it('/testing exports the helpers of tests', () => {
+    expect(valuesOf(testing)).toEqual(['FAST_RETRY', 'gate', 'useContractHarness', 'waitFor']);
+  });
+
+  it('/backend exports what a backend author needs', () => {
+    expect(valuesOf(backend)).toEqual(
+      [
+        'BackendEventHub',
+        'MessagingHeaders',
+        'attemptOf',
+        'deadLetterHeaders',
+        'deadLetterQueueName',
+        'producerHeaders',
+        'readDeadLetter',
+        'replayHeaders',
+        'retryHeaders',
+        'runBackendContract',
+        'topicMatches',
+        'topicOf',
+      ].sort(),
+    );
+  });
+});

@@ -1,0 +1,198 @@
+/**
+ * The package as a user gets it. `npm pack` of libs/messaging, installed into a fresh Nest app in a
+ * temporary folder outside the repository, compiled with a Nest starter's tsconfig, running the
+ * one-file example of the README that ships in the package: first on the in-memory backend with no
+ * `amqplib` installed (it is an optional peer), then on RabbitMQ, in a vhost of its own.
+ *
+ * Run by `npm run test:package` (CI); it installs from the npm registry, so it takes a minute.
+ */
+import { execFile } from 'node:child_process';
+import { randomUUID } from 'node:crypto';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync, mkdirSync, readdirSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+
+const ROOT = join(__dirname, '..', '..');
+const LIB = join(ROOT, 'libs', 'messaging');
+const VHOST = `pack-${randomUUID().slice(0, 8)}`;
+const BROKER = process.env.BROKER_URL ?? 'amqp://guest:guest@127.0.0.1:5672';
+const run = promisify(execFile);
+
+/** Runs a command; resolves with its output, rejects with it (and the command) on failure. */
+async function sh(
+  command: string,
+  args: string[],
+  cwd: string,
+  env: Record<string, string> = {},
+): Promise<string> {
+  try {
+    const { stdout, stderr } = await run(command, args, {
+      cwd,
+      env: { ...process.env, ...env },
+      timeout: 240_000,
+      maxBuffer: 16 * 1024 * 1024,
+    });
+    return stdout + stderr;
+  } catch (error) {
+    const e = error as Error & { stdout?: string; stderr?: string };
+    throw new Error(`${command} ${args.join(' ')} failed: ${e.message}\n${e.stdout}\n${e.stderr}`, {
+      cause: error,
+    });
+  }
+}
+
+/** The version range the monorepo itself uses for `name`, so the fresh app matches it. */
+function rangeOf(name: string): string {
+  const pkg = JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')) as {
+    dependencies: Record<string, string>;
+    devDependencies: Record<string, string>;
+  };
+  const range = pkg.dependencies[name] ?? pkg.devDependencies[name];
+  if (!range) throw new Error(`${name} is not a dependency of the monorepo`);
+  return range;
+}
+
+/** The fenced TypeScript block of `readme` that starts with `// main.ts`. */
+function exampleOf(readme: string): string {
+  const block = /```ts\n(\/\/ main\.ts[\s\S]*?)```/.exec(readme);
+  if (!block) throw new Error('the package README has no ```ts block starting with // main.ts');
+  return block[1];
+}
+
+/** What the tsconfig of `nest new` sets, which the example must compile with. */
+const STARTER_TSCONFIG = {
+  compilerOptions: {
+    module: 'nodenext',
+    moduleResolution: 'nodenext',
+    resolvePackageJsonExports: true,
+    esModuleInterop: true,
+    isolatedModules: true,
+    declaration: true,
+    removeComments: true,
+    emitDecoratorMetadata: true,
+    experimentalDecorators: true,
+    allowSyntheticDefaultImports: true,
+    target: 'ES2023',
+    sourceMap: true,
+    outDir: './dist',
+    rootDir: './src',
+    incremental: false,
+    skipLibCheck: true,
+    strictNullChecks: true,
+    forceConsistentCasingInFileNames: true,
+    noImplicitAny: false,
+    strictBindCallApply: false,
+    noFallthroughCasesInSwitch: false,
+    types: ['node'],
+  },
+};
+
+describe('nest-messaging, packed and installed into a fresh Nest app', () => {
+  let work: string;
+  let app: string;
+
+  beforeAll(async () => {
+    work = mkdtempSync(join(tmpdir(), 'nest-messaging-pack-'));
+    app = join(work, 'app');
+    mkdirSync(join(app, 'src'), { recursive: true });
+    await sh('npm', ['run', 'build:lib'], ROOT);
+    await sh('npm', ['pack', '--pack-destination', work], LIB);
+    const tarball = readdirSync(work).find((f) => f.endsWith('.tgz'));
+    if (!tarball) throw new Error('npm pack made no tarball');
+    const dependencies = Object.fromEntries(
+      [
+        '@nestjs/common',
+        '@nestjs/core',
+        '@nestjs/microservices',
+        '@nestjs/platform-express',
+        'class-transformer',
+        'class-validator',
+        'reflect-metadata',
+        'rxjs',
+      ].map((name) => [name, rangeOf(name)]),
+    );
+    const manifest = {
+      name: 'fresh-nest-app',
+      private: true,
+      dependencies: { ...dependencies, 'nest-messaging': `file:${join(work, tarball)}` },
+      devDependencies: { typescript: rangeOf('typescript'), '@types/node': rangeOf('@types/node') },
+    };
+    writeFileSync(join(app, 'package.json'), JSON.stringify(manifest, null, 2));
+    writeFileSync(join(app, 'tsconfig.json'), JSON.stringify(STARTER_TSCONFIG, null, 2));
+    await sh('npm', ['install', '--no-audit', '--no-fund', '--prefer-offline'], app);
+    const readme = readFileSync(join(app, 'node_modules', 'nest-messaging', 'README.md'), 'utf8');
+    writeFileSync(join(app, 'src', 'main.ts'), exampleOf(readme));
+    await sh(join(app, 'node_modules', '.bin', 'tsc'), ['-p', '.'], app);
+  }, 300_000);
+
+  afterAll(async () => {
+    await sh('rabbitmqctl', ['-q', 'delete_vhost', VHOST], ROOT).catch(() => undefined);
+    if (work) rmSync(work, { recursive: true, force: true });
+  }, 60_000);
+
+  it('ships compiled JavaScript, declarations and an exports map, and hides its internals', async () => {
+    const pkg = JSON.parse(
+      readFileSync(join(app, 'node_modules', 'nest-messaging', 'package.json'), 'utf8'),
+    ) as { exports: Record<string, unknown>; peerDependencies: Record<string, string> };
+    expect(Object.keys(pkg.exports).sort()).toEqual(
+      ['.', './amqp', './backend', './memory', './package.json', './testing'].sort(),
+    );
+    expect(Object.keys(pkg.peerDependencies)).toEqual(
+      expect.arrayContaining(['@nestjs/common', '@nestjs/core', '@nestjs/microservices', 'rxjs']),
+    );
+    const probe = [
+      "const m = require('nest-messaging');",
+      "for (const n of ['MessagingModule','MessagingServer','MessagingClient','MessageContext','Consume','Producer','MessageProducer','InMemoryBackend','AmqpBackend','UnrecoverableError','UnroutableError'])",
+      "  if (typeof m[n] !== 'function') throw new Error(n + ' is missing');",
+      "require('nest-messaging/memory'); require('nest-messaging/amqp');",
+      "require('nest-messaging/backend'); require('nest-messaging/testing');",
+      "try { require('nest-messaging/dist/retry/retry-policy'); throw new Error('internal reachable'); }",
+      "catch (e) { if (e.code !== 'ERR_PACKAGE_PATH_NOT_EXPORTED') throw e; }",
+      "console.log('entry points ok');",
+    ].join('\n');
+    // /testing needs @nestjs/testing, a dev dependency of apps that test; the others need nothing more.
+    await sh(
+      'npm',
+      [
+        'install',
+        '--no-audit',
+        '--no-fund',
+        '--prefer-offline',
+        '--no-save',
+        `@nestjs/testing@${rangeOf('@nestjs/testing')}`,
+      ],
+      app,
+    );
+    expect(await sh('node', ['-e', probe], app)).toContain('entry points ok');
+  });
+
+  it('runs the README example on the in-memory backend, without amqplib installed', async () => {
+    await expect(sh('node', ['-e', "require.resolve('amqplib')"], app)).rejects.toThrow(
+      /Cannot find module 'amqplib'/,
+    );
+    const output = await sh('node', ['dist/main.js'], app);
+    expect(output).toContain('charged o-1 on attempt 2');
+    expect(output).toMatch(/reason: 'unrecoverable'/);
+    expect(output).not.toContain('charged o-2');
+  });
+
+  it('runs the README example on RabbitMQ once amqplib is installed', async () => {
+    await sh(
+      'npm',
+      ['install', '--no-audit', '--no-fund', '--prefer-offline', `amqplib@${rangeOf('amqplib')}`],
+      app,
+    );
+    await sh('rabbitmqctl', ['-q', 'add_vhost', VHOST], ROOT);
+    await sh(
+      'rabbitmqctl',
+      ['-q', 'set_permissions', '-p', VHOST, 'guest', '.*', '.*', '.*'],
+      ROOT,
+    );
+    const output = await sh('node', ['dist/main.js'], app, { BROKER_URL: `${BROKER}/${VHOST}` });
+    expect(output).toContain('Connected to RabbitMQ');
+    expect(output).toContain('charged o-1 on attempt 2');
+    expect(output).toMatch(/reason: 'unrecoverable'/);
+    expect(output).not.toContain('guest:guest');
+  });
+});
