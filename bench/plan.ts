@@ -57,27 +57,36 @@ export function contenders(thirdPartyQueueTypes: readonly QueueType[]): Contende
 }
 
 export interface Sizes {
-  /** Fire-and-forget, retry and request/reply at 100 in flight. */
+  /** Fire-and-forget with 256 B bodies and retry-heavy traffic (same count: their ratio is a target). */
   readonly messages: number;
+  /** Fire-and-forget with 10 KiB bodies. */
+  readonly largeMessages: number;
   readonly sequentialRequests: number;
+  /** Requests at 100 in flight. */
+  readonly requests: number;
   readonly backlog: number;
   readonly warmup: number;
 }
 
-export const FULL: Sizes = {
-  messages: 20_000,
-  sequentialRequests: 2_000,
-  backlog: 200_000,
-  warmup: 1_000,
-};
-export const QUICK: Sizes = { messages: 500, sequentialRequests: 50, backlog: 2_000, warmup: 50 };
+/** Sizes derived from the 256 B message count (`--messages`). */
+export function sizes(quick: boolean, messages?: number): Sizes {
+  const n = messages ?? (quick ? 500 : 20_000);
+  return {
+    messages: n,
+    largeMessages: Math.max(1, Math.round(n / 5)),
+    sequentialRequests: Math.max(1, Math.round(n / 20)),
+    requests: Math.max(1, Math.round(n / 2)),
+    backlog: quick ? 2_000 : 200_000,
+    warmup: quick ? 50 : 500,
+  };
+}
 
 /** Every workload, in the order of the report. */
 export function workloads(sizes: Sizes): WorkloadSpec[] {
   const ff = (bodyBytes: number, consumers: number): WorkloadSpec => ({
     name: `ff-${bodyBytes === 256 ? '256B' : '10KiB'}-x${consumers}`,
     kind: 'fire-and-forget',
-    messages: sizes.messages,
+    messages: bodyBytes > 1024 ? sizes.largeMessages : sizes.messages,
     bodyBytes,
     consumers,
     inFlight: 1000,
@@ -100,7 +109,7 @@ export function workloads(sizes: Sizes): WorkloadSpec[] {
     {
       name: 'rr-100',
       kind: 'request-reply',
-      messages: sizes.messages,
+      messages: sizes.requests,
       bodyBytes: 256,
       consumers: 1,
       inFlight: 100,
@@ -122,7 +131,8 @@ export function workloads(sizes: Sizes): WorkloadSpec[] {
       messages: sizes.backlog,
       bodyBytes: 256,
       consumers: 1,
-      inFlight: 1000,
+      // A larger window only to fill the backlog faster; the drain is what is measured.
+      inFlight: 5000,
       slowHandlerMs: 1,
     },
   ];

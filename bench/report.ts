@@ -21,6 +21,8 @@ export interface Cell {
 
 export interface Machine {
   readonly cpus: string;
+  /** Load averages at the start and the end: the machine may be shared. */
+  readonly load: string;
   readonly node: string;
   readonly broker: string;
   readonly date: string;
@@ -33,6 +35,10 @@ export interface Results {
   readonly cells: ReadonlyMap<string, Cell>;
   readonly settings: ReadonlyMap<string, readonly string[]>;
   readonly runs: number;
+  readonly backlogRuns: number;
+  readonly quick: boolean;
+  /** Children run again after an outside disconnection. */
+  readonly notes: readonly string[];
   readonly machine: Machine;
   readonly durationS: number;
 }
@@ -241,7 +247,7 @@ const DESCRIPTIONS: Record<string, string> = {
     'a backlog published first by another process, then drained by a handler that awaits 0-1 ms; rate from first to last delivery, RSS of the draining process only',
 };
 
-function describe(w: WorkloadSpec): string {
+function describe(results: Results, w: WorkloadSpec): string {
   const size = w.bodyBytes >= 1024 ? `${w.bodyBytes / 1024} KiB` : `${w.bodyBytes} B`;
   const shape =
     w.kind === 'request-reply'
@@ -250,7 +256,11 @@ function describe(w: WorkloadSpec): string {
         : `${w.inFlight} calls in flight`
       : `${w.consumers} consumer instance${w.consumers > 1 ? 's (connections/apps) competing on one queue' : ''}, ${w.inFlight} unconfirmed publishes at most`;
   const warm = w.warmup ? `, after ${int(w.warmup)} warm-up messages` : '';
-  return `${int(w.messages)} × ${size} JSON, ${shape}${warm}: ${DESCRIPTIONS[w.kind]}.`;
+  const runs =
+    w.kind === 'backlog' && !results.quick
+      ? ` Measured in ${Math.min(results.runs, results.backlogRuns)} run(s) (\`--backlog-runs\`).`
+      : '';
+  return `${int(w.messages)} × ${size} JSON, ${shape}${warm}: ${DESCRIPTIONS[w.kind]}.${runs}`;
 }
 
 /** The whole report, in markdown. */
@@ -259,9 +269,15 @@ export function renderMarkdown(results: Results, chart?: string): string {
   const out = [
     '# Benchmarks',
     '',
-    `Measured ${m.date} on ${m.cpus}, Node ${m.node}, ${m.broker} on 127.0.0.1, in ${Math.round(results.durationS)} s.`,
+    `Measured ${m.date} on ${m.cpus}, Node ${m.node}, ${m.broker} on 127.0.0.1, in ${Math.round(results.durationS)} s (${m.load}).`,
     `Each figure is the median of ${results.runs} run(s), every contender in its own child process, contenders in alternating order; "vs raw" divides by raw amqplib on the same queue type and workload (lower is better for latency and RSS); peak RSS is \`process.resourceUsage().maxRSS\` of the child, the highest of the runs.`,
     'A figure is reported only when every publish was confirmed and every message id was handled (or every request answered with its own id); otherwise the cell says FAILED.',
+    ...(results.quick
+      ? [
+          '',
+          '**Quick mode (smoke test)**: small counts, one child per contender runs all of its workloads in turn (so its peak RSS accumulates), one run: the figures only show that everything completes and is counted.',
+        ]
+      : []),
     '',
     'Reproduce: `' +
       m.command +
@@ -272,7 +288,10 @@ export function renderMarkdown(results: Results, chart?: string): string {
   out.push('## Targets', '', '| target | measured | met |', '| --- | --- | --- |');
   for (const t of targets(results)) out.push(`| ${t.what} | ${t.measured} | ${mark(t.met)} |`);
   for (const w of results.workloads) {
-    out.push('', `## ${w.name}`, '', describe(w), '', ...workloadTable(results, w));
+    out.push('', `## ${w.name}`, '', describe(results, w), '', ...workloadTable(results, w));
+  }
+  if (results.notes.length > 0) {
+    out.push('', '## Notes', '', ...results.notes.map((n) => `- ${n}`));
   }
   out.push('', '## Settings of each contender', '');
   for (const c of results.contenders) {

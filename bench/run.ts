@@ -3,39 +3,30 @@
  * runs each; medians, ratios to raw amqplib on the same queue type, targets; written to
  * docs/benchmarks.md and docs/benchmarks.svg in full mode.
  *
- *   npm run bench                      # full: 3 runs, 20,000 messages, 200,000-message backlog
+ *   npm run bench                      # full: 3 runs of 20,000 messages, one 200,000-message backlog
  *   npm run bench -- --quick           # CI smoke test, under a minute, writes no docs
  *   npm run bench -- --runs 1 --messages 5000 --only raw,ours-quorum --workload ff-256B-x1,rr-seq
- *   options: --third-party-queues classic,quorum   --write-docs   --no-docs   BROKER_URL=amqp://...
+ *   options: --backlog-runs N (default 1)   --third-party-queues classic,quorum
+ *            --write-docs   --no-docs   BROKER_URL=amqp://...
  *
  * Exits non-zero only when a contender failed to complete a workload or lost / mis-counted
  * messages, never because of a ratio.
  */
-import { execFileSync, spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { appendFileSync, existsSync, mkdirSync, statSync, writeFileSync } from 'node:fs';
-import { cpus } from 'node:os';
-import { join, resolve } from 'node:path';
-import { createInterface } from 'node:readline';
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { cpus, loadavg } from 'node:os';
+import { join } from 'node:path';
 import { brokerVersion, redact, sweep } from './broker';
 import { renderSvg } from './chart';
+import { LOG, prepareGolevelup, ROOT, runChild, type ChildOutcome } from './children';
 import * as plan from './plan';
 import { aggregate, key, renderMarkdown, type Cell, type Results } from './report';
-import {
-  RESULT_PREFIX,
-  SETTINGS_PREFIX,
-  type ChildTask,
-  type QueueType,
-  type WorkloadResult,
-  type WorkloadSpec,
-} from './shared/protocol';
-
-const ROOT = resolve(__dirname, '../../..'); // dist/bench/bench/run.js -> the repository
-const LOG = join(ROOT, 'dist/bench/bench.log');
+import type { ChildTask, QueueType, WorkloadResult, WorkloadSpec } from './shared/protocol';
 
 interface Options {
   quick: boolean;
   runs: number;
+  backlogRuns: number;
   messages?: number;
   only: string[];
   workloads: string[];
@@ -48,6 +39,7 @@ function parseArgs(argv: readonly string[]): Options {
   const o: Options = {
     quick: false,
     runs: 3,
+    backlogRuns: 1,
     only: [],
     workloads: [],
     thirdParty: ['classic'],
@@ -60,6 +52,7 @@ function parseArgs(argv: readonly string[]): Options {
     const value = (): string => argv[++i] ?? '';
     if (a === '--quick') o.quick = true;
     else if (a === '--runs') runs = Number(value());
+    else if (a === '--backlog-runs') o.backlogRuns = Number(value());
     else if (a === '--messages') o.messages = Number(value());
     else if (a === '--only') o.only.push(...list(value()));
     else if (a === '--workload') o.workloads.push(...list(value()));
@@ -75,66 +68,10 @@ function parseArgs(argv: readonly string[]): Options {
   return o;
 }
 
-/** Installs (npm ci, when missing or older than its lock) and compiles the golevelup package. */
-function prepareGolevelup(): void {
-  const dir = join(ROOT, plan.GOLEVELUP_DIR);
-  const installed = join(dir, 'node_modules/.package-lock.json');
-  if (
-    !existsSync(installed) ||
-    statSync(installed).mtimeMs < statSync(join(dir, 'package-lock.json')).mtimeMs
-  ) {
-    console.log(`installing ${plan.GOLEVELUP_DIR} (NestJS 11 + @golevelup/nestjs-rabbitmq)...`);
-    execFileSync('npm', ['ci', '--prefix', dir, '--no-audit', '--no-fund'], { stdio: 'inherit' });
-  }
-  const tsc = require.resolve('typescript/bin/tsc');
-  execFileSync(process.execPath, [tsc, '-p', join(dir, 'tsconfig.json')], { stdio: 'inherit' });
-}
-
-interface ChildOutcome {
-  results: WorkloadResult[];
-  settings?: string[];
-  tail: string[];
-  code: number | null;
-}
-
-/** Runs one child to its end (or kills it past its bound), logging everything it printed. */
-function runChild(def: plan.ContenderDef, task: ChildTask): Promise<ChildOutcome> {
-  const child = spawn(process.execPath, [join(ROOT, def.entry), JSON.stringify(task)], {
-    cwd: ROOT,
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  const outcome: ChildOutcome = { results: [], tail: [], code: null };
-  appendFileSync(
-    LOG,
-    `\n== ${def.id} ${task.workloads.map((w) => w.name).join(',')} ${task.prefix}\n`,
-  );
-  const onLine = (line: string): void => {
-    if (line.startsWith(RESULT_PREFIX)) {
-      outcome.results.push(JSON.parse(line.slice(RESULT_PREFIX.length)) as WorkloadResult);
-    } else if (line.startsWith(SETTINGS_PREFIX)) {
-      outcome.settings = JSON.parse(line.slice(SETTINGS_PREFIX.length)) as string[];
-    } else {
-      appendFileSync(LOG, `${line}\n`);
-      outcome.tail = [...outcome.tail.slice(-11), line];
-    }
-  };
-  createInterface({ input: child.stdout }).on('line', onLine);
-  createInterface({ input: child.stderr }).on('line', onLine);
-  const killer = setTimeout(() => child.kill('SIGKILL'), task.timeLimitMs + 15_000);
-  return new Promise((resolvePromise) =>
-    child.on('close', (code) => {
-      clearTimeout(killer);
-      outcome.code = code;
-      resolvePromise(outcome);
-    }),
-  );
-}
-
 async function main(): Promise<number> {
   const o = parseArgs(process.argv.slice(2));
   const started = Date.now();
-  const sizes = { ...(o.quick ? plan.QUICK : plan.FULL) };
-  if (o.messages) sizes.messages = o.messages;
+  const sizes = plan.sizes(o.quick, o.messages);
   const defs = plan.contenders(o.thirdParty).filter((c) => plan.selected(c, o.only));
   const specs = plan
     .workloads(sizes)
@@ -154,19 +91,28 @@ async function main(): Promise<number> {
   mkdirSync(join(ROOT, 'dist/bench'), { recursive: true });
   writeFileSync(LOG, `npm run bench ${process.argv.slice(2).join(' ')}\n`);
 
+  const loadStart = loadavg()
+    .map((l) => l.toFixed(1))
+    .join(' ');
   const runPrefix = `bench-${randomBytes(3).toString('hex')}`;
   let taskNo = 0;
   const collected = new Map<string, (WorkloadResult | undefined)[]>();
   const settings = new Map<string, readonly string[]>();
   const failures: string[] = [];
 
-  /** One child for `workloads` of `def`; records its results (undefined when it never reported). */
-  const run = async (
+  const notes: string[] = [];
+  const record = (def: plan.ContenderDef, spec: WorkloadSpec, result?: WorkloadResult): void => {
+    const k = key(def.id, spec.name);
+    collected.set(k, [...(collected.get(k) ?? []), result]);
+  };
+
+  /** One child for `workloads` of `def`: prints a line per workload, returns what it reported. */
+  const child = async (
     def: plan.ContenderDef,
     workloads: WorkloadSpec[],
     prefix: string,
     label: string,
-  ): Promise<boolean> => {
+  ): Promise<ChildOutcome & { ok: boolean }> => {
     const task: ChildTask = {
       contender: def.kind,
       queueType: def.queueType,
@@ -176,57 +122,85 @@ async function main(): Promise<number> {
       stallMs: o.quick ? 10_000 : 20_000,
       workloads,
     };
-    const t0 = Date.now();
     const outcome = await runChild(def, task);
     if (outcome.settings) settings.set(def.id, outcome.settings);
     let ok = true;
     for (const spec of workloads) {
       const result = outcome.results.find((r) => r.workload === spec.name);
-      const k = key(def.id, spec.name);
-      if (spec.phase !== 'fill') collected.set(k, [...(collected.get(k) ?? []), result]);
+      const rate = Math.round(result?.rate ?? 0).toLocaleString('en-US');
       const what = result?.ok
-        ? `${Math.round(result.rate ?? 0)
-            .toLocaleString('en-US')
-            .padStart(9)} /s ${result.rssMb.toFixed(0).padStart(4)} MB`
+        ? `${rate.padStart(9)} /s ${result.rssMb.toFixed(0).padStart(4)} MB`
         : `FAILED: ${result?.error ?? `exited with code ${outcome.code} without a result`}`;
-      const phase = spec.phase ? ` (${spec.phase})` : '';
-      console.log(`${label} ${`${spec.name}${phase}`.padEnd(19)} ${def.id.padEnd(18)} ${what}`);
+      const name = `${spec.name}${spec.phase ? ` (${spec.phase})` : ''}`;
+      console.log(`${label} ${name.padEnd(19)} ${def.id.padEnd(18)} ${what}`);
       if (!result?.ok) {
         ok = false;
-        failures.push(`${def.id} ${spec.name}${phase}: ${result?.error ?? 'no result'}`);
         for (const line of outcome.tail) console.log(`    | ${line}`);
       }
     }
     if (!ok) await sweep(o.url, `${prefix}-`).catch(() => undefined);
-    const seconds = ((Date.now() - t0) / 1000).toFixed(1);
-    appendFileSync(LOG, `-- ${def.id}: ${seconds} s, exit ${outcome.code}\n`);
-    return ok;
+    return { ...outcome, ok };
+  };
+
+  /**
+   * Measures `specs` of `def` (a backlog as a fill child then a drain child) and records the
+   * results. When the broker closed the connections from outside (CONNECTION_FORCED), the attempt
+   * is run once more and the report says so; any other failure is final.
+   */
+  const measure = async (def: plan.ContenderDef, specs: WorkloadSpec[], label: string) => {
+    for (let attempt = 1; ; attempt++) {
+      const prefix = `${runPrefix}-${++taskNo}`;
+      const backlog = !o.quick && specs[0].kind === 'backlog';
+      let outcome = await child(
+        def,
+        backlog ? [{ ...specs[0], phase: 'fill' }] : specs,
+        prefix,
+        label,
+      );
+      if (backlog && outcome.ok) {
+        outcome = await child(def, [{ ...specs[0], phase: 'drain' }], prefix, label);
+      }
+      const names = specs.map((s) => s.name).join(', ');
+      if (!outcome.ok && outcome.forced && attempt === 1) {
+        notes.push(
+          `${def.id} ${names}: run again after the broker closed its connections from outside (CONNECTION_FORCED)`,
+        );
+        console.log(`    ${notes[notes.length - 1]}`);
+        continue;
+      }
+      for (const spec of specs) {
+        // A backlog's outcome is its drain's, or its fill's when the fill failed.
+        const result = outcome.results.find((r) => r.workload === spec.name);
+        record(def, spec, result);
+        if (!result?.ok) {
+          const cause = outcome.forced
+            ? ' (the broker closed its connections from outside: CONNECTION_FORCED)'
+            : '';
+          failures.push(`${def.id} ${spec.name}: ${result?.error ?? 'no result'}${cause}`);
+        }
+      }
+      return;
+    }
   };
 
   if (o.quick) {
     // One child per contender runs all its workloads (the backlog fills and drains in it).
     for (const def of defs) {
       const mine = specs.filter((w) => !plan.notApplicable(def, w));
-      if (mine.length > 0) await run(def, mine, `${runPrefix}-${++taskNo}`, '[quick]');
+      if (mine.length > 0) await measure(def, mine, '[quick]');
     }
   } else {
-    const total = o.runs * specs.length;
+    // The 200,000-message backlog is long: it runs in the first --backlog-runs runs only.
+    const runsOf = (spec: WorkloadSpec): number =>
+      spec.kind === 'backlog' ? Math.min(o.runs, o.backlogRuns) : o.runs;
+    const total = specs.reduce((n, spec) => n + runsOf(spec), 0);
     let step = 0;
     for (let r = 0; r < o.runs; r++) {
-      for (const spec of specs) {
+      for (const spec of specs.filter((w) => r < runsOf(w))) {
         const label = `[run ${r + 1}/${o.runs}, ${++step}/${total}]`;
         // Alternating order: forwards on even runs, backwards on odd ones.
         for (const def of r % 2 === 0 ? defs : [...defs].reverse()) {
-          if (plan.notApplicable(def, spec)) continue;
-          const prefix = `${runPrefix}-${++taskNo}`;
-          if (spec.kind !== 'backlog') await run(def, [spec], prefix, label);
-          else if (await run(def, [{ ...spec, phase: 'fill' }], prefix, label)) {
-            await run(def, [{ ...spec, phase: 'drain' }], prefix, label);
-          } else
-            collected.set(key(def.id, spec.name), [
-              ...(collected.get(key(def.id, spec.name)) ?? []),
-              undefined,
-            ]);
+          if (!plan.notApplicable(def, spec)) await measure(def, [spec], label);
         }
       }
     }
@@ -250,9 +224,15 @@ async function main(): Promise<number> {
     cells,
     settings,
     runs: o.runs,
+    backlogRuns: o.backlogRuns,
+    quick: o.quick,
+    notes,
     durationS: (Date.now() - started) / 1000,
     machine: {
       cpus: `${cpus().length} CPU cores (${cpus()[0]?.model ?? '?'})`,
+      load: `load average ${loadStart} at the start, ${loadavg()
+        .map((l) => l.toFixed(1))
+        .join(' ')} at the end`,
       node: process.version,
       broker,
       date: `${new Date().toISOString().slice(0, 16).replace('T', ' ')} UTC`,
@@ -260,6 +240,8 @@ async function main(): Promise<number> {
     },
   };
   console.log(`\n${renderMarkdown(results)}`);
+  const raw = { ...results, cells: [...cells.entries()], settings: [...settings.entries()] };
+  writeFileSync(join(ROOT, 'dist/bench/results.json'), JSON.stringify(raw, null, 1));
   if (leftovers === undefined)
     console.log('rabbitmqctl not available: queues of this run not checked');
   else if (leftovers.length > 0) console.log(`WARNING: deleted leftovers: ${leftovers.join(', ')}`);

@@ -6,8 +6,9 @@
  * - One Nest 12 app per instance (`NestFactory.create`, logger errors only), wired as the README
  *   says: `connectMicroservice({ strategy: MessagingServer })`, `startAllMicroservices()`, `init()`.
  *   The producer lives in instance 0.
- * - AmqpBackend: `{ url, exchange, queueType, maxInFlightPublishes: 1000, prefetch: 100 }`, one
- *   connection per app; publishes are persistent, confirmed and mandatory (library defaults).
+ * - AmqpBackend: `{ url, exchange, queueType, maxInFlightPublishes, prefetch: 100 }`, one
+ *   connection per app, `maxInFlightPublishes` = the driver's window (1000; 5000 to fill the
+ *   backlog); publishes are persistent, confirmed and mandatory (library defaults).
  * - `@Consume(topic, { concurrency: 100 })`: prefetch 100, ack after the handler resolved.
  * - Retry workload: `retry: { maxAttempts: 3, backoff: { initialDelayMs: 1, multiplier: 1,
  *   maxDelayMs: 1, jitter: 0 } }`, the library's durable retry (on RabbitMQ the delay is rounded up
@@ -38,7 +39,6 @@ import type {
 import { deleteNames } from './cleanup';
 
 const CONCURRENCY = 100;
-const MAX_IN_FLIGHT_PUBLISHES = 1000;
 const TOPIC = 'bench.msg';
 const RR_TOPIC = 'bench.rr';
 const RETRY = {
@@ -57,14 +57,14 @@ export function oursContender(task: ChildTask): Contender {
   const memory = task.contender === 'memory';
   const queueType = task.queueType ?? 'quorum';
 
-  const backend = (name: string): AmqpBackend | InMemoryBackend =>
+  const backend = (name: string, inFlight: number): AmqpBackend | InMemoryBackend =>
     memory
       ? new InMemoryBackend()
       : new AmqpBackend({
           url: task.url,
           exchange: name,
           queueType,
-          maxInFlightPublishes: MAX_IN_FLIGHT_PUBLISHES,
+          maxInFlightPublishes: inFlight,
           prefetch: CONCURRENCY,
         });
 
@@ -72,6 +72,7 @@ export function oursContender(task: ChildTask): Contender {
   const start = async (
     name: string,
     topic: string,
+    inFlight: number,
     handler?: Handler,
     retry = false,
   ): Promise<Instance> => {
@@ -90,7 +91,7 @@ export function oursContender(task: ChildTask): Contender {
       imports: [
         MessagingModule.forRoot({
           service: name,
-          backend: backend(name),
+          backend: backend(name, inFlight),
           concurrency: CONCURRENCY,
         }),
       ],
@@ -122,7 +123,7 @@ export function oursContender(task: ChildTask): Contender {
       `@app/messaging through Nest ${packageVersion('@nestjs/core')} (@Producer -> @Consume, MessageProducer.request)`,
       memory
         ? 'InMemoryBackend (process-wide in-memory broker, no RabbitMQ)'
-        : `AmqpBackend { queueType: '${queueType}', maxInFlightPublishes: ${MAX_IN_FLIGHT_PUBLISHES}, prefetch: ${CONCURRENCY} }, one connection per app; persistent, confirmed, mandatory publishes`,
+        : `AmqpBackend { queueType: '${queueType}', maxInFlightPublishes: 1000 (5000 to fill the backlog), prefetch: ${CONCURRENCY} }, one connection per app; persistent, confirmed, mandatory publishes`,
       `@Consume(topic, { concurrency: ${CONCURRENCY} }): ack after the handler; one Nest app per instance, logger errors only`,
       `retry: ${JSON.stringify(RETRY)}${memory ? '' : ' (rounded up to the 100 ms TTL tier)'}`,
     ],
@@ -133,11 +134,11 @@ export function oursContender(task: ChildTask): Contender {
       const instances: Instance[] = [];
       if (options.consumers === 0) {
         // Backlog fill: a consumer app declares the queue and its binding, then goes away.
-        await (await start(options.name, TOPIC, () => undefined)).app.close();
-        instances.push(await start(options.name, TOPIC));
+        await (await start(options.name, TOPIC, options.inFlight, () => undefined)).app.close();
+        instances.push(await start(options.name, TOPIC, options.inFlight));
       }
       for (let i = 0; i < options.consumers; i++) {
-        instances.push(await start(options.name, TOPIC, handler, options.retry));
+        instances.push(await start(options.name, TOPIC, options.inFlight, handler, options.retry));
       }
       const producer = instances[0].producer;
       return {
@@ -152,7 +153,7 @@ export function oursContender(task: ChildTask): Contender {
     },
 
     async requestReply({ name, handler }): Promise<RequestRig> {
-      const { app, producer } = await start(name, RR_TOPIC, handler);
+      const { app, producer } = await start(name, RR_TOPIC, 1000, handler);
       return {
         request: (message, timeoutMs) => producer.request<{ id: number }>(message, { timeoutMs }),
         close: async () => {

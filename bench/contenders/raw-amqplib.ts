@@ -32,7 +32,11 @@ const DIRECT_REPLY_TO = 'amq.rabbitmq.reply-to';
 
 export function rawContender(task: ChildTask): Contender {
   const queueType = task.queueType ?? 'quorum';
-  const connect = (): Promise<ChannelModel> => amqplib.connect(task.url, { noDelay: true });
+  const connect = async (): Promise<ChannelModel> => {
+    const conn = await amqplib.connect(task.url, { noDelay: true });
+    conn.on('error', (error: Error) => console.error('raw amqplib: connection error', error));
+    return conn;
+  };
   const declare = async (ch: ConfirmChannel, exchange: string, queue: string): Promise<void> => {
     await ch.assertExchange(exchange, 'topic', { durable: true });
     await ch.assertQueue(queue, { durable: true, arguments: { 'x-queue-type': queueType } });
@@ -54,7 +58,7 @@ export function rawContender(task: ChildTask): Contender {
       const queue = `${options.name}.q`;
       const connections = [await connect()];
       for (let i = 1; i < options.consumers; i++) connections.push(await connect());
-      const producer = await connections[0].createConfirmChannel();
+      const producer = watch(await connections[0].createConfirmChannel());
       // An unroutable publish is returned, then confirmed: it shows up as a lost message.
       producer.on('return', () => undefined);
       await declare(producer, exchange, queue);
@@ -78,9 +82,9 @@ export function rawContender(task: ChildTask): Contender {
       const queue = `${name}.q`;
       const server = await connect();
       const client = await connect();
-      const serverCh = await server.createChannel();
+      const serverCh = watch(await server.createChannel());
       await serverCh.prefetch(PREFETCH);
-      const clientCh = await client.createConfirmChannel();
+      const clientCh = watch(await client.createConfirmChannel());
       await declare(clientCh, exchange, queue);
       await serverCh.consume(queue, (msg) => {
         if (!msg) return;
@@ -129,6 +133,12 @@ export function rawContender(task: ChildTask): Contender {
   };
 }
 
+/** Logs why the broker closed a channel (the orchestrator keeps the child's output in its log). */
+function watch<C extends amqplib.Channel>(ch: C): C {
+  ch.on('error', (error: Error) => console.error('raw amqplib: channel error', error));
+  return ch;
+}
+
 function publish(
   ch: ConfirmChannel,
   exchange: string,
@@ -161,9 +171,9 @@ async function consume(
   handler: MessageHandler,
   retry: boolean,
 ): Promise<void> {
-  const ch = await conn.createChannel();
+  const ch = watch(await conn.createChannel());
   await ch.prefetch(PREFETCH);
-  const republisher = retry ? await conn.createConfirmChannel() : undefined;
+  const republisher = retry ? watch(await conn.createConfirmChannel()) : undefined;
   const onMessage = async (msg: ConsumeMessage): Promise<void> => {
     try {
       await handler(JSON.parse(msg.content.toString()) as BenchMessage);

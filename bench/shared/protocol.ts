@@ -96,6 +96,8 @@ export interface PubSubOptions {
   readonly name: string;
   /** 0 declares the queue and consumes nothing (backlog fill). */
   readonly consumers: number;
+  /** Publishes the driver keeps in flight (a contender with a window of its own matches it). */
+  readonly inFlight: number;
   readonly handler: MessageHandler;
   /** Whether a failed delivery must come back (the contender's retry feature, or the reference's). */
   readonly retry: boolean;

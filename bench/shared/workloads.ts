@@ -33,6 +33,7 @@ export async function runWorkload(
 
 function failure(spec: WorkloadSpec, tally: Tally, error: unknown): WorkloadResult {
   const message = error instanceof Error ? error.message : String(error);
+  console.error(`${spec.name} failed:`, error); // the stack goes to the orchestrator's log
   return {
     workload: spec.name,
     ok: false,
@@ -96,6 +97,7 @@ async function pubSub(
   const rig = await contender.pubSub({
     name,
     consumers: spec.consumers,
+    inFlight: spec.inFlight,
     retry,
     handler: (message) => {
       const id = message.id;
@@ -188,6 +190,7 @@ async function backlog(
     const filler = await contender.pubSub({
       name,
       consumers: 0,
+      inFlight: spec.inFlight,
       retry: false,
       keepQueue: true,
       handler: () => undefined,
@@ -210,6 +213,7 @@ async function backlog(
   const drainer = await contender.pubSub({
     name,
     consumers: spec.consumers,
+    inFlight: spec.inFlight,
     retry: false,
     handler: async (message) => {
       await briefPause(slowMs);
