@@ -272,6 +272,7 @@ export function renderMarkdown(results: Results, chart?: string): string {
     `Measured ${m.date} on ${m.cpus}, Node ${m.node}, ${m.broker} on 127.0.0.1, in ${Math.round(results.durationS)} s (${m.load}).`,
     `Each figure is the median of ${results.runs} run(s), every contender in its own child process, contenders in alternating order; "vs raw" divides by raw amqplib on the same queue type and workload (lower is better for latency and RSS); peak RSS is \`process.resourceUsage().maxRSS\` of the child, the highest of the runs.`,
     'A figure is reported only when every publish was confirmed and every message id was handled (or every request answered with its own id); otherwise the cell says FAILED.',
+    'RabbitMQ and the contenders share the same cores, so the broker is part of every figure; the "runs" column shows the spread between runs: on a small shared machine, ratios within about ±20% of each other are not a real difference.',
     ...(results.quick
       ? [
           '',
