@@ -110,7 +110,7 @@ export function targets(results: Results): Target[] {
       met: value === undefined ? undefined : ok(value),
     });
   };
-  const x = (v: number): string => `${v.toFixed(2)}x`;
+  const x = (v: number): string => `${v.toFixed(3)}x`; // 3 decimals: 0.896x is not 0.9x
   const mb = (v: number): string => `${v.toFixed(0)} MB`;
   for (const q of ['quorum', 'classic']) {
     const ours = `ours-${q}`;
@@ -190,20 +190,24 @@ function cellTarget(results: Results, cell: Cell): string {
     if (w.name === 'ff-256B-x1') parts.unshift(`>= 250k/s ${mark((cell.rate ?? 0) >= 250_000)}`);
     return w.kind === 'fire-and-forget' ? parts.join(', ') : '';
   }
+  const x3 = (v: number | undefined): string => (v === undefined ? '?' : `${v.toFixed(3)}x`);
+  const atLeast = (v: number | undefined, t: number): string =>
+    `${x3(v)} >= ${t}x ${mark(v === undefined ? undefined : v >= t)}`;
+  const atMost = (v: number | undefined, t: number): string =>
+    `${x3(v)} <= ${t}x ${mark(v === undefined ? undefined : v <= t)}`;
   switch (w.kind) {
     case 'fire-and-forget':
-      return `>= 0.9x ${mark(r === undefined ? undefined : r >= 0.9)}, RSS <= 120 MB ${mark((cell.rss ?? 0) <= RSS_BUDGET_MB)}`;
+      return `${atLeast(r, 0.9)}, RSS <= 120 MB ${mark((cell.rss ?? 0) <= RSS_BUDGET_MB)}`;
     case 'request-reply':
       if (w.inFlight === 1) {
         const p50 = ratio(results, cell, 'p50');
         const p99 = ratio(results, cell, 'p99');
-        return `p50 <= 1.5x ${mark(p50 === undefined ? undefined : p50 <= 1.5)}, p99 <= 2x ${mark(p99 === undefined ? undefined : p99 <= 2)}`;
+        return `p50 ${atMost(p50, 1.5)}, p99 ${atMost(p99, 2)}`;
       }
-      return `>= 0.8x ${mark(r === undefined ? undefined : r >= 0.8)}`;
+      return atLeast(r, 0.8);
     case 'retry': {
       const plain = results.cells.get(key(cell.contender.id, 'ff-256B-x1'))?.rate;
-      const own = plain && cell.rate ? cell.rate / plain : undefined;
-      return `retry/plain ${times(own)} >= 0.85 ${mark(own === undefined ? undefined : own >= 0.85)}`;
+      return `retry/plain ${atLeast(plain && cell.rate ? cell.rate / plain : undefined, 0.85)}`;
     }
     case 'backlog':
       return `bounded: RSS <= 120 MB ${mark((cell.rss ?? 0) <= RSS_BUDGET_MB)}`;
