@@ -71,6 +71,7 @@ function parseArgs(argv: readonly string[]): Options {
 async function main(): Promise<number> {
   const o = parseArgs(process.argv.slice(2));
   const started = Date.now();
+  const startedAt = new Date().toISOString().slice(0, 16).replace('T', ' ');
   const sizes = plan.sizes(o.quick, o.messages);
   const defs = plan.contenders(o.thirdParty).filter((c) => plan.selected(c, o.only));
   const specs = plan
@@ -235,7 +236,7 @@ async function main(): Promise<number> {
         .join(' ')} at the end`,
       node: process.version,
       broker,
-      date: `${new Date().toISOString().slice(0, 16).replace('T', ' ')} UTC`,
+      date: `${startedAt} UTC`,
       command: `npm run bench${argv ? ` -- ${argv}` : ''}`,
     },
   };
