@@ -82,8 +82,10 @@ describe('AmqpBackend (RabbitMQ): foreign queues, reconnection, cancel and close
         duringOutage = backend.publish(message({ topic }), { mandatory: true });
     });
     // Only this test's connection: other suites and processes share the broker.
-    const pid = (await run('rabbitmqctl', ['-q', 'list_connections', 'pid', 'client_properties']))
-      .stdout.split('\n')
+    const pid = (
+      await run('rabbitmqctl', ['-q', 'list_connections', 'pid', 'client_properties'])
+    ).stdout
+      .split('\n')
       .find((line) => line.includes(`reconnect-${RUN}`))
       ?.split('\t')[0];
     expect(pid).toBeDefined();
