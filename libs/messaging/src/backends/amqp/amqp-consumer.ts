@@ -14,6 +14,7 @@ import { sanitizeError, type AmqpConnectionManager } from './amqp-connection';
 import { deadLetterHeaders, retryHeaders } from '../../backend/message-headers';
 import { copyProperties, toDelivery, withoutBrokerHeaders } from './amqp-messages';
 import type { PublishCommand } from './amqp-publisher';
+import { AckBatcher } from './amqp-acks';
 import type { AmqpTiers } from './amqp-tiers';
 import {
   assertDeadLetterQueue,
@@ -30,6 +31,7 @@ export interface AmqpConsumerContext {
   readonly hub: BackendEventHub;
   readonly logger: Logger;
   publish(command: PublishCommand): Promise<void>;
+  send(command: PublishCommand): boolean;
   readonly tiers: AmqpTiers;
   isClosing(): boolean;
 }
@@ -38,6 +40,7 @@ export interface AmqpConsumerContext {
 interface ConsumerChannel {
   readonly ch: Channel;
   readonly conn: ChannelModel;
+  readonly acks: AckBatcher;
   alive: boolean;
   consumerTag?: string;
   inFlight: number;
@@ -57,7 +60,9 @@ export class AmqpConsumer implements BackendSubscription {
   private restoring?: Promise<void>;
   private restoreAgain = false;
   private wakeSleeper?: () => void;
-  private readonly inFlight = new Set<Promise<void>>();
+  /** Deliveries being handled or settled, on every channel of this consumer. */
+  private inFlight = 0;
+  private onIdle?: () => void;
 
   constructor(
     private readonly spec: SubscriptionSpec,
@@ -83,10 +88,12 @@ export class AmqpConsumer implements BackendSubscription {
 
   /** Waits for in-flight deliveries to settle, at most `timeoutMs`. */
   async drain(timeoutMs: number): Promise<void> {
-    if (this.inFlight.size === 0) return;
+    if (this.inFlight === 0) return;
     let timer: NodeJS.Timeout | undefined;
-    const timeout = new Promise<void>((resolve) => (timer = setTimeout(resolve, timeoutMs)));
-    await Promise.race([Promise.allSettled([...this.inFlight]), timeout]);
+    await new Promise<void>((resolve) => {
+      this.onIdle = resolve;
+      timer = setTimeout(resolve, timeoutMs);
+    });
     clearTimeout(timer);
   }
 
@@ -99,7 +106,18 @@ export class AmqpConsumer implements BackendSubscription {
 
   private async open(conn: ChannelModel): Promise<void> {
     const ch = await conn.createChannel();
-    const state: ConsumerChannel = { ch, conn, alive: true, inFlight: 0, retired: false };
+    const state: ConsumerChannel = {
+      ch,
+      conn,
+      acks: new AckBatcher({
+        ack: (msg, allUpTo) => this.onLiveChannel(state, 'ack', () => ch.ack(msg, allUpTo)),
+        nack: (msg, allUpTo, requeue) =>
+          this.onLiveChannel(state, 'requeue', () => ch.nack(msg, allUpTo, requeue)),
+      }),
+      alive: true,
+      inFlight: 0,
+      retired: false,
+    };
     ch.on('error', (error: unknown) =>
       this.ctx.hub.emitError(sanitizeError(error, `AMQP channel of queue '${this.spec.queue}'`)),
     );
@@ -172,17 +190,22 @@ export class AmqpConsumer implements BackendSubscription {
       this.settleOnChannel(state, msg, 'requeue');
       return;
     }
+    void this.handle(state, msg);
+  }
+
+  /** Handles and settles one delivery, counted in flight on its channel and on this consumer. */
+  private async handle(state: ConsumerChannel, msg: ConsumeMessage): Promise<void> {
     state.inFlight++;
-    const work = this.process(state, msg)
-      .catch((error: unknown) =>
-        this.ctx.hub.emitError(sanitizeError(error, `settling a delivery of '${this.spec.queue}'`)),
-      )
-      .finally(() => {
-        this.inFlight.delete(work);
-        state.inFlight--;
-        if (state.retired && state.inFlight === 0) void state.ch.close().catch(() => undefined);
-      });
-    this.inFlight.add(work);
+    this.inFlight++;
+    try {
+      await this.process(state, msg);
+    } catch (error) {
+      this.ctx.hub.emitError(sanitizeError(error, `settling a delivery of '${this.spec.queue}'`));
+    } finally {
+      state.inFlight--;
+      if (--this.inFlight === 0) this.onIdle?.();
+      if (state.retired && state.inFlight === 0) void this.closeState(state);
+    }
   }
 
   private async process(state: ConsumerChannel, msg: ConsumeMessage): Promise<void> {
@@ -201,8 +224,8 @@ export class AmqpConsumer implements BackendSubscription {
     // garbage) makes RabbitMQ 3.10 close the whole connection (541); acked first, such a message costs
     // one reconnect instead of a redelivery loop. A reply lost to a crash leaves its caller to time out.
     if (settlement.action === 'ack') {
-      this.settleOnChannel(state, msg, 'ack');
-      if (settlement.reply) await this.sendReply(delivery, settlement.reply);
+      this.settleOnChannel(state, msg, settlement.reply ? 'ack-now' : 'ack');
+      if (settlement.reply) this.sendReply(delivery, settlement.reply);
       return;
     }
     try {
@@ -219,9 +242,10 @@ export class AmqpConsumer implements BackendSubscription {
       this.settleOnChannel(state, msg, 'requeue');
       return;
     }
-    this.settleOnChannel(state, msg, 'ack');
+    const replying = settlement.action === 'dead-letter' && settlement.reply !== undefined;
+    this.settleOnChannel(state, msg, replying ? 'ack-now' : 'ack');
     if (settlement.action === 'dead-letter' && settlement.reply) {
-      await this.sendReply(delivery, settlement.reply);
+      this.sendReply(delivery, settlement.reply);
     }
   }
 
@@ -240,7 +264,6 @@ export class AmqpConsumer implements BackendSubscription {
       routingKey: this.spec.queue,
       content: delivery.body,
       properties,
-      mandatory: true,
       target: this.spec.queue,
     };
     await this.ctx.publish(
@@ -261,54 +284,76 @@ export class AmqpConsumer implements BackendSubscription {
         delivery,
         deadLetterHeaders(delivery, settlement.failure, withoutBrokerHeaders(delivery.headers)),
       ),
-      mandatory: true,
       target: dlq,
     });
   }
 
-  /** Sends a reply; a failure is reported but does not undo the handled message. */
-  private async sendReply(delivery: Delivery, reply: OutgoingReply): Promise<void> {
+  /**
+   * Sends a reply without waiting for its confirm (see {@link AmqpPublisher.send}); a failure is
+   * reported and does not undo the handled message: its caller times out.
+   */
+  private sendReply(delivery: Delivery, reply: OutgoingReply): void {
     if (!delivery.replyTo) return;
-    try {
-      await this.ctx.publish({
-        exchange: '',
-        routingKey: delivery.replyTo,
-        content: reply.body,
-        properties: {
-          correlationId: delivery.correlationId,
-          contentType: reply.contentType,
-          headers: { ...reply.headers },
-        },
-        mandatory: false,
-        target: delivery.replyTo,
-      });
-    } catch (error) {
+    const sent = this.ctx.send({
+      exchange: '',
+      routingKey: delivery.replyTo,
+      content: reply.body,
+      properties: {
+        correlationId: delivery.correlationId,
+        contentType: reply.contentType,
+        headers: reply.headers,
+      },
+      target: delivery.replyTo,
+    });
+    if (!sent) {
       this.ctx.hub.emitError(
-        sanitizeError(error, `could not send the reply to a request on '${this.spec.queue}'`),
+        new Error(
+          `could not send the reply to a request on '${this.spec.queue}': no channel to RabbitMQ`,
+        ),
       );
     }
   }
 
-  /** Acks or requeues on the delivering channel only; after a reconnect the broker redelivers instead. */
+  /**
+   * Acks (batched, or at once before a reply) or requeues on the delivering channel only; after a
+   * reconnect the broker redelivers instead.
+   */
   private settleOnChannel(
     state: ConsumerChannel,
     msg: ConsumeMessage,
-    how: 'ack' | 'requeue',
+    how: 'ack' | 'ack-now' | 'requeue',
   ): void {
-    if (!state.alive || this.ctx.connection.current !== state.conn) {
-      this.ctx.logger.debug(
-        `Dropped the ${how} of a delivery of '${this.spec.queue}': its channel is gone (it will be redelivered)`,
-      );
-      return;
-    }
+    if (!this.isLive(state, how)) return;
+    const tag = msg.fields.deliveryTag;
+    if (how === 'ack') state.acks.ack(tag);
+    else if (how === 'ack-now') state.acks.ackNow(tag);
+    else state.acks.requeue(tag);
+  }
+
+  /** Runs `send` (an ack or nack frame) if the channel that delivered is still the live one. */
+  private onLiveChannel(state: ConsumerChannel, what: string, send: () => void): void {
+    if (!this.isLive(state, what)) return;
     try {
-      if (how === 'ack') state.ch.ack(msg);
-      else state.ch.nack(msg, false, true);
+      send();
     } catch (error) {
       this.ctx.logger.debug(
-        `Could not ${how} on the channel of '${this.spec.queue}': ${sanitizeError(error).message}`,
+        `Could not ${what} on the channel of '${this.spec.queue}': ${sanitizeError(error).message}`,
       );
     }
+  }
+
+  private isLive(state: ConsumerChannel, what: string): boolean {
+    if (state.alive && this.ctx.connection.current === state.conn) return true;
+    this.ctx.logger.debug(
+      `Dropped the ${what} of a delivery of '${this.spec.queue}': its channel is gone (it will be redelivered)`,
+    );
+    return false;
+  }
+
+  /** Sends the acks still owed, then closes the channel. */
+  private async closeState(state: ConsumerChannel): Promise<void> {
+    state.acks.flush();
+    await state.ch.close().catch(() => undefined);
   }
 
   /** Stops consuming on `state`, and closes it now or when its in-flight deliveries are settled. */
@@ -316,7 +361,7 @@ export class AmqpConsumer implements BackendSubscription {
     state.retired = true;
     if (!state.alive) return;
     if (state.consumerTag) await state.ch.cancel(state.consumerTag).catch(() => undefined);
-    if (state.inFlight === 0) await state.ch.close().catch(() => undefined);
+    if (state.inFlight === 0) await this.closeState(state);
   }
 
   /** Closes the channel whatever is in flight (the backend is closing). */
@@ -325,7 +370,7 @@ export class AmqpConsumer implements BackendSubscription {
     this.wakeSleeper?.();
     const state = this.current;
     this.current = undefined;
-    if (state?.alive) await state.ch.close().catch(() => undefined);
+    if (state?.alive) await this.closeState(state);
   }
 
   private scheduleRestore(): void {
