@@ -90,6 +90,7 @@ export class AmqpDeadLetters {
       content: msg.content,
       properties: {
         persistent: true,
+        mandatory: true,
         messageId: p.messageId as string | undefined,
         correlationId: p.correlationId as string | undefined,
         contentType: p.contentType as string | undefined,
@@ -97,7 +98,6 @@ export class AmqpDeadLetters {
         timestamp: p.timestamp as number | undefined,
         headers: replayHeaders(dead),
       },
-      mandatory: true,
       target: dead.queue,
     };
   }

@@ -6,12 +6,7 @@
  */
 import { randomUUID } from 'node:crypto';
 import type { ConsumeMessage, GetMessage, Options } from 'amqplib';
-import type {
-  DeadLetter,
-  Delivery,
-  MessageHeaders,
-  OutgoingMessage,
-} from '../../backend/broker-backend.interface';
+import type { DeadLetter, Delivery, OutgoingMessage } from '../../backend/broker-backend.interface';
 import {
   attemptOf,
   producerHeaders,
@@ -23,25 +18,26 @@ import {
 /** Headers RabbitMQ writes when it dead-letters a message; never copied onto our own copies. */
 const BROKER_HEADERS = /^x-(death|first-death-.*|last-death-.*|delivery-count)$/;
 
-/** AMQP properties of a published message: persistent, with ids, timestamp (seconds) and headers. */
-export function publishProperties(
-  message: OutgoingMessage,
-  headers: MessageHeaders = message.headers,
-): Options.Publish {
+/**
+ * AMQP properties of a published message: persistent, with ids, timestamp (seconds) and headers;
+ * `mandatory` makes RabbitMQ return it when no queue receives it.
+ */
+export function publishProperties(message: OutgoingMessage, mandatory: boolean): Options.Publish {
   return {
     persistent: true,
+    mandatory,
     messageId: message.messageId,
     correlationId: message.correlationId,
     contentType: message.contentType,
     timestamp: Math.floor(message.timestamp / 1000),
-    headers: { ...headers },
+    headers: message.headers,
   };
 }
 
 /** Builds the {@link Delivery} of a message consumed from `queue`. */
 export function toDelivery(msg: ConsumeMessage | GetMessage, queue: string): Delivery {
   const p = msg.properties;
-  const headers: Record<string, unknown> = { ...(p.headers ?? {}) };
+  const headers: Record<string, unknown> = p.headers ?? {};
   return {
     body: msg.content,
     topic: topicOf(headers, msg.fields.routingKey),
@@ -58,13 +54,17 @@ export function toDelivery(msg: ConsumeMessage | GetMessage, queue: string): Del
   };
 }
 
-/** Properties of a copy of `delivery` (original body, type, ids, timestamp), persistent, with `headers`. */
+/**
+ * Properties of a copy of `delivery` (original body, type, ids, timestamp), persistent, with
+ * `headers`, returned by RabbitMQ if no queue receives it.
+ */
 export function copyProperties(
   delivery: Delivery,
   headers: Record<string, unknown>,
 ): Options.Publish {
   return {
     persistent: true,
+    mandatory: true,
     messageId: delivery.messageId,
     correlationId: delivery.correlationId,
     contentType: delivery.contentType,

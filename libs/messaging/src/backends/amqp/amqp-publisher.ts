@@ -8,6 +8,7 @@ import {
   UnroutableError,
 } from '../../errors/messaging.errors';
 import { reconnectDelay, type ResolvedAmqpOptions } from './amqp-backend.options';
+import { MessageFifo } from '../../backend/message-fifo';
 import { sanitizeError, type AmqpConnectionManager } from './amqp-connection';
 
 /** One message to publish on the confirm channel. */
@@ -15,9 +16,8 @@ export interface PublishCommand {
   readonly exchange: string;
   readonly routingKey: string;
   readonly content: Buffer;
+  /** With `mandatory: true`, a message no queue receives rejects with `UnroutableError`. */
   readonly properties: Options.Publish;
-  /** Reject with `UnroutableError` when no queue receives it. */
-  readonly mandatory: boolean;
   /** Topic or queue name used in error messages. */
   readonly target: string;
   /** Overrides `publishTimeoutMs`. */
@@ -32,8 +32,18 @@ export interface PublisherChannelHooks {
   closed(channel: ConfirmChannel): void;
 }
 
-interface ReturnSlot {
+/** One publish waiting for its confirm (or for a channel, a slot, a drained buffer first). */
+interface Pending {
+  readonly command: PublishCommand;
+  readonly deadline: number;
+  settled: boolean;
+  holdsSlot: boolean;
+  /** Set while a `basic.return` of this publish is waiting for its confirm. */
   returned: boolean;
+  /** Own timer, only for a publish with its own `timeoutMs` (requests). */
+  timer?: NodeJS.Timeout;
+  resolve(): void;
+  reject(error: Error): void;
 }
 
 /**
@@ -43,6 +53,10 @@ interface ReturnSlot {
  * full (`publish()` returned false) later writes wait for `drain` (the message itself is already
  * buffered and is never written twice), and at most `maxInFlightPublishes` are unconfirmed at once.
  * A publish made while disconnected waits for the reconnection, within the same timeout.
+ *
+ * Per publish it costs one promise and one confirm callback: publishes with the default timeout share
+ * one timer (their deadlines come in order, so it is armed for the oldest), and returned messages are
+ * matched to their publish only when the broker returned something.
  */
 export class AmqpPublisher {
   private channel?: ConfirmChannel;
@@ -50,8 +64,13 @@ export class AmqpPublisher {
   private readonly slotWaiters: Array<() => void> = [];
   private readonly channelWaiters = new Set<(channel: ConfirmChannel) => void>();
   private drained?: Promise<void>;
-  private readonly returnSlots = new Map<string, ReturnSlot[]>();
-  private readonly active = new Set<(error: Error) => void>();
+  /** Publishes with the default timeout, oldest first (settled ones leave from the head). */
+  private readonly byDeadline = new MessageFifo<Pending>();
+  /** Publishes with a timeout of their own. */
+  private readonly ownTimeout = new Set<Pending>();
+  private deadlineTimer?: NodeJS.Timeout;
+  /** `basic.return`s not yet matched to a confirm, by message id, exchange and routing key. */
+  private readonly returns = new Map<string, number>();
   private closed = false;
 
   constructor(
@@ -85,43 +104,50 @@ export class AmqpPublisher {
   publish(command: PublishCommand): Promise<void> {
     if (this.closed)
       return Promise.reject(new BackendClosedError('AmqpBackend is closed: cannot publish'));
-    const timeoutMs = command.timeoutMs ?? this.options.publishTimeoutMs;
     return new Promise<void>((resolve, reject) => {
-      let settled = false;
-      let holdsSlot = false;
-      const finish = (error?: Error): void => {
-        if (settled) return;
-        settled = true;
-        clearTimeout(timer);
-        this.active.delete(finish);
-        if (holdsSlot) this.releaseSlot();
-        if (error) reject(error);
-        else resolve();
-      };
-      const timer = setTimeout(
-        () =>
-          finish(
-            new PublishTimeoutError(
-              `RabbitMQ did not confirm the publish to '${command.target}' within ${timeoutMs} ms`,
-            ),
-          ),
-        timeoutMs,
-      );
-      this.active.add(finish);
-      const deadline = Date.now() + timeoutMs;
-      this.acquire(deadline, () => settled)
-        .then((ch) => {
-          if (settled) {
+      const pending = this.track(command, resolve, reject);
+      const ch = this.channel;
+      if (
+        ch &&
+        !this.drained &&
+        this.inFlight < this.options.maxInFlightPublishes &&
+        this.slotWaiters.length === 0
+      ) {
+        this.inFlight++;
+        pending.holdsSlot = true;
+        this.write(ch, pending);
+        return;
+      }
+      this.acquire(pending.deadline, () => pending.settled).then(
+        (channel) => {
+          if (pending.settled) {
             this.releaseSlot();
             return;
           }
-          holdsSlot = true;
-          this.write(ch, command, finish);
-        })
-        .catch((error: unknown) =>
-          finish(error instanceof Error ? error : new Error(String(error))),
-        );
+          pending.holdsSlot = true;
+          this.write(channel, pending);
+        },
+        (error: unknown) =>
+          this.finish(pending, error instanceof Error ? error : new Error(String(error))),
+      );
     });
+  }
+
+  /**
+   * Writes `command` at once without waiting for its confirm, outside the in-flight window: for
+   * replies to requests, which must not queue behind the app's publishes and whose loss the caller's
+   * timeout covers. False when there is no channel to write on.
+   */
+  send(command: PublishCommand): boolean {
+    const ch = this.channel;
+    if (!ch || this.closed) return false;
+    try {
+      ch.publish(command.exchange, command.routingKey, command.content, command.properties);
+      return true;
+    } catch (error) {
+      this.hub.emitError(sanitizeError(error, `sending to '${command.target}'`));
+      return false;
+    }
   }
 
   /** Fails every pending publish with `BackendClosedError` and closes the channel. */
@@ -130,44 +156,98 @@ export class AmqpPublisher {
     const error = new BackendClosedError(
       'AmqpBackend closed before the broker confirmed the publish',
     );
-    for (const finish of [...this.active]) finish(error);
+    for (let p = this.byDeadline.shift(); p; p = this.byDeadline.shift()) this.finish(p, error);
+    for (const pending of [...this.ownTimeout]) this.finish(pending, error);
+    clearTimeout(this.deadlineTimer);
     for (const wake of this.slotWaiters.splice(0)) wake();
     const ch = this.channel;
     this.channel = undefined;
     if (ch) await ch.close().catch(() => undefined);
   }
 
-  private write(
-    ch: ConfirmChannel,
+  private track(
     command: PublishCommand,
-    finish: (error?: Error) => void,
-  ): void {
-    const slot: ReturnSlot = { returned: false };
-    const key = returnKey(command.properties.messageId, command.exchange, command.routingKey);
-    if (command.mandatory) this.addReturnSlot(key, slot);
+    resolve: () => void,
+    reject: (error: Error) => void,
+  ): Pending {
+    const timeoutMs = command.timeoutMs ?? this.options.publishTimeoutMs;
+    const pending: Pending = {
+      command,
+      deadline: performance.now() + timeoutMs,
+      settled: false,
+      holdsSlot: false,
+      returned: false,
+      resolve,
+      reject,
+    };
+    if (command.timeoutMs === undefined) {
+      this.byDeadline.push(pending);
+      if (!this.deadlineTimer) this.armDeadlineTimer();
+    } else {
+      this.ownTimeout.add(pending);
+      pending.timer = setTimeout(() => this.expire(pending), timeoutMs);
+    }
+    return pending;
+  }
+
+  /** Settles `pending` once: frees its slot and timer, then resolves or rejects it. */
+  private finish(pending: Pending, error?: Error): void {
+    if (pending.settled) return;
+    pending.settled = true;
+    if (pending.holdsSlot) this.releaseSlot();
+    if (pending.timer) {
+      clearTimeout(pending.timer);
+      this.ownTimeout.delete(pending);
+    }
+    // Confirms come mostly in order: the settled head leaves at once, so the queue stays short.
+    while (this.byDeadline.peek()?.settled) this.byDeadline.shift();
+    if (error) pending.reject(error);
+    else pending.resolve();
+  }
+
+  private expire(pending: Pending): void {
+    const { target } = pending.command;
+    const timeoutMs = pending.command.timeoutMs ?? this.options.publishTimeoutMs;
+    this.finish(
+      pending,
+      new PublishTimeoutError(
+        `RabbitMQ did not confirm the publish to '${target}' within ${timeoutMs} ms`,
+      ),
+    );
+  }
+
+  /** One timer for every publish with the default timeout, armed for the oldest of them. */
+  private armDeadlineTimer(): void {
+    const head = this.byDeadline.peek();
+    if (!head) return;
+    this.deadlineTimer = setTimeout(
+      () => {
+        this.deadlineTimer = undefined;
+        const now = performance.now();
+        for (let p = this.byDeadline.peek(); p && p.deadline <= now; p = this.byDeadline.peek()) {
+          this.expire(p);
+          if (this.byDeadline.peek() === p) this.byDeadline.shift();
+        }
+        this.armDeadlineTimer();
+      },
+      Math.max(0, head.deadline - performance.now()),
+    );
+  }
+
+  private write(ch: ConfirmChannel, pending: Pending): void {
+    const { command } = pending;
     let written: boolean;
     try {
       written = ch.publish(
         command.exchange,
         command.routingKey,
         command.content,
-        { ...command.properties, mandatory: command.mandatory },
-        (err: unknown) => {
-          if (command.mandatory) this.removeReturnSlot(key, slot);
-          if (err) {
-            const reason = err instanceof Error ? err.message : 'negative acknowledgement';
-            finish(
-              new PublishFailedError(
-                `RabbitMQ did not accept the publish to '${command.target}': ${reason}`,
-              ),
-            );
-          } else if (slot.returned) finish(new UnroutableError(command.target));
-          else finish();
-        },
+        command.properties,
+        (err: unknown) => this.onConfirm(pending, err),
       );
     } catch (error) {
-      if (command.mandatory) this.removeReturnSlot(key, slot);
-      finish(
+      this.finish(
+        pending,
         new PublishFailedError(
           `Could not publish to '${command.target}': ${sanitizeError(error).message}`,
         ),
@@ -189,13 +269,39 @@ export class AmqpPublisher {
     }
   }
 
+  private onConfirm(pending: Pending, err: unknown): void {
+    const { command } = pending;
+    if (err) {
+      const reason = err instanceof Error ? err.message : 'negative acknowledgement';
+      this.finish(
+        pending,
+        new PublishFailedError(
+          `RabbitMQ did not accept the publish to '${command.target}': ${reason}`,
+        ),
+      );
+      return;
+    }
+    // A return comes before the confirm of its publish: look it up only when there is one waiting.
+    if (command.properties.mandatory === true && this.returns.size > 0) {
+      const key = returnKey(command.properties.messageId, command.exchange, command.routingKey);
+      const count = this.returns.get(key);
+      if (count !== undefined) {
+        if (count > 1) this.returns.set(key, count - 1);
+        else this.returns.delete(key);
+        this.finish(pending, new UnroutableError(command.target));
+        return;
+      }
+    }
+    this.finish(pending);
+  }
+
   /** Waits, within `deadline`, for a channel, a free in-flight slot and a drained write buffer. */
   private async acquire(deadline: number, gaveUp: () => boolean): Promise<ConfirmChannel> {
     await this.takeSlot();
     try {
       for (;;) {
         if (this.closed) throw new BackendClosedError('AmqpBackend is closed: cannot publish');
-        const remaining = deadline - Date.now();
+        const remaining = deadline - performance.now();
         if (remaining <= 0 || gaveUp())
           throw new PublishTimeoutError('publish timed out while waiting for the broker');
         if (this.drained) {
@@ -204,7 +310,7 @@ export class AmqpPublisher {
         }
         if (this.channel) return this.channel;
         await this.connection.waitForConnection(remaining);
-        if (!this.channel) await this.waitForChannel(deadline - Date.now());
+        if (!this.channel) await this.waitForChannel(deadline - performance.now());
       }
     } catch (error) {
       this.releaseSlot();
@@ -248,26 +354,13 @@ export class AmqpPublisher {
 
   private onReturn(msg: ConsumeMessage): void {
     const key = returnKey(msg.properties.messageId, msg.fields.exchange, msg.fields.routingKey);
-    const slot = this.returnSlots.get(key)?.find((s) => !s.returned);
-    if (slot) slot.returned = true;
-  }
-
-  private addReturnSlot(key: string, slot: ReturnSlot): void {
-    const list = this.returnSlots.get(key);
-    if (list) list.push(slot);
-    else this.returnSlots.set(key, [slot]);
-  }
-
-  private removeReturnSlot(key: string, slot: ReturnSlot): void {
-    const list = this.returnSlots.get(key);
-    if (!list) return;
-    const index = list.indexOf(slot);
-    if (index >= 0) list.splice(index, 1);
-    if (list.length === 0) this.returnSlots.delete(key);
+    this.returns.set(key, (this.returns.get(key) ?? 0) + 1);
   }
 
   private onChannelClose(conn: ChannelModel, ch: ConfirmChannel): void {
     this.hooks.closed(ch);
+    // Its publishes failed with the channel: their returns will never meet a confirm.
+    this.returns.clear();
     if (this.channel !== ch) return;
     this.channel = undefined;
     // amqplib closes the channels before the connection reports `close`: decide a tick later.

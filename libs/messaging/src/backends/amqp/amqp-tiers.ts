@@ -29,7 +29,11 @@ export class AmqpTiers {
     const tier = pickTier(delayMs);
     await this.ensure(kind, tier);
     // The tier always routes; whether the final target exists is only known when the delay expires.
-    return { ...command, exchange: tierName(this.options.exchange, kind, tier), mandatory: true };
+    return {
+      ...command,
+      exchange: tierName(this.options.exchange, kind, tier),
+      properties: { ...command.properties, mandatory: true },
+    };
   }
 
   /** The connection changed: tiers are declared again, on a new channel, when next used. */

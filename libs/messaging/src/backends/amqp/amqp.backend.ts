@@ -104,7 +104,12 @@ export class AmqpBackend implements BrokerBackend {
   /** Publishes with a publisher confirm; see {@link BrokerBackend.publish}. */
   async publish(message: OutgoingMessage, options: BackendPublishOptions): Promise<void> {
     this.assertOpen();
-    await this.publisher.publish(await this.commandFor(message, options.mandatory));
+    const delayed = message.delayMs !== undefined && message.delayMs > 0;
+    await this.publisher.publish(
+      delayed
+        ? await this.delayedCommand(message, options.mandatory)
+        : this.directCommand(message, options.mandatory),
+    );
   }
 
   /** Sends a request over direct reply-to; see {@link BrokerBackend.request}. */
@@ -133,6 +138,7 @@ export class AmqpBackend implements BrokerBackend {
       hub: this.hub,
       logger: this.logger,
       publish: (command) => this.publisher.publish(command),
+      send: (command) => this.publisher.send(command),
       tiers: this.tiers,
       isClosing: () => this.closing,
     });
@@ -217,10 +223,11 @@ export class AmqpBackend implements BrokerBackend {
     for (const consumer of this.consumers) consumer.connectionLost();
   }
 
-  /** The publish command of an outgoing message: to a topic, to a queue, or through a delay tier. */
-  private async commandFor(message: OutgoingMessage, mandatory: boolean): Promise<PublishCommand> {
-    const delayMs = message.delayMs ?? 0;
-    if (!(delayMs > 0)) return this.directCommand(message, mandatory);
+  /** The publish command of a delayed message: through a delay tier to its topic or queue. */
+  private async delayedCommand(
+    message: OutgoingMessage,
+    mandatory: boolean,
+  ): Promise<PublishCommand> {
     if (mandatory) await this.assertDelayedRoutable(message);
     const target = this.targetOf(message);
     const direct = this.directCommand(
@@ -228,7 +235,8 @@ export class AmqpBackend implements BrokerBackend {
       true,
     );
     // A named queue is reached by name from the default exchange, as a retry is; a topic fans out.
-    return this.tiers.through(message.queue !== undefined ? 'retry' : 'delay', delayMs, direct);
+    const kind = message.queue !== undefined ? 'retry' : 'delay';
+    return this.tiers.through(kind, message.delayMs as number, direct);
   }
 
   /**
@@ -256,8 +264,7 @@ export class AmqpBackend implements BrokerBackend {
       exchange: message.queue !== undefined ? '' : this.options.exchange,
       routingKey: target,
       content: message.body,
-      properties: publishProperties(message),
-      mandatory,
+      properties: publishProperties(message, mandatory),
       target,
     };
   }

@@ -1,0 +1,167 @@
+/** The confirm bookkeeping of AmqpPublisher against a scripted confirm channel, without a broker. */
+import { EventEmitter } from 'node:events';
+import { Logger } from '@nestjs/common';
+import type { ChannelModel, ConfirmChannel } from 'amqplib';
+import { BackendEventHub } from '../../backend/backend-events';
+import {
+  BackendClosedError,
+  PublishFailedError,
+  PublishTimeoutError,
+  UnroutableError,
+} from '../../errors/messaging.errors';
+import { waitFor } from '../../testing/wait-for';
+import { resolveAmqpOptions } from './amqp-backend.options';
+import type { AmqpConnectionManager } from './amqp-connection';
+import { AmqpPublisher, type PublishCommand } from './amqp-publisher';
+
+/** A confirm channel that records publishes and confirms (or not) when the test says. */
+class ScriptedChannel extends EventEmitter {
+  readonly written: Array<{
+    routingKey: string;
+    messageId?: string;
+    confirm?: (err: unknown) => void;
+  }> = [];
+  publish(
+    exchange: string,
+    routingKey: string,
+    _content: Buffer,
+    properties: { messageId?: string },
+    confirm?: (err: unknown) => void,
+  ): boolean {
+    this.written.push({ routingKey, messageId: properties.messageId, confirm });
+    return true;
+  }
+  async close(): Promise<void> {
+    this.emit('close');
+  }
+  /** Confirms the n-th publish (0-based) with an ack, or a nack when `error` is given. */
+  confirm(n: number, error?: Error): void {
+    this.written[n].confirm?.(error ?? null);
+  }
+  /** RabbitMQ's basic.return of the n-th publish, which comes before its confirm. */
+  returnIt(n: number): void {
+    const { routingKey, messageId } = this.written[n];
+    this.emit('return', {
+      fields: { exchange: 'messaging', routingKey },
+      properties: { messageId },
+    });
+  }
+}
+
+async function setUp(options: { publishTimeoutMs?: number; maxInFlightPublishes?: number } = {}) {
+  const channel = new ScriptedChannel();
+  const conn = {
+    createConfirmChannel: async () => channel as unknown as ConfirmChannel,
+  } as unknown as ChannelModel;
+  const connection = {
+    current: conn,
+    waitForConnection: async () => conn,
+  } as unknown as AmqpConnectionManager;
+  const publisher = new AmqpPublisher(
+    connection,
+    resolveAmqpOptions({ url: 'amqp://127.0.0.1', ...options }),
+    new BackendEventHub(),
+    new Logger('test'),
+    { opened: async () => undefined, closed: () => undefined },
+  );
+  await publisher.open(conn);
+  let n = 0;
+  const command = (over: Partial<PublishCommand> = {}): PublishCommand => ({
+    exchange: 'messaging',
+    routingKey: 'order.created',
+    content: Buffer.from('{}'),
+    properties: { mandatory: true, messageId: `m-${++n}` },
+    target: 'order.created',
+    ...over,
+  });
+  return { channel, publisher, command };
+}
+
+/** Records how a publish settled, so a test can look without awaiting it. */
+function watch(promise: Promise<void>): { state: string; error?: unknown } {
+  const seen: { state: string; error?: unknown } = { state: 'pending' };
+  promise.then(
+    () => (seen.state = 'resolved'),
+    (error: unknown) => Object.assign(seen, { state: 'rejected', error }),
+  );
+  return seen;
+}
+
+describe('AmqpPublisher', () => {
+  it('resolves on the ack, rejects on a nack, and on a return before the ack', async () => {
+    const { channel, publisher, command } = await setUp();
+    const acked = watch(publisher.publish(command()));
+    const nacked = watch(publisher.publish(command()));
+    const returned = watch(publisher.publish(command()));
+    channel.confirm(0);
+    channel.confirm(1, new Error('message nacked'));
+    channel.returnIt(2);
+    channel.confirm(2);
+    await waitFor(() => returned.state !== 'pending');
+    expect(acked.state).toBe('resolved');
+    expect(nacked.error).toBeInstanceOf(PublishFailedError);
+    expect(returned.error).toBeInstanceOf(UnroutableError);
+    await publisher.close();
+  });
+
+  it('matches a return to its own publish only', async () => {
+    const { channel, publisher, command } = await setUp();
+    const first = watch(publisher.publish(command({ routingKey: 'a' })));
+    const second = watch(publisher.publish(command({ routingKey: 'b' })));
+    channel.returnIt(1);
+    channel.confirm(0);
+    channel.confirm(1);
+    await waitFor(() => second.state !== 'pending');
+    expect(first.state).toBe('resolved');
+    expect(second.error).toBeInstanceOf(UnroutableError);
+    await publisher.close();
+  });
+
+  it('times out a publish the broker never confirms, and only that one', async () => {
+    const { channel, publisher, command } = await setUp({ publishTimeoutMs: 50 });
+    const lost = watch(publisher.publish(command()));
+    const later = watch(publisher.publish(command()));
+    channel.confirm(1);
+    await waitFor(() => lost.state !== 'pending', { timeoutMs: 2000 });
+    expect(lost.error).toBeInstanceOf(PublishTimeoutError);
+    expect((lost.error as Error).message).toMatch(
+      /did not confirm the publish to 'order.created' within 50 ms/,
+    );
+    expect(later.state).toBe('resolved');
+    // A command with its own timeout keeps it.
+    const own = watch(publisher.publish(command({ timeoutMs: 20 })));
+    await waitFor(() => own.state !== 'pending', { timeoutMs: 2000 });
+    expect(own.error).toBeInstanceOf(PublishTimeoutError);
+    await publisher.close();
+  });
+
+  it('holds a publish beyond maxInFlightPublishes until a confirm frees a slot', async () => {
+    const { channel, publisher, command } = await setUp({ maxInFlightPublishes: 2 });
+    const done = [0, 1, 2].map(() => watch(publisher.publish(command())));
+    await waitFor(() => channel.written.length === 2);
+    await new Promise((resolve) => setImmediate(resolve));
+    expect(channel.written).toHaveLength(2);
+    channel.confirm(0);
+    await waitFor(() => channel.written.length === 3);
+    channel.confirm(1);
+    channel.confirm(2);
+    await waitFor(() => done.every((d) => d.state === 'resolved'));
+    await publisher.close();
+  });
+
+  it('fails what is pending on close, and sends without a confirm outside the window', async () => {
+    const { channel, publisher, command } = await setUp({ maxInFlightPublishes: 1 });
+    const pending = watch(publisher.publish(command()));
+    const waiting = watch(publisher.publish(command()));
+    expect(publisher.send(command({ routingKey: 'amq.rabbitmq.reply-to.x' }))).toBe(true);
+    expect(channel.written.map((w) => w.routingKey)).toEqual([
+      'order.created',
+      'amq.rabbitmq.reply-to.x',
+    ]);
+    await publisher.close();
+    await waitFor(() => pending.state !== 'pending' && waiting.state !== 'pending');
+    expect(pending.error).toBeInstanceOf(BackendClosedError);
+    expect(waiting.error).toBeInstanceOf(BackendClosedError);
+    expect(publisher.send(command())).toBe(false);
+  });
+});
