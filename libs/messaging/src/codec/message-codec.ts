@@ -78,6 +78,8 @@ export class MessageCodec {
   /** Decodes a message's body for its handler; throws `MalformedMessageError` with the reason. */
   decode(message: EncodedMessage): unknown {
     const body = this.inflate(message);
+    // What this codec sends itself, without parsing the content type.
+    if (message.contentType === JSON_TYPE) return this.parseJson(body);
     const type = message.contentType?.split(';')[0].trim().toLowerCase();
     if (type === JSON_TYPE || type?.endsWith('+json')) return this.parseJson(body);
     if (type?.startsWith('text/')) return body.toString('utf8');

@@ -15,11 +15,27 @@ const CONSTRUCTOR_KEY =
  * @throws MalformedMessageError with the reason.
  */
 export function assertSafeJson(text: string, value: unknown, maxDepth: number): void {
-  if (text.length > maxDepth * 2) assertDepth(text, maxDepth);
+  if (text.length > maxDepth * 2 && mayNestDeeperThan(text, maxDepth)) assertDepth(text, maxDepth);
   if (typeof value !== 'object' || value === null) return;
-  const hasProto = PROTO_KEY.test(text);
-  const hasConstructor = CONSTRUCTOR_KEY.test(text);
+  // A key spelled with escapes needs a backslash; without one, a plain substring search says it all.
+  const escaped = text.includes('\\');
+  const hasProto = (escaped || text.includes('__proto__')) && PROTO_KEY.test(text);
+  const hasConstructor = (escaped || text.includes('constructor')) && CONSTRUCTOR_KEY.test(text);
   if (hasProto || hasConstructor) walk(value, hasProto, hasConstructor);
+}
+
+/**
+ * False when `text` holds at most `maxDepth` opening brackets in all, so it cannot nest deeper
+ * (counted with native substring searches, far cheaper than scanning every character).
+ */
+function mayNestDeeperThan(text: string, maxDepth: number): boolean {
+  let count = 0;
+  for (const bracket of ['{', '[']) {
+    for (let i = text.indexOf(bracket); i !== -1; i = text.indexOf(bracket, i + 1)) {
+      if (++count > maxDepth) return true;
+    }
+  }
+  return false;
 }
 
 function assertDepth(text: string, maxDepth: number): void {

@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto';
-import { Inject, Injectable, Logger } from '@nestjs/common';
+import { Inject, Injectable } from '@nestjs/common';
 import type {
+  BackendPublishOptions,
   BrokerBackend,
   MessageHeaders,
   OutgoingMessage,
@@ -35,6 +36,12 @@ export interface RequestOptions {
   messageId?: string;
 }
 
+// Shared, frozen: the common call (no options, no headers) allocates none of them.
+const NO_OPTIONS: PublishOptions & RequestOptions = Object.freeze({});
+const NO_HEADERS: MessageHeaders = Object.freeze({});
+const MANDATORY: BackendPublishOptions = Object.freeze({ mandatory: true });
+const NOT_MANDATORY: BackendPublishOptions = Object.freeze({ mandatory: false });
+
 const PUBLISH_KEYS: readonly (keyof PublishOptions)[] = [
   'headers',
   'messageId',
@@ -50,39 +57,42 @@ const REQUEST_KEYS: readonly (keyof RequestOptions)[] = ['timeoutMs', 'headers',
  */
 @Injectable()
 export class MessagingPublisher {
-  private readonly logger = new Logger('Messaging');
-
   constructor(
     @Inject(MESSAGING_OPTIONS) private readonly options: ResolvedMessagingOptions,
     @Inject(MESSAGING_BACKEND) private readonly backend: BrokerBackend,
     private readonly codec: MessageCodec,
   ) {}
 
-  /** Publishes `payload`; resolves once the broker accepted it. */
-  async publish(
+  /**
+   * Publishes `payload`; resolves with its message id once the broker accepted it. (Not an async
+   * function: while the broker confirms, only the id is held, not the payload or the message.)
+   */
+  publish(
     target: ProducerTarget,
     payload: unknown,
-    options: PublishOptions = {},
+    options: PublishOptions = NO_OPTIONS,
   ): Promise<string> {
-    checkOptionsObject(options, PUBLISH_KEYS, 'publish() options');
-    const message = this.buildMessage(target, payload, options);
-    const mandatory = !(
-      options.allowUnroutable ??
-      target.allowUnroutable ??
-      this.options.allowUnroutable
-    );
-    await this.backend.publish(message, { mandatory });
-    this.logger.debug(`published ${message.messageId} to ${describe(target)}`);
-    return message.messageId;
+    try {
+      if (options !== NO_OPTIONS) checkOptionsObject(options, PUBLISH_KEYS, 'publish() options');
+      const message = this.buildMessage(target, payload, options);
+      const allowed = options.allowUnroutable ?? target.allowUnroutable;
+      const { messageId } = message;
+      return this.backend
+        .publish(message, (allowed ?? this.options.allowUnroutable) ? NOT_MANDATORY : MANDATORY)
+        .then(() => messageId);
+    } catch (error) {
+      // Bad options, an unencodable or oversized payload: a rejection, as from an async function.
+      return Promise.reject(error instanceof Error ? error : new Error(String(error)));
+    }
   }
 
   /** Sends a request and resolves with the decoded reply, or rejects with the handler's error. */
   async request<R>(
     target: ProducerTarget,
     payload: unknown,
-    options: RequestOptions = {},
+    options: RequestOptions = NO_OPTIONS,
   ): Promise<R> {
-    checkOptionsObject(options, REQUEST_KEYS, 'request() options');
+    if (options !== NO_OPTIONS) checkOptionsObject(options, REQUEST_KEYS, 'request() options');
     const message = this.buildMessage(target, payload, {
       headers: options.headers,
       messageId: options.messageId,
@@ -122,15 +132,11 @@ export class MessagingPublisher {
       contentType: encoded.contentType,
       headers: encoded.headers
         ? { ...options.headers, ...encoded.headers }
-        : (options.headers ?? {}),
+        : (options.headers ?? NO_HEADERS),
       messageId,
       correlationId: options.correlationId ?? messageId,
       timestamp: Date.now(),
       delayMs: options.delayMs,
     };
   }
-}
-
-function describe(target: ProducerTarget): string {
-  return target.topic !== undefined ? `topic '${target.topic}'` : `queue '${target.queue}'`;
 }

@@ -1,6 +1,6 @@
 import { Inject, Injectable, Logger } from '@nestjs/common';
 import { type CustomTransportStrategy, type MessageHandler, Server } from '@nestjs/microservices';
-import { lastValueFrom } from 'rxjs';
+import { isObservable, lastValueFrom } from 'rxjs';
 import type {
   BackendEvents,
   BackendStatus,
@@ -44,8 +44,12 @@ export class MessagingServer
 
   private listening = false;
   private subscriptions: BackendSubscription[] = [];
-  private readonly inFlight = new Set<Promise<Settlement>>();
+  /** Deliveries being handled; `close()` waits for it to reach 0. */
+  private inFlight = 0;
+  private onIdle?: () => void;
   private readonly detachStatus: () => void;
+  /** Nest's own no-op start hook, to tell whether anyone (an APM agent) set processing hooks. */
+  private readonly noStartHook = this.onProcessingStartHook;
 
   constructor(
     @Inject(MESSAGING_OPTIONS) private readonly options: ResolvedMessagingOptions,
@@ -79,15 +83,12 @@ export class MessagingServer
     const subscriptions = this.subscriptions;
     this.subscriptions = [];
     await Promise.allSettled(subscriptions.map((s) => s.cancel()));
-    if (this.inFlight.size > 0) {
-      this.logger.log(`Waiting for ${this.inFlight.size} in-flight handler(s) to finish`);
-      const drained = await settleWithin(
-        Promise.allSettled([...this.inFlight]),
-        this.options.shutdownTimeoutMs,
-      );
-      if (!drained) {
+    if (this.inFlight > 0) {
+      this.logger.log(`Waiting for ${this.inFlight} in-flight handler(s) to finish`);
+      const idle = new Promise<void>((resolve) => (this.onIdle = resolve));
+      if (!(await settleWithin(idle, this.options.shutdownTimeoutMs))) {
         this.logger.warn(
-          `${this.inFlight.size} handler(s) still running after shutdownTimeoutMs (${this.options.shutdownTimeoutMs} ms); ` +
+          `${this.inFlight} handler(s) still running after shutdownTimeoutMs (${this.options.shutdownTimeoutMs} ms); ` +
             `their messages are not acknowledged and will be redelivered`,
         );
       }
@@ -111,41 +112,46 @@ export class MessagingServer
     await this.backend.connect();
     for (const route of routes) {
       const subscription = await this.backend.subscribe(route.spec, (delivery) =>
-        this.track(route, delivery),
+        this.onDelivery(route, delivery),
       );
       this.subscriptions.push(subscription);
       this.logger.log(describeRoute(route));
     }
   }
 
-  private track(route: Route, delivery: Delivery): Promise<Settlement> {
-    const settled = this.onDelivery(route, delivery);
-    this.inFlight.add(settled);
-    const forget = (): void => void this.inFlight.delete(settled);
-    settled.then(forget, forget);
-    return settled;
-  }
-
-  /** Decodes, runs the handler inside Nest's processing hooks, and decides the settlement. Never rejects. */
+  /**
+   * Decodes, runs the handler (inside Nest's processing hooks when someone set them), and decides
+   * the settlement. Never rejects.
+   */
   private async onDelivery(route: Route, delivery: Delivery): Promise<Settlement> {
-    const ctx = new MessageContext(delivery, this.options.service);
-    let payload: unknown;
+    this.inFlight++;
     try {
-      payload = this.codec.decode(delivery);
-    } catch (error) {
-      return this.fail(route, delivery, error);
-    }
-    try {
-      const result = await this.runInProcessingHooks(ctx, route.handler, payload);
-      this.logger.debug(
-        `${route.name} handled ${delivery.messageId} (attempt ${delivery.attempt})`,
-      );
+      const ctx = new MessageContext(delivery, this.options.service);
+      const payload = this.codec.decode(delivery);
+      const result = this.hasProcessingHooks()
+        ? await this.runInProcessingHooks(ctx, route.handler, payload)
+        : await resultOf(route.handler(payload, ctx));
       return delivery.replyTo === undefined
         ? ACK
         : { action: 'ack', reply: this.encodeReply(result) };
     } catch (thrown) {
+      // A body that cannot be decoded (MalformedMessageError) or whatever the handler threw.
       return this.fail(route, delivery, thrown);
+    } finally {
+      if (--this.inFlight === 0) this.onIdle?.();
     }
+  }
+
+  /**
+   * Whether processing hooks were set (`setOnProcessingStartHook`/`EndHook`, as APM agents do, or
+   * `runWithProcessingHooks` replaced): handlers then run inside them, else directly.
+   */
+  private hasProcessingHooks(): boolean {
+    return (
+      this.onProcessingStartHook !== this.noStartHook ||
+      this.onProcessingEndHook !== undefined ||
+      this.runWithProcessingHooks !== NEST_RUN_WITH_PROCESSING_HOOKS
+    );
   }
 
   private runInProcessingHooks(
@@ -156,11 +162,7 @@ export class MessagingServer
     return new Promise<unknown>((resolve, reject) => {
       const started = this.runWithProcessingHooks(ctx, async (runEndHook) => {
         try {
-          resolve(
-            await lastValueFrom(this.transformToObservable(await handler(payload, ctx)), {
-              defaultValue: undefined,
-            }),
-          );
+          resolve(await resultOf(handler(payload, ctx)));
         } catch (error) {
           // Whatever was thrown (Nest's filters may turn it into a plain object) goes to the retry policy.
           // eslint-disable-next-line @typescript-eslint/prefer-promise-reject-errors
@@ -261,6 +263,18 @@ export class MessagingServer
       headers: { [MessagingHeaders.REPLY_ERROR]: failure.errorClass },
     };
   }
+}
+
+/** Nest's `runWithProcessingHooks` as loaded, to tell whether an agent replaced it. */
+const NEST_RUN_WITH_PROCESSING_HOOKS = Server.prototype['runWithProcessingHooks'];
+
+/**
+ * What a handler produced: Nest's handler proxy returns a promise of the value or, with
+ * interceptors or a handler that returns one, of an Observable, whose last value is the result.
+ */
+async function resultOf(returned: unknown): Promise<unknown> {
+  const value = returned instanceof Promise ? await returned : returned;
+  return isObservable(value) ? lastValueFrom(value, { defaultValue: undefined }) : value;
 }
 
 function settleWithin(promise: Promise<unknown>, timeoutMs: number): Promise<boolean> {

@@ -74,14 +74,18 @@ export class InMemoryBackend implements BrokerBackend {
       fail(new BackendClosedError('The backend closed before the reply arrived'));
   }
 
-  async publish(message: OutgoingMessage, options: BackendPublishOptions): Promise<void> {
-    this.assertOpen();
+  publish(message: OutgoingMessage, options: BackendPublishOptions): Promise<void> {
+    if (this.status === 'closed')
+      return Promise.reject(new BackendClosedError('The in-memory backend is closed'));
     if (message.delayMs !== undefined && message.delayMs > 0) {
-      if (options.mandatory && this.broker.countRoutes(message) === 0) throw unroutable(message);
+      if (options.mandatory && this.broker.countRoutes(message) === 0)
+        return Promise.reject(unroutable(message));
       setTimeout(() => this.broker.route(message), message.delayMs).unref();
-    } else if (this.broker.route(message) === 0 && options.mandatory) {
-      throw unroutable(message);
+      return PUBLISHED;
     }
+    if (this.broker.route(message) === 0 && options.mandatory)
+      return Promise.reject(unroutable(message));
+    return this.broker.backpressure(message) ?? PUBLISHED;
   }
 
   async request(message: OutgoingMessage, options: BackendRequestOptions): Promise<IncomingReply> {
@@ -157,6 +161,9 @@ export class InMemoryBackend implements BrokerBackend {
     if (this.status === 'closed') throw new BackendClosedError('The in-memory backend is closed');
   }
 }
+
+/** What a publish the broker took at once resolves with (shared: it allocates nothing). */
+const PUBLISHED: Promise<void> = Promise.resolve();
 
 function unroutable(message: OutgoingMessage): UnroutableError {
   return new UnroutableError(message.topic ?? `queue ${message.queue}`);

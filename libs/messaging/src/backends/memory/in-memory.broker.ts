@@ -18,7 +18,7 @@ import {
 } from '../../backend/message-headers';
 import { topicMatches } from '../../backend/topic-matcher';
 import { describeFailure } from '../../errors/failure';
-import { MessageFifo } from './message-fifo';
+import { MessageFifo } from '../../backend/message-fifo';
 
 /** A message waiting in a queue: what was published, and the headers of this copy. */
 interface QueuedMessage {
@@ -49,7 +49,16 @@ interface MemoryQueue {
   readonly consumers: MemoryConsumer[];
   next: number;
   scheduled: boolean;
+  /** Publishers waiting for this queue to drain (flow control), while it is over `HIGH_WATER`. */
+  gate?: { readonly promise: Promise<void>; open(): void };
 }
+
+/** Ready messages in a consumed queue above which its publishers wait (flow control). */
+const HIGH_WATER = 1_000;
+/** Publishers waiting on a queue go on once it is down to this, or on the next turn at the latest. */
+const LOW_WATER = 500;
+/** Longest stretch of deliveries made as microtasks before the broker yields to the event loop. */
+const MAX_BUSY_MS = 50;
 
 /**
  * The state of an in-process broker: queues with topic bindings, competing consumers, delayed
@@ -59,9 +68,13 @@ interface MemoryQueue {
 export class InMemoryBroker {
   private static shared?: InMemoryBroker;
   private readonly queues = new Map<string, MemoryQueue>();
+  /** The queues each topic routes to, computed on first use and forgotten when a binding changes. */
+  private readonly routes = new Map<string, MemoryQueue[]>();
   /** Dead letters per service, kept as AMQP keeps them: body, properties and stamped headers. */
   private readonly deadLetters = new Map<string, StoredMessage[]>();
   private readonly replyWaiters = new Map<string, (reply: IncomingReply) => void>();
+  /** When the current stretch of microtask dispatches began (reset on each turn of the event loop). */
+  private busySince?: number;
 
   /** The process-wide broker that `new InMemoryBackend()` connects to by default. */
   static get default(): InMemoryBroker {
@@ -83,15 +96,48 @@ export class InMemoryBroker {
       this.queues.set(name, queue);
     }
     for (const topic of topics) queue.bindings.add(topic);
+    this.routes.clear();
   }
 
   /** Number of queues `message` would reach now, for a message routed later (delayed). */
   countRoutes(message: OutgoingMessage): number {
     if (message.queue !== undefined) return this.queues.has(message.queue) ? 1 : 0;
-    let count = 0;
-    for (const queue of this.queues.values())
-      if (this.isBound(queue, message.topic as string)) count++;
-    return count;
+    return this.routesOf(message.topic as string).length;
+  }
+
+  /**
+   * Flow control, as a broker slows a publisher that outpaces its consumers: resolves when a publisher
+   * of `message` may go on, or is undefined when it may at once. A queue with consumers and more
+   * than {@link HIGH_WATER} ready messages holds its publishers until it is down to
+   * {@link LOW_WATER}, or until the next turn of the event loop at the latest, so that a handler
+   * publishing to its own queue never deadlocks.
+   */
+  backpressure(message: OutgoingMessage): Promise<void> | undefined {
+    const queues =
+      message.queue !== undefined
+        ? [this.queues.get(message.queue)]
+        : this.routesOf(message.topic as string);
+    for (const queue of queues) {
+      if (queue && queue.messages.size > HIGH_WATER && queue.consumers.length > 0)
+        return this.gateOf(queue);
+    }
+    return undefined;
+  }
+
+  private gateOf(queue: MemoryQueue): Promise<void> {
+    if (!queue.gate) {
+      let resolve!: () => void;
+      const gate = {
+        promise: new Promise<void>((r) => (resolve = r)),
+        open: (): void => {
+          if (queue.gate === gate) queue.gate = undefined;
+          resolve();
+        },
+      };
+      queue.gate = gate;
+      setImmediate(gate.open);
+    }
+    return queue.gate.promise;
   }
 
   /**
@@ -105,14 +151,10 @@ export class InMemoryBroker {
       this.enqueue(queue, queuedCopy(message, message.queue, replyTo));
       return 1;
     }
-    const topic = message.topic as string;
-    let reached = 0;
-    for (const queue of this.queues.values()) {
-      if (!this.isBound(queue, topic)) continue;
-      this.enqueue(queue, queuedCopy(message, topic, replyTo));
-      reached++;
-    }
-    return reached;
+    const queues = this.routesOf(message.topic as string);
+    for (const queue of queues)
+      this.enqueue(queue, queuedCopy(message, message.topic as string, replyTo));
+    return queues.length;
   }
 
   addConsumer(queueName: string, consumer: MemoryConsumer): void {
@@ -184,9 +226,15 @@ export class InMemoryBroker {
     return count;
   }
 
-  private isBound(queue: MemoryQueue, topic: string): boolean {
-    for (const pattern of queue.bindings) if (topicMatches(pattern, topic)) return true;
-    return false;
+  private routesOf(topic: string): MemoryQueue[] {
+    let queues = this.routes.get(topic);
+    if (!queues) {
+      queues = [...this.queues.values()].filter((queue) =>
+        [...queue.bindings].some((pattern) => topicMatches(pattern, topic)),
+      );
+      this.routes.set(topic, queues);
+    }
+    return queues;
   }
 
   private enqueue(queue: MemoryQueue, queued: QueuedMessage): void {
@@ -194,13 +242,30 @@ export class InMemoryBroker {
     this.schedule(queue);
   }
 
+  /**
+   * Dispatches `queue` soon: as a microtask (a message then goes from publish to handler while still
+   * young, which keeps the garbage collector's work small) until the broker has been busy for
+   * {@link MAX_BUSY_MS} in this turn of the event loop, then on the next turn, so that a busy broker
+   * never starves timers and I/O for long.
+   */
   private schedule(queue: MemoryQueue): void {
     if (queue.scheduled || queue.messages.size === 0) return;
     queue.scheduled = true;
-    setImmediate(() => {
+    const run = (): void => {
       queue.scheduled = false;
       this.dispatch(queue);
-    });
+    };
+    if (this.mayStayBusy()) queueMicrotask(run);
+    else setImmediate(run);
+  }
+
+  private mayStayBusy(): boolean {
+    const now = performance.now();
+    if (this.busySince === undefined) {
+      this.busySince = now;
+      setImmediate(() => (this.busySince = undefined));
+    }
+    return now - this.busySince < MAX_BUSY_MS;
   }
 
   /** Hands queued messages to consumers with free capacity, round-robin. */
@@ -209,6 +274,7 @@ export class InMemoryBroker {
       const consumer = this.nextFreeConsumer(queue);
       if (!consumer) return;
       const queued = queue.messages.shift() as QueuedMessage;
+      if (queue.gate && queue.messages.size <= LOW_WATER) queue.gate.open();
       this.deliver(queue, consumer, queued);
     }
   }
@@ -242,22 +308,20 @@ export class InMemoryBroker {
     };
     consumer.inFlight++;
     consumer.unsettled.add(queued);
-    void consumer
-      .handler(delivery)
-      .catch(
-        // The core never rejects; if a handler does, keep the message rather than loop on it.
-        (error: unknown): Settlement => ({
-          action: 'dead-letter',
-          failure: describeFailure(error, 'handler-error', new Date()),
-        }),
-      )
-      .then((settlement) => {
-        consumer.inFlight--;
-        // A consumer that closed meanwhile already gave the message back: its settlement is stale.
-        if (consumer.unsettled.delete(queued))
-          this.settle(queue, consumer, queued, delivery, settlement);
-        this.schedule(queue);
-      });
+    const settled = (settlement: Settlement): void => {
+      consumer.inFlight--;
+      // A consumer that closed meanwhile already gave the message back: its settlement is stale.
+      if (consumer.unsettled.delete(queued))
+        this.settle(queue, consumer, queued, delivery, settlement);
+      this.schedule(queue);
+    };
+    consumer.handler(delivery).then(settled, (error: unknown) =>
+      // The core never rejects; if a handler does, keep the message rather than loop on it.
+      settled({
+        action: 'dead-letter',
+        failure: describeFailure(error, 'handler-error', new Date()),
+      }),
+    );
   }
 
   private settle(
