@@ -148,7 +148,8 @@ async function main(): Promise<number> {
    * results. When the broker closed the connections from outside (CONNECTION_FORCED), the attempt
    * is run once more and the report says so; any other failure is final.
    */
-  const measure = async (def: plan.ContenderDef, specs: WorkloadSpec[], label: string) => {
+  const measure = async (def: plan.ContenderDef, given: WorkloadSpec[], label: string) => {
+    const specs = given.map((spec) => plan.scaledFor(def, spec, o.quick));
     for (let attempt = 1; ; attempt++) {
       const prefix = `${runPrefix}-${++taskNo}`;
       const backlog = !o.quick && specs[0].kind === 'backlog';

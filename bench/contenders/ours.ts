@@ -43,7 +43,7 @@ const TOPIC = 'bench.msg';
 const RR_TOPIC = 'bench.rr';
 const RETRY = {
   maxAttempts: 3,
-  backoff: { initialDelayMs: 1, multiplier: 1, maxDelayMs: 1, jitter: 0 },
+  backoff: { initialDelayMs: 0, multiplier: 1, maxDelayMs: 0, jitter: 0 },
 };
 
 type Handler = (message: BenchMessage) => unknown;
@@ -122,7 +122,7 @@ export function oursContender(task: ChildTask): Contender {
     settings: [
       `@app/messaging through Nest ${packageVersion('@nestjs/core')} (@Producer -> @Consume, MessageProducer.request)`,
       memory
-        ? 'InMemoryBackend (process-wide in-memory broker, no RabbitMQ)'
+        ? 'InMemoryBackend (process-wide in-memory broker, no RabbitMQ); in a full run 10x the messages and warm-up of each workload, so that a run lasts long enough to measure'
         : `AmqpBackend { queueType: '${queueType}', maxInFlightPublishes: 1000 (5000 to fill the backlog), prefetch: ${CONCURRENCY} }, one connection per app; persistent, confirmed, mandatory publishes`,
       `@Consume(topic, { concurrency: ${CONCURRENCY} }): ack after the handler; one Nest app per instance, logger errors only`,
       `retry: ${JSON.stringify(RETRY)}${memory ? '' : ' (rounded up to the 100 ms TTL tier)'}`,
