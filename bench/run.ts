@@ -7,6 +7,7 @@
  *   npm run bench -- --quick           # CI smoke test, under a minute, writes no docs
  *   npm run bench -- --runs 1 --messages 5000 --only raw,ours-quorum --workload ff-256B-x1,rr-seq
  *   options: --backlog-runs N (default 1)   --third-party-queues classic,quorum
+ *            --in-flight N (the publish window of fire-and-forget and retry, default 1000)
  *            --write-docs   --no-docs   BROKER_URL=amqp://...
  *
  * Exits non-zero only when a contender failed to complete a workload or lost / mis-counted
@@ -28,6 +29,7 @@ interface Options {
   runs: number;
   backlogRuns: number;
   messages?: number;
+  inFlight?: number;
   only: string[];
   workloads: string[];
   writeDocs?: boolean;
@@ -54,6 +56,7 @@ function parseArgs(argv: readonly string[]): Options {
     else if (a === '--runs') runs = Number(value());
     else if (a === '--backlog-runs') o.backlogRuns = Number(value());
     else if (a === '--messages') o.messages = Number(value());
+    else if (a === '--in-flight') o.inFlight = Number(value());
     else if (a === '--only') o.only.push(...list(value()));
     else if (a === '--workload') o.workloads.push(...list(value()));
     else if (a === '--write-docs') o.writeDocs = true;
@@ -62,8 +65,12 @@ function parseArgs(argv: readonly string[]): Options {
     else throw new Error(`unknown option ${a} (see the comment at the top of bench/run.ts)`);
   }
   o.runs = runs ?? (o.quick ? 1 : 3);
-  if (!(o.runs >= 1) || (o.messages !== undefined && !(o.messages >= 1))) {
-    throw new Error('--runs and --messages take a positive number');
+  if (
+    !(o.runs >= 1) ||
+    (o.messages !== undefined && !(o.messages >= 1)) ||
+    (o.inFlight !== undefined && !(o.inFlight >= 1))
+  ) {
+    throw new Error('--runs, --messages and --in-flight take a positive number');
   }
   return o;
 }
@@ -76,7 +83,12 @@ async function main(): Promise<number> {
   const defs = plan.contenders(o.thirdParty).filter((c) => plan.selected(c, o.only));
   const specs = plan
     .workloads(sizes)
-    .filter((w) => o.workloads.length === 0 || o.workloads.includes(w.name));
+    .filter((w) => o.workloads.length === 0 || o.workloads.includes(w.name))
+    .map((w) =>
+      o.inFlight !== undefined && (w.kind === 'fire-and-forget' || w.kind === 'retry')
+        ? { ...w, inFlight: o.inFlight }
+        : w,
+    );
   if (defs.length === 0 || specs.length === 0)
     throw new Error('--only/--workload selected nothing');
 
