@@ -29,16 +29,19 @@ describe('AckBatcher', () => {
     expect(frames).toEqual(['ack 4 multiple']);
   });
 
-  it('never covers a delivery still in flight', () => {
+  it('never covers a delivery still in flight, nor lets it hold back the acks of later ones', () => {
     const { acks, frames, turnEnds } = batcher();
     acks.ack(1);
     acks.ack(3);
     acks.ack(4);
     turnEnds();
-    expect(frames).toEqual(['ack 1 multiple']);
+    // 2 is still in flight: 3 and 4 go alone, so they free their prefetch slots now.
+    expect(frames).toEqual(['ack 1 multiple', 'ack 3', 'ack 4']);
     acks.ack(2);
+    acks.ack(5);
     turnEnds();
-    expect(frames).toEqual(['ack 1 multiple', 'ack 4 multiple']);
+    // 3 and 4 are acked already: the multiple ack names 5, the highest still outstanding.
+    expect(frames).toEqual(['ack 1 multiple', 'ack 3', 'ack 4', 'ack 5 multiple']);
   });
 
   it('sends a requeue at once and never names an already settled tag in a multiple ack', () => {
@@ -65,6 +68,9 @@ describe('AckBatcher', () => {
     acks.ack(5);
     turnEnds();
     expect(frames).toEqual(['ack 2 multiple', 'ack 4', 'ack 5 multiple']);
+    acks.ack(6);
+    turnEnds();
+    expect(frames).toEqual(['ack 2 multiple', 'ack 4', 'ack 5 multiple', 'ack 6 multiple']);
   });
 
   it('flushes what is owed on demand, once', () => {

@@ -11,8 +11,10 @@ export interface AckChannel {
  * finish out of order; once every delivery up to some tag is settled, one `basic.ack` with
  * `multiple` covers them all, sent at the end of the current turn of the event loop: a burst of
  * handlers that finish together costs one frame instead of one each, for this process and for
- * RabbitMQ. An ack never covers a delivery still in flight. A requeue, and an ack that must be on
- * the wire before what follows it (the ack sent before a reply), go at once, alone.
+ * RabbitMQ. An ack never covers a delivery still in flight, and a delivery still in flight never
+ * holds back the acks of later ones: those go alone at the same moment (else a slow handler would
+ * keep the prefetch window full of settled messages). A requeue, and an ack that must be on the wire
+ * before what follows it (the ack sent before a reply), go at once, alone.
  *
  * Delivery tags count up from 1 on each channel, so the deliveries not yet acknowledged are known
  * from the settled ones. Never acknowledging a tag twice matters: RabbitMQ closes the channel on an
@@ -35,7 +37,7 @@ export class AckBatcher {
   /** Acknowledges `tag` with the next batch. */
   ack(tag: number): void {
     this.settle(tag, true);
-    if (this.owedUpTo > 0 && !this.flushScheduled) {
+    if (!this.flushScheduled) {
       this.flushScheduled = true;
       this.schedule(() => {
         this.flushScheduled = false;
@@ -61,12 +63,18 @@ export class AckBatcher {
     this.settle(tag, false);
   }
 
-  /** Sends the acks owed so far (before the channel closes). */
+  /** Sends the acks owed so far: the settled run with one frame, the others alone. */
   flush(): void {
-    if (this.owedUpTo === 0) return;
-    const upTo = this.owedUpTo;
-    this.owedUpTo = 0;
-    this.channel.ack(tagged(upTo), true);
+    if (this.owedUpTo > 0) {
+      const upTo = this.owedUpTo;
+      this.owedUpTo = 0;
+      this.channel.ack(tagged(upTo), true);
+    }
+    for (const [tag, owed] of this.settledAbove) {
+      if (!owed) continue;
+      this.settledAbove.set(tag, false);
+      this.channel.ack(tagged(tag), false);
+    }
   }
 
   private settle(tag: number, owed: boolean): void {

@@ -1,10 +1,35 @@
 import { MessagingHeaders } from '../../backend/message-headers';
 import { RequestTimeoutError, UnroutableError } from '../../errors/messaging.errors';
-import { waitFor } from '../../testing/wait-for';
+import { gate, waitFor } from '../../testing/wait-for';
 import { useAmqpFixture } from '../../testing/amqp-test.fixture';
 
 describe('AmqpBackend (RabbitMQ): routing, retries, dead letters, requests', () => {
   const { make, message, spec, failure, collect, queueDepth, svc, topicPrefix } = useAmqpFixture();
+
+  it('acks the messages after a slow one while it still runs (its slot is the only one held)', async () => {
+    const backend = await make();
+    const slow = gate();
+    const topic = `${topicPrefix}.hol`;
+    const service = svc('hol');
+    const handled: number[] = [];
+    await backend.subscribe(spec(service, 'q', [topic], { concurrency: 2 }), async (d) => {
+      const n = (JSON.parse(d.body.toString()) as { n: number }).n;
+      if (n === 0) await slow.promise;
+      handled.push(n);
+      return { action: 'ack' };
+    });
+    await backend.publish(message({ topic }, { n: 0 }), { mandatory: true });
+    for (let n = 1; n <= 20; n++)
+      await backend.publish(message({ topic }, { n }), { mandatory: true });
+    // With prefetch 2 and message 0 held, each of the others needs the ack of the one before.
+    await waitFor(() => handled.length === 20, { message: '20 handled while message 0 runs' });
+    expect(handled).not.toContain(0);
+    slow.open();
+    await waitFor(() => handled.length === 21);
+    // Every one was acked: closing the channel puts nothing back.
+    await backend.close();
+    expect(await queueDepth(`${service}.q`)).toBe(0);
+  });
 
   it('routes topics with wildcards and fills the delivery', async () => {
     const backend = await make();
