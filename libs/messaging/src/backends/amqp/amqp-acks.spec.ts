@@ -81,4 +81,20 @@ describe('AckBatcher', () => {
     acks.flush();
     expect(frames).toEqual(['ack 2 multiple']);
   });
+
+  it('holds only the deliveries in flight and the acks owed, however long one delivery stays', () => {
+    const { acks, frames, turnEnds } = batcher();
+    for (let tag = 2; tag <= 10_001; tag++) {
+      acks.ack(tag);
+      if (tag % 100 === 0) turnEnds();
+    }
+    turnEnds();
+    expect(acks.tracked).toBe(1);
+    expect(frames).toHaveLength(10_000);
+    expect(frames.every((frame) => !frame.endsWith('multiple'))).toBe(true);
+    acks.ack(1);
+    turnEnds();
+    expect(frames.at(-1)).toBe('ack 1 multiple');
+    expect(acks.tracked).toBe(0);
+  });
 });

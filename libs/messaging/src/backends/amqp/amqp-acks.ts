@@ -13,20 +13,24 @@ export interface AckChannel {
  * handlers that finish together costs one frame instead of one each, for this process and for
  * RabbitMQ. An ack never covers a delivery still in flight, and a delivery still in flight never
  * holds back the acks of later ones: those go alone at the same moment (else a slow handler would
- * keep the prefetch window full of settled messages). A requeue, and an ack that must be on the wire
- * before what follows it (the ack sent before a reply), go at once, alone.
+ * keep the prefetch window full of settled messages). A requeue goes at once, alone; an ack that must
+ * be on the wire before what follows it (the ack sent before a reply) goes at once, with those owed.
  *
- * Delivery tags count up from 1 on each channel, so the deliveries not yet acknowledged are known
- * from the settled ones. Never acknowledging a tag twice matters: RabbitMQ closes the channel on an
- * unknown tag, and a multiple ack names its highest tag, which must still be outstanding.
+ * Delivery tags count up from 1 on each channel and arrive in order, so settling tag t tells that
+ * every tag below it has been delivered: the batcher keeps the tags delivered and not yet settled
+ * (never more than the prefetch window) and the acks owed since the last flush, nothing else, however
+ * long one delivery stays in flight. Never acknowledging a tag twice matters: RabbitMQ closes the
+ * channel on an unknown tag, and a multiple ack names its highest tag, which must still be outstanding.
  */
 export class AckBatcher {
-  /** Lowest delivery tag not yet settled. */
-  private next = 1;
-  /** Settled tags above `next`: true when their ack is owed (batched), false when already sent. */
-  private readonly settledAbove = new Map<number, boolean>();
-  /** Highest tag below `next` whose ack is owed; 0 when none is. */
-  private owedUpTo = 0;
+  /** Highest delivery tag settled so far: every tag up to it has been delivered. */
+  private highest = 0;
+  /** Tags up to `highest` delivered and not yet settled. */
+  private readonly inFlight = new Set<number>();
+  /** No tag below this one is in flight. */
+  private lowest = 1;
+  /** Settled tags whose ack is owed, in the order they settled. */
+  private owed: number[] = [];
   private flushScheduled = false;
 
   constructor(
@@ -34,9 +38,15 @@ export class AckBatcher {
     private readonly schedule: (flush: () => void) => void = setImmediate,
   ) {}
 
+  /** Tags the batcher holds: those in flight below the highest settled one, and the acks owed. */
+  get tracked(): number {
+    return this.inFlight.size + this.owed.length;
+  }
+
   /** Acknowledges `tag` with the next batch. */
   ack(tag: number): void {
-    this.settle(tag, true);
+    this.settle(tag);
+    this.owed.push(tag);
     if (!this.flushScheduled) {
       this.flushScheduled = true;
       this.schedule(() => {
@@ -46,49 +56,43 @@ export class AckBatcher {
     }
   }
 
-  /** Acknowledges `tag` now: with the batch when it completes one, else alone. */
+  /** Acknowledges `tag` now, with the acks owed so far. */
   ackNow(tag: number): void {
-    if (tag === this.next) {
-      this.settle(tag, true);
-      this.flush();
-    } else {
-      this.channel.ack(tagged(tag), false);
-      this.settle(tag, false);
-    }
+    this.settle(tag);
+    this.owed.push(tag);
+    this.flush();
   }
 
   /** Hands `tag` back to its queue, now. */
   requeue(tag: number): void {
     this.channel.nack(tagged(tag), false, true);
-    this.settle(tag, false);
+    this.settle(tag);
   }
 
-  /** Sends the acks owed so far: the settled run with one frame, the others alone. */
+  /** Sends the acks owed so far: those below every delivery in flight with one frame, the others alone. */
   flush(): void {
-    if (this.owedUpTo > 0) {
-      const upTo = this.owedUpTo;
-      this.owedUpTo = 0;
-      this.channel.ack(tagged(upTo), true);
-    }
-    for (const [tag, owed] of this.settledAbove) {
-      if (!owed) continue;
-      this.settledAbove.set(tag, false);
-      this.channel.ack(tagged(tag), false);
+    if (this.owed.length === 0) return;
+    const owed = this.owed;
+    this.owed = [];
+    const lowest = this.lowestInFlight();
+    let upTo = 0;
+    for (const tag of owed) if (tag < lowest && tag > upTo) upTo = tag;
+    if (upTo > 0) this.channel.ack(tagged(upTo), true);
+    for (const tag of owed) if (tag > lowest) this.channel.ack(tagged(tag), false);
+  }
+
+  private settle(tag: number): void {
+    if (tag > this.highest) {
+      for (let delivered = this.highest + 1; delivered < tag; delivered++) this.inFlight.add(delivered);
+      this.highest = tag;
+    } else {
+      this.inFlight.delete(tag);
     }
   }
 
-  private settle(tag: number, owed: boolean): void {
-    if (tag !== this.next) {
-      this.settledAbove.set(tag, owed);
-      return;
-    }
-    if (owed) this.owedUpTo = tag;
-    this.next++;
-    for (let more = this.settledAbove.get(this.next); more !== undefined;) {
-      this.settledAbove.delete(this.next);
-      if (more) this.owedUpTo = this.next;
-      more = this.settledAbove.get(++this.next);
-    }
+  private lowestInFlight(): number {
+    while (this.lowest <= this.highest && !this.inFlight.has(this.lowest)) this.lowest++;
+    return this.lowest;
   }
 }
 
