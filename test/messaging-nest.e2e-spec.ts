@@ -15,7 +15,7 @@ import {
   UseInterceptors,
 } from '@nestjs/common';
 import { type ExceptionFilter } from '@nestjs/common';
-import { Ctx, Payload } from '@nestjs/microservices';
+import { Ctx, Payload, Server } from '@nestjs/microservices';
 import { Test } from '@nestjs/testing';
 import { lastValueFrom, type Observable, of, tap } from 'rxjs';
 import {
@@ -278,6 +278,37 @@ describe('MessagingModule in a Nest app (in-memory backend)', () => {
     await app.get(MessagingPublisher).publish({ topic }, {});
     await waitFor(() => hooks.includes('end'));
     expect(hooks).toEqual([`start:${topic}`, 'handler', 'end']);
+  });
+
+  it('runs each message through a runWithProcessingHooks that an agent replaced on Server', async () => {
+    // Agents such as dd-trace replace the prototype method, often before the library loads: the
+    // server cannot tell that from Nest's own method, so every message goes through it.
+    const topic = uniqueTopic();
+    const wrapped: string[] = [];
+    const prototype = Server.prototype as unknown as Record<string, unknown>;
+    const original = prototype.runWithProcessingHooks as (...args: unknown[]) => unknown;
+    prototype.runWithProcessingHooks = function (this: Server, ...args: unknown[]): unknown {
+      wrapped.push((args[0] as MessageContext).topic);
+      return original.apply(this, args);
+    };
+    try {
+      const handled: string[] = [];
+
+      @Controller()
+      class Handler {
+        @Consume(topic)
+        handle(@Ctx() ctx: MessageContext): void {
+          handled.push(ctx.topic);
+        }
+      }
+
+      const app = track(await startApp([Handler]));
+      await app.get(MessagingPublisher).publish({ topic }, {});
+      await waitFor(() => handled.length === 1);
+      expect(wrapped).toEqual([topic]);
+    } finally {
+      prototype.runWithProcessingHooks = original;
+    }
   });
 
   it('configures with forRootAsync and reports health', async () => {

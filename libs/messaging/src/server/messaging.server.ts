@@ -48,8 +48,6 @@ export class MessagingServer
   private inFlight = 0;
   private onIdle?: () => void;
   private readonly detachStatus: () => void;
-  /** Nest's own no-op start hook, to tell whether anyone (an APM agent) set processing hooks. */
-  private readonly noStartHook = this.onProcessingStartHook;
 
   constructor(
     @Inject(MESSAGING_OPTIONS) private readonly options: ResolvedMessagingOptions,
@@ -120,17 +118,16 @@ export class MessagingServer
   }
 
   /**
-   * Decodes, runs the handler (inside Nest's processing hooks when someone set them), and decides
-   * the settlement. Never rejects.
+   * Decodes, runs the handler inside Nest's processing hooks (SPEC §2: APM agents hook them, some by
+   * replacing `Server.prototype.runWithProcessingHooks` before this file loads, so there is no telling
+   * they are unused), and decides the settlement. Never rejects.
    */
   private async onDelivery(route: Route, delivery: Delivery): Promise<Settlement> {
     this.inFlight++;
     try {
       const ctx = new MessageContext(delivery, this.options.service);
       const payload = this.codec.decode(delivery);
-      const result = this.hasProcessingHooks()
-        ? await this.runInProcessingHooks(ctx, route.handler, payload)
-        : await resultOf(route.handler(payload, ctx));
+      const result = await this.runInProcessingHooks(ctx, route.handler, payload);
       return delivery.replyTo === undefined
         ? ACK
         : { action: 'ack', reply: this.encodeReply(result) };
@@ -142,35 +139,26 @@ export class MessagingServer
     }
   }
 
-  /**
-   * Whether processing hooks were set (`setOnProcessingStartHook`/`EndHook`, as APM agents do, or
-   * `runWithProcessingHooks` replaced): handlers then run inside them, else directly.
-   */
-  private hasProcessingHooks(): boolean {
-    return (
-      this.onProcessingStartHook !== this.noStartHook ||
-      this.onProcessingEndHook !== undefined ||
-      this.runWithProcessingHooks !== NEST_RUN_WITH_PROCESSING_HOOKS
-    );
-  }
-
   private runInProcessingHooks(
     ctx: MessageContext,
     handler: MessageHandler,
     payload: unknown,
   ): Promise<unknown> {
     return new Promise<unknown>((resolve, reject) => {
-      const started = this.runWithProcessingHooks(ctx, async (runEndHook) => {
-        try {
-          resolve(await resultOf(handler(payload, ctx)));
-        } catch (error) {
-          // Whatever was thrown (Nest's filters may turn it into a plain object) goes to the retry policy.
-          // eslint-disable-next-line @typescript-eslint/prefer-promise-reject-errors
-          reject(error);
-        } finally {
-          runEndHook();
-        }
-      }) as unknown;
+      const started = this.runWithProcessingHooks(ctx, (runEndHook) =>
+        resultOf(handler(payload, ctx)).then(
+          (result) => {
+            runEndHook();
+            resolve(result);
+          },
+          (error: unknown) => {
+            runEndHook();
+            // Whatever was thrown (Nest's filters may turn it into a plain object) goes to the retry policy.
+            // eslint-disable-next-line @typescript-eslint/prefer-promise-reject-errors
+            reject(error);
+          },
+        ),
+      ) as unknown;
       // A start hook may return the promise of `done`; it only rejects if the hook itself failed.
       if (started instanceof Promise) started.catch(reject);
     });
@@ -264,9 +252,6 @@ export class MessagingServer
     };
   }
 }
-
-/** Nest's `runWithProcessingHooks` as loaded, to tell whether an agent replaced it. */
-const NEST_RUN_WITH_PROCESSING_HOOKS = Server.prototype['runWithProcessingHooks'];
 
 /**
  * What a handler produced: Nest's handler proxy returns a promise of the value or, with
