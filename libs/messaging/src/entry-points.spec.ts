@@ -36,6 +36,7 @@ describe('entry points', () => {
         'MalformedMessageError',
         'MessagingConfigError',
         'MessagingError',
+        'MessagingHeaders',
         'MessagingHealthService',
         'MessagingPublisher',
         'PayloadTooLargeError',

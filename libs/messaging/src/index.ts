@@ -21,6 +21,9 @@ export type { CodecOptions } from './codec/codec-options';
 export { MessagingServer } from './server/messaging.server';
 export { MessagingClient } from './client/messaging.client';
 export { MessageContext } from './context/message-context';
+/** The library's `x-messaging-*` header names, as a handler reads them from `ctx.headers`. */
+export { MessagingHeaders } from './backend/message-headers';
+export type { MessageHeaders } from './backend/broker-backend.interface';
 
 // Consuming and producing
 export {
