@@ -156,10 +156,11 @@ export function reconnectDelay(
 
 /**
  * Replaces the password of every URL in `text` with `***`, so that a URL can be logged or put in an
- * error message (`amqp://app:***@host`).
+ * error message (`amqp://app:***@host`). The password runs to the last `@` of the URL: one written
+ * unencoded may hold `@`, `/` or `:` (such a URL is invalid, and its error message must not leak it).
  */
 export function redactCredentials(text: string): string {
-  return text.replace(/([a-z][a-z0-9+.-]*:\/\/[^:/@\s]*:)[^\s/]*@/gi, '$1***@');
+  return text.replace(/([a-z][a-z0-9+.-]*:\/\/[^:/@\s]*:)[^\s'"`,]*@/gi, '$1***@');
 }
 
 const OPTION_KEYS: readonly (keyof AmqpBackendOptions)[] = [

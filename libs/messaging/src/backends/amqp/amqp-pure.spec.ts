@@ -1,7 +1,12 @@
 /** The pure functions of the AMQP backend, without a broker: names, tiers, delays, message parsing. */
 import type { GetMessage } from 'amqplib';
 import { MessagingHeaders as H } from '../../backend/message-headers';
-import { DEFAULT_AMQP_OPTIONS, reconnectDelay, redactCredentials } from './amqp-backend.options';
+import {
+  DEFAULT_AMQP_OPTIONS,
+  reconnectDelay,
+  redactCredentials,
+  resolveAmqpOptions,
+} from './amqp-backend.options';
 import { toDeadLetter, toDelivery, newestDeath, withoutBrokerHeaders } from './amqp-messages';
 import { DELAY_TIERS_MS, deadLetterQueueName, pickTier, tierName } from './amqp-topology';
 
@@ -153,6 +158,15 @@ describe('AMQP messages', () => {
   it('redacts the password of every URL in a text', () => {
     expect(redactCredentials('amqp://app:s3cr@t@rabbit:5672 and amqps://u:p@h/v')).toBe(
       'amqp://app:***@rabbit:5672 and amqps://u:***@h/v',
+    );
+    expect(redactCredentials("'amqp://app:pa/ss:w@rd@rabbit/v' is not a valid URL")).toBe(
+      "'amqp://app:***@rabbit/v' is not a valid URL",
+    );
+  });
+
+  it('names a URL whose password holds a slash without leaking it', () => {
+    expect(() => resolveAmqpOptions({ url: 'amqp://app:pa/ss@rabbit:5672' })).toThrow(
+      /^(?!.*pa\/ss).*amqp:\/\/app:\*\*\*@rabbit:5672/s,
     );
   });
 });
