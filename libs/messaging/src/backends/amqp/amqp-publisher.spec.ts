@@ -117,6 +117,39 @@ describe('AmqpPublisher', () => {
     await publisher.close();
   });
 
+  it('forgets the return of a publish that was then nacked', async () => {
+    const { channel, publisher, command } = await setUp();
+    const again = { properties: { mandatory: true, messageId: 'same' } };
+    const nacked = watch(publisher.publish(command(again)));
+    channel.returnIt(0);
+    channel.confirm(0, new Error('message nacked'));
+    await waitFor(() => nacked.state !== 'pending');
+    expect(nacked.error).toBeInstanceOf(PublishFailedError);
+    // The same message sent again and routed this time: no stale return makes it unroutable.
+    const resent = watch(publisher.publish(command(again)));
+    channel.confirm(1);
+    await waitFor(() => resent.state !== 'pending');
+    expect(resent.state).toBe('resolved');
+    await publisher.close();
+  });
+
+  it('says why a publish that was never written timed out', async () => {
+    const { channel, publisher, command } = await setUp({
+      publishTimeoutMs: 50,
+      maxInFlightPublishes: 1,
+    });
+    const holding = watch(publisher.publish(command({ timeoutMs: 60_000 })));
+    const waiting = watch(publisher.publish(command()));
+    await waitFor(() => waiting.state !== 'pending', { timeoutMs: 2000 });
+    expect(waiting.error).toBeInstanceOf(PublishTimeoutError);
+    expect((waiting.error as Error).message).toBe(
+      "Could not publish to 'order.created' within 50 ms: 1 publishes (maxInFlightPublishes) await their confirms",
+    );
+    expect(channel.written).toHaveLength(1);
+    await publisher.close();
+    await waitFor(() => holding.state !== 'pending');
+  });
+
   it('times out a publish the broker never confirms, and only that one', async () => {
     const { channel, publisher, command } = await setUp({ publishTimeoutMs: 50 });
     const lost = watch(publisher.publish(command()));

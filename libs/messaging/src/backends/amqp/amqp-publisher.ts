@@ -34,17 +34,29 @@ export interface PublisherChannelHooks {
 
 /** One publish waiting for its confirm (or for a channel, a slot, a drained buffer first). */
 interface Pending {
-  readonly command: PublishCommand;
+  /** `CONFIRMED` once the broker confirmed it: a settled publish may wait in `byDeadline` behind an
+   * older one still unconfirmed, and must not hold its content there. */
+  command: PublishCommand;
   readonly deadline: number;
   settled: boolean;
   holdsSlot: boolean;
-  /** Set while a `basic.return` of this publish is waiting for its confirm. */
-  returned: boolean;
+  /** Written on a channel (else it timed out waiting for one, a slot or a drained buffer). */
+  written: boolean;
   /** Own timer, only for a publish with its own `timeoutMs` (requests). */
   timer?: NodeJS.Timeout;
   resolve(): void;
   reject(error: Error): void;
 }
+
+/** What a confirmed publish keeps of its command. */
+const CONFIRMED: PublishCommand = Object.freeze({
+  exchange: '',
+  routingKey: '',
+  content: Buffer.alloc(0),
+  properties: {},
+  target: '',
+});
+const settledAlready = (): void => undefined;
 
 /**
  * Publishes on one confirm channel per connection. A publish resolves on the broker's ack and
@@ -62,7 +74,7 @@ export class AmqpPublisher {
   private channel?: ConfirmChannel;
   private inFlight = 0;
   private readonly slotWaiters: Array<() => void> = [];
-  private readonly channelWaiters = new Set<(channel: ConfirmChannel) => void>();
+  private readonly channelWaiters = new Set<() => void>();
   private drained?: Promise<void>;
   /** Publishes with the default timeout, oldest first (settled ones leave from the head). */
   private readonly byDeadline = new MessageFifo<Pending>();
@@ -96,8 +108,7 @@ export class AmqpPublisher {
       throw error;
     }
     this.channel = ch;
-    for (const waiter of this.channelWaiters) waiter(ch);
-    this.channelWaiters.clear();
+    this.wakeChannelWaiters();
   }
 
   /** Publishes and resolves once the broker confirmed it; see the class comment. */
@@ -160,6 +171,7 @@ export class AmqpPublisher {
     for (const pending of [...this.ownTimeout]) this.finish(pending, error);
     clearTimeout(this.deadlineTimer);
     for (const wake of this.slotWaiters.splice(0)) wake();
+    this.wakeChannelWaiters();
     const ch = this.channel;
     this.channel = undefined;
     if (ch) await ch.close().catch(() => undefined);
@@ -176,7 +188,7 @@ export class AmqpPublisher {
       deadline: performance.now() + timeoutMs,
       settled: false,
       holdsSlot: false,
-      returned: false,
+      written: false,
       resolve,
       reject,
     };
@@ -203,20 +215,35 @@ export class AmqpPublisher {
     while (this.byDeadline.peek()?.settled) this.byDeadline.shift();
     if (error) pending.reject(error);
     else pending.resolve();
+    pending.resolve = settledAlready;
+    pending.reject = settledAlready;
   }
 
   private expire(pending: Pending): void {
+    if (pending.settled) return;
     const { target } = pending.command;
     const timeoutMs = pending.command.timeoutMs ?? this.options.publishTimeoutMs;
     this.finish(
       pending,
       new PublishTimeoutError(
-        `RabbitMQ did not confirm the publish to '${target}' within ${timeoutMs} ms`,
+        pending.written
+          ? `RabbitMQ did not confirm the publish to '${target}' within ${timeoutMs} ms`
+          : `Could not publish to '${target}' within ${timeoutMs} ms: ${this.waitingFor()}`,
       ),
     );
   }
 
-  /** One timer for every publish with the default timeout, armed for the oldest of them. */
+  /** Why a publish not yet written is waiting. */
+  private waitingFor(): string {
+    if (!this.channel) return 'no connection to RabbitMQ';
+    if (this.drained) return 'the connection is not writable (TCP back-pressure)';
+    return `${this.options.maxInFlightPublishes} publishes (maxInFlightPublishes) await their confirms`;
+  }
+
+  /**
+   * One timer for every publish with the default timeout, armed for the oldest of them. It keeps no
+   * process alive: a publish waits on a socket or a reconnection, which do.
+   */
   private armDeadlineTimer(): void {
     const head = this.byDeadline.peek();
     if (!head) return;
@@ -231,7 +258,7 @@ export class AmqpPublisher {
         this.armDeadlineTimer();
       },
       Math.max(0, head.deadline - performance.now()),
-    );
+    ).unref();
   }
 
   private write(ch: ConfirmChannel, pending: Pending): void {
@@ -254,6 +281,7 @@ export class AmqpPublisher {
       );
       return;
     }
+    pending.written = true;
     command.onWritten?.(ch);
     if (!written && !this.drained) {
       this.drained = new Promise<void>((resolve) => {
@@ -269,8 +297,11 @@ export class AmqpPublisher {
     }
   }
 
+  /** The broker's ack or nack; `pending` may have timed out already. */
   private onConfirm(pending: Pending, err: unknown): void {
     const { command } = pending;
+    pending.command = CONFIRMED;
+    const returned = this.takeReturn(command);
     if (err) {
       const reason = err instanceof Error ? err.message : 'negative acknowledgement';
       this.finish(
@@ -279,20 +310,23 @@ export class AmqpPublisher {
           `RabbitMQ did not accept the publish to '${command.target}': ${reason}`,
         ),
       );
-      return;
+    } else {
+      this.finish(pending, returned ? new UnroutableError(command.target) : undefined);
     }
-    // A return comes before the confirm of its publish: look it up only when there is one waiting.
-    if (command.properties.mandatory === true && this.returns.size > 0) {
-      const key = returnKey(command.properties.messageId, command.exchange, command.routingKey);
-      const count = this.returns.get(key);
-      if (count !== undefined) {
-        if (count > 1) this.returns.set(key, count - 1);
-        else this.returns.delete(key);
-        this.finish(pending, new UnroutableError(command.target));
-        return;
-      }
-    }
-    this.finish(pending);
+  }
+
+  /**
+   * Whether the broker returned `command` (a return comes before the confirm of its publish), and
+   * forgets that return. Looked up only when a return is waiting.
+   */
+  private takeReturn(command: PublishCommand): boolean {
+    if (command.properties.mandatory !== true || this.returns.size === 0) return false;
+    const key = returnKey(command.properties.messageId, command.exchange, command.routingKey);
+    const count = this.returns.get(key);
+    if (count === undefined) return false;
+    if (count > 1) this.returns.set(key, count - 1);
+    else this.returns.delete(key);
+    return true;
   }
 
   /** Waits, within `deadline`, for a channel, a free in-flight slot and a drained write buffer. */
@@ -350,6 +384,11 @@ export class AmqpPublisher {
       }, timeoutMs);
       this.channelWaiters.add(waiter);
     });
+  }
+
+  private wakeChannelWaiters(): void {
+    for (const wake of this.channelWaiters) wake();
+    this.channelWaiters.clear();
   }
 
   private onReturn(msg: ConsumeMessage): void {
