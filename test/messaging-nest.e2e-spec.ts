@@ -36,7 +36,7 @@ import {
   UnrecoverableError,
 } from '@app/messaging';
 import { MessagingHeaders } from '@app/messaging/backend';
-import { waitFor } from '@app/messaging/testing';
+import { gate, waitFor } from '@app/messaging/testing';
 
 const broker = new InMemoryBroker();
 let seq = 0;
@@ -309,6 +309,33 @@ describe('MessagingModule in a Nest app (in-memory backend)', () => {
     } finally {
       prototype.runWithProcessingHooks = original;
     }
+  });
+
+  it('lets every concurrent close wait for the handlers in flight', async () => {
+    const topic = uniqueTopic();
+    const release = gate();
+    const started: string[] = [];
+
+    @Controller()
+    class Handler {
+      @Consume(topic)
+      async handle(): Promise<void> {
+        started.push('handler');
+        await release.promise;
+      }
+    }
+
+    const app = track(await startApp([Handler], [], { shutdownTimeoutMs: 30_000 }));
+    const server = app.get(MessagingServer);
+    await app.get(MessagingPublisher).publish({ topic }, {});
+    await waitFor(() => started.length === 1);
+    const closed: number[] = [];
+    const closes = [1, 2].map((n) => server.close().then(() => closed.push(n)));
+    await new Promise((resolve) => setImmediate(resolve));
+    expect(closed).toEqual([]);
+    release.open();
+    await waitFor(() => closed.length === 2, { timeoutMs: 2000 });
+    await Promise.all(closes);
   });
 
   it('configures with forRootAsync and reports health', async () => {

@@ -46,7 +46,8 @@ export class MessagingServer
   private subscriptions: BackendSubscription[] = [];
   /** Deliveries being handled; `close()` waits for it to reach 0. */
   private inFlight = 0;
-  private onIdle?: () => void;
+  /** Settles when `inFlight` next reaches 0; shared by every `close()` waiting for it. */
+  private idle?: { promise: Promise<void>; resolve: () => void };
   private readonly detachStatus: () => void;
 
   constructor(
@@ -83,8 +84,7 @@ export class MessagingServer
     await Promise.allSettled(subscriptions.map((s) => s.cancel()));
     if (this.inFlight > 0) {
       this.logger.log(`Waiting for ${this.inFlight} in-flight handler(s) to finish`);
-      const idle = new Promise<void>((resolve) => (this.onIdle = resolve));
-      if (!(await settleWithin(idle, this.options.shutdownTimeoutMs))) {
+      if (!(await settleWithin(this.whenIdle(), this.options.shutdownTimeoutMs))) {
         this.logger.warn(
           `${this.inFlight} handler(s) still running after shutdownTimeoutMs (${this.options.shutdownTimeoutMs} ms); ` +
             `their messages are not acknowledged and will be redelivered`,
@@ -92,6 +92,15 @@ export class MessagingServer
       }
     }
     this.detachStatus();
+  }
+
+  private whenIdle(): Promise<void> {
+    if (!this.idle) {
+      let resolve!: () => void;
+      const promise = new Promise<void>((done) => (resolve = done));
+      this.idle = { promise, resolve };
+    }
+    return this.idle.promise;
   }
 
   override on<K extends keyof BackendEvents, C extends BackendEvents[K]>(
@@ -135,7 +144,10 @@ export class MessagingServer
       // A body that cannot be decoded (MalformedMessageError) or whatever the handler threw.
       return this.fail(route, delivery, thrown);
     } finally {
-      if (--this.inFlight === 0) this.onIdle?.();
+      if (--this.inFlight === 0 && this.idle) {
+        this.idle.resolve();
+        this.idle = undefined;
+      }
     }
   }
 
