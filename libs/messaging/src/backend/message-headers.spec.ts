@@ -130,6 +130,12 @@ describe('retry and dead-letter headers, written by any backend and read back', 
       tenant: 'acme',
       [H.COMPRESSION]: 'gzip',
     });
+    // Dead letters parked by earlier builds carry the headers those wrote.
+    const legacy = {
+      'x-messaging-dead-letter-error': 'boom',
+      'x-messaging-dead-letter-attempts': 3,
+    };
+    expect(producerHeaders({ ...legacy, tenant: 'acme' })).toEqual({ tenant: 'acme' });
   });
 
   it('truncates error text on a character boundary', () => {

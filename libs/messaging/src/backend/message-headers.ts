@@ -62,6 +62,9 @@ const FAILURE_HEADERS: readonly string[] = [
   MessagingHeaders.DEAD_LETTER_ERROR_CLASS,
   MessagingHeaders.DEAD_LETTER_QUEUE,
   MessagingHeaders.DEAD_LETTER_AT,
+  // Written by builds before the headers above replaced them; dead letters parked then may carry them.
+  'x-messaging-dead-letter-error',
+  'x-messaging-dead-letter-attempts',
 ];
 
 const FAILURE_REASONS: readonly FailureReason[] = [

@@ -52,6 +52,8 @@ const CONSUME_KEYS: readonly (keyof ConsumeDefinitionInput)[] = [
   'concurrency',
   'name',
 ];
+/** The options of `@Consume(topic, options)`: the topic is the first argument. */
+const OPTION_KEYS = CONSUME_KEYS.filter((key) => key !== 'topic');
 
 /**
  * Makes a controller method the handler of a topic (wildcards `*` and `#` allowed) or of a named
@@ -78,7 +80,7 @@ export function Consume(
     const where = `@Consume on ${handlerName}`;
     const input: ConsumeDefinitionInput =
       typeof topicOrDefinition === 'string'
-        ? { ...checkOptionsObject(maybeOptions, CONSUME_KEYS, where), topic: topicOrDefinition }
+        ? { ...checkTopicOptions(maybeOptions, where), topic: topicOrDefinition }
         : { ...checkOptionsObject(topicOrDefinition, CONSUME_KEYS, where) };
     checkConsumeDefinition(input, where);
     const { topic, ...options } = input;
@@ -107,9 +109,17 @@ export function Consume(
   };
 }
 
-/** Checks every option of one `@Consume`, so a mistake fails where it is written. */
+function checkTopicOptions(options: ConsumeOptions, where: string): ConsumeOptions | undefined {
+  if (options !== null && typeof options === 'object' && 'topic' in options) {
+    throw new MessagingConfigError(
+      `${where}: the topic is the first argument; drop 'topic' from the options, or pass one object: @Consume({ topic, ... })`,
+    );
+  }
+  return checkOptionsObject(options, OPTION_KEYS, where);
+}
+
+/** Checks every option of one `@Consume` (its keys are checked already), so a mistake fails where it is written. */
 function checkConsumeDefinition(input: ConsumeDefinitionInput, where: string): void {
-  checkOptionsObject(input, CONSUME_KEYS, where);
   if ((input.topic === undefined) === (input.queue === undefined)) {
     throw new MessagingConfigError(
       `${where}: give exactly one of a topic ('order.created') or { queue: 'name' }`,

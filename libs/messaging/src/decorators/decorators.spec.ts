@@ -17,6 +17,11 @@ describe('@Consume and @Producer check their options where they are written', ()
     ['no topic nor queue', consume({}), /give exactly one of a topic/],
     ['a topic and a queue', consume({ topic: 'a', queue: 'q' }), /give exactly one of a topic/],
     ['an empty word', consume('order..created'), /has an empty word/],
+    [
+      'a topic twice',
+      consume('a', { topic: 'b' } as never),
+      /the topic is the first argument; drop 'topic' from the options/,
+    ],
     ['a bad concurrency', consume('a', { concurrency: 0 }), /concurrency must be a whole number/],
     ['a bad deadLetter', consume('a', { deadLetter: 'no' as never }), /deadLetter must be true/],
     ['an empty name', consume('a', { name: '' }), /name must be a non-empty string/],

@@ -83,7 +83,8 @@ export class AckBatcher {
 
   private settle(tag: number): void {
     if (tag > this.highest) {
-      for (let delivered = this.highest + 1; delivered < tag; delivered++) this.inFlight.add(delivered);
+      for (let delivered = this.highest + 1; delivered < tag; delivered++)
+        this.inFlight.add(delivered);
       this.highest = tag;
     } else {
       this.inFlight.delete(tag);
