@@ -92,6 +92,23 @@ export function attemptOf(headers: Headers): number {
   return typeof n === 'number' && Number.isInteger(n) && n >= 1 && n <= 1_000_000 ? n : 1;
 }
 
+/**
+ * `headers` without the library's reserved `x-messaging-*` names: what an application may send. The
+ * library alone writes them (attempts, failure details, the topic of a copy), so a sender cannot
+ * claim an attempt or rewrite a topic. The same object when it holds none.
+ */
+export function withoutReservedHeaders<T extends Headers>(headers: T): T {
+  let out: Record<string, unknown> | undefined;
+  for (const name in headers) {
+    if (!name.startsWith(RESERVED_PREFIX)) continue;
+    out ??= { ...headers };
+    delete out[name];
+  }
+  return (out ?? headers) as T;
+}
+
+const RESERVED_PREFIX = 'x-messaging-';
+
 /** The original topic: the `x-messaging-topic` header of a copy, else the topic it was routed by. */
 export function topicOf(headers: Headers, routedBy: string): string {
   const topic = headers[MessagingHeaders.TOPIC];

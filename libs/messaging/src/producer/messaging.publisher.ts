@@ -6,7 +6,7 @@ import type {
   MessageHeaders,
   OutgoingMessage,
 } from '../backend/broker-backend.interface';
-import { MessagingHeaders } from '../backend/message-headers';
+import { MessagingHeaders, withoutReservedHeaders } from '../backend/message-headers';
 import { MessageCodec } from '../codec/message-codec';
 import { checkInteger, checkOptionsObject } from '../errors/config-checks';
 import { RemoteHandlerError } from '../errors/messaging.errors';
@@ -131,8 +131,8 @@ export class MessagingPublisher {
       body: encoded.body,
       contentType: encoded.contentType,
       headers: encoded.headers
-        ? { ...options.headers, ...encoded.headers }
-        : (options.headers ?? NO_HEADERS),
+        ? { ...withoutReservedHeaders(options.headers ?? NO_HEADERS), ...encoded.headers }
+        : withoutReservedHeaders(options.headers ?? NO_HEADERS),
       messageId,
       correlationId: options.correlationId ?? messageId,
       timestamp: Date.now(),

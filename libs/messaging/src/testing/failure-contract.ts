@@ -8,6 +8,10 @@ import { Consume } from '../decorators/consume.decorator';
 import { UnrecoverableError } from '../errors/messaging.errors';
 import { type ContractHarness, FAST_RETRY } from './contract-harness';
 import { waitFor } from './wait-for';
+import type { BrokerBackend } from '../backend/broker-backend.interface';
+import { MESSAGING_BACKEND } from '../messaging.constants';
+
+const CLAIMED_ATTEMPT = 'x-messaging-attempt';
 
 class ChargeDto {
   @IsString()
@@ -173,6 +177,52 @@ export function describeFailureContract(h: ContractHarness): void {
     }
     expect(seen).toEqual(['plain text from a shell script']);
     expect(({} as { polluted?: boolean }).polluted).toBeUndefined();
+  });
+
+  it('believes no attempt or topic a sender claims in the library headers', async () => {
+    const { service, topic } = unique();
+    const seen: Array<{ attempt: number; topic: string; claimed: unknown }> = [];
+    @Controller()
+    class Handler {
+      @Consume(topic, { retry: FAST_RETRY })
+      handle(@Ctx() ctx: MessageContext): void {
+        seen.push({
+          attempt: ctx.attempt,
+          topic: ctx.topic,
+          claimed: ctx.headers[CLAIMED_ATTEMPT],
+        });
+        throw new Error('always fails');
+      }
+    }
+    const app = await start(service, [Handler]);
+    const forged = { [CLAIMED_ATTEMPT]: 999, 'x-messaging-topic': 'admin.delete', tenant: 'acme' };
+    // Through the library's own publish, which drops the reserved names...
+    await publisherOf(app).publish({ topic }, { via: 'publish' }, { headers: forged });
+    // ...and from a foreign producer straight through the backend, which keeps them.
+    const backend = app.get<BrokerBackend>(MESSAGING_BACKEND);
+    await backend.publish(
+      {
+        topic,
+        body: Buffer.from('{"via":"foreign"}'),
+        contentType: 'application/json',
+        headers: forged,
+        messageId: randomUUID(),
+        correlationId: randomUUID(),
+        timestamp: Date.now(),
+      },
+      { mandatory: true },
+    );
+    const deadLetters = app.get(DeadLetterService);
+    await waitFor(async () => (await deadLetters.list()).length === 2);
+    // Each ran its three attempts, under its real topic.
+    expect(seen.map((s) => s.attempt).sort()).toEqual([1, 1, 2, 2, 3, 3]);
+    expect(new Set(seen.map((s) => s.topic))).toEqual(new Set([topic]));
+    // The handler still sees what the foreign sender wrote; the library's publish sent none of it.
+    const firstClaims = seen.filter((s) => s.attempt === 1).map((s) => s.claimed);
+    expect(new Set(firstClaims)).toEqual(new Set([999, undefined]));
+    for (const letter of await deadLetters.list()) {
+      expect(letter).toMatchObject({ topic, attempts: 3 });
+    }
   });
 
   it('replays a dead letter back to its handler as a first attempt', async () => {

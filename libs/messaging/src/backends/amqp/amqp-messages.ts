@@ -34,13 +34,20 @@ export function publishProperties(message: OutgoingMessage, mandatory: boolean):
   };
 }
 
-/** Builds the {@link Delivery} of a message consumed from `queue`. */
+/**
+ * Builds the {@link Delivery} of a message consumed from `queue`. Its attempt and original topic
+ * are read from the library's headers only on a copy the library made: retries and replays reach
+ * their queue through the default exchange (straight, or dead-lettered there by a retry tier).
+ * A message published to the topic exchange is a first attempt of the topic it was routed by,
+ * whatever headers its sender wrote.
+ */
 export function toDelivery(msg: ConsumeMessage | GetMessage, queue: string): Delivery {
   const p = msg.properties;
   const headers: Record<string, unknown> = p.headers ?? {};
+  const copy = msg.fields.exchange === '';
   return {
     body: msg.content,
-    topic: topicOf(headers, msg.fields.routingKey),
+    topic: copy ? topicOf(headers, msg.fields.routingKey) : msg.fields.routingKey,
     queue,
     headers,
     messageId: stringOr(p.messageId) ?? randomUUID(),
@@ -49,7 +56,7 @@ export function toDelivery(msg: ConsumeMessage | GetMessage, queue: string): Del
     contentEncoding: stringOr(p.contentEncoding),
     replyTo: stringOr(p.replyTo),
     timestamp: typeof p.timestamp === 'number' ? p.timestamp * 1000 : undefined,
-    attempt: attemptOf(headers),
+    attempt: copy ? attemptOf(headers) : 1,
     redelivered: msg.fields.redelivered,
   };
 }

@@ -12,14 +12,14 @@ import { DELAY_TIERS_MS, deadLetterQueueName, pickTier, tierName } from './amqp-
 
 const message = (
   headers: Record<string, unknown>,
-  over: { routingKey?: string; messageId?: string; redelivered?: boolean } = {},
+  over: { routingKey?: string; messageId?: string; redelivered?: boolean; exchange?: string } = {},
 ): GetMessage =>
   ({
     content: Buffer.from('{}'),
     fields: {
       deliveryTag: 7,
       redelivered: over.redelivered ?? false,
-      exchange: 'messaging',
+      exchange: over.exchange ?? 'messaging',
       routingKey: over.routingKey ?? 'order.created',
       messageCount: 0,
     },
@@ -78,14 +78,21 @@ describe('reconnectDelay: one formula for the connection, consumers and the publ
 });
 
 describe('AMQP messages', () => {
-  it('reads a delivery: topic from the copy header, attempt from ours, never from a forged value', () => {
+  it('reads a delivery: topic and attempt from the headers of a library copy only', () => {
+    const copy = { routingKey: 'payments.q', exchange: '' };
     const retried = toDelivery(
-      message({ [H.TOPIC]: 'order.created', [H.ATTEMPT]: 3 }, { routingKey: 'payments.q' }),
+      message({ [H.TOPIC]: 'order.created', [H.ATTEMPT]: 3 }, copy),
       'payments.q',
     );
     expect(retried).toMatchObject({ topic: 'order.created', attempt: 3, queue: 'payments.q' });
     expect(retried.timestamp).toBe(1_767_225_600_000);
-    expect(toDelivery(message({ [H.ATTEMPT]: 'lots' }), 'q').attempt).toBe(1);
+    expect(toDelivery(message({ [H.ATTEMPT]: 'lots' }, copy), 'q').attempt).toBe(1);
+    // Published to the topic exchange: a first attempt of its routing key, whatever the sender claims.
+    const forged = toDelivery(
+      message({ [H.TOPIC]: 'admin.delete', [H.ATTEMPT]: 999 }, { routingKey: 'order.created' }),
+      'payments.q',
+    );
+    expect(forged).toMatchObject({ topic: 'order.created', attempt: 1 });
   });
 
   it('drops RabbitMQ dead-lettering headers from a copy', () => {

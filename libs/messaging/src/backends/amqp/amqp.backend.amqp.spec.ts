@@ -150,6 +150,7 @@ describe('AmqpBackend (RabbitMQ): routing, retries, dead letters, requests', () 
     );
     await backend.subscribe(spec(service, 'q', [topic]), c.handler);
     expect(await backend.listDeadLetters(svc('nobody'))).toEqual([]);
+    // A sender's claim of a late attempt is not believed: the first delivery is attempt 1.
     const sent = message(
       { topic },
       { v: 'é' },
@@ -167,8 +168,9 @@ describe('AmqpBackend (RabbitMQ): routing, retries, dead letters, requests', () 
       contentType: 'application/json',
       reason: 'max-attempts',
       errorClass: 'TypeError',
-      attempts: 3,
+      attempts: 1,
     });
+    expect(c.got[0].attempt).toBe(1);
     expect(dead.body.equals(sent.body)).toBe(true);
     expect(Buffer.byteLength(dead.error)).toBeLessThanOrEqual(1024);
     expect(dead.headers).toEqual({ 'x-test': 'yes' });

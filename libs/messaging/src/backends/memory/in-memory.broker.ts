@@ -8,13 +8,11 @@ import type {
   Settlement,
 } from '../../backend/broker-backend.interface';
 import {
-  attemptOf,
   deadLetterHeaders,
   readDeadLetter,
   replayHeaders,
   retryHeaders,
   type StoredMessage,
-  topicOf,
 } from '../../backend/message-headers';
 import { topicMatches } from '../../backend/topic-matcher';
 import { describeFailure } from '../../errors/failure';
@@ -25,6 +23,9 @@ interface QueuedMessage {
   readonly message: OutgoingMessage;
   /** The topic it was routed by (the queue name for a direct send). */
   readonly routedBy: string;
+  /** Its original topic and attempt, as the library recorded them (never read from its headers). */
+  readonly topic: string;
+  readonly attempt: number;
   readonly headers: Readonly<Record<string, unknown>>;
   readonly redelivered: boolean;
   readonly replyTo?: string;
@@ -213,7 +214,7 @@ export class InMemoryBroker {
         contentType: letter.contentType,
         timestamp: Date.now(),
       };
-      this.enqueue(queue, queuedCopy(message, letter.queue));
+      this.enqueue(queue, { ...queuedCopy(message, letter.queue), topic: letter.topic });
       replayed++;
     }
     this.deadLetters.set(service, kept);
@@ -295,7 +296,7 @@ export class InMemoryBroker {
     const { message } = queued;
     const delivery: Delivery = {
       body: message.body,
-      topic: topicOf(queued.headers, queued.routedBy),
+      topic: queued.topic,
       queue: queue.name,
       headers: queued.headers,
       messageId: message.messageId,
@@ -303,7 +304,7 @@ export class InMemoryBroker {
       contentType: message.contentType,
       replyTo: queued.replyTo,
       timestamp: message.timestamp,
-      attempt: attemptOf(queued.headers),
+      attempt: queued.attempt,
       redelivered: queued.redelivered,
     };
     consumer.inFlight++;
@@ -338,6 +339,7 @@ export class InMemoryBroker {
       const retry: QueuedMessage = {
         ...queued,
         headers: retryHeaders(delivery, settlement.failure),
+        attempt: delivery.attempt + 1,
         redelivered: false,
       };
       // Held by an unref'd timer: a pending retry never keeps the process alive.
@@ -366,5 +368,13 @@ export class InMemoryBroker {
 
 /** A copy of `message` for one queue, as its first delivery. */
 function queuedCopy(message: OutgoingMessage, routedBy: string, replyTo?: string): QueuedMessage {
-  return { message, routedBy, headers: message.headers, redelivered: false, replyTo };
+  return {
+    message,
+    routedBy,
+    topic: routedBy,
+    attempt: 1,
+    headers: message.headers,
+    redelivered: false,
+    replyTo,
+  };
 }
