@@ -63,6 +63,10 @@ export class AmqpConsumer implements BackendSubscription {
   /** Deliveries being handled or settled, on every channel of this consumer. */
   private inFlight = 0;
   private onIdle?: () => void;
+  /** Settlements in a row whose retry or dead-letter copy could not be published. */
+  private copyFailures = 0;
+  /** Deliveries held before their requeue; released at once by cancel and close. */
+  private readonly holds = new Set<() => void>();
 
   constructor(
     private readonly spec: SubscriptionSpec,
@@ -81,6 +85,7 @@ export class AmqpConsumer implements BackendSubscription {
     if (this.cancelled) return;
     this.cancelled = true;
     this.wakeSleeper?.();
+    this.releaseHolds();
     const state = this.current;
     this.current = undefined;
     if (state) await this.retire(state);
@@ -232,13 +237,19 @@ export class AmqpConsumer implements BackendSubscription {
       if (settlement.action === 'retry')
         await this.publishRetry(delivery, settlement.delayMs, settlement);
       else await this.publishDeadLetter(delivery, settlement);
+      this.copyFailures = 0;
     } catch (error) {
+      // Requeued after a growing pause (holding its prefetch slot), never at once: a copy that
+      // cannot be written (a broker alarm, headers too large) must not spin the handler. On a
+      // quorum queue the delivery limit then dead-letters the original.
+      const delayMs = reconnectDelay(this.ctx.options.reconnect, this.copyFailures++);
       this.ctx.hub.emitError(
         sanitizeError(
           error,
-          `could not ${settlement.action} a message of '${this.spec.queue}'; requeued it`,
+          `could not ${settlement.action} a message of '${this.spec.queue}'; requeueing it in ${delayMs} ms`,
         ),
       );
+      await this.hold(delayMs);
       this.settleOnChannel(state, msg, 'requeue');
       return;
     }
@@ -266,9 +277,8 @@ export class AmqpConsumer implements BackendSubscription {
       properties,
       target: this.spec.queue,
     };
-    await this.ctx.publish(
-      delayMs > 0 ? await this.ctx.tiers.through('retry', delayMs, direct) : direct,
-    );
+    if (delayMs > 0) await this.ctx.tiers.publish('retry', delayMs, direct);
+    else await this.ctx.publish(direct);
   }
 
   private async publishDeadLetter(
@@ -368,9 +378,26 @@ export class AmqpConsumer implements BackendSubscription {
   async closeChannel(): Promise<void> {
     this.cancelled = true;
     this.wakeSleeper?.();
+    this.releaseHolds();
     const state = this.current;
     this.current = undefined;
     if (state?.alive) await this.closeState(state);
+  }
+
+  private hold(delayMs: number): Promise<void> {
+    return new Promise<void>((resolve) => {
+      const release = (): void => {
+        clearTimeout(timer);
+        this.holds.delete(release);
+        resolve();
+      };
+      const timer = setTimeout(release, delayMs);
+      this.holds.add(release);
+    });
+  }
+
+  private releaseHolds(): void {
+    for (const release of [...this.holds]) release();
   }
 
   private scheduleRestore(): void {

@@ -6,7 +6,8 @@ import type { ResolvedAmqpOptions } from './amqp-backend.options';
 import { sanitizeError, type AmqpConnectionManager } from './amqp-connection';
 import { toDeadLetter } from './amqp-messages';
 import type { PublishCommand } from './amqp-publisher';
-import { deadLetterQueueName, queueExists } from './amqp-topology';
+import { deadLetterQueueName, isTierQueue, queueExists } from './amqp-topology';
+import { PublishFailedError } from '../../errors/messaging.errors';
 
 /** What the dead-letter operations need from the backend. */
 export interface AmqpDeadLettersContext {
@@ -50,7 +51,7 @@ export class AmqpDeadLetters {
   replayAll(service: string): Promise<number> {
     return this.withMessages(service, async (ch, messages) => {
       const results = await Promise.allSettled(
-        messages.map((m) => this.ctx.publish(this.replayCommand(m))),
+        messages.map(async (m) => this.ctx.publish(this.replayCommand(m))),
       );
       let replayed = 0;
       results.forEach((result, i) => {
@@ -81,8 +82,19 @@ export class AmqpDeadLetters {
     }
   }
 
+  /**
+   * The republish of a dead letter to the queue it failed on. A tier queue is never that queue: it
+   * would dead-letter the message to itself, and RabbitMQ drops such a cycle.
+   */
   private replayCommand(msg: GetMessage): PublishCommand {
     const dead = toDeadLetter(msg);
+    if (!dead.queue || isTierQueue(this.ctx.options.exchange, dead.queue)) {
+      throw new PublishFailedError(
+        `Dead letter ${dead.id} cannot be replayed: it names no work queue to go back to ` +
+          `(${dead.queue ? `'${dead.queue}' is a delay tier` : 'no queue recorded'}); it stays in the dead-letter queue. ` +
+          'Publish its payload again instead.',
+      );
+    }
     const p = msg.properties;
     return {
       exchange: '',

@@ -8,7 +8,13 @@ import {
   resolveAmqpOptions,
 } from './amqp-backend.options';
 import { toDeadLetter, toDelivery, newestDeath, withoutBrokerHeaders } from './amqp-messages';
-import { DELAY_TIERS_MS, deadLetterQueueName, pickTier, tierName } from './amqp-topology';
+import {
+  DELAY_TIERS_MS,
+  deadLetterQueueName,
+  isTierQueue,
+  pickTier,
+  tierName,
+} from './amqp-topology';
 
 const message = (
   headers: Record<string, unknown>,
@@ -56,6 +62,13 @@ describe('tiers and names', () => {
     expect(tierName('messaging', 'retry', 500)).toBe('messaging.retry.500');
     expect(tierName('shop', 'delay', 1_000)).toBe('shop.delay.1000');
     expect(deadLetterQueueName('payments')).toBe('payments.dead-letter');
+  });
+
+  it('tells a tier queue, where a replay must never go, from a work queue', () => {
+    expect(isTierQueue('messaging', 'messaging.retry.100')).toBe(true);
+    expect(isTierQueue('messaging', 'messaging.delay.5000')).toBe(true);
+    expect(isTierQueue('messaging', 'payments.order-created')).toBe(false);
+    expect(isTierQueue('shop', 'messaging.retry.100')).toBe(false);
   });
 });
 

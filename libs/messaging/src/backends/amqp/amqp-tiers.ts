@@ -1,39 +1,62 @@
-import type { Channel } from 'amqplib';
+import type { Logger } from '@nestjs/common';
+import type { Channel, ChannelModel } from 'amqplib';
 import type { BackendEventHub } from '../../backend/backend-events';
+import { PublishFailedError, UnroutableError } from '../../errors/messaging.errors';
 import type { ResolvedAmqpOptions } from './amqp-backend.options';
 import { sanitizeError, type AmqpConnectionManager } from './amqp-connection';
-import type { PublishCommand } from './amqp-publisher';
+import { AmqpPublisher, type PublishCommand } from './amqp-publisher';
 import { assertTier, pickTier, tierName, type TierKind } from './amqp-topology';
 
 /**
  * The delay tiers of one backend (see `amqp-topology.ts`): the only place that sends a message
  * through a tier, for retries (`retry`, back to one queue) and delayed publishes (`delay`, to a
- * topic). A tier is declared the first time it is used on a connection, on a channel of its own (a
- * 406 on a tier must not close the publisher's channel), and again after every reconnection.
+ * topic). A tier is declared the first time it is used on a connection, and again after every
+ * reconnection. Declarations and publishes use channels of their own: a tier deleted behind the
+ * library's back (its exchange: 404; its queue: the publish comes back unroutable) fails only the
+ * publish that met it, never the application's publishes on the main channel; that publish then
+ * declares the tier again and goes once more.
  */
 export class AmqpTiers {
   private readonly declared = new Map<string, Promise<void>>();
   private channel?: Promise<Channel>;
+  private readonly publisher: AmqpPublisher;
 
   constructor(
     private readonly connection: AmqpConnectionManager,
     private readonly options: ResolvedAmqpOptions,
     private readonly hub: BackendEventHub,
-  ) {}
+    logger: Logger,
+  ) {
+    this.publisher = new AmqpPublisher(connection, options, hub, logger, NO_HOOKS);
+  }
+
+  /** Opens the tiers' confirm channel on a new connection (part of the connection's setup). */
+  open(conn: ChannelModel): Promise<void> {
+    return this.publisher.open(conn);
+  }
 
   /**
-   * `command` rerouted through the tier that holds it at least `delayMs`: published to the tier's
-   * exchange with the final target as routing key, which the tier's queue dead-letters it to on expiry.
+   * Publishes `command` through the tier that holds it at least `delayMs`: to the tier's exchange
+   * with the final target as routing key, which the tier's queue dead-letters it to on expiry.
    */
-  async through(kind: TierKind, delayMs: number, command: PublishCommand): Promise<PublishCommand> {
+  async publish(kind: TierKind, delayMs: number, command: PublishCommand): Promise<void> {
     const tier = pickTier(delayMs);
-    await this.ensure(kind, tier);
     // The tier always routes; whether the final target exists is only known when the delay expires.
-    return {
+    const through: PublishCommand = {
       ...command,
       exchange: tierName(this.options.exchange, kind, tier),
       properties: { ...command.properties, mandatory: true },
     };
+    await this.ensure(kind, tier);
+    try {
+      await this.publisher.publish(through);
+    } catch (error) {
+      if (!(error instanceof UnroutableError || error instanceof PublishFailedError)) throw error;
+      // Deleted behind our back (or its channel lost): declare it again, and try once more.
+      this.declared.delete(`${kind}:${tier}`);
+      await this.ensure(kind, tier);
+      await this.publisher.publish(through);
+    }
   }
 
   /** The connection changed: tiers are declared again, on a new channel, when next used. */
@@ -42,10 +65,17 @@ export class AmqpTiers {
     this.channel = undefined;
   }
 
-  /** Closes the tiers' channel (the backend is closing). */
+  /** The connection was lost: its channels are gone. */
+  lost(): void {
+    this.reset();
+    this.publisher.lost();
+  }
+
+  /** Fails what is pending and closes the tiers' channels (the backend is closing). */
   async close(): Promise<void> {
     const channel = this.channel;
     this.reset();
+    await this.publisher.close();
     if (channel) await channel.then((ch) => ch.close()).catch(() => undefined);
   }
 
@@ -91,3 +121,5 @@ export class AmqpTiers {
     return this.channel;
   }
 }
+
+const NO_HOOKS = { opened: async (): Promise<void> => undefined, closed: (): void => undefined };

@@ -58,6 +58,11 @@ export function tierName(exchange: string, kind: TierKind, tierMs: number): stri
 
 export { deadLetterQueueName };
 
+/** Whether `queue` is one of the tier queues of `exchange`: never a place to replay a message to. */
+export function isTierQueue(exchange: string, queue: string): boolean {
+  return queue.startsWith(`${exchange}.retry.`) || queue.startsWith(`${exchange}.delay.`);
+}
+
 /** Declares the main topic exchange. */
 export async function assertMainExchange(ch: Channel, options: ResolvedAmqpOptions): Promise<void> {
   await ch.assertExchange(options.exchange, 'topic', { durable: true });

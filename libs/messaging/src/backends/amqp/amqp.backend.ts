@@ -72,7 +72,7 @@ export class AmqpBackend implements BrokerBackend {
       this.logger,
       this.requester,
     );
-    this.tiers = new AmqpTiers(this.connection, this.options, this.hub);
+    this.tiers = new AmqpTiers(this.connection, this.options, this.hub, this.logger);
     this.deadLetters = new AmqpDeadLetters({
       connection: this.connection,
       options: this.options,
@@ -104,12 +104,11 @@ export class AmqpBackend implements BrokerBackend {
   /** Publishes with a publisher confirm; see {@link BrokerBackend.publish}. */
   async publish(message: OutgoingMessage, options: BackendPublishOptions): Promise<void> {
     this.assertOpen();
-    const delayed = message.delayMs !== undefined && message.delayMs > 0;
-    await this.publisher.publish(
-      delayed
-        ? await this.delayedCommand(message, options.mandatory)
-        : this.directCommand(message, options.mandatory),
-    );
+    if (message.delayMs !== undefined && message.delayMs > 0) {
+      await this.publishDelayed(message, options.mandatory);
+    } else {
+      await this.publisher.publish(this.directCommand(message, options.mandatory));
+    }
   }
 
   /** Sends a request over direct reply-to; see {@link BrokerBackend.request}. */
@@ -215,19 +214,17 @@ export class AmqpBackend implements BrokerBackend {
       }
     }
     await this.publisher.open(conn);
+    await this.tiers.open(conn);
   }
 
   private connectionLost(): void {
-    this.tiers.reset();
+    this.tiers.lost();
     this.publisher.lost();
     for (const consumer of this.consumers) consumer.connectionLost();
   }
 
-  /** The publish command of a delayed message: through a delay tier to its topic or queue. */
-  private async delayedCommand(
-    message: OutgoingMessage,
-    mandatory: boolean,
-  ): Promise<PublishCommand> {
+  /** Publishes a delayed message: through a delay tier to its topic or queue. */
+  private async publishDelayed(message: OutgoingMessage, mandatory: boolean): Promise<void> {
     if (mandatory) await this.assertDelayedRoutable(message);
     const target = this.targetOf(message);
     const direct = this.directCommand(
@@ -236,7 +233,7 @@ export class AmqpBackend implements BrokerBackend {
     );
     // A named queue is reached by name from the default exchange, as a retry is; a topic fans out.
     const kind = message.queue !== undefined ? 'retry' : 'delay';
-    return this.tiers.through(kind, message.delayMs as number, direct);
+    await this.tiers.publish(kind, message.delayMs as number, direct);
   }
 
   /**

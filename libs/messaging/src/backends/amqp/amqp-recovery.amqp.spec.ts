@@ -1,0 +1,103 @@
+/**
+ * What the AMQP backend does when the broker's state is not what it left: a message retried and then
+ * dead-lettered by the broker, a tier deleted behind its back, a retry copy that cannot be written.
+ * Each case once lost a message, took publishing down, or spun a handler (issue 9, defects 1 to 3).
+ */
+import { MessagingHeaders } from '../../backend/message-headers';
+import { waitFor } from '../../testing/wait-for';
+import { useAmqpFixture } from '../../testing/amqp-test.fixture';
+import { tierName } from './amqp-topology';
+
+describe('AmqpBackend (RabbitMQ): recovery from a broker that changed', () => {
+  const {
+    make,
+    rawConnection,
+    message,
+    spec,
+    failure,
+    collect,
+    queueDepth,
+    svc,
+    topicPrefix,
+    run,
+  } = useAmqpFixture();
+  const exchange = `test-amqp-${run}`;
+
+  it('replays a message retried and then dead-lettered by the delivery limit to its handler', async () => {
+    const backend = await make({ deliveryLimit: 1 });
+    const service = svc('limit');
+    const topic = `${topicPrefix}.limit`;
+    let replayed = false;
+    const attempts: number[] = [];
+    await backend.subscribe(spec(service, 'q', [topic]), async (d) => {
+      attempts.push(d.attempt);
+      if (replayed) return { action: 'ack' };
+      if (d.attempt === 1) return { action: 'retry', delayMs: 100, failure: failure('once') };
+      throw new Error('crashes its consumer'); // requeued by the backend: counts to the limit
+    });
+    await backend.publish(message({ topic }), { mandatory: true });
+    await waitFor(async () => (await queueDepth(`${service}.dead-letter`)) === 1);
+    const [letter] = await backend.listDeadLetters(service);
+    // The newest x-death names the work queue; the retry tier it passed through is older.
+    expect(letter).toMatchObject({ queue: `${service}.q`, reason: 'delivery-limit', topic });
+    replayed = true;
+    expect(await backend.replayDeadLetter(service, letter.id)).toBe(true);
+    await waitFor(() => attempts.at(-1) === 1 && attempts.length > 3);
+    expect(await backend.listDeadLetters(service)).toEqual([]);
+  });
+
+  it('declares a deleted retry tier again, and keeps publishing meanwhile', async () => {
+    const backend = await make();
+    const service = svc('tier');
+    const topic = `${topicPrefix}.tier`;
+    const other = collect();
+    const failing = collect((d) =>
+      d.attempt === 1
+        ? { action: 'retry', delayMs: 100, failure: failure('x') }
+        : { action: 'ack' },
+    );
+    await backend.subscribe(spec(service, 'q', [topic]), failing.handler);
+    await backend.subscribe(spec(svc('other'), 'q', [`${topicPrefix}.other`]), other.handler);
+    await backend.publish(message({ topic }), { mandatory: true });
+    await waitFor(() => failing.got.some((d) => d.attempt === 2));
+    // Someone deletes the tier: its queue, then its exchange.
+    const ch = await (await rawConnection()).createChannel();
+    await ch.deleteQueue(tierName(exchange, 'retry', 100));
+    await ch.deleteExchange(tierName(exchange, 'retry', 100));
+    await ch.close();
+    for (let i = 0; i < 3; i++) await backend.publish(message({ topic }), { mandatory: true });
+    const others = Array.from({ length: 20 }, () => message({ topic: `${topicPrefix}.other` }));
+    await Promise.all(others.map((m) => backend.publish(m, { mandatory: true })));
+    await waitFor(() => failing.got.filter((d) => d.attempt === 2).length === 4);
+    await waitFor(() => other.got.length === 20);
+    expect(failing.got.filter((d) => d.attempt === 1)).toHaveLength(4);
+  });
+
+  it('spaces out the requeues of a message whose retry copy cannot be written', async () => {
+    const backend = await make({
+      deliveryLimit: 2,
+      reconnect: { initialDelayMs: 300, maxDelayMs: 1_000, multiplier: 2 },
+    });
+    const service = svc('big');
+    const topic = `${topicPrefix}.big`;
+    // Headers just under amqplib's 64 KiB table limit: the retry copy adds its failure headers and
+    // no longer fits, so every retry fails to publish.
+    const c = collect(() => ({
+      action: 'retry',
+      delayMs: 0,
+      failure: failure('e'.repeat(1_000)),
+    }));
+    await backend.subscribe(spec(service, 'q', [topic]), c.handler);
+    await backend.publish(message({ topic }, {}, { headers: { big: 'h'.repeat(64_800) } }), {
+      mandatory: true,
+    });
+    // The delivery limit (2) takes the original to the dead-letter queue after 3 deliveries.
+    await waitFor(async () => (await queueDepth(`${service}.dead-letter`)) === 1, {
+      timeoutMs: 10_000,
+    });
+    expect(c.got).toHaveLength(3);
+    expect(c.got[1].at - c.got[0].at).toBeGreaterThanOrEqual(240);
+    expect(c.got[2].at - c.got[1].at).toBeGreaterThanOrEqual(480);
+    expect(c.got[0].headers[MessagingHeaders.ATTEMPT]).toBeUndefined();
+  });
+});
