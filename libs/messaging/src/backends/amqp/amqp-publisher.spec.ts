@@ -31,6 +31,12 @@ class ScriptedChannel extends EventEmitter {
     this.written.push({ routingKey, messageId: properties.messageId, confirm });
     return true;
   }
+  /** The channel dies before confirming what it holds (amqplib: `error` if any, then `close`). */
+  drop(error?: Error): void {
+    if (error) this.emit('error', error);
+    for (const w of this.written.splice(0)) w.confirm?.(new Error('channel closed'));
+    this.emit('close');
+  }
   async close(): Promise<void> {
     this.emit('close');
   }
@@ -49,9 +55,12 @@ class ScriptedChannel extends EventEmitter {
 }
 
 async function setUp(options: { publishTimeoutMs?: number; maxInFlightPublishes?: number } = {}) {
-  const channel = new ScriptedChannel();
+  const channels: ScriptedChannel[] = [];
   const conn = {
-    createConfirmChannel: async () => channel as unknown as ConfirmChannel,
+    createConfirmChannel: async () => {
+      channels.push(new ScriptedChannel());
+      return channels.at(-1) as unknown as ConfirmChannel;
+    },
   } as unknown as ChannelModel;
   const connection = {
     current: conn,
@@ -59,12 +68,17 @@ async function setUp(options: { publishTimeoutMs?: number; maxInFlightPublishes?
   } as unknown as AmqpConnectionManager;
   const publisher = new AmqpPublisher(
     connection,
-    resolveAmqpOptions({ url: 'amqp://127.0.0.1', ...options }),
+    resolveAmqpOptions({
+      url: 'amqp://127.0.0.1',
+      reconnect: { initialDelayMs: 10, maxDelayMs: 10, multiplier: 1 },
+      ...options,
+    }),
     new BackendEventHub(),
     new Logger('test'),
     { opened: async () => undefined, closed: () => undefined },
   );
   await publisher.open(conn);
+  const channel = channels[0];
   let n = 0;
   const command = (over: Partial<PublishCommand> = {}): PublishCommand => ({
     exchange: 'messaging',
@@ -74,7 +88,7 @@ async function setUp(options: { publishTimeoutMs?: number; maxInFlightPublishes?
     target: 'order.created',
     ...over,
   });
-  return { channel, publisher, command };
+  return { channel, channels, publisher, command };
 }
 
 /** Records how a publish settled, so a test can look without awaiting it. */
@@ -148,6 +162,39 @@ describe('AmqpPublisher', () => {
     expect(channel.written).toHaveLength(1);
     await publisher.close();
     await waitFor(() => holding.state !== 'pending');
+  });
+
+  it('writes a publish again, same id, on the next channel when its channel dies unconfirmed', async () => {
+    const { channel, channels, publisher, command } = await setUp();
+    const first = watch(publisher.publish(command()));
+    const second = watch(publisher.publish(command()));
+    channel.drop(); // the connection was cut: no channel error
+    await waitFor(() => channels.length === 2 && channels[1].written.length === 2);
+    expect(channels[1].written.map((w) => w.messageId)).toEqual(['m-1', 'm-2']);
+    channels[1].confirm(0);
+    channels[1].confirm(1);
+    await waitFor(() => first.state !== 'pending' && second.state !== 'pending');
+    expect([first.state, second.state]).toEqual(['resolved', 'resolved']);
+    await publisher.close();
+  });
+
+  it('fails the publish a channel error names, and writes the others again', async () => {
+    const { channel, channels, publisher, command } = await setUp();
+    const doomed = watch(publisher.publish(command({ exchange: 'gone' })));
+    const innocent = watch(publisher.publish(command()));
+    channel.drop(
+      new Error(
+        "Channel closed by server: 404 (NOT-FOUND) with message \"NOT_FOUND - no exchange 'gone' in vhost '/'\"",
+      ),
+    );
+    await waitFor(() => doomed.state !== 'pending');
+    expect(doomed.error).toBeInstanceOf(PublishFailedError);
+    expect((doomed.error as Error).message).toMatch(/no exchange 'gone'/);
+    await waitFor(() => channels.length === 2 && channels[1].written.length === 1);
+    channels[1].confirm(0);
+    await waitFor(() => innocent.state !== 'pending');
+    expect(innocent.state).toBe('resolved');
+    await publisher.close();
   });
 
   it('times out a publish the broker never confirms, and only that one', async () => {

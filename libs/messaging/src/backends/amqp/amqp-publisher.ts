@@ -10,6 +10,7 @@ import {
 import { reconnectDelay, type ResolvedAmqpOptions } from './amqp-backend.options';
 import { MessageFifo } from '../../backend/message-fifo';
 import { sanitizeError, type AmqpConnectionManager } from './amqp-connection';
+import { channelErrorRefusal, PublishWindow, ReturnedMessages } from './amqp-publish-bookkeeping';
 
 /** One message to publish on the confirm channel. */
 export interface PublishCommand {
@@ -42,6 +43,10 @@ interface Pending {
   holdsSlot: boolean;
   /** Written on a channel (else it timed out waiting for one, a slot or a drained buffer). */
   written: boolean;
+  /** The channel it was last written on. */
+  channel?: ConfirmChannel;
+  /** Times it was written again after its channel closed with a channel error. */
+  resends: number;
   /** Own timer, only for a publish with its own `timeoutMs` (requests). */
   timer?: NodeJS.Timeout;
   resolve(): void;
@@ -58,13 +63,20 @@ const CONFIRMED: PublishCommand = Object.freeze({
 });
 const settledAlready = (): void => undefined;
 
+/** amqplib's error for the confirms a closing channel will never get. */
+const CHANNEL_CLOSED = 'channel closed';
+
 /**
  * Publishes on one confirm channel per connection. A publish resolves on the broker's ack and
  * rejects on nack, on a `basic.return` when mandatory (the return comes before the ack, which is still
  * an ack), on channel close, or after `publishTimeoutMs`. Backpressure: when amqplib's write buffer is
  * full (`publish()` returned false) later writes wait for `drain` (the message itself is already
  * buffered and is never written twice), and at most `maxInFlightPublishes` are unconfirmed at once.
- * A publish made while disconnected waits for the reconnection, within the same timeout.
+ * A publish made while disconnected waits for the reconnection, within the same timeout, and so does
+ * one whose channel closed before its confirm came: it is written again, with the same message id, on
+ * the next channel (RabbitMQ may then hold it twice: delivery is at least once). A channel closed by
+ * an error that names the publish (its exchange is gone, its body is over the broker's size limit)
+ * fails that publish instead; a channel error that names none is survived twice.
  *
  * Per publish it costs one promise and one confirm callback: publishes with the default timeout share
  * one timer (their deadlines come in order, so it is armed for the oldest), and returned messages are
@@ -72,8 +84,7 @@ const settledAlready = (): void => undefined;
  */
 export class AmqpPublisher {
   private channel?: ConfirmChannel;
-  private inFlight = 0;
-  private readonly slotWaiters: Array<() => void> = [];
+  private readonly window: PublishWindow;
   private readonly channelWaiters = new Set<() => void>();
   private drained?: Promise<void>;
   /** Publishes with the default timeout, oldest first (settled ones leave from the head). */
@@ -82,7 +93,9 @@ export class AmqpPublisher {
   private readonly ownTimeout = new Set<Pending>();
   private deadlineTimer?: NodeJS.Timeout;
   /** `basic.return`s not yet matched to a confirm, by message id, exchange and routing key. */
-  private readonly returns = new Map<string, number>();
+  private readonly returns = new ReturnedMessages();
+  /** The error each closed channel reported, read by the confirms it failed. */
+  private readonly channelErrors = new WeakMap<ConfirmChannel, Error>();
   private closed = false;
 
   constructor(
@@ -91,15 +104,19 @@ export class AmqpPublisher {
     private readonly hub: BackendEventHub,
     private readonly logger: Logger,
     private readonly hooks: PublisherChannelHooks,
-  ) {}
+  ) {
+    this.window = new PublishWindow(options.maxInFlightPublishes);
+  }
 
   /** Opens the confirm channel on a new connection (part of the connection's setup). */
   async open(conn: ChannelModel): Promise<void> {
     const ch = await conn.createConfirmChannel();
-    ch.on('error', (error: unknown) =>
-      this.hub.emitError(sanitizeError(error, 'AMQP publisher channel')),
-    );
-    ch.on('return', (msg: ConsumeMessage) => this.onReturn(msg));
+    ch.on('error', (error: unknown) => {
+      const sanitized = sanitizeError(error, 'AMQP publisher channel');
+      this.channelErrors.set(ch, sanitized);
+      this.hub.emitError(sanitized);
+    });
+    ch.on('return', (msg: ConsumeMessage) => this.returns.record(msg));
     ch.on('close', () => this.onChannelClose(conn, ch));
     try {
       await this.hooks.opened(ch);
@@ -118,30 +135,29 @@ export class AmqpPublisher {
     return new Promise<void>((resolve, reject) => {
       const pending = this.track(command, resolve, reject);
       const ch = this.channel;
-      if (
-        ch &&
-        !this.drained &&
-        this.inFlight < this.options.maxInFlightPublishes &&
-        this.slotWaiters.length === 0
-      ) {
-        this.inFlight++;
+      if (ch && !this.drained && this.window.tryTake()) {
         pending.holdsSlot = true;
         this.write(ch, pending);
         return;
       }
-      this.acquire(pending.deadline, () => pending.settled).then(
-        (channel) => {
-          if (pending.settled) {
-            this.releaseSlot();
-            return;
-          }
-          pending.holdsSlot = true;
-          this.write(channel, pending);
-        },
-        (error: unknown) =>
-          this.finish(pending, error instanceof Error ? error : new Error(String(error))),
-      );
+      this.writeWhenReady(pending);
     });
+  }
+
+  /** Writes `pending` once there is a channel, a free slot and a drained buffer, within its deadline. */
+  private writeWhenReady(pending: Pending): void {
+    this.acquire(pending.deadline, () => pending.settled).then(
+      (channel) => {
+        if (pending.settled) {
+          this.window.release();
+          return;
+        }
+        pending.holdsSlot = true;
+        this.write(channel, pending);
+      },
+      (error: unknown) =>
+        this.finish(pending, error instanceof Error ? error : new Error(String(error))),
+    );
   }
 
   /**
@@ -170,7 +186,7 @@ export class AmqpPublisher {
     for (let p = this.byDeadline.shift(); p; p = this.byDeadline.shift()) this.finish(p, error);
     for (const pending of [...this.ownTimeout]) this.finish(pending, error);
     clearTimeout(this.deadlineTimer);
-    for (const wake of this.slotWaiters.splice(0)) wake();
+    this.window.releaseAll();
     this.wakeChannelWaiters();
     const ch = this.channel;
     this.channel = undefined;
@@ -189,6 +205,7 @@ export class AmqpPublisher {
       settled: false,
       holdsSlot: false,
       written: false,
+      resends: 0,
       resolve,
       reject,
     };
@@ -206,7 +223,7 @@ export class AmqpPublisher {
   private finish(pending: Pending, error?: Error): void {
     if (pending.settled) return;
     pending.settled = true;
-    if (pending.holdsSlot) this.releaseSlot();
+    if (pending.holdsSlot) this.window.release();
     if (pending.timer) {
       clearTimeout(pending.timer);
       this.ownTimeout.delete(pending);
@@ -273,6 +290,12 @@ export class AmqpPublisher {
         (err: unknown) => this.onConfirm(pending, err),
       );
     } catch (error) {
+      // A channel that closed under this write (amqplib: "Channel closed"): the next one takes it.
+      if (error instanceof Error && /^channel closed/i.test(error.message)) {
+        // A turn later, when its `close` has been handled and a new channel is on its way.
+        setImmediate(() => this.resend(pending));
+        return;
+      }
       this.finish(
         pending,
         new PublishFailedError(
@@ -282,6 +305,7 @@ export class AmqpPublisher {
       return;
     }
     pending.written = true;
+    pending.channel = ch;
     command.onWritten?.(ch);
     if (!written && !this.drained) {
       this.drained = new Promise<void>((resolve) => {
@@ -297,11 +321,18 @@ export class AmqpPublisher {
     }
   }
 
-  /** The broker's ack or nack; `pending` may have timed out already. */
+  /** The broker's ack or nack, or the channel's close; `pending` may have timed out already. */
   private onConfirm(pending: Pending, err: unknown): void {
     const { command } = pending;
+    if (err instanceof Error && err.message === CHANNEL_CLOSED && !pending.settled) {
+      const channelError = pending.channel && this.channelErrors.get(pending.channel);
+      const failure = channelErrorRefusal(command, channelError, pending.resends);
+      if (failure) this.finish(pending, failure);
+      else this.resend(pending);
+      return;
+    }
     pending.command = CONFIRMED;
-    const returned = this.takeReturn(command);
+    const returned = this.returns.take(command);
     if (err) {
       const reason = err instanceof Error ? err.message : 'negative acknowledgement';
       this.finish(
@@ -315,23 +346,20 @@ export class AmqpPublisher {
     }
   }
 
-  /**
-   * Whether the broker returned `command` (a return comes before the confirm of its publish), and
-   * forgets that return. Looked up only when a return is waiting.
-   */
-  private takeReturn(command: PublishCommand): boolean {
-    if (command.properties.mandatory !== true || this.returns.size === 0) return false;
-    const key = returnKey(command.properties.messageId, command.exchange, command.routingKey);
-    const count = this.returns.get(key);
-    if (count === undefined) return false;
-    if (count > 1) this.returns.set(key, count - 1);
-    else this.returns.delete(key);
-    return true;
+  /** Writes `pending` again on the next channel, within its deadline. */
+  private resend(pending: Pending): void {
+    if (pending.channel && this.channelErrors.has(pending.channel)) pending.resends++;
+    pending.written = false;
+    if (pending.holdsSlot) {
+      pending.holdsSlot = false;
+      this.window.release();
+    }
+    this.writeWhenReady(pending);
   }
 
   /** Waits, within `deadline`, for a channel, a free in-flight slot and a drained write buffer. */
   private async acquire(deadline: number, gaveUp: () => boolean): Promise<ConfirmChannel> {
-    await this.takeSlot();
+    await this.window.take();
     try {
       for (;;) {
         if (this.closed) throw new BackendClosedError('AmqpBackend is closed: cannot publish');
@@ -347,28 +375,9 @@ export class AmqpPublisher {
         if (!this.channel) await this.waitForChannel(deadline - performance.now());
       }
     } catch (error) {
-      this.releaseSlot();
+      this.window.release();
       throw error;
     }
-  }
-
-  private takeSlot(): Promise<void> {
-    if (this.inFlight < this.options.maxInFlightPublishes) {
-      this.inFlight++;
-      return Promise.resolve();
-    }
-    return new Promise<void>((resolve) => {
-      this.slotWaiters.push(() => {
-        this.inFlight++;
-        resolve();
-      });
-    });
-  }
-
-  private releaseSlot(): void {
-    this.inFlight--;
-    const next = this.slotWaiters.shift();
-    if (next) next();
   }
 
   private waitForChannel(timeoutMs: number): Promise<void> {
@@ -389,11 +398,6 @@ export class AmqpPublisher {
   private wakeChannelWaiters(): void {
     for (const wake of this.channelWaiters) wake();
     this.channelWaiters.clear();
-  }
-
-  private onReturn(msg: ConsumeMessage): void {
-    const key = returnKey(msg.properties.messageId, msg.fields.exchange, msg.fields.routingKey);
-    this.returns.set(key, (this.returns.get(key) ?? 0) + 1);
   }
 
   private onChannelClose(conn: ChannelModel, ch: ConfirmChannel): void {
@@ -427,8 +431,4 @@ export class AmqpPublisher {
   lost(): void {
     this.channel = undefined;
   }
-}
-
-function returnKey(messageId: unknown, exchange: string, routingKey: string): string {
-  return `${String(messageId)}\u0000${exchange}\u0000${routingKey}`;
 }

@@ -100,6 +100,44 @@ describe('AmqpBackend (RabbitMQ): foreign queues, reconnection, cancel and close
     expect(statuses).toEqual(expect.arrayContaining(['reconnecting', 'connected']));
   }, 30_000);
 
+  it('writes publishes in flight at a connection close again, and rejects none', async () => {
+    const name = `inflight-${RUN}`;
+    const backend = await make({
+      connectionName: name,
+      reconnect: { initialDelayMs: 50, maxDelayMs: 500, multiplier: 2 },
+    });
+    const topic = `${topicPrefix}.inflight`;
+    const c = collect();
+    await backend.subscribe(spec(svc('inflight'), 'q', [topic], { concurrency: 50 }), c.handler);
+    const pid = (
+      await run('rabbitmqctl', ['-q', 'list_connections', 'pid', 'client_properties'])
+    ).stdout
+      .split('\n')
+      .find((line) => line.includes(name))
+      ?.split('\t')[0];
+    expect(pid).toBeDefined();
+    const closing = run('rabbitmqctl', ['close_connection', pid as string, 'test']);
+    let closed = false;
+    void closing.then(() => (closed = true));
+    // Publish in batches until the close has happened, and one batch more.
+    const sent: string[] = [];
+    const results: Array<PromiseSettledResult<void>> = [];
+    for (let last = false; !last;) {
+      last = closed;
+      const batch = Array.from({ length: 100 }, () => message({ topic }));
+      sent.push(...batch.map((m) => m.messageId));
+      results.push(
+        ...(await Promise.allSettled(batch.map((m) => backend.publish(m, { mandatory: true })))),
+      );
+    }
+    await closing;
+    const rejected = results.filter((r) => r.status === 'rejected');
+    expect(rejected).toEqual([]);
+    await waitFor(() => new Set(c.got.map((d) => d.messageId)).size === sent.length, {
+      timeoutMs: 15_000,
+    });
+  }, 30_000);
+
   it('re-declares and re-subscribes when the broker cancels the consumer (queue deleted)', async () => {
     const backend = await make({
       reconnect: { initialDelayMs: 50, maxDelayMs: 500, multiplier: 2 },

@@ -1,0 +1,107 @@
+/**
+ * The small bookkeeping of {@link AmqpPublisher}, each part on its own:
+ *
+ * | part                  | keeps                                           | why                                                    |
+ * | --------------------- | ----------------------------------------------- | ------------------------------------------------------ |
+ * | `PublishWindow`       | publishes written and not yet confirmed          | at most `maxInFlightPublishes`; the others wait in order |
+ * | `ReturnedMessages`    | `basic.return`s not yet met by their confirm     | a return comes before the ack, which is still an ack   |
+ * | `channelErrorRefusal` | nothing: a decision                              | which publish a channel error names, so only it fails  |
+ */
+import type { ConsumeMessage } from 'amqplib';
+import { PublishFailedError } from '../../errors/messaging.errors';
+import type { PublishCommand } from './amqp-publisher';
+
+/** Counts publishes in flight; a publish beyond the limit waits for a slot, first come first served. */
+export class PublishWindow {
+  private inFlight = 0;
+  private readonly waiters: Array<() => void> = [];
+
+  constructor(private readonly limit: number) {}
+
+  /** A slot at once, when one is free and nobody waits for one; false otherwise. */
+  tryTake(): boolean {
+    if (this.inFlight >= this.limit || this.waiters.length > 0) return false;
+    this.inFlight++;
+    return true;
+  }
+
+  /** Resolves when a slot is taken. */
+  take(): Promise<void> {
+    if (this.inFlight < this.limit) {
+      this.inFlight++;
+      return Promise.resolve();
+    }
+    return new Promise<void>((resolve) => {
+      this.waiters.push(() => {
+        this.inFlight++;
+        resolve();
+      });
+    });
+  }
+
+  /** Frees a slot: the oldest waiter takes it. */
+  release(): void {
+    this.inFlight--;
+    this.waiters.shift()?.();
+  }
+
+  /** Lets every waiter through (the publisher is closing; each then sees that). */
+  releaseAll(): void {
+    for (const wake of this.waiters.splice(0)) wake();
+  }
+}
+
+/** Returned messages, by message id, exchange and routing key, until their confirm takes them. */
+export class ReturnedMessages {
+  private readonly returns = new Map<string, number>();
+
+  record(msg: ConsumeMessage): void {
+    const key = returnKey(msg.properties.messageId, msg.fields.exchange, msg.fields.routingKey);
+    this.returns.set(key, (this.returns.get(key) ?? 0) + 1);
+  }
+
+  /** Whether the broker returned `command`, forgetting that return; looked up only when one waits. */
+  take(command: PublishCommand): boolean {
+    if (command.properties.mandatory !== true || this.returns.size === 0) return false;
+    const key = returnKey(command.properties.messageId, command.exchange, command.routingKey);
+    const count = this.returns.get(key);
+    if (count === undefined) return false;
+    if (count > 1) this.returns.set(key, count - 1);
+    else this.returns.delete(key);
+    return true;
+  }
+
+  /** The channel closed: its publishes will never be confirmed there, so their returns never met. */
+  clear(): void {
+    this.returns.clear();
+  }
+}
+
+/** Writes again after channel errors that name no publish: the one at fault meets it every time. */
+export const MAX_RESENDS_AFTER_CHANNEL_ERROR = 2;
+
+/**
+ * Why a publish whose channel closed before its confirm must not be written again: the channel's
+ * error names it (its exchange is gone, its body is over the broker's size limit), or channel errors
+ * closed its channel `resends` times already. Undefined when it should go again on the next channel:
+ * the connection was lost (no `channelError`), or the error is another publish's.
+ */
+export function channelErrorRefusal(
+  command: PublishCommand,
+  channelError: Error | undefined,
+  resends: number,
+): PublishFailedError | undefined {
+  if (!channelError) return undefined;
+  const names =
+    (command.exchange !== '' &&
+      channelError.message.includes(`no exchange '${command.exchange}'`)) ||
+    channelError.message.includes(`message size ${command.content.length} `);
+  if (!names && resends < MAX_RESENDS_AFTER_CHANNEL_ERROR) return undefined;
+  return new PublishFailedError(
+    `RabbitMQ closed the channel of the publish to '${command.target}': ${channelError.message}`,
+  );
+}
+
+function returnKey(messageId: unknown, exchange: string, routingKey: string): string {
+  return `${String(messageId)}\u0000${exchange}\u0000${routingKey}`;
+}
