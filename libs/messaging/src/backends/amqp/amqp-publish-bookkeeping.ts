@@ -3,13 +3,88 @@
  *
  * | part                  | keeps                                           | why                                                    |
  * | --------------------- | ----------------------------------------------- | ------------------------------------------------------ |
+ * | `PublishDeadlines`    | publishes not yet settled, by deadline           | each fails with a timeout, at most one timer for most   |
  * | `PublishWindow`       | publishes written and not yet confirmed          | at most `maxInFlightPublishes`; the others wait in order |
  * | `ReturnedMessages`    | `basic.return`s not yet met by their confirm     | a return comes before the ack, which is still an ack   |
  * | `channelErrorRefusal` | nothing: a decision                              | which publish a channel error names, so only it fails  |
  */
 import type { ConsumeMessage } from 'amqplib';
+import { MessageFifo } from '../../backend/message-fifo';
 import { PublishFailedError } from '../../errors/messaging.errors';
 import type { PublishCommand } from './amqp-publisher';
+
+/** What {@link PublishDeadlines} needs of a pending publish. */
+export interface WithDeadline {
+  /** `performance.now()` time at which it times out. */
+  readonly deadline: number;
+  readonly settled: boolean;
+}
+
+/**
+ * Times out pending publishes. Those with the default timeout share one timer: their deadlines come
+ * in the order they were made, so it is armed for the oldest, and settled ones leave from the head
+ * (confirms come mostly in order, so the queue stays short). A publish with a timeout of its own (a
+ * request) has its own timer. No timer keeps the process alive: a publish waits on a socket or a
+ * reconnection, which do.
+ */
+export class PublishDeadlines<P extends WithDeadline> {
+  private readonly byDeadline = new MessageFifo<P>();
+  private readonly own = new Map<P, NodeJS.Timeout>();
+  private timer?: NodeJS.Timeout;
+
+  constructor(private readonly expire: (pending: P) => void) {}
+
+  /** Watches `pending`; `ownTimeoutMs` when it has a timeout of its own. */
+  add(pending: P, ownTimeoutMs?: number): void {
+    if (ownTimeoutMs === undefined) {
+      this.byDeadline.push(pending);
+      if (!this.timer) this.arm();
+    } else {
+      this.own.set(pending, setTimeout(() => this.expire(pending), ownTimeoutMs).unref());
+    }
+  }
+
+  /** `pending` settled: stops its own timer, and lets the settled head leave. */
+  settled(pending: P): void {
+    const timer = this.own.get(pending);
+    if (timer) {
+      clearTimeout(timer);
+      this.own.delete(pending);
+    }
+    while (this.byDeadline.peek()?.settled) this.byDeadline.shift();
+  }
+
+  /** Every publish still watched, oldest first; stops watching (the publisher is closing). */
+  takeAll(): P[] {
+    clearTimeout(this.timer);
+    this.timer = undefined;
+    const all: P[] = [];
+    for (let p = this.byDeadline.shift(); p; p = this.byDeadline.shift()) all.push(p);
+    for (const [p, timer] of this.own) {
+      clearTimeout(timer);
+      all.push(p);
+    }
+    this.own.clear();
+    return all;
+  }
+
+  private arm(): void {
+    const head = this.byDeadline.peek();
+    if (!head) return;
+    this.timer = setTimeout(
+      () => {
+        this.timer = undefined;
+        const now = performance.now();
+        for (let p = this.byDeadline.peek(); p && p.deadline <= now; p = this.byDeadline.peek()) {
+          this.expire(p);
+          if (this.byDeadline.peek() === p) this.byDeadline.shift();
+        }
+        this.arm();
+      },
+      Math.max(0, head.deadline - performance.now()),
+    ).unref();
+  }
+}
 
 /** Counts publishes in flight; a publish beyond the limit waits for a slot, first come first served. */
 export class PublishWindow {

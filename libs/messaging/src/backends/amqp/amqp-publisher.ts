@@ -8,9 +8,13 @@ import {
   UnroutableError,
 } from '../../errors/messaging.errors';
 import { reconnectDelay, type ResolvedAmqpOptions } from './amqp-backend.options';
-import { MessageFifo } from '../../backend/message-fifo';
 import { sanitizeError, type AmqpConnectionManager } from './amqp-connection';
-import { channelErrorRefusal, PublishWindow, ReturnedMessages } from './amqp-publish-bookkeeping';
+import {
+  channelErrorRefusal,
+  PublishDeadlines,
+  PublishWindow,
+  ReturnedMessages,
+} from './amqp-publish-bookkeeping';
 
 /** One message to publish on the confirm channel. */
 export interface PublishCommand {
@@ -47,8 +51,6 @@ interface Pending {
   channel?: ConfirmChannel;
   /** Times it was written again after its channel closed with a channel error. */
   resends: number;
-  /** Own timer, only for a publish with its own `timeoutMs` (requests). */
-  timer?: NodeJS.Timeout;
   resolve(): void;
   reject(error: Error): void;
 }
@@ -79,19 +81,15 @@ const CHANNEL_CLOSED = 'channel closed';
  * fails that publish instead; a channel error that names none is survived twice.
  *
  * Per publish it costs one promise and one confirm callback: publishes with the default timeout share
- * one timer (their deadlines come in order, so it is armed for the oldest), and returned messages are
- * matched to their publish only when the broker returned something.
+ * one timer, and returned messages are matched to their publish only when the broker returned
+ * something (`amqp-publish-bookkeeping.ts`).
  */
 export class AmqpPublisher {
   private channel?: ConfirmChannel;
   private readonly window: PublishWindow;
   private readonly channelWaiters = new Set<() => void>();
   private drained?: Promise<void>;
-  /** Publishes with the default timeout, oldest first (settled ones leave from the head). */
-  private readonly byDeadline = new MessageFifo<Pending>();
-  /** Publishes with a timeout of their own. */
-  private readonly ownTimeout = new Set<Pending>();
-  private deadlineTimer?: NodeJS.Timeout;
+  private readonly deadlines = new PublishDeadlines<Pending>((pending) => this.expire(pending));
   /** `basic.return`s not yet matched to a confirm, by message id, exchange and routing key. */
   private readonly returns = new ReturnedMessages();
   /** The error each closed channel reported, read by the confirms it failed. */
@@ -183,9 +181,7 @@ export class AmqpPublisher {
     const error = new BackendClosedError(
       'AmqpBackend closed before the broker confirmed the publish',
     );
-    for (let p = this.byDeadline.shift(); p; p = this.byDeadline.shift()) this.finish(p, error);
-    for (const pending of [...this.ownTimeout]) this.finish(pending, error);
-    clearTimeout(this.deadlineTimer);
+    for (const pending of this.deadlines.takeAll()) this.finish(pending, error);
     this.window.releaseAll();
     this.wakeChannelWaiters();
     const ch = this.channel;
@@ -209,13 +205,7 @@ export class AmqpPublisher {
       resolve,
       reject,
     };
-    if (command.timeoutMs === undefined) {
-      this.byDeadline.push(pending);
-      if (!this.deadlineTimer) this.armDeadlineTimer();
-    } else {
-      this.ownTimeout.add(pending);
-      pending.timer = setTimeout(() => this.expire(pending), timeoutMs);
-    }
+    this.deadlines.add(pending, command.timeoutMs);
     return pending;
   }
 
@@ -224,12 +214,7 @@ export class AmqpPublisher {
     if (pending.settled) return;
     pending.settled = true;
     if (pending.holdsSlot) this.window.release();
-    if (pending.timer) {
-      clearTimeout(pending.timer);
-      this.ownTimeout.delete(pending);
-    }
-    // Confirms come mostly in order: the settled head leaves at once, so the queue stays short.
-    while (this.byDeadline.peek()?.settled) this.byDeadline.shift();
+    this.deadlines.settled(pending);
     if (error) pending.reject(error);
     else pending.resolve();
     pending.resolve = settledAlready;
@@ -255,27 +240,6 @@ export class AmqpPublisher {
     if (!this.channel) return 'no connection to RabbitMQ';
     if (this.drained) return 'the connection is not writable (TCP back-pressure)';
     return `${this.options.maxInFlightPublishes} publishes (maxInFlightPublishes) await their confirms`;
-  }
-
-  /**
-   * One timer for every publish with the default timeout, armed for the oldest of them. It keeps no
-   * process alive: a publish waits on a socket or a reconnection, which do.
-   */
-  private armDeadlineTimer(): void {
-    const head = this.byDeadline.peek();
-    if (!head) return;
-    this.deadlineTimer = setTimeout(
-      () => {
-        this.deadlineTimer = undefined;
-        const now = performance.now();
-        for (let p = this.byDeadline.peek(); p && p.deadline <= now; p = this.byDeadline.peek()) {
-          this.expire(p);
-          if (this.byDeadline.peek() === p) this.byDeadline.shift();
-        }
-        this.armDeadlineTimer();
-      },
-      Math.max(0, head.deadline - performance.now()),
-    ).unref();
   }
 
   private write(ch: ConfirmChannel, pending: Pending): void {
