@@ -40,6 +40,7 @@ describe('entry points', () => {
         'MessagingHealthService',
         'MessagingPublisher',
         'PayloadTooLargeError',
+        'PublishBackpressureError',
         'PublishFailedError',
         'PublishTimeoutError',
         'RemoteHandlerError',

@@ -50,6 +50,7 @@ export {
   MessagingConfigError,
   MessagingError,
   PayloadTooLargeError,
+  PublishBackpressureError,
   PublishFailedError,
   PublishTimeoutError,
   RemoteHandlerError,

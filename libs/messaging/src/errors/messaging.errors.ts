@@ -52,9 +52,20 @@ export class RequestTimeoutError extends MessagingError {
   }
 }
 
-/** The broker did not confirm a publish in time. */
+/**
+ * The broker did not confirm a publish in time. Its outcome is unknown: the broker may hold it. Publish
+ * it again with the same `messageId` (consumers see at most a duplicate, which the id identifies).
+ */
 export class PublishTimeoutError extends MessagingError {
   readonly code = 'PUBLISH_TIMEOUT';
+}
+
+/**
+ * Too many publishes are already waiting for the broker (`maxQueuedPublishes`, while disconnected or
+ * back-pressured): refused at once instead of holding more in memory. Slow down and publish again.
+ */
+export class PublishBackpressureError extends MessagingError {
+  readonly code = 'PUBLISH_BACKPRESSURE';
 }
 
 /** The broker refused a publish (negative acknowledgement) or the channel closed before it confirmed. */

@@ -59,8 +59,9 @@ export interface AmqpBackendOptions {
    */
   readonly prefetch?: number;
   /**
-   * AMQP heartbeat, set explicitly so a dead peer is detected in about twice this time.
-   * @default 15
+   * AMQP heartbeat, set explicitly so a dead peer (a cut or black-holed link) is detected in about
+   * twice this time and the backend fails over: seconds, not minutes.
+   * @default 5
    */
   readonly heartbeatSeconds?: number;
   /** TLS options for `amqps://` URLs. */
@@ -84,6 +85,13 @@ export interface AmqpBackendOptions {
    * @default 1000
    */
   readonly maxInFlightPublishes?: number;
+  /**
+   * Most publishes waiting to be written (no connection, `maxInFlightPublishes` reached, or TCP
+   * back-pressure); beyond it a publish is refused at once with `PublishBackpressureError` rather
+   * than held in memory.
+   * @default 10000
+   */
+  readonly maxQueuedPublishes?: number;
   /**
    * Type of the queues this backend declares (work, retry, delay and dead-letter queues).
    * `quorum` (the default) is replicated, and gets `x-delivery-limit` as a safety net against a
@@ -118,6 +126,7 @@ export interface ResolvedAmqpOptions {
   readonly connectTimeoutMs: number;
   readonly reconnect: Required<AmqpReconnectOptions>;
   readonly maxInFlightPublishes: number;
+  readonly maxQueuedPublishes: number;
   readonly queueType: 'quorum' | 'classic';
   readonly deliveryLimit: number;
   readonly assertTopology: boolean;
@@ -127,11 +136,12 @@ export interface ResolvedAmqpOptions {
 export const DEFAULT_AMQP_OPTIONS = {
   exchange: 'messaging',
   prefetch: 10,
-  heartbeatSeconds: 15,
+  heartbeatSeconds: 5,
   publishTimeoutMs: 10_000,
   connectTimeoutMs: 30_000,
   reconnect: { initialDelayMs: 500, maxDelayMs: 10_000, multiplier: 2 },
   maxInFlightPublishes: 1000,
+  maxQueuedPublishes: 10_000,
   queueType: 'quorum',
   deliveryLimit: 20,
   assertTopology: true,
@@ -175,6 +185,7 @@ const OPTION_KEYS: readonly (keyof AmqpBackendOptions)[] = [
   'connectTimeoutMs',
   'reconnect',
   'maxInFlightPublishes',
+  'maxQueuedPublishes',
   'queueType',
   'deliveryLimit',
   'assertTopology',
@@ -267,6 +278,13 @@ export function resolveAmqpOptions(options: AmqpBackendOptions | undefined): Res
       `${WHERE}: maxInFlightPublishes`,
       1,
       1_000_000,
+    ),
+    maxQueuedPublishes: checkInteger(
+      o.maxQueuedPublishes,
+      d.maxQueuedPublishes,
+      `${WHERE}: maxQueuedPublishes`,
+      0,
+      10_000_000,
     ),
     queueType,
     deliveryLimit: checkInteger(

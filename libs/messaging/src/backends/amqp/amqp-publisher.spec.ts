@@ -5,6 +5,7 @@ import type { ChannelModel, ConfirmChannel } from 'amqplib';
 import { BackendEventHub } from '../../backend/backend-events';
 import {
   BackendClosedError,
+  PublishBackpressureError,
   PublishFailedError,
   PublishTimeoutError,
   UnroutableError,
@@ -54,7 +55,13 @@ class ScriptedChannel extends EventEmitter {
   }
 }
 
-async function setUp(options: { publishTimeoutMs?: number; maxInFlightPublishes?: number } = {}) {
+async function setUp(
+  options: {
+    publishTimeoutMs?: number;
+    maxInFlightPublishes?: number;
+    maxQueuedPublishes?: number;
+  } = {},
+) {
   const channels: ScriptedChannel[] = [];
   const conn = {
     createConfirmChannel: async () => {
@@ -194,6 +201,29 @@ describe('AmqpPublisher', () => {
     channels[1].confirm(0);
     await waitFor(() => innocent.state !== 'pending');
     expect(innocent.state).toBe('resolved');
+    await publisher.close();
+  });
+
+  it('refuses at once a publish beyond maxQueuedPublishes, and takes more once they drain', async () => {
+    const { channel, publisher, command } = await setUp({
+      maxInFlightPublishes: 1,
+      maxQueuedPublishes: 2,
+    });
+    const done = [0, 1, 2].map(() => watch(publisher.publish(command())));
+    const refused = watch(publisher.publish(command()));
+    await waitFor(() => refused.state !== 'pending');
+    expect(refused.error).toBeInstanceOf(PublishBackpressureError);
+    expect((refused.error as Error).message).toMatch(
+      /^2 publishes already wait for RabbitMQ \(1 publishes \(maxInFlightPublishes\) await their confirms\); maxQueuedPublishes is 2/,
+    );
+    for (let n = 0; n < 3; n++) {
+      await waitFor(() => channel.written.length === n + 1);
+      channel.confirm(n);
+    }
+    await waitFor(() => done.every((d) => d.state === 'resolved'));
+    const later = watch(publisher.publish(command()));
+    channel.confirm(3);
+    await waitFor(() => later.state === 'resolved');
     await publisher.close();
   });
 

@@ -3,6 +3,7 @@ import type { ChannelModel, ConfirmChannel, ConsumeMessage, Options } from 'amqp
 import type { BackendEventHub } from '../../backend/backend-events';
 import {
   BackendClosedError,
+  PublishBackpressureError,
   PublishFailedError,
   PublishTimeoutError,
   UnroutableError,
@@ -94,6 +95,8 @@ export class AmqpPublisher {
   private readonly returns = new ReturnedMessages();
   /** The error each closed channel reported, read by the confirms it failed. */
   private readonly channelErrors = new WeakMap<ConfirmChannel, Error>();
+  /** Publishes waiting to be written: at most `maxQueuedPublishes`. */
+  private waiting = 0;
   private closed = false;
 
   constructor(
@@ -130,10 +133,19 @@ export class AmqpPublisher {
   publish(command: PublishCommand): Promise<void> {
     if (this.closed)
       return Promise.reject(new BackendClosedError('AmqpBackend is closed: cannot publish'));
+    const ch = this.channel;
+    const now = ch !== undefined && !this.drained && this.window.tryTake();
+    if (!now && this.waiting >= this.options.maxQueuedPublishes) {
+      return Promise.reject(
+        new PublishBackpressureError(
+          `${this.waiting} publishes already wait for RabbitMQ (${this.waitingFor()}); maxQueuedPublishes ` +
+            `is ${this.options.maxQueuedPublishes}. Publish again later, or raise the limit.`,
+        ),
+      );
+    }
     return new Promise<void>((resolve, reject) => {
       const pending = this.track(command, resolve, reject);
-      const ch = this.channel;
-      if (ch && !this.drained && this.window.tryTake()) {
+      if (now) {
         pending.holdsSlot = true;
         this.write(ch, pending);
         return;
@@ -144,8 +156,10 @@ export class AmqpPublisher {
 
   /** Writes `pending` once there is a channel, a free slot and a drained buffer, within its deadline. */
   private writeWhenReady(pending: Pending): void {
+    this.waiting++;
     this.acquire(pending.deadline, () => pending.settled).then(
       (channel) => {
+        this.waiting--;
         if (pending.settled) {
           this.window.release();
           return;
@@ -153,8 +167,10 @@ export class AmqpPublisher {
         pending.holdsSlot = true;
         this.write(channel, pending);
       },
-      (error: unknown) =>
-        this.finish(pending, error instanceof Error ? error : new Error(String(error))),
+      (error: unknown) => {
+        this.waiting--;
+        this.finish(pending, error instanceof Error ? error : new Error(String(error)));
+      },
     );
   }
 
@@ -229,7 +245,8 @@ export class AmqpPublisher {
       pending,
       new PublishTimeoutError(
         pending.written
-          ? `RabbitMQ did not confirm the publish to '${target}' within ${timeoutMs} ms`
+          ? `RabbitMQ did not confirm the publish to '${target}' within ${timeoutMs} ms; ` +
+              'the outcome is unknown: publish it again with the same messageId'
           : `Could not publish to '${target}' within ${timeoutMs} ms: ${this.waitingFor()}`,
       ),
     );
