@@ -17,6 +17,7 @@
  * | `x-messaging-dead-letter-at`        | dead letter             | ISO time it was dead-lettered             |
  * | `x-messaging-compression`           | any                     | `gzip` when the codec compressed the body |
  * | `x-messaging-error`                 | reply                   | the handler's error class (a failed request) |
+ * | `x-messaging-deadline`              | request                 | epoch ms after which its caller no longer waits |
  */
 import { randomUUID } from 'node:crypto';
 import type { FailureInfo, FailureReason } from '../errors/failure';
@@ -48,6 +49,8 @@ export const MessagingHeaders = {
   COMPRESSION: 'x-messaging-compression',
   /** Set on a reply that carries a handler error instead of a result. */
   REPLY_ERROR: 'x-messaging-error',
+  /** Epoch milliseconds after which the caller of a request no longer waits: it is skipped then. */
+  DEADLINE: 'x-messaging-deadline',
 } as const;
 
 /** Headers a retry or dead letter adds; removed again before a replay and from `DeadLetter.headers`. */
@@ -108,6 +111,12 @@ export function withoutReservedHeaders<T extends Headers>(headers: T): T {
 }
 
 const RESERVED_PREFIX = 'x-messaging-';
+
+/** Whether a request's caller stopped waiting: its `x-messaging-deadline` is past. */
+export function isExpiredRequest(headers: Headers, now: number): boolean {
+  const deadline = headers[MessagingHeaders.DEADLINE];
+  return typeof deadline === 'number' && deadline <= now;
+}
 
 /** The original topic: the `x-messaging-topic` header of a copy, else the topic it was routed by. */
 export function topicOf(headers: Headers, routedBy: string): string {

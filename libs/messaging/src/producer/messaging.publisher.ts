@@ -103,7 +103,12 @@ export class MessagingPublisher {
       'request(): timeoutMs',
       1,
     );
-    const reply = await this.backend.request(message, { timeoutMs });
+    // Carried so that a handler reached after the caller gave up skips the request.
+    const deadline = { [MessagingHeaders.DEADLINE]: Date.now() + timeoutMs };
+    const reply = await this.backend.request(
+      { ...message, headers: { ...message.headers, ...deadline } },
+      { timeoutMs },
+    );
     const decoded = this.codec.decode(reply);
     const remoteError = reply.headers[MessagingHeaders.REPLY_ERROR];
     if (remoteError !== undefined) {

@@ -10,7 +10,7 @@ import type {
   OutgoingReply,
   Settlement,
 } from '../backend/broker-backend.interface';
-import { MessagingHeaders } from '../backend/message-headers';
+import { isExpiredRequest, MessagingHeaders } from '../backend/message-headers';
 import { MessageCodec } from '../codec/message-codec';
 import { MessageContext } from '../context/message-context';
 import { MESSAGING_BACKEND, MESSAGING_OPTIONS, MESSAGING_TRANSPORT } from '../messaging.constants';
@@ -129,9 +129,16 @@ export class MessagingServer
   /**
    * Decodes, runs the handler inside Nest's processing hooks (SPEC §2: APM agents hook them, some by
    * replacing `Server.prototype.runWithProcessingHooks` before this file loads, so there is no telling
-   * they are unused), and decides the settlement. Never rejects.
+   * they are unused), and decides the settlement. A request whose caller stopped waiting is
+   * acknowledged without running: nobody would read its reply. Never rejects.
    */
   private async onDelivery(route: Route, delivery: Delivery): Promise<Settlement> {
+    if (delivery.replyTo !== undefined && isExpiredRequest(delivery.headers, Date.now())) {
+      this.logger.debug(
+        `${route.name} skipped request ${delivery.messageId}: its caller stopped waiting`,
+      );
+      return ACK;
+    }
     this.inFlight++;
     try {
       const ctx = new MessageContext(delivery, this.options.service);

@@ -158,6 +158,39 @@ export function runBackendContract(
       expect(await app.get(DeadLetterService).list()).toEqual([]);
     });
 
+    it('never runs a request whose caller stopped waiting', async () => {
+      const { service, topic } = unique();
+      const busy = gate();
+      const ran: string[] = [];
+      @Controller()
+      class Handler {
+        @Consume(topic, { concurrency: 1 })
+        async handle(@Payload() name: string): Promise<string> {
+          ran.push(name);
+          if (name === 'first') await busy.promise;
+          return name;
+        }
+      }
+      const app = await start(service, [Handler]);
+      const publisher = publisherOf(app);
+      const first = publisher.request<string>({ topic }, 'first', { timeoutMs: 10_000 });
+      await waitFor(() => ran.length === 1);
+      // Queued behind the first, whose handler is busy: their callers give up before they are
+      // reached. The second one's wait makes sure the first one's deadline is past, whatever the
+      // timers' precision; it may itself be reached just in time, so only the first is checked.
+      for (const name of ['abandoned', 'probe']) {
+        await expect(publisher.request({ topic }, name, { timeoutMs: 100 })).rejects.toBeInstanceOf(
+          RequestTimeoutError,
+        );
+      }
+      busy.open();
+      await expect(first).resolves.toBe('first');
+      await expect(publisher.request({ topic }, 'last', { timeoutMs: 10_000 })).resolves.toBe(
+        'last',
+      );
+      expect(ran.filter((name) => name !== 'probe')).toEqual(['first', 'last']);
+    });
+
     it('rejects an unroutable publish unless the producer allows it, and honours delayMs', async () => {
       const { service, topic } = unique();
       const received: number[] = [];

@@ -112,6 +112,13 @@ export interface AmqpBackendOptions {
    * @default true
    */
   readonly assertTopology?: boolean;
+  /**
+   * Queues a handler may send its reply to, besides RabbitMQ's direct reply-to addresses (which are
+   * all this library's requests use). A request naming any other queue as its `replyTo` is handled
+   * as an event, unanswered: the service's permissions must not publish wherever a sender asks.
+   * @default []
+   */
+  readonly replyToQueues?: readonly string[];
 }
 
 /** {@link AmqpBackendOptions} with every default applied. */
@@ -130,6 +137,7 @@ export interface ResolvedAmqpOptions {
   readonly queueType: 'quorum' | 'classic';
   readonly deliveryLimit: number;
   readonly assertTopology: boolean;
+  readonly replyToQueues: readonly string[];
 }
 
 /** Defaults of {@link AmqpBackendOptions}. */
@@ -189,6 +197,7 @@ const OPTION_KEYS: readonly (keyof AmqpBackendOptions)[] = [
   'queueType',
   'deliveryLimit',
   'assertTopology',
+  'replyToQueues',
 ];
 const RECONNECT_KEYS: readonly (keyof AmqpReconnectOptions)[] = [
   'initialDelayMs',
@@ -295,6 +304,7 @@ export function resolveAmqpOptions(options: AmqpBackendOptions | undefined): Res
       1_000_000,
     ),
     assertTopology: checkBoolean(o.assertTopology, d.assertTopology, `${WHERE}: assertTopology`),
+    replyToQueues: checkQueueList(o.replyToQueues, `${WHERE}: replyToQueues`),
   };
 }
 
@@ -306,6 +316,16 @@ const TLS_KEYS: readonly (keyof AmqpTlsOptions)[] = [
   'servername',
   'rejectUnauthorized',
 ];
+
+function checkQueueList(value: unknown, where: string): readonly string[] {
+  if (value === undefined) return [];
+  if (!Array.isArray(value) || value.some((q) => typeof q !== 'string' || q.length === 0)) {
+    throw new MessagingConfigError(
+      `${where} must be an array of queue names, such as ['billing.replies'].`,
+    );
+  }
+  return [...(value as string[])];
+}
 
 function validateUrl(url: unknown): void {
   if (typeof url !== 'string' || url.length === 0) {

@@ -16,6 +16,9 @@ import { copyProperties, toDelivery, withoutBrokerHeaders } from './amqp-message
 import type { PublishCommand } from './amqp-publisher';
 import { AckBatcher } from './amqp-acks';
 import type { AmqpTiers } from './amqp-tiers';
+import { DIRECT_REPLY_TO } from './amqp-requester';
+
+const DIRECT_REPLY_TO_PREFIX = `${DIRECT_REPLY_TO}.`;
 import {
   assertDeadLetterQueue,
   assertMainExchange,
@@ -214,7 +217,7 @@ export class AmqpConsumer implements BackendSubscription {
   }
 
   private async process(state: ConsumerChannel, msg: ConsumeMessage): Promise<void> {
-    const delivery = toDelivery(msg, this.spec.queue);
+    const delivery = this.trustedReplyTo(toDelivery(msg, this.spec.queue));
     let settlement: Settlement;
     try {
       settlement = await this.handler(delivery);
@@ -296,6 +299,29 @@ export class AmqpConsumer implements BackendSubscription {
       ),
       target: dlq,
     });
+  }
+
+  /**
+   * `delivery`, or as an event when its reply address is neither a direct reply-to address nor one of
+   * `replyToQueues`: replying publishes with this service's permissions, wherever the sender asked.
+   */
+  private trustedReplyTo(delivery: Delivery): Delivery {
+    const { replyTo } = delivery;
+    if (
+      replyTo === undefined ||
+      replyTo.startsWith(DIRECT_REPLY_TO_PREFIX) ||
+      this.ctx.options.replyToQueues.includes(replyTo)
+    ) {
+      return delivery;
+    }
+    this.ctx.hub.emitError(
+      new Error(
+        `Message ${delivery.messageId} on '${this.spec.queue}' asks for a reply to queue '${replyTo}': ` +
+          'handled as an event, unanswered. Only direct reply-to addresses are answered; list the queue ' +
+          'in AmqpBackend replyToQueues to allow it.',
+      ),
+    );
+    return { ...delivery, replyTo: undefined };
   }
 
   /**

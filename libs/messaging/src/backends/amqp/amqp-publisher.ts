@@ -30,6 +30,11 @@ export interface PublishCommand {
   readonly timeoutMs?: number;
   /** Called with the channel the message was written on. */
   readonly onWritten?: (channel: ConfirmChannel) => void;
+  /**
+   * Never written again after its channel closed: a request, whose reply could only come back on
+   * that channel (its caller gets the failure and decides).
+   */
+  readonly once?: boolean;
 }
 
 /** Hooks run on each new publisher channel (the request/reply consumer lives on it). */
@@ -305,7 +310,12 @@ export class AmqpPublisher {
   /** The broker's ack or nack, or the channel's close; `pending` may have timed out already. */
   private onConfirm(pending: Pending, err: unknown): void {
     const { command } = pending;
-    if (err instanceof Error && err.message === CHANNEL_CLOSED && !pending.settled) {
+    if (
+      err instanceof Error &&
+      err.message === CHANNEL_CLOSED &&
+      !pending.settled &&
+      command.once !== true
+    ) {
       const channelError = pending.channel && this.channelErrors.get(pending.channel);
       const failure = channelErrorRefusal(command, channelError, pending.resends);
       if (failure) this.finish(pending, failure);

@@ -75,8 +75,15 @@ export class AmqpRequester implements PublisherChannelHooks {
       const base = toCommand({ ...message, correlationId });
       publish({
         ...base,
-        properties: { ...base.properties, replyTo: DIRECT_REPLY_TO, correlationId },
+        // The broker drops it unread once its caller has stopped waiting.
+        properties: {
+          ...base.properties,
+          replyTo: DIRECT_REPLY_TO,
+          correlationId,
+          expiration: String(timeoutMs),
+        },
         timeoutMs,
+        once: true,
         onWritten: (channel) => {
           request.channel = channel;
         },
