@@ -1,41 +1,27 @@
 import type { Logger } from '@nestjs/common';
 import type { Channel, ChannelModel, ConsumeMessage } from 'amqplib';
-import type { BackendEventHub } from '../../backend/backend-events';
 import type {
   BackendSubscription,
-  Delivery,
   DeliveryHandler,
-  OutgoingReply,
   Settlement,
   SubscriptionSpec,
 } from '../../backend/broker-backend.interface';
-import { reconnectDelay, type ResolvedAmqpOptions } from './amqp-backend.options';
+import { reconnectDelay } from './amqp-backend.options';
 import { sanitizeError, type AmqpConnectionManager } from './amqp-connection';
-import { deadLetterHeaders, retryHeaders } from '../../backend/message-headers';
-import { copyProperties, toDelivery, withoutBrokerHeaders } from './amqp-messages';
-import type { PublishCommand } from './amqp-publisher';
+import { toDelivery } from './amqp-messages';
 import { AckBatcher } from './amqp-acks';
-import type { AmqpTiers } from './amqp-tiers';
-import { DIRECT_REPLY_TO } from './amqp-requester';
-
-const DIRECT_REPLY_TO_PREFIX = `${DIRECT_REPLY_TO}.`;
+import { AmqpSettler, type AmqpSettlerContext } from './amqp-settler';
 import {
   assertDeadLetterQueue,
   assertMainExchange,
   assertWorkQueue,
-  deadLetterQueueName,
   queueExists,
 } from './amqp-topology';
 
 /** What a consumer needs from its backend. */
-export interface AmqpConsumerContext {
+export interface AmqpConsumerContext extends AmqpSettlerContext {
   readonly connection: AmqpConnectionManager;
-  readonly options: ResolvedAmqpOptions;
-  readonly hub: BackendEventHub;
   readonly logger: Logger;
-  publish(command: PublishCommand): Promise<void>;
-  send(command: PublishCommand): boolean;
-  readonly tiers: AmqpTiers;
   isClosing(): boolean;
 }
 
@@ -71,11 +57,15 @@ export class AmqpConsumer implements BackendSubscription {
   /** Deliveries held before their requeue; released at once by cancel and close. */
   private readonly holds = new Set<() => void>();
 
+  private readonly settler: AmqpSettler;
+
   constructor(
     private readonly spec: SubscriptionSpec,
     private readonly handler: DeliveryHandler,
     private readonly ctx: AmqpConsumerContext,
-  ) {}
+  ) {
+    this.settler = new AmqpSettler(spec, ctx);
+  }
 
   /** Declares and starts consuming on the current connection; rejects on any topology error. */
   async start(): Promise<void> {
@@ -217,7 +207,7 @@ export class AmqpConsumer implements BackendSubscription {
   }
 
   private async process(state: ConsumerChannel, msg: ConsumeMessage): Promise<void> {
-    const delivery = this.trustedReplyTo(toDelivery(msg, this.spec.queue));
+    const delivery = this.settler.trustedReplyTo(toDelivery(msg, this.spec.queue));
     let settlement: Settlement;
     try {
       settlement = await this.handler(delivery);
@@ -233,13 +223,13 @@ export class AmqpConsumer implements BackendSubscription {
     // one reconnect instead of a redelivery loop. A reply lost to a crash leaves its caller to time out.
     if (settlement.action === 'ack') {
       this.settleOnChannel(state, msg, settlement.reply ? 'ack-now' : 'ack');
-      if (settlement.reply) this.sendReply(delivery, settlement.reply);
+      if (settlement.reply) this.settler.sendReply(delivery, settlement.reply);
       return;
     }
     try {
       if (settlement.action === 'retry')
-        await this.publishRetry(delivery, settlement.delayMs, settlement);
-      else await this.publishDeadLetter(delivery, settlement);
+        await this.settler.publishRetry(delivery, settlement.delayMs, settlement);
+      else await this.settler.publishDeadLetter(delivery, settlement);
       this.copyFailures = 0;
     } catch (error) {
       // Requeued after a growing pause (holding its prefetch slot), never at once: a copy that
@@ -259,94 +249,7 @@ export class AmqpConsumer implements BackendSubscription {
     const replying = settlement.action === 'dead-letter' && settlement.reply !== undefined;
     this.settleOnChannel(state, msg, replying ? 'ack-now' : 'ack');
     if (settlement.action === 'dead-letter' && settlement.reply) {
-      this.sendReply(delivery, settlement.reply);
-    }
-  }
-
-  private async publishRetry(
-    delivery: Delivery,
-    delayMs: number,
-    settlement: Extract<Settlement, { action: 'retry' }>,
-  ): Promise<void> {
-    const properties = copyProperties(
-      delivery,
-      retryHeaders(delivery, settlement.failure, withoutBrokerHeaders(delivery.headers)),
-    );
-    // Straight back to the failing queue by name (default exchange), or through a retry tier.
-    const direct: PublishCommand = {
-      exchange: '',
-      routingKey: this.spec.queue,
-      content: delivery.body,
-      properties,
-      target: this.spec.queue,
-    };
-    if (delayMs > 0) await this.ctx.tiers.publish('retry', delayMs, direct);
-    else await this.ctx.publish(direct);
-  }
-
-  private async publishDeadLetter(
-    delivery: Delivery,
-    settlement: Extract<Settlement, { action: 'dead-letter' }>,
-  ): Promise<void> {
-    const dlq = deadLetterQueueName(this.spec.service);
-    await this.ctx.publish({
-      exchange: '',
-      routingKey: dlq,
-      content: delivery.body,
-      properties: copyProperties(
-        delivery,
-        deadLetterHeaders(delivery, settlement.failure, withoutBrokerHeaders(delivery.headers)),
-      ),
-      target: dlq,
-    });
-  }
-
-  /**
-   * `delivery`, or as an event when its reply address is neither a direct reply-to address nor one of
-   * `replyToQueues`: replying publishes with this service's permissions, wherever the sender asked.
-   */
-  private trustedReplyTo(delivery: Delivery): Delivery {
-    const { replyTo } = delivery;
-    if (
-      replyTo === undefined ||
-      replyTo.startsWith(DIRECT_REPLY_TO_PREFIX) ||
-      this.ctx.options.replyToQueues.includes(replyTo)
-    ) {
-      return delivery;
-    }
-    this.ctx.hub.emitError(
-      new Error(
-        `Message ${delivery.messageId} on '${this.spec.queue}' asks for a reply to queue '${replyTo}': ` +
-          'handled as an event, unanswered. Only direct reply-to addresses are answered; list the queue ' +
-          'in AmqpBackend replyToQueues to allow it.',
-      ),
-    );
-    return { ...delivery, replyTo: undefined };
-  }
-
-  /**
-   * Sends a reply without waiting for its confirm (see {@link AmqpPublisher.send}); a failure is
-   * reported and does not undo the handled message: its caller times out.
-   */
-  private sendReply(delivery: Delivery, reply: OutgoingReply): void {
-    if (!delivery.replyTo) return;
-    const sent = this.ctx.send({
-      exchange: '',
-      routingKey: delivery.replyTo,
-      content: reply.body,
-      properties: {
-        correlationId: delivery.correlationId,
-        contentType: reply.contentType,
-        headers: reply.headers,
-      },
-      target: delivery.replyTo,
-    });
-    if (!sent) {
-      this.ctx.hub.emitError(
-        new Error(
-          `could not send the reply to a request on '${this.spec.queue}': no channel to RabbitMQ`,
-        ),
-      );
+      this.settler.sendReply(delivery, settlement.reply);
     }
   }
 

@@ -5,7 +5,7 @@ import { replayHeaders } from '../../backend/message-headers';
 import type { ResolvedAmqpOptions } from './amqp-backend.options';
 import { sanitizeError, type AmqpConnectionManager } from './amqp-connection';
 import { toDeadLetter } from './amqp-messages';
-import type { PublishCommand } from './amqp-publisher';
+import type { PublishCommand } from './amqp-publish-command';
 import { deadLetterQueueName, isTierQueue, queueExists } from './amqp-topology';
 import { PublishFailedError } from '../../errors/messaging.errors';
 

@@ -11,7 +11,7 @@
 import type { ConsumeMessage } from 'amqplib';
 import { MessageFifo } from '../../backend/message-fifo';
 import { PublishFailedError } from '../../errors/messaging.errors';
-import type { PublishCommand } from './amqp-publisher';
+import type { PublishCommand } from './amqp-publish-command';
 
 /** What {@link PublishDeadlines} needs of a pending publish. */
 export interface WithDeadline {

@@ -13,7 +13,8 @@ import {
 import { waitFor } from '../../testing/wait-for';
 import { resolveAmqpOptions } from './amqp-backend.options';
 import type { AmqpConnectionManager } from './amqp-connection';
-import { AmqpPublisher, type PublishCommand } from './amqp-publisher';
+import { AmqpPublisher } from './amqp-publisher';
+import type { PublishCommand } from './amqp-publish-command';
 
 /** A confirm channel that records publishes and confirms (or not) when the test says. */
 class ScriptedChannel extends EventEmitter {

@@ -1,5 +1,5 @@
 import type { Logger } from '@nestjs/common';
-import type { ChannelModel, ConfirmChannel, ConsumeMessage, Options } from 'amqplib';
+import type { ChannelModel, ConfirmChannel, ConsumeMessage } from 'amqplib';
 import type { BackendEventHub } from '../../backend/backend-events';
 import {
   BackendClosedError,
@@ -16,32 +16,7 @@ import {
   PublishWindow,
   ReturnedMessages,
 } from './amqp-publish-bookkeeping';
-
-/** One message to publish on the confirm channel. */
-export interface PublishCommand {
-  readonly exchange: string;
-  readonly routingKey: string;
-  readonly content: Buffer;
-  /** With `mandatory: true`, a message no queue receives rejects with `UnroutableError`. */
-  readonly properties: Options.Publish;
-  /** Topic or queue name used in error messages. */
-  readonly target: string;
-  /** Overrides `publishTimeoutMs`. */
-  readonly timeoutMs?: number;
-  /** Called with the channel the message was written on. */
-  readonly onWritten?: (channel: ConfirmChannel) => void;
-  /**
-   * Never written again after its channel closed: a request, whose reply could only come back on
-   * that channel (its caller gets the failure and decides).
-   */
-  readonly once?: boolean;
-}
-
-/** Hooks run on each new publisher channel (the request/reply consumer lives on it). */
-export interface PublisherChannelHooks {
-  opened(channel: ConfirmChannel): Promise<void>;
-  closed(channel: ConfirmChannel): void;
-}
+import type { PublishCommand, PublisherChannelHooks } from './amqp-publish-command';
 
 /** One publish waiting for its confirm (or for a channel, a slot, a drained buffer first). */
 interface Pending {

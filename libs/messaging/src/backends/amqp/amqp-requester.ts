@@ -5,7 +5,7 @@ import {
   PublishFailedError,
   RequestTimeoutError,
 } from '../../errors/messaging.errors';
-import type { PublishCommand, PublisherChannelHooks } from './amqp-publisher';
+import type { PublishCommand, PublisherChannelHooks } from './amqp-publish-command';
 
 /** RabbitMQ's direct reply-to pseudo-queue: no reply queue to declare or delete. */
 export const DIRECT_REPLY_TO = 'amq.rabbitmq.reply-to';

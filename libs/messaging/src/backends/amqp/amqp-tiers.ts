@@ -4,7 +4,8 @@ import type { BackendEventHub } from '../../backend/backend-events';
 import { PublishFailedError, UnroutableError } from '../../errors/messaging.errors';
 import type { ResolvedAmqpOptions } from './amqp-backend.options';
 import { sanitizeError, type AmqpConnectionManager } from './amqp-connection';
-import { AmqpPublisher, type PublishCommand } from './amqp-publisher';
+import { AmqpPublisher } from './amqp-publisher';
+import type { PublishCommand } from './amqp-publish-command';
 import { assertTier, pickTier, tierName, type TierKind } from './amqp-topology';
 
 /**
