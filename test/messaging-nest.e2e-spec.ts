@@ -19,6 +19,7 @@ import { Ctx, Payload, Server } from '@nestjs/microservices';
 import { Test } from '@nestjs/testing';
 import { lastValueFrom, type Observable, of, tap } from 'rxjs';
 import {
+  AmqpBackend,
   Consume,
   DeadLetterService,
   InMemoryBackend,
@@ -378,6 +379,43 @@ describe('MessagingModule in a Nest app (in-memory backend)', () => {
         imports: [MessagingModule.forRoot({ service: 's', retry: { maxAttempts: -1 } })],
       }).compile(),
     ).rejects.toThrow(/retry.maxAttempts must be a whole number from 1/);
+  });
+
+  it('logs at once that the broker cannot be reached, without the app listening for errors', async () => {
+    const lines: string[] = [];
+    const capture = (message: unknown): void => {
+      lines.push(String(message));
+    };
+    const logger = {
+      log: capture,
+      error: capture,
+      warn: capture,
+      debug: capture,
+      verbose: capture,
+    };
+    const moduleRef = await Test.createTestingModule({
+      imports: [
+        MessagingModule.forRoot({
+          service: `down-${seq}`,
+          // Nothing listens on port 1: every attempt is refused.
+          backend: new AmqpBackend({
+            url: 'amqp://app:pa55word@127.0.0.1:1',
+            connectTimeoutMs: 1_500,
+            reconnect: { initialDelayMs: 100, maxDelayMs: 200, multiplier: 2 },
+          }),
+        }),
+      ],
+    }).compile();
+    const app = moduleRef.createNestApplication({ logger });
+    let settled = false;
+    const init = app.init().finally(() => (settled = true));
+    await waitFor(() =>
+      lines.some((line) => line.includes('connecting to amqp://app:***@127.0.0.1:1')),
+    );
+    expect(settled).toBe(false);
+    await expect(init).rejects.toThrow(/Could not connect to RabbitMQ/);
+    expect(lines.join('\n')).not.toContain('pa55word');
+    await app.close();
   });
 
   it('refuses two handlers of one service on one queue, and accepts them with a route name', async () => {

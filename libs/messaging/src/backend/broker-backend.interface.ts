@@ -185,6 +185,15 @@ export interface BackendRequestOptions {
   readonly timeoutMs: number;
 }
 
+/** Whether one subscription is consuming right now. */
+export interface ConsumerState {
+  readonly queue: string;
+  /** A consumer is registered with the broker and its channel is open. */
+  readonly attached: boolean;
+  /** Since when it is not (epoch ms); undefined while attached. */
+  readonly detachedSince?: number;
+}
+
 /**
  * A message broker as the messaging core sees it. Small on purpose: a new backend is one folder
  * implementing this plus one spec that calls the shared contract suite.
@@ -238,4 +247,10 @@ export interface BrokerBackend {
 
   /** Listens to an event; returns a function that removes the listener. */
   on<E extends keyof BackendEvents>(event: E, listener: BackendEvents[E]): () => void;
+
+  /**
+   * The state of each subscription, for health checks. Optional: a backend whose consumers cannot
+   * come apart from it (the in-memory one) leaves it out.
+   */
+  consumerStates?(): readonly ConsumerState[];
 }

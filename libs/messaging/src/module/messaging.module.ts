@@ -3,6 +3,7 @@ import {
   type DynamicModule,
   Inject,
   Injectable,
+  Logger,
   Module,
   type OnApplicationShutdown,
   type OnModuleInit,
@@ -21,6 +22,7 @@ import { MessagingPublisher } from '../producer/messaging.publisher';
 import { MessagingServer } from '../server/messaging.server';
 import { MessagingHealthService } from '../health/messaging-health.service';
 import { MessagingWiringCheck, SERVER_START_GRACE_MS } from './messaging-wiring.check';
+import { BackendErrorLog } from './backend-error-log';
 import {
   type MessagingModuleOptions,
   type ResolvedMessagingOptions,
@@ -33,18 +35,28 @@ const { ConfigurableModuleClass, MODULE_OPTIONS_TOKEN } =
     .setExtras({}, (definition) => ({ ...definition, global: true }))
     .build();
 
-/** Connects the backend when the app starts and closes it after the server drained, on shutdown. */
+/**
+ * Connects the backend when the app starts and closes it after the server drained, on shutdown; logs
+ * the errors it reports meanwhile (rate-limited), whether or not the application listens to them.
+ */
 @Injectable()
 class MessagingLifecycle implements OnModuleInit, OnApplicationShutdown {
+  private readonly logger = new Logger('Messaging');
+  private readonly errors = new BackendErrorLog((line) => this.logger.warn(line));
+  private detachErrors?: () => void;
+
   constructor(@Inject(MESSAGING_BACKEND) private readonly backend: BrokerBackend) {}
 
   async onModuleInit(): Promise<void> {
+    this.detachErrors = this.backend.on('error', (error) => this.errors.report(error));
     await this.backend.connect();
   }
 
   // Nest closes microservices (MessagingServer drains its handlers) before shutdown hooks run.
   async onApplicationShutdown(): Promise<void> {
     await this.backend.close();
+    this.detachErrors?.();
+    this.errors.flush();
   }
 }
 

@@ -2,6 +2,7 @@ import type { Logger } from '@nestjs/common';
 import type { Channel, ChannelModel, ConsumeMessage } from 'amqplib';
 import type {
   BackendSubscription,
+  ConsumerState,
   DeliveryHandler,
   Settlement,
   SubscriptionSpec,
@@ -58,6 +59,8 @@ export class AmqpConsumer implements BackendSubscription {
   private readonly holds = new Set<() => void>();
 
   private readonly settler: AmqpSettler;
+  /** When it stopped consuming; undefined while a consumer is registered. */
+  private detachedSince?: number = Date.now();
 
   constructor(
     private readonly spec: SubscriptionSpec,
@@ -98,7 +101,7 @@ export class AmqpConsumer implements BackendSubscription {
   /** The connection was lost: its channel is dead; re-subscribe once reconnected. */
   connectionLost(): void {
     if (this.current) this.current.alive = false;
-    this.current = undefined;
+    this.detached();
     this.scheduleRestore();
   }
 
@@ -141,6 +144,21 @@ export class AmqpConsumer implements BackendSubscription {
       return;
     }
     this.current = state;
+    this.detachedSince = undefined;
+  }
+
+  /** Whether it is consuming now, for health checks. */
+  get state(): ConsumerState {
+    return {
+      queue: this.spec.queue,
+      attached: this.detachedSince === undefined,
+      detachedSince: this.detachedSince,
+    };
+  }
+
+  private detached(): void {
+    this.current = undefined;
+    this.detachedSince ??= Date.now();
   }
 
   private async declare(conn: ChannelModel, ch: Channel): Promise<void> {
@@ -162,7 +180,7 @@ export class AmqpConsumer implements BackendSubscription {
   private onChannelClose(state: ConsumerChannel): void {
     state.alive = false;
     if (this.current !== state) return;
-    this.current = undefined;
+    this.detached();
     // amqplib closes the channels before the connection reports `close`: look again a tick later so
     // that a lost connection is logged once, by the connection manager.
     setImmediate(() => {
@@ -178,7 +196,7 @@ export class AmqpConsumer implements BackendSubscription {
       this.ctx.logger.warn(
         `RabbitMQ cancelled the consumer of queue '${this.spec.queue}' (queue deleted?); re-subscribing`,
       );
-      if (this.current === state) this.current = undefined;
+      if (this.current === state) this.detached();
       void this.retire(state);
       this.scheduleRestore();
       return;

@@ -7,6 +7,7 @@ import { MessagingHeaders } from '../../backend/message-headers';
 import { waitFor } from '../../testing/wait-for';
 import { useAmqpFixture } from '../../testing/amqp-test.fixture';
 import { tierName } from './amqp-topology';
+import { CONSUMER_GRACE_MS, MessagingHealthService } from '../../health/messaging-health.service';
 
 describe('AmqpBackend (RabbitMQ): recovery from a broker that changed', () => {
   const {
@@ -99,5 +100,36 @@ describe('AmqpBackend (RabbitMQ): recovery from a broker that changed', () => {
     expect(c.got[1].at - c.got[0].at).toBeGreaterThanOrEqual(240);
     expect(c.got[2].at - c.got[1].at).toBeGreaterThanOrEqual(480);
     expect(c.got[0].headers[MessagingHeaders.ATTEMPT]).toBeUndefined();
+  });
+
+  it('reports a consumer that cannot come back, and health says down once that lasts', async () => {
+    const service = svc('gone');
+    const topic = `${topicPrefix}.gone`;
+    // Declared by one backend; consumed by another that may not declare (assertTopology: false).
+    const declarer = await make();
+    await (await declarer.subscribe(spec(service, 'q', [topic]), collect().handler)).cancel();
+    const backend = await make({
+      assertTopology: false,
+      reconnect: { initialDelayMs: 50, maxDelayMs: 200, multiplier: 2 },
+    });
+    await backend.subscribe(spec(service, 'q', [topic]), collect().handler);
+    const health = new MessagingHealthService(backend);
+    expect(backend.consumerStates()).toEqual([{ queue: `${service}.q`, attached: true }]);
+    expect(health.check().status).toBe('up');
+
+    const ch = await (await rawConnection()).createChannel();
+    await ch.deleteQueue(`${service}.q`);
+    await ch.close();
+    await waitFor(() => backend.consumerStates()[0].attached === false);
+    const [state] = backend.consumerStates();
+    expect(health.check((state.detachedSince as number) + CONSUMER_GRACE_MS - 1)).toMatchObject({
+      status: 'up',
+      connection: 'connected',
+    });
+    expect(health.check((state.detachedSince as number) + CONSUMER_GRACE_MS)).toMatchObject({
+      status: 'down',
+      connection: 'connected',
+      consumers: [{ queue: `${service}.q`, attached: false }],
+    });
   });
 });

@@ -8,6 +8,7 @@ import {
   type BackendStatus,
   type BackendSubscription,
   type BrokerBackend,
+  type ConsumerState,
   type DeadLetter,
   type DeliveryHandler,
   type IncomingReply,
@@ -180,6 +181,11 @@ export class AmqpBackend implements BrokerBackend {
   purgeDeadLetters(service: string): Promise<number> {
     this.assertOpen();
     return this.deadLetters.purge(service);
+  }
+
+  /** Whether each subscription is consuming now. */
+  consumerStates(): readonly ConsumerState[] {
+    return [...this.consumers].map((consumer) => consumer.state);
   }
 
   /** Listens to `status` and `error` events. */
