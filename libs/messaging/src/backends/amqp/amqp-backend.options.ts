@@ -172,13 +172,18 @@ export function reconnectDelay(
   return Math.round(base * (0.8 + 0.2 * random));
 }
 
+/** `scheme://user:` then the password: anything up to the last `@` of the URL. */
+const CREDENTIALS = /([a-z][a-z0-9+.-]*:\/\/[^:/@\s]*:)[^'"`]*?@(?=[^@\s'"`]*(?:[\s'"`,]|$))/gi;
+
 /**
  * Replaces the password of every URL in `text` with `***`, so that a URL can be logged or put in an
  * error message (`amqp://app:***@host`). The password runs to the last `@` of the URL: one written
- * unencoded may hold `@`, `/` or `:` (such a URL is invalid, and its error message must not leak it).
+ * unencoded may hold `@`, `/`, `:` or spaces (such a URL is invalid, and its error message must not
+ * leak it). A later `user@host` in the same text after a URL without a password is redacted too:
+ * too much is better than a secret.
  */
 export function redactCredentials(text: string): string {
-  return text.replace(/([a-z][a-z0-9+.-]*:\/\/[^:/@\s]*:)[^\s'"`,]*@/gi, '$1***@');
+  return text.replace(CREDENTIALS, '$1***@');
 }
 
 const OPTION_KEYS: readonly (keyof AmqpBackendOptions)[] = [

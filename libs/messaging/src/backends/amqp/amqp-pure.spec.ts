@@ -182,6 +182,9 @@ describe('AMQP messages', () => {
     expect(redactCredentials("'amqp://app:pa/ss:w@rd@rabbit/v' is not a valid URL")).toBe(
       "'amqp://app:***@rabbit/v' is not a valid URL",
     );
+    expect(redactCredentials('amqp://u:pa ss@host:5672 failed')).toBe(
+      'amqp://u:***@host:5672 failed',
+    );
   });
 
   it('names a URL whose password holds a slash without leaking it', () => {
