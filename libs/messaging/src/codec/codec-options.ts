@@ -3,7 +3,10 @@ import type { CodecSettings } from './message-codec';
 
 /** Body encoding options of `MessagingModule.forRoot({ codec })`. */
 export interface CodecOptions {
-  /** Largest body published or accepted, compressed or not. @default 1048576 (1 MiB) */
+  /**
+   * Largest body published or accepted, counted before compression (what a handler gets): the same
+   * limit on both sides. @default 1048576 (1 MiB)
+   */
   maxBodyBytes?: number;
   /** Compress (gzip) bodies of at least this many bytes; `false` never compresses. @default false */
   compressAboveBytes?: number | false;

@@ -56,6 +56,13 @@ describe('MessageCodec', () => {
     expect(() => small.encode({ text: 'too long for ten bytes' })).toThrow(PayloadTooLargeError);
   });
 
+  it('counts the limit before compression, as consumers do after decompressing', () => {
+    // 2,000 bytes that gzip to a few dozen: consumers would refuse them, so publishing does.
+    expect(() => codec.encode({ text: 'a'.repeat(2_000) })).toThrow(
+      /message body is 2011 bytes, over maxBodyBytes \(1024\)/,
+    );
+  });
+
   it('decodes foreign bodies by content type, and sniffs when there is none', () => {
     expect(codec.decode(delivery('hello', 'text/plain'))).toBe('hello');
     expect(codec.decode(delivery('{"a":1}'))).toEqual({ a: 1 });

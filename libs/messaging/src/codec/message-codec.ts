@@ -60,17 +60,13 @@ export class MessageCodec {
       body = Buffer.from(text, 'utf8');
       contentType = JSON_TYPE;
     }
-    const { compressAboveBytes, maxBodyBytes } = this.settings;
+    // The limit is the body a handler gets, as consumers check it after decompressing: a body over
+    // it is refused here even when it would compress below it, or every consumer would refuse it.
+    this.assertSize(body.length, 'message body');
+    const { compressAboveBytes } = this.settings;
     if (compressAboveBytes !== false && body.length >= compressAboveBytes) {
       const compressed = gzipSync(body);
-      this.assertSize(compressed.length, 'compressed body');
       return { body: compressed, contentType, headers: { [MessagingHeaders.COMPRESSION]: GZIP } };
-    }
-    if (body.length > maxBodyBytes) {
-      throw new PayloadTooLargeError(
-        `The message body is ${body.length} bytes, over maxBodyBytes (${maxBodyBytes}). ` +
-          `Send a reference to the data instead, or raise codec.maxBodyBytes (or enable compression).`,
-      );
     }
     return { body, contentType };
   }
