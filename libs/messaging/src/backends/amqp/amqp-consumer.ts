@@ -102,6 +102,8 @@ export class AmqpConsumer implements BackendSubscription {
   connectionLost(): void {
     if (this.current) this.current.alive = false;
     this.detached();
+    // A restore that failed on the dying connection is pausing: the next one is on its way.
+    this.wakeSleeper?.();
     this.scheduleRestore();
   }
 
@@ -377,6 +379,9 @@ export class AmqpConsumer implements BackendSubscription {
         this.ctx.logger.log(`Re-subscribed to queue '${this.spec.queue}'`);
         return;
       } catch (error) {
+        // The connection it tried was closing (a channel reports its close before the connection
+        // does): no pause, the next turn waits for the new connection.
+        if (conn !== this.ctx.connection.current) continue;
         this.ctx.hub.emitError(sanitizeError(error));
         await new Promise<void>((resolve) => {
           const timer = setTimeout(resolve, reconnectDelay(this.ctx.options.reconnect, attempt));

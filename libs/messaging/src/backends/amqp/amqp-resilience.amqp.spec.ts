@@ -101,6 +101,33 @@ describe('AmqpBackend (RabbitMQ): foreign queues, reconnection, cancel and close
     expect(statuses).toEqual(expect.arrayContaining(['reconnecting', 'connected']));
   }, 30_000);
 
+  it('re-subscribes as soon as the connection is back, not a reconnect delay later', async () => {
+    const name = `resub-${RUN}`;
+    // A long reconnect delay: the connection itself retries at once; consumers must not wait it.
+    const backend = await make({
+      connectionName: name,
+      reconnect: { initialDelayMs: 3_000, maxDelayMs: 3_000, multiplier: 1 },
+    });
+    const topic = `${topicPrefix}.resub`;
+    await backend.subscribe(spec(svc('resub'), 'q', [topic]), collect().handler);
+    let reconnected = false;
+    backend.on('status', (s) => {
+      if (s === 'connected') reconnected = true;
+    });
+    const pid = (
+      await run('rabbitmqctl', ['-q', 'list_connections', 'pid', 'client_properties'])
+    ).stdout
+      .split('\n')
+      .find((line) => line.includes(name))
+      ?.split('\t')[0];
+    await run('rabbitmqctl', ['close_connection', pid as string, 'test']);
+    await waitFor(() => reconnected, { timeoutMs: 5_000 });
+    await waitFor(() => backend.consumerStates()[0].attached, {
+      timeoutMs: 1_000,
+      message: 'consumer attached within 1 s of the reconnection',
+    });
+  }, 30_000);
+
   it('writes publishes in flight at a connection close again, and rejects none', async () => {
     const name = `inflight-${RUN}`;
     const backend = await make({
