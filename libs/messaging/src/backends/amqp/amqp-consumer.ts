@@ -52,7 +52,8 @@ export class AmqpConsumer implements BackendSubscription {
   private wakeSleeper?: () => void;
   /** Deliveries being handled or settled, on every channel of this consumer. */
   private inFlight = 0;
-  private onIdle?: () => void;
+  /** Resolved when `inFlight` reaches 0; every `drain()` waiting. */
+  private readonly idleWaiters: Array<() => void> = [];
   /** Settlements in a row whose retry or dead-letter copy could not be published. */
   private copyFailures = 0;
   /** Deliveries held before their requeue; released at once by cancel and close. */
@@ -92,8 +93,8 @@ export class AmqpConsumer implements BackendSubscription {
     if (this.inFlight === 0) return;
     let timer: NodeJS.Timeout | undefined;
     await new Promise<void>((resolve) => {
-      this.onIdle = resolve;
-      timer = setTimeout(resolve, timeoutMs);
+      this.idleWaiters.push(resolve);
+      timer = setTimeout(resolve, timeoutMs).unref();
     });
     clearTimeout(timer);
   }
@@ -221,7 +222,7 @@ export class AmqpConsumer implements BackendSubscription {
       this.ctx.hub.emitError(sanitizeError(error, `settling a delivery of '${this.spec.queue}'`));
     } finally {
       state.inFlight--;
-      if (--this.inFlight === 0) this.onIdle?.();
+      if (--this.inFlight === 0) for (const idle of this.idleWaiters.splice(0)) idle();
       if (state.retired && state.inFlight === 0) void this.closeState(state);
     }
   }

@@ -4,7 +4,7 @@
  * Each case once lost a message, took publishing down, or spun a handler (issue 9, defects 1 to 3).
  */
 import { MessagingHeaders } from '../../backend/message-headers';
-import { waitFor } from '../../testing/wait-for';
+import { gate, waitFor } from '../../testing/wait-for';
 import { useAmqpFixture } from '../../testing/amqp-test.fixture';
 import { tierName } from './amqp-topology';
 import { CONSUMER_GRACE_MS, MessagingHealthService } from '../../health/messaging-health.service';
@@ -131,5 +131,31 @@ describe('AmqpBackend (RabbitMQ): recovery from a broker that changed', () => {
       connection: 'connected',
       consumers: [{ queue: `${service}.q`, attached: false }],
     });
+  });
+
+  it('lets a settlement that is still publishing its copy finish when the backend closes', async () => {
+    const backend = await make();
+    const service = svc('closing');
+    const topic = `${topicPrefix}.closing`;
+    const release = gate();
+    let handled = 0;
+    const subscription = await backend.subscribe(spec(service, 'q', [topic]), async () => {
+      handled++;
+      await release.promise;
+      return { action: 'retry', delayMs: 0, failure: failure('after close began') };
+    });
+    await backend.publish(message({ topic }), { mandatory: true });
+    await waitFor(() => handled === 1);
+    // As the app shuts down: the server cancels its subscription, then the module closes the backend.
+    await subscription.cancel();
+    const closing = backend.close();
+    release.open();
+    await closing;
+    // The retry copy went out (attempt 2), and the original was acknowledged.
+    const ch = await (await rawConnection()).createChannel();
+    const got = await ch.get(`${service}.q`, { noAck: true });
+    await ch.close();
+    expect(got && got.properties.headers?.[MessagingHeaders.ATTEMPT]).toBe(2);
+    expect(await queueDepth(`${service}.q`)).toBe(0);
   });
 });

@@ -56,6 +56,8 @@ export class AmqpBackend implements BrokerBackend {
   private readonly requester = new AmqpRequester();
   private readonly deadLetters: AmqpDeadLetters;
   private readonly consumers = new Set<AmqpConsumer>();
+  /** Cancelled consumers whose deliveries still settle (retry copies, dead letters): close waits. */
+  private readonly retiring = new Set<AmqpConsumer>();
   private readonly tiers: AmqpTiers;
   private closing = false;
   private closed?: Promise<void>;
@@ -154,7 +156,11 @@ export class AmqpBackend implements BrokerBackend {
     return {
       cancel: async () => {
         this.consumers.delete(consumer);
+        this.retiring.add(consumer);
         await consumer.cancel();
+        void consumer
+          .drain(this.options.publishTimeoutMs)
+          .then(() => this.retiring.delete(consumer));
       },
     };
   }
@@ -195,8 +201,9 @@ export class AmqpBackend implements BrokerBackend {
 
   private async doClose(): Promise<void> {
     this.closing = true;
-    const consumers = [...this.consumers];
+    const consumers = [...this.consumers, ...this.retiring];
     await Promise.all(consumers.map((c) => c.cancel()));
+    // Settlements still running publish their copies before the publisher closes.
     await Promise.all(consumers.map((c) => c.drain(this.options.publishTimeoutMs)));
     this.requester.close();
     await this.publisher.close();
@@ -204,6 +211,7 @@ export class AmqpBackend implements BrokerBackend {
     await this.tiers.close();
     await this.connection.close();
     this.consumers.clear();
+    this.retiring.clear();
     this.hub.setStatus('closed');
     this.logger.log('Closed the RabbitMQ connection');
   }
