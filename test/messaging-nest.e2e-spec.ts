@@ -339,6 +339,28 @@ describe('MessagingModule in a Nest app (in-memory backend)', () => {
     await Promise.all(closes);
   });
 
+  it('aborts ctx.signal of a handler still running after shutdownTimeoutMs', async () => {
+    const topic = uniqueTopic();
+    const seen: string[] = [];
+
+    @Controller()
+    class Handler {
+      @Consume(topic)
+      async handle(@Ctx() ctx: MessageContext): Promise<void> {
+        seen.push('started');
+        await new Promise<void>((resolve) => ctx.signal.addEventListener('abort', () => resolve()));
+        seen.push(`aborted: ${String((ctx.signal.reason as Error).message)}`);
+      }
+    }
+
+    const app = await startApp([Handler], [], { shutdownTimeoutMs: 100 });
+    await app.get(MessagingPublisher).publish({ topic }, {});
+    await waitFor(() => seen.length === 1);
+    await app.close();
+    await waitFor(() => seen.length === 2);
+    expect(seen[1]).toMatch(/^aborted: shutdownTimeoutMs \(100 ms\) passed/);
+  });
+
   it('configures with forRootAsync and reports health', async () => {
     @Injectable()
     class Config {

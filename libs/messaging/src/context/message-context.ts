@@ -1,6 +1,8 @@
 import { BaseRpcContext } from '@nestjs/microservices';
 import type { Delivery } from '../backend/broker-backend.interface';
 
+const NEVER_ABORTED = new AbortController().signal;
+
 /**
  * What a handler knows about the message it handles, through `@Ctx()`.
  *
@@ -10,9 +12,19 @@ import type { Delivery } from '../backend/broker-backend.interface';
  *   this.logger.log(`order ${order.id}, attempt ${ctx.attempt}`);
  * }
  */
-export class MessageContext extends BaseRpcContext<[Delivery, string]> {
-  constructor(delivery: Delivery, service: string) {
-    super([delivery, service]);
+export class MessageContext extends BaseRpcContext<[Delivery, string, AbortSignal]> {
+  constructor(delivery: Delivery, service: string, signal: AbortSignal = NEVER_ABORTED) {
+    super([delivery, service, signal]);
+  }
+
+  /**
+   * Aborted when the app shuts down and this handler is still running after `shutdownTimeoutMs`: the
+   * message is then not acknowledged and will be redelivered, maybe to another instance while this
+   * one still runs. Pass it to what the handler awaits (`fetch(url, { signal })`) or check
+   * `signal.aborted` between steps, so that the work stops instead of being done twice.
+   */
+  get signal(): AbortSignal {
+    return this.args[2];
   }
 
   /** The topic the message was published to (for a direct send, the queue name). */

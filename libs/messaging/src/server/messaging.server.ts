@@ -49,6 +49,8 @@ export class MessagingServer
   /** Settles when `inFlight` next reaches 0; shared by every `close()` waiting for it. */
   private idle?: { promise: Promise<void>; resolve: () => void };
   private readonly detachStatus: () => void;
+  /** Aborted when handlers outlive `shutdownTimeoutMs`: each handler's `ctx.signal`. */
+  private readonly stopping = new AbortController();
 
   constructor(
     @Inject(MESSAGING_OPTIONS) private readonly options: ResolvedMessagingOptions,
@@ -87,7 +89,12 @@ export class MessagingServer
       if (!(await settleWithin(this.whenIdle(), this.options.shutdownTimeoutMs))) {
         this.logger.warn(
           `${this.inFlight} handler(s) still running after shutdownTimeoutMs (${this.options.shutdownTimeoutMs} ms); ` +
-            `their messages are not acknowledged and will be redelivered`,
+            `their messages are not acknowledged and will be redelivered; ctx.signal is aborted`,
+        );
+        this.stopping.abort(
+          new Error(
+            `shutdownTimeoutMs (${this.options.shutdownTimeoutMs} ms) passed: stop, the message will be redelivered`,
+          ),
         );
       }
     }
@@ -141,7 +148,7 @@ export class MessagingServer
     }
     this.inFlight++;
     try {
-      const ctx = new MessageContext(delivery, this.options.service);
+      const ctx = new MessageContext(delivery, this.options.service, this.stopping.signal);
       const payload = this.codec.decode(delivery);
       const result = await this.runInProcessingHooks(ctx, route.handler, payload);
       return delivery.replyTo === undefined
