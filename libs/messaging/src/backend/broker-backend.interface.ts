@@ -144,6 +144,12 @@ export interface BackendSubscription {
   cancel(): Promise<void>;
 }
 
+/** Which dead letters to list: `limit` of them (all by default) after skipping `offset` (0). */
+export interface DeadLetterPage {
+  readonly offset?: number;
+  readonly limit?: number;
+}
+
 /** A dead letter as listed by {@link BrokerBackend.listDeadLetters}. */
 export interface DeadLetter {
   /** Unique id of this dead letter (not the message id: one message can be dead-lettered twice). */
@@ -233,8 +239,12 @@ export interface BrokerBackend {
    */
   subscribe(spec: SubscriptionSpec, handler: DeliveryHandler): Promise<BackendSubscription>;
 
-  /** Lists the dead letters of `service`, oldest first. */
-  listDeadLetters(service: string): Promise<DeadLetter[]>;
+  /**
+   * Lists the dead letters of `service`, oldest first: `page.limit` of them from `page.offset` (all
+   * by default). Listing neither removes, reorders nor holds more than the page in memory, and is safe
+   * alongside other listings and replays, in this process or another.
+   */
+  listDeadLetters(service: string, page?: DeadLetterPage): Promise<DeadLetter[]>;
   /**
    * Sends one dead letter back to the queue it failed on, as a first attempt, and removes it from the
    * dead-letter queue. Resolves false when there is no dead letter with that id.

@@ -1,5 +1,9 @@
 import { Inject, Injectable, Logger } from '@nestjs/common';
-import type { BrokerBackend, DeadLetter } from '../backend/broker-backend.interface';
+import type {
+  BrokerBackend,
+  DeadLetter,
+  DeadLetterPage,
+} from '../backend/broker-backend.interface';
 import { MessageCodec } from '../codec/message-codec';
 import { MESSAGING_BACKEND, MESSAGING_OPTIONS } from '../messaging.constants';
 import type { ResolvedMessagingOptions } from '../options/messaging-options';
@@ -28,9 +32,12 @@ export class DeadLetterService {
     private readonly codec: MessageCodec,
   ) {}
 
-  /** The service's dead letters, oldest first. */
-  async list(): Promise<DeadLetterEntry[]> {
-    const letters = await this.backend.listDeadLetters(this.options.service);
+  /**
+   * The service's dead letters, oldest first; with `page`, `limit` of them after `offset` (only the
+   * page is held in memory, so page through a large dead-letter queue).
+   */
+  async list(page?: DeadLetterPage): Promise<DeadLetterEntry[]> {
+    const letters = await this.backend.listDeadLetters(this.options.service, page);
     return letters.map((letter) => ({ ...letter, payload: this.decode(letter) }));
   }
 

@@ -225,6 +225,42 @@ export function describeFailureContract(h: ContractHarness): void {
     }
   });
 
+  it('lists dead letters in pages and in order, alongside other listings and replays', async () => {
+    const { service, topic } = unique();
+    let fixed = false;
+    const handled: number[] = [];
+    @Controller()
+    class Handler {
+      @Consume(topic, { retry: false })
+      handle(@Payload() body: { n: number }): void {
+        if (!fixed) throw new Error(`failed ${body.n}`);
+        handled.push(body.n);
+      }
+    }
+    const app = await start(service, [Handler]);
+    const deadLetters = app.get(DeadLetterService);
+    for (let n = 0; n < 6; n++) await publisherOf(app).publish({ topic }, { n });
+    await waitFor(async () => (await deadLetters.list()).length === 6);
+    const numbers = (letters: Array<{ payload: unknown }>): number[] =>
+      letters.map((l) => (l.payload as { n: number }).n);
+    const [third] = (await deadLetters.list()).filter((l) => numbers([l])[0] === 3);
+    fixed = true;
+    const [all, again, page, replayed] = await Promise.all([
+      deadLetters.list(),
+      deadLetters.list(),
+      deadLetters.list({ offset: 2, limit: 2 }),
+      deadLetters.replay(third.id),
+    ]);
+    expect(numbers(all)).toEqual([0, 1, 2, 3, 4, 5]);
+    expect(numbers(again)).toEqual([0, 1, 2, 3, 4, 5]);
+    expect(numbers(page)).toEqual([2, 3]);
+    expect(replayed).toBe(true);
+    await waitFor(() => handled.length === 1);
+    expect(handled).toEqual([3]);
+    expect(numbers(await deadLetters.list())).toEqual([0, 1, 2, 4, 5]);
+    expect(numbers(await deadLetters.list({ offset: 4 }))).toEqual([5]);
+  });
+
   it('replays a dead letter back to its handler as a first attempt', async () => {
     const { service, topic } = unique();
     let broken = true;

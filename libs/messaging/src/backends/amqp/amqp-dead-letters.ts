@@ -1,13 +1,13 @@
 import type { Channel, ChannelModel, GetMessage } from 'amqplib';
 import type { BackendEventHub } from '../../backend/backend-events';
-import type { DeadLetter } from '../../backend/broker-backend.interface';
+import type { DeadLetter, DeadLetterPage } from '../../backend/broker-backend.interface';
 import { replayHeaders } from '../../backend/message-headers';
+import { PublishFailedError } from '../../errors/messaging.errors';
 import type { ResolvedAmqpOptions } from './amqp-backend.options';
 import { sanitizeError, type AmqpConnectionManager } from './amqp-connection';
 import { toDeadLetter } from './amqp-messages';
 import type { PublishCommand } from './amqp-publish-command';
 import { deadLetterQueueName, isTierQueue, queueExists } from './amqp-topology';
-import { PublishFailedError } from '../../errors/messaging.errors';
 
 /** What the dead-letter operations need from the backend. */
 export interface AmqpDeadLettersContext {
@@ -18,68 +18,86 @@ export interface AmqpDeadLettersContext {
 }
 
 /**
- * The dead-letter queue `<service>.dead-letter` as a list. Reading takes every message with
- * `basic.get` (no ack) on a dedicated channel, then closes that channel: the broker puts the messages
- * back in their order (verified for quorum and classic queues), so listing neither loses nor reorders
- * them. A replay republishes the original body and headers straight to the queue the message failed
- * on, as attempt 1, waits for the confirm, and only then acks it out of the dead-letter queue.
+ * The dead-letter queue `<service>.dead-letter` as a list. A queue can only be read by taking its
+ * messages, so every operation runs alone, under a lock:
  *
- * Two listings at the same moment see each other's held messages as absent.
+ * | step    | how                                                                                     |
+ * | ------- | --------------------------------------------------------------------------------------- |
+ * | lock    | in this process, one operation per service at a time; across processes, an exclusive   |
+ * |         | queue `<service>.dead-letter.lock`, which RabbitMQ lets one connection hold (and drops |
+ * |         | with it, should the process die)                                                        |
+ * | read    | `basic.get` without ack on a channel of its own, to the end of the queue; only the page |
+ * |         | asked for (or the letter to replay) is kept in memory                                   |
+ * | replay  | the original body and headers, straight to the queue it failed on, as attempt 1; acked |
+ * |         | out of the dead-letter queue once the broker confirmed the republish                   |
+ * | unlock  | every message read and not acked is given back, one by one in the order read, then the |
+ * |         | channel closes (a close alone gives them back in no particular order)                   |
+ *
+ * So two listings, or a listing and a replay, never see each other's messages as missing, and the
+ * queue keeps its order: every operation takes every message and gives them all back in order, so
+ * none moves relative to another (a quorum queue puts what is given back behind what was not taken,
+ * and counts the return in `x-delivery-count`, which listings do not show; a letter dead-lettered
+ * during a listing may land before the ones given back). Only delivery tags are kept for that. Without
+ * `assertTopology` (no right to declare a queue) only the in-process lock applies.
  */
 export class AmqpDeadLetters {
+  /** The operation running or last queued, per service: the next one waits for it. */
+  private readonly queued = new Map<string, Promise<unknown>>();
+
   constructor(private readonly ctx: AmqpDeadLettersContext) {}
 
-  /** Every dead letter of `service`, oldest first; [] when its dead-letter queue does not exist. */
-  list(service: string): Promise<DeadLetter[]> {
-    return this.withMessages(service, async (_ch, messages) =>
-      messages.map((m) => toDeadLetter(m)),
-    );
+  /** The dead letters of `service`, oldest first, `page` of them; [] when it has no dead-letter queue. */
+  list(service: string, page: DeadLetterPage = {}): Promise<DeadLetter[]> {
+    const from = page.offset ?? 0;
+    const to = from + (page.limit ?? Infinity);
+    return this.withQueue(service, [], async (queue) => {
+      const letters: DeadLetter[] = [];
+      for (let index = 0; ; index++) {
+        const msg = await queue.next();
+        if (!msg) return letters;
+        if (index >= from && index < to) letters.push(toDeadLetter(msg));
+      }
+    });
   }
 
   /** Replays the dead letter `id`; false when there is none. */
   replay(service: string, id: string): Promise<boolean> {
-    return this.withMessages(service, async (ch, messages) => {
-      const found = messages.find((m) => toDeadLetter(m).id === id);
-      if (!found) return false;
-      await this.ctx.publish(this.replayCommand(found));
-      ch.ack(found);
-      return true;
+    return this.withQueue(service, false, async (queue) => {
+      let replayed = false;
+      // To the end even once found: a quorum queue puts what is given back behind what was never
+      // taken, so only taking every message keeps them in order.
+      for (let msg = await queue.next(); msg; msg = await queue.next()) {
+        if (!replayed && toDeadLetter(msg).id === id) {
+          await this.ctx.publish(this.replayCommand(msg));
+          queue.ack(msg);
+          replayed = true;
+        }
+      }
+      return replayed;
     });
   }
 
   /** Replays every dead letter; one that cannot be replayed (its queue is gone) stays and is reported. */
   replayAll(service: string): Promise<number> {
-    return this.withMessages(service, async (ch, messages) => {
-      const results = await Promise.allSettled(
-        messages.map(async (m) => this.ctx.publish(this.replayCommand(m))),
-      );
+    return this.withQueue(service, 0, async (queue) => {
       let replayed = 0;
-      results.forEach((result, i) => {
-        if (result.status === 'fulfilled') {
-          ch.ack(messages[i]);
+      for (;;) {
+        const msg = await queue.next();
+        if (!msg) return replayed;
+        try {
+          await this.ctx.publish(this.replayCommand(msg));
+          queue.ack(msg);
           replayed++;
-        } else {
-          this.ctx.hub.emitError(
-            sanitizeError(result.reason, `replaying a dead letter of '${service}'`),
-          );
+        } catch (error) {
+          this.ctx.hub.emitError(sanitizeError(error, `replaying a dead letter of '${service}'`));
         }
-      });
-      return replayed;
+      }
     });
   }
 
   /** Deletes every dead letter of `service`. */
-  async purge(service: string): Promise<number> {
-    const conn = await this.ctx.connection.waitForConnection(this.ctx.options.publishTimeoutMs);
-    const queue = deadLetterQueueName(service);
-    if (!(await queueExists(conn, queue))) return 0;
-    const ch = await this.openChannel(conn);
-    try {
-      const { messageCount } = await ch.purgeQueue(queue);
-      return messageCount;
-    } finally {
-      await ch.close().catch(() => undefined);
-    }
+  purge(service: string): Promise<number> {
+    return this.withQueue(service, 0, async (queue) => queue.purge());
   }
 
   /**
@@ -114,33 +132,110 @@ export class AmqpDeadLetters {
     };
   }
 
-  /** Holds every message of the queue unacked on a dedicated channel while `work` runs, then closes it. */
-  private async withMessages<T>(
+  /**
+   * Runs `work` on a channel of its own with the dead-letter queue to itself (see the class
+   * comment), then closes the channel, which gives back what it read and did not ack. Resolves with
+   * `absent` when the service has no dead-letter queue.
+   */
+  private withQueue<T>(
     service: string,
-    work: (ch: Channel, messages: GetMessage[]) => Promise<T>,
+    absent: T,
+    work: (queue: DeadLetterQueueReader) => Promise<T>,
   ): Promise<T> {
-    const conn = await this.ctx.connection.waitForConnection(this.ctx.options.publishTimeoutMs);
-    const queue = deadLetterQueueName(service);
-    const ch = await this.openChannel(conn);
-    try {
-      if (!(await queueExists(conn, queue))) return await work(ch, []);
-      const messages: GetMessage[] = [];
-      for (;;) {
-        const msg = await ch.get(queue, { noAck: false });
-        if (!msg) break;
-        messages.push(msg);
+    const previous = this.queued.get(service) ?? Promise.resolve();
+    const run = previous
+      .catch(() => undefined)
+      .then(async () => {
+        const conn = await this.ctx.connection.waitForConnection(this.ctx.options.publishTimeoutMs);
+        const queue = deadLetterQueueName(service);
+        if (!(await queueExists(conn, queue))) return absent;
+        const unlock = await this.lock(conn, queue);
+        const reader = new DeadLetterQueueReader(await this.openChannel(conn), queue);
+        try {
+          return await work(reader);
+        } finally {
+          await reader.close();
+          await unlock();
+        }
+      });
+    this.queued.set(service, run);
+    void run.finally(() => {
+      if (this.queued.get(service) === run) this.queued.delete(service);
+    });
+    return run;
+  }
+
+  /** Holds `<queue>.lock`, an exclusive queue, waiting (with backoff) while another process does. */
+  private async lock(conn: ChannelModel, queue: string): Promise<() => Promise<void>> {
+    if (!this.ctx.options.assertTopology) return async () => undefined;
+    const name = `${queue}.lock`;
+    const deadline = Date.now() + this.ctx.options.publishTimeoutMs;
+    for (let wait = 20; ; wait = Math.min(wait * 2, 500)) {
+      const ch = await this.openChannel(conn);
+      try {
+        await ch.assertQueue(name, { exclusive: true, durable: false, autoDelete: false });
+        return async () => {
+          await ch.deleteQueue(name).catch(() => undefined);
+          await ch.close().catch(() => undefined);
+        };
+      } catch (error) {
+        // 405 RESOURCE_LOCKED: another connection holds it (and the channel is closed).
+        if ((error as { code?: unknown }).code !== 405 || Date.now() + wait > deadline) {
+          throw sanitizeError(
+            error,
+            `the dead letters of '${queue}' are in use by another instance; try again`,
+          );
+        }
+        await new Promise((resolve) => setTimeout(resolve, wait));
       }
-      return await work(ch, messages);
-    } finally {
-      await ch.close().catch(() => undefined);
     }
   }
 
   private async openChannel(conn: ChannelModel): Promise<Channel> {
     const ch = await conn.createChannel();
-    ch.on('error', (error: unknown) =>
-      this.ctx.hub.emitError(sanitizeError(error, 'AMQP dead-letter channel')),
-    );
+    ch.on('error', (error: unknown) => {
+      // A held lock refuses the others with a channel error: expected, retried by `lock`.
+      if ((error as { code?: unknown }).code === 405) return;
+      this.ctx.hub.emitError(sanitizeError(error, 'AMQP dead-letter channel'));
+    });
     return ch;
+  }
+}
+
+/** Reads one dead-letter queue on its own channel, remembering the delivery tags to give back. */
+class DeadLetterQueueReader {
+  private readonly taken = new Set<number>();
+
+  constructor(
+    private readonly ch: Channel,
+    private readonly queue: string,
+  ) {}
+
+  /** The next message, held unacknowledged; false at the end of the queue. */
+  async next(): Promise<GetMessage | false> {
+    const msg = await this.ch.get(this.queue, { noAck: false });
+    if (msg) this.taken.add(msg.fields.deliveryTag);
+    return msg;
+  }
+
+  /** Removes `msg` from the queue. */
+  ack(msg: GetMessage): void {
+    this.taken.delete(msg.fields.deliveryTag);
+    this.ch.ack(msg);
+  }
+
+  async purge(): Promise<number> {
+    return (await this.ch.purgeQueue(this.queue)).messageCount;
+  }
+
+  /** Gives back what was read and not acknowledged, in the order read, and closes the channel. */
+  async close(): Promise<void> {
+    try {
+      for (const deliveryTag of this.taken) {
+        this.ch.nack({ fields: { deliveryTag } } as GetMessage, false, true);
+      }
+    } finally {
+      await this.ch.close().catch(() => undefined);
+    }
   }
 }

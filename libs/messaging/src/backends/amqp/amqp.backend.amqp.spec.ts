@@ -201,6 +201,40 @@ describe('AmqpBackend (RabbitMQ): routing, retries, dead letters, requests', () 
     expect(await backend.listDeadLetters(service)).toEqual([]);
   });
 
+  it('lets two instances list and replay dead letters at once, each seeing every one in order', async () => {
+    const [one, two] = [await make(), await make()];
+    const service = svc('dlq2');
+    const topic = `${topicPrefix}.dlq2`;
+    await one.subscribe(spec(service, 'q', [topic]), async () => ({
+      action: 'dead-letter',
+      failure: failure('x'),
+    }));
+    const sent = Array.from({ length: 20 }, () => message({ topic }));
+    for (const m of sent) await one.publish(m, { mandatory: true });
+    await waitFor(async () => (await queueDepth(`${service}.dead-letter`)) === 20);
+    const ids = sent.map((m) => m.messageId);
+    const [a, b, c] = await Promise.all([
+      one.listDeadLetters(service),
+      two.listDeadLetters(service),
+      two.listDeadLetters(service, { offset: 5, limit: 3 }),
+    ]);
+    expect(a.map((l) => l.messageId)).toEqual(ids);
+    expect(b.map((l) => l.messageId)).toEqual(ids);
+    expect(c.map((l) => l.messageId)).toEqual(ids.slice(5, 8));
+    const [listed, replayed] = await Promise.all([
+      one.listDeadLetters(service),
+      two.replayDeadLetter(service, a[7].id),
+    ]);
+    expect(replayed).toBe(true);
+    expect([20, 19]).toContain(listed.length);
+    // The handler dead-letters it again: it comes back last, the others keep their order.
+    await waitFor(async () => (await queueDepth(`${service}.dead-letter`)) === 20);
+    expect((await one.listDeadLetters(service)).map((l) => l.messageId)).toEqual([
+      ...ids.filter((_, i) => i !== 7),
+      ids[7],
+    ]);
+  });
+
   it('rejects an unroutable publish with UnroutableError unless allowed', async () => {
     const backend = await make();
     await expect(

@@ -10,6 +10,7 @@ import {
   type BrokerBackend,
   type ConsumerState,
   type DeadLetter,
+  type DeadLetterPage,
   type DeliveryHandler,
   type IncomingReply,
   type OutgoingMessage,
@@ -166,9 +167,9 @@ export class AmqpBackend implements BrokerBackend {
   }
 
   /** Lists the dead letters of `service`, oldest first. */
-  listDeadLetters(service: string): Promise<DeadLetter[]> {
+  listDeadLetters(service: string, page?: DeadLetterPage): Promise<DeadLetter[]> {
     this.assertOpen();
-    return this.deadLetters.list(service);
+    return this.deadLetters.list(service, page);
   }
 
   /** Sends one dead letter back to the queue it failed on, as attempt 1. */

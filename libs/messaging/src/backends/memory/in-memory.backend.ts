@@ -8,6 +8,7 @@ import type {
   BackendSubscription,
   BrokerBackend,
   DeadLetter,
+  DeadLetterPage,
   DeliveryHandler,
   IncomingReply,
   OutgoingMessage,
@@ -137,8 +138,9 @@ export class InMemoryBackend implements BrokerBackend {
     };
   }
 
-  async listDeadLetters(service: string): Promise<DeadLetter[]> {
-    return this.broker.listDeadLetters(service);
+  async listDeadLetters(service: string, page: DeadLetterPage = {}): Promise<DeadLetter[]> {
+    const from = page.offset ?? 0;
+    return this.broker.listDeadLetters(service, from, from + (page.limit ?? Infinity));
   }
 
   async replayDeadLetter(service: string, id: string): Promise<boolean> {

@@ -188,10 +188,11 @@ export class InMemoryBroker {
     return () => this.replyWaiters.delete(replyTo);
   }
 
-  listDeadLetters(service: string): DeadLetter[] {
-    return (this.deadLetters.get(service) ?? []).map(
-      (stored) => readDeadLetter(stored) as DeadLetter,
-    );
+  /** The dead letters of `service` from index `from` up to (not including) `to`, oldest first. */
+  listDeadLetters(service: string, from = 0, to = Infinity): DeadLetter[] {
+    return (this.deadLetters.get(service) ?? [])
+      .slice(from, to)
+      .map((stored) => readDeadLetter(stored) as DeadLetter);
   }
 
   /** Removes dead letters matching `select` and sends each back to its queue as a first attempt. */
