@@ -12,6 +12,7 @@
  * | `messaging.delay.<ms>`        | fanout exchange, durable | entry of one delayed-publish tier                            |
  * | `messaging.delay.<ms>`        | queue, TTL `<ms>`        | holds delayed publishes; on expiry dead-letters to `messaging`|
  * | `<service>.dead-letter`       | queue (quorum), durable  | the service's dead letters                                   |
+ * | `<service>.dead-letter.lock`  | queue, exclusive         | held while one instance lists or replays them (a lock)       |
  *
  * A retry copy is published to `messaging.retry.<tier>` with the failing queue's name as routing
  * key. The fanout ignores the key; when the TTL expires the broker dead-letters the copy to the default
