@@ -63,6 +63,9 @@ export class AmqpConnectionManager {
   private readonly waiters = new Set<Waiter>();
   private wakeSleeper?: () => void;
   private lastError?: Error;
+  /** The URL of the open connection, and of the last one lost. */
+  private connUrl?: string;
+  private lostUrl?: string;
 
   constructor(
     private readonly amqplib: AmqplibModule,
@@ -151,13 +154,24 @@ export class AmqpConnectionManager {
       )
       .finally(() => {
         this.loop = undefined;
-        if (!this.conn && !this.closed) this.hub.setStatus('disconnected');
+        if (this.conn || this.closed) return;
+        // Lost again before this loop was done (a close right after the open): go on.
+        if (this.connectedOnce && !this.stopLoop) this.ensureLoop();
+        else this.hub.setStatus('disconnected');
       });
   }
 
+  /**
+   * Tries every URL in turn, round after round with backoff. After a lost connection the round
+   * starts with the URL after the one that was lost: failing over to the next node first, rather
+   * than waiting out a connect timeout on the node that just went away.
+   */
   private async runLoop(): Promise<void> {
+    const { urls } = this.options;
+    const first = this.lostUrl === undefined ? 0 : (urls.indexOf(this.lostUrl) + 1) % urls.length;
+    const order = [...urls.slice(first), ...urls.slice(0, first)];
     for (let round = 0; !this.closed && !this.stopLoop; round++) {
-      for (const url of this.options.urls) {
+      for (const url of order) {
         if (this.closed || this.stopLoop) return;
         if (await this.tryConnect(url)) return;
       }
@@ -202,6 +216,7 @@ export class AmqpConnectionManager {
       return true;
     }
     this.conn = conn;
+    this.connUrl = url;
     this.connectedOnce = true;
     this.logger.log(`Connected to RabbitMQ at ${where}`);
     this.hub.setStatus('connected');
@@ -213,6 +228,7 @@ export class AmqpConnectionManager {
   private onClose(conn: ChannelModel): void {
     if (this.conn !== conn) return;
     this.conn = undefined;
+    this.lostUrl = this.connUrl;
     this.hooks.lost(conn);
     if (this.closed) return;
     this.logger.warn('Lost the connection to RabbitMQ; reconnecting');
