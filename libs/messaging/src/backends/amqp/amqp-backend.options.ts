@@ -173,14 +173,14 @@ export function reconnectDelay(
 }
 
 /** `scheme://user:` then the password: anything up to the last `@` of the URL. */
-const CREDENTIALS = /([a-z][a-z0-9+.-]*:\/\/[^:/@\s]*:)[^'"`]*?@(?=[^@\s'"`]*(?:[\s'"`,]|$))/gi;
+const CREDENTIALS = /([a-z][a-z0-9+.-]*:\/\/[^:/@\s]*:).*?@(?=[^@\s'"`]*(?:[\s'"`,]|$))/gi;
 
 /**
  * Replaces the password of every URL in `text` with `***`, so that a URL can be logged or put in an
  * error message (`amqp://app:***@host`). The password runs to the last `@` of the URL: one written
- * unencoded may hold `@`, `/`, `:` or spaces (such a URL is invalid, and its error message must not
- * leak it). A later `user@host` in the same text after a URL without a password is redacted too:
- * too much is better than a secret.
+ * unencoded may hold `@`, `/`, `:`, spaces or quotes (the URL may then be invalid, and the error
+ * that says so must not leak it). A later `user@host` in the same text after a URL without a
+ * password is redacted too: too much is better than a secret.
  */
 export function redactCredentials(text: string): string {
   return text.replace(CREDENTIALS, '$1***@');
@@ -221,6 +221,14 @@ export function resolveAmqpOptions(options: AmqpBackendOptions | undefined): Res
     );
   }
   for (const url of urls) validateUrl(url);
+  const plain = urls.find((url) => url.toLowerCase().startsWith('amqp://'));
+  if (o.tls !== undefined && plain !== undefined) {
+    // amqplib would connect in plain text and ignore `tls`: the credentials would cross unencrypted.
+    throw new MessagingConfigError(
+      `${WHERE}: tls is set but '${redactCredentials(plain)}' is not a TLS URL. ` +
+        'Use amqps:// for every URL, or drop the tls option.',
+    );
+  }
   const exchange = o.exchange ?? DEFAULT_AMQP_OPTIONS.exchange;
   if (
     typeof exchange !== 'string' ||

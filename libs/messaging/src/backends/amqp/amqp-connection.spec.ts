@@ -55,4 +55,35 @@ describe('AmqpConnectionManager', () => {
     expect(broker.tried).toEqual(['a:5672', 'b:5672', 'c:5672']);
     await manager.close();
   });
+
+  it('gives up at once on a login every URL refuses, and keeps trying when a broker is down', async () => {
+    const make = (message: string, connectTimeoutMs: number) =>
+      new AmqpConnectionManager(
+        {
+          connect: async () => {
+            throw new Error(message);
+          },
+        },
+        resolveAmqpOptions({
+          urls: ['amqp://app:secret@a:5672', 'amqp://app:secret@b:5672'],
+          connectTimeoutMs,
+          reconnect: { initialDelayMs: 10, maxDelayMs: 10, multiplier: 1 },
+        }),
+        new BackendEventHub(),
+        new Logger('test'),
+        { setup: async () => undefined, lost: () => undefined },
+      );
+    const refused = make(
+      'Handshake terminated by server: 403 (ACCESS-REFUSED) with message "ACCESS_REFUSED - Login was refused"',
+      60_000,
+    );
+    // Well before connectTimeoutMs (60 s): the first round tells it all.
+    await expect(refused.connect()).rejects.toThrow(
+      /^Could not connect to RabbitMQ at amqp:\/\/app:\*\*\*@a:5672, amqp:\/\/app:\*\*\*@b:5672: .*ACCESS_REFUSED.*Retrying will not help/,
+    );
+    await refused.close();
+    const down = make('connect ECONNREFUSED 127.0.0.1:5672', 300);
+    await expect(down.connect()).rejects.toThrow(/within 300 ms\. Last error: .*ECONNREFUSED/);
+    await down.close();
+  });
 });

@@ -89,7 +89,11 @@ export class AmqpConnectionManager {
       await this.waitForConnection(this.options.connectTimeoutMs);
     } catch (error) {
       if (!this.connectedOnce && !this.closed) this.stopLoop = true;
-      if (error instanceof AmqpConnectError && this.lastError) {
+      if (
+        error instanceof AmqpConnectError &&
+        this.lastError &&
+        !error.message.includes(this.lastError.message)
+      ) {
         throw new AmqpConnectError(
           `${error.message} Last error: ${sanitizeError(this.lastError).message}`,
         );
@@ -164,18 +168,26 @@ export class AmqpConnectionManager {
   /**
    * Tries every URL in turn, round after round with backoff. After a lost connection the round
    * starts with the URL after the one that was lost: failing over to the next node first, rather
-   * than waiting out a connect timeout on the node that just went away.
+   * than waiting out a connect timeout on the node that just went away. Before the first connection,
+   * a round in which every URL refused the credentials, the vhost or the TLS certificate ends the
+   * wait at once: retrying cannot fix that.
    */
   private async runLoop(): Promise<void> {
     const { urls } = this.options;
     const first = this.lostUrl === undefined ? 0 : (urls.indexOf(this.lostUrl) + 1) % urls.length;
     const order = [...urls.slice(first), ...urls.slice(0, first)];
     for (let round = 0; !this.closed && !this.stopLoop; round++) {
+      let refused = 0;
       for (const url of order) {
         if (this.closed || this.stopLoop) return;
         if (await this.tryConnect(url)) return;
+        if (isPermanent(this.lastError)) refused++;
       }
       if (this.closed || this.stopLoop) return;
+      if (!this.connectedOnce && refused === order.length) {
+        this.giveUp(this.lastError as Error);
+        return;
+      }
       await this.sleep(reconnectDelay(this.options.reconnect, round));
     }
   }
@@ -235,6 +247,17 @@ export class AmqpConnectionManager {
     this.ensureLoop();
   }
 
+  /** Fails every waiter with `error`, which retrying cannot fix, and stops trying. */
+  private giveUp(error: Error): void {
+    this.stopLoop = true;
+    const failure = new AmqpConnectError(
+      `Could not connect to RabbitMQ at ${this.options.urls.map(redactCredentials).join(', ')}: ` +
+        `${error.message}. Retrying will not help: fix the credentials, vhost or TLS settings.`,
+    );
+    for (const waiter of this.waiters) waiter.reject(failure);
+    this.waiters.clear();
+  }
+
   private withHeartbeat(url: string): string {
     const parsed = new URL(url);
     if (!parsed.searchParams.has('heartbeat'))
@@ -264,4 +287,17 @@ export class AmqpConnectionManager {
       this.wakeSleeper = done;
     });
   }
+}
+
+/**
+ * Whether a failed connection attempt will fail the same way however often it is retried: the
+ * broker refused the login or the vhost, or the TLS certificate is not trusted or not for this host.
+ */
+function isPermanent(error: Error | undefined): boolean {
+  if (!error) return false;
+  const code = (error as { code?: unknown }).code;
+  if (typeof code === 'string' && /^ERR_TLS_|CERT|SELF_SIGNED|UNABLE_TO_VERIFY/.test(code)) {
+    return true;
+  }
+  return /ACCESS[-_]REFUSED|NOT[-_]ALLOWED|certificate|altnames/i.test(error.message);
 }

@@ -185,6 +185,21 @@ describe('AMQP messages', () => {
     expect(redactCredentials('amqp://u:pa ss@host:5672 failed')).toBe(
       'amqp://u:***@host:5672 failed',
     );
+    // Quotes are valid unencoded in a URL's password, and messages quote URLs.
+    expect(redactCredentials(`at 'amqps://user:pw'q"r\`s@localhost:5671' now`)).toBe(
+      "at 'amqps://user:***@localhost:5671' now",
+    );
+  });
+
+  it('refuses tls options on a plain amqp:// URL, which would ignore them', () => {
+    expect(() =>
+      resolveAmqpOptions({ urls: ['amqps://u:secret@a', 'amqp://u:secret@b'], tls: { ca: 'x' } }),
+    ).toThrow(
+      /tls is set but 'amqp:\/\/u:\*\*\*@b' is not a TLS URL\. Use amqps:\/\/ for every URL/,
+    );
+    expect(resolveAmqpOptions({ url: 'amqps://u:secret@a', tls: { ca: 'x' } }).tls).toEqual({
+      ca: 'x',
+    });
   });
 
   it('names a URL whose password holds a slash without leaking it', () => {
