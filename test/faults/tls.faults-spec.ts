@@ -154,8 +154,8 @@ describe('faults: TLS to the broker through a real TLS endpoint (issue 9, F23c)'
     expect(capture.leaks(wrongPassword.password, wrongPassword.marker)).toEqual([]);
   }
 
-  const goodUrl = (host = 'localhost', port = (): number => proxy.port): string =>
-    user.url(host, port());
+  /** The private user's URL through the proxy that serves the right certificate. */
+  const goodUrl = (host = 'localhost'): string => user.url(host, proxy.port);
 
   describe('1. a certificate the client was not told to trust', () => {
     it.each<[string, () => AmqpTlsOptions | undefined]>([
