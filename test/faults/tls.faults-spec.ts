@@ -6,8 +6,8 @@
  *
  * | case | client                                             | expected                                   |
  * | ---- | -------------------------------------------------- | ------------------------------------------ |
- * | 1    | no `tls`, `tls` without `ca`, or another CA        | certificate not trusted, within the        |
- * |      |                                                    | connect timeout, nothing reaches the broker |
+ * | 1    | no `tls`, `tls` without `ca`, or another CA        | certificate not trusted, at once (retrying |
+ * |      |                                                    | cannot help), nothing reaches the broker   |
  * | 1c   | `rejectUnauthorized: false` set explicitly         | connects (control: only the check refused) |
  * | 1d   | an endpoint that never answers the handshake       | rejects at `connectTimeoutMs`, socket closed |
  * | 2    | right CA, `servername` not in the cert, or a cert  | host name mismatch, nothing reaches the    |
@@ -163,7 +163,7 @@ describe('faults: TLS to the broker through a real TLS endpoint (issue 9, F23c)'
       ['tls options without ca (rejectUnauthorized left out)', () => ({ servername: 'localhost' })],
       ['the ca of another authority', () => ({ ca: pki.otherCa })],
     ])(
-      '%s: app start fails with "certificate not trusted" within connectTimeoutMs',
+      '%s: app start fails at once with "certificate not trusted"',
       async (_name, tls) => {
         const handshakesBefore = proxy.handshakeErrors.length;
         const forwardedBefore = proxy.forwarded();
@@ -171,9 +171,11 @@ describe('faults: TLS to the broker through a real TLS endpoint (issue 9, F23c)'
         const { error, ms } = await failure(() => startApp(goodUrl(), tls()));
 
         expect(error.code).toBe('CONNECT_FAILED');
-        expect(error.message).toContain(`within ${CONNECT_TIMEOUT_MS} ms`);
-        expect(error.message).toMatch(/unable to verify the first certificate/);
-        expect(ms).toBeLessThan(CONNECT_TIMEOUT_MS + SLACK_MS);
+        // Refused for good by every URL: no waiting out connectTimeoutMs.
+        expect(error.message).toMatch(
+          /unable to verify the first certificate.*Retrying will not help/,
+        );
+        expect(ms).toBeLessThan(CONNECT_TIMEOUT_MS);
         expect(emitted.length).toBeGreaterThan(0);
         expect(emitted.every((e) => e.code === 'UNABLE_TO_VERIFY_LEAF_SIGNATURE')).toBe(true);
         // The operator sees why in the log, at once (BackendErrorLog), with the URL redacted.
@@ -181,7 +183,8 @@ describe('faults: TLS to the broker through a real TLS endpoint (issue 9, F23c)'
         expect(logged.length).toBeGreaterThan(0);
         expect(logged.join('\n')).toContain(`amqps://${user.user}:***@localhost:${proxy.port}`);
         // The client hung up during the handshake: no AMQP byte, so no credential, reached the broker.
-        expect(proxy.handshakeErrors.length).toBeGreaterThan(handshakesBefore);
+        // (It gave up at once: the endpoint may see the handshake fail a moment later.)
+        await waitFor(() => proxy.handshakeErrors.length > handshakesBefore);
         expect(proxy.forwarded()).toBe(forwardedBefore);
         expectNoCredentialLeak();
       },
