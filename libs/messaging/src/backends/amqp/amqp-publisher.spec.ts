@@ -22,6 +22,7 @@ class ScriptedChannel extends EventEmitter {
     routingKey: string;
     messageId?: string;
     confirm?: (err: unknown) => void;
+    settled?: boolean;
   }> = [];
   publish(
     exchange: string,
@@ -36,15 +37,21 @@ class ScriptedChannel extends EventEmitter {
   /** The channel dies before confirming what it holds (amqplib: `error` if any, then `close`). */
   drop(error?: Error): void {
     if (error) this.emit('error', error);
-    for (const w of this.written.splice(0)) w.confirm?.(new Error('channel closed'));
+    for (let n = 0; n < this.written.length; n++) this.settle(n, new Error('channel closed'));
     this.emit('close');
   }
   async close(): Promise<void> {
-    this.emit('close');
+    this.drop();
   }
   /** Confirms the n-th publish (0-based) with an ack, or a nack when `error` is given. */
   confirm(n: number, error?: Error): void {
-    this.written[n].confirm?.(error ?? null);
+    this.settle(n, error ?? null);
+  }
+  private settle(n: number, error: Error | null): void {
+    const w = this.written[n];
+    if (w.settled) return;
+    w.settled = true;
+    w.confirm?.(error);
   }
   /** RabbitMQ's basic.return of the n-th publish, which comes before its confirm. */
   returnIt(n: number): void {
@@ -110,19 +117,40 @@ function watch(promise: Promise<void>): { state: string; error?: unknown } {
 }
 
 describe('AmqpPublisher', () => {
-  it('resolves on the ack, rejects on a nack, and on a return before the ack', async () => {
+  it('resolves on the ack, and rejects on a return before the ack', async () => {
     const { channel, publisher, command } = await setUp();
     const acked = watch(publisher.publish(command()));
-    const nacked = watch(publisher.publish(command()));
     const returned = watch(publisher.publish(command()));
     channel.confirm(0);
-    channel.confirm(1, new Error('message nacked'));
-    channel.returnIt(2);
-    channel.confirm(2);
+    channel.returnIt(1);
+    channel.confirm(1);
     await waitFor(() => returned.state !== 'pending');
     expect(acked.state).toBe('resolved');
-    expect(nacked.error).toBeInstanceOf(PublishFailedError);
     expect(returned.error).toBeInstanceOf(UnroutableError);
+    await publisher.close();
+  });
+
+  it('sends a nacked publish again on a new channel, and fails it after three nacks', async () => {
+    const { channel, channels, publisher, command } = await setUp();
+    const saved = watch(publisher.publish(command()));
+    const waiting = watch(publisher.publish(command()));
+    channel.confirm(0, new Error('message nacked'));
+    // The nacking channel is replaced: both go again on the new one, with their ids.
+    await waitFor(() => channels.length === 2 && channels[1].written.length === 2);
+    expect(channels[1].written.map((w) => w.messageId)).toEqual(['m-1', 'm-2']);
+    channels[1].confirm(0);
+    channels[1].confirm(1);
+    await waitFor(() => saved.state !== 'pending' && waiting.state !== 'pending');
+    expect([saved.state, waiting.state]).toEqual(['resolved', 'resolved']);
+
+    const doomed = watch(publisher.publish(command()));
+    for (let n = 1; n <= 3; n++) {
+      await waitFor(() => channels.length === n + 1 && channels[n].written.length >= 1);
+      channels[n].confirm(channels[n].written.length - 1, new Error('message nacked'));
+    }
+    await waitFor(() => doomed.state !== 'pending');
+    expect(doomed.error).toBeInstanceOf(PublishFailedError);
+    expect((doomed.error as Error).message).toMatch(/did not accept the publish .*message nacked/);
     await publisher.close();
   });
 
@@ -140,18 +168,16 @@ describe('AmqpPublisher', () => {
   });
 
   it('forgets the return of a publish that was then nacked', async () => {
-    const { channel, publisher, command } = await setUp();
+    const { channel, channels, publisher, command } = await setUp();
     const again = { properties: { mandatory: true, messageId: 'same' } };
     const nacked = watch(publisher.publish(command(again)));
     channel.returnIt(0);
     channel.confirm(0, new Error('message nacked'));
+    // Sent again on a new channel and routed this time: no stale return makes it unroutable.
+    await waitFor(() => channels.length === 2 && channels[1].written.length === 1);
+    channels[1].confirm(0);
     await waitFor(() => nacked.state !== 'pending');
-    expect(nacked.error).toBeInstanceOf(PublishFailedError);
-    // The same message sent again and routed this time: no stale return makes it unroutable.
-    const resent = watch(publisher.publish(command(again)));
-    channel.confirm(1);
-    await waitFor(() => resent.state !== 'pending');
-    expect(resent.state).toBe('resolved');
+    expect(nacked.state).toBe('resolved');
     await publisher.close();
   });
 

@@ -32,6 +32,8 @@ interface Pending {
   channel?: ConfirmChannel;
   /** Times it was written again after its channel closed with a channel error. */
   resends: number;
+  /** Times it was written again after a nack. */
+  nacks: number;
   resolve(): void;
   reject(error: Error): void;
 }
@@ -46,8 +48,11 @@ const CONFIRMED: PublishCommand = Object.freeze({
 });
 const settledAlready = (): void => undefined;
 
-/** amqplib's error for the confirms a closing channel will never get. */
+/** amqplib's errors for the confirms a closing channel will never get, and for a nack. */
 const CHANNEL_CLOSED = 'channel closed';
+const NACKED = 'message nacked';
+/** A publish the broker nacks goes again this many times, each on a new channel, then fails. */
+const MAX_RESENDS_AFTER_NACK = 2;
 
 /**
  * Publishes on one confirm channel per connection. A publish resolves on the broker's ack and
@@ -198,6 +203,7 @@ export class AmqpPublisher {
       holdsSlot: false,
       written: false,
       resends: 0,
+      nacks: 0,
       resolve,
       reject,
     };
@@ -285,17 +291,25 @@ export class AmqpPublisher {
   /** The broker's ack or nack, or the channel's close; `pending` may have timed out already. */
   private onConfirm(pending: Pending, err: unknown): void {
     const { command } = pending;
-    if (
-      err instanceof Error &&
-      err.message === CHANNEL_CLOSED &&
-      !pending.settled &&
-      command.once !== true
-    ) {
-      const channelError = pending.channel && this.channelErrors.get(pending.channel);
-      const failure = channelErrorRefusal(command, channelError, pending.resends);
-      if (failure) this.finish(pending, failure);
-      else this.resend(pending);
-      return;
+    if (err instanceof Error && !pending.settled && command.once !== true) {
+      if (err.message === CHANNEL_CLOSED) {
+        const channelError = pending.channel && this.channelErrors.get(pending.channel);
+        const failure = channelErrorRefusal(command, channelError, pending.resends);
+        if (failure) this.finish(pending, failure);
+        else this.resend(pending);
+        return;
+      }
+      if (err.message === NACKED && pending.nacks < MAX_RESENDS_AFTER_NACK) {
+        // RabbitMQ 3.10 may nack everything a channel publishes to a quorum queue whose leader was
+        // being re-elected when the channel first used it, until the old leader returns: a new
+        // channel is served. So the nacked publish goes again, on a channel that replaces this one.
+        pending.nacks++;
+        this.returns.take(command);
+        const { channel } = pending;
+        this.resend(pending);
+        this.replace(channel);
+        return;
+      }
     }
     pending.command = CONFIRMED;
     const returned = this.returns.take(command);
@@ -310,6 +324,16 @@ export class AmqpPublisher {
     } else {
       this.finish(pending, returned ? new UnroutableError(command.target) : undefined);
     }
+  }
+
+  /** Closes `ch`, if it is still the channel, and opens another: what it holds unconfirmed goes again. */
+  private replace(ch: ConfirmChannel | undefined): void {
+    const conn = this.connection.current;
+    if (!ch || ch !== this.channel || !conn) return;
+    this.channel = undefined;
+    this.logger.warn('RabbitMQ nacked a publish; replacing the publisher channel');
+    void ch.close().catch(() => undefined);
+    this.reopen(conn, 0);
   }
 
   /** Writes `pending` again on the next channel, within its deadline. */
