@@ -1,8 +1,9 @@
 /**
  * Jest 30 cannot require NestJS 12's ES modules itself, so @swc/jest transforms
  * both our TypeScript and the @nestjs packages to CommonJS.
- * Projects: `unit` (no broker), `rabbitmq` (needs a broker, run in band) and `package` (npm pack of
- * the library installed into a fresh app outside the repository: `npm run test:package`, in CI).
+ * Projects: `unit` (no broker), `rabbitmq` (needs a broker, run in band), `package` (npm pack of
+ * the library installed into a fresh app outside the repository: `npm run test:package`, in CI) and
+ * `faults` (fault injection under load, docs/reliability.md: `npm run test:faults`, in CI).
  * @type {import('jest').Config}
  */
 const swc = [
@@ -49,6 +50,13 @@ module.exports = {
       ...base,
       displayName: 'package',
       testMatch: ['<rootDir>/test/**/*.pack-spec.ts'],
+    },
+    {
+      ...base,
+      displayName: 'faults',
+      testMatch: ['<rootDir>/test/faults/**/*.faults-spec.ts'],
+      // Each scenario runs a load of a few hundred to 2,000 messages plus a fault: minutes, not seconds.
+      testTimeout: 240_000,
     },
   ],
 };
