@@ -77,7 +77,9 @@ describe('faults: broker-side connection closes (private vhost)', () => {
     await loading;
     expect(await r.settle(60_000)).toBe(true);
     const report = await r.finish();
-    recordResult('F2b in-flight publishes x4 closes', report);
+    const reconnects = r.producerStatuses.filter((s) => s.status === 'reconnecting').length;
+    recordResult('F2b in-flight publishes x4 closes', report, { producerReconnects: reconnects });
+    expect(reconnects).toBeGreaterThanOrEqual(4);
     expect(report.rejectedBy).toEqual({});
     expectPassBar(report, r, { duplicatedAtMost: 4 * 2 * 10 });
   });

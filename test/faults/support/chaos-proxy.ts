@@ -115,16 +115,24 @@ export class ChaosProxy {
 
   /** Forwards `from` to `to`, each chunk `delayMs` later than it came, never out of order. */
   private pipe(from: Socket, to: Socket): void {
-    let due = 0;
+    const held: Array<{ chunk: Buffer; due: number }> = [];
+    let timer: NodeJS.Timeout | undefined;
+    const flush = (): void => {
+      timer = undefined;
+      while (held.length > 0 && held[0].due <= Date.now()) {
+        const { chunk } = held.shift()!;
+        if (!to.destroyed) to.write(chunk);
+      }
+      if (held.length > 0) timer = setTimeout(flush, held[0].due - Date.now());
+    };
     from.on('data', (chunk: Buffer) => {
-      if (this.delayMs === 0 && due <= Date.now()) {
+      if (this.delayMs === 0 && held.length === 0) {
         if (!to.destroyed) to.write(chunk);
         return;
       }
-      due = Math.max(due, Date.now() + this.delayMs);
-      setTimeout(() => {
-        if (!to.destroyed) to.write(chunk);
-      }, due - Date.now());
+      held.push({ chunk, due: Date.now() + this.delayMs });
+      timer ??= setTimeout(flush, this.delayMs);
     });
+    from.on('close', () => clearTimeout(timer));
   }
 }

@@ -12,7 +12,7 @@
  * Names carry the scenario and a run id; the vhost or private node that holds them is deleted by the spec.
  */
 import { randomUUID } from 'node:crypto';
-import { mkdtempSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { INestApplication } from '@nestjs/common';
@@ -63,6 +63,8 @@ export class FaultRun {
   readonly consumers: ConsumerProcess[] = [];
   /** Errors the producer's backend reported (its `error` events). */
   readonly producerErrors: Error[] = [];
+  /** The producer backend's status changes, with their times. */
+  readonly producerStatuses: Array<{ status: string; at: number }> = [];
   /** Unhandled rejections in the test process while this run was open. */
   readonly unhandled: unknown[] = [];
   private app?: INestApplication;
@@ -140,6 +142,7 @@ export class FaultRun {
     });
     this.producerBackend = backend;
     backend.on('error', (e) => this.producerErrors.push(e));
+    backend.on('status', (status) => this.producerStatuses.push({ status, at: Date.now() }));
     const moduleRef = await Test.createTestingModule({
       imports: [
         MessagingModule.forRoot({
@@ -320,6 +323,8 @@ export class FaultRun {
     await Promise.all(this.consumers.map((c) => c.exited));
     await this.app?.close().catch(() => undefined);
     await this.raw?.close().catch(() => undefined);
+    // The ledger's files stay for a post-mortem only when asked for.
+    if (!process.env.FAULTS_KEEP_LEDGER) rmSync(this.ledger.dir, { recursive: true, force: true });
   }
 
   /** A one-line summary for logs and docs. */
