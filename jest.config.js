@@ -55,8 +55,8 @@ module.exports = {
       ...base,
       displayName: 'faults',
       testMatch: ['<rootDir>/test/faults/**/*.faults-spec.ts'],
-      // Each scenario runs a load of a few hundred to 2,000 messages plus a fault: minutes, not seconds.
-      testTimeout: 240_000,
+      // Sets a generous test timeout: a scenario is a load of hundreds to thousands of messages plus a fault.
+      setupFilesAfterEnv: ['<rootDir>/test/faults/support/jest-setup.ts'],
     },
   ],
 };

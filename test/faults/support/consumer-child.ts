@@ -2,8 +2,9 @@
  * A consumer as its own OS process, for faults that hit a process (SIGKILL, SIGSTOP/SIGCONT,
  * SIGTERM). A small Nest app: `MessagingModule.forRoot({ service, backend: new AmqpBackend(...) })`
  * and one `@Consume` handler that does its work (a sleep), then writes a fsync'ed `handled` row to
- * the ledger, then returns (so the ack follows the row). A payload `{ poison: true }` always throws
- * (an `attempt` row per call). Configuration: a JSON `ConsumerConfig` in argv[2].
+ * the ledger, then returns (so the ack follows the row). A payload `{ poison: true }` always throws,
+ * `{ failUntil: n }` throws on attempts before n (an `attempt` row per throw). A handler that finds
+ * `Object.prototype` polluted writes a `crash` row. Configuration: a JSON `ConsumerConfig` in argv[2].
  * Run with `node -r ./test/faults/support/swc-register.js consumer-child.ts '<json>'`; prints
  * `READY` once consuming; on SIGTERM it closes the app (the library drains) and exits 0.
  */
@@ -57,7 +58,10 @@ class Worker {
     },
   })
   async handle(@Payload() body: unknown, @Ctx() ctx: MessageContext): Promise<void> {
-    const load = (body ?? {}) as { seq?: number; poison?: boolean };
+    const load = (body ?? {}) as { seq?: number; poison?: boolean; failUntil?: number };
+    if (({} as Record<string, unknown>).p !== undefined) {
+      ledger.write({ kind: 'crash', pid, error: 'Object.prototype polluted', at: Date.now() });
+    }
     const row = {
       id: ctx.messageId,
       seq: load.seq,
@@ -66,9 +70,9 @@ class Worker {
       pid,
       at: Date.now(),
     };
-    if (load.poison) {
+    if (load.poison || (load.failUntil !== undefined && ctx.attempt < load.failUntil)) {
       ledger.write({ kind: 'attempt', ...row });
-      throw new Error(`poison message ${String(load.seq)}`);
+      throw new Error(`${load.poison ? 'poison' : 'transient failure of'} message ${String(load.seq)}`);
     }
     const [min, max] = config.handlerMs;
     await sleep(min + Math.random() * (max - min));

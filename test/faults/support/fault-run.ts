@@ -213,14 +213,17 @@ export class FaultRun {
     clearTimeout(timer);
   }
 
-  /** Waits until every confirmed message is handled (or, for poison, dead-lettered). Never throws. */
-  async settle(timeoutMs = 60_000): Promise<boolean> {
+  /**
+   * Waits until every confirmed message is handled (or, for poison, dead-lettered), except those
+   * `excused` (e.g. destroyed by a queue delete). Never throws: the checker reports what is missing.
+   */
+  async settle(timeoutMs = 60_000, excused: (id: string) => boolean = () => false): Promise<boolean> {
     try {
       await waitFor(
         async () => {
           const handled = this.ledger.handledIds();
           for (const id of this.confirmedIds) {
-            if (!this.poison.has(id) && !handled.has(id)) return false;
+            if (!this.poison.has(id) && !handled.has(id) && !excused(id)) return false;
           }
           const poisonConfirmed = [...this.poison].filter((id) => this.confirmedIds.has(id)).length;
           return poisonConfirmed === 0 || (await this.depth(this.deadLetterQueue)) >= poisonConfirmed;
@@ -268,6 +271,14 @@ export class FaultRun {
       this.raw = conn;
     }
     const ch = await this.raw.createChannel();
+    ch.on('error', () => undefined);
+    return ch;
+  }
+
+  /** A confirm channel on the checker's connection, for raw publishes. */
+  async confirmChannel(): Promise<amqplib.ConfirmChannel> {
+    await (await this.channel()).close();
+    const ch = await this.raw!.createConfirmChannel();
     ch.on('error', () => undefined);
     return ch;
   }
@@ -324,6 +335,7 @@ export class FaultRun {
     await this.app?.close().catch(() => undefined);
     await this.raw?.close().catch(() => undefined);
     // The ledger's files stay for a post-mortem only when asked for.
+    this.ledger.closed = true;
     if (!process.env.FAULTS_KEEP_LEDGER) rmSync(this.ledger.dir, { recursive: true, force: true });
   }
 

@@ -46,8 +46,12 @@ export class Ledger {
     mkdirSync(dir, { recursive: true });
   }
 
+  /** Set once the run is over: a publish still settling then is kept in memory only. */
+  closed = false;
+
   record(row: LedgerRow): void {
     this.own.push(row);
+    if (this.closed) return;
     appendFileSync(join(this.dir, 'producer.jsonl'), `${JSON.stringify(row)}\n`);
   }
 
