@@ -90,8 +90,14 @@ describe('faults: broker-level (private RabbitMQ node)', () => {
     // Confirms in the alarm's last 3 s: the broker withholds them while publishing is blocked.
     const confirmedDuringAlarm = r.ledger
       .rows()
-      .filter((row) => row.kind === 'confirmed' && row.at > alarmAt + 2_000 && row.at < clearedAt).length;
-    recordResult('F17 memory alarm 5 s', report, { handledDuringAlarm, confirmedDuringAlarm, health });
+      .filter(
+        (row) => row.kind === 'confirmed' && row.at > alarmAt + 2_000 && row.at < clearedAt,
+      ).length;
+    recordResult('F17 memory alarm 5 s', report, {
+      handledDuringAlarm,
+      confirmedDuringAlarm,
+      health,
+    });
     expectPassBar(report, r);
     expect(confirmedDuringAlarm).toBe(0);
     expect(handledDuringAlarm).toBeGreaterThan(0);

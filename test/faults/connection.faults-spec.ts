@@ -30,7 +30,9 @@ describe('faults: broker-side connection closes (private vhost)', () => {
   afterAll(() => vhost?.remove(), 60_000);
 
   const start = (scenario: string, consumers = 2) =>
-    FaultRun.start({ scenario, url: vhost.url, directUrl: vhost.url, consumers }).then((r) => (run = r));
+    FaultRun.start({ scenario, url: vhost.url, directUrl: vhost.url, consumers }).then(
+      (r) => (run = r),
+    );
 
   it('F1 baseline: 500 messages, no fault, each handled exactly once', async () => {
     const r = await start('f1');

@@ -60,12 +60,16 @@ describe('faults: consumer processes killed, stopped and terminated', () => {
     recordResult('F7 SIGKILL x3 + restart', report, { killed: killed.length });
     expectPassBar(report, r, { duplicatedAtMost: 3 * 10 });
     // Every second handling of a message came from a redelivery, never from a fresh copy.
-    const rows = r.ledger.childRows().filter((row) => row.kind === 'handled');
+    const rows = r.ledger
+      .childRows()
+      .flatMap((row) =>
+        row.kind === 'handled' ? [{ id: row.id, redelivered: row.redelivered }] : [],
+      );
     // The kills hit work in flight: some messages were handled only after a redelivery.
-    expect(rows.some((row) => row.kind === 'handled' && row.redelivered)).toBe(true);
+    expect(rows.some((row) => row.redelivered)).toBe(true);
     for (const id of report.duplicated) {
       const again = rows.filter((row) => row.id === id).slice(1);
-      expect(again.every((row) => row.kind === 'handled' && row.redelivered)).toBe(true);
+      expect(again.every((row) => row.redelivered)).toBe(true);
     }
   });
 

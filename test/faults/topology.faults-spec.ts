@@ -98,13 +98,16 @@ describe('faults: queues deleted under load (private vhost)', () => {
     await loading;
     const lastFailure = new Map<string, number>();
     const failedBeforeDelete = (id: string): boolean => {
-      for (const row of r.ledger.childRows()) if (row.kind === 'attempt') lastFailure.set(row.id, row.at);
+      for (const row of r.ledger.childRows())
+        if (row.kind === 'attempt') lastFailure.set(row.id, row.at);
       return (lastFailure.get(id) ?? Infinity) < deletedAt + 1_000;
     };
     await r.settle(30_000, failedBeforeDelete);
     const report = await r.finish([tier]);
     failedBeforeDelete('');
-    const destroyed = report.lost.filter((id) => (lastFailure.get(id) ?? Infinity) < deletedAt + 1_000);
+    const destroyed = report.lost.filter(
+      (id) => (lastFailure.get(id) ?? Infinity) < deletedAt + 1_000,
+    );
     const lostAfter = report.lost.filter((id) => !destroyed.includes(id));
     const secondAttempts = r.ledger
       .childRows()

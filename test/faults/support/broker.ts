@@ -155,6 +155,7 @@ export async function startRabbitNode(options: RabbitNodeOptions): Promise<Rabbi
     if (pid) killQuietly(pid, 'SIGKILL');
     throw new Error(
       `private RabbitMQ node ${node} did not start within ${timeout} s (logs in ${dir}/log): ${String(error)}`,
+      { cause: error },
     );
   }
   const pid = Number(readFileSync(pidFile, 'utf8').trim());

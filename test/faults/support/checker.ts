@@ -78,7 +78,8 @@ export function check(rows: readonly LedgerRow[]): CheckReport {
   }
   const rejectedBy: Record<string, number> = {};
   for (const reason of rejected.values()) rejectedBy[reason] = (rejectedBy[reason] ?? 0) + 1;
-  const seen = (id: string): boolean => handledCount.has(id) || deadCount.has(id) || leftover.has(id);
+  const seen = (id: string): boolean =>
+    handledCount.has(id) || deadCount.has(id) || leftover.has(id);
   return {
     sent: sent.size,
     confirmed: confirmed.size,

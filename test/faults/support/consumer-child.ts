@@ -5,7 +5,7 @@
  * the ledger, then returns (so the ack follows the row). A payload `{ poison: true }` always throws,
  * `{ failUntil: n }` throws on attempts before n (an `attempt` row per throw). A handler that finds
  * `Object.prototype` polluted writes a `crash` row. Configuration: a JSON `ConsumerConfig` in argv[2].
- * Run with `node -r ./test/faults/support/swc-register.js consumer-child.ts '<json>'`; prints
+ * Run with `node -r ./scripts/faults-register.js test/faults/support/consumer-child.ts '<json>'`; prints
  * `READY` once consuming; on SIGTERM it closes the app (the library drains) and exits 0.
  */
 import 'reflect-metadata';
@@ -40,10 +40,20 @@ const ledger = new ChildLedgerWriter(config.ledgerDir);
 const pid = process.pid;
 
 process.on('unhandledRejection', (error) =>
-  ledger.write({ kind: 'crash', pid, error: `unhandledRejection: ${String(error)}`, at: Date.now() }),
+  ledger.write({
+    kind: 'crash',
+    pid,
+    error: `unhandledRejection: ${String(error)}`,
+    at: Date.now(),
+  }),
 );
 process.on('uncaughtException', (error) => {
-  ledger.write({ kind: 'crash', pid, error: `uncaughtException: ${String(error)}`, at: Date.now() });
+  ledger.write({
+    kind: 'crash',
+    pid,
+    error: `uncaughtException: ${String(error)}`,
+    at: Date.now(),
+  });
 });
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
@@ -72,7 +82,9 @@ class Worker {
     };
     if (load.poison || (load.failUntil !== undefined && ctx.attempt < load.failUntil)) {
       ledger.write({ kind: 'attempt', ...row });
-      throw new Error(`${load.poison ? 'poison' : 'transient failure of'} message ${String(load.seq)}`);
+      throw new Error(
+        `${load.poison ? 'poison' : 'transient failure of'} message ${String(load.seq)}`,
+      );
     }
     const [min, max] = config.handlerMs;
     await sleep(min + Math.random() * (max - min));
@@ -88,7 +100,12 @@ async function main(): Promise<void> {
     reconnect: { initialDelayMs: 100, maxDelayMs: 1000, multiplier: 2 },
   });
   backend.on('error', (error) =>
-    ledger.write({ kind: 'backend-error', pid, error: String(error?.message ?? error), at: Date.now() }),
+    ledger.write({
+      kind: 'backend-error',
+      pid,
+      error: String(error?.message ?? error),
+      at: Date.now(),
+    }),
   );
 
   @Module({

@@ -7,7 +7,7 @@ import { join } from 'node:path';
 import type { ConsumerConfig } from './consumer-child';
 
 const ROOT = join(__dirname, '..', '..', '..');
-const REGISTER = join(__dirname, 'swc-register.js');
+const REGISTER = join(ROOT, 'scripts', 'faults-register.js');
 const ENTRY = join(__dirname, 'consumer-child.ts');
 
 export class ConsumerProcess {

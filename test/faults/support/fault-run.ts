@@ -183,7 +183,14 @@ export class FaultRun {
   recordForeign(id: string, seq: number, confirmed: boolean): void {
     this.ledger.record({ kind: 'sent', id, seq, at: Date.now() });
     if (confirmed) this.ledger.record({ kind: 'confirmed', id, at: Date.now() });
-    else this.ledger.record({ kind: 'rejected', id, reason: 'raw', error: 'not confirmed', at: Date.now() });
+    else
+      this.ledger.record({
+        kind: 'rejected',
+        id,
+        reason: 'raw',
+        error: 'not confirmed',
+        at: Date.now(),
+      });
   }
 
   /** Marks a sent id as expected in the dead-letter queue (settle() waits for it there). */
@@ -217,7 +224,10 @@ export class FaultRun {
    * Waits until every confirmed message is handled (or, for poison, dead-lettered), except those
    * `excused` (e.g. destroyed by a queue delete). Never throws: the checker reports what is missing.
    */
-  async settle(timeoutMs = 60_000, excused: (id: string) => boolean = () => false): Promise<boolean> {
+  async settle(
+    timeoutMs = 60_000,
+    excused: (id: string) => boolean = () => false,
+  ): Promise<boolean> {
     try {
       await waitFor(
         async () => {
@@ -226,7 +236,9 @@ export class FaultRun {
             if (!this.poison.has(id) && !handled.has(id) && !excused(id)) return false;
           }
           const poisonConfirmed = [...this.poison].filter((id) => this.confirmedIds.has(id)).length;
-          return poisonConfirmed === 0 || (await this.depth(this.deadLetterQueue)) >= poisonConfirmed;
+          return (
+            poisonConfirmed === 0 || (await this.depth(this.deadLetterQueue)) >= poisonConfirmed
+          );
         },
         { timeoutMs, intervalMs: 250, message: 'every confirmed message handled' },
       );

@@ -16,7 +16,16 @@
  * Children write `handled-<pid>.jsonl` with `writeSync` + `fsyncSync` per row, so a SIGKILL right
  * after the handler returned cannot lose the row (the handler returns only after the fsync).
  */
-import { appendFileSync, closeSync, fsyncSync, mkdirSync, openSync, readdirSync, readFileSync, writeSync } from 'node:fs';
+import {
+  appendFileSync,
+  closeSync,
+  fsyncSync,
+  mkdirSync,
+  openSync,
+  readdirSync,
+  readFileSync,
+  writeSync,
+} from 'node:fs';
 import { join } from 'node:path';
 
 export type LedgerRow =
@@ -32,7 +41,14 @@ export type LedgerRow =
       pid: number;
       at: number;
     }
-  | { kind: 'dead'; id: string; reason: string; errorClass: string; attempts: number; queue: string }
+  | {
+      kind: 'dead';
+      id: string;
+      reason: string;
+      errorClass: string;
+      attempts: number;
+      queue: string;
+    }
   | { kind: 'leftover'; id: string; queue: string }
   | { kind: 'crash'; pid: number; error: string; at: number }
   | { kind: 'backend-error'; pid: number; error: string; at: number };

@@ -9,9 +9,15 @@ import { summarize } from './checker';
 
 const DIR = join(__dirname, '..', '..', '..', 'dist', 'faults');
 
-export function recordResult(scenario: string, report: CheckReport, extra: Record<string, unknown> = {}): void {
+export function recordResult(
+  scenario: string,
+  report: CheckReport,
+  extra: Record<string, unknown> = {},
+): void {
   mkdirSync(DIR, { recursive: true });
   const line = { scenario, at: new Date().toISOString(), summary: summarize(report), ...extra };
   appendFileSync(join(DIR, 'results.jsonl'), `${JSON.stringify(line)}\n`);
-  process.stdout.write(`[faults] ${scenario}: ${line.summary}${Object.keys(extra).length ? ` ${JSON.stringify(extra)}` : ''}\n`);
+  process.stdout.write(
+    `[faults] ${scenario}: ${line.summary}${Object.keys(extra).length ? ` ${JSON.stringify(extra)}` : ''}\n`,
+  );
 }

@@ -1,5 +1,5 @@
 /**
- * `node -r ./test/faults/support/swc-register.js child.ts`: runs a TypeScript child process of the
+ * `node -r ./scripts/faults-register.js child.ts`: runs a TypeScript child process of the
  * fault suite straight from source, as Jest does (same @swc/core, same decorator settings), so a
  * child never runs a stale build of the library. `@app/messaging` and its entry points resolve to
  * `libs/messaging/src` like the tsconfig `paths`. NestJS 12's ES modules load through Node's own
@@ -11,7 +11,7 @@ const fs = require('node:fs');
 const path = require('node:path');
 const { transformSync } = require('@swc/core');
 
-const ROOT = path.resolve(__dirname, '../../..');
+const ROOT = path.resolve(__dirname, '..');
 const ALIASES = {
   '@app/messaging': 'libs/messaging/src/index.ts',
   '@app/messaging/amqp': 'libs/messaging/src/backends/amqp/index.ts',
