@@ -15,7 +15,7 @@
 import { waitFor } from '@app/messaging/testing';
 import { freePort, type RabbitNode, startRabbitNode } from './support/broker';
 import { FaultRun } from './support/fault-run';
-import { expectPassBar } from './support/pass-bar';
+import { COPIES_PER_FAULT, expectPassBar } from './support/pass-bar';
 import { recordResult } from './support/results';
 
 describe('faults: broker-level (private RabbitMQ node)', () => {
@@ -68,7 +68,7 @@ describe('faults: broker-level (private RabbitMQ node)', () => {
       outageMs: startedAt - stoppedAt,
       consumersBackMs: backMs,
     });
-    expectPassBar(report, r, { duplicatedAtMost: 2 * 10 });
+    expectPassBar(report, r, { duplicatedAtMost: 2 * 10, copiesAtMost: COPIES_PER_FAULT });
   });
 
   it('F17 memory alarm for 5 s under load: publishes held then confirmed, consumers keep consuming', async () => {
@@ -116,7 +116,11 @@ describe('faults: broker-level (private RabbitMQ node)', () => {
     const report = await r.finish();
     recordResult('F13b over broker max_message_size', report, { rejectedBy: report.rejectedBy });
     expect(report.rejected).toBe(1);
-    expectPassBar(report, r, { rejected: 1, duplicatedAtMost: 2 * 10 });
+    expectPassBar(report, r, {
+      rejected: 1,
+      duplicatedAtMost: 2 * 10,
+      copiesAtMost: COPIES_PER_FAULT,
+    });
     expect(report.handled).toBe(300);
   });
 });

@@ -14,7 +14,7 @@ import { waitFor } from '@app/messaging/testing';
 import { createVhost, SHARED_BROKER, type Vhost, vhostUrl } from './support/broker';
 import { ChaosProxy } from './support/chaos-proxy';
 import { FaultRun } from './support/fault-run';
-import { expectPassBar } from './support/pass-bar';
+import { COPIES_PER_FAULT, expectPassBar } from './support/pass-bar';
 import { recordResult } from './support/results';
 
 describe('faults: network (TCP chaos proxy)', () => {
@@ -64,7 +64,7 @@ describe('faults: network (TCP chaos proxy)', () => {
     await waitFor(async () => (await r.consumerCount()) === 2, { timeoutMs: 15_000 });
     const report = await r.finish();
     recordResult('F5 TCP cut x5', report);
-    expectPassBar(report, r, { duplicatedAtMost: 5 * 2 * 10 });
+    expectPassBar(report, r, { duplicatedAtMost: 5 * 2 * 10, copiesAtMost: 5 * COPIES_PER_FAULT });
     expect(channelErrors(report, r)).toEqual([]);
   });
 
@@ -89,7 +89,7 @@ describe('faults: network (TCP chaos proxy)', () => {
     const report = await r.finish();
     recordResult('F6 black hole', report, { detectedMs });
     expect(detectedMs).toBeLessThanOrEqual(3 * 2_000 + 500);
-    expectPassBar(report, r, { duplicatedAtMost: 2 * 10 });
+    expectPassBar(report, r, { duplicatedAtMost: 2 * 10, copiesAtMost: COPIES_PER_FAULT });
   });
 
   it('slow link: 100 ms on every chunk mid-load, nothing rejected or lost', async () => {

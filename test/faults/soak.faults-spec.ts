@@ -11,7 +11,7 @@ import { waitFor } from '@app/messaging/testing';
 import { createVhost, SHARED_BROKER, type Vhost, vhostUrl } from './support/broker';
 import { ChaosProxy } from './support/chaos-proxy';
 import { FaultRun } from './support/fault-run';
-import { expectPassBar } from './support/pass-bar';
+import { COPIES_PER_FAULT, expectPassBar } from './support/pass-bar';
 import { recordResult } from './support/results';
 
 const SECONDS = Number(process.env.FAULTS_SOAK_SECONDS || 0);
@@ -95,7 +95,10 @@ const rssOf = (pid: number): number => {
         heapGrowthPct: Math.round(heapGrowth * 100),
       });
       expect(faults.length).toBeGreaterThan(0);
-      expectPassBar(report, r, { duplicatedAtMost: faults.length * 2 * 10 });
+      expectPassBar(report, r, {
+        duplicatedAtMost: faults.length * 2 * 10,
+        copiesAtMost: faults.length * COPIES_PER_FAULT,
+      });
       expect(rssGrowth).toBeLessThan(0.5);
       expect(heapGrowth).toBeLessThan(0.5);
     },

@@ -6,6 +6,8 @@
  * | ------------ | ---------------------------------------------------------------------------- |
  * | `lost`       | confirmed, yet never handled, never dead-lettered, not left in a queue        |
  * | `duplicated` | handled more than once (at-least-once allows it; each scenario bounds it)     |
+ * | `copies`     | of `duplicated`: handled again on a delivery not marked redelivered, i.e. a    |
+ * |              | second copy in the queue (a publish or retry copy written twice), not a redelivery |
  * | `unexpected` | handled or dead-lettered but never sent by this run                           |
  * | `unsettled`  | sent, and its `publish()` neither resolved nor rejected                      |
  * | `rejected`   | `publish()` rejected, by error class (`rejectedBy`)                          |
@@ -19,6 +21,8 @@ export interface CheckReport {
   confirmed: number;
   rejected: number;
   rejectedBy: Record<string, number>;
+  /** The first error message of each rejection class. */
+  rejectedSample: Record<string, string>;
   handled: number;
   handledRows: number;
   dead: number;
@@ -26,6 +30,7 @@ export interface CheckReport {
   leftover: number;
   lost: string[];
   duplicated: string[];
+  copies: string[];
   unexpected: string[];
   unsettled: string[];
   deadTwice: string[];
@@ -38,13 +43,17 @@ export function check(rows: readonly LedgerRow[]): CheckReport {
   const confirmed = new Set<string>();
   const rejected = new Map<string, string>();
   const handledCount = new Map<string, number>();
+  const copies = new Set<string>();
   const deadCount = new Map<string, number>();
   const deadBy: Record<string, number> = {};
+  const rejectedSample: Record<string, string> = {};
   const leftover = new Set<string>();
   const crashes: string[] = [];
   const backendErrors: string[] = [];
   let handledRows = 0;
-  for (const row of rows) {
+  // In time order: a second handling is judged against the first one, whichever file it is in.
+  const ordered = [...rows].sort((a, b) => ('at' in a ? a.at : 0) - ('at' in b ? b.at : 0));
+  for (const row of ordered) {
     switch (row.kind) {
       case 'sent':
         sent.add(row.id);
@@ -54,9 +63,11 @@ export function check(rows: readonly LedgerRow[]): CheckReport {
         break;
       case 'rejected':
         rejected.set(row.id, row.reason);
+        rejectedSample[row.reason] ??= row.error;
         break;
       case 'handled':
         handledRows++;
+        if (handledCount.has(row.id) && !row.redelivered) copies.add(row.id);
         handledCount.set(row.id, (handledCount.get(row.id) ?? 0) + 1);
         break;
       case 'dead':
@@ -85,6 +96,7 @@ export function check(rows: readonly LedgerRow[]): CheckReport {
     confirmed: confirmed.size,
     rejected: rejected.size,
     rejectedBy,
+    rejectedSample,
     handled: handledCount.size,
     handledRows,
     dead: deadCount.size,
@@ -92,6 +104,7 @@ export function check(rows: readonly LedgerRow[]): CheckReport {
     leftover: leftover.size,
     lost: [...confirmed].filter((id) => !seen(id)),
     duplicated: [...handledCount].filter(([, n]) => n > 1).map(([id]) => id),
+    copies: [...copies],
     unexpected: [...new Set([...handledCount.keys(), ...deadCount.keys()])].filter(
       (id) => !sent.has(id),
     ),
@@ -107,10 +120,10 @@ export function summarize(report: CheckReport): string {
   const n = (ids: string[]) => ids.length;
   return (
     `sent ${report.sent}, confirmed ${report.confirmed}, rejected ${report.rejected}` +
-    `${report.rejected ? ` ${JSON.stringify(report.rejectedBy)}` : ''}, handled ${report.handled}` +
+    `${report.rejected ? ` ${JSON.stringify(report.rejectedSample)}` : ''}, handled ${report.handled}` +
     ` (${report.handledRows} calls), dead ${report.dead}` +
     `${report.dead ? ` ${JSON.stringify(report.deadBy)}` : ''}, leftover ${report.leftover}; ` +
-    `lost ${n(report.lost)}, duplicated ${n(report.duplicated)}, unexpected ${n(report.unexpected)}, ` +
+    `lost ${n(report.lost)}, duplicated ${n(report.duplicated)} (${n(report.copies)} copies), unexpected ${n(report.unexpected)}, ` +
     `unsettled ${n(report.unsettled)}, crashes ${n(report.crashes)}`
   );
 }
