@@ -22,16 +22,18 @@ const handled = (id: string, attempt = 1): LedgerRow => ({
 describe('faults support: checker', () => {
   it('reports lost, duplicated, unexpected, unsettled and dead-lettered-twice messages', () => {
     const rows: LedgerRow[] = [
-      ...['a', 'b', 'c', 'd', 'e', 'f'].map((id, seq): LedgerRow => ({
+      ...['a', 'b', 'b2', 'c', 'd', 'e', 'f'].map((id, seq): LedgerRow => ({
         kind: 'sent',
         id,
         seq,
         at,
       })),
-      ...['a', 'b', 'c', 'e'].map((id): LedgerRow => ({ kind: 'confirmed', id, at })),
+      ...['a', 'b', 'b2', 'c', 'e'].map((id): LedgerRow => ({ kind: 'confirmed', id, at })),
       { kind: 'rejected', id: 'f', reason: 'PublishTimeoutError', error: 'timeout', at },
       handled('a'),
       handled('a', 2),
+      handled('b2'),
+      handled('b2'),
       handled('x'),
       {
         kind: 'dead',
@@ -53,12 +55,13 @@ describe('faults support: checker', () => {
     ];
     const report = check(rows);
     expect(report).toMatchObject({
-      sent: 6,
-      confirmed: 4,
+      sent: 7,
+      confirmed: 5,
       rejected: 1,
       rejectedBy: { PublishTimeoutError: 1 },
       lost: ['b'],
-      duplicated: ['a'],
+      duplicated: ['a', 'b2'],
+      copies: ['b2'],
       unexpected: ['x'],
       unsettled: ['d'],
       deadTwice: ['e'],

@@ -6,8 +6,8 @@
  * | ------------ | ---------------------------------------------------------------------------- |
  * | `lost`       | confirmed, yet never handled, never dead-lettered, not left in a queue        |
  * | `duplicated` | handled more than once (at-least-once allows it; each scenario bounds it)     |
- * | `copies`     | of `duplicated`: handled again on a delivery not marked redelivered, i.e. a    |
- * |              | second copy in the queue (a publish or retry copy written twice), not a redelivery |
+ * | `copies`     | of `duplicated`: no handling of it was marked redelivered, so a second copy   |
+ * |              | was in the queue (a publish or retry copy written twice), not a redelivery   |
  * | `unexpected` | handled or dead-lettered but never sent by this run                           |
  * | `unsettled`  | sent, and its `publish()` neither resolved nor rejected                      |
  * | `rejected`   | `publish()` rejected, by error class (`rejectedBy`)                          |
@@ -43,7 +43,7 @@ export function check(rows: readonly LedgerRow[]): CheckReport {
   const confirmed = new Set<string>();
   const rejected = new Map<string, string>();
   const handledCount = new Map<string, number>();
-  const copies = new Set<string>();
+  const redelivered = new Set<string>();
   const deadCount = new Map<string, number>();
   const deadBy: Record<string, number> = {};
   const rejectedSample: Record<string, string> = {};
@@ -51,9 +51,7 @@ export function check(rows: readonly LedgerRow[]): CheckReport {
   const crashes: string[] = [];
   const backendErrors: string[] = [];
   let handledRows = 0;
-  // In time order: a second handling is judged against the first one, whichever file it is in.
-  const ordered = [...rows].sort((a, b) => ('at' in a ? a.at : 0) - ('at' in b ? b.at : 0));
-  for (const row of ordered) {
+  for (const row of rows) {
     switch (row.kind) {
       case 'sent':
         sent.add(row.id);
@@ -67,7 +65,7 @@ export function check(rows: readonly LedgerRow[]): CheckReport {
         break;
       case 'handled':
         handledRows++;
-        if (handledCount.has(row.id) && !row.redelivered) copies.add(row.id);
+        if (row.redelivered) redelivered.add(row.id);
         handledCount.set(row.id, (handledCount.get(row.id) ?? 0) + 1);
         break;
       case 'dead':
@@ -104,7 +102,7 @@ export function check(rows: readonly LedgerRow[]): CheckReport {
     leftover: leftover.size,
     lost: [...confirmed].filter((id) => !seen(id)),
     duplicated: [...handledCount].filter(([, n]) => n > 1).map(([id]) => id),
-    copies: [...copies],
+    copies: [...handledCount].filter(([id, n]) => n > 1 && !redelivered.has(id)).map(([id]) => id),
     unexpected: [...new Set([...handledCount.keys(), ...deadCount.keys()])].filter(
       (id) => !sent.has(id),
     ),
