@@ -10,6 +10,8 @@
  * |      | 2 MiB JSON (over maxBodyBytes 1 MiB)                                  | consumers alive; good messages flow       |
  * | F13a | a 2 MiB payload through `publish()`                                   | `PayloadTooLargeError` at once; the next  |
  * |      |                                                                       | publishes are confirmed                   |
+ * | F18  | 5 publishes to a topic no queue is bound to, among 200                | each rejects with `UnroutableError`; the  |
+ * |      |                                                                       | rest confirmed and handled                |
  */
 import { randomUUID } from 'node:crypto';
 import { createVhost, type Vhost } from './support/broker';
@@ -120,6 +122,28 @@ describe('faults: poison, malformed and oversized messages (private vhost)', () 
     recordResult('F13a oversized publish()', report);
     expect(report.rejectedBy).toEqual({ PayloadTooLargeError: 1 });
     expectPassBar(report, r, { rejected: 1 });
+    expect(report.handled).toBe(200);
+  });
+
+  it('F18 publishes to a topic nobody consumes reject with UnroutableError, never resolve', async () => {
+    const r = await FaultRun.start({
+      scenario: 'f18',
+      url: vhost.url,
+      directUrl: vhost.url,
+      consumers: 1,
+    });
+    run = r;
+    const loading = r.load({ count: 200, ratePerSec: 100 });
+    await r.waitSent(50);
+    await Promise.all(
+      [1, 2, 3, 4, 5].map((i) => r.publish(900_000 + i, { seq: i }, `${r.topic}.nobody`)),
+    );
+    await loading;
+    expect(await r.settle(30_000)).toBe(true);
+    const report = await r.finish();
+    recordResult('F18 unroutable x5', report);
+    expect(report.rejectedBy).toEqual({ UnroutableError: 5 });
+    expectPassBar(report, r, { rejected: 5 });
     expect(report.handled).toBe(200);
   });
 });

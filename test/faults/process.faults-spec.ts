@@ -8,10 +8,15 @@
  * |     | each restarted at once (a supervisor)                                   | (`redelivered`), at most the window each  |
  * | F8  | SIGSTOP of a consumer (heartbeat 2 s) until the broker drops it, then   | bar; the resumed process does not crash   |
  * |     | SIGCONT                                                                 | and consumes again                        |
+ * | F9  | a message that makes its consumer exit(1) mid-handler, work queue   | the poison dead-lettered once by the      |
+ * |     | `x-delivery-limit` 3, every exited consumer restarted (supervisor)  | broker (`delivery_limit`) after ≤ 4       |
+ * |     |                                                                     | deliveries; every other message handled,  |
+ * |     |                                                                     | or dead-lettered by the same limit when it |
+ * |     |                                                                     | was unacked at each crash (collateral)    |
  * | F21 | SIGTERM of a consumer under load                                        | exit 0 within shutdownTimeoutMs; no       |
  * |     |                                                                         | redelivery caused by the shutdown; bar    |
  */
-import { waitFor } from '@app/messaging/testing';
+import { gate, waitFor } from '@app/messaging/testing';
 import { createVhost, type Vhost } from './support/broker';
 import { FaultRun } from './support/fault-run';
 import type { ConsumerConfig } from './support/consumer-child';
@@ -117,5 +122,75 @@ describe('faults: consumer processes killed, stopped and terminated', () => {
     expect(exit).toEqual({ code: 0, signal: null });
     expect(closedMs).toBeLessThan(10_000);
     expectPassBar(report, r);
+  });
+
+  it('F9 a crash-loop message is dead-lettered by the delivery limit; the rest flows', async () => {
+    const r = await start('f9', { deliveryLimit: 3, handlerMs: [10, 30] });
+    let restarts = 0;
+    let supervising = true;
+    const stopSupervisor = gate();
+    // The supervisor: every consumer that exits is replaced (bounded).
+    const supervise = async (): Promise<void> => {
+      while (supervising && restarts < 12) {
+        await Promise.race([...r.live.map((c) => c.exited), stopSupervisor.promise]);
+        while (supervising && r.live.length < 2 && restarts < 12) {
+          restarts++;
+          // A replacement may take the crashing message before it reports READY: it exits again.
+          await r.startConsumer().catch(() => undefined);
+        }
+      }
+    };
+    const supervisor = supervise();
+    const crashSeq = 100;
+    await r.load({
+      count: 400,
+      ratePerSec: 100,
+      body: (seq) => ({ seq, crash: seq === crashSeq }),
+    });
+    const crashId = r.ledger
+      .rows()
+      .flatMap((row) => (row.kind === 'sent' && row.seq === crashSeq ? [row.id] : []))[0];
+    r.expectDead(crashId);
+    // Settled: the crash message is in the dead-letter queue, and so is every good message not
+    // handled (one unacked on a consumer each time it crashed counts its deliveries too).
+    let settled = true;
+    try {
+      await waitFor(
+        async () => {
+          const handled = r.ledger.handledIds();
+          const missing = r.ledger
+            .rows()
+            .filter(
+              (row) => row.kind === 'confirmed' && row.id !== crashId && !handled.has(row.id),
+            );
+          const dead = await r.depth(r.deadLetterQueue);
+          return dead >= 1 && missing.length <= dead - 1;
+        },
+        { timeoutMs: 60_000, intervalMs: 250, message: 'crash message dead-lettered' },
+      ).catch(() => (settled = false));
+    } finally {
+      supervising = false;
+      stopSupervisor.open();
+      await supervisor;
+    }
+    const report = await r.finish();
+    const deliveries = r.ledger
+      .childRows()
+      .filter((row) => row.kind === 'attempt' && row.id === crashId);
+    const deadIds = r.ledger.rows().flatMap((row) => (row.kind === 'dead' ? [row.id] : []));
+    const collateral = deadIds.filter((id) => id !== crashId).length;
+    recordResult('F9 crash-loop poison', report, {
+      restarts,
+      poisonDeliveries: deliveries.length,
+      collateralDeadLetters: collateral,
+    });
+    expect(settled).toBe(true);
+    expect(deadIds).toContain(crashId);
+    // Every dead letter here is the broker's (a delivery limit), never a message silently dropped.
+    expect(report.deadBy).toEqual({ 'broker:delivery_limit': report.dead });
+    expect(deliveries.length).toBeLessThanOrEqual(4);
+    // Collateral: a good message unacked on the consumer at each crash shares the crash's deliveries.
+    expect(collateral).toBeLessThanOrEqual(2 * 10);
+    expectPassBar(report, r, { dead: report.dead, duplicatedAtMost: restarts * 10 });
   });
 });

@@ -102,15 +102,21 @@ export interface RabbitNodeOptions {
 export interface RabbitNode {
   url: string;
   node: string;
+  /** PID of the node's Erlang VM (changes on `start()` after `crash()`). */
   pid: number;
   ctl: Ctl;
+  /** SIGKILL of the node's VM (a broker crash); resolves once it is gone. */
+  crash(): Promise<void>;
+  /** Starts the node again on the same dirs (after `crash()`); resolves once it accepts commands. */
+  start(): Promise<void>;
   stop(): Promise<void>;
 }
 
 /**
  * Starts a private RabbitMQ node (RELIABILITY.md §7.1) and resolves once it accepts commands.
- * Everything lives in a fresh temp dir; `stop()` stops the node by its PID file, then its PID
- * (SIGKILL after 30 s), and deletes the dir. Reusable by other suites (a cluster needs only
+ * Everything lives in a fresh temp dir; `crash()` SIGKILLs its VM and `start()` boots it again on
+ * the same data (a broker crash); `stop()` stops the node by its PID file, then its PID (SIGKILL
+ * after 30 s), and deletes the dir. Reusable by other suites (a cluster needs only
  * distinct names and ports per node plus `join_cluster`).
  */
 export async function startRabbitNode(options: RabbitNodeOptions): Promise<RabbitNode> {
@@ -146,32 +152,46 @@ export async function startRabbitNode(options: RabbitNodeOptions): Promise<Rabbi
   const ctl: Ctl = async (args) =>
     (await exec(join(RABBIT_BIN, 'rabbitmqctl'), ['-n', node, ...args], { env, timeout: 120_000 }))
       .stdout;
-  await exec(join(RABBIT_BIN, 'rabbitmq-server'), ['-detached'], { env, timeout: 60_000 });
   const timeout = Math.round((options.startTimeoutMs ?? 120_000) / 1000);
-  try {
-    await ctl(['wait', pidFile, '--timeout', String(timeout)]);
-  } catch (error) {
-    const pid = existsSync(pidFile) ? Number(readFileSync(pidFile, 'utf8').trim()) : undefined;
-    if (pid) killQuietly(pid, 'SIGKILL');
-    throw new Error(
-      `private RabbitMQ node ${node} did not start within ${timeout} s (logs in ${dir}/log): ${String(error)}`,
-      { cause: error },
-    );
-  }
-  const pid = Number(readFileSync(pidFile, 'utf8').trim());
-  return {
+  const boot = async (): Promise<number> => {
+    rmSync(pidFile, { force: true });
+    await exec(join(RABBIT_BIN, 'rabbitmq-server'), ['-detached'], { env, timeout: 60_000 });
+    try {
+      await ctl(['wait', pidFile, '--timeout', String(timeout)]);
+    } catch (error) {
+      const pid = existsSync(pidFile) ? Number(readFileSync(pidFile, 'utf8').trim()) : undefined;
+      if (pid) killQuietly(pid, 'SIGKILL');
+      throw new Error(
+        `private RabbitMQ node ${node} did not start within ${timeout} s (logs in ${dir}/log): ${String(error)}`,
+        { cause: error },
+      );
+    }
+    return Number(readFileSync(pidFile, 'utf8').trim());
+  };
+  const gone = async (pid: number, withinMs: number): Promise<void> => {
+    const deadline = Date.now() + withinMs;
+    while (alive(pid) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 100));
+  };
+  const handle: RabbitNode = {
     url: `amqp://guest:guest@127.0.0.1:${options.port}`,
     node,
-    pid,
+    pid: await boot(),
     ctl,
+    crash: async () => {
+      killQuietly(handle.pid, 'SIGKILL');
+      await gone(handle.pid, 10_000);
+    },
+    start: async () => {
+      handle.pid = await boot();
+    },
     stop: async () => {
-      await ctl(['stop', pidFile]).catch(() => undefined);
-      const deadline = Date.now() + 30_000;
-      while (alive(pid) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 200));
-      if (alive(pid)) killQuietly(pid, 'SIGKILL');
+      if (alive(handle.pid)) await ctl(['stop', pidFile]).catch(() => undefined);
+      await gone(handle.pid, 30_000);
+      if (alive(handle.pid)) killQuietly(handle.pid, 'SIGKILL');
       rmSync(dir, { recursive: true, force: true });
     },
   };
+  return handle;
 }
 
 function alive(pid: number): boolean {

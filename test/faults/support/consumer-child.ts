@@ -3,7 +3,8 @@
  * SIGTERM). A small Nest app: `MessagingModule.forRoot({ service, backend: new AmqpBackend(...) })`
  * and one `@Consume` handler that does its work (a sleep), then writes a fsync'ed `handled` row to
  * the ledger, then returns (so the ack follows the row). A payload `{ poison: true }` always throws,
- * `{ failUntil: n }` throws on attempts before n (an `attempt` row per throw). A handler that finds
+ * `{ failUntil: n }` throws on attempts before n (an `attempt` row per throw), `{ crash: true }`
+ * makes the process exit(1) mid-handler (a crash loop). A handler that finds
  * `Object.prototype` polluted writes a `crash` row. Configuration: a JSON `ConsumerConfig` in argv[2].
  * Run with `node -r ./scripts/faults-register.js test/faults/support/consumer-child.ts '<json>'`; prints
  * `READY` once consuming; on SIGTERM it closes the app (the library drains) and exits 0.
@@ -33,6 +34,8 @@ export interface ConsumerConfig {
   maxAttempts?: number;
   retryDelayMs?: number;
   maxBodyBytes?: number;
+  /** The work queue's `x-delivery-limit` (AmqpBackend `deliveryLimit`). */
+  deliveryLimit?: number;
 }
 
 const config = JSON.parse(process.argv[2] ?? '{}') as ConsumerConfig;
@@ -68,7 +71,12 @@ class Worker {
     },
   })
   async handle(@Payload() body: unknown, @Ctx() ctx: MessageContext): Promise<void> {
-    const load = (body ?? {}) as { seq?: number; poison?: boolean; failUntil?: number };
+    const load = (body ?? {}) as {
+      seq?: number;
+      poison?: boolean;
+      failUntil?: number;
+      crash?: boolean;
+    };
     if (({} as Record<string, unknown>).p !== undefined) {
       ledger.write({ kind: 'crash', pid, error: 'Object.prototype polluted', at: Date.now() });
     }
@@ -80,6 +88,10 @@ class Worker {
       pid,
       at: Date.now(),
     };
+    if (load.crash) {
+      ledger.write({ kind: 'attempt', ...row });
+      process.exit(1);
+    }
     if (load.poison || (load.failUntil !== undefined && ctx.attempt < load.failUntil)) {
       ledger.write({ kind: 'attempt', ...row });
       throw new Error(
@@ -97,6 +109,7 @@ async function main(): Promise<void> {
     url: config.url,
     heartbeatSeconds: config.heartbeatSeconds ?? 5,
     connectionName: `faults-consumer-${pid}`,
+    ...(config.deliveryLimit ? { deliveryLimit: config.deliveryLimit } : {}),
     reconnect: { initialDelayMs: 100, maxDelayMs: 1000, multiplier: 2 },
   });
   backend.on('error', (error) =>

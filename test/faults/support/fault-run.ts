@@ -158,12 +158,12 @@ export class FaultRun {
   }
 
   /** Publishes one message through the library, recording `sent` and its outcome. */
-  publish(seq: number, body: Record<string, unknown> = { seq }): Promise<void> {
+  publish(seq: number, body: Record<string, unknown> = { seq }, topic = this.topic): Promise<void> {
     const id = randomUUID();
     if (body.poison) this.poison.add(id);
     this.ledger.record({ kind: 'sent', id, seq, at: Date.now() });
     this.sentCount++;
-    return this.publisher!.publish({ topic: this.topic }, body, { messageId: id }).then(
+    return this.publisher!.publish({ topic }, body, { messageId: id }).then(
       () => {
         this.confirmedIds.add(id);
         this.ledger.record({ kind: 'confirmed', id, at: Date.now() });
