@@ -88,7 +88,8 @@ describe('faults: network (TCP chaos proxy)', () => {
     await waitFor(async () => (await r.consumerCount()) === 2, { timeoutMs: 15_000 });
     const report = await r.finish();
     recordResult('F6 black hole', report, { detectedMs });
-    expect(detectedMs).toBeLessThanOrEqual(3 * 2_000 + 500);
+    // amqplib checks once per heartbeat and gives up after two silent ones: 4 to 6 s; 1 s for a busy box.
+    expect(detectedMs).toBeLessThanOrEqual(3 * 2_000 + 1_000);
     expectPassBar(report, r, { duplicatedAtMost: 2 * 10, copiesAtMost: COPIES_PER_FAULT });
   });
 
