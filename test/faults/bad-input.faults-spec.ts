@@ -45,7 +45,7 @@ describe('faults: poison, malformed and oversized messages (private vhost)', () 
     expect(await r.settle(30_000)).toBe(true);
     const report = await r.finish();
     recordResult('F10 poison x20', report);
-    expectPassBar(report, r, { dead: 20 });
+    expectPassBar(report, { dead: 20 });
     expect(report.deadBy).toEqual({ 'max-attempts': 20 });
     const calls = new Map<string, number>();
     for (const row of r.ledger.childRows()) {
@@ -99,7 +99,7 @@ describe('faults: poison, malformed and oversized messages (private vhost)', () 
     expect(r.live).toHaveLength(2);
     const report = await r.finish();
     recordResult('F12 malformed x7', report);
-    expectPassBar(report, r, { dead: bodies.length });
+    expectPassBar(report, { dead: bodies.length });
     expect(report.deadBy).toEqual({ malformed: bodies.length });
     const reachedHandler = r.ledger.childRows().filter((row) => 'id' in row && bad.has(row.id));
     expect(reachedHandler).toEqual([]);
@@ -121,7 +121,7 @@ describe('faults: poison, malformed and oversized messages (private vhost)', () 
     const report = await r.finish();
     recordResult('F13a oversized publish()', report);
     expect(report.rejectedBy).toEqual({ PayloadTooLargeError: 1 });
-    expectPassBar(report, r, { rejected: 1 });
+    expectPassBar(report, { rejected: 1 });
     expect(report.handled).toBe(200);
   });
 
@@ -143,7 +143,7 @@ describe('faults: poison, malformed and oversized messages (private vhost)', () 
     const report = await r.finish();
     recordResult('F18 unroutable x5', report);
     expect(report.rejectedBy).toEqual({ UnroutableError: 5 });
-    expectPassBar(report, r, { rejected: 5 });
+    expectPassBar(report, { rejected: 5 });
     expect(report.handled).toBe(200);
   });
 });

@@ -71,7 +71,7 @@ describe('faults: broker-level (private RabbitMQ node)', () => {
       outageMs: startedAt - stoppedAt,
       consumersBackMs: backMs,
     });
-    expectPassBar(report, r, { duplicatedAtMost: 2 * 10, copiesAtMost: COPIES_PER_FAULT });
+    expectPassBar(report, { duplicatedAtMost: 2 * 10, copiesAtMost: COPIES_PER_FAULT });
   });
 
   it('F17 memory alarm for 5 s under load: publishes held then confirmed, consumers keep consuming', async () => {
@@ -101,7 +101,7 @@ describe('faults: broker-level (private RabbitMQ node)', () => {
       confirmedDuringAlarm,
       health,
     });
-    expectPassBar(report, r);
+    expectPassBar(report);
     expect(confirmedDuringAlarm).toBe(0);
     expect(handledDuringAlarm).toBeGreaterThan(0);
     // RELIABILITY.md R6: a blocked publisher is visible in health, not only in a log line.
@@ -119,7 +119,7 @@ describe('faults: broker-level (private RabbitMQ node)', () => {
     const report = await r.finish();
     recordResult('F13b over broker max_message_size', report, { rejectedBy: report.rejectedBy });
     expect(report.rejected).toBe(1);
-    expectPassBar(report, r, {
+    expectPassBar(report, {
       rejected: 1,
       duplicatedAtMost: 2 * 10,
       copiesAtMost: COPIES_PER_FAULT,
@@ -149,7 +149,7 @@ describe('faults: broker-level (private RabbitMQ node)', () => {
       (k) => k !== 'PublishTimeoutError',
     );
     expect(otherRejections).toEqual([]);
-    expectPassBar(report, r, {
+    expectPassBar(report, {
       rejected: report.rejectedBy.PublishTimeoutError ?? 0,
       duplicatedAtMost: 2 * 10,
       copiesAtMost: COPIES_PER_FAULT,

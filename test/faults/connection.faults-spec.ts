@@ -40,7 +40,7 @@ describe('faults: broker-side connection closes (private vhost)', () => {
     expect(await r.settle(30_000)).toBe(true);
     const report: CheckReport = await r.finish();
     recordResult('F1 baseline', report);
-    expectPassBar(report, r);
+    expectPassBar(report);
     expect(report.handledRows).toBe(500);
   });
 
@@ -65,7 +65,7 @@ describe('faults: broker-side connection closes (private vhost)', () => {
     const report = await r.finish();
     recordResult('F2 operator close x3', report, { resubscribedMs: recovery });
     // At most the unacked window (prefetch 10 x 2 consumers) per close may be handled twice.
-    expectPassBar(report, r, { duplicatedAtMost: 3 * 2 * 10, copiesAtMost: 3 * COPIES_PER_FAULT });
+    expectPassBar(report, { duplicatedAtMost: 3 * 2 * 10, copiesAtMost: 3 * COPIES_PER_FAULT });
     for (const ms of recovery) expect(ms).toBeLessThan(5_000);
   });
 
@@ -83,6 +83,6 @@ describe('faults: broker-side connection closes (private vhost)', () => {
     recordResult('F2b in-flight publishes x4 closes', report, { producerReconnects: reconnects });
     expect(reconnects).toBeGreaterThanOrEqual(4);
     expect(report.rejectedBy).toEqual({});
-    expectPassBar(report, r, { duplicatedAtMost: 4 * 2 * 10, copiesAtMost: 4 * COPIES_PER_FAULT });
+    expectPassBar(report, { duplicatedAtMost: 4 * 2 * 10, copiesAtMost: 4 * COPIES_PER_FAULT });
   });
 });

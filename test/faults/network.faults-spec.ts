@@ -64,7 +64,7 @@ describe('faults: network (TCP chaos proxy)', () => {
     await waitFor(async () => (await r.consumerCount()) === 2, { timeoutMs: 15_000 });
     const report = await r.finish();
     recordResult('F5 TCP cut x5', report);
-    expectPassBar(report, r, { duplicatedAtMost: 5 * 2 * 10, copiesAtMost: 5 * COPIES_PER_FAULT });
+    expectPassBar(report, { duplicatedAtMost: 5 * 2 * 10, copiesAtMost: 5 * COPIES_PER_FAULT });
     expect(channelErrors(report, r)).toEqual([]);
   });
 
@@ -90,7 +90,7 @@ describe('faults: network (TCP chaos proxy)', () => {
     recordResult('F6 black hole', report, { detectedMs });
     // amqplib checks once per heartbeat and gives up after two silent ones: 4 to 6 s; 1 s for a busy box.
     expect(detectedMs).toBeLessThanOrEqual(3 * 2_000 + 1_000);
-    expectPassBar(report, r, { duplicatedAtMost: 2 * 10, copiesAtMost: COPIES_PER_FAULT });
+    expectPassBar(report, { duplicatedAtMost: 2 * 10, copiesAtMost: COPIES_PER_FAULT });
   });
 
   it('slow link: 100 ms on every chunk mid-load, nothing rejected or lost', async () => {
@@ -104,6 +104,6 @@ describe('faults: network (TCP chaos proxy)', () => {
     expect(await r.settle(60_000)).toBe(true);
     const report = await r.finish();
     recordResult('slow link 100 ms', report);
-    expectPassBar(report, r);
+    expectPassBar(report);
   });
 });

@@ -63,7 +63,7 @@ describe('faults: consumer processes killed, stopped and terminated', () => {
     expect(await r.consumerCount()).toBe(2);
     const report = await r.finish();
     recordResult('F7 SIGKILL x3 + restart', report, { killed: killed.length });
-    expectPassBar(report, r, { duplicatedAtMost: 3 * 10 });
+    expectPassBar(report, { duplicatedAtMost: 3 * 10 });
     // Every second handling of a message came from a redelivery, never from a fresh copy.
     const rows = r.ledger
       .childRows()
@@ -102,7 +102,7 @@ describe('faults: consumer processes killed, stopped and terminated', () => {
     expect(frozen.running).toBe(true);
     const report = await r.finish();
     recordResult('F8 SIGSTOP/SIGCONT', report, { brokerDroppedMs: droppedMs });
-    expectPassBar(report, r, { duplicatedAtMost: 10 });
+    expectPassBar(report, { duplicatedAtMost: 10 });
   });
 
   it('F21 SIGTERM under load: exit 0, in-flight work acked, no redelivery from the shutdown', async () => {
@@ -121,7 +121,7 @@ describe('faults: consumer processes killed, stopped and terminated', () => {
     recordResult('F21 SIGTERM under load', report, { exit, closedMs });
     expect(exit).toEqual({ code: 0, signal: null });
     expect(closedMs).toBeLessThan(10_000);
-    expectPassBar(report, r);
+    expectPassBar(report);
   });
 
   it('F9 a crash-loop message is dead-lettered by the delivery limit; the rest flows', async () => {
@@ -191,6 +191,6 @@ describe('faults: consumer processes killed, stopped and terminated', () => {
     expect(deliveries.length).toBeLessThanOrEqual(4);
     // Collateral: a good message unacked on the consumer at each crash shares the crash's deliveries.
     expect(collateral).toBeLessThanOrEqual(2 * 10);
-    expectPassBar(report, r, { dead: report.dead, duplicatedAtMost: restarts * 10 });
+    expectPassBar(report, { dead: report.dead, duplicatedAtMost: restarts * 10 });
   });
 });

@@ -95,7 +95,7 @@ const rssOf = (pid: number): number => {
         heapGrowthPct: Math.round(heapGrowth * 100),
       });
       expect(faults.length).toBeGreaterThan(0);
-      expectPassBar(report, r, {
+      expectPassBar(report, {
         duplicatedAtMost: faults.length * 2 * 10,
         copiesAtMost: faults.length * COPIES_PER_FAULT,
       });

@@ -76,10 +76,13 @@ describe('faults: queues deleted under load (private vhost)', () => {
         k !== 'UnroutableError' && !(k === 'PublishFailedError' && /did not accept/.test(message)),
     );
     expect(rejectedOther).toEqual([]);
-    expectPassBar({ ...report, lost: lostAfter }, r, {
-      duplicatedAtMost: 2 * 10,
-      rejected: report.rejected,
-    });
+    expectPassBar(
+      { ...report, lost: lostAfter },
+      {
+        duplicatedAtMost: 2 * 10,
+        rejected: report.rejected,
+      },
+    );
   });
 
   it('F15-tier retry tier deleted while every message retries once: retries and publishing go on', async () => {
@@ -125,10 +128,13 @@ describe('faults: queues deleted under load (private vhost)', () => {
     });
     expect(lostAfter).toEqual([]);
     // A retry copy whose confirm was lost with its channel is written again: a second copy.
-    expectPassBar({ ...report, lost: lostAfter }, r, {
-      duplicatedAtMost: 2 * 10,
-      copiesAtMost: COPIES_PER_FAULT,
-    });
+    expectPassBar(
+      { ...report, lost: lostAfter },
+      {
+        duplicatedAtMost: 2 * 10,
+        copiesAtMost: COPIES_PER_FAULT,
+      },
+    );
     expect(secondAttempts).toBe(report.handled);
   });
 });

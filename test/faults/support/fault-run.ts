@@ -65,15 +65,12 @@ export class FaultRun {
   readonly producerErrors: Error[] = [];
   /** The producer backend's status changes, with their times. */
   readonly producerStatuses: Array<{ status: string; at: number }> = [];
-  /** Unhandled rejections in the test process while this run was open. */
-  readonly unhandled: unknown[] = [];
   private app?: INestApplication;
   private publisher?: MessagingPublisher;
   private raw?: ChannelModel;
   private sentCount = 0;
   private readonly poison = new Set<string>();
   private readonly confirmedIds = new Set<string>();
-  private readonly onUnhandled = (reason: unknown) => this.unhandled.push(reason);
   readonly startedAt = Date.now();
 
   private constructor(readonly options: FaultRunOptions) {
@@ -85,7 +82,6 @@ export class FaultRun {
 
   static async start(options: FaultRunOptions): Promise<FaultRun> {
     const run = new FaultRun(options);
-    process.on('unhandledRejection', run.onUnhandled);
     await run.startProducer();
     // Consumers one by one: each declares the topology; starting them together races nothing, but
     // two Nest boots at once on 2 cores take as long as two in a row.
@@ -341,7 +337,6 @@ export class FaultRun {
 
   /** Closes the producer and the checker's connection; consumers still running get SIGKILL. */
   async close(): Promise<void> {
-    process.off('unhandledRejection', this.onUnhandled);
     for (const c of this.consumers) if (c.running) c.signal('SIGKILL');
     await Promise.all(this.consumers.map((c) => c.exited));
     await this.app?.close().catch(() => undefined);
