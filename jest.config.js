@@ -1,8 +1,9 @@
 /**
  * Jest 30 cannot require NestJS 12's ES modules itself, so @swc/jest transforms
  * both our TypeScript and the @nestjs packages to CommonJS.
- * Projects: `unit` (no broker), `rabbitmq` (needs a broker, run in band) and `package` (npm pack of
- * the library installed into a fresh app outside the repository: `npm run test:package`, in CI).
+ * Projects: `unit` (no broker), `rabbitmq` (needs a broker, run in band), `package` (npm pack of
+ * the library installed into a fresh app outside the repository: `npm run test:package`, in CI) and
+ * `faults` (fault injection under load, docs/reliability.md: `npm run test:faults`, in CI).
  * @type {import('jest').Config}
  */
 const swc = [
@@ -37,7 +38,11 @@ module.exports = {
     {
       ...base,
       displayName: 'unit',
-      testMatch: ['<rootDir>/libs/**/*.spec.ts', '<rootDir>/apps/**/*.spec.ts', '<rootDir>/test/**/*.e2e-spec.ts'],
+      testMatch: [
+        '<rootDir>/libs/**/*.spec.ts',
+        '<rootDir>/apps/**/*.spec.ts',
+        '<rootDir>/test/**/*.e2e-spec.ts',
+      ],
       testPathIgnorePatterns: ['/node_modules/', '\\.amqp\\.'],
     },
     {
@@ -49,6 +54,13 @@ module.exports = {
       ...base,
       displayName: 'package',
       testMatch: ['<rootDir>/test/**/*.pack-spec.ts'],
+    },
+    {
+      ...base,
+      displayName: 'faults',
+      testMatch: ['<rootDir>/test/faults/**/*.faults-spec.ts'],
+      // Sets a generous test timeout: a scenario is a load of hundreds to thousands of messages plus a fault.
+      setupFilesAfterEnv: ['<rootDir>/test/faults/support/jest-setup.ts'],
     },
   ],
 };
