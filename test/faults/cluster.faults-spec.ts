@@ -19,6 +19,14 @@
  * by a throwaway consumer that declares the topology alone on the chosen node (quorum queues are
  * led by the declaring node); each scenario asserts the placement it relies on before the kill.
  * The killed node is restarted before the verdict and must be back among the queue's `online`.
+ * "Consumers back" is polled with three `rabbitmqctl` calls (about 1 s each here), so its figure is
+ * an upper bound; the first message handled after the kill is the finer one.
+ *
+ * Known failure, C3 (RabbitMQ 3.10.8, reproduced with raw amqplib too): the producer is connected
+ * again about 20 ms after the kill, before the queue has a new leader (about 250 ms), and the broker
+ * nacks every publish on that new channel for as long as the dead node stays down; a channel opened
+ * after the election is served. The library reports each nack as `PublishFailedError` (nothing
+ * lost), but publishing does not resume: see the report of issue 9.
  */
 import { waitFor } from '@app/messaging/testing';
 import { ClusterConsumer, type RabbitCluster, startRabbitCluster } from './support/cluster';
@@ -140,13 +148,17 @@ describe('faults: 3-node RabbitMQ cluster (quorum queues, client failover)', () 
     const consumersBackMs = since(Date.now());
     const afterKill = await cluster.queue(r.workQueue);
     const brokerCountAfterKill = await r.consumerCount();
-    // Publishing resumed: a publish sent after the kill was confirmed.
-    await waitFor(() => firstAfter(r.ledger.rows(), killedAt, 'confirmed') !== undefined, {
-      timeoutMs: 30_000,
-      intervalMs: 50,
-      message: 'a publish sent after the kill confirmed',
-    });
-    const resumeMs = since(firstAfter(r.ledger.rows(), killedAt, 'confirmed')!);
+    // Publishing resumed: a publish sent after the kill was confirmed. A timeout is not thrown here:
+    // the run goes on to its verdict so the report says what happened to those publishes.
+    const resumed = await waitFor(
+      () => firstAfter(r.ledger.rows(), killedAt, 'confirmed') !== undefined,
+      { timeoutMs: 30_000, intervalMs: 50, message: 'a publish sent after the kill confirmed' },
+    ).then(
+      () => true,
+      () => false,
+    );
+    const confirmedAt = firstAfter(r.ledger.rows(), killedAt, 'confirmed');
+    const resumeMs = confirmedAt === undefined ? null : since(confirmedAt);
     const producerOnAfter = await cluster.connectionNodes(producerName);
 
     await cluster.restart(node(at.kill));
@@ -195,6 +207,7 @@ describe('faults: 3-node RabbitMQ cluster (quorum queues, client failover)', () 
     expect(report.handled).toBe(LOAD.count);
     expect(afterKill.leader).not.toBe(node(at.kill));
     expect(producerOnAfter).not.toContain(node(at.kill));
+    expect({ resumed, resumeMs }).toEqual({ resumed: true, resumeMs: expect.any(Number) });
     expect(resumeMs).toBeLessThan(RESUME_BOUND_MS);
     expect(consumersBackMs).toBeLessThan(RESUME_BOUND_MS);
     expect(handledAfter).toBeDefined();

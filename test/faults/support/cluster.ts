@@ -197,7 +197,9 @@ export async function startRabbitCluster(options: ClusterOptions): Promise<Rabbi
         }
       }),
     );
-    rmSync(dir, { recursive: true, force: true });
+    // The nodes' logs stay for a post-mortem only when asked for, like the ledger.
+    if (process.env.FAULTS_KEEP_LEDGER) process.stdout.write(`[faults] cluster dir kept: ${dir}\n`);
+    else rmSync(dir, { recursive: true, force: true });
   };
 
   try {
