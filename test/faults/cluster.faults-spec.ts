@@ -200,7 +200,7 @@ describe('faults: 3-node RabbitMQ cluster (quorum queues, client failover)', () 
     };
     recordResult(`${id} ${name}`, report, figures);
     expect(settled).toBe(true);
-    expectPassBar(report, r, {
+    expectPassBar(report, {
       duplicatedAtMost: CONSUMERS * 10,
       copiesAtMost: COPIES_PER_FAULT,
     });

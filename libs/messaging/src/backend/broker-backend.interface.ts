@@ -209,6 +209,11 @@ export interface BrokerBackend {
   readonly name: string;
   /** Current connection state. */
   readonly status: BackendStatus;
+  /**
+   * True while the broker blocks this backend's publishing (RabbitMQ's memory or disk alarm):
+   * publishes wait, consumers go on. Optional: a backend whose broker never blocks leaves it out.
+   */
+  readonly blocked?: boolean;
 
   /** Connects (idempotent: a second call waits for the first). */
   connect(): Promise<void>;

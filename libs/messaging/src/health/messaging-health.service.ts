@@ -16,6 +16,11 @@ export interface MessagingHealth {
   /** The backend's name (`memory`, `amqp`). */
   readonly backend: string;
   readonly connection: BackendStatus;
+  /**
+   * True while the broker blocks publishing (RabbitMQ's memory or disk alarm): publishes wait,
+   * consumers go on, so `status` stays as it is. When the backend reports it (`AmqpBackend` does).
+   */
+  readonly blocked?: boolean;
   /** Each subscription, when the backend reports them (`AmqpBackend` does). */
   readonly consumers?: readonly ConsumerState[];
 }
@@ -39,6 +44,7 @@ export class MessagingHealthService {
       status: connection === 'connected' && !gone ? 'up' : 'down',
       backend: this.backend.name,
       connection,
+      ...(this.backend.blocked !== undefined ? { blocked: this.backend.blocked } : {}),
       ...(consumers ? { consumers } : {}),
     };
   }

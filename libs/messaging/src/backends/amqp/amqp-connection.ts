@@ -66,6 +66,7 @@ export class AmqpConnectionManager {
   /** The URL of the open connection, and of the last one lost. */
   private connUrl?: string;
   private lostUrl?: string;
+  private blockedBy?: string;
 
   constructor(
     private readonly amqplib: AmqplibModule,
@@ -74,6 +75,11 @@ export class AmqpConnectionManager {
     private readonly logger: Logger,
     private readonly hooks: AmqpConnectionHooks,
   ) {}
+
+  /** Why the broker blocks publishing on the open connection (a memory or disk alarm), if it does. */
+  get blocked(): string | undefined {
+    return this.blockedBy;
+  }
 
   /** The open connection, if any. */
   get current(): ChannelModel | undefined {
@@ -206,10 +212,14 @@ export class AmqpConnectionManager {
     conn.on('error', (error: unknown) =>
       this.hub.emitError(sanitizeError(error, `AMQP connection to ${where}`)),
     );
-    conn.on('blocked', (reason: unknown) =>
-      this.logger.warn(`Broker blocked publishing on ${where}: ${String(reason)}`),
-    );
-    conn.on('unblocked', () => this.logger.log(`Broker unblocked publishing on ${where}`));
+    conn.on('blocked', (reason: unknown) => {
+      if (this.conn === conn) this.blockedBy = String(reason);
+      this.logger.warn(`Broker blocked publishing on ${where}: ${String(reason)}`);
+    });
+    conn.on('unblocked', () => {
+      if (this.conn === conn) this.blockedBy = undefined;
+      this.logger.log(`Broker unblocked publishing on ${where}`);
+    });
     conn.on('close', () => {
       dead = true;
       this.onClose(conn);
@@ -240,6 +250,7 @@ export class AmqpConnectionManager {
   private onClose(conn: ChannelModel): void {
     if (this.conn !== conn) return;
     this.conn = undefined;
+    this.blockedBy = undefined;
     this.lostUrl = this.connUrl;
     this.hooks.lost(conn);
     if (this.closed) return;

@@ -130,7 +130,7 @@ describe('AmqpPublisher', () => {
     await publisher.close();
   });
 
-  it('sends a nacked publish again on a new channel, and fails it after three nacks', async () => {
+  it('sends a nacked publish again on a new channel, and fails it after four nacks', async () => {
     const { channel, channels, publisher, command } = await setUp();
     const saved = watch(publisher.publish(command()));
     const waiting = watch(publisher.publish(command()));
@@ -144,7 +144,7 @@ describe('AmqpPublisher', () => {
     expect([saved.state, waiting.state]).toEqual(['resolved', 'resolved']);
 
     const doomed = watch(publisher.publish(command()));
-    for (let n = 1; n <= 3; n++) {
+    for (let n = 1; n <= 4; n++) {
       await waitFor(() => channels.length === n + 1 && channels[n].written.length >= 1);
       channels[n].confirm(channels[n].written.length - 1, new Error('message nacked'));
     }

@@ -51,8 +51,11 @@ const settledAlready = (): void => undefined;
 /** amqplib's errors for the confirms a closing channel will never get, and for a nack. */
 const CHANNEL_CLOSED = 'channel closed';
 const NACKED = 'message nacked';
-/** A publish the broker nacks goes again this many times, each on a new channel, then fails. */
-const MAX_RESENDS_AFTER_NACK = 2;
+/**
+ * A publish the broker nacks goes again this many times, each on a new channel opened after a
+ * growing pause (the `reconnect` backoff), then fails.
+ */
+const MAX_RESENDS_AFTER_NACK = 3;
 
 /**
  * Publishes on one confirm channel per connection. A publish resolves on the broker's ack and
@@ -307,7 +310,7 @@ export class AmqpPublisher {
         this.returns.take(command);
         const { channel } = pending;
         this.resend(pending);
-        this.replace(channel);
+        this.replace(channel, pending.nacks - 1);
         return;
       }
     }
@@ -327,13 +330,13 @@ export class AmqpPublisher {
   }
 
   /** Closes `ch`, if it is still the channel, and opens another: what it holds unconfirmed goes again. */
-  private replace(ch: ConfirmChannel | undefined): void {
+  private replace(ch: ConfirmChannel | undefined, attempt: number): void {
     const conn = this.connection.current;
     if (!ch || ch !== this.channel || !conn) return;
     this.channel = undefined;
     this.logger.warn('RabbitMQ nacked a publish; replacing the publisher channel');
     void ch.close().catch(() => undefined);
-    this.reopen(conn, 0);
+    this.reopen(conn, attempt);
   }
 
   /** Writes `pending` again on the next channel, within its deadline. */

@@ -91,6 +91,11 @@ export class AmqpBackend implements BrokerBackend {
     return this.hub.status;
   }
 
+  /** True while RabbitMQ blocks publishing (a memory or disk alarm): publishes wait for it. */
+  get blocked(): boolean {
+    return this.connection.blocked !== undefined;
+  }
+
   /** Connects (a second call waits for the first); rejects after `connectTimeoutMs`. */
   async connect(): Promise<void> {
     if (this.closing) throw new BackendClosedError('AmqpBackend is closed');
