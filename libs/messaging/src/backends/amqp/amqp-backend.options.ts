@@ -59,8 +59,9 @@ export interface AmqpBackendOptions {
    */
   readonly prefetch?: number;
   /**
-   * AMQP heartbeat, set explicitly so a dead peer (a cut or black-holed link) is detected in about
-   * twice this time and the backend fails over: seconds, not minutes.
+   * AMQP heartbeat, set explicitly so a dead peer (a cut or black-holed link) is detected in two to
+   * three times this (amqplib gives up after two silent intervals) and the backend fails over:
+   * seconds, not minutes.
    * @default 5
    */
   readonly heartbeatSeconds?: number;
