@@ -24,6 +24,22 @@ describe('AmqpBackend (RabbitMQ): foreign queues, reconnection, cancel and close
     run: RUN,
   } = useAmqpFixture();
 
+  /** Closes, as the broker's operator would, only the connection named `name` (the broker is shared). */
+  async function closeOurConnection(name: string): Promise<void> {
+    const { stdout } = await run('rabbitmqctl', [
+      '-q',
+      'list_connections',
+      'pid',
+      'client_properties',
+    ]);
+    const pid = stdout
+      .split('\n')
+      .find((line) => line.includes(name))
+      ?.split('\t')[0];
+    expect(pid).toBeDefined();
+    await run('rabbitmqctl', ['close_connection', pid as string, 'test']);
+  }
+
   it('consumes a foreign non-durable queue as it is, and sends straight to a queue', async () => {
     const conn = await rawConnection();
     const ch = await conn.createChannel();
@@ -82,15 +98,7 @@ describe('AmqpBackend (RabbitMQ): foreign queues, reconnection, cancel and close
       if (s === 'reconnecting' && !duringOutage)
         duringOutage = backend.publish(message({ topic }), { mandatory: true });
     });
-    // Only this test's connection: other suites and processes share the broker.
-    const pid = (
-      await run('rabbitmqctl', ['-q', 'list_connections', 'pid', 'client_properties'])
-    ).stdout
-      .split('\n')
-      .find((line) => line.includes(`reconnect-${RUN}`))
-      ?.split('\t')[0];
-    expect(pid).toBeDefined();
-    await run('rabbitmqctl', ['close_connection', pid as string, 'test']);
+    await closeOurConnection(`reconnect-${RUN}`);
     await waitFor(() => duringOutage !== undefined && backend.status === 'connected', {
       timeoutMs: 10_000,
     });
@@ -114,13 +122,7 @@ describe('AmqpBackend (RabbitMQ): foreign queues, reconnection, cancel and close
     backend.on('status', (s) => {
       if (s === 'connected') reconnected = true;
     });
-    const pid = (
-      await run('rabbitmqctl', ['-q', 'list_connections', 'pid', 'client_properties'])
-    ).stdout
-      .split('\n')
-      .find((line) => line.includes(name))
-      ?.split('\t')[0];
-    await run('rabbitmqctl', ['close_connection', pid as string, 'test']);
+    await closeOurConnection(name);
     await waitFor(() => reconnected, { timeoutMs: 5_000 });
     await waitFor(() => backend.consumerStates()[0].attached, {
       timeoutMs: 1_000,
@@ -137,14 +139,7 @@ describe('AmqpBackend (RabbitMQ): foreign queues, reconnection, cancel and close
     const topic = `${topicPrefix}.inflight`;
     const c = collect();
     await backend.subscribe(spec(svc('inflight'), 'q', [topic], { concurrency: 50 }), c.handler);
-    const pid = (
-      await run('rabbitmqctl', ['-q', 'list_connections', 'pid', 'client_properties'])
-    ).stdout
-      .split('\n')
-      .find((line) => line.includes(name))
-      ?.split('\t')[0];
-    expect(pid).toBeDefined();
-    const closing = run('rabbitmqctl', ['close_connection', pid as string, 'test']);
+    const closing = closeOurConnection(name);
     let closed = false;
     void closing.then(() => (closed = true));
     // Publish in batches until the close has happened, and one batch more.
