@@ -26,8 +26,8 @@ export interface AmqpDeadLettersContext {
  * | lock    | in this process, one operation per service at a time; across processes, an exclusive   |
  * |         | queue `<service>.dead-letter.lock`, which RabbitMQ lets one connection hold (and drops |
  * |         | with it, should the process die)                                                        |
- * | read    | `basic.get` without ack on a channel of its own, to the end of the queue; only the page |
- * |         | asked for (or the letter to replay) is kept in memory                                   |
+ * | read    | `basic.get` without ack on a channel of its own, as many as the queue held at the first |
+ * |         | read; only the page asked for (or the letter to replay) is kept in memory                |
  * | replay  | the original body and headers, straight to the queue it failed on, as attempt 1; acked |
  * |         | out of the dead-letter queue once the broker confirmed the republish                   |
  * | unlock  | every message read and not acked is given back, one by one in the order read, then the |
@@ -150,18 +150,24 @@ export class AmqpDeadLetters {
         const queue = deadLetterQueueName(service);
         if (!(await queueExists(conn, queue))) return absent;
         const unlock = await this.lock(conn, queue);
-        const reader = new DeadLetterQueueReader(await this.openChannel(conn), queue);
+        let reader: DeadLetterQueueReader | undefined;
         try {
+          reader = new DeadLetterQueueReader(await this.openChannel(conn), queue);
           return await work(reader);
         } finally {
-          await reader.close();
-          await unlock();
+          try {
+            await reader?.close();
+          } finally {
+            await unlock();
+          }
         }
       });
     this.queued.set(service, run);
-    void run.finally(() => {
+    // Both ways, so that a failed operation (its caller has the rejection) leaves no unhandled one.
+    const forget = (): void => {
       if (this.queued.get(service) === run) this.queued.delete(service);
-    });
+    };
+    run.then(forget, forget);
     return run;
   }
 
@@ -180,10 +186,13 @@ export class AmqpDeadLetters {
         };
       } catch (error) {
         // 405 RESOURCE_LOCKED: another connection holds it (and the channel is closed).
-        if ((error as { code?: unknown }).code !== 405 || Date.now() + wait > deadline) {
+        const held = (error as { code?: unknown }).code === 405;
+        if (!held || Date.now() + wait > deadline) {
           throw sanitizeError(
             error,
-            `the dead letters of '${queue}' are in use by another instance; try again`,
+            held
+              ? `the dead letters of '${queue}' are in use by another instance; try again`
+              : `cannot lock the dead letters of '${queue}' (declaring queue '${name}')`,
           );
         }
         await new Promise((resolve) => setTimeout(resolve, wait));
@@ -202,19 +211,28 @@ export class AmqpDeadLetters {
   }
 }
 
-/** Reads one dead-letter queue on its own channel, remembering the delivery tags to give back. */
+/**
+ * Reads one dead-letter queue on its own channel, remembering the delivery tags to give back. It
+ * reads as many messages as the queue held at its first read, never more: what is dead-lettered
+ * meanwhile (a replayed letter failing again) is not read, so no operation can chase its own tail.
+ */
 class DeadLetterQueueReader {
   private readonly taken = new Set<number>();
+  /** Messages still to read; known from the first read. */
+  private left?: number;
 
   constructor(
     private readonly ch: Channel,
     private readonly queue: string,
   ) {}
 
-  /** The next message, held unacknowledged; false at the end of the queue. */
+  /** The next message, held unacknowledged; false at the end of what the queue held. */
   async next(): Promise<GetMessage | false> {
+    if (this.left === 0) return false;
     const msg = await this.ch.get(this.queue, { noAck: false });
-    if (msg) this.taken.add(msg.fields.deliveryTag);
+    if (!msg) return false;
+    this.left = this.left === undefined ? msg.fields.messageCount : this.left - 1;
+    this.taken.add(msg.fields.deliveryTag);
     return msg;
   }
 
@@ -234,6 +252,8 @@ class DeadLetterQueueReader {
       for (const deliveryTag of this.taken) {
         this.ch.nack({ fields: { deliveryTag } } as GetMessage, false, true);
       }
+    } catch {
+      // The channel is gone (a channel error): the broker gave everything back already.
     } finally {
       await this.ch.close().catch(() => undefined);
     }

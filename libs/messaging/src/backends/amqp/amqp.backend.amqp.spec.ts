@@ -4,7 +4,8 @@ import { gate, waitFor } from '../../testing/wait-for';
 import { useAmqpFixture } from '../../testing/amqp-test.fixture';
 
 describe('AmqpBackend (RabbitMQ): routing, retries, dead letters, requests', () => {
-  const { make, message, spec, failure, collect, queueDepth, svc, topicPrefix } = useAmqpFixture();
+  const { make, rawConnection, message, spec, failure, collect, queueDepth, svc, topicPrefix } =
+    useAmqpFixture();
 
   it('acks the messages after a slow one while it still runs (its slot is the only one held)', async () => {
     const backend = await make();
@@ -227,12 +228,33 @@ describe('AmqpBackend (RabbitMQ): routing, retries, dead letters, requests', () 
     ]);
     expect(replayed).toBe(true);
     expect([20, 19]).toContain(listed.length);
-    // The handler dead-letters it again: it comes back last, the others keep their order.
+    // The handler dead-letters it again (landing wherever the listing running meanwhile leaves it);
+    // the others keep their order.
     await waitFor(async () => (await queueDepth(`${service}.dead-letter`)) === 20);
-    expect((await one.listDeadLetters(service)).map((l) => l.messageId)).toEqual([
-      ...ids.filter((_, i) => i !== 7),
-      ids[7],
-    ]);
+    const final = (await one.listDeadLetters(service)).map((l) => l.messageId);
+    expect(final.filter((id) => id !== ids[7])).toEqual(ids.filter((_, i) => i !== 7));
+    expect(final.filter((id) => id === ids[7])).toHaveLength(1);
+  });
+
+  it('rejects a replay whose queue is gone, and the dead letters stay usable', async () => {
+    const backend = await make();
+    const service = svc('gone-q');
+    const topic = `${topicPrefix}.goneq`;
+    await backend.subscribe(spec(service, 'q', [topic]), async () => ({
+      action: 'dead-letter',
+      failure: failure('x'),
+    }));
+    await backend.publish(message({ topic }), { mandatory: true });
+    await waitFor(async () => (await queueDepth(`${service}.dead-letter`)) === 1);
+    const [letter] = await backend.listDeadLetters(service);
+    const ch = await (await rawConnection()).createChannel();
+    await ch.deleteQueue(`${service}.q`);
+    await ch.close();
+    // A failed operation rejects for its caller only (no unhandled rejection), and frees the lock.
+    await expect(backend.replayDeadLetter(service, letter.id)).rejects.toBeInstanceOf(
+      UnroutableError,
+    );
+    expect((await backend.listDeadLetters(service)).map((l) => l.id)).toEqual([letter.id]);
   });
 
   it('rejects an unroutable publish with UnroutableError unless allowed', async () => {
