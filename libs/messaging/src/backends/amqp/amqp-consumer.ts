@@ -335,13 +335,14 @@ export class AmqpConsumer implements BackendSubscription {
   }
 
   private hold(delayMs: number): Promise<void> {
+    if (this.cancelled) return Promise.resolve();
     return new Promise<void>((resolve) => {
       const release = (): void => {
         clearTimeout(timer);
         this.holds.delete(release);
         resolve();
       };
-      const timer = setTimeout(release, delayMs);
+      const timer = setTimeout(release, delayMs).unref();
       this.holds.add(release);
     });
   }

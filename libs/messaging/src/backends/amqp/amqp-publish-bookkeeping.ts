@@ -7,11 +7,51 @@
  * | `PublishWindow`       | publishes written and not yet confirmed          | at most `maxInFlightPublishes`; the others wait in order |
  * | `ReturnedMessages`    | `basic.return`s not yet met by their confirm     | a return comes before the ack, which is still an ack   |
  * | `channelErrorRefusal` | nothing: a decision                              | which publish a channel error names, so only it fails  |
+ * | `Pending`             | one publish until it settles                     | what a re-send or a timeout needs of it                |
  */
-import type { ConsumeMessage } from 'amqplib';
+import type { ConfirmChannel, ConsumeMessage } from 'amqplib';
 import { MessageFifo } from '../../backend/message-fifo';
 import { PublishFailedError } from '../../errors/messaging.errors';
 import type { PublishCommand } from './amqp-publish-command';
+
+/** One publish waiting for its confirm (or for a channel, a slot, a drained buffer first). */
+export interface Pending {
+  /** `CONFIRMED` once the broker confirmed it: a settled publish may wait in `byDeadline` behind an
+   * older one still unconfirmed, and must not hold its content there. */
+  command: PublishCommand;
+  readonly deadline: number;
+  settled: boolean;
+  holdsSlot: boolean;
+  /** Written on a channel (else it timed out waiting for one, a slot or a drained buffer). */
+  written: boolean;
+  /** The channel it was last written on. */
+  channel?: ConfirmChannel;
+  /** Times it was written again after its channel closed with a channel error. */
+  resends: number;
+  /** Times it was written again after a nack. */
+  nacks: number;
+  resolve(): void;
+  reject(error: Error): void;
+}
+
+/** What a confirmed publish keeps of its command. */
+export const CONFIRMED: PublishCommand = Object.freeze({
+  exchange: '',
+  routingKey: '',
+  content: Buffer.alloc(0),
+  properties: {},
+  target: '',
+});
+export const settledAlready = (): void => undefined;
+
+/** amqplib's errors for the confirms a closing channel will never get, and for a nack. */
+export const CHANNEL_CLOSED = 'channel closed';
+export const NACKED = 'message nacked';
+/**
+ * A publish the broker nacks goes again this many times (on the same channel, or on a new one
+ * opened after a growing pause when its channel nacks twice in a row), then fails.
+ */
+export const MAX_RESENDS_AFTER_NACK = 3;
 
 /** What {@link PublishDeadlines} needs of a pending publish. */
 export interface WithDeadline {

@@ -130,24 +130,41 @@ describe('AmqpPublisher', () => {
     await publisher.close();
   });
 
-  it('sends a nacked publish again on a new channel, and fails it after four nacks', async () => {
+  it('sends a publish nacked once again on its own channel', async () => {
     const { channel, channels, publisher, command } = await setUp();
     const saved = watch(publisher.publish(command()));
-    const waiting = watch(publisher.publish(command()));
     channel.confirm(0, new Error('message nacked'));
-    // The nacking channel is replaced: both go again on the new one, with their ids.
-    await waitFor(() => channels.length === 2 && channels[1].written.length === 2);
-    expect(channels[1].written.map((w) => w.messageId)).toEqual(['m-1', 'm-2']);
-    channels[1].confirm(0);
-    channels[1].confirm(1);
-    await waitFor(() => saved.state !== 'pending' && waiting.state !== 'pending');
-    expect([saved.state, waiting.state]).toEqual(['resolved', 'resolved']);
+    await waitFor(() => channel.written.length === 2);
+    expect(channel.written.map((w) => w.messageId)).toEqual(['m-1', 'm-1']);
+    channel.confirm(1);
+    await waitFor(() => saved.state !== 'pending');
+    expect(saved.state).toBe('resolved');
+    expect(channels).toHaveLength(1);
+    await publisher.close();
+  });
 
+  it('replaces a channel that nacks twice in a row, and fails a publish after four nacks', async () => {
+    const { channel, channels, publisher, command } = await setUp();
     const doomed = watch(publisher.publish(command()));
-    for (let n = 1; n <= 4; n++) {
-      await waitFor(() => channels.length === n + 1 && channels[n].written.length >= 1);
-      channels[n].confirm(channels[n].written.length - 1, new Error('message nacked'));
-    }
+    const other = watch(publisher.publish(command()));
+    /** Nacks the latest write of m-1 on `ch`, once it is there. */
+    const nackDoomed = async (ch: (typeof channels)[number], writes: number): Promise<void> => {
+      await waitFor(() => ch.written.filter((w) => w.messageId === 'm-1').length === writes);
+      ch.confirm(
+        ch.written.map((w) => w.messageId).lastIndexOf('m-1'),
+        new Error('message nacked'),
+      );
+    };
+    await nackDoomed(channel, 1);
+    await nackDoomed(channel, 2);
+    // Two nacks in a row: a new channel, on which both go again.
+    await waitFor(() => channels.length === 2 && channels[1].written.length === 2);
+    expect(channels[1].written.map((w) => w.messageId).sort()).toEqual(['m-1', 'm-2']);
+    channels[1].confirm(channels[1].written.findIndex((w) => w.messageId === 'm-2'));
+    await waitFor(() => other.state !== 'pending');
+    expect(other.state).toBe('resolved');
+    await nackDoomed(channels[1], 1);
+    await nackDoomed(channels[1], 2);
     await waitFor(() => doomed.state !== 'pending');
     expect(doomed.error).toBeInstanceOf(PublishFailedError);
     expect((doomed.error as Error).message).toMatch(/did not accept the publish .*message nacked/);
@@ -168,14 +185,14 @@ describe('AmqpPublisher', () => {
   });
 
   it('forgets the return of a publish that was then nacked', async () => {
-    const { channel, channels, publisher, command } = await setUp();
+    const { channel, publisher, command } = await setUp();
     const again = { properties: { mandatory: true, messageId: 'same' } };
     const nacked = watch(publisher.publish(command(again)));
     channel.returnIt(0);
     channel.confirm(0, new Error('message nacked'));
-    // Sent again on a new channel and routed this time: no stale return makes it unroutable.
-    await waitFor(() => channels.length === 2 && channels[1].written.length === 1);
-    channels[1].confirm(0);
+    // Sent again and routed this time: no stale return makes it unroutable.
+    await waitFor(() => channel.written.length === 2);
+    channel.confirm(1);
     await waitFor(() => nacked.state !== 'pending');
     expect(nacked.state).toBe('resolved');
     await publisher.close();

@@ -15,52 +15,20 @@ import {
   PublishDeadlines,
   PublishWindow,
   ReturnedMessages,
+  CHANNEL_CLOSED,
+  CONFIRMED,
+  MAX_RESENDS_AFTER_NACK,
+  NACKED,
+  type Pending,
+  settledAlready,
 } from './amqp-publish-bookkeeping';
 import type { PublishCommand, PublisherChannelHooks } from './amqp-publish-command';
 
-/** One publish waiting for its confirm (or for a channel, a slot, a drained buffer first). */
-interface Pending {
-  /** `CONFIRMED` once the broker confirmed it: a settled publish may wait in `byDeadline` behind an
-   * older one still unconfirmed, and must not hold its content there. */
-  command: PublishCommand;
-  readonly deadline: number;
-  settled: boolean;
-  holdsSlot: boolean;
-  /** Written on a channel (else it timed out waiting for one, a slot or a drained buffer). */
-  written: boolean;
-  /** The channel it was last written on. */
-  channel?: ConfirmChannel;
-  /** Times it was written again after its channel closed with a channel error. */
-  resends: number;
-  /** Times it was written again after a nack. */
-  nacks: number;
-  resolve(): void;
-  reject(error: Error): void;
-}
-
-/** What a confirmed publish keeps of its command. */
-const CONFIRMED: PublishCommand = Object.freeze({
-  exchange: '',
-  routingKey: '',
-  content: Buffer.alloc(0),
-  properties: {},
-  target: '',
-});
-const settledAlready = (): void => undefined;
-
-/** amqplib's errors for the confirms a closing channel will never get, and for a nack. */
-const CHANNEL_CLOSED = 'channel closed';
-const NACKED = 'message nacked';
-/**
- * A publish the broker nacks goes again this many times, each on a new channel opened after a
- * growing pause (the `reconnect` backoff), then fails.
- */
-const MAX_RESENDS_AFTER_NACK = 3;
-
 /**
  * Publishes on one confirm channel per connection. A publish resolves on the broker's ack and
- * rejects on nack, on a `basic.return` when mandatory (the return comes before the ack, which is still
- * an ack), on channel close, or after `publishTimeoutMs`. Backpressure: when amqplib's write buffer is
+ * rejects on a `basic.return` when mandatory (the return comes before the ack, which is still an
+ * ack), after `publishTimeoutMs`, or after nacks on several channels (a nack alone goes again;
+ * a channel that nacks twice in a row is replaced). Backpressure: when amqplib's write buffer is
  * full (`publish()` returned false) later writes wait for `drain` (the message itself is already
  * buffered and is never written twice), and at most `maxInFlightPublishes` are unconfirmed at once.
  * A publish made while disconnected waits for the reconnection, within the same timeout, and so does
@@ -83,6 +51,8 @@ export class AmqpPublisher {
   private readonly returns = new ReturnedMessages();
   /** The error each closed channel reported, read by the confirms it failed. */
   private readonly channelErrors = new WeakMap<ConfirmChannel, Error>();
+  /** Nacks each channel gave since its last ack. */
+  private readonly nacksOn = new WeakMap<ConfirmChannel, number>();
   /** Publishes waiting to be written: at most `maxQueuedPublishes`. */
   private waiting = 0;
   private closed = false;
@@ -106,9 +76,15 @@ export class AmqpPublisher {
       this.hub.emitError(sanitized);
     });
     ch.on('return', (msg: ConsumeMessage) => this.returns.record(msg));
-    ch.on('close', () => this.onChannelClose(conn, ch));
+    let gone = false;
+    ch.on('close', () => {
+      gone = true;
+      this.onChannelClose(conn, ch);
+    });
     try {
       await this.hooks.opened(ch);
+      // Closed while its reply consumer was starting: never hand out a dead channel.
+      if (gone) throw new Error('the publisher channel closed while it was being opened');
     } catch (error) {
       await ch.close().catch(() => undefined);
       throw error;
@@ -310,11 +286,16 @@ export class AmqpPublisher {
         this.returns.take(command);
         const { channel } = pending;
         this.resend(pending);
-        this.replace(channel, pending.nacks - 1);
+        // One nack alone (a full queue, a broker hiccup) goes again on the same channel; a channel
+        // that nacks twice with no ack between is replaced (what it holds unconfirmed goes again).
+        const nacked = channel ? (this.nacksOn.get(channel) ?? 0) + 1 : 0;
+        if (channel) this.nacksOn.set(channel, nacked);
+        if (nacked >= 2) this.replace(channel, pending.nacks - 1);
         return;
       }
     }
     pending.command = CONFIRMED;
+    if (!err && pending.channel) this.nacksOn.delete(pending.channel);
     const returned = this.returns.take(command);
     if (err) {
       const reason = err instanceof Error ? err.message : 'negative acknowledgement';

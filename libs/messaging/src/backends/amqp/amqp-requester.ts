@@ -36,7 +36,7 @@ export class AmqpRequester implements PublisherChannelHooks {
         if (request.channel === channel) {
           request.settle(
             new PublishFailedError(
-              'The connection to RabbitMQ was lost while waiting for a reply; the request may or may not have been handled',
+              'The channel to RabbitMQ the reply was to come on closed while waiting for it; the request may or may not have been handled',
             ),
           );
         }
@@ -75,13 +75,9 @@ export class AmqpRequester implements PublisherChannelHooks {
       const base = toCommand({ ...message, correlationId });
       publish({
         ...base,
-        // The broker drops it unread once its caller has stopped waiting.
-        properties: {
-          ...base.properties,
-          replyTo: DIRECT_REPLY_TO,
-          correlationId,
-          expiration: String(timeoutMs),
-        },
+        // No `expiration`: a work queue dead-letters what expires. The deadline header lets the
+        // server skip a request whose caller stopped waiting.
+        properties: { ...base.properties, replyTo: DIRECT_REPLY_TO, correlationId },
         timeoutMs,
         once: true,
         onWritten: (channel) => {
