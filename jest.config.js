@@ -1,7 +1,8 @@
 /**
  * Jest 30 cannot require NestJS 12's ES modules itself, so @swc/jest transforms
  * both our TypeScript and the @nestjs packages to CommonJS.
- * Projects: `unit` (no broker), `rabbitmq` (needs a broker, run in band), `package` (npm pack of
+ * Projects: `unit` (no broker), `rabbitmq` (needs a broker, run in band), `postgres` (needs
+ * PostgreSQL: DATABASE_URL or the local one), `package` (npm pack of
  * the library installed into a fresh app outside the repository: `npm run test:package`, in CI) and
  * `faults` (fault injection under load, docs/reliability.md: `npm run test:faults`, in CI).
  * @type {import('jest').Config}
@@ -43,12 +44,17 @@ module.exports = {
         '<rootDir>/apps/**/*.spec.ts',
         '<rootDir>/test/**/*.e2e-spec.ts',
       ],
-      testPathIgnorePatterns: ['/node_modules/', '\\.amqp\\.'],
+      testPathIgnorePatterns: ['/node_modules/', '\\.amqp\\.', '\\.pg\\.'],
     },
     {
       ...base,
       displayName: 'rabbitmq',
       testMatch: ['<rootDir>/libs/**/*.amqp.spec.ts', '<rootDir>/test/**/*.amqp.e2e-spec.ts'],
+    },
+    {
+      ...base,
+      displayName: 'postgres',
+      testMatch: ['<rootDir>/libs/**/*.pg.spec.ts', '<rootDir>/test/**/*.pg.e2e-spec.ts'],
     },
     {
       ...base,

@@ -3,6 +3,8 @@
  * `npm test`: runs every Jest suite. The RabbitMQ suites (Jest project `rabbitmq`) run when the broker
  * answers on BROKER_URL (default amqp://guest:guest@127.0.0.1:5672) and are skipped LOUDLY otherwise;
  * with CI=true a missing broker fails the run instead. Extra arguments go to Jest.
+ * The PostgreSQL suites (Jest project `postgres`) likewise, on DATABASE_URL (default
+ * postgres://postgres@127.0.0.1:5432/test).
  * With JEST_JSON_OUTPUT=path, Jest also writes its JSON results there (used by .ci/run).
  */
 'use strict';
@@ -14,6 +16,23 @@ const brokerUrl = new URL(process.env.BROKER_URL || 'amqp://guest:guest@127.0.0.
 const host = brokerUrl.hostname || '127.0.0.1';
 const port = Number(brokerUrl.port || (brokerUrl.protocol === 'amqps:' ? 5671 : 5672));
 const isCI = /^(1|true)$/i.test(process.env.CI || '');
+
+const databaseUrl = new URL(process.env.DATABASE_URL || 'postgres://postgres@127.0.0.1:5432/test');
+
+/** PostgreSQL answers an SSLRequest with one byte, 'S' or 'N'. */
+function postgresAnswers() {
+  return new Promise((resolve) => {
+    const socket = net.connect({ host: databaseUrl.hostname || '127.0.0.1', port: Number(databaseUrl.port || 5432) });
+    const done = (ok) => {
+      socket.destroy();
+      resolve(ok);
+    };
+    socket.setTimeout(2000, () => done(false));
+    socket.once('error', () => done(false));
+    socket.once('connect', () => socket.write(Buffer.from([0, 0, 0, 8, 4, 210, 22, 47])));
+    socket.once('data', (data) => done(data[0] === 0x53 || data[0] === 0x4e));
+  });
+}
 
 function brokerAnswers() {
   return new Promise((resolve) => {
@@ -41,7 +60,20 @@ function banner(lines) {
   // Paths and patterns first: after --selectProjects Jest would read them as more project names.
   const args = [...process.argv.slice(2), '--runInBand'];
   // The `package` project (npm pack + install, a minute) is CI's: `npm run test:package`.
-  const projects = ['unit', 'rabbitmq'];
+  const projects = ['unit', 'rabbitmq', 'postgres'];
+  const postgres = await postgresAnswers();
+  if (!postgres) {
+    const where = `${databaseUrl.hostname}:${databaseUrl.port || 5432}`;
+    if (isCI) {
+      banner([`PostgreSQL does not answer on ${where}, and CI=true requires the PostgreSQL suites.`, 'Start it: pg_ctlcluster --skip-systemctl-redirect $(ls /etc/postgresql) main start']);
+      process.exit(1);
+    }
+    banner([
+      `SKIPPED: the PostgreSQL suites (Jest project "postgres"): no PostgreSQL on ${where}.`,
+      'Start one or set DATABASE_URL, then run npm test again.',
+    ]);
+    projects.splice(projects.indexOf('postgres'), 1);
+  }
   if (!rabbit) {
     const where = `${host}:${port}`;
     if (isCI) {
@@ -69,5 +101,6 @@ function banner(lines) {
     banner([`Jest was still running after ${timeoutMs / 1000} s and was stopped: a test left something open.`]);
   }
   if (!rabbit) banner(['Reminder: the RabbitMQ suites were SKIPPED (no broker).']);
+  if (!postgres) banner(['Reminder: the PostgreSQL suites were SKIPPED (no PostgreSQL).']);
   process.exit(result.status ?? 1);
 })();

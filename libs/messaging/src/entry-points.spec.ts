@@ -46,6 +46,11 @@ describe('entry points', () => {
         'RemoteHandlerError',
         'RequestTimeoutError',
         'getProducerToken',
+        'InMemoryMessageStore',
+        'PostgresMessageStore',
+        'MessagingTransactions',
+        'OutboxRelay',
+        'postgresMigrationSql',
       ].sort(),
     );
     const typed: main.BrokerBackend = new main.InMemoryBackend();
@@ -59,7 +64,14 @@ describe('entry points', () => {
   });
 
   it('/testing exports the helpers of tests', () => {
-    expect(valuesOf(testing)).toEqual(['FAST_RETRY', 'gate', 'useContractHarness', 'waitFor']);
+    expect(valuesOf(testing)).toEqual([
+      'FAST_RETRY',
+      'gate',
+      'runExactlyOnceContract',
+      'runStoreContract',
+      'useContractHarness',
+      'waitFor',
+    ]);
   });
 
   it('/backend exports what a backend author needs', () => {

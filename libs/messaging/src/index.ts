@@ -39,6 +39,28 @@ export {
   type RequestOptions,
 } from './producer/messaging.publisher';
 
+// Exactly-once effects: the inbox of idempotent handlers and the transactional outbox
+export type {
+  InboxKey,
+  MessageStore,
+  OutboxBacklog,
+  OutboxBatch,
+  OutboxMessage,
+  OutboxRow,
+  StoreTransaction,
+} from './store/message-store';
+export { InMemoryMessageStore } from './store/in-memory.store';
+export {
+  PostgresMessageStore,
+  type PgClientLike,
+  type PgPoolLike,
+  type PostgresMessageStoreOptions,
+} from './store/postgres/postgres.store';
+export { postgresMigrationSql } from './store/postgres/postgres-schema';
+export { MessagingTransactions } from './store/transactions';
+export { OutboxRelay, type OutboxOptions, type OutboxState } from './store/outbox-relay';
+export type { InboxOptions } from './options/messaging-options';
+
 // Operations
 export { DeadLetterService, type DeadLetterEntry } from './dead-letters/dead-letter.service';
 export { MessagingHealthService, type MessagingHealth } from './health/messaging-health.service';

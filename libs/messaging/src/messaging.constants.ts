@@ -9,3 +9,6 @@ export const MESSAGING_BACKEND = Symbol('MESSAGING_BACKEND');
 
 /** Metadata key of `@Consume` on a handler method. */
 export const CONSUME_METADATA = 'messaging:consume';
+
+/** Injection token of the `MessageStore` (inbox and outbox) in use. */
+export const MESSAGING_STORE = Symbol('MESSAGING_STORE');

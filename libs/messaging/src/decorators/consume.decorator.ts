@@ -29,6 +29,15 @@ export interface ConsumeOptions {
    * handlers of one service consume the same topic. @default the topic
    */
   name?: string;
+  /**
+   * Handle each message id at most once per service and route (the inbox): a duplicate is
+   * acknowledged without running, even one delivered at the same time (it waits for the first). The
+   * handler runs in a transaction of the module's `store`: its `publish()` calls go to the outbox and
+   * its own writes through `MessagingTransactions.current()` commit with the inbox entry, so a crash
+   * at any point leaves one effect. A handler that throws rolls it all back; its retry runs again.
+   * @default false
+   */
+  idempotent?: boolean;
 }
 
 /** `@Consume({ topic | queue, ...options })`. */
@@ -51,6 +60,7 @@ const CONSUME_KEYS: readonly (keyof ConsumeDefinitionInput)[] = [
   'deadLetter',
   'concurrency',
   'name',
+  'idempotent',
 ];
 /** The options of `@Consume(topic, options)`: the topic is the first argument. */
 const OPTION_KEYS = CONSUME_KEYS.filter((key) => key !== 'topic');
@@ -129,6 +139,7 @@ function checkConsumeDefinition(input: ConsumeDefinitionInput, where: string): v
   checkName(input.queue, `${where}: queue`);
   checkName(input.name, `${where}: name`);
   checkBoolean(input.deadLetter, true, `${where}: deadLetter`);
+  checkBoolean(input.idempotent, false, `${where}: idempotent`);
   checkInteger(input.concurrency, 1, `${where}: concurrency`, 1, MAX_CONCURRENCY);
   checkRetryOptions(input.retry, `${where}: retry`);
 }

@@ -1,10 +1,11 @@
-import { Inject, Injectable } from '@nestjs/common';
+import { Inject, Injectable, Optional } from '@nestjs/common';
 import type {
   BackendStatus,
   BrokerBackend,
   ConsumerState,
 } from '../backend/broker-backend.interface';
 import { MESSAGING_BACKEND } from '../messaging.constants';
+import { OutboxRelay, type OutboxState } from '../store/outbox-relay';
 
 /** How long a consumer may be away (a re-subscribe after a reconnect) before health says `down`. */
 export const CONSUMER_GRACE_MS = 5_000;
@@ -23,6 +24,12 @@ export interface MessagingHealth {
   readonly blocked?: boolean;
   /** Each subscription, when the backend reports them (`AmqpBackend` does). */
   readonly consumers?: readonly ConsumerState[];
+  /**
+   * The outbox relay, while messages wait in the outbox: how many and, while publishing them fails
+   * (broker down, a topic nobody consumes), the last error. It does not change `status`: writes still commit, and the
+   * messages go out once the cause is gone.
+   */
+  readonly outbox?: OutboxState;
 }
 
 /**
@@ -32,10 +39,14 @@ export interface MessagingHealth {
  */
 @Injectable()
 export class MessagingHealthService {
-  constructor(@Inject(MESSAGING_BACKEND) private readonly backend: BrokerBackend) {}
+  constructor(
+    @Inject(MESSAGING_BACKEND) private readonly backend: BrokerBackend,
+    @Optional() private readonly relay?: OutboxRelay,
+  ) {}
 
   check(now: number = Date.now()): MessagingHealth {
     const connection = this.backend.status;
+    const outbox = this.relay?.status;
     const consumers = this.backend.consumerStates?.();
     const gone = consumers?.some(
       (c) => c.detachedSince !== undefined && now - c.detachedSince >= CONSUMER_GRACE_MS,
@@ -46,6 +57,7 @@ export class MessagingHealthService {
       connection,
       ...(this.backend.blocked !== undefined ? { blocked: this.backend.blocked } : {}),
       ...(consumers ? { consumers } : {}),
+      ...(outbox && (outbox.pending > 0 || outbox.lastError) ? { outbox } : {}),
     };
   }
 }

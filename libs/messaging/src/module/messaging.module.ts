@@ -16,7 +16,11 @@ import { MessagingClient } from '../client/messaging.client';
 import { MessageCodec } from '../codec/message-codec';
 import { DeadLetterService } from '../dead-letters/dead-letter.service';
 import { getRequestedProducerTargets } from '../decorators/producer.decorator';
-import { MESSAGING_BACKEND, MESSAGING_OPTIONS } from '../messaging.constants';
+import { MESSAGING_BACKEND, MESSAGING_OPTIONS, MESSAGING_STORE } from '../messaging.constants';
+import type { MessageStore } from '../store/message-store';
+import { InMemoryMessageStore } from '../store/in-memory.store';
+import { OutboxRelay } from '../store/outbox-relay';
+import { MessagingTransactions } from '../store/transactions';
 import { MessageProducer } from '../producer/message-producer';
 import { MessagingPublisher } from '../producer/messaging.publisher';
 import { MessagingServer } from '../server/messaging.server';
@@ -45,16 +49,22 @@ class MessagingLifecycle implements OnModuleInit, OnApplicationShutdown {
   private readonly errors = new BackendErrorLog((line) => this.logger.warn(line));
   private detachErrors?: () => void;
 
-  constructor(@Inject(MESSAGING_BACKEND) private readonly backend: BrokerBackend) {}
+  constructor(
+    @Inject(MESSAGING_BACKEND) private readonly backend: BrokerBackend,
+    @Inject(MESSAGING_STORE) private readonly store: MessageStore,
+  ) {}
 
   async onModuleInit(): Promise<void> {
     this.detachErrors = this.backend.on('error', (error) => this.errors.report(error));
+    await this.store.init();
     await this.backend.connect();
   }
 
-  // Nest closes microservices (MessagingServer drains its handlers) before shutdown hooks run.
+  // Nest closes microservices (MessagingServer drains its handlers) before shutdown hooks run, and
+  // the outbox relay stops before them.
   async onApplicationShutdown(): Promise<void> {
     await this.backend.close();
+    await this.store.close();
     this.detachErrors?.();
     this.errors.flush();
   }
@@ -69,6 +79,9 @@ const EXPORTS = [
   MessagingClient,
   DeadLetterService,
   MessagingHealthService,
+  MESSAGING_STORE,
+  MessagingTransactions,
+  OutboxRelay,
 ];
 
 /**
@@ -97,6 +110,12 @@ const EXPORTS = [
       inject: [MESSAGING_OPTIONS],
     },
     {
+      provide: MESSAGING_STORE,
+      useFactory: (options: ResolvedMessagingOptions) =>
+        options.store ?? new InMemoryMessageStore(),
+      inject: [MESSAGING_OPTIONS],
+    },
+    {
       provide: MessageCodec,
       useFactory: (options: ResolvedMessagingOptions) => new MessageCodec(options.codec),
       inject: [MESSAGING_OPTIONS],
@@ -106,6 +125,8 @@ const EXPORTS = [
     MessagingClient,
     DeadLetterService,
     MessagingHealthService,
+    MessagingTransactions,
+    OutboxRelay,
     MessagingLifecycle,
     MessagingWiringCheck,
     { provide: SERVER_START_GRACE_MS, useValue: 5_000 },

@@ -10,6 +10,8 @@ import {
   type RetryOptions,
 } from '../retry/retry-options';
 import type { ResolvedRetryPolicy } from '../retry/retry-policy';
+import type { MessageStore } from '../store/message-store';
+import type { OutboxOptions, ResolvedOutboxOptions } from '../store/outbox-relay';
 
 /** Options of `MessagingModule.forRoot()`. */
 export interface MessagingModuleOptions {
@@ -33,6 +35,21 @@ export interface MessagingModuleOptions {
   /** Publish to a topic nobody consumes without an error. @default false */
   allowUnroutable?: boolean;
   codec?: CodecOptions;
+  /**
+   * Where the inbox of `idempotent` handlers and the outbox are kept.
+   * @default new InMemoryMessageStore() (one process; `PostgresMessageStore` for several or across restarts)
+   */
+  store?: MessageStore;
+  /** The inbox of `@Consume(..., { idempotent: true })` handlers. */
+  inbox?: InboxOptions;
+  /** The relay that publishes what transactions wrote to the outbox. */
+  outbox?: OutboxOptions;
+}
+
+/** Options of the inbox (`MessagingModule.forRoot({ inbox })`). */
+export interface InboxOptions {
+  /** How long a handled message id is remembered: a duplicate arriving later runs again. @default 7 days */
+  ttlMs?: number;
 }
 
 /** Options with every default applied. */
@@ -46,7 +63,12 @@ export interface ResolvedMessagingOptions {
   readonly requestTimeoutMs: number;
   readonly allowUnroutable: boolean;
   readonly codec: CodecSettings;
+  readonly store: MessageStore | undefined;
+  readonly inbox: { readonly ttlMs: number };
+  readonly outbox: ResolvedOutboxOptions;
 }
+
+export const DEFAULT_INBOX_TTL_MS = 7 * 24 * 3600 * 1000;
 
 export const DEFAULT_CONCURRENCY = 10;
 export const DEFAULT_SHUTDOWN_TIMEOUT_MS = 10_000;
@@ -64,6 +86,9 @@ const MODULE_KEYS: readonly (keyof MessagingModuleOptions)[] = [
   'requestTimeoutMs',
   'allowUnroutable',
   'codec',
+  'store',
+  'inbox',
+  'outbox',
 ];
 const SERVICE_NAME = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$/;
 const WHERE = 'MessagingModule';
@@ -118,6 +143,40 @@ export function resolveMessagingOptions(options: MessagingModuleOptions): Resolv
     ),
     allowUnroutable: checkBoolean(options.allowUnroutable, false, `${WHERE}: allowUnroutable`),
     codec: resolveCodec(options.codec, `${WHERE}: codec`),
+    store: checkStore(options.store),
+    inbox: resolveInbox(options.inbox),
+    outbox: resolveOutbox(options.outbox),
+  };
+}
+
+function checkStore(store: unknown): MessageStore | undefined {
+  if (store === undefined) return undefined;
+  const s = store as Record<string, unknown> | null;
+  const methods = ['transaction', 'join', 'relay', 'backlog', 'purgeExpired', 'init', 'close'];
+  if (typeof s !== 'object' || s === null || !methods.every((m) => typeof s[m] === 'function')) {
+    throw new MessagingConfigError(
+      `${WHERE}: 'store' must be a MessageStore such as new InMemoryMessageStore() or new PostgresMessageStore({ connectionString })`,
+    );
+  }
+  return store as MessageStore;
+}
+
+function resolveInbox(inbox: InboxOptions | undefined): ResolvedMessagingOptions['inbox'] {
+  const where = `${WHERE}: inbox`;
+  const checked = checkOptionsObject(inbox, ['ttlMs'], where) ?? {};
+  return { ttlMs: checkInteger(checked.ttlMs, DEFAULT_INBOX_TTL_MS, `${where}.ttlMs`, 1) };
+}
+
+function resolveOutbox(outbox: OutboxOptions | undefined): ResolvedOutboxOptions {
+  const where = `${WHERE}: outbox`;
+  const o =
+    checkOptionsObject(outbox, ['relay', 'pollIntervalMs', 'batchSize', 'maxBackoffMs'], where) ??
+    {};
+  return {
+    relay: checkBoolean(o.relay, true, `${where}.relay`),
+    pollIntervalMs: checkInteger(o.pollIntervalMs, 1_000, `${where}.pollIntervalMs`, 10),
+    batchSize: checkInteger(o.batchSize, 100, `${where}.batchSize`, 1, 10_000),
+    maxBackoffMs: checkInteger(o.maxBackoffMs, 30_000, `${where}.maxBackoffMs`, 1),
   };
 }
 

@@ -8,12 +8,14 @@ import type {
 } from '../backend/broker-backend.interface';
 import { MessagingHeaders, withoutReservedHeaders } from '../backend/message-headers';
 import { MessageCodec } from '../codec/message-codec';
-import { checkInteger, checkOptionsObject } from '../errors/config-checks';
+import { checkInteger, checkName, checkOptionsObject } from '../errors/config-checks';
 import { RemoteHandlerError } from '../errors/messaging.errors';
 import { MESSAGING_BACKEND, MESSAGING_OPTIONS } from '../messaging.constants';
 import type { ResolvedMessagingOptions } from '../options/messaging-options';
 import { MAX_DELAY_MS } from '../retry/retry-options';
 import type { ProducerTarget } from '../decorators/producer.decorator';
+import { currentStoreTransaction } from '../store/transactions';
+import type { StoreTransaction } from '../store/message-store';
 
 /** Options of one publish. */
 export interface PublishOptions {
@@ -26,6 +28,11 @@ export interface PublishOptions {
   delayMs?: number;
   /** Resolve even when no queue receives the message. @default the producer's or module's setting */
   allowUnroutable?: boolean;
+  /**
+   * Inside a transaction (the outbox), messages of one key are published in the order they were
+   * written. @default the topic (or queue)
+   */
+  orderingKey?: string;
 }
 
 /** Options of one request. */
@@ -48,6 +55,7 @@ const PUBLISH_KEYS: readonly (keyof PublishOptions)[] = [
   'correlationId',
   'delayMs',
   'allowUnroutable',
+  'orderingKey',
 ];
 const REQUEST_KEYS: readonly (keyof RequestOptions)[] = ['timeoutMs', 'headers', 'messageId'];
 
@@ -64,8 +72,10 @@ export class MessagingPublisher {
   ) {}
 
   /**
-   * Publishes `payload`; resolves with its message id once the broker accepted it. (Not an async
-   * function: while the broker confirms, only the id is held, not the payload or the message.)
+   * Publishes `payload`; resolves with its message id once the broker accepted it. Inside a store
+   * transaction (`MessagingTransactions`, an idempotent handler) it resolves once the message is in
+   * the outbox, which the relay publishes after the commit. (Not an async function: while the
+   * broker confirms, only the id is held, not the payload or the message.)
    */
   publish(
     target: ProducerTarget,
@@ -76,9 +86,12 @@ export class MessagingPublisher {
       if (options !== NO_OPTIONS) checkOptionsObject(options, PUBLISH_KEYS, 'publish() options');
       const message = this.buildMessage(target, payload, options);
       const allowed = options.allowUnroutable ?? target.allowUnroutable;
+      const mandatory = !(allowed ?? this.options.allowUnroutable);
       const { messageId } = message;
+      const tx = currentStoreTransaction();
+      if (tx) return this.enqueue(tx, message, mandatory, options.orderingKey);
       return this.backend
-        .publish(message, (allowed ?? this.options.allowUnroutable) ? NOT_MANDATORY : MANDATORY)
+        .publish(message, mandatory ? MANDATORY : NOT_MANDATORY)
         .then(() => messageId);
     } catch (error) {
       // Bad options, an unencodable or oversized payload: a rejection, as from an async function.
@@ -119,6 +132,28 @@ export class MessagingPublisher {
       );
     }
     return decoded as R;
+  }
+
+  private async enqueue(
+    tx: StoreTransaction,
+    message: OutgoingMessage,
+    mandatory: boolean,
+    orderingKey: string | undefined,
+  ): Promise<string> {
+    if (orderingKey !== undefined) checkName(orderingKey, 'publish(): orderingKey', 1000);
+    await tx.enqueue({
+      orderingKey: orderingKey ?? message.topic ?? (message.queue as string),
+      topic: message.topic,
+      queue: message.queue,
+      messageId: message.messageId,
+      correlationId: message.correlationId,
+      contentType: message.contentType,
+      headers: message.headers,
+      body: message.body,
+      delayMs: message.delayMs,
+      mandatory,
+    });
+    return message.messageId;
   }
 
   private buildMessage(

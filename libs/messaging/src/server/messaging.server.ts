@@ -13,7 +13,14 @@ import type {
 import { isExpiredRequest, MessagingHeaders } from '../backend/message-headers';
 import { MessageCodec } from '../codec/message-codec';
 import { MessageContext } from '../context/message-context';
-import { MESSAGING_BACKEND, MESSAGING_OPTIONS, MESSAGING_TRANSPORT } from '../messaging.constants';
+import {
+  MESSAGING_BACKEND,
+  MESSAGING_OPTIONS,
+  MESSAGING_STORE,
+  MESSAGING_TRANSPORT,
+} from '../messaging.constants';
+import type { MessageStore } from '../store/message-store';
+import { Inbox } from '../store/inbox';
 import type { ResolvedMessagingOptions } from '../options/messaging-options';
 import { describeFailure } from '../errors/failure';
 import { classifyFailure, decideSettlement } from '../retry/retry-policy';
@@ -51,13 +58,16 @@ export class MessagingServer
   private readonly detachStatus: () => void;
   /** Aborted when handlers outlive `shutdownTimeoutMs`: each handler's `ctx.signal`. */
   private readonly stopping = new AbortController();
+  private readonly inbox: Inbox;
 
   constructor(
     @Inject(MESSAGING_OPTIONS) private readonly options: ResolvedMessagingOptions,
     @Inject(MESSAGING_BACKEND) private readonly backend: BrokerBackend,
     private readonly codec: MessageCodec,
+    @Inject(MESSAGING_STORE) store: MessageStore,
   ) {
     super();
+    this.inbox = new Inbox(store, options.service, options.inbox.ttlMs);
     this._status$.next(backend.status);
     this.detachStatus = backend.on('status', (status) => this._status$.next(status));
   }
@@ -150,10 +160,18 @@ export class MessagingServer
     try {
       const ctx = new MessageContext(delivery, this.options.service, this.stopping.signal);
       const payload = this.codec.decode(delivery);
-      const result = await this.runInProcessingHooks(ctx, route.handler, payload);
+      const run = () => this.runInProcessingHooks(ctx, route.handler, payload);
+      if (!route.idempotent) {
+        const result = await run();
+        return delivery.replyTo === undefined
+          ? ACK
+          : { action: 'ack', reply: this.encodeReply(result) };
+      }
+      const outcome = await this.inbox.once(route.name, delivery.messageId, run);
+      if (outcome.duplicate) return this.duplicate(route, delivery);
       return delivery.replyTo === undefined
         ? ACK
-        : { action: 'ack', reply: this.encodeReply(result) };
+        : { action: 'ack', reply: this.encodeReply(outcome.result) };
     } catch (thrown) {
       // A body that cannot be decoded (MalformedMessageError) or whatever the handler threw.
       return this.fail(route, delivery, thrown);
@@ -163,6 +181,18 @@ export class MessagingServer
         this.idle = undefined;
       }
     }
+  }
+
+  /** A message the inbox says this route handled already: acknowledged without running. */
+  private duplicate(route: Route, delivery: Delivery): Settlement {
+    this.logger.debug(
+      `${route.name} skipped message ${delivery.messageId}: handled already (inbox)`,
+    );
+    if (delivery.replyTo === undefined) return ACK;
+    const error = new Error(
+      `message ${delivery.messageId} was handled already by idempotent ${route.name}; its reply is not kept`,
+    );
+    return { action: 'ack', reply: this.encodeErrorReply(error, new Date()) };
   }
 
   private runInProcessingHooks(

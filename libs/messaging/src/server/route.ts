@@ -15,6 +15,8 @@ export interface Route {
   readonly spec: SubscriptionSpec;
   readonly retry: ResolvedRetryPolicy | false;
   readonly deadLetter: boolean;
+  /** Handled at most once per message id (the inbox), in a transaction of the store. */
+  readonly idempotent: boolean;
   readonly handler: MessageHandler;
 }
 
@@ -74,6 +76,7 @@ function buildRoute(
     handler,
     retry: resolveRetry(consume.retry, options.retry, `${where}: retry`),
     deadLetter: consume.deadLetter ?? options.deadLetter,
+    idempotent: consume.idempotent ?? false,
     spec: {
       service: options.service,
       queue,
@@ -94,5 +97,6 @@ export function describeRoute(route: Route): string {
   const dlq = route.deadLetter
     ? `dead letters to '${deadLetterQueueName(spec.service)}'`
     : 'no dead letters';
-  return `${route.name} <- ${source} (concurrency ${spec.concurrency}, ${retries}, ${dlq})`;
+  const once = route.idempotent ? ', idempotent' : '';
+  return `${route.name} <- ${source} (concurrency ${spec.concurrency}, ${retries}, ${dlq}${once})`;
 }

@@ -10,3 +10,5 @@ export {
   type BackendContractOptions,
   type ContractHarness,
 } from './contract-harness';
+export { runStoreContract, type StoreUnderTest } from './store-contract';
+export { runExactlyOnceContract } from './exactly-once-contract';

@@ -1,0 +1,212 @@
+import {
+  type BeforeApplicationShutdown,
+  Inject,
+  Injectable,
+  Logger,
+  type OnApplicationBootstrap,
+} from '@nestjs/common';
+import type { BrokerBackend } from '../backend/broker-backend.interface';
+import { describeFailure } from '../errors/failure';
+import { MESSAGING_BACKEND, MESSAGING_OPTIONS, MESSAGING_STORE } from '../messaging.constants';
+import type { ResolvedMessagingOptions } from '../options/messaging-options';
+import type { MessageStore, OutboxBatch, OutboxRow } from './message-store';
+
+/** Options of the outbox relay (`MessagingModule.forRoot({ outbox })`). */
+export interface OutboxOptions {
+  /** Run the relay in this instance. Turn it off in instances that only write. @default true */
+  relay?: boolean;
+  /** How often to look for messages written by other instances or left by a crash. @default 1000 */
+  pollIntervalMs?: number;
+  /** Messages per relay transaction. @default 100 */
+  batchSize?: number;
+  /** Longest wait before a message whose publish failed is tried again. @default 30000 */
+  maxBackoffMs?: number;
+}
+
+export interface ResolvedOutboxOptions {
+  readonly relay: boolean;
+  readonly pollIntervalMs: number;
+  readonly batchSize: number;
+  readonly maxBackoffMs: number;
+}
+
+/** What the relay reports to health: the backlog and, while publishing fails, why. */
+export interface OutboxState {
+  /** Messages waiting in the outbox, when last counted. */
+  readonly pending: number;
+  /** The last publish error while the relay is failing; absent once a publish succeeds again. */
+  readonly lastError?: string;
+  /** Since when (epoch ms) publishing has been failing. */
+  readonly failingSince?: number;
+}
+
+/** The wait before the next try of a message that failed `attempts` times: 0.5 s doubling, capped. */
+export function relayBackoffMs(attempts: number, maxBackoffMs: number): number {
+  return Math.min(maxBackoffMs, 500 * 2 ** Math.min(attempts, 20));
+}
+
+/** A batch's rows by ordering key, each key's rows in order (the relay publishes keys in parallel). */
+export function rowsByKey(rows: readonly OutboxRow[]): OutboxRow[][] {
+  const byKey = new Map<string, OutboxRow[]>();
+  for (const row of rows) {
+    const list = byKey.get(row.orderingKey);
+    if (list) list.push(row);
+    else byKey.set(row.orderingKey, [row]);
+  }
+  return [...byKey.values()];
+}
+
+const FAILURE_LOG_INTERVAL_MS = 30_000;
+
+/**
+ * Publishes what transactions wrote to the outbox, with publisher confirms, and removes it once
+ * confirmed: at least once, never lost (a crash between publish and removal publishes again, with
+ * the same message id, which an idempotent consumer drops). Messages of one ordering key go in
+ * order; a failed one holds back the rest of its key, backing off up to `maxBackoffMs`. Relays of
+ * several instances take turns through the store's lease. Wakes when this process commits messages,
+ * and polls every `pollIntervalMs` for the others'.
+ */
+@Injectable()
+export class OutboxRelay implements OnApplicationBootstrap, BeforeApplicationShutdown {
+  private readonly logger = new Logger('MessagingOutbox');
+  private readonly options: ResolvedOutboxOptions;
+  private running?: Promise<void>;
+  private stopped = false;
+  private wake?: () => void;
+  private wakeRequested = false;
+  private detach?: () => void;
+  private state: OutboxState = { pending: 0 };
+  private lastFailureLog = 0;
+
+  constructor(
+    @Inject(MESSAGING_OPTIONS) messaging: ResolvedMessagingOptions,
+    @Inject(MESSAGING_STORE) private readonly store: MessageStore,
+    @Inject(MESSAGING_BACKEND) private readonly backend: BrokerBackend,
+  ) {
+    this.options = messaging.outbox;
+  }
+
+  onApplicationBootstrap(): void {
+    if (!this.options.relay) return;
+    this.detach = this.store.onEnqueued(() => this.poke());
+    this.running = this.loop();
+  }
+
+  /** Stops after the batch in flight (before the backend closes). */
+  async beforeApplicationShutdown(): Promise<void> {
+    this.stopped = true;
+    this.detach?.();
+    this.poke();
+    await this.running;
+  }
+
+  /** The backlog and the failure in progress, for health. */
+  get status(): OutboxState {
+    return this.state;
+  }
+
+  /** Publishes what is due now; resolves how many messages were sent. Used by the loop and by tests. */
+  async flush(): Promise<number> {
+    let total = 0;
+    for (;;) {
+      const outcome = await this.store.relay(this.options.batchSize, (batch) =>
+        this.publish(batch),
+      );
+      if (outcome === undefined) return total;
+      total += outcome.sent;
+      if (outcome.sent + outcome.failed < this.options.batchSize || outcome.failed > 0) break;
+    }
+    const backlog = await this.store.backlog();
+    this.state = { ...this.state, pending: backlog.pending };
+    return total;
+  }
+
+  private poke(): void {
+    this.wakeRequested = true;
+    this.wake?.();
+  }
+
+  private async loop(): Promise<void> {
+    while (!this.stopped) {
+      this.wakeRequested = false;
+      if (this.backend.status === 'connected') {
+        try {
+          await this.flush();
+          await this.store.purgeExpired();
+        } catch (error) {
+          this.failed(describeFailure(error, 'handler-error', new Date()).message);
+        }
+      }
+      if (!this.wakeRequested && !this.stopped) await this.sleep(this.options.pollIntervalMs);
+    }
+  }
+
+  private sleep(ms: number): Promise<void> {
+    return new Promise((resolve) => {
+      const timer = setTimeout(done, ms);
+      timer.unref();
+      function done(): void {
+        clearTimeout(timer);
+        resolve();
+      }
+      this.wake = done;
+    });
+  }
+
+  private async publish(batch: OutboxBatch): Promise<{ sent: number; failed: number }> {
+    let sent = 0;
+    let failed = 0;
+    await Promise.all(
+      rowsByKey(batch.rows).map(async (rows) => {
+        for (const row of rows) {
+          try {
+            await this.backend.publish(
+              {
+                topic: row.topic,
+                queue: row.queue,
+                body: row.body,
+                headers: row.headers,
+                messageId: row.messageId,
+                correlationId: row.correlationId,
+                contentType: row.contentType,
+                timestamp: row.createdAt.getTime(),
+                delayMs: row.delayMs,
+              },
+              { mandatory: row.mandatory },
+            );
+            await batch.sent(row.id);
+            sent++;
+          } catch (error) {
+            const message = describeFailure(error, 'handler-error', new Date()).message;
+            const delayMs = relayBackoffMs(row.attempts, this.options.maxBackoffMs);
+            await batch.failed(row.id, message, delayMs);
+            failed++;
+            this.failed(
+              `message ${row.messageId} to '${row.topic ?? row.queue}' not published (attempt ${row.attempts + 1}): ${message}; trying again in ${delayMs} ms`,
+            );
+            return; // the rest of this key waits for it
+          }
+        }
+      }),
+    );
+    if (sent > 0 && failed === 0 && this.state.lastError !== undefined) {
+      this.logger.log(`Outbox relay publishing again after: ${this.state.lastError}`);
+      this.state = { pending: this.state.pending };
+      this.lastFailureLog = 0;
+    }
+    return { sent, failed };
+  }
+
+  private failed(message: string): void {
+    const now = Date.now();
+    this.state = {
+      ...this.state,
+      lastError: message,
+      failingSince: this.state.failingSince ?? now,
+    };
+    if (now - this.lastFailureLog >= FAILURE_LOG_INTERVAL_MS) {
+      this.lastFailureLog = now;
+      this.logger.warn(`Outbox relay: ${message}`);
+    }
+  }
+}

@@ -1,0 +1,377 @@
+import { MessagingConfigError } from '../../errors/messaging.errors';
+import type {
+  InboxKey,
+  MessageStore,
+  OutboxBacklog,
+  OutboxBatch,
+  OutboxMessage,
+  OutboxRow,
+  StoreTransaction,
+} from '../message-store';
+import { DEFAULT_SCHEMA, postgresMigrationSql, quoteSchema } from './postgres-schema';
+
+/** Runs one statement and resolves its rows. */
+type Sql = (text: string, params: readonly unknown[]) => Promise<Record<string, unknown>[]>;
+
+/** The part of a `pg` client the store uses. */
+export interface PgClientLike {
+  query(text: string, params?: unknown[]): Promise<{ rows: Record<string, unknown>[] }>;
+  release(error?: Error | boolean): void;
+}
+
+/** The part of a `pg` Pool the store uses. */
+export interface PgPoolLike {
+  connect(): Promise<PgClientLike>;
+  end(): Promise<void>;
+  on?(event: 'error', listener: (error: Error) => void): unknown;
+}
+
+/** Options of {@link PostgresMessageStore}: give one of `connectionString`, `pool` or `transaction`. */
+export interface PostgresMessageStoreOptions {
+  /** `postgres://user:password@host:5432/db`: the store opens a `pg` Pool of its own. */
+  connectionString?: string;
+  /** A `pg` Pool of the application's, shared with its own queries (not ended by the store). */
+  pool?: PgPoolLike;
+  /**
+   * Opens a transaction of the application's ORM and runs `work` in it, so that the inbox entry and
+   * outbox rows commit with the handler's own writes: `work` gets the ORM's handle (TypeORM
+   * `EntityManager`, Prisma transaction client), which the handler reads as
+   * `transactions.current()`.
+   *
+   * @example
+   * transaction: (work) => dataSource.transaction((manager) => work(manager))  // TypeORM
+   * transaction: (work) => prisma.$transaction((tx) => work(tx), { timeout: 30_000 })  // Prisma
+   */
+  transaction?: <T>(work: (native: unknown) => Promise<T>) => Promise<T>;
+  /** Schema of the tables. @default 'messaging' */
+  schema?: string;
+  /** Create the tables at start when they are missing. @default false (run the migration yourself) */
+  migrate?: boolean;
+  /** Connections of the Pool opened from `connectionString`. @default 10 */
+  maxConnections?: number;
+}
+
+const WHERE = 'PostgresMessageStore';
+
+/**
+ * Inbox and outbox in PostgreSQL, through `pg` (loaded only when this store opens its own Pool) or
+ * through the application's ORM. Inbox entries, outbox rows and the handler's writes commit in one
+ * transaction: a crash at any point leaves either all of them or none.
+ *
+ * @example
+ * new PostgresMessageStore({ connectionString: process.env.DATABASE_URL, migrate: true })
+ */
+export class PostgresMessageStore implements MessageStore {
+  readonly kind = 'postgres';
+  private readonly schema: string;
+  private readonly inbox: string;
+  private readonly outbox: string;
+  private readonly ownsPool: boolean;
+  private pool?: PgPoolLike;
+  private readonly listeners = new Set<() => void>();
+
+  constructor(private readonly options: PostgresMessageStoreOptions) {
+    if (typeof options !== 'object' || options === null) {
+      throw new MessagingConfigError(
+        `${WHERE} needs options, e.g. { connectionString: process.env.DATABASE_URL }`,
+      );
+    }
+    const given = ['connectionString', 'pool', 'transaction'].filter(
+      (key) => options[key as keyof PostgresMessageStoreOptions] !== undefined,
+    );
+    if (given.length !== 1 && !(given.length === 2 && options.pool && options.transaction)) {
+      throw new MessagingConfigError(
+        `${WHERE}: give one of connectionString ('postgres://user@host/db'), pool (a pg Pool) or transaction (your ORM's); got ${given.join(', ') || 'none'}`,
+      );
+    }
+    if (
+      options.connectionString !== undefined &&
+      !/^postgres(ql)?:\/\//.test(options.connectionString)
+    ) {
+      throw new MessagingConfigError(
+        `${WHERE}: connectionString must start with postgres:// or postgresql://, got one starting '${String(options.connectionString).split(':')[0]}:'`,
+      );
+    }
+    this.schema = options.schema ?? DEFAULT_SCHEMA;
+    const s = quoteSchema(this.schema, `${WHERE}: schema`);
+    this.inbox = `${s}.messaging_inbox`;
+    this.outbox = `${s}.messaging_outbox`;
+    this.ownsPool = options.connectionString !== undefined;
+    this.pool = options.pool;
+    if (this.ownsPool)
+      this.pool = openPool(options.connectionString as string, options.maxConnections ?? 10);
+  }
+
+  async migrate(): Promise<void> {
+    await this.run(async (sql) => {
+      // One migration at a time: CREATE ... IF NOT EXISTS races with itself in PostgreSQL.
+      await sql('SELECT pg_advisory_xact_lock(hashtext($1))', [
+        `nest-messaging:migrate:${this.schema}`,
+      ]);
+      for (const statement of splitStatements(postgresMigrationSql(this.schema)))
+        await sql(statement, []);
+    });
+  }
+
+  async init(): Promise<void> {
+    if (this.options.migrate) return this.migrate();
+    const [row] = await this.run((sql) =>
+      sql('SELECT to_regclass($1) AS inbox, to_regclass($2) AS outbox', [this.inbox, this.outbox]),
+    );
+    if (!row?.inbox || !row?.outbox) {
+      throw new MessagingConfigError(
+        `${WHERE}: the tables ${this.inbox} and ${this.outbox} do not exist. Create them with ` +
+          `'npx nest-messaging migrate --database-url <url> --schema ${this.schema}', or pass { migrate: true }`,
+      );
+    }
+  }
+
+  transaction<T>(work: (tx: StoreTransaction) => Promise<T>): Promise<T> {
+    return this.run(async (sql, native) => {
+      const tx = this.transactionOn(sql, native);
+      const result = await work(tx);
+      tx.close();
+      if (tx.enqueued) setImmediate(() => this.notify());
+      return result;
+    });
+  }
+
+  join(native: unknown): StoreTransaction {
+    return this.transactionOn(sqlOf(native), native);
+  }
+
+  relay<T>(limit: number, work: (batch: OutboxBatch) => Promise<T>): Promise<T | undefined> {
+    return this.run(async (sql) => {
+      const [lease] = await sql('SELECT pg_try_advisory_xact_lock(hashtext($1)) AS held', [
+        `nest-messaging:relay:${this.schema}`,
+      ]);
+      if (lease?.held !== true) return undefined;
+      const rows = await sql(
+        `SELECT id, ordering_key, topic, queue, message_id, correlation_id, content_type, headers,
+                body, delay_ms, mandatory, attempts, created_at
+           FROM ${this.outbox} o
+          WHERE o.available_at <= now()
+            AND NOT EXISTS (SELECT 1 FROM ${this.outbox} p
+                             WHERE p.ordering_key = o.ordering_key AND p.id < o.id AND p.available_at > now())
+          ORDER BY o.id
+          LIMIT $1`,
+        [limit],
+      );
+      const sent: string[] = [];
+      const failed: [string, string, number][] = [];
+      const result = await work({
+        rows: rows.map(toOutboxRow),
+        sent: async (id) => void sent.push(id),
+        failed: async (id, error, delayMs) => void failed.push([id, error, delayMs]),
+      });
+      if (sent.length > 0) {
+        await sql(`DELETE FROM ${this.outbox} WHERE id = ANY($1::bigint[]) RETURNING id`, [sent]);
+      }
+      for (const [id, error, delayMs] of failed) {
+        await sql(
+          `UPDATE ${this.outbox} SET attempts = attempts + 1, last_error = $2,
+                  available_at = now() + $3 * interval '1 millisecond'
+            WHERE id = $1 RETURNING id`,
+          [id, error.slice(0, 2000), delayMs],
+        );
+      }
+      return result;
+    });
+  }
+
+  async backlog(): Promise<OutboxBacklog> {
+    const [row] = await this.run((sql) =>
+      sql(`SELECT count(*)::int AS pending, min(created_at) AS oldest FROM ${this.outbox}`, []),
+    );
+    return {
+      pending: Number(row?.pending ?? 0),
+      oldestCreatedAt: row?.oldest ? new Date(row.oldest as string) : undefined,
+    };
+  }
+
+  async purgeExpired(): Promise<number> {
+    const rows = await this.run((sql) =>
+      sql(`DELETE FROM ${this.inbox} WHERE expires_at <= now() RETURNING 1 AS purged`, []),
+    );
+    return rows.length;
+  }
+
+  onEnqueued(listener: () => void): () => void {
+    this.listeners.add(listener);
+    return () => this.listeners.delete(listener);
+  }
+
+  async close(): Promise<void> {
+    const pool = this.pool;
+    if (this.ownsPool && pool) {
+      this.pool = undefined;
+      await pool.end();
+    }
+  }
+
+  private notify(): void {
+    for (const listener of this.listeners) listener();
+  }
+
+  private transactionOn(sql: Sql, native: unknown): PostgresTransaction {
+    return new PostgresTransaction(sql, native, this.inbox, this.outbox);
+  }
+
+  /** Runs `work` in one transaction: the application's (`transaction` option) or one of the Pool's. */
+  private async run<T>(work: (sql: Sql, native: unknown) => Promise<T>): Promise<T> {
+    if (this.options.transaction && !this.pool) {
+      return this.options.transaction((native) => work(sqlOf(native), native));
+    }
+    const pool = this.pool;
+    if (!pool) throw new MessagingConfigError(`${WHERE} is closed`);
+    const client = await pool.connect();
+    let broken: Error | undefined;
+    try {
+      await client.query('BEGIN');
+      const result = await work(sqlOf(client), client);
+      await client.query('COMMIT');
+      return result;
+    } catch (error) {
+      await client.query('ROLLBACK').catch((rollback: unknown) => {
+        broken = rollback instanceof Error ? rollback : new Error(String(rollback));
+      });
+      throw error;
+    } finally {
+      client.release(broken);
+    }
+  }
+}
+
+class PostgresTransaction implements StoreTransaction {
+  enqueued = false;
+  private closed = false;
+
+  constructor(
+    private readonly sql: Sql,
+    readonly native: unknown,
+    private readonly inbox: string,
+    private readonly outbox: string,
+  ) {}
+
+  async claim(key: InboxKey, ttlMs: number): Promise<boolean> {
+    this.assertOpen();
+    // A concurrent insert of the same key blocks here until its transaction ends: committed, the
+    // conflict finds a live entry (no row: a duplicate); rolled back, this insert goes through.
+    const rows = await this.sql(
+      `INSERT INTO ${this.inbox} AS i (service, route, message_id, expires_at)
+       VALUES ($1, $2, $3, now() + $4 * interval '1 millisecond')
+       ON CONFLICT (service, route, message_id) DO UPDATE
+          SET expires_at = EXCLUDED.expires_at, handled_at = now()
+        WHERE i.expires_at <= now()
+       RETURNING 1 AS claimed`,
+      [key.service, key.route, key.messageId, ttlMs],
+    );
+    return rows.length > 0;
+  }
+
+  async enqueue(message: OutboxMessage): Promise<void> {
+    this.assertOpen();
+    await this.sql(
+      `INSERT INTO ${this.outbox} (ordering_key, topic, queue, message_id, correlation_id,
+                                  content_type, headers, body, delay_ms, mandatory)
+       VALUES ($1, $2, $3, $4, $5, $6, $7::jsonb, $8, $9, $10) RETURNING id`,
+      [
+        message.orderingKey,
+        message.topic ?? null,
+        message.queue ?? null,
+        message.messageId,
+        message.correlationId ?? null,
+        message.contentType ?? null,
+        JSON.stringify(message.headers),
+        message.body,
+        message.delayMs ?? null,
+        message.mandatory,
+      ],
+    );
+    this.enqueued = true;
+  }
+
+  close(): void {
+    this.closed = true;
+  }
+
+  private assertOpen(): void {
+    if (this.closed) {
+      throw new MessagingConfigError(
+        'This transaction has ended: claim and enqueue inside the work of transaction() only',
+      );
+    }
+  }
+}
+
+/** How to run SQL on a transaction handle: a `pg` client, a TypeORM EntityManager or QueryRunner, a Prisma client. */
+function sqlOf(native: unknown): Sql {
+  const handle = native as Record<string, unknown> | null;
+  if (handle && typeof handle.$queryRawUnsafe === 'function') {
+    const query = handle.$queryRawUnsafe as (
+      text: string,
+      ...params: unknown[]
+    ) => Promise<unknown>;
+    return async (text, params) => rowsOf(await query.call(handle, text, ...params));
+  }
+  if (handle && typeof handle.query === 'function') {
+    const query = handle.query as (text: string, params: readonly unknown[]) => Promise<unknown>;
+    return async (text, params) => rowsOf(await query.call(handle, text, params));
+  }
+  throw new MessagingConfigError(
+    `${WHERE} cannot run SQL on this transaction: pass a pg client, a TypeORM EntityManager or a Prisma transaction client`,
+  );
+}
+
+/** Rows of a result: pg gives `{ rows }`, TypeORM and Prisma the rows themselves. */
+function rowsOf(result: unknown): Record<string, unknown>[] {
+  if (Array.isArray(result)) return result as Record<string, unknown>[];
+  const rows = (result as { rows?: unknown } | null)?.rows;
+  return Array.isArray(rows) ? (rows as Record<string, unknown>[]) : [];
+}
+
+function toOutboxRow(row: Record<string, unknown>): OutboxRow {
+  const optional = (value: unknown): string | undefined =>
+    typeof value === 'string' ? value : undefined;
+  return {
+    id: String(row.id),
+    orderingKey: String(row.ordering_key),
+    topic: optional(row.topic),
+    queue: optional(row.queue),
+    messageId: String(row.message_id),
+    correlationId: optional(row.correlation_id),
+    contentType: optional(row.content_type),
+    headers: (typeof row.headers === 'string'
+      ? JSON.parse(row.headers)
+      : row.headers) as OutboxRow['headers'],
+    body: Buffer.isBuffer(row.body) ? row.body : Buffer.from(row.body as Uint8Array),
+    delayMs: row.delay_ms === null ? undefined : Number(row.delay_ms),
+    mandatory: row.mandatory === true,
+    attempts: Number(row.attempts),
+    createdAt: new Date(row.created_at as string),
+  };
+}
+
+function splitStatements(sql: string): string[] {
+  return sql
+    .split(/;\s*\n/)
+    .map((statement) => statement.replace(/^--.*$/gm, '').trim())
+    .filter((statement) => statement.length > 0);
+}
+
+/** A `pg` Pool; `pg` is loaded here, only when a store opens its own. */
+function openPool(connectionString: string, max: number): PgPoolLike {
+  let pg: { Pool: new (config: object) => PgPoolLike };
+  try {
+    // eslint-disable-next-line @typescript-eslint/no-require-imports
+    pg = require('pg') as typeof pg;
+  } catch {
+    throw new MessagingConfigError(
+      `${WHERE} needs the 'pg' package to open a connection: npm install pg (or pass { transaction } to use your ORM's)`,
+    );
+  }
+  const pool = new pg.Pool({ connectionString, max });
+  // An idle client's error (the server restarted) must not crash the process: the next query reconnects.
+  pool.on?.('error', () => undefined);
+  return pool;
+}
