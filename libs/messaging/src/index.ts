@@ -58,7 +58,8 @@ export {
 } from './store/postgres/postgres.store';
 export { postgresMigrationSql } from './store/postgres/postgres-schema';
 export { MessagingTransactions } from './store/transactions';
-export { OutboxRelay, type OutboxOptions, type OutboxState } from './store/outbox-relay';
+export { OutboxRelay, type OutboxState } from './store/outbox-relay';
+export type { OutboxOptions } from './store/outbox-options';
 export type { InboxOptions } from './options/messaging-options';
 
 // Operations

@@ -11,7 +11,7 @@ import {
 } from '../retry/retry-options';
 import type { ResolvedRetryPolicy } from '../retry/retry-policy';
 import type { MessageStore } from '../store/message-store';
-import type { OutboxOptions, ResolvedOutboxOptions } from '../store/outbox-relay';
+import type { OutboxOptions, ResolvedOutboxOptions } from '../store/outbox-options';
 
 /** Options of `MessagingModule.forRoot()`. */
 export interface MessagingModuleOptions {

@@ -10,25 +10,7 @@ import { describeFailure } from '../errors/failure';
 import { MESSAGING_BACKEND, MESSAGING_OPTIONS, MESSAGING_STORE } from '../messaging.constants';
 import type { ResolvedMessagingOptions } from '../options/messaging-options';
 import type { MessageStore, OutboxBatch, OutboxRow } from './message-store';
-
-/** Options of the outbox relay (`MessagingModule.forRoot({ outbox })`). */
-export interface OutboxOptions {
-  /** Run the relay in this instance. Turn it off in instances that only write. @default true */
-  relay?: boolean;
-  /** How often to look for messages written by other instances or left by a crash. @default 1000 */
-  pollIntervalMs?: number;
-  /** Messages per relay transaction. @default 100 */
-  batchSize?: number;
-  /** Longest wait before a message whose publish failed is tried again. @default 30000 */
-  maxBackoffMs?: number;
-}
-
-export interface ResolvedOutboxOptions {
-  readonly relay: boolean;
-  readonly pollIntervalMs: number;
-  readonly batchSize: number;
-  readonly maxBackoffMs: number;
-}
+import type { ResolvedOutboxOptions } from './outbox-options';
 
 /** What the relay reports to health: the backlog and, while publishing fails, why. */
 export interface OutboxState {
