@@ -18,6 +18,7 @@ const ALIASES = {
   '@app/messaging/memory': 'libs/messaging/src/backends/memory/index.ts',
   '@app/messaging/testing': 'libs/messaging/src/testing/index.ts',
   '@app/messaging/backend': 'libs/messaging/src/backend/index.ts',
+  '@app/service-kit': 'libs/service-kit/src/index.ts',
 };
 
 const resolveFilename = Module._resolveFilename;

@@ -70,7 +70,7 @@ export function describeCardTokenFlows(services: () => SampleServices): void {
     });
     expect(letter).not.toHaveProperty('body');
     expect((await orderHttp().get(`/orders/${id}`).expect(200)).body.status).toBe('PENDING');
-    expect(services().gateway.chargeCount(id)).toBe(0);
+    expect(await services().gateway.chargeCount(id)).toBe(0);
 
     await paymentHttp().post('/dead-letters/no-such-letter/replay').expect(404);
 
@@ -79,7 +79,7 @@ export function describeCardTokenFlows(services: () => SampleServices): void {
       .post(`/dead-letters/${letter!.id}/replay`)
       .expect(200, { id: letter!.id, replayed: true });
     await waitForStatus(services().order, id, 'PAID');
-    expect(services().gateway.chargeCount(id)).toBe(1);
+    expect(await services().gateway.chargeCount(id)).toBe(1);
     const left = await paymentHttp().get('/dead-letters').expect(200);
     expect(left.body.find((l: { id: string }) => l.id === letter!.id)).toBeUndefined();
   });
@@ -98,7 +98,7 @@ export function describeCardTokenFlows(services: () => SampleServices): void {
     await waitFor(async () => (await paymentHttp().get(`/payments/${id}`)).body.deliveries === 2, {
       message: 'the second delivery to be handled',
     });
-    expect(services().gateway.chargeCount(id)).toBe(1);
+    expect(await services().gateway.chargeCount(id)).toBe(1);
     const after = (await orderHttp().get(`/orders/${id}`).expect(200)).body;
     expect(after).toEqual(before);
   });

@@ -55,8 +55,10 @@ export class ServiceProcess {
     readonly name: string,
     main: string,
     env: Record<string, string>,
+    /** Options of node before `main`, e.g. `['-r', register]` to run TypeScript sources. */
+    nodeArgs: string[] = [],
   ) {
-    this.child = spawn(process.execPath, [main], {
+    this.child = spawn(process.execPath, [...nodeArgs, main], {
       cwd: ROOT,
       env: { ...process.env, ...env },
       stdio: ['ignore', 'pipe', 'pipe'],

@@ -110,15 +110,16 @@ async function main(): Promise<void> {
     const rows = await Promise.all(
       placed.map((o) => http<OrderView>('GET', `${orders}/orders/${o.id}`)),
     );
+    const charges = await Promise.all(rows.map((o) => gateway.chargeCount(o.id)));
     printTable(
       ['order', 'card token', 'amount', 'status', 'detail', 'charges'],
-      rows.map((o) => [
+      rows.map((o, i) => [
         shorten(o.id),
         o.cardToken,
         String(o.amount),
         o.status,
         o.paymentId ? shorten(o.paymentId) : (o.failureReason ?? '-'),
-        String(gateway.chargeCount(o.id)),
+        String(charges[i]),
       ]),
       journal,
     );

@@ -4,7 +4,8 @@ export const DEFAULT_ORDER_PORT = 3000;
 
 /**
  * order-service settings: `ORDER_PORT` (default 3000), `ORDER_SERVICE_NAME`, and the broker variables
- * `BROKER_URL`, `BROKER=memory` and `BROKER_EXCHANGE`.
+ * `BROKER_URL`, `BROKER=memory`, `BROKER_EXCHANGE`, and `DATABASE_URL` (PostgreSQL; in memory without it)
+ * with `DATABASE_SCHEMA` (default `order_service`).
  */
 export function orderServiceConfigFromEnv(env: NodeJS.ProcessEnv = process.env): ServiceConfig {
   return serviceConfigFromEnv(
@@ -13,6 +14,7 @@ export function orderServiceConfigFromEnv(env: NodeJS.ProcessEnv = process.env):
       defaultPort: DEFAULT_ORDER_PORT,
       serviceVariable: 'ORDER_SERVICE_NAME',
       connectionName: 'order-service',
+      defaultSchema: 'order_service',
     },
     env,
   );

@@ -1,9 +1,16 @@
 import { type DynamicModule, Module } from '@nestjs/common';
-import { type BrokerBackend, MessagingModule, type RetryOptions } from '@app/messaging';
+import {
+  type BrokerBackend,
+  MessagingModule,
+  MessagingTransactions,
+  type RetryOptions,
+} from '@app/messaging';
+import { Database, type DatabaseOptions } from '@app/service-kit';
 import { InMemoryOrderRepository } from './orders/in-memory-order.repository';
 import { ORDER_REPOSITORY, type OrderRepository } from './orders/order.repository';
 import { OrdersController } from './orders/orders.controller';
-import { OrdersService } from './orders/orders.service';
+import { ORDER_EVENTS_VIA_OUTBOX, OrdersService } from './orders/orders.service';
+import { PostgresOrderRepository } from './orders/postgres-order.repository';
 import { PaymentEventsController } from './orders/payment-events.controller';
 
 /** Default consumer group of order-service. */
@@ -25,6 +32,11 @@ export interface OrderServiceOptions {
   retry?: RetryOptions;
   /** Where orders are kept. @default a new InMemoryOrderRepository */
   repository?: OrderRepository;
+  /**
+   * PostgreSQL (`DATABASE_URL`): orders are kept there and `order.created` goes through the outbox
+   * in the same transaction, so `POST /orders` answers 201 while the broker is down.
+   */
+  database?: DatabaseOptions;
 }
 
 /**
@@ -36,6 +48,7 @@ export interface OrderServiceOptions {
 @Module({})
 export class OrderServiceModule {
   static register(options: OrderServiceOptions): DynamicModule {
+    const database = options.database ? new Database(options.database) : undefined;
     return {
       module: OrderServiceModule,
       imports: [
@@ -43,14 +56,24 @@ export class OrderServiceModule {
           service: options.service ?? ORDER_SERVICE_NAME,
           backend: options.backend,
           retry: options.retry ?? ORDER_SERVICE_RETRY,
+          store: database?.messageStore(),
         }),
       ],
       controllers: [OrdersController, PaymentEventsController],
       providers: [
         OrdersService,
+        { provide: ORDER_EVENTS_VIA_OUTBOX, useValue: database !== undefined },
+        ...(database ? [{ provide: Database, useFactory: () => database }] : []),
         {
           provide: ORDER_REPOSITORY,
-          useFactory: () => options.repository ?? new InMemoryOrderRepository(),
+          useFactory: async (transactions: MessagingTransactions) => {
+            if (options.repository) return options.repository;
+            if (!database) return new InMemoryOrderRepository();
+            const repository = new PostgresOrderRepository(database, transactions);
+            await repository.migrate();
+            return repository;
+          },
+          inject: [MessagingTransactions],
         },
       ],
     };

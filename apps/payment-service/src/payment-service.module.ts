@@ -1,5 +1,11 @@
 import { type DynamicModule, Module } from '@nestjs/common';
-import { type BrokerBackend, MessagingModule, type RetryOptions } from '@app/messaging';
+import {
+  type BrokerBackend,
+  MessagingModule,
+  MessagingTransactions,
+  type RetryOptions,
+} from '@app/messaging';
+import { Database, type DatabaseOptions } from '@app/service-kit';
 import { DeadLettersController } from './http/dead-letters.controller';
 import { HealthController } from './http/health.controller';
 import { OrderCreatedConsumer } from './payments/order-created.consumer';
@@ -11,6 +17,11 @@ import {
 } from './payments/payment-ledger';
 import { PaymentsController } from './payments/payments.controller';
 import { PaymentsService } from './payments/payments.service';
+import {
+  paymentTablesSql,
+  PostgresChargeBook,
+  PostgresPaymentLedger,
+} from './payments/postgres-payments';
 
 /** Default consumer group of payment-service. */
 export const PAYMENT_SERVICE_NAME = 'payment-service';
@@ -32,6 +43,13 @@ export interface PaymentServiceOptions {
   gateway?: SimulatedPaymentGateway;
   /** Where outcomes are kept. @default a new InMemoryPaymentLedger */
   ledger?: PaymentLedger;
+  /**
+   * PostgreSQL (`DATABASE_URL`): the ledger, the inbox, the outbox and the simulated gateway's
+   * charges are kept there, so each order is charged once across instances and restarts.
+   */
+  database?: DatabaseOptions;
+  /** How long each call of the simulated gateway takes (`PAYMENT_GATEWAY_LATENCY_MS`). @default 0 */
+  gatewayLatencyMs?: number;
 }
 
 /**
@@ -43,6 +61,7 @@ export interface PaymentServiceOptions {
 @Module({})
 export class PaymentServiceModule {
   static register(options: PaymentServiceOptions): DynamicModule {
+    const database = options.database ? new Database(options.database) : undefined;
     return {
       module: PaymentServiceModule,
       imports: [
@@ -50,6 +69,7 @@ export class PaymentServiceModule {
           service: options.service ?? PAYMENT_SERVICE_NAME,
           backend: options.backend,
           retry: options.retry ?? PAYMENT_SERVICE_RETRY,
+          store: database?.messageStore(),
         }),
       ],
       controllers: [
@@ -60,13 +80,26 @@ export class PaymentServiceModule {
       ],
       providers: [
         PaymentsService,
+        ...(database ? [{ provide: Database, useFactory: () => database }] : []),
         {
           provide: SimulatedPaymentGateway,
-          useFactory: () => options.gateway ?? new SimulatedPaymentGateway(),
+          useFactory: async () => {
+            if (options.gateway) return options.gateway;
+            const latencyMs = options.gatewayLatencyMs ?? 0;
+            if (!database) return new SimulatedPaymentGateway(undefined, latencyMs);
+            await database.migrate(paymentTablesSql(database));
+            return new SimulatedPaymentGateway(new PostgresChargeBook(database), latencyMs);
+          },
         },
         {
           provide: PAYMENT_LEDGER,
-          useFactory: () => options.ledger ?? new InMemoryPaymentLedger(),
+          useFactory: (transactions: MessagingTransactions) => {
+            if (options.ledger) return options.ledger;
+            return database
+              ? new PostgresPaymentLedger(database, transactions)
+              : new InMemoryPaymentLedger();
+          },
+          inject: [MessagingTransactions],
         },
       ],
     };

@@ -7,3 +7,4 @@ export {
   type ServiceConfig,
   type ServiceEnvSpec,
 } from './service-config';
+export { Database, type DatabaseOptions } from './database';

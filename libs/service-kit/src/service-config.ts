@@ -1,4 +1,5 @@
 import { AmqpBackend, type BrokerBackend, InMemoryBackend } from '@app/messaging';
+import type { DatabaseOptions } from './database';
 
 export const DEFAULT_BROKER_URL = 'amqp://guest:guest@127.0.0.1:5672';
 
@@ -11,6 +12,8 @@ export interface ServiceEnvSpec {
   readonly serviceVariable: string;
   /** Connection name shown by RabbitMQ. */
   readonly connectionName: string;
+  /** Schema of the service's tables when `DATABASE_SCHEMA` is not set, e.g. `order_service`. */
+  readonly defaultSchema: string;
 }
 
 /** A service's settings read from the environment. */
@@ -19,11 +22,17 @@ export interface ServiceConfig {
   /** Consumer group override; `undefined` keeps the service's default name. */
   readonly service: string | undefined;
   readonly backend: BrokerBackend;
+  /**
+   * `DATABASE_URL` (PostgreSQL) and `DATABASE_SCHEMA` (default: the service's own, e.g.
+   * `order_service`): state kept there, events through the outbox. Unset: in memory.
+   */
+  readonly database: DatabaseOptions | undefined;
 }
 
 /**
  * Reads the port and service-name variables of `spec`, `BROKER_URL` (default local RabbitMQ),
- * `BROKER=memory` (the embedded broker: only useful within one process) and `BROKER_EXCHANGE`.
+ * `BROKER=memory` (the embedded broker: only useful within one process), `BROKER_EXCHANGE`,
+ * `DATABASE_URL` and `DATABASE_SCHEMA`.
  */
 export function serviceConfigFromEnv(
   spec: ServiceEnvSpec,
@@ -40,7 +49,23 @@ export function serviceConfigFromEnv(
             exchange: env.BROKER_EXCHANGE || undefined,
             connectionName: spec.connectionName,
           }),
+    database: databaseFrom(env, spec.defaultSchema),
   };
+}
+
+function databaseFrom(env: NodeJS.ProcessEnv, defaultSchema: string): DatabaseOptions | undefined {
+  const url = env.DATABASE_URL;
+  if (!url) return undefined;
+  if (!/^postgres(ql)?:\/\//.test(url)) {
+    throw new Error(`DATABASE_URL must be a PostgreSQL URL (postgres://user@host:5432/db)`);
+  }
+  const schema = env.DATABASE_SCHEMA || defaultSchema;
+  if (!/^[A-Za-z_][A-Za-z0-9_]{0,62}$/.test(schema)) {
+    throw new Error(
+      `DATABASE_SCHEMA must be a plain identifier (letters, digits, '_'), got '${schema}'`,
+    );
+  }
+  return { url, schema };
 }
 
 function portFrom(value: string | undefined, fallback: number, name: string): number {

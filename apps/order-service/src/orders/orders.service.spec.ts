@@ -1,5 +1,11 @@
 import { Logger, ServiceUnavailableException } from '@nestjs/common';
-import { type MessageProducer, UnrecoverableError, UnroutableError } from '@app/messaging';
+import {
+  InMemoryMessageStore,
+  type MessageProducer,
+  MessagingTransactions,
+  UnrecoverableError,
+  UnroutableError,
+} from '@app/messaging';
 import { InMemoryOrderRepository } from './in-memory-order.repository';
 import type { OrderCreatedEvent } from './order';
 import { OrdersService } from './orders.service';
@@ -19,6 +25,19 @@ function producer(
   } as unknown as MessageProducer<OrderCreatedEvent> & { published: OrderCreatedEvent[] };
 }
 
+/** OrdersService without a database: `order.created` is published at once. */
+function inMemory(
+  repository: InMemoryOrderRepository,
+  orderCreated: MessageProducer<OrderCreatedEvent>,
+): OrdersService {
+  return new OrdersService(
+    repository,
+    orderCreated,
+    new MessagingTransactions(new InMemoryMessageStore()),
+    false,
+  );
+}
+
 const DTO = { customerId: 'c1', amount: 12.5, cardToken: 'tok_ok' };
 
 describe('OrdersService', () => {
@@ -27,9 +46,24 @@ describe('OrdersService', () => {
   it('keeps a PENDING order and publishes order.created with it', async () => {
     const repository = new InMemoryOrderRepository();
     const orderCreated = producer();
-    const order = await new OrdersService(repository, orderCreated).place(DTO);
+    const order = await inMemory(repository, orderCreated).place(DTO);
     expect(order).toMatchObject({ status: 'PENDING', ...DTO });
     expect(orderCreated.published).toEqual([{ orderId: order.id, ...DTO }]);
+    expect(await repository.findById(order.id)).toEqual(order);
+  });
+
+  it('with a database, saves the order and writes order.created in one transaction (the outbox)', async () => {
+    const repository = new InMemoryOrderRepository();
+    const transactions = new MessagingTransactions(new InMemoryMessageStore());
+    const inTransaction: boolean[] = [];
+    const orderCreated = {
+      publish: async () => {
+        inTransaction.push(transactions.active);
+        return 'message-id';
+      },
+    } as unknown as MessageProducer<OrderCreatedEvent>;
+    const order = await new OrdersService(repository, orderCreated, transactions, true).place(DTO);
+    expect(inTransaction).toEqual([true]);
     expect(await repository.findById(order.id)).toEqual(order);
   });
 
@@ -46,7 +80,7 @@ describe('OrdersService', () => {
     ],
   ])('refuses the order with a 503 and keeps nothing when %s', async (_case, error, message) => {
     const repository = new InMemoryOrderRepository();
-    const placing = new OrdersService(repository, producer(error)).place(DTO);
+    const placing = inMemory(repository, producer(error)).place(DTO);
     await expect(placing).rejects.toBeInstanceOf(ServiceUnavailableException);
     await expect(placing).rejects.toThrow(message);
     expect(await repository.findAll()).toEqual([]);
@@ -54,7 +88,7 @@ describe('OrdersService', () => {
 
   it('moves a PENDING order to its final status once; a duplicate or a late conflicting event changes nothing', async () => {
     const repository = new InMemoryOrderRepository();
-    const service = new OrdersService(repository, producer());
+    const service = inMemory(repository, producer());
     const { id } = await service.place(DTO);
 
     expect(await service.markPaid(id, 'pay_1', 1)).toBe('applied');
@@ -68,7 +102,7 @@ describe('OrdersService', () => {
   });
 
   it('records the decline reason on PAYMENT_FAILED', async () => {
-    const service = new OrdersService(new InMemoryOrderRepository(), producer());
+    const service = inMemory(new InMemoryOrderRepository(), producer());
     const { id } = await service.place(DTO);
     expect(await service.markPaymentFailed(id, 'card declined', 1)).toBe('applied');
     expect(await service.get(id)).toMatchObject({
@@ -78,7 +112,7 @@ describe('OrdersService', () => {
   });
 
   it('throws UnrecoverableError for an unknown order, so its event is dead-lettered without retries', async () => {
-    const service = new OrdersService(new InMemoryOrderRepository(), producer());
+    const service = inMemory(new InMemoryOrderRepository(), producer());
     await expect(service.markPaid('nope', 'pay_1', 1)).rejects.toBeInstanceOf(UnrecoverableError);
   });
 });

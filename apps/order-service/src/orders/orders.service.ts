@@ -6,10 +6,22 @@ import {
   NotFoundException,
   ServiceUnavailableException,
 } from '@nestjs/common';
-import { MessageProducer, Producer, UnrecoverableError, UnroutableError } from '@app/messaging';
+import {
+  MessageProducer,
+  MessagingTransactions,
+  Producer,
+  UnrecoverableError,
+  UnroutableError,
+} from '@app/messaging';
 import type { CreateOrderDto } from './create-order.dto';
 import { isFinal, type Order, type OrderCreatedEvent, type OrderStatus } from './order';
 import { ORDER_REPOSITORY, type OrderRepository } from './order.repository';
+
+/**
+ * Injection token: true when orders are in a database and `order.created` goes through the outbox in
+ * the order's transaction (`DATABASE_URL`).
+ */
+export const ORDER_EVENTS_VIA_OUTBOX = Symbol('ORDER_EVENTS_VIA_OUTBOX');
 
 /** What a payment event did to its order. */
 export type PaymentOutcomeResult = 'applied' | 'duplicate' | 'ignored';
@@ -22,13 +34,20 @@ export class OrdersService {
   constructor(
     @Inject(ORDER_REPOSITORY) private readonly orders: OrderRepository,
     @Producer('order.created') private readonly orderCreated: MessageProducer<OrderCreatedEvent>,
+    private readonly transactions: MessagingTransactions,
+    @Inject(ORDER_EVENTS_VIA_OUTBOX) private readonly viaOutbox: boolean,
   ) {}
 
   /**
-   * Keeps a new order as `PENDING` and publishes `order.created`. The order is saved first so that a
-   * fast payment event always finds it. When the broker does not take the event (nobody consumes
-   * `order.created` yet, or the broker is unreachable) the order is removed again and the caller gets
-   * a 503: an order that no payment will ever reach is not kept.
+   * Keeps a new order as `PENDING` and publishes `order.created`.
+   *
+   * With a database, the order and its event commit in one transaction (the outbox): the event goes
+   * out when the broker takes it, however long that is, and a crash cannot keep one without the other.
+   *
+   * In memory, the order is saved first so that a fast payment event always finds it. When the broker
+   * does not take the event (nobody consumes `order.created` yet, or the broker is unreachable) the
+   * order is removed again and the caller gets a 503: an order that no payment will ever reach is not
+   * kept.
    */
   async place(dto: CreateOrderDto): Promise<Order> {
     const now = new Date().toISOString();
@@ -41,21 +60,30 @@ export class OrdersService {
       createdAt: now,
       updatedAt: now,
     };
+    if (this.viaOutbox) return this.placeThroughOutbox(order);
     await this.orders.save(order);
     try {
-      const event: OrderCreatedEvent = {
-        orderId: order.id,
-        customerId: order.customerId,
-        amount: order.amount,
-        cardToken: order.cardToken,
-      };
-      await this.orderCreated.publish(event, { correlationId: order.id });
+      await this.orderCreated.publish(eventOf(order), { correlationId: order.id });
     } catch (error) {
       await this.orders.delete(order.id);
       throw this.notAccepted(order, error);
     }
     this.logger.log(
       `order ${order.id} placed (${order.amount} for ${order.customerId}, ${order.cardToken}) -> order.created published`,
+    );
+    return order;
+  }
+
+  private async placeThroughOutbox(order: Order): Promise<Order> {
+    await this.transactions.run(async () => {
+      await this.orders.save(order);
+      await this.orderCreated.publish(eventOf(order), {
+        correlationId: order.id,
+        orderingKey: order.id,
+      });
+    });
+    this.logger.log(
+      `order ${order.id} placed (${order.amount} for ${order.customerId}, ${order.cardToken}) -> order.created in the outbox`,
     );
     return order;
   }
@@ -137,4 +165,13 @@ export class OrdersService {
       `Order not accepted: the message broker did not confirm 'order.created' (${reason}). The order was not kept; try again.`,
     );
   }
+}
+
+function eventOf(order: Order): OrderCreatedEvent {
+  return {
+    orderId: order.id,
+    customerId: order.customerId,
+    amount: order.amount,
+    cardToken: order.cardToken,
+  };
 }

@@ -13,11 +13,20 @@ import { PaymentsService } from './payments.service';
 export class OrderCreatedConsumer {
   constructor(private readonly payments: PaymentsService) {}
 
-  @Consume('order.created')
+  /**
+   * Idempotent (the inbox): a message id is handled once; with a database the inbox entry, the ledger
+   * row and the outcome's outbox message commit together. The message id is also the gateway's
+   * idempotency key, so a crash between the charge and the commit never charges twice.
+   */
+  @Consume('order.created', { idempotent: true })
   async onOrderCreated(
     @Payload() order: OrderCreatedDto,
     @Ctx() ctx: MessageContext,
   ): Promise<void> {
-    await this.payments.process(order, { attempt: ctx.attempt, correlationId: ctx.correlationId });
+    await this.payments.process(order, {
+      attempt: ctx.attempt,
+      correlationId: ctx.correlationId,
+      messageId: ctx.messageId,
+    });
   }
 }

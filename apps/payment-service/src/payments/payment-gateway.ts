@@ -16,6 +16,11 @@ export interface ChargeRequest {
   readonly amount: number;
   readonly cardToken: string;
   readonly attempt: number;
+  /**
+   * The same key twice returns the first charge instead of charging again, as real gateways do
+   * (Stripe's `Idempotency-Key`). payment-service passes the message id. @default no deduplication
+   */
+  readonly idempotencyKey?: string;
 }
 
 export interface ChargeReceipt {
@@ -27,6 +32,40 @@ export interface Charge {
   readonly orderId: string;
   readonly paymentId: string;
   readonly amount: number;
+}
+
+/** Where the simulated gateway keeps its charges: the "other side" of the gateway, not our ledger. */
+export interface ChargeBook {
+  /** The charge made under `idempotencyKey`, if any. */
+  byKey(idempotencyKey: string): Promise<Charge | undefined>;
+  /** Records `charge`; under a key already used, keeps and resolves the first charge instead. */
+  add(charge: Charge, idempotencyKey?: string): Promise<Charge>;
+  /** The charges of `orderId`, oldest first; all of them without it. */
+  list(orderId?: string): Promise<Charge[]>;
+}
+
+/** Charges in this process's memory. */
+export class InMemoryChargeBook implements ChargeBook {
+  private readonly charges: Charge[] = [];
+  private readonly keys = new Map<string, Charge>();
+
+  async byKey(idempotencyKey: string): Promise<Charge | undefined> {
+    return this.keys.get(idempotencyKey);
+  }
+
+  async add(charge: Charge, idempotencyKey?: string): Promise<Charge> {
+    const first = idempotencyKey === undefined ? undefined : this.keys.get(idempotencyKey);
+    if (first) return first;
+    this.charges.push(charge);
+    if (idempotencyKey !== undefined) this.keys.set(idempotencyKey, charge);
+    return charge;
+  }
+
+  async list(orderId?: string): Promise<Charge[]> {
+    return orderId === undefined
+      ? [...this.charges]
+      : this.charges.filter((c) => c.orderId === orderId);
+  }
 }
 
 /** Card tokens with a scripted behaviour; any other token is declined as unknown. */
@@ -45,14 +84,23 @@ export const FLAKY_FAILURES = 2;
  * `tok_ok` charges at once; `tok_flaky` times out on the first {@link FLAKY_FAILURES} attempts, then
  * charges (keyed on the attempt number, so it behaves the same across a restart); `tok_declined` is
  * a business decline; `tok_broken` always fails with a gateway error until {@link repair} is called.
- * It counts successful charges per order, so tests can prove nothing was charged twice.
+ * It keeps every successful charge in its {@link ChargeBook}, so tests can prove nothing was charged
+ * twice, and honours idempotency keys.
  */
 export class SimulatedPaymentGateway {
-  private readonly charges = new Map<string, Charge[]>();
   private readonly repaired = new Set<string>();
 
+  constructor(
+    private readonly book: ChargeBook = new InMemoryChargeBook(),
+    /** How long a charge takes; the charge is made half-way, as a real gateway's call. @default 0 */
+    private readonly latencyMs = 0,
+  ) {}
+
   async charge(request: ChargeRequest): Promise<ChargeReceipt> {
-    const { cardToken, attempt } = request;
+    const { cardToken, attempt, idempotencyKey } = request;
+    const earlier =
+      idempotencyKey === undefined ? undefined : await this.book.byKey(idempotencyKey);
+    if (earlier) return { paymentId: earlier.paymentId };
     switch (this.repaired.has(cardToken) ? CARD_TOKENS.ok : cardToken) {
       case CARD_TOKENS.ok:
         break;
@@ -75,19 +123,26 @@ export class SimulatedPaymentGateway {
       paymentId: `pay_${randomUUID()}`,
       amount: request.amount,
     };
-    this.charges.set(request.orderId, [...this.chargesOf(request.orderId), charge]);
-    return { paymentId: charge.paymentId };
+    await this.pause();
+    const kept = await this.book.add(charge, idempotencyKey);
+    await this.pause();
+    return { paymentId: kept.paymentId };
+  }
+
+  private pause(): Promise<void> {
+    return this.latencyMs > 0
+      ? new Promise((resolve) => setTimeout(resolve, this.latencyMs / 2))
+      : Promise.resolve();
   }
 
   /** The charges made for `orderId`, oldest first; every charge when no order is given. */
-  chargesOf(orderId?: string): Charge[] {
-    if (orderId === undefined) return [...this.charges.values()].flat();
-    return this.charges.get(orderId) ?? [];
+  chargesOf(orderId?: string): Promise<Charge[]> {
+    return this.book.list(orderId);
   }
 
   /** How many times `orderId` was charged successfully. */
-  chargeCount(orderId: string): number {
-    return this.chargesOf(orderId).length;
+  async chargeCount(orderId: string): Promise<number> {
+    return (await this.chargesOf(orderId)).length;
   }
 
   /** Makes `cardToken` charge successfully from now on ("fixing" the gateway before a replay). */

@@ -12,7 +12,7 @@ export class PaymentsController {
 
   /** `GET /payments?orderId=<id>`: the charges the gateway made for that order (all without it). */
   @Get()
-  charges(@Query('orderId') orderId?: string): Charge[] {
+  charges(@Query('orderId') orderId?: string): Promise<Charge[]> {
     return this.gateway.chargesOf(orderId);
   }
 

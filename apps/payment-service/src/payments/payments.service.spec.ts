@@ -37,7 +37,7 @@ describe('PaymentsService', () => {
   it('charges tok_ok once and publishes payment.succeeded', async () => {
     const { gateway, succeeded, service } = build();
     await service.process(order('tok_ok'), { attempt: 1 });
-    expect(gateway.chargeCount('o-tok_ok')).toBe(1);
+    expect(await gateway.chargeCount('o-tok_ok')).toBe(1);
     expect(succeeded.published).toEqual([
       expect.objectContaining({ orderId: 'o-tok_ok', paymentId: expect.stringMatching(/^pay_/) }),
     ]);
@@ -52,7 +52,7 @@ describe('PaymentsService', () => {
       GatewayUnavailableError,
     );
     await service.process(order('tok_flaky'), { attempt: 3 });
-    expect(gateway.chargeCount('o-tok_flaky')).toBe(1);
+    expect(await gateway.chargeCount('o-tok_flaky')).toBe(1);
   });
 
   it('publishes payment.failed for tok_declined without throwing', async () => {
@@ -67,7 +67,7 @@ describe('PaymentsService', () => {
     const { gateway, succeeded, service } = build();
     await Promise.all([1, 2, 3].map(() => service.process(order('tok_ok'), { attempt: 1 })));
     await service.process(order('tok_ok'), { attempt: 1 });
-    expect(gateway.chargeCount('o-tok_ok')).toBe(1);
+    expect(await gateway.chargeCount('o-tok_ok')).toBe(1);
     expect(succeeded.published).toHaveLength(4);
     expect(new Set(succeeded.published.map((e) => e.paymentId)).size).toBe(1);
     expect(await service.view('o-tok_ok')).toMatchObject({ charges: 1, deliveries: 4 });
@@ -80,6 +80,6 @@ describe('PaymentsService', () => {
     );
     gateway.repair('tok_broken');
     await service.process(order('tok_broken'), { attempt: 1 });
-    expect(gateway.chargeCount('o-tok_broken')).toBe(1);
+    expect(await gateway.chargeCount('o-tok_broken')).toBe(1);
   });
 });

@@ -13,6 +13,8 @@ import { PAYMENT_LEDGER, type PaymentLedger } from './payment-ledger';
 export interface DeliveryInfo {
   readonly attempt: number;
   readonly correlationId?: string;
+  /** The message id: the gateway's idempotency key, so a redelivery never charges twice. */
+  readonly messageId?: string;
 }
 
 /** What `GET /payments/:orderId` shows. */
@@ -54,7 +56,7 @@ export class PaymentsService {
           `order ${order.orderId} already ${record.outcome}: not charging again, re-publishing the outcome`,
         );
       } else {
-        record = await this.charge(order, delivery.attempt);
+        record = await this.charge(order, delivery);
         await this.ledger.save(record);
       }
       await this.publish(record, delivery.correlationId ?? order.orderId);
@@ -65,14 +67,15 @@ export class PaymentsService {
     const record = await this.ledger.find(orderId);
     const deliveries = this.deliveries.get(orderId) ?? 0;
     if (!record && deliveries === 0) throw new NotFoundException(`No payment for order ${orderId}`);
-    return { record, charges: this.gateway.chargeCount(orderId), deliveries };
+    return { record, charges: await this.gateway.chargeCount(orderId), deliveries };
   }
 
-  private async charge(order: OrderToCharge, attempt: number): Promise<PaymentRecord> {
+  private async charge(order: OrderToCharge, delivery: DeliveryInfo): Promise<PaymentRecord> {
+    const { attempt, messageId } = delivery;
     const at = `order ${order.orderId} (${order.cardToken}) attempt ${attempt}`;
     const decidedAt = new Date().toISOString();
     try {
-      const receipt = await this.gateway.charge({ ...order, attempt });
+      const receipt = await this.gateway.charge({ ...order, attempt, idempotencyKey: messageId });
       this.logger.log(`${at}: charged ${order.amount} -> ${receipt.paymentId}`);
       return {
         orderId: order.orderId,

@@ -111,15 +111,26 @@ export class OutboxRelay implements OnApplicationBootstrap, BeforeApplicationShu
   private async loop(): Promise<void> {
     while (!this.stopped) {
       this.wakeRequested = false;
-      if (this.backend.status === 'connected') {
-        try {
+      try {
+        if (this.backend.status === 'connected') {
           await this.flush();
           await this.store.purgeExpired();
-        } catch (error) {
-          this.failed(describeFailure(error, 'handler-error', new Date()).message);
+        } else {
+          await this.waitForBroker();
         }
+      } catch (error) {
+        this.failed(describeFailure(error, 'handler-error', new Date()).message);
       }
       if (!this.wakeRequested && !this.stopped) await this.sleep(this.options.pollIntervalMs);
+    }
+  }
+
+  /** The broker is away: publish nothing, but count what waits, for health. */
+  private async waitForBroker(): Promise<void> {
+    const { pending } = await this.store.backlog();
+    this.state = { ...this.state, pending };
+    if (pending > 0) {
+      this.failed(`the broker is ${this.backend.status}; ${pending} message(s) wait in the outbox`);
     }
   }
 
