@@ -21,29 +21,38 @@ export interface SampleServices {
 
 /**
  * Starts order-service then payment-service, each on its own backend from `backend()`, with service
- * names `<prefix>-<random>-orders` and `-payments` (so every queue name carries `prefix`).
+ * names `<prefix>-<random>-orders` and `-payments` (so every queue name carries `prefix`). With
+ * `database`, their state is in PostgreSQL, in schemas `<schemaPrefix>_orders` and `_payments`.
  */
 export async function startSampleServices(
   backend: () => BrokerBackend,
   prefix = 'e2e',
+  database?: { url: string; schemaPrefix: string },
 ): Promise<SampleServices> {
   const run = randomUUID().slice(0, 4);
   const orderService = `${prefix}-${run}-orders`;
   const paymentService = `${prefix}-${run}-payments`;
-  const gateway = new SimulatedPaymentGateway();
-  const order = await createOrderApp({ backend: backend(), service: orderService, logger: false });
+  const schema = (name: string) =>
+    database && { url: database.url, schema: `${database.schemaPrefix}_${name}` };
+  const order = await createOrderApp({
+    backend: backend(),
+    service: orderService,
+    database: schema('orders'),
+    logger: false,
+  });
   let payment: INestApplication;
   try {
     payment = await createPaymentApp({
       backend: backend(),
       service: paymentService,
-      gateway,
+      database: schema('payments'),
       logger: false,
     });
   } catch (error) {
     await order.close();
     throw error;
   }
+  const gateway = payment.get(SimulatedPaymentGateway);
   return {
     order,
     payment,

@@ -16,3 +16,67 @@ runStoreContract('postgres', async () => {
   };
   return { store, dispose };
 });
+
+/**
+ * The store through an application's own transactions, as with TypeORM (`dataSource.transaction`,
+ * whose EntityManager's `query()` resolves the rows) or Prisma: here a `pg` Pool behind that shape.
+ */
+runStoreContract('postgres through an ORM transaction', async () => {
+  const schema = uniqueSchema();
+  const { Pool } = await import('pg');
+  const pool = new Pool({ connectionString: TEST_DATABASE_URL, max: 10 });
+  const transaction = async <T>(work: (manager: unknown) => Promise<T>): Promise<T> => {
+    const client = await pool.connect();
+    try {
+      await client.query('BEGIN');
+      const manager = {
+        query: async (text: string, params: unknown[]) => (await client.query(text, params)).rows,
+      };
+      const result = await work(manager);
+      await client.query('COMMIT');
+      return result;
+    } catch (error) {
+      await client.query('ROLLBACK');
+      throw error;
+    } finally {
+      client.release();
+    }
+  };
+  const store = new PostgresMessageStore({ transaction, schema, migrate: true });
+  await store.init();
+  const dispose = async (): Promise<void> => {
+    await store.close();
+    await pool.end();
+    await dropSchema(schema);
+  };
+  return { store, dispose };
+});
+
+describe('PostgresMessageStore options', () => {
+  it('refuses bad options with an error that says how to fix them', () => {
+    const make = (options: unknown) => () =>
+      new PostgresMessageStore(options as ConstructorParameters<typeof PostgresMessageStore>[0]);
+    expect(make(undefined)).toThrow(/connectionString: process.env.DATABASE_URL/);
+    expect(make({})).toThrow(/give one of connectionString .* got none/);
+    expect(make({ connectionString: 'mysql://x', schema: 's' })).toThrow(
+      /must start with postgres:\/\/.*got one starting 'mysql:'/,
+    );
+    expect(make({ connectionString: TEST_DATABASE_URL, schema: 'a-b' })).toThrow(
+      /schema must be a plain identifier/,
+    );
+  });
+
+  it('fails at start when its tables are missing, naming the command that creates them', async () => {
+    const store = new PostgresMessageStore({
+      connectionString: TEST_DATABASE_URL,
+      schema: uniqueSchema(),
+    });
+    try {
+      await expect(store.init()).rejects.toThrow(
+        /npx nest-messaging migrate .*or pass \{ migrate: true \}/,
+      );
+    } finally {
+      await store.close();
+    }
+  });
+});
