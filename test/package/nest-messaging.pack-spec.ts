@@ -177,6 +177,24 @@ describe('nest-messaging, packed and installed into a fresh Nest app', () => {
     expect(output).not.toContain('charged o-2');
   });
 
+  it('installs its command line: the migration SQL, and how to get pg when it is missing', async () => {
+    const sql = await sh('npx', ['--no-install', 'nest-messaging', 'migrate', '--print'], app);
+    expect(sql).toContain('CREATE TABLE IF NOT EXISTS "messaging".messaging_outbox');
+    await expect(
+      sh(
+        'npx',
+        [
+          '--no-install',
+          'nest-messaging',
+          'migrate',
+          '--database-url',
+          'postgres://nobody@127.0.0.1/x',
+        ],
+        app,
+      ),
+    ).rejects.toThrow(/needs the 'pg' package to open a connection: npm install pg/);
+  });
+
   it('runs the README example on RabbitMQ once amqplib is installed', async () => {
     await sh(
       'npm',
