@@ -59,6 +59,8 @@ export class OutboxRelay implements OnApplicationBootstrap, BeforeApplicationShu
   private detach?: () => void;
   private state: OutboxState = { pending: 0 };
   private lastFailureLog = 0;
+  /** The last publish failure of the flush in progress. */
+  private batchError?: string;
 
   constructor(
     @Inject(MESSAGING_OPTIONS) messaging: ResolvedMessagingOptions,
@@ -89,18 +91,29 @@ export class OutboxRelay implements OnApplicationBootstrap, BeforeApplicationShu
 
   /** Publishes what is due now; resolves how many messages were sent. Used by the loop and by tests. */
   async flush(): Promise<number> {
-    let total = 0;
+    let sent = 0;
+    let failed = 0;
+    this.batchError = undefined;
     for (;;) {
       const outcome = await this.store.relay(this.options.batchSize, (batch) =>
         this.publish(batch),
       );
-      if (outcome === undefined) return total;
-      total += outcome.sent;
+      if (outcome === undefined) break; // another instance's relay holds the lease
+      sent += outcome.sent;
+      failed += outcome.failed;
       if (outcome.sent + outcome.failed < this.options.batchSize || outcome.failed > 0) break;
     }
-    const backlog = await this.store.backlog();
-    this.state = { ...this.state, pending: backlog.pending };
-    return total;
+    const { pending } = await this.store.backlog();
+    // Failing no more: this relay published again, or nothing waits (another relay sent it).
+    if (failed === 0 && (sent > 0 || pending === 0) && this.state.lastError !== undefined) {
+      this.logger.log(`Outbox relay publishing again after: ${this.state.lastError}`);
+      this.lastFailureLog = 0;
+      this.state = { pending };
+    } else {
+      this.state = { ...this.state, pending };
+      if (this.batchError !== undefined) this.failed(this.batchError);
+    }
+    return sent;
   }
 
   private poke(): void {
@@ -174,19 +187,13 @@ export class OutboxRelay implements OnApplicationBootstrap, BeforeApplicationShu
             const delayMs = relayBackoffMs(row.attempts, this.options.maxBackoffMs);
             await batch.failed(row.id, message, delayMs);
             failed++;
-            this.failed(
-              `message ${row.messageId} to '${row.topic ?? row.queue}' not published (attempt ${row.attempts + 1}): ${message}; trying again in ${delayMs} ms`,
-            );
+            // Reported once the batch committed, with the backlog counted.
+            this.batchError = `message ${row.messageId} to '${row.topic ?? row.queue}' not published (attempt ${row.attempts + 1}): ${message}; trying again in ${delayMs} ms`;
             return; // the rest of this key waits for it
           }
         }
       }),
     );
-    if (sent > 0 && failed === 0 && this.state.lastError !== undefined) {
-      this.logger.log(`Outbox relay publishing again after: ${this.state.lastError}`);
-      this.state = { pending: this.state.pending };
-      this.lastFailureLog = 0;
-    }
     return { sent, failed };
   }
 
