@@ -1,5 +1,6 @@
 import { Logger, ServiceUnavailableException } from '@nestjs/common';
 import {
+  InMemoryBackend,
   InMemoryMessageStore,
   type MessageProducer,
   MessagingTransactions,
@@ -33,7 +34,7 @@ function inMemory(
   return new OrdersService(
     repository,
     orderCreated,
-    new MessagingTransactions(new InMemoryMessageStore()),
+    new MessagingTransactions(new InMemoryMessageStore(), new InMemoryBackend()),
     false,
   );
 }
@@ -54,7 +55,7 @@ describe('OrdersService', () => {
 
   it('with a database, saves the order and writes order.created in one transaction (the outbox)', async () => {
     const repository = new InMemoryOrderRepository();
-    const transactions = new MessagingTransactions(new InMemoryMessageStore());
+    const transactions = new MessagingTransactions(new InMemoryMessageStore(), new InMemoryBackend());
     const inTransaction: boolean[] = [];
     const orderCreated = {
       publish: async () => {

@@ -67,7 +67,7 @@ export class MessagingServer
     @Inject(MESSAGING_STORE) store: MessageStore,
   ) {
     super();
-    this.inbox = new Inbox(store, options.service, options.inbox.ttlMs);
+    this.inbox = new Inbox(store, backend, options.service, options.inbox.ttlMs);
     this._status$.next(backend.status);
     this.detachStatus = backend.on('status', (status) => this._status$.next(status));
   }

@@ -25,11 +25,13 @@ interface PendingClaim {
  * Inbox and outbox in this process's memory: the default store, for tests, the demo and one
  * instance. It deduplicates within one process only and forgets everything on restart; use
  * `PostgresMessageStore` when several instances share the work or a crash must not repeat an effect.
- * Its transactions are staged writes applied when the work resolves: they cover the inbox and the
- * outbox, not your own data.
+ * Its transactions are staged writes applied when the work resolves: they cover the inbox, not your
+ * own data. Not durable: the module publishes what its transactions publish before they commit (an
+ * outbox in memory would lose them with the process), so its outbox is used only by its contract.
  */
 export class InMemoryMessageStore implements MessageStore {
   readonly kind = 'memory';
+  readonly durable = false;
   /** Inbox: key -> expiry (epoch ms). */
   private readonly handled = new Map<string, number>();
   private readonly claiming = new Map<string, PendingClaim>();

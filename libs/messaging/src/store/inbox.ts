@@ -1,5 +1,6 @@
+import type { BrokerBackend } from '../backend/broker-backend.interface';
 import type { MessageStore } from './message-store';
-import { withinStoreTransaction } from './transactions';
+import { inStoreTransaction } from './transactions';
 
 /** What {@link Inbox.once} did: ran the work, or skipped a message handled before. */
 export type InboxOutcome<T> =
@@ -14,15 +15,16 @@ export type InboxOutcome<T> =
 export class Inbox {
   constructor(
     private readonly store: MessageStore,
+    private readonly backend: BrokerBackend,
     private readonly service: string,
     private readonly ttlMs: number,
   ) {}
 
   once<T>(route: string, messageId: string, work: () => Promise<T>): Promise<InboxOutcome<T>> {
-    return this.store.transaction(async (tx): Promise<InboxOutcome<T>> => {
+    return inStoreTransaction(this.store, this.backend, async (tx): Promise<InboxOutcome<T>> => {
       const claimed = await tx.claim({ service: this.service, route, messageId }, this.ttlMs);
       if (!claimed) return { duplicate: true };
-      return { duplicate: false, result: await withinStoreTransaction(tx, work) };
+      return { duplicate: false, result: await work() };
     });
   }
 }

@@ -11,7 +11,7 @@
  * A store does mechanics only; when to claim, what to publish and how long to back off are decided by
  * `inbox.ts` and `outbox-relay.ts`. Every store passes the shared suite in `testing/store-contract.ts`.
  */
-import type { MessageHeaders } from '../backend/broker-backend.interface';
+import type { MessageHeaders, OutgoingMessage } from '../backend/broker-backend.interface';
 
 /** What the inbox remembers: one message handled by one route of one service. */
 export interface InboxKey {
@@ -84,6 +84,13 @@ export interface OutboxBacklog {
 export interface MessageStore {
   /** For logs: `memory`, `postgres`. */
   readonly kind: string;
+  /**
+   * True when what commits survives a crash of this process (a database). A store that is not
+   * durable (memory) is not used as an outbox: what a transaction publishes is sent, and confirmed,
+   * before it commits, since a message kept in memory after its delivery was acknowledged would be
+   * lost with the process.
+   */
+  readonly durable: boolean;
   /** Creates what the store needs (tables) when it is missing. Idempotent. */
   migrate(): Promise<void>;
   /**
@@ -107,4 +114,19 @@ export interface MessageStore {
   /** Calls `listener` after a transaction that enqueued messages committed in this process. */
   onEnqueued(listener: () => void): () => void;
   close(): Promise<void>;
+}
+
+/** The message the backend publishes for an outbox message (written at `createdAt`). */
+export function outgoingOf(message: OutboxMessage, createdAt: number): OutgoingMessage {
+  return {
+    topic: message.topic,
+    queue: message.queue,
+    body: message.body,
+    headers: message.headers,
+    messageId: message.messageId,
+    correlationId: message.correlationId,
+    contentType: message.contentType,
+    timestamp: createdAt,
+    delayMs: message.delayMs,
+  };
 }

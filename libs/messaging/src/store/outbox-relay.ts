@@ -9,7 +9,7 @@ import type { BrokerBackend } from '../backend/broker-backend.interface';
 import { describeFailure } from '../errors/failure';
 import { MESSAGING_BACKEND, MESSAGING_OPTIONS, MESSAGING_STORE } from '../messaging.constants';
 import type { ResolvedMessagingOptions } from '../options/messaging-options';
-import type { MessageStore, OutboxBatch, OutboxRow } from './message-store';
+import { type MessageStore, type OutboxBatch, type OutboxRow, outgoingOf } from './message-store';
 import type { ResolvedOutboxOptions } from './outbox-options';
 
 /** What the relay reports to health: the backlog and, while publishing fails, why. */
@@ -71,7 +71,8 @@ export class OutboxRelay implements OnApplicationBootstrap, BeforeApplicationShu
   }
 
   onApplicationBootstrap(): void {
-    if (!this.options.relay) return;
+    // A store that is not durable is never written to as an outbox (see MessageStore.durable).
+    if (!this.options.relay || !this.store.durable) return;
     this.detach = this.store.onEnqueued(() => this.poke());
     this.running = this.loop();
   }
@@ -166,20 +167,9 @@ export class OutboxRelay implements OnApplicationBootstrap, BeforeApplicationShu
       rowsByKey(batch.rows).map(async (rows) => {
         for (const row of rows) {
           try {
-            await this.backend.publish(
-              {
-                topic: row.topic,
-                queue: row.queue,
-                body: row.body,
-                headers: row.headers,
-                messageId: row.messageId,
-                correlationId: row.correlationId,
-                contentType: row.contentType,
-                timestamp: row.createdAt.getTime(),
-                delayMs: row.delayMs,
-              },
-              { mandatory: row.mandatory },
-            );
+            await this.backend.publish(outgoingOf(row, row.createdAt.getTime()), {
+              mandatory: row.mandatory,
+            });
             await batch.sent(row.id);
             sent++;
           } catch (error) {

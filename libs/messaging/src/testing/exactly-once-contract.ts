@@ -142,29 +142,81 @@ export function runExactlyOnceContract(
       expect(seen).toEqual([{ kept: true }, { direct: true }]);
     });
 
-    it('keeps an unroutable message in the outbox, reports it, and sends it once a consumer exists', async () => {
-      const { service, topic } = h.unique();
-      const app = await start(`${service}-writer`, []);
-      const transactions = app.get(MessagingTransactions);
-      await transactions.run(() => producer(app, topic).publish({ late: true }));
-      const health = app.get(MessagingHealthService);
-      await waitFor(() => health.check().outbox?.lastError !== undefined, {
-        message: 'health reports the relay failing',
+    const durable = createStore().durable;
+
+    // Each kind of store has its own promise when the broker refuses a message.
+    if (durable)
+      it('durable store: keeps an unroutable message in the outbox, reports it, and sends it once a consumer exists', async () => {
+        const { service, topic } = h.unique();
+        const app = await start(`${service}-writer`, []);
+        const transactions = app.get(MessagingTransactions);
+        await transactions.run(() => producer(app, topic).publish({ late: true }));
+        const health = app.get(MessagingHealthService);
+        await waitFor(() => health.check().outbox?.lastError !== undefined, {
+          message: 'health reports the relay failing',
+        });
+        expect(health.check()).toMatchObject({ status: 'up', outbox: { pending: 1 } });
+        expect(health.check().outbox?.lastError).toMatch(/no queue|unroutable|nobody|no service/i);
+        const seen: unknown[] = [];
+        @Controller()
+        class Late {
+          @Consume(topic)
+          handle(@Payload() body: unknown) {
+            seen.push(body);
+          }
+        }
+        await start(service, [Late]);
+        await waitFor(() => seen.length === 1, { message: 'the relay sent it after its backoff' });
+        await waitFor(() => health.check().outbox === undefined, { message: 'backlog drained' });
+        expect(seen).toEqual([{ late: true }]);
       });
-      expect(health.check()).toMatchObject({ status: 'up', outbox: { pending: 1 } });
-      expect(health.check().outbox?.lastError).toMatch(/no queue|unroutable|nobody|no service/i);
-      const seen: unknown[] = [];
+    else
+      it('store that is not durable: publishes before the commit, so a refused message fails the transaction', async () => {
+        const { service, topic } = h.unique();
+        const app = await start(service, []);
+        const transactions = app.get(MessagingTransactions);
+        let committedWork = false;
+        await expect(
+          transactions.run(async () => {
+            await producer(app, topic).publish({ nobody: true });
+            committedWork = true;
+          }),
+        ).rejects.toThrow(/no queue|unroutable|nobody|no service/i);
+        // The work itself ran; what it published was refused before the commit, which did not happen.
+        expect(committedWork).toBe(true);
+        expect(app.get(MessagingHealthService).check().outbox).toBeUndefined();
+      });
+
+    it('acknowledges a delivery only after what its handler published was confirmed or committed', async () => {
+      const { service, topic } = h.unique();
+      const downstream: unknown[] = [];
+      let attempts = 0;
       @Controller()
-      class Late {
-        @Consume(topic)
-        handle(@Payload() body: unknown) {
-          seen.push(body);
+      class Handler {
+        constructor(private readonly publisher: MessagingPublisher) {}
+        @Consume(topic, { idempotent: true })
+        async handle() {
+          attempts++;
+          // Nobody consumes `.out` on the first attempt: the publish is refused (memory) or waits
+          // in the outbox (durable); either way the outcome is not lost.
+          await new MessageProducer({ topic: `${topic}.out` }, this.publisher).publish({ n: 1 });
         }
       }
-      await start(service, [Late]);
-      await waitFor(() => seen.length === 1, { message: 'the relay sent it after its backoff' });
-      await waitFor(() => health.check().outbox === undefined, { message: 'backlog drained' });
-      expect(seen).toEqual([{ late: true }]);
+      @Controller()
+      class Downstream {
+        @Consume(`${topic}.out`)
+        handle(@Payload() body: unknown) {
+          downstream.push(body);
+        }
+      }
+      const app = await start(service, [Handler]);
+      await producer(app, topic).publish({}, { messageId: 'outcome-kept' });
+      await waitFor(() => attempts >= 1);
+      await start(`${service}-down`, [Downstream]);
+      await waitFor(() => downstream.length >= 1, {
+        message: 'the outcome published once a consumer exists',
+      });
+      expect(downstream[0]).toEqual({ n: 1 });
     });
   });
 }

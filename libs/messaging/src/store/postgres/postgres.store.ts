@@ -63,6 +63,7 @@ const WHERE = 'PostgresMessageStore';
  */
 export class PostgresMessageStore implements MessageStore {
   readonly kind = 'postgres';
+  readonly durable = true;
   private readonly schema: string;
   private readonly inbox: string;
   private readonly outbox: string;
