@@ -52,6 +52,7 @@ class MessagingLifecycle implements OnModuleInit, OnApplicationShutdown {
   constructor(
     @Inject(MESSAGING_BACKEND) private readonly backend: BrokerBackend,
     @Inject(MESSAGING_STORE) private readonly store: MessageStore,
+    private readonly relay: OutboxRelay,
   ) {}
 
   async onModuleInit(): Promise<void> {
@@ -60,9 +61,10 @@ class MessagingLifecycle implements OnModuleInit, OnApplicationShutdown {
     await this.backend.connect();
   }
 
-  // Nest closes microservices (MessagingServer drains its handlers) before shutdown hooks run, and
-  // the outbox relay stops before them.
+  // Nest closes microservices (MessagingServer drains its handlers) before shutdown hooks run; the
+  // relay then sends what the last handlers committed, before the backend closes.
   async onApplicationShutdown(): Promise<void> {
+    await this.relay.stop();
     await this.backend.close();
     await this.store.close();
     this.detachErrors?.();

@@ -1,10 +1,4 @@
-import {
-  type BeforeApplicationShutdown,
-  Inject,
-  Injectable,
-  Logger,
-  type OnApplicationBootstrap,
-} from '@nestjs/common';
+import { Inject, Injectable, Logger, type OnApplicationBootstrap } from '@nestjs/common';
 import type { BrokerBackend } from '../backend/broker-backend.interface';
 import { describeFailure } from '../errors/failure';
 import { MESSAGING_BACKEND, MESSAGING_OPTIONS, MESSAGING_STORE } from '../messaging.constants';
@@ -49,7 +43,7 @@ const FAILURE_LOG_INTERVAL_MS = 30_000;
  * and polls every `pollIntervalMs` for the others'.
  */
 @Injectable()
-export class OutboxRelay implements OnApplicationBootstrap, BeforeApplicationShutdown {
+export class OutboxRelay implements OnApplicationBootstrap {
   private readonly logger = new Logger('MessagingOutbox');
   private readonly options: ResolvedOutboxOptions;
   private running?: Promise<void>;
@@ -77,12 +71,22 @@ export class OutboxRelay implements OnApplicationBootstrap, BeforeApplicationShu
     this.running = this.loop();
   }
 
-  /** Stops after the batch in flight (before the backend closes). */
-  async beforeApplicationShutdown(): Promise<void> {
+  /**
+   * Stops the loop after the batch in flight, then publishes what the last handlers committed, if the
+   * broker is there. Called by the module on shutdown, after the server drained its handlers and
+   * before the backend closes; what is left waits in the outbox for the next start.
+   */
+  async stop(): Promise<void> {
+    if (this.stopped) return;
     this.stopped = true;
     this.detach?.();
     this.poke();
     await this.running;
+    if (this.running && this.backend.status === 'connected') {
+      await this.flush().catch((error: unknown) =>
+        this.failed(describeFailure(error, 'handler-error', new Date()).message),
+      );
+    }
   }
 
   /** The backlog and the failure in progress, for health. */

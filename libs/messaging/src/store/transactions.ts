@@ -1,6 +1,7 @@
 import { AsyncLocalStorage } from 'node:async_hooks';
 import { Inject, Injectable } from '@nestjs/common';
 import type { BrokerBackend } from '../backend/broker-backend.interface';
+import { MessagingConfigError } from '../errors/messaging.errors';
 import { MESSAGING_BACKEND, MESSAGING_STORE } from '../messaging.constants';
 import {
   type MessageStore,
@@ -8,6 +9,9 @@ import {
   outgoingOf,
   type StoreTransaction,
 } from './message-store';
+
+const TRANSACTION_ENDED =
+  'publish() in a transaction that has ended (a publish the handler or run() did not await): await it inside the work';
 
 /** The store transaction of the code running now: `@Producer` publishes inside it go to the outbox. */
 const scope = new AsyncLocalStorage<StoreTransaction>();
@@ -35,12 +39,21 @@ export function inStoreTransaction<T>(
   return store.transaction(async (tx) => {
     if (store.durable) return scope.run(tx, () => work(tx));
     const staged: OutboxMessage[] = [];
+    let open = true;
     const staging: StoreTransaction = {
       native: tx.native,
       claim: (key, ttlMs) => tx.claim(key, ttlMs),
-      enqueue: async (message) => void staged.push(message),
+      enqueue: async (message) => {
+        if (!open) throw new MessagingConfigError(TRANSACTION_ENDED);
+        staged.push(message);
+      },
     };
-    const result = await scope.run(staging, () => work(staging));
+    let result: T;
+    try {
+      result = await scope.run(staging, () => work(staging));
+    } finally {
+      open = false;
+    }
     const now = Date.now();
     for (const message of staged) {
       await backend.publish(outgoingOf(message, now), { mandatory: message.mandatory });

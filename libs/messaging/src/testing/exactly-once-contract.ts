@@ -187,6 +187,19 @@ export function runExactlyOnceContract(
         expect(app.get(MessagingHealthService).check().outbox).toBeUndefined();
       });
 
+    it('refuses a publish made after its transaction ended, rather than lose it', async () => {
+      const { service, topic } = h.unique();
+      const app = await start(service, []);
+      const after = gate();
+      let late: Promise<string> | undefined;
+      await app.get(MessagingTransactions).run(async () => {
+        // Not awaited: it runs once the transaction committed, still in its async context.
+        late = after.promise.then(() => producer(app, topic).publish({ late: true }));
+      });
+      after.open();
+      await expect(late).rejects.toThrow(/ended/);
+    });
+
     it('acknowledges a delivery only after what its handler published was confirmed or committed', async () => {
       const { service, topic } = h.unique();
       const downstream: unknown[] = [];
