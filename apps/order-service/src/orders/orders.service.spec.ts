@@ -55,7 +55,10 @@ describe('OrdersService', () => {
 
   it('with a database, saves the order and writes order.created in one transaction (the outbox)', async () => {
     const repository = new InMemoryOrderRepository();
-    const transactions = new MessagingTransactions(new InMemoryMessageStore(), new InMemoryBackend());
+    const transactions = new MessagingTransactions(
+      new InMemoryMessageStore(),
+      new InMemoryBackend(),
+    );
     const inTransaction: boolean[] = [];
     const orderCreated = {
       publish: async () => {
