@@ -8,4 +8,5 @@ runExactlyOnceContract(
   'memory backend, memory store',
   () => new InMemoryBackend({ broker }),
   () => new InMemoryMessageStore(),
+  async (store) => (store as InMemoryMessageStore).waitingClaims,
 );

@@ -14,6 +14,8 @@ interface MemoryRow extends OutboxRow {
   lastError?: string;
 }
 
+const PURGE_INTERVAL_MS = 60_000;
+
 /** A key being claimed by a transaction that has not ended yet. */
 interface PendingClaim {
   readonly owner: MemoryTransaction;
@@ -39,6 +41,8 @@ export class InMemoryMessageStore implements MessageStore {
   private nextId = 1;
   private relaying = false;
   private readonly listeners = new Set<() => void>();
+  private lastPurge = Date.now();
+  private waiting = 0;
 
   async migrate(): Promise<void> {}
 
@@ -123,13 +127,19 @@ export class InMemoryMessageStore implements MessageStore {
 
   async close(): Promise<void> {}
 
+  /** Claims waiting for another transaction to end (for the store contract). */
+  get waitingClaims(): number {
+    return this.waiting;
+  }
+
   /** @internal */
   async claimFor(tx: MemoryTransaction, key: string, ttlMs: number): Promise<boolean> {
     for (;;) {
       const pending = this.claiming.get(key);
       if (pending?.owner === tx) return true;
       if (pending) {
-        await pending.ended;
+        this.waiting++;
+        await pending.ended.finally(() => this.waiting--);
         continue;
       }
       const expiresAt = this.handled.get(key);
@@ -144,6 +154,11 @@ export class InMemoryMessageStore implements MessageStore {
 
   /** @internal Applies (or drops) what a transaction staged. */
   finish(tx: MemoryTransaction, commit: boolean): void {
+    // No relay runs on this store: expired entries go as new ones come, at most once a minute.
+    if (tx.claims.length > 0 && Date.now() - this.lastPurge >= PURGE_INTERVAL_MS) {
+      this.lastPurge = Date.now();
+      void this.purgeExpired();
+    }
     for (const claim of tx.claims) {
       if (commit) this.handled.set(claim.key, Date.now() + claim.ttlMs);
       this.claiming.delete(claim.key);

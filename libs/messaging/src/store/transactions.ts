@@ -13,12 +13,57 @@ import {
 const TRANSACTION_ENDED =
   'publish() in a transaction that has ended (a publish the handler or run() did not await): await it inside the work';
 
-/** The store transaction of the code running now: `@Producer` publishes inside it go to the outbox. */
-const scope = new AsyncLocalStorage<StoreTransaction>();
+/**
+ * A store transaction while its work runs. The scope outlives the work in whatever the work left
+ * running (a publish it did not await, a timer): once the work settled the scope is `ended`, its
+ * writes are refused and it is no transaction any more for `run()` and `current()`.
+ */
+interface TransactionScope {
+  readonly tx: StoreTransaction;
+  ended: boolean;
+}
 
-/** The transaction in scope, if any. */
+/** The store transaction of the code running now: `@Producer` publishes inside it go to the outbox. */
+const scope = new AsyncLocalStorage<TransactionScope>();
+
+/**
+ * The transaction in scope, if any; after it ended, one that refuses to publish (rather than
+ * publishing straight to the broker what its author meant to commit with the transaction).
+ */
 export function currentStoreTransaction(): StoreTransaction | undefined {
-  return scope.getStore();
+  return scope.getStore()?.tx;
+}
+
+/** The transaction in scope while its work runs. */
+function liveScope(): TransactionScope | undefined {
+  const current = scope.getStore();
+  return current && !current.ended ? current : undefined;
+}
+
+/** Runs `work` with `tx` in scope; `tx` refuses writes once `work` settled. */
+async function inScope<T>(
+  tx: StoreTransaction,
+  work: (tx: StoreTransaction) => Promise<T>,
+): Promise<T> {
+  const current: TransactionScope = {
+    ended: false,
+    tx: {
+      native: tx.native,
+      claim: async (key, ttlMs) => {
+        if (current.ended) throw new MessagingConfigError(TRANSACTION_ENDED);
+        return tx.claim(key, ttlMs);
+      },
+      enqueue: async (message) => {
+        if (current.ended) throw new MessagingConfigError(TRANSACTION_ENDED);
+        return tx.enqueue(message);
+      },
+    },
+  };
+  try {
+    return await scope.run(current, () => work(current.tx));
+  } finally {
+    current.ended = true;
+  }
 }
 
 /**
@@ -37,23 +82,14 @@ export function inStoreTransaction<T>(
   work: (tx: StoreTransaction) => Promise<T>,
 ): Promise<T> {
   return store.transaction(async (tx) => {
-    if (store.durable) return scope.run(tx, () => work(tx));
+    if (store.durable) return inScope(tx, work);
     const staged: OutboxMessage[] = [];
-    let open = true;
     const staging: StoreTransaction = {
       native: tx.native,
       claim: (key, ttlMs) => tx.claim(key, ttlMs),
-      enqueue: async (message) => {
-        if (!open) throw new MessagingConfigError(TRANSACTION_ENDED);
-        staged.push(message);
-      },
+      enqueue: async (message) => void staged.push(message),
     };
-    let result: T;
-    try {
-      result = await scope.run(staging, () => work(staging));
-    } finally {
-      open = false;
-    }
+    const result = await inScope(staging, work);
     const now = Date.now();
     for (const message of staged) {
       await backend.publish(outgoingOf(message, now), { mandatory: message.mandatory });
@@ -89,27 +125,28 @@ export class MessagingTransactions {
    * Inside another `run()` or a transaction-scoped handler, `work` joins that transaction instead.
    */
   run<T, Native = any>(work: (native: Native) => Promise<T>): Promise<T> {
-    const current = scope.getStore();
-    if (current) return work(current.native as Native);
+    const current = liveScope();
+    if (current) return work(current.tx.native as Native);
     return inStoreTransaction(this.store, this.backend, (tx) => work(tx.native as Native));
   }
 
   /**
    * Runs `work` with a transaction your code opened (a `pg` client after BEGIN, a TypeORM
    * `EntityManager`, a Prisma transaction client): outbox messages are written through it and commit
-   * or roll back with it. Needs a durable store (`PostgresMessageStore`).
+   * or roll back with it. Needs a durable store (`PostgresMessageStore`). Publish and await inside
+   * `work`: once it settled, the transaction is refused to what it left running.
    */
   join<T>(native: unknown, work: () => Promise<T>): Promise<T> {
-    return scope.run(this.store.join(native), work);
+    return inScope(this.store.join(native), () => work());
   }
 
   /** The handle of the transaction in scope (see `run()`), or `undefined` outside one. */
   current<Native = any>(): Native | undefined {
-    return scope.getStore()?.native as Native | undefined;
+    return liveScope()?.tx.native as Native | undefined;
   }
 
   /** True inside `run()`, `join()` or a transaction-scoped handler. */
   get active(): boolean {
-    return scope.getStore() !== undefined;
+    return liveScope() !== undefined;
   }
 }

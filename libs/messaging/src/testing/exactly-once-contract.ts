@@ -8,6 +8,7 @@ import type { MessageStore } from '../store/message-store';
 import { MessagingTransactions } from '../store/transactions';
 import { FAST_RETRY, useContractHarness } from './contract-harness';
 import { gate, waitFor } from './wait-for';
+import { MESSAGING_STORE } from '../messaging.constants';
 import { MessageProducer } from '../producer/message-producer';
 import { MessagingPublisher } from '../producer/messaging.publisher';
 
@@ -17,12 +18,14 @@ const FAST_OUTBOX = { pollIntervalMs: 50, maxBackoffMs: 200 };
 /**
  * Inbox and outbox through real Nest apps: what `@Consume(..., { idempotent: true })` and
  * `MessagingTransactions` promise, on any backend and store. `createStore` gives each app its store
- * (apps of one service share one database, so a factory may return the same store's twin).
+ * (apps of one service share one database, so a factory may return the same store's twin);
+ * `waitingClaims` counts the claims of `store` waiting for another transaction (the store contract's).
  */
 export function runExactlyOnceContract(
   name: string,
   createBackend: () => BrokerBackend,
   createStore: () => MessageStore,
+  waitingClaims: (store: MessageStore) => Promise<number>,
 ): void {
   describe(`exactly-once effects: ${name}`, () => {
     const h = useContractHarness(createBackend, { servicePrefix: 'once' });
@@ -78,6 +81,11 @@ export function runExactlyOnceContract(
       await p.publish({}, { messageId: 'same' });
       await p.publish({}, { messageId: 'same' });
       await waitFor(() => started === 1);
+      const store = app.get<MessageStore>(MESSAGING_STORE);
+      await waitFor(async () => (await waitingClaims(store)) === 1, {
+        message: 'the duplicate waits for the first transaction',
+      });
+      expect(started).toBe(1);
       held.open();
       await waitFor(() => finished === 1);
       await p.publish({}, { messageId: 'next' });
@@ -198,6 +206,61 @@ export function runExactlyOnceContract(
       });
       after.open();
       await expect(late).rejects.toThrow(/ended/);
+    });
+
+    it('refuses a publish left running by a failed handler: its transaction rolled back', async () => {
+      const { service, topic } = h.unique();
+      const after = gate();
+      const attempts: number[] = [];
+      let late: Promise<string> | undefined;
+      let activeLate: boolean | undefined;
+      @Controller()
+      class Handler {
+        constructor(
+          private readonly publisher: MessagingPublisher,
+          private readonly transactions: MessagingTransactions,
+        ) {}
+        @Consume(topic, { idempotent: true })
+        async handle(@Ctx() ctx: MessageContext) {
+          attempts.push(ctx.attempt);
+          if (ctx.attempt > 1) return;
+          late = after.promise.then(() => {
+            activeLate = this.transactions.active;
+            return new MessageProducer({ topic: `${topic}.late` }, this.publisher).publish({});
+          });
+          throw new Error('failed before the publish it started');
+        }
+      }
+      const app = await start(service, [Handler]);
+      await producer(app, topic).publish({}, { messageId: 'leaks' });
+      await waitFor(() => attempts.length === 2, { message: 'the retry ran: attempt 1 ended' });
+      after.open();
+      await expect(late).rejects.toThrow(/ended/);
+      expect(activeLate).toBe(false);
+    });
+
+    it('opens a new transaction for run() called after the transaction in scope ended', async () => {
+      const { service, topic } = h.unique();
+      const seen: unknown[] = [];
+      @Controller()
+      class Handler {
+        @Consume(topic)
+        handle(@Payload() body: unknown) {
+          seen.push(body);
+        }
+      }
+      const app = await start(service, [Handler]);
+      const transactions = app.get(MessagingTransactions);
+      const p = producer(app, topic);
+      const after = gate();
+      let later: Promise<string> | undefined;
+      await transactions.run(async () => {
+        later = after.promise.then(() => transactions.run(() => p.publish({ later: true })));
+      });
+      after.open();
+      await later;
+      await waitFor(() => seen.length === 1, { message: 'the later run() committed and was sent' });
+      expect(seen).toEqual([{ later: true }]);
     });
 
     it('acknowledges a delivery only after what its handler published was confirmed or committed', async () => {

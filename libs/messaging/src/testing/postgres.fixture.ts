@@ -29,3 +29,13 @@ export async function sqlOnTestDatabase(
 export function dropSchema(schema: string): Promise<unknown> {
   return sqlOnTestDatabase(`DROP SCHEMA IF EXISTS "${schema}" CASCADE`);
 }
+
+/** Statements on `schema`'s inbox waiting for a lock another transaction holds (duplicates waiting). */
+export async function claimsWaiting(schema: string): Promise<number> {
+  const [row] = await sqlOnTestDatabase(
+    `SELECT count(*)::int AS n FROM pg_stat_activity
+      WHERE wait_event_type = 'Lock' AND query LIKE $1`,
+    [`%"${schema}".messaging_inbox%`],
+  );
+  return Number(row?.n ?? 0);
+}

@@ -5,6 +5,8 @@ import { gate, waitFor } from './wait-for';
 /** A store for one test, and how to remove what it created. */
 export interface StoreUnderTest {
   readonly store: MessageStore;
+  /** How many claims wait for another transaction now: what proves that a duplicate waits. */
+  waitingClaims(): Promise<number>;
   dispose(): Promise<void>;
 }
 
@@ -17,7 +19,10 @@ const HOUR = 3_600_000;
  * its own from `create`.
  *
  * @example
- * runStoreContract('memory', async () => ({ store: new InMemoryMessageStore(), dispose: async () => {} }));
+ * runStoreContract('memory', async () => {
+ *   const store = new InMemoryMessageStore();
+ *   return { store, waitingClaims: async () => store.waitingClaims, dispose: async () => {} };
+ * });
  */
 export function runStoreContract(name: string, create: () => Promise<StoreUnderTest>): void {
   describe(`MessageStore contract: ${name}`, () => {
@@ -77,8 +82,9 @@ export function runStoreContract(name: string, create: () => Promise<StoreUnderT
         await claimedFirst.promise;
         let secondSettled = false;
         const second = claimOnce(k).finally(() => (secondSettled = true));
-        // The second claim cannot finish while the first transaction is open.
-        await expect(store.backlog()).resolves.toBeDefined();
+        await waitFor(async () => (await current.waitingClaims()) === 1, {
+          message: 'the second claim waits for the first transaction',
+        });
         expect(secondSettled).toBe(false);
         held.open();
         expect(await first).toBe(true);
@@ -97,6 +103,9 @@ export function runStoreContract(name: string, create: () => Promise<StoreUnderT
         });
         await claimedFirst.promise;
         const second = claimOnce(k);
+        await waitFor(async () => (await current.waitingClaims()) === 1, {
+          message: 'the second claim waits for the first transaction',
+        });
         held.open();
         await expect(first).rejects.toThrow('first attempt failed');
         expect(await second).toBe(true);

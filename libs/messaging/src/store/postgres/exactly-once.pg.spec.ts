@@ -10,12 +10,13 @@ import { MessagingPublisher } from '../../producer/messaging.publisher';
 import { FAST_RETRY, useContractHarness } from '../../testing/contract-harness';
 import { runExactlyOnceContract } from '../../testing/exactly-once-contract';
 import {
+  claimsWaiting,
   dropSchema,
   sqlOnTestDatabase,
   TEST_DATABASE_URL,
   uniqueSchema,
 } from '../../testing/postgres.fixture';
-import { waitFor } from '../../testing/wait-for';
+import { gate, waitFor } from '../../testing/wait-for';
 import { MessagingTransactions } from '../transactions';
 import { PostgresMessageStore } from './postgres.store';
 
@@ -30,6 +31,7 @@ runExactlyOnceContract(
   'memory backend, PostgreSQL store',
   () => new InMemoryBackend({ broker }),
   store,
+  () => claimsWaiting(schema),
 );
 
 describe('PostgreSQL store: the handler writes in the inbox transaction', () => {
@@ -107,5 +109,38 @@ describe('PostgreSQL store: the handler writes in the inbox transaction', () => 
     }
     await waitFor(() => seen.length === 1, { message: 'the relay polled the committed row' });
     expect(seen).toEqual([{ n: 'committed' }]);
+  });
+
+  it('join() ends with its work: a publish left running is refused, current() is empty', async () => {
+    const { service, topic } = h.unique();
+    const app = await h.start(service, [], { store: store() });
+    const transactions = app.get(MessagingTransactions);
+    const p = new MessageProducer({ topic }, app.get(MessagingPublisher));
+    const { Client } = await import('pg');
+    const client = new Client({ connectionString: TEST_DATABASE_URL });
+    await client.connect();
+    const after = gate();
+    let late: Promise<string> | undefined;
+    let currentLate: unknown = 'not read';
+    try {
+      await client.query('BEGIN');
+      await transactions.join(client, async () => {
+        late = after.promise.then(() => {
+          currentLate = transactions.current();
+          return p.publish({ late: true });
+        });
+      });
+      await client.query('COMMIT');
+      after.open();
+      await expect(late).rejects.toThrow(/ended/);
+      expect(currentLate).toBeUndefined();
+      const [row] = await sqlOnTestDatabase(
+        `SELECT count(*)::int AS n FROM "${schema}".messaging_outbox WHERE topic = $1`,
+        [topic],
+      );
+      expect(row?.n).toBe(0);
+    } finally {
+      await client.end();
+    }
   });
 });
