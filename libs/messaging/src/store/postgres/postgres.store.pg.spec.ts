@@ -1,4 +1,9 @@
-import { dropSchema, TEST_DATABASE_URL, uniqueSchema } from '../../testing/postgres.fixture';
+import {
+  claimsWaiting,
+  dropSchema,
+  TEST_DATABASE_URL,
+  uniqueSchema,
+} from '../../testing/postgres.fixture';
 import { runStoreContract } from '../../testing/store-contract';
 import { PostgresMessageStore } from './postgres.store';
 
@@ -14,25 +19,49 @@ runStoreContract('postgres', async () => {
     await store.close();
     await dropSchema(schema);
   };
-  return { store, dispose };
+  return { store, waitingClaims: () => claimsWaiting(schema), dispose };
 });
 
 /**
- * The store through an application's own transactions, as with TypeORM (`dataSource.transaction`,
- * whose EntityManager's `query()` resolves the rows) or Prisma: here a `pg` Pool behind that shape.
+ * The store through TypeORM's own transactions (`dataSource.transaction`): every statement of the
+ * store, the relay's and the purge's included, runs through an `EntityManager`.
  */
-runStoreContract('postgres through an ORM transaction', async () => {
+runStoreContract('postgres through TypeORM transactions', async () => {
+  const schema = uniqueSchema();
+  const { DataSource } = await import('typeorm');
+  const dataSource = new DataSource({ type: 'postgres', url: TEST_DATABASE_URL, poolSize: 10 });
+  await dataSource.initialize();
+  const store = new PostgresMessageStore({
+    transaction: (work) => dataSource.transaction((manager) => work(manager)),
+    schema,
+    migrate: true,
+  });
+  await store.init();
+  const dispose = async (): Promise<void> => {
+    await store.close();
+    await dataSource.destroy();
+    await dropSchema(schema);
+  };
+  return { store, waitingClaims: () => claimsWaiting(schema), dispose };
+});
+
+/**
+ * The store with a Prisma-shaped transaction client (`$queryRawUnsafe(text, ...params)` resolving
+ * the rows) for handlers' transactions and a `pg` Pool for the relay and upkeep (both options).
+ */
+runStoreContract('postgres through a Prisma-shaped transaction, with a pool', async () => {
   const schema = uniqueSchema();
   const { Pool } = await import('pg');
   const pool = new Pool({ connectionString: TEST_DATABASE_URL, max: 10 });
-  const transaction = async <T>(work: (manager: unknown) => Promise<T>): Promise<T> => {
+  const transaction = async <T>(work: (tx: unknown) => Promise<T>): Promise<T> => {
     const client = await pool.connect();
     try {
       await client.query('BEGIN');
-      const manager = {
-        query: async (text: string, params: unknown[]) => (await client.query(text, params)).rows,
+      const tx = {
+        $queryRawUnsafe: async (text: string, ...params: unknown[]) =>
+          (await client.query(text, params)).rows,
       };
-      const result = await work(manager);
+      const result = await work(tx);
       await client.query('COMMIT');
       return result;
     } catch (error) {
@@ -42,14 +71,14 @@ runStoreContract('postgres through an ORM transaction', async () => {
       client.release();
     }
   };
-  const store = new PostgresMessageStore({ transaction, schema, migrate: true });
+  const store = new PostgresMessageStore({ transaction, pool, schema, migrate: true });
   await store.init();
   const dispose = async (): Promise<void> => {
     await store.close();
     await pool.end();
     await dropSchema(schema);
   };
-  return { store, dispose };
+  return { store, waitingClaims: () => claimsWaiting(schema), dispose };
 });
 
 describe('PostgresMessageStore options', () => {

@@ -30,7 +30,10 @@ export interface PgPoolLike {
 export interface PostgresMessageStoreOptions {
   /** `postgres://user:password@host:5432/db`: the store opens a `pg` Pool of its own. */
   connectionString?: string;
-  /** A `pg` Pool of the application's, shared with its own queries (not ended by the store). */
+  /**
+   * A `pg` Pool of the application's, shared with its own queries (not ended by the store). With
+   * `transaction` too, handlers' transactions are the ORM's and the relay's and upkeep's the Pool's.
+   */
   pool?: PgPoolLike;
   /**
    * Opens a transaction of the application's ORM and runs `work` in it, so that the inbox entry and
@@ -49,6 +52,11 @@ export interface PostgresMessageStoreOptions {
   migrate?: boolean;
   /** Connections of the Pool opened from `connectionString`. @default 10 */
   maxConnections?: number;
+  /**
+   * How long a transaction waits for a free connection of the Pool opened from `connectionString`
+   * before it fails (the handler is retried), rather than waiting forever. @default 10000
+   */
+  connectionTimeoutMs?: number;
 }
 
 const WHERE = 'PostgresMessageStore';
@@ -81,6 +89,7 @@ export class PostgresMessageStore implements MessageStore {
       (key) => options[key as keyof PostgresMessageStoreOptions] !== undefined,
     );
     if (given.length !== 1 && !(given.length === 2 && options.pool && options.transaction)) {
+      // pool + transaction: the ORM's transactions for handlers, the Pool for the relay and upkeep.
       throw new MessagingConfigError(
         `${WHERE}: give one of connectionString ('postgres://user@host/db'), pool (a pg Pool) or transaction (your ORM's); got ${given.join(', ') || 'none'}`,
       );
@@ -99,14 +108,19 @@ export class PostgresMessageStore implements MessageStore {
     this.outbox = `${s}.messaging_outbox`;
     this.ownsPool = options.connectionString !== undefined;
     this.pool = options.pool;
-    if (this.ownsPool)
-      this.pool = openPool(options.connectionString as string, options.maxConnections ?? 10);
+    if (this.ownsPool) {
+      this.pool = openPool(
+        options.connectionString as string,
+        positive(options.maxConnections, 10, 'maxConnections'),
+        positive(options.connectionTimeoutMs, 10_000, 'connectionTimeoutMs'),
+      );
+    }
   }
 
   async migrate(): Promise<void> {
     await this.run(async (sql) => {
       // One migration at a time: CREATE ... IF NOT EXISTS races with itself in PostgreSQL.
-      await sql('SELECT pg_advisory_xact_lock(hashtext($1))', [
+      await sql('SELECT true AS locked FROM pg_advisory_xact_lock(hashtext($1::text))', [
         `nest-messaging:migrate:${this.schema}`,
       ]);
       for (const statement of splitStatements(postgresMigrationSql(this.schema)))
@@ -117,9 +131,12 @@ export class PostgresMessageStore implements MessageStore {
   async init(): Promise<void> {
     if (this.options.migrate) return this.migrate();
     const [row] = await this.run((sql) =>
-      sql('SELECT to_regclass($1) AS inbox, to_regclass($2) AS outbox', [this.inbox, this.outbox]),
+      sql(
+        'SELECT to_regclass($1::text) IS NOT NULL AS inbox, to_regclass($2::text) IS NOT NULL AS outbox',
+        [this.inbox, this.outbox],
+      ),
     );
-    if (!row?.inbox || !row?.outbox) {
+    if (row?.inbox !== true || row?.outbox !== true) {
       throw new MessagingConfigError(
         `${WHERE}: the tables ${this.inbox} and ${this.outbox} do not exist. Create them with ` +
           `'npx nest-messaging migrate --database-url <url> --schema ${this.schema}', or pass { migrate: true }`,
@@ -128,13 +145,19 @@ export class PostgresMessageStore implements MessageStore {
   }
 
   transaction<T>(work: (tx: StoreTransaction) => Promise<T>): Promise<T> {
-    return this.run(async (sql, native) => {
+    const inTransaction = async (sql: Sql, native: unknown): Promise<T> => {
       const tx = this.transactionOn(sql, native);
-      const result = await work(tx);
-      tx.close();
-      if (tx.enqueued) setImmediate(() => this.notify());
-      return result;
-    });
+      try {
+        const result = await work(tx);
+        if (tx.enqueued) setImmediate(() => this.notify());
+        return result;
+      } finally {
+        tx.close(); // committed or rolled back next: nothing more goes through it
+      }
+    };
+    const { transaction } = this.options;
+    if (transaction) return transaction((native) => inTransaction(sqlOf(native), native));
+    return this.run(inTransaction);
   }
 
   join(native: unknown): StoreTransaction {
@@ -143,7 +166,7 @@ export class PostgresMessageStore implements MessageStore {
 
   relay<T>(limit: number, work: (batch: OutboxBatch) => Promise<T>): Promise<T | undefined> {
     return this.run(async (sql) => {
-      const [lease] = await sql('SELECT pg_try_advisory_xact_lock(hashtext($1)) AS held', [
+      const [lease] = await sql('SELECT pg_try_advisory_xact_lock(hashtext($1::text)) AS held', [
         `nest-messaging:relay:${this.schema}`,
       ]);
       if (lease?.held !== true) return undefined;
@@ -155,7 +178,7 @@ export class PostgresMessageStore implements MessageStore {
             AND NOT EXISTS (SELECT 1 FROM ${this.outbox} p
                              WHERE p.ordering_key = o.ordering_key AND p.id < o.id AND p.available_at > now())
           ORDER BY o.id
-          LIMIT $1`,
+          LIMIT $1::int`,
         [limit],
       );
       const sent: string[] = [];
@@ -170,9 +193,9 @@ export class PostgresMessageStore implements MessageStore {
       }
       for (const [id, error, delayMs] of failed) {
         await sql(
-          `UPDATE ${this.outbox} SET attempts = attempts + 1, last_error = $2,
-                  available_at = now() + $3 * interval '1 millisecond'
-            WHERE id = $1 RETURNING id`,
+          `UPDATE ${this.outbox} SET attempts = attempts + 1, last_error = $2::text,
+                  available_at = clock_timestamp() + $3::double precision * interval '1 millisecond'
+            WHERE id = $1::bigint RETURNING id`,
           [id, error.slice(0, 2000), delayMs],
         );
       }
@@ -218,7 +241,10 @@ export class PostgresMessageStore implements MessageStore {
     return new PostgresTransaction(sql, native, this.inbox, this.outbox);
   }
 
-  /** Runs `work` in one transaction: the application's (`transaction` option) or one of the Pool's. */
+  /**
+   * Runs the store's own work (relay, backlog, purge, migration) in one transaction: the Pool's, or
+   * the application's (`transaction` option) when there is no Pool.
+   */
   private async run<T>(work: (sql: Sql, native: unknown) => Promise<T>): Promise<T> {
     if (this.options.transaction && !this.pool) {
       return this.options.transaction((native) => work(sqlOf(native), native));
@@ -260,7 +286,7 @@ class PostgresTransaction implements StoreTransaction {
     // conflict finds a live entry (no row: a duplicate); rolled back, this insert goes through.
     const rows = await this.sql(
       `INSERT INTO ${this.inbox} AS i (service, route, message_id, expires_at)
-       VALUES ($1, $2, $3, now() + $4 * interval '1 millisecond')
+       VALUES ($1::text, $2::text, $3::text, now() + $4::double precision * interval '1 millisecond')
        ON CONFLICT (service, route, message_id) DO UPDATE
           SET expires_at = EXCLUDED.expires_at, handled_at = now()
         WHERE i.expires_at <= now()
@@ -275,7 +301,8 @@ class PostgresTransaction implements StoreTransaction {
     await this.sql(
       `INSERT INTO ${this.outbox} (ordering_key, topic, queue, message_id, correlation_id,
                                   content_type, headers, body, delay_ms, mandatory)
-       VALUES ($1, $2, $3, $4, $5, $6, $7::jsonb, $8, $9, $10) RETURNING id`,
+       VALUES ($1::text, $2::text, $3::text, $4::text, $5::text, $6::text, $7::text::jsonb,
+               $8::bytea, $9::int, $10::boolean) RETURNING id`,
       [
         message.orderingKey,
         message.topic ?? null,
@@ -324,9 +351,17 @@ function sqlOf(native: unknown): Sql {
   );
 }
 
-/** Rows of a result: pg gives `{ rows }`, TypeORM and Prisma the rows themselves. */
+/**
+ * Rows of a result: pg gives `{ rows }`, Prisma the rows, TypeORM the rows, or `[rows, count]` for an
+ * UPDATE or DELETE (rows are objects, never arrays, so the two shapes cannot be mistaken).
+ */
 function rowsOf(result: unknown): Record<string, unknown>[] {
-  if (Array.isArray(result)) return result as Record<string, unknown>[];
+  if (Array.isArray(result)) {
+    if (result.length === 2 && Array.isArray(result[0]) && typeof result[1] === 'number') {
+      return result[0] as Record<string, unknown>[];
+    }
+    return result as Record<string, unknown>[];
+  }
   const rows = (result as { rows?: unknown } | null)?.rows;
   return Array.isArray(rows) ? (rows as Record<string, unknown>[]) : [];
 }
@@ -360,8 +395,22 @@ function splitStatements(sql: string): string[] {
     .filter((statement) => statement.length > 0);
 }
 
+function positive(value: number | undefined, fallback: number, name: string): number {
+  if (value === undefined) return fallback;
+  if (!Number.isInteger(value) || value < 1) {
+    throw new MessagingConfigError(
+      `${WHERE}: ${name} must be a positive integer, got ${JSON.stringify(value)} (leave it out for ${fallback})`,
+    );
+  }
+  return value;
+}
+
 /** A `pg` Pool; `pg` is loaded here, only when a store opens its own. */
-function openPool(connectionString: string, max: number): PgPoolLike {
+function openPool(
+  connectionString: string,
+  max: number,
+  connectionTimeoutMillis: number,
+): PgPoolLike {
   let pg: { Pool: new (config: object) => PgPoolLike };
   try {
     // eslint-disable-next-line @typescript-eslint/no-require-imports
@@ -371,7 +420,7 @@ function openPool(connectionString: string, max: number): PgPoolLike {
       `${WHERE} needs the 'pg' package to open a connection: npm install pg (or pass { transaction } to use your ORM's)`,
     );
   }
-  const pool = new pg.Pool({ connectionString, max });
+  const pool = new pg.Pool({ connectionString, max, connectionTimeoutMillis });
   // An idle client's error (the server restarted) must not crash the process: the next query reconnects.
   pool.on?.('error', () => undefined);
   return pool;
