@@ -21,7 +21,14 @@ export class Database implements OnApplicationShutdown {
   constructor(options: DatabaseOptions) {
     // eslint-disable-next-line @typescript-eslint/no-require-imports
     const { Pool } = require('pg') as typeof import('pg');
-    this.pool = new Pool({ connectionString: options.url, max: 20 });
+    // A handler holds a connection for its transaction and the simulated gateway takes another:
+    // twice the consumers' concurrency (10). A wait for a free one fails after 10 s (and is retried)
+    // rather than hanging.
+    this.pool = new Pool({
+      connectionString: options.url,
+      max: 20,
+      connectionTimeoutMillis: 10_000,
+    });
     // An idle client's error (the server restarted) must not crash the service.
     this.pool.on('error', () => undefined);
     this.schema = options.schema;

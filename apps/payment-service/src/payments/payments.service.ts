@@ -34,7 +34,10 @@ export interface PaymentView {
 @Injectable()
 export class PaymentsService {
   private readonly logger = new Logger('PaymentService');
-  /** Per-order chain: two deliveries of one order never charge concurrently. */
+  /**
+   * Per-order chain in this process; the ledger's lock holds the order until the handler's
+   * transaction ends, across instances too.
+   */
   private readonly locks = new Map<string, Promise<unknown>>();
   private readonly deliveries = new Map<string, number>();
 
@@ -50,6 +53,7 @@ export class PaymentsService {
   process(order: OrderToCharge, delivery: DeliveryInfo): Promise<void> {
     return this.serialized(order.orderId, async () => {
       this.deliveries.set(order.orderId, (this.deliveries.get(order.orderId) ?? 0) + 1);
+      await this.ledger.lock(order.orderId);
       let record = await this.ledger.find(order.orderId);
       if (record) {
         this.logger.log(

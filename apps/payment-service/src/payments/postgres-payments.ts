@@ -45,6 +45,20 @@ export class PostgresPaymentLedger implements PaymentLedger {
     private readonly transactions: MessagingTransactions,
   ) {}
 
+  /** A transaction-scoped advisory lock on the order: held until the handler's transaction ends. */
+  async lock(orderId: string): Promise<void> {
+    if (!this.transactions.active) {
+      throw new Error(
+        'PostgresPaymentLedger.lock() needs the transaction of an idempotent handler',
+      );
+    }
+    await this.database.query(
+      this.transactions,
+      'SELECT true AS locked FROM pg_advisory_xact_lock(hashtext($1))',
+      [`${this.database.table('payment_ledger')}:${orderId}`],
+    );
+  }
+
   async find(orderId: string): Promise<PaymentRecord | undefined> {
     const [row] = await this.database.query<LedgerRow>(
       this.transactions,
