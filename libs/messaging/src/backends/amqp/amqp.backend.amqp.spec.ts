@@ -237,15 +237,18 @@ describe('AmqpBackend (RabbitMQ): routing, retries, dead letters, requests', () 
   });
 
   it('rejects a replay whose queue is gone, and the dead letters stay usable', async () => {
-    const backend = await make();
+    const consumer = await make();
     const service = svc('gone-q');
     const topic = `${topicPrefix}.goneq`;
-    await backend.subscribe(spec(service, 'q', [topic]), async () => ({
+    await consumer.subscribe(spec(service, 'q', [topic]), async () => ({
       action: 'dead-letter',
       failure: failure('x'),
     }));
-    await backend.publish(message({ topic }), { mandatory: true });
+    await consumer.publish(message({ topic }), { mandatory: true });
     await waitFor(async () => (await queueDepth(`${service}.dead-letter`)) === 1);
+    // The consumer goes first: a consumer cancelled by the delete re-declares its queue.
+    await consumer.close();
+    const backend = await make();
     const [letter] = await backend.listDeadLetters(service);
     const ch = await (await rawConnection()).createChannel();
     await ch.deleteQueue(`${service}.q`);
