@@ -9,11 +9,11 @@
  * | ----- | ----------------------------------------- | --------------------------------------------------- |
  * | 0     | `errors/`, `messaging.constants.ts`       | error classes, failure description, option checks, DI tokens |
  * | 1     | `backend/`                                | the backend contract: types, header helpers, topic matching |
- * | 2     | `retry/`, `codec/`                        | the retry policy and its options; body encoding and its options |
+ * | 2     | `retry/`, `codec/`, `observability/`      | the retry policy and its options; body encoding and its options; metrics, trace context |
  * | 3     | `options/`                                | the module's options, resolved from the floors below |
  * | 4     | `decorators/`, `context/`                 | `@Consume`, `@Producer`, the handler's context      |
- * | 5     | `producer/`, `dead-letters/`, `health/`   | services built on the options and the codec         |
- * | 6     | `client/`, `server/`                      | Nest's `ClientProxy` and transport strategy         |
+ * | 5     | `producer/`, `dead-letters/`              | services built on the options and the codec         |
+ * | 6     | `client/`, `server/`, `health/`           | Nest's `ClientProxy` and transport strategy; health of the server's handlers |
  * | 7     | `module/`                                 | `MessagingModule`: assembles everything             |
  *
  * Beside the floors:
@@ -21,7 +21,8 @@
  *   contract (`backend/`) and `errors/` and nothing else of the library, and never another backend.
  * - `testing/`: helpers and the contract suite; may import anything, and nothing imports it except
  *   specs and `backend/index.ts` (the `/backend` entry, which loads the contract suite when called).
- * - The entry points (`index.ts`, `backend/index.ts`, `backends/*\/index.ts`, `testing/index.ts`) are
+ * - The entry points (`index.ts`, `backend/index.ts`, `backends/*\/index.ts`, `testing/index.ts`,
+ *   `health/terminus/index.ts`) are
  *   what the package exports; the apps import the library only through them (`@app/messaging...`).
  * - No cycles, anywhere.
  */
@@ -31,11 +32,11 @@ const SRC = '^libs/messaging/src/';
 const FLOORS = [
   ['errors/', 'messaging\\.constants\\.ts$'],
   ['backend/'],
-  ['retry/', 'codec/'],
+  ['retry/', 'codec/', 'observability/'],
   ['options/'],
   ['decorators/', 'context/'],
-  ['producer/', 'dead-letters/', 'health/'],
-  ['client/', 'server/'],
+  ['producer/', 'dead-letters/'],
+  ['client/', 'server/', 'health/'],
   ['module/'],
 ];
 
@@ -46,6 +47,7 @@ const ENTRIES = [
   `${SRC}backend/index\\.ts$`,
   `${SRC}backends/[^/]+/index\\.ts$`,
   `${SRC}testing/index\\.ts$`,
+  `${SRC}health/terminus/index\\.ts$`,
 ];
 
 const paths = (floor) => floor.map((p) => SRC + p);

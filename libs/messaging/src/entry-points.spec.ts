@@ -51,6 +51,10 @@ describe('entry points', () => {
         'MessagingTransactions',
         'OutboxRelay',
         'postgresMigrationSql',
+        'MESSAGING_METRICS',
+        'PrometheusMessagingMetrics',
+        'currentMessage',
+        'parseTraceparent',
       ].sort(),
     );
     const typed: main.BrokerBackend = new main.InMemoryBackend();

@@ -64,7 +64,29 @@ export type { InboxOptions } from './options/messaging-options';
 
 // Operations
 export { DeadLetterService, type DeadLetterEntry } from './dead-letters/dead-letter.service';
-export { MessagingHealthService, type MessagingHealth } from './health/messaging-health.service';
+export {
+  MessagingHealthService,
+  type HandlerHealth,
+  type MessagingHealth,
+} from './health/messaging-health.service';
+export type { HealthOptions } from './options/messaging-options';
+export {
+  MESSAGING_METRICS,
+  type ConsumeOutcome,
+  type MessagingCounter,
+  type MessagingGauge,
+  type MessagingHistogram,
+  type MessagingMetrics,
+  type MetricDefinition,
+  type MetricLabels,
+} from './observability/messaging-metrics';
+export {
+  PrometheusMessagingMetrics,
+  type PrometheusMessagingMetricsOptions,
+  type PromRegistryLike,
+} from './observability/prometheus-metrics';
+export { currentMessage, type CurrentMessage } from './observability/message-scope';
+export { parseTraceparent, type TraceContext } from './observability/trace-context';
 
 // Errors
 export {

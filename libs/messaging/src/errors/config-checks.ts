@@ -97,15 +97,26 @@ function list(known: readonly string[]): string {
 export function closest(key: string, known: readonly string[]): string | undefined {
   let best: string | undefined;
   let bestDistance = Infinity;
+  let bestScore = Infinity;
   for (const candidate of known) {
-    const d = editDistance(key.toLowerCase(), candidate.toLowerCase());
-    if (d < bestDistance) {
+    const [k, c] = [key.toLowerCase(), candidate.toLowerCase()];
+    const d = editDistance(k, c);
+    // A shared beginning counts: 'retries' means 'retry' (distance 3) more than 'metrics' (2).
+    const score = d - commonPrefix(k, c) / 2;
+    if (score < bestScore) {
       best = candidate;
       bestDistance = d;
+      bestScore = score;
     }
   }
   const tolerance = Math.max(2, Math.ceil(key.length * 0.45));
   return bestDistance <= tolerance ? best : undefined;
+}
+
+function commonPrefix(a: string, b: string): number {
+  let n = 0;
+  while (n < a.length && n < b.length && a[n] === b[n]) n++;
+  return n;
 }
 
 function editDistance(a: string, b: string): number {

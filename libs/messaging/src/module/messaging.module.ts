@@ -27,6 +27,8 @@ import { MessagingServer } from '../server/messaging.server';
 import { MessagingHealthService } from '../health/messaging-health.service';
 import { MessagingWiringCheck, SERVER_START_GRACE_MS } from './messaging-wiring.check';
 import { BackendErrorLog } from './backend-error-log';
+import { MessagingInstruments } from '../observability/messaging-metrics';
+import { MessagingTracer } from '../observability/messaging-tracer';
 import {
   type MessagingModuleOptions,
   type ResolvedMessagingOptions,
@@ -48,15 +50,25 @@ class MessagingLifecycle implements OnModuleInit, OnApplicationShutdown {
   private readonly logger = new Logger('Messaging');
   private readonly errors = new BackendErrorLog((line) => this.logger.warn(line));
   private detachErrors?: () => void;
+  private detachStatus?: () => void;
 
   constructor(
     @Inject(MESSAGING_BACKEND) private readonly backend: BrokerBackend,
     @Inject(MESSAGING_STORE) private readonly store: MessageStore,
     private readonly relay: OutboxRelay,
+    private readonly instruments: MessagingInstruments,
   ) {}
 
   async onModuleInit(): Promise<void> {
     this.detachErrors = this.backend.on('error', (error) => this.errors.report(error));
+    let lost = false;
+    this.detachStatus = this.backend.on('status', (status) => {
+      if (status === 'reconnecting' || status === 'disconnected') lost = true;
+      else if (status === 'connected' && lost) {
+        lost = false;
+        this.instruments.reconnected(this.backend.name);
+      }
+    });
     await this.store.init();
     await this.backend.connect();
   }
@@ -68,6 +80,7 @@ class MessagingLifecycle implements OnModuleInit, OnApplicationShutdown {
     await this.backend.close();
     await this.store.close();
     this.detachErrors?.();
+    this.detachStatus?.();
     this.errors.flush();
   }
 }
@@ -121,6 +134,17 @@ const EXPORTS = [
       provide: MessageCodec,
       useFactory: (options: ResolvedMessagingOptions) => new MessageCodec(options.codec),
       inject: [MESSAGING_OPTIONS],
+    },
+    {
+      provide: MessagingInstruments,
+      useFactory: (options: ResolvedMessagingOptions) => new MessagingInstruments(options.metrics),
+      inject: [MESSAGING_OPTIONS],
+    },
+    {
+      provide: MessagingTracer,
+      useFactory: (options: ResolvedMessagingOptions, backend: BrokerBackend) =>
+        new MessagingTracer(backend.name === 'amqp' ? 'rabbitmq' : backend.name, options.tracing),
+      inject: [MESSAGING_OPTIONS, MESSAGING_BACKEND],
     },
     MessagingPublisher,
     MessagingServer,

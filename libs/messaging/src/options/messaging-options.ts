@@ -12,6 +12,7 @@ import {
 import type { ResolvedRetryPolicy } from '../retry/retry-policy';
 import type { MessageStore } from '../store/message-store';
 import type { OutboxOptions, ResolvedOutboxOptions } from '../store/outbox-options';
+import type { MessagingMetrics } from '../observability/messaging-metrics';
 
 /** Options of `MessagingModule.forRoot()`. */
 export interface MessagingModuleOptions {
@@ -44,6 +45,27 @@ export interface MessagingModuleOptions {
   inbox?: InboxOptions;
   /** The relay that publishes what transactions wrote to the outbox. */
   outbox?: OutboxOptions;
+  /**
+   * Where the library's metrics go (published, consumed, handler duration, retries, dead letters...):
+   * `new PrometheusMessagingMetrics()` or your own `MessagingMetrics`. @default none
+   */
+  metrics?: MessagingMetrics;
+  /**
+   * OpenTelemetry spans for publish and handle, when `@opentelemetry/api` is installed and a tracer
+   * provider registered. Trace context (`traceparent`) travels in the headers either way. @default true
+   */
+  tracing?: boolean;
+  /** What health reports. */
+  health?: HealthOptions;
+}
+
+/** Options of health (`MessagingModule.forRoot({ health })`). */
+export interface HealthOptions {
+  /**
+   * How long a handler may be without its consumer (a re-subscribe after a reconnect) before health
+   * says `down`. @default 5000
+   */
+  consumerGraceMs?: number;
 }
 
 /** Options of the inbox (`MessagingModule.forRoot({ inbox })`). */
@@ -66,9 +88,13 @@ export interface ResolvedMessagingOptions {
   readonly store: MessageStore | undefined;
   readonly inbox: { readonly ttlMs: number };
   readonly outbox: ResolvedOutboxOptions;
+  readonly metrics: MessagingMetrics | undefined;
+  readonly tracing: boolean;
+  readonly health: { readonly consumerGraceMs: number };
 }
 
 export const DEFAULT_INBOX_TTL_MS = 7 * 24 * 3600 * 1000;
+export const DEFAULT_CONSUMER_GRACE_MS = 5_000;
 
 export const DEFAULT_CONCURRENCY = 10;
 export const DEFAULT_SHUTDOWN_TIMEOUT_MS = 10_000;
@@ -89,6 +115,9 @@ const MODULE_KEYS: readonly (keyof MessagingModuleOptions)[] = [
   'store',
   'inbox',
   'outbox',
+  'metrics',
+  'tracing',
+  'health',
 ];
 const SERVICE_NAME = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$/;
 const WHERE = 'MessagingModule';
@@ -146,6 +175,37 @@ export function resolveMessagingOptions(options: MessagingModuleOptions): Resolv
     store: checkStore(options.store),
     inbox: resolveInbox(options.inbox),
     outbox: resolveOutbox(options.outbox),
+    metrics: checkMetrics(options.metrics),
+    tracing: checkBoolean(options.tracing, true, `${WHERE}: tracing`),
+    health: resolveHealth(options.health),
+  };
+}
+
+function checkMetrics(metrics: unknown): MessagingMetrics | undefined {
+  if (metrics === undefined) return undefined;
+  const m = metrics as Record<string, unknown> | null;
+  if (
+    typeof m !== 'object' ||
+    m === null ||
+    !['increment', 'observe', 'set'].every((k) => typeof m[k] === 'function')
+  ) {
+    throw new MessagingConfigError(
+      `${WHERE}: 'metrics' must be a MessagingMetrics (increment, observe, set) such as new PrometheusMessagingMetrics()`,
+    );
+  }
+  return metrics as MessagingMetrics;
+}
+
+function resolveHealth(health: HealthOptions | undefined): ResolvedMessagingOptions['health'] {
+  const where = `${WHERE}: health`;
+  const checked = checkOptionsObject(health, ['consumerGraceMs'], where) ?? {};
+  return {
+    consumerGraceMs: checkInteger(
+      checked.consumerGraceMs,
+      DEFAULT_CONSUMER_GRACE_MS,
+      `${where}.consumerGraceMs`,
+      0,
+    ),
   };
 }
 

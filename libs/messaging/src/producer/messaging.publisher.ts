@@ -16,6 +16,8 @@ import { MAX_DELAY_MS } from '../retry/retry-options';
 import type { ProducerTarget } from '../decorators/producer.decorator';
 import { currentStoreTransaction } from '../store/transactions';
 import type { StoreTransaction } from '../store/message-store';
+import { MessagingInstruments } from '../observability/messaging-metrics';
+import { MessagingTracer, type PublishTrace } from '../observability/messaging-tracer';
 
 /** Options of one publish. */
 export interface PublishOptions {
@@ -69,6 +71,8 @@ export class MessagingPublisher {
     @Inject(MESSAGING_OPTIONS) private readonly options: ResolvedMessagingOptions,
     @Inject(MESSAGING_BACKEND) private readonly backend: BrokerBackend,
     private readonly codec: MessageCodec,
+    private readonly instruments: MessagingInstruments,
+    private readonly tracer: MessagingTracer,
   ) {}
 
   /**
@@ -84,15 +88,28 @@ export class MessagingPublisher {
   ): Promise<string> {
     try {
       if (options !== NO_OPTIONS) checkOptionsObject(options, PUBLISH_KEYS, 'publish() options');
-      const message = this.buildMessage(target, payload, options);
+      const [message, trace] = this.buildMessage(target, payload, options);
       const allowed = options.allowUnroutable ?? target.allowUnroutable;
       const mandatory = !(allowed ?? this.options.allowUnroutable);
       const { messageId } = message;
+      const destination = (message.topic ?? message.queue) as string;
+      this.instruments.published(destination);
       const tx = currentStoreTransaction();
-      if (tx) return this.enqueue(tx, message, mandatory, options.orderingKey);
-      return this.backend
-        .publish(message, mandatory ? MANDATORY : NOT_MANDATORY)
-        .then(() => messageId);
+      const sent = tx
+        ? this.enqueue(tx, message, mandatory, options.orderingKey)
+        : this.backend.publish(message, mandatory ? MANDATORY : NOT_MANDATORY);
+      return sent.then(
+        () => {
+          trace.end();
+          if (!tx) this.instruments.confirmed(destination);
+          return messageId;
+        },
+        (error: unknown) => {
+          trace.end(error);
+          this.instruments.rejected(destination, error);
+          throw error;
+        },
+      );
     } catch (error) {
       // Bad options, an unencodable or oversized payload: a rejection, as from an async function.
       return Promise.reject(error instanceof Error ? error : new Error(String(error)));
@@ -106,7 +123,7 @@ export class MessagingPublisher {
     options: RequestOptions = NO_OPTIONS,
   ): Promise<R> {
     if (options !== NO_OPTIONS) checkOptionsObject(options, REQUEST_KEYS, 'request() options');
-    const message = this.buildMessage(target, payload, {
+    const [message, trace] = this.buildMessage(target, payload, {
       headers: options.headers,
       messageId: options.messageId,
     });
@@ -118,10 +135,17 @@ export class MessagingPublisher {
     );
     // Carried so that a handler reached after the caller gave up skips the request.
     const deadline = { [MessagingHeaders.DEADLINE]: Date.now() + timeoutMs };
-    const reply = await this.backend.request(
-      { ...message, headers: { ...message.headers, ...deadline } },
-      { timeoutMs },
-    );
+    let reply: Awaited<ReturnType<BrokerBackend['request']>>;
+    try {
+      reply = await this.backend.request(
+        { ...message, headers: { ...message.headers, ...deadline } },
+        { timeoutMs },
+      );
+      trace.end();
+    } catch (error) {
+      trace.end(error);
+      throw error;
+    }
     const decoded = this.codec.decode(reply);
     const remoteError = reply.headers[MessagingHeaders.REPLY_ERROR];
     if (remoteError !== undefined) {
@@ -139,7 +163,7 @@ export class MessagingPublisher {
     message: OutgoingMessage,
     mandatory: boolean,
     orderingKey: string | undefined,
-  ): Promise<string> {
+  ): Promise<void> {
     if (orderingKey !== undefined) checkName(orderingKey, 'publish(): orderingKey', 1000);
     await tx.enqueue({
       orderingKey: orderingKey ?? message.topic ?? (message.queue as string),
@@ -153,30 +177,35 @@ export class MessagingPublisher {
       delayMs: message.delayMs,
       mandatory,
     });
-    return message.messageId;
   }
 
+  /** The message to send, and its publish span (its `traceparent` is in the headers). */
   private buildMessage(
     target: ProducerTarget,
     payload: unknown,
     options: PublishOptions,
-  ): OutgoingMessage {
+  ): [OutgoingMessage, PublishTrace] {
     if (options.delayMs !== undefined)
       checkInteger(options.delayMs, 0, 'publish(): delayMs', 0, MAX_DELAY_MS);
     const encoded = this.codec.encode(payload);
     const messageId = options.messageId ?? randomUUID();
-    return {
+    const correlationId = options.correlationId ?? messageId;
+    const own = withoutReservedHeaders(options.headers ?? NO_HEADERS);
+    const trace = this.tracer.publish(
+      { topic: target.topic, queue: target.queue, messageId, correlationId },
+      own,
+    );
+    const message: OutgoingMessage = {
       topic: target.topic,
       queue: target.queue,
       body: encoded.body,
       contentType: encoded.contentType,
-      headers: encoded.headers
-        ? { ...withoutReservedHeaders(options.headers ?? NO_HEADERS), ...encoded.headers }
-        : withoutReservedHeaders(options.headers ?? NO_HEADERS),
+      headers: { ...own, ...trace.headers, ...encoded.headers },
       messageId,
-      correlationId: options.correlationId ?? messageId,
+      correlationId,
       timestamp: Date.now(),
       delayMs: options.delayMs,
     };
+    return [message, trace];
   }
 }

@@ -25,8 +25,13 @@ import type { ResolvedMessagingOptions } from '../options/messaging-options';
 import { describeFailure } from '../errors/failure';
 import { classifyFailure, decideSettlement } from '../retry/retry-policy';
 import { buildRoutes, describeRoute, type Route } from './route';
+import { type ConsumeOutcome, MessagingInstruments } from '../observability/messaging-metrics';
+import { MessagingTracer } from '../observability/messaging-tracer';
 
 const ACK: Settlement = { action: 'ack' };
+
+/** A settlement and how `consumed_total` counts it. */
+type Settled = readonly [Settlement, ConsumeOutcome];
 
 /**
  * The Nest transport strategy of the library. Claims every `@Consume` handler, subscribes each to its
@@ -59,17 +64,26 @@ export class MessagingServer
   /** Aborted when handlers outlive `shutdownTimeoutMs`: each handler's `ctx.signal`. */
   private readonly stopping = new AbortController();
   private readonly inbox: Inbox;
+  /** Routes by queue, once started: which handler consumes which queue (for health). */
+  private started: readonly Route[] = [];
 
   constructor(
     @Inject(MESSAGING_OPTIONS) private readonly options: ResolvedMessagingOptions,
     @Inject(MESSAGING_BACKEND) private readonly backend: BrokerBackend,
     private readonly codec: MessageCodec,
     @Inject(MESSAGING_STORE) store: MessageStore,
+    private readonly instruments: MessagingInstruments,
+    private readonly tracer: MessagingTracer,
   ) {
     super();
     this.inbox = new Inbox(store, backend, options.service, options.inbox.ttlMs);
     this._status$.next(backend.status);
     this.detachStatus = backend.on('status', (status) => this._status$.next(status));
+  }
+
+  /** Each handler and the queue it consumes, once the server started. */
+  get handlers(): readonly { readonly handler: string; readonly queue: string }[] {
+    return this.started.map((route) => ({ handler: route.name, queue: route.spec.queue }));
   }
 
   /** True once Nest started this server (`app.startAllMicroservices()`). */
@@ -133,6 +147,7 @@ export class MessagingServer
 
   private async start(): Promise<void> {
     const routes = buildRoutes(this.getHandlers(), this.options);
+    this.started = routes;
     await this.backend.connect();
     for (const route of routes) {
       const subscription = await this.backend.subscribe(route.spec, (delivery) =>
@@ -150,31 +165,63 @@ export class MessagingServer
    * acknowledged without running: nobody would read its reply. Never rejects.
    */
   private async onDelivery(route: Route, delivery: Delivery): Promise<Settlement> {
+    const instruments = this.instruments;
+    if (!instruments.enabled) return (await this.settle(route, delivery))[0];
+    const started = performance.now();
+    instruments.running(route.name, 1);
+    try {
+      const [settlement, outcome] = await this.settle(route, delivery);
+      const seconds = (performance.now() - started) / 1000;
+      const reason = settlement.action === 'dead-letter' ? settlement.failure.reason : undefined;
+      instruments.settled(
+        { handler: route.name, topic: delivery.topic, redelivered: delivery.redelivered },
+        outcome,
+        seconds,
+        reason,
+      );
+      return settlement;
+    } finally {
+      instruments.running(route.name, -1);
+    }
+  }
+
+  private async settle(route: Route, delivery: Delivery): Promise<Settled> {
     if (delivery.replyTo !== undefined && isExpiredRequest(delivery.headers, Date.now())) {
       this.logger.debug(
-        `${route.name} skipped request ${delivery.messageId}: its caller stopped waiting`,
+        `${route.name} skipped request ${describeDelivery(delivery)}: its caller stopped waiting`,
       );
-      return ACK;
+      return [ACK, 'expired'];
     }
     this.inFlight++;
     try {
       const ctx = new MessageContext(delivery, this.options.service, this.stopping.signal);
       const payload = this.codec.decode(delivery);
-      const run = () => this.runInProcessingHooks(ctx, route.handler, payload);
+      // The handler runs in the delivery's trace (a span, `currentMessage()`), inside the inbox's
+      // transaction when it is idempotent.
+      const run = () =>
+        this.tracer.handle(delivery, route.name, this.options.service, () =>
+          this.runInProcessingHooks(ctx, route.handler, payload),
+        );
       if (!route.idempotent) {
         const result = await run();
-        return delivery.replyTo === undefined
-          ? ACK
-          : { action: 'ack', reply: this.encodeReply(result) };
+        return [
+          delivery.replyTo === undefined ? ACK : { action: 'ack', reply: this.encodeReply(result) },
+          'ack',
+        ];
       }
       const outcome = await this.inbox.once(route.name, delivery.messageId, run);
-      if (outcome.duplicate) return this.duplicate(route, delivery);
-      return delivery.replyTo === undefined
-        ? ACK
-        : { action: 'ack', reply: this.encodeReply(outcome.result) };
+      if (outcome.duplicate) return [this.duplicate(route, delivery), 'duplicate'];
+      return [
+        delivery.replyTo === undefined
+          ? ACK
+          : { action: 'ack', reply: this.encodeReply(outcome.result) },
+        'ack',
+      ];
     } catch (thrown) {
       // A body that cannot be decoded (MalformedMessageError) or whatever the handler threw.
-      return this.fail(route, delivery, thrown);
+      const settlement = this.fail(route, delivery, thrown);
+      const failedFor: ConsumeOutcome = settlement.action === 'ack' ? 'dropped' : settlement.action;
+      return [settlement, failedFor];
     } finally {
       if (--this.inFlight === 0 && this.idle) {
         this.idle.resolve();
@@ -186,7 +233,7 @@ export class MessagingServer
   /** A message the inbox says this route handled already: acknowledged without running. */
   private duplicate(route: Route, delivery: Delivery): Settlement {
     this.logger.debug(
-      `${route.name} skipped message ${delivery.messageId}: handled already (inbox)`,
+      `${route.name} skipped ${describeDelivery(delivery)}: handled already (inbox)`,
     );
     if (delivery.replyTo === undefined) return ACK;
     const error = new Error(
@@ -228,7 +275,9 @@ export class MessagingServer
     } catch (unexpected) {
       // Deciding must never reject (the delivery would stay unsettled): keep the message for a human.
       const failure = describeFailure(unexpected, 'handler-error', new Date());
-      this.logger.error(`${route.name} could not settle ${delivery.messageId}: ${failure.message}`);
+      this.logger.error(
+        `${route.name} could not settle ${describeDelivery(delivery)}: ${failure.message}`,
+      );
       return { action: 'dead-letter', failure };
     }
   }
@@ -255,7 +304,9 @@ export class MessagingServer
     const reason = classifyFailure(error);
     const failure = describeFailure(error, reason, now);
     const reply = this.encodeErrorReply(error, now);
-    this.logger.warn(`${route.name} failed request ${delivery.messageId}: ${failure.message}`);
+    this.logger.warn(
+      `${route.name} failed request ${describeDelivery(delivery)}: ${failure.message}`,
+    );
     return reason !== 'handler-error' && route.deadLetter
       ? { action: 'dead-letter', failure, reply }
       : { action: 'ack', reply };
@@ -267,7 +318,7 @@ export class MessagingServer
     settlement: Settlement,
     error: unknown,
   ): void {
-    const id = `${route.name} message ${delivery.messageId} (attempt ${delivery.attempt})`;
+    const id = `${route.name} ${describeDelivery(delivery)}`;
     if (settlement.action === 'retry') {
       this.logger.warn(
         `${id} failed: ${settlement.failure.message}; retrying in ${settlement.delayMs} ms`,
@@ -307,6 +358,16 @@ export class MessagingServer
       headers: { [MessagingHeaders.REPLY_ERROR]: failure.errorClass },
     };
   }
+}
+
+/**
+ * A delivery as every log line about one message names it: id, topic, attempt and correlation id
+ * (the trace id is in the headers, and in `currentMessage()` for the handler's own lines).
+ */
+export function describeDelivery(delivery: Delivery): string {
+  const correlation =
+    delivery.correlationId !== undefined ? `, correlation ${delivery.correlationId}` : '';
+  return `message ${delivery.messageId} on '${delivery.topic}' (attempt ${delivery.attempt}${correlation})`;
 }
 
 /**

@@ -5,6 +5,7 @@ import { MESSAGING_BACKEND, MESSAGING_OPTIONS, MESSAGING_STORE } from '../messag
 import type { ResolvedMessagingOptions } from '../options/messaging-options';
 import { type MessageStore, type OutboxBatch, type OutboxRow, outgoingOf } from './message-store';
 import type { ResolvedOutboxOptions } from './outbox-options';
+import { MessagingInstruments } from '../observability/messaging-metrics';
 
 /** What the relay reports to health: the backlog and, while publishing fails, why. */
 export interface OutboxState {
@@ -60,6 +61,7 @@ export class OutboxRelay implements OnApplicationBootstrap {
     @Inject(MESSAGING_OPTIONS) messaging: ResolvedMessagingOptions,
     @Inject(MESSAGING_STORE) private readonly store: MessageStore,
     @Inject(MESSAGING_BACKEND) private readonly backend: BrokerBackend,
+    private readonly instruments: MessagingInstruments,
   ) {
     this.options = messaging.outbox;
   }
@@ -109,6 +111,7 @@ export class OutboxRelay implements OnApplicationBootstrap {
       if (outcome.sent + outcome.failed < this.options.batchSize || outcome.failed > 0) break;
     }
     const { pending } = await this.store.backlog();
+    this.instruments.outboxBacklog(pending);
     // Failing no more: this relay published again, or nothing waits (another relay sent it).
     if (failed === 0 && (sent > 0 || pending === 0) && this.state.lastError !== undefined) {
       this.logger.log(`Outbox relay publishing again after: ${this.state.lastError}`);
@@ -146,6 +149,7 @@ export class OutboxRelay implements OnApplicationBootstrap {
   /** The broker is away: publish nothing, but count what waits, for health. */
   private async waitForBroker(): Promise<void> {
     const { pending } = await this.store.backlog();
+    this.instruments.outboxBacklog(pending);
     this.state = { ...this.state, pending };
     if (pending > 0) {
       this.failed(`the broker is ${this.backend.status}; ${pending} message(s) wait in the outbox`);
@@ -170,13 +174,16 @@ export class OutboxRelay implements OnApplicationBootstrap {
     await Promise.all(
       rowsByKey(batch.rows).map(async (rows) => {
         for (const row of rows) {
+          const destination = (row.topic ?? row.queue) as string;
           try {
             await this.backend.publish(outgoingOf(row, row.createdAt.getTime()), {
               mandatory: row.mandatory,
             });
+            this.instruments.confirmed(destination);
             await batch.sent(row.id);
             sent++;
           } catch (error) {
+            this.instruments.rejected(destination, error);
             const message = describeFailure(error, 'handler-error', new Date()).message;
             const delayMs = relayBackoffMs(row.attempts, this.options.maxBackoffMs);
             await batch.failed(row.id, message, delayMs);

@@ -1,0 +1,286 @@
+import type { Delivery, MessageHeaders } from '../backend/broker-backend.interface';
+import { type CurrentMessage, currentMessage, runWithMessage } from './message-scope';
+import {
+  formatTraceparent,
+  newSpanId,
+  newTraceId,
+  parseTraceparent,
+  type TraceContext,
+  TRACEPARENT,
+  TRACESTATE,
+} from './trace-context';
+
+/** The parts of `@opentelemetry/api` used here (its types need not be installed). */
+interface SpanContext {
+  traceId: string;
+  spanId: string;
+  traceFlags: number;
+  isRemote?: boolean;
+  traceState?: { serialize(): string };
+}
+interface Span {
+  spanContext(): SpanContext;
+  isRecording(): boolean;
+  setAttribute(key: string, value: string | number | boolean): unknown;
+  setStatus(status: { code: number; message?: string }): unknown;
+  recordException(exception: unknown): unknown;
+  end(): void;
+}
+type Context = object;
+interface OpenTelemetryApi {
+  trace: {
+    getTracer(
+      name: string,
+      version?: string,
+    ): {
+      startSpan(name: string, options: Record<string, unknown>, context?: Context): Span;
+    };
+    getSpanContext(context: Context): SpanContext | undefined;
+    setSpanContext(context: Context, spanContext: SpanContext): Context;
+    setSpan(context: Context, span: Span): Context;
+    isSpanContextValid(spanContext: SpanContext): boolean;
+  };
+  context: { active(): Context; with<T>(context: Context, fn: () => T): T };
+  createTraceState?(raw: string): { serialize(): string };
+  ROOT_CONTEXT: Context;
+  SpanKind: { PRODUCER: number; CONSUMER: number };
+  SpanStatusCode: { ERROR: number };
+}
+
+/** `@opentelemetry/api` if it is installed, loaded once; nothing is loaded without it. */
+let openTelemetry: OpenTelemetryApi | null | undefined;
+function loadOpenTelemetry(): OpenTelemetryApi | undefined {
+  if (openTelemetry === undefined) {
+    try {
+      // eslint-disable-next-line @typescript-eslint/no-require-imports
+      openTelemetry = require('@opentelemetry/api') as OpenTelemetryApi;
+    } catch {
+      openTelemetry = null;
+    }
+  }
+  return openTelemetry ?? undefined;
+}
+
+/** What a publish adds to its message, and how it ends its span. */
+export interface PublishTrace {
+  /** `traceparent` (and `tracestate`) for the message's headers. */
+  readonly headers: MessageHeaders;
+  /** Ends the publish span (when there is one), failed when `error` is given. */
+  end(error?: unknown): void;
+}
+
+const NOTHING_TO_END: PublishTrace['end'] = () => undefined;
+
+/** Who published or handles a message, for span names and attributes. */
+export interface TracedMessage {
+  readonly topic?: string;
+  readonly queue?: string;
+  readonly messageId: string;
+  readonly correlationId?: string;
+}
+
+/**
+ * Trace context through messages: each publish carries a W3C `traceparent` continuing the trace of
+ * the code that published it, and each handler runs in a scope of that trace (`currentMessage()`).
+ * With `@opentelemetry/api` installed and a tracer provider registered (your OpenTelemetry SDK set-up),
+ * a PRODUCER span per publish (`send <topic>`) and a CONSUMER span per delivery (`process <topic>`),
+ * child of the producer's span on every attempt, and the handler runs with it as active span.
+ */
+export class MessagingTracer {
+  private readonly otel: OpenTelemetryApi | undefined;
+
+  /** `system` names the broker in span attributes (`rabbitmq`); `spans: false` creates none. */
+  constructor(
+    private readonly system: string,
+    spans = true,
+  ) {
+    this.otel = spans ? loadOpenTelemetry() : undefined;
+  }
+
+  /** Starts the trace of one publish; `headers` are the message's own (a `traceparent` there wins). */
+  publish(message: TracedMessage, headers: MessageHeaders): PublishTrace {
+    if (headers[TRACEPARENT] !== undefined) return { headers: {}, end: NOTHING_TO_END };
+    const handling = currentMessage();
+    const otel = this.otel;
+    if (otel) {
+      const active = otel.context.active();
+      const parent = otel.trace.getSpanContext(active)
+        ? active
+        : handling
+          ? otel.trace.setSpanContext(active, remoteSpanContext(otel, fromScope(handling)))
+          : active;
+      const span = otel.trace
+        .getTracer('nest-messaging')
+        .startSpan(
+          `send ${destination(message)}`,
+          { kind: otel.SpanKind.PRODUCER, attributes: this.attributes(message, 'send') },
+          parent,
+        );
+      if (span.isRecording()) {
+        return {
+          headers: headersOf(fromSpanContext(span.spanContext())),
+          end: (error) => endSpan(otel, span, error),
+        };
+      }
+      span.end();
+      const current = otel.trace.getSpanContext(active);
+      if (current && otel.trace.isSpanContextValid(current)) {
+        return { headers: headersOf(child(fromSpanContext(current))), end: NOTHING_TO_END };
+      }
+    }
+    const parent = handling ? fromScope(handling) : undefined;
+    return {
+      headers: headersOf(parent ? child(parent) : root()),
+      end: NOTHING_TO_END,
+    };
+  }
+
+  /**
+   * Runs `work` (the handling of `delivery` by `handler` of `service`) in the delivery's trace: in a
+   * CONSUMER span when OpenTelemetry records, and always as `currentMessage()`.
+   */
+  handle<T>(
+    delivery: Delivery,
+    handler: string,
+    service: string,
+    work: () => Promise<T>,
+  ): Promise<T> {
+    const remote = parseTraceparent(delivery.headers[TRACEPARENT], delivery.headers[TRACESTATE]);
+    const otel = this.otel;
+    if (otel) {
+      const parent = remote
+        ? otel.trace.setSpanContext(otel.ROOT_CONTEXT, remoteSpanContext(otel, remote))
+        : otel.ROOT_CONTEXT;
+      const span = otel.trace.getTracer('nest-messaging').startSpan(
+        `process ${delivery.topic}`,
+        {
+          kind: otel.SpanKind.CONSUMER,
+          attributes: {
+            ...this.attributes(delivery, 'process'),
+            'messaging.consumer.group.name': service,
+            'messaging.destination.subscription.name': delivery.queue,
+            'messaging.nest.handler': handler,
+            'messaging.nest.attempt': delivery.attempt,
+          },
+        },
+        parent,
+      );
+      if (span.isRecording()) {
+        const own = fromSpanContext(span.spanContext());
+        const scope = scopeOf(delivery, handler, service, own);
+        return otel.context.with(otel.trace.setSpan(parent, span), () =>
+          runWithMessage(scope, work).then(
+            (result) => {
+              span.end();
+              return result;
+            },
+            (error: unknown) => {
+              endSpan(otel, span, error);
+              throw error;
+            },
+          ),
+        );
+      }
+      span.end();
+    }
+    const own = remote ? child(remote) : root();
+    return runWithMessage(scopeOf(delivery, handler, service, own), work);
+  }
+
+  private attributes(
+    message: TracedMessage,
+    operation: 'send' | 'process',
+  ): Record<string, string> {
+    return {
+      'messaging.system': this.system,
+      'messaging.operation.type': operation,
+      'messaging.operation.name': operation,
+      'messaging.destination.name': destination(message),
+      'messaging.message.id': message.messageId,
+      ...(message.correlationId !== undefined
+        ? { 'messaging.message.conversation_id': message.correlationId }
+        : {}),
+    };
+  }
+}
+
+function destination(message: TracedMessage): string {
+  return message.topic ?? message.queue ?? 'unknown';
+}
+
+function scopeOf(
+  delivery: Delivery,
+  handler: string,
+  service: string,
+  trace: TraceContext,
+): CurrentMessage {
+  return {
+    messageId: delivery.messageId,
+    correlationId: delivery.correlationId,
+    traceId: trace.traceId,
+    spanId: trace.spanId,
+    traceFlags: trace.flags,
+    traceState: trace.state,
+    topic: delivery.topic,
+    service,
+    route: handler,
+    attempt: delivery.attempt,
+  };
+}
+
+function fromScope(message: CurrentMessage): TraceContext {
+  return {
+    traceId: message.traceId,
+    spanId: message.spanId,
+    flags: message.traceFlags,
+    state: message.traceState,
+  };
+}
+
+function fromSpanContext(context: SpanContext): TraceContext {
+  const state = context.traceState?.serialize();
+  return {
+    traceId: context.traceId,
+    spanId: context.spanId,
+    flags: context.traceFlags,
+    ...(state ? { state } : {}),
+  };
+}
+
+function remoteSpanContext(otel: OpenTelemetryApi, trace: TraceContext): SpanContext {
+  return {
+    traceId: trace.traceId,
+    spanId: trace.spanId,
+    traceFlags: trace.flags,
+    isRemote: true,
+    ...(trace.state && otel.createTraceState
+      ? { traceState: otel.createTraceState(trace.state) }
+      : {}),
+  };
+}
+
+/** A new span in `parent`'s trace. */
+function child(parent: TraceContext): TraceContext {
+  return { ...parent, spanId: newSpanId() };
+}
+
+/** A new trace, sampled (a consumer that traces decides for itself). */
+function root(): TraceContext {
+  return { traceId: newTraceId(), spanId: newSpanId(), flags: 1 };
+}
+
+function headersOf(trace: TraceContext): MessageHeaders {
+  const traceparent = formatTraceparent(trace);
+  return trace.state
+    ? { [TRACEPARENT]: traceparent, [TRACESTATE]: trace.state }
+    : { [TRACEPARENT]: traceparent };
+}
+
+function endSpan(otel: OpenTelemetryApi, span: Span, error: unknown): void {
+  if (error !== undefined) {
+    const failure = error instanceof Error ? error : new Error(JSON.stringify(error) ?? 'undefined');
+    span.recordException(failure);
+    span.setStatus({ code: otel.SpanStatusCode.ERROR, message: failure.message });
+  }
+  span.end();
+}

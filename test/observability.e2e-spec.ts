@@ -1,0 +1,108 @@
+import { Controller } from '@nestjs/common';
+import { Ctx } from '@nestjs/microservices';
+import {
+  Consume,
+  InMemoryBackend,
+  InMemoryBroker,
+  MessageContext,
+  MessageProducer,
+  MessagingPublisher,
+  type MessagingMetrics,
+  type MetricLabels,
+  PrometheusMessagingMetrics,
+} from '@app/messaging';
+import { FAST_RETRY, useContractHarness, waitFor } from '@app/messaging/testing';
+import { describeTracing } from './support/observability-scenarios';
+
+const broker = new InMemoryBroker();
+describeTracing('memory', () => new InMemoryBackend({ broker }));
+
+/** A MessagingMetrics that keeps every value, as a test reads them. */
+class RecordedMetrics implements MessagingMetrics {
+  readonly values = new Map<string, number>();
+  readonly observations: { metric: string; labels: MetricLabels; value: number }[] = [];
+  increment(metric: string, labels: MetricLabels, by = 1): void {
+    const key = this.key(metric, labels);
+    this.values.set(key, (this.values.get(key) ?? 0) + by);
+  }
+  observe(metric: string, labels: MetricLabels, value: number): void {
+    this.observations.push({ metric, labels, value });
+  }
+  set(metric: string, labels: MetricLabels, value: number): void {
+    this.values.set(this.key(metric, labels), value);
+  }
+  get(metric: string, labels: MetricLabels = {}): number | undefined {
+    return this.values.get(this.key(metric, labels));
+  }
+  private key(metric: string, labels: MetricLabels): string {
+    return `${metric}${JSON.stringify(Object.entries(labels).sort())}`;
+  }
+}
+
+describe('metrics (memory backend)', () => {
+  const h = useContractHarness(() => new InMemoryBackend({ broker }), { servicePrefix: 'metrics' });
+
+  it('counts publishes, outcomes, retries, dead letters and handler time', async () => {
+    const { service, topic } = h.unique();
+    const metrics = new RecordedMetrics();
+    @Controller()
+    class Handler {
+      @Consume(topic)
+      handle(@Ctx() ctx: MessageContext) {
+        const { kind } = ctx.getDelivery().headers as { kind?: string };
+        if (kind === 'flaky' && ctx.attempt === 1) throw new Error('transient');
+        if (kind === 'broken') throw new Error('always');
+      }
+    }
+    const app = await h.start(service, [Handler], { retry: FAST_RETRY, metrics });
+    const producer = new MessageProducer({ topic }, app.get(MessagingPublisher));
+    await producer.publish({}, { headers: { kind: 'ok' } });
+    await producer.publish({}, { headers: { kind: 'flaky' } });
+    await producer.publish({}, { headers: { kind: 'broken' } });
+    const handler = 'Handler.handle';
+    await waitFor(() => metrics.get('deadLettered', { handler, reason: 'max-attempts' }) === 1, {
+      message: 'the broken message dead-lettered after its attempts',
+    });
+    await waitFor(() => metrics.get('inFlight', { handler }) === 0);
+    expect(metrics.get('published', { topic })).toBe(3);
+    expect(metrics.get('confirmed', { topic })).toBe(3);
+    expect(metrics.get('consumed', { handler, topic, outcome: 'ack' })).toBe(2);
+    expect(metrics.get('consumed', { handler, topic, outcome: 'retry' })).toBe(3); // flaky 1, broken 2
+    expect(metrics.get('consumed', { handler, topic, outcome: 'dead-letter' })).toBe(1);
+    expect(metrics.get('retried', { handler })).toBe(3);
+    const durations = metrics.observations.filter((o) => o.metric === 'handlerDuration');
+    expect(durations).toHaveLength(6);
+    expect(durations.every((o) => o.value >= 0 && o.value < 5)).toBe(true);
+  });
+
+  it('counts a rejected publish by its error', async () => {
+    const { service, topic } = h.unique();
+    const metrics = new RecordedMetrics();
+    const app = await h.start(service, [], { metrics });
+    await expect(
+      new MessageProducer({ topic }, app.get(MessagingPublisher)).publish({}),
+    ).rejects.toThrow(/no queue|nobody|no service/i);
+    expect(metrics.get('rejected', { topic, error: 'UnroutableError' })).toBe(1);
+  });
+
+  it('exports them to Prometheus text', async () => {
+    const { service, topic } = h.unique();
+    const metrics = new PrometheusMessagingMetrics();
+    @Controller()
+    class Handler {
+      @Consume(topic)
+      handle() {}
+    }
+    const app = await h.start(service, [Handler], { metrics });
+    await new MessageProducer({ topic }, app.get(MessagingPublisher)).publish({});
+    let text = '';
+    await waitFor(async () =>
+      (text = await metrics.registry.metrics()).includes(
+        `messaging_consumed_total{handler="Handler.handle",topic="${topic}",outcome="ack"} 1`,
+      ),
+    );
+    expect(text).toContain(`messaging_published_total{topic="${topic}"} 1`);
+    expect(text).toContain('# TYPE messaging_handler_duration_seconds histogram');
+    expect(metrics.registry.contentType).toMatch(/text\/plain/);
+  });
+});
