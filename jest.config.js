@@ -27,6 +27,7 @@ const base = {
     '^@app/messaging$': '<rootDir>/libs/messaging/src',
     '^@app/messaging/(amqp|memory)$': '<rootDir>/libs/messaging/src/backends/$1',
     '^@app/messaging/(testing|backend)$': '<rootDir>/libs/messaging/src/$1',
+    '^@app/messaging/terminus$': '<rootDir>/libs/messaging/src/health/terminus',
     '^@app/service-kit$': '<rootDir>/libs/service-kit/src',
   },
   testEnvironment: 'node',

@@ -9,7 +9,12 @@ import { waitFor } from '@app/messaging/testing';
 import { createOrderApp } from '../apps/order-service/src/order-service.app';
 import { createPaymentApp } from '../apps/payment-service/src/payment-service.app';
 import { describeCardTokenFlows } from './support/card-token-flows';
-import { type SampleServices, startSampleServices } from './support/sample-services';
+import {
+  placeOrder,
+  type SampleServices,
+  startSampleServices,
+  waitForStatus,
+} from './support/sample-services';
 
 /** order-service and payment-service through HTTP, on one in-memory broker (SPEC section 4). */
 describe('order-service + payment-service (in-memory broker)', () => {
@@ -98,10 +103,32 @@ describe('order-service + payment-service (in-memory broker)', () => {
     expect(res.body.message).toMatch(/does-not-exist not found/);
   });
 
-  it('reports the broker as up on GET /health', async () => {
-    await paymentHttp()
-      .get('/health')
-      .expect(200, { status: 'up', backend: 'memory', connection: 'connected' });
+  it('reports the broker as up on GET /health (terminus)', async () => {
+    const res = await paymentHttp().get('/health').expect(200);
+    expect(res.body).toMatchObject({
+      status: 'ok',
+      info: { messaging: { status: 'up', backend: 'memory', connection: 'connected' } },
+    });
+    await orderHttp().get('/health').expect(200);
+  });
+
+  it('counts the messages of an order on GET /metrics (Prometheus)', async () => {
+    const id = await placeOrder(services.order, 'tok_ok');
+    await waitForStatus(services.order, id, 'PAID');
+    const text = (
+      await paymentHttp()
+        .get('/metrics')
+        .expect(200)
+        .expect('Content-Type', /text\/plain/)
+    ).text;
+    expect(text).toMatch(
+      /messaging_consumed_total\{handler="OrderCreatedConsumer.onOrderCreated",topic="order.created",outcome="ack"\} [1-9]/,
+    );
+    expect(text).toMatch(/messaging_publish_confirmed_total\{topic="payment.succeeded"\} [1-9]/);
+    expect(text).toMatch(
+      /messaging_handler_duration_seconds_count\{handler="OrderCreatedConsumer.onOrderCreated",outcome="ack"\} [1-9]/,
+    );
+    expect(text).toMatch(/messaging_in_flight\{handler="OrderCreatedConsumer.onOrderCreated"\} 0/);
   });
 
   it('refuses an order with 503, and keeps nothing, while nobody consumes order.created', async () => {
@@ -127,9 +154,11 @@ describe('order-service + payment-service (in-memory broker)', () => {
     const app = await createPaymentApp({ backend, logger: false });
     try {
       await backend.close();
-      await request(app.getHttpServer())
-        .get('/health')
-        .expect(503, { status: 'down', backend: 'memory', connection: 'closed' });
+      const res = await request(app.getHttpServer()).get('/health').expect(503);
+      expect(res.body).toMatchObject({
+        status: 'error',
+        error: { messaging: { status: 'down', backend: 'memory', connection: 'closed' } },
+      });
     } finally {
       await app.close();
     }

@@ -3,9 +3,10 @@ import {
   type BrokerBackend,
   MessagingModule,
   MessagingTransactions,
+  PrometheusMessagingMetrics,
   type RetryOptions,
 } from '@app/messaging';
-import { Database, type DatabaseOptions } from '@app/service-kit';
+import { Database, type DatabaseOptions, OperationsModule } from '@app/service-kit';
 import { InMemoryOrderRepository } from './orders/in-memory-order.repository';
 import { ORDER_REPOSITORY, type OrderRepository } from './orders/order.repository';
 import { OrdersController } from './orders/orders.controller';
@@ -49,6 +50,7 @@ export interface OrderServiceOptions {
 export class OrderServiceModule {
   static register(options: OrderServiceOptions): DynamicModule {
     const database = options.database ? new Database(options.database) : undefined;
+    const metrics = new PrometheusMessagingMetrics();
     return {
       module: OrderServiceModule,
       imports: [
@@ -57,7 +59,9 @@ export class OrderServiceModule {
           backend: options.backend,
           retry: options.retry ?? ORDER_SERVICE_RETRY,
           store: database?.messageStore(),
+          metrics,
         }),
+        OperationsModule.register(metrics),
       ],
       controllers: [OrdersController, PaymentEventsController],
       providers: [

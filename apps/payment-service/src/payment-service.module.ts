@@ -3,11 +3,11 @@ import {
   type BrokerBackend,
   MessagingModule,
   MessagingTransactions,
+  PrometheusMessagingMetrics,
   type RetryOptions,
 } from '@app/messaging';
-import { Database, type DatabaseOptions } from '@app/service-kit';
+import { Database, type DatabaseOptions, OperationsModule } from '@app/service-kit';
 import { DeadLettersController } from './http/dead-letters.controller';
-import { HealthController } from './http/health.controller';
 import { OrderCreatedConsumer } from './payments/order-created.consumer';
 import { SimulatedPaymentGateway } from './payments/payment-gateway';
 import {
@@ -62,6 +62,7 @@ export interface PaymentServiceOptions {
 export class PaymentServiceModule {
   static register(options: PaymentServiceOptions): DynamicModule {
     const database = options.database ? new Database(options.database) : undefined;
+    const metrics = new PrometheusMessagingMetrics();
     return {
       module: PaymentServiceModule,
       imports: [
@@ -70,14 +71,11 @@ export class PaymentServiceModule {
           backend: options.backend,
           retry: options.retry ?? PAYMENT_SERVICE_RETRY,
           store: database?.messageStore(),
+          metrics,
         }),
+        OperationsModule.register(metrics),
       ],
-      controllers: [
-        OrderCreatedConsumer,
-        HealthController,
-        DeadLettersController,
-        PaymentsController,
-      ],
+      controllers: [OrderCreatedConsumer, DeadLettersController, PaymentsController],
       providers: [
         PaymentsService,
         ...(database ? [{ provide: Database, useFactory: () => database }] : []),

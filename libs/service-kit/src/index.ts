@@ -8,3 +8,4 @@ export {
   type ServiceEnvSpec,
 } from './service-config';
 export { Database, type DatabaseOptions } from './database';
+export { OperationsModule } from './operations.module';

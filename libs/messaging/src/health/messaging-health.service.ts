@@ -4,11 +4,29 @@ import type {
   BrokerBackend,
   ConsumerState,
 } from '../backend/broker-backend.interface';
-import { MESSAGING_BACKEND } from '../messaging.constants';
+import { MESSAGING_BACKEND, MESSAGING_OPTIONS } from '../messaging.constants';
+import {
+  DEFAULT_CONSUMER_GRACE_MS,
+  type ResolvedMessagingOptions,
+} from '../options/messaging-options';
+import { MessagingServer } from '../server/messaging.server';
 import { OutboxRelay, type OutboxState } from '../store/outbox-relay';
 
-/** How long a consumer may be away (a re-subscribe after a reconnect) before health says `down`. */
-export const CONSUMER_GRACE_MS = 5_000;
+/**
+ * How long a consumer may be away (a re-subscribe after a reconnect) before health says `down`, by
+ * default (`health.consumerGraceMs`).
+ */
+export const CONSUMER_GRACE_MS = DEFAULT_CONSUMER_GRACE_MS;
+
+/** One `@Consume` handler and whether its consumer is attached. */
+export interface HandlerHealth {
+  /** `Class.method` */
+  readonly handler: string;
+  readonly queue: string;
+  readonly attached: boolean;
+  /** Since when (epoch ms) it has had no consumer. */
+  readonly detachedSince?: number;
+}
 
 /** Broker connectivity and consumers, as a health endpoint reports them. */
 export interface MessagingHealth {
@@ -24,6 +42,8 @@ export interface MessagingHealth {
   readonly blocked?: boolean;
   /** Each subscription, when the backend reports them (`AmqpBackend` does). */
   readonly consumers?: readonly ConsumerState[];
+  /** Each handler of this app and its consumer, when the backend reports consumers. */
+  readonly handlers?: readonly HandlerHealth[];
   /**
    * The outbox relay, while messages wait in the outbox: how many and, while publishing them fails
    * (broker down, a topic nobody consumes), the last error. It does not change `status`: writes still commit, and the
@@ -39,25 +59,47 @@ export interface MessagingHealth {
  */
 @Injectable()
 export class MessagingHealthService {
+  private readonly consumerGraceMs: number;
+
   constructor(
     @Inject(MESSAGING_BACKEND) private readonly backend: BrokerBackend,
     @Optional() private readonly relay?: OutboxRelay,
-  ) {}
+    @Optional() @Inject(MESSAGING_OPTIONS) options?: ResolvedMessagingOptions,
+    @Optional() private readonly server?: MessagingServer,
+  ) {
+    this.consumerGraceMs = options?.health.consumerGraceMs ?? DEFAULT_CONSUMER_GRACE_MS;
+  }
 
   check(now: number = Date.now()): MessagingHealth {
     const connection = this.backend.status;
     const outbox = this.relay?.status;
     const consumers = this.backend.consumerStates?.();
     const gone = consumers?.some(
-      (c) => c.detachedSince !== undefined && now - c.detachedSince >= CONSUMER_GRACE_MS,
+      (c) => c.detachedSince !== undefined && now - c.detachedSince >= this.consumerGraceMs,
     );
+    const handlers = consumers && this.server ? handlersOf(this.server, consumers) : undefined;
     return {
       status: connection === 'connected' && !gone ? 'up' : 'down',
       backend: this.backend.name,
       connection,
       ...(this.backend.blocked !== undefined ? { blocked: this.backend.blocked } : {}),
       ...(consumers ? { consumers } : {}),
+      ...(handlers && handlers.length > 0 ? { handlers } : {}),
       ...(outbox && (outbox.pending > 0 || outbox.lastError) ? { outbox } : {}),
     };
   }
+}
+
+/** The server's handlers with the state of the consumer of their queue (none yet: not attached). */
+function handlersOf(server: MessagingServer, consumers: readonly ConsumerState[]): HandlerHealth[] {
+  const byQueue = new Map(consumers.map((c) => [c.queue, c]));
+  return server.handlers.map(({ handler, queue }) => {
+    const consumer = byQueue.get(queue);
+    return {
+      handler,
+      queue,
+      attached: consumer?.attached ?? false,
+      ...(consumer?.detachedSince !== undefined ? { detachedSince: consumer.detachedSince } : {}),
+    };
+  });
 }
