@@ -27,14 +27,16 @@ interface Span {
   end(): void;
 }
 type Context = object;
+interface Tracer {
+  startSpan(name: string, options: Record<string, unknown>, context?: Context): Span;
+}
+interface TracerProvider {
+  getDelegate?(): unknown;
+}
 interface OpenTelemetryApi {
   trace: {
-    getTracer(
-      name: string,
-      version?: string,
-    ): {
-      startSpan(name: string, options: Record<string, unknown>, context?: Context): Span;
-    };
+    getTracer(name: string, version?: string): Tracer;
+    getTracerProvider(): TracerProvider;
     getSpanContext(context: Context): SpanContext | undefined;
     setSpanContext(context: Context, spanContext: SpanContext): Context;
     setSpan(context: Context, span: Span): Context;
@@ -43,6 +45,7 @@ interface OpenTelemetryApi {
   context: { active(): Context; with<T>(context: Context, fn: () => T): T };
   createTraceState?(raw: string): { serialize(): string };
   ROOT_CONTEXT: Context;
+  ProxyTracerProvider: new () => TracerProvider;
   SpanKind: { PRODUCER: number; CONSUMER: number };
   SpanStatusCode: { ERROR: number };
 }
@@ -87,14 +90,32 @@ export interface TracedMessage {
  * child of the producer's span on every attempt, and the handler runs with it as active span.
  */
 export class MessagingTracer {
-  private readonly otel: OpenTelemetryApi | undefined;
+  private readonly api: OpenTelemetryApi | undefined;
+  private readonly tracer?: Tracer;
+  /** What the global provider delegates to while no SDK registered one: OpenTelemetry's no-op. */
+  private readonly noProvider: unknown;
 
   /** `system` names the broker in span attributes (`rabbitmq`); `spans: false` creates none. */
   constructor(
     private readonly system: string,
     spans = true,
   ) {
-    this.otel = spans ? loadOpenTelemetry() : undefined;
+    this.api = spans ? loadOpenTelemetry() : undefined;
+    if (this.api) {
+      this.tracer = this.api.trace.getTracer('nest-messaging');
+      this.noProvider = new this.api.ProxyTracerProvider().getDelegate?.();
+    }
+  }
+
+  /**
+   * OpenTelemetry, while a tracer provider is registered. Without one its no-op spans would cost a
+   * delivery several microseconds for nothing, so none is made.
+   */
+  private get otel(): OpenTelemetryApi | undefined {
+    const api = this.api;
+    if (!api) return undefined;
+    const delegate = api.trace.getTracerProvider().getDelegate?.();
+    return delegate === undefined || delegate !== this.noProvider ? api : undefined;
   }
 
   /** Starts the trace of one publish; `headers` are the message's own (a `traceparent` there wins). */
@@ -109,13 +130,11 @@ export class MessagingTracer {
         : handling
           ? otel.trace.setSpanContext(active, remoteSpanContext(otel, fromScope(handling)))
           : active;
-      const span = otel.trace
-        .getTracer('nest-messaging')
-        .startSpan(
-          `send ${destination(message)}`,
-          { kind: otel.SpanKind.PRODUCER, attributes: this.attributes(message, 'send') },
-          parent,
-        );
+      const span = (this.tracer as Tracer).startSpan(
+        `send ${destination(message)}`,
+        { kind: otel.SpanKind.PRODUCER, attributes: this.attributes(message, 'send') },
+        parent,
+      );
       if (span.isRecording()) {
         return {
           headers: headersOf(fromSpanContext(span.spanContext())),
@@ -151,7 +170,7 @@ export class MessagingTracer {
       const parent = remote
         ? otel.trace.setSpanContext(otel.ROOT_CONTEXT, remoteSpanContext(otel, remote))
         : otel.ROOT_CONTEXT;
-      const span = otel.trace.getTracer('nest-messaging').startSpan(
+      const span = (this.tracer as Tracer).startSpan(
         `process ${delivery.topic}`,
         {
           kind: otel.SpanKind.CONSUMER,
@@ -278,7 +297,8 @@ function headersOf(trace: TraceContext): MessageHeaders {
 
 function endSpan(otel: OpenTelemetryApi, span: Span, error: unknown): void {
   if (error !== undefined) {
-    const failure = error instanceof Error ? error : new Error(JSON.stringify(error) ?? 'undefined');
+    const failure =
+      error instanceof Error ? error : new Error(JSON.stringify(error) ?? 'undefined');
     span.recordException(failure);
     span.setStatus({ code: otel.SpanStatusCode.ERROR, message: failure.message });
   }
