@@ -11,6 +11,7 @@ import type {
   Settlement,
 } from '../backend/broker-backend.interface';
 import { isExpiredRequest, MessagingHeaders } from '../backend/message-headers';
+import { describeDelivery } from '../backend/describe-delivery';
 import { MessageCodec } from '../codec/message-codec';
 import { MessageContext } from '../context/message-context';
 import {
@@ -358,16 +359,6 @@ export class MessagingServer
       headers: { [MessagingHeaders.REPLY_ERROR]: failure.errorClass },
     };
   }
-}
-
-/**
- * A delivery as every log line about one message names it: id, topic, attempt and correlation id
- * (the trace id is in the headers, and in `currentMessage()` for the handler's own lines).
- */
-export function describeDelivery(delivery: Delivery): string {
-  const correlation =
-    delivery.correlationId !== undefined ? `, correlation ${delivery.correlationId}` : '';
-  return `message ${delivery.messageId} on '${delivery.topic}' (attempt ${delivery.attempt}${correlation})`;
 }
 
 /**

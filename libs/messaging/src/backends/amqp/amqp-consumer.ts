@@ -10,6 +10,7 @@ import type {
 import { reconnectDelay } from './amqp-backend.options';
 import { sanitizeError, type AmqpConnectionManager } from './amqp-connection';
 import { toDelivery } from './amqp-messages';
+import { describeDelivery } from '../../backend/describe-delivery';
 import { AckBatcher } from './amqp-acks';
 import { AmqpSettler, type AmqpSettlerContext } from './amqp-settler';
 import {
@@ -235,7 +236,12 @@ export class AmqpConsumer implements BackendSubscription {
     } catch (error) {
       // The core's handler never rejects; if it does, hand the message back (the delivery limit of a
       // quorum queue stops an endless loop).
-      this.ctx.hub.emitError(sanitizeError(error, `handler of '${this.spec.queue}' rejected`));
+      this.ctx.hub.emitError(
+        sanitizeError(
+          error,
+          `handler of '${this.spec.queue}' rejected ${describeDelivery(delivery)}`,
+        ),
+      );
       this.settleOnChannel(state, msg, 'requeue');
       return;
     }
@@ -260,7 +266,7 @@ export class AmqpConsumer implements BackendSubscription {
       this.ctx.hub.emitError(
         sanitizeError(
           error,
-          `could not ${settlement.action} a message of '${this.spec.queue}'; requeueing it in ${delayMs} ms`,
+          `could not ${settlement.action} ${describeDelivery(delivery)} of '${this.spec.queue}'; requeueing it in ${delayMs} ms`,
         ),
       );
       await this.hold(delayMs);
