@@ -70,6 +70,10 @@ describe('entry points', () => {
   it('/testing exports the helpers of tests', () => {
     expect(valuesOf(testing)).toEqual([
       'FAST_RETRY',
+      'MessagingTestKit',
+      'STUB_SERVICE',
+      'SettleTimeoutError',
+      'TestClock',
       'gate',
       'runExactlyOnceContract',
       'runStoreContract',

@@ -1,8 +1,23 @@
 /**
- * `nest-messaging/testing`: helpers for tests of apps that use the library. `waitFor` and `gate`
- * replace fixed sleeps; `useContractHarness` starts Nest apps on a backend and closes them after each
- * test (it registers Jest's `afterEach`). Needs `@nestjs/testing` (a dev dependency of your app).
+ * `nest-messaging/testing`: helpers for tests of apps that use the library. `MessagingTestKit` boots
+ * an app on its own in-memory broker and tells when everything a publish caused has settled, with
+ * the published messages, dead letters, a clock for backoff delays and request stubs; `waitFor` and
+ * `gate` replace fixed sleeps; `useContractHarness` starts Nest apps on a backend and closes them
+ * after each test (it registers Jest's `afterEach`). Needs `@nestjs/testing` (a dev dependency of
+ * your app).
  */
+export {
+  MessagingTestKit,
+  SettleTimeoutError,
+  type DecodedDeadLetter,
+  type MessagingTestKitOptions,
+  type PublishedMessage,
+  type TestKitContext,
+  type TestKitMetadata,
+} from './messaging-test-kit';
+export type { MessagingTestClock } from './kit-clock';
+export { TestClock } from './test-clock';
+export { STUB_SERVICE, type StubbedMessage, type StubHandler } from './topic-stubs';
 export { gate, waitFor } from './wait-for';
 export {
   FAST_RETRY,

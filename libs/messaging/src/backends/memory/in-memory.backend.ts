@@ -81,7 +81,7 @@ export class InMemoryBackend implements BrokerBackend {
     if (message.delayMs !== undefined && message.delayMs > 0) {
       if (options.mandatory && this.broker.countRoutes(message) === 0)
         return Promise.reject(unroutable(message));
-      setTimeout(() => this.broker.route(message), message.delayMs).unref();
+      this.broker.routeLater(message, message.delayMs);
       return PUBLISHED;
     }
     if (this.broker.route(message) === 0 && options.mandatory)

@@ -1,9 +1,19 @@
-/** What the in-memory broker adds to the contract suite: flow control and yielding to the event loop. */
+/**
+ * What the in-memory broker adds to the contract suite: flow control, yielding to the event loop, its
+ * delay scheduler and telling when it is idle.
+ */
 import type { OutgoingMessage, Settlement } from '../../backend/broker-backend.interface';
+import { TestClock } from '../../testing/test-clock';
 import { gate, waitFor } from '../../testing/wait-for';
 import { InMemoryBroker, type MemoryConsumer } from './in-memory.broker';
 
 const ACK: Settlement = { action: 'ack' };
+const FAILURE = {
+  reason: 'handler-error',
+  message: 'boom',
+  errorClass: 'Error',
+  at: new Date(0),
+} as const;
 
 function message(i: number): OutgoingMessage {
   return {
@@ -83,5 +93,72 @@ describe('InMemoryBroker', () => {
     // The timer did not wait for the whole burst (about 250 ms of handler time).
     expect(handledWhenTimerRan).toBeGreaterThanOrEqual(0);
     expect(handledWhenTimerRan).toBeLessThan(5_000);
+  });
+
+  it('holds retries on its scheduler and tells when it is idle, with or without them', async () => {
+    const clock = new TestClock();
+    const broker = new InMemoryBroker({ scheduler: clock });
+    const release = gate();
+    const attempts: number[] = [];
+    broker.declareQueue('s.q', ['fc.t']);
+    broker.addConsumer(
+      's.q',
+      consumer(async (delivery) => {
+        attempts.push(delivery.attempt);
+        await release.promise;
+        return delivery.attempt < 2
+          ? { action: 'retry', delayMs: 5_000, failure: FAILURE }
+          : { action: 'dead-letter', failure: FAILURE };
+      }, 1),
+    );
+    broker.route(message(1));
+    let idle = false;
+    let idleWithDelays = false;
+    void broker.whenIdle({ includeDelayed: false }).then(() => (idle = true));
+    void broker.whenIdle().then(() => (idleWithDelays = true));
+    await new Promise((resolve) => setImmediate(resolve));
+    expect(broker.work()).toEqual({
+      inFlight: 1,
+      delayed: 0,
+      queues: [{ queue: 's.q', ready: 0, inFlight: 1 }],
+    });
+    expect(idle).toBe(false);
+
+    release.open();
+    await broker.whenIdle({ includeDelayed: false });
+    expect(idle).toBe(true);
+    expect(idleWithDelays).toBe(false); // the retry waits for the clock
+    expect(broker.work()).toEqual({ inFlight: 0, delayed: 1, queues: [] });
+
+    clock.advance(5_000);
+    await broker.whenIdle();
+    expect(idleWithDelays).toBe(true);
+    expect(attempts).toEqual([1, 2]);
+    expect(broker.listDeadLetters('s')).toHaveLength(1);
+  });
+
+  it('is idle with messages left in a queue nobody consumes', async () => {
+    const broker = new InMemoryBroker();
+    broker.declareQueue('s.orphan', ['fc.t']);
+    broker.route(message(1));
+    await broker.whenIdle();
+    expect(broker.work().queues).toEqual([]);
+  });
+
+  it('gives up a wait when its signal aborts', async () => {
+    const broker = new InMemoryBroker();
+    const stuck = gate();
+    broker.declareQueue('s.q', ['fc.t']);
+    broker.addConsumer(
+      's.q',
+      consumer(() => stuck.promise.then(() => ACK), 1),
+    );
+    broker.route(message(1));
+    const controller = new AbortController();
+    const waiting = broker.whenIdle({ signal: controller.signal });
+    controller.abort(new Error('gave up'));
+    await expect(waiting).rejects.toThrow('gave up');
+    stuck.open();
+    await broker.whenIdle();
   });
 });

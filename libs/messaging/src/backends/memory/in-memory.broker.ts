@@ -1,58 +1,33 @@
 import type {
   DeadLetter,
   Delivery,
-  DeliveryHandler,
   IncomingReply,
   OutgoingMessage,
   OutgoingReply,
   Settlement,
 } from '../../backend/broker-backend.interface';
-import {
-  deadLetterHeaders,
-  readDeadLetter,
-  replayHeaders,
-  retryHeaders,
-  type StoredMessage,
-} from '../../backend/message-headers';
+import { deadLetterHeaders, replayHeaders, retryHeaders } from '../../backend/message-headers';
 import { topicMatches } from '../../backend/topic-matcher';
+import { checkOptionsObject } from '../../errors/config-checks';
 import { describeFailure } from '../../errors/failure';
 import { MessageFifo } from '../../backend/message-fifo';
+import {
+  BrokerActivity,
+  type BrokerWork,
+  type IdleOptions,
+  type QueueWork,
+} from './broker-activity';
+import { type DelayScheduler, resolveScheduler } from './delay-scheduler';
+import { MemoryDeadLetters } from './memory-dead-letters';
+import {
+  hasActiveConsumer,
+  type MemoryConsumer,
+  type MemoryQueue,
+  type QueuedMessage,
+  queuedCopy,
+} from './memory-queue';
 
-/** A message waiting in a queue: what was published, and the headers of this copy. */
-interface QueuedMessage {
-  readonly message: OutgoingMessage;
-  /** The topic it was routed by (the queue name for a direct send). */
-  readonly routedBy: string;
-  /** Its original topic and attempt, as the library recorded them (never read from its headers). */
-  readonly topic: string;
-  readonly attempt: number;
-  readonly headers: Readonly<Record<string, unknown>>;
-  readonly redelivered: boolean;
-  readonly replyTo?: string;
-}
-
-/** A consumer of a queue: one subscription of one backend. */
-export interface MemoryConsumer {
-  /** The consumer's service, whose dead-letter list gets its failures. */
-  readonly service: string;
-  readonly handler: DeliveryHandler;
-  readonly concurrency: number;
-  inFlight: number;
-  active: boolean;
-  /** Deliveries handed out and not yet settled, so a closing backend can give them back. */
-  readonly unsettled: Set<QueuedMessage>;
-}
-
-interface MemoryQueue {
-  readonly name: string;
-  readonly bindings: Set<string>;
-  readonly messages: MessageFifo<QueuedMessage>;
-  readonly consumers: MemoryConsumer[];
-  next: number;
-  scheduled: boolean;
-  /** Publishers waiting for this queue to drain (flow control), while it is over `HIGH_WATER`. */
-  gate?: { readonly promise: Promise<void>; open(): void };
-}
+export type { MemoryConsumer } from './memory-queue';
 
 /** Ready messages in a consumed queue above which its publishers wait (flow control). */
 const HIGH_WATER = 1_000;
@@ -61,21 +36,37 @@ const LOW_WATER = 500;
 /** Longest stretch of deliveries made as microtasks before the broker yields to the event loop. */
 const MAX_BUSY_MS = 50;
 
+/** Options of `InMemoryBroker`. */
+export interface InMemoryBrokerOptions {
+  /**
+   * What holds retries and delayed publishes until they are due: a test passes a clock it moves
+   * itself (`TestClock` of `nest-messaging/testing`). @default the process's timers, unref'd
+   */
+  scheduler?: DelayScheduler;
+}
+
 /**
  * The state of an in-process broker: queues with topic bindings, competing consumers, delayed
  * redelivery, dead-letter lists per service and reply routing. Backends that share one broker talk
  * to each other, like processes sharing a RabbitMQ. Nothing survives the process (see the README).
+ * Delays run on its `scheduler`, and `whenIdle()` tells a test when it has nothing left to do.
  */
 export class InMemoryBroker {
   private static shared?: InMemoryBroker;
   private readonly queues = new Map<string, MemoryQueue>();
   /** The queues each topic routes to, computed on first use and forgotten when a binding changes. */
   private readonly routes = new Map<string, MemoryQueue[]>();
-  /** Dead letters per service, kept as AMQP keeps them: body, properties and stamped headers. */
-  private readonly deadLetters = new Map<string, StoredMessage[]>();
+  private readonly deadLetters = new MemoryDeadLetters();
   private readonly replyWaiters = new Map<string, (reply: IncomingReply) => void>();
   /** When the current stretch of microtask dispatches began (reset on each turn of the event loop). */
   private busySince?: number;
+  private readonly activity: BrokerActivity;
+
+  constructor(options: InMemoryBrokerOptions = {}) {
+    checkOptionsObject(options, ['scheduler'], 'new InMemoryBroker()');
+    const scheduler = resolveScheduler(options.scheduler, 'new InMemoryBroker()');
+    this.activity = new BrokerActivity(scheduler, () => this.hasReadyWork());
+  }
 
   /** The process-wide broker that `new InMemoryBackend()` connects to by default. */
   static get default(): InMemoryBroker {
@@ -158,6 +149,11 @@ export class InMemoryBroker {
     return queues.length;
   }
 
+  /** Routes `message` once `delayMs` passed (a delayed publish), on the broker's scheduler. */
+  routeLater(message: OutgoingMessage, delayMs: number): void {
+    this.activity.delay(delayMs, () => this.route(message));
+  }
+
   addConsumer(queueName: string, consumer: MemoryConsumer): void {
     const queue = this.queues.get(queueName) as MemoryQueue;
     queue.consumers.push(consumer);
@@ -170,6 +166,8 @@ export class InMemoryBroker {
     consumer.active = false;
     const index = queue.consumers.indexOf(consumer);
     if (index >= 0) queue.consumers.splice(index, 1);
+    // What its queue still holds may have no consumer left to move it.
+    this.activity.changed();
   }
 
   /** Puts deliveries a consumer never settled back at the head of their queue, marked redelivered. */
@@ -190,22 +188,17 @@ export class InMemoryBroker {
 
   /** The dead letters of `service` from index `from` up to (not including) `to`, oldest first. */
   listDeadLetters(service: string, from = 0, to = Infinity): DeadLetter[] {
-    return (this.deadLetters.get(service) ?? [])
-      .slice(from, to)
-      .map((stored) => readDeadLetter(stored) as DeadLetter);
+    return this.deadLetters.list(service, from, to);
   }
 
   /** Removes dead letters matching `select` and sends each back to its queue as a first attempt. */
   replayDeadLetters(service: string, select: (letter: DeadLetter) => boolean): number {
-    const kept: StoredMessage[] = [];
-    let replayed = 0;
-    for (const stored of this.deadLetters.get(service) ?? []) {
-      const letter = readDeadLetter(stored) as DeadLetter;
-      const queue = this.queues.get(letter.queue);
-      if (!select(letter) || !queue) {
-        kept.push(stored);
-        continue;
-      }
+    const taken = this.deadLetters.take(
+      service,
+      (letter) => this.queues.has(letter.queue) && select(letter),
+    );
+    for (const letter of taken) {
+      const queue = this.queues.get(letter.queue) as MemoryQueue;
       const message: OutgoingMessage = {
         queue: letter.queue,
         body: letter.body,
@@ -216,16 +209,40 @@ export class InMemoryBroker {
         timestamp: Date.now(),
       };
       this.enqueue(queue, { ...queuedCopy(message, letter.queue), topic: letter.topic });
-      replayed++;
     }
-    this.deadLetters.set(service, kept);
-    return replayed;
+    return taken.length;
   }
 
   purgeDeadLetters(service: string): number {
-    const count = this.deadLetters.get(service)?.length ?? 0;
-    this.deadLetters.delete(service);
-    return count;
+    return this.deadLetters.purge(service);
+  }
+
+  /**
+   * Resolves once the broker has nothing left to do: no delivery in flight, no message ready in a
+   * queue that has a consumer and, unless `includeDelayed` is false, no retry or delayed publish
+   * waiting for its time. Told by the broker as work ends, never polled. For tests
+   * (`MessagingTestKit.settled()` of `nest-messaging/testing`).
+   */
+  whenIdle(options?: IdleOptions): Promise<void> {
+    return this.activity.whenIdle(options);
+  }
+
+  /** What the broker has in hand now: what a test that waited too long reports. */
+  work(): BrokerWork {
+    const queues: QueueWork[] = [];
+    for (const queue of this.queues.values()) {
+      const inFlight = queue.consumers.reduce((sum, consumer) => sum + consumer.inFlight, 0);
+      const ready = hasActiveConsumer(queue) ? queue.messages.size : 0;
+      if (inFlight > 0 || ready > 0) queues.push({ queue: queue.name, ready, inFlight });
+    }
+    return { inFlight: this.activity.inFlight, delayed: this.activity.delayed, queues };
+  }
+
+  private hasReadyWork(): boolean {
+    for (const queue of this.queues.values()) {
+      if (queue.messages.size > 0 && hasActiveConsumer(queue)) return true;
+    }
+    return false;
   }
 
   private routesOf(topic: string): MemoryQueue[] {
@@ -310,12 +327,14 @@ export class InMemoryBroker {
     };
     consumer.inFlight++;
     consumer.unsettled.add(queued);
+    this.activity.delivered();
     const settled = (settlement: Settlement): void => {
       consumer.inFlight--;
       // A consumer that closed meanwhile already gave the message back: its settlement is stale.
       if (consumer.unsettled.delete(queued))
         this.settle(queue, consumer, queued, delivery, settlement);
       this.schedule(queue);
+      this.activity.settled();
     };
     consumer.handler(delivery).then(settled, (error: unknown) =>
       // The core never rejects; if a handler does, keep the message rather than loop on it.
@@ -343,18 +362,16 @@ export class InMemoryBroker {
         attempt: delivery.attempt + 1,
         redelivered: false,
       };
-      // Held by an unref'd timer: a pending retry never keeps the process alive.
-      setTimeout(() => this.enqueue(queue, retry), settlement.delayMs).unref();
+      // On the scheduler (unref'd timers by default: a pending retry never keeps the process alive).
+      this.activity.delay(settlement.delayMs, () => this.enqueue(queue, retry));
     } else if (settlement.action === 'dead-letter') {
-      const list = this.deadLetters.get(consumer.service) ?? [];
-      list.push({
+      this.deadLetters.add(consumer.service, {
         body: delivery.body,
         headers: deadLetterHeaders(delivery, settlement.failure),
         messageId: delivery.messageId,
         correlationId: delivery.correlationId,
         contentType: delivery.contentType,
       });
-      this.deadLetters.set(consumer.service, list);
     }
   }
 
@@ -365,17 +382,4 @@ export class InMemoryBroker {
       contentType: reply.contentType,
     });
   }
-}
-
-/** A copy of `message` for one queue, as its first delivery. */
-function queuedCopy(message: OutgoingMessage, routedBy: string, replyTo?: string): QueuedMessage {
-  return {
-    message,
-    routedBy,
-    topic: routedBy,
-    attempt: 1,
-    headers: message.headers,
-    redelivered: false,
-    replyTo,
-  };
 }
