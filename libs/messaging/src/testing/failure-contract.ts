@@ -44,8 +44,9 @@ export function describeFailureContract(h: ContractHarness): void {
     await publisherOf(app).publish({ topic }, { n: 1 });
     await waitFor(() => calls.length === 3);
     expect(calls.map((c) => c.attempt)).toEqual([1, 2, 3]);
-    expect(calls[1].at - calls[0].at).toBeGreaterThanOrEqual(100);
-    expect(calls[2].at - calls[1].at).toBeGreaterThanOrEqual(200);
+    // Date.now() may read 1 ms short of a timer's delay (it truncates; timers round).
+    expect(calls[1].at - calls[0].at).toBeGreaterThanOrEqual(99);
+    expect(calls[2].at - calls[1].at).toBeGreaterThanOrEqual(199);
     expect(await app.get(DeadLetterService).list()).toEqual([]);
   });
 
