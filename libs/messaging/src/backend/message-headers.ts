@@ -70,7 +70,8 @@ const FAILURE_HEADERS: readonly string[] = [
   'x-messaging-dead-letter-attempts',
 ];
 
-const FAILURE_REASONS: readonly FailureReason[] = [
+/** Every `FailureReason`: what a dead letter's reason header may say. */
+export const FAILURE_REASONS: readonly FailureReason[] = [
   'handler-error',
   'max-attempts',
   'unrecoverable',

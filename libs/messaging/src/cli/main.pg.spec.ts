@@ -4,6 +4,7 @@ import {
   TEST_DATABASE_URL,
   uniqueSchema,
 } from '../testing/postgres.fixture';
+import { captureIo } from './cli.fixture';
 import { main } from './main';
 
 describe('nest-messaging migrate', () => {
@@ -11,16 +12,15 @@ describe('nest-messaging migrate', () => {
   afterAll(() => dropSchema(schema));
 
   it('prints the SQL, creates the tables, and can run again', async () => {
-    const lines: string[] = [];
-    expect(await main(['migrate', '--print', '--schema', schema], (l) => lines.push(l))).toBe(0);
-    expect(lines.join('\n')).toContain(`CREATE TABLE IF NOT EXISTS "${schema}".messaging_outbox`);
+    const printed = captureIo();
+    expect(await main(['migrate', '--print', '--schema', schema], printed.io)).toBe(0);
+    expect(printed.stdout()).toContain(`CREATE TABLE IF NOT EXISTS "${schema}".messaging_outbox`);
     for (let run = 0; run < 2; run++) {
+      const { io, out } = captureIo();
       expect(
-        await main(
-          ['migrate', '--database-url', TEST_DATABASE_URL, '--schema', schema],
-          () => undefined,
-        ),
+        await main(['migrate', '--database-url', TEST_DATABASE_URL, '--schema', schema], io),
       ).toBe(0);
+      expect(out).toEqual([`Inbox and outbox tables are in schema '${schema}'.`]);
     }
     const tables = await sqlOnTestDatabase(
       `SELECT table_name FROM information_schema.tables WHERE table_schema = $1 ORDER BY 1`,
@@ -30,18 +30,15 @@ describe('nest-messaging migrate', () => {
   });
 
   it('says how to fix a bad call', async () => {
-    const lines: string[] = [];
-    const saved = process.env.DATABASE_URL;
-    delete process.env.DATABASE_URL;
-    try {
-      expect(await main(['migrate'], (l) => lines.push(l))).toBe(2);
-    } finally {
-      if (saved !== undefined) process.env.DATABASE_URL = saved;
-    }
-    expect(lines[0]).toMatch(/--database-url/);
-    expect(await main(['migrat'], (l) => lines.push(l))).toBe(2);
-    await expect(
-      main(['migrate', '--schema', 'bad name', '--print'], () => undefined),
-    ).rejects.toThrow(/plain identifier/);
+    const noUrl = captureIo();
+    expect(await main(['migrate'], noUrl.io, { env: {} })).toBe(2);
+    expect(noUrl.err[0]).toMatch(/--database-url/);
+    const typo = captureIo();
+    expect(await main(['migrat'], typo.io)).toBe(2);
+    expect(typo.err.join('\n')).toMatch(/unknown command 'migrat'[\s\S]*migrate/);
+    const badSchema = captureIo();
+    expect(await main(['migrate', '--schema', 'bad name', '--print'], badSchema.io)).toBe(2);
+    expect(badSchema.err.join('\n')).toMatch(/plain identifier/);
+    expect(badSchema.out).toEqual([]);
   });
 });

@@ -2,71 +2,96 @@
 /**
  * `npx nest-messaging <command>`: the library's command line.
  *
- * | command                                   | does                                                   |
- * | ----------------------------------------- | ------------------------------------------------------ |
- * | `migrate --print [--schema S]`            | prints the SQL of the inbox and outbox tables          |
- * | `migrate --database-url URL [--schema S]` | creates them (idempotent); `DATABASE_URL` by default   |
+ * | command                                      | does                                                |
+ * | -------------------------------------------- | --------------------------------------------------- |
+ * | `migrate --print [--schema S]`               | prints the SQL of the inbox and outbox tables       |
+ * | `migrate --database-url URL [--schema S]`    | creates them (idempotent); `DATABASE_URL` by default |
+ * | `dlq list --service S [filters] [--group-by error]` | a page of dead letters, or one line per error |
+ * | `dlq show --service S <id>`                  | one dead letter in full, its payload decoded        |
+ * | `dlq replay --service S <id...> \| --all \| filters` | sends them back to their queues              |
+ * | `dlq purge --service S [--yes]`              | deletes every dead letter, after a confirmation     |
+ *
+ * `--json` on every dlq command prints one JSON document. Exit codes: 0 done, 1 failed, 2 usage
+ * error. `pg` is loaded only by `migrate`, `amqplib` only by `dlq`.
  */
-import { parseArgs } from 'node:util';
-import { PostgresMessageStore } from '../store/postgres/postgres.store';
-import { DEFAULT_SCHEMA, postgresMigrationSql } from '../store/postgres/postgres-schema';
+import { Command, CommanderError } from 'commander';
+import { redactCredentials } from '../backends/amqp/amqp-backend.options';
+import { MessagingConfigError } from '../errors/messaging.errors';
+import { CliUsageError, EXIT, processIo, type CliIo } from './cli-io';
+import { registerDlqCommand, type DlqDependencies } from './dlq.command';
+import { registerMigrateCommand } from './migrate.command';
 
-const USAGE = `Usage:
-  nest-messaging migrate --print [--schema messaging]
-  nest-messaging migrate [--database-url postgres://user@host:5432/db] [--schema messaging]
-      Creates the inbox and outbox tables (idempotent). The URL defaults to $DATABASE_URL.`;
+/** What {@link main} runs with besides its arguments; the defaults are the process's. */
+export interface CliDependencies extends DlqDependencies {
+  /** @default process.env */
+  readonly env?: NodeJS.ProcessEnv;
+}
 
-export async function main(argv: string[], out: (line: string) => void): Promise<number> {
-  const [command, ...rest] = argv;
-  if (command !== 'migrate') {
-    out(
-      command === undefined || command === '--help'
-        ? USAGE
-        : `Unknown command '${command}'.\n${USAGE}`,
-    );
-    return command === undefined || command === '--help' ? 0 : 2;
+/** Commander's own outcomes that are not errors. */
+const HELP_SHOWN = new Set(['commander.helpDisplayed', 'commander.version']);
+
+/**
+ * Runs the command line `argv` (without `node` and the script) and resolves with its exit code. It
+ * never throws and never exits the process: errors are printed to `io.err` (one line, no stack).
+ */
+export async function main(
+  argv: readonly string[],
+  io: CliIo,
+  dependencies: CliDependencies = {},
+): Promise<number> {
+  let code: number = EXIT.ok;
+  const context = {
+    io,
+    env: dependencies.env ?? process.env,
+    exit: (c: number) => (code = c),
+  };
+  const program = new Command('nest-messaging')
+    .description('The command line of nest-messaging: database migration, dead letters.')
+    .version(packageVersion(), '-V, --version')
+    .exitOverride()
+    .configureOutput({
+      writeOut: (text) => io.out(text.replace(/\n$/, '')),
+      writeErr: (text) => io.err(text.replace(/\n$/, '')),
+    })
+    .showHelpAfterError('(add --help for usage)');
+  registerMigrateCommand(program, context);
+  registerDlqCommand(program, context, dependencies);
+  if (argv.length === 0) {
+    program.outputHelp();
+    return EXIT.ok;
   }
-  const { values } = parseArgs({
-    args: rest,
-    options: {
-      print: { type: 'boolean', default: false },
-      schema: { type: 'string', default: DEFAULT_SCHEMA },
-      'database-url': { type: 'string' },
-      help: { type: 'boolean', default: false },
-    },
-    strict: true,
-  });
-  if (values.help) {
-    out(USAGE);
-    return 0;
-  }
-  if (values.print) {
-    out(postgresMigrationSql(values.schema));
-    return 0;
-  }
-  const url = values['database-url'] ?? process.env.DATABASE_URL;
-  if (!url) {
-    out(
-      `No database: pass --database-url postgres://... or set DATABASE_URL (or --print for the SQL).`,
-    );
-    return 2;
-  }
-  const store = new PostgresMessageStore({ connectionString: url, schema: values.schema });
   try {
-    await store.migrate();
-    out(`Inbox and outbox tables are in schema '${values.schema}'.`);
-    return 0;
-  } finally {
-    await store.close();
+    await program.parseAsync([...argv], { from: 'user' });
+    return code;
+  } catch (error) {
+    return failed(error, io);
   }
 }
 
+/** The version of the package: its package.json is two folders up, from `src/cli` as from `dist/cli`. */
+function packageVersion(): string {
+  // eslint-disable-next-line @typescript-eslint/no-require-imports
+  return (require('../../package.json') as { version: string }).version;
+}
+
+/** The exit code of an error, which is printed unless commander printed it already. */
+function failed(error: unknown, io: CliIo): number {
+  if (error instanceof CommanderError) {
+    // Commander printed it (or the help); a command group without its subcommand is a usage error.
+    return HELP_SHOWN.has(error.code) ? EXIT.ok : EXIT.usage;
+  }
+  const message = redactCredentials(error instanceof Error ? error.message : String(error));
+  io.err(`error: ${message}`);
+  return error instanceof CliUsageError || error instanceof MessagingConfigError
+    ? EXIT.usage
+    : EXIT.failure;
+}
+
 if (require.main === module) {
-  main(process.argv.slice(2), (line) => process.stdout.write(`${line}\n`)).then(
-    (code) => (process.exitCode = code),
-    (error: unknown) => {
-      process.stderr.write(`${error instanceof Error ? error.message : String(error)}\n`);
-      process.exitCode = 1;
-    },
-  );
+  process.stdout.on('error', (error: NodeJS.ErrnoException) => {
+    // `nest-messaging dlq list ... | head`: the reader is gone, which is not a failure.
+    if (error.code === 'EPIPE') process.exit(process.exitCode ?? EXIT.ok);
+    throw error;
+  });
+  void main(process.argv.slice(2), processIo()).then((code) => (process.exitCode = code));
 }
