@@ -9,6 +9,9 @@ import {
 } from '../libs/messaging/src/testing/rabbitmq.fixture';
 import { type SampleServices, startSampleServices } from './support/sample-services';
 import { builtMain, ensureBuilt, freePort, ServiceProcess } from './support/service-process';
+import * as amqplib from 'amqplib';
+import { main as cli } from '../libs/messaging/src/cli/main';
+import { captureIo } from '../libs/messaging/src/cli/cli.fixture';
 
 /**
  * order-service and payment-service against a real RabbitMQ (SPEC section 4): the card-token flows
@@ -146,4 +149,95 @@ describe('order-service + payment-service as OS processes (RabbitMQ)', () => {
       expect(child.log).not.toMatch(/\bERROR\b/);
     }
   }, 60_000);
+
+  it('operations: /metrics counts the card tokens, the dead-letter CLI replays tok_broken, /health follows the payment consumer', async () => {
+    const vars = await env();
+    const orders = `http://127.0.0.1:${vars.ORDER_PORT}`;
+    const payments = `http://127.0.0.1:${vars.PAYMENT_PORT}`;
+    const orderService = start('order-service', vars);
+    const paymentService = start('payment-service', vars);
+    await Promise.all([
+      ready(orderService, `${orders}/orders/none`, 404),
+      ready(paymentService, `${payments}/health`, 200),
+    ]);
+    const metric = async (line: RegExp): Promise<number> => {
+      const text = await (await fetch(`${payments}/metrics`)).text();
+      return Number(line.exec(text)?.[1] ?? 0);
+    };
+    const handler = 'handler="OrderCreatedConsumer.onOrderCreated",topic="order.created"';
+    const acked = new RegExp(`messaging_consumed_total\\{${handler},outcome="ack"\\} (\\d+)`);
+    const deadLettered = new RegExp(
+      `messaging_consumed_total\\{${handler},outcome="dead-letter"\\} (\\d+)`,
+    );
+    expect(await metric(acked)).toBe(0);
+
+    for (const cardToken of ['tok_ok', 'tok_flaky', 'tok_declined', 'tok_broken']) {
+      const res = await fetch(`${orders}/orders`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify({ customerId: 'c-ops', amount: 10, cardToken }),
+      });
+      expect(res.status).toBe(201);
+    }
+    await waitFor(async () => (await metric(acked)) === 3 && (await metric(deadLettered)) === 1, {
+      timeoutMs: 15_000,
+      message: 'three orders handled and tok_broken dead-lettered, counted on /metrics',
+    });
+    expect(await metric(/messaging_retried_total\{[^}]*\} (\d+)/)).toBeGreaterThanOrEqual(2);
+
+    // The dead-letter CLI, as an operator runs it (in process here: main() of the bin).
+    const service = vars.PAYMENT_SERVICE_NAME;
+    const dlq = async (...args: string[]) => {
+      const captured = captureIo();
+      const code = await cli(
+        ['dlq', ...args, '--service', service, '--exchange', exchange],
+        captured.io,
+      );
+      return { code, out: captured.stdout(), err: captured.err.join('\n') };
+    };
+    const table = await dlq('list');
+    expect(table.code).toBe(0);
+    expect(table.out).toMatch(/order\.created\s+max-attempts.*tok_broken/);
+    const listed = JSON.parse((await dlq('list', '--json')).out) as {
+      letters: { id: string; payload: { cardToken: string } }[];
+    };
+    expect(listed.letters.map((l) => l.payload.cardToken)).toEqual(['tok_broken']);
+    const replayed = await dlq('replay', listed.letters[0].id, '--json');
+    expect({ code: replayed.code, body: JSON.parse(replayed.out) }).toMatchObject({
+      code: 0,
+      body: { replayed: 1, failed: [] },
+    });
+    // tok_broken still fails: it is retried and dead-lettered again, a second time on the counter.
+    await waitFor(async () => (await metric(deadLettered)) === 2, { timeoutMs: 15_000 });
+
+    // The payment consumer gone: its queue deleted and taken by another connection's exclusive
+    // queue, so the service cannot subscribe again. /health turns 503 after the grace (5 s), and
+    // 200 once the queue is free again.
+    const queue = `${service}.order.created`;
+    const conn = await amqplib.connect(BROKER_URL);
+    try {
+      const ch = await conn.createChannel();
+      await ch.deleteQueue(queue);
+      await ch.assertQueue(queue, { exclusive: true });
+      await waitFor(async () => (await fetch(`${payments}/health`)).status === 503, {
+        timeoutMs: 15_000,
+        message: '/health down while the payment consumer is gone',
+      });
+      const down = (await (await fetch(`${payments}/health`)).json()) as {
+        error: { messaging: { handlers: { handler: string; attached: boolean }[] } };
+      };
+      expect(down.error.messaging.handlers).toEqual([
+        expect.objectContaining({
+          handler: 'OrderCreatedConsumer.onOrderCreated',
+          attached: false,
+        }),
+      ]);
+    } finally {
+      await conn.close();
+    }
+    await waitFor(async () => (await fetch(`${payments}/health`)).status === 200, {
+      timeoutMs: 30_000,
+      message: '/health up again once the consumer is back',
+    });
+  }, 90_000);
 });

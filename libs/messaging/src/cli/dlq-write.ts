@@ -21,8 +21,8 @@ export interface ReplayFailure {
   readonly error: string;
 }
 
-/** Replays of at least this many letters draw a progress bar (on a terminal, without `--json`). */
-export const PROGRESS_BAR_MIN = 10;
+/** Every replay draws a progress bar on a terminal (not with `--json`, not into a pipe). */
+export const PROGRESS_BAR_MIN = 1;
 
 /**
  * `dlq replay`: sends the selected dead letters back to the queues they failed on, as first
@@ -134,7 +134,7 @@ function report(run: DlqRun, outcome: ReplayOutcome): void {
   for (const error of outcome.errors ?? []) io.err(`error: ${error}`);
 }
 
-/** A bar on the terminal for a long replay; none without a terminal, with `--json` or for a few. */
+/** A bar on the terminal for a replay; none without a terminal or with `--json`. */
 function progressBar(run: DlqRun, total: number): SingleBar | undefined {
   if (!run.io.progress || run.json || total < PROGRESS_BAR_MIN) return undefined;
   const bar = new SingleBar(

@@ -77,7 +77,7 @@ export class MessagingServer
     private readonly tracer: MessagingTracer,
   ) {
     super();
-    this.inbox = new Inbox(store, backend, options.service, options.inbox.ttlMs);
+    this.inbox = new Inbox(store, backend, options.service, options.inbox.ttlMs, instruments);
     this._status$.next(backend.status);
     this.detachStatus = backend.on('status', (status) => this._status$.next(status));
   }

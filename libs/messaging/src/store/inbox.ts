@@ -1,6 +1,7 @@
 import type { BrokerBackend } from '../backend/broker-backend.interface';
 import type { MessageStore } from './message-store';
 import { inStoreTransaction } from './transactions';
+import type { MessagingInstruments } from '../observability/messaging-metrics';
 
 /** What {@link Inbox.once} did: ran the work, or skipped a message handled before. */
 export type InboxOutcome<T> =
@@ -18,13 +19,19 @@ export class Inbox {
     private readonly backend: BrokerBackend,
     private readonly service: string,
     private readonly ttlMs: number,
+    private readonly instruments?: MessagingInstruments,
   ) {}
 
   once<T>(route: string, messageId: string, work: () => Promise<T>): Promise<InboxOutcome<T>> {
-    return inStoreTransaction(this.store, this.backend, async (tx): Promise<InboxOutcome<T>> => {
-      const claimed = await tx.claim({ service: this.service, route, messageId }, this.ttlMs);
-      if (!claimed) return { duplicate: true };
-      return { duplicate: false, result: await work() };
-    });
+    return inStoreTransaction(
+      this.store,
+      this.backend,
+      async (tx): Promise<InboxOutcome<T>> => {
+        const claimed = await tx.claim({ service: this.service, route, messageId }, this.ttlMs);
+        if (!claimed) return { duplicate: true };
+        return { duplicate: false, result: await work() };
+      },
+      this.instruments,
+    );
   }
 }

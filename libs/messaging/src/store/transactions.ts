@@ -1,8 +1,9 @@
 import { AsyncLocalStorage } from 'node:async_hooks';
-import { Inject, Injectable } from '@nestjs/common';
+import { Inject, Injectable, Optional } from '@nestjs/common';
 import type { BrokerBackend } from '../backend/broker-backend.interface';
 import { MessagingConfigError } from '../errors/messaging.errors';
 import { MESSAGING_BACKEND, MESSAGING_STORE } from '../messaging.constants';
+import { MessagingInstruments } from '../observability/messaging-metrics';
 import {
   type MessageStore,
   type OutboxMessage,
@@ -80,6 +81,7 @@ export function inStoreTransaction<T>(
   store: MessageStore,
   backend: BrokerBackend,
   work: (tx: StoreTransaction) => Promise<T>,
+  instruments?: MessagingInstruments,
 ): Promise<T> {
   return store.transaction(async (tx) => {
     if (store.durable) return inScope(tx, work);
@@ -92,7 +94,14 @@ export function inStoreTransaction<T>(
     const result = await inScope(staging, work);
     const now = Date.now();
     for (const message of staged) {
-      await backend.publish(outgoingOf(message, now), { mandatory: message.mandatory });
+      const destination = (message.topic ?? message.queue) as string;
+      try {
+        await backend.publish(outgoingOf(message, now), { mandatory: message.mandatory });
+      } catch (error) {
+        instruments?.rejected(destination, error);
+        throw error;
+      }
+      instruments?.confirmed(destination);
     }
     return result;
   });
@@ -117,6 +126,7 @@ export class MessagingTransactions {
   constructor(
     @Inject(MESSAGING_STORE) private readonly store: MessageStore,
     @Inject(MESSAGING_BACKEND) private readonly backend: BrokerBackend,
+    @Optional() private readonly instruments?: MessagingInstruments,
   ) {}
 
   /**
@@ -127,7 +137,12 @@ export class MessagingTransactions {
   run<T, Native = any>(work: (native: Native) => Promise<T>): Promise<T> {
     const current = liveScope();
     if (current) return work(current.tx.native as Native);
-    return inStoreTransaction(this.store, this.backend, (tx) => work(tx.native as Native));
+    return inStoreTransaction(
+      this.store,
+      this.backend,
+      (tx) => work(tx.native as Native),
+      this.instruments,
+    );
   }
 
   /**
