@@ -14,7 +14,7 @@
  * | 4     | `decorators/`, `context/`                 | `@Consume`, `@Producer`, the handler's context      |
  * | 5     | `producer/`, `dead-letters/`              | services built on the options and the codec         |
  * | 6     | `client/`, `server/`, `health/`           | Nest's `ClientProxy` and transport strategy; health of the server's handlers |
- * | 7     | `module/`                                 | `MessagingModule`: assembles everything             |
+ * | 7     | `module/`, `asyncapi/`                    | `MessagingModule`: assembles everything; the AsyncAPI document of its handlers |
  *
  * Beside the floors:
  * - `backends/<name>/` (memory, amqp, ...): a backend does mechanics only, so it may import the
@@ -37,7 +37,7 @@ const FLOORS = [
   ['decorators/', 'context/'],
   ['producer/', 'dead-letters/'],
   ['client/', 'server/', 'health/'],
-  ['module/'],
+  ['module/', 'asyncapi/'],
 ];
 
 /** Specs and fixtures may import across floors (a spec of a floor uses the test helpers). */

@@ -1,8 +1,8 @@
 /**
  * `node -r ./scripts/faults-register.js child.ts`: runs a TypeScript child process of the
- * fault suite straight from source, as Jest does (same @swc/core, same decorator settings), so a
- * child never runs a stale build of the library. `@app/messaging` and its entry points resolve to
- * `libs/messaging/src` like the tsconfig `paths`. NestJS 12's ES modules load through Node's own
+ * fault suite (and `npm run asyncapi`) straight from source, as Jest does (same @swc/core, same
+ * decorator settings), so it never runs a stale build of the library. `@app/messaging` and its
+ * entry points resolve like the tsconfig `paths`. NestJS 12's ES modules load through Node's own
  * require(esm); only our `.ts` files are transformed.
  */
 'use strict';
@@ -12,14 +12,12 @@ const path = require('node:path');
 const { transformSync } = require('@swc/core');
 
 const ROOT = path.resolve(__dirname, '..');
-const ALIASES = {
-  '@app/messaging': 'libs/messaging/src/index.ts',
-  '@app/messaging/amqp': 'libs/messaging/src/backends/amqp/index.ts',
-  '@app/messaging/memory': 'libs/messaging/src/backends/memory/index.ts',
-  '@app/messaging/testing': 'libs/messaging/src/testing/index.ts',
-  '@app/messaging/backend': 'libs/messaging/src/backend/index.ts',
-  '@app/service-kit': 'libs/service-kit/src/index.ts',
-};
+/** The tsconfig `paths` (`@app/messaging` -> libs/messaging/src/index.ts, ...). */
+const ALIASES = Object.fromEntries(
+  Object.entries(
+    JSON.parse(fs.readFileSync(path.join(ROOT, 'tsconfig.json'), 'utf8')).compilerOptions.paths,
+  ).map(([alias, [target]]) => [alias, path.join(target, 'index.ts')]),
+);
 
 const resolveFilename = Module._resolveFilename;
 Module._resolveFilename = function (request, parent, ...rest) {

@@ -136,7 +136,7 @@ describe('nest-messaging, packed and installed into a fresh Nest app', () => {
       readFileSync(join(app, 'node_modules', 'nest-messaging', 'package.json'), 'utf8'),
     ) as { exports: Record<string, unknown>; peerDependencies: Record<string, string> };
     expect(Object.keys(pkg.exports).sort()).toEqual(
-      ['.', './amqp', './backend', './memory', './package.json', './testing'].sort(),
+      ['.', './amqp', './backend', './memory', './package.json', './terminus', './testing'].sort(),
     );
     expect(Object.keys(pkg.peerDependencies)).toEqual(
       expect.arrayContaining(['@nestjs/common', '@nestjs/core', '@nestjs/microservices', 'rxjs']),
@@ -147,11 +147,13 @@ describe('nest-messaging, packed and installed into a fresh Nest app', () => {
       "  if (typeof m[n] !== 'function') throw new Error(n + ' is missing');",
       "require('nest-messaging/memory'); require('nest-messaging/amqp');",
       "require('nest-messaging/backend'); require('nest-messaging/testing');",
+      "require('nest-messaging/terminus');",
       "try { require('nest-messaging/dist/retry/retry-policy'); throw new Error('internal reachable'); }",
       "catch (e) { if (e.code !== 'ERR_PACKAGE_PATH_NOT_EXPORTED') throw e; }",
       "console.log('entry points ok');",
     ].join('\n');
-    // /testing needs @nestjs/testing, a dev dependency of apps that test; the others need nothing more.
+    // /testing needs @nestjs/testing, a dev dependency of apps that test; /terminus needs
+    // @nestjs/terminus; the others need nothing more.
     await sh(
       'npm',
       [
@@ -161,6 +163,7 @@ describe('nest-messaging, packed and installed into a fresh Nest app', () => {
         '--prefer-offline',
         '--no-save',
         `@nestjs/testing@${rangeOf('@nestjs/testing')}`,
+        `@nestjs/terminus@${rangeOf('@nestjs/terminus')}`,
       ],
       app,
     );
@@ -193,6 +196,8 @@ describe('nest-messaging, packed and installed into a fresh Nest app', () => {
         app,
       ),
     ).rejects.toThrow(/needs the 'pg' package to open a connection: npm install pg/);
+    const dlq = await sh('npx', ['--no-install', 'nest-messaging', 'dlq', '--help'], app);
+    for (const command of ['list', 'show', 'replay', 'purge']) expect(dlq).toContain(command);
   });
 
   it('runs the README example on RabbitMQ once amqplib is installed', async () => {

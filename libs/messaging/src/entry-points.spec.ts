@@ -55,6 +55,7 @@ describe('entry points', () => {
         'PrometheusMessagingMetrics',
         'currentMessage',
         'parseTraceparent',
+        'asyncApiDocument',
       ].sort(),
     );
     const typed: main.BrokerBackend = new main.InMemoryBackend();

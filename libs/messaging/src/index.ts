@@ -87,6 +87,7 @@ export {
 } from './observability/prometheus-metrics';
 export { currentMessage, type CurrentMessage } from './observability/message-scope';
 export { parseTraceparent, type TraceContext } from './observability/trace-context';
+export { asyncApiDocument, type AsyncApiDocumentOptions } from './asyncapi/asyncapi-document';
 
 // Errors
 export {

@@ -1,0 +1,231 @@
+/**
+ * The AsyncAPI 3.0 document of one or more services, built from what their `@Consume` routes and
+ * `@Producer` injections say. Pure: the same description always gives the same document, with
+ * channels, operations, messages and schemas sorted by id, so a committed copy can be checked for
+ * drift byte for byte.
+ *
+ * | AsyncAPI              | from                                                                   |
+ * | --------------------- | ---------------------------------------------------------------------- |
+ * | channel               | a topic (address = the topic) or a named queue                         |
+ * | `receive` operation   | a `@Consume` handler: `<service>.<method>`, with its queue, retry and dead-letter policy (`x-messaging`) |
+ * | `send` operation      | the `@Producer`s of one service for one channel: `<service>.send<Channel>` |
+ * | message               | a payload type of the channel (`<channel>`, or `<channel>.<Type>` when several) |
+ * | reply                 | a handler that returns a class (request/reply)                         |
+ * | tag                   | the service, on each of its operations                                 |
+ */
+import { deadLetterQueueName } from '../backend/queue-names';
+import type { ResolvedRetryPolicy } from '../retry/retry-policy';
+import type { Route } from '../server/route';
+import {
+  AMQP_BINDING_VERSION,
+  camelId,
+  type Channel,
+  ChannelTable,
+  compare,
+} from './asyncapi-channels';
+import type { JsonSchema, MessagePayload } from './payload-schema';
+
+/** What the document says about the system besides its channels and operations. */
+export interface AsyncApiDocumentOptions {
+  readonly title: string;
+  readonly version: string;
+  readonly description?: string;
+  /** The topic exchange named in the RabbitMQ bindings. @default 'messaging' */
+  readonly exchange?: string;
+}
+
+/** One `@Consume` handler, resolved as the server resolves it, with the types it takes and returns. */
+export interface RouteDescription extends Pick<
+  Route,
+  'name' | 'spec' | 'retry' | 'deadLetter' | 'idempotent'
+> {
+  /** The `@Payload()` type; `undefined` when it names no class (an interface, `any`). */
+  readonly payload?: MessagePayload;
+  /** The reply to a request, when the handler returns a class. */
+  readonly reply?: MessagePayload;
+}
+
+/** One `@Producer` injection: which class of which service sends where. */
+export interface ProducerDescription {
+  readonly service: string;
+  /** The class it is injected into. */
+  readonly owner: string;
+  readonly topic?: string;
+  readonly queue?: string;
+  readonly allowUnroutable: boolean;
+  readonly payload?: MessagePayload;
+}
+
+/** Everything the document is built from. */
+export interface MessagingDescription {
+  readonly routes: readonly RouteDescription[];
+  readonly producers: readonly ProducerDescription[];
+  /** The schemas the payloads' `$ref`s point to, by name. */
+  readonly schemas: Readonly<Record<string, JsonSchema>>;
+}
+
+/** An AsyncAPI 3.0 document as a plain object, ready for `JSON.stringify` or a YAML writer. */
+export type AsyncApiDocument = Record<string, unknown>;
+
+const DEFAULT_EXCHANGE = 'messaging';
+
+/** Builds the document (see the file's table). */
+export function buildAsyncApiDocument(
+  options: AsyncApiDocumentOptions,
+  system: MessagingDescription,
+): AsyncApiDocument {
+  const table = new ChannelTable();
+  const routeChannel = (r: RouteDescription) =>
+    r.spec.external ? table.get('queue', r.spec.queue) : table.get('topic', r.spec.topics[0]);
+  const replyChannel = (r: RouteDescription) =>
+    r.reply ? table.get('reply', routeChannel(r).name) : undefined;
+  const producerChannel = (p: ProducerDescription) =>
+    p.queue !== undefined ? table.get('queue', p.queue) : table.get('topic', p.topic ?? '');
+  for (const route of system.routes) {
+    table.addPayload(routeChannel(route), route.payload).receivers.add(route.spec.service);
+    const reply = replyChannel(route);
+    if (reply) table.addPayload(reply, route.reply);
+  }
+  for (const producer of system.producers) {
+    table.addPayload(producerChannel(producer), producer.payload).senders.add(producer.service);
+  }
+  table.seal();
+
+  const operations: Record<string, unknown> = {};
+  const add = (id: string, operation: unknown) => {
+    let unique = id;
+    for (let n = 2; Object.hasOwn(operations, unique); n++) unique = `${id}${n}`;
+    operations[unique] = operation;
+  };
+  const receiveIds = operationIds(system.routes);
+  system.routes.forEach((route, i) => {
+    add(receiveIds[i], receiveOperation(table, route, routeChannel(route), replyChannel(route)));
+  });
+  for (const [id, group] of producerGroups(system.producers, producerChannel)) {
+    add(id, sendOperation(table, group, producerChannel(group[0])));
+  }
+  const services = new Set([
+    ...system.routes.map((r) => r.spec.service),
+    ...system.producers.map((p) => p.service),
+  ]);
+  return {
+    asyncapi: '3.0.0',
+    info: {
+      title: options.title,
+      version: options.version,
+      ...(options.description !== undefined ? { description: options.description } : {}),
+      tags: [...services]
+        .sort(compare)
+        .map((name) => ({ name, description: `Operations of ${name}` })),
+    },
+    defaultContentType: 'application/json',
+    channels: table.channelObjects(options.exchange ?? DEFAULT_EXCHANGE),
+    operations: sortedRecord(operations),
+    components: { messages: table.messageObjects(), schemas: sortedRecord(system.schemas) },
+  };
+}
+
+/** `<service>.<method>`, or `<service>.<Class>.<method>` where two handlers share a method name. */
+function operationIds(routes: readonly RouteDescription[]): string[] {
+  const short = routes.map((r) => `${camelId(r.spec.service)}.${r.name.split('.').pop() ?? ''}`);
+  return routes.map((r, i) =>
+    short.indexOf(short[i]) === short.lastIndexOf(short[i])
+      ? short[i]
+      : `${camelId(r.spec.service)}.${r.name}`,
+  );
+}
+
+function receiveOperation(
+  table: ChannelTable,
+  route: RouteDescription,
+  c: Channel,
+  reply: Channel | undefined,
+) {
+  const { spec, retry } = route;
+  const dlq = route.deadLetter ? deadLetterQueueName(spec.service) : null;
+  const from = spec.external ? '' : ` (bound to \`${spec.topics[0]}\`)`;
+  const once = route.idempotent ? ' Idempotent: each message id is handled once.' : '';
+  const then = dlq
+    ? `the message goes to the dead-letter queue \`${dlq}\` (at once for an invalid payload or an UnrecoverableError).`
+    : 'the message is dropped (no dead-letter queue).';
+  const failure = `${describeRetry(retry)}${then}`;
+  const request = reply ? ' A request is never retried: its caller gets the error.' : '';
+  return {
+    action: 'receive',
+    channel: { $ref: `#/channels/${c.id}` },
+    messages: table.messageRefs(c, route.payload),
+    ...(reply
+      ? {
+          reply: {
+            channel: { $ref: `#/channels/${reply.id}` },
+            messages: table.messageRefs(reply, route.reply),
+          },
+        }
+      : {}),
+    summary: `${route.name} handles ${spec.external ? 'queue' : 'topic'} ${c.name}`,
+    description: `\`${route.name}\` consumes queue \`${spec.queue}\`${from}.${once} ${failure}${request}`,
+    tags: [{ name: spec.service }],
+    bindings: { amqp: { ack: true, bindingVersion: AMQP_BINDING_VERSION } },
+    'x-messaging': {
+      service: spec.service,
+      handler: route.name,
+      queue: spec.queue,
+      concurrency: spec.concurrency,
+      idempotent: route.idempotent,
+      retry:
+        retry === false ? false : { maxAttempts: retry.maxAttempts, backoff: { ...retry.backoff } },
+      deadLetterQueue: dlq,
+    },
+  };
+}
+
+/** How a failure is retried, up to what comes after the last attempt. */
+function describeRetry(retry: ResolvedRetryPolicy | false): string {
+  if (retry === false) return 'A failure is not retried: ';
+  const { initialDelayMs, multiplier, maxDelayMs, jitter } = retry.backoff;
+  return (
+    `A failure is retried, up to ${retry.maxAttempts} attempts in all, the first after ` +
+    `${initialDelayMs} ms, each wait ${multiplier} times the one before (at most ${maxDelayMs} ms, ` +
+    `plus up to ${Math.round(jitter * 100)}% jitter); then `
+  );
+}
+
+/** Producers by operation id `<service>.send<Channel>`: one operation per service and channel. */
+function producerGroups(
+  producers: readonly ProducerDescription[],
+  channelOf: (p: ProducerDescription) => Channel,
+): Map<string, ProducerDescription[]> {
+  const groups = new Map<string, ProducerDescription[]>();
+  for (const p of producers) {
+    const c = channelOf(p);
+    const id = `${camelId(p.service)}.send${c.id[0].toUpperCase()}${c.id.slice(1)}`;
+    groups.set(id, [...(groups.get(id) ?? []), p]);
+  }
+  return groups;
+}
+
+function sendOperation(table: ChannelTable, group: readonly ProducerDescription[], c: Channel) {
+  const { service } = group[0];
+  const owners = [...new Set(group.map((p) => p.owner))].sort(compare);
+  const mandatory = !group.every((p) => p.allowUnroutable);
+  const payload = group.find((p) => p.payload)?.payload;
+  const unroutable = mandatory
+    ? ' It rejects with UnroutableError when no queue receives the message.'
+    : ' A message no queue receives is accepted (allowUnroutable).';
+  return {
+    action: 'send',
+    channel: { $ref: `#/channels/${c.id}` },
+    messages: table.messageRefs(c, payload),
+    summary: `${service} publishes to ${c.kind === 'queue' ? 'queue' : 'topic'} ${c.name}`,
+    description:
+      `Published through \`@Producer\` in ${owners.map((o) => `\`${o}\``).join(', ')}: ` +
+      `\`publish()\` resolves once the broker has confirmed the message.${unroutable}`,
+    tags: [{ name: service }],
+    bindings: { amqp: { deliveryMode: 2, mandatory, bindingVersion: AMQP_BINDING_VERSION } },
+    'x-messaging': { service, producers: owners, allowUnroutable: !mandatory },
+  };
+}
+
+function sortedRecord<T>(record: Readonly<Record<string, T>>): Record<string, T> {
+  return Object.fromEntries(Object.entries(record).sort(([a], [b]) => compare(a, b)));
+}
