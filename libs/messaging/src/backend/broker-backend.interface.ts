@@ -95,7 +95,10 @@ export interface IncomingReply {
  * delivery is acknowledged.
  */
 export type Settlement =
-  /** Handled: acknowledge it, after sending `reply` to `delivery.replyTo` when there is one. */
+  /**
+   * Handled: acknowledge it and send `reply` to `delivery.replyTo` when there is one (in either
+   * order: `AmqpBackend` acks first, so a crafted reply address costs a reply, not a redelivery loop).
+   */
   | { readonly action: 'ack'; readonly reply?: OutgoingReply }
   /**
    * Failed, try again: hold the message for `delayMs` (durably, where the broker can), then deliver

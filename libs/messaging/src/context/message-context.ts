@@ -47,7 +47,10 @@ export class MessageContext extends BaseRpcContext<[Delivery, string, AbortSigna
     return this.args[0].messageId;
   }
 
-  /** Correlation id, when the producer set one (always set on requests). */
+  /**
+   * Correlation id: the one the producer gave, else its message id (this library always sets one);
+   * undefined only on a message from a foreign producer that set none.
+   */
   get correlationId(): string | undefined {
     return this.args[0].correlationId;
   }
