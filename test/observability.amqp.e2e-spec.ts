@@ -20,6 +20,9 @@ import { MessagingHealthIndicator } from '@app/messaging/terminus';
 import { waitFor } from '@app/messaging/testing';
 import { BROKER_URL, deleteBrokerObjects } from '../libs/messaging/src/testing/rabbitmq.fixture';
 import { describeTracing } from './support/observability-scenarios';
+import { RecordedMetrics } from './support/recorded-metrics';
+import { execFile } from 'node:child_process';
+import { promisify } from 'node:util';
 
 const RUN = randomUUID().slice(0, 8);
 const EXCHANGE = `obs-${RUN}`;
@@ -111,6 +114,46 @@ describe('health over RabbitMQ (terminus)', () => {
         handlers: [
           { handler: 'Handler.handle', attached: false, detachedSince: expect.any(Number) },
         ],
+      });
+    } finally {
+      await app.close();
+    }
+  });
+});
+
+describe('metrics over RabbitMQ', () => {
+  it('counts a reconnect after the broker closed the connection', async () => {
+    const metrics = new RecordedMetrics();
+    const connectionName = `obs-${RUN}-reconnect`;
+    const moduleRef = await Test.createTestingModule({
+      imports: [
+        MessagingModule.forRoot({
+          service: `obs-${RUN}-metrics`,
+          backend: new AmqpBackend({ url: BROKER_URL, exchange: EXCHANGE, connectionName }),
+          metrics,
+        }),
+      ],
+    }).compile();
+    const app = moduleRef.createNestApplication({ logger: false });
+    await app.init();
+    try {
+      expect(metrics.get('reconnects', { backend: 'amqp' })).toBeUndefined();
+      // Closes, as the broker's operator would, only this connection (the broker is shared).
+      const run = promisify(execFile);
+      const { stdout } = await run('rabbitmqctl', [
+        '-q',
+        'list_connections',
+        'pid',
+        'client_properties',
+      ]);
+      const pid = stdout
+        .split('\n')
+        .find((line) => line.includes(connectionName))
+        ?.split('\t')[0];
+      expect(pid).toBeDefined();
+      await run('rabbitmqctl', ['close_connection', pid as string, 'test: a reconnect']);
+      await waitFor(() => metrics.get('reconnects', { backend: 'amqp' }) === 1, {
+        message: 'the reconnect counted',
       });
     } finally {
       await app.close();

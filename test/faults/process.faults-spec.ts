@@ -72,9 +72,11 @@ describe('faults: consumer processes killed, stopped and terminated', () => {
       );
     // The kills hit work in flight: some messages were handled only after a redelivery.
     expect(rows.some((row) => row.redelivered)).toBe(true);
+    // (Rows come per child process, not in time order: at most one handling of an id is a first
+    // delivery, every other one a redelivery.)
     for (const id of report.duplicated) {
-      const again = rows.filter((row) => row.id === id).slice(1);
-      expect(again.every((row) => row.redelivered)).toBe(true);
+      const firsts = rows.filter((row) => row.id === id && !row.redelivered);
+      expect(firsts.length).toBeLessThanOrEqual(1);
     }
   });
 

@@ -21,9 +21,6 @@ export interface ReplayFailure {
   readonly error: string;
 }
 
-/** Every replay draws a progress bar on a terminal (not with `--json`, not into a pipe). */
-export const PROGRESS_BAR_MIN = 1;
-
 /**
  * `dlq replay`: sends the selected dead letters back to the queues they failed on, as first
  * attempts. Prints how many were replayed and which were not; exit code 1 when any was not.
@@ -136,7 +133,7 @@ function report(run: DlqRun, outcome: ReplayOutcome): void {
 
 /** A bar on the terminal for a replay; none without a terminal or with `--json`. */
 function progressBar(run: DlqRun, total: number): SingleBar | undefined {
-  if (!run.io.progress || run.json || total < PROGRESS_BAR_MIN) return undefined;
+  if (!run.io.progress || run.json) return undefined;
   const bar = new SingleBar(
     {
       stream: run.io.progress,
