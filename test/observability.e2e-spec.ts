@@ -1,11 +1,13 @@
 import { Controller } from '@nestjs/common';
-import { Ctx } from '@nestjs/microservices';
+import { Ctx, Payload } from '@nestjs/microservices';
 import {
   Consume,
+  DeadLetterService,
   InMemoryBackend,
   InMemoryBroker,
   MessageContext,
   MessageProducer,
+  type MessagingMetrics,
   MessagingPublisher,
   PrometheusMessagingMetrics,
 } from '@app/messaging';
@@ -60,6 +62,59 @@ describe('metrics (memory backend)', () => {
       new MessageProducer({ topic }, app.get(MessagingPublisher)).publish({}),
     ).rejects.toThrow(/no queue|nobody|no service/i);
     expect(metrics.get('rejected', { topic, error: 'UnroutableError' })).toBe(1);
+  });
+
+  it('counts a failed request as error-reply: its caller got the error', async () => {
+    const { service, topic } = h.unique();
+    const metrics = new RecordedMetrics();
+    @Controller()
+    class Handler {
+      @Consume(topic)
+      handle() {
+        throw new Error('no such order');
+      }
+    }
+    const app = await h.start(service, [Handler], { metrics });
+    await expect(
+      new MessageProducer({ topic }, app.get(MessagingPublisher)).request({}),
+    ).rejects.toThrow('no such order');
+    await waitFor(
+      () =>
+        metrics.get('consumed', { handler: 'Handler.handle', topic, outcome: 'error-reply' }) === 1,
+    );
+    expect(
+      metrics.get('consumed', { handler: 'Handler.handle', topic, outcome: 'dropped' }),
+    ).toBeUndefined();
+  });
+
+  it('lets a sink that throws change nothing: handled once, acknowledged, the publish resolves', async () => {
+    const { service, topic } = h.unique();
+    const broken: MessagingMetrics = {
+      increment: () => {
+        throw new Error('statsd down');
+      },
+      observe: () => {
+        throw new Error('statsd down');
+      },
+      set: () => {
+        throw new Error('statsd down');
+      },
+    };
+    const handled: number[] = [];
+    @Controller()
+    class Handler {
+      @Consume(topic)
+      handle(@Payload() body: { n: number }) {
+        handled.push(body.n);
+      }
+    }
+    const app = await h.start(service, [Handler], { metrics: broken });
+    const producer = new MessageProducer({ topic }, app.get(MessagingPublisher));
+    await producer.publish({ n: 1 });
+    await producer.publish({ n: 2 });
+    await waitFor(() => handled.length === 2);
+    expect(handled).toEqual([1, 2]);
+    expect(await app.get(DeadLetterService).list()).toEqual([]);
   });
 
   it('exports them to Prometheus text', async () => {

@@ -119,6 +119,28 @@ export function describeTracing(
       expect(traceparents[1]).toBe(traceparents[0]);
     });
 
+    it("ends a request's span with its reply, failed when the handler failed", async () => {
+      const { service, topic } = h.unique();
+      @Controller()
+      class Handler {
+        @Consume(topic)
+        handle(@Payload() body: { fail: boolean }) {
+          if (body.fail) throw new Error('no such order');
+          return { ok: true };
+        }
+      }
+      const app = await h.start(service, [Handler]);
+      const producer = new MessageProducer({ topic }, app.get(MessagingPublisher));
+      await expect(producer.request({ fail: false })).resolves.toEqual({ ok: true });
+      await expect(producer.request({ fail: true })).rejects.toThrow('no such order');
+      await waitFor(() => spans(SpanKind.PRODUCER, `send ${topic}`).length === 2);
+      expect(
+        spans(SpanKind.PRODUCER, `send ${topic}`)
+          .map((s) => s.status.code)
+          .sort(),
+      ).toEqual([SpanStatusCode.UNSET, SpanStatusCode.ERROR].sort());
+    });
+
     it('carries the trace id without spans (tracing: false)', async () => {
       const { service, topic } = h.unique();
       const seen: { scope: CurrentMessage; header: unknown }[] = [];

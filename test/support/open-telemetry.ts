@@ -4,6 +4,7 @@ import {
   BasicTracerProvider,
   InMemorySpanExporter,
   type ReadableSpan,
+  type Sampler,
   SimpleSpanProcessor,
 } from '@opentelemetry/sdk-trace-base';
 
@@ -11,12 +12,12 @@ import {
  * Registers an OpenTelemetry SDK for the tests of this file (spans kept in memory, context through
  * AsyncLocalStorage), as an application's tracing set-up would; unregistered after them.
  */
-export function useOpenTelemetry(): { spans(): ReadableSpan[] } {
+export function useOpenTelemetry(sampler?: Sampler): { spans(): ReadableSpan[] } {
   const exporter = new InMemorySpanExporter();
   beforeAll(() => {
     context.setGlobalContextManager(new AsyncLocalStorageContextManager().enable());
     trace.setGlobalTracerProvider(
-      new BasicTracerProvider({ spanProcessors: [new SimpleSpanProcessor(exporter)] }),
+      new BasicTracerProvider({ sampler, spanProcessors: [new SimpleSpanProcessor(exporter)] }),
     );
   });
   afterEach(() => exporter.reset());

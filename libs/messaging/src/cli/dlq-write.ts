@@ -154,10 +154,7 @@ export async function purgeDeadLetters(run: DlqRun, yes: boolean): Promise<numbe
   const { io, service } = run;
   assertPurgeConfirmable(io, service, yes);
   if (!yes && io.ask) {
-    let count = 0;
-    await scanDeadLetters(run.backend, service, () => {
-      count++;
-    });
+    const count = await countDeadLetters(run, service);
     if (count === 0) {
       print(io, [run.json ? toJson({ service, purged: 0 }) : `No dead letters of '${service}'.`]);
       return EXIT.ok;
@@ -168,6 +165,14 @@ export async function purgeDeadLetters(run: DlqRun, yes: boolean): Promise<numbe
     );
     if (answer.trim() !== service) {
       io.err(`Not purged: the answer was not '${service}'.`);
+      return EXIT.failure;
+    }
+    // What was confirmed is what is purged: letters that arrived meanwhile stop it.
+    const now = await countDeadLetters(run, service);
+    if (now !== count) {
+      io.err(
+        `Not purged: ${plural(now, 'dead letter')} now, not the ${count} you confirmed; run it again.`,
+      );
       return EXIT.failure;
     }
   }
@@ -195,4 +200,12 @@ export function assertPurgeConfirmable(io: CliIo, service: string, yes: boolean)
 /** An error's message, without credentials. */
 export function errorText(error: unknown): string {
   return redactCredentials(error instanceof Error ? error.message : String(error));
+}
+
+async function countDeadLetters(run: DlqRun, service: string): Promise<number> {
+  let count = 0;
+  await scanDeadLetters(run.backend, service, () => {
+    count++;
+  });
+  return count;
 }

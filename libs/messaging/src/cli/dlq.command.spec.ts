@@ -279,4 +279,19 @@ describe('nest-messaging dlq (in-memory backend)', () => {
     expect(JSON.parse(yes.stdout())).toEqual({ service: SERVICE, purged: 1 });
     expect(await ids()).toEqual([]);
   });
+
+  it('purges nothing when a letter arrived while it asked', async () => {
+    await deadLetter('order.created', 'gateway timeout');
+    const raced = await dlq(['purge'], {
+      ask: async () => {
+        await deadLetter('order.created', 'gateway timeout'); // arrives during the question
+        return 'payments';
+      },
+    });
+    expect(raced.code).toBe(1);
+    expect(raced.err).toEqual([
+      'Not purged: 2 dead letters now, not the 1 you confirmed; run it again.',
+    ]);
+    expect(await ids()).toHaveLength(2);
+  });
 });

@@ -137,7 +137,12 @@ const EXPORTS = [
     },
     {
       provide: MessagingInstruments,
-      useFactory: (options: ResolvedMessagingOptions) => new MessagingInstruments(options.metrics),
+      useFactory: (options: ResolvedMessagingOptions) =>
+        new MessagingInstruments(options.metrics, (error) =>
+          new Logger('Messaging').warn(
+            `The metrics sink threw (${error instanceof Error ? error.message : JSON.stringify(error)}); measurements are dropped while it does, messages are not affected`,
+          ),
+        ),
       inject: [MESSAGING_OPTIONS],
     },
     {

@@ -8,7 +8,7 @@
  * | `published_total`               | counter   | `topic`                   | publishes handed to the broker or the outbox |
  * | `publish_confirmed_total`       | counter   | `topic`                   | publishes the broker confirmed               |
  * | `publish_rejected_total`        | counter   | `topic`, `error`          | publishes that failed (error class)          |
- * | `consumed_total`                | counter   | `handler`, `topic`, `outcome` | deliveries settled: `ack`, `retry`, `dead-letter`, `dropped`, `duplicate`, `expired` |
+ * | `consumed_total`                | counter   | `handler`, `topic`, `outcome` | deliveries settled: `ack`, `retry`, `dead-letter`, `dropped` (failed, no dead-letter queue), `error-reply` (a failed request answered with its error), `duplicate`, `expired` |
  * | `handler_duration_seconds`      | histogram | `handler`, `outcome`      | time from delivery to settlement decision    |
  * | `retried_total`                 | counter   | `handler`                 | deliveries sent to a retry after a failure   |
  * | `dead_lettered_total`           | counter   | `handler`, `reason`       | deliveries parked in the dead-letter queue   |
@@ -118,16 +118,31 @@ export type MessagingHistogram = Of<'histogram'>;
 export type MessagingGauge = Of<'gauge'>;
 
 /** How a delivery ended, as `consumed_total` counts it. */
-export type ConsumeOutcome = 'ack' | 'retry' | 'dead-letter' | 'dropped' | 'duplicate' | 'expired';
+export type ConsumeOutcome =
+  'ack' | 'retry' | 'dead-letter' | 'dropped' | 'error-reply' | 'duplicate' | 'expired';
 
 /**
  * The library's measuring points, in its own words; a no-op without a {@link MessagingMetrics}.
- * One per app (`MessagingModule` provides it).
+ * One per app (`MessagingModule` provides it). A sink that throws never changes what happens to a
+ * message: its error is reported once to `onSinkError` and the measurement is dropped.
  */
 export class MessagingInstruments {
   private readonly inFlightByHandler = new Map<string, number>();
+  private readonly sink: MessagingMetrics | undefined;
+  private sinkFailed = false;
 
-  constructor(private readonly sink: MessagingMetrics | undefined) {}
+  constructor(
+    sink: MessagingMetrics | undefined,
+    private readonly onSinkError: (error: unknown) => void = () => undefined,
+  ) {
+    this.sink = sink && guarded(sink, (error) => this.failed(error));
+  }
+
+  private failed(error: unknown): void {
+    if (this.sinkFailed) return;
+    this.sinkFailed = true;
+    this.onSinkError(error);
+  }
 
   get enabled(): boolean {
     return this.sink !== undefined;
@@ -180,4 +195,31 @@ export class MessagingInstruments {
   outboxBacklog(pending: number): void {
     this.sink?.set('outboxBacklog', {}, pending);
   }
+}
+
+/** `sink` with every call caught: measuring must never fail a publish or a delivery. */
+function guarded(sink: MessagingMetrics, onError: (error: unknown) => void): MessagingMetrics {
+  return {
+    increment(metric, labels, by) {
+      try {
+        sink.increment(metric, labels, by);
+      } catch (error) {
+        onError(error);
+      }
+    },
+    observe(metric, labels, value) {
+      try {
+        sink.observe(metric, labels, value);
+      } catch (error) {
+        onError(error);
+      }
+    },
+    set(metric, labels, value) {
+      try {
+        sink.set(metric, labels, value);
+      } catch (error) {
+        onError(error);
+      }
+    },
+  };
 }

@@ -135,17 +135,15 @@ export class MessagingTracer {
         { kind: otel.SpanKind.PRODUCER, attributes: this.attributes(message, 'send') },
         parent,
       );
-      if (span.isRecording()) {
+      // A span the sampler dropped still has its ids and an unsampled flag: those travel, so the
+      // consumers follow the sampler's decision.
+      if (otel.trace.isSpanContextValid(span.spanContext())) {
         return {
           headers: headersOf(fromSpanContext(span.spanContext())),
           end: (error) => endSpan(otel, span, error),
         };
       }
       span.end();
-      const current = otel.trace.getSpanContext(active);
-      if (current && otel.trace.isSpanContextValid(current)) {
-        return { headers: headersOf(child(fromSpanContext(current))), end: NOTHING_TO_END };
-      }
     }
     const parent = handling ? fromScope(handling) : undefined;
     return {
@@ -156,7 +154,8 @@ export class MessagingTracer {
 
   /**
    * Runs `work` (the handling of `delivery` by `handler` of `service`) in the delivery's trace: in a
-   * CONSUMER span when OpenTelemetry records, and always as `currentMessage()`.
+   * CONSUMER span while a tracer provider is registered (recorded or not, as its sampler decides),
+   * and always as `currentMessage()`.
    */
   handle<T>(
     delivery: Delivery,
@@ -184,7 +183,7 @@ export class MessagingTracer {
         },
         parent,
       );
-      if (span.isRecording()) {
+      if (otel.trace.isSpanContextValid(span.spanContext())) {
         const own = fromSpanContext(span.spanContext());
         const scope = scopeOf(delivery, handler, service, own);
         return otel.context.with(otel.trace.setSpan(parent, span), () =>

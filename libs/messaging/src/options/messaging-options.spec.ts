@@ -45,6 +45,19 @@ describe('resolveMessagingOptions', () => {
       /maxDelayMs \(100\) is below initialDelayMs \(5000\)/,
     ],
     [{ service: 's', concurrency: 1.5 }, /concurrency must be a whole number/],
+    [
+      { service: 's', health: { consumerGraceMs: -1 } },
+      /health.consumerGraceMs must be a whole number/,
+    ],
+    [
+      { service: 's', health: { graceMs: 5 } },
+      /health has no option 'graceMs'. Valid options: 'consumerGraceMs'/,
+    ],
+    [
+      { service: 's', metrics: { inc: () => 1 } },
+      /'metrics' must be a MessagingMetrics \(increment, observe, set\)/,
+    ],
+    [{ service: 's', tracing: 'on' }, /tracing must be true or false/],
     [{ service: 's', deadLetter: 'yes' }, /deadLetter must be true or false/],
     [
       { service: 's', retries: { maxAttempts: 2 } },

@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import { Inject, Injectable } from '@nestjs/common';
+import { Inject, Injectable, Optional } from '@nestjs/common';
 import type {
   BackendPublishOptions,
   BrokerBackend,
@@ -71,9 +71,15 @@ export class MessagingPublisher {
     @Inject(MESSAGING_OPTIONS) private readonly options: ResolvedMessagingOptions,
     @Inject(MESSAGING_BACKEND) private readonly backend: BrokerBackend,
     private readonly codec: MessageCodec,
-    private readonly instruments: MessagingInstruments,
-    private readonly tracer: MessagingTracer,
-  ) {}
+    @Optional() instruments?: MessagingInstruments,
+    @Optional() tracer?: MessagingTracer,
+  ) {
+    this.instruments = instruments ?? new MessagingInstruments(undefined);
+    this.tracer = tracer ?? new MessagingTracer(backend.name);
+  }
+
+  private readonly instruments: MessagingInstruments;
+  private readonly tracer: MessagingTracer;
 
   /**
    * Publishes `payload`; resolves with its message id once the broker accepted it. Inside a store
@@ -123,39 +129,38 @@ export class MessagingPublisher {
     options: RequestOptions = NO_OPTIONS,
   ): Promise<R> {
     if (options !== NO_OPTIONS) checkOptionsObject(options, REQUEST_KEYS, 'request() options');
-    const [message, trace] = this.buildMessage(target, payload, {
-      headers: options.headers,
-      messageId: options.messageId,
-    });
     const timeoutMs = checkInteger(
       options.timeoutMs,
       this.options.requestTimeoutMs,
       'request(): timeoutMs',
       1,
     );
+    const [message, trace] = this.buildMessage(target, payload, {
+      headers: options.headers,
+      messageId: options.messageId,
+    });
     // Carried so that a handler reached after the caller gave up skips the request.
     const deadline = { [MessagingHeaders.DEADLINE]: Date.now() + timeoutMs };
-    let reply: Awaited<ReturnType<BrokerBackend['request']>>;
     try {
-      reply = await this.backend.request(
+      const reply = await this.backend.request(
         { ...message, headers: { ...message.headers, ...deadline } },
         { timeoutMs },
       );
+      const decoded = this.codec.decode(reply);
+      const remoteError = reply.headers[MessagingHeaders.REPLY_ERROR];
+      if (remoteError !== undefined) {
+        const error = decoded as { message?: string; errorClass?: string };
+        throw new RemoteHandlerError(
+          String(error?.message ?? 'The handler failed'),
+          typeof remoteError === 'string' ? remoteError : 'Error',
+        );
+      }
       trace.end();
+      return decoded as R;
     } catch (error) {
-      trace.end(error);
+      trace.end(error); // the span of a request ends with its reply, failed with the handler's error
       throw error;
     }
-    const decoded = this.codec.decode(reply);
-    const remoteError = reply.headers[MessagingHeaders.REPLY_ERROR];
-    if (remoteError !== undefined) {
-      const error = decoded as { message?: string; errorClass?: string };
-      throw new RemoteHandlerError(
-        String(error?.message ?? 'The handler failed'),
-        typeof remoteError === 'string' ? remoteError : 'Error',
-      );
-    }
-    return decoded as R;
   }
 
   private async enqueue(

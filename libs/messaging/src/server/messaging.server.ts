@@ -1,4 +1,4 @@
-import { Inject, Injectable, Logger } from '@nestjs/common';
+import { Inject, Injectable, Logger, Optional } from '@nestjs/common';
 import { type CustomTransportStrategy, type MessageHandler, Server } from '@nestjs/microservices';
 import { isObservable, lastValueFrom } from 'rxjs';
 import type {
@@ -65,6 +65,8 @@ export class MessagingServer
   /** Aborted when handlers outlive `shutdownTimeoutMs`: each handler's `ctx.signal`. */
   private readonly stopping = new AbortController();
   private readonly inbox: Inbox;
+  private readonly instruments: MessagingInstruments;
+  private readonly tracer: MessagingTracer;
   /** Routes by queue, once started: which handler consumes which queue (for health). */
   private started: readonly Route[] = [];
 
@@ -73,10 +75,12 @@ export class MessagingServer
     @Inject(MESSAGING_BACKEND) private readonly backend: BrokerBackend,
     private readonly codec: MessageCodec,
     @Inject(MESSAGING_STORE) store: MessageStore,
-    private readonly instruments: MessagingInstruments,
-    private readonly tracer: MessagingTracer,
+    @Optional() instruments?: MessagingInstruments,
+    @Optional() tracer?: MessagingTracer,
   ) {
     super();
+    this.instruments = instruments ?? new MessagingInstruments(undefined);
+    this.tracer = tracer ?? new MessagingTracer(backend.name);
     this.inbox = new Inbox(store, backend, options.service, options.inbox.ttlMs, instruments);
     this._status$.next(backend.status);
     this.detachStatus = backend.on('status', (status) => this._status$.next(status));
@@ -221,7 +225,12 @@ export class MessagingServer
     } catch (thrown) {
       // A body that cannot be decoded (MalformedMessageError) or whatever the handler threw.
       const settlement = this.fail(route, delivery, thrown);
-      const failedFor: ConsumeOutcome = settlement.action === 'ack' ? 'dropped' : settlement.action;
+      const failedFor: ConsumeOutcome =
+        settlement.action !== 'ack'
+          ? settlement.action
+          : delivery.replyTo !== undefined
+            ? 'error-reply'
+            : 'dropped';
       return [settlement, failedFor];
     } finally {
       if (--this.inFlight === 0 && this.idle) {

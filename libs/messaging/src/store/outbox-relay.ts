@@ -1,4 +1,4 @@
-import { Inject, Injectable, Logger, type OnApplicationBootstrap } from '@nestjs/common';
+import { Inject, Injectable, Logger, type OnApplicationBootstrap, Optional } from '@nestjs/common';
 import type { BrokerBackend } from '../backend/broker-backend.interface';
 import { describeFailure } from '../errors/failure';
 import { MESSAGING_BACKEND, MESSAGING_OPTIONS, MESSAGING_STORE } from '../messaging.constants';
@@ -61,10 +61,13 @@ export class OutboxRelay implements OnApplicationBootstrap {
     @Inject(MESSAGING_OPTIONS) messaging: ResolvedMessagingOptions,
     @Inject(MESSAGING_STORE) private readonly store: MessageStore,
     @Inject(MESSAGING_BACKEND) private readonly backend: BrokerBackend,
-    private readonly instruments: MessagingInstruments,
+    @Optional() instruments?: MessagingInstruments,
   ) {
     this.options = messaging.outbox;
+    this.instruments = instruments ?? new MessagingInstruments(undefined);
   }
+
+  private readonly instruments: MessagingInstruments;
 
   onApplicationBootstrap(): void {
     // A store that is not durable is never written to as an outbox (see MessageStore.durable).
