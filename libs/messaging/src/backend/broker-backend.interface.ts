@@ -153,6 +153,12 @@ export interface DeadLetterPage {
   readonly limit?: number;
 }
 
+/** What {@link BrokerBackend.replayDeadLettersWhere} did. */
+export interface DeadLetterReplay {
+  readonly replayed: readonly string[];
+  readonly failed: readonly { readonly id: string; readonly error: string }[];
+}
+
 /** A dead letter as listed by {@link BrokerBackend.listDeadLetters}. */
 export interface DeadLetter {
   /** Unique id of this dead letter (not the message id: one message can be dead-lettered twice). */
@@ -262,6 +268,20 @@ export interface BrokerBackend {
   replayAllDeadLetters(service: string): Promise<number>;
   /** Deletes every dead letter of `service`; resolves with how many. */
   purgeDeadLetters(service: string): Promise<number>;
+  /**
+   * Optional, for tools that read a whole dead-letter queue (`nest-messaging dlq`): calls `visit`
+   * with every dead letter of `service`, oldest first, in one pass, holding one at a time; `visit`
+   * returns false to see no more. Without it, such tools page through `listDeadLetters`.
+   */
+  scanDeadLetters?(service: string, visit: (letter: DeadLetter) => boolean | void): Promise<void>;
+  /**
+   * Optional: replays, in one pass, every dead letter `select` picks, as `replayDeadLetter` replays
+   * one. Resolves the ids replayed and, for each picked one that could not be, why (it stays).
+   */
+  replayDeadLettersWhere?(
+    service: string,
+    select: (letter: DeadLetter) => boolean,
+  ): Promise<DeadLetterReplay>;
 
   /** Listens to an event; returns a function that removes the listener. */
   on<E extends keyof BackendEvents>(event: E, listener: BackendEvents[E]): () => void;

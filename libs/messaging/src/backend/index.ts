@@ -21,6 +21,7 @@ export type {
   ConsumerState,
   DeadLetter,
   DeadLetterPage,
+  DeadLetterReplay,
   Delivery,
   DeliveryHandler,
   FailureInfo,

@@ -32,9 +32,10 @@ export function print(io: CliIo, lines: readonly string[]): void {
 }
 
 /**
- * Calls `visit` on every dead letter of `service`, oldest first, one page in memory at a time,
- * until it returns `false`. A queue that changes meanwhile (letters replayed by someone else) can
- * make a letter be skipped or seen twice: the backend pages by position.
+ * Calls `visit` on every dead letter of `service`, oldest first, until it returns `false`: in one
+ * pass where the backend offers `scanDeadLetters` (RabbitMQ, memory), else one page in memory at a
+ * time, where a queue that changes meanwhile can make a letter be skipped or seen twice (the backend
+ * pages by position).
  */
 export async function scanDeadLetters(
   backend: BrokerBackend,
@@ -42,6 +43,8 @@ export async function scanDeadLetters(
   visit: (letter: DeadLetter) => boolean | void,
   pageSize = SCAN_PAGE_SIZE,
 ): Promise<void> {
+  // One pass where the backend offers it; pages of `listDeadLetters` otherwise.
+  if (backend.scanDeadLetters) return backend.scanDeadLetters(service, visit);
   for (let offset = 0; ; offset += pageSize) {
     const page = await backend.listDeadLetters(service, { offset, limit: pageSize });
     for (const letter of page) if (visit(letter) === false) return;

@@ -26,6 +26,7 @@ export interface ReplayFailure {
  * attempts. Prints how many were replayed and which were not; exit code 1 when any was not.
  */
 export async function replayDeadLetters(run: DlqRun, selection: ReplaySelection): Promise<number> {
+  if (run.backend.replayDeadLettersWhere) return replayInOnePass(run, selection);
   if (selection.kind === 'all') return replayAll(run);
   const ids =
     selection.kind === 'ids'
@@ -58,6 +59,45 @@ export async function replayDeadLetters(run: DlqRun, selection: ReplaySelection)
     bar?.stop();
   }
   report(run, { requested: ids.length, replayed, failed });
+  return failed.length === 0 ? EXIT.ok : EXIT.failure;
+}
+
+/**
+ * With a backend that replays by selection (`replayDeadLettersWhere`): one pass to count what the
+ * selection picks (for the bar), one to replay it, whatever the size of the queue.
+ */
+async function replayInOnePass(run: DlqRun, selection: ReplaySelection): Promise<number> {
+  const wanted = selection.kind === 'ids' ? new Set(selection.ids) : undefined;
+  const picks = (letter: DeadLetter): boolean =>
+    selection.kind === 'all' ||
+    (wanted
+      ? wanted.has(letter.id)
+      : matchesFilter(letter, (selection as { filter: DeadLetterFilter }).filter, run.now));
+  let total = 0;
+  await scanDeadLetters(run.backend, run.service, (letter) => void (picks(letter) && total++));
+  const bar = total > 0 ? progressBar(run, total) : undefined;
+  let outcome;
+  try {
+    outcome = await (
+      run.backend.replayDeadLettersWhere as NonNullable<DlqRun['backend']['replayDeadLettersWhere']>
+    )(run.service, (letter) => {
+      const picked = picks(letter);
+      if (picked) bar?.increment();
+      return picked;
+    });
+  } finally {
+    bar?.stop();
+  }
+  const failed: ReplayFailure[] = [...outcome.failed];
+  if (wanted) {
+    const seen = new Set([...outcome.replayed, ...outcome.failed.map((f) => f.id)]);
+    for (const id of wanted) if (!seen.has(id)) failed.push({ id, error: 'not found' });
+  }
+  report(run, {
+    requested: wanted ? wanted.size : outcome.replayed.length + outcome.failed.length,
+    replayed: outcome.replayed.length,
+    failed,
+  });
   return failed.length === 0 ? EXIT.ok : EXIT.failure;
 }
 

@@ -153,12 +153,12 @@ describe('nest-messaging dlq (RabbitMQ)', () => {
 
     const all = await dlq(['replay', '--all'], other);
     expect(all.code).toBe(1);
+    // One pass of the backend (replayDeadLettersWhere) names each failure with its own error.
     expect(all.out).toEqual([
       `Replayed 1 of 2 dead letters of '${other}'.`,
       'Not replayed (1):',
-      `  ${ids[1]}  still in the dead-letter queue`,
+      expect.stringMatching(new RegExp(`^  ${ids[1]}  No queue is bound to '${other}\\.gone'`)),
     ]);
-    expect(all.err.join('\n')).toMatch(/replaying a dead letter of/);
     expect(await queueDepth(`${other}.kept`)).toBe(1);
     expect(await queueDepth(`${other}.dead-letter`)).toBe(1);
   });

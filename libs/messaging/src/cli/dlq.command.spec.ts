@@ -12,7 +12,10 @@ import { main } from './main';
  * The dlq commands end to end on the in-memory backend, given to `main()` as the `memory://`
  * scheme: output, JSON, exit codes, confirmations. `dlq.amqp.spec.ts` runs them on RabbitMQ.
  */
-describe('nest-messaging dlq (in-memory backend)', () => {
+describe.each([
+  ['in one pass (scanDeadLetters, replayDeadLettersWhere)', true],
+  ['by pages of listDeadLetters (a backend without the one-pass methods)', false],
+])('nest-messaging dlq (in-memory backend, %s)', (_how, onePass) => {
   const SERVICE = 'payments';
   const HOUR = 3_600_000;
   let broker: InMemoryBroker;
@@ -25,6 +28,9 @@ describe('nest-messaging dlq (in-memory backend)', () => {
     memory: () => {
       const backend = new InMemoryBackend({ broker });
       opened.push(backend);
+      if (!onePass) {
+        Object.assign(backend, { scanDeadLetters: undefined, replayDeadLettersWhere: undefined });
+      }
       return backend;
     },
   };

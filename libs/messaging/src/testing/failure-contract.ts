@@ -290,4 +290,40 @@ export function describeFailureContract(h: ContractHarness): void {
     await waitFor(() => handled.length === 2);
     expect(await deadLetters.list()).toEqual([]);
   });
+
+  it('scans and replays a selection in one pass, where the backend offers it', async () => {
+    const { service, topic } = unique();
+    let fixed = false;
+    const handled: number[] = [];
+    @Controller()
+    class Handler {
+      @Consume(topic, { retry: false })
+      handle(@Payload() body: { n: number }): void {
+        if (!fixed) throw new Error(`failed ${body.n}`);
+        handled.push(body.n);
+      }
+    }
+    const app = await start(service, [Handler]);
+    const backend = app.get<BrokerBackend>(MESSAGING_BACKEND);
+    if (!backend.scanDeadLetters || !backend.replayDeadLettersWhere) return; // optional methods
+    for (let n = 0; n < 5; n++) await publisherOf(app).publish({ topic }, { n });
+    const deadLetters = app.get(DeadLetterService);
+    await waitFor(async () => (await deadLetters.list()).length === 5);
+    const seen: string[] = [];
+    await backend.scanDeadLetters(service, (letter) => {
+      seen.push(letter.error);
+      return seen.length < 3; // seen enough: no more calls
+    });
+    expect(seen).toEqual(['failed 0', 'failed 1', 'failed 2']);
+    fixed = true;
+    const outcome = await backend.replayDeadLettersWhere(service, (letter) =>
+      ['failed 1', 'failed 3'].includes(letter.error),
+    );
+    expect(outcome.replayed).toHaveLength(2);
+    expect(outcome.failed).toEqual([]);
+    await waitFor(() => handled.length === 2);
+    expect(handled.sort()).toEqual([1, 3]);
+    const left = await deadLetters.list();
+    expect(left.map((l) => l.error)).toEqual(['failed 0', 'failed 2', 'failed 4']);
+  });
 }

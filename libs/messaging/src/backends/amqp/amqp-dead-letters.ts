@@ -1,6 +1,10 @@
 import type { Channel, ChannelModel, GetMessage } from 'amqplib';
 import type { BackendEventHub } from '../../backend/backend-events';
-import type { DeadLetter, DeadLetterPage } from '../../backend/broker-backend.interface';
+import type {
+  DeadLetter,
+  DeadLetterPage,
+  DeadLetterReplay,
+} from '../../backend/broker-backend.interface';
 import { replayHeaders } from '../../backend/message-headers';
 import { PublishFailedError } from '../../errors/messaging.errors';
 import type { ResolvedAmqpOptions } from './amqp-backend.options';
@@ -92,6 +96,37 @@ export class AmqpDeadLetters {
           this.ctx.hub.emitError(sanitizeError(error, `replaying a dead letter of '${service}'`));
         }
       }
+    });
+  }
+
+  /** Visits every dead letter of `service` in one pass (see `BrokerBackend.scanDeadLetters`). */
+  scan(service: string, visit: (letter: DeadLetter) => boolean | void): Promise<void> {
+    return this.withQueue(service, undefined, async (queue) => {
+      let visiting = true;
+      // To the end even when `visit` has seen enough: only taking every message keeps the order.
+      for (let msg = await queue.next(); msg; msg = await queue.next()) {
+        if (visiting && visit(toDeadLetter(msg)) === false) visiting = false;
+      }
+    });
+  }
+
+  /** Replays, in one pass, the dead letters `select` picks. */
+  replayWhere(service: string, select: (letter: DeadLetter) => boolean): Promise<DeadLetterReplay> {
+    return this.withQueue(service, { replayed: [], failed: [] }, async (queue) => {
+      const replayed: string[] = [];
+      const failed: { id: string; error: string }[] = [];
+      for (let msg = await queue.next(); msg; msg = await queue.next()) {
+        const letter = toDeadLetter(msg);
+        if (!select(letter)) continue;
+        try {
+          await this.ctx.publish(this.replayCommand(msg));
+          queue.ack(msg);
+          replayed.push(letter.id);
+        } catch (error) {
+          failed.push({ id: letter.id, error: sanitizeError(error).message });
+        }
+      }
+      return { replayed, failed };
     });
   }
 

@@ -11,6 +11,7 @@ import {
   type ConsumerState,
   type DeadLetter,
   type DeadLetterPage,
+  type DeadLetterReplay,
   type DeliveryHandler,
   type IncomingReply,
   type OutgoingMessage,
@@ -193,6 +194,21 @@ export class AmqpBackend implements BrokerBackend {
   purgeDeadLetters(service: string): Promise<number> {
     this.assertOpen();
     return this.deadLetters.purge(service);
+  }
+
+  /** Visits every dead letter of `service` in one pass. */
+  scanDeadLetters(service: string, visit: (letter: DeadLetter) => boolean | void): Promise<void> {
+    this.assertOpen();
+    return this.deadLetters.scan(service, visit);
+  }
+
+  /** Replays, in one pass, the dead letters `select` picks. */
+  replayDeadLettersWhere(
+    service: string,
+    select: (letter: DeadLetter) => boolean,
+  ): Promise<DeadLetterReplay> {
+    this.assertOpen();
+    return this.deadLetters.replayWhere(service, select);
   }
 
   /** Whether each subscription is consuming now. */

@@ -9,6 +9,7 @@ import type {
   BrokerBackend,
   DeadLetter,
   DeadLetterPage,
+  DeadLetterReplay,
   DeliveryHandler,
   IncomingReply,
   OutgoingMessage,
@@ -153,6 +154,33 @@ export class InMemoryBackend implements BrokerBackend {
 
   async purgeDeadLetters(service: string): Promise<number> {
     return this.broker.purgeDeadLetters(service);
+  }
+
+  async scanDeadLetters(
+    service: string,
+    visit: (letter: DeadLetter) => boolean | void,
+  ): Promise<void> {
+    for (const letter of this.broker.listDeadLetters(service)) if (visit(letter) === false) return;
+  }
+
+  async replayDeadLettersWhere(
+    service: string,
+    select: (letter: DeadLetter) => boolean,
+  ): Promise<DeadLetterReplay> {
+    const picked = this.broker.listDeadLetters(service).filter(select);
+    const ids = new Set(picked.map((letter) => letter.id));
+    const replayed = new Set<string>();
+    this.broker.replayDeadLetters(service, (letter) => {
+      if (!ids.has(letter.id)) return false;
+      replayed.add(letter.id);
+      return true;
+    });
+    return {
+      replayed: [...replayed],
+      failed: picked
+        .filter((letter) => !replayed.has(letter.id))
+        .map((letter) => ({ id: letter.id, error: `its queue '${letter.queue}' is gone` })),
+    };
   }
 
   on<E extends keyof BackendEvents>(event: E, listener: BackendEvents[E]): () => void {
