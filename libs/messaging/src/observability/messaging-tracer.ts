@@ -3,7 +3,7 @@ import { type CurrentMessage, currentMessage, runWithMessage } from './message-s
 import {
   formatTraceparent,
   newSpanId,
-  newTraceId,
+  traceIdOf,
   parseTraceparent,
   type TraceContext,
   TRACEPARENT,
@@ -73,6 +73,9 @@ export interface PublishTrace {
 }
 
 const NOTHING_TO_END: PublishTrace['end'] = () => undefined;
+/** The headers of a publish outside any trace: none (shared, frozen). */
+export const NO_TRACE_HEADERS: MessageHeaders = Object.freeze({});
+const NOT_TRACED: PublishTrace = Object.freeze({ headers: NO_TRACE_HEADERS, end: NOTHING_TO_END });
 
 /** Who published or handles a message, for span names and attributes. */
 export interface TracedMessage {
@@ -120,7 +123,7 @@ export class MessagingTracer {
 
   /** Starts the trace of one publish; `headers` are the message's own (a `traceparent` there wins). */
   publish(message: TracedMessage, headers: MessageHeaders): PublishTrace {
-    if (headers[TRACEPARENT] !== undefined) return { headers: {}, end: NOTHING_TO_END };
+    if (headers[TRACEPARENT] !== undefined) return NOT_TRACED;
     const handling = currentMessage();
     const otel = this.otel;
     if (otel) {
@@ -145,11 +148,9 @@ export class MessagingTracer {
       }
       span.end();
     }
-    const parent = handling ? fromScope(handling) : undefined;
-    return {
-      headers: headersOf(parent ? child(parent) : root()),
-      end: NOTHING_TO_END,
-    };
+    // Outside any trace nothing is added: the first handler of the message starts one.
+    if (!handling) return NOT_TRACED;
+    return { headers: headersOf(child(fromScope(handling))), end: NOTHING_TO_END };
   }
 
   /**
@@ -201,7 +202,7 @@ export class MessagingTracer {
       }
       span.end();
     }
-    const own = remote ? child(remote) : root();
+    const own = remote ? child(remote) : rootOf(delivery.messageId);
     return runWithMessage(scopeOf(delivery, handler, service, own), work);
   }
 
@@ -282,9 +283,13 @@ function child(parent: TraceContext): TraceContext {
   return { ...parent, spanId: newSpanId() };
 }
 
-/** A new trace, sampled (a consumer that traces decides for itself). */
-function root(): TraceContext {
-  return { traceId: newTraceId(), spanId: newSpanId(), flags: 1 };
+/**
+ * The trace of a message published outside any trace: its id comes from the message id, so every
+ * attempt, the dead letter and the replay of the message share it. Sampled: a consumer that traces
+ * decides for itself.
+ */
+function rootOf(messageId: string): TraceContext {
+  return { traceId: traceIdOf(messageId), spanId: newSpanId(), flags: 1 };
 }
 
 function headersOf(trace: TraceContext): MessageHeaders {

@@ -9,10 +9,11 @@
  * | `tracestate`  | a publish inside a trace that has one    | vendor state, passed on unchanged       |
  *
  * The parent of a publish is the active OpenTelemetry span when there is one, else the message being
- * handled, else a new trace. Without OpenTelemetry the ids still travel, so logs of one flow share
- * a trace id.
+ * handled. A message published outside any trace carries none: its handlers take the trace id from
+ * its message id (`traceIdOf`), the same for every attempt, its dead letter and its replay. Without
+ * OpenTelemetry the ids still travel, so the logs of one flow share a trace id.
  */
-import { randomBytes } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 
 export const TRACEPARENT = 'traceparent';
 export const TRACESTATE = 'tracestate';
@@ -52,9 +53,17 @@ export function formatTraceparent(context: TraceContext): string {
   return `00-${context.traceId}-${context.spanId}-${(context.flags & 0xff).toString(16).padStart(2, '0')}`;
 }
 
-/** A random trace id (16 bytes, hex). */
-export function newTraceId(): string {
-  return randomHex(16);
+const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+
+/**
+ * A trace id that is always the same for `messageId`: the UUID's own 32 hex digits (the library's
+ * message ids are UUIDs), else the first 16 bytes of its SHA-256.
+ */
+export function traceIdOf(messageId: string): string {
+  const hex = UUID.test(messageId)
+    ? messageId.replace(/-/g, '').toLowerCase()
+    : createHash('sha256').update(messageId).digest('hex').slice(0, 32);
+  return /^0+$/.test(hex) ? createHash('sha256').update(hex).digest('hex').slice(0, 32) : hex;
 }
 
 /** A random span id (8 bytes, hex). */

@@ -17,7 +17,11 @@ import type { ProducerTarget } from '../decorators/producer.decorator';
 import { currentStoreTransaction } from '../store/transactions';
 import type { StoreTransaction } from '../store/message-store';
 import { MessagingInstruments } from '../observability/messaging-metrics';
-import { MessagingTracer, type PublishTrace } from '../observability/messaging-tracer';
+import {
+  MessagingTracer,
+  NO_TRACE_HEADERS,
+  type PublishTrace,
+} from '../observability/messaging-tracer';
 
 /** Options of one publish. */
 export interface PublishOptions {
@@ -205,7 +209,10 @@ export class MessagingPublisher {
       queue: target.queue,
       body: encoded.body,
       contentType: encoded.contentType,
-      headers: { ...own, ...trace.headers, ...encoded.headers },
+      headers:
+        trace.headers === NO_TRACE_HEADERS && !encoded.headers
+          ? own
+          : { ...own, ...trace.headers, ...encoded.headers },
       messageId,
       correlationId,
       timestamp: Date.now(),
