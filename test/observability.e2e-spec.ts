@@ -2,6 +2,7 @@ import { Controller } from '@nestjs/common';
 import { Ctx, Payload } from '@nestjs/microservices';
 import {
   Consume,
+  currentMessage,
   DeadLetterService,
   InMemoryBackend,
   InMemoryBroker,
@@ -17,6 +18,36 @@ import { RecordedMetrics } from './support/recorded-metrics';
 
 const broker = new InMemoryBroker();
 describeTracing('memory', () => new InMemoryBackend({ broker }));
+
+describe('request context (memory backend)', () => {
+  const h = useContractHarness(() => new InMemoryBackend({ broker }), { servicePrefix: 'scope' });
+
+  it('gives handlers currentMessage(), or nothing with requestContext: false', async () => {
+    const seen: unknown[] = [];
+    @Controller()
+    class Handler {
+      @Consume('scope.#')
+      async handle() {
+        await Promise.resolve(); // and after an await
+        seen.push(currentMessage()?.messageId ?? 'none');
+      }
+    }
+    const on = h.unique();
+    const withScope = await h.start(on.service, [Handler]);
+    await new MessageProducer({ topic: 'scope.on' }, withScope.get(MessagingPublisher)).publish(
+      {},
+      { messageId: 'm-on' },
+    );
+    await waitFor(() => seen.length === 1);
+    await withScope.close();
+    h.forget(withScope);
+    const off = h.unique();
+    const without = await h.start(off.service, [Handler], { requestContext: false });
+    await new MessageProducer({ topic: 'scope.off' }, without.get(MessagingPublisher)).publish({});
+    await waitFor(() => seen.length === 2);
+    expect(seen).toEqual(['m-on', 'none']);
+  });
+});
 
 describe('metrics (memory backend)', () => {
   const h = useContractHarness(() => new InMemoryBackend({ broker }), { servicePrefix: 'metrics' });

@@ -148,7 +148,10 @@ const EXPORTS = [
     {
       provide: MessagingTracer,
       useFactory: (options: ResolvedMessagingOptions, backend: BrokerBackend) =>
-        new MessagingTracer(backend.name === 'amqp' ? 'rabbitmq' : backend.name, options.tracing),
+        new MessagingTracer(backend.name === 'amqp' ? 'rabbitmq' : backend.name, {
+          spans: options.tracing,
+          scope: options.requestContext,
+        }),
       inject: [MESSAGING_OPTIONS, MESSAGING_BACKEND],
     },
     MessagingPublisher,

@@ -98,11 +98,17 @@ export class MessagingTracer {
   /** What the global provider delegates to while no SDK registered one: OpenTelemetry's no-op. */
   private readonly noProvider: unknown;
 
-  /** `system` names the broker in span attributes (`rabbitmq`); `spans: false` creates none. */
+  private readonly scope: boolean;
+
+  /**
+   * `system` names the broker in span attributes (`rabbitmq`); `spans: false` creates none;
+   * `scope: false` runs handlers without `currentMessage()`.
+   */
   constructor(
     private readonly system: string,
-    spans = true,
+    { spans = true, scope = true }: { spans?: boolean; scope?: boolean } = {},
   ) {
+    this.scope = scope;
     this.api = spans ? loadOpenTelemetry() : undefined;
     if (this.api) {
       this.tracer = this.api.trace.getTracer('nest-messaging');
@@ -188,7 +194,7 @@ export class MessagingTracer {
         const own = fromSpanContext(span.spanContext());
         const scope = scopeOf(delivery, handler, service, own);
         return otel.context.with(otel.trace.setSpan(parent, span), () =>
-          runWithMessage(scope, work).then(
+          (this.scope ? runWithMessage(scope, work) : work()).then(
             (result) => {
               span.end();
               return result;
@@ -202,6 +208,7 @@ export class MessagingTracer {
       }
       span.end();
     }
+    if (!this.scope) return work();
     const own = remote ? child(remote) : rootOf(delivery.messageId);
     return runWithMessage(scopeOf(delivery, handler, service, own), work);
   }

@@ -58,6 +58,7 @@ describe('resolveMessagingOptions', () => {
       /'metrics' must be a MessagingMetrics \(increment, observe, set\)/,
     ],
     [{ service: 's', tracing: 'on' }, /tracing must be true or false/],
+    [{ service: 's', requestContext: 1 }, /requestContext must be true or false/],
     [{ service: 's', deadLetter: 'yes' }, /deadLetter must be true or false/],
     [
       { service: 's', retries: { maxAttempts: 2 } },
