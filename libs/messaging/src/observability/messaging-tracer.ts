@@ -162,7 +162,7 @@ export class MessagingTracer {
   /**
    * Runs `work` (the handling of `delivery` by `handler` of `service`) in the delivery's trace: in a
    * CONSUMER span while a tracer provider is registered (recorded or not, as its sampler decides),
-   * and always as `currentMessage()`.
+   * and as `currentMessage()` unless the scope is off (`requestContext: false`).
    */
   handle<T>(
     delivery: Delivery,
