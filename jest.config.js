@@ -2,7 +2,8 @@
  * Jest 30 cannot require NestJS 12's ES modules itself, so @swc/jest transforms
  * both our TypeScript and the @nestjs packages to CommonJS.
  * Projects: `unit` (no broker), `rabbitmq` (needs a broker, run in band), `postgres` (needs
- * PostgreSQL: DATABASE_URL or the local one), `package` (npm pack of
+ * PostgreSQL: DATABASE_URL or the local one), `redis` (Redis Streams: REDIS_URL or the local one),
+ * `nats` (NATS JetStream: NATS_URL or the local one), `package` (npm pack of
  * the library installed into a fresh app outside the repository: `npm run test:package`, in CI) and
  * `faults` (fault injection under load, docs/reliability.md: `npm run test:faults`, in CI).
  * @type {import('jest').Config}
@@ -25,7 +26,7 @@ const base = {
   moduleNameMapper: {
     // The package's entry points (libs/messaging/package.json `exports`), as source.
     '^@app/messaging$': '<rootDir>/libs/messaging/src',
-    '^@app/messaging/(amqp|memory)$': '<rootDir>/libs/messaging/src/backends/$1',
+    '^@app/messaging/(amqp|memory|redis|nats)$': '<rootDir>/libs/messaging/src/backends/$1',
     '^@app/messaging/(testing|backend)$': '<rootDir>/libs/messaging/src/$1',
     '^@app/messaging/terminus$': '<rootDir>/libs/messaging/src/health/terminus',
     '^@app/service-kit$': '<rootDir>/libs/service-kit/src',
@@ -45,7 +46,7 @@ module.exports = {
         '<rootDir>/apps/**/*.spec.ts',
         '<rootDir>/test/**/*.e2e-spec.ts',
       ],
-      testPathIgnorePatterns: ['/node_modules/', '\\.amqp\\.', '\\.pg\\.'],
+      testPathIgnorePatterns: ['/node_modules/', '\\.amqp\\.', '\\.pg\\.', '\\.redis\\.', '\\.nats\\.'],
     },
     {
       ...base,
@@ -56,6 +57,16 @@ module.exports = {
       ...base,
       displayName: 'postgres',
       testMatch: ['<rootDir>/libs/**/*.pg.spec.ts', '<rootDir>/test/**/*.pg.e2e-spec.ts'],
+    },
+    {
+      ...base,
+      displayName: 'redis',
+      testMatch: ['<rootDir>/libs/**/*.redis.spec.ts', '<rootDir>/test/**/*.redis.e2e-spec.ts'],
+    },
+    {
+      ...base,
+      displayName: 'nats',
+      testMatch: ['<rootDir>/libs/**/*.nats.spec.ts', '<rootDir>/test/**/*.nats.e2e-spec.ts'],
     },
     {
       ...base,

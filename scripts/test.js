@@ -7,6 +7,8 @@
  * | ------------ | ---------- | ---------------------------------------------------------------- |
  * | `rabbitmq`   | RabbitMQ   | BROKER_URL, default amqp://guest:guest@127.0.0.1:5672             |
  * | `postgres`   | PostgreSQL | DATABASE_URL, default postgres://postgres@127.0.0.1:5432/test     |
+ * | `redis`      | Redis      | REDIS_URL, default redis://127.0.0.1:6379                         |
+ * | `nats`       | NATS       | NATS_URL, default nats://127.0.0.1:4222 (JetStream enabled)       |
  *
  * With JEST_JSON_OUTPUT=path, Jest also writes its JSON results there (used by .ci/run).
  */
@@ -18,6 +20,8 @@ const path = require('node:path');
 const isCI = /^(1|true)$/i.test(process.env.CI || '');
 const brokerUrl = new URL(process.env.BROKER_URL || 'amqp://guest:guest@127.0.0.1:5672');
 const databaseUrl = new URL(process.env.DATABASE_URL || 'postgres://postgres@127.0.0.1:5432/test');
+const redisUrl = new URL(process.env.REDIS_URL || 'redis://127.0.0.1:6379');
+const natsUrl = new URL(process.env.NATS_URL || 'nats://127.0.0.1:4222');
 
 const SERVERS = [
   {
@@ -42,6 +46,28 @@ const SERVERS = [
     start: 'pg_ctlcluster --skip-systemctl-redirect $(ls /etc/postgresql) main start',
     variable: 'DATABASE_URL',
   },
+  {
+    project: 'redis',
+    name: 'Redis',
+    host: redisUrl.hostname || '127.0.0.1',
+    port: Number(redisUrl.port || 6379),
+    // Any Redis answers an inline PING (with +PONG, or -NOAUTH when it wants a password).
+    hello: Buffer.from('PING\r\n'),
+    answered: (data) => data[0] === 0x2b || data[0] === 0x2d,
+    start: 'redis-server --daemonize yes --bind 127.0.0.1 --port 6379 --save "" --appendonly no',
+    variable: 'REDIS_URL',
+  },
+  {
+    project: 'nats',
+    name: 'NATS',
+    host: natsUrl.hostname || '127.0.0.1',
+    port: Number(natsUrl.port || 4222),
+    // A NATS server speaks first: INFO {...} as soon as the connection opens.
+    hello: Buffer.alloc(0),
+    answered: (data) => data.subarray(0, 4).toString() === 'INFO',
+    start: 'nats-server -a 127.0.0.1 -p 4222 -js -sd /var/lib/nats-server &',
+    variable: 'NATS_URL',
+  },
 ];
 
 function answers({ host, port, hello, answered }) {
@@ -53,7 +79,7 @@ function answers({ host, port, hello, answered }) {
     };
     socket.setTimeout(2000, () => done(false));
     socket.once('error', () => done(false));
-    socket.once('connect', () => socket.write(hello));
+    socket.once('connect', () => hello.length > 0 && socket.write(hello));
     socket.once('data', (data) => done(answered(data)));
   });
 }
