@@ -1,0 +1,3 @@
+/** `nest-messaging/redis`: the Redis Streams backend. `ioredis` is loaded when `RedisStreamsBackend` is constructed. */
+export { RedisStreamsBackend } from './redis.backend';
+export type { RedisStreamsBackendOptions } from './redis-backend.options';

@@ -1,0 +1,95 @@
+/**
+ * Redis connections of {@link RedisStreamsBackend}: `ioredis` loaded on demand, one factory for the
+ * command connection and the per-subscription reader connections, and a bounded first connect.
+ */
+import type { Redis, RedisOptions } from 'ioredis';
+import { MessagingConfigError, MessagingError } from '../../errors/messaging.errors';
+import { redactRedisUrl, type ResolvedRedisOptions } from './redis-backend.options';
+
+/** Redis could not be reached in time by `connect()`. */
+export class RedisConnectError extends MessagingError {
+  readonly code = 'CONNECT_FAILED';
+}
+
+/** The `ioredis` module, as this backend uses it. */
+export type IoRedisModule = { Redis: new (url: string, options: RedisOptions) => Redis };
+
+/** Loads `ioredis` on demand so that apps on another backend run without it. */
+export function loadIoRedis(): IoRedisModule {
+  try {
+    // eslint-disable-next-line @typescript-eslint/no-require-imports
+    return require('ioredis') as IoRedisModule;
+  } catch (error) {
+    throw new MessagingConfigError(
+      "RedisStreamsBackend needs the 'ioredis' package: run `npm install ioredis`." +
+        ` (${error instanceof Error ? error.message.split('\n')[0] : String(error)})`,
+      { cause: error },
+    );
+  }
+}
+
+/** Reconnection backoff: 100 ms, 200 ms, ... up to 2 s, forever (the backend reports its status). */
+export function reconnectDelay(attempt: number): number {
+  return Math.min(2_000, 100 * attempt);
+}
+
+/**
+ * A new connection, not yet connected. `blocking` connections (the readers) have no command timeout:
+ * their `XREADGROUP BLOCK` waits longer than any timeout would allow.
+ */
+export function createConnection(
+  ioredis: IoRedisModule,
+  options: ResolvedRedisOptions,
+  role: string,
+  blocking: boolean,
+): Redis {
+  return new ioredis.Redis(options.url, {
+    lazyConnect: true,
+    connectionName: `${options.connectionName ?? 'nest-messaging'}:${role}`,
+    connectTimeout: Math.min(options.connectTimeoutMs, 10_000),
+    commandTimeout: blocking ? undefined : options.commandTimeoutMs,
+    maxRetriesPerRequest: null,
+    enableReadyCheck: true,
+    retryStrategy: reconnectDelay,
+    // After a failed connect, ioredis still waits this long for the (already closed) socket to close.
+    disconnectTimeout: 500,
+  });
+}
+
+/**
+ * Connects `redis`, resolving once it is ready; rejects with {@link RedisConnectError} naming the
+ * URL (password hidden) and the last error after `timeoutMs`, and stops it from retrying then.
+ */
+export async function connectWithin(
+  redis: Redis,
+  options: ResolvedRedisOptions,
+  timeoutMs: number,
+): Promise<void> {
+  if (redis.status === 'ready') return;
+  let lastError: Error | undefined;
+  const onError = (error: Error) => (lastError = error);
+  redis.on('error', onError);
+  try {
+    await new Promise<void>((resolve, reject) => {
+      const timer = setTimeout(() => {
+        redis.off('ready', onReady);
+        redis.disconnect();
+        reject(
+          new RedisConnectError(
+            `RedisStreamsBackend could not connect to ${redactRedisUrl(options.url)} within ${timeoutMs} ms` +
+              (lastError ? ` (${lastError.message})` : '') +
+              '. Check that Redis runs there and that the url option is right.',
+          ),
+        );
+      }, timeoutMs);
+      const onReady = () => {
+        clearTimeout(timer);
+        resolve();
+      };
+      redis.once('ready', onReady);
+      if (redis.status === 'wait') redis.connect().catch((error: Error) => (lastError = error));
+    });
+  } finally {
+    redis.off('error', onError);
+  }
+}

@@ -1,0 +1,377 @@
+/**
+ * One subscription on Redis: its binding, a reader connection running `XREADGROUP` over the queue's
+ * topic streams and its queue stream, the claim loop (`XAUTOCLAIM` of deliveries a crashed consumer
+ * left pending, and renewal of its own). Each delivery goes to the handler, then to `RedisSettler`.
+ */
+import type { Redis } from 'ioredis';
+import type {
+  ConsumerState,
+  DeliveryHandler,
+  SubscriptionSpec,
+} from '../../backend/broker-backend.interface';
+import { topicMatches } from '../../backend/topic-matcher';
+import { type EntrySource, fieldMap, toDelivery } from './redis-messages';
+import { BIND_SCRIPT, runScript } from './redis-scripts';
+import { RedisSettler, type RedisSettlerContext } from './redis-settler';
+
+/** What a consumer needs from its backend. */
+export interface RedisConsumerContext extends RedisSettlerContext {
+  /** This backend instance's consumer name. */
+  readonly consumer: string;
+  /** A new connection for this consumer's blocking reads. */
+  createReader(): Redis;
+}
+
+interface InFlight {
+  readonly stream: string;
+  readonly id: string;
+  renewedAt: number;
+}
+
+type StreamReply = Array<[Buffer, Array<[Buffer, Buffer[] | null]>]> | null;
+
+export class RedisConsumer {
+  private readonly reader: Redis;
+  private readonly streams = new Map<string, EntrySource>();
+  private readonly inFlight = new Map<string, InFlight>();
+  private readonly wildcard: boolean;
+  private readonly queueStream: string;
+  private readonly claimCursor = new Map<string, string>();
+  private readonly settler: RedisSettler;
+  private readerId?: number;
+  private knownTopics = -1;
+  private stopped = false;
+  private loop?: Promise<void>;
+  private readonly claimEveryMs: number;
+  private nextClaimAt = 0;
+  private renewTimer?: NodeJS.Timeout;
+  private renewing = false;
+  private wake?: () => void;
+  private readonly drainWaiters = new Set<() => void>();
+  private detachedSince: number | undefined = Date.now();
+  private reportedReadError = false;
+
+  constructor(
+    private readonly spec: SubscriptionSpec,
+    private readonly handler: DeliveryHandler,
+    private readonly ctx: RedisConsumerContext,
+  ) {
+    this.reader = ctx.createReader();
+    this.reader.on('error', () => undefined); // reported through the read loop
+    this.reader.on('ready', () => {
+      void this.reader.client('ID').then(
+        (id) => (this.readerId = Number(id)),
+        () => undefined,
+      );
+    });
+    this.wildcard = spec.topics.some((t) => t.includes('*') || t.includes('#'));
+    this.queueStream = ctx.keys.queue(spec.queue);
+    this.settler = new RedisSettler(spec, ctx);
+    this.claimEveryMs = Math.max(50, Math.min(5_000, Math.floor(ctx.options.claimIdleMs / 3)));
+  }
+
+  /** The health of this subscription. */
+  get state(): ConsumerState {
+    const attached = !this.stopped && this.reader.status === 'ready' && !this.reportedReadError;
+    return attached
+      ? { queue: this.spec.queue, attached }
+      : { queue: this.spec.queue, attached, detachedSince: this.detachedSince ?? Date.now() };
+  }
+
+  /** Declares the binding and groups, connects the reader and starts consuming. */
+  async start(connect: (redis: Redis) => Promise<void>): Promise<void> {
+    const topics = (await runScript(
+      this.ctx.command,
+      BIND_SCRIPT,
+      0,
+      this.ctx.keys.prefix,
+      this.spec.queue,
+      JSON.stringify(this.spec.topics),
+    )) as string[];
+    this.streams.set(this.queueStream, { kind: 'q', name: this.spec.queue });
+    for (const topic of topics) this.addTopic(topic);
+    try {
+      await connect(this.reader);
+    } catch (error) {
+      this.reader.disconnect();
+      throw error;
+    }
+    this.detachedSince = undefined;
+    this.loop = this.run();
+    this.renewTimer = setInterval(() => void this.renewTick(), this.claimEveryMs);
+  }
+
+  /** Stops taking deliveries; those in flight still settle (see {@link drain}). */
+  async cancel(): Promise<void> {
+    if (this.stopped) return;
+    this.stopped = true;
+    clearInterval(this.renewTimer);
+    this.wake?.();
+    // Unblock the reader's XREADGROUP; it may be between two reads, so until the loop ends.
+    const loop = this.loop ?? Promise.resolve();
+    let ended = false;
+    void loop.finally(() => (ended = true));
+    const deadline = Date.now() + this.ctx.options.blockMs + 1_000;
+    while (!ended && Date.now() < deadline) {
+      if (this.readerId !== undefined)
+        await this.ctx.command.client('UNBLOCK', this.readerId).catch(() => undefined);
+      await Promise.race([loop, new Promise((resolve) => setTimeout(resolve, 50))]);
+    }
+    this.reader.disconnect();
+    await loop.catch(() => undefined);
+  }
+
+  /** Resolves once no delivery is in flight, or after `timeoutMs`. */
+  async drain(timeoutMs: number): Promise<void> {
+    if (this.inFlight.size === 0) return;
+    await new Promise<void>((resolve) => {
+      const done = () => {
+        clearTimeout(timer);
+        this.drainWaiters.delete(done);
+        resolve();
+      };
+      const timer = setTimeout(done, timeoutMs);
+      this.drainWaiters.add(done);
+    });
+  }
+
+  /**
+   * Removes this instance's consumer from the groups it read, where nothing is pending for it (a
+   * pending delivery keeps its consumer, so that another instance claims it): closed instances do
+   * not pile up in `XINFO CONSUMERS`. Call after {@link cancel} and {@link drain}.
+   */
+  async forget(): Promise<void> {
+    for (const stream of this.streams.keys()) {
+      const pending = await this.ctx.command.xpending(
+        stream,
+        this.spec.queue,
+        '-',
+        '+',
+        1,
+        this.ctx.consumer,
+      );
+      if (pending.length === 0)
+        await this.ctx.command.xgroup('DELCONSUMER', stream, this.spec.queue, this.ctx.consumer);
+    }
+  }
+
+  private addTopic(topic: string): void {
+    this.streams.set(this.ctx.keys.topic(topic), { kind: 't', name: topic });
+  }
+
+  private async run(): Promise<void> {
+    let failures = 0;
+    while (!this.stopped) {
+      const free = this.spec.concurrency - this.inFlight.size;
+      if (free <= 0) {
+        await new Promise<void>((resolve) => (this.wake = resolve));
+        this.wake = undefined;
+        continue;
+      }
+      try {
+        if (Date.now() >= this.nextClaimAt) {
+          // Claims run here, between reads, so that they share the reads' `concurrency` slots.
+          this.nextClaimAt = Date.now() + this.claimEveryMs;
+          await this.claimAbandoned();
+          continue;
+        }
+        if (this.wildcard) await this.refreshTopics();
+        const keys = [...this.streams.keys()];
+        const reply = (await this.reader.callBuffer(
+          'XREADGROUP',
+          'GROUP',
+          this.spec.queue,
+          this.ctx.consumer,
+          'COUNT',
+          free,
+          'BLOCK',
+          this.ctx.options.blockMs,
+          'STREAMS',
+          ...keys,
+          ...keys.map(() => '>'),
+        )) as StreamReply;
+        failures = 0;
+        this.attached();
+        if (reply) this.take(reply, false);
+      } catch (error) {
+        if (this.stopped) break;
+        const message = error instanceof Error ? error.message : String(error);
+        if (message.includes('NOGROUP')) {
+          // The stream or group is gone (Redis restarted empty, keys deleted): declare them again.
+          await this.ensureGroups().catch((e: Error) => this.readFailed(e));
+        } else {
+          this.readFailed(error instanceof Error ? error : new Error(message));
+        }
+        failures++;
+        await new Promise((resolve) => setTimeout(resolve, Math.min(2_000, 50 * failures)));
+      }
+    }
+  }
+
+  private attached(): void {
+    if (this.reportedReadError || this.detachedSince !== undefined) {
+      this.reportedReadError = false;
+      this.detachedSince = undefined;
+      this.ctx.logger.log(`Consuming '${this.spec.queue}' again`);
+    }
+  }
+
+  private readFailed(error: Error): void {
+    this.detachedSince ??= Date.now();
+    if (this.reportedReadError) return;
+    this.reportedReadError = true;
+    this.ctx.hub.emitError(
+      new Error(`Reading queue '${this.spec.queue}' from Redis failed: ${error.message}`, {
+        cause: error,
+      }),
+    );
+  }
+
+  /** A wildcard subscription picks up the topics that became known since its last read. */
+  private async refreshTopics(): Promise<void> {
+    const count = await this.ctx.command.scard(this.ctx.keys.topics);
+    if (count === this.knownTopics) return;
+    this.knownTopics = count;
+    for (const topic of await this.ctx.command.smembers(this.ctx.keys.topics)) {
+      if (this.streams.has(this.ctx.keys.topic(topic))) continue;
+      if (this.spec.topics.some((pattern) => topicMatches(pattern, topic))) this.addTopic(topic);
+    }
+  }
+
+  private async ensureGroups(): Promise<void> {
+    await runScript(
+      this.ctx.command,
+      BIND_SCRIPT,
+      0,
+      this.ctx.keys.prefix,
+      this.spec.queue,
+      JSON.stringify(this.spec.topics),
+    );
+    for (const [stream, source] of this.streams) {
+      await this.ctx.command
+        .xgroup('CREATE', stream, this.spec.queue, source.kind === 'q' ? '0' : '$', 'MKSTREAM')
+        .catch((error: Error) => {
+          if (!error.message.includes('BUSYGROUP')) throw error;
+        });
+    }
+  }
+
+  private take(reply: NonNullable<StreamReply>, redelivered: boolean): void {
+    for (const [streamKey, entries] of reply) {
+      const stream = streamKey.toString('utf8');
+      for (const [idBuffer, raw] of entries) {
+        if (raw) this.dispatch(stream, idBuffer.toString('utf8'), raw, redelivered);
+      }
+    }
+  }
+
+  /** How many times Redis delivered entry `id` of `stream` to this group (claims included). */
+  private async deliveryCount(stream: string, id: string): Promise<number> {
+    const rows = (await this.ctx.command.xpending(stream, this.spec.queue, id, id, 1)) as Array<
+      [string, string, number, number]
+    >;
+    return rows.length > 0 ? Number(rows[0][3]) : 0;
+  }
+
+  private dispatch(
+    stream: string,
+    id: string,
+    raw: Buffer[],
+    redelivered: boolean,
+    overLimit = false,
+  ): void {
+    const source = this.streams.get(stream);
+    const key = `${stream}\n${id}`;
+    if (!source || this.inFlight.has(key)) return;
+    const delivery = toDelivery(fieldMap(raw), source, this.spec.queue, id, redelivered);
+    const now = Date.now();
+    this.inFlight.set(key, { stream, id, renewedAt: now });
+    const settled = this.stopped
+      ? this.settler.requeue(stream, id, delivery)
+      : overLimit
+        ? this.settler.settle(stream, id, delivery, this.settler.deliveryLimitExceeded(delivery))
+        : this.handler(delivery).then((settlement) =>
+            this.settler.settle(stream, id, delivery, settlement),
+          );
+    void settled
+      .catch((error: Error) =>
+        this.ctx.hub.emitError(
+          new Error(
+            `Could not settle message ${delivery.messageId} of '${this.spec.queue}' (it stays pending and is delivered again after claimIdleMs): ${error.message}`,
+            { cause: error },
+          ),
+        ),
+      )
+      .finally(() => {
+        this.inFlight.delete(key);
+        this.wake?.();
+        if (this.inFlight.size === 0) for (const done of [...this.drainWaiters]) done();
+      });
+  }
+
+  /** Renews the claim on deliveries in flight here, so that a long handler is not taken over. */
+  private async renewTick(): Promise<void> {
+    if (this.stopped || this.renewing) return;
+    this.renewing = true;
+    try {
+      await this.renew();
+    } catch (error) {
+      if (!this.stopped) this.readFailed(error instanceof Error ? error : new Error(String(error)));
+    } finally {
+      this.renewing = false;
+    }
+  }
+
+  /**
+   * Claims deliveries other consumers left pending longer than `claimIdleMs` (crashed or
+   * disconnected), as many as there are free slots; one claimed more than `deliveryLimit` times is
+   * dead-lettered instead of handled.
+   */
+  private async claimAbandoned(): Promise<void> {
+    for (const stream of this.streams.keys()) {
+      const free = this.spec.concurrency - this.inFlight.size;
+      if (free <= 0 || this.stopped) return;
+      const cursor = this.claimCursor.get(stream) ?? '0-0';
+      const reply = (await this.ctx.command.callBuffer(
+        'XAUTOCLAIM',
+        stream,
+        this.spec.queue,
+        this.ctx.consumer,
+        this.ctx.options.claimIdleMs,
+        cursor,
+        'COUNT',
+        free,
+      )) as [Buffer, Array<[Buffer, Buffer[] | null]>, Buffer[]];
+      this.claimCursor.set(stream, reply[0].toString('utf8'));
+      for (const [idBuffer, raw] of reply[1]) {
+        if (!raw) continue;
+        const id = idBuffer.toString('utf8');
+        const deliveries = await this.deliveryCount(stream, id);
+        this.dispatch(stream, id, raw, true, deliveries > this.ctx.options.deliveryLimit);
+      }
+    }
+  }
+
+  private async renew(): Promise<void> {
+    const now = Date.now();
+    const due = now - this.ctx.options.claimIdleMs / 3;
+    const byStream = new Map<string, InFlight[]>();
+    for (const entry of this.inFlight.values()) {
+      if (entry.renewedAt > due) continue;
+      const list = byStream.get(entry.stream) ?? [];
+      list.push(entry);
+      byStream.set(entry.stream, list);
+    }
+    for (const [stream, entries] of byStream) {
+      await this.ctx.command.xclaim(
+        stream,
+        this.spec.queue,
+        this.ctx.consumer,
+        0,
+        ...entries.map((e) => e.id),
+        'JUSTID',
+      );
+      for (const entry of entries) entry.renewedAt = now;
+    }
+  }
+}

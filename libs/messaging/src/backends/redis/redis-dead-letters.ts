@@ -1,0 +1,155 @@
+/**
+ * Dead letters on Redis: one stream per service (`<prefix>:q:<service>.dead-letter`), read with
+ * `XRANGE` in pages of {@link PAGE} entries, so listing and scanning never hold more than a page.
+ * A dead letter's id is its entry id: a replay finds it at once, and the Lua replay deletes it and
+ * adds the copy to its queue's stream atomically, so two concurrent replays replay it once.
+ */
+import type { Redis } from 'ioredis';
+import type {
+  DeadLetter,
+  DeadLetterPage,
+  DeadLetterReplay,
+} from '../../backend/broker-backend.interface';
+import { deadLetterQueueName } from '../../backend/queue-names';
+import type { ResolvedRedisOptions } from './redis-backend.options';
+import { fieldMap, replayFields, timestampOf, toDeadLetter } from './redis-messages';
+import { PURGE_SCRIPT, REPLAY_SCRIPT, runScript } from './redis-scripts';
+import type { RedisKeys } from './redis-topology';
+
+/** Entries read per `XRANGE`. */
+const PAGE = 100;
+
+const ENTRY_ID = /^\d{1,20}-\d{1,20}$/;
+
+type RawEntry = [Buffer, Buffer[]];
+
+/** Why a replay did not happen. */
+class ReplayRefused extends Error {}
+
+export class RedisDeadLetters {
+  constructor(
+    private readonly command: () => Redis,
+    private readonly keys: RedisKeys,
+    private readonly options: ResolvedRedisOptions,
+  ) {}
+
+  async list(service: string, page: DeadLetterPage = {}): Promise<DeadLetter[]> {
+    let skip = page.offset ?? 0;
+    const limit = page.limit ?? Infinity;
+    const out: DeadLetter[] = [];
+    if (limit <= 0) return out;
+    await this.each(service, (letter) => {
+      if (skip > 0) {
+        skip--;
+        return true;
+      }
+      out.push(letter);
+      return out.length < limit;
+    });
+    return out;
+  }
+
+  async scan(service: string, visit: (letter: DeadLetter) => boolean | void): Promise<void> {
+    await this.each(service, (letter) => visit(letter) !== false);
+  }
+
+  async replay(service: string, id: string): Promise<boolean> {
+    if (!ENTRY_ID.test(id)) return false;
+    const stream = this.stream(service);
+    const [entry] = (await this.command().callBuffer('XRANGE', stream, id, id)) as RawEntry[];
+    if (!entry) return false;
+    return this.replayEntry(stream, entry);
+  }
+
+  async replayAll(service: string): Promise<number> {
+    const outcome = await this.replayWhere(service, () => true);
+    return outcome.replayed.length;
+  }
+
+  async replayWhere(
+    service: string,
+    select: (letter: DeadLetter) => boolean,
+  ): Promise<DeadLetterReplay> {
+    const stream = this.stream(service);
+    const replayed: string[] = [];
+    const failed: Array<{ id: string; error: string }> = [];
+    await this.eachEntry(service, async (entry, letter) => {
+      if (!select(letter)) return true;
+      try {
+        if (await this.replayEntry(stream, entry)) replayed.push(letter.id);
+      } catch (error) {
+        failed.push({
+          id: letter.id,
+          error: error instanceof Error ? error.message : String(error),
+        });
+      }
+      return true;
+    });
+    return { replayed, failed };
+  }
+
+  async purge(service: string): Promise<number> {
+    return Number(await runScript(this.command(), PURGE_SCRIPT, 1, this.stream(service)));
+  }
+
+  private stream(service: string): string {
+    return this.keys.queue(deadLetterQueueName(service));
+  }
+
+  private async replayEntry(stream: string, [idBuffer, raw]: RawEntry): Promise<boolean> {
+    const id = idBuffer.toString('utf8');
+    const fields = fieldMap(raw);
+    const letter = toDeadLetter(fields, id);
+    if (!letter.queue) {
+      throw new ReplayRefused(`dead letter ${id} does not say which queue it failed on`);
+    }
+    const result = Number(
+      await runScript(
+        this.command(),
+        REPLAY_SCRIPT,
+        0,
+        this.keys.prefix,
+        stream,
+        id,
+        letter.queue,
+        this.options.maxLength,
+        ...replayFields(letter, timestampOf(fields)),
+      ),
+    );
+    if (result === -1) {
+      throw new ReplayRefused(
+        `its queue '${letter.queue}' has no consumer group in Redis (no subscription declared it): start its consumer, then replay`,
+      );
+    }
+    return result === 1;
+  }
+
+  private each(service: string, visit: (letter: DeadLetter) => boolean): Promise<void> {
+    return this.eachEntry(service, (_entry, letter) => visit(letter));
+  }
+
+  /** Visits the entries oldest first, a page at a time, until `visit` returns false. */
+  private async eachEntry(
+    service: string,
+    visit: (entry: RawEntry, letter: DeadLetter) => boolean | Promise<boolean>,
+  ): Promise<void> {
+    const stream = this.stream(service);
+    let start = '-';
+    for (;;) {
+      const entries = (await this.command().callBuffer(
+        'XRANGE',
+        stream,
+        start,
+        '+',
+        'COUNT',
+        PAGE,
+      )) as RawEntry[];
+      for (const entry of entries) {
+        const id = entry[0].toString('utf8');
+        if (!(await visit(entry, toDeadLetter(fieldMap(entry[1]), id)))) return;
+      }
+      if (entries.length < PAGE) return;
+      start = `(${entries[entries.length - 1][0].toString('utf8')}`;
+    }
+  }
+}

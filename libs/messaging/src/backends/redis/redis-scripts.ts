@@ -1,0 +1,241 @@
+/**
+ * The Lua scripts of {@link RedisStreamsBackend}: routing (publish, delay, bind), moving due delayed
+ * messages, and replaying a dead letter. Each runs atomically, so routing and bindings never race
+ * between processes. Keys are described in `redis-topology.ts`; every script takes the key prefix as
+ * `ARGV[1]` and computes its keys (hence no Redis Cluster).
+ */
+import { createHash } from 'node:crypto';
+import type { Redis } from 'ioredis';
+
+const SHAS = new Map<string, string>();
+
+/**
+ * Runs `script` by its SHA1 (`EVALSHA`), sending its text (`EVAL`, which caches it) only when Redis
+ * does not know it yet: after a restart, or the first time.
+ */
+export async function runScript(
+  redis: Redis,
+  script: string,
+  numKeys: number,
+  ...args: Array<string | Buffer | number>
+): Promise<unknown> {
+  let sha = SHAS.get(script);
+  if (sha === undefined) {
+    sha = createHash('sha1').update(script).digest('hex');
+    SHAS.set(script, sha);
+  }
+  try {
+    return await redis.evalsha(sha, numKeys, ...args);
+  } catch (error) {
+    if (!(error instanceof Error) || !error.message.startsWith('NOSCRIPT')) throw error;
+    return redis.eval(script, numKeys, ...args);
+  }
+}
+
+/** AMQP-style topic matching (`topic-matcher.ts` in Lua) and the routing helpers. */
+const PRELUDE = `
+local function words(s)
+  local t, i = {}, 1
+  while true do
+    local j = string.find(s, '.', i, true)
+    if not j then t[#t + 1] = string.sub(s, i); return t end
+    t[#t + 1] = string.sub(s, i, j - 1)
+    i = j + 1
+  end
+end
+local function match_words(p, pi, t, ti)
+  while pi <= #p do
+    local w = p[pi]
+    if w == '#' then
+      if pi == #p then return true end
+      for skip = ti, #t + 1 do
+        if match_words(p, pi + 1, t, skip) then return true end
+      end
+      return false
+    end
+    if ti > #t then return false end
+    if w ~= '*' and w ~= t[ti] then return false end
+    pi = pi + 1
+    ti = ti + 1
+  end
+  return ti == #t + 1
+end
+local function matches(pattern, topic)
+  if pattern == topic or pattern == '#' then return true end
+  if not string.find(pattern, '[*#]') then return false end
+  return match_words(words(pattern), 1, words(topic), 1)
+end
+local function group_count(stream)
+  if redis.call('EXISTS', stream) == 0 then return 0 end
+  return #redis.call('XINFO', 'GROUPS', stream)
+end
+local function bound_queues(prefix, topic)
+  local out = {}
+  local b = redis.call('HGETALL', prefix .. ':bindings')
+  for i = 1, #b, 2 do
+    local ok, pats = pcall(cjson.decode, b[i + 1])
+    if ok and type(pats) == 'table' then
+      for _, p in ipairs(pats) do
+        if matches(p, topic) then out[#out + 1] = b[i]; break end
+      end
+    end
+  end
+  return out
+end
+-- The stream of topic, with a group for every queue bound to it once the topic is known.
+local function prepare_topic(prefix, topic)
+  local stream = prefix .. ':t:' .. topic
+  if redis.call('SADD', prefix .. ':topics', topic) == 1 then
+    for _, q in ipairs(bound_queues(prefix, topic)) do
+      redis.pcall('XGROUP', 'CREATE', stream, q, '0', 'MKSTREAM')
+    end
+  end
+  return stream
+end
+-- How many queues a message to (kind, name) reaches now, without changing anything.
+local function route_count(prefix, kind, name)
+  if kind == 'q' then return group_count(prefix .. ':q:' .. name) end
+  if redis.call('SISMEMBER', prefix .. ':topics', name) == 1 then
+    return group_count(prefix .. ':t:' .. name)
+  end
+  return #bound_queues(prefix, name)
+end
+local function add(stream, maxlen, fields)
+  return redis.call('XADD', stream, 'MAXLEN', '~', maxlen, '*', unpack(fields))
+end
+local function now_ms()
+  local t = redis.call('TIME')
+  return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+end
+local function tail(from)
+  local out = {}
+  for i = from, #ARGV do out[#out + 1] = ARGV[i] end
+  return out
+end
+`;
+
+/**
+ * Publishes: ARGV prefix, kind (`t` topic or `q` queue), name, maxLength, mandatory (`1`/`0`), then
+ * the entry's field/value pairs. Returns 1 when added, 0 when no queue receives it (a topic message
+ * is then dropped; a queue message is kept for its future consumer unless mandatory).
+ */
+export const PUBLISH_SCRIPT = `${PRELUDE}
+local prefix, kind, name, maxlen, mandatory = ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5]
+local fields = tail(6)
+if kind == 'q' then
+  local stream = prefix .. ':q:' .. name
+  if group_count(stream) == 0 and mandatory == '1' then return 0 end
+  add(stream, maxlen, fields)
+  return 1
+end
+local stream = prepare_topic(prefix, name)
+if group_count(stream) == 0 then return 0 end
+add(stream, maxlen, fields)
+return 1
+`;
+
+/**
+ * Holds a message for a delay: ARGV prefix, kind, name, mandatory, delayMs, id, then the field/value
+ * pairs. Due times are Redis's clock (`TIME`), so the hosts' clocks never matter. Returns 0 (and holds
+ * nothing) when mandatory and no queue receives it now.
+ */
+export const DELAY_SCRIPT = `${PRELUDE}
+local prefix, kind, name, mandatory, delay, id = ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5], ARGV[6]
+if mandatory == '1' and route_count(prefix, kind, name) == 0 then return 0 end
+local fields = tail(7)
+fields[#fields + 1] = '_to'
+fields[#fields + 1] = kind .. ':' .. name
+redis.call('HSET', prefix .. ':delayed:' .. id, unpack(fields))
+redis.call('ZADD', prefix .. ':delayed', now_ms() + tonumber(delay), id)
+return 1
+`;
+
+/**
+ * Moves due delayed messages into their streams: ARGV prefix, limit, maxLength.
+ * Returns how many it took off the delayed set (a topic nobody consumes any more drops its message).
+ */
+export const MOVE_DUE_SCRIPT = `${PRELUDE}
+local prefix, limit, maxlen = ARGV[1], ARGV[2], ARGV[3]
+local set = prefix .. ':delayed'
+local ids = redis.call('ZRANGEBYSCORE', set, '-inf', now_ms(), 'LIMIT', 0, limit)
+for _, id in ipairs(ids) do
+  local key = prefix .. ':delayed:' .. id
+  local raw = redis.call('HGETALL', key)
+  local to, fields = nil, {}
+  for i = 1, #raw, 2 do
+    if raw[i] == '_to' then to = raw[i + 1]
+    else fields[#fields + 1] = raw[i]; fields[#fields + 1] = raw[i + 1] end
+  end
+  if to and #fields > 0 then
+    local kind, name = string.sub(to, 1, 1), string.sub(to, 3)
+    if kind == 'q' then
+      add(prefix .. ':q:' .. name, maxlen, fields)
+    else
+      local stream = prepare_topic(prefix, name)
+      if group_count(stream) > 0 then add(stream, maxlen, fields) end
+    end
+  end
+  redis.call('DEL', key)
+  redis.call('ZREM', set, id)
+end
+return #ids
+`;
+
+/**
+ * Declares a subscription: ARGV prefix, queue, JSON array of patterns. Stores the binding, makes
+ * literal topics known, creates the queue's group (`$`) on every known topic it matches and on its
+ * queue stream (`0`: what waits there is for it). Returns the matching topics.
+ */
+export const BIND_SCRIPT = `${PRELUDE}
+local prefix, queue, json = ARGV[1], ARGV[2], ARGV[3]
+local pats = cjson.decode(json)
+if #pats > 0 then
+  redis.call('HSET', prefix .. ':bindings', queue, json)
+  -- A literal topic becomes known now, with a group for every binding that matches it (this one too).
+  for _, p in ipairs(pats) do
+    if not string.find(p, '[*#]') then prepare_topic(prefix, p) end
+  end
+end
+local out = {}
+if #pats > 0 then
+  for _, t in ipairs(redis.call('SMEMBERS', prefix .. ':topics')) do
+    for _, p in ipairs(pats) do
+      if matches(p, t) then
+        redis.pcall('XGROUP', 'CREATE', prefix .. ':t:' .. t, queue, '$', 'MKSTREAM')
+        out[#out + 1] = t
+        break
+      end
+    end
+  end
+end
+redis.pcall('XGROUP', 'CREATE', prefix .. ':q:' .. queue, queue, '0', 'MKSTREAM')
+return out
+`;
+
+/**
+ * Replays one dead letter: ARGV prefix, dead-letter stream, entry id, queue, maxLength, then the
+ * replayed entry's field/value pairs. Returns 1 when replayed, 0 when there is no such dead letter,
+ * -1 when its queue has no consumer group any more (it stays).
+ */
+export const REPLAY_SCRIPT = `${PRELUDE}
+local prefix, dlq, id, queue, maxlen = ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5]
+local stream = prefix .. ':q:' .. queue
+if #redis.call('XRANGE', dlq, id, id) == 0 then return 0 end
+if group_count(stream) == 0 then return -1 end
+redis.call('XDEL', dlq, id)
+add(stream, maxlen, tail(6))
+return 1
+`;
+
+/** Deletes a dead-letter stream: returns how many dead letters it held. */
+export const PURGE_SCRIPT = `
+local n = 0
+if redis.call('EXISTS', KEYS[1]) == 1 then n = redis.call('XLEN', KEYS[1]) end
+redis.call('DEL', KEYS[1])
+return n
+`;
+
+/** `matches(pattern, topic)` of the scripts, alone: ARGV pattern, topic; 1 or 0. For parity tests. */
+export const TOPIC_MATCH_SCRIPT = `${PRELUDE}
+return matches(ARGV[1], ARGV[2]) and 1 or 0
+`;

@@ -1,0 +1,86 @@
+/**
+ * Redis keys of {@link RedisStreamsBackend}: what exists, and why. With `prefix = 'messaging'`:
+ *
+ * | Key                                   | Type            | Role                                                            |
+ * | ------------------------------------- | --------------- | --------------------------------------------------------------- |
+ * | `messaging:t:<topic>`                 | stream          | one per topic; a consumer group per queue bound to the topic     |
+ * | `messaging:q:<queue>`                 | stream          | one per queue (`<service>.<route>`): direct sends, retries, replays, requeues; group `<queue>` |
+ * | `messaging:q:<service>.dead-letter`   | stream, no group | the service's dead letters, oldest first; id = entry id        |
+ * | `messaging:topics`                    | set             | every topic published or subscribed: wildcards resolve against it |
+ * | `messaging:bindings`                  | hash            | queue → JSON array of its topic patterns (routing, `mandatory`)  |
+ * | `messaging:delayed`                   | sorted set      | delayed messages and retries by due time (epoch ms)              |
+ * | `messaging:delayed:<uuid>`            | hash            | one delayed message: its entry fields plus `_to` (`t:<topic>` or `q:<queue>`) |
+ * | `messaging:reply:<instance>:<uuid>`   | pub/sub channel | the reply to one request of one backend instance                 |
+ *
+ * Consumer groups are named after the queue, so every instance of a service shares one group per
+ * stream (competing consumers) and every service has its own (fan-out). Consumers are named per
+ * backend instance (`<host>-<pid>-<random>`).
+ *
+ * Routing happens in Lua (`redis-scripts.ts`), atomically with the bindings: a subscription stores its
+ * patterns in `bindings` and creates its group (`$`) on every known topic that matches; the first
+ * publish of a topic adds it to `topics` and creates a group (`0`, before the entry is added) for every
+ * binding that matches. So a wildcard subscription misses nothing published after it, and a publish
+ * that reaches no group is known at once: `UnroutableError` in any process. A subscription reads
+ * the streams of the topics it matches (learning new ones within `blockMs`) plus its queue stream.
+ *
+ * Settlement is one `MULTI`: `XACK` with the retry copy (`XADD` to the queue stream, or the
+ * `delayed` hash + `ZADD` when it has a delay) or the dead letter (`XADD` to the dead-letter stream).
+ * A retry therefore reaches the failing queue only. Every instance polls `delayed` every
+ * `delayPollMs` with a Lua script that moves due messages to their stream: a delay survives the
+ * crash of every instance. A delivery left pending by a crashed consumer is claimed with `XAUTOCLAIM`
+ * after `claimIdleMs` by any instance of the service; a live handler renews its claim meanwhile
+ * (`XCLAIM … JUSTID`), and one claimed more than `deliveryLimit` times is dead-lettered unhandled.
+ * Dead letters are read with `XRANGE` a page at a time; a replay (Lua) deletes one and adds it to its
+ * queue's stream in one step.
+ *
+ * Limits: a publish is as durable as Redis's persistence (`appendonly`); streams are trimmed to about
+ * `maxLength` entries (`MAXLEN ~`), so a group that falls that far behind loses the oldest; groups and
+ * bindings of a retired service stay until deleted; the scripts touch keys they compute, so Redis
+ * Cluster is not supported; a subscription holds one connection (its blocking reads); replies are
+ * pub/sub (a requester disconnected when its reply is sent times out). `docs/backend-redis.md` says more.
+ */
+
+/** Key names of one prefix. */
+export class RedisKeys {
+  constructor(readonly prefix: string) {}
+
+  /** The stream of `topic`. */
+  topic(topic: string): string {
+    return `${this.prefix}:t:${topic}`;
+  }
+
+  /** The stream of queue `queue` (also of a dead-letter queue). */
+  queue(queue: string): string {
+    return `${this.prefix}:q:${queue}`;
+  }
+
+  /** The set of known topics. */
+  get topics(): string {
+    return `${this.prefix}:topics`;
+  }
+
+  /** The hash of queue → patterns. */
+  get bindings(): string {
+    return `${this.prefix}:bindings`;
+  }
+
+  /** The sorted set of delayed messages. */
+  get delayed(): string {
+    return `${this.prefix}:delayed`;
+  }
+
+  /** The hash of one delayed message. */
+  delayedMessage(id: string): string {
+    return `${this.prefix}:delayed:${id}`;
+  }
+
+  /** The reply channels of one backend instance start with this. */
+  replyPrefix(instance: string): string {
+    return `${this.prefix}:reply:${instance}:`;
+  }
+
+  /** Any reply channel of this prefix starts with this. */
+  get anyReplyPrefix(): string {
+    return `${this.prefix}:reply:`;
+  }
+}

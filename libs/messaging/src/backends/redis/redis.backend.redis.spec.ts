@@ -1,0 +1,326 @@
+/**
+ * What the shared contract does not cover on Redis: topics first published after a wildcard
+ * subscription, delays held in Redis across instances, claims of a dead consumer's deliveries,
+ * bounded streams, external queues, option and connection errors.
+ */
+import { randomUUID } from 'node:crypto';
+import { Logger } from '@nestjs/common';
+import type {
+  BackendStatus,
+  Delivery,
+  OutgoingMessage,
+  Settlement,
+  SubscriptionSpec,
+} from '../../backend/broker-backend.interface';
+import { topicMatches } from '../../backend/topic-matcher';
+import { MessagingConfigError } from '../../errors/messaging.errors';
+import {
+  deleteRedisPrefix,
+  REDIS_URL,
+  redisClient,
+  uniqueRedisPrefix,
+} from '../../testing/redis.fixture';
+import { waitFor } from '../../testing/wait-for';
+import { RedisConnectError } from './redis-connection';
+import { TOPIC_MATCH_SCRIPT } from './redis-scripts';
+import { RedisStreamsBackend, type RedisStreamsBackendOptions } from './index';
+
+const PREFIX = uniqueRedisPrefix('backend');
+const redis = redisClient();
+let open: RedisStreamsBackend[] = [];
+let counter = 0;
+
+beforeAll(() => Logger.overrideLogger(false));
+
+afterEach(async () => {
+  const backends = open;
+  open = [];
+  await Promise.all(backends.map((b) => b.close()));
+});
+
+afterAll(async () => {
+  await redis.quit();
+  await deleteRedisPrefix(PREFIX);
+}, 30_000);
+
+async function backend(options: RedisStreamsBackendOptions = {}): Promise<RedisStreamsBackend> {
+  const b = new RedisStreamsBackend({ url: REDIS_URL, prefix: PREFIX, blockMs: 100, ...options });
+  open.push(b);
+  await b.connect();
+  return b;
+}
+
+function names(): { service: string; topic: string } {
+  counter++;
+  return { service: `svc${counter}`, topic: `t${counter}` };
+}
+
+function spec(service: string, topics: string[], extra: Partial<SubscriptionSpec> = {}) {
+  return {
+    service,
+    queue: `${service}.route`,
+    topics,
+    external: false,
+    concurrency: 5,
+    ...extra,
+  } satisfies SubscriptionSpec;
+}
+
+function message(target: { topic: string } | { queue: string }, body: string): OutgoingMessage {
+  return {
+    ...target,
+    body: Buffer.from(body),
+    headers: {},
+    messageId: randomUUID(),
+    contentType: 'text/plain',
+    timestamp: Date.now(),
+  };
+}
+
+const ACK: Settlement = { action: 'ack' };
+
+describe('RedisStreamsBackend', () => {
+  it('delivers a topic first published after a wildcard subscription', async () => {
+    const { service, topic } = names();
+    const consumer = await backend();
+    const seen: string[] = [];
+    await consumer.subscribe(spec(service, [`${topic}.#`]), async (d) => {
+      seen.push(d.topic);
+      return ACK;
+    });
+    // Another instance, which never subscribed, publishes topics nobody published before.
+    const producer = await backend();
+    await producer.publish(message({ topic: `${topic}.brand.new` }, 'a'), { mandatory: true });
+    await producer.publish(message({ topic: `${topic}.other` }, 'b'), { mandatory: true });
+    await expect(
+      producer.publish(message({ topic: `x${topic}.other` }, 'c'), { mandatory: true }),
+    ).rejects.toThrow(/No queue is bound/);
+    await waitFor(() => seen.length === 2);
+    expect(seen.sort()).toEqual([`${topic}.brand.new`, `${topic}.other`]);
+  });
+
+  it('holds a delayed retry in Redis: another instance delivers it after the first one closed', async () => {
+    const { service, topic } = names();
+    const first = await backend();
+    const attempts: number[] = [];
+    let settled = false;
+    await first.subscribe(spec(service, [topic]), async (d: Delivery) => {
+      attempts.push(d.attempt);
+      settled = true;
+      return {
+        action: 'retry',
+        delayMs: 600,
+        failure: { reason: 'handler-error', message: 'later', errorClass: 'Error', at: new Date() },
+      };
+    });
+    await first.publish(message({ topic }, 'x'), { mandatory: true });
+    await waitFor(() => settled);
+    await first.close();
+    expect(await redis.zcard(`${PREFIX}:delayed`)).toBe(1);
+
+    const second = await backend();
+    const later: Delivery[] = [];
+    await second.subscribe(spec(service, [topic]), async (d) => {
+      later.push(d);
+      return ACK;
+    });
+    await waitFor(() => later.length === 1, { timeoutMs: 5_000 });
+    expect(attempts).toEqual([1]);
+    expect(later[0]).toMatchObject({ attempt: 2, topic, redelivered: false });
+    expect(later[0].headers['x-messaging-last-error']).toBe('later');
+    expect(await redis.zcard(`${PREFIX}:delayed`)).toBe(0);
+  });
+
+  it('claims what a dead consumer left pending after claimIdleMs, and settles it', async () => {
+    const { service, topic } = names();
+    const consumer = await backend({ claimIdleMs: 300 });
+    const seen: Delivery[] = [];
+    const sub = await consumer.subscribe(spec(service, [topic]), async (d) => {
+      seen.push(d);
+      return ACK;
+    });
+    await sub.cancel();
+    const producer = await backend();
+    await producer.publish(message({ topic }, 'orphan'), { mandatory: true });
+    // A consumer that reads it and dies without acknowledging.
+    const stream = `${PREFIX}:t:${topic}`;
+    const group = `${service}.route`;
+    const readBefore = Date.now();
+    await redis.xreadgroup('GROUP', group, 'dead-consumer', 'COUNT', 10, 'STREAMS', stream, '>');
+    expect(await pendingCount(stream, group)).toBe(1);
+
+    const rescuer = await backend({ claimIdleMs: 300 });
+    let claimedAt = 0;
+    await rescuer.subscribe(spec(service, [topic]), async (d) => {
+      claimedAt = Date.now();
+      seen.push(d);
+      return ACK;
+    });
+    await waitFor(() => seen.length === 1, { timeoutMs: 5_000 });
+    // Not before it was idle for claimIdleMs (1 ms for clock truncation).
+    expect(claimedAt - readBefore).toBeGreaterThanOrEqual(299);
+    expect(seen[0]).toMatchObject({ redelivered: true, attempt: 1, topic });
+    expect(seen[0].body.toString()).toBe('orphan');
+    await waitFor(async () => (await pendingCount(stream, group)) === 0);
+  });
+
+  it('dead-letters a delivery whose consumers keep dying, after deliveryLimit claims', async () => {
+    const { service, topic } = names();
+    const group = `${service}.route`;
+    const stream = `${PREFIX}:t:${topic}`;
+    const first = await backend();
+    await (await first.subscribe(spec(service, [topic]), async () => ACK)).cancel();
+    await first.publish(message({ topic }, 'crashes its consumer'), { mandatory: true });
+    // Delivered once to a consumer that died with it.
+    await redis.xreadgroup('GROUP', group, 'dead-consumer', 'COUNT', 1, 'STREAMS', stream, '>');
+    const rescuer = await backend({ claimIdleMs: 200, deliveryLimit: 1 });
+    let ran = 0;
+    await rescuer.subscribe(spec(service, [topic]), async () => {
+      ran++;
+      return ACK;
+    });
+    await waitFor(async () => (await rescuer.listDeadLetters(service)).length === 1);
+    const [letter] = await rescuer.listDeadLetters(service);
+    expect(letter).toMatchObject({
+      reason: 'delivery-limit',
+      errorClass: 'DeliveryLimitExceeded',
+      topic,
+      queue: group,
+    });
+    expect(letter.body.toString()).toBe('crashes its consumer');
+    expect(ran).toBe(0);
+    await waitFor(async () => (await pendingCount(stream, group)) === 0);
+  });
+
+  it('reconnects after its connections are killed, and consumes again', async () => {
+    const name = `reconnect-${randomUUID().slice(0, 8)}`;
+    const b = await backend({ connectionName: name });
+    const statuses: BackendStatus[] = [];
+    b.on('status', (s) => statuses.push(s));
+    const { service, topic } = names();
+    const seen: string[] = [];
+    await b.subscribe(spec(service, [topic]), async (d) => {
+      seen.push(d.body.toString());
+      return ACK;
+    });
+    const ids = ((await redis.client('LIST')) as string)
+      .split('\n')
+      .filter((line) => line.includes(` name=${name}:`))
+      .map((line) => /\bid=(\d+)/.exec(line)?.[1] as string);
+    expect(ids.length).toBe(2); // the command connection and the subscription's reader
+    for (const id of ids) await redis.client('KILL', 'ID', id);
+    await waitFor(() => statuses.includes('reconnecting'));
+    await waitFor(() => b.status === 'connected' && b.consumerStates()[0]?.attached === true);
+    await b.publish(message({ topic }, 'after the cut'), { mandatory: true });
+    await waitFor(() => seen.length === 1);
+    expect(seen).toEqual(['after the cut']);
+    expect(statuses).toEqual(['reconnecting', 'connected']);
+  });
+
+  it('keeps each stream about maxLength long', async () => {
+    const { service, topic } = names();
+    const b = await backend({ maxLength: 100 });
+    const sub = await b.subscribe(spec(service, [topic]), async () => ACK);
+    await sub.cancel(); // the group stays: publishes still route, nobody reads
+    for (let i = 0; i < 1_000; i++)
+      await b.publish(message({ topic }, `m${i}`), { mandatory: true });
+    const length = await redis.xlen(`${PREFIX}:t:${topic}`);
+    expect(length).toBeGreaterThanOrEqual(100);
+    expect(length).toBeLessThan(300);
+  });
+
+  it('consumes an external queue a plain Redis client writes to', async () => {
+    const { service } = names();
+    const queue = `plain-${service}`;
+    // Written before anyone consumed it: the queue keeps it.
+    await redis.xadd(`${PREFIX}:q:${queue}`, '*', 'body', 'hello from redis-cli');
+    const b = await backend();
+    const seen: Delivery[] = [];
+    await b.subscribe(spec(service, [], { queue, external: true }), async (d) => {
+      seen.push(d);
+      return ACK;
+    });
+    await b.publish(message({ queue }, 'direct send'), { mandatory: true });
+    await waitFor(() => seen.length === 2);
+    expect(seen.map((d) => d.body.toString())).toEqual(['hello from redis-cli', 'direct send']);
+    expect(seen[0]).toMatchObject({ topic: queue, queue, attempt: 1 });
+    await expect(
+      b.publish(message({ queue: `${queue}-nobody` }, 'x'), { mandatory: true }),
+    ).rejects.toThrow(/queue/);
+  });
+
+  it('reports its status and its consumers', async () => {
+    const b = new RedisStreamsBackend({ url: REDIS_URL, prefix: PREFIX, blockMs: 100 });
+    open.push(b);
+    const statuses: BackendStatus[] = [];
+    b.on('status', (s) => statuses.push(s));
+    await b.connect();
+    const { service, topic } = names();
+    await b.subscribe(spec(service, [topic]), async () => ACK);
+    expect(b.consumerStates()).toEqual([{ queue: `${service}.route`, attached: true }]);
+    await b.close();
+    expect(statuses).toEqual(['connecting', 'connected', 'closed']);
+    expect(b.consumerStates()).toEqual([]);
+    // Nothing was pending for it: its consumer name is gone from the group.
+    expect(await redis.xinfo('CONSUMERS', `${PREFIX}:t:${topic}`, `${service}.route`)).toEqual([]);
+  });
+
+  it('routes in Lua exactly as topicMatches() does', async () => {
+    const patterns = [
+      'a.b',
+      '*',
+      'a.*',
+      '*.b',
+      'a.#',
+      '#',
+      '#.b',
+      'a.#.b',
+      '#.#',
+      'a.*.#',
+      '*.*.c',
+    ];
+    const topics = ['a', 'b', 'a.b', 'a.c', 'a.b.c', 'a.x.b', 'a.b.b', 'x.b', 'a.b.c.d', 'ab'];
+    const mismatches: string[] = [];
+    for (const pattern of patterns) {
+      for (const topic of topics) {
+        const lua = Number(await redis.eval(TOPIC_MATCH_SCRIPT, 0, pattern, topic)) === 1;
+        if (lua !== topicMatches(pattern, topic)) mismatches.push(`${pattern} ~ ${topic}: ${lua}`);
+      }
+    }
+    expect(mismatches).toEqual([]);
+  });
+
+  it('rejects bad options with what to change', () => {
+    expect(() => new RedisStreamsBackend({ url: 'http://127.0.0.1:6379' })).toThrow(
+      /Use redis:\/\/ or rediss:\/\//,
+    );
+    expect(
+      () => new RedisStreamsBackend({ prefx: 'a' } as unknown as RedisStreamsBackendOptions),
+    ).toThrow(/did you mean 'prefix'/);
+    expect(() => new RedisStreamsBackend({ prefix: 'a:b' })).toThrow(MessagingConfigError);
+    expect(() => new RedisStreamsBackend({ maxLength: 5 })).toThrow(/maxLength must be/);
+  });
+
+  it('fails connect() in bounded time when Redis is unreachable, naming the URL', async () => {
+    const b = new RedisStreamsBackend({
+      url: 'redis://user:secret@127.0.0.1:1',
+      prefix: PREFIX,
+      connectTimeoutMs: 500,
+    });
+    open.push(b);
+    const startedAt = Date.now();
+    const error = await b.connect().catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(RedisConnectError);
+    expect((error as Error).message).toMatch(
+      /could not connect to redis:\/\/user:\*\*\*@127\.0\.0\.1:1 within 500 ms/,
+    );
+    expect((error as Error).message).not.toContain('secret');
+    expect(Date.now() - startedAt).toBeLessThan(3_000);
+    expect(b.status).toBe('disconnected');
+  });
+});
+
+async function pendingCount(stream: string, group: string): Promise<number> {
+  const [count] = (await redis.xpending(stream, group)) as [number];
+  return Number(count);
+}

@@ -1,0 +1,398 @@
+import { randomUUID } from 'node:crypto';
+import { hostname } from 'node:os';
+import { Logger } from '@nestjs/common';
+import type { Redis } from 'ioredis';
+import { BackendEventHub } from '../../backend/backend-events';
+import type {
+  BackendEvents,
+  BackendPublishOptions,
+  BackendRequestOptions,
+  BackendStatus,
+  BackendSubscription,
+  BrokerBackend,
+  ConsumerState,
+  DeadLetter,
+  DeadLetterPage,
+  DeadLetterReplay,
+  DeliveryHandler,
+  IncomingReply,
+  OutgoingMessage,
+  OutgoingReply,
+  SubscriptionSpec,
+} from '../../backend/broker-backend.interface';
+import {
+  BackendClosedError,
+  MessagingConfigError,
+  PublishFailedError,
+  PublishTimeoutError,
+  UnroutableError,
+} from '../../errors/messaging.errors';
+import {
+  redactRedisUrl,
+  resolveRedisOptions,
+  type RedisStreamsBackendOptions,
+  type ResolvedRedisOptions,
+} from './redis-backend.options';
+import {
+  connectWithin,
+  createConnection,
+  type IoRedisModule,
+  loadIoRedis,
+} from './redis-connection';
+import { RedisConsumer } from './redis-consumer';
+import { RedisDeadLetters } from './redis-dead-letters';
+import { decodeReply, encodeReply, publishFields } from './redis-messages';
+import { RedisRequester } from './redis-requester';
+import { DELAY_SCRIPT, MOVE_DUE_SCRIPT, PUBLISH_SCRIPT, runScript } from './redis-scripts';
+import { RedisKeys } from './redis-topology';
+
+/** Delayed messages moved per run of the mover script. */
+const MOVE_BATCH = 200;
+
+/**
+ * Redis Streams backend over `ioredis`: a stream per topic with a consumer group per queue, wildcard
+ * routing kept in Redis, retries and delays held in Redis (a sorted set every instance polls),
+ * retries and replays to the failing queue only, a dead-letter stream per service, `XAUTOCLAIM` of
+ * what a crashed consumer left pending, and pub/sub replies. The keys are described in
+ * `redis-topology.ts`.
+ *
+ * `ioredis` is loaded when this class is constructed, so apps on another backend do not need it.
+ *
+ * @example
+ * MessagingModule.forRoot({ service: 'payments', backend: new RedisStreamsBackend({ url: 'redis://127.0.0.1:6379' }) });
+ */
+export class RedisStreamsBackend implements BrokerBackend {
+  readonly name = 'redis';
+  private readonly logger = new Logger(RedisStreamsBackend.name);
+  private readonly hub = new BackendEventHub();
+  private readonly options: ResolvedRedisOptions;
+  private readonly ioredis: IoRedisModule;
+  private readonly keys: RedisKeys;
+  /** This instance's consumer name and reply address. */
+  private readonly instance = `${hostname()}-${process.pid}-${randomUUID().slice(0, 8)}`;
+  private readonly consumers = new Set<RedisConsumer>();
+  /** Cancelled consumers whose deliveries still settle: close waits for them. */
+  private readonly retiring = new Set<RedisConsumer>();
+  private readonly requester: RedisRequester;
+  private readonly deadLetters: RedisDeadLetters;
+  private command?: Redis;
+  private connecting?: Promise<void>;
+  private poller?: NodeJS.Timeout;
+  private polling = false;
+  private closing = false;
+  private closed?: Promise<void>;
+  private lostSince?: number;
+
+  constructor(options: RedisStreamsBackendOptions = {}) {
+    this.options = resolveRedisOptions(options);
+    this.ioredis = loadIoRedis();
+    this.keys = new RedisKeys(this.options.prefix);
+    this.requester = new RedisRequester(
+      () => createConnection(this.ioredis, this.options, 'replies', true),
+      this.keys.replyPrefix(this.instance),
+      (redis) => connectWithin(redis, this.options, this.options.connectTimeoutMs),
+      (message) => decodeReply(message),
+    );
+    this.deadLetters = new RedisDeadLetters(() => this.connection(), this.keys, this.options);
+  }
+
+  /** Current connection state (of the command connection). */
+  get status(): BackendStatus {
+    return this.hub.status;
+  }
+
+  /** Connects (a second call waits for the first); rejects after `connectTimeoutMs`. */
+  connect(): Promise<void> {
+    if (this.closing)
+      return Promise.reject(new BackendClosedError('RedisStreamsBackend is closed'));
+    this.connecting ??= this.doConnect().catch((error: unknown) => {
+      this.connecting = undefined;
+      throw error;
+    });
+    return this.connecting;
+  }
+
+  /**
+   * Cancels every subscription, lets in-flight deliveries settle (at most `closeTimeoutMs`), fails
+   * pending requests with `BackendClosedError`, then closes the connections.
+   */
+  close(): Promise<void> {
+    this.closed ??= this.doClose();
+    return this.closed;
+  }
+
+  /** Adds the message to its topic's (or queue's) stream, or to the delayed set; see {@link BrokerBackend.publish}. */
+  async publish(message: OutgoingMessage, options: BackendPublishOptions): Promise<void> {
+    await this.send(message, options.mandatory);
+  }
+
+  /** Sends a request whose reply comes over pub/sub; see {@link BrokerBackend.request}. */
+  async request(message: OutgoingMessage, options: BackendRequestOptions): Promise<IncomingReply> {
+    this.assertOpen();
+    if (message.delayMs !== undefined && message.delayMs > 0) {
+      throw new MessagingConfigError(
+        'RedisStreamsBackend: a request cannot be delayed (delayMs); send it without a delay.',
+      );
+    }
+    const target = message.queue ?? message.topic ?? '';
+    return this.requester.request(options.timeoutMs, target, (replyTo) =>
+      this.send(message, true, replyTo),
+    );
+  }
+
+  /** Declares the subscription's binding and groups and starts reading; see {@link BrokerBackend.subscribe}. */
+  async subscribe(spec: SubscriptionSpec, handler: DeliveryHandler): Promise<BackendSubscription> {
+    this.assertOpen();
+    const command = await this.connected();
+    const consumer = new RedisConsumer(spec, handler, {
+      options: this.options,
+      keys: this.keys,
+      hub: this.hub,
+      logger: this.logger,
+      command,
+      consumer: this.instance,
+      createReader: () =>
+        createConnection(this.ioredis, this.options, `reader:${spec.queue}`, true),
+      sendReply: (replyTo, reply) => this.sendReply(replyTo, reply),
+    });
+    await consumer.start((redis) =>
+      connectWithin(redis, this.options, this.options.connectTimeoutMs),
+    );
+    this.consumers.add(consumer);
+    this.logger.debug(
+      spec.external
+        ? `Consuming stream '${this.keys.queue(spec.queue)}' as it is`
+        : `Consuming ${spec.topics.join(', ')} -> group '${spec.queue}'`,
+    );
+    return {
+      cancel: async () => {
+        if (!this.consumers.delete(consumer)) return;
+        this.retiring.add(consumer);
+        await consumer.cancel();
+        void consumer.drain(this.options.closeTimeoutMs).then(() => this.retiring.delete(consumer));
+      },
+    };
+  }
+
+  /** Lists the dead letters of `service`, oldest first, a page of `XRANGE` at a time. */
+  listDeadLetters(service: string, page?: DeadLetterPage): Promise<DeadLetter[]> {
+    this.assertOpen();
+    return this.deadLetters.list(service, page);
+  }
+
+  /** Sends one dead letter back to the queue it failed on, as attempt 1. */
+  replayDeadLetter(service: string, id: string): Promise<boolean> {
+    this.assertOpen();
+    return this.deadLetters.replay(service, id);
+  }
+
+  /** Replays every dead letter of `service`. */
+  replayAllDeadLetters(service: string): Promise<number> {
+    this.assertOpen();
+    return this.deadLetters.replayAll(service);
+  }
+
+  /** Deletes every dead letter of `service`. */
+  purgeDeadLetters(service: string): Promise<number> {
+    this.assertOpen();
+    return this.deadLetters.purge(service);
+  }
+
+  /** Visits every dead letter of `service` in one pass. */
+  scanDeadLetters(service: string, visit: (letter: DeadLetter) => boolean | void): Promise<void> {
+    this.assertOpen();
+    return this.deadLetters.scan(service, visit);
+  }
+
+  /** Replays, in one pass, the dead letters `select` picks. */
+  replayDeadLettersWhere(
+    service: string,
+    select: (letter: DeadLetter) => boolean,
+  ): Promise<DeadLetterReplay> {
+    this.assertOpen();
+    return this.deadLetters.replayWhere(service, select);
+  }
+
+  /** Whether each subscription is reading now. */
+  consumerStates(): readonly ConsumerState[] {
+    return [...this.consumers].map((consumer) => consumer.state);
+  }
+
+  /** Listens to `status` and `error` events. */
+  on<E extends keyof BackendEvents>(event: E, listener: BackendEvents[E]): () => void {
+    return this.hub.on(event, listener);
+  }
+
+  private async doConnect(): Promise<void> {
+    this.hub.setStatus('connecting');
+    const command = createConnection(this.ioredis, this.options, 'command', false);
+    command.on('error', (error: Error) => {
+      if (this.lostSince !== undefined || this.status !== 'connected') return;
+      this.hub.emitError(new Error(`Redis connection error: ${error.message}`, { cause: error }));
+    });
+    command.on('ready', () => {
+      if (this.closing) return;
+      if (this.lostSince !== undefined) this.logger.log('Reconnected to Redis');
+      this.lostSince = undefined;
+      this.hub.setStatus('connected');
+    });
+    command.on('reconnecting', () => {
+      if (this.closing) return;
+      this.lostSince ??= Date.now();
+      this.hub.setStatus('reconnecting');
+    });
+    try {
+      await connectWithin(command, this.options, this.options.connectTimeoutMs);
+    } catch (error) {
+      this.hub.setStatus('disconnected');
+      throw error;
+    }
+    if (this.closing) {
+      command.disconnect();
+      throw new BackendClosedError('RedisStreamsBackend was closed while connecting');
+    }
+    this.command = command;
+    this.hub.setStatus('connected');
+    this.poller = setInterval(() => void this.moveDue(), this.options.delayPollMs);
+    this.logger.log(`Connected to Redis at ${redactRedisUrl(this.options.url)}`);
+  }
+
+  private async doClose(): Promise<void> {
+    this.closing = true;
+    clearInterval(this.poller);
+    await this.connecting?.catch(() => undefined);
+    const consumers = [...this.consumers, ...this.retiring];
+    await Promise.all(consumers.map((c) => c.cancel()));
+    await Promise.all(consumers.map((c) => c.drain(this.options.closeTimeoutMs)));
+    await Promise.all(consumers.map((c) => c.forget().catch(() => undefined)));
+    this.consumers.clear();
+    this.retiring.clear();
+    await this.requester.close(
+      new BackendClosedError('RedisStreamsBackend closed before the reply arrived'),
+    );
+    while (this.polling) await new Promise((resolve) => setTimeout(resolve, 5));
+    await this.command?.quit().catch(() => this.command?.disconnect());
+    this.hub.setStatus('closed');
+    if (this.command) this.logger.log('Closed the Redis connections');
+  }
+
+  /** Moves due delayed messages into their streams (every instance runs this; the script is atomic). */
+  private async moveDue(): Promise<void> {
+    if (this.polling || this.closing || !this.command || this.status !== 'connected') return;
+    this.polling = true;
+    try {
+      for (;;) {
+        const moved = Number(
+          await runScript(
+            this.command,
+            MOVE_DUE_SCRIPT,
+            0,
+            this.keys.prefix,
+            MOVE_BATCH,
+            this.options.maxLength,
+          ),
+        );
+        if (moved < MOVE_BATCH || this.closing) break;
+      }
+    } catch (error) {
+      this.hub.emitError(
+        new Error(`Moving due delayed messages failed: ${(error as Error).message}`, {
+          cause: error,
+        }),
+      );
+    } finally {
+      this.polling = false;
+    }
+  }
+
+  private async send(
+    message: OutgoingMessage,
+    mandatory: boolean,
+    replyTo?: string,
+  ): Promise<void> {
+    this.assertOpen();
+    const { kind, name } = targetOf(message);
+    const command = await this.connected();
+    const fields = publishFields(message, replyTo);
+    const delayed = message.delayMs !== undefined && message.delayMs > 0;
+    const added = await (
+      delayed
+        ? runScript(
+            command,
+            DELAY_SCRIPT,
+            0,
+            this.keys.prefix,
+            kind,
+            name,
+            mandatory ? '1' : '0',
+            Math.ceil(message.delayMs),
+            randomUUID(),
+            ...fields,
+          )
+        : runScript(
+            command,
+            PUBLISH_SCRIPT,
+            0,
+            this.keys.prefix,
+            kind,
+            name,
+            this.options.maxLength,
+            mandatory ? '1' : '0',
+            ...fields,
+          )
+    ).catch((error: Error) => {
+      throw this.publishError(kind === 't' ? `topic '${name}'` : `queue '${name}'`, error);
+    });
+    if (Number(added) === 0 && mandatory) {
+      throw new UnroutableError(kind === 't' ? name : `queue ${name}`);
+    }
+  }
+
+  private publishError(target: string, error: Error): Error {
+    if (error.message.includes('Command timed out')) {
+      return new PublishTimeoutError(
+        `RedisStreamsBackend: Redis did not confirm the message to ${target} within ${this.options.commandTimeoutMs} ms ` +
+          '(commandTimeoutMs; Redis unreachable or overloaded). It may or may not have been added: publish it again with the same messageId.',
+        { cause: error },
+      );
+    }
+    return new PublishFailedError(
+      `RedisStreamsBackend: Redis refused the message to ${target}: ${error.message}`,
+      { cause: error },
+    );
+  }
+
+  private async sendReply(replyTo: string, reply: OutgoingReply): Promise<void> {
+    await this.connection().publish(replyTo, encodeReply(reply));
+  }
+
+  private async connected(): Promise<Redis> {
+    if (!this.command) await this.connect();
+    return this.connection();
+  }
+
+  private connection(): Redis {
+    if (!this.command) {
+      throw new BackendClosedError('RedisStreamsBackend is not connected: call connect() first');
+    }
+    return this.command;
+  }
+
+  private assertOpen(): void {
+    if (this.closing) throw new BackendClosedError('RedisStreamsBackend is closed');
+  }
+}
+
+function targetOf(message: OutgoingMessage): { kind: 't' | 'q'; name: string } {
+  const name = message.queue ?? message.topic;
+  if (
+    typeof name !== 'string' ||
+    name.length === 0 ||
+    (message.queue !== undefined && message.topic !== undefined)
+  ) {
+    throw new MessagingConfigError(
+      'RedisStreamsBackend: a message needs exactly one of `topic` and `queue`.',
+    );
+  }
+  return { kind: message.queue !== undefined ? 'q' : 't', name };
+}
