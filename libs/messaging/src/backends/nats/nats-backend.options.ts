@@ -1,0 +1,228 @@
+import {
+  checkInteger,
+  checkName,
+  checkNumber,
+  checkOptionsObject,
+} from '../../errors/config-checks';
+import { MessagingConfigError } from '../../errors/messaging.errors';
+
+/**
+ * Options of {@link NatsBackend}.
+ *
+ * @example
+ * new NatsBackend({ servers: 'nats://127.0.0.1:4222' });
+ * new NatsBackend({ servers: ['nats://n1:4222', 'nats://n2:4222'], prefix: 'shop', replicas: 3 });
+ */
+export interface NatsBackendOptions {
+  /**
+   * NATS server URL(s); several are tried in turn on every (re)connection.
+   * @default 'nats://127.0.0.1:4222'
+   */
+  readonly servers?: string | readonly string[];
+  /**
+   * Names everything this backend creates on the server: subjects `<prefix>.…` and streams
+   * `<prefix>-messages`, `<prefix>-delayed`, `<prefix>-dead-letters`. Apps that exchange messages use
+   * the same prefix; apps (or test runs) that must not see each other use different ones.
+   * @default 'messaging'
+   */
+  readonly prefix?: string;
+  /** Connection name shown by `nats server report connections`. */
+  readonly name?: string;
+  /** User name, with `pass`. */
+  readonly user?: string;
+  /** Password of `user`. */
+  readonly pass?: string;
+  /** Authentication token. */
+  readonly token?: string;
+  /**
+   * How long `connect()` keeps trying before it rejects (later reconnections never give up).
+   * @default 10000
+   */
+  readonly connectTimeoutMs?: number;
+  /**
+   * Longest wait for the PubAck of a publish (also bounds a publish made while reconnecting).
+   * @default 10000
+   */
+  readonly publishTimeoutMs?: number;
+  /**
+   * JetStream `ack_wait` of the consumers: a delivery not settled (nor kept alive, which this backend
+   * does while its handler runs) within it is redelivered, to any instance. A crashed instance's
+   * deliveries come back after it.
+   * @default 30000
+   */
+  readonly ackWaitMs?: number;
+  /**
+   * After this many deliveries of one message that never settled (crashes, lost connections; not
+   * the library's retries, which are new copies) it is dead-lettered with reason `delivery-limit`
+   * instead of being handled again. The consumers' `max_deliver` is one more, as a backstop.
+   * @default 20
+   */
+  readonly deliveryLimit?: number;
+  /**
+   * Longest time the messages stream keeps a message nobody acknowledged, in ms (0: no limit).
+   * @default 0
+   */
+  readonly maxAgeMs?: number;
+  /**
+   * Largest size of the messages stream in bytes (-1: no limit). When full, publishes are refused
+   * (`discard: new`) rather than old messages dropped.
+   * @default -1
+   */
+  readonly maxBytes?: number;
+  /**
+   * Most messages the messages stream holds (-1: no limit); publishes are refused beyond it.
+   * @default -1
+   */
+  readonly maxMsgs?: number;
+  /**
+   * Longest time a dead letter is kept, in ms (0: until replayed or purged).
+   * @default 0
+   */
+  readonly deadLetterMaxAgeMs?: number;
+  /**
+   * Replicas of each stream (a clustered JetStream allows 1 to 5).
+   * @default 1
+   */
+  readonly replicas?: number;
+  /**
+   * Storage of the streams. `memory` loses every message on a server restart.
+   * @default 'file'
+   */
+  readonly storage?: 'file' | 'memory';
+  /**
+   * How long a route seen on the server is trusted by the unroutable check of publishes before it
+   * is read again (a missing route is always read again at once).
+   * @default 5000
+   */
+  readonly routeCacheMs?: number;
+  /**
+   * Longest wait, at close, for deliveries in flight to settle.
+   * @default 10000
+   */
+  readonly closeTimeoutMs?: number;
+}
+
+/** {@link NatsBackendOptions} with every default applied, and the names derived from `prefix`. */
+export interface ResolvedNatsOptions {
+  readonly servers: readonly string[];
+  readonly prefix: string;
+  readonly name?: string;
+  readonly user?: string;
+  readonly pass?: string;
+  readonly token?: string;
+  readonly connectTimeoutMs: number;
+  readonly publishTimeoutMs: number;
+  readonly ackWaitMs: number;
+  readonly deliveryLimit: number;
+  readonly maxAgeMs: number;
+  readonly maxBytes: number;
+  readonly maxMsgs: number;
+  readonly deadLetterMaxAgeMs: number;
+  readonly replicas: number;
+  readonly storage: 'file' | 'memory';
+  readonly routeCacheMs: number;
+  readonly closeTimeoutMs: number;
+}
+
+export const DEFAULT_NATS_SERVER = 'nats://127.0.0.1:4222';
+export const DEFAULT_NATS_PREFIX = 'messaging';
+
+const KNOWN: readonly (keyof NatsBackendOptions)[] = [
+  'servers',
+  'prefix',
+  'name',
+  'user',
+  'pass',
+  'token',
+  'connectTimeoutMs',
+  'publishTimeoutMs',
+  'ackWaitMs',
+  'deliveryLimit',
+  'maxAgeMs',
+  'maxBytes',
+  'maxMsgs',
+  'deadLetterMaxAgeMs',
+  'replicas',
+  'storage',
+  'routeCacheMs',
+  'closeTimeoutMs',
+];
+
+const WHERE = 'new NatsBackend()';
+const DAY_MS = 86_400_000;
+
+/** Checks `options` and applies the defaults; throws a `MessagingConfigError` that names the fix. */
+export function resolveNatsOptions(options: NatsBackendOptions = {}): ResolvedNatsOptions {
+  checkOptionsObject(options, KNOWN, WHERE);
+  const prefix = checkName(options.prefix, `${WHERE}: prefix`, 64) ?? DEFAULT_NATS_PREFIX;
+  if (!/^[A-Za-z0-9_-]+$/.test(prefix)) {
+    throw new MessagingConfigError(
+      `${WHERE}: prefix must be letters, digits, '_' or '-' (it names subjects and streams), got ${JSON.stringify(prefix)}`,
+    );
+  }
+  const storage = options.storage ?? 'file';
+  if (storage !== 'file' && storage !== 'memory') {
+    throw new MessagingConfigError(
+      `${WHERE}: storage must be 'file' or 'memory', got ${JSON.stringify(storage)}`,
+    );
+  }
+  if ((options.user === undefined) !== (options.pass === undefined)) {
+    throw new MessagingConfigError(`${WHERE}: user and pass go together; set both or neither`);
+  }
+  return {
+    servers: resolveServers(options.servers),
+    prefix,
+    name: checkName(options.name, `${WHERE}: name`),
+    user: checkName(options.user, `${WHERE}: user`),
+    pass: checkName(options.pass, `${WHERE}: pass`, 4096),
+    token: checkName(options.token, `${WHERE}: token`, 4096),
+    connectTimeoutMs: checkInteger(
+      options.connectTimeoutMs,
+      10_000,
+      `${WHERE}: connectTimeoutMs`,
+      100,
+    ),
+    publishTimeoutMs: checkInteger(
+      options.publishTimeoutMs,
+      10_000,
+      `${WHERE}: publishTimeoutMs`,
+      100,
+    ),
+    ackWaitMs: checkInteger(options.ackWaitMs, 30_000, `${WHERE}: ackWaitMs`, 500, DAY_MS),
+    deliveryLimit: checkInteger(options.deliveryLimit, 20, `${WHERE}: deliveryLimit`, 1, 10_000),
+    maxAgeMs: checkInteger(options.maxAgeMs, 0, `${WHERE}: maxAgeMs`, 0),
+    maxBytes: checkInteger(options.maxBytes, -1, `${WHERE}: maxBytes`, -1),
+    maxMsgs: checkInteger(options.maxMsgs, -1, `${WHERE}: maxMsgs`, -1),
+    deadLetterMaxAgeMs: checkInteger(
+      options.deadLetterMaxAgeMs,
+      0,
+      `${WHERE}: deadLetterMaxAgeMs`,
+      0,
+    ),
+    replicas: checkInteger(options.replicas, 1, `${WHERE}: replicas`, 1, 5),
+    storage,
+    routeCacheMs: checkNumber(options.routeCacheMs, 5_000, `${WHERE}: routeCacheMs`, 0, DAY_MS),
+    closeTimeoutMs: checkInteger(options.closeTimeoutMs, 10_000, `${WHERE}: closeTimeoutMs`, 0),
+  };
+}
+
+function resolveServers(value: unknown): readonly string[] {
+  if (value === undefined) return [DEFAULT_NATS_SERVER];
+  const list = typeof value === 'string' ? [value] : value;
+  if (!Array.isArray(list) || list.length === 0) {
+    throw new MessagingConfigError(
+      `${WHERE}: servers must be a URL string such as '${DEFAULT_NATS_SERVER}' or a non-empty array of them, got ${JSON.stringify(value)}`,
+    );
+  }
+  for (const server of list) {
+    if (
+      typeof server !== 'string' ||
+      !/^(nats|tls|ws|wss):\/\/[^\s]+$|^[^\s:/]+(:\d+)?$/.test(server)
+    ) {
+      throw new MessagingConfigError(
+        `${WHERE}: servers has ${JSON.stringify(server)}, which is not a NATS URL; write it as '${DEFAULT_NATS_SERVER}'`,
+      );
+    }
+  }
+  return list as readonly string[];
+}

@@ -1,0 +1,136 @@
+/**
+ * Releases delayed messages (retries and `delayMs` publishes) when due. JetStream 2.9 has no
+ * scheduled messages, so a delayed message is stored in the work-queue stream `<prefix>-delayed`
+ * with its due time in `x-nats-due`; the shared durable consumer `delayer` (every instance pulls
+ * from it) naks one that is not yet due with the time left, which the server holds durably, and
+ * publishes one that is due to its target subject, acking it only after the PubAck. A crash in
+ * between redelivers it; the target publish carries the delayed message's sequence as message id,
+ * so the stream drops the second copy (within its duplicate window).
+ */
+import type { Consumer, ConsumerMessages, JsMsg } from '@nats-io/jetstream';
+import type { MsgHdrs } from '@nats-io/transport-node';
+import type { BackendEventHub } from '../../backend/backend-events';
+import type { NatsLink } from './nats-connection';
+import { describe } from './nats-connection';
+import { decodeHeaders, NatsHeaders } from './nats-messages';
+import { DELAYER_CONSUMER, ensureDurable, isNotFound, type NatsNames } from './nats-topology';
+
+/** How long one pull waits for messages before it is renewed. */
+export const PULL_EXPIRES_MS = 10_000;
+
+export interface NatsDelayerContext {
+  readonly names: NatsNames;
+  readonly prefix: string;
+  readonly hub: BackendEventHub;
+  link(): Promise<NatsLink>;
+  headers(): MsgHdrs;
+  publish(subject: string, body: Uint8Array, headers: MsgHdrs, msgID: string): Promise<void>;
+}
+
+export class NatsDelayer {
+  private stopped = false;
+  private running?: Promise<void>;
+  private iter?: ConsumerMessages;
+  private readonly inFlight = new Set<Promise<void>>();
+  /** Counts reconnections: a pull made before the latest one is renewed. */
+  private generation = 0;
+
+  constructor(private readonly ctx: NatsDelayerContext) {}
+
+  start(): void {
+    this.running ??= this.loop();
+  }
+
+  /** Renews the pull (after a reconnect the server may have forgotten it). */
+  renew(): void {
+    this.generation++;
+    this.iter?.stop();
+  }
+
+  /** Stops pulling and waits for the releases in progress. */
+  async stop(): Promise<void> {
+    this.stopped = true;
+    this.iter?.stop();
+    // The loop ends by itself (a request in flight may take its timeout); releases are awaited.
+    await Promise.all(this.inFlight);
+  }
+
+  private async loop(): Promise<void> {
+    let consumer: Consumer | undefined;
+    let failures = 0;
+    while (!this.stopped) {
+      try {
+        const { js, jsm } = await this.ctx.link();
+        if (!consumer) {
+          await ensureDurable(jsm, {
+            stream: this.ctx.names.delayed,
+            name: DELAYER_CONSUMER,
+            filter: `${this.ctx.names.delayedPrefix}>`,
+            maxAckPending: -1,
+            maxDeliver: -1,
+            ackWaitMs: 30_000,
+            deliverPolicy: 'all',
+          });
+          consumer = await js.consumers.get(this.ctx.names.delayed, DELAYER_CONSUMER);
+        }
+        const generation = this.generation;
+        const iter = await consumer.fetch({ max_messages: 100, expires: PULL_EXPIRES_MS });
+        this.iter = iter;
+        // Stopped, or reconnected (the pull may have been lost on the wire), while it was made.
+        if (this.stopped || generation !== this.generation) iter.stop();
+        for await (const msg of iter) this.track(this.release(msg));
+        failures = 0;
+      } catch (error) {
+        if (this.stopped) break;
+        if (isNotFound(error)) consumer = undefined;
+        // Once per streak of failures: a reconnection must not flood the log.
+        if (failures === 0)
+          this.ctx.hub.emitError(
+            new Error(`NATS delayed messages: ${describe(error)}; pulling again`),
+          );
+        await new Promise((resolve) => setTimeout(resolve, Math.min(200 * 2 ** failures++, 5_000)));
+      } finally {
+        this.iter = undefined;
+      }
+    }
+  }
+
+  private track(work: Promise<void>): void {
+    this.inFlight.add(work);
+    void work.finally(() => this.inFlight.delete(work));
+  }
+
+  private async release(msg: JsMsg): Promise<void> {
+    const due = decodeHeaders(msg.headers).props.due ?? 0;
+    const wait = due - Date.now();
+    if (wait > 0) {
+      try {
+        msg.nak(wait);
+      } catch {
+        // Connection gone: redelivered after the ack wait, and naked again then.
+      }
+      return;
+    }
+    const target = `${this.ctx.prefix}.${msg.subject.slice(this.ctx.names.delayedPrefix.length)}`;
+    const headers = this.ctx.headers();
+    for (const [key, values] of msg.headers ?? []) {
+      if (key.toLowerCase() === NatsHeaders.DUE || key.toLowerCase().startsWith('nats-')) continue;
+      for (const value of values) headers.append(key, value);
+    }
+    try {
+      await this.ctx.publish(target, msg.data, headers, `${this.ctx.names.delayed}:${msg.seq}`);
+      await msg.ackAck();
+    } catch (error) {
+      this.ctx.hub.emitError(
+        new Error(
+          `could not release a delayed message to '${target}': ${describe(error)}; trying again in 1 s`,
+        ),
+      );
+      try {
+        msg.nak(1_000);
+      } catch {
+        // Connection gone: redelivered after the ack wait.
+      }
+    }
+  }
+}

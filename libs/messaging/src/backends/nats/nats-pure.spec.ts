@@ -1,0 +1,154 @@
+import { headers } from '@nats-io/transport-node';
+import { topicMatches } from '../../backend/topic-matcher';
+import { MessagingConfigError } from '../../errors/messaging.errors';
+import { resolveNatsOptions } from './nats-backend.options';
+import { loadNatsModules } from './nats-connection';
+import { decodeHeaders, encodeHeaders } from './nats-messages';
+import {
+  nameOfSubject,
+  natsFilters,
+  natsNames,
+  routeFilters,
+  subjectMatches,
+  subjectOfName,
+} from './nats-topology';
+
+describe('NATS topology (pure)', () => {
+  it('maps AMQP patterns to NATS filters that receive at least what they match', () => {
+    expect(natsFilters('order.created')).toEqual(['order.created']);
+    expect(natsFilters('order.*')).toEqual(['order.*']);
+    expect(natsFilters('order.#')).toEqual(['order', 'order.>']);
+    expect(natsFilters('#')).toEqual(['>']);
+    expect(natsFilters('a.#.b')).toEqual(['a.>']);
+    expect(natsFilters('#.b')).toEqual(['>']);
+    expect(natsFilters('a.*.#.#')).toEqual(['a.*', 'a.*.>']);
+    expect(() => natsFilters('a.b>c')).toThrow(MessagingConfigError);
+  });
+
+  it('never lets a filter miss a topic its pattern matches', () => {
+    const patterns = ['order.*', 'order.#', '#', 'a.#.b', '#.b', 'a.*.#', '*.*'];
+    const topics = [
+      'order',
+      'order.created',
+      'order.created.v2',
+      'a.b',
+      'a.x.b',
+      'a.x.y.b',
+      'b',
+      'x.y',
+    ];
+    for (const pattern of patterns) {
+      for (const topic of topics) {
+        if (!topicMatches(pattern, topic)) continue;
+        const received = natsFilters(pattern).some((f) => subjectMatches(f, topic));
+        expect({ pattern, topic, received }).toEqual({ pattern, topic, received: true });
+      }
+    }
+  });
+
+  it('matches NATS subjects as the server does', () => {
+    expect(subjectMatches('a.*', 'a.b')).toBe(true);
+    expect(subjectMatches('a.*', 'a.b.c')).toBe(false);
+    expect(subjectMatches('a.>', 'a')).toBe(false);
+    expect(subjectMatches('a.>', 'a.b.c')).toBe(true);
+    expect(subjectMatches('>', 'a')).toBe(true);
+  });
+
+  it('gives a route one consumer per distinct filter, with stable names', () => {
+    const names = natsNames('p');
+    const filters = routeFilters(names, 'svc.order.*', ['order.*', 'order.#']);
+    expect(filters.map((f) => f.filter)).toEqual(['p.t.order.*', 'p.t.order', 'p.t.order.>']);
+    expect(filters[0].patterns).toEqual(['order.*']);
+    expect(routeFilters(names, 'svc.order.*', ['order.*'])[0].name).toBe(filters[0].name);
+    for (const f of filters) expect(f.name).toMatch(/^r-svc_order__-[0-9a-f]{10}$/);
+  });
+
+  it('encodes queue names with wildcards as one literal subject', () => {
+    const names = natsNames('p');
+    expect(names.queueSubject('svc.order.*')).toBe('p.q.svc.order.%2A');
+    expect(names.queueSubject('svc.a b>%')).toBe('p.q.svc.a%20b%3E%25');
+    expect(nameOfSubject(subjectOfName('svc.a b>%.*.#'))).toBe('svc.a b>%.*.#');
+    expect(names.deadLetterSubject('payments')).toBe('p.dlq.payments.dead-letter');
+  });
+});
+
+describe('NATS headers', () => {
+  it('round-trips header types and values a header line cannot carry', () => {
+    const app = {
+      tenant: 'acme',
+      'x-messaging-attempt': 3,
+      flag: true,
+      multi: 'line one\nline two',
+      padded: ' x ',
+      empty: '',
+    };
+    const h = encodeHeaders(headers, app, {
+      messageId: 'm1',
+      correlationId: 'c1',
+      contentType: 'application/json',
+      timestamp: 1700000000000,
+      replyTo: '_INBOX.x.1',
+      due: 1700000000500,
+    });
+    const { headers: back, props } = decodeHeaders(h);
+    expect(back).toEqual(app);
+    expect(props).toEqual({
+      messageId: 'm1',
+      correlationId: 'c1',
+      contentType: 'application/json',
+      contentEncoding: undefined,
+      timestamp: 1700000000000,
+      replyTo: '_INBOX.x.1',
+      due: 1700000000500,
+    });
+  });
+
+  it("reads a foreign producer's plain headers as strings, its content type in any case", () => {
+    const h = headers();
+    h.set('content-type', 'text/plain');
+    h.set('x-messaging-attempt', '999');
+    h.set('Nats-Msg-Id', 'abc');
+    const { headers: back, props } = decodeHeaders(h);
+    expect(back).toEqual({ 'x-messaging-attempt': '999' });
+    expect(props.contentType).toBe('text/plain');
+    expect(props.messageId).toBe('abc');
+  });
+});
+
+describe('NatsBackend options', () => {
+  it('applies the defaults', () => {
+    expect(resolveNatsOptions()).toMatchObject({
+      servers: ['nats://127.0.0.1:4222'],
+      prefix: 'messaging',
+      ackWaitMs: 30_000,
+      deliveryLimit: 20,
+    });
+    expect(resolveNatsOptions({ servers: ['nats://a:4222', 'nats://b:4222'] }).servers).toEqual([
+      'nats://a:4222',
+      'nats://b:4222',
+    ]);
+  });
+
+  it.each([
+    [{ server: 'nats://x' }, /no option 'server'; did you mean 'servers'/],
+    [{ servers: 42 }, /servers must be a URL string/],
+    [{ servers: [] }, /servers must be a URL string/],
+    [{ servers: 'http://x y' }, /not a NATS URL/],
+    [{ prefix: 'a.b' }, /prefix must be letters, digits/],
+    [{ ackWaitMs: 10 }, /ackWaitMs must be a whole number from 500/],
+    [{ storage: 'disk' }, /storage must be 'file' or 'memory'/],
+    [{ user: 'u' }, /user and pass go together/],
+  ])('rejects %j with an error that names the fix', (options, message) => {
+    expect(() => resolveNatsOptions(options as never)).toThrow(MessagingConfigError);
+    expect(() => resolveNatsOptions(options as never)).toThrow(message);
+  });
+
+  it('names the packages to install when the NATS client is missing', () => {
+    const missing = (id: string): never => {
+      throw new Error(`Cannot find module '${id}'`);
+    };
+    expect(() => loadNatsModules(missing)).toThrow(
+      /npm install @nats-io\/transport-node @nats-io\/jetstream/,
+    );
+  });
+});

@@ -1,0 +1,70 @@
+/**
+ * What the unroutable check of a publish knows: the routes (durable consumers) of every process,
+ * read from the descriptions of the messages stream's consumers. A route seen is trusted for
+ * `routeCacheMs`; a topic or queue no known route takes is looked up again at once, so a consumer
+ * another process just created is found.
+ */
+import type { JetStreamManager } from '@nats-io/jetstream';
+import { topicMatches } from '../../backend/topic-matcher';
+import { parseRoute, type RouteDescription } from './nats-topology';
+
+export class NatsRoutes {
+  private known: RouteDescription[] = [];
+  private readAt = -Infinity;
+  private reading?: Promise<void>;
+  /** Routes this process declared: known without asking. */
+  private readonly local = new Set<RouteDescription>();
+
+  constructor(
+    private readonly stream: string,
+    private readonly cacheMs: number,
+  ) {}
+
+  /** Records a route this process declared. */
+  addLocal(route: RouteDescription): void {
+    this.local.add(route);
+  }
+
+  /** Whether a route of any process takes `topic`. */
+  hasTopic(jsm: JetStreamManager, topic: string): Promise<boolean> {
+    return this.has(jsm, (r) => r.patterns?.some((p) => topicMatches(p, topic)) ?? false);
+  }
+
+  /** Whether queue `queue` has a consumer in any process. */
+  hasQueue(jsm: JetStreamManager, queue: string): Promise<boolean> {
+    return this.has(jsm, (r) => r.patterns === undefined && r.queue === queue);
+  }
+
+  private async has(
+    jsm: JetStreamManager,
+    takes: (route: RouteDescription) => boolean,
+  ): Promise<boolean> {
+    if ([...this.local].some(takes)) return true;
+    if (Date.now() - this.readAt < this.cacheMs && this.known.some(takes)) return true;
+    // A read that started before this call may predate the route: then read once more.
+    const joined = this.reading !== undefined;
+    await this.refresh(jsm);
+    if (this.known.some(takes)) return true;
+    if (joined) {
+      await this.refresh(jsm);
+      return this.known.some(takes);
+    }
+    return false;
+  }
+
+  private refresh(jsm: JetStreamManager): Promise<void> {
+    this.reading ??= this.read(jsm).finally(() => (this.reading = undefined));
+    return this.reading;
+  }
+
+  private async read(jsm: JetStreamManager): Promise<void> {
+    const started = Date.now();
+    const routes: RouteDescription[] = [];
+    for await (const info of jsm.consumers.list(this.stream)) {
+      const route = parseRoute(info.config.description);
+      if (route) routes.push(route);
+    }
+    this.known = routes;
+    this.readAt = started;
+  }
+}
