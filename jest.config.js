@@ -46,7 +46,13 @@ module.exports = {
         '<rootDir>/apps/**/*.spec.ts',
         '<rootDir>/test/**/*.e2e-spec.ts',
       ],
-      testPathIgnorePatterns: ['/node_modules/', '\\.amqp\\.', '\\.pg\\.', '\\.redis\\.', '\\.nats\\.'],
+      testPathIgnorePatterns: [
+        '/node_modules/',
+        '\\.amqp\\.',
+        '\\.pg\\.',
+        '\\.redis\\.',
+        '\\.nats\\.',
+      ],
     },
     {
       ...base,

@@ -143,9 +143,15 @@ describe('nest-messaging, packed and installed into a fresh Nest app', () => {
     );
     const probe = [
       "const m = require('nest-messaging');",
-      "for (const n of ['MessagingModule','MessagingServer','MessagingClient','MessageContext','Consume','Producer','MessageProducer','InMemoryBackend','AmqpBackend','UnrecoverableError','UnroutableError'])",
+      "for (const n of ['MessagingModule','MessagingServer','MessagingClient','MessageContext','Consume','Producer','MessageProducer','InMemoryBackend','AmqpBackend','RedisStreamsBackend','NatsBackend','UnrecoverableError','UnroutableError'])",
       "  if (typeof m[n] !== 'function') throw new Error(n + ' is missing');",
       "require('nest-messaging/memory'); require('nest-messaging/amqp');",
+      "require('nest-messaging/redis'); require('nest-messaging/nats');",
+      // Their clients are optional peers, not installed here: constructing says what to install.
+      "try { new m.RedisStreamsBackend({ url: 'redis://127.0.0.1:6379' }); throw new Error('ioredis loaded'); }",
+      'catch (e) { if (!/npm install ioredis/.test(e.message)) throw e; }',
+      "try { new m.NatsBackend({ servers: 'nats://127.0.0.1:4222' }); throw new Error('nats loaded'); }",
+      'catch (e) { if (!/npm install @nats-io\\/transport-node @nats-io\\/jetstream/.test(e.message)) throw e; }',
       "require('nest-messaging/backend'); require('nest-messaging/testing');",
       "require('nest-messaging/terminus');",
       "try { require('nest-messaging/dist/retry/retry-policy'); throw new Error('internal reachable'); }",
@@ -170,10 +176,12 @@ describe('nest-messaging, packed and installed into a fresh Nest app', () => {
     expect(await sh('node', ['-e', probe], app)).toContain('entry points ok');
   });
 
-  it('runs the README example on the in-memory backend, without amqplib installed', async () => {
-    await expect(sh('node', ['-e', "require.resolve('amqplib')"], app)).rejects.toThrow(
-      /Cannot find module 'amqplib'/,
-    );
+  it('runs the README example on the in-memory backend, without any broker client installed', async () => {
+    for (const client of ['amqplib', 'ioredis', '@nats-io/transport-node', '@nats-io/jetstream']) {
+      await expect(sh('node', ['-e', `require.resolve('${client}')`], app)).rejects.toThrow(
+        new RegExp(`Cannot find module '${client}'`),
+      );
+    }
     const output = await sh('node', ['dist/main.js'], app);
     expect(output).toContain('charged o-1 on attempt 2');
     expect(output).toMatch(/reason: 'unrecoverable'/);

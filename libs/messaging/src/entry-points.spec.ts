@@ -4,6 +4,8 @@
  */
 import * as amqp from './backends/amqp';
 import * as memory from './backends/memory';
+import * as nats from './backends/nats';
+import * as redis from './backends/redis';
 import * as backend from './backend';
 import * as main from './index';
 import * as testing from './testing';
@@ -23,6 +25,8 @@ describe('entry points', () => {
       'MessageProducer',
       'InMemoryBackend',
       'AmqpBackend',
+      'RedisStreamsBackend',
+      'NatsBackend',
       'UnrecoverableError',
       'UnroutableError',
     ];
@@ -66,6 +70,10 @@ describe('entry points', () => {
     expect(valuesOf(amqp)).toEqual(['AmqpBackend']);
     expect(valuesOf(memory)).toEqual(['InMemoryBackend', 'InMemoryBroker']);
     expect(amqp.AmqpBackend).toBe(main.AmqpBackend);
+    expect(valuesOf(redis)).toEqual(['RedisStreamsBackend']);
+    expect(redis.RedisStreamsBackend).toBe(main.RedisStreamsBackend);
+    expect(valuesOf(nats)).toEqual(['NatsBackend']);
+    expect(nats.NatsBackend).toBe(main.NatsBackend);
   });
 
   it('/testing exports the helpers of tests', () => {

@@ -7,6 +7,8 @@
  * | ------------------------ | --------------------------------------------------------------------- |
  * | `nest-messaging/amqp`    | the RabbitMQ backend alone (also exported here)                       |
  * | `nest-messaging/memory`  | the in-memory backend alone (also exported here)                      |
+ * | `nest-messaging/redis`   | the Redis Streams backend alone (also exported here)                  |
+ * | `nest-messaging/nats`    | the NATS JetStream backend alone (also exported here)                 |
  * | `nest-messaging/testing` | test helpers: `waitFor`, `gate`, a harness that starts apps per test  |
  * | `nest-messaging/backend` | writing a backend: the contract's types, header helpers, contract suite |
  *
@@ -115,3 +117,5 @@ export {
   type AmqpReconnectOptions,
   type AmqpTlsOptions,
 } from './backends/amqp';
+export { RedisStreamsBackend, type RedisStreamsBackendOptions } from './backends/redis';
+export { NatsBackend, type NatsBackendOptions } from './backends/nats';
