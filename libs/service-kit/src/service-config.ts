@@ -1,4 +1,10 @@
-import { AmqpBackend, type BrokerBackend, InMemoryBackend } from '@app/messaging';
+import {
+  AmqpBackend,
+  type BrokerBackend,
+  InMemoryBackend,
+  NatsBackend,
+  RedisStreamsBackend,
+} from '@app/messaging';
 import type { DatabaseOptions } from './database';
 
 export const DEFAULT_BROKER_URL = 'amqp://guest:guest@127.0.0.1:5672';
@@ -30,9 +36,9 @@ export interface ServiceConfig {
 }
 
 /**
- * Reads the port and service-name variables of `spec`, `BROKER_URL` (default local RabbitMQ),
- * `BROKER=memory` (the embedded broker: only useful within one process), `BROKER_EXCHANGE`,
- * `DATABASE_URL` and `DATABASE_SCHEMA`.
+ * Reads the port and service-name variables of `spec`, `BROKER_URL` (default local RabbitMQ; its
+ * scheme picks the backend, see {@link backendFrom}), `BROKER=memory` (the embedded broker: only
+ * useful within one process), `BROKER_EXCHANGE`, `DATABASE_URL` and `DATABASE_SCHEMA`.
  */
 export function serviceConfigFromEnv(
   spec: ServiceEnvSpec,
@@ -41,16 +47,45 @@ export function serviceConfigFromEnv(
   return {
     port: portFrom(env[spec.portVariable], spec.defaultPort, spec.portVariable),
     service: env[spec.serviceVariable] || undefined,
-    backend:
-      env.BROKER === 'memory'
-        ? new InMemoryBackend()
-        : new AmqpBackend({
-            url: env.BROKER_URL || DEFAULT_BROKER_URL,
-            exchange: env.BROKER_EXCHANGE || undefined,
-            connectionName: spec.connectionName,
-          }),
+    backend: env.BROKER === 'memory' ? new InMemoryBackend() : backendFrom(env, spec),
     database: databaseFrom(env, spec.defaultSchema),
   };
+}
+
+/**
+ * The backend `BROKER_URL` names by its scheme. `BROKER_EXCHANGE` keeps services apart on a shared
+ * broker: the exchange on RabbitMQ, the key prefix on Redis, the stream prefix on NATS.
+ *
+ * | scheme                | backend               |
+ * | --------------------- | --------------------- |
+ * | `amqp://`, `amqps://` | `AmqpBackend`         |
+ * | `redis://`, `rediss://` | `RedisStreamsBackend` |
+ * | `nats://`, `tls://`   | `NatsBackend`         |
+ */
+function backendFrom(env: NodeJS.ProcessEnv, spec: ServiceEnvSpec): BrokerBackend {
+  const url = env.BROKER_URL || DEFAULT_BROKER_URL;
+  const namespace = env.BROKER_EXCHANGE || undefined;
+  const scheme = /^([a-z][a-z0-9+.-]*):\/\//.exec(url)?.[1];
+  switch (scheme) {
+    case 'amqp':
+    case 'amqps':
+      return new AmqpBackend({ url, exchange: namespace, connectionName: spec.connectionName });
+    case 'redis':
+    case 'rediss':
+      return new RedisStreamsBackend({
+        url,
+        prefix: namespace,
+        connectionName: spec.connectionName,
+      });
+    case 'nats':
+    case 'tls':
+      return new NatsBackend({ servers: url, prefix: namespace, name: spec.connectionName });
+    default:
+      throw new Error(
+        `BROKER_URL must start with amqp://, amqps://, redis://, rediss:// or nats:// ` +
+          `(the scheme picks the broker), got '${url.replace(/\/\/[^@/]*@/, '//***@')}'`,
+      );
+  }
 }
 
 function databaseFrom(env: NodeJS.ProcessEnv, defaultSchema: string): DatabaseOptions | undefined {
