@@ -2,15 +2,20 @@
  * What `npm run bench` measures: the contenders, the workloads (full and quick sizes), which
  * workload applies to which contender, and the order children run in.
  */
-import type { ContenderKind, QueueType, WorkloadSpec } from './shared/protocol';
+import type { Broker, ContenderKind, QueueType, WorkloadSpec } from './shared/protocol';
 
 export interface ContenderDef {
-  /** `raw-quorum`, `ours-classic`, `nest-rmq-classic`, ... */
+  /** `raw-quorum`, `ours-classic`, `nest-rmq-classic`, `raw-redis`, `ours-nats`, ... */
   readonly id: string;
   readonly label: string;
   readonly kind: ContenderKind;
+  /** The broker it needs (undefined: none, InMemoryBackend). */
+  readonly broker?: Broker;
   readonly queueType?: QueueType;
-  /** The raw amqplib contender it is compared with (same queue type). */
+  /**
+   * The raw client contender it is compared with: raw amqplib on the same queue type, raw ioredis,
+   * raw nats.js.
+   */
   readonly reference?: string;
   /** Compiled entry of its child process, relative to the repository root. */
   readonly entry: string;
@@ -30,10 +35,42 @@ function amqp(
     id: `${kind}-${queueType}`,
     label: `${label} (${queueType})`,
     kind,
+    broker: 'rabbitmq',
     queueType,
     reference: kind === 'raw' ? undefined : `raw-${queueType}`,
     entry,
   };
+}
+
+/** How each broker is named in the report, and where the orchestrator finds it. */
+export const BROKERS: Record<
+  Broker,
+  { readonly label: string; readonly env: string; readonly url: string }
+> = {
+  rabbitmq: { label: 'RabbitMQ', env: 'BROKER_URL', url: 'amqp://guest:guest@127.0.0.1:5672' },
+  redis: { label: 'Redis Streams', env: 'REDIS_URL', url: 'redis://127.0.0.1:6379' },
+  nats: { label: 'NATS JetStream', env: 'NATS_URL', url: 'nats://127.0.0.1:4222' },
+};
+
+/** `raw-<broker>` (its own client, the reference) and `ours-<broker>` (the library on it). */
+function pair(broker: 'redis' | 'nats', raw: string, ours: string): ContenderDef[] {
+  return [
+    {
+      id: `raw-${broker}`,
+      label: raw,
+      kind: 'raw',
+      broker,
+      entry: `${ROOT_DIST}/raw-${broker}.js`,
+    },
+    {
+      id: `ours-${broker}`,
+      label: ours,
+      kind: 'ours',
+      broker,
+      reference: `raw-${broker}`,
+      entry: `${ROOT_DIST}/ours.js`,
+    },
+  ];
 }
 
 /** Every contender, in the order of the report. */
@@ -47,6 +84,8 @@ export function contenders(thirdPartyQueueTypes: readonly QueueType[]): Contende
       list.push(amqp('golevelup', q, '@golevelup/nestjs-rabbitmq', GOLEVELUP_ENTRY));
     }
   }
+  list.push(...pair('redis', 'raw ioredis (Redis Streams)', '@app/messaging RedisStreamsBackend'));
+  list.push(...pair('nats', 'raw nats.js (JetStream)', '@app/messaging NatsBackend'));
   list.push({
     id: 'ours-memory',
     label: '@app/messaging InMemoryBackend',
@@ -162,8 +201,12 @@ export function scaledFor(
 /** Why a workload does not apply to a contender, or undefined when it does. */
 export function notApplicable(contender: ContenderDef, workload: WorkloadSpec): string | undefined {
   if (workload.kind === 'retry' && contender.kind === 'nest-rmq') return 'no retry feature';
-  if (workload.kind === 'backlog' && contender.kind !== 'raw' && contender.kind !== 'ours') {
-    return 'backlog is measured for raw amqplib and AmqpBackend only';
+  const amqp = contender.broker === 'rabbitmq';
+  if (
+    workload.kind === 'backlog' &&
+    (!amqp || (contender.kind !== 'raw' && contender.kind !== 'ours'))
+  ) {
+    return 'backlog is measured on RabbitMQ only, for raw amqplib and AmqpBackend';
   }
   return undefined;
 }
@@ -185,10 +228,17 @@ export function timeLimitMs(specs: readonly WorkloadSpec[], quick: boolean): num
   return ms;
 }
 
-/** Whether `contender` is selected by `--only` tokens (an id, a kind, or an id's prefix). */
+/**
+ * Whether `contender` is selected by `--only` tokens: an id (`ours-redis`), a kind (`raw`: every
+ * raw client), an id's prefix (`nest-rmq`) or a broker (`redis`, `nats`, `rabbitmq`).
+ */
 export function selected(contender: ContenderDef, only: readonly string[]): boolean {
   if (only.length === 0) return true;
   return only.some(
-    (t) => contender.id === t || contender.kind === t || contender.id.startsWith(`${t}-`),
+    (t) =>
+      contender.id === t ||
+      contender.kind === t ||
+      contender.broker === t ||
+      contender.id.startsWith(`${t}-`),
   );
 }

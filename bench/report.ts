@@ -1,15 +1,17 @@
 /**
- * Turns the runs into medians, ratios to raw amqplib on the same queue type, the targets of the
- * issue, and the markdown report (printed, and written to docs/benchmarks.md in full mode).
+ * Turns the runs into medians, ratios to the raw client of the same broker (raw amqplib on the same
+ * queue type, raw ioredis, raw nats.js), the targets of the issue (AmqpBackend, InMemoryBackend),
+ * and the markdown report (printed, and written to docs/benchmarks.md in full mode).
  */
-import type { ContenderDef } from './plan';
+import { BROKERS, type ContenderDef } from './plan';
 import type { WorkloadResult, WorkloadSpec } from './shared/protocol';
 import { median } from './shared/measure';
 
 export interface Cell {
   readonly contender: ContenderDef;
   readonly workload: WorkloadSpec;
-  readonly status: 'ok' | 'failed' | 'n/a';
+  /** `not run`: its broker did not answer. */
+  readonly status: 'ok' | 'failed' | 'n/a' | 'not run';
   readonly reason?: string;
   readonly runs: readonly WorkloadResult[];
   /** Medians over the runs; RSS is the highest peak of the runs. */
@@ -24,6 +26,7 @@ export interface Machine {
   /** Load averages at the start and the end: the machine may be shared. */
   readonly load: string;
   readonly node: string;
+  /** Each broker's product and version, comma-separated. */
   readonly broker: string;
   readonly date: string;
   readonly command: string;
@@ -45,14 +48,19 @@ export interface Results {
 
 export const key = (contender: string, workload: string): string => `${contender}|${workload}`;
 
-/** One cell from the results of its runs (undefined results: the child died before reporting). */
+/**
+ * One cell from the results of its runs (undefined results: the child died before reporting);
+ * `notRun` is why its broker was not asked (it did not answer).
+ */
 export function aggregate(
   contender: ContenderDef,
   workload: WorkloadSpec,
   runs: readonly (WorkloadResult | undefined)[],
   notApplicable?: string,
+  notRun?: string,
 ): Cell {
   if (notApplicable) return { contender, workload, status: 'n/a', reason: notApplicable, runs: [] };
+  if (notRun) return { contender, workload, status: 'not run', reason: notRun, runs: [] };
   const done = runs.filter((r): r is WorkloadResult => r !== undefined);
   const failed = runs.find((r) => !r?.ok);
   if (failed !== undefined || done.length === 0) {
@@ -76,7 +84,7 @@ export function aggregate(
 
 type Metric = 'rate' | 'p50' | 'p99' | 'rss';
 
-/** The cell's metric divided by raw amqplib's on the same queue type and workload. */
+/** The cell's metric divided by its reference's (the raw client of its broker) on the same workload. */
 export function ratio(results: Results, cell: Cell, metric: Metric): number | undefined {
   const ref = cell.contender.reference;
   if (!ref || cell.status !== 'ok') return undefined;
@@ -186,9 +194,13 @@ const ms = (v: number | undefined): string => (v === undefined ? '' : v.toFixed(
 const times = (v: number | undefined): string => (v === undefined ? '' : `${v.toFixed(2)}x`);
 const mark = (met: boolean | undefined): string => (met === undefined ? '' : met ? '✅' : '❌');
 
-/** The target of one cell's main figure, as shown next to it. */
+/**
+ * The target of one cell's main figure, as shown next to it. The issue's targets are AmqpBackend's
+ * and InMemoryBackend's; Redis Streams and NATS JetStream have their ratios, without a target.
+ */
 function cellTarget(results: Results, cell: Cell): string {
-  const ours = cell.contender.kind === 'ours' || cell.contender.kind === 'memory';
+  const c = cell.contender;
+  const ours = (c.kind === 'ours' && c.broker === 'rabbitmq') || c.kind === 'memory';
   if (!ours || cell.status !== 'ok') return '';
   const w = cell.workload;
   const r = ratio(results, cell, 'rate');
@@ -226,15 +238,21 @@ function workloadTable(results: Results, workload: WorkloadSpec): string[] {
   const rr = workload.kind === 'request-reply';
   const unit = rr ? 'calls/s' : workload.kind === 'backlog' ? 'drain msgs/s' : 'msgs/s';
   const head = rr
-    ? `| contender | ${unit} | runs | vs raw | p50 ms | vs raw | p99 ms | vs raw | peak RSS MB | target |`
-    : `| contender | ${unit} | runs | vs raw | peak RSS MB | vs raw | target |`;
+    ? `| broker | contender | ${unit} | runs | vs raw | p50 ms | vs raw | p99 ms | vs raw | peak RSS MB | target |`
+    : `| broker | contender | ${unit} | runs | vs raw | peak RSS MB | vs raw | target |`;
   const lines = [head, head.replace(/[^|]+/g, ' --- ')];
   for (const contender of results.contenders) {
     const cell = results.cells.get(key(contender.id, workload.name));
     if (!cell) continue;
+    const broker = brokerLabel(contender);
     if (cell.status !== 'ok') {
-      const what = cell.status === 'n/a' ? `n/a (${cell.reason})` : `**FAILED**: ${cell.reason}`;
-      lines.push(`| ${contender.label} | ${what} |${rr ? ' | | | | | | | |' : ' | | | | |'}`);
+      const what =
+        cell.status === 'n/a'
+          ? `n/a (${cell.reason})`
+          : `**${cell.status === 'failed' ? 'FAILED' : 'NOT RUN'}**: ${cell.reason}`;
+      lines.push(
+        `| ${broker} | ${contender.label} | ${what} |${rr ? ' | | | | | | | |' : ' | | | | |'}`,
+      );
       continue;
     }
     const runs = cell.runs.map((r) => int(r.rate ?? 0)).join(' / ');
@@ -242,9 +260,39 @@ function workloadTable(results: Results, workload: WorkloadSpec): string[] {
     const rss = `${(cell.rss ?? 0).toFixed(0)}`;
     lines.push(
       rr
-        ? `| ${contender.label} | ${rate} | ${ms(cell.p50)} | ${times(ratio(results, cell, 'p50'))} | ${ms(cell.p99)} | ${times(ratio(results, cell, 'p99'))} | ${rss} | ${cellTarget(results, cell)} |`
-        : `| ${contender.label} | ${rate} | ${rss} | ${times(ratio(results, cell, 'rss'))} | ${cellTarget(results, cell)} |`,
+        ? `| ${broker} | ${contender.label} | ${rate} | ${ms(cell.p50)} | ${times(ratio(results, cell, 'p50'))} | ${ms(cell.p99)} | ${times(ratio(results, cell, 'p99'))} | ${rss} | ${cellTarget(results, cell)} |`
+        : `| ${broker} | ${contender.label} | ${rate} | ${rss} | ${times(ratio(results, cell, 'rss'))} | ${cellTarget(results, cell)} |`,
     );
+  }
+  return lines;
+}
+
+/** The broker column: RabbitMQ's queue type, Redis Streams, NATS JetStream, or none. */
+function brokerLabel(contender: ContenderDef): string {
+  if (!contender.broker) return 'none (in memory)';
+  const label = BROKERS[contender.broker].label;
+  return contender.queueType ? `${label} ${contender.queueType}` : label;
+}
+
+/**
+ * One row per workload, one column per library contender that has a reference: its throughput
+ * over its broker's raw client's, with both rates; the whole comparison across brokers at a glance.
+ */
+function brokerSummary(results: Results): string[] {
+  const compared = results.contenders.filter((c) => c.kind === 'ours' && c.reference);
+  if (compared.length === 0) return [];
+  const head = `| workload | ${compared.map(brokerLabel).join(' | ')} |`;
+  const lines = [head, head.replace(/[^|]+/g, ' --- ')];
+  for (const w of results.workloads) {
+    const cells = compared.map((c) => {
+      const cell = results.cells.get(key(c.id, w.name));
+      const base = c.reference ? results.cells.get(key(c.reference, w.name)) : undefined;
+      if (!cell || cell.status === 'n/a') return 'n/a';
+      if (cell.status !== 'ok') return cell.status === 'failed' ? '**FAILED**' : 'not run';
+      if (base?.status !== 'ok') return `${int(cell.rate ?? 0)} / ${base?.status ?? '?'}`;
+      return `**${times(ratio(results, cell, 'rate'))}** (${int(cell.rate ?? 0)} / ${int(base.rate ?? 0)})`;
+    });
+    lines.push(`| ${w.name} | ${cells.join(' | ')} |`);
   }
   return lines;
 }
@@ -281,9 +329,9 @@ export function renderMarkdown(results: Results, chart?: string): string {
     '# Benchmarks',
     '',
     `Measured ${m.date} on ${m.cpus}, Node ${m.node}, ${m.broker} on 127.0.0.1, in ${Math.round(results.durationS)} s (${m.load}).`,
-    `Each figure is the median of ${results.runs} run(s), every contender in its own child process, contenders in alternating order; "vs raw" divides by raw amqplib on the same queue type and workload (lower is better for latency and RSS); peak RSS is \`process.resourceUsage().maxRSS\` of the child, the highest of the runs.`,
-    'A figure is reported only when every publish was confirmed and every message id was handled (or every request answered with its own id); otherwise the cell says FAILED.',
-    'RabbitMQ and the contenders share the same cores, so the broker is part of every figure; the "runs" column shows the spread between runs: on a small shared machine, ratios within about ±20% of each other are not a real difference.',
+    `Each figure is the median of ${results.runs} run(s), every contender in its own child process, contenders in alternating order; "vs raw" divides by the raw client of the same broker on the same workload: raw amqplib on the same queue type, raw ioredis on Redis Streams, raw nats.js on NATS JetStream (lower is better for latency and RSS); peak RSS is \`process.resourceUsage().maxRSS\` of the child, the highest of the runs.`,
+    'A figure is reported only when every publish was confirmed and every message id was handled (or every request answered with its own id); otherwise the cell says FAILED. A contender whose broker did not answer says NOT RUN.',
+    'The brokers and the contenders share the same cores, so the broker is part of every figure; the "runs" column shows the spread between runs: on a small shared machine, ratios within about ±20% of each other are not a real difference.',
     ...(results.quick
       ? [
           '',
@@ -293,14 +341,31 @@ export function renderMarkdown(results: Results, chart?: string): string {
     '',
     'Reproduce: `' +
       m.command +
-      '` (RabbitMQ on 127.0.0.1:5672, or `BROKER_URL`); smoke test: `npm run bench -- --quick`.',
+      '` (RabbitMQ on 127.0.0.1:5672 or `BROKER_URL`, Redis on 127.0.0.1:6379 or `REDIS_URL`, NATS with JetStream on 127.0.0.1:4222 or `NATS_URL`); smoke test: `npm run bench -- --quick`; one broker: `--only redis` (or `nats`, `rabbitmq`).',
     '',
   ];
-  if (chart) out.push(`![Throughput relative to raw amqplib on the same queue type](${chart})`, '');
-  out.push('## Targets', '', '| target | measured | met |', '| --- | --- | --- |');
-  for (const t of targets(results)) out.push(`| ${t.what} | ${t.measured} | ${mark(t.met)} |`);
+  if (chart) {
+    out.push(`![Throughput relative to the raw client of the same broker](${chart})`, '');
+  }
+  const summary = brokerSummary(results);
+  if (summary.length > 0) {
+    out.push(
+      '## Each broker against its raw client',
+      '',
+      'Throughput (msgs/s, calls/s for request/reply, drain msgs/s for the backlog) of @app/messaging over the raw client of the same broker (raw amqplib on the same queue type, raw ioredis, raw nats.js), then both rates: ours / raw.',
+      '',
+      ...summary,
+      '',
+    );
+  }
+  const goals = targets(results);
+  if (goals.length > 0) {
+    out.push('## Targets', '', '| target | measured | met |', '| --- | --- | --- |');
+    for (const t of goals) out.push(`| ${t.what} | ${t.measured} | ${mark(t.met)} |`);
+    out.push('');
+  }
   out.push(
-    '',
+    "The targets are the issue's, for AmqpBackend and InMemoryBackend; RedisStreamsBackend and NatsBackend are compared with their raw clients, without a target.",
     'Where the time goes, what was done about it, and why a target that is not met cannot be: [performance.md](performance.md).',
   );
   for (const w of results.workloads) {

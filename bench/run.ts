@@ -1,28 +1,33 @@
 /**
  * `npm run bench`: every contender, each in its own child process, in alternating order, several
- * runs each; medians, ratios to raw amqplib on the same queue type, targets; written to
+ * runs each; medians, ratios to the raw client of the same broker (raw amqplib on the same queue
+ * type, raw ioredis on Redis Streams, raw nats.js on NATS JetStream), targets; written to
  * docs/benchmarks.md and docs/benchmarks.svg in full mode.
  *
  *   npm run bench                      # full: 3 runs of 20,000 messages, one 200,000-message backlog
- *   npm run bench -- --quick           # CI smoke test, under a minute, writes no docs
+ *   npm run bench -- --quick           # CI smoke test, under two minutes, writes no docs
  *   npm run bench -- --runs 1 --messages 5000 --only raw,ours-quorum --workload ff-256B-x1,rr-seq
+ *   npm run bench -- --quick --only redis,nats      # a broker selects its raw and ours contenders
  *   options: --backlog-runs N (default 1)   --third-party-queues classic,quorum
  *            --in-flight N (the publish window of fire-and-forget and retry, default 1000)
- *            --write-docs   --no-docs   BROKER_URL=amqp://...
+ *            --write-docs   --no-docs
+ *   brokers: BROKER_URL=amqp://... (RabbitMQ)   REDIS_URL=redis://...   NATS_URL=nats://...
  *
- * Exits non-zero only when a contender failed to complete a workload or lost / mis-counted
- * messages, never because of a ratio.
+ * A broker that does not answer does not stop the bench: its contenders are reported as not run,
+ * with the reason, and no docs are written (unless --write-docs). Exits non-zero when a contender
+ * failed to complete a workload or lost / mis-counted messages, and, with CI=true in --quick mode
+ * (CI's smoke test), when a broker did not answer; never because of a ratio.
  */
 import { randomBytes } from 'node:crypto';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { cpus, loadavg } from 'node:os';
 import { join } from 'node:path';
-import { brokerVersion, redact, sweep } from './broker';
+import { probe, redact, sweepBroker } from './broker';
 import { renderSvg } from './chart';
 import { LOG, prepareGolevelup, ROOT, runChild, type ChildOutcome } from './children';
 import * as plan from './plan';
 import { aggregate, key, renderMarkdown, type Cell, type Results } from './report';
-import type { ChildTask, QueueType, WorkloadResult, WorkloadSpec } from './shared/protocol';
+import type { Broker, ChildTask, QueueType, WorkloadResult, WorkloadSpec } from './shared/protocol';
 
 interface Options {
   quick: boolean;
@@ -34,7 +39,8 @@ interface Options {
   workloads: string[];
   writeDocs?: boolean;
   thirdParty: QueueType[];
-  url: string;
+  /** Each broker's URL (`BROKER_URL`, `REDIS_URL`, `NATS_URL`). */
+  urls: Record<Broker, string>;
 }
 
 function parseArgs(argv: readonly string[]): Options {
@@ -45,7 +51,11 @@ function parseArgs(argv: readonly string[]): Options {
     only: [],
     workloads: [],
     thirdParty: ['classic'],
-    url: process.env.BROKER_URL ?? 'amqp://guest:guest@127.0.0.1:5672',
+    urls: {
+      rabbitmq: process.env[plan.BROKERS.rabbitmq.env] || plan.BROKERS.rabbitmq.url,
+      redis: process.env[plan.BROKERS.redis.env] || plan.BROKERS.redis.url,
+      nats: process.env[plan.BROKERS.nats.env] || plan.BROKERS.nats.url,
+    },
   };
   let runs: number | undefined;
   const list = (v: string | undefined): string[] => (v ?? '').split(',').filter(Boolean);
@@ -92,15 +102,29 @@ async function main(): Promise<number> {
   if (defs.length === 0 || specs.length === 0)
     throw new Error('--only/--workload selected nothing');
 
-  let broker: string;
-  try {
-    broker = await brokerVersion(o.url);
-  } catch (error) {
-    throw new Error(`RabbitMQ does not answer at ${redact(o.url)}: ${String(error)}`, {
-      cause: error,
-    });
+  // Each broker the selected contenders need, asked once; one that does not answer is reported.
+  const versions = new Map<Broker, string>();
+  const down = new Map<Broker, string>();
+  const brokers = [...new Set(defs.map((c) => c.broker))].filter(
+    (b): b is Broker => b !== undefined,
+  );
+  const answers = await Promise.allSettled(brokers.map((b) => probe(b, o.urls[b])));
+  brokers.forEach((b, i) => {
+    const answer = answers[i];
+    if (answer.status === 'fulfilled') versions.set(b, answer.value);
+    else {
+      const error: unknown = answer.reason;
+      const reason = error instanceof Error ? error.message : String(error);
+      down.set(b, `${plan.BROKERS[b].label} does not answer at ${redact(o.urls[b])}: ${reason}`);
+    }
+  });
+  const notRun = (def: plan.ContenderDef): string | undefined =>
+    def.broker === undefined ? undefined : down.get(def.broker);
+  for (const [b, reason] of down) {
+    const ids = defs.filter((c) => c.broker === b).map((c) => c.id);
+    console.log(`\n!!! ${reason}\n!!! NOT RUN: ${ids.join(', ')}\n`);
   }
-  if (defs.some((c) => c.kind === 'golevelup')) prepareGolevelup();
+  if (defs.some((c) => c.kind === 'golevelup' && !notRun(c))) prepareGolevelup();
   mkdirSync(join(ROOT, 'dist/bench'), { recursive: true });
   writeFileSync(LOG, `npm run bench ${process.argv.slice(2).join(' ')}\n`);
 
@@ -129,7 +153,8 @@ async function main(): Promise<number> {
     const task: ChildTask = {
       contender: def.kind,
       queueType: def.queueType,
-      url: o.url,
+      broker: def.broker,
+      url: def.broker ? o.urls[def.broker] : '',
       prefix,
       timeLimitMs: plan.timeLimitMs(workloads, o.quick),
       stallMs: o.quick ? 10_000 : 20_000,
@@ -151,7 +176,9 @@ async function main(): Promise<number> {
         for (const line of outcome.tail) console.log(`    | ${line}`);
       }
     }
-    if (!ok) await sweep(o.url, `${prefix}-`).catch(() => undefined);
+    if (!ok && def.broker) {
+      await sweepBroker(def.broker, o.urls[def.broker], `${prefix}-`).catch(() => undefined);
+    }
     return { ...outcome, ok };
   };
 
@@ -199,7 +226,7 @@ async function main(): Promise<number> {
 
   if (o.quick) {
     // One child per contender runs all its workloads (the backlog fills and drains in it).
-    for (const def of defs) {
+    for (const def of defs.filter((c) => !notRun(c))) {
       const mine = specs.filter((w) => !plan.notApplicable(def, w));
       if (mine.length > 0) await measure(def, mine, '[quick]');
     }
@@ -214,22 +241,41 @@ async function main(): Promise<number> {
         const label = `[run ${r + 1}/${o.runs}, ${++step}/${total}]`;
         // Alternating order: forwards on even runs, backwards on odd ones.
         for (const def of r % 2 === 0 ? defs : [...defs].reverse()) {
-          if (!plan.notApplicable(def, spec)) await measure(def, [spec], label);
+          if (!plan.notApplicable(def, spec) && !notRun(def)) await measure(def, [spec], label);
         }
       }
     }
   }
 
-  const leftovers = await sweep(o.url, `${runPrefix}-`);
+  // What the run left on each broker that answered (nothing, unless a child died).
+  const leftovers = new Map<Broker, string[] | undefined>();
+  for (const b of brokers.filter((x) => versions.has(x))) {
+    leftovers.set(
+      b,
+      await sweepBroker(b, o.urls[b], `${runPrefix}-`).catch((error: unknown) => [
+        `(sweep failed: ${String(error)})`,
+      ]),
+    );
+  }
   const cells = new Map<string, Cell>();
   for (const def of defs) {
     for (const spec of specs) {
       const na = plan.notApplicable(def, spec);
+      const runs = collected.get(key(def.id, spec.name)) ?? [];
       cells.set(
         key(def.id, spec.name),
-        aggregate(def, spec, collected.get(key(def.id, spec.name)) ?? [], na),
+        aggregate(def, spec, runs, na, na ? undefined : notRun(def)),
       );
     }
+  }
+  const ciSmoke = o.quick && process.env.CI === 'true';
+  for (const [b, reason] of down) {
+    const what = `${defs
+      .filter((c) => c.broker === b)
+      .map((c) => c.id)
+      .join(', ')} not run: ${reason}`;
+    if (ciSmoke) failures.push(`${what} (CI=true: every broker must answer)`);
+    else notes.push(what);
   }
   const argv = process.argv.slice(2).join(' ');
   const results: Results = {
@@ -248,7 +294,9 @@ async function main(): Promise<number> {
         .map((l) => l.toFixed(1))
         .join(' ')} at the end`,
       node: process.version,
-      broker,
+      broker: brokers
+        .map((b) => versions.get(b) ?? `${plan.BROKERS[b].label} (not answering)`)
+        .join(', '),
       date: `${startedAt} UTC`,
       command: `npm run bench${argv ? ` -- ${argv}` : ''}`,
     },
@@ -256,13 +304,20 @@ async function main(): Promise<number> {
   console.log(`\n${renderMarkdown(results)}`);
   const raw = { ...results, cells: [...cells.entries()], settings: [...settings.entries()] };
   writeFileSync(join(ROOT, 'dist/bench/results.json'), JSON.stringify(raw, null, 1));
-  if (leftovers === undefined)
-    console.log('rabbitmqctl not available: queues of this run not checked');
-  else if (leftovers.length > 0) console.log(`WARNING: deleted leftovers: ${leftovers.join(', ')}`);
-  else console.log(`rabbitmqctl: no queue or exchange of this run (${runPrefix}-*) is left`);
+  for (const [b, left] of leftovers) {
+    const where = `${plan.BROKERS[b].label}: nothing of this run (${runPrefix}-*) is left`;
+    if (left === undefined)
+      console.log('rabbitmqctl not available: queues of this run not checked');
+    else if (left.length > 0) console.log(`WARNING: deleted leftovers: ${left.join(', ')}`);
+    else console.log(where);
+  }
+  for (const reason of down.values()) console.log(`!!! NOT RUN: ${reason}`);
 
   const selectedAll = o.only.length === 0 && o.workloads.length === 0;
-  if (o.writeDocs ?? (!o.quick && selectedAll)) {
+  if (o.writeDocs === undefined && !o.quick && selectedAll && down.size > 0) {
+    console.log('docs/benchmarks.md not written: a broker did not answer (--write-docs forces it)');
+  }
+  if (o.writeDocs ?? (!o.quick && selectedAll && down.size === 0)) {
     mkdirSync(join(ROOT, 'docs'), { recursive: true });
     writeFileSync(join(ROOT, 'docs/benchmarks.svg'), renderSvg(results));
     writeFileSync(join(ROOT, 'docs/benchmarks.md'), renderMarkdown(results, 'benchmarks.svg'));

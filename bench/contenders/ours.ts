@@ -1,7 +1,9 @@
 /**
  * Contenders "ours": `@app/messaging` through the full Nest pipeline, `@Producer` ->
- * `@Consume` and `MessageProducer.request()`, on `AmqpBackend` (quorum or classic queues) or on
- * `InMemoryBackend` (no broker). Imported only through the library's main entry.
+ * `@Consume` and `MessageProducer.request()`, on `AmqpBackend` (quorum or classic queues),
+ * `RedisStreamsBackend`, `NatsBackend` or `InMemoryBackend` (no broker). AmqpBackend and
+ * InMemoryBackend are imported through the library's main entry, the Redis and NATS backends
+ * through their own entries (`nest-messaging/redis`, `nest-messaging/nats`).
  *
  * - One Nest 12 app per instance (`NestFactory.create`, logger errors only), wired as the README
  *   says: `connectMicroservice({ strategy: MessagingServer })`, `startAllMicroservices()`, `init()`.
@@ -9,9 +11,14 @@
  * - AmqpBackend: `{ url, exchange, queueType, maxInFlightPublishes, prefetch: 100 }`, one
  *   connection per app, `maxInFlightPublishes` = the driver's window (1000; 5000 to fill the
  *   backlog); publishes are persistent, confirmed and mandatory (library defaults).
- * - `@Consume(topic, { concurrency: 100 })`: prefetch 100, ack after the handler resolved.
- * - Retry workload: `retry: { maxAttempts: 3, backoff: { initialDelayMs: 1, multiplier: 1,
- *   maxDelayMs: 1, jitter: 0 } }`, the library's durable retry (on RabbitMQ the delay is rounded up
+ * - RedisStreamsBackend: `{ url, prefix }` (the workload's unique name), other options default;
+ *   NatsBackend: `{ servers, prefix }`, other options default. Each app has its own backend (its
+ *   own connections); every key (stream) of the workload starts with the prefix and is deleted at
+ *   close.
+ * - `@Consume(topic, { concurrency: 100 })`: at most 100 handlers at once per app, ack after the
+ *   handler resolved.
+ * - Retry workload: `retry: { maxAttempts: 3, backoff: { initialDelayMs: 0, multiplier: 1,
+ *   maxDelayMs: 0, jitter: 0 } }`, the library's durable retry (on RabbitMQ the delay is rounded up
  *   to its shortest TTL tier).
  */
 import { Controller, Injectable, Module, type INestApplication } from '@nestjs/common';
@@ -26,6 +33,11 @@ import {
   MessagingServer,
   Producer,
 } from '../../libs/messaging/src';
+import type * as NatsEntry from '../../libs/messaging/src/backends/nats';
+import type * as RedisEntry from '../../libs/messaging/src/backends/redis';
+import type * as JetStream from '@nats-io/jetstream';
+import type * as NatsCore from '@nats-io/transport-node';
+import type * as IoRedis from 'ioredis';
 import { runChild } from '../shared/child';
 import { packageVersion } from '../shared/measure';
 import type {
@@ -36,7 +48,7 @@ import type {
   PubSubRig,
   RequestRig,
 } from '../shared/protocol';
-import { deleteNames } from './cleanup';
+import { deleteNames, deleteNatsStreams, deleteRedisKeys } from './cleanup';
 
 const CONCURRENCY = 100;
 const TOPIC = 'bench.msg';
@@ -53,20 +65,46 @@ interface Instance {
   producer: MessageProducer<BenchMessage>;
 }
 
+type Backend =
+  AmqpBackend | RedisEntry.RedisStreamsBackend | NatsEntry.NatsBackend | InMemoryBackend;
+
+/**
+ * Loads a module when first needed: a child on RabbitMQ or in memory never loads the Redis and NATS
+ * backends nor their clients, so its peak RSS (reported) is what it was before they existed.
+ */
+// eslint-disable-next-line @typescript-eslint/no-require-imports
+const load = <T>(id: string): T => require(id) as T;
+const REDIS_ENTRY = '../../libs/messaging/src/backends/redis';
+const NATS_ENTRY = '../../libs/messaging/src/backends/nats';
+
 export function oursContender(task: ChildTask): Contender {
   const memory = task.contender === 'memory';
+  const broker = memory ? undefined : (task.broker ?? 'rabbitmq');
   const queueType = task.queueType ?? 'quorum';
 
-  const backend = (name: string, inFlight: number): AmqpBackend | InMemoryBackend =>
-    memory
-      ? new InMemoryBackend()
-      : new AmqpBackend({
+  /** A backend for one app; `name` is the workload's unique name (exchange or prefix). */
+  const backend = (name: string, inFlight: number): Backend => {
+    switch (broker) {
+      case undefined:
+        return new InMemoryBackend();
+      case 'redis': {
+        const { RedisStreamsBackend } = load<typeof RedisEntry>(REDIS_ENTRY);
+        return new RedisStreamsBackend({ url: task.url, prefix: name });
+      }
+      case 'nats': {
+        const { NatsBackend } = load<typeof NatsEntry>(NATS_ENTRY);
+        return new NatsBackend({ servers: task.url, prefix: name });
+      }
+      case 'rabbitmq':
+        return new AmqpBackend({
           url: task.url,
           exchange: name,
           queueType,
           maxInFlightPublishes: inFlight,
           prefetch: CONCURRENCY,
         });
+    }
+  };
 
   /** One Nest app: MessagingModule, a producer of `topic` and, with a handler, a consumer of it. */
   const start = async (
@@ -107,25 +145,63 @@ export function oursContender(task: ChildTask): Contender {
     return { app, producer: app.get(BenchProducer).producer };
   };
 
-  /** Names the library declares for `name` (README, "RabbitMQ" topology); retries use tier 100 ms. */
+  /**
+   * Deletes what the library declared for `name`: on RabbitMQ the names of its README ("RabbitMQ"
+   * topology; retries use tier 100 ms), on Redis every key `<name>:*`, on NATS every stream
+   * `<name>-*` (the prefix is the workload's own).
+   */
   const cleanup = async (name: string, topic: string): Promise<void> => {
-    if (memory) return;
-    const retryTier = `${name}.retry.100`;
-    await deleteNames(
-      task.url,
-      [`${name}.${topic}`, `${name}.dead-letter`, retryTier],
-      [name, retryTier],
-    );
+    switch (broker) {
+      case undefined:
+        return;
+      case 'redis': {
+        const { Redis } = load<typeof IoRedis>('ioredis');
+        const redis = new Redis(task.url, { lazyConnect: true });
+        await redis.connect();
+        try {
+          await deleteRedisKeys(redis, `${name}:`);
+        } finally {
+          await redis.quit();
+        }
+        return;
+      }
+      case 'nats': {
+        const nc = await load<typeof NatsCore>('@nats-io/transport-node').connect({
+          servers: task.url,
+        });
+        try {
+          const { jetstreamManager } = load<typeof JetStream>('@nats-io/jetstream');
+          await deleteNatsStreams(await jetstreamManager(nc), `${name}-`);
+        } finally {
+          await nc.close();
+        }
+        return;
+      }
+      case 'rabbitmq': {
+        const retryTier = `${name}.retry.100`;
+        await deleteNames(
+          task.url,
+          [`${name}.${topic}`, `${name}.dead-letter`, retryTier],
+          [name, retryTier],
+        );
+      }
+    }
+  };
+
+  const backendSettings: Record<string, string> = {
+    memory:
+      'InMemoryBackend (process-wide in-memory broker, no broker); in a full run 10x the messages and warm-up of each workload, so that a run lasts long enough to measure',
+    rabbitmq: `AmqpBackend { queueType: '${queueType}', maxInFlightPublishes: 1000 (5000 to fill the backlog), prefetch: ${CONCURRENCY} }, one connection per app; persistent, confirmed, mandatory publishes`,
+    redis: `RedisStreamsBackend { url, prefix: <workload> } (ioredis ${packageVersion('ioredis')}), other options default; one backend (command + reader connections) per app; request(): the request goes into the route's stream like any message, the reply comes over pub/sub`,
+    nats: `NatsBackend { servers, prefix: <workload> } (@nats-io/jetstream ${packageVersion('@nats-io/jetstream')}), other options default; one backend (connection) per app; request(): the request is published to JetStream (PubAck) like any message, the reply comes over core NATS`,
   };
 
   return {
     settings: [
       `@app/messaging through Nest ${packageVersion('@nestjs/core')} (@Producer -> @Consume, MessageProducer.request)`,
-      memory
-        ? 'InMemoryBackend (process-wide in-memory broker, no RabbitMQ); in a full run 10x the messages and warm-up of each workload, so that a run lasts long enough to measure'
-        : `AmqpBackend { queueType: '${queueType}', maxInFlightPublishes: 1000 (5000 to fill the backlog), prefetch: ${CONCURRENCY} }, one connection per app; persistent, confirmed, mandatory publishes`,
+      backendSettings[broker ?? 'memory'],
       `@Consume(topic, { concurrency: ${CONCURRENCY} }): ack after the handler; one Nest app per instance, logger errors only`,
-      `retry: ${JSON.stringify(RETRY)}${memory ? '' : ' (rounded up to the 100 ms TTL tier)'}`,
+      `retry: ${JSON.stringify(RETRY)}${broker === 'rabbitmq' ? ' (rounded up to the 100 ms TTL tier)' : ''}`,
     ],
     supportsRetry: true,
 

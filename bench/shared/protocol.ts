@@ -6,7 +6,13 @@
 
 export type QueueType = 'quorum' | 'classic';
 
-/** Contender families; each runs in its own child process. */
+/** The broker a contender runs on (`memory` contenders have none). */
+export type Broker = 'rabbitmq' | 'redis' | 'nats';
+
+/**
+ * Contender families; each runs in its own child process. `raw` is the broker's own client used
+ * directly (amqplib, ioredis, nats.js), `ours` the library on that broker's backend.
+ */
 export type ContenderKind = 'raw' | 'ours' | 'nest-rmq' | 'golevelup' | 'memory';
 
 export type WorkloadKind = 'fire-and-forget' | 'request-reply' | 'retry' | 'backlog';
@@ -38,8 +44,14 @@ export interface WorkloadSpec {
 export interface ChildTask {
   readonly contender: ContenderKind;
   readonly queueType?: QueueType;
+  /** The broker of `url` (undefined: RabbitMQ, or none for `memory`). */
+  readonly broker?: Broker;
+  /** The broker's URL: AMQP, `redis://` or `nats://`. */
   readonly url: string;
-  /** Every queue and exchange the child declares starts with this (unique to the run and task). */
+  /**
+   * Every queue and exchange (Redis key, JetStream stream) the child declares starts with this
+   * (unique to the run and task).
+   */
   readonly prefix: string;
   /** The child reports a failure and exits once this is exceeded. */
   readonly timeLimitMs: number;
