@@ -1,7 +1,7 @@
 /**
  * The broker backend of `nest-messaging dlq`, picked by the URL's scheme, and its lifetime: connect,
- * work, close whatever happened. A backend's module (and its client library, `amqplib`) is loaded
- * only here, when a dlq command runs.
+ * work, close whatever happened. A backend's module (and its client library: `amqplib`, `ioredis`,
+ * the NATS packages) is loaded only here, when a dlq command runs.
  */
 import type { BrokerBackend } from '../backend/broker-backend.interface';
 import { redactCredentials } from '../backends/amqp/amqp-backend.options';
@@ -11,7 +11,10 @@ import { CliUsageError } from './cli-io';
 export interface BrokerTarget {
   /** The broker URL; it may hold credentials, so it is only ever shown redacted. */
   readonly url: string;
-  /** The topic exchange of the services (AMQP). */
+  /**
+   * The services' namespace (`--exchange`): the topic exchange on RabbitMQ, the key prefix on Redis,
+   * the subject and stream prefix on NATS.
+   */
   readonly exchange: string;
   /** How long to keep trying to reach the broker before failing. */
   readonly connectTimeoutMs: number;
@@ -32,6 +35,9 @@ export const DEFAULT_BROKER_URL = 'amqp://guest:guest@127.0.0.1:5672';
 export const BROKER_BACKENDS: BackendFactories = {
   amqp: createAmqpBackend,
   amqps: createAmqpBackend,
+  redis: createRedisBackend,
+  rediss: createRedisBackend,
+  nats: createNatsBackend,
 };
 
 /**
@@ -84,6 +90,33 @@ function createAmqpBackend(target: BrokerTarget): BrokerBackend {
     exchange: target.exchange,
     connectTimeoutMs: target.connectTimeoutMs,
     connectionName: 'nest-messaging dlq',
+  });
+}
+
+function createRedisBackend(target: BrokerTarget): BrokerBackend {
+  routeNestLogs(target.warn);
+  /* eslint-disable @typescript-eslint/no-require-imports -- loaded only when a dlq command runs */
+  const { RedisStreamsBackend } =
+    require('../backends/redis') as typeof import('../backends/redis');
+  /* eslint-enable @typescript-eslint/no-require-imports */
+  return new RedisStreamsBackend({
+    url: target.url,
+    prefix: target.exchange,
+    connectTimeoutMs: target.connectTimeoutMs,
+    connectionName: 'nest-messaging-dlq',
+  });
+}
+
+function createNatsBackend(target: BrokerTarget): BrokerBackend {
+  routeNestLogs(target.warn);
+  /* eslint-disable @typescript-eslint/no-require-imports -- loaded only when a dlq command runs */
+  const { NatsBackend } = require('../backends/nats') as typeof import('../backends/nats');
+  /* eslint-enable @typescript-eslint/no-require-imports */
+  return new NatsBackend({
+    servers: target.url,
+    prefix: target.exchange,
+    connectTimeoutMs: target.connectTimeoutMs,
+    name: 'nest-messaging dlq',
   });
 }
 

@@ -153,9 +153,13 @@ function withConnection(command: Command): Command {
     )
     .option(
       '--url <url>',
-      'broker URL, amqp:// or amqps:// (default: $BROKER_URL, else amqp://guest@127.0.0.1:5672)',
+      'broker URL: amqp(s)://, redis(s):// or nats:// (default: $BROKER_URL, else amqp://guest@127.0.0.1:5672)',
     )
-    .option('--exchange <name>', "the services' topic exchange", 'messaging')
+    .option(
+      '--exchange <name>',
+      "the services' namespace: topic exchange (RabbitMQ), key prefix (Redis), subject prefix (NATS)",
+      'messaging',
+    )
     .option('--connect-timeout <duration>', 'give up reaching the broker after this long', '10s')
     .option('--json', 'print one JSON document instead of tables');
 }
