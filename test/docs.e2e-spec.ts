@@ -30,6 +30,8 @@ const PUBLIC_NAMES: Record<string, string> = {
   'nest-messaging': 'libs/messaging/src/index.ts',
   'nest-messaging/amqp': 'libs/messaging/src/backends/amqp/index.ts',
   'nest-messaging/memory': 'libs/messaging/src/backends/memory/index.ts',
+  'nest-messaging/redis': 'libs/messaging/src/backends/redis/index.ts',
+  'nest-messaging/nats': 'libs/messaging/src/backends/nats/index.ts',
   'nest-messaging/testing': 'libs/messaging/src/testing/index.ts',
   'nest-messaging/backend': 'libs/messaging/src/backend/index.ts',
   'nest-messaging/terminus': 'libs/messaging/src/health/terminus/index.ts',
