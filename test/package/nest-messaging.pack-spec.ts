@@ -136,7 +136,17 @@ describe('nest-messaging, packed and installed into a fresh Nest app', () => {
       readFileSync(join(app, 'node_modules', 'nest-messaging', 'package.json'), 'utf8'),
     ) as { exports: Record<string, unknown>; peerDependencies: Record<string, string> };
     expect(Object.keys(pkg.exports).sort()).toEqual(
-      ['.', './amqp', './backend', './memory', './package.json', './terminus', './testing'].sort(),
+      [
+        '.',
+        './amqp',
+        './backend',
+        './memory',
+        './nats',
+        './package.json',
+        './redis',
+        './terminus',
+        './testing',
+      ].sort(),
     );
     expect(Object.keys(pkg.peerDependencies)).toEqual(
       expect.arrayContaining(['@nestjs/common', '@nestjs/core', '@nestjs/microservices', 'rxjs']),
