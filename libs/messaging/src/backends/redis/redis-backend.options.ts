@@ -22,9 +22,10 @@ export interface RedisStreamsBackendOptions {
    */
   readonly prefix?: string;
   /**
-   * Approximate bound of every stream (`XADD ... MAXLEN ~ n`): memory stays bounded, and an entry
-   * trimmed before a slow consumer group read it is lost to that group. Size it above the backlog a
-   * consumer may fall behind by.
+   * Approximate bound of every topic stream (`XADD ... MAXLEN ~ n`): memory stays bounded, and an
+   * entry trimmed before a slow consumer group read it is lost to that group. Size it above the
+   * backlog a consumer may fall behind by. Queue and dead-letter streams are never trimmed (they hold
+   * only what is unhandled).
    * @default 100000
    */
   readonly maxLength?: number;

@@ -73,6 +73,7 @@ export async function connectWithin(
     await new Promise<void>((resolve, reject) => {
       const timer = setTimeout(() => {
         redis.off('ready', onReady);
+        redis.off('end', onEnd);
         redis.disconnect();
         reject(
           new RedisConnectError(
@@ -84,9 +85,19 @@ export async function connectWithin(
       }, timeoutMs);
       const onReady = () => {
         clearTimeout(timer);
+        redis.off('end', onEnd);
         resolve();
       };
+      // Disconnected meanwhile (a close while a subscription starts): no need to wait for the timeout.
+      const onEnd = () => {
+        clearTimeout(timer);
+        redis.off('ready', onReady);
+        reject(
+          new RedisConnectError('RedisStreamsBackend: the connection was closed while connecting'),
+        );
+      };
       redis.once('ready', onReady);
+      redis.once('end', onEnd);
       if (redis.status === 'wait') redis.connect().catch((error: Error) => (lastError = error));
     });
   } finally {

@@ -10,6 +10,7 @@ import type {
   SubscriptionSpec,
 } from '../../backend/broker-backend.interface';
 import { topicMatches } from '../../backend/topic-matcher';
+import { BackendClosedError } from '../../errors/messaging.errors';
 import { type EntrySource, fieldMap, toDelivery } from './redis-messages';
 import { BIND_SCRIPT, runScript } from './redis-scripts';
 import { RedisSettler, type RedisSettlerContext } from './redis-settler';
@@ -89,19 +90,45 @@ export class RedisConsumer {
       JSON.stringify(this.spec.topics),
     )) as string[];
     this.streams.set(this.queueStream, { kind: 'q', name: this.spec.queue });
+    if (this.spec.external) {
+      // Retries and requeues of an external queue go to a stream of ours, not to the foreign stream
+      // (whose other groups would receive them too).
+      const retries = this.ctx.keys.externalRetries(this.spec.queue);
+      this.streams.set(retries, { kind: 'q', name: this.spec.queue });
+      await this.ctx.command
+        .xgroup('CREATE', retries, this.spec.queue, '0', 'MKSTREAM')
+        .catch((error: Error) => {
+          if (!error.message.includes('BUSYGROUP')) throw error;
+        });
+    }
     for (const topic of topics) this.addTopic(topic);
+    // Cancelled (the backend closed) while starting: start nothing.
+    if (this.stopped) throw this.cancelledWhileStarting();
     try {
       await connect(this.reader);
     } catch (error) {
       this.reader.disconnect();
-      throw error;
+      throw this.stopped ? this.cancelledWhileStarting() : error;
+    }
+    if (this.stopped) {
+      this.reader.disconnect();
+      throw this.cancelledWhileStarting();
     }
     this.detachedSince = undefined;
     this.loop = this.run();
     this.renewTimer = setInterval(() => void this.renewTick(), this.claimEveryMs);
   }
 
-  /** Stops taking deliveries; those in flight still settle (see {@link drain}). */
+  private cancelledWhileStarting(): BackendClosedError {
+    return new BackendClosedError(
+      `RedisStreamsBackend closed while the subscription to '${this.spec.queue}' was starting`,
+    );
+  }
+
+  /**
+   * Stops taking deliveries; those in flight still settle (see {@link drain}). Called while
+   * {@link start} runs, it makes `start` disconnect its reader and reject with `BackendClosedError`.
+   */
   async cancel(): Promise<void> {
     if (this.stopped) return;
     this.stopped = true;

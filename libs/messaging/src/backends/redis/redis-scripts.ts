@@ -100,8 +100,14 @@ local function route_count(prefix, kind, name)
   end
   return #bound_queues(prefix, name)
 end
+-- To a topic stream: trimmed to about maxlen entries.
 local function add(stream, maxlen, fields)
   return redis.call('XADD', stream, 'MAXLEN', '~', maxlen, '*', unpack(fields))
+end
+-- To a queue stream (or an external queue's retry stream): never trimmed, since what stays there is
+-- unhandled (a handled entry is deleted).
+local function append(stream, fields)
+  return redis.call('XADD', stream, '*', unpack(fields))
 end
 local function now_ms()
   local t = redis.call('TIME')
@@ -115,8 +121,8 @@ end
 `;
 
 /**
- * Publishes: ARGV prefix, kind (`t` topic or `q` queue), name, maxLength, mandatory (`1`/`0`), then
- * the entry's field/value pairs. Returns 1 when added, 0 when no queue receives it (a topic message
+ * Publishes: ARGV prefix, kind (`t` topic or `q` queue), name, maxLength (topics only: a queue stream
+ * is never trimmed), mandatory (`1`/`0`), then the entry's field/value pairs. Returns 1 when added, 0 when no queue receives it (a topic message
  * is then dropped; a queue message is kept for its future consumer unless mandatory).
  */
 export const PUBLISH_SCRIPT = `${PRELUDE}
@@ -125,7 +131,7 @@ local fields = tail(6)
 if kind == 'q' then
   local stream = prefix .. ':q:' .. name
   if group_count(stream) == 0 and mandatory == '1' then return 0 end
-  add(stream, maxlen, fields)
+  append(stream, fields)
   return 1
 end
 local stream = prepare_topic(prefix, name)
@@ -135,7 +141,8 @@ return 1
 `;
 
 /**
- * Holds a message for a delay: ARGV prefix, kind, name, mandatory, delayMs, id, then the field/value
+ * Holds a message for a delay: ARGV prefix, kind (`t`, `q`, or `r`: an external queue's retry
+ * stream), name, mandatory, delayMs, id, then the field/value
  * pairs. Due times are Redis's clock (`TIME`), so the hosts' clocks never matter. Returns 0 (and holds
  * nothing) when mandatory and no queue receives it now.
  */
@@ -151,7 +158,7 @@ return 1
 `;
 
 /**
- * Moves due delayed messages into their streams: ARGV prefix, limit, maxLength.
+ * Moves due delayed messages into their streams: ARGV prefix, limit, maxLength (topic streams only).
  * Returns how many it took off the delayed set (a topic nobody consumes any more drops its message).
  */
 export const MOVE_DUE_SCRIPT = `${PRELUDE}
@@ -169,7 +176,9 @@ for _, id in ipairs(ids) do
   if to and #fields > 0 then
     local kind, name = string.sub(to, 1, 1), string.sub(to, 3)
     if kind == 'q' then
-      add(prefix .. ':q:' .. name, maxlen, fields)
+      append(prefix .. ':q:' .. name, fields)
+    elseif kind == 'r' then
+      append(prefix .. ':r:' .. name, fields)
     else
       local stream = prepare_topic(prefix, name)
       if group_count(stream) > 0 then add(stream, maxlen, fields) end
@@ -213,17 +222,20 @@ return out
 `;
 
 /**
- * Replays one dead letter: ARGV prefix, dead-letter stream, entry id, queue, maxLength, then the
- * replayed entry's field/value pairs. Returns 1 when replayed, 0 when there is no such dead letter,
+ * Replays one dead letter: ARGV prefix, dead-letter stream, entry id, queue, maxLength (unused: queue
+ * streams are never trimmed), then the replayed entry's field/value pairs. An external queue's
+ * replay goes to its retry stream (`<prefix>:r:<queue>`). Returns 1 when replayed, 0 when there is no such dead letter,
  * -1 when its queue has no consumer group any more (it stays).
  */
 export const REPLAY_SCRIPT = `${PRELUDE}
 local prefix, dlq, id, queue, maxlen = ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5]
 local stream = prefix .. ':q:' .. queue
+-- An external queue's replays go to its retry stream: the foreign stream's other groups never see them.
+if redis.call('EXISTS', prefix .. ':r:' .. queue) == 1 then stream = prefix .. ':r:' .. queue end
 if #redis.call('XRANGE', dlq, id, id) == 0 then return 0 end
 if group_count(stream) == 0 then return -1 end
 redis.call('XDEL', dlq, id)
-add(stream, maxlen, tail(6))
+append(stream, tail(6))
 return 1
 `;
 

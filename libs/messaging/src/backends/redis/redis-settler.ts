@@ -1,6 +1,6 @@
 /**
  * How a subscription carries out the core's settlements on Redis: the retry copy (to the queue's own
- * stream, or held in the delayed set), the dead letter (to `<service>.dead-letter`) and the
+ * stream, or for an external queue to `<prefix>:r:<queue>`, or held in the delayed set), the dead letter (to `<service>.dead-letter`) and the
  * acknowledgement in one `MULTI`, then the reply, if any. Also the requeue of what was read after
  * cancel, and the dead letter of a delivery over `deliveryLimit`.
  */
@@ -34,13 +34,19 @@ export interface RedisSettlerContext {
 }
 
 export class RedisSettler {
-  private readonly queueStream: string;
+  /**
+   * Where retries and requeues go: the queue's stream, or for an external queue (a foreign stream
+   * other groups may read) a stream of ours that only this queue's group reads.
+   */
+  private readonly ownStream: string;
 
   constructor(
     private readonly spec: SubscriptionSpec,
     private readonly ctx: RedisSettlerContext,
   ) {
-    this.queueStream = ctx.keys.queue(spec.queue);
+    this.ownStream = spec.external
+      ? ctx.keys.externalRetries(spec.queue)
+      : ctx.keys.queue(spec.queue);
   }
 
   /**
@@ -53,7 +59,7 @@ export class RedisSettler {
     delivery: Delivery,
     settlement: Settlement,
   ): Promise<void> {
-    const { keys, options } = this.ctx;
+    const { keys } = this.ctx;
     const multi = this.ctx.command.multi();
     if (settlement.action === 'retry') {
       const fields = copyFields(
@@ -63,11 +69,13 @@ export class RedisSettler {
         delivery.attempt + 1,
       );
       if (settlement.delayMs > 0) this.delay(multi, fields, settlement.delayMs);
-      else multi.xadd(this.queueStream, 'MAXLEN', '~', options.maxLength, '*', ...fields);
+      // Never trimmed (no MAXLEN): what a queue stream holds is unhandled (handled entries are deleted).
+      else multi.xadd(this.ownStream, '*', ...fields);
     } else if (settlement.action === 'dead-letter') {
       const fields = deadLetterFields(delivery, deadLetterHeaders(delivery, settlement.failure));
       const dlq = keys.queue(deadLetterQueueName(this.spec.service));
-      multi.xadd(dlq, 'MAXLEN', '~', options.maxLength, '*', ...fields);
+      // Never trimmed: a dead letter stays until replayed or purged.
+      multi.xadd(dlq, '*', ...fields);
     }
     this.ack(multi, stream, id);
     await execOrThrow(multi);
@@ -96,7 +104,7 @@ export class RedisSettler {
   async requeue(stream: string, id: string, delivery: Delivery): Promise<void> {
     const multi = this.ctx.command.multi();
     const fields = copyFields(delivery, delivery.headers, 'requeue', delivery.attempt);
-    multi.xadd(this.queueStream, 'MAXLEN', '~', this.ctx.options.maxLength, '*', ...fields);
+    multi.xadd(this.ownStream, '*', ...fields);
     this.ack(multi, stream, id);
     await execOrThrow(multi);
   }
@@ -107,7 +115,7 @@ export class RedisSettler {
       DELAY_SCRIPT,
       0,
       keys.prefix,
-      'q',
+      this.spec.external ? 'r' : 'q',
       this.spec.queue,
       '0',
       Math.ceil(delayMs),
@@ -119,7 +127,7 @@ export class RedisSettler {
   private ack(multi: ReturnType<Redis['multi']>, stream: string, id: string): void {
     multi.xack(stream, this.spec.queue, id);
     // A queue stream of ours has one group: what it acknowledged is not needed any more.
-    if (stream === this.queueStream && !this.spec.external) multi.xdel(stream, id);
+    if (stream === this.ownStream) multi.xdel(stream, id);
   }
 
   private async reply(delivery: Delivery, reply: OutgoingReply): Promise<void> {

@@ -6,10 +6,11 @@
  * | `messaging:t:<topic>`                 | stream          | one per topic; a consumer group per queue bound to the topic     |
  * | `messaging:q:<queue>`                 | stream          | one per queue (`<service>.<route>`): direct sends, retries, replays, requeues; group `<queue>` |
  * | `messaging:q:<service>.dead-letter`   | stream, no group | the service's dead letters, oldest first; id = entry id        |
+ * | `messaging:r:<queue>`                 | stream          | retries, requeues, replays of external queue `<queue>`; group `<queue>` |
  * | `messaging:topics`                    | set             | every topic published or subscribed: wildcards resolve against it |
  * | `messaging:bindings`                  | hash            | queue → JSON array of its topic patterns (routing, `mandatory`)  |
  * | `messaging:delayed`                   | sorted set      | delayed messages and retries by due time (epoch ms)              |
- * | `messaging:delayed:<uuid>`            | hash            | one delayed message: its entry fields plus `_to` (`t:<topic>` or `q:<queue>`) |
+ * | `messaging:delayed:<uuid>`            | hash            | one delayed message: its entry fields plus `_to` (`t:<topic>`, `q:<queue>` or `r:<queue>`) |
  * | `messaging:reply:<instance>:<uuid>`   | pub/sub channel | the reply to one request of one backend instance                 |
  *
  * Consumer groups are named after the queue, so every instance of a service shares one group per
@@ -25,7 +26,8 @@
  *
  * Settlement is one `MULTI`: `XACK` with the retry copy (`XADD` to the queue stream, or the
  * `delayed` hash + `ZADD` when it has a delay) or the dead letter (`XADD` to the dead-letter stream).
- * A retry therefore reaches the failing queue only. Every instance polls `delayed` every
+ * A retry therefore reaches the failing queue only; an external queue's stream is foreign (other
+ * groups may read it), so its retries, requeues and replays go to `r:<queue>`, which it also reads. Every instance polls `delayed` every
  * `delayPollMs` with a Lua script that moves due messages to their stream: a delay survives the
  * crash of every instance. A delivery left pending by a crashed consumer is claimed with `XAUTOCLAIM`
  * after `claimIdleMs` by any instance of the service; a live handler renews its claim meanwhile
@@ -33,8 +35,9 @@
  * Dead letters are read with `XRANGE` a page at a time; a replay (Lua) deletes one and adds it to its
  * queue's stream in one step.
  *
- * Limits: a publish is as durable as Redis's persistence (`appendonly`); streams are trimmed to about
- * `maxLength` entries (`MAXLEN ~`), so a group that falls that far behind loses the oldest; groups and
+ * Limits: a publish is as durable as Redis's persistence (`appendonly`); topic streams are trimmed to
+ * about `maxLength` entries (`MAXLEN ~`), so a group that falls that far behind loses the oldest
+ * (queue and dead-letter streams hold only what is unhandled and are never trimmed); groups and
  * bindings of a retired service stay until deleted; the scripts touch keys they compute, so Redis
  * Cluster is not supported; a subscription holds one connection (its blocking reads); replies are
  * pub/sub (a requester disconnected when its reply is sent times out). `docs/backend-redis.md` says more.
@@ -52,6 +55,14 @@ export class RedisKeys {
   /** The stream of queue `queue` (also of a dead-letter queue). */
   queue(queue: string): string {
     return `${this.prefix}:q:${queue}`;
+  }
+
+  /**
+   * The stream of retries and requeues of external queue `queue`: the queue's own stream is
+   * foreign (other consumer groups read it), so these copies go here, read by the same group.
+   */
+  externalRetries(queue: string): string {
+    return `${this.prefix}:r:${queue}`;
   }
 
   /** The set of known topics. */

@@ -8,12 +8,13 @@ import { Logger } from '@nestjs/common';
 import type {
   BackendStatus,
   Delivery,
+  FailureInfo,
   OutgoingMessage,
   Settlement,
   SubscriptionSpec,
 } from '../../backend/broker-backend.interface';
 import { topicMatches } from '../../backend/topic-matcher';
-import { MessagingConfigError } from '../../errors/messaging.errors';
+import { BackendClosedError, MessagingConfigError } from '../../errors/messaging.errors';
 import {
   deleteRedisPrefix,
   REDIS_URL,
@@ -229,6 +230,88 @@ describe('RedisStreamsBackend', () => {
     expect(length).toBeLessThan(300);
   });
 
+  it('never trims dead letters nor queue streams: more than maxLength are all kept', async () => {
+    const { service, topic } = names();
+    const b = await backend({ maxLength: 100 });
+    const count = 300; // three stream nodes of 100: MAXLEN ~ 100 would keep about 100
+    let handled = 0;
+    await b.subscribe(spec(service, [topic], { concurrency: 50 }), async () => {
+      handled++;
+      return {
+        action: 'dead-letter',
+        failure: { reason: 'unrecoverable', message: 'bad', errorClass: 'Error', at: new Date() },
+      };
+    });
+    // In batches the consumer keeps up with: the topic stream itself is trimmed to about maxLength.
+    for (let batch = 0; batch < count; batch += 50) {
+      await Promise.all(
+        Array.from({ length: 50 }, (_, i) =>
+          b.publish(message({ topic }, `m${batch + i}`), { mandatory: true }),
+        ),
+      );
+      await waitFor(() => handled === batch + 50, { timeoutMs: 5_000 });
+    }
+    await waitFor(async () => (await redis.xlen(`${PREFIX}:q:${service}.dead-letter`)) >= count);
+    const letters = await b.listDeadLetters(service);
+    expect(letters.length).toBe(count);
+    expect(new Set(letters.map((l) => l.body.toString())).size).toBe(count);
+
+    // Direct sends wait unread in a queue stream: none is trimmed either.
+    const idle = `${service}.idle`;
+    await (await b.subscribe(spec(service, [], { queue: idle }), async () => ACK)).cancel();
+    await Promise.all(
+      Array.from({ length: count }, (_, i) =>
+        b.publish(message({ queue: idle }, `d${i}`), { mandatory: true }),
+      ),
+    );
+    expect(await redis.xlen(`${PREFIX}:q:${idle}`)).toBe(count);
+  });
+
+  it('keeps retries and replays of an external queue away from its other consumer groups', async () => {
+    const { service } = names();
+    const queue = `shared-${service}`;
+    const foreign = `${PREFIX}:q:${queue}`;
+    // Another application's group on the same stream.
+    await redis.xgroup('CREATE', foreign, 'other-app', '0', 'MKSTREAM');
+    const b = await backend();
+    const attempts: number[] = [];
+    let replayed = false;
+    const failure: FailureInfo = {
+      reason: 'handler-error',
+      message: 'no',
+      errorClass: 'Error',
+      at: new Date(),
+    };
+    await b.subscribe(spec(service, [], { queue, external: true }), async (d) => {
+      attempts.push(d.attempt);
+      if (replayed) return ACK;
+      if (d.attempt === 1) return { action: 'retry', delayMs: 0, failure };
+      if (d.attempt === 2) return { action: 'retry', delayMs: 200, failure };
+      return { action: 'dead-letter', failure };
+    });
+    await redis.xadd(foreign, '*', 'body', 'from another app');
+    await waitFor(async () => (await b.listDeadLetters(service)).length === 1, {
+      timeoutMs: 5_000,
+    });
+    replayed = true;
+    expect(await b.replayAllDeadLetters(service)).toBe(1);
+    await waitFor(() => attempts.length === 4);
+    expect(attempts).toEqual([1, 2, 3, 1]);
+    // The foreign stream holds the original only: the other group never sees a copy.
+    expect(await redis.xlen(foreign)).toBe(1);
+    const read = (await redis.xreadgroup(
+      'GROUP',
+      'other-app',
+      'reader',
+      'COUNT',
+      10,
+      'STREAMS',
+      foreign,
+      '>',
+    )) as Array<[string, unknown[]]>;
+    expect(read[0][1]).toHaveLength(1);
+  });
+
   it('consumes an external queue a plain Redis client writes to', async () => {
     const { service } = names();
     const queue = `plain-${service}`;
@@ -263,6 +346,34 @@ describe('RedisStreamsBackend', () => {
     expect(b.consumerStates()).toEqual([]);
     // Nothing was pending for it: its consumer name is gone from the group.
     expect(await redis.xinfo('CONSUMERS', `${PREFIX}:t:${topic}`, `${service}.route`)).toEqual([]);
+  });
+
+  it('close() while a subscription is starting leaves no reader behind and handles nothing', async () => {
+    const { service, topic } = names();
+    const name = `starting-${randomUUID().slice(0, 8)}`;
+    const b = await backend({ connectionName: name });
+    let handled = 0;
+    const subscribed = b.subscribe(spec(service, [topic]), async () => {
+      handled++;
+      return ACK;
+    });
+    await new Promise((resolve) => setImmediate(resolve)); // inside start(): binding, reader connecting
+    await b.close();
+    await expect(subscribed).rejects.toThrow(BackendClosedError);
+    expect(b.consumerStates()).toEqual([]);
+    const connections = async () =>
+      ((await redis.client('LIST')) as string)
+        .split('\n')
+        .filter((line) => line.includes(` name=${name}:`));
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    expect(await connections()).toEqual([]);
+    // The group was declared: a publish routes, and nobody of the closed backend takes it.
+    const producer = await backend();
+    await producer.publish(message({ topic }, 'after close'), { mandatory: true });
+    await new Promise((resolve) => setTimeout(resolve, 500));
+    expect(handled).toBe(0);
+    expect(await pendingCount(`${PREFIX}:t:${topic}`, `${service}.route`)).toBe(0);
+    expect(await connections()).toEqual([]);
   });
 
   it('routes in Lua exactly as topicMatches() does', async () => {

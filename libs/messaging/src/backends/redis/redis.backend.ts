@@ -71,6 +71,8 @@ export class RedisStreamsBackend implements BrokerBackend {
   /** This instance's consumer name and reply address. */
   private readonly instance = `${hostname()}-${process.pid}-${randomUUID().slice(0, 8)}`;
   private readonly consumers = new Set<RedisConsumer>();
+  /** Subscriptions whose `start()` runs: close cancels them and waits for them. */
+  private readonly starting = new Map<RedisConsumer, Promise<void>>();
   /** Cancelled consumers whose deliveries still settle: close waits for them. */
   private readonly retiring = new Set<RedisConsumer>();
   private readonly requester: RedisRequester;
@@ -144,6 +146,7 @@ export class RedisStreamsBackend implements BrokerBackend {
   async subscribe(spec: SubscriptionSpec, handler: DeliveryHandler): Promise<BackendSubscription> {
     this.assertOpen();
     const command = await this.connected();
+    this.assertOpen(); // close() may have begun while connecting
     const consumer = new RedisConsumer(spec, handler, {
       options: this.options,
       keys: this.keys,
@@ -155,9 +158,23 @@ export class RedisStreamsBackend implements BrokerBackend {
         createConnection(this.ioredis, this.options, `reader:${spec.queue}`, true),
       sendReply: (replyTo, reply) => this.sendReply(replyTo, reply),
     });
-    await consumer.start((redis) =>
+    // Tracked while it starts, so that a close() meanwhile cancels it and waits for it.
+    const started = consumer.start((redis) =>
       connectWithin(redis, this.options, this.options.connectTimeoutMs),
     );
+    this.starting.set(consumer, started);
+    try {
+      await started;
+    } finally {
+      this.starting.delete(consumer);
+    }
+    if (this.closing) {
+      await consumer.cancel();
+      await consumer.forget().catch(() => undefined);
+      throw new BackendClosedError(
+        `RedisStreamsBackend closed while the subscription to '${spec.queue}' was starting`,
+      );
+    }
     this.consumers.add(consumer);
     this.logger.debug(
       spec.external
@@ -261,7 +278,11 @@ export class RedisStreamsBackend implements BrokerBackend {
     this.closing = true;
     clearInterval(this.poller);
     await this.connecting?.catch(() => undefined);
-    const consumers = [...this.consumers, ...this.retiring];
+    // Subscriptions still starting: cancelled, so their start disconnects its reader and rejects.
+    const starting = [...this.starting];
+    await Promise.all(starting.map(([c]) => c.cancel()));
+    await Promise.all(starting.map(([, started]) => started.catch(() => undefined)));
+    const consumers = [...this.consumers, ...this.retiring, ...starting.map(([c]) => c)];
     await Promise.all(consumers.map((c) => c.cancel()));
     await Promise.all(consumers.map((c) => c.drain(this.options.closeTimeoutMs)));
     await Promise.all(consumers.map((c) => c.forget().catch(() => undefined)));
