@@ -54,7 +54,8 @@ export interface NatsBackendOptions {
   /**
    * After this many deliveries of one message that never settled (crashes, lost connections; not
    * the library's retries, which are new copies) it is dead-lettered with reason `delivery-limit`
-   * instead of being handled again. The consumers' `max_deliver` is one more, as a backstop.
+   * instead of being handled again. The backend counts: the consumers' `max_deliver` is unlimited,
+   * so a delivery whose dead letter could not be written comes again.
    * @default 20
    */
   readonly deliveryLimit?: number;
@@ -206,12 +207,23 @@ export function resolveNatsOptions(options: NatsBackendOptions = {}): ResolvedNa
   };
 }
 
+/** User info of a URL (`user:pass@`, or a token as `token@`). */
+const USER_INFO = /([a-z][a-z0-9+.-]*:\/\/)[^@/\s'"`]*@/gi;
+
+/**
+ * `text` with the credentials of every URL in it replaced by `***` (`nats://***@host:4222`): server
+ * URLs may carry a user and password or a token, which must not reach errors and logs.
+ */
+export function redactCredentials(text: string): string {
+  return text.replace(USER_INFO, '$1***@');
+}
+
 function resolveServers(value: unknown): readonly string[] {
   if (value === undefined) return [DEFAULT_NATS_SERVER];
   const list = typeof value === 'string' ? [value] : value;
   if (!Array.isArray(list) || list.length === 0) {
     throw new MessagingConfigError(
-      `${WHERE}: servers must be a URL string such as '${DEFAULT_NATS_SERVER}' or a non-empty array of them, got ${JSON.stringify(value)}`,
+      `${WHERE}: servers must be a URL string such as '${DEFAULT_NATS_SERVER}' or a non-empty array of them, got ${redactCredentials(String(JSON.stringify(value)))}`,
     );
   }
   for (const server of list) {
@@ -220,7 +232,7 @@ function resolveServers(value: unknown): readonly string[] {
       !/^(nats|tls|ws|wss):\/\/[^\s]+$|^[^\s:/]+(:\d+)?$/.test(server)
     ) {
       throw new MessagingConfigError(
-        `${WHERE}: servers has ${JSON.stringify(server)}, which is not a NATS URL; write it as '${DEFAULT_NATS_SERVER}'`,
+        `${WHERE}: servers has ${redactCredentials(String(JSON.stringify(server)))}, which is not a NATS URL; write it as '${DEFAULT_NATS_SERVER}'`,
       );
     }
   }

@@ -13,7 +13,7 @@ import {
   MessagingConfigError,
   MessagingError,
 } from '../../errors/messaging.errors';
-import type { ResolvedNatsOptions } from './nats-backend.options';
+import { redactCredentials, type ResolvedNatsOptions } from './nats-backend.options';
 import { ensureStreams } from './nats-topology';
 
 /** The NATS server could not be reached, or has no JetStream. */
@@ -131,10 +131,11 @@ export class NatsConnectionManager {
         if (this.closed || Date.now() + 200 >= deadline) {
           this.hub.setStatus('disconnected');
           throw new NatsConnectError(
-            `NatsBackend could not connect to ${this.options.servers.join(', ')} within ` +
+            `NatsBackend could not connect to ${redactCredentials(this.options.servers.join(', '))} within ` +
               `${this.options.connectTimeoutMs} ms (${describe(lastError)}). Is nats-server running ` +
               'there with JetStream (`nats-server -js`)? Check `servers`, or raise `connectTimeoutMs`.',
-            { cause: lastError },
+            // The client's own error may name the server URL, credentials included.
+            { cause: redactedCause(lastError) },
           );
         }
         await new Promise((resolve) => setTimeout(resolve, 200));
@@ -155,14 +156,16 @@ export class NatsConnectionManager {
       this.link = link;
       void this.watch(nc);
       this.hub.setStatus('connected');
-      this.logger.log(`Connected to NATS ${nc.getServer()} (streams ${this.options.prefix}-*)`);
+      this.logger.log(
+        `Connected to NATS ${redactCredentials(nc.getServer())} (streams ${this.options.prefix}-*)`,
+      );
       return link;
     } catch (error) {
       await nc.close().catch(() => undefined);
       this.hub.setStatus('disconnected');
       if (error instanceof BackendClosedError) throw error;
       throw new NatsConnectError(
-        `NatsBackend connected to ${nc.getServer()} but cannot use JetStream there (${describe(error)}). ` +
+        `NatsBackend connected to ${redactCredentials(nc.getServer())} but cannot use JetStream there (${describe(error)}). ` +
           'Start nats-server with JetStream enabled (`nats-server -js`) and give this user JetStream access.',
         { cause: error },
       );
@@ -181,12 +184,14 @@ export class NatsConnectionManager {
       switch (status.type) {
         case 'disconnect':
           if (!this.closed) {
-            this.logger.warn(`Lost the NATS connection to ${status.server}; reconnecting`);
+            this.logger.warn(
+              `Lost the NATS connection to ${redactCredentials(String(status.server))}; reconnecting`,
+            );
             this.hub.setStatus('reconnecting');
           }
           break;
         case 'reconnect':
-          this.logger.log(`Reconnected to NATS ${status.server}`);
+          this.logger.log(`Reconnected to NATS ${redactCredentials(String(status.server))}`);
           this.hub.setStatus('connected');
           this.onReconnect();
           break;
@@ -200,7 +205,16 @@ export class NatsConnectionManager {
   }
 }
 
+/** An error's message, with the credentials of any URL in it redacted. */
 export function describe(error: unknown): string {
-  if (error instanceof Error) return error.message;
-  return String(error);
+  return redactCredentials(error instanceof Error ? error.message : String(error));
+}
+
+/** `error` as a cause that says nothing of credentials: an Error with the redacted message. */
+function redactedCause(error: unknown): unknown {
+  const text = error instanceof Error ? error.message : String(error);
+  if (redactCredentials(text) === text) return error;
+  const copy = new Error(redactCredentials(text));
+  copy.name = error instanceof Error ? error.name : 'Error';
+  return copy;
 }

@@ -62,6 +62,8 @@ export class NatsConsumer {
   private readonly held = new Set<JsMsg>();
   private readonly slotWaiters: Array<() => void> = [];
   private readonly idleWaiters: Array<() => void> = [];
+  /** Backoff pauses of the pull loops: ended by `cancel()`. */
+  private readonly sleepers = new Set<() => void>();
   private keepAlive?: NodeJS.Timeout;
   private detachedSince?: number = Date.now();
   private readonly settler: NatsSettler;
@@ -114,6 +116,7 @@ export class NatsConsumer {
     this.stopped = true;
     for (const p of this.pullers) p.iter?.stop();
     for (const wake of this.slotWaiters.splice(0)) wake();
+    for (const wake of [...this.sleepers]) wake();
     for (let msg = this.waiting.shift(); msg; msg = this.waiting.shift()) {
       this.held.delete(msg);
       quietly(() => msg.nak());
@@ -160,7 +163,9 @@ export class NatsConsumer {
         filter: p.filter,
         description: p.description,
         maxAckPending: concurrency * ACK_PENDING_PER_SLOT,
-        maxDeliver: this.ctx.options.deliveryLimit + 1,
+        // Unlimited: this consumer dead-letters past `deliveryLimit` itself, and a delivery whose
+        // dead letter could not be written must come again (a server-side limit would strand it).
+        maxDeliver: -1,
         ackWaitMs: this.ctx.options.ackWaitMs,
         deliverPolicy: 'new',
       });
@@ -219,11 +224,24 @@ export class NatsConsumer {
             ),
           );
         if (isNotFound(error)) await this.redeclare();
-        await new Promise((resolve) => setTimeout(resolve, Math.min(200 * 2 ** failures++, 5_000)));
+        await this.pause(Math.min(200 * 2 ** failures++, 5_000));
       } finally {
         p.iter = undefined;
       }
     }
+  }
+
+  /** Waits `ms`, or less when cancelled (a backoff must not keep a closed process alive). */
+  private pause(ms: number): Promise<void> {
+    return new Promise<void>((resolve) => {
+      const wake = (): void => {
+        clearTimeout(timer);
+        this.sleepers.delete(wake);
+        resolve();
+      };
+      const timer = setTimeout(wake, ms);
+      this.sleepers.add(wake);
+    });
   }
 
   private setAttached(p: Puller, attached: boolean): void {
@@ -325,9 +343,11 @@ export class NatsConsumer {
     settlement: Exclude<Settlement, { action: 'ack' }>,
   ): Promise<void> {
     try {
-      // Message ids from the stored message's sequence: the copy of a redelivery (a crash between
-      // the copy and the ack) is a duplicate the stream drops; a replayed message is a new one.
-      const origin = `${this.ctx.names.messages}:${msg.seq}`;
+      // Message ids from the route and the stored message's sequence: the copy of a redelivery (a
+      // crash between the copy and the ack) is a duplicate the stream drops; a replayed message is a
+      // new one. The route is part of it: with fan-out, several routes fail the same stored message,
+      // and each one's copy must be stored.
+      const origin = `${this.ctx.names.messages}:${this.spec.queue}:${msg.seq}`;
       if (settlement.action === 'retry')
         await this.settler.publishRetry(delivery, settlement, origin);
       else await this.settler.publishDeadLetter(delivery, settlement, origin);

@@ -13,7 +13,7 @@ import type { BackendEventHub } from '../../backend/backend-events';
 import type { NatsLink } from './nats-connection';
 import { describe } from './nats-connection';
 import { decodeHeaders, NatsHeaders } from './nats-messages';
-import { DELAYER_CONSUMER, ensureDurable, isNotFound, type NatsNames } from './nats-topology';
+import { DELAYER_CONSUMER, ensureDurable, type NatsNames } from './nats-topology';
 
 /** How long one pull waits for messages before it is renewed. */
 export const PULL_EXPIRES_MS = 10_000;
@@ -34,6 +34,8 @@ export class NatsDelayer {
   private readonly inFlight = new Set<Promise<void>>();
   /** Counts reconnections: a pull made before the latest one is renewed. */
   private generation = 0;
+  /** Ends the loop's backoff pause. */
+  private wakeUp?: () => void;
 
   constructor(private readonly ctx: NatsDelayerContext) {}
 
@@ -51,16 +53,21 @@ export class NatsDelayer {
   async stop(): Promise<void> {
     this.stopped = true;
     this.iter?.stop();
+    this.wakeUp?.();
     // The loop ends by itself (a request in flight may take its timeout); releases are awaited.
     await Promise.all(this.inFlight);
   }
 
   private async loop(): Promise<void> {
     let consumer: Consumer | undefined;
+    let consumerLink: NatsLink | undefined;
     let failures = 0;
     while (!this.stopped) {
       try {
-        const { js, jsm } = await this.ctx.link();
+        const link = await this.ctx.link();
+        const { js, jsm } = link;
+        // A consumer handle is bound to the connection it was made on: renewed with it.
+        if (consumerLink !== link) consumer = undefined;
         if (!consumer) {
           await ensureDurable(jsm, {
             stream: this.ctx.names.delayed,
@@ -72,6 +79,7 @@ export class NatsDelayer {
             deliverPolicy: 'all',
           });
           consumer = await js.consumers.get(this.ctx.names.delayed, DELAYER_CONSUMER);
+          consumerLink = link;
         }
         const generation = this.generation;
         const iter = await consumer.fetch({ max_messages: 100, expires: PULL_EXPIRES_MS });
@@ -82,17 +90,31 @@ export class NatsDelayer {
         failures = 0;
       } catch (error) {
         if (this.stopped) break;
-        if (isNotFound(error)) consumer = undefined;
+        // Whatever failed (consumer deleted, connection replaced or closed): declared and got again.
+        consumer = undefined;
         // Once per streak of failures: a reconnection must not flood the log.
         if (failures === 0)
           this.ctx.hub.emitError(
             new Error(`NATS delayed messages: ${describe(error)}; pulling again`),
           );
-        await new Promise((resolve) => setTimeout(resolve, Math.min(200 * 2 ** failures++, 5_000)));
+        await this.pause(Math.min(200 * 2 ** failures++, 5_000));
       } finally {
         this.iter = undefined;
       }
     }
+  }
+
+  /** Waits `ms`, or less when stopped (a backoff must not keep a closed process alive). */
+  private pause(ms: number): Promise<void> {
+    return new Promise<void>((resolve) => {
+      const wake = (): void => {
+        clearTimeout(timer);
+        this.wakeUp = undefined;
+        resolve();
+      };
+      const timer = setTimeout(wake, ms);
+      this.wakeUp = wake;
+    });
   }
 
   private track(work: Promise<void>): void {

@@ -1,10 +1,20 @@
 import { headers } from '@nats-io/transport-node';
 import { topicMatches } from '../../backend/topic-matcher';
 import { MessagingConfigError } from '../../errors/messaging.errors';
-import { resolveNatsOptions } from './nats-backend.options';
-import { loadNatsModules } from './nats-connection';
+import { Logger } from '@nestjs/common';
+import { BackendEventHub } from '../../backend/backend-events';
+import { redactCredentials, resolveNatsOptions } from './nats-backend.options';
+import {
+  loadNatsModules,
+  NatsConnectError,
+  NatsConnectionManager,
+  type NatsLink,
+} from './nats-connection';
+import { NatsConsumer } from './nats-consumer';
+import { NatsDelayer } from './nats-delayer';
 import { decodeHeaders, encodeHeaders } from './nats-messages';
 import {
+  duplicateWindowMs,
   nameOfSubject,
   natsFilters,
   natsNames,
@@ -57,10 +67,31 @@ describe('NATS topology (pure)', () => {
   it('gives a route one consumer per distinct filter, with stable names', () => {
     const names = natsNames('p');
     const filters = routeFilters(names, 'svc.order.*', ['order.*', 'order.#']);
-    expect(filters.map((f) => f.filter)).toEqual(['p.t.order.*', 'p.t.order', 'p.t.order.>']);
-    expect(filters[0].patterns).toEqual(['order.*']);
-    expect(routeFilters(names, 'svc.order.*', ['order.*'])[0].name).toBe(filters[0].name);
+    expect(filters.map((f) => f.filter)).toEqual(['p.t.order', 'p.t.order.*', 'p.t.order.>']);
+    expect(filters[1].patterns).toEqual(['order.*']);
+    expect(routeFilters(names, 'svc.order.*', ['order.*'])[0].name).toBe(filters[1].name);
     for (const f of filters) expect(f.name).toMatch(/^r-svc_order__-[0-9a-f]{10}$/);
+  });
+
+  it('orders the filters of a route by filter, whatever the order of its topics', () => {
+    // Two versions of a service (a rolling deploy) must agree on which overlapping filter handles.
+    const names = natsNames('p');
+    const one = routeFilters(names, 'svc.r', ['order.#', 'order.*', 'a.b']);
+    const other = routeFilters(names, 'svc.r', ['a.b', 'order.*', 'order.#']);
+    expect(one.map((f) => f.filter)).toEqual([
+      'p.t.a.b',
+      'p.t.order',
+      'p.t.order.*',
+      'p.t.order.>',
+    ]);
+    expect(other).toEqual(one);
+  });
+
+  it('sets a duplicate window of at least 10 minutes and 4 ackWaitMs, within max_age', () => {
+    expect(duplicateWindowMs(30_000, 0)).toBe(600_000);
+    expect(duplicateWindowMs(300_000, 0)).toBe(1_200_000);
+    expect(duplicateWindowMs(300_000, 3_600_000)).toBe(1_200_000);
+    expect(duplicateWindowMs(30_000, 60_000)).toBe(60_000);
   });
 
   it('encodes queue names with wildcards as one literal subject', () => {
@@ -141,6 +172,94 @@ describe('NatsBackend options', () => {
   ])('rejects %j with an error that names the fix', (options, message) => {
     expect(() => resolveNatsOptions(options as never)).toThrow(MessagingConfigError);
     expect(() => resolveNatsOptions(options as never)).toThrow(message);
+  });
+
+  it('redacts the credentials of server URLs in errors', async () => {
+    expect(
+      redactCredentials('to nats://alice:s3cr3t@h:4222, tls://tok@h2 and nats://h3:4222'),
+    ).toBe('to nats://***@h:4222, tls://***@h2 and nats://h3:4222');
+    expect(() =>
+      resolveNatsOptions({ servers: ['nats://alice:s3cr3t@h:4222', 'bad url'] }),
+    ).toThrow(MessagingConfigError);
+    expect(() => resolveNatsOptions({ servers: 'http://alice:s3cr3t@x y' })).not.toThrow(/s3cr3t/);
+    const manager = new NatsConnectionManager(
+      loadNatsModules(),
+      resolveNatsOptions({ servers: 'nats://alice:s3cr3t@127.0.0.1:1', connectTimeoutMs: 300 }),
+      new BackendEventHub(),
+      new Logger('test'),
+      () => undefined,
+    );
+    const error = (await manager.connect().catch((e: unknown) => e)) as Error;
+    expect(error).toBeInstanceOf(NatsConnectError);
+    expect(error.message).toContain('nats://***@127.0.0.1:1');
+    expect(`${error.message} ${String(error.cause)}`).not.toContain('s3cr3t');
+  });
+
+  it('ends the backoff pause of a failing delayer at once when stopped', async () => {
+    const delayer = new NatsDelayer({
+      names: natsNames('p'),
+      prefix: 'p',
+      hub: new BackendEventHub(),
+      link: () => Promise.reject(new Error('no server')),
+      headers,
+      publish: () => Promise.resolve(),
+    });
+    delayer.start();
+    // Failures 1 and 2 (200 + 400 ms): the third pause, 800 ms, is under way.
+    await new Promise((r) => setTimeout(r, 700));
+    const stoppedAt = Date.now();
+    await delayer.stop();
+    await (delayer as unknown as { running: Promise<void> }).running;
+    expect(Date.now() - stoppedAt).toBeLessThan(150);
+  });
+
+  it('ends the backoff pause of a failing pull at once when cancelled', async () => {
+    const hub = new BackendEventHub();
+    hub.on('error', () => undefined);
+    const options = resolveNatsOptions({});
+    const link = {
+      jsm: {
+        consumers: {
+          info: () =>
+            Promise.resolve({
+              config: { ack_wait: options.ackWaitMs * 1_000_000, max_deliver: -1 },
+            }),
+          update: () => Promise.resolve({}),
+        },
+      },
+      js: { consumers: { get: () => Promise.reject(new Error('pull failed')) } },
+    } as unknown as NatsLink;
+    let pulls = 0;
+    const consumer = new NatsConsumer(
+      { service: 's', queue: 's.r', topics: [], external: true, concurrency: 1 },
+      () => Promise.resolve({ action: 'ack' }),
+      {
+        options,
+        names: natsNames('p'),
+        hub,
+        logger: new Logger('test'),
+        link: () => {
+          pulls++;
+          return Promise.resolve(link);
+        },
+        headers,
+        publish: () => Promise.resolve(),
+      },
+    );
+    const timers = () => process.getActiveResourcesInfo().filter((r) => r === 'Timeout').length;
+    await consumer.start();
+    await new Promise((r) => setTimeout(r, 700));
+    const before = pulls;
+    const running = timers();
+    const cancelledAt = Date.now();
+    await consumer.cancel();
+    await consumer.drain(0);
+    // The loop wakes from its pause and ends: no pull after the cancel.
+    expect(Date.now() - cancelledAt).toBeLessThan(150);
+    await new Promise((r) => setImmediate(r));
+    // Nothing of it keeps the process alive: its backoff timer is gone (the keep-alive is unref'd).
+    expect(running - timers()).toBe(1);
+    expect(pulls).toBe(before);
   });
 
   it('names the packages to install when the NATS client is missing', () => {

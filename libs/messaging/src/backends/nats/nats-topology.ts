@@ -21,7 +21,8 @@
  * filter. AMQP `*` is NATS `*`; a trailing `#` is the bare prefix plus `prefix.>` (`#` matches zero
  * words, `>` does not); a `#` NATS cannot express (mid-pattern) widens the filter to `prefix.>`, and
  * the consumer acks without handling what `topicMatches()` rejects. When two filters of one route
- * overlap, the first one that matches handles the message and the others ack it unhandled.
+ * overlap, the first one that matches (filters sorted by their string, whatever the order of the
+ * topics) handles the message and the others ack it unhandled.
  * Consumers are created with `deliver_policy: new`: a new route never receives the past. Each
  * consumer's description records its queue and patterns; publishes read them (cached) to reject
  * with `UnroutableError` a topic that no route of any process matches.
@@ -38,13 +39,15 @@
  * **Redelivery.** A delivery is kept alive (`working()`) while it waits for a slot or its handler
  * runs; a crashed instance stops doing so and its deliveries are redelivered after `ackWaitMs` to
  * another instance, flagged `redelivered`. Past `deliveryLimit` deliveries a message is dead-lettered
- * (reason `delivery-limit`); `max_deliver` is one more, a backstop.
+ * (reason `delivery-limit`); `max_deliver` is unlimited, so a delivery whose dead letter could not be
+ * written comes again rather than staying in the stream for good.
  *
  * **Duplicates.** Each copy (retry, dead letter, release of a delayed message, replay) carries a
- * JetStream message id made from the stored message's sequence (or the dead letter's id), so writing
- * it again after a crash stores it once within the stream's duplicate window. Every publish is sent
- * again under its own message id when its PubAck does not come (one written as the connection
- * dropped is lost on the wire).
+ * JetStream message id made from the failing route and the stored message's sequence (or the delayed
+ * message's sequence, or the dead letter's id), so writing it again after a crash stores it once
+ * within the stream's duplicate window (see `duplicateWindowMs`), while two routes failing the same
+ * published message each store their copy. Every publish is sent again under its own message id
+ * when its PubAck does not come (one written as the connection dropped is lost on the wire).
  *
  * **Dead letters.** A dead letter (headers from `deadLetterHeaders()`) is published to
  * `messaging.dlq.<service>.dead-letter` before the original is acked. Listing reads them oldest first
@@ -170,7 +173,10 @@ export interface RouteFilter {
   readonly patterns: readonly string[];
 }
 
-/** The consumers of a route over topics, in a stable order (the first match handles a message). */
+/**
+ * The consumers of a route over topics, sorted by filter (the first match handles a message): the
+ * order does not depend on the order of `topics`.
+ */
 export function routeFilters(
   names: NatsNames,
   queue: string,
@@ -184,11 +190,15 @@ export function routeFilters(
       byFilter.set(filter, list);
     }
   }
-  return [...byFilter].map(([filter, patterns]) => ({
-    name: consumerName('r', queue, filter),
-    filter: names.topicSubject(filter),
-    patterns,
-  }));
+  // Sorted by filter, not by `topics` order: two versions of a service listing the same topics in
+  // another order (a rolling deploy) agree on which overlapping filter handles a message.
+  return [...byFilter]
+    .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))
+    .map(([filter, patterns]) => ({
+      name: consumerName('r', queue, filter),
+      filter: names.topicSubject(filter),
+      patterns,
+    }));
 }
 
 /** Name of the consumer of a queue's own subject. */
@@ -234,6 +244,7 @@ export async function ensureStreams(
   options: ResolvedNatsOptions,
 ): Promise<void> {
   const names = natsNames(options.prefix);
+  const window = (maxAgeMs: number) => nanos(duplicateWindowMs(options.ackWaitMs, maxAgeMs));
   const common = {
     num_replicas: options.replicas,
     storage: options.storage,
@@ -245,6 +256,7 @@ export async function ensureStreams(
     retention: 'interest',
     discard: 'new',
     max_age: nanos(options.maxAgeMs),
+    duplicate_window: window(options.maxAgeMs),
     max_bytes: options.maxBytes,
     max_msgs: options.maxMsgs,
   });
@@ -254,6 +266,7 @@ export async function ensureStreams(
     subjects: [`${options.prefix}.d.>`],
     retention: 'workqueue',
     discard: 'new',
+    duplicate_window: window(0),
   });
   await ensureStream(jsm, {
     ...common,
@@ -261,13 +274,27 @@ export async function ensureStreams(
     subjects: [`${options.prefix}.dlq.>`],
     retention: 'limits',
     max_age: nanos(options.deadLetterMaxAgeMs),
+    duplicate_window: window(options.deadLetterMaxAgeMs),
   });
+}
+
+/** Shortest duplicate window of the streams: a copy written again after a crash is stored once. */
+export const MIN_DUPLICATE_WINDOW_MS = 10 * 60_000;
+
+/**
+ * The streams' duplicate window: well above the ack wait (a copy is written again when its delivery
+ * comes back, up to `ackWaitMs` later, maybe several times), at least 10 minutes, and no longer than
+ * the stream's `max_age` when it has one (JetStream refuses a window longer than that).
+ */
+export function duplicateWindowMs(ackWaitMs: number, maxAgeMs: number): number {
+  const wanted = Math.max(MIN_DUPLICATE_WINDOW_MS, 4 * ackWaitMs);
+  return maxAgeMs > 0 ? Math.min(wanted, maxAgeMs) : wanted;
 }
 
 type StreamConfigIn = Parameters<JetStreamManager['streams']['add']>[0];
 
-/** The limits `ensureStream` brings an existing stream to (the rest of its config stays). */
-const LIMITS = ['max_age', 'max_bytes', 'max_msgs'] as const;
+/** The limits (and window) `ensureStream` brings an existing stream to (the rest of its config stays). */
+const LIMITS = ['max_age', 'duplicate_window', 'max_bytes', 'max_msgs'] as const;
 
 async function ensureStream(jsm: JetStreamManager, config: StreamConfigIn): Promise<void> {
   try {
@@ -303,24 +330,46 @@ export interface DurableSpec {
 }
 
 /**
- * Creates a durable pull consumer unless it exists. An existing one is used as it is (an external
- * queue's consumer may have been made by someone else; ours are created with this same config).
+ * Creates a durable pull consumer unless it exists. An existing one keeps its filter, policies and
+ * description (an external queue's consumer may have been made by someone else), but gets the
+ * `ack_wait` and `max_deliver` of `spec`: they decide when and whether a delivery comes again.
  */
 export async function ensureDurable(jsm: JetStreamManager, spec: DurableSpec): Promise<void> {
+  let info: Awaited<ReturnType<JetStreamManager['consumers']['info']>>;
   try {
-    await jsm.consumers.info(spec.stream, spec.name);
-    return;
+    info = await jsm.consumers.info(spec.stream, spec.name);
   } catch (error) {
     if (!isNotFound(error)) throw error;
+    try {
+      await addDurable(jsm, spec);
+      return;
+    } catch (addError) {
+      // Created meanwhile by another instance (maybe another version, with another description).
+      if (!/already (exists|in use)/i.test(String((addError as Error).message))) throw addError;
+      info = await jsm.consumers.info(spec.stream, spec.name);
+    }
   }
-  try {
-    await addDurable(jsm, spec);
-  } catch (error) {
-    // Created meanwhile by another instance (maybe another version, with another description):
-    // use it as it is.
-    if (!/already (exists|in use)/i.test(String((error as Error).message))) throw error;
-    await jsm.consumers.info(spec.stream, spec.name);
-  }
+  await updateDurable(jsm, spec, info.config);
+}
+
+/**
+ * Brings an existing consumer's `ack_wait` and `max_deliver` to `spec` (a redeploy with another
+ * `ackWaitMs`, or a consumer made by a version that let the server stop redelivering).
+ */
+async function updateDurable(
+  jsm: JetStreamManager,
+  spec: DurableSpec,
+  config: { ack_wait?: number; max_deliver?: number },
+): Promise<void> {
+  const ackWait = nanos(spec.ackWaitMs);
+  const sameDeliver =
+    config.max_deliver === spec.maxDeliver ||
+    (spec.maxDeliver <= 0 && (config.max_deliver ?? -1) <= 0);
+  if (config.ack_wait === ackWait && sameDeliver) return;
+  await jsm.consumers.update(spec.stream, spec.name, {
+    ack_wait: ackWait,
+    max_deliver: spec.maxDeliver,
+  });
 }
 
 async function addDurable(jsm: JetStreamManager, spec: DurableSpec): Promise<void> {

@@ -3,10 +3,11 @@ import { Logger } from '@nestjs/common';
 import type {
   BrokerBackend,
   Delivery,
+  FailureInfo,
   Settlement,
   SubscriptionSpec,
 } from '../../backend/broker-backend.interface';
-import { MessagingConfigError } from '../../errors/messaging.errors';
+import { BackendClosedError, MessagingConfigError } from '../../errors/messaging.errors';
 import { deleteNatsObjects, NATS_URL, natsAdmin, natsRunPrefix } from '../../testing/nats.fixture';
 import { gate, waitFor } from '../../testing/wait-for';
 import { NatsConnectError } from './nats-connection';
@@ -169,6 +170,140 @@ describe('NatsBackend on a NATS server', () => {
     expect(fine).toEqual([1]);
   });
 
+  it('stores the retry and the dead letter of every service that fails the same published message', async () => {
+    const b = backend();
+    const failure: FailureInfo = {
+      reason: 'handler-error',
+      message: 'no',
+      errorClass: 'Error',
+      at: new Date(),
+    };
+    const retried: string[] = [];
+    const specs = [route(['same.retry']), route(['same.retry'])];
+    for (const spec of specs) {
+      await b.subscribe(spec, async (d) => {
+        retried.push(`${spec.service}:${d.attempt}`);
+        return d.attempt === 1 ? { action: 'retry', delayMs: 0, failure } : ACK;
+      });
+    }
+    const dead = [route(['same.dead']), route(['same.dead'])];
+    for (const spec of dead)
+      await b.subscribe(spec, async () => ({ action: 'dead-letter', failure }));
+    await publish(b, 'same.retry', true);
+    await publish(b, 'same.dead', true);
+    // Same stored message (same sequence) failed by two routes: neither copy is a duplicate.
+    await waitFor(() => retried.length === 4);
+    const expected = specs.flatMap((s) => [`${s.service}:1`, `${s.service}:2`]);
+    expect(retried.sort()).toEqual(expected.sort());
+    for (const spec of dead)
+      await waitFor(async () => (await b.listDeadLetters(spec.service)).length === 1);
+  });
+
+  it('keeps redelivering a delivery past deliveryLimit until its dead letter is written', async () => {
+    const { nc, jsm } = await natsAdmin();
+    try {
+      const spec = route(['limit.stuck'], 1);
+      const b = backend({ ackWaitMs: 1_000, deliveryLimit: 1 });
+      const letters = `${PREFIX}-dead-letters`;
+      let calls = 0;
+      await b.subscribe(spec, async () => {
+        calls++;
+        // The dead letter this failure leads to cannot be written yet.
+        const info = await jsm.streams.info(letters);
+        await jsm.streams.update(letters, { ...info.config, max_msg_size: 1 });
+        throw new Error('crash');
+      });
+      await publish(b, 'limit.stuck', true);
+      await waitFor(() => calls === 1);
+      // Delivery 2 (past the limit) fails to dead-letter and is naked: it must come again.
+      await new Promise((r) => setTimeout(r, 1_500));
+      const info = await jsm.streams.info(letters);
+      await jsm.streams.update(letters, { ...info.config, max_msg_size: -1 });
+      await waitFor(async () => (await b.listDeadLetters(spec.service)).length === 1, {
+        timeoutMs: 8_000,
+      });
+      expect(calls).toBe(1);
+      expect(await b.purgeDeadLetters(spec.service)).toBe(1);
+      for await (const c of jsm.consumers.list(`${PREFIX}-messages`)) {
+        if (c.config.description?.includes(`"${spec.queue}"`)) {
+          expect(c.config.max_deliver).toBe(-1);
+          expect(c.config.ack_wait).toBe(1_000 * 1_000_000);
+        }
+      }
+      // A redeploy with another ackWaitMs updates the existing consumers.
+      await b.close();
+      const later = backend({ ackWaitMs: 2_000, deliveryLimit: 1 });
+      await later.subscribe(spec, async () => ACK);
+      let seen = 0;
+      for await (const c of jsm.consumers.list(`${PREFIX}-messages`)) {
+        if (!c.config.description?.includes(`"${spec.queue}"`)) continue;
+        seen++;
+        expect(c.config.ack_wait).toBe(2_000 * 1_000_000);
+      }
+      expect(seen).toBe(2);
+    } finally {
+      await nc.close();
+    }
+  });
+
+  it('sets a duplicate window well above ackWaitMs, within max_age, on its streams', async () => {
+    const b = backend({ ackWaitMs: 300_000 });
+    await b.connect();
+    const { nc, jsm } = await natsAdmin();
+    try {
+      const messages = await jsm.streams.info(`${PREFIX}-messages`);
+      expect(messages.config.duplicate_window).toBe(20 * 60_000 * 1_000_000);
+      const delayed = await jsm.streams.info(`${PREFIX}-delayed`);
+      expect(delayed.config.duplicate_window).toBe(20 * 60_000 * 1_000_000);
+    } finally {
+      await nc.close();
+    }
+  });
+
+  it('releases delayed messages again after its connection is replaced', async () => {
+    const b = backend();
+    const spec = route(['delay.relink'], 2);
+    const got: string[] = [];
+    await b.subscribe(spec, async (d) => {
+      got.push(d.messageId ?? '');
+      return ACK;
+    });
+    const send = (messageId: string) =>
+      b.publish(
+        {
+          topic: 'delay.relink',
+          body: Buffer.from('{}'),
+          headers: {},
+          messageId,
+          timestamp: Date.now(),
+          delayMs: 100,
+        },
+        { mandatory: true },
+      );
+    await send('before');
+    await waitFor(() => got.includes('before'));
+    // The client gives up its connection (as after auth errors on reconnect): a new one is opened.
+    const link = (b as unknown as { connection: { current?: { nc: { close(): Promise<void> } } } })
+      .connection.current;
+    await link?.nc.close();
+    await send('after');
+    await waitFor(() => got.includes('after'), { timeoutMs: 8_000 });
+  });
+
+  it('rejects a subscribe that close() overtook, and leaves nothing running', async () => {
+    const b = backend();
+    const errors: Error[] = [];
+    b.on('error', (e) => errors.push(e));
+    await b.connect();
+    const subscribing = b.subscribe(route(['closed.meanwhile'], 1), async () => ACK);
+    await new Promise((r) => setImmediate(r));
+    await b.close();
+    await expect(subscribing).rejects.toBeInstanceOf(BackendClosedError);
+    expect(b.consumerStates()).toEqual([]);
+    await new Promise((r) => setTimeout(r, 700));
+    expect(errors).toEqual([]);
+  });
+
   it('redelivers the unsettled delivery of a dead instance to another one after ackWaitMs', async () => {
     const spec = route(['dead.instance'], 1);
     const hung = gate();
@@ -319,6 +454,15 @@ describe('NatsBackend on a NATS server', () => {
     expect(Date.now() - startedAt).toBeLessThan(3_000);
     expect(statuses).toEqual(['connecting', 'disconnected']);
     await unreachable.close();
+    const secret = new NatsBackend({
+      servers: 'nats://alice:s3cr3t@127.0.0.1:1',
+      connectTimeoutMs: 300,
+    });
+    const refused = secret.connect();
+    await expect(refused).rejects.toThrow(/nats:\/\/\*\*\*@127.0.0.1:1/);
+    const error = await refused.catch((e: Error) => e);
+    expect(`${String(error)} ${String((error as Error).cause)}`).not.toContain('s3cr3t');
+    await secret.close();
 
     const ok = backend();
     const seen: string[] = [];

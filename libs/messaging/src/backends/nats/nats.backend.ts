@@ -69,6 +69,8 @@ export class NatsBackend implements BrokerBackend {
   /** Cancelled consumers whose deliveries still settle: close waits for them. */
   private readonly retiring = new Set<NatsConsumer>();
   private closing = false;
+  /** Subscribes in progress: close waits for them. */
+  private readonly subscribing = new Set<Promise<BackendSubscription>>();
   /** When the connection was lost; undefined while connected. */
   private lostAt?: number;
   private closed?: Promise<void>;
@@ -162,6 +164,20 @@ export class NatsBackend implements BrokerBackend {
       );
     for (const topic of spec.external ? [] : spec.topics)
       assertValidTopicPattern(topic, `queue '${spec.queue}'`);
+    const started = this.startConsumer(spec, handler);
+    this.subscribing.add(started);
+    try {
+      return await started;
+    } finally {
+      this.subscribing.delete(started);
+    }
+  }
+
+  /** The body of `subscribe`: close waits for it, and it backs out when close began meanwhile. */
+  private async startConsumer(
+    spec: SubscriptionSpec,
+    handler: DeliveryHandler,
+  ): Promise<BackendSubscription> {
     await this.connect();
     const consumer = new NatsConsumer(spec, handler, {
       options: this.options,
@@ -173,6 +189,12 @@ export class NatsBackend implements BrokerBackend {
       publish: (subject, body, headers, msgID) => this.publishRaw(subject, body, headers, msgID),
     });
     await consumer.start();
+    if (this.closing) {
+      // Closed while the consumers were declared: close did not see this one, so it stops here.
+      await consumer.cancel();
+      await consumer.drain(this.options.closeTimeoutMs);
+      throw new BackendClosedError('NatsBackend was closed while subscribing');
+    }
     this.consumers.add(consumer);
     for (const route of consumer.routes) this.routes.addLocal(route);
     this.logger.debug(
@@ -254,6 +276,8 @@ export class NatsBackend implements BrokerBackend {
 
   private async doClose(): Promise<void> {
     this.closing = true;
+    // Subscribes in progress end first (they cancel what they started), then their connection goes.
+    await Promise.allSettled([...this.subscribing]);
     const consumers = [...this.consumers, ...this.retiring];
     await Promise.all(consumers.map((c) => c.cancel()));
     // Settlements still running publish their copies and acks before the connection drains.
