@@ -54,13 +54,13 @@ export function serviceConfigFromEnv(
 
 /**
  * The backend `BROKER_URL` names by its scheme. `BROKER_EXCHANGE` keeps services apart on a shared
- * broker: the exchange on RabbitMQ, the key prefix on Redis, the stream prefix on NATS.
+ * broker: the exchange on RabbitMQ, the key prefix on Redis, the subject and stream prefix on NATS.
  *
- * | scheme                | backend               |
- * | --------------------- | --------------------- |
- * | `amqp://`, `amqps://` | `AmqpBackend`         |
+ * | scheme                  | backend               |
+ * | ----------------------- | --------------------- |
+ * | `amqp://`, `amqps://`   | `AmqpBackend`         |
  * | `redis://`, `rediss://` | `RedisStreamsBackend` |
- * | `nats://`, `tls://`   | `NatsBackend`         |
+ * | `nats://`, `tls://`     | `NatsBackend`         |
  */
 function backendFrom(env: NodeJS.ProcessEnv, spec: ServiceEnvSpec): BrokerBackend {
   const url = env.BROKER_URL || DEFAULT_BROKER_URL;
