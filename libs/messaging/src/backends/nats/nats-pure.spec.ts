@@ -3,6 +3,7 @@ import { topicMatches } from '../../backend/topic-matcher';
 import { MessagingConfigError } from '../../errors/messaging.errors';
 import { Logger } from '@nestjs/common';
 import { BackendEventHub } from '../../backend/backend-events';
+import { waitFor } from '../../testing/wait-for';
 import { redactCredentials, resolveNatsOptions } from './nats-backend.options';
 import {
   loadNatsModules,
@@ -196,17 +197,22 @@ describe('NatsBackend options', () => {
   });
 
   it('ends the backoff pause of a failing delayer at once when stopped', async () => {
+    let links = 0;
     const delayer = new NatsDelayer({
       names: natsNames('p'),
       prefix: 'p',
       hub: new BackendEventHub(),
-      link: () => Promise.reject(new Error('no server')),
+      link: () => {
+        links++;
+        return Promise.reject(new Error('no server'));
+      },
       headers,
       publish: () => Promise.resolve(),
     });
     delayer.start();
-    // Failures 1 and 2 (200 + 400 ms): the third pause, 800 ms, is under way.
-    await new Promise((r) => setTimeout(r, 700));
+    // After failures 1 and 2 (pauses of 200 and 400 ms) the third fails: its 800 ms pause begins.
+    await waitFor(() => links === 3);
+    await new Promise((r) => setImmediate(r));
     const stoppedAt = Date.now();
     await delayer.stop();
     await (delayer as unknown as { running: Promise<void> }).running;
@@ -248,7 +254,9 @@ describe('NatsBackend options', () => {
     );
     const timers = () => process.getActiveResourcesInfo().filter((r) => r === 'Timeout').length;
     await consumer.start();
-    await new Promise((r) => setTimeout(r, 700));
+    // The second pull failed: its pause (longer than the first) is under way.
+    await waitFor(() => pulls === 2);
+    await new Promise((r) => setImmediate(r));
     const before = pulls;
     const running = timers();
     const cancelledAt = Date.now();

@@ -204,6 +204,8 @@ describe('NatsBackend on a NATS server', () => {
     try {
       const spec = route(['limit.stuck'], 1);
       const b = backend({ ackWaitMs: 1_000, deliveryLimit: 1 });
+      const refused: Error[] = [];
+      b.on('error', (e) => /could not dead-letter/.test(e.message) && refused.push(e));
       const letters = `${PREFIX}-dead-letters`;
       let calls = 0;
       await b.subscribe(spec, async () => {
@@ -215,8 +217,8 @@ describe('NatsBackend on a NATS server', () => {
       });
       await publish(b, 'limit.stuck', true);
       await waitFor(() => calls === 1);
-      // Delivery 2 (past the limit) fails to dead-letter and is naked: it must come again.
-      await new Promise((r) => setTimeout(r, 1_500));
+      // Delivery 2 (past the limit) fails to dead-letter and is naked: it must come again (3).
+      await waitFor(() => refused.length >= 2, { timeoutMs: 8_000 });
       const info = await jsm.streams.info(letters);
       await jsm.streams.update(letters, { ...info.config, max_msg_size: -1 });
       await waitFor(async () => (await b.listDeadLetters(spec.service)).length === 1, {
@@ -295,12 +297,21 @@ describe('NatsBackend on a NATS server', () => {
     const errors: Error[] = [];
     b.on('error', (e) => errors.push(e));
     await b.connect();
-    const subscribing = b.subscribe(route(['closed.meanwhile'], 1), async () => ACK);
+    const spec = route(['closed.meanwhile'], 1);
+    const subscribing = b.subscribe(spec, async () => ACK);
     await new Promise((r) => setImmediate(r));
     await b.close();
     await expect(subscribing).rejects.toBeInstanceOf(BackendClosedError);
     expect(b.consumerStates()).toEqual([]);
-    await new Promise((r) => setTimeout(r, 700));
+    // Another instance of the route takes the next message; the closed one reported nothing meanwhile.
+    const other = backend();
+    const got: string[] = [];
+    await other.subscribe(spec, async (d) => {
+      got.push(d.messageId);
+      return ACK;
+    });
+    await publish(other, 'closed.meanwhile');
+    await waitFor(() => got.length === 1);
     expect(errors).toEqual([]);
   });
 

@@ -365,12 +365,19 @@ describe('RedisStreamsBackend', () => {
       ((await redis.client('LIST')) as string)
         .split('\n')
         .filter((line) => line.includes(` name=${name}:`));
-    await new Promise((resolve) => setTimeout(resolve, 300));
-    expect(await connections()).toEqual([]);
-    // The group was declared: a publish routes, and nobody of the closed backend takes it.
-    const producer = await backend();
-    await producer.publish(message({ topic }, 'after close'), { mandatory: true });
-    await new Promise((resolve) => setTimeout(resolve, 500));
+    await waitFor(async () => (await connections()).length === 0, {
+      message: 'no connection of the closed backend left',
+    });
+    // The group was declared: a publish routes, and another instance of the route takes it, not a
+    // reader of the closed backend.
+    const other = await backend();
+    let handledByOther = 0;
+    await other.subscribe(spec(service, [topic]), async () => {
+      handledByOther++;
+      return ACK;
+    });
+    await other.publish(message({ topic }, 'after close'), { mandatory: true });
+    await waitFor(() => handledByOther === 1);
     expect(handled).toBe(0);
     expect(await pendingCount(`${PREFIX}:t:${topic}`, `${service}.route`)).toBe(0);
     expect(await connections()).toEqual([]);
