@@ -20,6 +20,7 @@ import { topicMatches } from '../../backend/topic-matcher';
 import { describe } from './nats-connection';
 import { PULL_EXPIRES_MS } from './nats-delayer';
 import { toDelivery } from './nats-messages';
+import { NatsPauses } from './nats-pauses';
 import { NatsSettler, type NatsSettlerContext } from './nats-settler';
 import {
   describeRoute,
@@ -63,7 +64,7 @@ export class NatsConsumer {
   private readonly slotWaiters: Array<() => void> = [];
   private readonly idleWaiters: Array<() => void> = [];
   /** Backoff pauses of the pull loops: ended by `cancel()`. */
-  private readonly sleepers = new Set<() => void>();
+  private readonly pauses = new NatsPauses();
   private keepAlive?: NodeJS.Timeout;
   private detachedSince?: number = Date.now();
   private readonly settler: NatsSettler;
@@ -116,7 +117,7 @@ export class NatsConsumer {
     this.stopped = true;
     for (const p of this.pullers) p.iter?.stop();
     for (const wake of this.slotWaiters.splice(0)) wake();
-    for (const wake of [...this.sleepers]) wake();
+    this.pauses.wakeAll();
     for (let msg = this.waiting.shift(); msg; msg = this.waiting.shift()) {
       this.held.delete(msg);
       quietly(() => msg.nak());
@@ -224,24 +225,11 @@ export class NatsConsumer {
             ),
           );
         if (isNotFound(error)) await this.redeclare();
-        await this.pause(Math.min(200 * 2 ** failures++, 5_000));
+        await this.pauses.pause(Math.min(200 * 2 ** failures++, 5_000));
       } finally {
         p.iter = undefined;
       }
     }
-  }
-
-  /** Waits `ms`, or less when cancelled (a backoff must not keep a closed process alive). */
-  private pause(ms: number): Promise<void> {
-    return new Promise<void>((resolve) => {
-      const wake = (): void => {
-        clearTimeout(timer);
-        this.sleepers.delete(wake);
-        resolve();
-      };
-      const timer = setTimeout(wake, ms);
-      this.sleepers.add(wake);
-    });
   }
 
   private setAttached(p: Puller, attached: boolean): void {

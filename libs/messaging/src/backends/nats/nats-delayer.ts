@@ -14,6 +14,7 @@ import type { NatsLink } from './nats-connection';
 import { describe } from './nats-connection';
 import { decodeHeaders, NatsHeaders } from './nats-messages';
 import { DELAYER_CONSUMER, ensureDurable, type NatsNames } from './nats-topology';
+import { NatsPauses } from './nats-pauses';
 
 /** How long one pull waits for messages before it is renewed. */
 export const PULL_EXPIRES_MS = 10_000;
@@ -34,8 +35,8 @@ export class NatsDelayer {
   private readonly inFlight = new Set<Promise<void>>();
   /** Counts reconnections: a pull made before the latest one is renewed. */
   private generation = 0;
-  /** Ends the loop's backoff pause. */
-  private wakeUp?: () => void;
+  /** The loop's backoff pause: ended by `stop()`. */
+  private readonly pauses = new NatsPauses();
 
   constructor(private readonly ctx: NatsDelayerContext) {}
 
@@ -53,7 +54,7 @@ export class NatsDelayer {
   async stop(): Promise<void> {
     this.stopped = true;
     this.iter?.stop();
-    this.wakeUp?.();
+    this.pauses.wakeAll();
     // The loop ends by itself (a request in flight may take its timeout); releases are awaited.
     await Promise.all(this.inFlight);
   }
@@ -97,24 +98,11 @@ export class NatsDelayer {
           this.ctx.hub.emitError(
             new Error(`NATS delayed messages: ${describe(error)}; pulling again`),
           );
-        await this.pause(Math.min(200 * 2 ** failures++, 5_000));
+        await this.pauses.pause(Math.min(200 * 2 ** failures++, 5_000));
       } finally {
         this.iter = undefined;
       }
     }
-  }
-
-  /** Waits `ms`, or less when stopped (a backoff must not keep a closed process alive). */
-  private pause(ms: number): Promise<void> {
-    return new Promise<void>((resolve) => {
-      const wake = (): void => {
-        clearTimeout(timer);
-        this.wakeUp = undefined;
-        resolve();
-      };
-      const timer = setTimeout(wake, ms);
-      this.wakeUp = wake;
-    });
   }
 
   private track(work: Promise<void>): void {
