@@ -61,21 +61,6 @@ describe('order-service + payment-service as OS processes (RabbitMQ)', () => {
     return child;
   };
 
-  /** Resolves once `url` answers with `status`; fails with the process's log if it died or timed out. */
-  const ready = async (child: ServiceProcess, url: string, status: number): Promise<void> => {
-    await waitFor(
-      async () => {
-        if (!child.running) throw new Error(`${child.name} exited during start-up:\n${child.log}`);
-        return (await fetch(url).catch(() => undefined))?.status === status;
-      },
-      {
-        timeoutMs: 20_000,
-        intervalMs: 50,
-        message: `${child.name} to answer ${url}\n${child.log}`,
-      },
-    );
-  };
-
   beforeAll(async () => {
     await Promise.all([ensureBuilt('order-service'), ensureBuilt('payment-service')]);
   }, 120_000);
@@ -91,8 +76,8 @@ describe('order-service + payment-service as OS processes (RabbitMQ)', () => {
     const orderService = start('order-service', vars);
     let paymentService = start('payment-service', vars);
     await Promise.all([
-      ready(orderService, `${orders}/orders/none`, 404),
-      ready(paymentService, `${payments}/health`, 200),
+      orderService.answers(`${orders}/orders/none`, 404),
+      paymentService.answers(`${payments}/health`, 200),
     ]);
 
     const place = async (cardToken: string): Promise<{ id: string; cardToken: string }> => {
@@ -122,7 +107,7 @@ describe('order-service + payment-service as OS processes (RabbitMQ)', () => {
     placed.push(...(await Promise.all(['tok_ok', 'tok_declined', 'tok_flaky'].map(place))));
 
     paymentService = start('payment-service', vars);
-    await ready(paymentService, `${payments}/health`, 200);
+    await paymentService.answers(`${payments}/health`, 200);
 
     const expected = (token: string) => (token === 'tok_declined' ? 'PAYMENT_FAILED' : 'PAID');
     const statuses = new Map<string, string>();
@@ -157,8 +142,8 @@ describe('order-service + payment-service as OS processes (RabbitMQ)', () => {
     const orderService = start('order-service', vars);
     const paymentService = start('payment-service', vars);
     await Promise.all([
-      ready(orderService, `${orders}/orders/none`, 404),
-      ready(paymentService, `${payments}/health`, 200),
+      orderService.answers(`${orders}/orders/none`, 404),
+      paymentService.answers(`${payments}/health`, 200),
     ]);
     const metric = async (line: RegExp): Promise<number> => {
       const text = await (await fetch(`${payments}/metrics`)).text();

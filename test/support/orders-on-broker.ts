@@ -67,20 +67,11 @@ export function describeOrdersOnBroker(broker: SampleBroker): void {
         started.push(child);
         return child;
       };
-      const ready = (child: ServiceProcess, url: string, status: number) =>
-        waitFor(
-          async () => {
-            if (!child.running)
-              throw new Error(`${child.name} exited during start-up:\n${child.log}`);
-            return (await fetch(url).catch(() => undefined))?.status === status;
-          },
-          { timeoutMs: 20_000, intervalMs: 50, message: `${child.name} to answer ${url}` },
-        );
       const orderService = start('order-service');
       const paymentService = start('payment-service');
       await Promise.all([
-        ready(orderService, `${orders}/orders/none`, 404),
-        ready(paymentService, `${payments}/health`, 200),
+        orderService.answers(`${orders}/orders/none`, 404),
+        paymentService.answers(`${payments}/health`, 200),
       ]);
 
       const placed = await Promise.all(

@@ -3,6 +3,7 @@ import { existsSync, readdirSync, statSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
+import { waitFor } from '@app/messaging/testing';
 
 const ROOT = join(__dirname, '..', '..');
 
@@ -85,6 +86,20 @@ export class ServiceProcess {
   get log(): string {
     // eslint-disable-next-line no-control-regex
     return this.output.replace(/\x1b\[[0-9;]*m/g, '');
+  }
+
+  /**
+   * Resolves once `url` answers with `status`; fails with this process's log when it exited first or
+   * did not answer within `timeoutMs`.
+   */
+  async answers(url: string, status: number, timeoutMs = 20_000): Promise<void> {
+    await waitFor(
+      async () => {
+        if (!this.running) throw new Error(`${this.name} exited during start-up:\n${this.log}`);
+        return (await fetch(url).catch(() => undefined))?.status === status;
+      },
+      { timeoutMs, intervalMs: 50, message: `${this.name} to answer ${url}\n${this.log}` },
+    );
   }
 
   /** Sends `signal` to this process (by its PID) and resolves once it exited. */
