@@ -23,6 +23,7 @@ import {
   MessagingConfigError,
   UnroutableError,
 } from '../../errors/messaging.errors';
+import { loadOptionalPeer } from '../../errors/config-checks';
 import {
   resolveAmqpOptions,
   type AmqpBackendOptions,
@@ -324,14 +325,10 @@ export class AmqpBackend implements BrokerBackend {
 
 /** Loads `amqplib` on demand so that apps on another backend run without it. */
 function loadAmqplib(): AmqplibModule {
-  try {
+  return loadOptionalPeer(
+    "AmqpBackend needs the 'amqplib' package",
+    'amqplib',
     // eslint-disable-next-line @typescript-eslint/no-require-imports
-    return require('amqplib') as AmqplibModule;
-  } catch (error) {
-    throw new MessagingConfigError(
-      "AmqpBackend needs the 'amqplib' package: run `npm install amqplib`." +
-        ` (${error instanceof Error ? error.message.split('\n')[0] : String(error)})`,
-      { cause: error },
-    );
-  }
+    () => require('amqplib') as AmqplibModule,
+  );
 }

@@ -8,11 +8,8 @@ import type { Logger } from '@nestjs/common';
 import type { JetStreamClient, JetStreamManager } from '@nats-io/jetstream';
 import type { MsgHdrs, NatsConnection } from '@nats-io/transport-node';
 import type { BackendEventHub } from '../../backend/backend-events';
-import {
-  BackendClosedError,
-  MessagingConfigError,
-  MessagingError,
-} from '../../errors/messaging.errors';
+import { BackendClosedError, MessagingError } from '../../errors/messaging.errors';
+import { loadOptionalPeer } from '../../errors/config-checks';
 import { redactCredentials, type ResolvedNatsOptions } from './nats-backend.options';
 import { ensureStreams } from './nats-topology';
 
@@ -29,18 +26,14 @@ export interface NatsModules {
 
 /** Loads the NATS client packages on demand so that apps on another backend run without them. */
 export function loadNatsModules(load: (id: string) => unknown = require): NatsModules {
-  try {
-    return {
+  return loadOptionalPeer(
+    'NatsBackend needs the NATS client packages',
+    '@nats-io/transport-node @nats-io/jetstream',
+    () => ({
       transport: load('@nats-io/transport-node') as NatsModules['transport'],
       jetstream: load('@nats-io/jetstream') as NatsModules['jetstream'],
-    };
-  } catch (error) {
-    throw new MessagingConfigError(
-      'NatsBackend needs the NATS client packages: run `npm install @nats-io/transport-node @nats-io/jetstream`.' +
-        ` (${error instanceof Error ? error.message.split('\n')[0] : String(error)})`,
-      { cause: error },
-    );
-  }
+    }),
+  );
 }
 
 /** What a connected backend works with. */

@@ -3,7 +3,8 @@
  * command connection and the per-subscription reader connections, and a bounded first connect.
  */
 import type { Redis, RedisOptions } from 'ioredis';
-import { MessagingConfigError, MessagingError } from '../../errors/messaging.errors';
+import { MessagingError } from '../../errors/messaging.errors';
+import { loadOptionalPeer } from '../../errors/config-checks';
 import { redactRedisUrl, type ResolvedRedisOptions } from './redis-backend.options';
 
 /** Redis could not be reached in time by `connect()`. */
@@ -16,16 +17,12 @@ export type IoRedisModule = { Redis: new (url: string, options: RedisOptions) =>
 
 /** Loads `ioredis` on demand so that apps on another backend run without it. */
 export function loadIoRedis(): IoRedisModule {
-  try {
+  return loadOptionalPeer(
+    "RedisStreamsBackend needs the 'ioredis' package",
+    'ioredis',
     // eslint-disable-next-line @typescript-eslint/no-require-imports
-    return require('ioredis') as IoRedisModule;
-  } catch (error) {
-    throw new MessagingConfigError(
-      "RedisStreamsBackend needs the 'ioredis' package: run `npm install ioredis`." +
-        ` (${error instanceof Error ? error.message.split('\n')[0] : String(error)})`,
-      { cause: error },
-    );
-  }
+    () => require('ioredis') as IoRedisModule,
+  );
 }
 
 /** Reconnection backoff: 100 ms, 200 ms, ... up to 2 s, forever (the backend reports its status). */
