@@ -128,7 +128,12 @@ export interface SubscriptionSpec {
    * (declared passively or with matching arguments; never re-declared with ours).
    */
   readonly external: boolean;
-  /** Maximum deliveries in flight for this subscription in this process (AMQP prefetch). */
+  /**
+   * Maximum deliveries in flight for this subscription in this process (AMQP prefetch). A backend
+   * that also serves volatile requests for the route from a second source (see
+   * {@link BackendRequestOptions.durable}) may hand over up to this many from each: the core never
+   * runs more than `concurrency` handlers of the route at once, whatever their source.
+   */
   readonly concurrency: number;
 }
 
@@ -198,6 +203,19 @@ export type BackendEvents = {
 /** Options of a request. */
 export interface BackendRequestOptions {
   readonly timeoutMs: number;
+  /**
+   * False (the default of `request()`): a volatile request, as hand-written RPC sends one. Its caller
+   * waits at most `timeoutMs` and a reply is worthless after that, so the backend may skip what makes
+   * an event durable (a persistent message in the route's durable queue, a publisher confirm, a stream
+   * entry): a non-durable queue per route, a core NATS request, a message that lives in memory only.
+   * It must still reach one instance of each service whose route matches, with the message's headers
+   * (the deadline among them), and reject with `UnroutableError` at once when no instance consumes a
+   * matching route now. A request lost with a crashed instance or broker times out.
+   *
+   * True: the request travels like an event (durable, confirmed, into the route's own queue), so it
+   * waits there for an instance that starts within its timeout.
+   */
+  readonly durable: boolean;
 }
 
 /** Whether one subscription is consuming right now. */
@@ -241,15 +259,17 @@ export interface BrokerBackend {
 
   /**
    * Sends a request (a message with a reply address) and resolves with the first reply to it.
-   * Rejects with `UnroutableError` when no queue receives it, `RequestTimeoutError` after
-   * `options.timeoutMs`.
+   * Rejects with `UnroutableError` when no queue receives it (a volatile request: when no instance
+   * consumes it now), `RequestTimeoutError` after `options.timeoutMs`.
    */
   request(message: OutgoingMessage, options: BackendRequestOptions): Promise<IncomingReply>;
 
   /**
    * Declares what `spec` needs (queue, bindings, retry and dead-letter queues) and starts consuming.
-   * `handler` is called at most `spec.concurrency` times concurrently; the backend carries out the
-   * settlement it resolves with, then acknowledges the delivery.
+   * `handler` is called at most `spec.concurrency` times concurrently per source; the backend carries
+   * out the settlement it resolves with, then acknowledges the delivery. A route on a queue of our own
+   * (`!spec.external`) also receives the volatile requests to its topics (see
+   * {@link BackendRequestOptions.durable}) for as long as the subscription lasts.
    */
   subscribe(spec: SubscriptionSpec, handler: DeliveryHandler): Promise<BackendSubscription>;
 

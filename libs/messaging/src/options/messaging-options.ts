@@ -35,6 +35,11 @@ export interface MessagingModuleOptions {
   requestTimeoutMs?: number;
   /** Publish to a topic nobody consumes without an error. @default false */
   allowUnroutable?: boolean;
+  /**
+   * Send every `request()` like an event (persistent, confirmed, into the handler's durable queue)
+   * instead of as a volatile request; each call can still say `{ durable }`. @default false
+   */
+  durableRequests?: boolean;
   codec?: CodecOptions;
   /**
    * Where the inbox of `idempotent` handlers and the outbox are kept.
@@ -91,6 +96,7 @@ export interface ResolvedMessagingOptions {
   readonly shutdownTimeoutMs: number;
   readonly requestTimeoutMs: number;
   readonly allowUnroutable: boolean;
+  readonly durableRequests: boolean;
   readonly codec: CodecSettings;
   readonly store: MessageStore | undefined;
   readonly inbox: { readonly ttlMs: number };
@@ -119,6 +125,7 @@ const MODULE_KEYS: readonly (keyof MessagingModuleOptions)[] = [
   'shutdownTimeoutMs',
   'requestTimeoutMs',
   'allowUnroutable',
+  'durableRequests',
   'codec',
   'store',
   'inbox',
@@ -180,6 +187,7 @@ export function resolveMessagingOptions(options: MessagingModuleOptions): Resolv
       1,
     ),
     allowUnroutable: checkBoolean(options.allowUnroutable, false, `${WHERE}: allowUnroutable`),
+    durableRequests: checkBoolean(options.durableRequests, false, `${WHERE}: durableRequests`),
     codec: resolveCodec(options.codec, `${WHERE}: codec`),
     store: checkStore(options.store),
     inbox: resolveInbox(options.inbox),

@@ -3,12 +3,13 @@ import { Inject, Injectable, Optional } from '@nestjs/common';
 import type {
   BackendPublishOptions,
   BrokerBackend,
+  IncomingReply,
   MessageHeaders,
   OutgoingMessage,
 } from '../backend/broker-backend.interface';
 import { MessagingHeaders, withoutReservedHeaders } from '../backend/message-headers';
 import { MessageCodec } from '../codec/message-codec';
-import { checkInteger, checkName, checkOptionsObject } from '../errors/config-checks';
+import { checkBoolean, checkInteger, checkName, checkOptionsObject } from '../errors/config-checks';
 import { RemoteHandlerError } from '../errors/messaging.errors';
 import { MESSAGING_BACKEND, MESSAGING_OPTIONS } from '../messaging.constants';
 import type { ResolvedMessagingOptions } from '../options/messaging-options';
@@ -47,6 +48,14 @@ export interface RequestOptions {
   timeoutMs?: number;
   headers?: MessageHeaders;
   messageId?: string;
+  /**
+   * Send the request like an event: persistent and confirmed, into the handler's durable queue, where
+   * it waits for an instance that starts within `timeoutMs`. Without it a request is volatile, as
+   * hand-written RPC is (a reply is worthless once its caller timed out): it goes only to instances
+   * consuming now, and rejects with `UnroutableError` at once when there is none.
+   * @default the module's `durableRequests` (false)
+   */
+  durable?: boolean;
 }
 
 // Shared, frozen: the common call (no options, no headers) allocates none of them.
@@ -63,7 +72,12 @@ const PUBLISH_KEYS: readonly (keyof PublishOptions)[] = [
   'allowUnroutable',
   'orderingKey',
 ];
-const REQUEST_KEYS: readonly (keyof RequestOptions)[] = ['timeoutMs', 'headers', 'messageId'];
+const REQUEST_KEYS: readonly (keyof RequestOptions)[] = [
+  'timeoutMs',
+  'headers',
+  'messageId',
+  'durable',
+];
 
 /**
  * Encodes payloads and hands them to the backend: the one publishing path shared by
@@ -126,45 +140,58 @@ export class MessagingPublisher {
     }
   }
 
-  /** Sends a request and resolves with the decoded reply, or rejects with the handler's error. */
-  async request<R>(
+  /**
+   * Sends a request and resolves with the decoded reply, or rejects with the handler's error. The
+   * request carries its deadline (`x-messaging-deadline`), so a handler reached after its caller gave
+   * up skips it. (Not an async function: one promise chain per call.)
+   */
+  request<R>(
     target: ProducerTarget,
     payload: unknown,
     options: RequestOptions = NO_OPTIONS,
   ): Promise<R> {
-    if (options !== NO_OPTIONS) checkOptionsObject(options, REQUEST_KEYS, 'request() options');
-    const timeoutMs = checkInteger(
-      options.timeoutMs,
-      this.options.requestTimeoutMs,
-      'request(): timeoutMs',
-      1,
-    );
-    const [message, trace] = this.buildMessage(target, payload, {
-      headers: options.headers,
-      messageId: options.messageId,
-    });
-    // Carried so that a handler reached after the caller gave up skips the request.
-    const deadline = { [MessagingHeaders.DEADLINE]: Date.now() + timeoutMs };
+    let trace: PublishTrace;
+    let sent: Promise<IncomingReply>;
     try {
-      const reply = await this.backend.request(
-        { ...message, headers: { ...message.headers, ...deadline } },
-        { timeoutMs },
+      if (options !== NO_OPTIONS) checkOptionsObject(options, REQUEST_KEYS, 'request() options');
+      const timeoutMs = checkInteger(
+        options.timeoutMs,
+        this.options.requestTimeoutMs,
+        'request(): timeoutMs',
+        1,
       );
-      const decoded = this.codec.decode(reply);
-      const remoteError = reply.headers[MessagingHeaders.REPLY_ERROR];
-      if (remoteError !== undefined) {
-        const error = decoded as { message?: string; errorClass?: string };
-        throw new RemoteHandlerError(
-          String(error?.message ?? 'The handler failed'),
-          typeof remoteError === 'string' ? remoteError : 'Error',
-        );
-      }
-      trace.end();
-      return decoded as R;
+      const durable = checkBoolean(
+        options.durable,
+        this.options.durableRequests,
+        'request(): durable',
+      );
+      let message: OutgoingMessage;
+      [message, trace] = this.buildMessage(target, payload, options, Date.now() + timeoutMs);
+      sent = this.backend.request(message, { timeoutMs, durable });
     } catch (error) {
-      trace.end(error); // the span of a request ends with its reply, failed with the handler's error
-      throw error;
+      return Promise.reject(error instanceof Error ? error : new Error(String(error)));
     }
+    return sent.then(
+      (reply) => {
+        const decoded = this.codec.decode(reply);
+        const remoteError = reply.headers[MessagingHeaders.REPLY_ERROR];
+        if (remoteError !== undefined) {
+          const error = decoded as { message?: string; errorClass?: string };
+          const failure = new RemoteHandlerError(
+            String(error?.message ?? 'The handler failed'),
+            typeof remoteError === 'string' ? remoteError : 'Error',
+          );
+          trace.end(failure);
+          throw failure;
+        }
+        trace.end();
+        return decoded as R;
+      },
+      (error: unknown) => {
+        trace.end(error); // the span of a request ends with its reply, failed with the handler's error
+        throw error;
+      },
+    );
   }
 
   private async enqueue(
@@ -188,11 +215,16 @@ export class MessagingPublisher {
     });
   }
 
-  /** The message to send, and its publish span (its `traceparent` is in the headers). */
+  /**
+   * The message to send, and its publish span (its `traceparent` is in the headers); a request's
+   * `deadline` joins its headers. The caller's own headers object is sent as it is when nothing is
+   * added to it.
+   */
   private buildMessage(
     target: ProducerTarget,
     payload: unknown,
-    options: PublishOptions,
+    options: PublishOptions & RequestOptions,
+    deadline?: number,
   ): [OutgoingMessage, PublishTrace] {
     if (options.delayMs !== undefined)
       checkInteger(options.delayMs, 0, 'publish(): delayMs', 0, MAX_DELAY_MS);
@@ -210,9 +242,11 @@ export class MessagingPublisher {
       body: encoded.body,
       contentType: encoded.contentType,
       headers:
-        trace.headers === NO_TRACE_HEADERS && !encoded.headers
-          ? own
-          : { ...own, ...trace.headers, ...encoded.headers },
+        deadline !== undefined
+          ? { ...own, ...trace.headers, ...encoded.headers, [MessagingHeaders.DEADLINE]: deadline }
+          : trace.headers === NO_TRACE_HEADERS && !encoded.headers
+            ? own
+            : { ...own, ...trace.headers, ...encoded.headers },
       messageId,
       correlationId,
       timestamp: Date.now(),

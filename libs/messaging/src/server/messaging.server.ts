@@ -191,14 +191,17 @@ export class MessagingServer
   }
 
   private async settle(route: Route, delivery: Delivery): Promise<Settled> {
-    if (delivery.replyTo !== undefined && isExpiredRequest(delivery.headers, Date.now())) {
-      this.logger.debug(
-        `${route.name} skipped request ${describeDelivery(delivery)}: its caller stopped waiting`,
-      );
-      return [ACK, 'expired'];
-    }
     this.inFlight++;
+    // Its turn among the route's `concurrency` handlers (at once, unless a second source is busy).
+    const slot = route.slots.take();
+    if (slot) await slot;
     try {
+      if (delivery.replyTo !== undefined && isExpiredRequest(delivery.headers, Date.now())) {
+        this.logger.debug(
+          `${route.name} skipped request ${describeDelivery(delivery)}: its caller stopped waiting`,
+        );
+        return [ACK, 'expired'];
+      }
       const ctx = new MessageContext(delivery, this.options.service, this.stopping.signal);
       const payload = this.codec.decode(delivery);
       // The handler runs in the delivery's trace (a span, `currentMessage()`), inside the inbox's
@@ -233,6 +236,7 @@ export class MessagingServer
             : 'dropped';
       return [settlement, failedFor];
     } finally {
+      route.slots.release();
       if (--this.inFlight === 0 && this.idle) {
         this.idle.resolve();
         this.idle = undefined;

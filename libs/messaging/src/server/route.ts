@@ -7,6 +7,7 @@ import { CONSUME_METADATA } from '../messaging.constants';
 import type { ResolvedMessagingOptions } from '../options/messaging-options';
 import { resolveRetry } from '../retry/retry-options';
 import type { ResolvedRetryPolicy } from '../retry/retry-policy';
+import { HandlerSlots } from './handler-slots';
 
 /** One `@Consume` handler with its options resolved against the module's. */
 export interface Route {
@@ -18,6 +19,8 @@ export interface Route {
   /** Handled at most once per message id (the inbox), in a transaction of the store. */
   readonly idempotent: boolean;
   readonly handler: MessageHandler;
+  /** Its `concurrency`, across every source of its deliveries. */
+  readonly slots: HandlerSlots;
 }
 
 /**
@@ -71,9 +74,11 @@ function buildRoute(
       `${where}: queue name '${queue}' is over 255 bytes; give a shorter { name }`,
     );
   }
+  const concurrency = consume.concurrency ?? options.concurrency;
   return {
     name: handlerName,
     handler,
+    slots: new HandlerSlots(concurrency),
     retry: resolveRetry(consume.retry, options.retry, `${where}: retry`),
     deadLetter: consume.deadLetter ?? options.deadLetter,
     idempotent: consume.idempotent ?? false,
@@ -82,7 +87,7 @@ function buildRoute(
       queue,
       topics: topic === undefined ? [] : [topic],
       external,
-      concurrency: consume.concurrency ?? options.concurrency,
+      concurrency,
     },
   };
 }

@@ -158,6 +158,31 @@ export function runBackendContract(
       expect(await app.get(DeadLetterService).list()).toEqual([]);
     });
 
+    it('sends a volatile request only to instances consuming now, a durable one to the queue', async () => {
+      const { service, topic } = unique();
+      @Controller()
+      class Handler {
+        @Consume(topic)
+        echo(@Payload() text: string): string {
+          return `echo ${text}`;
+        }
+      }
+      const first = await start(service, [Handler]);
+      const caller = publisherOf(await start(`${service}-caller`, []));
+      await expect(caller.request({ topic }, 'a')).resolves.toBe('echo a');
+      await first.close();
+      h.forget(first);
+      // Nobody consumes now: refused at once (not a timeout), whatever the timeout.
+      await expect(caller.request({ topic }, 'b', { timeoutMs: 30_000 })).rejects.toBeInstanceOf(
+        UnroutableError,
+      );
+      // A durable request waits in the handler's queue for the next instance.
+      const waiting = caller.request({ topic }, 'c', { durable: true, timeoutMs: 15_000 });
+      await start(service, [Handler]);
+      await expect(waiting).resolves.toBe('echo c');
+      await expect(caller.request({ topic }, 'd')).resolves.toBe('echo d');
+    });
+
     it('never runs a request whose caller stopped waiting', async () => {
       const { service, topic } = unique();
       const busy = gate();
@@ -243,10 +268,13 @@ export function runBackendContract(
         }
       }
       const app = await start(service, [Handler]);
-      await Promise.all(
-        Array.from({ length: 8 }, (_, i) => publisherOf(app).publish({ topic }, { i })),
-      );
-      await waitFor(() => done === 8);
+      const publisher = publisherOf(app);
+      // Events and requests (which some brokers deliver from a second source) share the limit.
+      await Promise.all([
+        ...Array.from({ length: 8 }, (_, i) => publisher.publish({ topic }, { i })),
+        ...Array.from({ length: 4 }, (_, i) => publisher.request({ topic }, { i })),
+      ]);
+      await waitFor(() => done === 12);
       expect(peak).toBe(2);
     });
 

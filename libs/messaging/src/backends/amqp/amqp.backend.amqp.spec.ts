@@ -292,16 +292,19 @@ describe('AmqpBackend (RabbitMQ): routing, retries, dead letters, requests', () 
     await backend.subscribe(spec(svc('rpc'), 'silent', [silent]), async () => ({ action: 'ack' }));
     const replies = await Promise.all(
       [1, 2, 3].map((i) =>
-        caller.request(message({ topic }, { a: i, b: 10 }), { timeoutMs: 5000 }),
+        caller.request(message({ topic }, { a: i, b: 10 }), { timeoutMs: 5000, durable: false }),
       ),
     );
     expect(replies.map((r) => JSON.parse(r.body.toString()))).toEqual([11, 12, 13]);
     expect(replies[0]).toMatchObject({ contentType: 'application/json', headers: { 'x-r': 1 } });
     await expect(
-      caller.request(message({ topic: silent }), { timeoutMs: 300 }),
+      caller.request(message({ topic: silent }), { timeoutMs: 300, durable: false }),
     ).rejects.toBeInstanceOf(RequestTimeoutError);
     await expect(
-      caller.request(message({ topic: `${topicPrefix}.rpc.none` }), { timeoutMs: 2000 }),
+      caller.request(message({ topic: `${topicPrefix}.rpc.none` }), {
+        timeoutMs: 2000,
+        durable: false,
+      }),
     ).rejects.toBeInstanceOf(UnroutableError);
   });
 });

@@ -1,4 +1,3 @@
-import { randomUUID } from 'node:crypto';
 import { BackendEventHub } from '../../backend/backend-events';
 import type {
   BackendEvents,
@@ -16,11 +15,8 @@ import type {
   SubscriptionSpec,
 } from '../../backend/broker-backend.interface';
 import { checkOptionsObject } from '../../errors/config-checks';
-import {
-  BackendClosedError,
-  RequestTimeoutError,
-  UnroutableError,
-} from '../../errors/messaging.errors';
+import { BackendClosedError, UnroutableError } from '../../errors/messaging.errors';
+import { PendingRequests } from '../../backend/pending-requests';
 import { InMemoryBroker, type MemoryConsumer } from './in-memory.broker';
 
 /** Options of `InMemoryBackend`. */
@@ -46,7 +42,10 @@ export class InMemoryBackend implements BrokerBackend {
   private readonly broker: InMemoryBroker;
   private readonly events = new BackendEventHub();
   private readonly consumers = new Map<MemoryConsumer, string>();
-  private readonly pendingRequests = new Set<(error: Error) => void>();
+  private readonly pendingRequests = new PendingRequests();
+  /** Where replies to this backend's requests go: opened with its first request. */
+  private mailbox?: [address: string, close: () => void];
+  private requests = 0;
 
   constructor(options: InMemoryBackendOptions = {}) {
     checkOptionsObject(options, ['broker'], 'new InMemoryBackend()');
@@ -72,8 +71,10 @@ export class InMemoryBackend implements BrokerBackend {
       this.broker.requeueUnsettled(queue, consumer);
     }
     this.consumers.clear();
-    for (const fail of this.pendingRequests)
-      fail(new BackendClosedError('The backend closed before the reply arrived'));
+    this.mailbox?.[1]();
+    this.pendingRequests.failAll(
+      () => new BackendClosedError('The backend closed before the reply arrived'),
+    );
   }
 
   publish(message: OutgoingMessage, options: BackendPublishOptions): Promise<void> {
@@ -90,33 +91,20 @@ export class InMemoryBackend implements BrokerBackend {
     return this.broker.backpressure(message) ?? PUBLISHED;
   }
 
-  async request(message: OutgoingMessage, options: BackendRequestOptions): Promise<IncomingReply> {
-    this.assertOpen();
-    const replyTo = `memory.reply.${randomUUID()}`;
-    return new Promise<IncomingReply>((resolve, reject) => {
-      const finish = (): void => {
-        clearTimeout(timer);
-        stopWaiting();
-        this.pendingRequests.delete(fail);
-      };
-      const fail = (error: Error): void => {
-        finish();
-        reject(error);
-      };
-      const timer = setTimeout(
-        () =>
-          fail(
-            new RequestTimeoutError(message.topic ?? (message.queue as string), options.timeoutMs),
-          ),
-        options.timeoutMs,
-      );
-      const stopWaiting = this.broker.awaitReplies(replyTo, (reply) => {
-        finish();
-        resolve(reply);
-      });
-      this.pendingRequests.add(fail);
-      if (this.broker.route(message, replyTo) === 0) fail(unroutable(message));
-    });
+  request(message: OutgoingMessage, options: BackendRequestOptions): Promise<IncomingReply> {
+    if (this.status === 'closed')
+      return Promise.reject(new BackendClosedError('The in-memory backend is closed'));
+    this.mailbox ??= this.broker.openMailbox((replyTo, reply) =>
+      this.pendingRequests.settle(replyTo, reply),
+    );
+    const replyTo = `${this.mailbox[0]}.${++this.requests}`;
+    const target = message.topic ?? (message.queue);
+    const request = this.pendingRequests.add(replyTo, target, options.timeoutMs);
+    const reached = options.durable
+      ? this.broker.route(message, replyTo)
+      : this.broker.routeRequest(message, replyTo);
+    if (reached === 0) this.pendingRequests.fail(request, unroutable(message));
+    return request.promise;
   }
 
   async subscribe(spec: SubscriptionSpec, handler: DeliveryHandler): Promise<BackendSubscription> {

@@ -57,7 +57,9 @@ export class InMemoryBroker {
   /** The queues each topic routes to, computed on first use and forgotten when a binding changes. */
   private readonly routes = new Map<string, MemoryQueue[]>();
   private readonly deadLetters = new MemoryDeadLetters();
-  private readonly replyWaiters = new Map<string, (reply: IncomingReply) => void>();
+  /** Who receives the replies to `<mailbox>.<token>`, by mailbox (one per requesting backend). */
+  private readonly mailboxes = new Map<string, (replyTo: string, reply: IncomingReply) => void>();
+  private mailboxCount = 0;
   /** When the current stretch of microtask dispatches began (reset on each turn of the event loop). */
   private busySince?: number;
   private readonly activity: BrokerActivity;
@@ -149,6 +151,22 @@ export class InMemoryBroker {
     return queues.length;
   }
 
+  /**
+   * Routes a volatile request (`BrokerBackend.request()` without `durable`) only to the queues a
+   * consumer takes from now, as RabbitMQ routes it to a route's request queue, which lives only while
+   * its consumers do; returns how many, 0 when nobody would answer it.
+   */
+  routeRequest(message: OutgoingMessage, replyTo: string): number {
+    if (message.queue !== undefined) return this.route(message, replyTo);
+    let reached = 0;
+    for (const queue of this.routesOf(message.topic as string)) {
+      if (!hasActiveConsumer(queue)) continue;
+      this.enqueue(queue, queuedCopy(message, message.topic as string, replyTo));
+      reached++;
+    }
+    return reached;
+  }
+
   /** Routes `message` once `delayMs` passed (a delayed publish), on the broker's scheduler. */
   routeLater(message: OutgoingMessage, delayMs: number): void {
     this.activity.delay(delayMs, () => this.route(message));
@@ -180,10 +198,16 @@ export class InMemoryBroker {
     this.schedule(queue);
   }
 
-  /** Registers a waiter for replies sent to `replyTo`; returns its removal. */
-  awaitReplies(replyTo: string, onReply: (reply: IncomingReply) => void): () => void {
-    this.replyWaiters.set(replyTo, onReply);
-    return () => this.replyWaiters.delete(replyTo);
+  /**
+   * Opens a mailbox: replies to any address `<mailbox>.<token>` reach `onReply` with that address.
+   * Returns the mailbox and its removal.
+   */
+  openMailbox(
+    onReply: (replyTo: string, reply: IncomingReply) => void,
+  ): [mailbox: string, close: () => void] {
+    const mailbox = `memory.reply.${++this.mailboxCount}`;
+    this.mailboxes.set(mailbox, onReply);
+    return [mailbox, () => this.mailboxes.delete(mailbox)];
   }
 
   /** The dead letters of `service` from index `from` up to (not including) `to`, oldest first. */
@@ -376,7 +400,8 @@ export class InMemoryBroker {
   }
 
   private sendReply(replyTo: string, reply: OutgoingReply): void {
-    this.replyWaiters.get(replyTo)?.({
+    const mailbox = replyTo.slice(0, replyTo.lastIndexOf('.'));
+    this.mailboxes.get(mailbox)?.(replyTo, {
       body: reply.body,
       headers: reply.headers,
       contentType: reply.contentType,
