@@ -98,7 +98,7 @@ export class InMemoryBackend implements BrokerBackend {
       this.pendingRequests.settle(replyTo, reply),
     );
     const replyTo = `${this.mailbox[0]}.${++this.requests}`;
-    const target = message.topic ?? (message.queue);
+    const target = message.topic ?? message.queue ?? '';
     const request = this.pendingRequests.add(replyTo, target, options.timeoutMs);
     const reached = options.durable
       ? this.broker.route(message, replyTo)
