@@ -87,7 +87,11 @@ export {
   type PrometheusMessagingMetricsOptions,
   type PromRegistryLike,
 } from './observability/prometheus-metrics';
-export { currentMessage, type CurrentMessage } from './observability/message-scope';
+export {
+  currentMessage,
+  type CurrentMessage,
+  type RequestContextMode,
+} from './observability/message-scope';
 export { parseTraceparent, type TraceContext } from './observability/trace-context';
 export { asyncApiDocument, type AsyncApiDocumentOptions } from './asyncapi/asyncapi-document';
 

@@ -1,5 +1,11 @@
 import type { Delivery, MessageHeaders } from '../backend/broker-backend.interface';
-import { type CurrentMessage, currentMessage, runWithMessage } from './message-scope';
+import {
+  type CurrentMessage,
+  type RequestContextMode,
+  runWithMessage,
+  scopedMessage,
+  wantsScope,
+} from './message-scope';
 import {
   formatTraceparent,
   newSpanId,
@@ -98,15 +104,15 @@ export class MessagingTracer {
   /** What the global provider delegates to while no SDK registered one: OpenTelemetry's no-op. */
   private readonly noProvider: unknown;
 
-  private readonly scope: boolean;
+  private readonly scope: RequestContextMode;
 
   /**
-   * `system` names the broker in span attributes (`rabbitmq`); `spans: false` creates none;
-   * `scope: false` runs handlers without `currentMessage()`.
+   * `system` names the broker in span attributes (`rabbitmq`); `spans: false` creates none; `scope`
+   * says when handlers run with `currentMessage()` (the module's `requestContext`).
    */
   constructor(
     private readonly system: string,
-    { spans = true, scope = true }: { spans?: boolean; scope?: boolean } = {},
+    { spans = true, scope = 'auto' }: { spans?: boolean; scope?: RequestContextMode } = {},
   ) {
     this.scope = scope;
     this.api = spans ? loadOpenTelemetry() : undefined;
@@ -130,7 +136,7 @@ export class MessagingTracer {
   /** Starts the trace of one publish; `headers` are the message's own (a `traceparent` there wins). */
   publish(message: TracedMessage, headers: MessageHeaders): PublishTrace {
     if (headers[TRACEPARENT] !== undefined) return NOT_TRACED;
-    const handling = currentMessage();
+    const handling = scopedMessage();
     const otel = this.otel;
     if (otel) {
       const active = otel.context.active();
@@ -160,9 +166,20 @@ export class MessagingTracer {
   }
 
   /**
+   * Whether {@link handle} has anything to do for the next delivery: a span to make (a tracer
+   * provider is registered) or a scope to enter. When not, the server runs the handler as it is: a
+   * delivery nobody traces costs nothing here, not even the parsing of its `traceparent`.
+   */
+  get handling(): boolean {
+    return this.otel !== undefined || wantsScope(this.scope);
+  }
+
+  /**
    * Runs `work` (the handling of `delivery` by `handler` of `service`) in the delivery's trace: in a
    * CONSUMER span while a tracer provider is registered (recorded or not, as its sampler decides),
-   * and as `currentMessage()` unless the scope is off (`requestContext: false`).
+   * and as `currentMessage()` when the scope is wanted (`requestContext`: `true`, or `'auto'` once
+   * something read it or while spans are made: OpenTelemetry's context manager pays for the hooks
+   * then).
    */
   handle<T>(
     delivery: Delivery,
@@ -170,8 +187,9 @@ export class MessagingTracer {
     service: string,
     work: () => Promise<T>,
   ): Promise<T> {
-    const remote = parseTraceparent(delivery.headers[TRACEPARENT], delivery.headers[TRACESTATE]);
     const otel = this.otel;
+    if (!otel && !wantsScope(this.scope)) return work();
+    const remote = parseTraceparent(delivery.headers[TRACEPARENT], delivery.headers[TRACESTATE]);
     if (otel) {
       const parent = remote
         ? otel.trace.setSpanContext(otel.ROOT_CONTEXT, remoteSpanContext(otel, remote))
@@ -194,7 +212,7 @@ export class MessagingTracer {
         const own = fromSpanContext(span.spanContext());
         const scope = scopeOf(delivery, handler, service, own);
         return otel.context.with(otel.trace.setSpan(parent, span), () =>
-          (this.scope ? runWithMessage(scope, work) : work()).then(
+          (this.scope !== false ? runWithMessage(scope, work) : work()).then(
             (result) => {
               span.end();
               return result;
@@ -208,7 +226,7 @@ export class MessagingTracer {
       }
       span.end();
     }
-    if (!this.scope) return work();
+    if (!wantsScope(this.scope)) return work();
     const own = remote ? child(remote) : rootOf(delivery.messageId);
     return runWithMessage(scopeOf(delivery, handler, service, own), work);
   }

@@ -13,6 +13,9 @@ describe('resolveMessagingOptions', () => {
       shutdownTimeoutMs: 10_000,
       requestTimeoutMs: 5_000,
       allowUnroutable: false,
+      durableRequests: false,
+      requestContext: 'auto',
+      tracing: true,
       codec: { maxBodyBytes: 1024 * 1024, compressAboveBytes: false, maxJsonDepth: 64 },
     });
   });
@@ -58,7 +61,9 @@ describe('resolveMessagingOptions', () => {
       /'metrics' must be a MessagingMetrics \(increment, observe, set\)/,
     ],
     [{ service: 's', tracing: 'on' }, /tracing must be true or false/],
-    [{ service: 's', requestContext: 1 }, /requestContext must be true or false/],
+    [{ service: 's', requestContext: 1 }, /requestContext must be true, false or 'auto'/],
+    [{ service: 's', requestContext: 'on' }, /requestContext must be true, false or 'auto'/],
+    [{ service: 's', durableRequests: 'yes' }, /durableRequests must be true or false/],
     [{ service: 's', deadLetter: 'yes' }, /deadLetter must be true or false/],
     [
       { service: 's', retries: { maxAttempts: 2 } },

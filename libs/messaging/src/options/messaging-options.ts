@@ -13,6 +13,7 @@ import type { ResolvedRetryPolicy } from '../retry/retry-policy';
 import type { MessageStore } from '../store/message-store';
 import type { OutboxOptions, ResolvedOutboxOptions } from '../store/outbox-options';
 import type { MessagingMetrics } from '../observability/messaging-metrics';
+import type { RequestContextMode } from '../observability/message-scope';
 
 /** Options of `MessagingModule.forRoot()`. */
 export interface MessagingModuleOptions {
@@ -61,12 +62,15 @@ export interface MessagingModuleOptions {
    */
   tracing?: boolean;
   /**
-   * Run each handler in an AsyncLocalStorage scope, so that `currentMessage()` works in the code it
-   * calls and what it publishes continues its trace without OpenTelemetry. It costs about 2.4 µs of
-   * CPU per delivery on Node 20 (every promise pays once a store is entered): turn it off only where
-   * that matters more than both. @default true
+   * When handlers run in an AsyncLocalStorage scope, so that `currentMessage()` works in the code they
+   * call and what they publish continues their trace without OpenTelemetry. On Node 20 the scope is
+   * not free (once a store is entered every promise of the process pays its hooks), so by default
+   * (`'auto'`) handlers enter it only once the app has read it: from the first call of
+   * `currentMessage()` on (a logger that stamps its lines with it makes one at start-up), and while
+   * OpenTelemetry spans are made. `true`: from the first message, always; `false`: never.
+   * @default 'auto'
    */
-  requestContext?: boolean;
+  requestContext?: RequestContextMode;
   /** What health reports. */
   health?: HealthOptions;
 }
@@ -103,7 +107,7 @@ export interface ResolvedMessagingOptions {
   readonly outbox: ResolvedOutboxOptions;
   readonly metrics: MessagingMetrics | undefined;
   readonly tracing: boolean;
-  readonly requestContext: boolean;
+  readonly requestContext: RequestContextMode;
   readonly health: { readonly consumerGraceMs: number };
 }
 
@@ -194,9 +198,18 @@ export function resolveMessagingOptions(options: MessagingModuleOptions): Resolv
     outbox: resolveOutbox(options.outbox),
     metrics: checkMetrics(options.metrics),
     tracing: checkBoolean(options.tracing, true, `${WHERE}: tracing`),
-    requestContext: checkBoolean(options.requestContext, true, `${WHERE}: requestContext`),
+    requestContext: checkRequestContext(options.requestContext),
     health: resolveHealth(options.health),
   };
+}
+
+function checkRequestContext(mode: unknown): RequestContextMode {
+  if (mode === undefined || mode === 'auto') return 'auto';
+  if (typeof mode === 'boolean') return mode;
+  throw new MessagingConfigError(
+    `${WHERE}: requestContext must be true, false or 'auto' (the default: the scope from the first ` +
+      `call of currentMessage() on); got ${JSON.stringify(mode)}`,
+  );
 }
 
 function checkMetrics(metrics: unknown): MessagingMetrics | undefined {

@@ -7,6 +7,7 @@ import type {
   BackendSubscription,
   BrokerBackend,
   Delivery,
+  MessageHeaders,
   OutgoingReply,
   Settlement,
 } from '../backend/broker-backend.interface';
@@ -29,10 +30,14 @@ import { buildRoutes, describeRoute, type Route } from './route';
 import { type ConsumeOutcome, MessagingInstruments } from '../observability/messaging-metrics';
 import { MessagingTracer } from '../observability/messaging-tracer';
 
-const ACK: Settlement = { action: 'ack' };
+const ACK: Settlement = Object.freeze({ action: 'ack' });
+/** The headers of a reply with none of its own (shared: amqplib makes a prototype of each object). */
+const NO_REPLY_HEADERS: MessageHeaders = Object.freeze({});
 
-/** A settlement and how `consumed_total` counts it. */
-type Settled = readonly [Settlement, ConsumeOutcome];
+/** How `consumed_total` counts a settlement, when metrics are on. */
+interface Outcome {
+  value: ConsumeOutcome;
+}
 
 /**
  * The Nest transport strategy of the library. Claims every `@Consume` handler, subscribes each to its
@@ -169,18 +174,23 @@ export class MessagingServer
    * they are unused), and decides the settlement. A request whose caller stopped waiting is
    * acknowledged without running: nobody would read its reply. Never rejects.
    */
-  private async onDelivery(route: Route, delivery: Delivery): Promise<Settlement> {
+  private onDelivery(route: Route, delivery: Delivery): Promise<Settlement> {
+    return this.instruments.enabled ? this.measured(route, delivery) : this.settle(route, delivery);
+  }
+
+  /** {@link settle}, counted and timed for the metrics. */
+  private async measured(route: Route, delivery: Delivery): Promise<Settlement> {
     const instruments = this.instruments;
-    if (!instruments.enabled) return (await this.settle(route, delivery))[0];
     const started = performance.now();
+    const outcome: Outcome = { value: 'ack' };
     instruments.running(route.name, 1);
     try {
-      const [settlement, outcome] = await this.settle(route, delivery);
+      const settlement = await this.settle(route, delivery, outcome);
       const seconds = (performance.now() - started) / 1000;
       const reason = settlement.action === 'dead-letter' ? settlement.failure.reason : undefined;
       instruments.settled(
         { handler: route.name, topic: delivery.topic, redelivered: delivery.redelivered },
-        outcome,
+        outcome.value,
         seconds,
         reason,
       );
@@ -190,7 +200,8 @@ export class MessagingServer
     }
   }
 
-  private async settle(route: Route, delivery: Delivery): Promise<Settled> {
+  /** The settlement of `delivery`; `outcome` (with metrics) says how `consumed_total` counts it. */
+  private async settle(route: Route, delivery: Delivery, outcome?: Outcome): Promise<Settlement> {
     this.inFlight++;
     // Its turn among the route's `concurrency` handlers (at once, unless a second source is busy).
     const slot = route.slots.take();
@@ -200,41 +211,40 @@ export class MessagingServer
         this.logger.debug(
           `${route.name} skipped request ${describeDelivery(delivery)}: its caller stopped waiting`,
         );
-        return [ACK, 'expired'];
+        if (outcome) outcome.value = 'expired';
+        return ACK;
       }
       const ctx = new MessageContext(delivery, this.options.service, this.stopping.signal);
       const payload = this.codec.decode(delivery);
-      // The handler runs in the delivery's trace (a span, `currentMessage()`), inside the inbox's
-      // transaction when it is idempotent.
-      const run = () =>
-        this.tracer.handle(delivery, route.name, this.options.service, () =>
-          this.runInProcessingHooks(ctx, route.handler, payload),
+      let result: unknown;
+      if (route.idempotent) {
+        // The handler runs inside the inbox's transaction: once per message id.
+        const once = await this.inbox.once(route.name, delivery.messageId, () =>
+          this.run(route, delivery, ctx, payload),
         );
-      if (!route.idempotent) {
-        const result = await run();
-        return [
-          delivery.replyTo === undefined ? ACK : { action: 'ack', reply: this.encodeReply(result) },
-          'ack',
-        ];
+        if (once.duplicate) {
+          if (outcome) outcome.value = 'duplicate';
+          return this.duplicate(route, delivery);
+        }
+        result = once.result;
+      } else {
+        result = await this.run(route, delivery, ctx, payload);
       }
-      const outcome = await this.inbox.once(route.name, delivery.messageId, run);
-      if (outcome.duplicate) return [this.duplicate(route, delivery), 'duplicate'];
-      return [
-        delivery.replyTo === undefined
-          ? ACK
-          : { action: 'ack', reply: this.encodeReply(outcome.result) },
-        'ack',
-      ];
+      return delivery.replyTo === undefined
+        ? ACK
+        : { action: 'ack', reply: this.encodeReply(result) };
     } catch (thrown) {
       // A body that cannot be decoded (MalformedMessageError) or whatever the handler threw.
       const settlement = this.fail(route, delivery, thrown);
-      const failedFor: ConsumeOutcome =
-        settlement.action !== 'ack'
-          ? settlement.action
-          : delivery.replyTo !== undefined
-            ? 'error-reply'
-            : 'dropped';
-      return [settlement, failedFor];
+      if (outcome) {
+        outcome.value =
+          settlement.action !== 'ack'
+            ? settlement.action
+            : delivery.replyTo !== undefined
+              ? 'error-reply'
+              : 'dropped';
+      }
+      return settlement;
     } finally {
       route.slots.release();
       if (--this.inFlight === 0 && this.idle) {
@@ -242,6 +252,17 @@ export class MessagingServer
         this.idle = undefined;
       }
     }
+  }
+
+  /**
+   * Runs the handler in the delivery's trace (a span, `currentMessage()`) when there is one to
+   * keep, else as it is: a delivery nobody traces pays for neither.
+   */
+  private run(route: Route, delivery: Delivery, ctx: MessageContext, payload: unknown) {
+    if (!this.tracer.handling) return this.runInProcessingHooks(ctx, route.handler, payload);
+    return this.tracer.handle(delivery, route.name, this.options.service, () =>
+      this.runInProcessingHooks(ctx, route.handler, payload),
+    );
   }
 
   /** A message the inbox says this route handled already: acknowledged without running. */
@@ -256,26 +277,42 @@ export class MessagingServer
     return { action: 'ack', reply: this.encodeErrorReply(error, new Date()) };
   }
 
+  /**
+   * Runs `handler` between Nest's processing start and end hooks and resolves with its result: the
+   * value of the promise Nest's handler proxy returns or, from an interceptor or a handler that returns
+   * one, the last value of an Observable.
+   */
   private runInProcessingHooks(
     ctx: MessageContext,
     handler: MessageHandler,
     payload: unknown,
   ): Promise<unknown> {
     return new Promise<unknown>((resolve, reject) => {
-      const started = this.runWithProcessingHooks(ctx, (runEndHook) =>
-        resultOf(handler(payload, ctx)).then(
-          (result) => {
-            runEndHook();
-            resolve(result);
-          },
-          (error: unknown) => {
-            runEndHook();
-            // Whatever was thrown (Nest's filters may turn it into a plain object) goes to the retry policy.
-            // eslint-disable-next-line @typescript-eslint/prefer-promise-reject-errors
-            reject(error);
-          },
-        ),
-      ) as unknown;
+      const started = this.runWithProcessingHooks(ctx, (runEndHook) => {
+        const done = (result: unknown): void => {
+          runEndHook();
+          resolve(result);
+        };
+        const failed = (error: unknown): void => {
+          runEndHook();
+          // Whatever was thrown (Nest's filters may turn it into a plain object) goes to the retry policy.
+          // eslint-disable-next-line @typescript-eslint/prefer-promise-reject-errors
+          reject(error);
+        };
+        const onValue = (value: unknown): Promise<void> | void =>
+          isObservable(value)
+            ? lastValueFrom(value, { defaultValue: undefined }).then(done, failed)
+            : done(value);
+        try {
+          const returned = handler(payload, ctx) as unknown;
+          return returned instanceof Promise
+            ? returned.then(onValue, failed)
+            : Promise.resolve(onValue(returned));
+        } catch (error) {
+          failed(error);
+          return Promise.resolve();
+        }
+      }) as unknown;
       // A start hook may return the promise of `done`; it only rejects if the hook itself failed.
       if (started instanceof Promise) started.catch(reject);
     });
@@ -354,7 +391,7 @@ export class MessagingServer
       return {
         body: encoded.body,
         contentType: encoded.contentType,
-        headers: encoded.headers ?? {},
+        headers: encoded.headers ?? NO_REPLY_HEADERS,
       };
     } catch (error) {
       return this.encodeErrorReply(error, new Date());
@@ -372,15 +409,6 @@ export class MessagingServer
       headers: { [MessagingHeaders.REPLY_ERROR]: failure.errorClass },
     };
   }
-}
-
-/**
- * What a handler produced: Nest's handler proxy returns a promise of the value or, with
- * interceptors or a handler that returns one, of an Observable, whose last value is the result.
- */
-async function resultOf(returned: unknown): Promise<unknown> {
-  const value = returned instanceof Promise ? await returned : returned;
-  return isObservable(value) ? lastValueFrom(value, { defaultValue: undefined }) : value;
 }
 
 function settleWithin(promise: Promise<unknown>, timeoutMs: number): Promise<boolean> {
