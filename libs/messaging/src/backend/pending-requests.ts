@@ -12,7 +12,11 @@ export class PendingRequest {
   resolve!: (reply: IncomingReply) => void;
   reject!: (error: Error) => void;
 
-  constructor(readonly key: string) {
+  constructor(
+    readonly key: string,
+    /** Its topic or queue, named by its errors. */
+    readonly target: string,
+  ) {
     this.promise = new Promise<IncomingReply>((resolve, reject) => {
       this.resolve = resolve;
       this.reject = reject;
@@ -43,8 +47,8 @@ export class PendingRequests {
    * {@link failWhere} give.
    */
   add(key: string, target: string, timeoutMs: number): PendingRequest {
-    const request = new PendingRequest(key);
-    request.timer = setTimeout(expire, timeoutMs, this, request, target, timeoutMs);
+    const request = new PendingRequest(key, target);
+    request.timer = setTimeout(expire, timeoutMs, this, request, timeoutMs);
     const first = this.waiting.get(key);
     if (!first) {
       this.waiting.set(key, request);
@@ -62,6 +66,12 @@ export class PendingRequests {
     if (!request || !this.remove(request)) return false;
     request.resolve(reply);
     return true;
+  }
+
+  /** Rejects the oldest request waiting with `key` (the broker returned it); false when none waits. */
+  reject(key: string, error: (request: PendingRequest) => Error): boolean {
+    const request = this.waiting.get(key);
+    return request !== undefined && this.fail(request, error(request));
   }
 
   /** Rejects `request` with `error` (its send failed, nobody can receive it); false if settled. */
@@ -107,11 +117,6 @@ export class PendingRequests {
 }
 
 /** A request's timer: one function for all, so that a request allocates no closure for it. */
-function expire(
-  pending: PendingRequests,
-  request: PendingRequest,
-  target: string,
-  timeoutMs: number,
-): void {
-  pending.fail(request, new RequestTimeoutError(target, timeoutMs));
+function expire(pending: PendingRequests, request: PendingRequest, timeoutMs: number): void {
+  pending.fail(request, new RequestTimeoutError(request.target, timeoutMs));
 }

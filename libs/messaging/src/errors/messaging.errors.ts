@@ -27,10 +27,17 @@ export class UnrecoverableError extends MessagingError {
 export class UnroutableError extends MessagingError {
   readonly code = 'UNROUTABLE';
 
-  constructor(readonly target: string) {
+  /** `request`: a volatile request that no instance consumes now. */
+  constructor(
+    readonly target: string,
+    kind: 'publish' | 'request' = 'publish',
+  ) {
     super(
-      `No queue is bound to '${target}': the message was not delivered to anyone. ` +
-        `Start a consumer of it first, or publish with { allowUnroutable: true } to accept this.`,
+      kind === 'request'
+        ? `No instance consumes '${target}' now: the request was not delivered to anyone. ` +
+            `Start a consumer of it first, or send it with { durable: true } to let it wait in the handler's queue.`
+        : `No queue is bound to '${target}': the message was not delivered to anyone. ` +
+            `Start a consumer of it first, or publish with { allowUnroutable: true } to accept this.`,
     );
   }
 }

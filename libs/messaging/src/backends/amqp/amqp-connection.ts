@@ -10,6 +10,7 @@
  */
 import type { Logger } from '@nestjs/common';
 import type { ChannelModel } from 'amqplib';
+import { coalesceWrites } from './amqp-wire';
 import type { BackendEventHub } from '../../backend/backend-events';
 import { BackendClosedError, MessagingError } from '../../errors/messaging.errors';
 import {
@@ -208,6 +209,7 @@ export class AmqpConnectionManager {
       this.hub.emitError(this.lastError);
       return false;
     }
+    coalesceWrites(conn);
     let dead = false;
     conn.on('error', (error: unknown) =>
       this.hub.emitError(sanitizeError(error, `AMQP connection to ${where}`)),

@@ -11,14 +11,9 @@ import { reconnectDelay } from './amqp-backend.options';
 import { sanitizeError, type AmqpConnectionManager } from './amqp-connection';
 import { toDelivery } from './amqp-messages';
 import { describeDelivery } from '../../backend/describe-delivery';
-import { AckBatcher } from './amqp-acks';
+import { ConsumerChannel } from './amqp-consumer-channel';
 import { AmqpSettler, type AmqpSettlerContext } from './amqp-settler';
-import {
-  assertDeadLetterQueue,
-  assertMainExchange,
-  assertWorkQueue,
-  queueExists,
-} from './amqp-topology';
+import { assertRequestQueue, declareSubscription } from './amqp-topology';
 
 /** What a consumer needs from its backend. */
 export interface AmqpConsumerContext extends AmqpSettlerContext {
@@ -27,21 +22,10 @@ export interface AmqpConsumerContext extends AmqpSettlerContext {
   isClosing(): boolean;
 }
 
-/** One channel carrying one consumer; acks go only to the channel that delivered. */
-interface ConsumerChannel {
-  readonly ch: Channel;
-  readonly conn: ChannelModel;
-  readonly acks: AckBatcher;
-  alive: boolean;
-  consumerTag?: string;
-  inFlight: number;
-  /** No longer consuming: close it once its in-flight deliveries are settled. */
-  retired: boolean;
-}
-
 /**
- * One subscription: a channel with prefetch = concurrency, the queue's topology, a consumer, and the
- * settlement of each delivery (reply, retry copy, dead letter, then ack). Re-subscribes by itself
+ * One subscription: a channel with prefetch = concurrency, the queue's topology, a consumer of the
+ * queue and one of the route's volatile requests (see `amqp-topology.ts`), and the settlement of each
+ * delivery (reply, retry copy, dead letter, then ack). Re-subscribes by itself
  * after a lost connection, an unexpected channel close, or a consumer cancelled by the broker (queue
  * deleted: the delivery callback gets `null`), with backoff, until {@link cancel}.
  */
@@ -75,7 +59,14 @@ export class AmqpConsumer implements BackendSubscription {
   /** Declares and starts consuming on the current connection; rejects on any topology error. */
   async start(): Promise<void> {
     const conn = await this.ctx.connection.waitForConnection(this.ctx.options.connectTimeoutMs);
-    await this.open(conn);
+    try {
+      await this.open(conn);
+    } catch (error) {
+      // The request queue's last consumer (an instance stopping) was cancelled between its
+      // declaration and our consume, and RabbitMQ deleted it: declare it again, once.
+      if ((error as { code?: unknown }).code !== 404) throw error;
+      await this.open(conn);
+    }
   }
 
   /** Stops intake (basic.cancel); in-flight deliveries still settle, then the channel closes. */
@@ -86,7 +77,7 @@ export class AmqpConsumer implements BackendSubscription {
     this.releaseHolds();
     const state = this.current;
     this.current = undefined;
-    if (state) await this.retire(state);
+    if (state) await state.retire();
   }
 
   /** Waits for in-flight deliveries to settle, at most `timeoutMs`. */
@@ -111,18 +102,13 @@ export class AmqpConsumer implements BackendSubscription {
 
   private async open(conn: ChannelModel): Promise<void> {
     const ch = await conn.createChannel();
-    const state: ConsumerChannel = {
+    const state = new ConsumerChannel(
       ch,
       conn,
-      acks: new AckBatcher({
-        ack: (msg, allUpTo) => this.onLiveChannel(state, 'ack', () => ch.ack(msg, allUpTo)),
-        nack: (msg, allUpTo, requeue) =>
-          this.onLiveChannel(state, 'requeue', () => ch.nack(msg, allUpTo, requeue)),
-      }),
-      alive: true,
-      inFlight: 0,
-      retired: false,
-    };
+      this.spec.queue,
+      this.ctx.connection,
+      this.ctx.logger,
+    );
     ch.on('error', (error: unknown) =>
       this.ctx.hub.emitError(sanitizeError(error, `AMQP channel of queue '${this.spec.queue}'`)),
     );
@@ -131,20 +117,21 @@ export class AmqpConsumer implements BackendSubscription {
       await ch.prefetch(
         this.spec.concurrency > 0 ? Math.floor(this.spec.concurrency) : this.ctx.options.prefetch,
       );
-      await this.declare(conn, ch);
+      await declareSubscription(conn, ch, this.ctx.options, this.spec);
       const { consumerTag } = await ch.consume(
         this.spec.queue,
         (msg) => this.onMessage(state, msg),
         { noAck: false },
       );
       state.consumerTag = consumerTag;
+      state.requestTag = await this.consumeRequests(ch, state);
     } catch (error) {
       state.alive = false;
       await ch.close().catch(() => undefined);
       throw sanitizeError(error, `subscribing to queue '${this.spec.queue}'`);
     }
     if (this.cancelled || this.ctx.isClosing()) {
-      await this.retire(state);
+      await state.retire();
       return;
     }
     this.current = state;
@@ -165,20 +152,17 @@ export class AmqpConsumer implements BackendSubscription {
     this.detachedSince ??= Date.now();
   }
 
-  private async declare(conn: ChannelModel, ch: Channel): Promise<void> {
-    const { options } = this.ctx;
-    if (this.spec.external) {
-      if (!(await queueExists(conn, this.spec.queue))) {
-        // Someone else's queue that does not exist yet: create it as plain as possible.
-        await ch.assertQueue(this.spec.queue, { durable: true });
-      }
-      if (options.assertTopology) await assertDeadLetterQueue(ch, options, this.spec.service);
-      return;
-    }
-    if (!options.assertTopology) return;
-    await assertMainExchange(ch, options);
-    await assertWorkQueue(ch, options, this.spec.queue, this.spec.service, this.spec.topics);
-    await assertDeadLetterQueue(ch, options, this.spec.service);
+  /**
+   * Consumes the route's volatile requests on `ch` (its own queue only, with the topology ours to
+   * declare: otherwise requests travel the durable way, see `AmqpRequester`).
+   */
+  private async consumeRequests(ch: Channel, state: ConsumerChannel): Promise<string | undefined> {
+    if (this.spec.external || !this.ctx.options.assertTopology) return undefined;
+    const queue = await assertRequestQueue(ch, this.ctx.options, this.spec.queue, this.spec.topics);
+    const { consumerTag } = await ch.consume(queue, (msg) => this.onMessage(state, msg), {
+      noAck: false,
+    });
+    return consumerTag;
   }
 
   private onChannelClose(state: ConsumerChannel): void {
@@ -201,13 +185,13 @@ export class AmqpConsumer implements BackendSubscription {
         `RabbitMQ cancelled the consumer of queue '${this.spec.queue}' (queue deleted?); re-subscribing`,
       );
       if (this.current === state) this.detached();
-      void this.retire(state);
+      void state.retire();
       this.scheduleRestore();
       return;
     }
     if (this.cancelled || this.ctx.isClosing() || state.retired) {
       // Arrived after cancel: hand it back for another consumer.
-      this.settleOnChannel(state, msg, 'requeue');
+      state.settle(msg, 'requeue');
       return;
     }
     void this.handle(state, msg);
@@ -224,7 +208,7 @@ export class AmqpConsumer implements BackendSubscription {
     } finally {
       state.inFlight--;
       if (--this.inFlight === 0) for (const idle of this.idleWaiters.splice(0)) idle();
-      if (state.retired && state.inFlight === 0) void this.closeState(state);
+      if (state.retired && state.inFlight === 0) void state.close();
     }
   }
 
@@ -242,14 +226,14 @@ export class AmqpConsumer implements BackendSubscription {
           `handler of '${this.spec.queue}' rejected ${describeDelivery(delivery)}`,
         ),
       );
-      this.settleOnChannel(state, msg, 'requeue');
+      state.settle(msg, 'requeue');
       return;
     }
     // Replies are sent after the ack: a crafted reply address (`amq.rabbitmq.reply-to.` followed by
     // garbage) makes RabbitMQ 3.10 close the whole connection (541); acked first, such a message costs
     // one reconnect instead of a redelivery loop. A reply lost to a crash leaves its caller to time out.
     if (settlement.action === 'ack') {
-      this.settleOnChannel(state, msg, settlement.reply ? 'ack-now' : 'ack');
+      state.settle(msg, settlement.reply ? 'ack-now' : 'ack');
       if (settlement.reply) this.settler.sendReply(delivery, settlement.reply);
       return;
     }
@@ -270,64 +254,14 @@ export class AmqpConsumer implements BackendSubscription {
         ),
       );
       await this.hold(delayMs);
-      this.settleOnChannel(state, msg, 'requeue');
+      state.settle(msg, 'requeue');
       return;
     }
     const replying = settlement.action === 'dead-letter' && settlement.reply !== undefined;
-    this.settleOnChannel(state, msg, replying ? 'ack-now' : 'ack');
+    state.settle(msg, replying ? 'ack-now' : 'ack');
     if (settlement.action === 'dead-letter' && settlement.reply) {
       this.settler.sendReply(delivery, settlement.reply);
     }
-  }
-
-  /**
-   * Acks (batched, or at once before a reply) or requeues on the delivering channel only; after a
-   * reconnect the broker redelivers instead.
-   */
-  private settleOnChannel(
-    state: ConsumerChannel,
-    msg: ConsumeMessage,
-    how: 'ack' | 'ack-now' | 'requeue',
-  ): void {
-    if (!this.isLive(state, how)) return;
-    const tag = msg.fields.deliveryTag;
-    if (how === 'ack') state.acks.ack(tag);
-    else if (how === 'ack-now') state.acks.ackNow(tag);
-    else state.acks.requeue(tag);
-  }
-
-  /** Runs `send` (an ack or nack frame) if the channel that delivered is still the live one. */
-  private onLiveChannel(state: ConsumerChannel, what: string, send: () => void): void {
-    if (!this.isLive(state, what)) return;
-    try {
-      send();
-    } catch (error) {
-      this.ctx.logger.debug(
-        `Could not ${what} on the channel of '${this.spec.queue}': ${sanitizeError(error).message}`,
-      );
-    }
-  }
-
-  private isLive(state: ConsumerChannel, what: string): boolean {
-    if (state.alive && this.ctx.connection.current === state.conn) return true;
-    this.ctx.logger.debug(
-      `Dropped the ${what} of a delivery of '${this.spec.queue}': its channel is gone (it will be redelivered)`,
-    );
-    return false;
-  }
-
-  /** Sends the acks still owed, then closes the channel. */
-  private async closeState(state: ConsumerChannel): Promise<void> {
-    state.acks.flush();
-    await state.ch.close().catch(() => undefined);
-  }
-
-  /** Stops consuming on `state`, and closes it now or when its in-flight deliveries are settled. */
-  private async retire(state: ConsumerChannel): Promise<void> {
-    state.retired = true;
-    if (!state.alive) return;
-    if (state.consumerTag) await state.ch.cancel(state.consumerTag).catch(() => undefined);
-    if (state.inFlight === 0) await this.closeState(state);
   }
 
   /** Closes the channel whatever is in flight (the backend is closing). */
@@ -337,7 +271,7 @@ export class AmqpConsumer implements BackendSubscription {
     this.releaseHolds();
     const state = this.current;
     this.current = undefined;
-    if (state?.alive) await this.closeState(state);
+    if (state?.alive) await state.close();
   }
 
   private hold(delayMs: number): Promise<void> {

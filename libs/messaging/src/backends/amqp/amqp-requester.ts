@@ -1,79 +1,87 @@
-import type { ConfirmChannel, ConsumeMessage } from 'amqplib';
+import type { Channel, ConfirmChannel, ConsumeMessage } from 'amqplib';
+import type { BackendEventHub } from '../../backend/backend-events';
 import type { IncomingReply, OutgoingMessage } from '../../backend/broker-backend.interface';
+import { type PendingRequest, PendingRequests } from '../../backend/pending-requests';
 import {
   BackendClosedError,
   PublishFailedError,
-  RequestTimeoutError,
+  UnroutableError,
 } from '../../errors/messaging.errors';
+import type { ResolvedAmqpOptions } from './amqp-backend.options';
+import { sanitizeError, type AmqpConnectionManager } from './amqp-connection';
 import type { PublishCommand, PublisherChannelHooks } from './amqp-publish-command';
+import { requestExchangeName } from './amqp-topology';
 
 /** RabbitMQ's direct reply-to pseudo-queue: no reply queue to declare or delete. */
 export const DIRECT_REPLY_TO = 'amq.rabbitmq.reply-to';
 
-interface PendingRequest {
-  channel?: ConfirmChannel;
-  settle(error: Error | undefined, reply?: IncomingReply): void;
-}
-
 /**
- * Request/reply over direct reply-to. The pseudo-queue must be consumed (no-ack) on the channel that
- * publishes the requests, so this hooks into the publisher's channel: {@link opened} starts the reply
- * consumer on each new publisher channel, and {@link closed} fails the requests written on a channel
- * that died (their replies can no longer arrive there).
+ * Request/reply over direct reply-to, whose pseudo-queue must be consumed (no-ack) on the channel
+ * that publishes the requests:
+ *
+ * | request  | channel                                   | published                                                 |
+ * | -------- | ----------------------------------------- | --------------------------------------------------------- |
+ * | volatile | a plain channel of its own, opened by the first request on each connection | to `<exchange>.requests` (a named queue: straight to it), non-persistent, `mandatory`, expiring with its timeout, unconfirmed: a `basic.return` fails it at once with `UnroutableError` |
+ * | durable  | the publisher's confirm channel ({@link opened} hooks into each) | to the main exchange like an event: persistent, confirmed |
+ *
+ * With `assertTopology: false` every request is durable: the request exchange and queues are ours
+ * to declare. A request whose channel closes before its reply fails: the reply could only have come
+ * back there.
  */
 export class AmqpRequester implements PublisherChannelHooks {
-  private readonly pending = new Map<string, PendingRequest[]>();
+  private readonly pending = new PendingRequests();
+  /** The channel of volatile requests, once open. */
+  private channel?: Channel;
+  private opening?: Promise<Channel>;
+  private closing = false;
 
-  /** Starts consuming replies on a new publisher channel. */
+  constructor(
+    private readonly connection: AmqpConnectionManager,
+    private readonly options: ResolvedAmqpOptions,
+    private readonly hub: BackendEventHub,
+  ) {}
+
+  /** Starts consuming replies on a new publisher channel (durable requests). */
   async opened(channel: ConfirmChannel): Promise<void> {
     await channel.consume(DIRECT_REPLY_TO, (msg) => this.onReply(msg), { noAck: true });
   }
 
   /** Fails the requests whose replies were to come on `channel`. */
-  closed(channel: ConfirmChannel): void {
-    for (const list of [...this.pending.values()]) {
-      for (const request of [...list]) {
-        if (request.channel === channel) {
-          request.settle(
-            new PublishFailedError(
-              'The channel to RabbitMQ the reply was to come on closed while waiting for it; the request may or may not have been handled',
-            ),
-          );
-        }
-      }
-    }
+  closed(channel: Channel): void {
+    this.pending.failWhere(
+      (tag) => tag === channel,
+      () =>
+        new PublishFailedError(
+          'The channel to RabbitMQ the reply was to come on closed while waiting for it; the request may or may not have been handled',
+        ),
+    );
   }
 
   /**
-   * Publishes `message` with a reply address through `publish` and resolves with the first reply
-   * carrying its correlation id (`correlationId`, or `messageId` when there is none).
+   * Sends `message` as a request and resolves with the first reply carrying its correlation id
+   * (`correlationId`, or `messageId` when there is none). A durable request is written by
+   * `publishDurable` (the publisher: confirmed, and resent after a lost channel only before it was
+   * written) as `toCommand` builds it.
    */
   request(
     message: OutgoingMessage,
     timeoutMs: number,
+    durable: boolean,
     toCommand: (message: OutgoingMessage) => Omit<PublishCommand, 'timeoutMs' | 'onWritten'>,
-    publish: (command: PublishCommand) => Promise<void>,
+    publishDurable: (command: PublishCommand) => Promise<void>,
   ): Promise<IncomingReply> {
+    if (this.closing) {
+      return Promise.reject(new BackendClosedError('AmqpBackend is closed: cannot send a request'));
+    }
     const correlationId = message.correlationId ?? message.messageId;
-    const target = message.queue ?? message.topic ?? '';
-    return new Promise<IncomingReply>((resolve, reject) => {
-      const timer = setTimeout(
-        () => request.settle(new RequestTimeoutError(target, timeoutMs)),
-        timeoutMs,
-      );
-      const request: PendingRequest = {
-        settle: (error, reply) => {
-          if (!this.remove(correlationId, request)) return;
-          clearTimeout(timer);
-          if (error) reject(error);
-          else resolve(reply as IncomingReply);
-        },
-      };
-      const list = this.pending.get(correlationId);
-      if (list) list.push(request);
-      else this.pending.set(correlationId, [request]);
+    const request = this.pending.add(
+      correlationId,
+      message.queue ?? message.topic ?? '',
+      timeoutMs,
+    );
+    if (durable || !this.options.assertTopology) {
       const base = toCommand({ ...message, correlationId });
-      publish({
+      publishDurable({
         ...base,
         // No `expiration`: a work queue dead-letters what expires. The deadline header lets the
         // server skip a request whose caller stopped waiting.
@@ -81,39 +89,126 @@ export class AmqpRequester implements PublisherChannelHooks {
         timeoutMs,
         once: true,
         onWritten: (channel) => {
-          request.channel = channel;
+          request.tag = channel;
         },
-      }).catch((error: Error) => request.settle(error));
-    });
+      }).catch((error: Error) => this.pending.fail(request, error));
+    } else {
+      const ch = this.channel;
+      if (ch) this.write(ch, request, message, timeoutMs);
+      else {
+        this.open().then(
+          (opened) => this.write(opened, request, message, timeoutMs),
+          (error: Error) => this.pending.fail(request, error),
+        );
+      }
+    }
+    return request.promise;
   }
 
-  /** Fails every pending request with `BackendClosedError`. */
-  close(): void {
-    for (const list of [...this.pending.values()]) {
-      for (const request of [...list])
-        request.settle(new BackendClosedError('AmqpBackend closed before the reply arrived'));
+  /** Fails every pending request with `BackendClosedError` and closes the request channel. */
+  async close(): Promise<void> {
+    this.closing = true;
+    this.pending.failAll(
+      () => new BackendClosedError('AmqpBackend closed before the reply arrived'),
+    );
+    const ch = this.channel ?? (await this.opening?.catch(() => undefined));
+    this.channel = undefined;
+    await ch?.close().catch(() => undefined);
+  }
+
+  /** Writes a volatile request on `ch`; what RabbitMQ cannot route comes back as a return. */
+  private write(
+    ch: Channel,
+    request: PendingRequest,
+    message: OutgoingMessage,
+    timeoutMs: number,
+  ): void {
+    const queue = message.queue;
+    try {
+      ch.publish(
+        queue === undefined ? requestExchangeName(this.options.exchange) : '',
+        queue ?? (message.topic as string),
+        message.body,
+        {
+          mandatory: true,
+          expiration: timeoutMs,
+          replyTo: DIRECT_REPLY_TO,
+          correlationId: request.key,
+          messageId: message.messageId,
+          contentType: message.contentType,
+          timestamp: Math.floor(message.timestamp / 1000),
+          headers: message.headers,
+        },
+      );
+      request.tag = ch;
+    } catch (error) {
+      this.pending.fail(
+        request,
+        new PublishFailedError(
+          `Could not send the request to '${request.target}': ${sanitizeError(error).message}`,
+        ),
+      );
     }
+  }
+
+  /** The channel of volatile requests, opened on the current connection (once for all callers). */
+  private open(): Promise<Channel> {
+    this.opening ??= this.openChannel().finally(() => {
+      this.opening = undefined;
+    });
+    return this.opening;
+  }
+
+  private async openChannel(): Promise<Channel> {
+    const conn = await this.connection.waitForConnection(this.options.publishTimeoutMs);
+    const ch = await conn.createChannel();
+    ch.on('error', (error: unknown) =>
+      this.hub.emitError(sanitizeError(error, 'AMQP request channel')),
+    );
+    ch.on('return', (msg: ConsumeMessage) => this.onReturn(msg));
+    ch.on('close', () => {
+      if (this.channel === ch) this.channel = undefined;
+      this.closed(ch);
+    });
+    try {
+      await ch.consume(DIRECT_REPLY_TO, (msg) => this.onReply(msg), { noAck: true });
+    } catch (error) {
+      await ch.close().catch(() => undefined);
+      throw sanitizeError(error, 'opening the AMQP request channel');
+    }
+    if (this.closing) {
+      await ch.close().catch(() => undefined);
+      throw new BackendClosedError('AmqpBackend is closed: cannot send a request');
+    }
+    this.channel = ch;
+    return ch;
+  }
+
+  /** RabbitMQ returned a volatile request: no instance consumes a route it matches now. */
+  private onReturn(msg: ConsumeMessage): void {
+    const correlationId = msg.properties.correlationId as string | undefined;
+    if (correlationId === undefined) return;
+    this.pending.reject(
+      correlationId,
+      (request) =>
+        new UnroutableError(
+          msg.fields.exchange === '' ? `queue ${request.target}` : request.target,
+          'request',
+        ),
+    );
   }
 
   private onReply(msg: ConsumeMessage | null): void {
     if (!msg) return;
     const correlationId = msg.properties.correlationId as string | undefined;
-    const request = correlationId === undefined ? undefined : this.pending.get(correlationId)?.[0];
-    if (!request) return;
-    request.settle(undefined, {
+    if (correlationId === undefined) return;
+    this.pending.settle(correlationId, {
       body: msg.content,
-      headers: { ...(msg.properties.headers ?? {}) },
+      headers: msg.properties.headers ?? NO_HEADERS,
       contentType: msg.properties.contentType as string | undefined,
       contentEncoding: msg.properties.contentEncoding as string | undefined,
     });
   }
-
-  private remove(correlationId: string, request: PendingRequest): boolean {
-    const list = this.pending.get(correlationId);
-    const index = list ? list.indexOf(request) : -1;
-    if (!list || index < 0) return false;
-    list.splice(index, 1);
-    if (list.length === 0) this.pending.delete(correlationId);
-    return true;
-  }
 }
+
+const NO_HEADERS: Readonly<Record<string, unknown>> = Object.freeze({});

@@ -13,6 +13,8 @@
  * | `messaging.delay.<ms>`        | queue, TTL `<ms>`        | holds delayed publishes; on expiry dead-letters to `messaging`|
  * | `<service>.dead-letter`       | queue (quorum), durable  | the service's dead letters                                   |
  * | `<service>.dead-letter.lock`  | queue, exclusive         | held while one instance lists or replays them (a lock)       |
+ * | `messaging.requests`          | topic exchange, durable  | volatile requests (`request()` without `durable`)            |
+ * | `messaging.requests.<queue>`  | queue (classic), transient, auto-delete | a route's volatile requests; lives while its consumers do |
  *
  * A retry copy is published to `messaging.retry.<tier>` with the failing queue's name as routing
  * key. The fanout ignores the key; when the TTL expires the broker dead-letters the copy to the default
@@ -25,11 +27,20 @@
  * messages only at the head of a queue). Requested delays are rounded UP to {@link DELAY_TIERS_MS},
  * so jittered delays reuse a bounded set of queues.
  *
+ * A volatile request is worth nothing once its caller gave up, so it skips what makes an event
+ * durable: it is published to `messaging.requests` (non-persistent, unconfirmed, `mandatory`, expiring
+ * with its timeout), whose bindings mirror the main exchange's, into a transient queue per route that
+ * RabbitMQ deletes with its last consumer: a request nobody consumes now is returned at once
+ * (`UnroutableError`), and none waits for an instance that is gone. A durable request
+ * (`request({ durable: true })`) goes through `messaging` into the route's own queue like an event.
+ *
  * Work queues dead-letter to `<service>.dead-letter` too, but only when a quorum queue's
  * `x-delivery-limit` is exceeded (a message that crashes its consumer in a loop); library retries
  * never count there because each retry is a new copy and the original is acknowledged.
  */
+import { createHash } from 'node:crypto';
 import type { Channel, ChannelModel } from 'amqplib';
+import type { SubscriptionSpec } from '../../backend/broker-backend.interface';
 import { deadLetterQueueName } from '../../backend/queue-names';
 import type { ResolvedAmqpOptions } from './amqp-backend.options';
 
@@ -67,6 +78,51 @@ export function isTierQueue(exchange: string, queue: string): boolean {
 /** Declares the main topic exchange. */
 export async function assertMainExchange(ch: Channel, options: ResolvedAmqpOptions): Promise<void> {
   await ch.assertExchange(options.exchange, 'topic', { durable: true });
+}
+
+/** The exchange of volatile requests of the main exchange `exchange`. */
+export function requestExchangeName(exchange: string): string {
+  return `${exchange}.requests`;
+}
+
+/**
+ * The transient queue of the volatile requests of route queue `queue`: the same for every instance
+ * of the route; a name over RabbitMQ's 255 bytes is shortened to a hash of the route's queue.
+ */
+export function requestQueueName(exchange: string, queue: string): string {
+  const name = `${requestExchangeName(exchange)}.${queue}`;
+  if (Buffer.byteLength(name) <= 255) return name;
+  return `${requestExchangeName(exchange)}.${createHash('sha256').update(queue).digest('hex')}`;
+}
+
+/** Declares the exchange of volatile requests (next to the main one, on every connection). */
+export async function assertRequestExchange(
+  ch: Channel,
+  options: ResolvedAmqpOptions,
+): Promise<void> {
+  await ch.assertExchange(requestExchangeName(options.exchange), 'topic', { durable: true });
+}
+
+/**
+ * Declares a route's request queue (transient, auto-delete, classic whatever `queueType`: a quorum
+ * queue cannot be transient) and binds it to the route's topics on the request exchange. Returns its
+ * name.
+ */
+export async function assertRequestQueue(
+  ch: Channel,
+  options: ResolvedAmqpOptions,
+  queue: string,
+  topics: readonly string[],
+): Promise<string> {
+  const name = requestQueueName(options.exchange, queue);
+  await ch.assertQueue(name, {
+    durable: false,
+    autoDelete: true,
+    arguments: { 'x-queue-type': 'classic' },
+  });
+  const exchange = requestExchangeName(options.exchange);
+  for (const topic of topics) await ch.bindQueue(name, exchange, topic);
+  return name;
 }
 
 /** Declares a subscription's work queue and binds it to each of its topic patterns. */
@@ -115,6 +171,30 @@ export async function assertTier(
   await ch.assertExchange(name, 'fanout', { durable: true });
   await ch.assertQueue(name, { durable: true, arguments: args });
   await ch.bindQueue(name, name, '');
+}
+
+/**
+ * Declares what a subscription consumes: its work queue with its bindings, the exchanges, its
+ * service's dead-letter queue; for a named queue (`spec.external`), the queue only if it does not
+ * exist (as plain as possible: it is someone else's) and the dead-letter queue. Nothing of ours with
+ * `assertTopology: false`.
+ */
+export async function declareSubscription(
+  conn: ChannelModel,
+  ch: Channel,
+  options: ResolvedAmqpOptions,
+  spec: SubscriptionSpec,
+): Promise<void> {
+  if (spec.external) {
+    if (!(await queueExists(conn, spec.queue))) await ch.assertQueue(spec.queue, { durable: true });
+    if (options.assertTopology) await assertDeadLetterQueue(ch, options, spec.service);
+    return;
+  }
+  if (!options.assertTopology) return;
+  await assertMainExchange(ch, options);
+  await assertRequestExchange(ch, options);
+  await assertWorkQueue(ch, options, spec.queue, spec.service, spec.topics);
+  await assertDeadLetterQueue(ch, options, spec.service);
 }
 
 /**

@@ -37,7 +37,7 @@ import { AmqpPublisher } from './amqp-publisher';
 import type { PublishCommand } from './amqp-publish-command';
 import { AmqpRequester } from './amqp-requester';
 import { AmqpTiers } from './amqp-tiers';
-import { assertMainExchange, queueExists } from './amqp-topology';
+import { assertMainExchange, assertRequestExchange, queueExists } from './amqp-topology';
 
 /**
  * RabbitMQ backend over `amqplib`: durable topic routing, publisher confirms, TTL-tier retries that go
@@ -56,7 +56,7 @@ export class AmqpBackend implements BrokerBackend {
   private readonly options: ResolvedAmqpOptions;
   private readonly connection: AmqpConnectionManager;
   private readonly publisher: AmqpPublisher;
-  private readonly requester = new AmqpRequester();
+  private readonly requester: AmqpRequester;
   private readonly deadLetters: AmqpDeadLetters;
   private readonly consumers = new Set<AmqpConsumer>();
   /** Cancelled consumers whose deliveries still settle (retry copies, dead letters): close waits. */
@@ -72,6 +72,7 @@ export class AmqpBackend implements BrokerBackend {
       setup: (conn) => this.setupConnection(conn),
       lost: () => this.connectionLost(),
     });
+    this.requester = new AmqpRequester(this.connection, this.options, this.hub);
     this.publisher = new AmqpPublisher(
       this.connection,
       this.options,
@@ -123,17 +124,23 @@ export class AmqpBackend implements BrokerBackend {
     }
   }
 
-  /** Sends a request over direct reply-to; see {@link BrokerBackend.request}. */
-  async request(message: OutgoingMessage, options: BackendRequestOptions): Promise<IncomingReply> {
-    this.assertOpen();
+  /**
+   * Sends a request over direct reply-to, volatile or durable (see `AmqpRequester`); see
+   * {@link BrokerBackend.request}.
+   */
+  request(message: OutgoingMessage, options: BackendRequestOptions): Promise<IncomingReply> {
+    if (this.closing) return Promise.reject(new BackendClosedError('AmqpBackend is closed'));
     if (message.delayMs !== undefined && message.delayMs > 0) {
-      throw new MessagingConfigError(
-        'AmqpBackend: a request cannot be delayed (delayMs); send it without a delay.',
+      return Promise.reject(
+        new MessagingConfigError(
+          'AmqpBackend: a request cannot be delayed (delayMs); send it without a delay.',
+        ),
       );
     }
     return this.requester.request(
       message,
       options.timeoutMs,
+      options.durable,
       (m) => this.directCommand(m, true),
       (command) => this.publisher.publish(command),
     );
@@ -228,7 +235,7 @@ export class AmqpBackend implements BrokerBackend {
     await Promise.all(consumers.map((c) => c.cancel()));
     // Settlements still running publish their copies before the publisher closes.
     await Promise.all(consumers.map((c) => c.drain(this.options.publishTimeoutMs)));
-    this.requester.close();
+    await this.requester.close();
     await this.publisher.close();
     await Promise.all(consumers.map((c) => c.closeChannel()));
     await this.tiers.close();
@@ -247,6 +254,7 @@ export class AmqpBackend implements BrokerBackend {
       ch.on('error', () => undefined);
       try {
         await assertMainExchange(ch, this.options);
+        await assertRequestExchange(ch, this.options);
       } finally {
         await ch.close().catch(() => undefined);
       }

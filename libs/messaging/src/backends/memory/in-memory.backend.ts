@@ -103,7 +103,11 @@ export class InMemoryBackend implements BrokerBackend {
     const reached = options.durable
       ? this.broker.route(message, replyTo)
       : this.broker.routeRequest(message, replyTo);
-    if (reached === 0) this.pendingRequests.fail(request, unroutable(message));
+    if (reached === 0)
+      this.pendingRequests.fail(
+        request,
+        unroutable(message, options.durable ? 'publish' : 'request'),
+      );
     return request.promise;
   }
 
@@ -183,6 +187,9 @@ export class InMemoryBackend implements BrokerBackend {
 /** What a publish the broker took at once resolves with (shared: it allocates nothing). */
 const PUBLISHED: Promise<void> = Promise.resolve();
 
-function unroutable(message: OutgoingMessage): UnroutableError {
-  return new UnroutableError(message.topic ?? `queue ${message.queue}`);
+function unroutable(
+  message: OutgoingMessage,
+  kind: 'publish' | 'request' = 'publish',
+): UnroutableError {
+  return new UnroutableError(message.topic ?? `queue ${message.queue}`, kind);
 }
