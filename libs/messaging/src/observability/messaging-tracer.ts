@@ -56,7 +56,24 @@ interface OpenTelemetryApi {
   SpanStatusCode: { ERROR: number };
 }
 
-/** `@opentelemetry/api` if it is installed, loaded once; nothing is loaded without it. */
+/**
+ * Where `@opentelemetry/api` (major version 1) keeps what an SDK registers: a tracer provider, a
+ * context manager. Read without loading the API, which costs a process about 7 MB.
+ */
+const OPENTELEMETRY_GLOBALS = Symbol.for('opentelemetry.js.api.1');
+
+/** Whether something registered a tracer provider with OpenTelemetry's API in this process. */
+function tracerProviderRegistered(): boolean {
+  const globals = (globalThis as Record<symbol, { trace?: unknown } | undefined>)[
+    OPENTELEMETRY_GLOBALS
+  ];
+  return globals?.trace !== undefined;
+}
+
+/**
+ * `@opentelemetry/api` if it is installed, loaded once, and only once a tracer provider was
+ * registered: an app that never sets up OpenTelemetry does not pay for loading it.
+ */
 let openTelemetry: OpenTelemetryApi | null | undefined;
 function loadOpenTelemetry(): OpenTelemetryApi | undefined {
   if (openTelemetry === undefined) {
@@ -99,11 +116,13 @@ export interface TracedMessage {
  * child of the producer's span on every attempt, and the handler runs with it as active span.
  */
 export class MessagingTracer {
-  private readonly api: OpenTelemetryApi | undefined;
-  private readonly tracer?: Tracer;
+  /** OpenTelemetry's API and this library's tracer, once a provider was registered. */
+  private api?: OpenTelemetryApi;
+  private tracer?: Tracer;
   /** What the global provider delegates to while no SDK registered one: OpenTelemetry's no-op. */
-  private readonly noProvider: unknown;
+  private noProvider: unknown;
 
+  private readonly spans: boolean;
   private readonly scope: RequestContextMode;
 
   /**
@@ -114,23 +133,30 @@ export class MessagingTracer {
     private readonly system: string,
     { spans = true, scope = 'auto' }: { spans?: boolean; scope?: RequestContextMode } = {},
   ) {
+    this.spans = spans;
     this.scope = scope;
-    this.api = spans ? loadOpenTelemetry() : undefined;
-    if (this.api) {
-      this.tracer = this.api.trace.getTracer('nest-messaging');
-      this.noProvider = new this.api.ProxyTracerProvider().getDelegate?.();
-    }
   }
 
   /**
    * OpenTelemetry, while a tracer provider is registered. Without one its no-op spans would cost a
-   * delivery several microseconds for nothing, so none is made.
+   * delivery several microseconds for nothing, so none is made (and the API is not even loaded).
    */
   private get otel(): OpenTelemetryApi | undefined {
-    const api = this.api;
+    if (!this.spans || !tracerProviderRegistered()) return undefined;
+    const api = this.api ?? this.loadApi();
     if (!api) return undefined;
     const delegate = api.trace.getTracerProvider().getDelegate?.();
     return delegate === undefined || delegate !== this.noProvider ? api : undefined;
+  }
+
+  private loadApi(): OpenTelemetryApi | undefined {
+    const api = loadOpenTelemetry();
+    if (api) {
+      this.tracer = api.trace.getTracer('nest-messaging');
+      this.noProvider = new api.ProxyTracerProvider().getDelegate?.();
+      this.api = api;
+    }
+    return api;
   }
 
   /** Starts the trace of one publish; `headers` are the message's own (a `traceparent` there wins). */
