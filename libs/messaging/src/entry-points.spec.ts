@@ -96,6 +96,8 @@ describe('entry points', () => {
       [
         'BackendEventHub',
         'MessagingHeaders',
+        'PendingRequest',
+        'PendingRequests',
         'attemptOf',
         'deadLetterHeaders',
         'deadLetterQueueName',

@@ -46,6 +46,7 @@ export {
   type StoredMessage,
 } from './message-headers';
 export { BackendEventHub } from './backend-events';
+export { PendingRequest, PendingRequests } from './pending-requests';
 export { topicMatches } from './topic-matcher';
 export { deadLetterQueueName } from './queue-names';
 export type { BackendContractOptions };
