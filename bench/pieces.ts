@@ -21,6 +21,7 @@ import {
 } from '../libs/messaging/src';
 import type { Delivery } from '../libs/messaging/src/backend/broker-backend.interface';
 import { MessageCodec } from '../libs/messaging/src/codec/message-codec';
+import { HandlerSlots } from '../libs/messaging/src/server/handler-slots';
 
 const CALLS = 200_000;
 const WARM_UP = 5_000;
@@ -72,7 +73,13 @@ async function runPiece(piece: string): Promise<void> {
   };
   const ctx = new MessageContext(delivery, 'pieces');
   const payload = { id: 1, pad: 'x' };
-  const route = { name: 'Handler.handle', handler, retry: false, deadLetter: true };
+  const route = {
+    name: 'Handler.handle',
+    handler,
+    retry: false,
+    deadLetter: true,
+    slots: new HandlerSlots(100),
+  };
   const onDelivery = (
     server as unknown as { onDelivery(r: unknown, d: Delivery): Promise<unknown> }
   ).onDelivery.bind(server);
