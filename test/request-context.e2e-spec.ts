@@ -15,8 +15,9 @@ import { parseTraceparent, traceIdOf } from '../libs/messaging/src/observability
 
 /**
  * When handlers run in the request scope (`requestContext`). Jest gives this file a module registry
- * of its own, so nothing has called `currentMessage()` before its first test (the tests run in
- * order); `true` is checked the same way in request-context-on.e2e-spec.ts.
+ * of its own, so nothing has called `currentMessage()` before its first two tests (they run in order;
+ * the second is the first to read it); `true` is checked the same way in
+ * request-context-on.e2e-spec.ts.
  */
 const broker = new InMemoryBroker();
 const h = useContractHarness(() => new InMemoryBackend({ broker }), { servicePrefix: 'rctx' });
@@ -57,6 +58,35 @@ export async function startApp(options: Partial<MessagingModuleOptions>) {
 }
 
 describe('request context', () => {
+  it("'auto' (the default): a message that carries a trace continues it, read or not", async () => {
+    const { service, topic } = h.unique();
+    const downstream: Array<string | undefined> = [];
+    @Controller()
+    class Forwarder {
+      constructor(private readonly publisher: MessagingPublisher) {}
+
+      @Consume(topic)
+      async forward(): Promise<void> {
+        await Promise.resolve();
+        await new MessageProducer({ topic: `${topic}.next` }, this.publisher).publish({});
+      }
+
+      @Consume(`${topic}.next`)
+      next(@Ctx() ctx: MessageContext): void {
+        downstream.push(ctx.headers.traceparent as string | undefined);
+      }
+    }
+    const app = await h.start(service, [Forwarder]);
+    // Sent by a traced service upstream; nothing in this process reads currentMessage().
+    const upstream = '00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01';
+    await new MessageProducer({ topic }, app.get(MessagingPublisher)).publish(
+      {},
+      { headers: { traceparent: upstream } },
+    );
+    await waitFor(() => downstream.length === 1);
+    expect(parseTraceparent(downstream[0])?.traceId).toBe('4bf92f3577b34da6a3ce929d0e0e4736');
+  });
+
   it("'auto' (the default): no scope until something reads it, then the scope and the trace", async () => {
     const warn = jest.spyOn(Logger.prototype, 'warn');
     try {

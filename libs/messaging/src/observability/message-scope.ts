@@ -31,10 +31,10 @@ const scope = new AsyncLocalStorage<CurrentMessage>();
 
 /**
  * Whether anything in this process has asked for the current message. On Node 20 the scope is not
- * free: once a store is entered, every promise of the process pays AsyncLocalStorage's hooks (about
- * 7 µs of CPU per message through the in-memory pipeline, a third of its throughput). So in `'auto'`
- * mode handlers enter it only from the first call of `currentMessage()` on, which a logger that
- * stamps its lines with it makes at start-up.
+ * free: once a store is entered, every promise of the process pays AsyncLocalStorage's hooks (a
+ * third of the in-memory pipeline's time: docs/performance.md). So in `'auto'` mode handlers enter it
+ * only from the first call of `currentMessage()` on, which a logger that stamps its lines with it
+ * makes at start-up (or for a message that carries a trace: `MessagingTracer`).
  */
 let read = false;
 /** A handler ran without the scope while `'auto'` waited for a reader (for the first read's warning). */
@@ -71,8 +71,11 @@ export function scopedMessage(): CurrentMessage | undefined {
   return scope.getStore();
 }
 
-/** Whether a handler runs in the scope under `mode`: see {@link RequestContextMode}. */
-export function wantsScope(mode: RequestContextMode): boolean {
+/**
+ * Whether a handler runs in the scope under `mode` (see {@link RequestContextMode}). A handler that
+ * does not under `'auto'` is recorded, for the warning of a first read that comes too late.
+ */
+export function enterScope(mode: RequestContextMode): boolean {
   if (mode === 'auto') {
     if (read) return true;
     ranUnscoped = true;

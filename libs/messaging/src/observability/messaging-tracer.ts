@@ -4,7 +4,7 @@ import {
   type RequestContextMode,
   runWithMessage,
   scopedMessage,
-  wantsScope,
+  enterScope,
 } from './message-scope';
 import {
   formatTraceparent,
@@ -192,20 +192,29 @@ export class MessagingTracer {
   }
 
   /**
-   * Whether {@link handle} has anything to do for the next delivery: a span to make (a tracer
-   * provider is registered) or a scope to enter. When not, the server runs the handler as it is: a
-   * delivery nobody traces costs nothing here, not even the parsing of its `traceparent`.
+   * Whether {@link handle} has anything to do for `delivery`: a span to make (a tracer provider is
+   * registered) or a scope to enter. When not, the server runs the handler as it is: a delivery
+   * nobody traces costs nothing here, not even the parsing of its `traceparent`.
    */
-  get handling(): boolean {
-    return this.otel !== undefined || wantsScope(this.scope);
+  handles(delivery: Delivery): boolean {
+    return this.otel !== undefined || this.scoped(delivery);
+  }
+
+  /**
+   * Whether the handling of `delivery` enters the scope: `requestContext: true`; or `'auto'` once
+   * something read `currentMessage()`, or for a message that carries a trace (someone upstream
+   * traces: what the handler publishes continues it).
+   */
+  private scoped(delivery: Delivery): boolean {
+    if (this.scope === 'auto' && delivery.headers[TRACEPARENT] !== undefined) return true;
+    return enterScope(this.scope);
   }
 
   /**
    * Runs `work` (the handling of `delivery` by `handler` of `service`) in the delivery's trace: in a
    * CONSUMER span while a tracer provider is registered (recorded or not, as its sampler decides),
-   * and as `currentMessage()` when the scope is wanted (`requestContext`: `true`, or `'auto'` once
-   * something read it or while spans are made: OpenTelemetry's context manager pays for the hooks
-   * then).
+   * and as `currentMessage()` when the scope is wanted (see {@link scoped}; with spans, unless
+   * `requestContext` is `false`: OpenTelemetry's context manager pays for the hooks then).
    */
   handle<T>(
     delivery: Delivery,
@@ -214,7 +223,7 @@ export class MessagingTracer {
     work: () => Promise<T>,
   ): Promise<T> {
     const otel = this.otel;
-    if (!otel && !wantsScope(this.scope)) return work();
+    if (!otel && !this.scoped(delivery)) return work();
     const remote = parseTraceparent(delivery.headers[TRACEPARENT], delivery.headers[TRACESTATE]);
     if (otel) {
       const parent = remote
@@ -252,7 +261,6 @@ export class MessagingTracer {
       }
       span.end();
     }
-    if (!wantsScope(this.scope)) return work();
     const own = remote ? child(remote) : rootOf(delivery.messageId);
     return runWithMessage(scopeOf(delivery, handler, service, own), work);
   }

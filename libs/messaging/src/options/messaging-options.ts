@@ -66,8 +66,9 @@ export interface MessagingModuleOptions {
    * call and what they publish continues their trace without OpenTelemetry. On Node 20 the scope is
    * not free (once a store is entered every promise of the process pays its hooks), so by default
    * (`'auto'`) handlers enter it only once the app has read it: from the first call of
-   * `currentMessage()` on (a logger that stamps its lines with it makes one at start-up), and while
-   * OpenTelemetry spans are made. `true`: from the first message, always; `false`: never.
+   * `currentMessage()` on (a logger that stamps its lines with it makes one at start-up), for a
+   * message that carries a trace (its `traceparent` continues into what the handler publishes), and
+   * while OpenTelemetry spans are made. `true`: from the first message, always; `false`: never.
    * @default 'auto'
    */
   requestContext?: RequestContextMode;

@@ -171,26 +171,34 @@ export class MessagingPublisher {
     } catch (error) {
       return Promise.reject(error instanceof Error ? error : new Error(String(error)));
     }
+    // The span of a request ends with its reply, failed with the handler's error or a bad reply.
     return sent.then(
       (reply) => {
-        const decoded = this.codec.decode(reply);
-        const remoteError = reply.headers[MessagingHeaders.REPLY_ERROR];
-        if (remoteError !== undefined) {
-          const error = decoded as { message?: string; errorClass?: string };
-          const failure = new RemoteHandlerError(
-            String(error?.message ?? 'The handler failed'),
-            typeof remoteError === 'string' ? remoteError : 'Error',
-          );
-          trace.end(failure);
-          throw failure;
+        try {
+          const value = this.replyValue<R>(reply);
+          trace.end();
+          return value;
+        } catch (error) {
+          trace.end(error);
+          throw error;
         }
-        trace.end();
-        return decoded as R;
       },
       (error: unknown) => {
-        trace.end(error); // the span of a request ends with its reply, failed with the handler's error
+        trace.end(error);
         throw error;
       },
+    );
+  }
+
+  /** The decoded reply, or the handler's error as a `RemoteHandlerError`. */
+  private replyValue<R>(reply: IncomingReply): R {
+    const decoded = this.codec.decode(reply);
+    const remoteError = reply.headers[MessagingHeaders.REPLY_ERROR];
+    if (remoteError === undefined) return decoded as R;
+    const error = decoded as { message?: string; errorClass?: string };
+    throw new RemoteHandlerError(
+      String(error?.message ?? 'The handler failed'),
+      typeof remoteError === 'string' ? remoteError : 'Error',
     );
   }
 

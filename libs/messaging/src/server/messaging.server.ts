@@ -7,11 +7,9 @@ import type {
   BackendSubscription,
   BrokerBackend,
   Delivery,
-  MessageHeaders,
-  OutgoingReply,
   Settlement,
 } from '../backend/broker-backend.interface';
-import { isExpiredRequest, MessagingHeaders } from '../backend/message-headers';
+import { isExpiredRequest } from '../backend/message-headers';
 import { describeDelivery } from '../backend/describe-delivery';
 import { MessageCodec } from '../codec/message-codec';
 import { MessageContext } from '../context/message-context';
@@ -24,15 +22,10 @@ import {
 import type { MessageStore } from '../store/message-store';
 import { Inbox } from '../store/inbox';
 import type { ResolvedMessagingOptions } from '../options/messaging-options';
-import { describeFailure } from '../errors/failure';
-import { classifyFailure, decideSettlement } from '../retry/retry-policy';
 import { buildRoutes, describeRoute, type Route } from './route';
+import { ACK, Settlements } from './settlements';
 import { type ConsumeOutcome, MessagingInstruments } from '../observability/messaging-metrics';
 import { MessagingTracer } from '../observability/messaging-tracer';
-
-const ACK: Settlement = Object.freeze({ action: 'ack' });
-/** The headers of a reply with none of its own (shared: amqplib makes a prototype of each object). */
-const NO_REPLY_HEADERS: MessageHeaders = Object.freeze({});
 
 /** How `consumed_total` counts a settlement, when metrics are on. */
 interface Outcome {
@@ -72,6 +65,7 @@ export class MessagingServer
   private readonly inbox: Inbox;
   private readonly instruments: MessagingInstruments;
   private readonly tracer: MessagingTracer;
+  private readonly settlements: Settlements;
   /** Routes by queue, once started: which handler consumes which queue (for health). */
   private started: readonly Route[] = [];
 
@@ -87,6 +81,7 @@ export class MessagingServer
     this.instruments = instruments ?? new MessagingInstruments(undefined);
     this.tracer = tracer ?? new MessagingTracer(backend.name);
     this.inbox = new Inbox(store, backend, options.service, options.inbox.ttlMs, instruments);
+    this.settlements = new Settlements(codec, this.logger);
     this._status$.next(backend.status);
     this.detachStatus = backend.on('status', (status) => this._status$.next(status));
   }
@@ -169,16 +164,40 @@ export class MessagingServer
   }
 
   /**
-   * Decodes, runs the handler inside Nest's processing hooks (SPEC §2: APM agents hook them, some by
-   * replacing `Server.prototype.runWithProcessingHooks` before this file loads, so there is no telling
-   * they are unused), and decides the settlement. A request whose caller stopped waiting is
-   * acknowledged without running: nobody would read its reply. Never rejects.
+   * Takes the delivery's turn among its route's `concurrency` handlers (at once, unless a second
+   * source of the route is busy), then decodes it, runs the handler inside Nest's processing hooks
+   * (SPEC §2: APM agents hook them, some by replacing `Server.prototype.runWithProcessingHooks`
+   * before this file loads, so there is no telling they are unused), and decides the settlement. A
+   * request whose caller stopped waiting is acknowledged without running: nobody would read its
+   * reply. Never rejects.
    */
   private onDelivery(route: Route, delivery: Delivery): Promise<Settlement> {
+    this.inFlight++;
+    const slot = route.slots.take();
+    return slot ? slot.then(() => this.begin(route, delivery)) : this.begin(route, delivery);
+  }
+
+  /** With its slot taken: settles `delivery`, unless shutdown stopped waiting for it. */
+  private begin(route: Route, delivery: Delivery): Promise<Settlement> {
+    if (this.stopping.signal.aborted) {
+      // close() gave up waiting (shutdownTimeoutMs) while this one waited for a slot: like a handler
+      // still running then, it is never acknowledged, and the backend hands it back as it closes.
+      this.finished(route);
+      return new Promise<Settlement>(() => undefined);
+    }
     return this.instruments.enabled ? this.measured(route, delivery) : this.settle(route, delivery);
   }
 
-  /** {@link settle}, counted and timed for the metrics. */
+  /** A delivery of `route` is done with its slot. */
+  private finished(route: Route): void {
+    route.slots.release();
+    if (--this.inFlight === 0 && this.idle) {
+      this.idle.resolve();
+      this.idle = undefined;
+    }
+  }
+
+  /** {@link settle}, counted and timed for the metrics (from when its handler's turn came). */
   private async measured(route: Route, delivery: Delivery): Promise<Settlement> {
     const instruments = this.instruments;
     const started = performance.now();
@@ -202,10 +221,6 @@ export class MessagingServer
 
   /** The settlement of `delivery`; `outcome` (with metrics) says how `consumed_total` counts it. */
   private async settle(route: Route, delivery: Delivery, outcome?: Outcome): Promise<Settlement> {
-    this.inFlight++;
-    // Its turn among the route's `concurrency` handlers (at once, unless a second source is busy).
-    const slot = route.slots.take();
-    if (slot) await slot;
     try {
       if (delivery.replyTo !== undefined && isExpiredRequest(delivery.headers, Date.now())) {
         this.logger.debug(
@@ -216,26 +231,19 @@ export class MessagingServer
       }
       const ctx = new MessageContext(delivery, this.options.service, this.stopping.signal);
       const payload = this.codec.decode(delivery);
-      let result: unknown;
-      if (route.idempotent) {
-        // The handler runs inside the inbox's transaction: once per message id.
-        const once = await this.inbox.once(route.name, delivery.messageId, () =>
-          this.run(route, delivery, ctx, payload),
-        );
-        if (once.duplicate) {
-          if (outcome) outcome.value = 'duplicate';
-          return this.duplicate(route, delivery);
-        }
-        result = once.result;
-      } else {
-        result = await this.run(route, delivery, ctx, payload);
+      if (!route.idempotent) {
+        return this.settlements.handled(delivery, await this.run(route, delivery, ctx, payload));
       }
-      return delivery.replyTo === undefined
-        ? ACK
-        : { action: 'ack', reply: this.encodeReply(result) };
+      // The handler runs inside the inbox's transaction: once per message id.
+      const once = await this.inbox.once(route.name, delivery.messageId, () =>
+        this.run(route, delivery, ctx, payload),
+      );
+      if (!once.duplicate) return this.settlements.handled(delivery, once.result);
+      if (outcome) outcome.value = 'duplicate';
+      return this.settlements.duplicate(route, delivery);
     } catch (thrown) {
       // A body that cannot be decoded (MalformedMessageError) or whatever the handler threw.
-      const settlement = this.fail(route, delivery, thrown);
+      const settlement = this.settlements.failed(route, delivery, thrown);
       if (outcome) {
         outcome.value =
           settlement.action !== 'ack'
@@ -246,11 +254,7 @@ export class MessagingServer
       }
       return settlement;
     } finally {
-      route.slots.release();
-      if (--this.inFlight === 0 && this.idle) {
-        this.idle.resolve();
-        this.idle = undefined;
-      }
+      this.finished(route);
     }
   }
 
@@ -259,22 +263,11 @@ export class MessagingServer
    * keep, else as it is: a delivery nobody traces pays for neither.
    */
   private run(route: Route, delivery: Delivery, ctx: MessageContext, payload: unknown) {
-    if (!this.tracer.handling) return this.runInProcessingHooks(ctx, route.handler, payload);
+    if (!this.tracer.handles(delivery))
+      return this.runInProcessingHooks(ctx, route.handler, payload);
     return this.tracer.handle(delivery, route.name, this.options.service, () =>
       this.runInProcessingHooks(ctx, route.handler, payload),
     );
-  }
-
-  /** A message the inbox says this route handled already: acknowledged without running. */
-  private duplicate(route: Route, delivery: Delivery): Settlement {
-    this.logger.debug(
-      `${route.name} skipped ${describeDelivery(delivery)}: handled already (inbox)`,
-    );
-    if (delivery.replyTo === undefined) return ACK;
-    const error = new Error(
-      `message ${delivery.messageId} was handled already by idempotent ${route.name}; its reply is not kept`,
-    );
-    return { action: 'ack', reply: this.encodeErrorReply(error, new Date()) };
   }
 
   /**
@@ -316,98 +309,6 @@ export class MessagingServer
       // A start hook may return the promise of `done`; it only rejects if the hook itself failed.
       if (started instanceof Promise) started.catch(reject);
     });
-  }
-
-  private fail(route: Route, delivery: Delivery, error: unknown): Settlement {
-    try {
-      return delivery.replyTo === undefined
-        ? this.failEvent(route, delivery, error)
-        : this.failRequest(route, delivery, error);
-    } catch (unexpected) {
-      // Deciding must never reject (the delivery would stay unsettled): keep the message for a human.
-      const failure = describeFailure(unexpected, 'handler-error', new Date());
-      this.logger.error(
-        `${route.name} could not settle ${describeDelivery(delivery)}: ${failure.message}`,
-      );
-      return { action: 'dead-letter', failure };
-    }
-  }
-
-  private failEvent(route: Route, delivery: Delivery, error: unknown): Settlement {
-    const settlement = decideSettlement({
-      attempt: delivery.attempt,
-      error,
-      retry: route.retry,
-      deadLetter: route.deadLetter,
-      now: new Date(),
-      random: Math.random(),
-    });
-    this.logSettlement(route, delivery, settlement, error);
-    return settlement;
-  }
-
-  /**
-   * A request is never retried: its caller is waiting and gets the error instead. Like an event, it
-   * goes to the dead-letter queue when retrying could not help (unrecoverable, invalid, malformed).
-   */
-  private failRequest(route: Route, delivery: Delivery, error: unknown): Settlement {
-    const now = new Date();
-    const reason = classifyFailure(error);
-    const failure = describeFailure(error, reason, now);
-    const reply = this.encodeErrorReply(error, now);
-    this.logger.warn(
-      `${route.name} failed request ${describeDelivery(delivery)}: ${failure.message}`,
-    );
-    return reason !== 'handler-error' && route.deadLetter
-      ? { action: 'dead-letter', failure, reply }
-      : { action: 'ack', reply };
-  }
-
-  private logSettlement(
-    route: Route,
-    delivery: Delivery,
-    settlement: Settlement,
-    error: unknown,
-  ): void {
-    const id = `${route.name} ${describeDelivery(delivery)}`;
-    if (settlement.action === 'retry') {
-      this.logger.warn(
-        `${id} failed: ${settlement.failure.message}; retrying in ${settlement.delayMs} ms`,
-      );
-    } else if (settlement.action === 'dead-letter') {
-      this.logger.error(
-        `${id} dead-lettered (${settlement.failure.reason}): ${settlement.failure.message}`,
-      );
-    } else {
-      this.logger.error(
-        `${id} failed and was dropped (deadLetter is off): ${describeFailure(error, 'handler-error', new Date()).message}`,
-      );
-    }
-  }
-
-  private encodeReply(result: unknown): OutgoingReply {
-    try {
-      const encoded = this.codec.encode(result);
-      return {
-        body: encoded.body,
-        contentType: encoded.contentType,
-        headers: encoded.headers ?? NO_REPLY_HEADERS,
-      };
-    } catch (error) {
-      return this.encodeErrorReply(error, new Date());
-    }
-  }
-
-  private encodeErrorReply(error: unknown, now: Date): OutgoingReply {
-    const failure = describeFailure(error, classifyFailure(error), now);
-    const body = Buffer.from(
-      JSON.stringify({ message: failure.message, errorClass: failure.errorClass }),
-    );
-    return {
-      body,
-      contentType: 'application/json',
-      headers: { [MessagingHeaders.REPLY_ERROR]: failure.errorClass },
-    };
   }
 }
 
