@@ -210,7 +210,9 @@ export interface BackendRequestOptions {
    * entry): a non-durable queue per route, a core NATS request, a message that lives in memory only.
    * It must still reach one instance of each service whose route matches, with the message's headers
    * (the deadline among them), and reject with `UnroutableError` at once when no instance consumes a
-   * matching route now. A request lost with a crashed instance or broker times out.
+   * matching route now. A request lost with a crashed instance or broker times out. A request to a
+   * named queue (`message.queue`) goes into that queue, whoever consumes it; it rejects at once only
+   * when the queue does not exist.
    *
    * True: the request travels like an event (durable, confirmed, into the route's own queue), so it
    * waits there for an instance that starts within its timeout.

@@ -1,20 +1,26 @@
 import type { IncomingReply } from './broker-backend.interface';
-import { RequestTimeoutError } from '../errors/messaging.errors';
+import { MessagingConfigError, RequestTimeoutError } from '../errors/messaging.errors';
 
-/** One request waiting for its reply: `promise` is what its caller awaits. */
-export class PendingRequest {
+/** One request waiting for its reply: its caller awaits `promise`. */
+export interface PendingRequest {
+  /** What its reply carries back (a correlation id, a reply subject's token). */
+  readonly key: string;
+  /** Its topic or queue, named by its errors. */
+  readonly target: string;
   readonly promise: Promise<IncomingReply>;
   /** What the backend remembers of it (AMQP: the channel it was written on). */
   tag?: unknown;
-  /** Another request with the same key, sent after this one. */
-  next?: PendingRequest;
+}
+
+class Waiting implements PendingRequest {
+  readonly promise: Promise<IncomingReply>;
+  tag?: unknown;
   timer?: NodeJS.Timeout;
   resolve!: (reply: IncomingReply) => void;
   reject!: (error: Error) => void;
 
   constructor(
     readonly key: string,
-    /** Its topic or queue, named by its errors. */
     readonly target: string,
   ) {
     this.promise = new Promise<IncomingReply>((resolve, reject) => {
@@ -25,71 +31,71 @@ export class PendingRequest {
 }
 
 /**
- * The requests a backend waits replies for, by the key its replies carry (a correlation id, a reply
- * subject's token): one promise and one timer per request, settled once, by its reply, its timeout
- * or a failure. Two requests may share a key (a caller may reuse a message id): replies to it settle
- * them in the order they were sent.
+ * The requests a backend waits replies for, by the key their replies carry (a correlation id, a
+ * reply subject's token): one promise and one timer per request, settled once, by its reply, its
+ * timeout or a failure. Keys are unique among waiting requests: a reply, or a broker's return,
+ * names exactly one (two requests sharing a key would get each other's replies), so a second
+ * request with a key already waiting is refused, before it is sent, with an error that says why.
  *
  * Every backend's requester keeps its requests here, so a timeout is a `RequestTimeoutError` naming
  * the target on every broker, and closing fails them all the same way.
  */
 export class PendingRequests {
-  private readonly waiting = new Map<string, PendingRequest>();
+  private readonly waiting = new Map<string, Waiting>();
 
-  /** How many keys have a request waiting. */
+  /** How many requests wait. */
   get size(): number {
     return this.waiting.size;
   }
 
   /**
-   * A request with `key`: its `promise` resolves with the first reply {@link settle}d for the key,
-   * rejects with `RequestTimeoutError` for `target` after `timeoutMs`, or with what {@link fail} or
-   * {@link failWhere} give.
+   * A request with `key`: its `promise` resolves with the reply {@link settle}d for the key, rejects
+   * with `RequestTimeoutError` for `target` after `timeoutMs`, or with what {@link fail},
+   * {@link reject} or {@link failWhere} give. Throws `MessagingConfigError` when a request with `key`
+   * already waits (its reply could not be told apart): send nothing then.
    */
   add(key: string, target: string, timeoutMs: number): PendingRequest {
-    const request = new PendingRequest(key, target);
-    request.timer = setTimeout(expire, timeoutMs, this, request, timeoutMs);
-    const first = this.waiting.get(key);
-    if (!first) {
-      this.waiting.set(key, request);
-    } else {
-      let last = first;
-      while (last.next) last = last.next;
-      last.next = request;
+    if (this.waiting.has(key)) {
+      throw new MessagingConfigError(
+        `A request with correlation id '${key}' to '${target}' already waits for its reply, and replies ` +
+          'are told apart by it: give each request in flight its own messageId.',
+      );
     }
+    const request = new Waiting(key, target);
+    request.timer = setTimeout(expire, timeoutMs, this, request, timeoutMs);
+    this.waiting.set(key, request);
     return request;
   }
 
-  /** Resolves the oldest request waiting with `key`; false when none waits (a late or stray reply). */
+  /** Resolves the request waiting with `key`; false when none waits (a late or stray reply). */
   settle(key: string, reply: IncomingReply): boolean {
-    const request = this.waiting.get(key);
-    if (!request || !this.remove(request)) return false;
+    const request = this.take(key);
+    if (!request) return false;
     request.resolve(reply);
     return true;
   }
 
-  /** Rejects the oldest request waiting with `key` (the broker returned it); false when none waits. */
+  /** Rejects the request waiting with `key` (the broker returned it); false when none waits. */
   reject(key: string, error: (request: PendingRequest) => Error): boolean {
-    const request = this.waiting.get(key);
-    return request !== undefined && this.fail(request, error(request));
+    const request = this.take(key);
+    if (!request) return false;
+    request.reject(error(request));
+    return true;
   }
 
-  /** Rejects `request` with `error` (its send failed, nobody can receive it); false if settled. */
+  /** Rejects `request` with `error` (its send failed); false when it was settled already. */
   fail(request: PendingRequest, error: Error): boolean {
-    if (!this.remove(request)) return false;
-    request.reject(error);
+    const waiting = this.waiting.get(request.key);
+    if (waiting !== request) return false;
+    this.take(request.key);
+    waiting.reject(error);
     return true;
   }
 
   /** Rejects every request whose tag `select` picks, each with a fresh `error()`. */
   failWhere(select: (tag: unknown) => boolean, error: () => Error): void {
-    for (const first of [...this.waiting.values()]) {
-      let request: PendingRequest | undefined = first;
-      while (request) {
-        const next: PendingRequest | undefined = request.next;
-        if (select(request.tag)) this.fail(request, error());
-        request = next;
-      }
+    for (const request of [...this.waiting.values()]) {
+      if (select(request.tag)) this.fail(request, error());
     }
   }
 
@@ -98,21 +104,12 @@ export class PendingRequests {
     this.failWhere(() => true, error);
   }
 
-  /** Unlinks `request` and clears its timer; false when it was settled already. */
-  remove(request: PendingRequest): boolean {
-    const first = this.waiting.get(request.key);
-    if (first === request) {
-      if (request.next) this.waiting.set(request.key, request.next);
-      else this.waiting.delete(request.key);
-    } else {
-      let before = first;
-      while (before && before.next !== request) before = before.next;
-      if (!before) return false;
-      before.next = request.next;
-    }
-    request.next = undefined;
+  private take(key: string): Waiting | undefined {
+    const request = this.waiting.get(key);
+    if (!request) return undefined;
+    this.waiting.delete(key);
     clearTimeout(request.timer);
-    return true;
+    return request;
   }
 }
 

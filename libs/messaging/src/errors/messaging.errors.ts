@@ -27,18 +27,37 @@ export class UnrecoverableError extends MessagingError {
 export class UnroutableError extends MessagingError {
   readonly code = 'UNROUTABLE';
 
-  /** `request`: a volatile request that no instance consumes now. */
+  /**
+   * `publish`: a message no queue received; `request`: a volatile request that no instance consumes
+   * now; `durable-request`: a request no queue received.
+   */
   constructor(
     readonly target: string,
-    kind: 'publish' | 'request' = 'publish',
+    kind: 'publish' | 'request' | 'durable-request' = 'publish',
   ) {
-    super(
-      kind === 'request'
-        ? `No instance consumes '${target}' now: the request was not delivered to anyone. ` +
-            `Start a consumer of it first, or send it with { durable: true } to let it wait in the handler's queue.`
-        : `No queue is bound to '${target}': the message was not delivered to anyone. ` +
-            `Start a consumer of it first, or publish with { allowUnroutable: true } to accept this.`,
-    );
+    super(UnroutableError.explain(target, kind));
+  }
+
+  private static explain(target: string, kind: 'publish' | 'request' | 'durable-request'): string {
+    switch (kind) {
+      case 'publish':
+        return (
+          `No queue is bound to '${target}': the message was not delivered to anyone. ` +
+          'Start a consumer of it first, or publish with { allowUnroutable: true } to accept this.'
+        );
+      case 'request':
+        return (
+          `No instance consumes '${target}' now: the request was not delivered to anyone. Start a ` +
+          "consumer of it first, or send it with { durable: true } to let it wait in the handler's queue " +
+          '(as handlers that take no volatile requests need: an older version of this library, or ' +
+          'AmqpBackend with assertTopology: false).'
+        );
+      case 'durable-request':
+        return (
+          `No queue is bound to '${target}': the request was not delivered to anyone. ` +
+          'Start a consumer of it first.'
+        );
+    }
   }
 }
 

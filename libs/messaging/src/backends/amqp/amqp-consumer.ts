@@ -59,13 +59,15 @@ export class AmqpConsumer implements BackendSubscription {
   /** Declares and starts consuming on the current connection; rejects on any topology error. */
   async start(): Promise<void> {
     const conn = await this.ctx.connection.waitForConnection(this.ctx.options.connectTimeoutMs);
-    try {
-      await this.open(conn);
-    } catch (error) {
-      // The request queue's last consumer (an instance stopping) was cancelled between its
-      // declaration and our consume, and RabbitMQ deleted it: declare it again, once.
-      if ((error as { code?: unknown }).code !== 404) throw error;
-      await this.open(conn);
+    for (let attempt = 1; ; attempt++) {
+      try {
+        await this.open(conn);
+        return;
+      } catch (error) {
+        // The request queue's last consumer (an instance stopping) was cancelled between its
+        // declaration and our consume, and RabbitMQ deleted it: declare it again.
+        if ((error as { code?: unknown }).code !== 404 || attempt === 3) throw error;
+      }
     }
   }
 
@@ -118,13 +120,15 @@ export class AmqpConsumer implements BackendSubscription {
         this.spec.concurrency > 0 ? Math.floor(this.spec.concurrency) : this.ctx.options.prefetch,
       );
       await declareSubscription(conn, ch, this.ctx.options, this.spec);
+      // The request queue first: if it is gone before we consume it (see start()), the channel closes
+      // before any delivery of the route's queue has started a handler.
+      state.requestTag = await this.consumeRequests(ch, state);
       const { consumerTag } = await ch.consume(
         this.spec.queue,
-        (msg) => this.onMessage(state, msg),
+        (msg) => this.onMessage(state, msg, this.spec.queue),
         { noAck: false },
       );
       state.consumerTag = consumerTag;
-      state.requestTag = await this.consumeRequests(ch, state);
     } catch (error) {
       state.alive = false;
       await ch.close().catch(() => undefined);
@@ -159,7 +163,7 @@ export class AmqpConsumer implements BackendSubscription {
   private async consumeRequests(ch: Channel, state: ConsumerChannel): Promise<string | undefined> {
     if (this.spec.external || !this.ctx.options.assertTopology) return undefined;
     const queue = await assertRequestQueue(ch, this.ctx.options, this.spec.queue, this.spec.topics);
-    const { consumerTag } = await ch.consume(queue, (msg) => this.onMessage(state, msg), {
+    const { consumerTag } = await ch.consume(queue, (msg) => this.onMessage(state, msg, queue), {
       noAck: false,
     });
     return consumerTag;
@@ -179,10 +183,11 @@ export class AmqpConsumer implements BackendSubscription {
     this.scheduleRestore();
   }
 
-  private onMessage(state: ConsumerChannel, msg: ConsumeMessage | null): void {
+  /** A delivery (or, as `null`, the broker's cancel) of `queue`, on `state`. */
+  private onMessage(state: ConsumerChannel, msg: ConsumeMessage | null, queue: string): void {
     if (msg === null) {
       this.ctx.logger.warn(
-        `RabbitMQ cancelled the consumer of queue '${this.spec.queue}' (queue deleted?); re-subscribing`,
+        `RabbitMQ cancelled the consumer of queue '${queue}' (queue deleted?); re-subscribing`,
       );
       if (this.current === state) this.detached();
       void state.retire();

@@ -306,7 +306,12 @@ export class AmqpPublisher {
         ),
       );
     } else {
-      this.finish(pending, returned ? new UnroutableError(command.target) : undefined);
+      this.finish(
+        pending,
+        returned
+          ? new UnroutableError(command.target, command.once ? 'durable-request' : 'publish')
+          : undefined,
+      );
     }
   }
 

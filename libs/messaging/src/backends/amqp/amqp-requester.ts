@@ -74,11 +74,13 @@ export class AmqpRequester implements PublisherChannelHooks {
       return Promise.reject(new BackendClosedError('AmqpBackend is closed: cannot send a request'));
     }
     const correlationId = message.correlationId ?? message.messageId;
-    const request = this.pending.add(
-      correlationId,
-      message.queue ?? message.topic ?? '',
-      timeoutMs,
-    );
+    let request: PendingRequest;
+    try {
+      request = this.pending.add(correlationId, message.queue ?? message.topic ?? '', timeoutMs);
+    } catch (error) {
+      // One with this correlation id waits already: its reply could not be told apart.
+      return Promise.reject(error instanceof Error ? error : new Error(String(error)));
+    }
     if (durable || !this.options.assertTopology) {
       const base = toCommand({ ...message, correlationId });
       publishDurable({
@@ -105,13 +107,16 @@ export class AmqpRequester implements PublisherChannelHooks {
     return request.promise;
   }
 
-  /** Fails every pending request with `BackendClosedError` and closes the request channel. */
+  /**
+   * Fails every pending request with `BackendClosedError` and closes the request channel (one still
+   * opening closes itself when it is open).
+   */
   async close(): Promise<void> {
     this.closing = true;
     this.pending.failAll(
       () => new BackendClosedError('AmqpBackend closed before the reply arrived'),
     );
-    const ch = this.channel ?? (await this.opening?.catch(() => undefined));
+    const ch = this.channel;
     this.channel = undefined;
     await ch?.close().catch(() => undefined);
   }
@@ -131,7 +136,9 @@ export class AmqpRequester implements PublisherChannelHooks {
         message.body,
         {
           mandatory: true,
-          expiration: timeoutMs,
+          // Dropped by RabbitMQ once its caller gave up; not to a named queue, which may dead-letter
+          // what expires (the deadline header lets its consumer skip it).
+          expiration: queue === undefined ? timeoutMs : undefined,
           replyTo: DIRECT_REPLY_TO,
           correlationId: request.key,
           messageId: message.messageId,
@@ -188,13 +195,10 @@ export class AmqpRequester implements PublisherChannelHooks {
   private onReturn(msg: ConsumeMessage): void {
     const correlationId = msg.properties.correlationId as string | undefined;
     if (correlationId === undefined) return;
-    this.pending.reject(
-      correlationId,
-      (request) =>
-        new UnroutableError(
-          msg.fields.exchange === '' ? `queue ${request.target}` : request.target,
-          'request',
-        ),
+    this.pending.reject(correlationId, (request) =>
+      msg.fields.exchange === ''
+        ? new UnroutableError(`queue ${request.target}`, 'durable-request')
+        : new UnroutableError(request.target, 'request'),
     );
   }
 

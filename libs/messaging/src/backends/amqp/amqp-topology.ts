@@ -14,7 +14,7 @@
  * | `<service>.dead-letter`       | queue (quorum), durable  | the service's dead letters                                   |
  * | `<service>.dead-letter.lock`  | queue, exclusive         | held while one instance lists or replays them (a lock)       |
  * | `messaging.requests`          | topic exchange, durable  | volatile requests (`request()` without `durable`)            |
- * | `messaging.requests.<queue>`  | queue (classic), transient, auto-delete | a route's volatile requests; lives while its consumers do |
+ * | `messaging.requests.<queue>`  | queue (classic), auto-delete | a route's volatile requests; lives while its consumers do |
  *
  * A retry copy is published to `messaging.retry.<tier>` with the failing queue's name as routing
  * key. The fanout ignores the key; when the TTL expires the broker dead-letters the copy to the default
@@ -29,8 +29,8 @@
  *
  * A volatile request is worth nothing once its caller gave up, so it skips what makes an event
  * durable: it is published to `messaging.requests` (non-persistent, unconfirmed, `mandatory`, expiring
- * with its timeout), whose bindings mirror the main exchange's, into a transient queue per route that
- * RabbitMQ deletes with its last consumer: a request nobody consumes now is returned at once
+ * with its timeout), whose bindings mirror the main exchange's, into a queue per route that RabbitMQ
+ * deletes with its last consumer: a request nobody consumes now is returned at once
  * (`UnroutableError`), and none waits for an instance that is gone. A durable request
  * (`request({ durable: true })`) goes through `messaging` into the route's own queue like an event.
  *
@@ -86,7 +86,7 @@ export function requestExchangeName(exchange: string): string {
 }
 
 /**
- * The transient queue of the volatile requests of route queue `queue`: the same for every instance
+ * The queue of the volatile requests of route queue `queue`: the same for every instance
  * of the route; a name over RabbitMQ's 255 bytes is shortened to a hash of the route's queue.
  */
 export function requestQueueName(exchange: string, queue: string): string {
@@ -103,10 +103,14 @@ export async function assertRequestExchange(
   await ch.assertExchange(requestExchangeName(options.exchange), 'topic', { durable: true });
 }
 
+/** A request queue declared and never consumed (its instance died in between) goes after this. */
+const REQUEST_QUEUE_EXPIRES_MS = 60_000;
+
 /**
- * Declares a route's request queue (transient, auto-delete, classic whatever `queueType`: a quorum
- * queue cannot be transient) and binds it to the route's topics on the request exchange. Returns its
- * name.
+ * Declares a route's request queue and binds it to the route's topics on the request exchange;
+ * returns its name. Classic (requests are not persistent: nothing of them is written to disk),
+ * auto-delete (it goes with its last consumer), and durable only because RabbitMQ 4.3 refuses transient
+ * queues that are not exclusive; `x-expires` removes one that was declared and never consumed.
  */
 export async function assertRequestQueue(
   ch: Channel,
@@ -116,9 +120,9 @@ export async function assertRequestQueue(
 ): Promise<string> {
   const name = requestQueueName(options.exchange, queue);
   await ch.assertQueue(name, {
-    durable: false,
+    durable: true,
     autoDelete: true,
-    arguments: { 'x-queue-type': 'classic' },
+    arguments: { 'x-queue-type': 'classic', 'x-expires': REQUEST_QUEUE_EXPIRES_MS },
   });
   const exchange = requestExchangeName(options.exchange);
   for (const topic of topics) await ch.bindQueue(name, exchange, topic);

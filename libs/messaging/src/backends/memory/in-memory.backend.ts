@@ -106,7 +106,10 @@ export class InMemoryBackend implements BrokerBackend {
     if (reached === 0)
       this.pendingRequests.fail(
         request,
-        unroutable(message, options.durable ? 'publish' : 'request'),
+        unroutable(
+          message,
+          options.durable || message.queue !== undefined ? 'durable-request' : 'request',
+        ),
       );
     return request.promise;
   }
@@ -189,7 +192,7 @@ const PUBLISHED: Promise<void> = Promise.resolve();
 
 function unroutable(
   message: OutgoingMessage,
-  kind: 'publish' | 'request' = 'publish',
+  kind: 'publish' | 'request' | 'durable-request' = 'publish',
 ): UnroutableError {
   return new UnroutableError(message.topic ?? `queue ${message.queue}`, kind);
 }
