@@ -75,6 +75,16 @@ export class RedisKeys {
     return `${this.prefix}:bindings`;
   }
 
+  /** The routing generation: incremented when a binding is added or changed. */
+  get routing(): string {
+    return `${this.prefix}:routing`;
+  }
+
+  /** The list of volatile requests of queue `queue`, and the channel its instances listen to. */
+  requests(queue: string): string {
+    return `${this.prefix}:rq:${queue}`;
+  }
+
   /** The sorted set of delayed messages. */
   get delayed(): string {
     return `${this.prefix}:delayed`;

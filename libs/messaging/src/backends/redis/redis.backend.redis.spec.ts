@@ -201,6 +201,7 @@ describe('RedisStreamsBackend', () => {
     const { service, topic } = names();
     const seen: string[] = [];
     await b.subscribe(spec(service, [topic]), async (d) => {
+      if (d.replyTo !== undefined) return { action: 'ack', reply: { body: d.body, headers: {} } };
       seen.push(d.body.toString());
       return ACK;
     });
@@ -208,7 +209,9 @@ describe('RedisStreamsBackend', () => {
       .split('\n')
       .filter((line) => line.includes(` name=${name}:`))
       .map((line) => /\bid=(\d+)/.exec(line)?.[1] as string);
-    expect(ids.length).toBe(2); // the command connection and the subscription's reader
+    // The command connection, the subscription's reader, and the pub/sub connection on which the
+    // route is counted as consuming volatile requests.
+    expect(ids.length).toBe(3);
     for (const id of ids) await redis.client('KILL', 'ID', id);
     await waitFor(() => statuses.includes('reconnecting'));
     await waitFor(() => b.status === 'connected' && b.consumerStates()[0]?.attached === true);
@@ -216,6 +219,14 @@ describe('RedisStreamsBackend', () => {
     await waitFor(() => seen.length === 1);
     expect(seen).toEqual(['after the cut']);
     expect(statuses).toEqual(['reconnecting', 'connected']);
+    // Volatile requests reach the route again once ioredis subscribed its channel again.
+    await waitFor(
+      async () =>
+        (await b
+          .request(message({ topic }, 'ping'), { timeoutMs: 2_000, durable: false })
+          .then((reply) => reply.body.toString(), String)) === 'ping',
+      { message: 'a volatile request answered after the reconnection' },
+    );
   });
 
   it('keeps each stream about maxLength long', async () => {
@@ -401,7 +412,7 @@ describe('RedisStreamsBackend', () => {
     const mismatches: string[] = [];
     for (const pattern of patterns) {
       for (const topic of topics) {
-        const lua = Number(await redis.eval(TOPIC_MATCH_SCRIPT, 0, pattern, topic)) === 1;
+        const lua = Number(await redis.eval(TOPIC_MATCH_SCRIPT.text, 0, pattern, topic)) === 1;
         if (lua !== topicMatches(pattern, topic)) mismatches.push(`${pattern} ~ ${topic}: ${lua}`);
       }
     }

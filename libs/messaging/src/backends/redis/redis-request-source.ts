@@ -1,0 +1,178 @@
+/**
+ * The volatile requests of one route (a subscription on a queue of ours): while it lasts, the
+ * instance is subscribed to the route's channel `<prefix>:rq:<queue>` (see `RedisPubSub`), which is
+ * how requesters know it consumes now; a request is pushed to the list of the same name and the
+ * channel rung (`REQUEST_SCRIPT`). Each ring makes the instance pop (`RPOP key <free slots>`) from the
+ * list it shares with the route's other instances, so a request is taken by one of them, and never
+ * more than `concurrency` are in flight here. Rings that come while a pop is in flight or while every
+ * slot is taken are folded into one more pop, once it can be made.
+ *
+ * A request's reply goes out over pub/sub as a durable request's does; there is nothing to
+ * acknowledge. One popped after the route was cancelled goes back to the list for another instance.
+ */
+import type { Redis } from 'ioredis';
+import type { BackendEventHub } from '../../backend/backend-events';
+import type { DeliveryHandler, SubscriptionSpec } from '../../backend/broker-backend.interface';
+import { coalesceWrites } from './redis-connection';
+import type { RedisPubSub } from './redis-pubsub';
+import { fromRequestEntry } from './redis-request-entries';
+import type { RedisSettler } from './redis-settler';
+import type { RedisKeys } from './redis-topology';
+
+/** What a request source needs from its backend. */
+export interface RedisRequestSourceContext {
+  readonly command: Redis;
+  readonly pubsub: RedisPubSub;
+  readonly keys: RedisKeys;
+  readonly hub: BackendEventHub;
+}
+
+export class RedisRequestSource {
+  private readonly key: string;
+  private inFlight = 0;
+  private popping = false;
+  /** A ring came (or the last pop was full) since the last pop: the list may hold more. */
+  private more = true;
+  private stopped = false;
+  private failures = 0;
+  private retryTimer?: NodeJS.Timeout;
+  private readonly idleWaiters = new Set<() => void>();
+  readonly ring = (): void => {
+    this.more = true;
+    this.pump();
+  };
+  private readonly done = (): void => {
+    this.inFlight--;
+    this.pump();
+    this.checkIdle();
+  };
+
+  constructor(
+    private readonly spec: SubscriptionSpec,
+    private readonly handler: DeliveryHandler,
+    private readonly settler: RedisSettler,
+    private readonly ctx: RedisRequestSourceContext,
+  ) {
+    this.key = ctx.keys.requests(spec.queue);
+  }
+
+  /** Counts as consuming the route once this resolves, and takes what waits already. */
+  async start(): Promise<void> {
+    await this.ctx.pubsub.subscribe(this.key, this.ring);
+    // Stopped while subscribing: stop() found nothing to unsubscribe yet.
+    if (this.stopped) await this.ctx.pubsub.unsubscribe(this.key);
+    else this.ring();
+  }
+
+  /** Stops counting as consuming the route and taking requests; those in flight still settle. */
+  async stop(): Promise<void> {
+    if (this.stopped) return;
+    this.stopped = true;
+    clearTimeout(this.retryTimer);
+    await this.ctx.pubsub.unsubscribe(this.key).catch(() => undefined);
+  }
+
+  /** Resolves once nothing is in flight (nor being popped), or after `timeoutMs`. */
+  async drain(timeoutMs: number): Promise<void> {
+    if (this.idle) return;
+    await new Promise<void>((resolve) => {
+      const finish = () => {
+        clearTimeout(timer);
+        this.idleWaiters.delete(finish);
+        resolve();
+      };
+      const timer = setTimeout(finish, timeoutMs);
+      this.idleWaiters.add(finish);
+    });
+  }
+
+  private get idle(): boolean {
+    return this.inFlight === 0 && !this.popping;
+  }
+
+  private checkIdle(): void {
+    if (this.idle) for (const finish of [...this.idleWaiters]) finish();
+  }
+
+  private pump(): void {
+    if (this.popping || this.stopped || !this.more) return;
+    const free = this.spec.concurrency - this.inFlight;
+    if (free <= 0) return;
+    this.popping = true;
+    this.more = false;
+    coalesceWrites(this.ctx.command);
+    (this.ctx.command.callBuffer('RPOP', this.key, free) as Promise<Buffer[] | null>).then(
+      (entries) => this.popped(entries, free),
+      (error: unknown) => this.popFailed(error),
+    );
+  }
+
+  private popped(entries: Buffer[] | null, asked: number): void {
+    this.popping = false;
+    this.failures = 0;
+    if (entries !== null) {
+      if (this.stopped) this.giveBack(entries);
+      else {
+        if (entries.length === asked) this.more = true;
+        for (const entry of entries) this.dispatch(entry);
+      }
+    }
+    this.pump();
+    this.checkIdle();
+  }
+
+  private popFailed(error: unknown): void {
+    this.popping = false;
+    this.more = true;
+    this.checkIdle();
+    if (this.stopped) return;
+    if (this.failures++ === 0) {
+      const message = error instanceof Error ? error.message : String(error);
+      this.ctx.hub.emitError(
+        new Error(`Taking requests of '${this.spec.queue}' from Redis failed: ${message}`, {
+          cause: error,
+        }),
+      );
+    }
+    this.retryTimer = setTimeout(this.ring, Math.min(2_000, 50 * this.failures));
+  }
+
+  private dispatch(entry: Buffer): void {
+    const delivery = fromRequestEntry(entry, this.spec.queue);
+    if (!delivery) {
+      this.ctx.hub.emitError(
+        new Error(
+          `A request in '${this.key}' is not one this library wrote (${entry.length} bytes): dropped.`,
+        ),
+      );
+      return;
+    }
+    this.inFlight++;
+    this.handler(delivery)
+      .then((settlement) => this.settler.settleRequest(delivery, settlement))
+      .then(this.done, (error: Error) => {
+        this.ctx.hub.emitError(
+          new Error(
+            `Could not settle request ${delivery.messageId} of '${this.spec.queue}': ${error.message}`,
+            { cause: error },
+          ),
+        );
+        this.done();
+      });
+  }
+
+  /** Requests popped after stop go back where the next pop of another instance takes them. */
+  private giveBack(entries: Buffer[]): void {
+    this.ctx.command
+      .rpush(this.key, ...entries.reverse())
+      .then(() => this.ctx.command.publish(this.key, ''))
+      .catch((error: Error) =>
+        this.ctx.hub.emitError(
+          new Error(
+            `Could not give back ${entries.length} request(s) of '${this.spec.queue}' (their callers time out): ${error.message}`,
+            { cause: error },
+          ),
+        ),
+      );
+  }
+}
