@@ -60,11 +60,12 @@ return acked
  * when the generation changed (bindings were added or changed since: the caller reads them again),
  * else how many routes it reached.
  *
- * A route consumes now when an instance is subscribed to its channel `<prefix>:rq:<queue>`: `PUBLISH`
- * there counts them (Redis drops a subscription with its connection, so a crashed or closed instance
- * is not counted) and wakes them; the request goes into the list of the same name, which the route's
- * instances pop (competing consumers). The list expires once its newest request would have timed out,
- * so what nobody popped (its last instance crashed) does not stay.
+ * A route consumes now when an instance is subscribed to its channel `<prefix>:rq:<queue>`
+ * (`PUBSUB NUMSUB`; Redis drops a subscription with its connection, so a crashed or closed instance
+ * is not counted). With one instance, the request is published to it there (one hop). With several,
+ * it goes into the list of the same name, and the channel is rung (an empty message): the instances
+ * pop the list (competing consumers). The list expires once every request in it would have timed
+ * out, so what nobody popped (its last instance crashed) does not stay.
  */
 export const REQUEST_SCRIPT = new LuaScript(`
 local prefix, gen, ttl, entry = ARGV[1], ARGV[2], tonumber(ARGV[3]), ARGV[4]
@@ -72,13 +73,31 @@ if (redis.call('GET', prefix .. ':routing') or '0') ~= gen then return -1 end
 local reached = 0
 for i = 5, #ARGV do
   local key = prefix .. ':rq:' .. ARGV[i]
-  if redis.call('PUBLISH', key, '') > 0 then
+  local instances = redis.call('PUBSUB', 'NUMSUB', key)[2]
+  if instances == 1 then
+    redis.call('PUBLISH', key, entry)
+    reached = reached + 1
+  elseif instances > 1 then
     redis.call('LPUSH', key, entry)
     if redis.call('PTTL', key) < ttl then redis.call('PEXPIRE', key, ttl) end
+    redis.call('PUBLISH', key, '')
     reached = reached + 1
   end
 end
 return reached
+`);
+
+/**
+ * Gives volatile requests an instance took but will not handle (it has no free slot, or its route was
+ * cancelled) back to their route's list, where they are popped first, and rings the route's
+ * instances: KEYS[1] the list, ARGV the time (ms) the list must last at least, then the entries,
+ * oldest first.
+ */
+export const GIVE_BACK_SCRIPT = new LuaScript(`
+for i = #ARGV, 2, -1 do redis.call('RPUSH', KEYS[1], ARGV[i]) end
+if redis.call('PTTL', KEYS[1]) < tonumber(ARGV[1]) then redis.call('PEXPIRE', KEYS[1], ARGV[1]) end
+redis.call('PUBLISH', KEYS[1], '')
+return 1
 `);
 
 /**

@@ -4,16 +4,19 @@
  * of each route it serves volatile requests for (`<prefix>:rq:<queue>`, while subscribed). Being
  * subscribed to a route's channel is what makes the instance count as consuming the route now:
  * Redis drops the subscription with the connection, so a crashed instance stops counting at once.
- * ioredis reconnects and subscribes again by itself; the routes are then rung, to take what was sent
- * to another of their instances meanwhile.
+ * ioredis reconnects and subscribes again by itself; the routes are then rung (an empty message), to
+ * take what waits in their lists.
  */
 import type { Redis } from 'ioredis';
+
+/** An empty message: "look at the list" (see `REQUEST_SCRIPT`). */
+const RING = Buffer.alloc(0);
 
 export class RedisPubSub {
   private redis?: Redis;
   private connecting?: Promise<Redis>;
   private closed = false;
-  private readonly channels = new Map<string, () => void>();
+  private readonly channels = new Map<string, (message: Buffer) => void>();
   private readonly patterns = new Map<string, (channel: string, message: string) => void>();
 
   constructor(
@@ -21,10 +24,10 @@ export class RedisPubSub {
     private readonly connect: (redis: Redis) => Promise<void>,
   ) {}
 
-  /** Calls `ring` for every message on `channel` (its content is not read), once Redis confirmed. */
-  async subscribe(channel: string, ring: () => void): Promise<void> {
+  /** Calls `listener` with every message on `channel` (as bytes), once Redis confirmed. */
+  async subscribe(channel: string, listener: (message: Buffer) => void): Promise<void> {
     const redis = await this.connection();
-    this.channels.set(channel, ring);
+    this.channels.set(channel, listener);
     await redis.subscribe(channel);
   }
 
@@ -71,14 +74,16 @@ export class RedisPubSub {
     const redis = this.create();
     this.redis = redis;
     redis.on('error', () => undefined); // ioredis reconnects and subscribes again
-    redis.on('message', (channel: string) => this.channels.get(channel)?.());
+    redis.on('messageBuffer', (channel: Buffer, message: Buffer) =>
+      this.channels.get(channel.toString())?.(message),
+    );
     redis.on('pmessage', (pattern: string, channel: string, message: string) =>
       this.patterns.get(pattern)?.(channel, message),
     );
     let connected = false;
     redis.on('ready', () => {
       if (!connected) return;
-      for (const ring of this.channels.values()) ring();
+      for (const listener of this.channels.values()) listener(RING);
     });
     await this.connect(redis);
     connected = true;

@@ -1,21 +1,27 @@
 /**
  * The volatile requests of one route (a subscription on a queue of ours): while it lasts, the
  * instance is subscribed to the route's channel `<prefix>:rq:<queue>` (see `RedisPubSub`), which is
- * how requesters know it consumes now; a request is pushed to the list of the same name and the
- * channel rung (`REQUEST_SCRIPT`). Each ring makes the instance pop (`RPOP key <free slots>`) from the
- * list it shares with the route's other instances, so a request is taken by one of them, and never
- * more than `concurrency` are in flight here. Rings that come while a pop is in flight or while every
- * slot is taken are folded into one more pop, once it can be made.
+ * how requesters know it consumes now (`REQUEST_SCRIPT`). The only instance of a route gets each
+ * request in a message on that channel; when there are several, a request goes into the list of the
+ * same name and the channel is rung (an empty message), and each ring makes an instance pop
+ * (`RPOP key <free slots>`) from the list it shares with the others, so a request is taken by one of
+ * them. Never more than `concurrency` are in flight here: a request that comes while every slot is
+ * taken goes back to the list (`GIVE_BACK_SCRIPT`), to be popped once one frees; rings that come
+ * while a pop is in flight or while every slot is taken are folded into one more pop, once it can be
+ * made.
  *
  * A request's reply goes out over pub/sub as a durable request's does; there is nothing to
- * acknowledge. One popped after the route was cancelled goes back to the list for another instance.
+ * acknowledge. One taken after the route was cancelled goes back to the list for another instance.
  */
 import type { Redis } from 'ioredis';
 import type { BackendEventHub } from '../../backend/backend-events';
 import type { DeliveryHandler, SubscriptionSpec } from '../../backend/broker-backend.interface';
+import { MessagingHeaders } from '../../backend/message-headers';
 import { coalesceWrites } from './redis-connection';
+import { GIVE_BACK_SCRIPT } from './redis-message-scripts';
 import type { RedisPubSub } from './redis-pubsub';
 import { fromRequestEntry } from './redis-request-entries';
+import { runScript } from './redis-scripts';
 import type { RedisSettler } from './redis-settler';
 import type { RedisKeys } from './redis-topology';
 
@@ -27,6 +33,9 @@ export interface RedisRequestSourceContext {
   readonly hub: BackendEventHub;
 }
 
+/** How long a request given back lasts in its list when it carries no deadline. */
+const GIVEN_BACK_MS = 60_000;
+
 export class RedisRequestSource {
   private readonly key: string;
   private inFlight = 0;
@@ -37,9 +46,14 @@ export class RedisRequestSource {
   private failures = 0;
   private retryTimer?: NodeJS.Timeout;
   private readonly idleWaiters = new Set<() => void>();
-  readonly ring = (): void => {
+  private readonly ring = (): void => {
     this.more = true;
     this.pump();
+  };
+  private readonly onMessage = (message: Buffer): void => {
+    if (message.length === 0) this.ring();
+    else if (this.stopped || this.inFlight >= this.spec.concurrency) this.giveBack([message]);
+    else this.dispatch(message);
   };
   private readonly done = (): void => {
     this.inFlight--;
@@ -58,7 +72,7 @@ export class RedisRequestSource {
 
   /** Counts as consuming the route once this resolves, and takes what waits already. */
   async start(): Promise<void> {
-    await this.ctx.pubsub.subscribe(this.key, this.ring);
+    await this.ctx.pubsub.subscribe(this.key, this.onMessage);
     // Stopped while subscribing: stop() found nothing to unsubscribe yet.
     if (this.stopped) await this.ctx.pubsub.unsubscribe(this.key);
     else this.ring();
@@ -161,18 +175,33 @@ export class RedisRequestSource {
       });
   }
 
-  /** Requests popped after stop go back where the next pop of another instance takes them. */
+  /**
+   * Requests taken but not handled here (every slot is taken, or the route was cancelled) go back to
+   * the list, where the next pop (of any instance of the route) takes them first.
+   */
   private giveBack(entries: Buffer[]): void {
-    this.ctx.command
-      .rpush(this.key, ...entries.reverse())
-      .then(() => this.ctx.command.publish(this.key, ''))
-      .catch((error: Error) =>
-        this.ctx.hub.emitError(
-          new Error(
-            `Could not give back ${entries.length} request(s) of '${this.spec.queue}' (their callers time out): ${error.message}`,
-            { cause: error },
-          ),
+    if (!this.stopped) this.more = true;
+    const now = Date.now();
+    let lastsMs = 1_000;
+    for (const entry of entries) {
+      const deadline = fromRequestEntry(entry, this.spec.queue)?.headers[MessagingHeaders.DEADLINE];
+      lastsMs = Math.max(lastsMs, typeof deadline === 'number' ? deadline - now : GIVEN_BACK_MS);
+    }
+    coalesceWrites(this.ctx.command);
+    runScript(
+      this.ctx.command,
+      GIVE_BACK_SCRIPT,
+      1,
+      this.key,
+      Math.ceil(lastsMs),
+      ...entries,
+    ).catch((error: Error) =>
+      this.ctx.hub.emitError(
+        new Error(
+          `Could not give back ${entries.length} request(s) of '${this.spec.queue}' (their callers time out): ${error.message}`,
+          { cause: error },
         ),
-      );
+      ),
+    );
   }
 }

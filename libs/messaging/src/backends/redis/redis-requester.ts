@@ -5,9 +5,10 @@
  * {@link PendingRequests}. A reply is not stored: one sent while its requester is disconnected is
  * lost, and the request times out.
  *
- * A volatile request to a topic (the default) leaves no stream entry: `REQUEST_SCRIPT` pushes it to
- * the list of each route its bindings match that an instance consumes now, and rings them (see
- * `redis-request-source.ts`); none: `UnroutableError` at once. The bindings are those cached by
+ * A volatile request to a topic (the default) leaves no stream entry: `REQUEST_SCRIPT` sends it to
+ * each route its bindings match that an instance consumes now (published to the only instance, or
+ * pushed to the list its instances share; see `redis-request-source.ts`); none: `UnroutableError`
+ * at once. The bindings are those cached by
  * `RedisRoutes`, checked against the routing generation in the same script, and read again when it
  * moved. A durable request, or one to a named queue, is a stream entry like an event.
  */

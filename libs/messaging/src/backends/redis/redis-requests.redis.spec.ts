@@ -145,6 +145,34 @@ describe('RedisStreamsBackend volatile requests', () => {
     expect(peak).toBe(3);
   });
 
+  it('gives a request back to the list when its only instance is busy; another instance takes it', async () => {
+    const { service, topic } = names();
+    let release!: () => void;
+    const busy = new Promise<void>((resolve) => (release = resolve));
+    const handledBy: string[] = [];
+    const first = await backend();
+    await first.subscribe(routeSpec(service, [topic], { concurrency: 1 }), async (d) => {
+      handledBy.push(`first:${d.body.toString()}`);
+      if (d.body.toString() === 'slow') await busy;
+      return answer(d, 'first');
+    });
+    const client = await backend();
+    const slow = client.request(textMessage({ topic }, 'slow'), VOLATILE);
+    await waitFor(() => handledBy.length === 1);
+    // Published to the only instance, which has no free slot: back to the route's list.
+    const waiting = client.request(textMessage({ topic }, 'queued'), VOLATILE);
+    await waitFor(async () => (await redis.llen(`${prefix}:rq:${service}.route`)) === 1);
+    const second = await backend();
+    await second.subscribe(routeSpec(service, [topic]), async (d) => {
+      handledBy.push(`second:${d.body.toString()}`);
+      return answer(d, 'second');
+    });
+    expect((await waiting).body.toString()).toBe('second');
+    release();
+    expect((await slow).body.toString()).toBe('first');
+    expect(handledBy).toEqual(['first:slow', 'second:queued']);
+  });
+
   it('reaches a route that another instance bound after this requester read the bindings', async () => {
     const { service, topic } = names();
     const first = await backend();
