@@ -52,9 +52,10 @@ const MOVE_BATCH = 200;
  * routing kept in Redis (a script when a publisher does not know the target, one `XADD` when it
  * does), acknowledgements batched per turn of the event loop, retries and delays held in Redis (a
  * sorted set every instance polls), retries and replays to the failing queue only, a dead-letter
- * stream per service, `XAUTOCLAIM` of what a crashed consumer left pending, volatile requests through
- * per-route lists rung over pub/sub (no stream entry; refused at once when no instance consumes the
- * route), and pub/sub replies. The keys are described in `redis-topology.ts`.
+ * stream per service, `XAUTOCLAIM` of what a crashed consumer left pending, volatile requests over
+ * pub/sub to the instances consuming their route now (no stream entry; a list their instances share
+ * when there are several; refused at once when there is none), and pub/sub replies. The keys are
+ * described in `redis-topology.ts`.
  *
  * `ioredis` is loaded when this class is constructed, so apps on another backend do not need it.
  *
