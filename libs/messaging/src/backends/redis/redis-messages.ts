@@ -18,14 +18,18 @@ import type { DeadLetter, Delivery, OutgoingMessage } from '../../backend/broker
 import { isUtf8 } from 'node:buffer';
 import { readDeadLetter, replayHeaders } from '../../backend/message-headers';
 
+/** Largest body sent as text by {@link bodyArgument}; a larger one is cheaper to copy as bytes. */
+export const TEXT_BODY_MAX = 4_096;
+
 /**
- * A body as a command argument: as text when it is valid UTF-8 (what the JSON codec writes), else as
- * the bytes it is. Redis stores the same bytes either way, but ioredis builds a command with a
- * `Buffer` argument by copying every argument into a new `Buffer`, and one of strings as one string:
- * several microseconds less per message.
+ * A body as a command argument: as text when it is valid UTF-8 (what the JSON codec writes) and at
+ * most {@link TEXT_BODY_MAX} bytes, else as the bytes it is. Redis stores the same bytes either way,
+ * but ioredis builds a command with a `Buffer` argument by copying every argument into a new
+ * `Buffer`, and one of strings as one string: several microseconds less per small message (for a
+ * large body, decoding it costs more than the copy).
  */
 export function bodyArgument(body: Buffer): string | Buffer {
-  return isUtf8(body) ? body.toString('utf8') : body;
+  return body.length <= TEXT_BODY_MAX && isUtf8(body) ? body.toString('utf8') : body;
 }
 
 /** Field/value pairs as `XADD` takes them. */

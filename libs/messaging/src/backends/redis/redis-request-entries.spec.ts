@@ -1,5 +1,5 @@
 import type { OutgoingMessage } from '../../backend/broker-backend.interface';
-import { bodyArgument } from './redis-messages';
+import { bodyArgument, TEXT_BODY_MAX } from './redis-messages';
 import { decodeReply, encodeReply, fromRequestEntry, requestEntry } from './redis-request-entries';
 
 const message = (body: Buffer): OutgoingMessage => ({
@@ -57,10 +57,12 @@ describe('volatile request entries', () => {
 });
 
 describe('bodyArgument', () => {
-  it('passes valid UTF-8 as text and anything else as the bytes it is', () => {
+  it('passes small valid UTF-8 as text and anything else as the bytes it is', () => {
     expect(bodyArgument(Buffer.from('{"a":"é"}'))).toBe('{"a":"é"}');
     const binary = Buffer.from([0xc3, 0x28]);
     expect(bodyArgument(binary)).toBe(binary);
     expect(bodyArgument(Buffer.alloc(0))).toBe('');
+    const large = Buffer.from('a'.repeat(TEXT_BODY_MAX + 1));
+    expect(bodyArgument(large)).toBe(large);
   });
 });
