@@ -90,7 +90,7 @@ export function copyFields(
 ): EntryFields {
   const fields: EntryFields = [
     'body',
-    delivery.body,
+    bodyArgument(delivery.body),
     'headers',
     JSON.stringify(headers),
     'message-id',
@@ -115,7 +115,7 @@ export function deadLetterFields(
 ): EntryFields {
   const fields: EntryFields = [
     'body',
-    delivery.body,
+    bodyArgument(delivery.body),
     'headers',
     JSON.stringify(headers),
     'message-id',
