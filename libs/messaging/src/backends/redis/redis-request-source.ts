@@ -39,7 +39,8 @@ const GIVEN_BACK_MS = 60_000;
 export class RedisRequestSource {
   private readonly key: string;
   private inFlight = 0;
-  private popping = false;
+  /** Slots a pop in flight may fill (so that what is published here meanwhile does not take them). */
+  private reserved = 0;
   /** A ring came (or the last pop was full) since the last pop: the list may hold more. */
   private more = true;
   private stopped = false;
@@ -52,7 +53,8 @@ export class RedisRequestSource {
   };
   private readonly onMessage = (message: Buffer): void => {
     if (message.length === 0) this.ring();
-    else if (this.stopped || this.inFlight >= this.spec.concurrency) this.giveBack([message]);
+    else if (this.stopped || this.inFlight + this.reserved >= this.spec.concurrency)
+      this.giveBack([message]);
     else this.dispatch(message);
   };
   private readonly done = (): void => {
@@ -101,7 +103,7 @@ export class RedisRequestSource {
   }
 
   private get idle(): boolean {
-    return this.inFlight === 0 && !this.popping;
+    return this.inFlight === 0 && this.reserved === 0;
   }
 
   private checkIdle(): void {
@@ -109,10 +111,10 @@ export class RedisRequestSource {
   }
 
   private pump(): void {
-    if (this.popping || this.stopped || !this.more) return;
+    if (this.reserved > 0 || this.stopped || !this.more) return;
     const free = this.spec.concurrency - this.inFlight;
     if (free <= 0) return;
-    this.popping = true;
+    this.reserved = free;
     this.more = false;
     coalesceWrites(this.ctx.command);
     (this.ctx.command.callBuffer('RPOP', this.key, free) as Promise<Buffer[] | null>).then(
@@ -122,7 +124,7 @@ export class RedisRequestSource {
   }
 
   private popped(entries: Buffer[] | null, asked: number): void {
-    this.popping = false;
+    this.reserved = 0;
     this.failures = 0;
     if (entries !== null) {
       if (this.stopped) this.giveBack(entries);
@@ -136,7 +138,7 @@ export class RedisRequestSource {
   }
 
   private popFailed(error: unknown): void {
-    this.popping = false;
+    this.reserved = 0;
     this.more = true;
     this.checkIdle();
     if (this.stopped) return;
