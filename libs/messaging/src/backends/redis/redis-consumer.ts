@@ -1,7 +1,8 @@
 /**
  * One subscription on Redis: its binding, a reader connection running `XREADGROUP` over the queue's
- * topic streams and its queue stream, the claim loop (`XAUTOCLAIM` of deliveries a crashed consumer
- * left pending, and renewal of its own). Each delivery goes to the handler, then to `RedisSettler`.
+ * topic streams and its queue stream, the claims (`RedisClaims`: `XAUTOCLAIM` of deliveries a crashed
+ * consumer left pending, and renewal of its own) and, for a route on a queue of ours, its volatile
+ * requests (`RedisRequestSource`). Each delivery goes to the handler, then to `RedisSettler`.
  */
 import type { Redis } from 'ioredis';
 import type {
@@ -11,7 +12,10 @@ import type {
 } from '../../backend/broker-backend.interface';
 import { topicMatches } from '../../backend/topic-matcher';
 import { BackendClosedError } from '../../errors/messaging.errors';
-import { type EntrySource, fieldMap, toDelivery } from './redis-messages';
+import { type ClaimedEntry, RedisClaims } from './redis-claims';
+import { type EntrySource, toDelivery } from './redis-messages';
+import type { RedisPubSub } from './redis-pubsub';
+import { RedisRequestSource } from './redis-request-source';
 import { BIND_SCRIPT, runScript } from './redis-scripts';
 import { RedisSettler, type RedisSettlerContext } from './redis-settler';
 
@@ -19,14 +23,10 @@ import { RedisSettler, type RedisSettlerContext } from './redis-settler';
 export interface RedisConsumerContext extends RedisSettlerContext {
   /** This backend instance's consumer name. */
   readonly consumer: string;
+  /** The backend's pub/sub connection (volatile requests). */
+  readonly pubsub: RedisPubSub;
   /** A new connection for this consumer's blocking reads. */
   createReader(): Redis;
-}
-
-interface InFlight {
-  readonly stream: string;
-  readonly id: string;
-  renewedAt: number;
 }
 
 type StreamReply = Array<[Buffer, Array<[Buffer, Buffer[] | null]>]> | null;
@@ -34,11 +34,13 @@ type StreamReply = Array<[Buffer, Array<[Buffer, Buffer[] | null]>]> | null;
 export class RedisConsumer {
   private readonly reader: Redis;
   private readonly streams = new Map<string, EntrySource>();
-  private readonly inFlight = new Map<string, InFlight>();
+  private readonly inFlight = new Map<string, ClaimedEntry>();
   private readonly wildcard: boolean;
   private readonly queueStream: string;
-  private readonly claimCursor = new Map<string, string>();
   private readonly settler: RedisSettler;
+  private readonly claims: RedisClaims;
+  /** Volatile requests: a route on a queue of ours with topics. */
+  private readonly requests?: RedisRequestSource;
   private readerId?: number;
   private knownTopics = -1;
   private stopped = false;
@@ -68,6 +70,17 @@ export class RedisConsumer {
     this.wildcard = spec.topics.some((t) => t.includes('*') || t.includes('#'));
     this.queueStream = ctx.keys.queue(spec.queue);
     this.settler = new RedisSettler(spec, ctx);
+    this.claims = new RedisClaims({
+      command: ctx.command,
+      options: ctx.options,
+      group: spec.queue,
+      consumer: ctx.consumer,
+      inFlight: () => this.inFlight.values(),
+      free: () => this.spec.concurrency - this.inFlight.size,
+      dispatch: (stream, id, raw, overLimit) => this.dispatch(stream, id, raw, true, overLimit),
+    });
+    if (!spec.external && spec.topics.length > 0)
+      this.requests = new RedisRequestSource(spec, handler, this.settler, ctx);
     this.claimEveryMs = Math.max(50, Math.min(5_000, Math.floor(ctx.options.claimIdleMs / 3)));
   }
 
@@ -114,6 +127,16 @@ export class RedisConsumer {
       this.reader.disconnect();
       throw this.cancelledWhileStarting();
     }
+    try {
+      await this.requests?.start();
+    } catch (error) {
+      this.reader.disconnect();
+      throw this.stopped ? this.cancelledWhileStarting() : error;
+    }
+    if (this.stopped) {
+      this.reader.disconnect();
+      throw this.cancelledWhileStarting();
+    }
     this.detachedSince = undefined;
     this.loop = this.run();
     this.renewTimer = setInterval(() => void this.renewTick(), this.claimEveryMs);
@@ -133,6 +156,8 @@ export class RedisConsumer {
     if (this.stopped) return;
     this.stopped = true;
     clearInterval(this.renewTimer);
+    // First of all: no longer counted as consuming the route, so that requests go elsewhere.
+    await this.requests?.stop();
     this.wake?.();
     // Unblock the reader's XREADGROUP; it may be between two reads, so until the loop ends.
     const loop = this.loop ?? Promise.resolve();
@@ -148,9 +173,15 @@ export class RedisConsumer {
     await loop.catch(() => undefined);
   }
 
-  /** Resolves once no delivery is in flight, or after `timeoutMs`. */
+  /** Resolves once no delivery (nor request) is in flight, or after `timeoutMs`. */
   async drain(timeoutMs: number): Promise<void> {
-    if (this.inFlight.size === 0) return;
+    const requests = this.requests?.drain(timeoutMs);
+    this.settler.flushAcks();
+    if (this.inFlight.size > 0) await this.drainDeliveries(timeoutMs);
+    await requests;
+  }
+
+  private async drainDeliveries(timeoutMs: number): Promise<void> {
     await new Promise<void>((resolve) => {
       const done = () => {
         clearTimeout(timer);
@@ -199,7 +230,7 @@ export class RedisConsumer {
         if (Date.now() >= this.nextClaimAt) {
           // Claims run here, between reads, so that they share the reads' `concurrency` slots.
           this.nextClaimAt = Date.now() + this.claimEveryMs;
-          await this.claimAbandoned();
+          await this.claims.claimAbandoned(this.streams.keys(), () => this.stopped);
           continue;
         }
         if (this.wildcard) await this.refreshTopics();
@@ -292,14 +323,6 @@ export class RedisConsumer {
     }
   }
 
-  /** How many times Redis delivered entry `id` of `stream` to this group (claims included). */
-  private async deliveryCount(stream: string, id: string): Promise<number> {
-    const rows = (await this.ctx.command.xpending(stream, this.spec.queue, id, id, 1)) as Array<
-      [string, string, number, number]
-    >;
-    return rows.length > 0 ? Number(rows[0][3]) : 0;
-  }
-
   private dispatch(
     stream: string,
     id: string,
@@ -310,9 +333,8 @@ export class RedisConsumer {
     const source = this.streams.get(stream);
     const key = `${stream}\n${id}`;
     if (!source || this.inFlight.has(key)) return;
-    const delivery = toDelivery(fieldMap(raw), source, this.spec.queue, id, redelivered);
-    const now = Date.now();
-    this.inFlight.set(key, { stream, id, renewedAt: now });
+    const delivery = toDelivery(raw, source, this.spec.queue, id, redelivered);
+    this.inFlight.set(key, { stream, id, renewedAt: Date.now() });
     const settled = this.stopped
       ? this.settler.requeue(stream, id, delivery)
       : overLimit
@@ -320,20 +342,24 @@ export class RedisConsumer {
         : this.handler(delivery).then((settlement) =>
             this.settler.settle(stream, id, delivery, settlement),
           );
-    void settled
-      .catch((error: Error) =>
+    settled.then(
+      () => this.settled(key),
+      (error: Error) => {
         this.ctx.hub.emitError(
           new Error(
             `Could not settle message ${delivery.messageId} of '${this.spec.queue}' (it stays pending and is delivered again after claimIdleMs): ${error.message}`,
             { cause: error },
           ),
-        ),
-      )
-      .finally(() => {
-        this.inFlight.delete(key);
-        this.wake?.();
-        if (this.inFlight.size === 0) for (const done of [...this.drainWaiters]) done();
-      });
+        );
+        this.settled(key);
+      },
+    );
+  }
+
+  private settled(key: string): void {
+    this.inFlight.delete(key);
+    this.wake?.();
+    if (this.inFlight.size === 0) for (const done of [...this.drainWaiters]) done();
   }
 
   /** Renews the claim on deliveries in flight here, so that a long handler is not taken over. */
@@ -341,64 +367,11 @@ export class RedisConsumer {
     if (this.stopped || this.renewing) return;
     this.renewing = true;
     try {
-      await this.renew();
+      await this.claims.renew();
     } catch (error) {
       if (!this.stopped) this.readFailed(error instanceof Error ? error : new Error(String(error)));
     } finally {
       this.renewing = false;
-    }
-  }
-
-  /**
-   * Claims deliveries other consumers left pending longer than `claimIdleMs` (crashed or
-   * disconnected), as many as there are free slots; one claimed more than `deliveryLimit` times is
-   * dead-lettered instead of handled.
-   */
-  private async claimAbandoned(): Promise<void> {
-    for (const stream of this.streams.keys()) {
-      const free = this.spec.concurrency - this.inFlight.size;
-      if (free <= 0 || this.stopped) return;
-      const cursor = this.claimCursor.get(stream) ?? '0-0';
-      const reply = (await this.ctx.command.callBuffer(
-        'XAUTOCLAIM',
-        stream,
-        this.spec.queue,
-        this.ctx.consumer,
-        this.ctx.options.claimIdleMs,
-        cursor,
-        'COUNT',
-        free,
-      )) as [Buffer, Array<[Buffer, Buffer[] | null]>, Buffer[]];
-      this.claimCursor.set(stream, reply[0].toString('utf8'));
-      for (const [idBuffer, raw] of reply[1]) {
-        if (!raw) continue;
-        const id = idBuffer.toString('utf8');
-        const deliveries = await this.deliveryCount(stream, id);
-        this.dispatch(stream, id, raw, true, deliveries > this.ctx.options.deliveryLimit);
-      }
-    }
-  }
-
-  private async renew(): Promise<void> {
-    const now = Date.now();
-    const due = now - this.ctx.options.claimIdleMs / 3;
-    const byStream = new Map<string, InFlight[]>();
-    for (const entry of this.inFlight.values()) {
-      if (entry.renewedAt > due) continue;
-      const list = byStream.get(entry.stream) ?? [];
-      list.push(entry);
-      byStream.set(entry.stream, list);
-    }
-    for (const [stream, entries] of byStream) {
-      await this.ctx.command.xclaim(
-        stream,
-        this.spec.queue,
-        this.ctx.consumer,
-        0,
-        ...entries.map((e) => e.id),
-        'JUSTID',
-      );
-      for (const entry of entries) entry.renewedAt = now;
     }
   }
 }

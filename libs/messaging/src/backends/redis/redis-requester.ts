@@ -1,87 +1,149 @@
 /**
- * Request/reply over Redis pub/sub: each backend instance subscribes (lazily, on its first request)
- * to the pattern `<prefix>:reply:<instance>:*`, and each request names its own channel under it, so a
- * reply reaches exactly the caller that waits for it. A reply is not stored: one sent while its
- * requester is disconnected is lost, and the request times out.
+ * Request/reply on Redis. Replies come over pub/sub: each backend instance subscribes (on its first
+ * request) to the pattern `<prefix>:reply:<instance>:*`, and each request names its own channel under
+ * it, so a reply reaches exactly the caller that waits for it; the waiting requests are kept in
+ * {@link PendingRequests}. A reply is not stored: one sent while its requester is disconnected is
+ * lost, and the request times out.
+ *
+ * A volatile request to a topic (the default) leaves no stream entry: `REQUEST_SCRIPT` sends it to
+ * each route its bindings match that an instance consumes now (published to the only instance, or
+ * pushed to the list its instances share; see `redis-request-source.ts`); none: `UnroutableError`
+ * at once. The bindings are those cached by
+ * `RedisRoutes`, checked against the routing generation in the same script, and read again when it
+ * moved. A durable request, or one to a named queue, is a stream entry like an event.
  */
-import { randomUUID } from 'node:crypto';
 import type { Redis } from 'ioredis';
-import type { IncomingReply } from '../../backend/broker-backend.interface';
-import { RequestTimeoutError } from '../../errors/messaging.errors';
+import type {
+  BackendRequestOptions,
+  IncomingReply,
+  OutgoingMessage,
+} from '../../backend/broker-backend.interface';
+import { PendingRequests } from '../../backend/pending-requests';
+import { PublishFailedError, UnroutableError } from '../../errors/messaging.errors';
+import { coalesceWrites } from './redis-connection';
+import { BINDINGS_SCRIPT, REQUEST_SCRIPT } from './redis-message-scripts';
+import { publishFailure } from './redis-publisher';
+import type { RedisPubSub } from './redis-pubsub';
+import { decodeReply, requestEntry } from './redis-request-entries';
+import type { BindingsSnapshot, RedisRoutes } from './redis-routes';
+import { runScript } from './redis-scripts';
+import type { RedisKeys } from './redis-topology';
 
-interface PendingRequest {
-  settle(error: Error | undefined, reply?: IncomingReply): void;
+/** Times a volatile request reads the bindings again because they changed meanwhile, at most. */
+const MAX_BINDING_READS = 5;
+
+/** What the requester needs from its backend. */
+export interface RedisRequesterContext {
+  readonly keys: RedisKeys;
+  readonly pubsub: RedisPubSub;
+  readonly routes: RedisRoutes;
+  /** The reply channels of this instance start with this. */
+  readonly replyPrefix: string;
+  readonly commandTimeoutMs: number;
+  /** The command connection, connected (throws `BackendClosedError` otherwise). */
+  command(): Redis;
+  /** Sends a durable request: `message` with reply address `replyTo`, into a stream like an event. */
+  sendDurable(message: OutgoingMessage, replyTo: string): Promise<void>;
 }
 
 export class RedisRequester {
-  private readonly pending = new Map<string, PendingRequest>();
-  private subscriber?: Redis;
+  private readonly pending = new PendingRequests();
   private listening?: Promise<void>;
+  private listens = false;
+  private sent = 0;
+  private reading?: Promise<BindingsSnapshot>;
 
-  constructor(
-    private readonly createConnection: () => Redis,
-    private readonly channelPrefix: string,
-    private readonly connect: (redis: Redis) => Promise<void>,
-    private readonly decode: (message: string) => IncomingReply | undefined,
-  ) {}
+  constructor(private readonly ctx: RedisRequesterContext) {}
 
   /**
-   * Sends a request with `send(replyTo)` and resolves with the first reply on its channel, or rejects
-   * with `RequestTimeoutError` after `timeoutMs` (or with what `send` rejected with).
+   * Sends a request and resolves with the first reply on its channel; rejects with
+   * `RequestTimeoutError` after `timeoutMs`, `UnroutableError` when nobody receives it, or with what
+   * sending it failed with.
    */
-  async request(
-    timeoutMs: number,
-    target: string,
-    send: (replyTo: string) => Promise<void>,
-  ): Promise<IncomingReply> {
-    await this.listen();
-    const id = randomUUID();
-    return new Promise<IncomingReply>((resolve, reject) => {
-      const timer = setTimeout(
-        () => request.settle(new RequestTimeoutError(target, timeoutMs)),
-        timeoutMs,
-      );
-      const request: PendingRequest = {
-        settle: (error, reply) => {
-          if (!this.pending.delete(id)) return;
-          clearTimeout(timer);
-          if (error) reject(error);
-          else resolve(reply as IncomingReply);
-        },
-      };
-      this.pending.set(id, request);
-      send(`${this.channelPrefix}${id}`).catch((error: Error) => request.settle(error));
-    });
+  request(message: OutgoingMessage, options: BackendRequestOptions): Promise<IncomingReply> {
+    const key = (++this.sent).toString(36);
+    const request = this.pending.add(key, message.topic ?? message.queue ?? '', options.timeoutMs);
+    const replyTo = `${this.ctx.replyPrefix}${key}`;
+    const send = (): Promise<void> =>
+      options.durable || message.topic === undefined
+        ? this.ctx.sendDurable(message, replyTo)
+        : this.sendVolatile(message, message.topic, replyTo, options.timeoutMs);
+    (this.listens ? send() : this.listen().then(send)).catch((error: Error) =>
+      this.pending.fail(request, error),
+    );
+    return request.promise;
   }
 
-  /** Fails every pending request with `error` and closes the reply connection. */
-  async close(error: Error): Promise<void> {
-    for (const request of [...this.pending.values()]) request.settle(error);
-    await this.listening?.catch(() => undefined);
-    await this.subscriber?.quit().catch(() => this.subscriber?.disconnect());
+  /** Fails every pending request with `error()`. */
+  close(error: () => Error): void {
+    this.pending.failAll(error);
+  }
+
+  private async sendVolatile(
+    message: OutgoingMessage,
+    topic: string,
+    replyTo: string,
+    timeoutMs: number,
+  ): Promise<void> {
+    const command = this.ctx.command();
+    let bindings = this.ctx.routes.snapshot ?? (await this.readBindings(command));
+    const entry = requestEntry(message, topic, replyTo);
+    for (let reads = 1; ; reads++) {
+      coalesceWrites(command);
+      const reached = Number(
+        await runScript(
+          command,
+          REQUEST_SCRIPT,
+          0,
+          this.ctx.keys.prefix,
+          bindings.generation,
+          timeoutMs,
+          entry,
+          ...bindings.queuesOf(topic),
+        ).catch((error: Error) => {
+          throw publishFailure(error, `topic '${topic}'`, this.ctx.commandTimeoutMs);
+        }),
+      );
+      if (reached > 0) return;
+      if (reached === 0) throw new UnroutableError(topic);
+      // The bindings changed since they were read (a route was bound): read them again.
+      if (reads > MAX_BINDING_READS) {
+        throw new PublishFailedError(
+          `RedisStreamsBackend: the request to topic '${topic}' was not sent: the bindings changed ${reads} times while it was being sent. Send it again.`,
+        );
+      }
+      bindings = await this.readBindings(command);
+    }
+  }
+
+  /** Reads the bindings and their generation (one read at a time, shared by the requests waiting). */
+  private readBindings(command: Redis): Promise<BindingsSnapshot> {
+    this.reading ??= runScript(command, BINDINGS_SCRIPT, 0, this.ctx.keys.prefix)
+      .then((reply) => {
+        const [generation, ...flat] = reply as string[];
+        return this.ctx.routes.setBindings(String(generation), flat);
+      })
+      .finally(() => (this.reading = undefined));
+    return this.reading;
   }
 
   private listen(): Promise<void> {
-    this.listening ??= (async () => {
-      const subscriber = this.createConnection();
-      this.subscriber = subscriber;
-      subscriber.on('error', () => undefined); // ioredis reconnects and subscribes again
-      subscriber.on('pmessage', (_pattern: string, channel: string, message: string) =>
-        this.onReply(channel, message),
+    this.listening ??= this.ctx.pubsub
+      .psubscribe(`${this.ctx.replyPrefix}*`, (channel, message) => this.onReply(channel, message))
+      .then(
+        () => {
+          this.listens = true;
+        },
+        (error: unknown) => {
+          this.listening = undefined;
+          throw error;
+        },
       );
-      await this.connect(subscriber);
-      await subscriber.psubscribe(`${this.channelPrefix}*`);
-    })().catch((error: unknown) => {
-      this.listening = undefined;
-      throw error;
-    });
     return this.listening;
   }
 
   private onReply(channel: string, message: string): void {
-    if (!channel.startsWith(this.channelPrefix)) return;
-    const request = this.pending.get(channel.slice(this.channelPrefix.length));
-    const reply = request && this.decode(message);
-    if (request && reply) request.settle(undefined, reply);
+    const reply = decodeReply(message);
+    if (reply) this.pending.settle(channel.slice(this.ctx.replyPrefix.length), reply);
   }
 }

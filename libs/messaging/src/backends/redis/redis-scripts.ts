@@ -1,39 +1,41 @@
 /**
- * The Lua scripts of {@link RedisStreamsBackend}: routing (publish, delay, bind), moving due delayed
- * messages, and replaying a dead letter. Each runs atomically, so routing and bindings never race
- * between processes. Keys are described in `redis-topology.ts`; every script takes the key prefix as
- * `ARGV[1]` and computes its keys (hence no Redis Cluster).
+ * The Lua scripts of {@link RedisStreamsBackend} that change routing or move messages between keys:
+ * routing on a cache miss (publish, delay, bind), moving due delayed messages, replaying and purging
+ * dead letters. Each runs atomically, so routing and bindings never race between processes. The
+ * scripts of the per-message paths (settling a failure, acknowledging queue entries, volatile
+ * requests) are in `redis-message-scripts.ts`. Keys are described in `redis-topology.ts`; every script
+ * takes the key prefix as `ARGV[1]` and computes its keys (hence no Redis Cluster).
  */
 import { createHash } from 'node:crypto';
 import type { Redis } from 'ioredis';
 
-const SHAS = new Map<string, string>();
+/** A Lua script and its SHA1, computed once. */
+export class LuaScript {
+  readonly sha: string;
+
+  constructor(readonly text: string) {
+    this.sha = createHash('sha1').update(text).digest('hex');
+  }
+}
 
 /**
  * Runs `script` by its SHA1 (`EVALSHA`), sending its text (`EVAL`, which caches it) only when Redis
  * does not know it yet: after a restart, or the first time.
  */
-export async function runScript(
+export function runScript(
   redis: Redis,
-  script: string,
+  script: LuaScript,
   numKeys: number,
   ...args: Array<string | Buffer | number>
 ): Promise<unknown> {
-  let sha = SHAS.get(script);
-  if (sha === undefined) {
-    sha = createHash('sha1').update(script).digest('hex');
-    SHAS.set(script, sha);
-  }
-  try {
-    return await redis.evalsha(sha, numKeys, ...args);
-  } catch (error) {
+  return redis.evalsha(script.sha, numKeys, ...args).catch((error: unknown) => {
     if (!(error instanceof Error) || !error.message.startsWith('NOSCRIPT')) throw error;
-    return redis.eval(script, numKeys, ...args);
-  }
+    return redis.eval(script.text, numKeys, ...args);
+  });
 }
 
 /** AMQP-style topic matching (`topic-matcher.ts` in Lua) and the routing helpers. */
-const PRELUDE = `
+export const PRELUDE = `
 local function words(s)
   local t, i = {}, 1
   while true do
@@ -121,11 +123,13 @@ end
 `;
 
 /**
- * Publishes: ARGV prefix, kind (`t` topic or `q` queue), name, maxLength (topics only: a queue stream
- * is never trimmed), mandatory (`1`/`0`), then the entry's field/value pairs. Returns 1 when added, 0 when no queue receives it (a topic message
+ * Publishes when the publisher does not know the target to be routable (`RedisRoutes`: a topic or
+ * queue not published to lately, or whose stream is gone): ARGV prefix, kind (`t` topic or `q`
+ * queue), name, maxLength (topics only: a queue stream is never trimmed), mandatory (`1`/`0`), then
+ * the entry's field/value pairs. Returns 1 when added, 0 when no queue receives it (a topic message
  * is then dropped; a queue message is kept for its future consumer unless mandatory).
  */
-export const PUBLISH_SCRIPT = `${PRELUDE}
+export const PUBLISH_SCRIPT = new LuaScript(`${PRELUDE}
 local prefix, kind, name, maxlen, mandatory = ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5]
 local fields = tail(6)
 if kind == 'q' then
@@ -138,7 +142,7 @@ local stream = prepare_topic(prefix, name)
 if group_count(stream) == 0 then return 0 end
 add(stream, maxlen, fields)
 return 1
-`;
+`);
 
 /**
  * Holds a message for a delay: ARGV prefix, kind (`t`, `q`, or `r`: an external queue's retry
@@ -146,7 +150,7 @@ return 1
  * pairs. Due times are Redis's clock (`TIME`), so the hosts' clocks never matter. Returns 0 (and holds
  * nothing) when mandatory and no queue receives it now.
  */
-export const DELAY_SCRIPT = `${PRELUDE}
+export const DELAY_SCRIPT = new LuaScript(`${PRELUDE}
 local prefix, kind, name, mandatory, delay, id = ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5], ARGV[6]
 if mandatory == '1' and route_count(prefix, kind, name) == 0 then return 0 end
 local fields = tail(7)
@@ -155,13 +159,13 @@ fields[#fields + 1] = kind .. ':' .. name
 redis.call('HSET', prefix .. ':delayed:' .. id, unpack(fields))
 redis.call('ZADD', prefix .. ':delayed', now_ms() + tonumber(delay), id)
 return 1
-`;
+`);
 
 /**
  * Moves due delayed messages into their streams: ARGV prefix, limit, maxLength (topic streams only).
  * Returns how many it took off the delayed set (a topic nobody consumes any more drops its message).
  */
-export const MOVE_DUE_SCRIPT = `${PRELUDE}
+export const MOVE_DUE_SCRIPT = new LuaScript(`${PRELUDE}
 local prefix, limit, maxlen = ARGV[1], ARGV[2], ARGV[3]
 local set = prefix .. ':delayed'
 local ids = redis.call('ZRANGEBYSCORE', set, '-inf', now_ms(), 'LIMIT', 0, limit)
@@ -188,18 +192,23 @@ for _, id in ipairs(ids) do
   redis.call('ZREM', set, id)
 end
 return #ids
-`;
+`);
 
 /**
- * Declares a subscription: ARGV prefix, queue, JSON array of patterns. Stores the binding, makes
- * literal topics known, creates the queue's group (`$`) on every known topic it matches and on its
- * queue stream (`0`: what waits there is for it). Returns the matching topics.
+ * Declares a subscription: ARGV prefix, queue, JSON array of patterns. Stores the binding (and, when
+ * it is new or changed, increments the routing generation `<prefix>:routing`, which the publishers'
+ * cached bindings are checked against), makes literal topics known, creates the queue's group (`$`)
+ * on every known topic it matches and on its queue stream (`0`: what waits there is for it). Returns
+ * the matching topics.
  */
-export const BIND_SCRIPT = `${PRELUDE}
+export const BIND_SCRIPT = new LuaScript(`${PRELUDE}
 local prefix, queue, json = ARGV[1], ARGV[2], ARGV[3]
 local pats = cjson.decode(json)
 if #pats > 0 then
-  redis.call('HSET', prefix .. ':bindings', queue, json)
+  if redis.call('HGET', prefix .. ':bindings', queue) ~= json then
+    redis.call('HSET', prefix .. ':bindings', queue, json)
+    redis.call('INCR', prefix .. ':routing')
+  end
   -- A literal topic becomes known now, with a group for every binding that matches it (this one too).
   for _, p in ipairs(pats) do
     if not string.find(p, '[*#]') then prepare_topic(prefix, p) end
@@ -219,7 +228,7 @@ if #pats > 0 then
 end
 redis.pcall('XGROUP', 'CREATE', prefix .. ':q:' .. queue, queue, '0', 'MKSTREAM')
 return out
-`;
+`);
 
 /**
  * Replays one dead letter: ARGV prefix, dead-letter stream, entry id, queue, maxLength (unused: queue
@@ -227,7 +236,7 @@ return out
  * replay goes to its retry stream (`<prefix>:r:<queue>`). Returns 1 when replayed, 0 when there is no such dead letter,
  * -1 when its queue has no consumer group any more (it stays).
  */
-export const REPLAY_SCRIPT = `${PRELUDE}
+export const REPLAY_SCRIPT = new LuaScript(`${PRELUDE}
 local prefix, dlq, id, queue, maxlen = ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5]
 local stream = prefix .. ':q:' .. queue
 -- An external queue's replays go to its retry stream: the foreign stream's other groups never see them.
@@ -237,17 +246,17 @@ if group_count(stream) == 0 then return -1 end
 redis.call('XDEL', dlq, id)
 append(stream, tail(6))
 return 1
-`;
+`);
 
 /** Deletes a dead-letter stream: returns how many dead letters it held. */
-export const PURGE_SCRIPT = `
+export const PURGE_SCRIPT = new LuaScript(`
 local n = 0
 if redis.call('EXISTS', KEYS[1]) == 1 then n = redis.call('XLEN', KEYS[1]) end
 redis.call('DEL', KEYS[1])
 return n
-`;
+`);
 
 /** `matches(pattern, topic)` of the scripts, alone: ARGV pattern, topic; 1 or 0. For parity tests. */
-export const TOPIC_MATCH_SCRIPT = `${PRELUDE}
+export const TOPIC_MATCH_SCRIPT = new LuaScript(`${PRELUDE}
 return matches(ARGV[1], ARGV[2]) and 1 or 0
-`;
+`);

@@ -1,8 +1,12 @@
 /**
- * How a subscription carries out the core's settlements on Redis: the retry copy (to the queue's own
- * stream, or for an external queue to `<prefix>:r:<queue>`, or held in the delayed set), the dead letter (to `<service>.dead-letter`) and the
- * acknowledgement in one `MULTI`, then the reply, if any. Also the requeue of what was read after
- * cancel, and the dead letter of a delivery over `deliveryLimit`.
+ * How a subscription carries out the core's settlements on Redis. A plain acknowledgement joins the
+ * others of its turn ({@link AckBatcher}: one `XACK` per stream, or `ACK_DELETE_SCRIPT` on a queue
+ * stream of ours); a retry copy (to the queue's own stream, or for an external queue to
+ * `<prefix>:r:<queue>`, or held in the delayed set), a dead letter (to `<service>.dead-letter`) or a
+ * requeue is written and its original acknowledged by one script (`SETTLE_SCRIPT`), copy first. A
+ * reply goes out at once, beside the acknowledgement (the contract allows either order; a reply that
+ * waited for the batch would add its delay to every request). Also the settlements of volatile
+ * requests, which have nothing to acknowledge, and the dead letter of a delivery over `deliveryLimit`.
  */
 import { randomUUID } from 'node:crypto';
 import type { Redis } from 'ioredis';
@@ -16,9 +20,12 @@ import { deadLetterHeaders, retryHeaders } from '../../backend/message-headers';
 import { deadLetterQueueName } from '../../backend/queue-names';
 import type { Logger } from '@nestjs/common';
 import type { BackendEventHub } from '../../backend/backend-events';
+import { AckBatcher } from './redis-acks';
 import type { ResolvedRedisOptions } from './redis-backend.options';
+import { coalesceWrites } from './redis-connection';
 import { copyFields, deadLetterFields, type EntryFields } from './redis-messages';
-import { DELAY_SCRIPT } from './redis-scripts';
+import { ACK_DELETE_SCRIPT, SETTLE_SCRIPT } from './redis-message-scripts';
+import { runScript } from './redis-scripts';
 import type { RedisKeys } from './redis-topology';
 
 /** What settling needs from the backend. */
@@ -33,12 +40,18 @@ export interface RedisSettlerContext {
   sendReply(replyTo: string, reply: OutgoingReply): Promise<void>;
 }
 
+/** `stream` argument of `SETTLE_SCRIPT` for a volatile request: nothing to acknowledge. */
+const NO_STREAM = '';
+
+function nothing(): void {}
+
 export class RedisSettler {
   /**
    * Where retries and requeues go: the queue's stream, or for an external queue (a foreign stream
    * other groups may read) a stream of ours that only this queue's group reads.
    */
   private readonly ownStream: string;
+  private readonly acks: AckBatcher;
 
   constructor(
     private readonly spec: SubscriptionSpec,
@@ -47,40 +60,43 @@ export class RedisSettler {
     this.ownStream = spec.external
       ? ctx.keys.externalRetries(spec.queue)
       : ctx.keys.queue(spec.queue);
+    this.acks = new AckBatcher((stream, ids) => this.sendAcks(stream, ids));
   }
 
   /**
-   * Carries out `settlement`: the retry copy or dead letter and the acknowledgement in one `MULTI`,
-   * so that neither is lost nor duplicated; then the reply, if any.
+   * Carries out `settlement` of entry `id` of `stream`: a plain acknowledgement in this turn's batch,
+   * or the copy and the acknowledgement in one script, so that neither is lost nor duplicated; the
+   * reply, if any, at once.
    */
-  async settle(
-    stream: string,
-    id: string,
-    delivery: Delivery,
-    settlement: Settlement,
-  ): Promise<void> {
-    const { keys } = this.ctx;
-    const multi = this.ctx.command.multi();
-    if (settlement.action === 'retry') {
-      const fields = copyFields(
-        delivery,
-        retryHeaders(delivery, settlement.failure),
-        'retry',
-        delivery.attempt + 1,
-      );
-      if (settlement.delayMs > 0) this.delay(multi, fields, settlement.delayMs);
-      // Never trimmed (no MAXLEN): what a queue stream holds is unhandled (handled entries are deleted).
-      else multi.xadd(this.ownStream, '*', ...fields);
-    } else if (settlement.action === 'dead-letter') {
-      const fields = deadLetterFields(delivery, deadLetterHeaders(delivery, settlement.failure));
-      const dlq = keys.queue(deadLetterQueueName(this.spec.service));
-      // Never trimmed: a dead letter stays until replayed or purged.
-      multi.xadd(dlq, '*', ...fields);
+  settle(stream: string, id: string, delivery: Delivery, settlement: Settlement): Promise<void> {
+    switch (settlement.action) {
+      case 'ack':
+        if (settlement.reply && delivery.replyTo !== undefined)
+          this.reply(delivery, settlement.reply);
+        return this.acks.ack(stream, id);
+      case 'retry':
+        return this.retry(stream, id, delivery, settlement);
+      case 'dead-letter':
+        return this.deadLetter(stream, id, delivery, settlement);
     }
-    this.ack(multi, stream, id);
-    await execOrThrow(multi);
-    if (settlement.action !== 'retry' && settlement.reply && delivery.replyTo !== undefined)
-      await this.reply(delivery, settlement.reply);
+  }
+
+  /**
+   * Carries out the settlement of a volatile request (no stream entry, nothing to acknowledge): the
+   * reply; a dead letter first when there is one. The core never retries a request; a retry would
+   * still be kept, in the queue's stream.
+   */
+  settleRequest(delivery: Delivery, settlement: Settlement): Promise<void> {
+    switch (settlement.action) {
+      case 'ack':
+        if (settlement.reply && delivery.replyTo !== undefined)
+          this.reply(delivery, settlement.reply);
+        return Promise.resolve();
+      case 'retry':
+        return this.retry(NO_STREAM, '', delivery, settlement);
+      case 'dead-letter':
+        return this.deadLetter(NO_STREAM, '', delivery, settlement);
+    }
   }
 
   /** A delivery whose consumers kept dying: to the dead-letter queue, unhandled. */
@@ -101,36 +117,88 @@ export class RedisSettler {
   }
 
   /** A delivery read after cancel goes back to its queue stream as it was, for another instance. */
-  async requeue(stream: string, id: string, delivery: Delivery): Promise<void> {
-    const multi = this.ctx.command.multi();
+  requeue(stream: string, id: string, delivery: Delivery): Promise<void> {
     const fields = copyFields(delivery, delivery.headers, 'requeue', delivery.attempt);
-    multi.xadd(this.ownStream, '*', ...fields);
-    this.ack(multi, stream, id);
-    await execOrThrow(multi);
+    return this.copy(stream, id, 'x', this.ownStream, 0, fields);
   }
 
-  private delay(multi: ReturnType<Redis['multi']>, fields: EntryFields, delayMs: number): void {
-    const { keys } = this.ctx;
-    multi.eval(
-      DELAY_SCRIPT,
-      0,
-      keys.prefix,
-      this.spec.external ? 'r' : 'q',
-      this.spec.queue,
-      '0',
-      Math.ceil(delayMs),
-      randomUUID(),
-      ...fields,
+  /** Sends this turn's acknowledgements now (before a close, so that they do not wait a tick). */
+  flushAcks(): void {
+    this.acks.flush();
+  }
+
+  private retry(
+    stream: string,
+    id: string,
+    delivery: Delivery,
+    settlement: Extract<Settlement, { action: 'retry' }>,
+  ): Promise<void> {
+    const fields = copyFields(
+      delivery,
+      retryHeaders(delivery, settlement.failure),
+      'retry',
+      delivery.attempt + 1,
     );
+    if (settlement.delayMs > 0) {
+      const to = `${this.spec.external ? 'r' : 'q'}:${this.spec.queue}`;
+      return this.copy(stream, id, 'd', to, Math.ceil(settlement.delayMs), fields);
+    }
+    // Never trimmed (no MAXLEN): what a queue stream holds is unhandled (handled entries are deleted).
+    return this.copy(stream, id, 'x', this.ownStream, 0, fields);
   }
 
-  private ack(multi: ReturnType<Redis['multi']>, stream: string, id: string): void {
-    multi.xack(stream, this.spec.queue, id);
+  private deadLetter(
+    stream: string,
+    id: string,
+    delivery: Delivery,
+    settlement: Extract<Settlement, { action: 'dead-letter' }>,
+  ): Promise<void> {
+    const fields = deadLetterFields(delivery, deadLetterHeaders(delivery, settlement.failure));
+    const dlq = this.ctx.keys.queue(deadLetterQueueName(this.spec.service));
+    // Never trimmed: a dead letter stays until replayed or purged.
+    const written = this.copy(stream, id, 'x', dlq, 0, fields);
+    const reply = settlement.reply;
+    if (!reply || delivery.replyTo === undefined) return written;
+    return written.then(() => this.reply(delivery, reply));
+  }
+
+  /** Writes a copy (`x`: to a stream; `d`: held for `delayMs`), then acknowledges the original. */
+  private copy(
+    stream: string,
+    id: string,
+    mode: 'x' | 'd',
+    target: string,
+    delayMs: number,
+    fields: EntryFields,
+  ): Promise<void> {
+    coalesceWrites(this.ctx.command);
+    return runScript(
+      this.ctx.command,
+      SETTLE_SCRIPT,
+      0,
+      this.ctx.keys.prefix,
+      stream,
+      this.spec.queue,
+      id,
+      stream === this.ownStream ? '1' : '0',
+      mode,
+      target,
+      delayMs,
+      mode === 'd' ? randomUUID() : '',
+      ...fields,
+    ).then(nothing);
+  }
+
+  private sendAcks(stream: string, ids: readonly string[]): Promise<unknown> {
+    coalesceWrites(this.ctx.command);
     // A queue stream of ours has one group: what it acknowledged is not needed any more.
-    if (stream === this.ownStream) multi.xdel(stream, id);
+    return stream === this.ownStream
+      ? runScript(this.ctx.command, ACK_DELETE_SCRIPT, 1, stream, this.spec.queue, ...ids)
+      : this.ctx.command.xack(stream, this.spec.queue, ...ids);
   }
 
-  private async reply(delivery: Delivery, reply: OutgoingReply): Promise<void> {
+  /** Sends a reply; a failure is reported, and never fails the settlement (it is acknowledged). */
+  private reply(delivery: Delivery, reply: OutgoingReply): void {
     const replyTo = delivery.replyTo as string;
     if (!replyTo.startsWith(this.ctx.keys.anyReplyPrefix)) {
       this.ctx.hub.emitError(
@@ -141,14 +209,15 @@ export class RedisSettler {
       );
       return;
     }
-    await this.ctx.sendReply(replyTo, reply);
+    this.ctx
+      .sendReply(replyTo, reply)
+      .catch((error: Error) =>
+        this.ctx.hub.emitError(
+          new Error(
+            `Could not send the reply to message ${delivery.messageId} of '${this.spec.queue}' (its caller times out): ${error.message}`,
+            { cause: error },
+          ),
+        ),
+      );
   }
-}
-
-/** Runs a `MULTI` and throws the first error of its commands. */
-export async function execOrThrow(multi: ReturnType<Redis['multi']>): Promise<unknown[]> {
-  const results = await multi.exec();
-  if (!results) throw new Error('the Redis transaction was aborted');
-  for (const [error] of results) if (error) throw error;
-  return results.map(([, value]) => value);
 }

@@ -9,9 +9,12 @@
  * | `messaging:r:<queue>`                 | stream          | retries, requeues, replays of external queue `<queue>`; group `<queue>` |
  * | `messaging:topics`                    | set             | every topic published or subscribed: wildcards resolve against it |
  * | `messaging:bindings`                  | hash            | queue → JSON array of its topic patterns (routing, `mandatory`)  |
+ * | `messaging:routing`                   | string (counter) | generation of `bindings`: incremented when a binding is added or changed |
+ * | `messaging:rq:<queue>`                | list            | volatile requests to route `<queue>` not taken yet; expires once they all timed out |
+ * | `messaging:rq:<queue>`                | pub/sub channel | its subscribers: the instances consuming route `<queue>` now; a request to the only one, or a ring |
  * | `messaging:delayed`                   | sorted set      | delayed messages and retries by due time (epoch ms)              |
  * | `messaging:delayed:<uuid>`            | hash            | one delayed message: its entry fields plus `_to` (`t:<topic>`, `q:<queue>` or `r:<queue>`) |
- * | `messaging:reply:<instance>:<uuid>`   | pub/sub channel | the reply to one request of one backend instance                 |
+ * | `messaging:reply:<instance>:<id>`     | pub/sub channel | the reply to one request of one backend instance                 |
  *
  * Consumer groups are named after the queue, so every instance of a service shares one group per
  * stream (competing consumers) and every service has its own (fan-out). Consumers are named per
@@ -21,26 +24,46 @@
  * patterns in `bindings` and creates its group (`$`) on every known topic that matches; the first
  * publish of a topic adds it to `topics` and creates a group (`0`, before the entry is added) for every
  * binding that matches. So a wildcard subscription misses nothing published after it, and a publish
- * that reaches no group is known at once: `UnroutableError` in any process. A subscription reads
- * the streams of the topics it matches (learning new ones within `blockMs`) plus its queue stream.
+ * that reaches no group is known at once: `UnroutableError` in any process. A publisher runs the
+ * script only for a target it does not know; once the script added a message to a target, the next
+ * ones are one `XADD … NOMKSTREAM` each, rechecked by the script every second (`RedisRoutes` gives the
+ * race analysis). A subscription reads the streams of the topics it matches (learning new ones within
+ * `blockMs`) plus its queue stream.
  *
- * Settlement is one `MULTI`: `XACK` with the retry copy (`XADD` to the queue stream, or the
- * `delayed` hash + `ZADD` when it has a delay) or the dead letter (`XADD` to the dead-letter stream).
- * A retry therefore reaches the failing queue only; an external queue's stream is foreign (other
- * groups may read it), so its retries, requeues and replays go to `r:<queue>`, which it also reads. Every instance polls `delayed` every
- * `delayPollMs` with a Lua script that moves due messages to their stream: a delay survives the
- * crash of every instance. A delivery left pending by a crashed consumer is claimed with `XAUTOCLAIM`
- * after `claimIdleMs` by any instance of the service; a live handler renews its claim meanwhile
- * (`XCLAIM … JUSTID`), and one claimed more than `deliveryLimit` times is dead-lettered unhandled.
- * Dead letters are read with `XRANGE` a page at a time; a replay (Lua) deletes one and adds it to its
- * queue's stream in one step.
+ * Settlement: a handled delivery is acknowledged with the others settled in the same turn of the
+ * event loop, one `XACK` per stream (`RedisAcks`; on a queue stream of ours a script that also
+ * `XDEL`s them, since its group is its only reader). A retry copy (`XADD` to the queue stream, or the
+ * `delayed` hash + `ZADD` when it has a delay), a dead letter (`XADD` to the dead-letter stream) or a
+ * requeue is written by one script that acknowledges the original after the write, so a write that
+ * fails leaves the original pending. A retry therefore reaches the failing queue only; an external
+ * queue's stream is foreign (other groups may read it), so its retries, requeues and replays go to
+ * `r:<queue>`, which it also reads. Every instance polls `delayed` every `delayPollMs` with a Lua
+ * script that moves due messages to their stream: a delay survives the crash of every instance. A
+ * delivery left pending by a crashed consumer is claimed with `XAUTOCLAIM` after `claimIdleMs` by any
+ * instance of the service; a live handler renews its claim meanwhile (`XCLAIM … JUSTID`), and one
+ * claimed more than `deliveryLimit` times is dead-lettered unhandled. Dead letters are read with
+ * `XRANGE` a page at a time; a replay (Lua) deletes one and adds it to its queue's stream in one step.
+ *
+ * Requests: a durable one (or one to a named queue) is an entry of its target's stream, like an
+ * event. A volatile one (the default) is never a stream entry: each instance of a route on a queue of
+ * ours subscribes to the channel `rq:<queue>` while the route lasts, so the channel's subscribers are
+ * the instances consuming the route now. A request script checks the requester's cached bindings
+ * against `routing`, then, for each route they match, counts those subscribers (`PUBSUB NUMSUB`):
+ * one, the request is published to it there; several, it is pushed to the list `rq:<queue>` and the
+ * channel rung, and the instances pop it from there as they have free slots (competing consumers; an
+ * instance without a free slot gives what it was sent back to the list). No route reached:
+ * `UnroutableError` at once. Replies go to the requester's channel under `reply:<instance>:`, which it
+ * subscribes to by pattern.
  *
  * Limits: a publish is as durable as Redis's persistence (`appendonly`); topic streams are trimmed to
  * about `maxLength` entries (`MAXLEN ~`), so a group that falls that far behind loses the oldest
  * (queue and dead-letter streams hold only what is unhandled and are never trimmed); groups and
- * bindings of a retired service stay until deleted; the scripts touch keys they compute, so Redis
- * Cluster is not supported; a subscription holds one connection (its blocking reads); replies are
- * pub/sub (a requester disconnected when its reply is sent times out). `docs/backend-redis.md` says more.
+ * bindings of a retired service stay until deleted (a publisher sees a group destroyed by hand within
+ * a second); the scripts touch keys they compute, so Redis Cluster is not supported; a subscription
+ * holds one connection (its blocking reads), and each instance one pub/sub connection (its volatile
+ * routes and its replies); replies are pub/sub (a requester disconnected when its reply is sent times
+ * out); a volatile request taken by an instance that crashes before answering times out.
+ * `docs/backends.md` says more.
  */
 
 /** Key names of one prefix. */
@@ -73,6 +96,16 @@ export class RedisKeys {
   /** The hash of queue → patterns. */
   get bindings(): string {
     return `${this.prefix}:bindings`;
+  }
+
+  /** The routing generation: incremented when a binding is added or changed. */
+  get routing(): string {
+    return `${this.prefix}:routing`;
+  }
+
+  /** The list of volatile requests of queue `queue`, and the channel its instances listen to. */
+  requests(queue: string): string {
+    return `${this.prefix}:rq:${queue}`;
   }
 
   /** The sorted set of delayed messages. */

@@ -1,12 +1,12 @@
 /**
  * What the shared contract does not cover on Redis: topics first published after a wildcard
  * subscription, delays held in Redis across instances, claims of a dead consumer's deliveries,
- * bounded streams, external queues, option and connection errors.
+ * bounded streams, external queues, routing in Lua. The lifecycle (reconnection, close, option and
+ * connection errors) is in `redis-lifecycle.redis.spec.ts`.
  */
 import { randomUUID } from 'node:crypto';
 import { Logger } from '@nestjs/common';
 import type {
-  BackendStatus,
   Delivery,
   FailureInfo,
   OutgoingMessage,
@@ -14,7 +14,6 @@ import type {
   SubscriptionSpec,
 } from '../../backend/broker-backend.interface';
 import { topicMatches } from '../../backend/topic-matcher';
-import { BackendClosedError, MessagingConfigError } from '../../errors/messaging.errors';
 import {
   deleteRedisPrefix,
   REDIS_URL,
@@ -22,7 +21,6 @@ import {
   uniqueRedisPrefix,
 } from '../../testing/redis.fixture';
 import { waitFor } from '../../testing/wait-for';
-import { RedisConnectError } from './redis-connection';
 import { TOPIC_MATCH_SCRIPT } from './redis-scripts';
 import { RedisStreamsBackend, type RedisStreamsBackendOptions } from './index';
 
@@ -193,31 +191,6 @@ describe('RedisStreamsBackend', () => {
     await waitFor(async () => (await pendingCount(stream, group)) === 0);
   });
 
-  it('reconnects after its connections are killed, and consumes again', async () => {
-    const name = `reconnect-${randomUUID().slice(0, 8)}`;
-    const b = await backend({ connectionName: name });
-    const statuses: BackendStatus[] = [];
-    b.on('status', (s) => statuses.push(s));
-    const { service, topic } = names();
-    const seen: string[] = [];
-    await b.subscribe(spec(service, [topic]), async (d) => {
-      seen.push(d.body.toString());
-      return ACK;
-    });
-    const ids = ((await redis.client('LIST')) as string)
-      .split('\n')
-      .filter((line) => line.includes(` name=${name}:`))
-      .map((line) => /\bid=(\d+)/.exec(line)?.[1] as string);
-    expect(ids.length).toBe(2); // the command connection and the subscription's reader
-    for (const id of ids) await redis.client('KILL', 'ID', id);
-    await waitFor(() => statuses.includes('reconnecting'));
-    await waitFor(() => b.status === 'connected' && b.consumerStates()[0]?.attached === true);
-    await b.publish(message({ topic }, 'after the cut'), { mandatory: true });
-    await waitFor(() => seen.length === 1);
-    expect(seen).toEqual(['after the cut']);
-    expect(statuses).toEqual(['reconnecting', 'connected']);
-  });
-
   it('keeps each stream about maxLength long', async () => {
     const { service, topic } = names();
     const b = await backend({ maxLength: 100 });
@@ -332,57 +305,6 @@ describe('RedisStreamsBackend', () => {
     ).rejects.toThrow(/queue/);
   });
 
-  it('reports its status and its consumers', async () => {
-    const b = new RedisStreamsBackend({ url: REDIS_URL, prefix: PREFIX, blockMs: 100 });
-    open.push(b);
-    const statuses: BackendStatus[] = [];
-    b.on('status', (s) => statuses.push(s));
-    await b.connect();
-    const { service, topic } = names();
-    await b.subscribe(spec(service, [topic]), async () => ACK);
-    expect(b.consumerStates()).toEqual([{ queue: `${service}.route`, attached: true }]);
-    await b.close();
-    expect(statuses).toEqual(['connecting', 'connected', 'closed']);
-    expect(b.consumerStates()).toEqual([]);
-    // Nothing was pending for it: its consumer name is gone from the group.
-    expect(await redis.xinfo('CONSUMERS', `${PREFIX}:t:${topic}`, `${service}.route`)).toEqual([]);
-  });
-
-  it('close() while a subscription is starting leaves no reader behind and handles nothing', async () => {
-    const { service, topic } = names();
-    const name = `starting-${randomUUID().slice(0, 8)}`;
-    const b = await backend({ connectionName: name });
-    let handled = 0;
-    const subscribed = b.subscribe(spec(service, [topic]), async () => {
-      handled++;
-      return ACK;
-    });
-    await new Promise((resolve) => setImmediate(resolve)); // inside start(): binding, reader connecting
-    await b.close();
-    await expect(subscribed).rejects.toThrow(BackendClosedError);
-    expect(b.consumerStates()).toEqual([]);
-    const connections = async () =>
-      ((await redis.client('LIST')) as string)
-        .split('\n')
-        .filter((line) => line.includes(` name=${name}:`));
-    await waitFor(async () => (await connections()).length === 0, {
-      message: 'no connection of the closed backend left',
-    });
-    // The group was declared: a publish routes, and another instance of the route takes it, not a
-    // reader of the closed backend.
-    const other = await backend();
-    let handledByOther = 0;
-    await other.subscribe(spec(service, [topic]), async () => {
-      handledByOther++;
-      return ACK;
-    });
-    await other.publish(message({ topic }, 'after close'), { mandatory: true });
-    await waitFor(() => handledByOther === 1);
-    expect(handled).toBe(0);
-    expect(await pendingCount(`${PREFIX}:t:${topic}`, `${service}.route`)).toBe(0);
-    expect(await connections()).toEqual([]);
-  });
-
   it('routes in Lua exactly as topicMatches() does', async () => {
     const patterns = [
       'a.b',
@@ -401,40 +323,11 @@ describe('RedisStreamsBackend', () => {
     const mismatches: string[] = [];
     for (const pattern of patterns) {
       for (const topic of topics) {
-        const lua = Number(await redis.eval(TOPIC_MATCH_SCRIPT, 0, pattern, topic)) === 1;
+        const lua = Number(await redis.eval(TOPIC_MATCH_SCRIPT.text, 0, pattern, topic)) === 1;
         if (lua !== topicMatches(pattern, topic)) mismatches.push(`${pattern} ~ ${topic}: ${lua}`);
       }
     }
     expect(mismatches).toEqual([]);
-  });
-
-  it('rejects bad options with what to change', () => {
-    expect(() => new RedisStreamsBackend({ url: 'http://127.0.0.1:6379' })).toThrow(
-      /Use redis:\/\/ or rediss:\/\//,
-    );
-    expect(
-      () => new RedisStreamsBackend({ prefx: 'a' } as unknown as RedisStreamsBackendOptions),
-    ).toThrow(/did you mean 'prefix'/);
-    expect(() => new RedisStreamsBackend({ prefix: 'a:b' })).toThrow(MessagingConfigError);
-    expect(() => new RedisStreamsBackend({ maxLength: 5 })).toThrow(/maxLength must be/);
-  });
-
-  it('fails connect() in bounded time when Redis is unreachable, naming the URL', async () => {
-    const b = new RedisStreamsBackend({
-      url: 'redis://user:secret@127.0.0.1:1',
-      prefix: PREFIX,
-      connectTimeoutMs: 500,
-    });
-    open.push(b);
-    const startedAt = Date.now();
-    const error = await b.connect().catch((e: unknown) => e);
-    expect(error).toBeInstanceOf(RedisConnectError);
-    expect((error as Error).message).toMatch(
-      /could not connect to redis:\/\/user:\*\*\*@127\.0\.0\.1:1 within 500 ms/,
-    );
-    expect((error as Error).message).not.toContain('secret');
-    expect(Date.now() - startedAt).toBeLessThan(3_000);
-    expect(b.status).toBe('disconnected');
   });
 });
 

@@ -20,13 +20,7 @@ import type {
   OutgoingReply,
   SubscriptionSpec,
 } from '../../backend/broker-backend.interface';
-import {
-  BackendClosedError,
-  MessagingConfigError,
-  PublishFailedError,
-  PublishTimeoutError,
-  UnroutableError,
-} from '../../errors/messaging.errors';
+import { BackendClosedError, MessagingConfigError } from '../../errors/messaging.errors';
 import {
   redactRedisUrl,
   resolveRedisOptions,
@@ -34,6 +28,7 @@ import {
   type ResolvedRedisOptions,
 } from './redis-backend.options';
 import {
+  coalesceWrites,
   connectWithin,
   createConnection,
   type IoRedisModule,
@@ -41,9 +36,12 @@ import {
 } from './redis-connection';
 import { RedisConsumer } from './redis-consumer';
 import { RedisDeadLetters } from './redis-dead-letters';
-import { decodeReply, encodeReply, publishFields } from './redis-messages';
+import { RedisPublisher } from './redis-publisher';
+import { RedisPubSub } from './redis-pubsub';
+import { encodeReply } from './redis-request-entries';
 import { RedisRequester } from './redis-requester';
-import { DELAY_SCRIPT, MOVE_DUE_SCRIPT, PUBLISH_SCRIPT, runScript } from './redis-scripts';
+import { RedisRoutes } from './redis-routes';
+import { MOVE_DUE_SCRIPT, runScript } from './redis-scripts';
 import { RedisKeys } from './redis-topology';
 
 /** Delayed messages moved per run of the mover script. */
@@ -51,10 +49,13 @@ const MOVE_BATCH = 200;
 
 /**
  * Redis Streams backend over `ioredis`: a stream per topic with a consumer group per queue, wildcard
- * routing kept in Redis, retries and delays held in Redis (a sorted set every instance polls),
- * retries and replays to the failing queue only, a dead-letter stream per service, `XAUTOCLAIM` of
- * what a crashed consumer left pending, and pub/sub replies. The keys are described in
- * `redis-topology.ts`.
+ * routing kept in Redis (a script when a publisher does not know the target, one `XADD` when it
+ * does), acknowledgements batched per turn of the event loop, retries and delays held in Redis (a
+ * sorted set every instance polls), retries and replays to the failing queue only, a dead-letter
+ * stream per service, `XAUTOCLAIM` of what a crashed consumer left pending, volatile requests over
+ * pub/sub to the instances consuming their route now (no stream entry; a list their instances share
+ * when there are several; refused at once when there is none), and pub/sub replies. The keys are
+ * described in `redis-topology.ts`.
  *
  * `ioredis` is loaded when this class is constructed, so apps on another backend do not need it.
  *
@@ -75,6 +76,9 @@ export class RedisStreamsBackend implements BrokerBackend {
   private readonly starting = new Map<RedisConsumer, Promise<void>>();
   /** Cancelled consumers whose deliveries still settle: close waits for them. */
   private readonly retiring = new Set<RedisConsumer>();
+  private readonly routes = new RedisRoutes();
+  private readonly publisher: RedisPublisher;
+  private readonly pubsub: RedisPubSub;
   private readonly requester: RedisRequester;
   private readonly deadLetters: RedisDeadLetters;
   private command?: Redis;
@@ -89,12 +93,21 @@ export class RedisStreamsBackend implements BrokerBackend {
     this.options = resolveRedisOptions(options);
     this.ioredis = loadIoRedis();
     this.keys = new RedisKeys(this.options.prefix);
-    this.requester = new RedisRequester(
-      () => createConnection(this.ioredis, this.options, 'replies', true),
-      this.keys.replyPrefix(this.instance),
+    this.publisher = new RedisPublisher(this.keys, this.options, this.routes);
+    this.pubsub = new RedisPubSub(
+      () => createConnection(this.ioredis, this.options, 'pubsub', true),
       (redis) => connectWithin(redis, this.options, this.options.connectTimeoutMs),
-      (message) => decodeReply(message),
     );
+    this.requester = new RedisRequester({
+      keys: this.keys,
+      pubsub: this.pubsub,
+      routes: this.routes,
+      replyPrefix: this.keys.replyPrefix(this.instance),
+      commandTimeoutMs: this.options.commandTimeoutMs,
+      command: () => this.connection(),
+      sendDurable: (message, replyTo) =>
+        this.publisher.send(this.connection(), message, true, replyTo),
+    });
     this.deadLetters = new RedisDeadLetters(() => this.connection(), this.keys, this.options);
   }
 
@@ -124,22 +137,31 @@ export class RedisStreamsBackend implements BrokerBackend {
   }
 
   /** Adds the message to its topic's (or queue's) stream, or to the delayed set; see {@link BrokerBackend.publish}. */
-  async publish(message: OutgoingMessage, options: BackendPublishOptions): Promise<void> {
-    await this.send(message, options.mandatory);
+  publish(message: OutgoingMessage, options: BackendPublishOptions): Promise<void> {
+    if (this.closing)
+      return Promise.reject(new BackendClosedError('RedisStreamsBackend is closed'));
+    if (this.command) return this.publisher.send(this.command, message, options.mandatory);
+    return this.connected().then((command) =>
+      this.publisher.send(command, message, options.mandatory),
+    );
   }
 
-  /** Sends a request whose reply comes over pub/sub; see {@link BrokerBackend.request}. */
-  async request(message: OutgoingMessage, options: BackendRequestOptions): Promise<IncomingReply> {
-    this.assertOpen();
+  /**
+   * Sends a request whose reply comes over pub/sub: volatile (no stream entry, only to instances
+   * consuming now) unless `durable` or sent to a named queue; see {@link BrokerBackend.request}.
+   */
+  request(message: OutgoingMessage, options: BackendRequestOptions): Promise<IncomingReply> {
+    if (this.closing)
+      return Promise.reject(new BackendClosedError('RedisStreamsBackend is closed'));
     if (message.delayMs !== undefined && message.delayMs > 0) {
-      throw new MessagingConfigError(
-        'RedisStreamsBackend: a request cannot be delayed (delayMs); send it without a delay.',
+      return Promise.reject(
+        new MessagingConfigError(
+          'RedisStreamsBackend: a request cannot be delayed (delayMs); send it without a delay.',
+        ),
       );
     }
-    const target = message.queue ?? message.topic ?? '';
-    return this.requester.request(options.timeoutMs, target, (replyTo) =>
-      this.send(message, true, replyTo),
-    );
+    if (this.command) return this.requester.request(message, options);
+    return this.connected().then(() => this.requester.request(message, options));
   }
 
   /** Declares the subscription's binding and groups and starts reading; see {@link BrokerBackend.subscribe}. */
@@ -154,6 +176,7 @@ export class RedisStreamsBackend implements BrokerBackend {
       logger: this.logger,
       command,
       consumer: this.instance,
+      pubsub: this.pubsub,
       createReader: () =>
         createConnection(this.ioredis, this.options, `reader:${spec.queue}`, true),
       sendReply: (replyTo, reply) => this.sendReply(replyTo, reply),
@@ -288,9 +311,10 @@ export class RedisStreamsBackend implements BrokerBackend {
     await Promise.all(consumers.map((c) => c.forget().catch(() => undefined)));
     this.consumers.clear();
     this.retiring.clear();
-    await this.requester.close(
-      new BackendClosedError('RedisStreamsBackend closed before the reply arrived'),
+    this.requester.close(
+      () => new BackendClosedError('RedisStreamsBackend closed before the reply arrived'),
     );
+    await this.pubsub.close();
     while (this.polling) await new Promise((resolve) => setTimeout(resolve, 5));
     await this.command?.quit().catch(() => this.command?.disconnect());
     this.hub.setStatus('closed');
@@ -326,65 +350,10 @@ export class RedisStreamsBackend implements BrokerBackend {
     }
   }
 
-  private async send(
-    message: OutgoingMessage,
-    mandatory: boolean,
-    replyTo?: string,
-  ): Promise<void> {
-    this.assertOpen();
-    const { kind, name } = targetOf(message);
-    const command = await this.connected();
-    const fields = publishFields(message, replyTo);
-    const delayed = message.delayMs !== undefined && message.delayMs > 0;
-    const added = await (
-      delayed
-        ? runScript(
-            command,
-            DELAY_SCRIPT,
-            0,
-            this.keys.prefix,
-            kind,
-            name,
-            mandatory ? '1' : '0',
-            Math.ceil(message.delayMs),
-            randomUUID(),
-            ...fields,
-          )
-        : runScript(
-            command,
-            PUBLISH_SCRIPT,
-            0,
-            this.keys.prefix,
-            kind,
-            name,
-            this.options.maxLength,
-            mandatory ? '1' : '0',
-            ...fields,
-          )
-    ).catch((error: Error) => {
-      throw this.publishError(kind === 't' ? `topic '${name}'` : `queue '${name}'`, error);
-    });
-    if (Number(added) === 0 && mandatory) {
-      throw new UnroutableError(kind === 't' ? name : `queue ${name}`);
-    }
-  }
-
-  private publishError(target: string, error: Error): Error {
-    if (error.message.includes('Command timed out')) {
-      return new PublishTimeoutError(
-        `RedisStreamsBackend: Redis did not confirm the message to ${target} within ${this.options.commandTimeoutMs} ms ` +
-          '(commandTimeoutMs; Redis unreachable or overloaded). It may or may not have been added: publish it again with the same messageId.',
-        { cause: error },
-      );
-    }
-    return new PublishFailedError(
-      `RedisStreamsBackend: Redis refused the message to ${target}: ${error.message}`,
-      { cause: error },
-    );
-  }
-
   private async sendReply(replyTo: string, reply: OutgoingReply): Promise<void> {
-    await this.connection().publish(replyTo, encodeReply(reply));
+    const command = this.connection();
+    coalesceWrites(command);
+    await command.publish(replyTo, encodeReply(reply));
   }
 
   private async connected(): Promise<Redis> {
@@ -402,18 +371,4 @@ export class RedisStreamsBackend implements BrokerBackend {
   private assertOpen(): void {
     if (this.closing) throw new BackendClosedError('RedisStreamsBackend is closed');
   }
-}
-
-function targetOf(message: OutgoingMessage): { kind: 't' | 'q'; name: string } {
-  const name = message.queue ?? message.topic;
-  if (
-    typeof name !== 'string' ||
-    name.length === 0 ||
-    (message.queue !== undefined && message.topic !== undefined)
-  ) {
-    throw new MessagingConfigError(
-      'RedisStreamsBackend: a message needs exactly one of `topic` and `queue`.',
-    );
-  }
-  return { kind: message.queue !== undefined ? 'q' : 't', name };
 }

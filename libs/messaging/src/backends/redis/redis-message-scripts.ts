@@ -1,0 +1,112 @@
+/**
+ * The Lua scripts of the per-message paths of {@link RedisStreamsBackend}: settling a failed delivery
+ * (its copy, then its acknowledgement), acknowledging and deleting handled entries of a queue stream,
+ * and sending a volatile request. They are short and use no helper of `redis-scripts.ts` (whose
+ * routing prelude would be rebuilt at each call). Keys are described in `redis-topology.ts`; like the
+ * others, they compute their keys from the prefix (hence no Redis Cluster).
+ */
+import { LuaScript } from './redis-scripts';
+
+/**
+ * Settles a delivery with a copy of it, in one step: writes the copy, then acknowledges the original
+ * (and deletes it from a queue stream of ours). A write that fails raises before the acknowledgement,
+ * so the original stays pending and is delivered again: a delivery is never acknowledged without its
+ * copy (a `MULTI` would run the `XACK` even after a failed write, an out-of-memory one included).
+ *
+ * ARGV: prefix, stream (`''`: nothing to acknowledge, a volatile request), group, entry id, delete
+ * (`1` for a queue stream of ours), mode, target, delayMs, delayed id, then the copy's field/value
+ * pairs. Mode `x` adds the copy to stream `target` (never trimmed: a retry, requeue or dead letter);
+ * mode `d` holds it in the delayed set for `delayMs` (Redis's clock), then to `target`, which is
+ * `t:<topic>`, `q:<queue>` or `r:<queue>` as in `MOVE_DUE_SCRIPT`.
+ */
+export const SETTLE_SCRIPT = new LuaScript(`
+local prefix, stream, group, id, del, mode, target = ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5], ARGV[6], ARGV[7]
+local fields = {}
+for i = 10, #ARGV do fields[#fields + 1] = ARGV[i] end
+if mode == 'x' then
+  redis.call('XADD', target, '*', unpack(fields))
+else
+  local t = redis.call('TIME')
+  local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+  fields[#fields + 1] = '_to'
+  fields[#fields + 1] = target
+  redis.call('HSET', prefix .. ':delayed:' .. ARGV[9], unpack(fields))
+  redis.call('ZADD', prefix .. ':delayed', now + tonumber(ARGV[8]), ARGV[9])
+end
+if stream ~= '' then
+  redis.call('XACK', stream, group, id)
+  if del == '1' then redis.call('XDEL', stream, id) end
+end
+return 1
+`);
+
+/**
+ * Acknowledges handled entries of a queue stream of ours and deletes them (the queue's group is its
+ * only reader), atomically: an entry is never left acknowledged but undeleted. KEYS[1] the stream,
+ * ARGV group then the entry ids. Returns how many were acknowledged.
+ */
+export const ACK_DELETE_SCRIPT = new LuaScript(`
+local ids = {}
+for i = 2, #ARGV do ids[#ids + 1] = ARGV[i] end
+local acked = redis.call('XACK', KEYS[1], ARGV[1], unpack(ids))
+redis.call('XDEL', KEYS[1], unpack(ids))
+return acked
+`);
+
+/**
+ * Sends a volatile request to the routes that consume now, atomically with the check of the caller's
+ * bindings: ARGV prefix, the routing generation the caller read its bindings at, the request's
+ * timeout (ms), the request entry, then the queues its bindings match. Returns -1 (and sends nothing)
+ * when the generation changed (bindings were added or changed since: the caller reads them again),
+ * else how many routes it reached.
+ *
+ * A route consumes now when an instance is subscribed to its channel `<prefix>:rq:<queue>`
+ * (`PUBSUB NUMSUB`; Redis drops a subscription with its connection, so a crashed or closed instance
+ * is not counted). With one instance, the request is published to it there (one hop). With several,
+ * it goes into the list of the same name, and the channel is rung (an empty message): the instances
+ * pop the list (competing consumers). The list expires once every request in it would have timed
+ * out, so what nobody popped (its last instance crashed) does not stay.
+ */
+export const REQUEST_SCRIPT = new LuaScript(`
+local prefix, gen, ttl, entry = ARGV[1], ARGV[2], tonumber(ARGV[3]), ARGV[4]
+if (redis.call('GET', prefix .. ':routing') or '0') ~= gen then return -1 end
+local reached = 0
+for i = 5, #ARGV do
+  local key = prefix .. ':rq:' .. ARGV[i]
+  local instances = redis.call('PUBSUB', 'NUMSUB', key)[2]
+  if instances == 1 then
+    redis.call('PUBLISH', key, entry)
+    reached = reached + 1
+  elseif instances > 1 then
+    redis.call('LPUSH', key, entry)
+    if redis.call('PTTL', key) < ttl then redis.call('PEXPIRE', key, ttl) end
+    redis.call('PUBLISH', key, '')
+    reached = reached + 1
+  end
+end
+return reached
+`);
+
+/**
+ * Gives volatile requests an instance took but will not handle (it has no free slot, or its route was
+ * cancelled) back to their route's list, where they are popped first, and rings the route's
+ * instances: KEYS[1] the list, ARGV the time (ms) the list must last at least, then the entries,
+ * oldest first.
+ */
+export const GIVE_BACK_SCRIPT = new LuaScript(`
+for i = #ARGV, 2, -1 do redis.call('RPUSH', KEYS[1], ARGV[i]) end
+if redis.call('PTTL', KEYS[1]) < tonumber(ARGV[1]) then redis.call('PEXPIRE', KEYS[1], ARGV[1]) end
+redis.call('PUBLISH', KEYS[1], '')
+return 1
+`);
+
+/**
+ * The bindings and the routing generation they are at, read together: ARGV prefix. Returns
+ * `[generation, queue1, patterns1, queue2, patterns2, ...]`.
+ */
+export const BINDINGS_SCRIPT = new LuaScript(`
+local out = { redis.call('GET', ARGV[1] .. ':routing') or '0' }
+local b = redis.call('HGETALL', ARGV[1] .. ':bindings')
+for i = 1, #b do out[#out + 1] = b[i] end
+return out
+`);

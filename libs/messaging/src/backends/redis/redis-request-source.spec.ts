@@ -1,0 +1,138 @@
+import type { Redis } from 'ioredis';
+import { BackendEventHub } from '../../backend/backend-events';
+import type {
+  Delivery,
+  Settlement,
+  SubscriptionSpec,
+} from '../../backend/broker-backend.interface';
+import type { RedisPubSub } from './redis-pubsub';
+import { requestEntry } from './redis-request-entries';
+import { RedisRequestSource } from './redis-request-source';
+import type { RedisSettler } from './redis-settler';
+import { RedisKeys } from './redis-topology';
+
+const SPEC: SubscriptionSpec = {
+  service: 'svc',
+  queue: 'svc.route',
+  topics: ['t'],
+  external: false,
+  concurrency: 2,
+};
+
+const entry = (text: string): Buffer =>
+  Buffer.from(
+    requestEntry(
+      {
+        topic: 't',
+        body: Buffer.from(text),
+        headers: { 'x-messaging-deadline': Date.now() + 5_000 },
+        messageId: text,
+        timestamp: Date.now(),
+      },
+      't',
+      `p:reply:i:${text}`,
+    ),
+  );
+
+/** A request source over fakes: pops and give-backs recorded, handlers finished by the test. */
+async function harness() {
+  let listener: (message: Buffer) => void = () => undefined;
+  const pops: Array<{ count: number; answer(entries: Buffer[] | null): void }> = [];
+  const givenBack: string[][] = [];
+  const command = {
+    status: 'ready',
+    stream: { writableCorked: 1 }, // writes are not coalesced here
+    callBuffer: (_rpop: string, _key: string, count: number) =>
+      new Promise((resolve) => pops.push({ count, answer: resolve })),
+    evalsha: (_sha: string, _keys: number, _key: string, _ms: number, ...entries: unknown[]) => {
+      givenBack.push(
+        entries.map(
+          (e) =>
+            Buffer.from(e as Buffer)
+              .toString()
+              .split('\n')[1],
+        ),
+      );
+      return Promise.resolve(1);
+    },
+  } as unknown as Redis;
+  const pubsub = {
+    subscribe: async (_channel: string, l: (message: Buffer) => void) => {
+      listener = l;
+    },
+    unsubscribe: async () => undefined,
+  } as unknown as RedisPubSub;
+  const running: Array<{ body: string; finish(): void }> = [];
+  let peak = 0;
+  const handler = (delivery: Delivery) =>
+    new Promise<Settlement>((resolve) => {
+      running.push({ body: delivery.body.toString(), finish: () => resolve({ action: 'ack' }) });
+      peak = Math.max(peak, running.length);
+    });
+  const settler = { settleRequest: async () => undefined } as unknown as RedisSettler;
+  const source = new RedisRequestSource(SPEC, handler, settler, {
+    command,
+    pubsub,
+    keys: new RedisKeys('p'),
+    hub: new BackendEventHub(),
+  });
+  await source.start();
+  const send = (message: Buffer) => listener(message);
+  const finishAll = async () => {
+    const now = running.splice(0);
+    for (const r of now) r.finish();
+    await new Promise((resolve) => setImmediate(resolve));
+  };
+  return { source, pops, givenBack, running, send, finishAll, peak: () => peak };
+}
+
+describe('RedisRequestSource', () => {
+  it('handles what is published to it, and gives back what comes when every slot is taken', async () => {
+    const h = await harness();
+    h.pops[0].answer(null); // the pop of start(): nothing waited
+    await new Promise((resolve) => setImmediate(resolve));
+    h.send(entry('a'));
+    h.send(entry('b'));
+    h.send(entry('c'));
+    expect(h.running.map((r) => r.body)).toEqual(['a', 'b']);
+    expect(h.givenBack).toEqual([['c']]);
+    // A slot frees: the list (where c waits) is popped for it.
+    h.running.shift()?.finish();
+    await new Promise((resolve) => setImmediate(resolve));
+    expect(h.pops.map((p) => p.count)).toEqual([2, 1]);
+    h.pops[1].answer([entry('c')]);
+    await new Promise((resolve) => setImmediate(resolve));
+    expect(h.running.map((r) => r.body)).toEqual(['b', 'c']);
+    expect(h.peak()).toBe(2);
+  });
+
+  it('keeps the slots a pop in flight may fill: what is published meanwhile goes back', async () => {
+    const h = await harness();
+    // start() pops as many as it has slots; while that pop is in flight, a request is published here.
+    expect(h.pops.map((p) => p.count)).toEqual([2]);
+    h.send(entry('pushed'));
+    expect(h.givenBack).toEqual([['pushed']]);
+    h.pops[0].answer([entry('x'), entry('y')]);
+    await new Promise((resolve) => setImmediate(resolve));
+    expect(h.running.map((r) => r.body)).toEqual(['x', 'y']);
+    expect(h.peak()).toBe(2);
+    // A full pop means the list may hold more: popped again as soon as a slot frees.
+    await h.finishAll();
+    expect(h.pops.map((p) => p.count)).toEqual([2, 1]);
+  });
+
+  it('folds rings into one pop at a time, and gives back what a pop brings after stop', async () => {
+    const h = await harness();
+    h.send(Buffer.alloc(0));
+    h.send(Buffer.alloc(0));
+    expect(h.pops).toHaveLength(1);
+    await h.source.stop();
+    h.pops[0].answer([entry('late')]);
+    await new Promise((resolve) => setImmediate(resolve));
+    expect(h.running).toEqual([]);
+    expect(h.givenBack).toEqual([['late']]);
+    h.send(entry('after'));
+    expect(h.givenBack).toEqual([['late'], ['after']]);
+    await h.source.drain(1_000);
+  });
+});

@@ -1,0 +1,219 @@
+/**
+ * Volatile requests on Redis, through the backend alone: no stream entry, one instance of each
+ * service that consumes now (competing instances share them), refused at once when none does, the
+ * route's concurrency, and bindings made by other instances seen by a requester that cached them.
+ */
+import type { Delivery } from '../../backend/broker-backend.interface';
+import { UnroutableError } from '../../errors/messaging.errors';
+import { redisClient } from '../../testing/redis.fixture';
+import { waitFor } from '../../testing/wait-for';
+import { answer, routeSpec, textMessage, useRedisBackends } from './redis-spec.fixture';
+
+const { prefix, backend, names } = useRedisBackends('requests');
+const redis = redisClient();
+const VOLATILE = { timeoutMs: 5_000, durable: false } as const;
+
+afterAll(async () => {
+  await redis.quit();
+});
+
+describe('RedisStreamsBackend volatile requests', () => {
+  it('leave no stream entry and no list behind, and carry their headers and deadline', async () => {
+    const { service, topic } = names();
+    const server = await backend();
+    const seen: Delivery[] = [];
+    await server.subscribe(routeSpec(service, [topic]), async (d) => {
+      seen.push(d);
+      return answer(d, `echo ${d.body.toString()}`);
+    });
+    const client = await backend();
+    const deadline = Date.now() + 5_000;
+    const reply = await client.request(
+      textMessage({ topic }, 'hi', { 'x-messaging-deadline': deadline, tenant: 'acme' }),
+      VOLATILE,
+    );
+    expect(reply.body.toString()).toBe('echo hi');
+    expect(seen[0]).toMatchObject({
+      topic,
+      queue: `${service}.route`,
+      attempt: 1,
+      redelivered: false,
+      headers: { 'x-messaging-deadline': deadline, tenant: 'acme' },
+    });
+    // The topic's stream holds nothing (only the group the subscription created), nor does a list.
+    expect(await redis.xlen(`${prefix}:t:${topic}`)).toBe(0);
+    expect(await redis.exists(`${prefix}:rq:${service}.route`)).toBe(0);
+  });
+
+  it('refuses at once a request to a route whose only instance closed', async () => {
+    const { service, topic } = names();
+    const server = await backend();
+    await server.subscribe(routeSpec(service, [topic]), async (d) => answer(d, 'up'));
+    const client = await backend();
+    await expect(client.request(textMessage({ topic }, 'a'), VOLATILE)).resolves.toBeDefined();
+    await server.close();
+    const startedAt = Date.now();
+    await expect(
+      client.request(textMessage({ topic }, 'b'), { timeoutMs: 30_000, durable: false }),
+    ).rejects.toBeInstanceOf(UnroutableError);
+    expect(Date.now() - startedAt).toBeLessThan(1_000);
+    // Nothing was left waiting for a later instance.
+    expect(await redis.exists(`${prefix}:rq:${service}.route`)).toBe(0);
+  });
+
+  it('refuses a request when the route was cancelled, and reaches it again once subscribed again', async () => {
+    const { service, topic } = names();
+    const server = await backend();
+    const subscription = await server.subscribe(routeSpec(service, [topic]), async (d) =>
+      answer(d, 'first'),
+    );
+    await subscription.cancel();
+    await expect(server.request(textMessage({ topic }, 'x'), VOLATILE)).rejects.toBeInstanceOf(
+      UnroutableError,
+    );
+    await server.subscribe(routeSpec(service, [topic]), async (d) => answer(d, 'second'));
+    const reply = await server.request(textMessage({ topic }, 'y'), VOLATILE);
+    expect(reply.body.toString()).toBe('second');
+  });
+
+  it('shares requests between competing instances, each handled once', async () => {
+    const { service, topic } = names();
+    const handled = new Map<string, string[]>();
+    for (const label of ['a', 'b']) {
+      const instance = await backend();
+      handled.set(label, []);
+      await instance.subscribe(routeSpec(service, [topic], { concurrency: 2 }), async (d) => {
+        handled.get(label)?.push(d.body.toString());
+        await new Promise((resolve) => setTimeout(resolve, 5));
+        return answer(d, label);
+      });
+    }
+    const client = await backend();
+    const total = 40;
+    const replies = await Promise.all(
+      Array.from({ length: total }, (_, i) =>
+        client.request(textMessage({ topic }, `r${i}`), VOLATILE),
+      ),
+    );
+    const all = [...(handled.get('a') ?? []), ...(handled.get('b') ?? [])];
+    expect(all.sort()).toEqual(Array.from({ length: total }, (_, i) => `r${i}`).sort());
+    expect(handled.get('a')?.length).toBeGreaterThan(0);
+    expect(handled.get('b')?.length).toBeGreaterThan(0);
+    expect(new Set(replies.map((r) => r.body.toString()))).toEqual(new Set(['a', 'b']));
+  });
+
+  it('reaches one instance of each service whose route matches, and no route that does not', async () => {
+    const { service, topic } = names();
+    const counts = new Map<string, number>();
+    const count = (label: string) => counts.set(label, (counts.get(label) ?? 0) + 1);
+    for (const [label, svc, pattern] of [
+      ['one-1', `${service}-one`, `${topic}.*`],
+      ['one-2', `${service}-one`, `${topic}.*`],
+      ['two', `${service}-two`, `${topic}.#`],
+      ['other', `${service}-other`, `${topic}.elsewhere`],
+    ]) {
+      const instance = await backend();
+      await instance.subscribe(routeSpec(svc, [pattern]), async (d) => {
+        count(label);
+        return answer(d, label);
+      });
+    }
+    const client = await backend();
+    await client.request(textMessage({ topic: `${topic}.created` }, 'x'), VOLATILE);
+    await waitFor(() => (counts.get('two') ?? 0) === 1);
+    await waitFor(() => (counts.get('one-1') ?? 0) + (counts.get('one-2') ?? 0) === 1);
+    expect(counts.get('other')).toBeUndefined();
+  });
+
+  it("takes no more than the route's concurrency at once", async () => {
+    const { service, topic } = names();
+    const server = await backend();
+    let running = 0;
+    let peak = 0;
+    await server.subscribe(routeSpec(service, [topic], { concurrency: 3 }), async (d) => {
+      peak = Math.max(peak, ++running);
+      await new Promise((resolve) => setTimeout(resolve, 20));
+      running--;
+      return answer(d, 'done');
+    });
+    const client = await backend();
+    await Promise.all(
+      Array.from({ length: 15 }, (_, i) =>
+        client.request(textMessage({ topic }, `${i}`), VOLATILE),
+      ),
+    );
+    expect(peak).toBe(3);
+  });
+
+  it('gives a request back to the list when its only instance is busy; another instance takes it', async () => {
+    const { service, topic } = names();
+    let release!: () => void;
+    const busy = new Promise<void>((resolve) => (release = resolve));
+    const handledBy: string[] = [];
+    const first = await backend();
+    await first.subscribe(routeSpec(service, [topic], { concurrency: 1 }), async (d) => {
+      handledBy.push(`first:${d.body.toString()}`);
+      if (d.body.toString() === 'slow') await busy;
+      return answer(d, 'first');
+    });
+    const client = await backend();
+    const slow = client.request(textMessage({ topic }, 'slow'), VOLATILE);
+    await waitFor(() => handledBy.length === 1);
+    // Published to the only instance, which has no free slot: back to the route's list.
+    const waiting = client.request(textMessage({ topic }, 'queued'), VOLATILE);
+    await waitFor(async () => (await redis.llen(`${prefix}:rq:${service}.route`)) === 1);
+    const second = await backend();
+    await second.subscribe(routeSpec(service, [topic]), async (d) => {
+      handledBy.push(`second:${d.body.toString()}`);
+      return answer(d, 'second');
+    });
+    expect((await waiting).body.toString()).toBe('second');
+    release();
+    expect((await slow).body.toString()).toBe('first');
+    expect(handledBy).toEqual(['first:slow', 'second:queued']);
+  });
+
+  it('reaches a route that another instance bound after this requester read the bindings', async () => {
+    const { service, topic } = names();
+    const first = await backend();
+    await first.subscribe(routeSpec(`${service}-first`, [`${topic}.#`]), async (d) =>
+      answer(d, 'first'),
+    );
+    const client = await backend();
+    // The client reads (and caches) the bindings with this request.
+    await client.request(textMessage({ topic: `${topic}.a` }, 'x'), VOLATILE);
+    const seenByLate: string[] = [];
+    const late = await backend();
+    await late.subscribe(routeSpec(`${service}-late`, [`${topic}.a`]), async (d) => {
+      seenByLate.push(d.body.toString());
+      return answer(d, 'late');
+    });
+    // The very next request reaches the new route too: the cached bindings are checked in Redis.
+    await client.request(textMessage({ topic: `${topic}.a` }, 'y'), VOLATILE);
+    await waitFor(() => seenByLate.length === 1);
+    expect(seenByLate).toEqual(['y']);
+    // And a topic that appears later, matched by a wildcard route.
+    const reply = await client.request(textMessage({ topic: `${topic}.brand.new` }, 'z'), VOLATILE);
+    expect(reply.body.toString()).toBe('first');
+  });
+
+  it('sends a durable request as a stream entry, which waits for an instance', async () => {
+    const { service, topic } = names();
+    const declaring = await backend();
+    await (
+      await declaring.subscribe(routeSpec(service, [topic]), async (d) => answer(d, 'x'))
+    ).cancel();
+    const client = await backend();
+    await expect(client.request(textMessage({ topic }, 'v'), VOLATILE)).rejects.toBeInstanceOf(
+      UnroutableError,
+    );
+    const waiting = client.request(textMessage({ topic }, 'd'), {
+      timeoutMs: 10_000,
+      durable: true,
+    });
+    await waitFor(async () => (await redis.xlen(`${prefix}:t:${topic}`)) === 1);
+    const server = await backend();
+    await server.subscribe(routeSpec(service, [topic]), async (d) => answer(d, 'durable'));
+    expect((await waiting).body.toString()).toBe('durable');
+  });
+});
