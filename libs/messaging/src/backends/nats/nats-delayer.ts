@@ -13,13 +13,16 @@ import type { BackendEventHub } from '../../backend/backend-events';
 import type { NatsLink } from './nats-connection';
 import { describe } from './nats-connection';
 import { decodeHeaders, NatsHeaders } from './nats-messages';
-import { DELAYER_CONSUMER, ensureDurable, type NatsNames } from './nats-topology';
+import { ensureDurable } from './nats-declarations';
+import { DELAYER_CONSUMER, type NatsNames } from './nats-topology';
 import { NatsPauses } from './nats-pauses';
 
 /** How long one pull waits for messages before it is renewed. */
 export const PULL_EXPIRES_MS = 10_000;
 
 export interface NatsDelayerContext {
+  /** Wait for the server to confirm the ack of a released message (`confirmAcks`). */
+  readonly confirmAcks: boolean;
   readonly names: NatsNames;
   readonly prefix: string;
   readonly hub: BackendEventHub;
@@ -129,7 +132,9 @@ export class NatsDelayer {
     }
     try {
       await this.ctx.publish(target, msg.data, headers, `${this.ctx.names.delayed}:${msg.seq}`);
-      await msg.ackAck();
+      // A lost plain ack releases it again after the ack wait, under the same message id: a duplicate.
+      if (this.ctx.confirmAcks) await msg.ackAck();
+      else msg.ack();
     } catch (error) {
       this.ctx.hub.emitError(
         new Error(

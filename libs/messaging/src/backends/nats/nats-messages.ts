@@ -7,8 +7,7 @@
  * own reply subject is its ack subject) and `x-nats-due` (delayed copies).
  */
 import { randomUUID } from 'node:crypto';
-import type { JsMsg } from '@nats-io/jetstream';
-import type { MsgHdrs } from '@nats-io/transport-node';
+import type { Msg, MsgHdrs, MsgHdrsImpl } from '@nats-io/transport-node';
 import type {
   DeadLetter,
   Delivery,
@@ -16,6 +15,7 @@ import type {
   OutgoingMessage,
 } from '../../backend/broker-backend.interface';
 import { attemptOf, producerHeaders, readDeadLetter, topicOf } from '../../backend/message-headers';
+import type { PulledMessage } from './nats-pull';
 import { nameOfSubject, type NatsNames } from './nats-topology';
 
 /** The backend's own header names (never an application header). */
@@ -28,6 +28,15 @@ export const NatsHeaders = {
   REPLY_TO: 'x-nats-reply-to',
   DUE: 'x-nats-due',
   TYPES: 'x-nats-types',
+  REFUSAL: 'x-nats-refusal',
+} as const;
+
+/** What {@link NatsHeaders.REFUSAL} says to the sender of a volatile request (`nats-responder.ts`). */
+export const Refusal = {
+  /** The route of the instance that got it holds `maxWaitingRequests` already. */
+  BUSY: 'busy',
+  /** Not matched by the route's patterns (its filter is wider): maybe no route takes it. */
+  DECLINED: 'declined',
 } as const;
 
 const OWN = new Set(Object.values(NatsHeaders).map((h) => h.toLowerCase()));
@@ -41,6 +50,8 @@ export interface NatsProperties {
   readonly timestamp?: number;
   readonly replyTo?: string;
   readonly due?: number;
+  /** Why a volatile request was not taken (`nats-responder.ts`); replies only. */
+  readonly refusal?: string;
 }
 
 /** A header name NATS can carry: printable ASCII without `:` or spaces. */
@@ -55,6 +66,17 @@ function isPlainValue(text: string): boolean {
   return true;
 }
 
+/**
+ * Sets a header on a fresh `MsgHdrs`: straight into nats.js's map of values when it has one (its
+ * `set()` lists, filters and canonicalizes every key again, several allocations per header), else
+ * through `append()`. Names and values are checked by the callers.
+ */
+export function putHeader(h: MsgHdrs, key: string, value: string): void {
+  const map = (h as Partial<MsgHdrsImpl>).headers;
+  if (map instanceof Map) map.set(key, [value]);
+  else h.append(key, value);
+}
+
 /** Encodes application headers and properties as NATS headers, through `make()` (nats' `headers()`). */
 export function encodeHeaders(
   make: () => MsgHdrs,
@@ -62,8 +84,9 @@ export function encodeHeaders(
   props: NatsProperties,
 ): MsgHdrs {
   const h = make();
-  const types: Record<string, 'n' | 'b' | 'j'> = {};
-  for (const [key, value] of Object.entries(appHeaders)) {
+  let types: Record<string, 'n' | 'b' | 'j'> | undefined;
+  for (const key in appHeaders) {
+    const value = appHeaders[key];
     if (value === undefined || value === null || OWN.has(key.toLowerCase())) continue;
     if (!HEADER_NAME.test(key)) {
       throw new TypeError(
@@ -71,21 +94,19 @@ export function encodeHeaders(
       );
     }
     if (typeof value === 'number') {
-      types[key] = 'n';
-      h.set(key, String(value));
+      (types ??= {})[key] = 'n';
+      putHeader(h, key, String(value));
     } else if (typeof value === 'boolean') {
-      types[key] = 'b';
-      h.set(key, String(value));
+      (types ??= {})[key] = 'b';
+      putHeader(h, key, String(value));
+    } else if (typeof value === 'string' && isPlainValue(value)) {
+      putHeader(h, key, value);
     } else {
-      const text = typeof value === 'string' ? value : JSON.stringify(value);
-      if (typeof value === 'string' && isPlainValue(text)) h.set(key, text);
-      else {
-        types[key] = 'j';
-        h.set(key, JSON.stringify(value));
-      }
+      (types ??= {})[key] = 'j';
+      putHeader(h, key, JSON.stringify(value));
     }
   }
-  if (Object.keys(types).length > 0) h.set(NatsHeaders.TYPES, JSON.stringify(types));
+  if (types) putHeader(h, NatsHeaders.TYPES, JSON.stringify(types));
   setIf(h, NatsHeaders.MESSAGE_ID, props.messageId);
   setIf(h, NatsHeaders.CORRELATION_ID, props.correlationId);
   setIf(h, NatsHeaders.CONTENT_TYPE, props.contentType);
@@ -98,40 +119,81 @@ export function encodeHeaders(
 
 function setIf(h: MsgHdrs, key: string, value: string | number | undefined): void {
   if (value === undefined || value === '') return;
-  const text = String(value);
-  if (isPlainValue(text)) h.set(key, text);
+  const text = typeof value === 'string' ? value : String(value);
+  if (isPlainValue(text)) putHeader(h, key, text);
 }
 
-/** Application headers and properties of a received message. */
+/** Properties of a received message, as {@link decodeHeaders} fills them in. */
+type MutableProperties = { -readonly [K in keyof NatsProperties]: NatsProperties[K] };
+
+/**
+ * Application headers and properties of a received message, in one pass over its headers (the
+ * backend's own are recognised whatever their case; JetStream's `Nats-*` ones are not the
+ * application's).
+ */
 export function decodeHeaders(h: MsgHdrs | undefined): {
   headers: Record<string, unknown>;
   props: NatsProperties;
 } {
   const headers: Record<string, unknown> = {};
-  if (!h) return { headers, props: {} };
-  const types = parseTypes(get(h, NatsHeaders.TYPES));
-  for (const key of h.keys()) {
+  const props: MutableProperties = {};
+  if (!h) return { headers, props };
+  let types: string | undefined;
+  let natsMsgId: string | undefined;
+  for (const [key, values] of h) {
+    const value = values[0] ?? '';
     const lower = key.toLowerCase();
-    // JetStream's own headers (Nats-Msg-Id, Nats-Expected-…) and ours are not the application's.
-    if (OWN.has(lower) || lower.startsWith('nats-')) continue;
-    const raw = h.values(key)[0] ?? '';
-    const type = Object.hasOwn(types, key) ? types[key] : undefined;
-    headers[key] = decodeValue(raw, type);
+    switch (lower) {
+      case 'x-nats-message-id':
+        if (value) props.messageId ??= value;
+        continue;
+      case 'x-nats-correlation-id':
+        if (value) props.correlationId ??= value;
+        continue;
+      case 'content-type':
+        if (value) props.contentType ??= value;
+        continue;
+      case 'content-encoding':
+        if (value) props.contentEncoding ??= value;
+        continue;
+      case 'x-nats-timestamp':
+        props.timestamp ??= positive(value);
+        continue;
+      case 'x-nats-reply-to':
+        if (value) props.replyTo ??= value;
+        continue;
+      case 'x-nats-due':
+        props.due ??= positive(value);
+        continue;
+      case 'x-nats-types':
+        types ??= value;
+        continue;
+      case 'x-nats-refusal':
+        if (value) props.refusal ??= value;
+        continue;
+      default:
+        // JetStream's own headers (Nats-Msg-Id, Nats-Expected-…) are not the application's.
+        if (lower.startsWith('nats-')) {
+          if (lower === 'nats-msg-id' && value) natsMsgId ??= value;
+          continue;
+        }
+        headers[key] = value;
+    }
   }
-  const due = Number(get(h, NatsHeaders.DUE));
-  const timestamp = Number(get(h, NatsHeaders.TIMESTAMP));
-  return {
-    headers,
-    props: {
-      messageId: get(h, NatsHeaders.MESSAGE_ID) ?? get(h, 'Nats-Msg-Id'),
-      correlationId: get(h, NatsHeaders.CORRELATION_ID),
-      contentType: get(h, NatsHeaders.CONTENT_TYPE),
-      contentEncoding: get(h, NatsHeaders.CONTENT_ENCODING),
-      timestamp: Number.isFinite(timestamp) && timestamp > 0 ? timestamp : undefined,
-      replyTo: get(h, NatsHeaders.REPLY_TO),
-      due: Number.isFinite(due) && due > 0 ? due : undefined,
-    },
-  };
+  props.messageId ??= natsMsgId;
+  if (types) {
+    const parsed = parseTypes(types);
+    for (const key in parsed) {
+      if (Object.hasOwn(headers, key))
+        headers[key] = decodeValue(headers[key] as string, parsed[key]);
+    }
+  }
+  return { headers, props };
+}
+
+function positive(text: string): number | undefined {
+  const n = Number(text);
+  return Number.isFinite(n) && n > 0 ? n : undefined;
 }
 
 function decodeValue(raw: string, type: string | undefined): unknown {
@@ -150,22 +212,21 @@ function decodeValue(raw: string, type: string | undefined): unknown {
   return raw;
 }
 
-function parseTypes(raw: string | undefined): Record<string, string> {
-  if (!raw) return {};
+/** The last `x-nats-types` read, and what it says: most messages of a stream carry the same one. */
+let lastTypes: [string, Readonly<Record<string, string>>] = ['', {}];
+
+function parseTypes(raw: string): Readonly<Record<string, string>> {
+  if (raw === lastTypes[0]) return lastTypes[1];
+  let types: Record<string, string> = {};
   try {
     const parsed = JSON.parse(raw) as unknown;
-    return parsed && typeof parsed === 'object' && !Array.isArray(parsed)
-      ? (parsed as Record<string, string>)
-      : {};
+    if (parsed && typeof parsed === 'object' && !Array.isArray(parsed))
+      types = parsed as Record<string, string>;
   } catch {
-    return {};
+    // Not ours: every value stays a string.
   }
-}
-
-/** A header's first value, whatever the case of its name; undefined when absent or empty. */
-function get(h: MsgHdrs, key: string): string | undefined {
-  const value = h.values(key, 'insensitive')[0];
-  return value !== undefined && value.length > 0 ? value : undefined;
+  lastTypes = [raw, types];
+  return types;
 }
 
 /** The properties of an outgoing message. */
@@ -184,25 +245,48 @@ export function outgoingProperties(message: OutgoingMessage): NatsProperties {
  * from the library's headers. A message published to a topic is a first attempt of that topic,
  * whatever headers its sender wrote.
  */
-export function toDelivery(msg: JsMsg, queue: string, names: NatsNames): Delivery {
-  const { headers, props } = decodeHeaders(msg.headers);
-  const onQueue = msg.subject.startsWith(names.queuePrefix);
+export function toDelivery(msg: PulledMessage, queue: string, names: NatsNames): Delivery {
+  const { headers, props } = decodeHeaders(msg.msg.headers);
+  const subject = msg.subject;
+  const onQueue = subject.startsWith(names.queuePrefix);
   const routedBy = onQueue
-    ? nameOfSubject(msg.subject.slice(names.queuePrefix.length))
-    : msg.subject.slice(names.topicPrefix.length);
+    ? nameOfSubject(subject.slice(names.queuePrefix.length))
+    : subject.slice(names.topicPrefix.length);
   return {
     body: Buffer.from(msg.data),
     topic: onQueue ? topicOf(headers, routedBy) : routedBy,
     queue,
     headers,
-    messageId: props.messageId ?? `${msg.info.stream}:${msg.seq}`,
+    messageId: props.messageId ?? `${msg.stream}:${msg.seq}`,
     correlationId: props.correlationId,
     contentType: props.contentType,
     contentEncoding: props.contentEncoding,
     replyTo: props.replyTo,
-    timestamp: props.timestamp ?? Math.floor(msg.info.timestampNanos / 1_000_000),
+    timestamp: props.timestamp ?? msg.storedAtMs,
     attempt: onQueue ? attemptOf(headers) : 1,
-    redelivered: msg.redelivered,
+    redelivered: msg.deliveryCount > 1,
+  };
+}
+
+/**
+ * The {@link Delivery} of a volatile request (core NATS, `nats-responder.ts`) on `topic`: a first
+ * attempt, never redelivered, answered to its own reply subject.
+ */
+export function requestDelivery(msg: Msg, topic: string, queue: string): Delivery {
+  const { headers, props } = decodeHeaders(msg.headers);
+  return {
+    body: Buffer.from(msg.data),
+    topic,
+    queue,
+    headers,
+    messageId: props.messageId ?? randomUUID(),
+    correlationId: props.correlationId,
+    contentType: props.contentType,
+    contentEncoding: props.contentEncoding,
+    replyTo: msg.reply,
+    timestamp: props.timestamp,
+    attempt: 1,
+    redelivered: false,
   };
 }
 

@@ -14,8 +14,8 @@ import {
 import { NatsConsumer } from './nats-consumer';
 import { NatsDelayer } from './nats-delayer';
 import { decodeHeaders, encodeHeaders } from './nats-messages';
+import { duplicateWindowMs } from './nats-declarations';
 import {
-  duplicateWindowMs,
   nameOfSubject,
   natsFilters,
   natsNames,
@@ -199,6 +199,7 @@ describe('NatsBackend options', () => {
   it('ends the backoff pause of a failing delayer at once when stopped', async () => {
     let links = 0;
     const delayer = new NatsDelayer({
+      confirmAcks: false,
       names: natsNames('p'),
       prefix: 'p',
       hub: new BackendEventHub(),
@@ -221,21 +222,37 @@ describe('NatsBackend options', () => {
 
   it('ends the backoff pause of a failing pull at once when cancelled', async () => {
     const hub = new BackendEventHub();
-    hub.on('error', () => undefined);
+    const errors: string[] = [];
+    hub.on('error', (e) => errors.push(e.message));
     const options = resolveNatsOptions({});
+    let declared = false;
+    let checks = 0;
+    let pulls = 0;
+    let deliver: ((error: Error | null, msg: unknown) => void) | undefined;
     const link = {
       jsm: {
         consumers: {
-          info: () =>
-            Promise.resolve({
+          info: () => {
+            if (declared) {
+              checks++;
+              return Promise.reject(new Error('JetStream unavailable'));
+            }
+            declared = true;
+            return Promise.resolve({
               config: { ack_wait: options.ackWaitMs * 1_000_000, max_deliver: -1 },
-            }),
+            });
+          },
           update: () => Promise.resolve({}),
         },
       },
-      js: { consumers: { get: () => Promise.reject(new Error('pull failed')) } },
+      nc: {
+        subscribe: (subject: string, opts: { callback: typeof deliver }) => {
+          deliver = opts.callback;
+          return { getSubject: () => subject, unsubscribe: () => undefined };
+        },
+        publish: () => pulls++,
+      },
     } as unknown as NatsLink;
-    let pulls = 0;
     const consumer = new NatsConsumer(
       { service: 's', queue: 's.r', topics: [], external: true, concurrency: 1 },
       () => Promise.resolve({ action: 'ack' }),
@@ -244,30 +261,36 @@ describe('NatsBackend options', () => {
         names: natsNames('p'),
         hub,
         logger: new Logger('test'),
-        link: () => {
-          pulls++;
-          return Promise.resolve(link);
-        },
+        link: () => Promise.resolve(link),
+        current: () => link,
         headers,
+        inbox: () => '_INBOX.test',
         publish: () => Promise.resolve(),
       },
     );
     const timers = () => process.getActiveResourcesInfo().filter((r) => r === 'Timeout').length;
     await consumer.start();
-    // The second pull failed: its pause (longer than the first) is under way.
-    await waitFor(() => pulls === 2);
+    expect(pulls).toBe(1);
+    // The pull subscription fails: the consumer is checked after a pause, and again after a longer one.
+    deliver?.(new Error('permissions violation'), undefined);
+    expect(consumer.state.attached).toBe(false);
+    await waitFor(() => checks === 2);
     await new Promise((r) => setImmediate(r));
-    const before = pulls;
     const running = timers();
     const cancelledAt = Date.now();
     await consumer.cancel();
     await consumer.drain(0);
-    // The loop wakes from its pause and ends: no pull after the cancel.
+    // The puller wakes from its pause and ends: no check and no pull after the cancel.
     expect(Date.now() - cancelledAt).toBeLessThan(150);
     await new Promise((r) => setImmediate(r));
-    // Nothing of it keeps the process alive: its backoff timer is gone (the keep-alive is unref'd).
+    // Nothing of it keeps the process alive: its backoff timer is gone (the others are unref'd).
     expect(running - timers()).toBe(1);
-    expect(pulls).toBe(before);
+    expect(checks).toBe(2);
+    expect(pulls).toBe(1);
+    // Reported once for the streak, with what failed.
+    expect(errors).toEqual([
+      "NATS consumer of queue 's.r': pull subscription failed: permissions violation; pulling again",
+    ]);
   });
 
   it('names the packages to install when the NATS client is missing', () => {

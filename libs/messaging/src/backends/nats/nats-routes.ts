@@ -6,7 +6,7 @@
  */
 import type { JetStreamManager } from '@nats-io/jetstream';
 import { topicMatches } from '../../backend/topic-matcher';
-import { parseRoute, type RouteDescription } from './nats-topology';
+import { parseRoute, subjectMatches, type RouteDescription } from './nats-topology';
 
 export class NatsRoutes {
   private known: RouteDescription[] = [];
@@ -67,4 +67,29 @@ export class NatsRoutes {
     this.known = routes;
     this.readAt = started;
   }
+}
+
+/** A filter of a route: its absolute subject and the patterns it serves. */
+interface Filter {
+  readonly filter: string;
+  readonly patterns?: readonly string[];
+}
+
+/**
+ * Which of a route's filters (sorted, as `routeFilters` returns them) handles `topic`: the first
+ * whose subject receives it and one of whose patterns matches it. Every filter that receives it gets
+ * a copy (a filter may be wider than its patterns, and filters may overlap); only this one handles
+ * it. Undefined when no pattern of the route matches (a wide filter's catch).
+ */
+export function handlingFilter<F extends Filter>(
+  filters: readonly F[],
+  topicPrefix: string,
+  topic: string,
+): F | undefined {
+  const subject = topicPrefix + topic;
+  for (const f of filters) {
+    if (!f.patterns || !subjectMatches(f.filter, subject)) continue;
+    if (f.patterns.some((pattern) => topicMatches(pattern, topic))) return f;
+  }
+  return undefined;
 }

@@ -3,7 +3,8 @@
  * queue's subject, through the delayed stream when it waits), the dead letter (to the service's
  * dead-letter subject), and the reply (over core NATS, only to an inbox). The consumer acks the
  * original only after the copy's PubAck. `origin` (stream and sequence of the delivered message)
- * makes the copy's message id: the copy of a redelivery is a duplicate the stream drops.
+ * makes the copy's message id: the copy of a redelivery is a duplicate the stream drops. A volatile
+ * request (never redelivered) has none: its copy gets a fresh id.
  */
 import type { Logger } from '@nestjs/common';
 import type { MsgHdrs } from '@nats-io/transport-node';
@@ -28,6 +29,8 @@ export interface NatsSettlerContext {
   readonly hub: BackendEventHub;
   readonly logger: Logger;
   link(): Promise<NatsLink>;
+  /** The link when connected (the client buffers what is sent while it reconnects). */
+  current(): NatsLink | undefined;
   headers(): MsgHdrs;
   publish(subject: string, body: Uint8Array, headers: MsgHdrs, msgID?: string): Promise<void>;
 }
@@ -42,7 +45,7 @@ export class NatsSettler {
   async publishRetry(
     delivery: Delivery,
     settlement: Extract<Settlement, { action: 'retry' }>,
-    origin: string,
+    origin?: string,
   ): Promise<void> {
     const { names } = this.ctx;
     const delayMs = Math.max(0, settlement.delayMs);
@@ -56,7 +59,7 @@ export class NatsSettler {
       delayMs > 0 ? names.delayedSubject(target) : target,
       delivery.body,
       headers,
-      `retry:${origin}`,
+      origin && `retry:${origin}`,
     );
   }
 
@@ -64,7 +67,7 @@ export class NatsSettler {
   async publishDeadLetter(
     delivery: Delivery,
     settlement: Extract<Settlement, { action: 'dead-letter' }>,
-    origin: string,
+    origin?: string,
   ): Promise<void> {
     const headers = encodeHeaders(
       () => this.ctx.headers(),
@@ -75,7 +78,7 @@ export class NatsSettler {
       this.ctx.names.deadLetterSubject(this.spec.service),
       delivery.body,
       headers,
-      `dead:${origin}`,
+      origin && `dead:${origin}`,
     );
   }
 
@@ -92,26 +95,25 @@ export class NatsSettler {
     return { ...delivery, replyTo: undefined };
   }
 
-  /** Sends a reply over core NATS; a reply lost leaves its caller to time out. */
+  /**
+   * Sends a reply over core NATS; a reply lost leaves its caller to time out. The reply subject
+   * identifies the request: a reply carries its headers and content type only.
+   */
   sendReply(delivery: Delivery, reply: OutgoingReply): void {
     if (!delivery.replyTo) return;
-    const replyTo = delivery.replyTo;
-    void this.ctx
-      .link()
-      .then(({ nc }) =>
-        nc.publish(replyTo, reply.body, {
-          headers: encodeHeaders(() => this.ctx.headers(), reply.headers, {
-            correlationId: delivery.correlationId,
-            contentType: reply.contentType,
-          }),
-        }),
-      )
-      .catch((error: unknown) =>
-        this.ctx.hub.emitError(
-          new Error(
-            `could not send the reply to a request on '${this.spec.queue}': ${describe(error)}`,
-          ),
+    try {
+      const headers = encodeHeaders(() => this.ctx.headers(), reply.headers, {
+        contentType: reply.contentType,
+      });
+      const nc = this.ctx.current()?.nc;
+      if (!nc) throw new Error('not connected');
+      nc.publish(delivery.replyTo, reply.body, { headers });
+    } catch (error) {
+      this.ctx.hub.emitError(
+        new Error(
+          `could not send the reply to a request on '${this.spec.queue}': ${describe(error)}`,
         ),
       );
+    }
   }
 }
