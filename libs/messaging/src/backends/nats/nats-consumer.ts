@@ -116,6 +116,9 @@ export class NatsConsumer implements PullOwner {
     this.nc = nc;
     for (const p of this.pullers) p.start(nc, this.ctx.inbox());
     this.responder?.start(nc);
+    // The server has the subscriptions once this round trip is done: a request sent after
+    // subscribe() resolved reaches this route, not "no responders".
+    await nc.flush();
   }
 
   /** Stops pulling: waiting deliveries go back to the server; in-flight ones still settle. */
@@ -123,7 +126,6 @@ export class NatsConsumer implements PullOwner {
     if (this.stopped) return;
     this.stopped = true;
     for (const p of this.pullers) p.stop();
-    this.responder?.cancel();
     this.pauses.wakeAll();
     clearInterval(this.watchdog);
     for (let msg = this.waiting.shift(); msg; msg = this.waiting.shift()) {
@@ -131,6 +133,7 @@ export class NatsConsumer implements PullOwner {
       quietly(() => msg.nak());
     }
     this.detachedSince ??= Date.now();
+    await this.responder?.cancel();
   }
 
   /** Waits for in-flight deliveries and requests to settle, at most `timeoutMs`. */

@@ -1,4 +1,4 @@
-import { headers } from '@nats-io/transport-node';
+import { headers, type Msg } from '@nats-io/transport-node';
 import { topicMatches } from '../../backend/topic-matcher';
 import { MessagingConfigError } from '../../errors/messaging.errors';
 import { Logger } from '@nestjs/common';
@@ -13,6 +13,7 @@ import {
 } from './nats-connection';
 import { NatsConsumer } from './nats-consumer';
 import { NatsDelayer } from './nats-delayer';
+import { PulledMessage } from './nats-pull';
 import { decodeHeaders, encodeHeaders } from './nats-messages';
 import { duplicateWindowMs } from './nats-declarations';
 import {
@@ -147,6 +148,20 @@ describe('NATS headers', () => {
   });
 });
 
+describe('PulledMessage', () => {
+  it('reads its delivery info from both forms of the ack subject, once', () => {
+    const at = 1_700_000_000_123;
+    const message = (reply: string) => new PulledMessage({ reply } as unknown as Msg);
+    for (const reply of [
+      `$JS.ACK.s-messages.r-c.3.42.7.${at}000000.5`,
+      `$JS.ACK.hub.ACCHASH.s-messages.r-c.3.42.7.${at}000000.5.token`,
+    ]) {
+      const m = message(reply);
+      expect([m.stream, m.seq, m.deliveryCount, m.storedAtMs]).toEqual(['s-messages', 42, 3, at]);
+    }
+  });
+});
+
 describe('NatsBackend options', () => {
   it('applies the defaults', () => {
     expect(resolveNatsOptions()).toMatchObject({
@@ -154,6 +169,8 @@ describe('NatsBackend options', () => {
       prefix: 'messaging',
       ackWaitMs: 30_000,
       deliveryLimit: 20,
+      confirmAcks: false,
+      maxWaitingRequests: 1_000,
     });
     expect(resolveNatsOptions({ servers: ['nats://a:4222', 'nats://b:4222'] }).servers).toEqual([
       'nats://a:4222',
@@ -170,6 +187,9 @@ describe('NatsBackend options', () => {
     [{ ackWaitMs: 10 }, /ackWaitMs must be a whole number from 500/],
     [{ storage: 'disk' }, /storage must be 'file' or 'memory'/],
     [{ user: 'u' }, /user and pass go together/],
+    [{ confirmAcks: 'yes' }, /confirmAcks must be true or false, got "yes"/],
+    [{ confirmAck: true }, /no option 'confirmAck'; did you mean 'confirmAcks'/],
+    [{ maxWaitingRequests: -1 }, /maxWaitingRequests must be a whole number from 0/],
   ])('rejects %j with an error that names the fix', (options, message) => {
     expect(() => resolveNatsOptions(options as never)).toThrow(MessagingConfigError);
     expect(() => resolveNatsOptions(options as never)).toThrow(message);
@@ -251,6 +271,7 @@ describe('NatsBackend options', () => {
           return { getSubject: () => subject, unsubscribe: () => undefined };
         },
         publish: () => pulls++,
+        flush: () => Promise.resolve(),
       },
     } as unknown as NatsLink;
     const consumer = new NatsConsumer(

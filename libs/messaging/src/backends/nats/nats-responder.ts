@@ -30,6 +30,7 @@ import type { RouteFilter } from './nats-topology';
 
 export class NatsResponder {
   private readonly subs: Subscription[] = [];
+  private nc?: NatsConnection;
   private running = 0;
   private readonly waiting = new MessageFifo<Msg>();
   private readonly idleWaiters: Array<() => void> = [];
@@ -51,6 +52,7 @@ export class NatsResponder {
   /** Subscribes the request subjects of the route's filters on `nc` (instead of an old connection). */
   start(nc: NatsConnection): void {
     if (this.stopped) return;
+    this.nc = nc;
     this.subs.length = 0;
     const { names } = this.ctx;
     for (const f of this.filters) {
@@ -65,10 +67,11 @@ export class NatsResponder {
   }
 
   /**
-   * Stops taking requests (the server stops routing them here once the unsubscribe reached it);
-   * those waiting here are handed to the handler now: the core runs them within `concurrency`.
+   * Stops taking requests: once the server has the unsubscribe (a round trip), none is routed here
+   * any more, and those it routed here before have arrived. They are all handed to the handler (the
+   * core runs them within `concurrency`): a request that reached an instance is answered.
    */
-  cancel(): void {
+  async cancel(): Promise<void> {
     if (this.stopped) return;
     this.stopped = true;
     for (const sub of this.subs.splice(0)) {
@@ -78,6 +81,7 @@ export class NatsResponder {
         // Closed connection: nothing to unsubscribe.
       }
     }
+    await this.nc?.flush().catch(() => undefined);
     for (let msg = this.waiting.shift(); msg; msg = this.waiting.shift()) this.run(msg);
   }
 
@@ -99,8 +103,9 @@ export class NatsResponder {
       );
       return;
     }
-    // Not a request (no reply subject), or arrived as the route stopped: nobody to answer.
-    if (this.stopped || !msg.reply) return;
+    // Not a request (no reply subject): nobody to answer. One that arrives while the route stops
+    // was routed here before the server had the unsubscribe: it is handled like the others.
+    if (!msg.reply) return;
     if (!this.exact) {
       const topic = msg.subject.slice(this.ctx.names.requestPrefix.length);
       const handler = handlingFilter(this.filters, this.ctx.names.topicPrefix, topic);
