@@ -7,7 +7,7 @@
  */
 import type { Logger } from '@nestjs/common';
 import type { JetStreamClient, JetStreamManager } from '@nats-io/jetstream';
-import type { MsgHdrs, NatsConnection } from '@nats-io/transport-node';
+import type { NatsConnection } from '@nats-io/transport-node';
 import type { BackendEventHub } from '../../backend/backend-events';
 import { BackendClosedError, MessagingError } from '../../errors/messaging.errors';
 import { loadOptionalPeer } from '../../errors/config-checks';
@@ -70,11 +70,6 @@ export class NatsConnectionManager {
     if (this.link) return Promise.resolve(this.link);
     this.connecting ??= this.doConnect().finally(() => (this.connecting = undefined));
     return this.connecting;
-  }
-
-  /** NATS headers, from the loaded client. */
-  headers(): MsgHdrs {
-    return this.modules.transport.headers();
   }
 
   /** A fresh inbox subject. */

@@ -8,7 +8,6 @@
  * so the stream drops the second copy (within its duplicate window).
  */
 import type { Consumer, ConsumerMessages, JsMsg } from '@nats-io/jetstream';
-import type { MsgHdrs } from '@nats-io/transport-node';
 import type { BackendEventHub } from '../../backend/backend-events';
 import type { NatsLink } from './nats-connection';
 import { describe } from './nats-connection';
@@ -16,6 +15,7 @@ import { decodeHeaders, NatsHeaders } from './nats-messages';
 import { ensureDurable } from './nats-declarations';
 import { DELAYER_CONSUMER, type NatsNames } from './nats-topology';
 import { NatsPauses } from './nats-pauses';
+import { WireHeaders } from './nats-wire';
 
 /** How long one pull waits for messages before it is renewed. */
 export const PULL_EXPIRES_MS = 10_000;
@@ -27,8 +27,7 @@ export interface NatsDelayerContext {
   readonly prefix: string;
   readonly hub: BackendEventHub;
   link(): Promise<NatsLink>;
-  headers(): MsgHdrs;
-  publish(subject: string, body: Uint8Array, headers: MsgHdrs, msgID: string): Promise<void>;
+  publish(subject: string, body: Uint8Array, headers: WireHeaders, msgID: string): Promise<void>;
 }
 
 export class NatsDelayer {
@@ -125,10 +124,10 @@ export class NatsDelayer {
       return;
     }
     const target = `${this.ctx.prefix}.${msg.subject.slice(this.ctx.names.delayedPrefix.length)}`;
-    const headers = this.ctx.headers();
+    const headers = new WireHeaders();
     for (const [key, values] of msg.headers ?? []) {
       if (key.toLowerCase() === NatsHeaders.DUE || key.toLowerCase().startsWith('nats-')) continue;
-      for (const value of values) headers.append(key, value);
+      for (const value of values) headers.set(key, value);
     }
     try {
       await this.ctx.publish(target, msg.data, headers, `${this.ctx.names.delayed}:${msg.seq}`);

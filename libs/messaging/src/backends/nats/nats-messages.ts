@@ -7,16 +7,12 @@
  * own reply subject is its ack subject) and `x-nats-due` (delayed copies).
  */
 import { randomUUID } from 'node:crypto';
-import type { Msg, MsgHdrs, MsgHdrsImpl } from '@nats-io/transport-node';
-import type {
-  DeadLetter,
-  Delivery,
-  IncomingReply,
-  OutgoingMessage,
-} from '../../backend/broker-backend.interface';
+import type { Msg } from '@nats-io/transport-node';
+import type { DeadLetter, Delivery, OutgoingMessage } from '../../backend/broker-backend.interface';
 import { attemptOf, producerHeaders, readDeadLetter, topicOf } from '../../backend/message-headers';
 import type { PulledMessage } from './nats-pull';
 import { nameOfSubject, type NatsNames } from './nats-topology';
+import { forEachHeader, type HeaderSource, headersOf, WireHeaders } from './nats-wire';
 
 /** The backend's own header names (never an application header). */
 export const NatsHeaders = {
@@ -66,24 +62,12 @@ function isPlainValue(text: string): boolean {
   return true;
 }
 
-/**
- * Sets a header on a fresh `MsgHdrs`: straight into nats.js's map of values when it has one (its
- * `set()` lists, filters and canonicalizes every key again, several allocations per header), else
- * through `append()`. Names and values are checked by the callers.
- */
-export function putHeader(h: MsgHdrs, key: string, value: string): void {
-  const map = (h as Partial<MsgHdrsImpl>).headers;
-  if (map instanceof Map) map.set(key, [value]);
-  else h.append(key, value);
-}
-
-/** Encodes application headers and properties as NATS headers, through `make()` (nats' `headers()`). */
+/** Encodes application headers and properties as NATS headers. */
 export function encodeHeaders(
-  make: () => MsgHdrs,
   appHeaders: Readonly<Record<string, unknown>>,
   props: NatsProperties,
-): MsgHdrs {
-  const h = make();
+): WireHeaders {
+  const h = new WireHeaders();
   let types: Record<string, 'n' | 'b' | 'j'> | undefined;
   for (const key in appHeaders) {
     const value = appHeaders[key];
@@ -95,18 +79,18 @@ export function encodeHeaders(
     }
     if (typeof value === 'number') {
       (types ??= {})[key] = 'n';
-      putHeader(h, key, String(value));
+      h.set(key, String(value));
     } else if (typeof value === 'boolean') {
       (types ??= {})[key] = 'b';
-      putHeader(h, key, String(value));
+      h.set(key, String(value));
     } else if (typeof value === 'string' && isPlainValue(value)) {
-      putHeader(h, key, value);
+      h.set(key, value);
     } else {
       (types ??= {})[key] = 'j';
-      putHeader(h, key, JSON.stringify(value));
+      h.set(key, JSON.stringify(value));
     }
   }
-  if (types) putHeader(h, NatsHeaders.TYPES, JSON.stringify(types));
+  if (types) h.set(NatsHeaders.TYPES, JSON.stringify(types));
   setIf(h, NatsHeaders.MESSAGE_ID, props.messageId);
   setIf(h, NatsHeaders.CORRELATION_ID, props.correlationId);
   setIf(h, NatsHeaders.CONTENT_TYPE, props.contentType);
@@ -117,72 +101,76 @@ export function encodeHeaders(
   return h;
 }
 
-function setIf(h: MsgHdrs, key: string, value: string | number | undefined): void {
+function setIf(h: WireHeaders, key: string, value: string | number | undefined): void {
   if (value === undefined || value === '') return;
   const text = typeof value === 'string' ? value : String(value);
-  if (isPlainValue(text)) putHeader(h, key, text);
+  if (isPlainValue(text)) h.set(key, text);
 }
 
 /** Properties of a received message, as {@link decodeHeaders} fills them in. */
 type MutableProperties = { -readonly [K in keyof NatsProperties]: NatsProperties[K] };
 
+/** What {@link decodeHeaders} reads, one header at a time. */
+class HeaderReader {
+  readonly headers: Record<string, unknown> = {};
+  readonly props: MutableProperties = {};
+  types?: string;
+  natsMsgId?: string;
+
+  take(key: string, value: string): void {
+    switch (key.toLowerCase()) {
+      case 'x-nats-message-id':
+        if (value) this.props.messageId ??= value;
+        return;
+      case 'x-nats-correlation-id':
+        if (value) this.props.correlationId ??= value;
+        return;
+      case 'content-type':
+        if (value) this.props.contentType ??= value;
+        return;
+      case 'content-encoding':
+        if (value) this.props.contentEncoding ??= value;
+        return;
+      case 'x-nats-timestamp':
+        this.props.timestamp ??= positive(value);
+        return;
+      case 'x-nats-reply-to':
+        if (value) this.props.replyTo ??= value;
+        return;
+      case 'x-nats-due':
+        this.props.due ??= positive(value);
+        return;
+      case 'x-nats-types':
+        this.types ??= value;
+        return;
+      case 'x-nats-refusal':
+        if (value) this.props.refusal ??= value;
+        return;
+      case 'nats-msg-id':
+        if (value) this.natsMsgId ??= value;
+        return;
+      default:
+        // JetStream's own headers (Nats-Expected-…) are not the application's. A name given
+        // several values: its first one.
+        if (!/^nats-/i.test(key)) this.headers[key] ??= value;
+    }
+  }
+}
+
 /**
- * Application headers and properties of a received message, in one pass over its headers (the
- * backend's own are recognised whatever their case; JetStream's `Nats-*` ones are not the
- * application's).
+ * Application headers and properties of a received message (from {@link headersOf}), in one pass
+ * over its headers: the backend's own are recognised whatever their case.
  */
-export function decodeHeaders(h: MsgHdrs | undefined): {
+export function decodeHeaders(source: HeaderSource): {
   headers: Record<string, unknown>;
   props: NatsProperties;
 } {
-  const headers: Record<string, unknown> = {};
-  const props: MutableProperties = {};
-  if (!h) return { headers, props };
-  let types: string | undefined;
-  let natsMsgId: string | undefined;
-  for (const [key, values] of h) {
-    const value = values[0] ?? '';
-    const lower = key.toLowerCase();
-    switch (lower) {
-      case 'x-nats-message-id':
-        if (value) props.messageId ??= value;
-        continue;
-      case 'x-nats-correlation-id':
-        if (value) props.correlationId ??= value;
-        continue;
-      case 'content-type':
-        if (value) props.contentType ??= value;
-        continue;
-      case 'content-encoding':
-        if (value) props.contentEncoding ??= value;
-        continue;
-      case 'x-nats-timestamp':
-        props.timestamp ??= positive(value);
-        continue;
-      case 'x-nats-reply-to':
-        if (value) props.replyTo ??= value;
-        continue;
-      case 'x-nats-due':
-        props.due ??= positive(value);
-        continue;
-      case 'x-nats-types':
-        types ??= value;
-        continue;
-      case 'x-nats-refusal':
-        if (value) props.refusal ??= value;
-        continue;
-      default:
-        // JetStream's own headers (Nats-Msg-Id, Nats-Expected-…) are not the application's.
-        if (lower.startsWith('nats-')) {
-          if (lower === 'nats-msg-id' && value) natsMsgId ??= value;
-          continue;
-        }
-        headers[key] = value;
-    }
-  }
-  props.messageId ??= natsMsgId;
-  if (types) {
-    const parsed = parseTypes(types);
+  const reader = new HeaderReader();
+  forEachHeader(source, reader);
+  const { headers, props } = reader;
+  props.messageId ??= reader.natsMsgId;
+  if (reader.types) {
+    const parsed = parseTypes(reader.types);
     for (const key in parsed) {
       if (Object.hasOwn(headers, key))
         headers[key] = decodeValue(headers[key] as string, parsed[key]);
@@ -246,7 +234,7 @@ export function outgoingProperties(message: OutgoingMessage): NatsProperties {
  * whatever headers its sender wrote.
  */
 export function toDelivery(msg: PulledMessage, queue: string, names: NatsNames): Delivery {
-  const { headers, props } = decodeHeaders(msg.msg.headers);
+  const { headers, props } = decodeHeaders(headersOf(msg.msg));
   const subject = msg.subject;
   const onQueue = subject.startsWith(names.queuePrefix);
   const routedBy = onQueue
@@ -273,7 +261,7 @@ export function toDelivery(msg: PulledMessage, queue: string, names: NatsNames):
  * attempt, never redelivered, answered to its own reply subject.
  */
 export function requestDelivery(msg: Msg, topic: string, queue: string): Delivery {
-  const { headers, props } = decodeHeaders(msg.headers);
+  const { headers, props } = decodeHeaders(headersOf(msg));
   return {
     body: Buffer.from(msg.data),
     topic,
@@ -304,7 +292,7 @@ export function copyProperties(delivery: Delivery): NatsProperties {
 /** A stored message of the dead-letter stream as a {@link DeadLetter}. */
 export function toDeadLetter(
   data: Uint8Array,
-  h: MsgHdrs | undefined,
+  h: HeaderSource,
   seq: number,
   storedAt: Date,
 ): DeadLetter {
@@ -338,20 +326,4 @@ export function toDeadLetter(
       deadLetteredAt: storedAt,
     }
   );
-}
-
-/** A reply as the requester receives it. */
-export function toReply(data: Uint8Array, h: MsgHdrs | undefined): IncomingReply {
-  const { headers, props } = decodeHeaders(h);
-  return {
-    body: Buffer.from(data),
-    headers,
-    contentType: props.contentType,
-    contentEncoding: props.contentEncoding,
-  };
-}
-
-/** A fresh id for a message that carries none. */
-export function freshId(): string {
-  return randomUUID();
 }

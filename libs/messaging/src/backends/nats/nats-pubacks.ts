@@ -6,9 +6,9 @@
  * one promise; the timeouts are swept by one timer while publishes wait (a PubAck is late by at
  * most {@link SWEEP_MS} beyond its timeout before it counts as missing).
  */
-import type { Msg, MsgHdrs, NatsConnection, Subscription } from '@nats-io/transport-node';
+import type { Msg, NatsConnection, Subscription } from '@nats-io/transport-node';
 import { describe } from './nats-connection';
-import { putHeader } from './nats-messages';
+import { type WireHeaders } from './nats-wire';
 
 /** How often waiting publishes are checked for their timeout. */
 export const SWEEP_MS = 100;
@@ -61,16 +61,16 @@ export class NatsPubAcks {
     nc: NatsConnection,
     subject: string,
     body: Uint8Array,
-    headers: MsgHdrs,
+    headers: WireHeaders,
     msgID: string,
     timeoutMs: number,
   ): Promise<void> {
     const token = String(++this.counter);
     const reply = `${this.listen(nc)}.${token}`;
     const waiter = new Waiter(subject, Date.now() + timeoutMs);
-    putHeader(headers, 'Nats-Msg-Id', msgID);
+    headers.set('Nats-Msg-Id', msgID);
     try {
-      nc.publish(subject, body, { reply, headers });
+      nc.publish(subject, body, { reply, headers: headers.forNats() });
     } catch (error) {
       const text = describe(error);
       return Promise.reject(new PubAckError(text, /closed|draining|disconnect/i.test(text)));

@@ -4,8 +4,7 @@
  * every publish (retry copies, dead letters and releases of delayed messages included), sent again
  * under the same message id when the connection dropped it.
  */
-import { randomUUID } from 'node:crypto';
-import type { MsgHdrs } from '@nats-io/transport-node';
+import { randomBytes } from 'node:crypto';
 import type { OutgoingMessage } from '../../backend/broker-backend.interface';
 import { MessagingHeaders } from '../../backend/message-headers';
 import {
@@ -21,6 +20,7 @@ import { NatsPubAcks, PubAckError } from './nats-pubacks';
 import type { NatsRoutes } from './nats-routes';
 import { ensureStreams } from './nats-declarations';
 import { assertSubjectName, type NatsNames } from './nats-topology';
+import type { WireHeaders } from './nats-wire';
 
 /** What publishing needs from the backend. */
 export interface NatsPublisherContext {
@@ -33,9 +33,21 @@ export interface NatsPublisherContext {
   current(): NatsLink | undefined;
   /** A fresh inbox subject. */
   inbox(): string;
-  headers(): MsgHdrs;
   /** Whether the backend is closing: a publish is not sent again then. */
   closing(): boolean;
+}
+
+/** This process's part of the message ids {@link freshMsgId} makes: 72 random bits. */
+const PROCESS_ID = randomBytes(9).toString('base64url');
+let published = 0;
+
+/**
+ * A JetStream message id (`Nats-Msg-Id`, what the stream deduplicates a publish sent again by) for
+ * a publish that has none of its own: unique to this process and publish, shorter and cheaper than
+ * a UUID (a publish's headers are sent and parsed with every message).
+ */
+export function freshMsgId(): string {
+  return `${PROCESS_ID}${(++published).toString(36)}`;
 }
 
 export class NatsPublisher {
@@ -61,7 +73,8 @@ export class NatsPublisher {
         `delayMs must be a finite number >= 0, got ${message.delayMs}`,
       );
     }
-    if (mandatory) await this.assertRoutable(await this.ctx.link(), message);
+    if (mandatory && (message.queue !== undefined || !this.ctx.routes.knowsTopic(target)))
+      await this.assertRoutable(this.ctx.current() ?? (await this.ctx.link()), message);
     const { names } = this.ctx;
     const delayMs = message.delayMs ?? 0;
     const subject =
@@ -73,7 +86,6 @@ export class NatsPublisher {
         : message.headers;
     const props = outgoingProperties(message);
     const headers = encodeHeaders(
-      () => this.ctx.headers(),
       appHeaders,
       replyTo === undefined && delayMs === 0
         ? props
@@ -105,8 +117,8 @@ export class NatsPublisher {
   async publish(
     subject: string,
     body: Uint8Array,
-    headers: MsgHdrs,
-    msgID: string = randomUUID(),
+    headers: WireHeaders,
+    msgID: string = freshMsgId(),
   ): Promise<void> {
     const { options } = this.ctx;
     const deadline = Date.now() + options.publishTimeoutMs;

@@ -1,4 +1,4 @@
-import { headers, type Msg } from '@nats-io/transport-node';
+import { headers, type Msg, MsgHdrsImpl, MsgImpl, type Publisher } from '@nats-io/transport-node';
 import { topicMatches } from '../../backend/topic-matcher';
 import { MessagingConfigError } from '../../errors/messaging.errors';
 import { Logger } from '@nestjs/common';
@@ -15,6 +15,7 @@ import { NatsConsumer } from './nats-consumer';
 import { NatsDelayer } from './nats-delayer';
 import { PulledMessage } from './nats-pull';
 import { decodeHeaders, encodeHeaders } from './nats-messages';
+import { headersOf, statusOf, WireHeaders } from './nats-wire';
 import { duplicateWindowMs } from './nats-declarations';
 import {
   nameOfSubject,
@@ -105,6 +106,18 @@ describe('NATS topology (pure)', () => {
   });
 });
 
+/** A message as nats.js hands it to a subscription: header block `wire`, then `body`. */
+function receivedMsg(wire: Uint8Array, body: Uint8Array): Msg {
+  const data = Buffer.concat([wire, body]);
+  const arg = {
+    subject: new TextEncoder().encode('s'),
+    sid: 1,
+    hdr: wire.length,
+    size: data.length,
+  };
+  return new MsgImpl(arg, data, {} as Publisher);
+}
+
 describe('NATS headers', () => {
   it('round-trips header types and values a header line cannot carry', () => {
     const app = {
@@ -115,25 +128,40 @@ describe('NATS headers', () => {
       padded: ' x ',
       empty: '',
     };
-    const h = encodeHeaders(headers, app, {
+    const wire = encodeHeaders(app, {
       messageId: 'm1',
       correlationId: 'c1',
       contentType: 'application/json',
       timestamp: 1700000000000,
       replyTo: '_INBOX.x.1',
       due: 1700000000500,
-    });
-    const { headers: back, props } = decodeHeaders(h);
-    expect(back).toEqual(app);
-    expect(props).toEqual({
-      messageId: 'm1',
-      correlationId: 'c1',
-      contentType: 'application/json',
-      contentEncoding: undefined,
-      timestamp: 1700000000000,
-      replyTo: '_INBOX.x.1',
-      due: 1700000000500,
-    });
+    }).encode();
+    // Read as this backend reads a received message (its raw bytes), and through nats.js's parse.
+    const body = Buffer.from('{}');
+    const received = receivedMsg(wire, body);
+    expect(Buffer.from(received.data)).toEqual(body);
+    for (const source of [headersOf(received), MsgHdrsImpl.decode(wire)]) {
+      const { headers: back, props } = decodeHeaders(source);
+      expect(back).toEqual(app);
+      expect(props).toEqual({
+        messageId: 'm1',
+        correlationId: 'c1',
+        contentType: 'application/json',
+        timestamp: 1700000000000,
+        replyTo: '_INBOX.x.1',
+        due: 1700000000500,
+      });
+    }
+    expect(typeof headersOf(received)).toBe('string');
+  });
+
+  it('reads the status of a received message, from its bytes or from nats.js', () => {
+    const noResponders = new TextEncoder().encode('NATS/1.0 503\r\n\r\n');
+    expect(statusOf(headersOf(receivedMsg(noResponders, Buffer.alloc(0))))).toBe(503);
+    expect(statusOf(MsgHdrsImpl.decode(noResponders))).toBe(503);
+    const plain = new WireHeaders().set('a', 'b').encode();
+    expect(statusOf(headersOf(receivedMsg(plain, Buffer.alloc(0))))).toBe(0);
+    expect(statusOf(undefined)).toBe(0);
   });
 
   it("reads a foreign producer's plain headers as strings, its content type in any case", () => {
@@ -141,7 +169,9 @@ describe('NATS headers', () => {
     h.set('content-type', 'text/plain');
     h.set('x-messaging-attempt', '999');
     h.set('Nats-Msg-Id', 'abc');
-    const { headers: back, props } = decodeHeaders(h);
+    const { headers: back, props } = decodeHeaders(
+      headersOf(receivedMsg((h as MsgHdrsImpl).encode(), Buffer.alloc(0))),
+    );
     expect(back).toEqual({ 'x-messaging-attempt': '999' });
     expect(props.contentType).toBe('text/plain');
     expect(props.messageId).toBe('abc');
@@ -227,7 +257,6 @@ describe('NatsBackend options', () => {
         links++;
         return Promise.reject(new Error('no server'));
       },
-      headers,
       publish: () => Promise.resolve(),
     });
     delayer.start();
@@ -284,7 +313,6 @@ describe('NatsBackend options', () => {
         logger: new Logger('test'),
         link: () => Promise.resolve(link),
         current: () => link,
-        headers,
         inbox: () => '_INBOX.test',
         publish: () => Promise.resolve(),
       },

@@ -13,7 +13,7 @@
  *   message (routed, stored, retried as the others), its reply subject in header `x-nats-reply-to`
  *   (a JetStream message's own reply subject is its ack subject).
  */
-import type { Msg, MsgHdrs, NatsConnection, Subscription } from '@nats-io/transport-node';
+import type { Msg, NatsConnection, Subscription } from '@nats-io/transport-node';
 import type { IncomingReply } from '../../backend/broker-backend.interface';
 import { type PendingRequest, PendingRequests } from '../../backend/pending-requests';
 import {
@@ -22,6 +22,7 @@ import {
   UnroutableError,
 } from '../../errors/messaging.errors';
 import { decodeHeaders, Refusal } from './nats-messages';
+import { headersOf, statusOf, type WireHeaders } from './nats-wire';
 
 /** Replies are answered only to inbox subjects: a sender cannot make a service publish anywhere. */
 export const INBOX_PREFIX = '_INBOX.';
@@ -58,12 +59,12 @@ export class NatsRequester {
     subject: string,
     target: string,
     body: Uint8Array,
-    headers: MsgHdrs,
+    headers: WireHeaders,
     timeoutMs: number,
   ): Promise<IncomingReply> {
     const [request, replyTo] = this.add(nc, target, timeoutMs);
     try {
-      nc.publish(subject, body, { reply: replyTo, headers });
+      nc.publish(subject, body, { reply: replyTo, headers: headers.forNats() });
     } catch (error) {
       this.pending.fail(request, error instanceof Error ? error : new Error(String(error)));
     }
@@ -117,11 +118,12 @@ export class NatsRequester {
 
   private receive(msg: Msg, token: string): void {
     // "No responders": nobody subscribes to the request's subject now.
-    if (msg.headers?.code === 503) {
+    const source = headersOf(msg);
+    if (statusOf(source) === 503) {
       this.failToken(token, (target) => new UnroutableError(target));
       return;
     }
-    const { headers, props } = decodeHeaders(msg.headers);
+    const { headers, props } = decodeHeaders(source);
     if (props.refusal === undefined) {
       this.pending.settle(token, {
         body: Buffer.from(msg.data),

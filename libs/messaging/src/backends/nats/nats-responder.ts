@@ -27,6 +27,7 @@ import { NatsHeaders, Refusal, requestDelivery } from './nats-messages';
 import { handlingFilter } from './nats-routes';
 import type { NatsSettler, NatsSettlerContext } from './nats-settler';
 import type { RouteFilter } from './nats-topology';
+import { WireHeaders } from './nats-wire';
 
 export class NatsResponder {
   private readonly subs: Subscription[] = [];
@@ -121,9 +122,8 @@ export class NatsResponder {
   /** Answers the sender with a refusal (and the topic it declines), which its requester handles. */
   private refuse(msg: Msg, refusal: string, topic = ''): void {
     try {
-      const headers = this.ctx.headers();
-      headers.set(NatsHeaders.REFUSAL, refusal);
-      msg.respond(Buffer.from(topic), { headers });
+      const headers = new WireHeaders().set(NatsHeaders.REFUSAL, refusal);
+      msg.respond(Buffer.from(topic), { headers: headers.forNats() });
     } catch {
       // Closed connection: the caller times out.
     }

@@ -2,7 +2,8 @@
  * What the unroutable check of a publish knows: the routes (durable consumers) of every process,
  * read from the descriptions of the messages stream's consumers. A route seen is trusted for
  * `routeCacheMs`; a topic or queue no known route takes is looked up again at once, so a consumer
- * another process just created is found.
+ * another process just created is found. A topic found routed is remembered (for good when a route
+ * of this process takes it): the next publish to it is not checked again.
  */
 import type { JetStreamManager } from '@nats-io/jetstream';
 import { topicMatches } from '../../backend/topic-matcher';
@@ -14,6 +15,8 @@ export class NatsRoutes {
   private reading?: Promise<void>;
   /** Routes this process declared: known without asking. */
   private readonly local = new Set<RouteDescription>();
+  /** Topics found routed, and when (`Infinity`: by a route of this process). */
+  private readonly routed = new Map<string, number>();
 
   constructor(
     private readonly stream: string,
@@ -25,9 +28,21 @@ export class NatsRoutes {
     this.local.add(route);
   }
 
+  /** Whether `topic` was found routed lately (no lookup: false means "ask {@link hasTopic}"). */
+  knowsTopic(topic: string): boolean {
+    const at = this.routed.get(topic);
+    return at !== undefined && Date.now() - at < this.cacheMs;
+  }
+
   /** Whether a route of any process takes `topic`. */
-  hasTopic(jsm: JetStreamManager, topic: string): Promise<boolean> {
-    return this.has(jsm, (r) => r.patterns?.some((p) => topicMatches(p, topic)) ?? false);
+  async hasTopic(jsm: JetStreamManager, topic: string): Promise<boolean> {
+    const takes = (r: RouteDescription): boolean =>
+      r.patterns?.some((p) => topicMatches(p, topic)) ?? false;
+    for (const route of this.local) {
+      if (takes(route)) return this.remember(topic, Infinity);
+    }
+    // Trusted from the read that found it, as the routes themselves.
+    return (await this.has(jsm, takes)) && this.remember(topic, this.readAt);
   }
 
   /** Whether queue `queue` has a consumer in any process. */
@@ -35,11 +50,18 @@ export class NatsRoutes {
     return this.has(jsm, (r) => r.patterns === undefined && r.queue === queue);
   }
 
+  private remember(topic: string, at: number): true {
+    // Bounded: a producer of ever new topics starts over rather than grow without limit.
+    if (this.routed.size >= 10_000) this.routed.clear();
+    this.routed.set(topic, at);
+    return true;
+  }
+
   private async has(
     jsm: JetStreamManager,
     takes: (route: RouteDescription) => boolean,
   ): Promise<boolean> {
-    if ([...this.local].some(takes)) return true;
+    for (const route of this.local) if (takes(route)) return true;
     if (Date.now() - this.readAt < this.cacheMs && this.known.some(takes)) return true;
     // A read that started before this call may predate the route: then read once more.
     const joined = this.reading !== undefined;

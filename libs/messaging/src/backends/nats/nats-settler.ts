@@ -7,7 +7,6 @@
  * request (never redelivered) has none: its copy gets a fresh id.
  */
 import type { Logger } from '@nestjs/common';
-import type { MsgHdrs } from '@nats-io/transport-node';
 import type { BackendEventHub } from '../../backend/backend-events';
 import type {
   Delivery,
@@ -21,6 +20,7 @@ import { describe, type NatsLink } from './nats-connection';
 import { copyProperties, encodeHeaders } from './nats-messages';
 import { INBOX_PREFIX } from './nats-requester';
 import type { NatsNames } from './nats-topology';
+import type { WireHeaders } from './nats-wire';
 
 /** What settling (and consuming) needs from the backend. */
 export interface NatsSettlerContext {
@@ -31,8 +31,7 @@ export interface NatsSettlerContext {
   link(): Promise<NatsLink>;
   /** The link when connected (the client buffers what is sent while it reconnects). */
   current(): NatsLink | undefined;
-  headers(): MsgHdrs;
-  publish(subject: string, body: Uint8Array, headers: MsgHdrs, msgID?: string): Promise<void>;
+  publish(subject: string, body: Uint8Array, headers: WireHeaders, msgID?: string): Promise<void>;
 }
 
 export class NatsSettler {
@@ -49,11 +48,10 @@ export class NatsSettler {
   ): Promise<void> {
     const { names } = this.ctx;
     const delayMs = Math.max(0, settlement.delayMs);
-    const headers = encodeHeaders(
-      () => this.ctx.headers(),
-      retryHeaders(delivery, settlement.failure),
-      { ...copyProperties(delivery), due: delayMs > 0 ? Date.now() + delayMs : undefined },
-    );
+    const headers = encodeHeaders(retryHeaders(delivery, settlement.failure), {
+      ...copyProperties(delivery),
+      due: delayMs > 0 ? Date.now() + delayMs : undefined,
+    });
     const target = names.queueSubject(this.spec.queue);
     await this.ctx.publish(
       delayMs > 0 ? names.delayedSubject(target) : target,
@@ -70,7 +68,6 @@ export class NatsSettler {
     origin?: string,
   ): Promise<void> {
     const headers = encodeHeaders(
-      () => this.ctx.headers(),
       deadLetterHeaders(delivery, settlement.failure),
       copyProperties(delivery),
     );
@@ -102,12 +99,12 @@ export class NatsSettler {
   sendReply(delivery: Delivery, reply: OutgoingReply): void {
     if (!delivery.replyTo) return;
     try {
-      const headers = encodeHeaders(() => this.ctx.headers(), reply.headers, {
+      const headers = encodeHeaders(reply.headers, {
         contentType: reply.contentType,
       });
       const nc = this.ctx.current()?.nc;
       if (!nc) throw new Error('not connected');
-      nc.publish(delivery.replyTo, reply.body, { headers });
+      nc.publish(delivery.replyTo, reply.body, { headers: headers.forNats() });
     } catch (error) {
       this.ctx.hub.emitError(
         new Error(

@@ -1,5 +1,4 @@
 import { Logger } from '@nestjs/common';
-import type { MsgHdrs } from '@nats-io/transport-node';
 import { BackendEventHub } from '../../backend/backend-events';
 import type {
   BackendEvents,
@@ -33,6 +32,7 @@ import { NatsPublisher } from './nats-publisher';
 import { NatsRequester } from './nats-requester';
 import { NatsRoutes } from './nats-routes';
 import { natsNames, type NatsNames } from './nats-topology';
+import type { WireHeaders } from './nats-wire';
 
 /**
  * NATS JetStream backend over `@nats-io/transport-node` and `@nats-io/jetstream` (NATS server 2.9 or
@@ -77,7 +77,6 @@ export class NatsBackend implements BrokerBackend {
       this.reconnected(),
     );
     this.routes = new NatsRoutes(this.names.messages, this.options.routeCacheMs);
-    const headers = () => this.connection.headers();
     const link = () => this.link();
     this.publisher = new NatsPublisher({
       options: this.options,
@@ -86,19 +85,17 @@ export class NatsBackend implements BrokerBackend {
       link,
       current: () => this.connection.current,
       inbox: () => this.connection.inbox(),
-      headers,
       closing: () => this.closing,
     });
     this.requester = new NatsRequester(
       () => this.connection.inbox(),
       async (topic) => this.routes.hasTopic((await link()).jsm, topic),
     );
-    const publish = (subject: string, body: Uint8Array, h: MsgHdrs, msgID?: string) =>
+    const publish = (subject: string, body: Uint8Array, h: WireHeaders, msgID?: string) =>
       this.publisher.publish(subject, body, h, msgID);
     this.deadLetters = new NatsDeadLetters({
       names: this.names,
       link,
-      headers,
       publish,
       hasQueue: async (queue) => this.routes.hasQueue((await link()).jsm, queue),
     });
@@ -112,7 +109,6 @@ export class NatsBackend implements BrokerBackend {
       prefix: this.options.prefix,
       hub: this.hub,
       link,
-      headers,
       publish,
     });
   }
@@ -163,11 +159,7 @@ export class NatsBackend implements BrokerBackend {
       const target = this.publisher.targetOf(message);
       if (options.durable || message.queue !== undefined)
         return this.requestDurable(message, target, options.timeoutMs);
-      const headers = encodeHeaders(
-        () => this.connection.headers(),
-        message.headers,
-        outgoingProperties(message),
-      );
+      const headers = encodeHeaders(message.headers, outgoingProperties(message));
       const subject = this.names.requestSubject(target);
       const send = (link: NatsLink) =>
         this.requester.request(link.nc, subject, target, message.body, headers, options.timeoutMs);
@@ -221,7 +213,6 @@ export class NatsBackend implements BrokerBackend {
       logger: this.logger,
       link: () => this.link(),
       current: () => this.connection.current,
-      headers: () => this.connection.headers(),
       inbox: () => this.connection.inbox(),
       publish: (subject, body, headers, msgID) =>
         this.publisher.publish(subject, body, headers, msgID),
