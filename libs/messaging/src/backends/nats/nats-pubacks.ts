@@ -42,6 +42,8 @@ class Waiter {
 }
 
 const decoder = new TextDecoder();
+/** The third byte of a PubAck, `{"stream":…}`. */
+const STREAM_FIRST = 's'.charCodeAt(0);
 
 export class NatsPubAcks {
   private nc?: NatsConnection;
@@ -113,6 +115,11 @@ export class NatsPubAcks {
     // "No responders": no stream listens on the subject (deleted under us).
     if (msg.headers?.code === 503) {
       waiter.reject(new PubAckError('no responders: stream not found', false, true));
+      return;
+    }
+    // A PubAck (`{"stream":…`) needs no parsing; an error (`{"error":…`) is read.
+    if (msg.data[2] === STREAM_FIRST) {
+      waiter.resolve();
       return;
     }
     let ack: { error?: { code?: number; err_code?: number; description?: string } };

@@ -34,7 +34,8 @@ const encoder = new TextEncoder();
  * consumer API builds only for its own iterators.
  */
 export class PulledMessage {
-  private tokens?: string[];
+  /** Where the info starts in the ack subject (after the domain and account hash when present). */
+  private infoAt = -1;
 
   constructor(readonly msg: Msg) {}
 
@@ -87,15 +88,32 @@ export class PulledMessage {
     this.msg.respond(WPI);
   }
 
-  /** Token `i` of the info after `$JS.ACK.` and the optional domain and account hash. */
+  /**
+   * Token `i` of the info after `$JS.ACK.` and the optional domain and account hash, found by
+   * scanning the ack subject (no array of its tokens for one number).
+   */
   private token(i: number): string {
-    if (!this.tokens) {
-      const tokens = (this.msg.reply ?? '').split('.');
+    const reply = this.msg.reply ?? '';
+    if (this.infoAt < 0) {
+      let dots = 0;
+      for (let at = reply.indexOf('.'); at >= 0; at = reply.indexOf('.', at + 1)) dots++;
       // The old form has 9 tokens: no domain and account hash.
-      this.tokens = tokens.length === 9 ? tokens.slice(2) : tokens.slice(4);
+      this.infoAt = skip(reply, 0, dots === 8 ? 2 : 4);
     }
-    return this.tokens[i] ?? '';
+    const start = skip(reply, this.infoAt, i);
+    const end = reply.indexOf('.', start);
+    return start < 0 ? '' : reply.slice(start, end < 0 ? undefined : end);
   }
+}
+
+/** Where the token `count` tokens after the one starting at `from` starts; -1 when there is none. */
+function skip(text: string, from: number, count: number): number {
+  let at = from;
+  for (let i = 0; i < count && at >= 0; i++) {
+    const dot = text.indexOf('.', at);
+    at = dot < 0 ? -1 : dot + 1;
+  }
+  return at;
 }
 
 /** What a puller needs from the consumer it feeds. */
