@@ -181,10 +181,12 @@ export class NatsConsumer implements PullOwner {
     return this.slots - this.inFlight - this.waiting.size;
   }
 
+  /** See {@link PullOwner.pause}. */
   pause(ms: number): Promise<void> {
     return this.pauses.pause(ms);
   }
 
+  /** See {@link PullOwner.pullFailed}. */
   pullFailed(p: NatsPuller, reason: string): void {
     // Once per streak of failures: a reconnection must not flood the log.
     if (!this.failing.has(p) && !this.stopped) {
@@ -196,10 +198,12 @@ export class NatsConsumer implements PullOwner {
     this.detachedSince ??= Date.now();
   }
 
+  /** See {@link PullOwner.pullAnswered}. */
   pullAnswered(p: NatsPuller): void {
     this.failing.delete(p);
   }
 
+  /** See {@link PullOwner.pullAttached}. */
   pullAttached(): void {
     if (this.pullers.every((x) => x.attached)) this.detachedSince = undefined;
   }

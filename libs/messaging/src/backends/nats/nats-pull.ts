@@ -142,6 +142,8 @@ export class NatsPuller {
   attached = false;
   private sub?: Subscription;
   private nc?: NatsConnection;
+  /** The subject of its subscription: where its pulls are answered. */
+  private inbox = '';
   private nextSubject = '';
   /** Messages asked for and not yet received (nor expired). */
   private asked = 0;
@@ -170,6 +172,7 @@ export class NatsPuller {
   start(nc: NatsConnection, inbox: string): void {
     if (this.stopped) return;
     this.nc = nc;
+    this.inbox = inbox;
     this.asked = 0;
     this.nextSubject = `$JS.API.CONSUMER.MSG.NEXT.${this.stream}.${this.name}`;
     this.sub = nc.subscribe(inbox, { callback: (error, msg) => this.receive(error, msg) });
@@ -190,7 +193,7 @@ export class NatsPuller {
           expires: PULL_EXPIRES_MS * NANOS,
           idle_heartbeat: PULL_HEARTBEAT_MS * NANOS,
         }),
-        { reply: this.sub?.getSubject() },
+        { reply: this.inbox },
       );
     } catch (error) {
       // Closed connection: the backend is closing, or its client reconnects and says so.
@@ -241,7 +244,7 @@ export class NatsPuller {
     }
     this.lastHeardAt = Date.now();
     // Statuses come on the inbox itself; messages with their stream subject.
-    if (msg.subject !== this.sub?.getSubject()) {
+    if (msg.subject !== this.inbox) {
       if (this.asked > 0) this.asked--;
       if (this.failing) this.answered();
       this.owner.accept(this, new PulledMessage(msg));

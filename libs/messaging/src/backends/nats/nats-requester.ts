@@ -1,14 +1,16 @@
 /**
  * Request/reply over core NATS. Replies come back on one wildcard subscription per backend,
  * `<inbox>.*`, one token per request, and the waiting requests live in `PendingRequests` (one
- * promise and one timer each).
+ * promise and one timer each; a request failed by its token is found by a scan of them, which only
+ * refusals need).
  *
  * - Volatile (the default): the request is a core NATS message to `<prefix>.rq.<topic>`, which the
  *   routes of that topic subscribe in queue groups (`nats-responder.ts`). No route subscribed: the
  *   server answers "no responders" (status 503) at once, and the request fails with
  *   `UnroutableError`. A route that holds too many requests refuses one (`PublishBackpressureError`);
  *   a route whose filter is wider than its patterns declines one it does not match, and the request
- *   fails as unroutable when no route of any process matches its topic.
+ *   fails as unroutable when no route of any process matches its topic (when one does, its reply
+ *   is awaited: it times out if that route has no instance now).
  * - Durable (`durable: true`, or a request to a named queue): published to JetStream like any
  *   message (routed, stored, retried as the others), its reply subject in header `x-nats-reply-to`
  *   (a JetStream message's own reply subject is its ack subject).

@@ -37,7 +37,9 @@
  * group named like the filter's consumer, so one instance of each route gets it. With no
  * subscriber the server answers "no responders" at once: `UnroutableError`. A filter wider than
  * its patterns (a `#` inside one) declines what its patterns do not match, and the sender looks for
- * a matching route in the consumers' descriptions before calling it unroutable. A durable request
+ * a matching route in the consumers' descriptions before calling it unroutable (so a request that
+ * only such a route catches, while the route that matches it has no instance, times out instead of
+ * failing at once). A durable request
  * (or one to a named queue) is published to the stream like an event, its reply subject in a header.
  *
  * **Acks.** A delivery is acked after its handler and after the PubAck of its retry copy or dead
