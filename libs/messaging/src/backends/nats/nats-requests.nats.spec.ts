@@ -180,6 +180,39 @@ describe('NatsBackend volatile requests', () => {
     await expect(ask(caller, 'wide.x.other', 'yes').then(text)).resolves.toBe('e:yes');
   });
 
+  it('carries its message id, correlation id (its message id unless set), headers and types', async () => {
+    const [server, caller] = [backend(), backend()];
+    const got: Delivery[] = [];
+    await server.subscribe(route('props', ['props.work']), async (d) => {
+      got.push(d);
+      return { action: 'ack', reply: { body: d.body, headers: { n: 1 }, contentType: 'text/x' } };
+    });
+    const plain = { ...message('props.work', 'a'), contentType: 'application/json' };
+    const reply = await caller.request(
+      { ...plain, headers: { 'x-messaging-deadline': 42, tenant: 'acme' } },
+      { timeoutMs: 10_000, durable: false },
+    );
+    expect(reply).toMatchObject({ headers: { n: 1 }, contentType: 'text/x' });
+    await caller.request(
+      { ...message('props.work', 'b'), correlationId: 'corr-b' },
+      { timeoutMs: 10_000, durable: false },
+    );
+    expect(got.map((d) => [d.messageId, d.correlationId])).toEqual([
+      [plain.messageId, plain.messageId],
+      [expect.stringMatching(/^props.work-b-/), 'corr-b'],
+    ]);
+    expect(got[0]).toMatchObject({
+      topic: 'props.work',
+      queue: 'props.route',
+      headers: { 'x-messaging-deadline': 42, tenant: 'acme' },
+      contentType: 'application/json',
+      timestamp: plain.timestamp,
+      attempt: 1,
+      redelivered: false,
+      replyTo: expect.stringMatching(/^_INBOX\./),
+    });
+  });
+
   it('sends requests to a named queue and durable ones through the stream', async () => {
     const [server, caller] = [backend(), backend()];
     await server.subscribe(route('durable', ['durable.work']), answering('d', []));

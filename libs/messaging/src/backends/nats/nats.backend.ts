@@ -27,7 +27,7 @@ import { loadNatsModules, type NatsLink, NatsConnectionManager } from './nats-co
 import { NatsConsumer } from './nats-consumer';
 import { NatsDeadLetters } from './nats-dead-letters';
 import { NatsDelayer } from './nats-delayer';
-import { encodeHeaders, outgoingProperties } from './nats-messages';
+import { encodeHeaders, volatileRequestProperties } from './nats-messages';
 import { NatsPublisher } from './nats-publisher';
 import { NatsRequester } from './nats-requester';
 import { NatsRoutes } from './nats-routes';
@@ -159,7 +159,7 @@ export class NatsBackend implements BrokerBackend {
       const target = this.publisher.targetOf(message);
       if (options.durable || message.queue !== undefined)
         return this.requestDurable(message, target, options.timeoutMs);
-      const headers = encodeHeaders(message.headers, outgoingProperties(message));
+      const headers = encodeHeaders(message.headers, volatileRequestProperties(message));
       const subject = this.names.requestSubject(target);
       const send = (link: NatsLink) =>
         this.requester.request(link.nc, subject, target, message.body, headers, options.timeoutMs);
