@@ -1,4 +1,5 @@
 import {
+  checkBoolean,
   checkInteger,
   checkName,
   checkNumber,
@@ -101,6 +102,26 @@ export interface NatsBackendOptions {
    * @default 10000
    */
   readonly closeTimeoutMs?: number;
+  /**
+   * Wait for the server to confirm each acknowledgement (JetStream's "ack ack", a round trip per
+   * delivery) before the delivery counts as settled. Off, a delivery is acknowledged with a plain
+   * ack once its handler (and any retry copy or dead letter, always confirmed first) is done: an
+   * ack lost on the wire, or in a crash right after the handler, means the message comes again
+   * after `ackWaitMs`, which at-least-once allows. On, that window closes (a confirmed ack is never
+   * redelivered), at the cost of a round trip per delivery (about half the throughput of a
+   * consumer on a fast handler).
+   * @default false
+   */
+  readonly confirmAcks?: boolean;
+  /**
+   * Volatile requests (`request()` without `durable`) a route holds in this process beyond the
+   * `concurrency` its handlers run: they arrive over core NATS, which has no queue of its own, so
+   * this bounds the memory a flood of requests takes (this many request bodies per route). A
+   * request that finds the route that full is refused at once (the caller gets a
+   * `PublishBackpressureError`), never queued without limit.
+   * @default 1000
+   */
+  readonly maxWaitingRequests?: number;
 }
 
 /** {@link NatsBackendOptions} with every default applied, and the names derived from `prefix`. */
@@ -123,6 +144,8 @@ export interface ResolvedNatsOptions {
   readonly storage: 'file' | 'memory';
   readonly routeCacheMs: number;
   readonly closeTimeoutMs: number;
+  readonly confirmAcks: boolean;
+  readonly maxWaitingRequests: number;
 }
 
 export const DEFAULT_NATS_SERVER = 'nats://127.0.0.1:4222';
@@ -147,6 +170,8 @@ const KNOWN: readonly (keyof NatsBackendOptions)[] = [
   'storage',
   'routeCacheMs',
   'closeTimeoutMs',
+  'confirmAcks',
+  'maxWaitingRequests',
 ];
 
 const WHERE = 'new NatsBackend()';
@@ -204,6 +229,14 @@ export function resolveNatsOptions(options: NatsBackendOptions = {}): ResolvedNa
     storage,
     routeCacheMs: checkNumber(options.routeCacheMs, 5_000, `${WHERE}: routeCacheMs`, 0, DAY_MS),
     closeTimeoutMs: checkInteger(options.closeTimeoutMs, 10_000, `${WHERE}: closeTimeoutMs`, 0),
+    confirmAcks: checkBoolean(options.confirmAcks, false, `${WHERE}: confirmAcks`),
+    maxWaitingRequests: checkInteger(
+      options.maxWaitingRequests,
+      1_000,
+      `${WHERE}: maxWaitingRequests`,
+      0,
+      1_000_000,
+    ),
   };
 }
 

@@ -2,16 +2,17 @@
  * The NATS connection of one {@link NatsBackend}: the client packages loaded on demand, a bounded
  * first connect that says what to fix, the JetStream check and streams, and the client's status
  * stream mapped to the backend's `status` events. The client reconnects by itself (forever, to any of
- * `servers`); subscriptions and consumers follow through `onReconnect`.
+ * `servers`); subscriptions and consumers follow through `onReconnect`, which also tells them when a
+ * closed connection was replaced by a new one.
  */
 import type { Logger } from '@nestjs/common';
 import type { JetStreamClient, JetStreamManager } from '@nats-io/jetstream';
-import type { MsgHdrs, NatsConnection } from '@nats-io/transport-node';
+import type { NatsConnection } from '@nats-io/transport-node';
 import type { BackendEventHub } from '../../backend/backend-events';
 import { BackendClosedError, MessagingError } from '../../errors/messaging.errors';
 import { loadOptionalPeer } from '../../errors/config-checks';
 import { redactCredentials, type ResolvedNatsOptions } from './nats-backend.options';
-import { ensureStreams } from './nats-topology';
+import { ensureStreams } from './nats-declarations';
 
 /** The NATS server could not be reached, or has no JetStream. */
 export class NatsConnectError extends MessagingError {
@@ -47,6 +48,8 @@ export class NatsConnectionManager {
   private link?: NatsLink;
   private connecting?: Promise<NatsLink>;
   private closed = false;
+  /** Connections made so far: a second one replaces a closed one. */
+  private connections = 0;
 
   constructor(
     private readonly modules: NatsModules,
@@ -67,11 +70,6 @@ export class NatsConnectionManager {
     if (this.link) return Promise.resolve(this.link);
     this.connecting ??= this.doConnect().finally(() => (this.connecting = undefined));
     return this.connecting;
-  }
-
-  /** NATS headers, from the loaded client. */
-  headers(): MsgHdrs {
-    return this.modules.transport.headers();
   }
 
   /** A fresh inbox subject. */
@@ -118,6 +116,9 @@ export class NatsConnectionManager {
           maxReconnectAttempts: -1,
           reconnectTimeWait: 500,
           pingInterval: 10_000,
+          // No stack captured for every request (each publish waits for its PubAck as a request):
+          // the errors this backend reports name what failed themselves.
+          noAsyncTraces: true,
         });
       } catch (error) {
         lastError = error;
@@ -148,6 +149,8 @@ export class NatsConnectionManager {
       }
       this.link = link;
       void this.watch(nc);
+      // A connection the client gave up on was replaced: pulls and subscriptions move to this one.
+      if (this.connections++ > 0) queueMicrotask(() => this.onReconnect());
       this.hub.setStatus('connected');
       this.logger.log(
         `Connected to NATS ${redactCredentials(nc.getServer())} (streams ${this.options.prefix}-*)`,

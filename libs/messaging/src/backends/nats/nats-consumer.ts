@@ -1,12 +1,12 @@
 /**
  * One subscription on JetStream: the route's durable pull consumers (one per NATS filter of its
  * topics, one for its queue subject), pulled only for free handler slots so that at most
- * `spec.concurrency` deliveries are in flight in this process, and the settlement of each delivery
- * (reply, retry copy, dead letter, then ack). Deliveries are kept alive while they wait or run.
- * Pulls that fail (lost connection, consumer or stream deleted) are retried with backoff, the
- * consumer re-declared when it is gone.
+ * `spec.concurrency` deliveries are in flight in this process (`nats-pull.ts`), its volatile
+ * requests (`nats-responder.ts`), and the settlement of each delivery (reply, retry copy, dead
+ * letter, then ack). Deliveries are kept alive while they wait or run. Acks are plain (batched into
+ * one write per turn of the event loop) unless `confirmAcks` asks for the server's confirmation.
  */
-import type { Consumer, ConsumerMessages, JsMsg } from '@nats-io/jetstream';
+import type { NatsConnection } from '@nats-io/transport-node';
 import type {
   ConsumerState,
   Delivery,
@@ -16,36 +16,20 @@ import type {
 } from '../../backend/broker-backend.interface';
 import { describeDelivery } from '../../backend/describe-delivery';
 import { MessageFifo } from '../../backend/message-fifo';
-import { topicMatches } from '../../backend/topic-matcher';
 import { describe } from './nats-connection';
-import { PULL_EXPIRES_MS } from './nats-delayer';
 import { toDelivery } from './nats-messages';
 import { NatsPauses } from './nats-pauses';
+import { NatsPuller, PULL_HEARTBEAT_MS, type PullOwner, type PulledMessage } from './nats-pull';
+import { NatsResponder } from './nats-responder';
+import { handlingFilter } from './nats-routes';
 import { NatsSettler, type NatsSettlerContext } from './nats-settler';
-import {
-  describeRoute,
-  ensureDurable,
-  ensureStreams,
-  isNotFound,
-  queueConsumerName,
-  routeFilters,
-  subjectMatches,
-} from './nats-topology';
+import { ensureDurable, ensureStreams, isNotFound } from './nats-declarations';
+import { describeRoute, queueConsumerName, routeFilters } from './nats-topology';
 
 /** What a consumer needs from its backend. */
-export type NatsConsumerContext = NatsSettlerContext;
-
-/** One durable consumer of the route and its pull loop. */
-interface Puller {
-  readonly name: string;
-  /** Absolute filter subject. */
-  readonly filter: string;
-  /** Topic patterns it serves; undefined for the queue consumer. */
-  readonly patterns?: readonly string[];
-  readonly description: string;
-  consumer?: Consumer;
-  iter?: ConsumerMessages;
-  attached: boolean;
+export interface NatsConsumerContext extends NatsSettlerContext {
+  /** A fresh inbox subject. */
+  inbox(): string;
 }
 
 /** Handler slots of a subscription whose `concurrency` is not a positive number. */
@@ -54,45 +38,60 @@ const DEFAULT_SLOTS = 10;
 /** `max_ack_pending` per slot: room for many instances and for the pulls of several filters. */
 const ACK_PENDING_PER_SLOT = 32;
 
-export class NatsConsumer {
-  private readonly pullers: Puller[];
+export class NatsConsumer implements PullOwner {
+  readonly slots: number;
+  private readonly pullers: NatsPuller[];
+  /** The connection the pulls and request subscriptions are on. */
+  private nc?: NatsConnection;
+  private readonly responder?: NatsResponder;
   private stopped = false;
   private inFlight = 0;
-  private readonly waiting = new MessageFifo<JsMsg>();
+  private readonly waiting = new MessageFifo<PulledMessage>();
   /** Deliveries held by this process (waiting or handled): kept alive until settled. */
-  private readonly held = new Set<JsMsg>();
-  private readonly slotWaiters: Array<() => void> = [];
+  private readonly held = new Set<PulledMessage>();
   private readonly idleWaiters: Array<() => void> = [];
-  /** Backoff pauses of the pull loops: ended by `cancel()`. */
+  /** Plain acks of this turn of the event loop, sent together. */
+  private acks: PulledMessage[] = [];
+  /** Backoff pauses of the pullers: ended by `cancel()`. */
   private readonly pauses = new NatsPauses();
   private keepAlive?: NodeJS.Timeout;
+  private watchdog?: NodeJS.Timeout;
   private detachedSince?: number = Date.now();
+  /** Pullers whose pulls fail now: reported once per streak. */
+  private readonly failing = new Set<NatsPuller>();
   private readonly settler: NatsSettler;
   private copyFailures = 0;
-  /** Counts reconnections: a pull made before the latest one is renewed. */
-  private generation = 0;
+  /**
+   * One topic filter, equal to the patterns (no `#`): what it receives is exactly what they match,
+   * and no other filter of the route receives it too.
+   */
+  private readonly exact: boolean;
 
   constructor(
     private readonly spec: SubscriptionSpec,
     private readonly handler: DeliveryHandler,
     private readonly ctx: NatsConsumerContext,
   ) {
+    this.slots = spec.concurrency >= 1 ? Math.floor(spec.concurrency) : DEFAULT_SLOTS;
     this.settler = new NatsSettler(spec, ctx);
     const { names } = ctx;
-    const topics = spec.external ? [] : spec.topics;
+    const filters = routeFilters(names, spec.queue, spec.external ? [] : spec.topics);
+    this.exact = filters.length === 1 && !filters[0].patterns.some((p) => p.includes('#'));
+    const puller = (name: string, filter: string, patterns?: readonly string[]) =>
+      new NatsPuller(
+        name,
+        filter,
+        patterns,
+        describeRoute({ queue: spec.queue, patterns }),
+        names.messages,
+        this,
+      );
     this.pullers = [
-      ...routeFilters(names, spec.queue, topics).map((f) => ({
-        ...f,
-        description: describeRoute({ queue: spec.queue, patterns: f.patterns }),
-        attached: false,
-      })),
-      {
-        name: queueConsumerName(spec.queue),
-        filter: names.queueSubject(spec.queue),
-        description: describeRoute({ queue: spec.queue }),
-        attached: false,
-      },
+      ...filters.map((f) => puller(f.name, f.filter, f.patterns)),
+      puller(queueConsumerName(spec.queue), names.queueSubject(spec.queue)),
     ];
+    if (!spec.external)
+      this.responder = new NatsResponder(spec, handler, ctx, this.settler, filters, this.slots);
   }
 
   /** The routes (patterns) this subscription declares, for the unroutable check. */
@@ -100,35 +99,46 @@ export class NatsConsumer {
     return this.pullers.map((p) => ({ queue: this.spec.queue, patterns: p.patterns }));
   }
 
-  /** Declares the durable consumers and starts pulling; rejects on a declaration error. */
+  /** Declares the durable consumers, subscribes the volatile requests and starts pulling. */
   async start(): Promise<void> {
     await this.declare();
+    const { nc } = await this.ctx.link();
     const every = Math.max(250, Math.floor(this.ctx.options.ackWaitMs / 3));
     this.keepAlive = setInterval(() => {
       for (const msg of this.held) quietly(() => msg.working());
     }, every);
     this.keepAlive.unref();
-    for (const p of this.pullers) void this.pullLoop(p);
+    this.watchdog = setInterval(() => {
+      const now = Date.now();
+      for (const p of this.pullers) p.check(now);
+    }, PULL_HEARTBEAT_MS);
+    this.watchdog.unref();
+    this.nc = nc;
+    for (const p of this.pullers) p.start(nc, this.ctx.inbox());
+    this.responder?.start(nc);
+    // The server has the subscriptions once this round trip is done: a request sent after
+    // subscribe() resolved reaches this route, not "no responders".
+    await nc.flush();
   }
 
   /** Stops pulling: waiting deliveries go back to the server; in-flight ones still settle. */
   async cancel(): Promise<void> {
     if (this.stopped) return;
     this.stopped = true;
-    for (const p of this.pullers) p.iter?.stop();
-    for (const wake of this.slotWaiters.splice(0)) wake();
+    for (const p of this.pullers) p.stop();
     this.pauses.wakeAll();
+    clearInterval(this.watchdog);
     for (let msg = this.waiting.shift(); msg; msg = this.waiting.shift()) {
       this.held.delete(msg);
       quietly(() => msg.nak());
     }
-    // The pull loops end by themselves (a request in flight may take its timeout): not awaited, so
-    // a cancel during a reconnection is not held up; what they still receive is handed back.
     this.detachedSince ??= Date.now();
+    await this.responder?.cancel();
   }
 
-  /** Waits for in-flight deliveries to settle, at most `timeoutMs`. */
+  /** Waits for in-flight deliveries and requests to settle, at most `timeoutMs`. */
   async drain(timeoutMs: number): Promise<void> {
+    const deadline = Date.now() + timeoutMs;
     if (this.inFlight > 0) {
       let timer: NodeJS.Timeout | undefined;
       await new Promise<void>((resolve) => {
@@ -137,13 +147,25 @@ export class NatsConsumer {
       });
       clearTimeout(timer);
     }
+    await this.responder?.drain(Math.max(0, deadline - Date.now()));
+    this.flushAcks();
     clearInterval(this.keepAlive);
   }
 
-  /** After a reconnect: renew every pull (the server may have dropped the old ones). */
+  /**
+   * After a reconnect: renew every pull (the server may have dropped the old ones). After the
+   * connection was replaced by a new one: pull and take requests on that one.
+   */
   reconnected(): void {
-    this.generation++;
-    for (const p of this.pullers) p.iter?.stop();
+    const nc = this.ctx.current()?.nc;
+    if (this.stopped || !nc) return;
+    if (nc === this.nc) {
+      for (const p of this.pullers) p.renew();
+      return;
+    }
+    this.nc = nc;
+    for (const p of this.pullers) p.start(nc, this.ctx.inbox());
+    this.responder?.start(nc);
   }
 
   get state(): ConsumerState {
@@ -154,16 +176,59 @@ export class NatsConsumer {
     };
   }
 
+  /** Deliveries the route can take now. */
+  get room(): number {
+    return this.slots - this.inFlight - this.waiting.size;
+  }
+
+  /** See {@link PullOwner.pause}. */
+  pause(ms: number): Promise<void> {
+    return this.pauses.pause(ms);
+  }
+
+  /** See {@link PullOwner.pullFailed}. */
+  pullFailed(p: NatsPuller, reason: string): void {
+    // Once per streak of failures: a reconnection must not flood the log.
+    if (!this.failing.has(p) && !this.stopped) {
+      this.failing.add(p);
+      this.ctx.hub.emitError(
+        new Error(`NATS consumer of queue '${this.spec.queue}': ${reason}; pulling again`),
+      );
+    }
+    this.detachedSince ??= Date.now();
+  }
+
+  /** See {@link PullOwner.pullAnswered}. */
+  pullAnswered(p: NatsPuller): void {
+    this.failing.delete(p);
+  }
+
+  /** See {@link PullOwner.pullAttached}. */
+  pullAttached(): void {
+    if (this.pullers.every((x) => x.attached)) this.detachedSince = undefined;
+  }
+
+  /** The stream or a consumer was deleted under us: create them again. */
+  async recover(p: NatsPuller): Promise<void> {
+    const { jsm } = await this.ctx.link();
+    try {
+      await jsm.consumers.info(this.ctx.names.messages, p.name);
+    } catch (error) {
+      if (!isNotFound(error)) throw error;
+      await ensureStreams(jsm, this.ctx.options);
+      await this.declare();
+    }
+  }
+
   private async declare(): Promise<void> {
     const { jsm } = await this.ctx.link();
-    const concurrency = this.slots;
     for (const p of this.pullers) {
       await ensureDurable(jsm, {
         stream: this.ctx.names.messages,
         name: p.name,
         filter: p.filter,
         description: p.description,
-        maxAckPending: concurrency * ACK_PENDING_PER_SLOT,
+        maxAckPending: this.slots * ACK_PENDING_PER_SLOT,
         // Unlimited: this consumer dead-letters past `deliveryLimit` itself, and a delivery whose
         // dead letter could not be written must come again (a server-side limit would strand it).
         maxDeliver: -1,
@@ -173,124 +238,53 @@ export class NatsConsumer {
     }
   }
 
-  /** Handler slots: `spec.concurrency`, or 10 when it is not a positive number. */
-  private get slots(): number {
-    return this.spec.concurrency >= 1 ? Math.floor(this.spec.concurrency) : DEFAULT_SLOTS;
-  }
-
-  /** The stream or consumer was deleted under us: create them again (errors: the next pull says). */
-  private async redeclare(): Promise<void> {
-    try {
-      const { jsm } = await this.ctx.link();
-      await ensureStreams(jsm, this.ctx.options);
-      await this.declare();
-    } catch {
-      // Reported by the next failing pull.
-    }
-  }
-
-  private get free(): number {
-    return this.slots - this.inFlight - this.waiting.size;
-  }
-
-  private async pullLoop(p: Puller): Promise<void> {
-    let failures = 0;
-    while (!this.stopped) {
-      const free = this.free;
-      if (free <= 0) {
-        await new Promise<void>((resolve) => this.slotWaiters.push(resolve));
-        continue;
-      }
-      try {
-        const { js } = await this.ctx.link();
-        p.consumer ??= await js.consumers.get(this.ctx.names.messages, p.name);
-        if (this.stopped) break;
-        const generation = this.generation;
-        const iter = await p.consumer.fetch({ max_messages: free, expires: PULL_EXPIRES_MS });
-        p.iter = iter;
-        // Cancelled, or reconnected (the pull may have been lost on the wire), while it was made.
-        if (this.stopped || generation !== this.generation) iter.stop();
-        this.setAttached(p, true);
-        for await (const msg of iter) this.accept(p, msg);
-        failures = 0;
-      } catch (error) {
-        p.consumer = undefined;
-        this.setAttached(p, false);
-        if (this.stopped) break;
-        // Once per streak of failures: a reconnection must not flood the log.
-        if (failures === 0)
-          this.ctx.hub.emitError(
-            new Error(
-              `NATS consumer of queue '${this.spec.queue}': ${describe(error)}; pulling again`,
-            ),
-          );
-        if (isNotFound(error)) await this.redeclare();
-        await this.pauses.pause(Math.min(200 * 2 ** failures++, 5_000));
-      } finally {
-        p.iter = undefined;
-      }
-    }
-  }
-
-  private setAttached(p: Puller, attached: boolean): void {
-    p.attached = attached;
-    if (this.pullers.every((x) => x.attached)) this.detachedSince = undefined;
-    else this.detachedSince ??= Date.now();
-  }
-
   /** A message pulled by `p`: handled now, queued for a slot, or acked unhandled when not ours. */
-  private accept(p: Puller, msg: JsMsg): void {
+  accept(p: NatsPuller, msg: PulledMessage): void {
     if (this.stopped) {
       quietly(() => msg.nak());
       return;
     }
     if (p.patterns && !this.handles(p, msg.subject)) {
-      quietly(() => msg.ack());
+      this.ackLater(msg);
       return;
     }
     this.held.add(msg);
-    if (this.waiting.size === 0 && this.inFlight < this.slots) void this.handle(msg);
+    if (this.waiting.size === 0 && this.inFlight < this.slots) this.handle(msg);
     else this.waiting.push(msg);
   }
 
-  /**
-   * Whether `p` handles a message on `subject`: one of its patterns matches the topic (its filter may
-   * be wider), and no earlier filter of the route, which received it too, handles it.
-   */
-  private handles(p: Puller, subject: string): boolean {
-    const topic = subject.slice(this.ctx.names.topicPrefix.length);
-    const ours = (x: Puller): boolean =>
-      (x.patterns ?? []).some((pattern) => topicMatches(pattern, topic));
-    if (!ours(p)) return false;
-    for (const earlier of this.pullers) {
-      if (earlier === p) return true;
-      if (subjectMatches(earlier.filter, subject) && ours(earlier)) return false;
-    }
-    return true;
+  /** Whether `p` handles a message on `subject`: see {@link handlingFilter}. */
+  private handles(p: NatsPuller, subject: string): boolean {
+    if (this.exact) return true;
+    const { topicPrefix } = this.ctx.names;
+    return handlingFilter(this.pullers, topicPrefix, subject.slice(topicPrefix.length)) === p;
   }
 
-  private async handle(msg: JsMsg): Promise<void> {
+  private handle(msg: PulledMessage): void {
     this.inFlight++;
-    this.held.add(msg);
-    try {
-      await this.process(msg);
-    } catch (error) {
-      this.ctx.hub.emitError(
-        new Error(`settling a delivery of '${this.spec.queue}': ${describe(error)}`),
-      );
-    } finally {
-      this.held.delete(msg);
-      this.inFlight--;
-      const next = this.stopped ? undefined : this.waiting.shift();
-      if (next) void this.handle(next);
-      else for (const wake of this.slotWaiters.splice(0)) wake();
-      if (this.inFlight === 0) for (const idle of this.idleWaiters.splice(0)) idle();
-    }
+    this.process(msg).then(
+      () => this.settled(msg),
+      (error: unknown) => {
+        this.ctx.hub.emitError(
+          new Error(`settling a delivery of '${this.spec.queue}': ${describe(error)}`),
+        );
+        this.settled(msg);
+      },
+    );
   }
 
-  private async process(msg: JsMsg): Promise<void> {
+  private settled(msg: PulledMessage): void {
+    this.held.delete(msg);
+    this.inFlight--;
+    const next = this.stopped ? undefined : this.waiting.shift();
+    if (next) this.handle(next);
+    else for (const p of this.pullers) p.pull();
+    if (this.inFlight === 0) for (const idle of this.idleWaiters.splice(0)) idle();
+  }
+
+  private async process(msg: PulledMessage): Promise<void> {
     const delivery = this.settler.trustedReplyTo(toDelivery(msg, this.spec.queue, this.ctx.names));
-    const deliveries = msg.info.deliveryCount;
+    const deliveries = msg.deliveryCount;
     if (deliveries > this.ctx.options.deliveryLimit) {
       // Delivered that often without being settled: it crashes its consumers. Park it.
       await this.settleCopy(msg, delivery, {
@@ -326,7 +320,7 @@ export class NatsConsumer {
 
   /** Writes the retry copy or dead letter, then acks; requeues after a pause when it cannot. */
   private async settleCopy(
-    msg: JsMsg,
+    msg: PulledMessage,
     delivery: Delivery,
     settlement: Exclude<Settlement, { action: 'ack' }>,
   ): Promise<void> {
@@ -356,16 +350,36 @@ export class NatsConsumer {
       this.settler.sendReply(delivery, settlement.reply);
   }
 
-  private async ack(msg: JsMsg): Promise<void> {
+  /**
+   * Acknowledges a settled delivery (its copies, if any, are stored already). A plain ack is sent
+   * with the others of this turn of the event loop; a lost one is a redelivery after the ack wait.
+   */
+  private async ack(msg: PulledMessage): Promise<void> {
+    if (!this.ctx.options.confirmAcks) {
+      this.ackLater(msg);
+      return;
+    }
     try {
       // Closed meanwhile (close timed out on this handler): the server redelivers it instead.
-      await this.ctx.link();
-      await msg.ackAck({ timeout: this.ctx.options.publishTimeoutMs });
+      const { nc } = await this.ctx.link();
+      await msg.ackConfirmed(nc, this.ctx.options.publishTimeoutMs);
     } catch (error) {
       this.ctx.logger.debug(
         `The ack of a delivery of '${this.spec.queue}' was not confirmed (${describe(error)}); it may be redelivered`,
       );
     }
+  }
+
+  private ackLater(msg: PulledMessage): void {
+    if (this.acks.push(msg) === 1) setImmediate(() => this.flushAcks());
+  }
+
+  /** Sends the acks of this turn in one write. */
+  private flushAcks(): void {
+    const acks = this.acks;
+    if (acks.length === 0) return;
+    this.acks = [];
+    for (const msg of acks) quietly(() => msg.ack());
   }
 }
 

@@ -14,7 +14,7 @@ import { replayHeaders } from '../../backend/message-headers';
 import type { NatsLink } from './nats-connection';
 import { encodeHeaders, toDeadLetter } from './nats-messages';
 import type { NatsNames } from './nats-topology';
-import type { MsgHdrs } from '@nats-io/transport-node';
+import type { WireHeaders } from './nats-wire';
 
 /** Most dead letters read from the server in one go. */
 const BATCH = 100;
@@ -23,9 +23,8 @@ const BATCH = 100;
 export interface NatsDeadLettersContext {
   readonly names: NatsNames;
   link(): Promise<NatsLink>;
-  headers(): MsgHdrs;
   /** Publishes to the messages stream and waits for its PubAck. */
-  publish(subject: string, body: Uint8Array, headers: MsgHdrs, msgID: string): Promise<void>;
+  publish(subject: string, body: Uint8Array, headers: WireHeaders, msgID: string): Promise<void>;
   hasQueue(queue: string): Promise<boolean>;
 }
 
@@ -101,7 +100,7 @@ export class NatsDeadLetters {
     if (!(await this.ctx.hasQueue(letter.queue)))
       return `queue '${letter.queue}' has no consumer any more`;
     const { names } = this.ctx;
-    const headers = encodeHeaders(() => this.ctx.headers(), replayHeaders(letter), {
+    const headers = encodeHeaders(replayHeaders(letter), {
       messageId: letter.messageId || undefined,
       correlationId: letter.correlationId,
       contentType: letter.contentType,

@@ -8,24 +8,26 @@
  * so the stream drops the second copy (within its duplicate window).
  */
 import type { Consumer, ConsumerMessages, JsMsg } from '@nats-io/jetstream';
-import type { MsgHdrs } from '@nats-io/transport-node';
 import type { BackendEventHub } from '../../backend/backend-events';
 import type { NatsLink } from './nats-connection';
 import { describe } from './nats-connection';
 import { decodeHeaders, NatsHeaders } from './nats-messages';
-import { DELAYER_CONSUMER, ensureDurable, type NatsNames } from './nats-topology';
+import { ensureDurable } from './nats-declarations';
+import { DELAYER_CONSUMER, type NatsNames } from './nats-topology';
 import { NatsPauses } from './nats-pauses';
+import { WireHeaders } from './nats-wire';
 
 /** How long one pull waits for messages before it is renewed. */
 export const PULL_EXPIRES_MS = 10_000;
 
 export interface NatsDelayerContext {
+  /** Wait for the server to confirm the ack of a released message (`confirmAcks`). */
+  readonly confirmAcks: boolean;
   readonly names: NatsNames;
   readonly prefix: string;
   readonly hub: BackendEventHub;
   link(): Promise<NatsLink>;
-  headers(): MsgHdrs;
-  publish(subject: string, body: Uint8Array, headers: MsgHdrs, msgID: string): Promise<void>;
+  publish(subject: string, body: Uint8Array, headers: WireHeaders, msgID: string): Promise<void>;
 }
 
 export class NatsDelayer {
@@ -122,14 +124,16 @@ export class NatsDelayer {
       return;
     }
     const target = `${this.ctx.prefix}.${msg.subject.slice(this.ctx.names.delayedPrefix.length)}`;
-    const headers = this.ctx.headers();
+    const headers = new WireHeaders();
     for (const [key, values] of msg.headers ?? []) {
       if (key.toLowerCase() === NatsHeaders.DUE || key.toLowerCase().startsWith('nats-')) continue;
-      for (const value of values) headers.append(key, value);
+      for (const value of values) headers.set(key, value);
     }
     try {
       await this.ctx.publish(target, msg.data, headers, `${this.ctx.names.delayed}:${msg.seq}`);
-      await msg.ackAck();
+      // A lost plain ack releases it again after the ack wait, under the same message id: a duplicate.
+      if (this.ctx.confirmAcks) await msg.ackAck();
+      else msg.ack();
     } catch (error) {
       this.ctx.hub.emitError(
         new Error(

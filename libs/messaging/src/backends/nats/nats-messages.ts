@@ -7,16 +7,12 @@
  * own reply subject is its ack subject) and `x-nats-due` (delayed copies).
  */
 import { randomUUID } from 'node:crypto';
-import type { JsMsg } from '@nats-io/jetstream';
-import type { MsgHdrs } from '@nats-io/transport-node';
-import type {
-  DeadLetter,
-  Delivery,
-  IncomingReply,
-  OutgoingMessage,
-} from '../../backend/broker-backend.interface';
+import type { Msg } from '@nats-io/transport-node';
+import type { DeadLetter, Delivery, OutgoingMessage } from '../../backend/broker-backend.interface';
 import { attemptOf, producerHeaders, readDeadLetter, topicOf } from '../../backend/message-headers';
+import type { PulledMessage } from './nats-pull';
 import { nameOfSubject, type NatsNames } from './nats-topology';
+import { forEachHeader, type HeaderSource, headersOf, WireHeaders } from './nats-wire';
 
 /** The backend's own header names (never an application header). */
 export const NatsHeaders = {
@@ -28,6 +24,15 @@ export const NatsHeaders = {
   REPLY_TO: 'x-nats-reply-to',
   DUE: 'x-nats-due',
   TYPES: 'x-nats-types',
+  REFUSAL: 'x-nats-refusal',
+} as const;
+
+/** What {@link NatsHeaders.REFUSAL} says to the sender of a volatile request (`nats-responder.ts`). */
+export const Refusal = {
+  /** The route of the instance that got it holds `maxWaitingRequests` already. */
+  BUSY: 'busy',
+  /** Not matched by the route's patterns (its filter is wider): maybe no route takes it. */
+  DECLINED: 'declined',
 } as const;
 
 const OWN = new Set(Object.values(NatsHeaders).map((h) => h.toLowerCase()));
@@ -41,6 +46,8 @@ export interface NatsProperties {
   readonly timestamp?: number;
   readonly replyTo?: string;
   readonly due?: number;
+  /** Why a volatile request was not taken (`nats-responder.ts`); replies only. */
+  readonly refusal?: string;
 }
 
 /** A header name NATS can carry: printable ASCII without `:` or spaces. */
@@ -55,15 +62,15 @@ function isPlainValue(text: string): boolean {
   return true;
 }
 
-/** Encodes application headers and properties as NATS headers, through `make()` (nats' `headers()`). */
+/** Encodes application headers and properties as NATS headers. */
 export function encodeHeaders(
-  make: () => MsgHdrs,
   appHeaders: Readonly<Record<string, unknown>>,
   props: NatsProperties,
-): MsgHdrs {
-  const h = make();
-  const types: Record<string, 'n' | 'b' | 'j'> = {};
-  for (const [key, value] of Object.entries(appHeaders)) {
+): WireHeaders {
+  const h = new WireHeaders();
+  let types: Record<string, 'n' | 'b' | 'j'> | undefined;
+  for (const key in appHeaders) {
+    const value = appHeaders[key];
     if (value === undefined || value === null || OWN.has(key.toLowerCase())) continue;
     if (!HEADER_NAME.test(key)) {
       throw new TypeError(
@@ -71,21 +78,19 @@ export function encodeHeaders(
       );
     }
     if (typeof value === 'number') {
-      types[key] = 'n';
+      (types ??= {})[key] = 'n';
       h.set(key, String(value));
     } else if (typeof value === 'boolean') {
-      types[key] = 'b';
+      (types ??= {})[key] = 'b';
       h.set(key, String(value));
+    } else if (typeof value === 'string' && isPlainValue(value)) {
+      h.set(key, value);
     } else {
-      const text = typeof value === 'string' ? value : JSON.stringify(value);
-      if (typeof value === 'string' && isPlainValue(text)) h.set(key, text);
-      else {
-        types[key] = 'j';
-        h.set(key, JSON.stringify(value));
-      }
+      (types ??= {})[key] = 'j';
+      h.set(key, JSON.stringify(value));
     }
   }
-  if (Object.keys(types).length > 0) h.set(NatsHeaders.TYPES, JSON.stringify(types));
+  if (types) h.set(NatsHeaders.TYPES, JSON.stringify(types));
   setIf(h, NatsHeaders.MESSAGE_ID, props.messageId);
   setIf(h, NatsHeaders.CORRELATION_ID, props.correlationId);
   setIf(h, NatsHeaders.CONTENT_TYPE, props.contentType);
@@ -96,42 +101,87 @@ export function encodeHeaders(
   return h;
 }
 
-function setIf(h: MsgHdrs, key: string, value: string | number | undefined): void {
+function setIf(h: WireHeaders, key: string, value: string | number | undefined): void {
   if (value === undefined || value === '') return;
-  const text = String(value);
+  const text = typeof value === 'string' ? value : String(value);
   if (isPlainValue(text)) h.set(key, text);
 }
 
-/** Application headers and properties of a received message. */
-export function decodeHeaders(h: MsgHdrs | undefined): {
+/** Properties of a received message, as {@link decodeHeaders} fills them in. */
+type MutableProperties = { -readonly [K in keyof NatsProperties]: NatsProperties[K] };
+
+/** What {@link decodeHeaders} reads, one header at a time. */
+class HeaderReader {
+  readonly headers: Record<string, unknown> = {};
+  readonly props: MutableProperties = {};
+  types?: string;
+  natsMsgId?: string;
+
+  take(key: string, value: string): void {
+    switch (key.toLowerCase()) {
+      case 'x-nats-message-id':
+        if (value) this.props.messageId ??= value;
+        return;
+      case 'x-nats-correlation-id':
+        if (value) this.props.correlationId ??= value;
+        return;
+      case 'content-type':
+        if (value) this.props.contentType ??= value;
+        return;
+      case 'content-encoding':
+        if (value) this.props.contentEncoding ??= value;
+        return;
+      case 'x-nats-timestamp':
+        this.props.timestamp ??= positive(value);
+        return;
+      case 'x-nats-reply-to':
+        if (value) this.props.replyTo ??= value;
+        return;
+      case 'x-nats-due':
+        this.props.due ??= positive(value);
+        return;
+      case 'x-nats-types':
+        this.types ??= value;
+        return;
+      case 'x-nats-refusal':
+        if (value) this.props.refusal ??= value;
+        return;
+      case 'nats-msg-id':
+        if (value) this.natsMsgId ??= value;
+        return;
+      default:
+        // JetStream's own headers (Nats-Expected-…) are not the application's. A name given
+        // several values: its first one.
+        if (!/^nats-/i.test(key)) this.headers[key] ??= value;
+    }
+  }
+}
+
+/**
+ * Application headers and properties of a received message (from {@link headersOf}), in one pass
+ * over its headers: the backend's own are recognised whatever their case.
+ */
+export function decodeHeaders(source: HeaderSource): {
   headers: Record<string, unknown>;
   props: NatsProperties;
 } {
-  const headers: Record<string, unknown> = {};
-  if (!h) return { headers, props: {} };
-  const types = parseTypes(get(h, NatsHeaders.TYPES));
-  for (const key of h.keys()) {
-    const lower = key.toLowerCase();
-    // JetStream's own headers (Nats-Msg-Id, Nats-Expected-…) and ours are not the application's.
-    if (OWN.has(lower) || lower.startsWith('nats-')) continue;
-    const raw = h.values(key)[0] ?? '';
-    const type = Object.hasOwn(types, key) ? types[key] : undefined;
-    headers[key] = decodeValue(raw, type);
+  const reader = new HeaderReader();
+  forEachHeader(source, reader);
+  const { headers, props } = reader;
+  props.messageId ??= reader.natsMsgId;
+  if (reader.types) {
+    const parsed = parseTypes(reader.types);
+    for (const key in parsed) {
+      if (Object.hasOwn(headers, key))
+        headers[key] = decodeValue(headers[key] as string, parsed[key]);
+    }
   }
-  const due = Number(get(h, NatsHeaders.DUE));
-  const timestamp = Number(get(h, NatsHeaders.TIMESTAMP));
-  return {
-    headers,
-    props: {
-      messageId: get(h, NatsHeaders.MESSAGE_ID) ?? get(h, 'Nats-Msg-Id'),
-      correlationId: get(h, NatsHeaders.CORRELATION_ID),
-      contentType: get(h, NatsHeaders.CONTENT_TYPE),
-      contentEncoding: get(h, NatsHeaders.CONTENT_ENCODING),
-      timestamp: Number.isFinite(timestamp) && timestamp > 0 ? timestamp : undefined,
-      replyTo: get(h, NatsHeaders.REPLY_TO),
-      due: Number.isFinite(due) && due > 0 ? due : undefined,
-    },
-  };
+  return { headers, props };
+}
+
+function positive(text: string): number | undefined {
+  const n = Number(text);
+  return Number.isFinite(n) && n > 0 ? n : undefined;
 }
 
 function decodeValue(raw: string, type: string | undefined): unknown {
@@ -150,22 +200,21 @@ function decodeValue(raw: string, type: string | undefined): unknown {
   return raw;
 }
 
-function parseTypes(raw: string | undefined): Record<string, string> {
-  if (!raw) return {};
+/** The last `x-nats-types` read, and what it says: most messages of a stream carry the same one. */
+let lastTypes: [string, Readonly<Record<string, string>>] = ['', {}];
+
+function parseTypes(raw: string): Readonly<Record<string, string>> {
+  if (raw === lastTypes[0]) return lastTypes[1];
+  let types: Record<string, string> = {};
   try {
     const parsed = JSON.parse(raw) as unknown;
-    return parsed && typeof parsed === 'object' && !Array.isArray(parsed)
-      ? (parsed as Record<string, string>)
-      : {};
+    if (parsed && typeof parsed === 'object' && !Array.isArray(parsed))
+      types = parsed as Record<string, string>;
   } catch {
-    return {};
+    // Not ours: every value stays a string.
   }
-}
-
-/** A header's first value, whatever the case of its name; undefined when absent or empty. */
-function get(h: MsgHdrs, key: string): string | undefined {
-  const value = h.values(key, 'insensitive')[0];
-  return value !== undefined && value.length > 0 ? value : undefined;
+  lastTypes = [raw, types];
+  return types;
 }
 
 /** The properties of an outgoing message. */
@@ -184,25 +233,64 @@ export function outgoingProperties(message: OutgoingMessage): NatsProperties {
  * from the library's headers. A message published to a topic is a first attempt of that topic,
  * whatever headers its sender wrote.
  */
-export function toDelivery(msg: JsMsg, queue: string, names: NatsNames): Delivery {
-  const { headers, props } = decodeHeaders(msg.headers);
-  const onQueue = msg.subject.startsWith(names.queuePrefix);
+export function toDelivery(msg: PulledMessage, queue: string, names: NatsNames): Delivery {
+  const { headers, props } = decodeHeaders(headersOf(msg.msg));
+  const subject = msg.subject;
+  const onQueue = subject.startsWith(names.queuePrefix);
   const routedBy = onQueue
-    ? nameOfSubject(msg.subject.slice(names.queuePrefix.length))
-    : msg.subject.slice(names.topicPrefix.length);
+    ? nameOfSubject(subject.slice(names.queuePrefix.length))
+    : subject.slice(names.topicPrefix.length);
   return {
     body: Buffer.from(msg.data),
     topic: onQueue ? topicOf(headers, routedBy) : routedBy,
     queue,
     headers,
-    messageId: props.messageId ?? `${msg.info.stream}:${msg.seq}`,
+    messageId: props.messageId ?? `${msg.stream}:${msg.seq}`,
     correlationId: props.correlationId,
     contentType: props.contentType,
     contentEncoding: props.contentEncoding,
     replyTo: props.replyTo,
-    timestamp: props.timestamp ?? Math.floor(msg.info.timestampNanos / 1_000_000),
+    timestamp: props.timestamp ?? msg.storedAtMs,
     attempt: onQueue ? attemptOf(headers) : 1,
-    redelivered: msg.redelivered,
+    redelivered: msg.deliveryCount > 1,
+  };
+}
+
+/**
+ * The properties of a volatile request (`nats-responder.ts` reads them): its correlation id only
+ * when it is not its message id (as the core sends it), which {@link requestDelivery} assumes
+ * otherwise. A request is sent and parsed once per call; these are 60 bytes of its ~250.
+ */
+export function volatileRequestProperties(message: OutgoingMessage): NatsProperties {
+  return {
+    messageId: message.messageId,
+    correlationId: message.correlationId === message.messageId ? undefined : message.correlationId,
+    contentType: message.contentType,
+    timestamp: message.timestamp,
+  };
+}
+
+/**
+ * The {@link Delivery} of a volatile request (core NATS, `nats-responder.ts`) on `topic`: a first
+ * attempt, never redelivered, answered to its own reply subject; its correlation id is its message
+ * id unless it says otherwise.
+ */
+export function requestDelivery(msg: Msg, topic: string, queue: string): Delivery {
+  const { headers, props } = decodeHeaders(headersOf(msg));
+  const messageId = props.messageId ?? randomUUID();
+  return {
+    body: Buffer.from(msg.data),
+    topic,
+    queue,
+    headers,
+    messageId,
+    correlationId: props.correlationId ?? messageId,
+    contentType: props.contentType,
+    contentEncoding: props.contentEncoding,
+    replyTo: msg.reply,
+    timestamp: props.timestamp,
+    attempt: 1,
+    redelivered: false,
   };
 }
 
@@ -220,7 +308,7 @@ export function copyProperties(delivery: Delivery): NatsProperties {
 /** A stored message of the dead-letter stream as a {@link DeadLetter}. */
 export function toDeadLetter(
   data: Uint8Array,
-  h: MsgHdrs | undefined,
+  h: HeaderSource,
   seq: number,
   storedAt: Date,
 ): DeadLetter {
@@ -254,20 +342,4 @@ export function toDeadLetter(
       deadLetteredAt: storedAt,
     }
   );
-}
-
-/** A reply as the requester receives it. */
-export function toReply(data: Uint8Array, h: MsgHdrs | undefined): IncomingReply {
-  const { headers, props } = decodeHeaders(h);
-  return {
-    body: Buffer.from(data),
-    headers,
-    contentType: props.contentType,
-    contentEncoding: props.contentEncoding,
-  };
-}
-
-/** A fresh id for a message that carries none. */
-export function freshId(): string {
-  return randomUUID();
 }

@@ -1,4 +1,4 @@
-import { headers } from '@nats-io/transport-node';
+import { headers, type Msg, MsgHdrsImpl, MsgImpl, type Publisher } from '@nats-io/transport-node';
 import { topicMatches } from '../../backend/topic-matcher';
 import { MessagingConfigError } from '../../errors/messaging.errors';
 import { Logger } from '@nestjs/common';
@@ -13,9 +13,11 @@ import {
 } from './nats-connection';
 import { NatsConsumer } from './nats-consumer';
 import { NatsDelayer } from './nats-delayer';
+import { PulledMessage } from './nats-pull';
 import { decodeHeaders, encodeHeaders } from './nats-messages';
+import { headersOf, statusOf, WireHeaders } from './nats-wire';
+import { duplicateWindowMs } from './nats-declarations';
 import {
-  duplicateWindowMs,
   nameOfSubject,
   natsFilters,
   natsNames,
@@ -104,6 +106,18 @@ describe('NATS topology (pure)', () => {
   });
 });
 
+/** A message as nats.js hands it to a subscription: header block `wire`, then `body`. */
+function receivedMsg(wire: Uint8Array, body: Uint8Array): Msg {
+  const data = Buffer.concat([wire, body]);
+  const arg = {
+    subject: new TextEncoder().encode('s'),
+    sid: 1,
+    hdr: wire.length,
+    size: data.length,
+  };
+  return new MsgImpl(arg, data, {} as Publisher);
+}
+
 describe('NATS headers', () => {
   it('round-trips header types and values a header line cannot carry', () => {
     const app = {
@@ -114,25 +128,40 @@ describe('NATS headers', () => {
       padded: ' x ',
       empty: '',
     };
-    const h = encodeHeaders(headers, app, {
+    const wire = encodeHeaders(app, {
       messageId: 'm1',
       correlationId: 'c1',
       contentType: 'application/json',
       timestamp: 1700000000000,
       replyTo: '_INBOX.x.1',
       due: 1700000000500,
-    });
-    const { headers: back, props } = decodeHeaders(h);
-    expect(back).toEqual(app);
-    expect(props).toEqual({
-      messageId: 'm1',
-      correlationId: 'c1',
-      contentType: 'application/json',
-      contentEncoding: undefined,
-      timestamp: 1700000000000,
-      replyTo: '_INBOX.x.1',
-      due: 1700000000500,
-    });
+    }).encode();
+    // Read as this backend reads a received message (its raw bytes), and through nats.js's parse.
+    const body = Buffer.from('{}');
+    const received = receivedMsg(wire, body);
+    expect(Buffer.from(received.data)).toEqual(body);
+    for (const source of [headersOf(received), MsgHdrsImpl.decode(wire)]) {
+      const { headers: back, props } = decodeHeaders(source);
+      expect(back).toEqual(app);
+      expect(props).toEqual({
+        messageId: 'm1',
+        correlationId: 'c1',
+        contentType: 'application/json',
+        timestamp: 1700000000000,
+        replyTo: '_INBOX.x.1',
+        due: 1700000000500,
+      });
+    }
+    expect(typeof headersOf(received)).toBe('string');
+  });
+
+  it('reads the status of a received message, from its bytes or from nats.js', () => {
+    const noResponders = new TextEncoder().encode('NATS/1.0 503\r\n\r\n');
+    expect(statusOf(headersOf(receivedMsg(noResponders, Buffer.alloc(0))))).toBe(503);
+    expect(statusOf(MsgHdrsImpl.decode(noResponders))).toBe(503);
+    const plain = new WireHeaders().set('a', 'b').encode();
+    expect(statusOf(headersOf(receivedMsg(plain, Buffer.alloc(0))))).toBe(0);
+    expect(statusOf(undefined)).toBe(0);
   });
 
   it("reads a foreign producer's plain headers as strings, its content type in any case", () => {
@@ -140,10 +169,26 @@ describe('NATS headers', () => {
     h.set('content-type', 'text/plain');
     h.set('x-messaging-attempt', '999');
     h.set('Nats-Msg-Id', 'abc');
-    const { headers: back, props } = decodeHeaders(h);
+    const { headers: back, props } = decodeHeaders(
+      headersOf(receivedMsg((h as MsgHdrsImpl).encode(), Buffer.alloc(0))),
+    );
     expect(back).toEqual({ 'x-messaging-attempt': '999' });
     expect(props.contentType).toBe('text/plain');
     expect(props.messageId).toBe('abc');
+  });
+});
+
+describe('PulledMessage', () => {
+  it('reads its delivery info from both forms of the ack subject, once', () => {
+    const at = 1_700_000_000_123;
+    const message = (reply: string) => new PulledMessage({ reply } as unknown as Msg);
+    for (const reply of [
+      `$JS.ACK.s-messages.r-c.3.42.7.${at}000000.5`,
+      `$JS.ACK.hub.ACCHASH.s-messages.r-c.3.42.7.${at}000000.5.token`,
+    ]) {
+      const m = message(reply);
+      expect([m.stream, m.seq, m.deliveryCount, m.storedAtMs]).toEqual(['s-messages', 42, 3, at]);
+    }
   });
 });
 
@@ -154,6 +199,8 @@ describe('NatsBackend options', () => {
       prefix: 'messaging',
       ackWaitMs: 30_000,
       deliveryLimit: 20,
+      confirmAcks: false,
+      maxWaitingRequests: 1_000,
     });
     expect(resolveNatsOptions({ servers: ['nats://a:4222', 'nats://b:4222'] }).servers).toEqual([
       'nats://a:4222',
@@ -170,6 +217,9 @@ describe('NatsBackend options', () => {
     [{ ackWaitMs: 10 }, /ackWaitMs must be a whole number from 500/],
     [{ storage: 'disk' }, /storage must be 'file' or 'memory'/],
     [{ user: 'u' }, /user and pass go together/],
+    [{ confirmAcks: 'yes' }, /confirmAcks must be true or false, got "yes"/],
+    [{ confirmAck: true }, /no option 'confirmAck'; did you mean 'confirmAcks'/],
+    [{ maxWaitingRequests: -1 }, /maxWaitingRequests must be a whole number from 0/],
   ])('rejects %j with an error that names the fix', (options, message) => {
     expect(() => resolveNatsOptions(options as never)).toThrow(MessagingConfigError);
     expect(() => resolveNatsOptions(options as never)).toThrow(message);
@@ -199,6 +249,7 @@ describe('NatsBackend options', () => {
   it('ends the backoff pause of a failing delayer at once when stopped', async () => {
     let links = 0;
     const delayer = new NatsDelayer({
+      confirmAcks: false,
       names: natsNames('p'),
       prefix: 'p',
       hub: new BackendEventHub(),
@@ -206,7 +257,6 @@ describe('NatsBackend options', () => {
         links++;
         return Promise.reject(new Error('no server'));
       },
-      headers,
       publish: () => Promise.resolve(),
     });
     delayer.start();
@@ -221,21 +271,38 @@ describe('NatsBackend options', () => {
 
   it('ends the backoff pause of a failing pull at once when cancelled', async () => {
     const hub = new BackendEventHub();
-    hub.on('error', () => undefined);
+    const errors: string[] = [];
+    hub.on('error', (e) => errors.push(e.message));
     const options = resolveNatsOptions({});
+    let declared = false;
+    let checks = 0;
+    let pulls = 0;
+    let deliver: ((error: Error | null, msg: unknown) => void) | undefined;
     const link = {
       jsm: {
         consumers: {
-          info: () =>
-            Promise.resolve({
+          info: () => {
+            if (declared) {
+              checks++;
+              return Promise.reject(new Error('JetStream unavailable'));
+            }
+            declared = true;
+            return Promise.resolve({
               config: { ack_wait: options.ackWaitMs * 1_000_000, max_deliver: -1 },
-            }),
+            });
+          },
           update: () => Promise.resolve({}),
         },
       },
-      js: { consumers: { get: () => Promise.reject(new Error('pull failed')) } },
+      nc: {
+        subscribe: (subject: string, opts: { callback: typeof deliver }) => {
+          deliver = opts.callback;
+          return { getSubject: () => subject, unsubscribe: () => undefined };
+        },
+        publish: () => pulls++,
+        flush: () => Promise.resolve(),
+      },
     } as unknown as NatsLink;
-    let pulls = 0;
     const consumer = new NatsConsumer(
       { service: 's', queue: 's.r', topics: [], external: true, concurrency: 1 },
       () => Promise.resolve({ action: 'ack' }),
@@ -244,30 +311,35 @@ describe('NatsBackend options', () => {
         names: natsNames('p'),
         hub,
         logger: new Logger('test'),
-        link: () => {
-          pulls++;
-          return Promise.resolve(link);
-        },
-        headers,
+        link: () => Promise.resolve(link),
+        current: () => link,
+        inbox: () => '_INBOX.test',
         publish: () => Promise.resolve(),
       },
     );
     const timers = () => process.getActiveResourcesInfo().filter((r) => r === 'Timeout').length;
     await consumer.start();
-    // The second pull failed: its pause (longer than the first) is under way.
-    await waitFor(() => pulls === 2);
+    expect(pulls).toBe(1);
+    // The pull subscription fails: the consumer is checked after a pause, and again after a longer one.
+    deliver?.(new Error('permissions violation'), undefined);
+    expect(consumer.state.attached).toBe(false);
+    await waitFor(() => checks === 2);
     await new Promise((r) => setImmediate(r));
-    const before = pulls;
     const running = timers();
     const cancelledAt = Date.now();
     await consumer.cancel();
     await consumer.drain(0);
-    // The loop wakes from its pause and ends: no pull after the cancel.
+    // The puller wakes from its pause and ends: no check and no pull after the cancel.
     expect(Date.now() - cancelledAt).toBeLessThan(150);
     await new Promise((r) => setImmediate(r));
-    // Nothing of it keeps the process alive: its backoff timer is gone (the keep-alive is unref'd).
+    // Nothing of it keeps the process alive: its backoff timer is gone (the others are unref'd).
     expect(running - timers()).toBe(1);
-    expect(pulls).toBe(before);
+    expect(checks).toBe(2);
+    expect(pulls).toBe(1);
+    // Reported once for the streak, with what failed.
+    expect(errors).toEqual([
+      "NATS consumer of queue 's.r': pull subscription failed: permissions violation; pulling again",
+    ]);
   });
 
   it('names the packages to install when the NATS client is missing', () => {

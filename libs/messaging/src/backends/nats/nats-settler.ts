@@ -3,10 +3,10 @@
  * queue's subject, through the delayed stream when it waits), the dead letter (to the service's
  * dead-letter subject), and the reply (over core NATS, only to an inbox). The consumer acks the
  * original only after the copy's PubAck. `origin` (stream and sequence of the delivered message)
- * makes the copy's message id: the copy of a redelivery is a duplicate the stream drops.
+ * makes the copy's message id: the copy of a redelivery is a duplicate the stream drops. A volatile
+ * request (never redelivered) has none: its copy gets a fresh id.
  */
 import type { Logger } from '@nestjs/common';
-import type { MsgHdrs } from '@nats-io/transport-node';
 import type { BackendEventHub } from '../../backend/backend-events';
 import type {
   Delivery,
@@ -20,6 +20,7 @@ import { describe, type NatsLink } from './nats-connection';
 import { copyProperties, encodeHeaders } from './nats-messages';
 import { INBOX_PREFIX } from './nats-requester';
 import type { NatsNames } from './nats-topology';
+import type { WireHeaders } from './nats-wire';
 
 /** What settling (and consuming) needs from the backend. */
 export interface NatsSettlerContext {
@@ -28,8 +29,9 @@ export interface NatsSettlerContext {
   readonly hub: BackendEventHub;
   readonly logger: Logger;
   link(): Promise<NatsLink>;
-  headers(): MsgHdrs;
-  publish(subject: string, body: Uint8Array, headers: MsgHdrs, msgID?: string): Promise<void>;
+  /** The link when connected (the client buffers what is sent while it reconnects). */
+  current(): NatsLink | undefined;
+  publish(subject: string, body: Uint8Array, headers: WireHeaders, msgID?: string): Promise<void>;
 }
 
 export class NatsSettler {
@@ -42,21 +44,20 @@ export class NatsSettler {
   async publishRetry(
     delivery: Delivery,
     settlement: Extract<Settlement, { action: 'retry' }>,
-    origin: string,
+    origin?: string,
   ): Promise<void> {
     const { names } = this.ctx;
     const delayMs = Math.max(0, settlement.delayMs);
-    const headers = encodeHeaders(
-      () => this.ctx.headers(),
-      retryHeaders(delivery, settlement.failure),
-      { ...copyProperties(delivery), due: delayMs > 0 ? Date.now() + delayMs : undefined },
-    );
+    const headers = encodeHeaders(retryHeaders(delivery, settlement.failure), {
+      ...copyProperties(delivery),
+      due: delayMs > 0 ? Date.now() + delayMs : undefined,
+    });
     const target = names.queueSubject(this.spec.queue);
     await this.ctx.publish(
       delayMs > 0 ? names.delayedSubject(target) : target,
       delivery.body,
       headers,
-      `retry:${origin}`,
+      origin && `retry:${origin}`,
     );
   }
 
@@ -64,10 +65,9 @@ export class NatsSettler {
   async publishDeadLetter(
     delivery: Delivery,
     settlement: Extract<Settlement, { action: 'dead-letter' }>,
-    origin: string,
+    origin?: string,
   ): Promise<void> {
     const headers = encodeHeaders(
-      () => this.ctx.headers(),
       deadLetterHeaders(delivery, settlement.failure),
       copyProperties(delivery),
     );
@@ -75,7 +75,7 @@ export class NatsSettler {
       this.ctx.names.deadLetterSubject(this.spec.service),
       delivery.body,
       headers,
-      `dead:${origin}`,
+      origin && `dead:${origin}`,
     );
   }
 
@@ -92,26 +92,25 @@ export class NatsSettler {
     return { ...delivery, replyTo: undefined };
   }
 
-  /** Sends a reply over core NATS; a reply lost leaves its caller to time out. */
+  /**
+   * Sends a reply over core NATS; a reply lost leaves its caller to time out. The reply subject
+   * identifies the request: a reply carries its headers and content type only.
+   */
   sendReply(delivery: Delivery, reply: OutgoingReply): void {
     if (!delivery.replyTo) return;
-    const replyTo = delivery.replyTo;
-    void this.ctx
-      .link()
-      .then(({ nc }) =>
-        nc.publish(replyTo, reply.body, {
-          headers: encodeHeaders(() => this.ctx.headers(), reply.headers, {
-            correlationId: delivery.correlationId,
-            contentType: reply.contentType,
-          }),
-        }),
-      )
-      .catch((error: unknown) =>
-        this.ctx.hub.emitError(
-          new Error(
-            `could not send the reply to a request on '${this.spec.queue}': ${describe(error)}`,
-          ),
+    try {
+      const headers = encodeHeaders(reply.headers, {
+        contentType: reply.contentType,
+      });
+      const nc = this.ctx.current()?.nc;
+      if (!nc) throw new Error('not connected');
+      nc.publish(delivery.replyTo, reply.body, { headers: headers.forNats() });
+    } catch (error) {
+      this.ctx.hub.emitError(
+        new Error(
+          `could not send the reply to a request on '${this.spec.queue}': ${describe(error)}`,
         ),
       );
+    }
   }
 }

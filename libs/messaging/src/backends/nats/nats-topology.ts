@@ -1,5 +1,6 @@
 /**
- * JetStream topology of {@link NatsBackend}: names, subject mapping and idempotent declarations.
+ * NATS topology of {@link NatsBackend}: names and subject mapping (the idempotent declarations of
+ * streams and consumers are in `nats-declarations.ts`).
  *
  * With `prefix = 'messaging'` (the default):
  *
@@ -13,6 +14,10 @@
  * | `messaging-delayed`            | stream, work-queue retention           | `messaging.d.>`: delayed publishes and retries until due      |
  * | `delayer`                      | durable pull consumer of it            | shared by every instance: re-publishes a message when due     |
  * | `messaging-dead-letters`       | stream, limits retention               | `messaging.dlq.<service>.dead-letter`: each service's dead letters |
+ * | `messaging.rq.<topic>`         | core NATS subject, in no stream        | a volatile request to `<topic>` (`request()` without `durable`) |
+ * | `messaging.rq.<filter>`, queue group `r-<queue>-<hash>` | core subscription of each instance, one per filter of a route | the route's volatile requests: its instances share them, each route gets one |
+ * | `_INBOX.<id>`                  | core subscription, one per durable consumer and instance | the messages and statuses of its pulls (`nats-pull.ts`) |
+ * | `_INBOX.<id>.*`                | core subscriptions, two per instance   | replies to its requests; PubAcks of its publishes             |
  *
  * **Routing.** A route (`spec.queue`, `<service>.<route>`) gets one durable consumer per NATS filter
  * of its topic patterns, shared by the service's instances (they compete) and separate per service
@@ -26,6 +31,21 @@
  * Consumers are created with `deliver_policy: new`: a new route never receives the past. Each
  * consumer's description records its queue and patterns; publishes read them (cached) to reject
  * with `UnroutableError` a topic that no route of any process matches.
+ *
+ * **Volatile requests.** Not stored: a core NATS message to `messaging.rq.<topic>` with its reply
+ * subject, which every route over that topic subscribes (same filters as its consumers) in the queue
+ * group named like the filter's consumer, so one instance of each route gets it. With no
+ * subscriber the server answers "no responders" at once: `UnroutableError`. A filter wider than
+ * its patterns (a `#` inside one) declines what its patterns do not match, and the sender looks for
+ * a matching route in the consumers' descriptions before calling it unroutable (so a request that
+ * only such a route catches, while the route that matches it has no instance, times out instead of
+ * failing at once). A durable request
+ * (or one to a named queue) is published to the stream like an event, its reply subject in a header.
+ *
+ * **Acks.** A delivery is acked after its handler and after the PubAck of its retry copy or dead
+ * letter; the ack itself is a plain one (sent with the others of the same turn of the event loop),
+ * so an ack lost on the wire or in a crash means a redelivery after `ackWaitMs`. `confirmAcks` waits
+ * for the server's confirmation of each instead.
  *
  * **Retries.** A retry is a new copy (headers from `retryHeaders()`: attempt + 1, failure times),
  * published to `messaging.d.q.<queue>` with the due time in `x-nats-due`, and only then is the
@@ -56,10 +76,8 @@
  * and deletes the dead letter by sequence; purge purges the subject.
  */
 import { createHash } from 'node:crypto';
-import type { JetStreamManager } from '@nats-io/jetstream';
 import { deadLetterQueueName } from '../../backend/queue-names';
 import { MessagingConfigError } from '../../errors/messaging.errors';
-import type { ResolvedNatsOptions } from './nats-backend.options';
 
 /** Name of the shared consumer of the delayed stream. */
 export const DELAYER_CONSUMER = 'delayer';
@@ -73,10 +91,13 @@ export interface NatsNames {
   readonly queueSubject: (queue: string) => string;
   readonly delayedSubject: (subject: string) => string;
   readonly deadLetterSubject: (service: string) => string;
+  /** Core NATS subject of a volatile request to `topic` (or of a route's filter): no stream has it. */
+  readonly requestSubject: (topic: string) => string;
   /** `messaging.t.` and `messaging.q.`: what a subject of the messages stream starts with. */
   readonly topicPrefix: string;
   readonly queuePrefix: string;
   readonly delayedPrefix: string;
+  readonly requestPrefix: string;
 }
 
 export function natsNames(prefix: string): NatsNames {
@@ -88,9 +109,11 @@ export function natsNames(prefix: string): NatsNames {
     queueSubject: (queue) => `${prefix}.q.${subjectOfName(queue)}`,
     delayedSubject: (subject) => `${prefix}.d.${subject.slice(prefix.length + 1)}`,
     deadLetterSubject: (service) => `${prefix}.dlq.${subjectOfName(deadLetterQueueName(service))}`,
+    requestSubject: (topic) => `${prefix}.rq.${topic}`,
     topicPrefix: `${prefix}.t.`,
     queuePrefix: `${prefix}.q.`,
     delayedPrefix: `${prefix}.d.`,
+    requestPrefix: `${prefix}.rq.`,
   };
 }
 
@@ -234,164 +257,4 @@ export function parseRoute(description: string | undefined): RouteDescription | 
   } catch {
     return undefined;
   }
-}
-
-const nanos = (ms: number): number => ms * 1_000_000;
-
-/** Creates the three streams of `options.prefix` when missing (idempotent, safe across processes). */
-export async function ensureStreams(
-  jsm: JetStreamManager,
-  options: ResolvedNatsOptions,
-): Promise<void> {
-  const names = natsNames(options.prefix);
-  const window = (maxAgeMs: number) => nanos(duplicateWindowMs(options.ackWaitMs, maxAgeMs));
-  const common = {
-    num_replicas: options.replicas,
-    storage: options.storage,
-  } as const;
-  await ensureStream(jsm, {
-    ...common,
-    name: names.messages,
-    subjects: [`${options.prefix}.t.>`, `${options.prefix}.q.>`],
-    retention: 'interest',
-    discard: 'new',
-    max_age: nanos(options.maxAgeMs),
-    duplicate_window: window(options.maxAgeMs),
-    max_bytes: options.maxBytes,
-    max_msgs: options.maxMsgs,
-  });
-  await ensureStream(jsm, {
-    ...common,
-    name: names.delayed,
-    subjects: [`${options.prefix}.d.>`],
-    retention: 'workqueue',
-    discard: 'new',
-    duplicate_window: window(0),
-  });
-  await ensureStream(jsm, {
-    ...common,
-    name: names.deadLetters,
-    subjects: [`${options.prefix}.dlq.>`],
-    retention: 'limits',
-    max_age: nanos(options.deadLetterMaxAgeMs),
-    duplicate_window: window(options.deadLetterMaxAgeMs),
-  });
-}
-
-/** Shortest duplicate window of the streams: a copy written again after a crash is stored once. */
-export const MIN_DUPLICATE_WINDOW_MS = 10 * 60_000;
-
-/**
- * The streams' duplicate window: well above the ack wait (a copy is written again when its delivery
- * comes back, up to `ackWaitMs` later, maybe several times), at least 10 minutes, and no longer than
- * the stream's `max_age` when it has one (JetStream refuses a window longer than that).
- */
-export function duplicateWindowMs(ackWaitMs: number, maxAgeMs: number): number {
-  const wanted = Math.max(MIN_DUPLICATE_WINDOW_MS, 4 * ackWaitMs);
-  return maxAgeMs > 0 ? Math.min(wanted, maxAgeMs) : wanted;
-}
-
-type StreamConfigIn = Parameters<JetStreamManager['streams']['add']>[0];
-
-/** The limits (and window) `ensureStream` brings an existing stream to (the rest of its config stays). */
-const LIMITS = ['max_age', 'duplicate_window', 'max_bytes', 'max_msgs'] as const;
-
-async function ensureStream(jsm: JetStreamManager, config: StreamConfigIn): Promise<void> {
-  try {
-    const info = await jsm.streams.info(config.name);
-    const changed = LIMITS.filter((k) => config[k] !== undefined && info.config[k] !== config[k]);
-    if (changed.length > 0) {
-      const limits = Object.fromEntries(changed.map((k) => [k, config[k]]));
-      await jsm.streams.update(config.name, { ...info.config, ...limits });
-    }
-    return;
-  } catch (error) {
-    if (!isNotFound(error)) throw error;
-  }
-  try {
-    await jsm.streams.add(config);
-  } catch (error) {
-    // Another process created it meanwhile.
-    if (!/already in use/i.test(String((error as Error).message))) throw error;
-  }
-}
-
-/** A durable consumer's config as this backend declares it. */
-export interface DurableSpec {
-  readonly stream: string;
-  readonly name: string;
-  readonly filter: string;
-  readonly description?: string;
-  readonly maxAckPending: number;
-  readonly maxDeliver: number;
-  readonly ackWaitMs: number;
-  /** `new` for routes (a new route never receives the past); `all` on the work-queue stream. */
-  readonly deliverPolicy: 'new' | 'all';
-}
-
-/**
- * Creates a durable pull consumer unless it exists. An existing one keeps its filter, policies and
- * description (an external queue's consumer may have been made by someone else), but gets the
- * `ack_wait` and `max_deliver` of `spec`: they decide when and whether a delivery comes again.
- */
-export async function ensureDurable(jsm: JetStreamManager, spec: DurableSpec): Promise<void> {
-  let info: Awaited<ReturnType<JetStreamManager['consumers']['info']>>;
-  try {
-    info = await jsm.consumers.info(spec.stream, spec.name);
-  } catch (error) {
-    if (!isNotFound(error)) throw error;
-    try {
-      await addDurable(jsm, spec);
-      return;
-    } catch (addError) {
-      // Created meanwhile by another instance (maybe another version, with another description).
-      if (!/already (exists|in use)/i.test(String((addError as Error).message))) throw addError;
-      info = await jsm.consumers.info(spec.stream, spec.name);
-    }
-  }
-  await updateDurable(jsm, spec, info.config);
-}
-
-/**
- * Brings an existing consumer's `ack_wait` and `max_deliver` to `spec` (a redeploy with another
- * `ackWaitMs`, or a consumer made by a version that let the server stop redelivering).
- */
-async function updateDurable(
-  jsm: JetStreamManager,
-  spec: DurableSpec,
-  config: { ack_wait?: number; max_deliver?: number },
-): Promise<void> {
-  const ackWait = nanos(spec.ackWaitMs);
-  const sameDeliver =
-    config.max_deliver === spec.maxDeliver ||
-    (spec.maxDeliver <= 0 && (config.max_deliver ?? -1) <= 0);
-  if (config.ack_wait === ackWait && sameDeliver) return;
-  await jsm.consumers.update(spec.stream, spec.name, {
-    ack_wait: ackWait,
-    max_deliver: spec.maxDeliver,
-  });
-}
-
-async function addDurable(jsm: JetStreamManager, spec: DurableSpec): Promise<void> {
-  await jsm.consumers.add(spec.stream, {
-    durable_name: spec.name,
-    description: spec.description,
-    filter_subject: spec.filter,
-    ack_policy: 'explicit',
-    deliver_policy: spec.deliverPolicy,
-    ack_wait: nanos(spec.ackWaitMs),
-    max_deliver: spec.maxDeliver,
-    max_ack_pending: spec.maxAckPending,
-  });
-}
-
-/** Whether a JetStream API error says the stream or consumer does not exist. */
-export function isNotFound(error: unknown): boolean {
-  const e = error as { code?: unknown; name?: unknown; message?: unknown } | undefined;
-  return (
-    e?.code === 10014 ||
-    e?.code === 10059 ||
-    e?.code === '404' ||
-    (typeof e?.message === 'string' && /not found/i.test(e.message))
-  );
 }

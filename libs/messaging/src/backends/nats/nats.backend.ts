@@ -1,6 +1,4 @@
-import { randomUUID } from 'node:crypto';
 import { Logger } from '@nestjs/common';
-import type { MsgHdrs } from '@nats-io/transport-node';
 import { BackendEventHub } from '../../backend/backend-events';
 import type {
   BackendEvents,
@@ -18,28 +16,23 @@ import type {
   OutgoingMessage,
   SubscriptionSpec,
 } from '../../backend/broker-backend.interface';
-import { MessagingHeaders } from '../../backend/message-headers';
 import { assertValidTopicPattern } from '../../backend/topic-matcher';
-import {
-  BackendClosedError,
-  MessagingConfigError,
-  PublishFailedError,
-  PublishTimeoutError,
-  UnroutableError,
-} from '../../errors/messaging.errors';
+import { BackendClosedError, MessagingConfigError } from '../../errors/messaging.errors';
 import {
   resolveNatsOptions,
   type NatsBackendOptions,
   type ResolvedNatsOptions,
 } from './nats-backend.options';
-import { describe, loadNatsModules, type NatsLink, NatsConnectionManager } from './nats-connection';
+import { loadNatsModules, type NatsLink, NatsConnectionManager } from './nats-connection';
 import { NatsConsumer } from './nats-consumer';
 import { NatsDeadLetters } from './nats-dead-letters';
 import { NatsDelayer } from './nats-delayer';
-import { encodeHeaders, outgoingProperties } from './nats-messages';
+import { encodeHeaders, volatileRequestProperties } from './nats-messages';
+import { NatsPublisher } from './nats-publisher';
 import { NatsRequester } from './nats-requester';
 import { NatsRoutes } from './nats-routes';
-import { assertSubjectName, ensureStreams, natsNames, type NatsNames } from './nats-topology';
+import { natsNames, type NatsNames } from './nats-topology';
+import type { WireHeaders } from './nats-wire';
 
 /**
  * NATS JetStream backend over `@nats-io/transport-node` and `@nats-io/jetstream` (NATS server 2.9 or
@@ -62,6 +55,7 @@ export class NatsBackend implements BrokerBackend {
   private readonly names: NatsNames;
   private readonly connection: NatsConnectionManager;
   private readonly routes: NatsRoutes;
+  private readonly publisher: NatsPublisher;
   private readonly requester: NatsRequester;
   private readonly deadLetters: NatsDeadLetters;
   private readonly delayer: NatsDelayer;
@@ -83,15 +77,25 @@ export class NatsBackend implements BrokerBackend {
       this.reconnected(),
     );
     this.routes = new NatsRoutes(this.names.messages, this.options.routeCacheMs);
-    this.requester = new NatsRequester(() => this.connection.inbox());
-    const publish = (subject: string, body: Uint8Array, headers: MsgHdrs, msgID?: string) =>
-      this.publishRaw(subject, body, headers, msgID);
-    const headers = () => this.connection.headers();
     const link = () => this.link();
+    this.publisher = new NatsPublisher({
+      options: this.options,
+      names: this.names,
+      routes: this.routes,
+      link,
+      current: () => this.connection.current,
+      inbox: () => this.connection.inbox(),
+      closing: () => this.closing,
+    });
+    this.requester = new NatsRequester(
+      () => this.connection.inbox(),
+      async (topic) => this.routes.hasTopic((await link()).jsm, topic),
+    );
+    const publish = (subject: string, body: Uint8Array, h: WireHeaders, msgID?: string) =>
+      this.publisher.publish(subject, body, h, msgID);
     this.deadLetters = new NatsDeadLetters({
       names: this.names,
       link,
-      headers,
       publish,
       hasQueue: async (queue) => this.routes.hasQueue((await link()).jsm, queue),
     });
@@ -100,11 +104,11 @@ export class NatsBackend implements BrokerBackend {
       else if (status === 'reconnecting' || status === 'disconnected') this.lostAt ??= Date.now();
     });
     this.delayer = new NatsDelayer({
+      confirmAcks: this.options.confirmAcks,
       names: this.names,
       prefix: this.options.prefix,
       hub: this.hub,
       link,
-      headers,
       publish,
     });
   }
@@ -136,22 +140,45 @@ export class NatsBackend implements BrokerBackend {
   /** Publishes and waits for the PubAck; see {@link BrokerBackend.publish}. */
   async publish(message: OutgoingMessage, options: BackendPublishOptions): Promise<void> {
     this.assertOpen();
-    await this.send(message, options.mandatory);
+    await this.publisher.send(message, options.mandatory);
   }
 
-  /** Sends a request and waits for its reply over core NATS; see {@link BrokerBackend.request}. */
-  async request(message: OutgoingMessage, options: BackendRequestOptions): Promise<IncomingReply> {
-    this.assertOpen();
-    if (message.delayMs !== undefined && message.delayMs > 0) {
-      throw new MessagingConfigError(
-        'NatsBackend: a request cannot be delayed (delayMs); send it without a delay.',
-      );
+  /**
+   * Sends a request and waits for its reply over core NATS; see {@link BrokerBackend.request}. A
+   * volatile request to a topic is a core NATS request to the routes consuming it now; a durable one,
+   * or one to a named queue, is stored in the stream like an event.
+   */
+  request(message: OutgoingMessage, options: BackendRequestOptions): Promise<IncomingReply> {
+    try {
+      this.assertOpen();
+      if (message.delayMs !== undefined && message.delayMs > 0) {
+        throw new MessagingConfigError(
+          'NatsBackend: a request cannot be delayed (delayMs); send it without a delay.',
+        );
+      }
+      const target = this.publisher.targetOf(message);
+      if (options.durable || message.queue !== undefined)
+        return this.requestDurable(message, target, options.timeoutMs);
+      const headers = encodeHeaders(message.headers, volatileRequestProperties(message));
+      const subject = this.names.requestSubject(target);
+      const send = (link: NatsLink) =>
+        this.requester.request(link.nc, subject, target, message.body, headers, options.timeoutMs);
+      const link = this.connection.current;
+      return link ? send(link) : this.link().then(send);
+    } catch (error) {
+      return Promise.reject(error instanceof Error ? error : new Error(String(error)));
     }
-    const target = this.targetOf(message);
+  }
+
+  private async requestDurable(
+    message: OutgoingMessage,
+    target: string,
+    timeoutMs: number,
+  ): Promise<IncomingReply> {
     const link = await this.link();
-    await this.assertRoutable(link, message);
-    return this.requester.request(link, target, options.timeoutMs, (replyTo) =>
-      this.send(message, false, replyTo),
+    await this.publisher.assertRoutable(link, message);
+    return this.requester.requestDurable(link.nc, target, timeoutMs, (replyTo) =>
+      this.publisher.send(message, false, replyTo),
     );
   }
 
@@ -185,8 +212,10 @@ export class NatsBackend implements BrokerBackend {
       hub: this.hub,
       logger: this.logger,
       link: () => this.link(),
-      headers: () => this.connection.headers(),
-      publish: (subject, body, headers, msgID) => this.publishRaw(subject, body, headers, msgID),
+      current: () => this.connection.current,
+      inbox: () => this.connection.inbox(),
+      publish: (subject, body, headers, msgID) =>
+        this.publisher.publish(subject, body, headers, msgID),
     });
     await consumer.start();
     if (this.closing) {
@@ -285,6 +314,7 @@ export class NatsBackend implements BrokerBackend {
     await this.delayer.stop();
     this.requester.close();
     await this.connection.close();
+    this.publisher.close();
     this.consumers.clear();
     this.retiring.clear();
     this.hub.setStatus('closed');
@@ -303,117 +333,6 @@ export class NatsBackend implements BrokerBackend {
     // Connected on first use (a producer that never called connect()): it releases delayed messages too.
     if (!this.closing) this.delayer.start();
     return link;
-  }
-
-  /** Publishes `message` to its topic or queue subject, or through the delayed stream. */
-  private async send(
-    message: OutgoingMessage,
-    mandatory: boolean,
-    replyTo?: string,
-  ): Promise<void> {
-    const target = this.targetOf(message);
-    if (
-      message.delayMs !== undefined &&
-      (!Number.isFinite(message.delayMs) || message.delayMs < 0)
-    ) {
-      throw new MessagingConfigError(
-        `delayMs must be a finite number >= 0, got ${message.delayMs}`,
-      );
-    }
-    const link = await this.link();
-    if (mandatory) await this.assertRoutable(link, message);
-    const delayMs = message.delayMs ?? 0;
-    const subject =
-      message.queue !== undefined
-        ? this.names.queueSubject(target)
-        : this.names.topicSubject(target);
-    // A delayed send to a queue is a copy that says its topic, as the other backends' are.
-    const appHeaders =
-      delayMs > 0 && message.queue !== undefined
-        ? { ...message.headers, [MessagingHeaders.TOPIC]: target }
-        : message.headers;
-    const headers = encodeHeaders(() => this.connection.headers(), appHeaders, {
-      ...outgoingProperties(message),
-      replyTo,
-      due: delayMs > 0 ? Date.now() + delayMs : undefined,
-    });
-    await this.publishRaw(
-      delayMs > 0 ? this.names.delayedSubject(subject) : subject,
-      message.body,
-      headers,
-    );
-  }
-
-  private async assertRoutable(link: NatsLink, message: OutgoingMessage): Promise<void> {
-    const routed =
-      message.queue !== undefined
-        ? await this.routes.hasQueue(link.jsm, message.queue)
-        : await this.routes.hasTopic(link.jsm, message.topic as string);
-    if (!routed) throw new UnroutableError(message.topic ?? `queue ${message.queue}`);
-  }
-
-  /**
-   * Publishes to a stream subject and waits for the PubAck, within `publishTimeoutMs` in all. A
-   * publish written as the connection dropped is lost on the wire, so an unconfirmed one is sent
-   * again (after the reconnection) under the same message id: the stream stores it once. A missing
-   * stream (deleted under us) is created again. Every failure names what happened.
-   */
-  private async publishRaw(
-    subject: string,
-    body: Uint8Array,
-    headers: MsgHdrs,
-    msgID: string = randomUUID(),
-  ): Promise<void> {
-    const deadline = Date.now() + this.options.publishTimeoutMs;
-    const perAttempt = Math.max(1_000, Math.floor(this.options.publishTimeoutMs / 4));
-    let recreated = false;
-    for (;;) {
-      const { js, jsm } = await this.link();
-      const startedAt = Date.now();
-      const timeout = Math.max(100, Math.min(perAttempt, deadline - startedAt));
-      try {
-        await js.publish(subject, body, { headers, msgID, timeout });
-        return;
-      } catch (error) {
-        const text = describe(error);
-        if (!recreated && /no responders|stream not found|503/i.test(text)) {
-          recreated = true;
-          await ensureStreams(jsm, this.options).catch(() => undefined);
-          continue;
-        }
-        const retriable = /timeout|disconnect|closed|reconnect/i.test(text);
-        if (retriable && Date.now() < deadline && !this.closing) {
-          // Failed at once (no connection yet): pause instead of spinning until the deadline.
-          if (Date.now() - startedAt < 100) await new Promise((r) => setTimeout(r, 100));
-          continue;
-        }
-        if (retriable) {
-          throw new PublishTimeoutError(
-            `NATS did not confirm the publish to '${subject}' within ${this.options.publishTimeoutMs} ms ` +
-              `(${text}); it may or may not be stored. Publish again with the same messageId.`,
-            { cause: error },
-          );
-        }
-        throw new PublishFailedError(`NATS refused the publish to '${subject}': ${text}`, {
-          cause: error,
-        });
-      }
-    }
-  }
-
-  private targetOf(message: OutgoingMessage): string {
-    const target = message.queue ?? message.topic;
-    if (
-      typeof target !== 'string' ||
-      target.length === 0 ||
-      (message.queue !== undefined && message.topic !== undefined)
-    ) {
-      throw new MessagingConfigError(
-        'NatsBackend: a message needs exactly one of `topic` and `queue`.',
-      );
-    }
-    if (message.queue === undefined) assertSubjectName(target, 'topic');
-    return target;
   }
 
   private assertOpen(): void {
