@@ -1,10 +1,12 @@
 /**
  * The workloads, written once against the {@link Contender} interface so that every contender does
  * exactly the same thing. A figure is returned only when every message was counted: each publish
- * confirmed and each id 0..n-1 handled (or each request answered with its own id).
+ * confirmed and each id 0..n-1 handled (or each request answered with its own id). Each measured
+ * window also reports the child's CPU time and GC pauses per message ({@link MeasuredWindow}).
  */
 import { briefPause, messageFactory, nowMs, peakRssMb, percentile, pool, Tally } from './measure';
 import type { ChildTask, Contender, WorkloadResult, WorkloadSpec } from './protocol';
+import { MeasuredWindow, type WindowCost } from './window';
 
 const REQUEST_TIMEOUT_MS = 10_000;
 
@@ -47,17 +49,21 @@ function result(
   spec: WorkloadSpec,
   tally: Tally,
   elapsedMs: number,
+  cost: WindowCost,
   latencies?: number[],
 ): WorkloadResult {
   const error = tally.verdict();
+  const ok = error === undefined;
   return {
     workload: spec.name,
-    ok: error === undefined,
+    ok,
     error,
-    rate: error === undefined ? (spec.messages / elapsedMs) * 1000 : undefined,
-    p50Ms: latencies && error === undefined ? percentile(latencies, 50) : undefined,
-    p99Ms: latencies && error === undefined ? percentile(latencies, 99) : undefined,
+    rate: ok ? (spec.messages / elapsedMs) * 1000 : undefined,
+    p50Ms: latencies && ok ? percentile(latencies, 50) : undefined,
+    p99Ms: latencies && ok ? percentile(latencies, 99) : undefined,
     rssMb: peakRssMb(),
+    cpuUs: ok ? cost.cpuUs : undefined,
+    gcUs: ok ? cost.gcUs : undefined,
     elapsedMs,
     counts: tally.counts,
   };
@@ -118,19 +124,21 @@ async function pubSub(
       warm.complete(task.stallMs),
     ]);
     if (warm.verdict() !== undefined) throw new Error(`warm-up: ${warm.verdict()}`);
+    const window = await MeasuredWindow.open(task.profile);
     const started = nowMs();
     await Promise.all([
       publishAll((i) => rig.publish(make(i)), spec, tally),
       tally.complete(task.stallMs),
     ]);
     const elapsed = nowMs() - started;
+    const cost = await window.close(spec.messages);
     const expectedFailures = retry ? Math.ceil(spec.messages / failEvery) : 0;
     if (tally.counts.injectedFailures !== expectedFailures) {
       throw new Error(
         `${tally.counts.injectedFailures} injected failures, expected ${expectedFailures}`,
       );
     }
-    return result(spec, tally, elapsed);
+    return result(spec, tally, elapsed, cost);
   } finally {
     await rig.close();
   }
@@ -156,6 +164,7 @@ async function requestReply(
       if (reply?.id !== spec.messages + i) throw new Error('warm-up reply did not match');
     });
     const latencies = new Array<number>(spec.messages);
+    const window = await MeasuredWindow.open(task.profile);
     const started = nowMs();
     await pool(spec.messages, spec.inFlight, async (i) => {
       tally.counts.published++;
@@ -166,7 +175,8 @@ async function requestReply(
       if (reply?.id === i) tally.record(i);
       else tally.counts.unknown++;
     });
-    return result(spec, tally, nowMs() - started, latencies);
+    const elapsed = nowMs() - started;
+    return result(spec, tally, elapsed, await window.close(spec.messages), latencies);
   } finally {
     await rig.close();
   }
@@ -195,21 +205,27 @@ async function backlog(
       keepQueue: true,
       handler: () => undefined,
     });
+    const profiled = spec.phase === 'fill' ? task.profile : undefined;
+    const window = await MeasuredWindow.open(profiled);
     const started = nowMs();
     try {
       await publishAll((i) => filler.publish(make(i)), spec, tally);
     } finally {
       await filler.close();
     }
+    const elapsed = nowMs() - started;
+    const cost = await window.close(spec.messages);
     if (spec.phase === 'fill') {
       // Nothing consumed here: report the fill itself, every publish confirmed.
       for (let i = 0; i < spec.messages; i++) tally.record(i);
-      return result(spec, tally, nowMs() - started);
+      return result(spec, tally, elapsed, cost);
     }
   }
   // The drain counts publishes made by the fill child (or just above, in a single-child run).
   tally.counts.published = tally.counts.confirmed = spec.messages;
   const slowMs = spec.slowHandlerMs ?? 1;
+  // The drain's window opens before its consumers start (the rate is still from the first delivery).
+  const window = await MeasuredWindow.open(task.profile);
   const drainer = await contender.pubSub({
     name,
     consumers: spec.consumers,
@@ -223,7 +239,8 @@ async function backlog(
   try {
     await tally.complete(task.stallMs);
     // From the first delivery: the consumer's start-up is not part of the drain.
-    return result(spec, tally, nowMs() - (tally.firstAt ?? nowMs()));
+    const elapsed = nowMs() - (tally.firstAt ?? nowMs());
+    return result(spec, tally, elapsed, await window.close(spec.messages));
   } finally {
     await drainer.close();
   }
