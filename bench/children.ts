@@ -91,10 +91,10 @@ export function runChild(def: ContenderDef, task: ChildTask): Promise<ChildOutco
   return startChild(def, task).ended;
 }
 
-/** A child started with `task.repeats`: it runs its workloads again each time it is asked. */
+/** A child started with `task.slices`: it takes one step (one measured run) each time it is asked. */
 export interface LiveChild {
-  /** Runs its workloads once more: their results, or fewer when the child ended first. */
-  next(): Promise<WorkloadResult[]>;
+  /** Its next run: its result, or undefined when the child ended first. */
+  next(): Promise<WorkloadResult | undefined>;
   /** Closes its stdin (it exits after the repeat it is running, if any). */
   close(): Promise<ChildOutcome>;
   readonly ended: Promise<ChildOutcome>;
@@ -104,14 +104,14 @@ export interface LiveChild {
 
 export function startChild(def: ContenderDef, task: ChildTask): LiveChild {
   const started = Date.now();
-  const live = task.repeats !== undefined;
+  const live = task.slices !== undefined;
   const child = spawn(process.execPath, [join(ROOT, def.entry), JSON.stringify(task)], {
     cwd: ROOT,
     stdio: [live ? 'pipe' : 'ignore', 'pipe', 'pipe'],
   });
   const outcome: ChildOutcome = { results: [], tail: [], code: null, forced: false, seconds: 0 };
   const names = task.workloads.map((w) => `${w.name}${w.phase ? `:${w.phase}` : ''}`);
-  const times = live ? ` x${task.repeats}` : '';
+  const times = live ? ` x${task.slices}` : '';
   appendFileSync(LOG, `\n== ${def.id} ${names.join(',')}${times} ${task.prefix}\n`);
   let onResult: (() => void) | undefined;
   const onLine = (line: string): void => {
@@ -128,7 +128,7 @@ export function startChild(def: ContenderDef, task: ChildTask): LiveChild {
   };
   createInterface({ input: child.stdout! }).on('line', onLine);
   createInterface({ input: child.stderr! }).on('line', onLine);
-  // The bound of one repeat, from each request (the child idles while its partner runs).
+  // The bound of one step, from each request (the child idles while its partner runs).
   let killer: NodeJS.Timeout | undefined;
   const arm = (): void => {
     clearTimeout(killer);
@@ -152,16 +152,15 @@ export function startChild(def: ContenderDef, task: ChildTask): LiveChild {
     outcome,
     next: () => {
       const from = outcome.results.length;
-      const want = from + task.workloads.length;
-      if (exited) return Promise.resolve([]);
+      if (exited) return Promise.resolve(undefined);
       arm();
       child.stdin?.write('go\n');
       return new Promise((resolvePromise) => {
         onResult = () => {
-          if (outcome.results.length < want && !exited) return;
+          if (outcome.results.length === from && !exited) return;
           onResult = undefined;
           clearTimeout(killer);
-          resolvePromise(outcome.results.slice(from, want));
+          resolvePromise(outcome.results[from]);
         };
       });
     },

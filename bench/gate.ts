@@ -4,9 +4,9 @@
  *
  * A gate compares two cells of the same run: the library's contender and its reference on one
  * workload. Its ratio is the median of the ratios of the runs taken side by side (run i of the
- * contender over run i of the reference): in quick mode the two alternate (reference first, then
- * the contender first, ...), so a neighbour's burst on the shared cores hits both members of a pair,
- * or one pair out of three.
+ * contender over run i of the reference): in quick mode the two take turns run by run (reference
+ * first, then the contender first, ...), so that a neighbour's burst on the shared cores hits both
+ * members of a pair, or a few pairs out of seven. The verdict is in `judge`.
  */
 import * as plan from './plan';
 import { key, type Results } from './report';
@@ -72,7 +72,15 @@ export interface Verdict {
 const figure = (r: WorkloadResult, metric: plan.Gate['metric']): number | undefined =>
   metric === 'rate' ? r.rate : r.p50Ms;
 
-/** The verdict on each active gate, from the cells of `results`. */
+/**
+ * The verdict on each active gate, from the cells of `results`. A latency gate (`p50`) is judged on
+ * its ratio alone: a median of hundreds of calls moves little. A throughput gate fails when its
+ * ratio is under the floor and the CPU per message confirms it: over 1/floor times raw's (the
+ * library does more per message, as it would on a quiet machine), or the ratio is under half the
+ * floor (a collapse, whatever the CPU). Under the floor with the CPU per message within 1/floor,
+ * the clock was the shared machine's: on 2 cores at a load of 5-9, raw amqplib against itself read
+ * 0.66-1.39x by the clock but 0.82-1.28x in CPU per message (see plan.ts GATES).
+ */
 export function judge(results: Results, gates: readonly ActiveGate[]): Verdict[] {
   return gates.map((gate) => {
     const ours = results.cells.get(key(gate.contender, gate.workload));
@@ -95,20 +103,30 @@ export function judge(results: Results, gates: readonly ActiveGate[]): Verdict[]
     };
     const perRun = paired((r) => figure(r, gate.metric));
     const ratio = perRun.length > 0 ? median(perRun) : undefined;
-    // For whoever reads a failure: the CPU per message, which the neighbours move less.
-    const cpu = paired((r) => r.cpuUs);
-    const met =
-      ratio === undefined
-        ? undefined
-        : gate.metric === 'rate'
-          ? ratio >= gate.bound
-          : ratio <= gate.bound;
+    const cpuRuns = paired((r) => r.cpuUs);
+    const cpu = cpuRuns.length > 0 ? median(cpuRuns) : undefined;
     const metric =
       gate.metric === 'rate' ? (gate.workload.startsWith('rr') ? 'calls/s' : 'msgs/s') : 'p50';
     const runs = perRun.map((r) => r.toFixed(2)).join(', ');
-    const verdict = met === undefined ? 'GATE NOT JUDGED' : met ? 'gate ok' : 'GATE FAILED';
-    const cpuNote = cpu.length > 0 ? `; CPU per message ${median(cpu).toFixed(2)}x` : '';
-    const line = `${verdict}: ${what}: ${metric} ${ratio === undefined ? '?' : ratio.toFixed(2)}x (runs ${runs}), ${bound}${cpuNote}`;
-    return { gate, ratio, perRun, met, line };
+    const head = `${what}: ${metric} ${ratio === undefined ? '?' : ratio.toFixed(2)}x (runs ${runs})`;
+    const cpuText = cpu === undefined ? '' : `CPU per message ${cpu.toFixed(2)}x`;
+    if (ratio === undefined) return { gate, perRun, line: `GATE NOT JUDGED: ${head}` };
+    if (gate.metric === 'p50') {
+      const met = ratio <= gate.bound;
+      const line = `${met ? 'gate ok' : 'GATE FAILED'}: ${head}, ${bound}; ${cpuText}`;
+      return { gate, ratio, perRun, met, line };
+    }
+    if (ratio >= gate.bound) {
+      return { gate, ratio, perRun, met: true, line: `gate ok: ${head}, ${bound}; ${cpuText}` };
+    }
+    // Below the floor by the clock. Same cost per message as the floor allows, and not a collapse:
+    // the neighbours of a shared machine, not the library (see plan.ts GATES).
+    const cpuCeiling = 1 / gate.bound;
+    const hard = gate.bound / 2;
+    const excused = cpu !== undefined && cpu <= cpuCeiling && ratio >= hard;
+    const line = excused
+      ? `gate ok: ${head} < ${bound}, but ${cpuText} <= ${cpuCeiling.toFixed(2)}x: the machine, not the library (hard floor ${hard}x)`
+      : `GATE FAILED: ${head} < ${bound}, ${cpuText}${ratio < hard ? ` (below the hard floor ${hard}x)` : ` > ${cpuCeiling.toFixed(2)}x`}`;
+    return { gate, ratio, perRun, met: excused, line };
   });
 }

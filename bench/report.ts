@@ -209,7 +209,7 @@ function describe(results: Results, w: WorkloadSpec): string {
       : '';
   const gated = results.gateSpecs.find((g) => g.name === w.name);
   const gate = gated
-    ? ` The gated cells (see "Gate"): ${int(gated.messages)} messages after ${int(gated.warmup ?? 0)} warm-up, in ${results.runs} alternating runs.`
+    ? ` The gated cells (see "Gate"): ${results.runs} runs of ${int(gated.messages)} messages, the contender and its reference in turn, after one warm-up of ${int(gated.warmup ?? 0)}.`
     : '';
   return `${int(w.messages)} × ${size} JSON, ${shape}${warm}: ${DESCRIPTIONS[w.kind]}.${runs}${gate}`;
 }
@@ -228,7 +228,7 @@ export function renderMarkdown(results: Results, chart?: string): string {
     ...(results.quick
       ? [
           '',
-          '**Quick mode (smoke test)**: small counts, one child per contender runs its ungated workloads in turn (so its peak RSS accumulates), once; the gated workloads run in alternating runs of their own, larger counts: the figures show that everything completes and is counted, and the gate judges the ratios.',
+          '**Quick mode (smoke test)**: small counts, one child per contender runs its ungated workloads in turn (so its peak RSS accumulates), once; the gated workloads run several times with larger counts, each contender and its reference in turn: the figures show that everything completes and is counted, and the gate judges the ratios.',
         ]
       : []),
     '',
@@ -266,7 +266,7 @@ export function renderMarkdown(results: Results, chart?: string): string {
       '',
       '## Gate',
       '',
-      'The regression gate (bench/plan.ts `GATES`): the median of the ratios of the runs taken side by side, against a floor (or a ceiling for latency) well below the target. `npm run bench -- --quick` (CI) fails on any line that is not ok; a full run only shows them.',
+      "The regression gate (bench/plan.ts `GATES`): the median of the ratios of the runs taken side by side, against a floor (or a ceiling for latency) well below the target; a throughput under its floor fails when the CPU per message confirms it (over 1/floor times raw's) or under half the floor. `npm run bench -- --quick` (CI) fails on any line that is not ok; a full run only shows them.",
       '',
       ...results.gates.map((v) => `- ${v.line}`),
     );

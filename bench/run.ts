@@ -12,14 +12,14 @@
  *   npm run bench -- --quick --only redis,nats      # a broker selects its raw and ours contenders
  *   options: --backlog-runs N (default 1)   --third-party-queues classic,quorum
  *            --in-flight N (the publish window of fire-and-forget and retry, default 1000)
- *            --gate-messages N (quick mode: messages of a gated run, default 4000)
+ *            --gate-messages N (quick mode: messages of a gated run, default 2000)
  *            --no-gate (print the gate, do not fail on it)   --write-docs   --no-docs
  *   brokers: BROKER_URL=amqp://... (RabbitMQ)   REDIS_URL=redis://...   NATS_URL=nats://...
  *   a CPU profile of one workload: npm run bench:profile (bench/profile.ts)
  *
  * Quick mode runs each contender's workloads once with small counts in one child, except the gated
- * ones (plan.ts `GATES`): those run in `--runs` (default 3) alternating runs of their own, with
- * enough messages for a stable ratio, the reference and the contender side by side.
+ * ones (plan.ts `GATES`): those run `--runs` times (default 7) with counts of their own, the
+ * reference and the contender taking turns run by run (gate.ts).
  *
  * A broker that does not answer does not stop the bench: its contenders are reported as not run,
  * with the reason, and no docs are written (unless --write-docs). Exits non-zero when a contender
@@ -115,7 +115,7 @@ async function main(): Promise<number> {
     def: plan.ContenderDef,
     workloads: WorkloadSpec[],
     prefix: string,
-    repeats?: number,
+    slices?: number,
   ): ChildTask => ({
     contender: def.kind,
     queueType: def.queueType,
@@ -126,7 +126,7 @@ async function main(): Promise<number> {
     stallMs: o.quick ? 10_000 : 20_000,
     workloads,
     requests: def.requests,
-    repeats,
+    slices,
   });
 
   /** Prints a line per workload of `def` from what its child reported; false when one failed. */
@@ -172,8 +172,9 @@ async function main(): Promise<number> {
 
   /**
    * Quick mode's gate runs of one group (a reference and the contenders gated against it): each
-   * member a child of its own, started once, running its gated workloads `o.runs` times in turn
-   * with the others (forwards, then backwards, ...). A failure ends the group's runs.
+   * member a child of its own, started once, its rig of each workload set up once; then for each
+   * workload, `o.runs` runs of it taken in turn, run by run (forwards, then backwards, ...), so that
+   * the two figures of a pair are measured a moment apart. A failure ends the group's runs.
    */
   const gateGroup = async (
     group: { def: plan.ContenderDef; specs: WorkloadSpec[] }[],
@@ -183,17 +184,20 @@ async function main(): Promise<number> {
       return { ...m, prefix, live: startChild(m.def, taskFor(m.def, m.specs, prefix, o.runs)) };
     });
     let ok = true;
-    for (let r = 0; r < o.runs && ok; r++) {
-      for (const m of r % 2 === 0 ? members : [...members].reverse()) {
-        const results = await m.live.next();
-        ok = show(m.def, m.specs, results, m.live.outcome, `[gate ${r + 1}/${o.runs}]`);
-        for (const spec of m.specs) {
-          const result = results.find((res) => res.workload === spec.name);
-          record(m.def, spec, result);
-          if (!result?.ok)
+    const workloads = [...new Set(members.flatMap((m) => m.specs))];
+    for (const spec of workloads) {
+      const taking = members.filter((m) => m.specs.includes(spec));
+      for (let r = 0; r < o.runs && ok; r++) {
+        for (const m of r % 2 === 0 ? taking : [...taking].reverse()) {
+          const result = await m.live.next();
+          const shown = result?.workload === spec.name ? [result] : [];
+          ok = show(m.def, [spec], shown, m.live.outcome, `[gate ${r + 1}/${o.runs}]`);
+          record(m.def, spec, shown[0]);
+          if (!ok) {
             failures.push(`${m.def.id} ${spec.name}: ${result?.error ?? 'no result'}`);
+            break;
+          }
         }
-        if (!ok) break;
       }
     }
     for (const m of members) {

@@ -3,10 +3,11 @@
  * prints one `BENCH_RESULT <json>` line per workload and exits. A hard time bound makes the child
  * report the workloads it did not finish as failures and kill itself.
  *
- * With `task.repeats` (quick mode's gate runs) the child runs its workloads that many times, each
- * time when the orchestrator writes a line to its stdin, so that two children can take turns
- * without paying their start-up again; it exits after the last repeat, or when its stdin closes.
- * Each repeat has the time bound, and names of its own.
+ * With `task.slices` (quick mode's gate runs) each workload is measured that many times on one rig
+ * (set up and warmed up once), one run each time the orchestrator writes a line to the child's
+ * stdin, so that two children can take turns run by run, close in time; the rig is closed (and the
+ * next workload's set up) on the line after its last run, and the child exits when its stdin closes
+ * or its workloads are done. Each step has the time bound.
  */
 import { createInterface } from 'node:readline';
 import { peakRssMb } from './measure';
@@ -16,8 +17,9 @@ import {
   type ChildTask,
   type ContenderFactory,
   type WorkloadResult,
+  type WorkloadSpec,
 } from './protocol';
-import { runWorkload } from './workloads';
+import { runSlices, runWorkload } from './workloads';
 
 export function runChild(factory: ContenderFactory): void {
   const task = JSON.parse(process.argv[2] ?? '') as ChildTask;
@@ -28,10 +30,12 @@ export function runChild(factory: ContenderFactory): void {
   };
 
   let deadline: NodeJS.Timeout | undefined;
+  /** The workloads a time-out fails: all of them, or the one being run when sliced. */
+  let covering: readonly WorkloadSpec[] = task.workloads;
   const bound = (): void => {
     clearTimeout(deadline);
     deadline = setTimeout(() => {
-      for (const spec of task.workloads) {
+      for (const spec of covering) {
         if (reported.has(spec.name)) continue;
         report({
           workload: spec.name,
@@ -54,7 +58,7 @@ export function runChild(factory: ContenderFactory): void {
   };
 
   /** Resolves on each line of stdin (the orchestrator's "go"), false once stdin closed. */
-  const lines = task.repeats === undefined ? undefined : createInterface({ input: process.stdin });
+  const lines = task.slices === undefined ? undefined : createInterface({ input: process.stdin });
   const queued: string[] = [];
   const waiting: ((go: boolean) => void)[] = [];
   let closed = false;
@@ -73,18 +77,35 @@ export function runChild(factory: ContenderFactory): void {
     const contender = factory(task);
     process.stdout.write(`${SETTINGS_PREFIX}${JSON.stringify(contender.settings)}\n`);
     let ok = true;
-    const repeats = task.repeats ?? 1;
-    for (let r = 0; r < repeats; r++) {
-      if (task.repeats !== undefined && !(await go())) break;
-      reported = new Set();
+    if (task.slices === undefined) {
       bound();
-      const named = task.repeats === undefined ? task : { ...task, prefix: `${task.prefix}-r${r}` };
       for (const spec of task.workloads) {
-        const result = await runWorkload(contender, named, spec);
+        const result = await runWorkload(contender, task, spec);
         ok &&= result.ok;
         report(result);
       }
-      clearTimeout(deadline); // idle until the next repeat: no bound
+      return ok;
+    }
+    // Sliced: every step (a run, or closing a rig and setting up the next) starts on a go, bounded.
+    const turn = async (): Promise<boolean> => {
+      clearTimeout(deadline); // idle until the orchestrator says: no bound
+      const more = await go();
+      reported = new Set();
+      if (more) bound();
+      return more;
+    };
+    let more = await turn();
+    for (const spec of task.workloads) {
+      if (!more) break;
+      covering = [spec];
+      more = await runSlices(contender, task, spec, {
+        slices: task.slices,
+        turn,
+        report: (result) => {
+          ok &&= result.ok;
+          report(result);
+        },
+      });
     }
     return ok;
   };

@@ -69,10 +69,10 @@ export interface ChildTask {
    */
   readonly profile?: string;
   /**
-   * Quick mode's gate runs: run the workloads this many times, each time when the orchestrator
-   * writes a line to the child's stdin (see shared/child.ts); undefined: once, at once.
+   * Quick mode's gate runs: measure each workload this many times on one rig, one run each time the
+   * orchestrator writes a line to the child's stdin (see shared/child.ts); undefined: once, at once.
    */
-  readonly repeats?: number;
+  readonly slices?: number;
 }
 
 /** How a request/reply contender sends its requests (see {@link ChildTask.requests}). */
