@@ -124,9 +124,13 @@ export function judge(results: Results, gates: readonly ActiveGate[]): Verdict[]
     const cpuCeiling = 1 / gate.bound;
     const hard = gate.bound / 2;
     const excused = cpu !== undefined && cpu <= cpuCeiling && ratio >= hard;
+    const why = [
+      ...(cpu !== undefined && cpu > cpuCeiling ? [`${cpuText} > ${cpuCeiling.toFixed(2)}x`] : []),
+      ...(ratio < hard ? [`under the hard floor ${hard}x`] : []),
+    ];
     const line = excused
       ? `gate ok: ${head} < ${bound}, but ${cpuText} <= ${cpuCeiling.toFixed(2)}x: the machine, not the library (hard floor ${hard}x)`
-      : `GATE FAILED: ${head} < ${bound}, ${cpuText}${ratio < hard ? ` (below the hard floor ${hard}x)` : ` > ${cpuCeiling.toFixed(2)}x`}`;
+      : `GATE FAILED: ${head} < ${bound}, ${why.join(', ') || 'no CPU figure'}`;
     return { gate, ratio, perRun, met: excused, line };
   });
 }

@@ -304,15 +304,16 @@ export const GATE_RUNS = 7;
 /**
  * A gated workload as quick mode runs it: `messages` (default {@link GATE_MESSAGES}) for
  * fire-and-forget and 100 requests in flight, a sixth of that for sequential requests (a p50 of
- * over 300 calls is steady), after a warm-up long enough for the JIT (a Nest pipeline measured
- * cold is slower than it runs), done once per rig.
+ * over 300 calls is steady), after a warm-up long enough for the JIT and the sockets (a Nest
+ * pipeline measured cold is slower than it runs, and raw amqplib's first few hundred sequential
+ * calls ran at twice its settled p50), done once per rig.
  */
 export function gateSize(spec: WorkloadSpec, messages = GATE_MESSAGES): WorkloadSpec {
   const sequential = spec.kind === 'request-reply' && spec.inFlight === 1;
   return {
     ...spec,
     messages: sequential ? Math.max(1, Math.round(messages / 6)) : messages,
-    warmup: sequential ? 100 : 1_000,
+    warmup: sequential ? 300 : 1_000,
   };
 }
 
