@@ -1,9 +1,9 @@
 /**
  * A hand-written SVG bar chart of each contender's throughput relative to the raw client of the same
- * broker (raw amqplib on the same queue type, raw ioredis, raw nats.js; 1.0 = raw), one group of bars
- * per workload. No chart library.
+ * broker (raw amqplib on the same queue type, its volatile RPC for request/reply, raw ioredis, raw
+ * nats.js; 1.0 = raw), one group of bars per workload. No chart library.
  */
-import type { ContenderDef } from './plan';
+import { referenceOf, type ContenderDef } from './plan';
 import { key, ratio, type Results } from './report';
 
 const COLORS: Record<string, string> = {
@@ -29,14 +29,15 @@ const escape = (text: string): string =>
   text.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;');
 
 export function renderSvg(results: Results): string {
-  const compared = results.contenders.filter((c) => c.reference !== undefined);
   const groups = results.workloads
     .map((w) => ({
       workload: w,
-      bars: compared.map((c) => {
-        const cell = results.cells.get(key(c.id, w.name));
-        return { contender: c, value: cell ? ratio(results, cell, 'rate') : undefined, cell };
-      }),
+      bars: results.contenders
+        .filter((c) => referenceOf(c, w) !== undefined)
+        .map((c) => {
+          const cell = results.cells.get(key(c.id, w.name));
+          return { contender: c, value: cell ? ratio(results, cell, 'rate') : undefined, cell };
+        }),
     }))
     .map((g) => ({ ...g, bars: g.bars.filter((b) => b.cell && b.cell.status !== 'n/a') }))
     .filter((g) => g.bars.length > 0);
@@ -53,7 +54,7 @@ export function renderSvg(results: Results): string {
     `<rect width="${width}" height="${height}" fill="#ffffff"/>`,
     `<text x="${width / 2}" y="22" text-anchor="middle" font-size="15" font-weight="bold">Throughput relative to the raw client of the same broker (1.0 = raw)</text>`,
     `<text x="${width / 2}" y="40" text-anchor="middle" fill="#555">${escape(results.machine.date)}, median of ${results.runs} run(s); msgs/s, calls/s for request/reply, drain rate for the backlog</text>`,
-    `<text x="${width / 2}" y="58" text-anchor="middle" fill="#555">dashed line: the raw client (amqplib on the same queue type, ioredis, nats.js); <tspan fill="#c00">red line: AmqpBackend's 0.9x target in fire-and-forget</tspan></text>`,
+    `<text x="${width / 2}" y="58" text-anchor="middle" fill="#555">dashed line: the raw client (amqplib on the same queue type or its volatile RPC, ioredis, nats.js); <tspan fill="#c00">red line: AmqpBackend's 0.9x target in fire-and-forget</tspan></text>`,
   ];
   for (let t = 0; t <= max + 1e-9; t += 0.25) {
     const major = Math.abs(t * 2 - Math.round(t * 2)) < 1e-9;

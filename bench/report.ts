@@ -1,11 +1,14 @@
 /**
- * Turns the runs into medians, ratios to the raw client of the same broker (raw amqplib on the same
- * queue type, raw ioredis, raw nats.js), the targets of the issue (AmqpBackend, InMemoryBackend),
- * and the markdown report (printed, and written to docs/benchmarks.md in full mode).
+ * Turns the runs into medians, ratios to the reference of the same run (raw amqplib on the same
+ * queue type, its volatile RPC for requests, raw ioredis, raw nats.js), and the markdown report
+ * (printed, and written to docs/benchmarks.md in full mode) with the issue's targets (targets.ts),
+ * the gate's verdicts (gate.ts) and, for the README, a short table of the headline ratios.
  */
-import { BROKERS, type ContenderDef } from './plan';
-import type { WorkloadResult, WorkloadSpec } from './shared/protocol';
+import type { Verdict } from './gate';
+import { BROKERS, referenceOf, type ContenderDef } from './plan';
 import { median } from './shared/measure';
+import type { WorkloadResult, WorkloadSpec } from './shared/protocol';
+import { cellTarget, int, mark, targets } from './targets';
 
 export interface Cell {
   readonly contender: ContenderDef;
@@ -19,6 +22,9 @@ export interface Cell {
   readonly p50?: number;
   readonly p99?: number;
   readonly rss?: number;
+  /** Client CPU and GC pauses per message (per call), in µs: medians over the runs. */
+  readonly cpu?: number;
+  readonly gc?: number;
 }
 
 export interface Machine {
@@ -29,6 +35,8 @@ export interface Machine {
   /** Each broker's product and version, comma-separated. */
   readonly broker: string;
   readonly date: string;
+  /** `git rev-parse --short HEAD`, `+dirty` when tracked files (other than the bench's output) changed. */
+  readonly commit: string;
   readonly command: string;
 }
 
@@ -44,6 +52,10 @@ export interface Results {
   readonly notes: readonly string[];
   readonly machine: Machine;
   readonly durationS: number;
+  /** The gate's verdicts (plan.ts `GATES`), when its cells were measured. */
+  readonly gates: readonly Verdict[];
+  /** Quick mode: each gated workload as its gate runs measured it (more messages than the rest). */
+  readonly gateSpecs: readonly WorkloadSpec[];
 }
 
 export const key = (contender: string, workload: string): string => `${contender}|${workload}`;
@@ -79,14 +91,19 @@ export function aggregate(
     p50: med(values((r) => r.p50Ms)),
     p99: med(values((r) => r.p99Ms)),
     rss: Math.max(...values((r) => r.rssMb)),
+    cpu: med(values((r) => r.cpuUs)),
+    gc: med(values((r) => r.gcUs)),
   };
 }
 
-type Metric = 'rate' | 'p50' | 'p99' | 'rss';
+type Metric = 'rate' | 'p50' | 'p99' | 'rss' | 'cpu' | 'gc';
 
-/** The cell's metric divided by its reference's (the raw client of its broker) on the same workload. */
+/**
+ * The cell's metric divided by its reference's on the same workload (plan.ts `referenceOf`: the raw
+ * client of its broker, RabbitMQ's volatile raw RPC for requests).
+ */
 export function ratio(results: Results, cell: Cell, metric: Metric): number | undefined {
-  const ref = cell.contender.reference;
+  const ref = referenceOf(cell.contender, cell.workload);
   if (!ref || cell.status !== 'ok') return undefined;
   const base = results.cells.get(key(ref, cell.workload.name));
   const a = cell[metric];
@@ -94,152 +111,19 @@ export function ratio(results: Results, cell: Cell, metric: Metric): number | un
   return a !== undefined && b !== undefined && b > 0 ? a / b : undefined;
 }
 
-const RSS_BUDGET_MB = 120;
-
-export interface Target {
-  readonly what: string;
-  readonly measured: string;
-  readonly met?: boolean;
-}
-
-/** The issue's targets, for our contenders, each with what was measured. */
-export function targets(results: Results): Target[] {
-  const out: Target[] = [];
-  const cell = (c: string, w: string): Cell | undefined => results.cells.get(key(c, w));
-  const check = (
-    what: string,
-    value: number | undefined,
-    ok: (v: number) => boolean,
-    fmt: (v: number) => string,
-  ): void => {
-    out.push({
-      what,
-      measured: value === undefined ? 'not measured' : fmt(value),
-      met: value === undefined ? undefined : ok(value),
-    });
-  };
-  const x = (v: number): string => `${v.toFixed(3)}x`; // 3 decimals: 0.896x is not 0.9x
-  const mb = (v: number): string => `${v.toFixed(0)} MB`;
-  for (const q of ['quorum', 'classic']) {
-    const ours = `ours-${q}`;
-    if (!results.contenders.some((c) => c.id === ours)) continue;
-    for (const w of results.workloads.filter((s) => s.kind === 'fire-and-forget')) {
-      const c = cell(ours, w.name);
-      check(
-        `${q}: ${w.name} msgs/s >= 0.9x raw`,
-        c && ratio(results, c, 'rate'),
-        (v) => v >= 0.9,
-        x,
-      );
-    }
-    const seq = cell(ours, 'rr-seq');
-    check(`${q}: rr-seq p50 <= 1.5x raw`, seq && ratio(results, seq, 'p50'), (v) => v <= 1.5, x);
-    check(`${q}: rr-seq p99 <= 2x raw`, seq && ratio(results, seq, 'p99'), (v) => v <= 2, x);
-    const par = cell(ours, 'rr-100');
-    check(
-      `${q}: rr-100 calls/s >= 0.8x raw`,
-      par && ratio(results, par, 'rate'),
-      (v) => v >= 0.8,
-      x,
-    );
-    const retryCost = (id: string): number | undefined => {
-      const retry = cell(id, 'retry')?.rate;
-      const plain = cell(id, 'ff-256B-x1')?.rate;
-      return retry && plain ? retry / plain : undefined;
-    };
-    const rawCost = retryCost(`raw-${q}`);
-    check(
-      `${q}: retry-heavy / plain (ff-256B-x1) >= 0.85` +
-        (rawCost === undefined ? '' : ` (raw amqplib's own: ${x(rawCost)})`),
-      retryCost(ours),
-      (v) => v >= 0.85,
-      x,
-    );
-    check(
-      `${q}: backlog drain peak RSS <= ${RSS_BUDGET_MB} MB (bounded)`,
-      cell(ours, 'backlog')?.rss,
-      (v) => v <= RSS_BUDGET_MB,
-      mb,
-    );
-  }
-  // As the issue measured it: ~256 B messages (10 KiB ones keep 1000 x 10 KiB in flight; raw
-  // amqplib too peaks above the budget there, and the tables show it).
-  for (const id of ['ours-quorum', 'ours-classic', 'ours-memory']) {
-    if (!results.contenders.some((c) => c.id === id)) continue;
-    const rss = results.workloads
-      .filter((w) => w.kind === 'fire-and-forget' && w.bodyBytes <= 256)
-      .map((w) => cell(id, w.name)?.rss)
-      .filter((v): v is number => v !== undefined);
-    check(
-      `${id}: fire-and-forget (256 B) peak RSS <= ${RSS_BUDGET_MB} MB`,
-      rss.length ? Math.max(...rss) : undefined,
-      (v) => v <= RSS_BUDGET_MB,
-      mb,
-    );
-  }
-  if (results.contenders.some((c) => c.id === 'ours-memory')) {
-    const rate = cell('ours-memory', 'ff-256B-x1')?.rate;
-    check(
-      'InMemoryBackend ff-256B-x1 >= 250,000 msgs/s',
-      rate,
-      (v) => v >= 250_000,
-      (v) => `${int(v)} msgs/s`,
-    );
-  }
-  return out;
-}
-
-const int = (v: number): string => Math.round(v).toLocaleString('en-US');
 const ms = (v: number | undefined): string => (v === undefined ? '' : v.toFixed(2));
+const us = (v: number | undefined): string => (v === undefined ? '' : v.toFixed(1));
 const times = (v: number | undefined): string => (v === undefined ? '' : `${v.toFixed(2)}x`);
-const mark = (met: boolean | undefined): string => (met === undefined ? '' : met ? '✅' : '❌');
 
-/**
- * The target of one cell's main figure, as shown next to it. The issue's targets are AmqpBackend's
- * and InMemoryBackend's; Redis Streams and NATS JetStream have their ratios, without a target.
- */
-function cellTarget(results: Results, cell: Cell): string {
-  const c = cell.contender;
-  const ours = (c.kind === 'ours' && c.broker === 'rabbitmq') || c.kind === 'memory';
-  if (!ours || cell.status !== 'ok') return '';
-  const w = cell.workload;
-  const r = ratio(results, cell, 'rate');
-  if (cell.contender.kind === 'memory') {
-    const parts = [`RSS <= 120 MB ${mark((cell.rss ?? 0) <= RSS_BUDGET_MB)}`];
-    if (w.name === 'ff-256B-x1') parts.unshift(`>= 250k/s ${mark((cell.rate ?? 0) >= 250_000)}`);
-    return w.kind === 'fire-and-forget' ? parts.join(', ') : '';
-  }
-  const x3 = (v: number | undefined): string => (v === undefined ? '?' : `${v.toFixed(3)}x`);
-  const atLeast = (v: number | undefined, t: number): string =>
-    `${x3(v)} >= ${t}x ${mark(v === undefined ? undefined : v >= t)}`;
-  const atMost = (v: number | undefined, t: number): string =>
-    `${x3(v)} <= ${t}x ${mark(v === undefined ? undefined : v <= t)}`;
-  switch (w.kind) {
-    case 'fire-and-forget':
-      return `${atLeast(r, 0.9)}, RSS <= 120 MB ${mark((cell.rss ?? 0) <= RSS_BUDGET_MB)}`;
-    case 'request-reply':
-      if (w.inFlight === 1) {
-        const p50 = ratio(results, cell, 'p50');
-        const p99 = ratio(results, cell, 'p99');
-        return `p50 ${atMost(p50, 1.5)}, p99 ${atMost(p99, 2)}`;
-      }
-      return atLeast(r, 0.8);
-    case 'retry': {
-      const plain = results.cells.get(key(cell.contender.id, 'ff-256B-x1'))?.rate;
-      return `retry/plain ${atLeast(plain && cell.rate ? cell.rate / plain : undefined, 0.85)}`;
-    }
-    case 'backlog':
-      return `bounded: RSS <= 120 MB ${mark((cell.rss ?? 0) <= RSS_BUDGET_MB)}`;
-  }
-}
-
-/** One markdown table row per contender for `workload`. */
+/** One markdown table row per contender that runs `workload`. */
 function workloadTable(results: Results, workload: WorkloadSpec): string[] {
   const rr = workload.kind === 'request-reply';
   const unit = rr ? 'calls/s' : workload.kind === 'backlog' ? 'drain msgs/s' : 'msgs/s';
+  const per = rr ? 'call' : 'msg';
   const head = rr
-    ? `| broker | contender | ${unit} | runs | vs raw | p50 ms | vs raw | p99 ms | vs raw | peak RSS MB | target |`
-    : `| broker | contender | ${unit} | runs | vs raw | peak RSS MB | vs raw | target |`;
+    ? `| broker | contender | ${unit} | runs | vs raw | p50 ms | vs raw | p99 ms | vs raw | CPU µs/${per} | vs raw | GC µs/${per} | peak RSS MB | target |`
+    : `| broker | contender | ${unit} | runs | vs raw | CPU µs/${per} | vs raw | GC µs/${per} | peak RSS MB | vs raw | target |`;
+  const columns = head.split('|').length - 2;
   const lines = [head, head.replace(/[^|]+/g, ' --- ')];
   for (const contender of results.contenders) {
     const cell = results.cells.get(key(contender.id, workload.name));
@@ -250,18 +134,19 @@ function workloadTable(results: Results, workload: WorkloadSpec): string[] {
         cell.status === 'n/a'
           ? `n/a (${cell.reason})`
           : `**${cell.status === 'failed' ? 'FAILED' : 'NOT RUN'}**: ${cell.reason}`;
-      lines.push(
-        `| ${broker} | ${contender.label} | ${what} |${rr ? ' | | | | | | | |' : ' | | | | |'}`,
-      );
+      lines.push(`| ${broker} | ${contender.label} | ${what} |${' |'.repeat(columns - 3)}`);
       continue;
     }
-    const runs = cell.runs.map((r) => int(r.rate ?? 0)).join(' / ');
-    const rate = `${int(cell.rate ?? 0)} | ${runs} | ${times(ratio(results, cell, 'rate'))}`;
-    const rss = `${(cell.rss ?? 0).toFixed(0)}`;
+    const r = (metric: Metric): string => times(ratio(results, cell, metric));
+    const runs = cell.runs.map((run) => int(run.rate ?? 0)).join(' / ');
+    const rate = `${int(cell.rate ?? 0)} | ${runs} | ${r('rate')}`;
+    const cost = `${us(cell.cpu)} | ${r('cpu')} | ${us(cell.gc)}`;
+    const rss = (cell.rss ?? 0).toFixed(0);
+    const target = cellTarget(results, cell);
     lines.push(
       rr
-        ? `| ${broker} | ${contender.label} | ${rate} | ${ms(cell.p50)} | ${times(ratio(results, cell, 'p50'))} | ${ms(cell.p99)} | ${times(ratio(results, cell, 'p99'))} | ${rss} | ${cellTarget(results, cell)} |`
-        : `| ${broker} | ${contender.label} | ${rate} | ${rss} | ${times(ratio(results, cell, 'rss'))} | ${cellTarget(results, cell)} |`,
+        ? `| ${broker} | ${contender.label} | ${rate} | ${ms(cell.p50)} | ${r('p50')} | ${ms(cell.p99)} | ${r('p99')} | ${cost} | ${rss} | ${target} |`
+        : `| ${broker} | ${contender.label} | ${rate} | ${cost} | ${rss} | ${r('rss')} | ${target} |`,
     );
   }
   return lines;
@@ -275,18 +160,21 @@ function brokerLabel(contender: ContenderDef): string {
 }
 
 /**
- * One row per workload, one column per library contender that has a reference: its throughput
- * over its broker's raw client's, with both rates; the whole comparison across brokers at a glance.
+ * One row per workload, one column per library contender with a reference (durable requests
+ * aside: they have their own rows): its throughput over its reference's, with both rates.
  */
 function brokerSummary(results: Results): string[] {
-  const compared = results.contenders.filter((c) => c.kind === 'ours' && c.reference);
+  const compared = results.contenders.filter(
+    (c) => c.kind === 'ours' && c.reference && c.requests !== 'durable',
+  );
   if (compared.length === 0) return [];
   const head = `| workload | ${compared.map(brokerLabel).join(' | ')} |`;
   const lines = [head, head.replace(/[^|]+/g, ' --- ')];
   for (const w of results.workloads) {
     const cells = compared.map((c) => {
       const cell = results.cells.get(key(c.id, w.name));
-      const base = c.reference ? results.cells.get(key(c.reference, w.name)) : undefined;
+      const ref = referenceOf(c, w);
+      const base = ref ? results.cells.get(key(ref, w.name)) : undefined;
       if (!cell || cell.status === 'n/a') return 'n/a';
       if (cell.status !== 'ok') return cell.status === 'failed' ? '**FAILED**' : 'not run';
       if (base?.status !== 'ok') return `${int(cell.rate ?? 0)} / ${base?.status ?? '?'}`;
@@ -319,7 +207,11 @@ function describe(results: Results, w: WorkloadSpec): string {
     w.kind === 'backlog' && !results.quick
       ? ` Measured in ${Math.min(results.runs, results.backlogRuns)} run(s) (\`--backlog-runs\`).`
       : '';
-  return `${int(w.messages)} × ${size} JSON, ${shape}${warm}: ${DESCRIPTIONS[w.kind]}.${runs}`;
+  const gated = results.gateSpecs.find((g) => g.name === w.name);
+  const gate = gated
+    ? ` The gated cells (see "Gate"): ${results.runs} runs of ${int(gated.messages)} messages, the contender and its reference in turn, after one warm-up of ${int(gated.warmup ?? 0)}.`
+    : '';
+  return `${int(w.messages)} × ${size} JSON, ${shape}${warm}: ${DESCRIPTIONS[w.kind]}.${runs}${gate}`;
 }
 
 /** The whole report, in markdown. */
@@ -328,20 +220,21 @@ export function renderMarkdown(results: Results, chart?: string): string {
   const out = [
     '# Benchmarks',
     '',
-    `Measured ${m.date} on ${m.cpus}, Node ${m.node}, ${m.broker} on 127.0.0.1, in ${Math.round(results.durationS)} s (${m.load}).`,
-    `Each figure is the median of ${results.runs} run(s), every contender in its own child process, contenders in alternating order; "vs raw" divides by the raw client of the same broker on the same workload: raw amqplib on the same queue type, raw ioredis on Redis Streams, raw nats.js on NATS JetStream (lower is better for latency and RSS); peak RSS is \`process.resourceUsage().maxRSS\` of the child, the highest of the runs.`,
+    `Measured ${m.date} at commit \`${m.commit}\` on ${m.cpus}, Node ${m.node}, ${m.broker} on 127.0.0.1, in ${Math.round(results.durationS)} s (${m.load}). The library is the compiled package (\`npm run build:lib\`, loaded through its \`exports\` map by plain Node, as an application loads it), with its defaults.`,
+    `Each figure is the median of ${results.quick ? `1 run (the gated ones: of ${results.runs})` : `${results.runs} run(s)`}, every contender in its own child process, contenders in alternating order; "vs raw" divides by the reference on the same workload in the same run: raw amqplib on the same queue type, raw ioredis on Redis Streams, raw nats.js on NATS JetStream (lower is better for latency, CPU and RSS). CPU is the child's user + system time (\`process.cpuUsage()\`) over the measured window per message, GC the garbage-collection pauses (\`PerformanceObserver\` 'gc' entries) in it per message: on a shared machine they move less than the rates. Peak RSS is \`process.resourceUsage().maxRSS\` of the child, the highest of the runs.`,
+    "Request/reply on RabbitMQ: the reference is `raw-rpc`, a volatile raw RPC (non-durable classic server queue, non-persistent and unconfirmed requests, direct reply-to, noDelay), one row since a queue type does not apply to it. `ours-quorum` and `ours-classic` are the library in apps whose event queues are quorum or classic, sending requests with its default (volatile); the durable rows, per queue type, are the raw RPC through a durable queue with persistent, confirmed requests (compared with `raw-rpc`: what durability costs) and the library's `request(payload, { durable: true })` (compared with that durable raw RPC).",
     'A figure is reported only when every publish was confirmed and every message id was handled (or every request answered with its own id); otherwise the cell says FAILED. A contender whose broker did not answer says NOT RUN.',
     'The brokers and the contenders share the same cores, so the broker is part of every figure; the "runs" column shows the spread between runs: on a small shared machine, ratios within about ±20% of each other are not a real difference.',
     ...(results.quick
       ? [
           '',
-          '**Quick mode (smoke test)**: small counts, one child per contender runs all of its workloads in turn (so its peak RSS accumulates), one run: the figures only show that everything completes and is counted.',
+          '**Quick mode (smoke test)**: small counts, one child per contender runs its ungated workloads in turn (so its peak RSS accumulates), once; the gated workloads run several times with larger counts, each contender and its reference in turn: the figures show that everything completes and is counted, and the gate judges the ratios.',
         ]
       : []),
     '',
     'Reproduce: `' +
       m.command +
-      '` (RabbitMQ on 127.0.0.1:5672 or `BROKER_URL`, Redis on 127.0.0.1:6379 or `REDIS_URL`, NATS with JetStream on 127.0.0.1:4222 or `NATS_URL`); smoke test: `npm run bench -- --quick`; one broker: `--only redis` (or `nats`, `rabbitmq`).',
+      '` (RabbitMQ on 127.0.0.1:5672 or `BROKER_URL`, Redis on 127.0.0.1:6379 or `REDIS_URL`, NATS with JetStream on 127.0.0.1:4222 or `NATS_URL`); smoke test and gate: `npm run bench -- --quick`; one broker: `--only redis` (or `nats`, `rabbitmq`); a CPU profile of one workload: `npm run bench:profile -- --only ours-classic --workload ff-256B-x1`.',
     '',
   ];
   if (chart) {
@@ -352,7 +245,7 @@ export function renderMarkdown(results: Results, chart?: string): string {
     out.push(
       '## Each broker against its raw client',
       '',
-      'Throughput (msgs/s, calls/s for request/reply, drain msgs/s for the backlog) of @app/messaging over the raw client of the same broker (raw amqplib on the same queue type, raw ioredis, raw nats.js), then both rates: ours / raw.',
+      'Throughput (msgs/s, calls/s for request/reply, drain msgs/s for the backlog) of nest-messaging over its reference in the same run, then both rates: ours / raw.',
       '',
       ...summary,
       '',
@@ -365,9 +258,19 @@ export function renderMarkdown(results: Results, chart?: string): string {
     out.push('');
   }
   out.push(
-    "The targets are the issue's, for AmqpBackend and InMemoryBackend; RedisStreamsBackend and NatsBackend are compared with their raw clients, without a target.",
+    "The targets are the issue's (issue 19), for the library's contenders; the durable requests have none (they are compared with the durable raw RPC).",
     'Where the time goes, what was done about it, and why a target that is not met cannot be: [performance.md](performance.md).',
   );
+  if (results.gates.length > 0) {
+    out.push(
+      '',
+      '## Gate',
+      '',
+      "The regression gate (bench/plan.ts `GATES`): the median of the ratios of the runs taken side by side, against a floor (or a ceiling for latency) well below the target; a throughput under its floor fails when the CPU per message confirms it (over 1/floor times raw's) or under half the floor. `npm run bench -- --quick` (CI) fails on any line that is not ok; a full run only shows them.",
+      '',
+      ...results.gates.map((v) => `- ${v.line}`),
+    );
+  }
   for (const w of results.workloads) {
     out.push('', `## ${w.name}`, '', describe(results, w), '', ...workloadTable(results, w));
   }
@@ -377,7 +280,64 @@ export function renderMarkdown(results: Results, chart?: string): string {
   out.push('', '## Settings of each contender', '');
   for (const c of results.contenders) {
     const lines = results.settings.get(c.id);
-    out.push(`- **${c.label}**: ${lines ? lines.join('; ') : '(did not start)'}`);
+    out.push(`- **${c.label}** (\`${c.id}\`): ${lines ? lines.join('; ') : '(did not start)'}`);
   }
   return `${out.join('\n')}\n`;
+}
+
+/**
+ * The README's headline table (between its `<!-- bench:begin -->` and `<!-- bench:end -->`
+ * markers): the issue's headline ratios, with their targets, and a link to the full report.
+ */
+export function readmeBlock(results: Results): string {
+  const goals = targets(results);
+  const find = (prefix: string): (typeof goals)[number] | undefined =>
+    goals.find((t) => t.what.startsWith(prefix));
+  const row = (what: string, prefixes: string[], target: string): string => {
+    const found = prefixes.map(find);
+    const measured = found
+      .map((t, i) =>
+        found.length > 1
+          ? `${t?.measured ?? '?'} (${prefixes[i].split(':')[0]})`
+          : (t?.measured ?? '?'),
+      )
+      .join(', ');
+    const met = found.every((t) => t?.met === true)
+      ? true
+      : found.some((t) => t?.met === false)
+        ? false
+        : undefined;
+    return `| ${what} | ${measured} | ${target} | ${mark(met)} |`;
+  };
+  const m = results.machine;
+  return [
+    `Headline figures of the latest full \`npm run bench\` (${m.date}, commit \`${m.commit}\`, ${m.cpus}): the library over the raw client of the same broker, measured in the same run. Every workload, CPU and GC per message, peak RSS, Nest's RMQ transport and golevelup, and each contender's settings: [docs/benchmarks.md](docs/benchmarks.md).`,
+    '',
+    '| workload | ours / raw | target | met |',
+    '| --- | --- | --- | --- |',
+    row('RabbitMQ fire-and-forget 256 B, classic queue', ['classic: ff-256B-x1'], '>= 0.9x'),
+    row('RabbitMQ fire-and-forget 256 B, quorum queue', ['quorum: ff-256B-x1'], '>= 0.9x'),
+    row(
+      'RabbitMQ request/reply p50, sequential (vs a volatile raw RPC)',
+      ['quorum: rr-seq p50', 'classic: rr-seq p50'],
+      '<= 1.5x',
+    ),
+    row(
+      'RabbitMQ request/reply calls/s, 100 in flight',
+      ['quorum: rr-100', 'classic: rr-100'],
+      '>= 0.8x',
+    ),
+    row(
+      'InMemoryBackend through the Nest pipeline',
+      ['InMemoryBackend ff-256B-x1'],
+      '>= 250,000 msgs/s',
+    ),
+    row('Redis Streams fire-and-forget 256 B', ['redis: ff-256B-x1'], '>= 0.9x'),
+    row('NATS JetStream fire-and-forget 256 B', ['nats: ff-256B-x1'], '>= 0.9x'),
+    row(
+      'NATS request/reply calls/s, 100 in flight (vs a core NATS request)',
+      ['nats: rr-100'],
+      '>= 0.8x',
+    ),
+  ].join('\n');
 }

@@ -1,94 +1,59 @@
 /**
  * `npm run bench`: every contender, each in its own child process, in alternating order, several
- * runs each; medians, ratios to the raw client of the same broker (raw amqplib on the same queue
- * type, raw ioredis on Redis Streams, raw nats.js on NATS JetStream), targets; written to
- * docs/benchmarks.md and docs/benchmarks.svg in full mode.
+ * runs each; medians, ratios to the reference of the same run (raw amqplib on the same queue type,
+ * its volatile RPC for requests, raw ioredis on Redis Streams, raw nats.js on NATS JetStream), CPU
+ * and GC per message, targets and the regression gate; in full mode written to docs/benchmarks.md,
+ * docs/benchmarks.svg and the headline table of README.md. `npm run bench` builds the library
+ * first (`npm run build:lib`): the `ours` contenders run the compiled package, as users do.
  *
  *   npm run bench                      # full: 3 runs of 20,000 messages, one 200,000-message backlog
- *   npm run bench -- --quick           # CI smoke test, under two minutes, writes no docs
+ *   npm run bench -- --quick           # CI smoke test and gate, about 3 minutes, writes no docs
  *   npm run bench -- --runs 1 --messages 5000 --only raw,ours-quorum --workload ff-256B-x1,rr-seq
  *   npm run bench -- --quick --only redis,nats      # a broker selects its raw and ours contenders
  *   options: --backlog-runs N (default 1)   --third-party-queues classic,quorum
  *            --in-flight N (the publish window of fire-and-forget and retry, default 1000)
- *            --write-docs   --no-docs
+ *            --gate-messages N (quick mode: messages of a gated run, default 2000)
+ *            --no-gate (print the gate, do not fail on it)   --write-docs   --no-docs
  *   brokers: BROKER_URL=amqp://... (RabbitMQ)   REDIS_URL=redis://...   NATS_URL=nats://...
+ *   a CPU profile of one workload: npm run bench:profile (bench/profile.ts)
+ *
+ * Quick mode runs each contender's workloads once with small counts in one child, except the gated
+ * ones (plan.ts `GATES`): those run `--runs` times (default 7) with counts of their own, the
+ * reference and the contender taking turns run by run (gate.ts).
  *
  * A broker that does not answer does not stop the bench: its contenders are reported as not run,
  * with the reason, and no docs are written (unless --write-docs). Exits non-zero when a contender
- * failed to complete a workload or lost / mis-counted messages, and, with CI=true in --quick mode
- * (CI's smoke test), when a broker did not answer; never because of a ratio.
+ * failed to complete a workload or lost / mis-counted messages, in --quick mode when a gate is not
+ * met (its ratio to raw in this run fell past its floor; unless --no-gate; other modes print the
+ * gate without judging it, their sizes are the caller's), and, with CI=true in --quick mode (CI's
+ * smoke test), when a broker did not answer.
  */
 import { randomBytes } from 'node:crypto';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { cpus, loadavg } from 'node:os';
 import { join } from 'node:path';
 import { probe, redact, sweepBroker } from './broker';
-import { renderSvg } from './chart';
-import { LOG, prepareGolevelup, ROOT, runChild, type ChildOutcome } from './children';
+import {
+  ensureLibraryBuilt,
+  LOG,
+  prepareGolevelup,
+  ROOT,
+  runChild,
+  startChild,
+  type ChildOutcome,
+} from './children';
+import { commitOf, writeDocs } from './docs';
+import { activeGates, gateGroups, judge } from './gate';
 import * as plan from './plan';
 import { aggregate, key, renderMarkdown, type Cell, type Results } from './report';
-import type { Broker, ChildTask, QueueType, WorkloadResult, WorkloadSpec } from './shared/protocol';
-
-interface Options {
-  quick: boolean;
-  runs: number;
-  backlogRuns: number;
-  messages?: number;
-  inFlight?: number;
-  only: string[];
-  workloads: string[];
-  writeDocs?: boolean;
-  thirdParty: QueueType[];
-  /** Each broker's URL (`BROKER_URL`, `REDIS_URL`, `NATS_URL`). */
-  urls: Record<Broker, string>;
-}
-
-function parseArgs(argv: readonly string[]): Options {
-  const o: Options = {
-    quick: false,
-    runs: 3,
-    backlogRuns: 1,
-    only: [],
-    workloads: [],
-    thirdParty: ['classic'],
-    urls: {
-      rabbitmq: process.env[plan.BROKERS.rabbitmq.env] || plan.BROKERS.rabbitmq.url,
-      redis: process.env[plan.BROKERS.redis.env] || plan.BROKERS.redis.url,
-      nats: process.env[plan.BROKERS.nats.env] || plan.BROKERS.nats.url,
-    },
-  };
-  let runs: number | undefined;
-  const list = (v: string | undefined): string[] => (v ?? '').split(',').filter(Boolean);
-  for (let i = 0; i < argv.length; i++) {
-    const a = argv[i];
-    const value = (): string => argv[++i] ?? '';
-    if (a === '--quick') o.quick = true;
-    else if (a === '--runs') runs = Number(value());
-    else if (a === '--backlog-runs') o.backlogRuns = Number(value());
-    else if (a === '--messages') o.messages = Number(value());
-    else if (a === '--in-flight') o.inFlight = Number(value());
-    else if (a === '--only') o.only.push(...list(value()));
-    else if (a === '--workload') o.workloads.push(...list(value()));
-    else if (a === '--write-docs') o.writeDocs = true;
-    else if (a === '--no-docs') o.writeDocs = false;
-    else if (a === '--third-party-queues') o.thirdParty = list(value()) as QueueType[];
-    else throw new Error(`unknown option ${a} (see the comment at the top of bench/run.ts)`);
-  }
-  o.runs = runs ?? (o.quick ? 1 : 3);
-  if (
-    !(o.runs >= 1) ||
-    (o.messages !== undefined && !(o.messages >= 1)) ||
-    (o.inFlight !== undefined && !(o.inFlight >= 1))
-  ) {
-    throw new Error('--runs, --messages and --in-flight take a positive number');
-  }
-  return o;
-}
+import { parseArgs } from './options';
+import type { Broker, ChildTask, WorkloadResult, WorkloadSpec } from './shared/protocol';
 
 async function main(): Promise<number> {
   const o = parseArgs(process.argv.slice(2));
   const started = Date.now();
   const startedAt = new Date().toISOString().slice(0, 16).replace('T', ' ');
+  const commit = commitOf();
   const sizes = plan.sizes(o.quick, o.messages);
   const defs = plan.contenders(o.thirdParty).filter((c) => plan.selected(c, o.only));
   const specs = plan
@@ -124,6 +89,9 @@ async function main(): Promise<number> {
     const ids = defs.filter((c) => c.broker === b).map((c) => c.id);
     console.log(`\n!!! ${reason}\n!!! NOT RUN: ${ids.join(', ')}\n`);
   }
+  if (defs.some((c) => (c.kind === 'ours' || c.kind === 'memory') && !notRun(c))) {
+    ensureLibraryBuilt();
+  }
   if (defs.some((c) => c.kind === 'golevelup' && !notRun(c))) prepareGolevelup();
   mkdirSync(join(ROOT, 'dist/bench'), { recursive: true });
   writeFileSync(LOG, `npm run bench ${process.argv.slice(2).join(' ')}\n`);
@@ -143,6 +111,50 @@ async function main(): Promise<number> {
     collected.set(k, [...(collected.get(k) ?? []), result]);
   };
 
+  const taskFor = (
+    def: plan.ContenderDef,
+    workloads: WorkloadSpec[],
+    prefix: string,
+    slices?: number,
+  ): ChildTask => ({
+    contender: def.kind,
+    queueType: def.queueType,
+    broker: def.broker,
+    url: def.broker ? o.urls[def.broker] : '',
+    prefix,
+    timeLimitMs: plan.timeLimitMs(workloads, o.quick),
+    stallMs: o.quick ? 10_000 : 20_000,
+    workloads,
+    requests: def.requests,
+    slices,
+  });
+
+  /** Prints a line per workload of `def` from what its child reported; false when one failed. */
+  const show = (
+    def: plan.ContenderDef,
+    workloads: WorkloadSpec[],
+    results: readonly WorkloadResult[],
+    outcome: ChildOutcome,
+    label: string,
+  ): boolean => {
+    if (outcome.settings) settings.set(def.id, outcome.settings);
+    let ok = true;
+    for (const spec of workloads) {
+      const result = results.find((r) => r.workload === spec.name);
+      const rate = Math.round(result?.rate ?? 0).toLocaleString('en-US');
+      const what = result?.ok
+        ? `${rate.padStart(9)} /s ${(result.cpuUs ?? 0).toFixed(0).padStart(5)} µs CPU ${result.rssMb.toFixed(0).padStart(4)} MB`
+        : `FAILED: ${result?.error ?? `exited with code ${outcome.code} without a result`}`;
+      const name = `${spec.name}${spec.phase ? ` (${spec.phase})` : ''}`;
+      console.log(`${label} ${name.padEnd(19)} ${def.id.padEnd(23)} ${what}`);
+      if (!result?.ok) {
+        ok = false;
+        for (const line of outcome.tail) console.log(`    | ${line}`);
+      }
+    }
+    return ok;
+  };
+
   /** One child for `workloads` of `def`: prints a line per workload, returns what it reported. */
   const child = async (
     def: plan.ContenderDef,
@@ -150,36 +162,53 @@ async function main(): Promise<number> {
     prefix: string,
     label: string,
   ): Promise<ChildOutcome & { ok: boolean }> => {
-    const task: ChildTask = {
-      contender: def.kind,
-      queueType: def.queueType,
-      broker: def.broker,
-      url: def.broker ? o.urls[def.broker] : '',
-      prefix,
-      timeLimitMs: plan.timeLimitMs(workloads, o.quick),
-      stallMs: o.quick ? 10_000 : 20_000,
-      workloads,
-    };
-    const outcome = await runChild(def, task);
-    if (outcome.settings) settings.set(def.id, outcome.settings);
-    let ok = true;
-    for (const spec of workloads) {
-      const result = outcome.results.find((r) => r.workload === spec.name);
-      const rate = Math.round(result?.rate ?? 0).toLocaleString('en-US');
-      const what = result?.ok
-        ? `${rate.padStart(9)} /s ${result.rssMb.toFixed(0).padStart(4)} MB`
-        : `FAILED: ${result?.error ?? `exited with code ${outcome.code} without a result`}`;
-      const name = `${spec.name}${spec.phase ? ` (${spec.phase})` : ''}`;
-      console.log(`${label} ${name.padEnd(19)} ${def.id.padEnd(18)} ${what}`);
-      if (!result?.ok) {
-        ok = false;
-        for (const line of outcome.tail) console.log(`    | ${line}`);
-      }
-    }
+    const outcome = await runChild(def, taskFor(def, workloads, prefix));
+    const ok = show(def, workloads, outcome.results, outcome, label);
     if (!ok && def.broker) {
       await sweepBroker(def.broker, o.urls[def.broker], `${prefix}-`).catch(() => undefined);
     }
     return { ...outcome, ok };
+  };
+
+  /**
+   * Quick mode's gate runs of one group (a reference and the contenders gated against it): each
+   * member a child of its own, started once, its rig of each workload set up once; then for each
+   * workload, `o.runs` runs of it taken in turn, run by run (forwards, then backwards, ...), so that
+   * the two figures of a pair are measured a moment apart. A failure ends the group's runs.
+   */
+  const gateGroup = async (
+    group: { def: plan.ContenderDef; specs: WorkloadSpec[] }[],
+  ): Promise<void> => {
+    const members = group.map((m) => {
+      const prefix = `${runPrefix}-${++taskNo}`;
+      return { ...m, prefix, live: startChild(m.def, taskFor(m.def, m.specs, prefix, o.runs)) };
+    });
+    let ok = true;
+    const workloads = [...new Set(members.flatMap((m) => m.specs))];
+    for (const spec of workloads) {
+      const taking = members.filter((m) => m.specs.includes(spec));
+      for (let r = 0; r < o.runs && ok; r++) {
+        for (const m of r % 2 === 0 ? taking : [...taking].reverse()) {
+          const result = await m.live.next();
+          const shown = result?.workload === spec.name ? [result] : [];
+          ok = show(m.def, [spec], shown, m.live.outcome, `[gate ${r + 1}/${o.runs}]`);
+          record(m.def, spec, shown[0]);
+          if (!ok) {
+            failures.push(`${m.def.id} ${spec.name}: ${result?.error ?? 'no result'}`);
+            break;
+          }
+        }
+      }
+    }
+    for (const m of members) {
+      const outcome = await m.live.close();
+      if (outcome.settings) settings.set(m.def.id, outcome.settings);
+      if (!ok && m.def.broker) {
+        await sweepBroker(m.def.broker, o.urls[m.def.broker], `${m.prefix}-`).catch(
+          () => undefined,
+        );
+      }
+    }
   };
 
   /**
@@ -224,12 +253,26 @@ async function main(): Promise<number> {
     }
   };
 
+  const gates = activeGates(
+    defs.filter((c) => !notRun(c)),
+    specs,
+  );
+  const gateSpecs: WorkloadSpec[] = [];
   if (o.quick) {
-    // One child per contender runs all its workloads (the backlog fills and drains in it).
+    // The gated cells (each gate's contender and reference) run in the gate runs below only.
+    const gated = new Set(
+      gates.flatMap((g) => [key(g.contender, g.workload), key(g.reference, g.workload)]),
+    );
+    // One child per contender runs all its other workloads (the backlog fills and drains in it).
     for (const def of defs.filter((c) => !notRun(c))) {
-      const mine = specs.filter((w) => !plan.notApplicable(def, w));
+      const mine = specs.filter(
+        (w) => plan.runs(def, w) && !plan.notApplicable(def, w) && !gated.has(key(def.id, w.name)),
+      );
       if (mine.length > 0) await measure(def, mine, '[quick]');
     }
+    const sized = specs.map((w) => plan.gateSize(w, o.gateMessages));
+    gateSpecs.push(...sized.filter((w) => gates.some((g) => g.workload === w.name)));
+    for (const group of gateGroups(gates, defs, gateSpecs)) await gateGroup(group);
   } else {
     // The 200,000-message backlog is long: it runs in the first --backlog-runs runs only.
     const runsOf = (spec: WorkloadSpec): number =>
@@ -241,7 +284,9 @@ async function main(): Promise<number> {
         const label = `[run ${r + 1}/${o.runs}, ${++step}/${total}]`;
         // Alternating order: forwards on even runs, backwards on odd ones.
         for (const def of r % 2 === 0 ? defs : [...defs].reverse()) {
-          if (!plan.notApplicable(def, spec) && !notRun(def)) await measure(def, [spec], label);
+          if (plan.runs(def, spec) && !plan.notApplicable(def, spec) && !notRun(def)) {
+            await measure(def, [spec], label);
+          }
         }
       }
     }
@@ -259,7 +304,7 @@ async function main(): Promise<number> {
   }
   const cells = new Map<string, Cell>();
   for (const def of defs) {
-    for (const spec of specs) {
+    for (const spec of specs.filter((w) => plan.runs(def, w))) {
       const na = plan.notApplicable(def, spec);
       const runs = collected.get(key(def.id, spec.name)) ?? [];
       cells.set(
@@ -278,7 +323,7 @@ async function main(): Promise<number> {
     else notes.push(what);
   }
   const argv = process.argv.slice(2).join(' ');
-  const results: Results = {
+  const partial: Omit<Results, 'gates'> = {
     contenders: defs,
     workloads: specs,
     cells,
@@ -298,9 +343,12 @@ async function main(): Promise<number> {
         .map((b) => versions.get(b) ?? `${plan.BROKERS[b].label} (not answering)`)
         .join(', '),
       date: `${startedAt} UTC`,
+      commit,
       command: `npm run bench${argv ? ` -- ${argv}` : ''}`,
     },
+    gateSpecs,
   };
+  const results: Results = { ...partial, gates: judge({ ...partial, gates: [] }, gates) };
   console.log(`\n${renderMarkdown(results)}`);
   const raw = { ...results, cells: [...cells.entries()], settings: [...settings.entries()] };
   writeFileSync(join(ROOT, 'dist/bench/results.json'), JSON.stringify(raw, null, 1));
@@ -317,11 +365,15 @@ async function main(): Promise<number> {
   if (o.writeDocs === undefined && !o.quick && selectedAll && down.size > 0) {
     console.log('docs/benchmarks.md not written: a broker did not answer (--write-docs forces it)');
   }
-  if (o.writeDocs ?? (!o.quick && selectedAll && down.size === 0)) {
-    mkdirSync(join(ROOT, 'docs'), { recursive: true });
-    writeFileSync(join(ROOT, 'docs/benchmarks.svg'), renderSvg(results));
-    writeFileSync(join(ROOT, 'docs/benchmarks.md'), renderMarkdown(results, 'benchmarks.svg'));
-    console.log('wrote docs/benchmarks.md and docs/benchmarks.svg');
+  if (o.writeDocs ?? (!o.quick && selectedAll && down.size === 0)) writeDocs(results);
+  if (results.gates.length > 0) {
+    const judged = o.quick && o.gate;
+    const how = judged ? '' : o.quick ? '; --no-gate: not judged' : '; judged in --quick mode only';
+    console.log(`\ngate (bench/plan.ts GATES${how}):`);
+    for (const v of results.gates) console.log(`  ${v.line}`);
+    if (judged) {
+      failures.push(...results.gates.filter((v) => v.met === false).map((v) => v.line));
+    }
   }
   console.log(
     `${o.quick ? 'quick ' : ''}bench took ${results.durationS.toFixed(0)} s; log: ${LOG}`,

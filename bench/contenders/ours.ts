@@ -1,40 +1,41 @@
 /**
- * Contenders "ours": `@app/messaging` through the full Nest pipeline, `@Producer` ->
- * `@Consume` and `MessageProducer.request()`, on `AmqpBackend` (quorum or classic queues),
- * `RedisStreamsBackend`, `NatsBackend` or `InMemoryBackend` (no broker). AmqpBackend and
- * InMemoryBackend are imported through the library's main entry, the Redis and NATS backends
- * through their own entries (`nest-messaging/redis`, `nest-messaging/nats`).
+ * Contenders "ours": nest-messaging through the full Nest pipeline, `@Producer` -> `@Consume` and
+ * `MessageProducer.request()`, on `AmqpBackend` (quorum or classic queues), `RedisStreamsBackend`,
+ * `NatsBackend` or `InMemoryBackend` (no broker).
  *
+ * - The compiled package, as an application runs it: plain Node requires `nest-messaging` (and
+ *   `nest-messaging/redis`, `nest-messaging/nats`) from libs/messaging, built by `npm run build:lib`,
+ *   through the package's own `exports` map; nothing of the library is compiled with the bench (its
+ *   types come from the sources or the build's declarations, erased at compile time).
+ * - Every option of the library at its default, except the tuning below: the bench never turns a
+ *   default feature off (request context, metrics, tracing hooks, volatile requests...).
  * - One Nest 12 app per instance (`NestFactory.create`, logger errors only), wired as the README
  *   says: `connectMicroservice({ strategy: MessagingServer })`, `startAllMicroservices()`, `init()`.
  *   The producer lives in instance 0.
  * - AmqpBackend: `{ url, exchange, queueType, maxInFlightPublishes, prefetch: 100 }`, one
  *   connection per app, `maxInFlightPublishes` = the driver's window (1000; 5000 to fill the
- *   backlog); publishes are persistent, confirmed and mandatory (library defaults).
- * - RedisStreamsBackend: `{ url, prefix }` (the workload's unique name), other options default;
- *   NatsBackend: `{ servers, prefix }`, other options default. Each app has its own backend (its
- *   own connections); every key (stream) of the workload starts with the prefix and is deleted at
- *   close.
+ *   backlog); events are persistent, confirmed and mandatory (library defaults).
+ * - RedisStreamsBackend: `{ url, prefix }` (the workload's unique name); NatsBackend:
+ *   `{ servers, prefix }`. Each app has its own backend (its own connections); every key (stream)
+ *   of the workload starts with the prefix and is deleted at close.
  * - `@Consume(topic, { concurrency: 100 })`: at most 100 handlers at once per app, ack after the
  *   handler resolved.
+ * - Requests: `request(payload, { timeoutMs })`, volatile (the library's default); the
+ *   `ours-durable-<queueType>` contenders send `request(payload, { timeoutMs, durable: true })`.
  * - Retry workload: `retry: { maxAttempts: 3, backoff: { initialDelayMs: 0, multiplier: 1,
  *   maxDelayMs: 0, jitter: 0 } }`, the library's durable retry (on RabbitMQ the delay is rounded up
  *   to its shortest TTL tier).
  */
+import { readFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import { join, resolve } from 'node:path';
 import { Controller, Injectable, Module, type INestApplication } from '@nestjs/common';
 import { NestFactory } from '@nestjs/core';
 import { Payload } from '@nestjs/microservices';
-import {
-  AmqpBackend,
-  Consume,
-  InMemoryBackend,
-  MessageProducer,
-  MessagingModule,
-  MessagingServer,
-  Producer,
-} from '../../libs/messaging/src';
-import type * as NatsEntry from '../../libs/messaging/src/backends/nats';
-import type * as RedisEntry from '../../libs/messaging/src/backends/redis';
+import type * as Messaging from '@app/messaging';
+import type { MessageProducer } from '@app/messaging';
+import type * as NatsEntry from '@app/messaging/nats';
+import type * as RedisEntry from '@app/messaging/redis';
 import type * as JetStream from '@nats-io/jetstream';
 import type * as NatsCore from '@nats-io/transport-node';
 import type * as IoRedis from 'ioredis';
@@ -65,17 +66,41 @@ interface Instance {
   producer: MessageProducer<BenchMessage>;
 }
 
-type Backend =
-  AmqpBackend | RedisEntry.RedisStreamsBackend | NatsEntry.NatsBackend | InMemoryBackend;
+/** The package folder: dist/bench/bench/contenders/ours.js -> the repository -> libs/messaging. */
+const PACKAGE = join(resolve(__dirname, '../../../..'), 'libs/messaging');
+/**
+ * `require` as seen from inside the package: `nest-messaging` resolves to the package itself
+ * through its `exports` map (a self-reference), exactly the files an installed copy would load.
+ */
+const fromPackage = createRequire(join(PACKAGE, 'package.json'));
+const { version: PACKAGE_VERSION } = JSON.parse(
+  readFileSync(join(PACKAGE, 'package.json'), 'utf8'),
+) as { version: string };
 
 /**
  * Loads a module when first needed: a child on RabbitMQ or in memory never loads the Redis and NATS
- * backends nor their clients, so its peak RSS (reported) is what it was before they existed.
+ * entries nor their clients, so its peak RSS (reported) is what it was before they existed.
  */
 // eslint-disable-next-line @typescript-eslint/no-require-imports
 const load = <T>(id: string): T => require(id) as T;
-const REDIS_ENTRY = '../../libs/messaging/src/backends/redis';
-const NATS_ENTRY = '../../libs/messaging/src/backends/nats';
+const loadPackage = <T>(entry: string): T => {
+  try {
+    return fromPackage(entry) as T;
+  } catch (error) {
+    throw new Error(
+      `cannot load ${entry} from ${PACKAGE}: build it first (npm run build:lib; npm run bench does)`,
+      { cause: error },
+    );
+  }
+};
+const { AmqpBackend, Consume, InMemoryBackend, MessagingModule, MessagingServer, Producer } =
+  loadPackage<typeof Messaging>('nest-messaging');
+
+type Backend =
+  | Messaging.AmqpBackend
+  | RedisEntry.RedisStreamsBackend
+  | NatsEntry.NatsBackend
+  | Messaging.InMemoryBackend;
 
 export function oursContender(task: ChildTask): Contender {
   const memory = task.contender === 'memory';
@@ -88,11 +113,11 @@ export function oursContender(task: ChildTask): Contender {
       case undefined:
         return new InMemoryBackend();
       case 'redis': {
-        const { RedisStreamsBackend } = load<typeof RedisEntry>(REDIS_ENTRY);
+        const { RedisStreamsBackend } = loadPackage<typeof RedisEntry>('nest-messaging/redis');
         return new RedisStreamsBackend({ url: task.url, prefix: name });
       }
       case 'nats': {
-        const { NatsBackend } = load<typeof NatsEntry>(NATS_ENTRY);
+        const { NatsBackend } = loadPackage<typeof NatsEntry>('nest-messaging/nats');
         return new NatsBackend({ servers: task.url, prefix: name });
       }
       case 'rabbitmq':
@@ -188,19 +213,24 @@ export function oursContender(task: ChildTask): Contender {
     }
   };
 
+  const durable = task.requests === 'durable';
   const backendSettings: Record<string, string> = {
     memory:
       'InMemoryBackend (process-wide in-memory broker, no broker); in a full run 10x the messages and warm-up of each workload, so that a run lasts long enough to measure',
-    rabbitmq: `AmqpBackend { queueType: '${queueType}', maxInFlightPublishes: 1000 (5000 to fill the backlog), prefetch: ${CONCURRENCY} }, one connection per app; persistent, confirmed, mandatory publishes`,
-    redis: `RedisStreamsBackend { url, prefix: <workload> } (ioredis ${packageVersion('ioredis')}), other options default; one backend (command + reader connections) per app; request(): the request goes into the route's stream like any message, the reply comes over pub/sub`,
-    nats: `NatsBackend { servers, prefix: <workload> } (@nats-io/jetstream ${packageVersion('@nats-io/jetstream')}), other options default; one backend (connection) per app; request(): the request is published to JetStream (PubAck) like any message, the reply comes over core NATS`,
+    rabbitmq: `AmqpBackend { url, exchange: <workload>, queueType: '${queueType}', maxInFlightPublishes: 1000 (5000 to fill the backlog), prefetch: ${CONCURRENCY} }, one connection per app; events persistent, confirmed, mandatory (defaults)`,
+    redis: `RedisStreamsBackend { url, prefix: <workload> } (ioredis ${packageVersion('ioredis')}), other options default; one backend (its connections) per app`,
+    nats: `NatsBackend { servers, prefix: <workload> } (@nats-io/jetstream ${packageVersion('@nats-io/jetstream')}), other options default; one backend (its connection) per app`,
   };
 
   return {
     settings: [
-      `@app/messaging through Nest ${packageVersion('@nestjs/core')} (@Producer -> @Consume, MessageProducer.request)`,
+      `nest-messaging ${PACKAGE_VERSION} compiled (libs/messaging/dist, required through its exports map by plain Node) through Nest ${packageVersion('@nestjs/core')} (@Producer -> @Consume, MessageProducer.request)`,
+      `MessagingModule.forRoot({ service, backend, concurrency: ${CONCURRENCY} }), every other option at its default`,
       backendSettings[broker ?? 'memory'],
       `@Consume(topic, { concurrency: ${CONCURRENCY} }): ack after the handler; one Nest app per instance, logger errors only`,
+      durable
+        ? "requests: request(payload, { timeoutMs, durable: true }) (persistent and confirmed, into the route's durable queue)"
+        : 'requests: request(payload, { timeoutMs }), volatile (the default)',
       `retry: ${JSON.stringify(RETRY)}${broker === 'rabbitmq' ? ' (rounded up to the 100 ms TTL tier)' : ''}`,
     ],
     supportsRetry: true,
@@ -231,7 +261,11 @@ export function oursContender(task: ChildTask): Contender {
     async requestReply({ name, handler }): Promise<RequestRig> {
       const { app, producer } = await start(name, RR_TOPIC, 1000, handler);
       return {
-        request: (message, timeoutMs) => producer.request<{ id: number }>(message, { timeoutMs }),
+        request: (message, timeoutMs) =>
+          producer.request<{ id: number }>(
+            message,
+            durable ? { timeoutMs, durable } : { timeoutMs },
+          ),
         close: async () => {
           await app.close();
           await cleanup(name, RR_TOPIC);

@@ -1,20 +1,35 @@
 /**
- * Contender "raw amqplib": the reference, hand-written amqplib 2 doing what the library does, as a
- * careful user would write it.
+ * Contenders "raw amqplib": the references on RabbitMQ, hand-written amqplib 2 as a careful user
+ * writes it. One child file, three contenders (`ChildTask.requests` tells which):
  *
- * - One connection per instance (the producer shares instance 0's), socket `noDelay: true`.
- * - A durable topic exchange bound to a durable queue, `x-queue-type` quorum or classic.
- * - Publishes: persistent JSON, `mandatory`, on a confirm channel; a publish resolves on its confirm.
- * - Consumers: prefetch 100, manual ack after the handler resolved.
- * - Retry reference (no broker-side delay): a failed delivery is republished at once as a copy
- *   (confirmed) to its queue, then the original is acked.
- * - Request/reply: the requester publishes (persistent, confirm channel) with `replyTo` direct
- *   reply-to (`amq.rabbitmq.reply-to`, consumed no-ack); the server replies with `sendToQueue` on its
- *   consumer channel, then acks the request.
+ * | contender                 | workloads                          | what it is                                  |
+ * | ------------------------- | ---------------------------------- | ------------------------------------------- |
+ * | `raw-<queueType>`         | fire-and-forget, retry, backlog    | publish straight to a durable queue         |
+ * | `raw-rpc`                 | request/reply                      | volatile RPC: the requests' reference       |
+ * | `raw-durable-rpc-<type>`  | request/reply                      | RPC through a durable queue, confirmed      |
+ *
+ * Fire-and-forget (`raw-<queueType>`):
+ * - The producer on a connection of its own, each consumer instance on its own (x1: 2 connections,
+ *   x4: 5), sockets `noDelay: true`.
+ * - A durable queue, `x-queue-type` quorum or classic, and no exchange: publishes go through the
+ *   default exchange straight to the queue (`sendToQueue`), persistent JSON, `mandatory`, on a
+ *   confirm channel; a publish resolves on its own confirm.
+ * - Consumers: prefetch 100, each message acked on its own once the handler resolved.
+ * - Retry reference (no broker-side delay): a failed delivery is sent again as a copy (confirmed)
+ *   to its queue, then the original is acked.
+ *
+ * Request/reply, on two connections (server and requester), `noDelay: true`, the requester on
+ * direct reply-to (`amq.rabbitmq.reply-to`, consumed no-ack), a correlation id and a timer per
+ * call; the server replies with `sendToQueue` on its consumer channel (prefetch 100), then acks:
+ * - `raw-rpc`, volatile: a non-durable, auto-delete classic server queue; requests are
+ *   non-persistent, `mandatory` (nobody consuming: the broker returns it and the call fails at once),
+ *   expire with the call's timeout, and are not confirmed. The queue type does not apply.
+ * - `raw-durable-rpc-<type>`: a durable server queue of that type; requests persistent, mandatory,
+ *   on a confirm channel (a nack fails the call), like an event.
  */
 import { randomUUID } from 'node:crypto';
 import * as amqplib from 'amqplib';
-import type { ChannelModel, ConfirmChannel, ConsumeMessage } from 'amqplib';
+import type { Channel, ChannelModel, ConfirmChannel, ConsumeMessage } from 'amqplib';
 import { runChild } from '../shared/child';
 import { packageVersion } from '../shared/measure';
 import type {
@@ -29,6 +44,7 @@ import type {
 
 const PREFETCH = 100;
 const DIRECT_REPLY_TO = 'amq.rabbitmq.reply-to';
+const JSON_TYPE = 'application/json';
 
 export function rawContender(task: ChildTask): Contender {
   const queueType = task.queueType ?? 'quorum';
@@ -37,95 +53,122 @@ export function rawContender(task: ChildTask): Contender {
     conn.on('error', (error: Error) => console.error('raw amqplib: connection error', error));
     return conn;
   };
-  const declare = async (ch: ConfirmChannel, exchange: string, queue: string): Promise<void> => {
-    await ch.assertExchange(exchange, 'topic', { durable: true });
-    await ch.assertQueue(queue, { durable: true, arguments: { 'x-queue-type': queueType } });
-    await ch.bindQueue(queue, exchange, 'bench.#');
-  };
+  const version = `amqplib ${packageVersion('amqplib')}`;
+  const durable = task.requests === 'durable';
+  const settings =
+    task.requests === undefined
+      ? [
+          `${version}, a durable ${queueType} queue, no exchange: sendToQueue through the default exchange`,
+          'the producer on a connection of its own, one connection per consumer instance (x1: 2, x4: 5); noDelay: true',
+          'confirm channel, persistent JSON, mandatory; a publish resolves on its own confirm',
+          `prefetch ${PREFETCH}, each message acked on its own after the handler`,
+          'retry reference: send a copy to the queue at once (confirmed), then ack the original; no delay',
+        ]
+      : [
+          durable
+            ? `${version}, durable RPC: a durable ${queueType} server queue; requests persistent, mandatory, on a confirm channel (like an event)`
+            : `${version}, volatile RPC: a non-durable auto-delete classic server queue; requests non-persistent, mandatory (refused at once when nobody consumes), expiring with the call's timeout, not confirmed`,
+          'server and requester on a connection each, noDelay: true; requests through the default exchange (sendToQueue)',
+          `direct reply-to (${DIRECT_REPLY_TO}, no-ack), a correlation id and a timer per call; server prefetch ${PREFETCH}, replies with sendToQueue, then acks`,
+        ];
 
   return {
-    settings: [
-      `amqplib ${packageVersion('amqplib')}, ${queueType} queue behind a durable topic exchange`,
-      'confirm channel, persistent JSON, mandatory; one connection per instance, noDelay: true',
-      `prefetch ${PREFETCH}, manual ack after the handler`,
-      'retry reference: republish a copy at once (confirmed), then ack the original; no delay',
-      `request/reply: direct reply-to (${DIRECT_REPLY_TO}), reply with sendToQueue then ack`,
-    ],
+    settings,
     supportsRetry: true,
 
     async pubSub(options: PubSubOptions): Promise<PubSubRig> {
-      const exchange = options.name;
       const queue = `${options.name}.q`;
-      const connections = [await connect()];
-      for (let i = 1; i < options.consumers; i++) connections.push(await connect());
-      const producer = watch(await connections[0].createConfirmChannel());
+      const producerConn = await connect();
+      const consumerConns: ChannelModel[] = [];
+      for (let i = 0; i < options.consumers; i++) consumerConns.push(await connect());
+      const producer = watch(await producerConn.createConfirmChannel());
       // An unroutable publish is returned, then confirmed: it shows up as a lost message.
       producer.on('return', () => undefined);
-      await declare(producer, exchange, queue);
-      for (const conn of connections.slice(0, options.consumers)) {
-        await consume(conn, queue, options.handler, options.retry);
-      }
+      await producer.assertQueue(queue, {
+        durable: true,
+        arguments: { 'x-queue-type': queueType },
+      });
+      for (const conn of consumerConns) await consume(conn, queue, options.handler, options.retry);
       return {
-        publish: (message) => publish(producer, exchange, 'bench.msg', message, {}),
+        publish: (message) => send(producer, queue, Buffer.from(JSON.stringify(message)), {}),
         close: async () => {
-          if (!options.keepQueue) {
-            await producer.deleteQueue(queue);
-            await producer.deleteExchange(exchange);
-          }
-          await Promise.all(connections.map((c) => c.close()));
+          if (!options.keepQueue) await producer.deleteQueue(queue);
+          await Promise.all([producerConn, ...consumerConns].map((c) => c.close()));
         },
       };
     },
 
     async requestReply({ name, handler }): Promise<RequestRig> {
-      const exchange = name;
-      const queue = `${name}.q`;
+      const queue = `${name}.rpc`;
       const server = await connect();
       const client = await connect();
       const serverCh = watch(await server.createChannel());
+      await serverCh.assertQueue(
+        queue,
+        durable
+          ? { durable: true, arguments: { 'x-queue-type': queueType } }
+          : { durable: false, autoDelete: true, arguments: { 'x-queue-type': 'classic' } },
+      );
       await serverCh.prefetch(PREFETCH);
-      const clientCh = watch(await client.createConfirmChannel());
-      await declare(clientCh, exchange, queue);
       await serverCh.consume(queue, (msg) => {
         if (!msg) return;
         const reply = handler(JSON.parse(msg.content.toString()) as BenchMessage);
         serverCh.sendToQueue(msg.properties.replyTo as string, Buffer.from(JSON.stringify(reply)), {
           correlationId: msg.properties.correlationId as string,
-          contentType: 'application/json',
+          contentType: JSON_TYPE,
         });
         serverCh.ack(msg);
       });
-      const pending = new Map<string, (reply: ConsumeMessage) => void>();
+
+      const clientCh = watch(
+        durable ? await client.createConfirmChannel() : await client.createChannel(),
+      );
+      const pending = new Map<string, Call>();
+      const settle = (correlationId: string, error?: Error, msg?: ConsumeMessage): void => {
+        const call = pending.get(correlationId);
+        if (!call) return;
+        pending.delete(correlationId);
+        clearTimeout(call.timer);
+        if (error) call.reject(error);
+        else call.resolve(JSON.parse(msg!.content.toString()) as { id: number });
+      };
+      clientCh.on('return', (msg: ConsumeMessage) =>
+        settle(
+          msg.properties.correlationId as string,
+          new Error(`request unroutable: nobody consumes ${queue}`),
+        ),
+      );
       await clientCh.consume(
         DIRECT_REPLY_TO,
-        (msg) => msg && pending.get(msg.properties.correlationId as string)?.(msg),
+        (msg) => msg && settle(msg.properties.correlationId as string, undefined, msg),
         { noAck: true },
       );
       return {
         request: (message, timeoutMs) =>
           new Promise((resolve, reject) => {
             const correlationId = randomUUID();
-            const timer = setTimeout(() => {
-              pending.delete(correlationId);
-              reject(new Error(`request timed out after ${timeoutMs} ms`));
-            }, timeoutMs);
-            pending.set(correlationId, (msg) => {
-              pending.delete(correlationId);
-              clearTimeout(timer);
-              resolve(JSON.parse(msg.content.toString()) as { id: number });
-            });
-            publish(clientCh, exchange, 'bench.rr', message, {
-              replyTo: DIRECT_REPLY_TO,
-              correlationId,
-            }).catch((error: Error) => {
-              pending.delete(correlationId);
-              clearTimeout(timer);
-              reject(error);
-            });
+            const timer = setTimeout(
+              () => settle(correlationId, new Error(`request timed out after ${timeoutMs} ms`)),
+              timeoutMs,
+            );
+            pending.set(correlationId, { resolve, reject, timer });
+            const body = Buffer.from(JSON.stringify(message));
+            const properties = { replyTo: DIRECT_REPLY_TO, correlationId };
+            if (durable) {
+              send(clientCh as ConfirmChannel, queue, body, properties).catch((error: Error) =>
+                settle(correlationId, error),
+              );
+            } else {
+              clientCh.sendToQueue(queue, body, {
+                ...properties,
+                contentType: JSON_TYPE,
+                mandatory: true,
+                expiration: String(timeoutMs),
+              });
+            }
           }),
         close: async () => {
-          await clientCh.deleteQueue(queue);
-          await clientCh.deleteExchange(exchange);
+          await serverCh.deleteQueue(queue);
           await Promise.all([server.close(), client.close()]);
         },
       };
@@ -133,29 +176,33 @@ export function rawContender(task: ChildTask): Contender {
   };
 }
 
+interface Call {
+  resolve(reply: { id: number }): void;
+  reject(error: Error): void;
+  timer: NodeJS.Timeout;
+}
+
 /** Logs why the broker closed a channel (the orchestrator keeps the child's output in its log). */
-function watch<C extends amqplib.Channel>(ch: C): C {
+function watch<C extends Channel>(ch: C): C {
   ch.on('error', (error: Error) => console.error('raw amqplib: channel error', error));
   return ch;
 }
 
-function publish(
+/** A persistent, mandatory JSON message to `queue`; resolves on its confirm. */
+function send(
   ch: ConfirmChannel,
-  exchange: string,
-  routingKey: string,
-  message: BenchMessage | Buffer,
+  queue: string,
+  body: Buffer,
   extra: amqplib.Options.Publish,
 ): Promise<void> {
-  const body = Buffer.isBuffer(message) ? message : Buffer.from(JSON.stringify(message));
   return new Promise<void>((resolve, reject) => {
-    ch.publish(
-      exchange,
-      routingKey,
+    ch.sendToQueue(
+      queue,
       body,
       {
         persistent: true,
         mandatory: true,
-        contentType: 'application/json',
+        contentType: JSON_TYPE,
         messageId: randomUUID(),
         ...extra,
       },
@@ -164,7 +211,7 @@ function publish(
   });
 }
 
-/** One consumer instance on `conn`: prefetch, manual acks, the reference's retry by republishing. */
+/** One consumer instance on `conn`: prefetch, an ack per message, the reference's retry. */
 async function consume(
   conn: ChannelModel,
   queue: string,
@@ -180,19 +227,10 @@ async function consume(
     } catch (error) {
       if (!republisher) throw error;
       const attempt = Number(msg.properties.headers?.['x-attempt'] ?? 1) + 1;
-      await new Promise<void>((resolve, reject) =>
-        republisher.sendToQueue(
-          queue,
-          msg.content,
-          {
-            persistent: true,
-            contentType: 'application/json',
-            messageId: msg.properties.messageId as string,
-            headers: { 'x-attempt': attempt },
-          },
-          (err: unknown) => (err ? reject(new Error('republish nacked')) : resolve()),
-        ),
-      );
+      await send(republisher, queue, msg.content, {
+        messageId: msg.properties.messageId as string,
+        headers: { 'x-attempt': attempt },
+      });
     }
     ch.ack(msg);
   };

@@ -8,9 +8,11 @@
  *   instances (they compete).
  * - Publishes: `js.publish()` awaiting its PubAck (the driver keeps its window in flight).
  * - Consumers: `consumer.consume({ max_messages: 100 })`, at most 100 messages being handled per
- *   instance (the prefetch of the other contenders); `ack()` after the handler resolved.
+ *   instance (the prefetch of the other contenders); `ack()` after the handler resolved, not
+ *   confirmed (no `ackAck()`: the server's ack-wait redelivers a lost ack).
  * - Retry reference: a failed delivery is `nak()`ed, redelivered at once and handled again.
- * - Request/reply over core NATS, no JetStream: `nc.request()` on the requester's connection, a
+ * - Request/reply over core NATS, no JetStream (volatile: "no responders" fails a call at once):
+ *   `nc.request()` with its defaults (one multiplexed reply inbox) on the requester's connection, a
  *   queue-group subscription on the server's that `respond()`s.
  *
  * The stream (with its consumer) is deleted at close.
@@ -50,9 +52,9 @@ export function rawNatsContender(task: ChildTask): Contender {
       `@nats-io/transport-node ${packageVersion('@nats-io/transport-node')} + @nats-io/jetstream ${packageVersion('@nats-io/jetstream')}; one connection per instance`,
       'one file stream, interest retention; one durable pull consumer (explicit ack, ack_wait 30 s) shared by the instances',
       'js.publish() awaiting the PubAck',
-      `consumer.consume({ max_messages: ${PREFETCH} }), ${PREFETCH} messages handled at most per instance, ack() after the handler`,
+      `consumer.consume({ max_messages: ${PREFETCH} }), ${PREFETCH} messages handled at most per instance, ack() after the handler (not confirmed: no ackAck)`,
       'retry reference: nak() the failed delivery, redelivered at once',
-      'request/reply over core NATS: nc.request() / queue-group subscription + respond()',
+      'request/reply over core NATS (volatile): nc.request() with its defaults (multiplexed inbox), a queue-group subscription that respond()s',
     ],
     supportsRetry: true,
 

@@ -6,6 +6,8 @@
  *   reader connection of its own: a connection blocked in `XREADGROUP` runs nothing else.
  * - One stream `<name>:s` and one consumer group on it (`XGROUP CREATE ... 0 MKSTREAM`); each
  *   instance is a consumer of the group, so instances compete.
+ * - ioredis defaults (no `enableAutoPipelining`): the commands issued while others are pending are
+ *   pipelined on the connection (sent without waiting for the replies), each written as issued.
  * - Publishes: `XADD <stream> MAXLEN ~ 100000 * body <json>`, each awaited (the driver keeps its
  *   window in flight, pipelined on the connection).
  * - Consumers: `XREADGROUP GROUP <group> <consumer> COUNT <free> BLOCK 1000 STREAMS <stream> >` with
@@ -13,10 +15,11 @@
  *   after the handler resolved.
  * - Retry reference (no delay): a failed entry is re-added as a copy (`XADD`, attempt + 1) and acked
  *   in one `MULTI`.
- * - Request/reply: requests go to a stream `<name>:rr` (same `XADD`, plus the requester's reply
- *   channel and a correlation id) read by the server like the consumers; the server `PUBLISH`es the
- *   reply to the requester's pub/sub channel, then acks the request. The requester subscribes to its
- *   channel once, on a connection of its own.
+ * - Request/reply, volatile (no stream entry, like a core NATS request or RabbitMQ's volatile RPC):
+ *   the requester `PUBLISH`es `{ replyTo, cid, message }` to the server's channel `<name>:rr` and
+ *   fails the call at once when `PUBLISH` says nobody received it; the server, subscribed on a
+ *   connection of its own, `PUBLISH`es `{ cid, reply }` to the requester's channel, which the
+ *   requester subscribed once, on a connection of its own. A correlation id and a timer per call.
  *
  * Everything it creates is under `<name>:`, deleted at close.
  */
@@ -63,11 +66,11 @@ export function rawRedisContender(task: ChildTask): Contender {
 
   return {
     settings: [
-      `ioredis ${packageVersion('ioredis')}, one stream and one consumer group; a command connection per instance, plus a reader connection per consumer`,
+      `ioredis ${packageVersion('ioredis')} with its defaults (no enableAutoPipelining: concurrent commands are pipelined, each written as issued); one stream and one consumer group; a command connection per instance, plus a reader connection per consumer`,
       `XADD MAXLEN ~ ${MAX_LENGTH} * body <json>, each awaited`,
       `XREADGROUP COUNT <free slots> BLOCK ${BLOCK_MS}, ${PREFETCH} entries handled at most per instance, XACK after the handler`,
       'retry reference: MULTI { XADD a copy (attempt + 1), XACK the original }; no delay',
-      'request/reply: XADD the request (reply channel + correlation id) to a stream read by a group; the server PUBLISHes the reply, then XACKs; the requester SUBSCRIBEs its channel once',
+      "request/reply, volatile over pub/sub: PUBLISH { replyTo, cid, message } to the server's channel (0 receivers: refused at once), the server PUBLISHes { cid, reply } to the requester's channel; server and requester subscribed once, each on a connection of its own",
     ],
     supportsRetry: true,
 
@@ -113,68 +116,66 @@ export function rawRedisContender(task: ChildTask): Contender {
     },
 
     async requestReply({ name, handler }): Promise<RequestRig> {
-      const stream = `${name}:rr`;
+      const requests = `${name}:rr`;
+      const replies = `${name}:reply:${randomUUID()}`;
       const server = await connect('server');
+      const serverSub = await connect('server-subscriber');
       const client = await connect('client');
-      const subscriber = await connect('replies');
-      await createGroup(client, stream);
-      const reader = new GroupReader(
-        await connect('server-reader'),
-        stream,
-        's0',
-        async (id, f) => {
-          const reply = handler(JSON.parse(field(f, 'body') ?? '') as BenchMessage);
-          const body = JSON.stringify({ cid: field(f, 'cid'), reply });
-          await Promise.all([
-            server.publish(field(f, 'replyTo') ?? '', body),
-            server.xack(stream, GROUP, id),
-          ]);
-        },
-      );
-      const channel = `${name}:reply:${randomUUID()}`;
-      const pending = new Map<string, (reply: { id: number }) => void>();
-      subscriber.on('message', (_channel: string, text: string) => {
-        const { cid, reply } = JSON.parse(text) as { cid: string; reply: { id: number } };
-        pending.get(cid)?.(reply);
+      const clientSub = await connect('client-subscriber');
+      serverSub.on('message', (_channel: string, text: string) => {
+        const { replyTo, cid, message } = JSON.parse(text) as {
+          replyTo: string;
+          cid: string;
+          message: BenchMessage;
+        };
+        server
+          .publish(replyTo, JSON.stringify({ cid, reply: handler(message) }))
+          .catch((error: unknown) => console.error('raw ioredis: reply failed', error));
       });
-      await subscriber.subscribe(channel);
+      await serverSub.subscribe(requests);
+      const pending = new Map<string, Call>();
+      const settle = (cid: string, error?: Error, reply?: { id: number }): void => {
+        const call = pending.get(cid);
+        if (!call) return;
+        pending.delete(cid);
+        clearTimeout(call.timer);
+        if (error) call.reject(error);
+        else call.resolve(reply!);
+      };
+      clientSub.on('message', (_channel: string, text: string) => {
+        const { cid, reply } = JSON.parse(text) as { cid: string; reply: { id: number } };
+        settle(cid, undefined, reply);
+      });
+      await clientSub.subscribe(replies);
       let next = 0;
       return {
         request: (message, timeoutMs) =>
           new Promise((resolve, reject) => {
             const cid = String(next++);
-            const timer = setTimeout(() => {
-              pending.delete(cid);
-              reject(new Error(`request timed out after ${timeoutMs} ms`));
-            }, timeoutMs);
-            pending.set(cid, (reply) => {
-              pending.delete(cid);
-              clearTimeout(timer);
-              resolve(reply);
-            });
-            add(
-              client,
-              stream,
-              'body',
-              JSON.stringify(message),
-              'replyTo',
-              channel,
-              'cid',
-              cid,
-            ).catch((error: Error) => {
-              pending.delete(cid);
-              clearTimeout(timer);
-              reject(error);
-            });
+            const timer = setTimeout(
+              () => settle(cid, new Error(`request timed out after ${timeoutMs} ms`)),
+              timeoutMs,
+            );
+            pending.set(cid, { resolve, reject, timer });
+            client.publish(requests, JSON.stringify({ replyTo: replies, cid, message })).then(
+              (receivers) => {
+                if (receivers === 0) settle(cid, new Error(`nobody subscribes ${requests}`));
+              },
+              (error: Error) => settle(cid, error),
+            );
           }),
         close: async () => {
-          await reader.stop();
-          await deleteRedisKeys(client, `${name}:`);
-          await Promise.all([server.quit(), client.quit(), subscriber.quit()]);
+          await Promise.all([server, serverSub, client, clientSub].map((c) => c.quit()));
         },
       };
     },
   };
+}
+
+interface Call {
+  resolve(reply: { id: number }): void;
+  reject(error: Error): void;
+  timer: NodeJS.Timeout;
 }
 
 /**

@@ -58,7 +58,25 @@ export interface ChildTask {
   /** Fail a workload when no message arrived for this long. */
   readonly stallMs: number;
   readonly workloads: readonly WorkloadSpec[];
+  /**
+   * How its requests travel, for the contenders that answer requests only: `volatile` (the raw
+   * reference RPC, the library's default) or `durable` (persistent, confirmed, into a durable queue).
+   */
+  readonly requests?: Requests;
+  /**
+   * `npm run bench:profile`: write a CPU profile of the measured window of the (single) workload to
+   * this path (`.cpuprofile`, Chrome DevTools' format).
+   */
+  readonly profile?: string;
+  /**
+   * Quick mode's gate runs: measure each workload this many times on one rig, one run each time the
+   * orchestrator writes a line to the child's stdin (see shared/child.ts); undefined: once, at once.
+   */
+  readonly slices?: number;
 }
+
+/** How a request/reply contender sends its requests (see {@link ChildTask.requests}). */
+export type Requests = 'volatile' | 'durable';
 
 /** What every message was: published, confirmed, received. */
 export interface Counts {
@@ -86,6 +104,13 @@ export interface WorkloadResult {
   readonly p99Ms?: number;
   /** `process.resourceUsage().maxRSS` when the workload ended, in MB. */
   readonly rssMb: number;
+  /**
+   * CPU time of the whole child (user + system, `process.cpuUsage()`) over the measured window,
+   * per message (per call for request/reply), in µs: the client side's cost, whatever the wall clock.
+   */
+  readonly cpuUs?: number;
+  /** Garbage collection pauses (`PerformanceObserver` 'gc' entries) in the window, per message, in µs. */
+  readonly gcUs?: number;
   readonly elapsedMs?: number;
   readonly counts: Counts;
 }

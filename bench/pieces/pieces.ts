@@ -18,10 +18,9 @@ import {
   MessagingModule,
   MessagingServer,
   Producer,
-} from '../libs/messaging/src';
-import type { Delivery } from '../libs/messaging/src/backend/broker-backend.interface';
-import { MessageCodec } from '../libs/messaging/src/codec/message-codec';
-import { HandlerSlots } from '../libs/messaging/src/server/handler-slots';
+} from '../../libs/messaging/src';
+import type { Delivery } from '../../libs/messaging/src/backend/broker-backend.interface';
+import { MessageCodec } from '../../libs/messaging/src/codec/message-codec';
 
 const CALLS = 200_000;
 const WARM_UP = 5_000;
@@ -73,16 +72,13 @@ async function runPiece(piece: string): Promise<void> {
   };
   const ctx = new MessageContext(delivery, 'pieces');
   const payload = { id: 1, pad: 'x' };
-  const route = {
-    name: 'Handler.handle',
-    handler,
-    retry: false,
-    deadLetter: true,
-    slots: new HandlerSlots(100),
+  // The server's own route (its handler slots, retry and dead-letter settings), as it was started.
+  const internals = server as unknown as {
+    started: unknown[];
+    onDelivery(r: unknown, d: Delivery): Promise<unknown>;
   };
-  const onDelivery = (
-    server as unknown as { onDelivery(r: unknown, d: Delivery): Promise<unknown> }
-  ).onDelivery.bind(server);
+  const route = internals.started[0];
+  const onDelivery = internals.onDelivery.bind(server);
   const producer = app.get(Sender).producer;
   const pad = 'x'.repeat(230);
   const calls: Record<string, (i: number) => unknown> = {

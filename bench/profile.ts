@@ -1,0 +1,228 @@
+/**
+ * `npm run bench:profile -- --only <contender id> --workload <name> [--messages N]`: runs that one
+ * child, as the bench runs it, with a CPU profile of its measured window only (the inspector's
+ * sampling profiler started after the warm-up, stopped when the last message was handled: see
+ * shared/window.ts), writes it to `dist/bench/profiles/<contender>-<workload>.cpuprofile` (open it
+ * in Chrome DevTools, Performance > Load profile, or in VS Code) and prints where the time went:
+ * self time per package (node internals, GC, @nestjs, amqplib, ioredis, nats, ...), per file of the
+ * library, and the top 25 functions, in µs per message and % of the busy (not idle) time.
+ *
+ *   npm run bench:profile -- --only ours-classic --workload ff-256B-x1
+ *   npm run bench:profile -- --only raw-rpc --workload rr-100 --messages 20000
+ *
+ * Sizes are the full run's (20,000 messages, InMemoryBackend 10x) unless `--messages` says.
+ */
+import { randomBytes } from 'node:crypto';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { probe, sweepBroker } from './broker';
+import { ensureLibraryBuilt, LOG, prepareGolevelup, ROOT, runChild } from './children';
+import * as plan from './plan';
+import type { ChildTask } from './shared/protocol';
+
+interface CallFrame {
+  functionName: string;
+  url: string;
+  lineNumber: number;
+}
+
+/** The parts of a V8 CPU profile (`Profiler.stop`) read here. */
+interface CpuProfile {
+  nodes: { id: number; callFrame: CallFrame }[];
+  startTime: number;
+  endTime: number;
+  samples: number[];
+  timeDeltas: number[];
+}
+
+const TOP = 25;
+const LIBRARY_DIST = '/libs/messaging/dist/';
+
+/** Which package a frame's code belongs to; the library's files by their path in its build. */
+export function packageOf(frame: CallFrame): string {
+  const { url, functionName } = frame;
+  if (!url) {
+    if (functionName === '(garbage collector)') return 'GC';
+    if (functionName === '(idle)') return '(idle)';
+    if (functionName === '(program)' || functionName === '(root)') return 'V8 (program)';
+    // Bindings and builtins (writeBuffer: a socket write, its syscall included).
+    return 'native code';
+  }
+  if (url.startsWith('node:')) return 'node internals';
+  const path = url.startsWith('file:') ? fileURLToPath(url) : url;
+  const modules = path.lastIndexOf('/node_modules/');
+  if (modules >= 0) {
+    const [scope, name] = path.slice(modules + '/node_modules/'.length).split('/');
+    if (scope === '@nestjs') return '@nestjs';
+    if (scope === '@nats-io') return 'nats';
+    return scope.startsWith('@') ? `${scope}/${name}` : scope;
+  }
+  const library = path.indexOf(LIBRARY_DIST);
+  if (library >= 0) return `nest-messaging/${path.slice(library + LIBRARY_DIST.length)}`;
+  if (path.includes('/dist/bench/') || path.includes('/golevelup/dist/')) return 'the bench itself';
+  return path;
+}
+
+/** The report of a profile of `messages` messages, as lines. */
+export function summarize(profile: CpuProfile, messages: number): string[] {
+  const byId = new Map(profile.nodes.map((n) => [n.id, n.callFrame]));
+  const self = new Map<string, { frame: CallFrame; us: number }>();
+  let at = profile.startTime;
+  const stamps = profile.timeDeltas.map((d) => (at += d));
+  for (let i = 0; i < profile.samples.length; i++) {
+    const frame = byId.get(profile.samples[i]);
+    if (!frame) continue;
+    const us = (stamps[i + 1] ?? profile.endTime) - stamps[i];
+    const k = `${frame.functionName}\u0000${frame.url}\u0000${frame.lineNumber}`;
+    const entry = self.get(k) ?? { frame, us: 0 };
+    entry.us += Math.max(0, us);
+    self.set(k, entry);
+  }
+  const entries = [...self.values()];
+  const idle = entries.filter((e) => packageOf(e.frame) === '(idle)').reduce((s, e) => s + e.us, 0);
+  const total = entries.reduce((s, e) => s + e.us, 0);
+  const busy = Math.max(1, total - idle);
+  const perMsg = (us: number): string => (us / messages).toFixed(2).padStart(9);
+  const pct = (us: number): string => `${((us / busy) * 100).toFixed(1)}%`.padStart(7);
+  const sum = (group: (e: (typeof entries)[number]) => string): [string, number][] => {
+    const totals = new Map<string, number>();
+    for (const e of entries) {
+      const g = group(e);
+      if (g !== '(idle)') totals.set(g, (totals.get(g) ?? 0) + e.us);
+    }
+    return [...totals].sort((a, b) => b[1] - a[1]);
+  };
+  const lib = (e: (typeof entries)[number]): string => {
+    const p = packageOf(e.frame);
+    return p.startsWith('nest-messaging/') ? 'nest-messaging' : p;
+  };
+  const lines = [
+    `${messages.toLocaleString('en-US')} messages; ${(total / 1000).toFixed(0)} ms sampled, ${(busy / 1000).toFixed(0)} ms busy, ${(idle / 1000).toFixed(0)} ms idle (waiting on the broker): ${(busy / messages).toFixed(1)} µs busy per message`,
+    '',
+    `${'self time by package'.padEnd(34)}µs/msg  % busy`,
+    ...sum(lib).map(([g, us]) => `  ${g.padEnd(30)}${perMsg(us)}${pct(us)}`),
+  ];
+  const files = sum((e) => packageOf(e.frame)).filter(([g]) => g.startsWith('nest-messaging/'));
+  if (files.length > 0) {
+    lines.push(
+      '',
+      'nest-messaging by file (its build)',
+      ...files.map(
+        ([g, us]) => `  ${g.slice('nest-messaging/'.length).padEnd(48)}${perMsg(us)}${pct(us)}`,
+      ),
+    );
+  }
+  lines.push(
+    '',
+    `top ${TOP} functions by self time`,
+    '     µs/msg  % busy  package: function (file:line)',
+  );
+  const top = entries
+    .filter((e) => packageOf(e.frame) !== '(idle)')
+    .sort((a, b) => b.us - a.us)
+    .slice(0, TOP);
+  for (const e of top) {
+    const f = e.frame;
+    const file = f.url
+      ? `${f.url.replace(/^file:\/\//, '').replace(`${ROOT}/`, '')}:${f.lineNumber + 1}`
+      : '';
+    const name = f.functionName || '(anonymous)';
+    lines.push(`  ${perMsg(e.us)}${pct(e.us)}  ${lib(e)}: ${name}${file ? ` (${file})` : ''}`);
+  }
+  return lines;
+}
+
+function parseArgs(argv: readonly string[]): { only: string; workload: string; messages?: number } {
+  let only: string | undefined;
+  let workload: string | undefined;
+  let messages: number | undefined;
+  for (let i = 0; i < argv.length; i += 2) {
+    const [flag, value] = [argv[i], argv[i + 1]];
+    if (flag === '--only') only = value;
+    else if (flag === '--workload') workload = value;
+    else if (flag === '--messages') messages = Number(value);
+    else throw new Error(`unknown option ${flag} (see the comment at the top of bench/profile.ts)`);
+  }
+  if (!only || !workload)
+    throw new Error(
+      'usage: npm run bench:profile -- --only <contender id> --workload <name> [--messages N]',
+    );
+  if (messages !== undefined && !(messages >= 1))
+    throw new Error('--messages takes a positive number');
+  return { only, workload, messages };
+}
+
+async function main(): Promise<number> {
+  const o = parseArgs(process.argv.slice(2));
+  const defs = plan.contenders(['quorum', 'classic']);
+  const def = defs.find((c) => c.id === o.only);
+  if (!def) throw new Error(`no contender ${o.only}; one of: ${defs.map((c) => c.id).join(', ')}`);
+  const specs = plan.workloads(plan.sizes(false, o.messages));
+  const found = specs.find((w) => w.name === o.workload);
+  if (!found)
+    throw new Error(`no workload ${o.workload}; one of: ${specs.map((w) => w.name).join(', ')}`);
+  const why = plan.runs(def, found)
+    ? plan.notApplicable(def, found)
+    : `${def.id} does not run ${found.kind}`;
+  if (why) throw new Error(`${def.id} ${found.name}: ${why}`);
+  const spec = o.messages === undefined ? plan.scaledFor(def, found, false) : found;
+  const url = def.broker
+    ? process.env[plan.BROKERS[def.broker].env] || plan.BROKERS[def.broker].url
+    : '';
+  if (def.broker)
+    console.log(
+      `${await probe(def.broker, url)} at ${url.replace(/\/\/([^:/@]*):[^@]*@/, '//$1:***@')}`,
+    );
+  if (def.kind === 'ours' || def.kind === 'memory') ensureLibraryBuilt();
+  if (def.kind === 'golevelup') prepareGolevelup();
+  mkdirSync(join(ROOT, 'dist/bench'), { recursive: true });
+  writeFileSync(LOG, `npm run bench:profile ${process.argv.slice(2).join(' ')}\n`);
+  const profile = join(ROOT, 'dist/bench/profiles', `${def.id}-${spec.name}.cpuprofile`);
+  const prefix = `bench-prof-${randomBytes(3).toString('hex')}`;
+  const task: ChildTask = {
+    contender: def.kind,
+    queueType: def.queueType,
+    broker: def.broker,
+    url,
+    prefix,
+    timeLimitMs: plan.timeLimitMs([spec], false),
+    stallMs: 20_000,
+    workloads: [spec],
+    requests: def.requests,
+    profile,
+  };
+  console.log(
+    `profiling ${def.id} ${spec.name}: ${spec.messages.toLocaleString('en-US')} messages after ${spec.warmup ?? 0} warm-up...`,
+  );
+  const outcome = await runChild(def, task);
+  if (def.broker) {
+    const left = await sweepBroker(def.broker, url, `${prefix}-`).catch(() => undefined);
+    if (left?.length) console.log(`WARNING: deleted leftovers: ${left.join(', ')}`);
+  }
+  const r = outcome.results[0];
+  if (!r?.ok) {
+    console.log(`FAILED: ${r?.error ?? `exited with code ${outcome.code} without a result`}`);
+    for (const line of outcome.tail) console.log(`    | ${line}`);
+    return 1;
+  }
+  const latency =
+    r.p50Ms === undefined
+      ? ''
+      : `, p50 ${r.p50Ms.toFixed(2)} ms, p99 ${(r.p99Ms ?? 0).toFixed(2)} ms`;
+  console.log(
+    `${Math.round(r.rate ?? 0).toLocaleString('en-US')} /s${latency}, CPU ${(r.cpuUs ?? 0).toFixed(1)} µs/msg, GC ${(r.gcUs ?? 0).toFixed(1)} µs/msg, peak RSS ${r.rssMb.toFixed(0)} MB (with the profiler running)`,
+    `\nwrote ${profile.slice(ROOT.length + 1)}\n`,
+  );
+  const data = JSON.parse(readFileSync(profile, 'utf8')) as CpuProfile;
+  for (const line of summarize(data, spec.messages)) console.log(line);
+  return 0;
+}
+
+main().then(
+  (code) => process.exit(code),
+  (error: unknown) => {
+    console.error(error instanceof Error ? error.message : error);
+    process.exit(1);
+  },
+);
