@@ -203,11 +203,12 @@ export function oursContender(task: ChildTask): Contender {
         return;
       }
       case 'rabbitmq': {
+        // The route's request queue (`<exchange>.requests.<queue>`) went with its consumers.
         const retryTier = `${name}.retry.100`;
         await deleteNames(
           task.url,
           [`${name}.${topic}`, `${name}.dead-letter`, retryTier],
-          [name, retryTier],
+          [name, `${name}.requests`, retryTier],
         );
       }
     }
