@@ -21,6 +21,8 @@ import { type DelayScheduler, resolveScheduler } from './delay-scheduler';
 import { MemoryDeadLetters } from './memory-dead-letters';
 import {
   hasActiveConsumer,
+  heldBack,
+  letThrough,
   type MemoryConsumer,
   type MemoryQueue,
   type QueuedMessage,
@@ -29,10 +31,6 @@ import {
 
 export type { MemoryConsumer } from './memory-queue';
 
-/** Ready messages in a consumed queue above which its publishers wait (flow control). */
-const HIGH_WATER = 1_000;
-/** Publishers waiting on a queue go on once it is down to this, or on the next turn at the latest. */
-const LOW_WATER = 500;
 /** Longest stretch of deliveries made as microtasks before the broker yields to the event loop. */
 const MAX_BUSY_MS = 50;
 
@@ -101,37 +99,18 @@ export class InMemoryBroker {
 
   /**
    * Flow control, as a broker slows a publisher that outpaces its consumers: resolves when a publisher
-   * of `message` may go on, or is undefined when it may at once. A queue with consumers and more
-   * than {@link HIGH_WATER} ready messages holds its publishers until it is down to
-   * {@link LOW_WATER}, or until the next turn of the event loop at the latest, so that a handler
-   * publishing to its own queue never deadlocks.
+   * of `message` may go on, or is undefined when it may at once (see {@link heldBack}).
    */
   backpressure(message: OutgoingMessage): Promise<void> | undefined {
-    const queues =
-      message.queue !== undefined
-        ? [this.queues.get(message.queue)]
-        : this.routesOf(message.topic as string);
-    for (const queue of queues) {
-      if (queue && queue.messages.size > HIGH_WATER && queue.consumers.length > 0)
-        return this.gateOf(queue);
+    if (message.queue !== undefined) {
+      const queue = this.queues.get(message.queue);
+      return queue && heldBack(queue);
+    }
+    for (const queue of this.routesOf(message.topic as string)) {
+      const held = heldBack(queue);
+      if (held) return held;
     }
     return undefined;
-  }
-
-  private gateOf(queue: MemoryQueue): Promise<void> {
-    if (!queue.gate) {
-      let resolve!: () => void;
-      const gate = {
-        promise: new Promise<void>((r) => (resolve = r)),
-        open: (): void => {
-          if (queue.gate === gate) queue.gate = undefined;
-          resolve();
-        },
-      };
-      queue.gate = gate;
-      setImmediate(gate.open);
-    }
-    return queue.gate.promise;
   }
 
   /**
@@ -317,7 +296,7 @@ export class InMemoryBroker {
       const consumer = this.nextFreeConsumer(queue);
       if (!consumer) return;
       const queued = queue.messages.shift() as QueuedMessage;
-      if (queue.gate && queue.messages.size <= LOW_WATER) queue.gate.open();
+      letThrough(queue);
       this.deliver(queue, consumer, queued);
     }
   }

@@ -34,7 +34,7 @@ export interface MemoryQueue {
   readonly consumers: MemoryConsumer[];
   next: number;
   scheduled: boolean;
-  /** Publishers waiting for this queue to drain (flow control), while it is over `HIGH_WATER`. */
+  /** Publishers waiting for this queue to drain (flow control: {@link heldBack}). */
   gate?: { readonly promise: Promise<void>; open(): void };
 }
 
@@ -58,4 +58,38 @@ export function queuedCopy(
     redelivered: false,
     replyTo,
   };
+}
+
+/** Ready messages in a consumed queue above which its publishers wait (flow control). */
+const HIGH_WATER = 1_000;
+/** Publishers waiting on a queue go on once it is down to this, or on the next turn at the latest. */
+const LOW_WATER = 500;
+
+/**
+ * Flow control of one queue: undefined when a publisher to it may go on at once, else a promise
+ * that resolves when it may. A queue with consumers and more than {@link HIGH_WATER} ready messages
+ * holds its publishers until it is down to {@link LOW_WATER} ({@link letThrough}), or until the next
+ * turn of the event loop at the latest, so that a handler publishing to its own queue never
+ * deadlocks.
+ */
+export function heldBack(queue: MemoryQueue): Promise<void> | undefined {
+  if (queue.messages.size <= HIGH_WATER || queue.consumers.length === 0) return undefined;
+  if (!queue.gate) {
+    let resolve!: () => void;
+    const gate = {
+      promise: new Promise<void>((r) => (resolve = r)),
+      open: (): void => {
+        if (queue.gate === gate) queue.gate = undefined;
+        resolve();
+      },
+    };
+    queue.gate = gate;
+    setImmediate(gate.open);
+  }
+  return queue.gate.promise;
+}
+
+/** Lets the publishers of `queue` go on once it is down to {@link LOW_WATER} ready messages. */
+export function letThrough(queue: MemoryQueue): void {
+  if (queue.gate && queue.messages.size <= LOW_WATER) queue.gate.open();
 }
