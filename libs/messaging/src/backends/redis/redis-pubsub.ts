@@ -1,7 +1,7 @@
 /**
  * The pub/sub connection of one {@link RedisStreamsBackend} instance, opened on first use: the
  * pattern of its reply channels (`<prefix>:reply:<instance>:*`, on its first request) and the channel
- * of each route it serves volatile requests for (`<prefix>:rq:<queue>`, while subscribed). Being
+ * of each route it serves volatile requests for (`<prefix>:rq:<db>:<queue>`, while subscribed). Being
  * subscribed to a route's channel is what makes the instance count as consuming the route now:
  * Redis drops the subscription with the connection, so a crashed instance stops counting at once.
  * ioredis reconnects and subscribes again by itself; the routes are then rung (an empty message), to

@@ -44,7 +44,14 @@ async function harness() {
     stream: { writableCorked: 1 }, // writes are not coalesced here
     callBuffer: (_rpop: string, _key: string, count: number) =>
       new Promise((resolve) => pops.push({ count, answer: resolve })),
-    evalsha: (_sha: string, _keys: number, _key: string, _ms: number, ...entries: unknown[]) => {
+    evalsha: (
+      _sha: string,
+      _keys: number,
+      _key: string,
+      _channel: string,
+      _ms: number,
+      ...entries: unknown[]
+    ) => {
       givenBack.push(
         entries.map(
           (e) =>

@@ -1,11 +1,11 @@
 /**
  * The volatile requests of one route (a subscription on a queue of ours): while it lasts, the
- * instance is subscribed to the route's channel `<prefix>:rq:<queue>` (see `RedisPubSub`), which is
- * how requesters know it consumes now (`REQUEST_SCRIPT`). The only instance of a route gets each
- * request in a message on that channel; when there are several, a request goes into the list of the
- * same name and the channel is rung (an empty message), and each ring makes an instance pop
- * (`RPOP key <free slots>`) from the list it shares with the others, so a request is taken by one of
- * them. Never more than `concurrency` are in flight here: a request that comes while every slot is
+ * instance is subscribed to the route's channel `<prefix>:rq:<db>:<queue>` (see `RedisPubSub`), which
+ * is how requesters know it consumes now (`REQUEST_SCRIPT`). The only instance of a route gets each
+ * request in a message on that channel; when there are several, a request goes into the route's list
+ * `<prefix>:rq:<queue>` and the channel is rung (an empty message), and each ring makes an instance
+ * pop (`RPOP key <free slots>`) from the list it shares with the others, so a request is taken by one
+ * of them. Never more than `concurrency` are in flight here: a request that comes while every slot is
  * taken goes back to the list (`GIVE_BACK_SCRIPT`), to be popped once one frees; rings that come
  * while a pop is in flight or while every slot is taken are folded into one more pop, once it can be
  * made.
@@ -37,7 +37,10 @@ export interface RedisRequestSourceContext {
 const GIVEN_BACK_MS = 60_000;
 
 export class RedisRequestSource {
+  /** The route's list. */
   private readonly key: string;
+  /** The route's channel. */
+  private readonly channel: string;
   private inFlight = 0;
   /** Slots a pop in flight may fill (so that what is published here meanwhile does not take them). */
   private reserved = 0;
@@ -70,13 +73,14 @@ export class RedisRequestSource {
     private readonly ctx: RedisRequestSourceContext,
   ) {
     this.key = ctx.keys.requests(spec.queue);
+    this.channel = ctx.keys.requestChannel(spec.queue);
   }
 
   /** Counts as consuming the route once this resolves, and takes what waits already. */
   async start(): Promise<void> {
-    await this.ctx.pubsub.subscribe(this.key, this.onMessage);
+    await this.ctx.pubsub.subscribe(this.channel, this.onMessage);
     // Stopped while subscribing: stop() found nothing to unsubscribe yet.
-    if (this.stopped) await this.ctx.pubsub.unsubscribe(this.key);
+    if (this.stopped) await this.ctx.pubsub.unsubscribe(this.channel);
     else this.ring();
   }
 
@@ -85,7 +89,7 @@ export class RedisRequestSource {
     if (this.stopped) return;
     this.stopped = true;
     clearTimeout(this.retryTimer);
-    await this.ctx.pubsub.unsubscribe(this.key).catch(() => undefined);
+    await this.ctx.pubsub.unsubscribe(this.channel).catch(() => undefined);
   }
 
   /** Resolves once nothing is in flight (nor being popped), or after `timeoutMs`. */
@@ -195,6 +199,7 @@ export class RedisRequestSource {
       GIVE_BACK_SCRIPT,
       1,
       this.key,
+      this.channel,
       Math.ceil(lastsMs),
       ...entries,
     ).catch((error: Error) =>

@@ -5,16 +5,20 @@
  */
 import type { Delivery } from '../../backend/broker-backend.interface';
 import { UnroutableError } from '../../errors/messaging.errors';
-import { redisClient } from '../../testing/redis.fixture';
+import { deleteRedisPrefix, REDIS_URL, redisClient } from '../../testing/redis.fixture';
 import { waitFor } from '../../testing/wait-for';
 import { answer, routeSpec, textMessage, useRedisBackends } from './redis-spec.fixture';
+import { RedisStreamsBackend } from './index';
 
 const { prefix, backend, names } = useRedisBackends('requests');
 const redis = redisClient();
 const VOLATILE = { timeoutMs: 5_000, durable: false } as const;
+/** The other database of the test of databases. */
+const OTHER_DB = 13;
 
 afterAll(async () => {
   await redis.quit();
+  await deleteRedisPrefix(prefix, 100_000, OTHER_DB);
 });
 
 describe('RedisStreamsBackend volatile requests', () => {
@@ -195,6 +199,40 @@ describe('RedisStreamsBackend volatile requests', () => {
     // And a topic that appears later, matched by a wildcard route.
     const reply = await client.request(textMessage({ topic: `${topic}.brand.new` }, 'z'), VOLATILE);
     expect(reply.body.toString()).toBe('first');
+  });
+
+  it('stays in its database: a route in another database with the same prefix does not take it', async () => {
+    const { service, topic } = names();
+    const other = new RedisStreamsBackend({
+      url: `${REDIS_URL}/${OTHER_DB}`,
+      prefix,
+      blockMs: 100,
+    });
+    const handledInOtherDb: string[] = [];
+    try {
+      await other.connect();
+      await other.subscribe(routeSpec(service, [topic]), async (d: Delivery) => {
+        handledInOtherDb.push(d.body.toString());
+        return answer(d, `from db ${OTHER_DB}`);
+      });
+      // This app (db 0) has the same route bound, but no instance consuming it now.
+      const here = await backend();
+      await (
+        await here.subscribe(routeSpec(service, [topic]), async (d) => answer(d, 'db 0'))
+      ).cancel();
+      const outcome = await here
+        .request(textMessage({ topic }, 'a db 0 request'), { timeoutMs: 2_000, durable: false })
+        .then(
+          (r) => `answered: ${r.body.toString()}`,
+          (e: Error) => e,
+        );
+      // Pub/sub channels are the whole server's: without the database in the channel's name, the
+      // other database's instance was counted (PUBSUB NUMSUB) and the request published to it.
+      expect(outcome).toBeInstanceOf(UnroutableError);
+      expect(handledInOtherDb).toEqual([]);
+    } finally {
+      await other.close();
+    }
   });
 
   it('sends a durable request as a stream entry, which waits for an instance', async () => {

@@ -31,6 +31,7 @@ import {
   coalesceWrites,
   connectWithin,
   createConnection,
+  databaseOf,
   type IoRedisModule,
   loadIoRedis,
 } from './redis-connection';
@@ -92,7 +93,7 @@ export class RedisStreamsBackend implements BrokerBackend {
   constructor(options: RedisStreamsBackendOptions = {}) {
     this.options = resolveRedisOptions(options);
     this.ioredis = loadIoRedis();
-    this.keys = new RedisKeys(this.options.prefix);
+    this.keys = new RedisKeys(this.options.prefix, databaseOf(this.options.url));
     this.publisher = new RedisPublisher(this.keys, this.options, this.routes);
     this.pubsub = new RedisPubSub(
       () => createConnection(this.ioredis, this.options, 'pubsub', true),
