@@ -12,6 +12,10 @@ import { LuaScript } from './redis-scripts';
  * (and deletes it from a queue stream of ours). A write that fails raises before the acknowledgement,
  * so the original stays pending and is delivered again: a delivery is never acknowledged without its
  * copy (a `MULTI` would run the `XACK` even after a failed write, an out-of-memory one included).
+ * An original that is no longer pending in its group is settled already: nothing is written, and 0
+ * returned. That is the case of the script run again by ioredis after a reconnection, when its first
+ * run's reply was lost (`autoResendUnfulfilledCommands`), which would otherwise write its copy twice.
+ * (A volatile request has no original to check: its copy is written again in that case.)
  *
  * ARGV: prefix, stream (`''`: nothing to acknowledge, a volatile request), group, entry id, delete
  * (`1` for a queue stream of ours), mode, target, delayMs, delayed id, then the copy's field/value
@@ -21,6 +25,10 @@ import { LuaScript } from './redis-scripts';
  */
 export const SETTLE_SCRIPT = new LuaScript(`
 local prefix, stream, group, id, del, mode, target = ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5], ARGV[6], ARGV[7]
+if stream ~= '' then
+  local ok, pending = pcall(redis.call, 'XPENDING', stream, group, id, id, 1)
+  if not ok or #pending == 0 then return 0 end
+end
 local fields = {}
 for i = 10, #ARGV do fields[#fields + 1] = ARGV[i] end
 if mode == 'x' then
