@@ -34,9 +34,14 @@ const entry = (text: string): Buffer =>
     ),
   );
 
-/** A request source over fakes: pops and give-backs recorded, handlers finished by the test. */
+/**
+ * A request source over fakes: pops and give-backs recorded, handlers finished by the test. The fake
+ * pub/sub is RedisPubSub's contract: after `unsubscribe`, the listener still receives what comes until
+ * the test confirms the UNSUBSCRIBE (`confirmUnsubscribe`), and nothing after.
+ */
 async function harness() {
-  let listener: (message: Buffer) => void = () => undefined;
+  let listener: ((message: Buffer) => void) | undefined;
+  const unsubscribes: Array<() => void> = [];
   const pops: Array<{ count: number; answer(entries: Buffer[] | null): void }> = [];
   const givenBack: string[][] = [];
   const command = {
@@ -67,7 +72,15 @@ async function harness() {
     subscribe: async (_channel: string, l: (message: Buffer) => void) => {
       listener = l;
     },
-    unsubscribe: async () => undefined,
+    unsubscribe: (_channel: string, l: (message: Buffer) => void) =>
+      listener !== l
+        ? Promise.resolve()
+        : new Promise<void>((resolve) =>
+            unsubscribes.push(() => {
+              if (listener === l) listener = undefined;
+              resolve();
+            }),
+          ),
   } as unknown as RedisPubSub;
   const running: Array<{ body: string; finish(): void }> = [];
   let peak = 0;
@@ -84,13 +97,26 @@ async function harness() {
     hub: new BackendEventHub(),
   });
   await source.start();
-  const send = (message: Buffer) => listener(message);
+  /** Publishes `message` to the source's channel: nothing receives it once unsubscribed. */
+  const send = (message: Buffer) => listener?.(message);
+  const confirmUnsubscribe = () => {
+    for (const confirm of unsubscribes.splice(0)) confirm();
+  };
   const finishAll = async () => {
     const now = running.splice(0);
     for (const r of now) r.finish();
     await new Promise((resolve) => setImmediate(resolve));
   };
-  return { source, pops, givenBack, running, send, finishAll, peak: () => peak };
+  return {
+    source,
+    pops,
+    givenBack,
+    running,
+    send,
+    confirmUnsubscribe,
+    finishAll,
+    peak: () => peak,
+  };
 }
 
 describe('RedisRequestSource', () => {
@@ -128,18 +154,33 @@ describe('RedisRequestSource', () => {
     expect(h.pops.map((p) => p.count)).toEqual([2, 1]);
   });
 
-  it('folds rings into one pop at a time, and gives back what a pop brings after stop', async () => {
+  it('folds rings into one pop at a time', async () => {
     const h = await harness();
     h.send(Buffer.alloc(0));
     h.send(Buffer.alloc(0));
     expect(h.pops).toHaveLength(1);
-    await h.source.stop();
+    h.pops[0].answer([]);
+    await new Promise((resolve) => setImmediate(resolve));
+    // The rings that came meanwhile: one more pop.
+    expect(h.pops).toHaveLength(2);
+  });
+
+  it('after stop, gives back what a pop brings and what is published until Redis confirmed', async () => {
+    const h = await harness();
+    const stopped = h.source.stop();
+    let done = false;
+    void stopped.then(() => (done = true));
     h.pops[0].answer([entry('late')]);
     await new Promise((resolve) => setImmediate(resolve));
     expect(h.running).toEqual([]);
     expect(h.givenBack).toEqual([['late']]);
-    h.send(entry('after'));
-    expect(h.givenBack).toEqual([['late'], ['after']]);
+    // Published before Redis confirmed the UNSUBSCRIBE (the instance was still counted): given back.
+    h.send(entry('in the gap'));
+    expect(h.givenBack).toEqual([['late'], ['in the gap']]);
+    expect(h.running).toEqual([]);
+    expect(done).toBe(false); // stop() resolves once Redis confirmed
+    h.confirmUnsubscribe();
+    await stopped;
     await h.source.drain(1_000);
   });
 });

@@ -11,7 +11,8 @@
  * made.
  *
  * A request's reply goes out over pub/sub as a durable request's does; there is nothing to
- * acknowledge. One taken after the route was cancelled goes back to the list for another instance.
+ * acknowledge. One taken after the route was cancelled (popped, or published here before Redis
+ * confirmed the `UNSUBSCRIBE`) goes back to the list for another instance.
  */
 import type { Redis } from 'ioredis';
 import type { BackendEventHub } from '../../backend/backend-events';
@@ -42,6 +43,8 @@ export class RedisRequestSource {
   /** The route's channel. */
   private readonly channel: string;
   private inFlight = 0;
+  /** Give-backs Redis did not answer yet: a close waits for them, as for the requests in flight. */
+  private givingBack = 0;
   /** Slots a pop in flight may fill (so that what is published here meanwhile does not take them). */
   private reserved = 0;
   /** A ring came (or the last pop was full) since the last pop: the list may hold more. */
@@ -80,19 +83,22 @@ export class RedisRequestSource {
   async start(): Promise<void> {
     await this.ctx.pubsub.subscribe(this.channel, this.onMessage);
     // Stopped while subscribing: stop() found nothing to unsubscribe yet.
-    if (this.stopped) await this.ctx.pubsub.unsubscribe(this.channel);
+    if (this.stopped) await this.ctx.pubsub.unsubscribe(this.channel, this.onMessage);
     else this.ring();
   }
 
-  /** Stops counting as consuming the route and taking requests; those in flight still settle. */
+  /**
+   * Stops counting as consuming the route and taking requests; those in flight still settle. What
+   * is still published here until Redis confirmed goes back to the list, for another instance.
+   */
   async stop(): Promise<void> {
     if (this.stopped) return;
     this.stopped = true;
     clearTimeout(this.retryTimer);
-    await this.ctx.pubsub.unsubscribe(this.channel).catch(() => undefined);
+    await this.ctx.pubsub.unsubscribe(this.channel, this.onMessage);
   }
 
-  /** Resolves once nothing is in flight (nor being popped), or after `timeoutMs`. */
+  /** Resolves once nothing is in flight (nor being popped or given back), or after `timeoutMs`. */
   async drain(timeoutMs: number): Promise<void> {
     if (this.idle) return;
     await new Promise<void>((resolve) => {
@@ -107,7 +113,7 @@ export class RedisRequestSource {
   }
 
   private get idle(): boolean {
-    return this.inFlight === 0 && this.reserved === 0;
+    return this.inFlight === 0 && this.reserved === 0 && this.givingBack === 0;
   }
 
   private checkIdle(): void {
@@ -193,6 +199,7 @@ export class RedisRequestSource {
       const deadline = fromRequestEntry(entry, this.spec.queue)?.headers[MessagingHeaders.DEADLINE];
       lastsMs = Math.max(lastsMs, typeof deadline === 'number' ? deadline - now : GIVEN_BACK_MS);
     }
+    this.givingBack++;
     coalesceWrites(this.ctx.command);
     runScript(
       this.ctx.command,
@@ -202,13 +209,18 @@ export class RedisRequestSource {
       this.channel,
       Math.ceil(lastsMs),
       ...entries,
-    ).catch((error: Error) =>
-      this.ctx.hub.emitError(
-        new Error(
-          `Could not give back ${entries.length} request(s) of '${this.spec.queue}' (their callers time out): ${error.message}`,
-          { cause: error },
+    )
+      .catch((error: Error) =>
+        this.ctx.hub.emitError(
+          new Error(
+            `Could not give back ${entries.length} request(s) of '${this.spec.queue}' (their callers time out): ${error.message}`,
+            { cause: error },
+          ),
         ),
-      ),
-    );
+      )
+      .finally(() => {
+        this.givingBack--;
+        this.checkIdle();
+      });
   }
 }

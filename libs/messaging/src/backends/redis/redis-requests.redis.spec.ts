@@ -3,6 +3,7 @@
  * service that consumes now (competing instances share them), refused at once when none does, the
  * route's concurrency, and bindings made by other instances seen by a requester that cached them.
  */
+import type { Redis } from 'ioredis';
 import type { Delivery } from '../../backend/broker-backend.interface';
 import { UnroutableError } from '../../errors/messaging.errors';
 import { deleteRedisPrefix, REDIS_URL, redisClient } from '../../testing/redis.fixture';
@@ -20,6 +21,11 @@ afterAll(async () => {
   await redis.quit();
   await deleteRedisPrefix(prefix, 100_000, OTHER_DB);
 });
+
+/** The backend's private connections, for the tests that must hold one back. */
+function internals(b: RedisStreamsBackend): { command: Redis; pubsub: { redis: Redis } } {
+  return b as unknown as { command: Redis; pubsub: { redis: Redis } };
+}
 
 describe('RedisStreamsBackend volatile requests', () => {
   it('leave no stream entry and no list behind, and carry their headers and deadline', async () => {
@@ -199,6 +205,40 @@ describe('RedisStreamsBackend volatile requests', () => {
     // And a topic that appears later, matched by a wildcard route.
     const reply = await client.request(textMessage({ topic: `${topic}.brand.new` }, 'z'), VOLATILE);
     expect(reply.body.toString()).toBe('first');
+  });
+
+  it('reaches the instance that took over when the only instance is cancelled while the request is on its way', async () => {
+    const { service, topic } = names();
+    const spec = routeSpec(service, [topic]);
+    const old = await backend();
+    const oldRoute = await old.subscribe(spec, async (d) => answer(d, 'old'));
+    const client = await backend();
+    // Warm-up: the client listens for replies and has cached the bindings.
+    const warm = await client.request(textMessage({ topic }, 'w'), {
+      timeoutMs: 5_000,
+      durable: false,
+    });
+    expect(warm.body.toString()).toBe('old');
+
+    // The old instance is the only one, so the request script publishes the request to it. Its
+    // pub/sub socket is held so that the request is still on its way when the route is cancelled.
+    const socket = internals(old).pubsub.redis.stream;
+    socket.pause();
+    const pending = client.request(textMessage({ topic }, 'handover'), {
+      timeoutMs: 3_000,
+      durable: false,
+    });
+    await internals(client).command.ping(); // the request script ran (same connection, in order)
+    // A new instance of the route starts (a rolling deploy), then the old one is cancelled.
+    const successor = await backend();
+    await successor.subscribe(spec, async (d) => answer(d, 'new'));
+    const cancelled = oldRoute.cancel();
+    socket.resume();
+    await cancelled;
+    // The old instance's listener lasts until Redis confirmed the UNSUBSCRIBE: the request, which
+    // arrives before, goes back to the list and the new instance answers it. (Dropping the listener
+    // at once dropped the request on arrival: the caller timed out.)
+    await expect(pending.then((r) => r.body.toString())).resolves.toBe('new');
   });
 
   it('stays in its database: a route in another database with the same prefix does not take it', async () => {

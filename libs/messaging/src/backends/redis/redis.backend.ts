@@ -98,6 +98,7 @@ export class RedisStreamsBackend implements BrokerBackend {
     this.pubsub = new RedisPubSub(
       () => createConnection(this.ioredis, this.options, 'pubsub', true),
       (redis) => connectWithin(redis, this.options, this.options.connectTimeoutMs),
+      this.options.commandTimeoutMs,
     );
     this.requester = new RedisRequester({
       keys: this.keys,
@@ -316,8 +317,14 @@ export class RedisStreamsBackend implements BrokerBackend {
       () => new BackendClosedError('RedisStreamsBackend closed before the reply arrived'),
     );
     await this.pubsub.close();
-    while (this.polling) await new Promise((resolve) => setTimeout(resolve, 5));
-    await this.command?.quit().catch(() => this.command?.disconnect());
+    const command = this.command;
+    if (command !== undefined && command.status !== 'ready') {
+      // Redis unreachable: a QUIT would wait in ioredis's queue (commandTimeoutMs) for nothing.
+      command.disconnect();
+    } else if (command !== undefined) {
+      while (this.polling) await new Promise((resolve) => setTimeout(resolve, 5));
+      await command.quit().catch(() => command.disconnect());
+    }
     this.hub.setStatus('closed');
     if (this.command) this.logger.log('Closed the Redis connections');
   }
