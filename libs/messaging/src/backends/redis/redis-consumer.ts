@@ -4,6 +4,7 @@
  * consumer left pending, and renewal of its own) and, for a route on a queue of ours, its volatile
  * requests (`RedisRequestSource`). Each delivery goes to the handler, then to `RedisSettler`.
  */
+import { randomUUID } from 'node:crypto';
 import type { Redis } from 'ioredis';
 import type {
   ConsumerState,
@@ -101,6 +102,7 @@ export class RedisConsumer {
       this.ctx.keys.prefix,
       this.spec.queue,
       JSON.stringify(this.spec.topics),
+      randomUUID(),
     )) as string[];
     this.streams.set(this.queueStream, { kind: 'q', name: this.spec.queue });
     if (this.spec.external) {
@@ -308,6 +310,7 @@ export class RedisConsumer {
       this.ctx.keys.prefix,
       this.spec.queue,
       JSON.stringify(this.spec.topics),
+      randomUUID(),
     );
     for (const [stream, source] of this.streams) {
       await this.ctx.command

@@ -6,7 +6,12 @@
 import type { Redis } from 'ioredis';
 import type { Delivery } from '../../backend/broker-backend.interface';
 import { UnroutableError } from '../../errors/messaging.errors';
-import { deleteRedisPrefix, REDIS_URL, redisClient } from '../../testing/redis.fixture';
+import {
+  deleteRedisPrefix,
+  REDIS_URL,
+  redisClient,
+  uniqueRedisPrefix,
+} from '../../testing/redis.fixture';
 import { waitFor } from '../../testing/wait-for';
 import { answer, routeSpec, textMessage, useRedisBackends } from './redis-spec.fixture';
 import { RedisStreamsBackend } from './index';
@@ -272,6 +277,43 @@ describe('RedisStreamsBackend volatile requests', () => {
       expect(handledInOtherDb).toEqual([]);
     } finally {
       await other.close();
+    }
+  });
+
+  it('reaches a route bound after Redis lost its data, though the requester cached bindings before', async () => {
+    // A prefix of its own: its routing generation starts from nothing, as after a loss of data.
+    const own = uniqueRedisPrefix('requests-loss');
+    const opened: RedisStreamsBackend[] = [];
+    const open = async () => {
+      const b = new RedisStreamsBackend({ url: REDIS_URL, prefix: own, blockMs: 100 });
+      opened.push(b);
+      await b.connect();
+      return b;
+    };
+    try {
+      const { service, topic } = names();
+      const first = await open();
+      const before = await first.subscribe(routeSpec(`${service}-before`, [topic]), async (d) =>
+        answer(d, 'before'),
+      );
+      const client = await open();
+      // The client caches the bindings and their generation.
+      expect((await client.request(textMessage({ topic }, 'a'), VOLATILE)).body.toString()).toBe(
+        'before',
+      );
+      await before.cancel();
+      await deleteRedisPrefix(own); // Redis lost its data (restarted empty, keys deleted)
+      const second = await open();
+      await second.subscribe(routeSpec(`${service}-after`, [topic]), async (d) =>
+        answer(d, 'after'),
+      );
+      // A counter would be back at the generation the client cached, whose bindings name only the
+      // cancelled route: UnroutableError.
+      const reply = await client.request(textMessage({ topic }, 'b'), VOLATILE);
+      expect(reply.body.toString()).toBe('after');
+    } finally {
+      await Promise.all(opened.map((b) => b.close()));
+      await deleteRedisPrefix(own);
     }
   });
 

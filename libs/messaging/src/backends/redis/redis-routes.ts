@@ -27,8 +27,9 @@
  *   scripts, would refuse and that would be sent again behind the fast `XADD`s issued meanwhile).
  *
  * **Volatile requests** go to the routes whose bindings match and that an instance consumes now. The
- * bindings (`<prefix>:bindings`) are read once with their generation (`<prefix>:routing`, incremented
- * by `BIND_SCRIPT` when a binding is new or changed) and matched here; the request script checks the
+ * bindings (`<prefix>:bindings`) are read once with their generation (`<prefix>:routing`, a new
+ * random token set by `BIND_SCRIPT` when a binding is new or changed, so that none comes back after
+ * Redis lost its data) and matched here; the request script checks the
  * generation atomically with the send and refuses when it moved, so a request never misses a route
  * bound before it was sent (see `REQUEST_SCRIPT`).
  */

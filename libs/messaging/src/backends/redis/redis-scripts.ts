@@ -213,19 +213,20 @@ return #ids
 `);
 
 /**
- * Declares a subscription: ARGV prefix, queue, JSON array of patterns. Stores the binding (and, when
- * it is new or changed, increments the routing generation `<prefix>:routing`, which the publishers'
- * cached bindings are checked against), makes literal topics known, creates the queue's group (`$`)
- * on every known topic it matches and on its queue stream (`0`: what waits there is for it). Returns
- * the matching topics.
+ * Declares a subscription: ARGV prefix, queue, JSON array of patterns, a token unique to this call.
+ * Stores the binding (and, when it is new or changed, sets the routing generation `<prefix>:routing`
+ * to the token: the requesters' cached bindings are checked against it; a token rather than a
+ * counter, which would start again from 0 after Redis lost its data and meet a generation cached
+ * before), makes literal topics known, creates the queue's group (`$`) on every known topic it
+ * matches and on its queue stream (`0`: what waits there is for it). Returns the matching topics.
  */
 export const BIND_SCRIPT = new LuaScript(`${PRELUDE}
-local prefix, queue, json = ARGV[1], ARGV[2], ARGV[3]
+local prefix, queue, json, token = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
 local pats = cjson.decode(json)
 if #pats > 0 then
   if redis.call('HGET', prefix .. ':bindings', queue) ~= json then
     redis.call('HSET', prefix .. ':bindings', queue, json)
-    redis.call('INCR', prefix .. ':routing')
+    redis.call('SET', prefix .. ':routing', token)
   end
   -- A literal topic becomes known now, with a group for every binding that matches it (this one too).
   for _, p in ipairs(pats) do

@@ -9,7 +9,7 @@
  * | `messaging:r:<queue>`                 | stream          | retries, requeues, replays of external queue `<queue>`; group `<queue>` |
  * | `messaging:topics`                    | set             | every topic published or subscribed: wildcards resolve against it |
  * | `messaging:bindings`                  | hash            | queue → JSON array of its topic patterns (routing, `mandatory`)  |
- * | `messaging:routing`                   | string (counter) | generation of `bindings`: incremented when a binding is added or changed |
+ * | `messaging:routing`                   | string          | generation of `bindings`: a new random token when a binding is added or changed |
  * | `messaging:rq:<queue>`                | list            | volatile requests to route `<queue>` not taken yet; expires once they all timed out |
  * | `messaging:rq:<db>:<queue>`           | pub/sub channel | its subscribers: the instances consuming route `<queue>` of database `<db>` now; a request to the only one, or a ring |
  * | `messaging:delayed`                   | sorted set      | delayed messages and retries by due time (epoch ms)              |
@@ -107,7 +107,7 @@ export class RedisKeys {
     return `${this.prefix}:bindings`;
   }
 
-  /** The routing generation: incremented when a binding is added or changed. */
+  /** The routing generation: a new random token when a binding is added or changed. */
   get routing(): string {
     return `${this.prefix}:routing`;
   }
