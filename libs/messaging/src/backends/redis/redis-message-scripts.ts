@@ -62,6 +62,15 @@ return acked
 `);
 
 /**
+ * The largest request entry (bytes) published to a route's only instance; larger ones go through the
+ * list. What Redis has not yet written to a pub/sub connection counts against its
+ * `client-output-buffer-limit pubsub` (by default 32 MB at once, or 8 MB for 60 s), past which Redis
+ * drops the connection: the instance's routes and replies with it, until ioredis reconnects. A
+ * popped request travels on the command connection, which has no such limit.
+ */
+export const MAX_DIRECT_REQUEST_BYTES = 16 * 1024;
+
+/**
  * Sends a volatile request to the routes that consume now, atomically with the check of the caller's
  * bindings: ARGV prefix, database (the channels'), the routing generation the caller read its
  * bindings at, the request's timeout (ms), the request entry, then the queues its bindings match.
@@ -71,10 +80,11 @@ return acked
  * A route consumes now when an instance is subscribed to its channel `<prefix>:rq:<db>:<queue>`
  * (`PUBSUB NUMSUB`; Redis drops a subscription with its connection, so a crashed or closed instance
  * is not counted; channels are the whole server's, hence the database in the name). With one
- * instance, the request is published to it there (one hop). With several, it goes into the list
+ * instance, the request is published to it there (one hop), unless it is larger than
+ * {@link MAX_DIRECT_REQUEST_BYTES}. With several, or a large one, it goes into the list
  * `<prefix>:rq:<queue>`, and the channel is rung (an empty message): the instances pop the list
- * (competing consumers). The list expires once every request in it would have timed out, so what
- * nobody popped (its last instance crashed) does not stay.
+ * (competing consumers) on their command connection. The list expires once every request in it
+ * would have timed out, so what nobody popped (its last instance crashed) does not stay.
  */
 export const REQUEST_SCRIPT = new LuaScript(`
 local prefix, db, gen, ttl, entry = ARGV[1], ARGV[2], ARGV[3], tonumber(ARGV[4]), ARGV[5]
@@ -83,10 +93,10 @@ local reached = 0
 for i = 6, #ARGV do
   local channel = prefix .. ':rq:' .. db .. ':' .. ARGV[i]
   local instances = redis.call('PUBSUB', 'NUMSUB', channel)[2]
-  if instances == 1 then
+  if instances == 1 and #entry <= ${MAX_DIRECT_REQUEST_BYTES} then
     redis.call('PUBLISH', channel, entry)
     reached = reached + 1
-  elseif instances > 1 then
+  elseif instances > 0 then
     local list = prefix .. ':rq:' .. ARGV[i]
     redis.call('LPUSH', list, entry)
     if redis.call('PTTL', list) < ttl then redis.call('PEXPIRE', list, ttl) end

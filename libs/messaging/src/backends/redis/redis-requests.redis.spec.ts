@@ -13,6 +13,7 @@ import {
   uniqueRedisPrefix,
 } from '../../testing/redis.fixture';
 import { waitFor } from '../../testing/wait-for';
+import { MAX_DIRECT_REQUEST_BYTES } from './redis-message-scripts';
 import { answer, routeSpec, textMessage, useRedisBackends } from './redis-spec.fixture';
 import { RedisStreamsBackend } from './index';
 
@@ -244,6 +245,29 @@ describe('RedisStreamsBackend volatile requests', () => {
     // arrives before, goes back to the list and the new instance answers it. (Dropping the listener
     // at once dropped the request on arrival: the caller timed out.)
     await expect(pending.then((r) => r.body.toString())).resolves.toBe('new');
+  });
+
+  it('sends a large request to the only instance through the list, not over its pub/sub connection', async () => {
+    const { service, topic } = names();
+    const server = await backend();
+    await server.subscribe(routeSpec(service, [topic]), async (d) =>
+      answer(d, `${d.body.length} bytes`),
+    );
+    const client = await backend();
+    await client.request(textMessage({ topic }, 'warm-up'), VOLATILE);
+    // Held: a request published to the instance would wait in the socket; one in the list is seen.
+    const socket = internals(server).pubsub.redis.stream;
+    socket.pause();
+    const body = 'x'.repeat(MAX_DIRECT_REQUEST_BYTES + 1);
+    const pending = client.request(textMessage({ topic }, body), VOLATILE);
+    try {
+      await waitFor(async () => (await redis.llen(`${prefix}:rq:${service}.route`)) === 1, {
+        message: 'the large request in the list',
+      });
+    } finally {
+      socket.resume();
+    }
+    expect((await pending).body.toString()).toBe(`${body.length} bytes`);
   });
 
   it('stays in its database: a route in another database with the same prefix does not take it', async () => {
