@@ -44,6 +44,8 @@ async function harness() {
   const unsubscribes: Array<() => void> = [];
   const pops: Array<{ count: number; answer(entries: Buffer[] | null): void }> = [];
   const givenBack: string[][] = [];
+  let giveBackError: Error | undefined;
+  let held: Array<() => void> | undefined;
   const command = {
     status: 'ready',
     stream: { writableCorked: 1 }, // writes are not coalesced here
@@ -65,7 +67,11 @@ async function harness() {
               .split('\n')[1],
         ),
       );
-      return Promise.resolve(1);
+      if (giveBackError) return Promise.reject(giveBackError);
+      const answers = held;
+      return answers
+        ? new Promise((resolve) => answers.push(() => resolve(1)))
+        : Promise.resolve(1);
     },
   } as unknown as Redis;
   const pubsub = {
@@ -90,11 +96,14 @@ async function harness() {
       peak = Math.max(peak, running.length);
     });
   const settler = { settleRequest: async () => undefined } as unknown as RedisSettler;
+  const hub = new BackendEventHub();
+  const errors: string[] = [];
+  hub.on('error', (error) => errors.push(error.message));
   const source = new RedisRequestSource(SPEC, handler, settler, {
     command,
     pubsub,
     keys: new RedisKeys('p'),
-    hub: new BackendEventHub(),
+    hub,
   });
   await source.start();
   /** Publishes `message` to the source's channel: nothing receives it once unsubscribed. */
@@ -109,6 +118,12 @@ async function harness() {
   };
   return {
     source,
+    hub,
+    errors,
+    /** Makes the next give-backs fail with `error`. */
+    failGiveBacks: (error: Error) => (giveBackError = error),
+    /** Holds the answers to the next give-backs: the test calls them. */
+    holdGiveBacks: (): Array<() => void> => (held = []),
     pops,
     givenBack,
     running,
@@ -182,5 +197,41 @@ describe('RedisRequestSource', () => {
     h.confirmUnsubscribe();
     await stopped;
     await h.source.drain(1_000);
+  });
+
+  it('reports a give-back that failed, unless the backend closed meanwhile', async () => {
+    const h = await harness();
+    h.failGiveBacks(new Error('Connection is closed.'));
+    const stopped = h.source.stop();
+    h.send(entry('a'));
+    await new Promise((resolve) => setImmediate(resolve));
+    expect(h.errors).toEqual([
+      "Could not give back 1 request(s) of 'svc.route' (their callers time out): Connection is closed.",
+    ]);
+    // After close (which waited for give-backs no longer than closeTimeoutMs), nothing is reported.
+    h.hub.setStatus('closed');
+    h.send(entry('b'));
+    await new Promise((resolve) => setImmediate(resolve));
+    expect(h.givenBack).toEqual([['a'], ['b']]);
+    expect(h.errors).toHaveLength(1);
+    h.confirmUnsubscribe();
+    await stopped;
+  });
+
+  it('drains only once its give-backs are answered', async () => {
+    const h = await harness();
+    const held = h.holdGiveBacks();
+    const stopped = h.source.stop();
+    h.pops[0].answer([entry('late')]); // the pop of start() answers after stop: given back
+    await new Promise((resolve) => setImmediate(resolve));
+    expect(h.givenBack).toEqual([['late']]);
+    let drained = false;
+    const draining = h.source.drain(5_000).then(() => (drained = true));
+    await new Promise((resolve) => setImmediate(resolve));
+    expect(drained).toBe(false); // a close would quit with the give-back unsent
+    for (const answer of held) answer();
+    await draining;
+    h.confirmUnsubscribe();
+    await stopped;
   });
 });

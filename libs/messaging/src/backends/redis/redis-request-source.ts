@@ -210,14 +210,16 @@ export class RedisRequestSource {
       Math.ceil(lastsMs),
       ...entries,
     )
-      .catch((error: Error) =>
+      .catch((error: Error) => {
+        // After close (its wait for give-backs timed out): nobody listens for it any more.
+        if (this.ctx.hub.status === 'closed') return;
         this.ctx.hub.emitError(
           new Error(
             `Could not give back ${entries.length} request(s) of '${this.spec.queue}' (their callers time out): ${error.message}`,
             { cause: error },
           ),
-        ),
-      )
+        );
+      })
       .finally(() => {
         this.givingBack--;
         this.checkIdle();
