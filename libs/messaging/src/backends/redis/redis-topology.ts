@@ -63,8 +63,12 @@
  * a second); the scripts touch keys they compute, so Redis Cluster is not supported; a subscription
  * holds one connection (its blocking reads), and each instance one pub/sub connection (its volatile
  * routes and its replies); replies are pub/sub (a requester disconnected when its reply is sent times
- * out); a volatile request taken by an instance that crashes before answering times out.
- * `docs/backends.md` says more.
+ * out); a volatile request taken by an instance that crashes before answering times out, as does one
+ * popped by a `RPOP` whose reply a dropped connection lost; anything else subscribed to an `rq:`
+ * channel counts as an instance of its route. ioredis sends again, after a reconnection, a command
+ * whose reply the dropped connection lost: a publish may then be added twice (same message id), a
+ * volatile request or a give-back handled twice; a settle script checks that its original is still
+ * pending, so a retry or dead-letter copy is not written twice. `docs/backends.md` says more.
  */
 
 /** Key names of one prefix, and the names of its pub/sub channels in database `db`. */
