@@ -15,14 +15,16 @@ export function redisClient(): Redis {
 }
 
 /**
- * Deletes every key of `prefix` (`<prefix>:*`, found with `SCAN`, at most `limit` keys), so a run
- * leaves nothing behind; never touches another prefix. Resolves with how many keys it deleted.
+ * Deletes every key of `prefix` (`<prefix>:*`, found with `SCAN`, at most `limit` keys) in database
+ * `db`, so a run leaves nothing behind; never touches another prefix. Resolves with how many keys it
+ * deleted.
  */
-export async function deleteRedisPrefix(prefix: string, limit = 100_000): Promise<number> {
+export async function deleteRedisPrefix(prefix: string, limit = 100_000, db = 0): Promise<number> {
   if (!/^[A-Za-z0-9_.-]+$/.test(prefix)) throw new Error(`refusing to delete prefix '${prefix}'`);
   const redis = redisClient();
   let deleted = 0;
   try {
+    if (db !== 0) await redis.select(db);
     let cursor = '0';
     do {
       const [next, keys] = await redis.scan(cursor, 'MATCH', `${prefix}:*`, 'COUNT', 1000);

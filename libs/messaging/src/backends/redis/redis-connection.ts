@@ -31,6 +31,17 @@ export function reconnectDelay(attempt: number): number {
 }
 
 /**
+ * The database a Redis URL selects, as ioredis reads it: the path (`redis://host:6379/2`), else the
+ * `db` query parameter, else 0.
+ */
+export function databaseOf(url: string): number {
+  const parsed = new URL(url);
+  const db = parsed.pathname.length > 1 ? parsed.pathname.slice(1) : parsed.searchParams.get('db');
+  const index = Number.parseInt(db ?? '0', 10);
+  return Number.isNaN(index) ? 0 : index;
+}
+
+/**
  * A new connection, not yet connected. `blocking` connections (the readers) have no command timeout:
  * their `XREADGROUP BLOCK` waits longer than any timeout would allow.
  */

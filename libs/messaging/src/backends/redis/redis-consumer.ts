@@ -4,6 +4,7 @@
  * consumer left pending, and renewal of its own) and, for a route on a queue of ours, its volatile
  * requests (`RedisRequestSource`). Each delivery goes to the handler, then to `RedisSettler`.
  */
+import { randomUUID } from 'node:crypto';
 import type { Redis } from 'ioredis';
 import type {
   ConsumerState,
@@ -101,6 +102,7 @@ export class RedisConsumer {
       this.ctx.keys.prefix,
       this.spec.queue,
       JSON.stringify(this.spec.topics),
+      randomUUID(),
     )) as string[];
     this.streams.set(this.queueStream, { kind: 'q', name: this.spec.queue });
     if (this.spec.external) {
@@ -165,7 +167,9 @@ export class RedisConsumer {
     void loop.finally(() => (ended = true));
     const deadline = Date.now() + this.ctx.options.blockMs + 1_000;
     while (!ended && Date.now() < deadline) {
-      if (this.readerId !== undefined)
+      // Redis unreachable: nothing to unblock there (the reader is cut off too), and the command
+      // would wait in ioredis's queue.
+      if (this.readerId !== undefined && this.ctx.command.status === 'ready')
         await this.ctx.command.client('UNBLOCK', this.readerId).catch(() => undefined);
       await Promise.race([loop, new Promise((resolve) => setTimeout(resolve, 50))]);
     }
@@ -196,9 +200,11 @@ export class RedisConsumer {
   /**
    * Removes this instance's consumer from the groups it read, where nothing is pending for it (a
    * pending delivery keeps its consumer, so that another instance claims it): closed instances do
-   * not pile up in `XINFO CONSUMERS`. Call after {@link cancel} and {@link drain}.
+   * not pile up in `XINFO CONSUMERS`. Call after {@link cancel} and {@link drain}. Nothing while
+   * Redis is unreachable (a close does not wait for it; the name stays).
    */
   async forget(): Promise<void> {
+    if (this.ctx.command.status !== 'ready') return;
     for (const stream of this.streams.keys()) {
       const pending = await this.ctx.command.xpending(
         stream,
@@ -304,6 +310,7 @@ export class RedisConsumer {
       this.ctx.keys.prefix,
       this.spec.queue,
       JSON.stringify(this.spec.topics),
+      randomUUID(),
     );
     for (const [stream, source] of this.streams) {
       await this.ctx.command

@@ -20,6 +20,7 @@ import {
 } from '../../testing/redis.fixture';
 import { waitFor } from '../../testing/wait-for';
 import { RedisConnectError } from './redis-connection';
+import { redisProxy } from './redis-proxy.fixture';
 import { RedisStreamsBackend, type RedisStreamsBackendOptions } from './index';
 
 const PREFIX = uniqueRedisPrefix('lifecycle');
@@ -164,6 +165,32 @@ describe('RedisStreamsBackend lifecycle', () => {
     expect(await connections()).toEqual([]);
   });
 
+  it('ends cancel() and close() in bounded time while Redis is unreachable', async () => {
+    const proxy = await redisProxy();
+    const b = new RedisStreamsBackend({
+      url: `redis://127.0.0.1:${proxy.port}`,
+      prefix: PREFIX,
+      blockMs: 100,
+      commandTimeoutMs: 500,
+      closeTimeoutMs: 500,
+    });
+    try {
+      await b.connect();
+      const { service, topic } = names();
+      const route = await b.subscribe(spec(service, [topic]), async () => ACK);
+      proxy.cut(); // Redis unreachable from now on
+      await waitFor(() => b.status === 'reconnecting');
+      // Neither waits for Redis: the pub/sub connection has no command timeout, and its UNSUBSCRIBE,
+      // then its QUIT, would wait in ioredis's offline queue until Redis is back.
+      expect(await within(8_000, route.cancel())).toBe('done');
+      expect(await within(8_000, b.close())).toBe('done');
+    } finally {
+      await proxy.restore(); // so that the close() above can end, whatever the outcome
+      await b.close();
+      proxy.stop();
+    }
+  }, 40_000);
+
   it('rejects bad options with what to change', () => {
     expect(() => new RedisStreamsBackend({ url: 'http://127.0.0.1:6379' })).toThrow(
       /Use redis:\/\/ or rediss:\/\//,
@@ -193,6 +220,13 @@ describe('RedisStreamsBackend lifecycle', () => {
     expect(b.status).toBe('disconnected');
   });
 });
+
+function within(ms: number, promise: Promise<unknown>): Promise<string> {
+  return Promise.race([
+    promise.then(() => 'done'),
+    new Promise<string>((resolve) => setTimeout(resolve, ms, `still waiting after ${ms} ms`)),
+  ]);
+}
 
 async function pendingCount(stream: string, group: string): Promise<number> {
   const [count] = (await redis.xpending(stream, group)) as [number];

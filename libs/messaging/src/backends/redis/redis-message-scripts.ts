@@ -12,6 +12,10 @@ import { LuaScript } from './redis-scripts';
  * (and deletes it from a queue stream of ours). A write that fails raises before the acknowledgement,
  * so the original stays pending and is delivered again: a delivery is never acknowledged without its
  * copy (a `MULTI` would run the `XACK` even after a failed write, an out-of-memory one included).
+ * An original that is no longer pending in its group is settled already: nothing is written, and 0
+ * returned. That is the case of the script run again by ioredis after a reconnection, when its first
+ * run's reply was lost (`autoResendUnfulfilledCommands`), which would otherwise write its copy twice.
+ * (A volatile request has no original to check: its copy is written again in that case.)
  *
  * ARGV: prefix, stream (`''`: nothing to acknowledge, a volatile request), group, entry id, delete
  * (`1` for a queue stream of ours), mode, target, delayMs, delayed id, then the copy's field/value
@@ -21,6 +25,10 @@ import { LuaScript } from './redis-scripts';
  */
 export const SETTLE_SCRIPT = new LuaScript(`
 local prefix, stream, group, id, del, mode, target = ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5], ARGV[6], ARGV[7]
+if stream ~= '' then
+  local ok, pending = pcall(redis.call, 'XPENDING', stream, group, id, id, 1)
+  if not ok or #pending == 0 then return 0 end
+end
 local fields = {}
 for i = 10, #ARGV do fields[#fields + 1] = ARGV[i] end
 if mode == 'x' then
@@ -54,33 +62,45 @@ return acked
 `);
 
 /**
+ * The largest request entry (bytes) published to a route's only instance; larger ones go through the
+ * list. What Redis has not yet written to a pub/sub connection counts against its
+ * `client-output-buffer-limit pubsub` (by default 32 MB at once, or 8 MB for 60 s), past which Redis
+ * drops the connection: the instance's routes and replies with it, until ioredis reconnects. A
+ * popped request travels on the command connection, which has no such limit.
+ */
+export const MAX_DIRECT_REQUEST_BYTES = 16 * 1024;
+
+/**
  * Sends a volatile request to the routes that consume now, atomically with the check of the caller's
- * bindings: ARGV prefix, the routing generation the caller read its bindings at, the request's
- * timeout (ms), the request entry, then the queues its bindings match. Returns -1 (and sends nothing)
- * when the generation changed (bindings were added or changed since: the caller reads them again),
- * else how many routes it reached.
+ * bindings: ARGV prefix, database (the channels'), the routing generation the caller read its
+ * bindings at, the request's timeout (ms), the request entry, then the queues its bindings match.
+ * Returns -1 (and sends nothing) when the generation changed (bindings were added or changed since:
+ * the caller reads them again), else how many routes it reached.
  *
- * A route consumes now when an instance is subscribed to its channel `<prefix>:rq:<queue>`
+ * A route consumes now when an instance is subscribed to its channel `<prefix>:rq:<db>:<queue>`
  * (`PUBSUB NUMSUB`; Redis drops a subscription with its connection, so a crashed or closed instance
- * is not counted). With one instance, the request is published to it there (one hop). With several,
- * it goes into the list of the same name, and the channel is rung (an empty message): the instances
- * pop the list (competing consumers). The list expires once every request in it would have timed
- * out, so what nobody popped (its last instance crashed) does not stay.
+ * is not counted; channels are the whole server's, hence the database in the name). With one
+ * instance, the request is published to it there (one hop), unless it is larger than
+ * {@link MAX_DIRECT_REQUEST_BYTES}. With several, or a large one, it goes into the list
+ * `<prefix>:rq:<queue>`, and the channel is rung (an empty message): the instances pop the list
+ * (competing consumers) on their command connection. The list expires once every request in it
+ * would have timed out, so what nobody popped (its last instance crashed) does not stay.
  */
 export const REQUEST_SCRIPT = new LuaScript(`
-local prefix, gen, ttl, entry = ARGV[1], ARGV[2], tonumber(ARGV[3]), ARGV[4]
+local prefix, db, gen, ttl, entry = ARGV[1], ARGV[2], ARGV[3], tonumber(ARGV[4]), ARGV[5]
 if (redis.call('GET', prefix .. ':routing') or '0') ~= gen then return -1 end
 local reached = 0
-for i = 5, #ARGV do
-  local key = prefix .. ':rq:' .. ARGV[i]
-  local instances = redis.call('PUBSUB', 'NUMSUB', key)[2]
-  if instances == 1 then
-    redis.call('PUBLISH', key, entry)
+for i = 6, #ARGV do
+  local channel = prefix .. ':rq:' .. db .. ':' .. ARGV[i]
+  local instances = redis.call('PUBSUB', 'NUMSUB', channel)[2]
+  if instances == 1 and #entry <= ${MAX_DIRECT_REQUEST_BYTES} then
+    redis.call('PUBLISH', channel, entry)
     reached = reached + 1
-  elseif instances > 1 then
-    redis.call('LPUSH', key, entry)
-    if redis.call('PTTL', key) < ttl then redis.call('PEXPIRE', key, ttl) end
-    redis.call('PUBLISH', key, '')
+  elseif instances > 0 then
+    local list = prefix .. ':rq:' .. ARGV[i]
+    redis.call('LPUSH', list, entry)
+    if redis.call('PTTL', list) < ttl then redis.call('PEXPIRE', list, ttl) end
+    redis.call('PUBLISH', channel, '')
     reached = reached + 1
   end
 end
@@ -90,13 +110,13 @@ return reached
 /**
  * Gives volatile requests an instance took but will not handle (it has no free slot, or its route was
  * cancelled) back to their route's list, where they are popped first, and rings the route's
- * instances: KEYS[1] the list, ARGV the time (ms) the list must last at least, then the entries,
- * oldest first.
+ * instances: KEYS[1] the list, ARGV the route's channel, the time (ms) the list must last at least,
+ * then the entries, oldest first.
  */
 export const GIVE_BACK_SCRIPT = new LuaScript(`
-for i = #ARGV, 2, -1 do redis.call('RPUSH', KEYS[1], ARGV[i]) end
-if redis.call('PTTL', KEYS[1]) < tonumber(ARGV[1]) then redis.call('PEXPIRE', KEYS[1], ARGV[1]) end
-redis.call('PUBLISH', KEYS[1], '')
+for i = #ARGV, 3, -1 do redis.call('RPUSH', KEYS[1], ARGV[i]) end
+if redis.call('PTTL', KEYS[1]) < tonumber(ARGV[2]) then redis.call('PEXPIRE', KEYS[1], ARGV[2]) end
+redis.call('PUBLISH', ARGV[1], '')
 return 1
 `);
 

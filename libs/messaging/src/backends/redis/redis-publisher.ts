@@ -17,7 +17,7 @@ import type { ResolvedRedisOptions } from './redis-backend.options';
 import { coalesceWrites } from './redis-connection';
 import { publishFields, pushPublishFields } from './redis-messages';
 import type { RedisRoutes } from './redis-routes';
-import { DELAY_SCRIPT, PUBLISH_SCRIPT, runScript } from './redis-scripts';
+import { DELAY_SCRIPT, evalScript, PUBLISH_SCRIPT, runScript } from './redis-scripts';
 import type { RedisKeys } from './redis-topology';
 
 type XAddArgs = Array<string | Buffer | number>;
@@ -94,7 +94,12 @@ export class RedisPublisher {
     );
   }
 
-  /** The routing script: creates what a new topic needs, adds the message if a group receives it. */
+  /**
+   * The routing script: creates what a new topic needs, adds the message if a group receives it.
+   * Sent as `EVAL`, never `EVALSHA`: an `EVALSHA` that met `NOSCRIPT` would be sent again behind the
+   * fast `XADD`s of the messages published after it (a recheck runs while the others keep the fast
+   * path), and its message would land after theirs.
+   */
   private route(
     command: Redis,
     kind: 't' | 'q',
@@ -103,7 +108,7 @@ export class RedisPublisher {
     mandatory: boolean,
     replyTo: string | undefined,
   ): Promise<void> {
-    return runScript(
+    return evalScript(
       command,
       PUBLISH_SCRIPT,
       0,

@@ -1,43 +1,76 @@
 /**
  * The pub/sub connection of one {@link RedisStreamsBackend} instance, opened on first use: the
  * pattern of its reply channels (`<prefix>:reply:<instance>:*`, on its first request) and the channel
- * of each route it serves volatile requests for (`<prefix>:rq:<queue>`, while subscribed). Being
+ * of each route it serves volatile requests for (`<prefix>:rq:<db>:<queue>`, while subscribed). Being
  * subscribed to a route's channel is what makes the instance count as consuming the route now:
  * Redis drops the subscription with the connection, so a crashed instance stops counting at once.
  * ioredis reconnects and subscribes again by itself; the routes are then rung (an empty message), to
  * take what waits in their lists.
+ *
+ * A channel's listener outlives its `unsubscribe()` until Redis confirmed it: until then the instance
+ * is still counted, so a request may still be published to it (sent before the `UNSUBSCRIBE`, or after
+ * a reconnection, where ioredis subscribes again before it sends an `UNSUBSCRIBE` it queued), and the
+ * listener (its route cancelled) gives it back for another instance. Nothing is ever received with no
+ * listener to take it.
  */
 import type { Redis } from 'ioredis';
 
 /** An empty message: "look at the list" (see `REQUEST_SCRIPT`). */
 const RING = Buffer.alloc(0);
 
+/** What a channel's subscriber is called with: each message, as bytes. */
+export type ChannelListener = (message: Buffer) => void;
+
 export class RedisPubSub {
   private redis?: Redis;
   private connecting?: Promise<Redis>;
   private closed = false;
-  private readonly channels = new Map<string, (message: Buffer) => void>();
+  private readonly channels = new Map<string, ChannelListener>();
   private readonly patterns = new Map<string, (channel: string, message: string) => void>();
 
+  /**
+   * @param waitMs the longest `unsubscribe()` and `close()` wait for Redis (`commandTimeoutMs`): this
+   *   connection has no command timeout of its own (a subscription is no request to time out).
+   */
   constructor(
     private readonly create: () => Redis,
     private readonly connect: (redis: Redis) => Promise<void>,
+    private readonly waitMs: number,
   ) {}
 
-  /** Calls `listener` with every message on `channel` (as bytes), once Redis confirmed. */
-  async subscribe(channel: string, listener: (message: Buffer) => void): Promise<void> {
+  /**
+   * Calls `listener` with every message on `channel`, once Redis confirmed; when the subscription
+   * fails (the connection closed), `listener` is not kept.
+   */
+  async subscribe(channel: string, listener: ChannelListener): Promise<void> {
     const redis = await this.connection();
     this.channels.set(channel, listener);
-    await redis.subscribe(channel);
+    try {
+      await redis.subscribe(channel);
+    } catch (error) {
+      this.release(channel, listener);
+      throw error;
+    }
   }
 
   /**
-   * Stops listening to `channel`; resolves once Redis confirmed (nothing is counted for it since).
-   * While reconnecting, ioredis sends it after subscribing again to what it knew.
+   * Stops listening to `channel` with `listener` (nothing when another listener replaced it since).
+   * `listener` still receives what Redis sends before it confirmed, and is dropped then (unless a
+   * subscription of the channel came meanwhile). Resolves once Redis confirmed, or without waiting
+   * for it when the connection is not ready (the `UNSUBSCRIBE` waits in ioredis's queue: Redis,
+   * unreachable, counts nobody meanwhile) or after `waitMs`.
    */
-  async unsubscribe(channel: string): Promise<void> {
-    if (!this.channels.delete(channel) || this.closed) return;
-    await this.redis?.unsubscribe(channel);
+  unsubscribe(channel: string, listener: ChannelListener): Promise<void> {
+    const redis = this.redis;
+    if (this.channels.get(channel) !== listener) return Promise.resolve();
+    if (this.closed || redis === undefined) {
+      this.release(channel, listener);
+      return Promise.resolve();
+    }
+    // Rejected only when the connection ended: no subscription is left either way.
+    const release = () => this.release(channel, listener);
+    const confirmed = redis.unsubscribe(channel).then(release, release);
+    return redis.status === 'ready' ? within(this.waitMs, confirmed) : Promise.resolve();
   }
 
   /** Calls `listener` with each message of a channel matching `pattern`, once Redis confirmed. */
@@ -50,15 +83,30 @@ export class RedisPubSub {
     await redis.psubscribe(pattern);
   }
 
-  /** Closes the connection (idempotent). */
+  /**
+   * Closes the connection (idempotent): `QUIT` when it is ready (at most `waitMs`), else at once
+   * (nothing is waited for: what was queued for Redis is dropped).
+   */
   async close(): Promise<void> {
     this.closed = true;
     this.channels.clear();
     this.patterns.clear();
+    // Still connecting (Redis unreachable): given up now, rather than after connectTimeoutMs.
+    if (this.redis !== undefined && this.redis.status !== 'ready') this.redis.disconnect();
     await this.connecting?.catch(() => undefined);
     const redis = this.redis;
     this.redis = undefined;
-    await redis?.quit().catch(() => redis.disconnect());
+    if (redis === undefined) return;
+    if (redis.status === 'ready')
+      await within(
+        this.waitMs,
+        redis.quit().catch(() => undefined),
+      );
+    if (redis.status !== 'end') redis.disconnect();
+  }
+
+  private release(channel: string, listener: ChannelListener): void {
+    if (this.channels.get(channel) === listener) this.channels.delete(channel);
   }
 
   private connection(): Promise<Redis> {
@@ -85,7 +133,12 @@ export class RedisPubSub {
       if (!connected) return;
       for (const listener of this.channels.values()) listener(RING);
     });
-    await this.connect(redis);
+    try {
+      await this.connect(redis);
+    } catch (error) {
+      if (this.redis === redis) this.redis = undefined;
+      throw error;
+    }
     connected = true;
     if (this.closed) {
       redis.disconnect();
@@ -93,4 +146,16 @@ export class RedisPubSub {
     }
     return redis;
   }
+}
+
+/** Resolves when `promise` settles or after `ms`, whichever comes first. */
+function within(ms: number, promise: Promise<unknown>): Promise<void> {
+  return new Promise<void>((resolve) => {
+    const timer = setTimeout(resolve, ms);
+    const done = () => {
+      clearTimeout(timer);
+      resolve();
+    };
+    promise.then(done, done);
+  });
 }

@@ -1,17 +1,18 @@
 /**
  * The volatile requests of one route (a subscription on a queue of ours): while it lasts, the
- * instance is subscribed to the route's channel `<prefix>:rq:<queue>` (see `RedisPubSub`), which is
- * how requesters know it consumes now (`REQUEST_SCRIPT`). The only instance of a route gets each
- * request in a message on that channel; when there are several, a request goes into the list of the
- * same name and the channel is rung (an empty message), and each ring makes an instance pop
- * (`RPOP key <free slots>`) from the list it shares with the others, so a request is taken by one of
- * them. Never more than `concurrency` are in flight here: a request that comes while every slot is
+ * instance is subscribed to the route's channel `<prefix>:rq:<db>:<queue>` (see `RedisPubSub`), which
+ * is how requesters know it consumes now (`REQUEST_SCRIPT`). The only instance of a route gets each
+ * request in a message on that channel; when there are several, a request goes into the route's list
+ * `<prefix>:rq:<queue>` and the channel is rung (an empty message), and each ring makes an instance
+ * pop (`RPOP key <free slots>`) from the list it shares with the others, so a request is taken by one
+ * of them. Never more than `concurrency` are in flight here: a request that comes while every slot is
  * taken goes back to the list (`GIVE_BACK_SCRIPT`), to be popped once one frees; rings that come
  * while a pop is in flight or while every slot is taken are folded into one more pop, once it can be
  * made.
  *
  * A request's reply goes out over pub/sub as a durable request's does; there is nothing to
- * acknowledge. One taken after the route was cancelled goes back to the list for another instance.
+ * acknowledge. One taken after the route was cancelled (popped, or published here before Redis
+ * confirmed the `UNSUBSCRIBE`) goes back to the list for another instance.
  */
 import type { Redis } from 'ioredis';
 import type { BackendEventHub } from '../../backend/backend-events';
@@ -37,8 +38,13 @@ export interface RedisRequestSourceContext {
 const GIVEN_BACK_MS = 60_000;
 
 export class RedisRequestSource {
+  /** The route's list. */
   private readonly key: string;
+  /** The route's channel. */
+  private readonly channel: string;
   private inFlight = 0;
+  /** Give-backs Redis did not answer yet: a close waits for them, as for the requests in flight. */
+  private givingBack = 0;
   /** Slots a pop in flight may fill (so that what is published here meanwhile does not take them). */
   private reserved = 0;
   /** A ring came (or the last pop was full) since the last pop: the list may hold more. */
@@ -70,25 +76,29 @@ export class RedisRequestSource {
     private readonly ctx: RedisRequestSourceContext,
   ) {
     this.key = ctx.keys.requests(spec.queue);
+    this.channel = ctx.keys.requestChannel(spec.queue);
   }
 
   /** Counts as consuming the route once this resolves, and takes what waits already. */
   async start(): Promise<void> {
-    await this.ctx.pubsub.subscribe(this.key, this.onMessage);
+    await this.ctx.pubsub.subscribe(this.channel, this.onMessage);
     // Stopped while subscribing: stop() found nothing to unsubscribe yet.
-    if (this.stopped) await this.ctx.pubsub.unsubscribe(this.key);
+    if (this.stopped) await this.ctx.pubsub.unsubscribe(this.channel, this.onMessage);
     else this.ring();
   }
 
-  /** Stops counting as consuming the route and taking requests; those in flight still settle. */
+  /**
+   * Stops counting as consuming the route and taking requests; those in flight still settle. What
+   * is still published here until Redis confirmed goes back to the list, for another instance.
+   */
   async stop(): Promise<void> {
     if (this.stopped) return;
     this.stopped = true;
     clearTimeout(this.retryTimer);
-    await this.ctx.pubsub.unsubscribe(this.key).catch(() => undefined);
+    await this.ctx.pubsub.unsubscribe(this.channel, this.onMessage);
   }
 
-  /** Resolves once nothing is in flight (nor being popped), or after `timeoutMs`. */
+  /** Resolves once nothing is in flight (nor being popped or given back), or after `timeoutMs`. */
   async drain(timeoutMs: number): Promise<void> {
     if (this.idle) return;
     await new Promise<void>((resolve) => {
@@ -103,7 +113,7 @@ export class RedisRequestSource {
   }
 
   private get idle(): boolean {
-    return this.inFlight === 0 && this.reserved === 0;
+    return this.inFlight === 0 && this.reserved === 0 && this.givingBack === 0;
   }
 
   private checkIdle(): void {
@@ -189,21 +199,30 @@ export class RedisRequestSource {
       const deadline = fromRequestEntry(entry, this.spec.queue)?.headers[MessagingHeaders.DEADLINE];
       lastsMs = Math.max(lastsMs, typeof deadline === 'number' ? deadline - now : GIVEN_BACK_MS);
     }
+    this.givingBack++;
     coalesceWrites(this.ctx.command);
     runScript(
       this.ctx.command,
       GIVE_BACK_SCRIPT,
       1,
       this.key,
+      this.channel,
       Math.ceil(lastsMs),
       ...entries,
-    ).catch((error: Error) =>
-      this.ctx.hub.emitError(
-        new Error(
-          `Could not give back ${entries.length} request(s) of '${this.spec.queue}' (their callers time out): ${error.message}`,
-          { cause: error },
-        ),
-      ),
-    );
+    )
+      .catch((error: Error) => {
+        // After close (its wait for give-backs timed out): nobody listens for it any more.
+        if (this.ctx.hub.status === 'closed') return;
+        this.ctx.hub.emitError(
+          new Error(
+            `Could not give back ${entries.length} request(s) of '${this.spec.queue}' (their callers time out): ${error.message}`,
+            { cause: error },
+          ),
+        );
+      })
+      .finally(() => {
+        this.givingBack--;
+        this.checkIdle();
+      });
   }
 }

@@ -96,6 +96,7 @@ export class RedisRequester {
           REQUEST_SCRIPT,
           0,
           this.ctx.keys.prefix,
+          this.ctx.keys.db,
           bindings.generation,
           timeoutMs,
           entry,

@@ -3,19 +3,35 @@
  * service that consumes now (competing instances share them), refused at once when none does, the
  * route's concurrency, and bindings made by other instances seen by a requester that cached them.
  */
+import type { Redis } from 'ioredis';
 import type { Delivery } from '../../backend/broker-backend.interface';
 import { UnroutableError } from '../../errors/messaging.errors';
-import { redisClient } from '../../testing/redis.fixture';
+import {
+  deleteRedisPrefix,
+  REDIS_URL,
+  redisClient,
+  uniqueRedisPrefix,
+} from '../../testing/redis.fixture';
 import { waitFor } from '../../testing/wait-for';
+import { MAX_DIRECT_REQUEST_BYTES } from './redis-message-scripts';
 import { answer, routeSpec, textMessage, useRedisBackends } from './redis-spec.fixture';
+import { RedisStreamsBackend } from './index';
 
 const { prefix, backend, names } = useRedisBackends('requests');
 const redis = redisClient();
 const VOLATILE = { timeoutMs: 5_000, durable: false } as const;
+/** The other database of the test of databases. */
+const OTHER_DB = 13;
 
 afterAll(async () => {
   await redis.quit();
+  await deleteRedisPrefix(prefix, 100_000, OTHER_DB);
 });
+
+/** The backend's private connections, for the tests that must hold one back. */
+function internals(b: RedisStreamsBackend): { command: Redis; pubsub: { redis: Redis } } {
+  return b as unknown as { command: Redis; pubsub: { redis: Redis } };
+}
 
 describe('RedisStreamsBackend volatile requests', () => {
   it('leave no stream entry and no list behind, and carry their headers and deadline', async () => {
@@ -195,6 +211,134 @@ describe('RedisStreamsBackend volatile requests', () => {
     // And a topic that appears later, matched by a wildcard route.
     const reply = await client.request(textMessage({ topic: `${topic}.brand.new` }, 'z'), VOLATILE);
     expect(reply.body.toString()).toBe('first');
+  });
+
+  it('reaches the instance that took over when the only instance is cancelled while the request is on its way', async () => {
+    const { service, topic } = names();
+    const spec = routeSpec(service, [topic]);
+    const old = await backend();
+    const oldRoute = await old.subscribe(spec, async (d) => answer(d, 'old'));
+    const client = await backend();
+    // Warm-up: the client listens for replies and has cached the bindings.
+    const warm = await client.request(textMessage({ topic }, 'w'), {
+      timeoutMs: 5_000,
+      durable: false,
+    });
+    expect(warm.body.toString()).toBe('old');
+
+    // The old instance is the only one, so the request script publishes the request to it. Its
+    // pub/sub socket is held so that the request is still on its way when the route is cancelled.
+    const socket = internals(old).pubsub.redis.stream;
+    socket.pause();
+    const pending = client.request(textMessage({ topic }, 'handover'), {
+      timeoutMs: 3_000,
+      durable: false,
+    });
+    await internals(client).command.ping(); // the request script ran (same connection, in order)
+    // A new instance of the route starts (a rolling deploy), then the old one is cancelled.
+    const successor = await backend();
+    await successor.subscribe(spec, async (d) => answer(d, 'new'));
+    const cancelled = oldRoute.cancel();
+    socket.resume();
+    await cancelled;
+    // The old instance's listener lasts until Redis confirmed the UNSUBSCRIBE: the request, which
+    // arrives before, goes back to the list and the new instance answers it. (Dropping the listener
+    // at once dropped the request on arrival: the caller timed out.)
+    await expect(pending.then((r) => r.body.toString())).resolves.toBe('new');
+  });
+
+  it('sends a large request to the only instance through the list, not over its pub/sub connection', async () => {
+    const { service, topic } = names();
+    const server = await backend();
+    await server.subscribe(routeSpec(service, [topic]), async (d) =>
+      answer(d, `${d.body.length} bytes`),
+    );
+    const client = await backend();
+    await client.request(textMessage({ topic }, 'warm-up'), VOLATILE);
+    // Held: a request published to the instance would wait in the socket; one in the list is seen.
+    const socket = internals(server).pubsub.redis.stream;
+    socket.pause();
+    const body = 'x'.repeat(MAX_DIRECT_REQUEST_BYTES + 1);
+    const pending = client.request(textMessage({ topic }, body), VOLATILE);
+    try {
+      await waitFor(async () => (await redis.llen(`${prefix}:rq:${service}.route`)) === 1, {
+        message: 'the large request in the list',
+      });
+    } finally {
+      socket.resume();
+    }
+    expect((await pending).body.toString()).toBe(`${body.length} bytes`);
+  });
+
+  it('stays in its database: a route in another database with the same prefix does not take it', async () => {
+    const { service, topic } = names();
+    const other = new RedisStreamsBackend({
+      url: `${REDIS_URL}/${OTHER_DB}`,
+      prefix,
+      blockMs: 100,
+    });
+    const handledInOtherDb: string[] = [];
+    try {
+      await other.connect();
+      await other.subscribe(routeSpec(service, [topic]), async (d: Delivery) => {
+        handledInOtherDb.push(d.body.toString());
+        return answer(d, `from db ${OTHER_DB}`);
+      });
+      // This app (db 0) has the same route bound, but no instance consuming it now.
+      const here = await backend();
+      await (
+        await here.subscribe(routeSpec(service, [topic]), async (d) => answer(d, 'db 0'))
+      ).cancel();
+      const outcome = await here
+        .request(textMessage({ topic }, 'a db 0 request'), { timeoutMs: 2_000, durable: false })
+        .then(
+          (r) => `answered: ${r.body.toString()}`,
+          (e: Error) => e,
+        );
+      // Pub/sub channels are the whole server's: without the database in the channel's name, the
+      // other database's instance was counted (PUBSUB NUMSUB) and the request published to it.
+      expect(outcome).toBeInstanceOf(UnroutableError);
+      expect(handledInOtherDb).toEqual([]);
+    } finally {
+      await other.close();
+    }
+  });
+
+  it('reaches a route bound after Redis lost its data, though the requester cached bindings before', async () => {
+    // A prefix of its own: its routing generation starts from nothing, as after a loss of data.
+    const own = uniqueRedisPrefix('requests-loss');
+    const opened: RedisStreamsBackend[] = [];
+    const open = async () => {
+      const b = new RedisStreamsBackend({ url: REDIS_URL, prefix: own, blockMs: 100 });
+      opened.push(b);
+      await b.connect();
+      return b;
+    };
+    try {
+      const { service, topic } = names();
+      const first = await open();
+      const before = await first.subscribe(routeSpec(`${service}-before`, [topic]), async (d) =>
+        answer(d, 'before'),
+      );
+      const client = await open();
+      // The client caches the bindings and their generation.
+      expect((await client.request(textMessage({ topic }, 'a'), VOLATILE)).body.toString()).toBe(
+        'before',
+      );
+      await before.cancel();
+      await deleteRedisPrefix(own); // Redis lost its data (restarted empty, keys deleted)
+      const second = await open();
+      await second.subscribe(routeSpec(`${service}-after`, [topic]), async (d) =>
+        answer(d, 'after'),
+      );
+      // A counter would be back at the generation the client cached, whose bindings name only the
+      // cancelled route: UnroutableError.
+      const reply = await client.request(textMessage({ topic }, 'b'), VOLATILE);
+      expect(reply.body.toString()).toBe('after');
+    } finally {
+      await Promise.all(opened.map((b) => b.close()));
+      await deleteRedisPrefix(own);
+    }
   });
 
   it('sends a durable request as a stream entry, which waits for an instance', async () => {

@@ -21,11 +21,15 @@
  *   changes the stream's existence does not show. A target is therefore trusted for
  *   {@link ROUTE_RECHECK_MS} after the script last confirmed it; then the next publish runs the
  *   script again (one at a time: the others keep the fast path until it answers). So a publish may be
- *   accepted for at most that long, plus a round trip, after its last group was destroyed by hand.
+ *   accepted for at most that long, plus a round trip, after its last group was destroyed by hand;
+ * - the order of one publisher's messages: every command goes out on one connection, in the order of
+ *   the publishes, and the script is sent as `EVAL` (never an `EVALSHA` that Redis, having lost its
+ *   scripts, would refuse and that would be sent again behind the fast `XADD`s issued meanwhile).
  *
  * **Volatile requests** go to the routes whose bindings match and that an instance consumes now. The
- * bindings (`<prefix>:bindings`) are read once with their generation (`<prefix>:routing`, incremented
- * by `BIND_SCRIPT` when a binding is new or changed) and matched here; the request script checks the
+ * bindings (`<prefix>:bindings`) are read once with their generation (`<prefix>:routing`, a new
+ * random token set by `BIND_SCRIPT` when a binding is new or changed, so that none comes back after
+ * Redis lost its data) and matched here; the request script checks the
  * generation atomically with the send and refuses when it moved, so a request never misses a route
  * bound before it was sent (see `REQUEST_SCRIPT`).
  */

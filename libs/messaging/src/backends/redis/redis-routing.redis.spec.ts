@@ -1,13 +1,15 @@
 /**
  * The publishers' routing cache (`RedisRoutes`) against changes made by other processes: a route
  * subscribed elsewhere is reached by the next publish, a stream deleted is noticed by the next
- * publish, groups destroyed by hand within `ROUTE_RECHECK_MS`.
+ * publish, groups destroyed by hand within `ROUTE_RECHECK_MS`; the order of publishes kept when the
+ * recheck meets a Redis that lost its scripts.
  */
 import type { Delivery } from '../../backend/broker-backend.interface';
 import { UnroutableError } from '../../errors/messaging.errors';
 import { redisClient } from '../../testing/redis.fixture';
 import { waitFor } from '../../testing/wait-for';
 import { ROUTE_RECHECK_MS } from './redis-routes';
+import { PUBLISH_SCRIPT } from './redis-scripts';
 import { ACK, routeSpec, textMessage, useRedisBackends } from './redis-spec.fixture';
 
 const { prefix, backend, names } = useRedisBackends('routing');
@@ -94,5 +96,36 @@ describe('RedisStreamsBackend routing cache', () => {
     await expect(publisher.publish(textMessage({ queue }, 'four'), MANDATORY)).rejects.toThrow(
       /queue/,
     );
+  });
+
+  it('keeps the order of publishes when the periodic routing recheck meets NOSCRIPT', async () => {
+    const { service, topic } = names();
+    const b = await backend();
+    await b.subscribe(routeSpec(service, [topic]), async () => ACK);
+    await b.publish(textMessage({ topic }, 'm0'), { mandatory: true }); // the route is cached
+    // A second later, with Redis's script cache empty (a restart with its data, a failover, SCRIPT
+    // FLUSH): the next publish rechecks the route with the script, the following ones take the
+    // fast path. NOSCRIPT is produced by a SHA Redis does not know, as after a restart.
+    const realNow = Date.now.bind(Date);
+    const clock = jest
+      .spyOn(Date, 'now')
+      .mockImplementation(() => realNow() + ROUTE_RECHECK_MS + 500);
+    const realSha = PUBLISH_SCRIPT.sha;
+    Object.defineProperty(PUBLISH_SCRIPT, 'sha', { value: '0'.repeat(40) });
+    try {
+      await Promise.all(
+        ['m1', 'm2', 'm3'].map((body) =>
+          b.publish(textMessage({ topic }, body), { mandatory: true }),
+        ),
+      );
+    } finally {
+      Object.defineProperty(PUBLISH_SCRIPT, 'sha', { value: realSha });
+      clock.mockRestore();
+    }
+    const entries = await redis.xrange(`${prefix}:t:${topic}`, '-', '+');
+    const bodies = entries.map(([, fields]) => fields[fields.indexOf('body') + 1]);
+    // With EVALSHA, the recheck's NOSCRIPT reply sent m1 again (EVAL) behind m2 and m3, which took
+    // the fast path: ['m0', 'm2', 'm3', 'm1'].
+    expect(bodies).toEqual(['m0', 'm1', 'm2', 'm3']);
   });
 });

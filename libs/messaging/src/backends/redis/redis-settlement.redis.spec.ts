@@ -6,7 +6,10 @@
 import type { Settlement } from '../../backend/broker-backend.interface';
 import { redisClient } from '../../testing/redis.fixture';
 import { waitFor } from '../../testing/wait-for';
+import { SETTLE_SCRIPT } from './redis-message-scripts';
+import { redisProxy } from './redis-proxy.fixture';
 import { ACK, routeSpec, textMessage, useRedisBackends } from './redis-spec.fixture';
+import { RedisStreamsBackend } from './index';
 
 const { prefix, backend, names } = useRedisBackends('settle');
 const redis = redisClient();
@@ -14,6 +17,11 @@ const redis = redisClient();
 afterAll(async () => {
   await redis.quit();
 });
+
+const DEAD: Settlement = {
+  action: 'dead-letter',
+  failure: { reason: 'handler-error', message: 'no', errorClass: 'Error', at: new Date() },
+};
 
 async function pendingCount(stream: string, group: string): Promise<number> {
   const [count] = (await redis.xpending(stream, group)) as [number];
@@ -78,5 +86,46 @@ describe('RedisStreamsBackend settlement', () => {
     expect(attempts).toBeGreaterThanOrEqual(2);
     const [letter] = await b.listDeadLetters(service);
     expect(letter.body.toString()).toBe('poison');
+  });
+
+  it('writes a dead letter once when the connection drops before the settle script answered', async () => {
+    const proxy = await redisProxy();
+    const b = new RedisStreamsBackend({
+      url: `redis://127.0.0.1:${proxy.port}`,
+      prefix,
+      blockMs: 100,
+    });
+    try {
+      await b.connect();
+      const { service, topic } = names();
+      await b.subscribe(routeSpec(service, [topic]), async () => DEAD);
+      const dlq = `${prefix}:q:${service}.dead-letter`;
+      await b.publish(textMessage({ topic }, 'warm-up'), { mandatory: true }); // script cached
+      await waitFor(async () => (await redis.xlen(dlq)) === 1);
+      // The connection that sends the next settle script is cut once Redis has run it, before its
+      // reply arrives; ioredis reconnects and sends the unanswered command again.
+      proxy.cutAfterCommandWith(SETTLE_SCRIPT.sha);
+      await b.publish(textMessage({ topic }, 'once'), { mandatory: true });
+      await waitFor(() => proxy.cuts === 1, { message: 'the cut after the settle script' });
+      await waitFor(
+        async () => (await pendingCount(`${prefix}:t:${topic}`, `${service}.route`)) === 0,
+      );
+      await waitFor(() => b.status === 'connected');
+      // Sent on the same connection after the script ioredis sends again: once its dead letter is
+      // there, that script has run.
+      await b.publish(textMessage({ topic }, 'after'), { mandatory: true });
+      await waitFor(async () => (await redis.xlen(dlq)) >= 3);
+      const letters = await redis.xrange(dlq, '-', '+');
+      // ioredis sent the script again after the reconnection; without its check that the original
+      // is still pending, it wrote its copy again: ['warm-up', 'once', 'once', 'after'].
+      expect(letters.map(([, f]) => f[f.indexOf('body') + 1])).toEqual([
+        'warm-up',
+        'once',
+        'after',
+      ]);
+    } finally {
+      await b.close();
+      proxy.stop();
+    }
   });
 });

@@ -9,9 +9,9 @@
  * | `messaging:r:<queue>`                 | stream          | retries, requeues, replays of external queue `<queue>`; group `<queue>` |
  * | `messaging:topics`                    | set             | every topic published or subscribed: wildcards resolve against it |
  * | `messaging:bindings`                  | hash            | queue → JSON array of its topic patterns (routing, `mandatory`)  |
- * | `messaging:routing`                   | string (counter) | generation of `bindings`: incremented when a binding is added or changed |
+ * | `messaging:routing`                   | string          | generation of `bindings`: a new random token when a binding is added or changed |
  * | `messaging:rq:<queue>`                | list            | volatile requests to route `<queue>` not taken yet; expires once they all timed out |
- * | `messaging:rq:<queue>`                | pub/sub channel | its subscribers: the instances consuming route `<queue>` now; a request to the only one, or a ring |
+ * | `messaging:rq:<db>:<queue>`           | pub/sub channel | its subscribers: the instances consuming route `<queue>` of database `<db>` now; a request to the only one, or a ring |
  * | `messaging:delayed`                   | sorted set      | delayed messages and retries by due time (epoch ms)              |
  * | `messaging:delayed:<uuid>`            | hash            | one delayed message: its entry fields plus `_to` (`t:<topic>`, `q:<queue>` or `r:<queue>`) |
  * | `messaging:reply:<instance>:<id>`     | pub/sub channel | the reply to one request of one backend instance                 |
@@ -46,8 +46,9 @@
  *
  * Requests: a durable one (or one to a named queue) is an entry of its target's stream, like an
  * event. A volatile one (the default) is never a stream entry: each instance of a route on a queue of
- * ours subscribes to the channel `rq:<queue>` while the route lasts, so the channel's subscribers are
- * the instances consuming the route now. A request script checks the requester's cached bindings
+ * ours subscribes to the channel `rq:<db>:<queue>` while the route lasts, so the channel's subscribers
+ * are the instances consuming the route now (channels are the whole server's, not a database's: the
+ * database in the name keeps apps that share a prefix in two databases apart). A request script checks the requester's cached bindings
  * against `routing`, then, for each route they match, counts those subscribers (`PUBSUB NUMSUB`):
  * one, the request is published to it there; several, it is pushed to the list `rq:<queue>` and the
  * channel rung, and the instances pop it from there as they have free slots (competing consumers; an
@@ -62,13 +63,25 @@
  * a second); the scripts touch keys they compute, so Redis Cluster is not supported; a subscription
  * holds one connection (its blocking reads), and each instance one pub/sub connection (its volatile
  * routes and its replies); replies are pub/sub (a requester disconnected when its reply is sent times
- * out); a volatile request taken by an instance that crashes before answering times out.
- * `docs/backends.md` says more.
+ * out); a volatile request taken by an instance that crashes before answering times out, as does one
+ * popped by a `RPOP` whose reply a dropped connection lost; anything else subscribed to an `rq:`
+ * channel counts as an instance of its route. ioredis sends again, after a reconnection, a command
+ * whose reply the dropped connection lost: a publish may then be added twice (same message id), a
+ * volatile request or a give-back handled twice; a settle script checks that its original is still
+ * pending, so a retry or dead-letter copy is not written twice. `docs/backends.md` says more.
  */
 
-/** Key names of one prefix. */
+/** Key names of one prefix, and the names of its pub/sub channels in database `db`. */
 export class RedisKeys {
-  constructor(readonly prefix: string) {}
+  /**
+   * @param db the database the keys are in: pub/sub channels are the whole server's, so a channel
+   *   that stands for something in one database names it (apps that share a prefix in two databases
+   *   never count or reach each other's instances).
+   */
+  constructor(
+    readonly prefix: string,
+    readonly db = 0,
+  ) {}
 
   /** The stream of `topic`. */
   topic(topic: string): string {
@@ -98,14 +111,19 @@ export class RedisKeys {
     return `${this.prefix}:bindings`;
   }
 
-  /** The routing generation: incremented when a binding is added or changed. */
+  /** The routing generation: a new random token when a binding is added or changed. */
   get routing(): string {
     return `${this.prefix}:routing`;
   }
 
-  /** The list of volatile requests of queue `queue`, and the channel its instances listen to. */
+  /** The list of volatile requests of queue `queue` not taken yet. */
   requests(queue: string): string {
     return `${this.prefix}:rq:${queue}`;
+  }
+
+  /** The channel the instances consuming queue `queue` now listen to (see {@link RedisKeys.db}). */
+  requestChannel(queue: string): string {
+    return `${this.prefix}:rq:${this.db}:${queue}`;
   }
 
   /** The sorted set of delayed messages. */

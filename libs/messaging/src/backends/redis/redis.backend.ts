@@ -31,6 +31,7 @@ import {
   coalesceWrites,
   connectWithin,
   createConnection,
+  databaseOf,
   type IoRedisModule,
   loadIoRedis,
 } from './redis-connection';
@@ -92,11 +93,12 @@ export class RedisStreamsBackend implements BrokerBackend {
   constructor(options: RedisStreamsBackendOptions = {}) {
     this.options = resolveRedisOptions(options);
     this.ioredis = loadIoRedis();
-    this.keys = new RedisKeys(this.options.prefix);
+    this.keys = new RedisKeys(this.options.prefix, databaseOf(this.options.url));
     this.publisher = new RedisPublisher(this.keys, this.options, this.routes);
     this.pubsub = new RedisPubSub(
       () => createConnection(this.ioredis, this.options, 'pubsub', true),
       (redis) => connectWithin(redis, this.options, this.options.connectTimeoutMs),
+      this.options.commandTimeoutMs,
     );
     this.requester = new RedisRequester({
       keys: this.keys,
@@ -315,8 +317,14 @@ export class RedisStreamsBackend implements BrokerBackend {
       () => new BackendClosedError('RedisStreamsBackend closed before the reply arrived'),
     );
     await this.pubsub.close();
-    while (this.polling) await new Promise((resolve) => setTimeout(resolve, 5));
-    await this.command?.quit().catch(() => this.command?.disconnect());
+    const command = this.command;
+    if (command !== undefined && command.status !== 'ready') {
+      // Redis unreachable: a QUIT would wait in ioredis's queue (commandTimeoutMs) for nothing.
+      command.disconnect();
+    } else if (command !== undefined) {
+      while (this.polling) await new Promise((resolve) => setTimeout(resolve, 5));
+      await command.quit().catch(() => command.disconnect());
+    }
     this.hub.setStatus('closed');
     if (this.command) this.logger.log('Closed the Redis connections');
   }
