@@ -159,7 +159,7 @@ describe('NATS headers', () => {
     const noResponders = new TextEncoder().encode('NATS/1.0 503\r\n\r\n');
     expect(statusOf(headersOf(receivedMsg(noResponders, Buffer.alloc(0))))).toBe(503);
     expect(statusOf(MsgHdrsImpl.decode(noResponders))).toBe(503);
-    const plain = new WireHeaders().set('a', 'b').encode();
+    const plain = new WireHeaders().add('a', 'b').encode();
     expect(statusOf(headersOf(receivedMsg(plain, Buffer.alloc(0))))).toBe(0);
     expect(statusOf(undefined)).toBe(0);
   });

@@ -66,7 +66,7 @@ export class NatsRequester {
   ): Promise<IncomingReply> {
     const [request, replyTo] = this.add(nc, target, timeoutMs);
     try {
-      nc.publish(subject, body, { reply: replyTo, headers: headers.forNats() });
+      nc.publish(subject, body, { reply: replyTo, headers });
     } catch (error) {
       this.pending.fail(request, error instanceof Error ? error : new Error(String(error)));
     }

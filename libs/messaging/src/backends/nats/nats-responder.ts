@@ -122,8 +122,8 @@ export class NatsResponder {
   /** Answers the sender with a refusal (and the topic it declines), which its requester handles. */
   private refuse(msg: Msg, refusal: string, topic = ''): void {
     try {
-      const headers = new WireHeaders().set(NatsHeaders.REFUSAL, refusal);
-      msg.respond(Buffer.from(topic), { headers: headers.forNats() });
+      const headers = new WireHeaders().add(NatsHeaders.REFUSAL, refusal);
+      msg.respond(Buffer.from(topic), { headers });
     } catch {
       // Closed connection: the caller times out.
     }
