@@ -10,7 +10,7 @@ import { randomUUID } from 'node:crypto';
 import type { Msg } from '@nats-io/transport-node';
 import type { DeadLetter, Delivery, OutgoingMessage } from '../../backend/broker-backend.interface';
 import { attemptOf, producerHeaders, readDeadLetter, topicOf } from '../../backend/message-headers';
-import type { PulledMessage } from './nats-pull';
+import type { PulledMessage } from './nats-pulled-message';
 import { nameOfSubject, type NatsNames } from './nats-topology';
 import { forEachHeader, type HeaderSource, headersOf, WireHeaders } from './nats-wire';
 

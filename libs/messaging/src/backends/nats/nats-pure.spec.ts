@@ -13,7 +13,7 @@ import {
 } from './nats-connection';
 import { NatsConsumer } from './nats-consumer';
 import { NatsDelayer } from './nats-delayer';
-import { PulledMessage } from './nats-pull';
+import { PulledMessage } from './nats-pulled-message';
 import { decodeHeaders, encodeHeaders } from './nats-messages';
 import { headersOf, statusOf, WireHeaders } from './nats-wire';
 import { duplicateWindowMs } from './nats-declarations';
@@ -297,7 +297,11 @@ describe('NatsBackend options', () => {
       nc: {
         subscribe: (subject: string, opts: { callback: typeof deliver }) => {
           deliver = opts.callback;
-          return { getSubject: () => subject, unsubscribe: () => undefined };
+          return {
+            getSubject: () => subject,
+            unsubscribe: () => undefined,
+            drain: () => Promise.resolve(),
+          };
         },
         publish: () => pulls++,
         flush: () => Promise.resolve(),

@@ -217,7 +217,14 @@ export class NatsBackend implements BrokerBackend {
       publish: (subject, body, headers, msgID) =>
         this.publisher.publish(subject, body, headers, msgID),
     });
-    await consumer.start();
+    try {
+      await consumer.start();
+    } catch (error) {
+      // It stopped what it had started; deliveries it took meanwhile still settle, close waits.
+      this.retiring.add(consumer);
+      void consumer.drain(this.options.closeTimeoutMs).then(() => this.retiring.delete(consumer));
+      throw error;
+    }
     if (this.closing) {
       // Closed while the consumers were declared: close did not see this one, so it stops here.
       await consumer.cancel();
