@@ -12,7 +12,7 @@ import {
   RequestTimeoutError,
   UnroutableError,
 } from '../../errors/messaging.errors';
-import { deleteNatsObjects, NATS_URL, natsRunPrefix } from '../../testing/nats.fixture';
+import { deleteNatsObjects, NATS_URL, natsAdmin, natsRunPrefix } from '../../testing/nats.fixture';
 import { gate, waitFor } from '../../testing/wait-for';
 import { NatsBackend } from './index';
 import type { NatsBackendOptions } from './nats-backend.options';
@@ -140,6 +140,57 @@ describe('NatsBackend volatile requests', () => {
     hold.open();
     expect((await Promise.all([first, ...waiting])).map(text)).toEqual(['running', 'w1', 'w2']);
     expect(started).toEqual(['running', 'w1', 'w2']);
+  });
+
+  it('waits for another service when one refuses a request as busy, and refuses it at once when all do', async () => {
+    // Refusals as the server carries them, to answer from B only once A's refusal came.
+    const { nc } = await natsAdmin();
+    const refusalSeen = gate();
+    nc.subscribe('_INBOX.>', {
+      callback: (_, msg) => {
+        if (msg.headers?.get('x-nats-refusal') === 'busy') refusalSeen.open();
+      },
+    });
+    await nc.flush();
+    try {
+      const [a, b, caller] = [
+        backend({ maxWaitingRequests: 0 }),
+        backend({ maxWaitingRequests: 0 }),
+        backend(),
+      ];
+      const hold = gate();
+      const seenB: string[] = [];
+      // A holds whatever it gets: busy after the first request, it refuses the others.
+      await a.subscribe(route('rq-busy-a', ['rq.busy'], 1), async () => {
+        await hold.promise;
+        return { action: 'ack' };
+      });
+      await b.subscribe(route('rq-busy-b', ['rq.busy'], 1), async (d) => {
+        const got = JSON.parse(d.body.toString()) as string;
+        seenB.push(got);
+        if (got === 'second') await refusalSeen.promise;
+        if (got === 'held') await hold.promise;
+        return {
+          action: 'ack',
+          reply: { body: Buffer.from(JSON.stringify(`b:${got}`)), headers: {} },
+        };
+      });
+      await expect(ask(caller, 'rq.busy', 'first').then(text)).resolves.toBe('b:first');
+      // A refuses it (busy); B answers after that refusal reached the caller.
+      await expect(ask(caller, 'rq.busy', 'second').then(text)).resolves.toBe('b:second');
+      // Both busy: refused at once.
+      const held = ask(caller, 'rq.busy', 'held', 30_000).catch(() => undefined);
+      await waitFor(() => seenB.includes('held'));
+      const startedAt = Date.now();
+      await expect(ask(caller, 'rq.busy', 'last', 30_000)).rejects.toBeInstanceOf(
+        PublishBackpressureError,
+      );
+      expect(Date.now() - startedAt).toBeLessThan(1_000);
+      hold.open();
+      await held;
+    } finally {
+      await nc.close();
+    }
   });
 
   it('still answers the requests waiting for a slot when the subscription is cancelled', async () => {

@@ -90,6 +90,7 @@ export class NatsBackend implements BrokerBackend {
     this.requester = new NatsRequester(
       () => this.connection.inbox(),
       async (topic) => this.routes.hasTopic((await link()).jsm, topic),
+      async (topic) => this.routes.countTopic((await link()).jsm, topic),
     );
     const publish = (subject: string, body: Uint8Array, h: WireHeaders, msgID?: string) =>
       this.publisher.publish(subject, body, h, msgID);
