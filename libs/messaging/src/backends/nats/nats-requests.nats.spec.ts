@@ -114,6 +114,65 @@ describe('NatsBackend volatile requests', () => {
     expect(Date.now() - startedAt).toBeLessThan(1_000);
   });
 
+  it('answers a volatile request the server routed to the route just before its cancel()', async () => {
+    const server = backend();
+    const seen: string[] = [];
+    const subscription = await server.subscribe(
+      route('rq-cancel', ['rq.cancel']),
+      async (d: Delivery): Promise<Settlement> => {
+        seen.push(JSON.parse(d.body.toString()) as string);
+        return { action: 'ack', reply: { body: d.body, headers: {} } };
+      },
+    );
+    // The request goes out on the wire before the unsubscribe (one connection keeps order): the
+    // server routes it to this route, then takes the unsubscribe. The request reaches the client
+    // after it unsubscribed: it must still be handled (a subscription drained, not dropped).
+    const asked = server.request(message('rq.cancel', 'in-flight'), {
+      timeoutMs: 3_000,
+      durable: false,
+    });
+    const settledAs = asked.then(
+      (r) => `reply ${r.body.toString()}`,
+      (e: Error) => `${e.constructor.name}: ${e.message}`,
+    );
+    await subscription.cancel();
+    expect(await settledAs).toBe('reply "in-flight"');
+    expect(seen).toEqual(['in-flight']);
+  });
+
+  it('loses no volatile request from another process racing cancel(): each is answered or refused at once', async () => {
+    const [server, caller] = [backend(), backend()];
+    const subscription = await server.subscribe(
+      route('rq-race', ['rq.race'], 50),
+      async (d: Delivery): Promise<Settlement> => ({
+        action: 'ack',
+        reply: { body: d.body, headers: {} },
+      }),
+    );
+    const outcomes: Array<Promise<string>> = [];
+    let stop = false;
+    const pump = (async () => {
+      while (!stop) {
+        for (let i = 0; i < 20; i++)
+          outcomes.push(
+            caller.request(message('rq.race', `r${i}`), { timeoutMs: 3_000, durable: false }).then(
+              () => 'answered',
+              (e: Error) => e.constructor.name,
+            ),
+          );
+        await new Promise((r) => setImmediate(r));
+      }
+    })();
+    await waitFor(() => outcomes.length > 400);
+    await subscription.cancel();
+    stop = true;
+    await pump;
+    const counts: Record<string, number> = {};
+    for (const o of await Promise.all(outcomes)) counts[o] = (counts[o] ?? 0) + 1;
+    // Answered before the cancel, UnroutableError after it; a request that times out was lost.
+    expect(counts.RequestTimeoutError ?? 0).toBe(0);
+  }, 30_000);
+
   it('holds at most concurrency + maxWaitingRequests requests of a route, refusing the rest at once', async () => {
     const server = backend({ maxWaitingRequests: 2 });
     const caller = backend();
