@@ -1,17 +1,27 @@
 import { Logger } from '@nestjs/common';
 import type { Msg } from '@nats-io/transport-node';
-import type { Delivery, SubscriptionSpec } from '../../backend/broker-backend.interface';
+import type {
+  Delivery,
+  OutgoingMessage,
+  Settlement,
+  SubscriptionSpec,
+} from '../../backend/broker-backend.interface';
 import { deleteNatsObjects, NATS_URL, natsAdmin, natsRunPrefix } from '../../testing/nats.fixture';
-import { waitFor } from '../../testing/wait-for';
+import { gate, waitFor } from '../../testing/wait-for';
 import { NatsBackend } from './index';
 import type { NatsBackendOptions } from './nats-backend.options';
-import { routeFilters, natsNames } from './nats-topology';
+import { natsNames, queueConsumerName, routeFilters } from './nats-topology';
 
 const PREFIX = natsRunPrefix('nats-ack');
 
-/** How deliveries are acknowledged and pulled: plain or confirmed acks, pulls that recover. */
+/**
+ * How deliveries are acknowledged and pulled: plain or confirmed acks, pulls that recover, and no
+ * more than `concurrency` deliveries held per instance over all the consumers of a route.
+ */
 describe('NatsBackend acks and pulls', () => {
   let open: NatsBackend[] = [];
+  let counter = 0;
+  const holds: Array<() => void> = [];
 
   const backend = (options: NatsBackendOptions = {}): NatsBackend => {
     const b = new NatsBackend({ servers: NATS_URL, prefix: PREFIX, ...options });
@@ -19,22 +29,41 @@ describe('NatsBackend acks and pulls', () => {
     open.push(b);
     return b;
   };
-  const route = (service: string, topics: string[]): SubscriptionSpec => ({
+  const route = (service: string, topics: string[], concurrency = 4): SubscriptionSpec => ({
     service,
     queue: `${service}.route`,
     topics,
     external: false,
-    concurrency: 4,
+    concurrency,
   });
   const publish = (b: NatsBackend, topic: string, id: string) =>
     b.publish(
       { topic, body: Buffer.from('{}'), headers: {}, messageId: id, timestamp: Date.now() },
       { mandatory: true },
     );
+  const message = (topic: string, text: string): OutgoingMessage => ({
+    topic,
+    body: Buffer.from(JSON.stringify(text)),
+    headers: {},
+    messageId: `${topic}-${text}-${++counter}`,
+    timestamp: Date.now(),
+  });
+  const body = (d: Delivery): string => JSON.parse(d.body.toString()) as string;
+  /** A handler that records what it got and holds every delivery until the test ends. */
+  const holding = (seen: string[]) => {
+    const hold = gate();
+    holds.push(hold.open);
+    return async (d: Delivery): Promise<Settlement> => {
+      seen.push(body(d));
+      await hold.promise;
+      return { action: 'ack' };
+    };
+  };
 
   beforeAll(() => Logger.overrideLogger(false));
 
   afterEach(async () => {
+    for (const release of holds.splice(0)) release();
     const closing = open;
     open = [];
     await Promise.all(closing.map((b) => b.close()));
@@ -105,6 +134,80 @@ describe('NatsBackend acks and pulls', () => {
       await waitFor(() => b.consumerStates()[0].attached, { timeoutMs: 8_000 });
       await publish(b, 'ack.deleted', 'after');
       await waitFor(() => got.includes('after'), { timeoutMs: 8_000 });
+    } finally {
+      await nc.close();
+    }
+  });
+
+  it('leaves a message to an idle instance of the route, not held by a busy one', async () => {
+    const [a, b, producer] = [backend(), backend(), backend()];
+    const spec = route('ack-hold', ['ack.hold'], 1);
+    const seenA: string[] = [];
+    const seenB: string[] = [];
+    await a.subscribe(spec, holding(seenA));
+    await producer.publish(message('ack.hold', 'first'), { mandatory: true });
+    await waitFor(() => seenA.length === 1);
+    // A runs its one slot. B, idle, subscribes; a message sent to the route's queue (a retry
+    // copy, a replay, a direct send) should go to B.
+    await b.subscribe(spec, holding(seenB));
+    const toQueue: OutgoingMessage = {
+      ...message('ack.hold', 'second'),
+      topic: undefined,
+      queue: spec.queue,
+    };
+    await producer.publish(toQueue, { mandatory: true });
+    // What the server handed out: A's queue consumer pulled for its one slot before it was busy.
+    const { nc, jsm } = await natsAdmin();
+    try {
+      await waitFor(
+        async () =>
+          (await jsm.consumers.info(`${PREFIX}-messages`, queueConsumerName(spec.queue)))
+            .num_ack_pending === 1,
+      );
+      await expect(
+        waitFor(() => seenB.includes('second'), { timeoutMs: 5_000, message: 'B got "second"' }),
+      ).resolves.toBeUndefined();
+    } finally {
+      await nc.close();
+    }
+    expect(seenA).toEqual(['first']);
+  }, 30_000);
+
+  it('pulls at most concurrency messages per instance over several filters and the queue', async () => {
+    const [a, producer] = [backend(), backend()];
+    const spec = route('ack-filters', ['ack.f1', 'ack.f2'], 1);
+    const seen: string[] = [];
+    await a.subscribe(spec, holding(seen));
+    await producer.publish(message('ack.f1', 'one'), { mandatory: true });
+    await producer.publish(message('ack.f2', 'two'), { mandatory: true });
+    await producer.publish(
+      { ...message('ack.f1', 'three'), topic: undefined, queue: spec.queue },
+      {
+        mandatory: true,
+      },
+    );
+    await waitFor(() => seen.length === 1);
+    const names = natsNames(PREFIX);
+    const consumers = [
+      ...routeFilters(names, spec.queue, spec.topics).map((f) => f.name),
+      queueConsumerName(spec.queue),
+    ];
+    const { nc, jsm } = await natsAdmin();
+    try {
+      const sum = async (field: 'num_ack_pending' | 'num_pending') => {
+        let total = 0;
+        for (const c of consumers) total += (await jsm.consumers.info(names.messages, c))[field];
+        return total;
+      };
+      // Until the server handed out all three (over-delivery) or 3 s passed (it holds them back).
+      await waitFor(async () => (await sum('num_pending')) === 0, { timeoutMs: 3_000 }).catch(
+        () => undefined,
+      );
+      // Concurrency 1 and the one slot busy: one delivery out, two left in the stream for any instance.
+      expect({ handed: await sum('num_ack_pending'), handled: seen.length }).toEqual({
+        handed: 1,
+        handled: 1,
+      });
     } finally {
       await nc.close();
     }

@@ -117,8 +117,8 @@ export interface NatsBackendOptions {
    * Volatile requests (`request()` without `durable`) a route holds in this process beyond the
    * `concurrency` its handlers run: they arrive over core NATS, which has no queue of its own, so
    * this bounds the memory a flood of requests takes (this many request bodies per route). A
-   * request that finds the route that full is refused at once (the caller gets a
-   * `PublishBackpressureError`), never queued without limit.
+   * request that finds the route that full is refused at once, never queued without limit: the
+   * caller gets a `PublishBackpressureError` once every route that takes the topic refused it.
    * @default 1000
    */
   readonly maxWaitingRequests?: number;

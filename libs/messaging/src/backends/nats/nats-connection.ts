@@ -116,8 +116,9 @@ export class NatsConnectionManager {
           maxReconnectAttempts: -1,
           reconnectTimeWait: 500,
           pingInterval: 10_000,
-          // No stack captured for every request (each publish waits for its PubAck as a request):
-          // the errors this backend reports name what failed themselves.
+          // No stack captured for the requests this backend still makes through nats.js (JetStream
+          // API calls, confirmed acks): the errors it reports name what failed themselves.
+          // Publishes and volatile requests do not go through nats.js requests at all.
           noAsyncTraces: true,
         });
       } catch (error) {

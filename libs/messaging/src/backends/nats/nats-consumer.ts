@@ -1,25 +1,24 @@
 /**
  * One subscription on JetStream: the route's durable pull consumers (one per NATS filter of its
- * topics, one for its queue subject), pulled only for free handler slots so that at most
- * `spec.concurrency` deliveries are in flight in this process (`nats-pull.ts`), its volatile
- * requests (`nats-responder.ts`), and the settlement of each delivery (reply, retry copy, dead
- * letter, then ack). Deliveries are kept alive while they wait or run. Acks are plain (batched into
- * one write per turn of the event loop) unless `confirmAcks` asks for the server's confirmation.
+ * topics, one for its queue subject), pulled together for no more than the free handler slots so
+ * that at most `spec.concurrency` deliveries are held by this process (`nats-pull.ts`,
+ * `nats-pull-budget.ts`), its volatile requests (`nats-responder.ts`), and the settlement of each
+ * delivery (reply, retry copy, dead letter, then ack). Deliveries are kept alive while they run.
+ * Acks are plain (batched into one write per turn of the event loop) unless `confirmAcks` asks for
+ * the server's confirmation.
  */
 import type { NatsConnection } from '@nats-io/transport-node';
 import type {
   ConsumerState,
-  Delivery,
   DeliveryHandler,
-  Settlement,
   SubscriptionSpec,
 } from '../../backend/broker-backend.interface';
-import { describeDelivery } from '../../backend/describe-delivery';
-import { MessageFifo } from '../../backend/message-fifo';
 import { describe } from './nats-connection';
-import { toDelivery } from './nats-messages';
+import { NatsDeliveryRunner, quietly } from './nats-delivery-runner';
 import { NatsPauses } from './nats-pauses';
-import { NatsPuller, PULL_HEARTBEAT_MS, type PullOwner, type PulledMessage } from './nats-pull';
+import { NatsPuller, type PullOwner, ROTATE_MS } from './nats-pull';
+import { NatsPullBudget } from './nats-pull-budget';
+import type { PulledMessage } from './nats-pulled-message';
 import { NatsResponder } from './nats-responder';
 import { handlingFilter } from './nats-routes';
 import { NatsSettler, type NatsSettlerContext } from './nats-settler';
@@ -35,32 +34,30 @@ export interface NatsConsumerContext extends NatsSettlerContext {
 /** Handler slots of a subscription whose `concurrency` is not a positive number. */
 const DEFAULT_SLOTS = 10;
 
-/** `max_ack_pending` per slot: room for many instances and for the pulls of several filters. */
+/** `max_ack_pending` per slot: room for many instances (each holds at most its slots). */
 const ACK_PENDING_PER_SLOT = 32;
 
 export class NatsConsumer implements PullOwner {
   readonly slots: number;
   private readonly pullers: NatsPuller[];
+  private readonly budget: NatsPullBudget;
   /** The connection the pulls and request subscriptions are on. */
   private nc?: NatsConnection;
   private readonly responder?: NatsResponder;
   private stopped = false;
   private inFlight = 0;
-  private readonly waiting = new MessageFifo<PulledMessage>();
-  /** Deliveries held by this process (waiting or handled): kept alive until settled. */
+  /** Deliveries being handled: kept alive until settled. */
   private readonly held = new Set<PulledMessage>();
   private readonly idleWaiters: Array<() => void> = [];
-  /** Plain acks of this turn of the event loop, sent together. */
-  private acks: PulledMessage[] = [];
   /** Backoff pauses of the pullers: ended by `cancel()`. */
   private readonly pauses = new NatsPauses();
   private keepAlive?: NodeJS.Timeout;
-  private watchdog?: NodeJS.Timeout;
+  /** Turns of the pull budget and the pullers' heartbeat checks. */
+  private ticker?: NodeJS.Timeout;
   private detachedSince?: number = Date.now();
   /** Pullers whose pulls fail now: reported once per streak. */
   private readonly failing = new Set<NatsPuller>();
-  private readonly settler: NatsSettler;
-  private copyFailures = 0;
+  private readonly runner: NatsDeliveryRunner;
   /**
    * One topic filter, equal to the patterns (no `#`): what it receives is exactly what they match,
    * and no other filter of the route receives it too.
@@ -73,7 +70,8 @@ export class NatsConsumer implements PullOwner {
     private readonly ctx: NatsConsumerContext,
   ) {
     this.slots = spec.concurrency >= 1 ? Math.floor(spec.concurrency) : DEFAULT_SLOTS;
-    this.settler = new NatsSettler(spec, ctx);
+    const settler = new NatsSettler(spec, ctx);
+    this.runner = new NatsDeliveryRunner(spec, handler, ctx, settler);
     const { names } = ctx;
     const filters = routeFilters(names, spec.queue, spec.external ? [] : spec.topics);
     this.exact = filters.length === 1 && !filters[0].patterns.some((p) => p.includes('#'));
@@ -90,8 +88,9 @@ export class NatsConsumer implements PullOwner {
       ...filters.map((f) => puller(f.name, f.filter, f.patterns)),
       puller(queueConsumerName(spec.queue), names.queueSubject(spec.queue)),
     ];
+    this.budget = new NatsPullBudget(this.pullers, this.slots);
     if (!spec.external)
-      this.responder = new NatsResponder(spec, handler, ctx, this.settler, filters, this.slots);
+      this.responder = new NatsResponder(spec, handler, ctx, settler, filters, this.slots);
   }
 
   /** The routes (patterns) this subscription declares, for the unroutable check. */
@@ -99,41 +98,47 @@ export class NatsConsumer implements PullOwner {
     return this.pullers.map((p) => ({ queue: this.spec.queue, patterns: p.patterns }));
   }
 
-  /** Declares the durable consumers, subscribes the volatile requests and starts pulling. */
+  /**
+   * Declares the durable consumers, subscribes the volatile requests and starts pulling. When it
+   * fails after the pulls started, it stops them again before it rejects: a subscription that was
+   * refused consumes nothing.
+   */
   async start(): Promise<void> {
     await this.declare();
     const { nc } = await this.ctx.link();
-    const every = Math.max(250, Math.floor(this.ctx.options.ackWaitMs / 3));
-    this.keepAlive = setInterval(() => {
-      for (const msg of this.held) quietly(() => msg.working());
-    }, every);
-    this.keepAlive.unref();
-    this.watchdog = setInterval(() => {
-      const now = Date.now();
-      for (const p of this.pullers) p.check(now);
-    }, PULL_HEARTBEAT_MS);
-    this.watchdog.unref();
-    this.nc = nc;
-    for (const p of this.pullers) p.start(nc, this.ctx.inbox());
-    this.responder?.start(nc);
-    // The server has the subscriptions once this round trip is done: a request sent after
-    // subscribe() resolved reaches this route, not "no responders".
-    await nc.flush();
+    try {
+      this.nc = nc;
+      const every = Math.max(250, Math.floor(this.ctx.options.ackWaitMs / 3));
+      this.keepAlive = setInterval(() => {
+        for (const msg of this.held) quietly(() => msg.working());
+      }, every);
+      this.keepAlive.unref();
+      this.ticker = setInterval(() => this.tick(), ROTATE_MS / 2);
+      this.ticker.unref();
+      for (const p of this.pullers) p.start(nc);
+      this.responder?.start(nc);
+      this.topUp();
+      // The server has the subscriptions once this round trip is done: a request sent after
+      // subscribe() resolved reaches this route, not "no responders".
+      await nc.flush();
+    } catch (error) {
+      await this.cancel();
+      throw error;
+    }
   }
 
-  /** Stops pulling: waiting deliveries go back to the server; in-flight ones still settle. */
+  /**
+   * Stops pulling and taking requests; resolves once the server has the unsubscribes. Deliveries
+   * that arrive meanwhile go back to the server; the requests are answered; in-flight deliveries
+   * still settle.
+   */
   async cancel(): Promise<void> {
     if (this.stopped) return;
     this.stopped = true;
-    for (const p of this.pullers) p.stop();
     this.pauses.wakeAll();
-    clearInterval(this.watchdog);
-    for (let msg = this.waiting.shift(); msg; msg = this.waiting.shift()) {
-      this.held.delete(msg);
-      quietly(() => msg.nak());
-    }
+    clearInterval(this.ticker);
     this.detachedSince ??= Date.now();
-    await this.responder?.cancel();
+    await Promise.all([...this.pullers.map((p) => p.stop()), this.responder?.cancel()]);
   }
 
   /** Waits for in-flight deliveries and requests to settle, at most `timeoutMs`. */
@@ -148,24 +153,26 @@ export class NatsConsumer implements PullOwner {
       clearTimeout(timer);
     }
     await this.responder?.drain(Math.max(0, deadline - Date.now()));
-    this.flushAcks();
+    this.runner.flushAcks();
     clearInterval(this.keepAlive);
   }
 
   /**
-   * After a reconnect: renew every pull (the server may have dropped the old ones). After the
-   * connection was replaced by a new one: pull and take requests on that one.
+   * After a reconnect: every puller gives up its pulls (the server may or may not have kept them)
+   * and pulls again on a fresh inbox. After the connection was replaced by a new one: pull and take
+   * requests on that one.
    */
   reconnected(): void {
     const nc = this.ctx.current()?.nc;
     if (this.stopped || !nc) return;
     if (nc === this.nc) {
       for (const p of this.pullers) p.renew();
-      return;
+    } else {
+      this.nc = nc;
+      for (const p of this.pullers) p.start(nc);
+      this.responder?.start(nc);
     }
-    this.nc = nc;
-    for (const p of this.pullers) p.start(nc, this.ctx.inbox());
-    this.responder?.start(nc);
+    this.topUp();
   }
 
   get state(): ConsumerState {
@@ -176,9 +183,19 @@ export class NatsConsumer implements PullOwner {
     };
   }
 
-  /** Deliveries the route can take now. */
+  /** Free handler slots. */
   get room(): number {
-    return this.slots - this.inFlight - this.waiting.size;
+    return this.slots - this.inFlight;
+  }
+
+  /** See {@link PullOwner.topUp}. */
+  topUp(): void {
+    if (!this.stopped) this.budget.topUp(this.room);
+  }
+
+  /** See {@link PullOwner.inbox}. */
+  inbox(): string {
+    return this.ctx.inbox();
   }
 
   /** See {@link PullOwner.pause}. */
@@ -238,19 +255,35 @@ export class NatsConsumer implements PullOwner {
     }
   }
 
-  /** A message pulled by `p`: handled now, queued for a slot, or acked unhandled when not ours. */
-  accept(p: NatsPuller, msg: PulledMessage): void {
+  /**
+   * A message pulled by `p`: handled now, or acked unhandled when not ours. One that finds no free
+   * slot (from a pull given up, which the budget no longer counts) is handed back at once, for any
+   * instance with a free slot, rather than held here.
+   */
+  accept(p: NatsPuller, msg: PulledMessage, stale: boolean): void {
     if (this.stopped) {
       quietly(() => msg.nak());
       return;
     }
     if (p.patterns && !this.handles(p, msg.subject)) {
-      this.ackLater(msg);
+      this.runner.ackLater(msg);
+      // It took no slot: its room goes round again.
+      if (!stale) this.topUp();
+      return;
+    }
+    if (this.inFlight >= this.slots) {
+      quietly(() => msg.nak());
       return;
     }
     this.held.add(msg);
-    if (this.waiting.size === 0 && this.inFlight < this.slots) this.handle(msg);
-    else this.waiting.push(msg);
+    this.handle(msg);
+  }
+
+  /** Every half turn: the budget's turn, and the pullers' heartbeat checks. */
+  private tick(): void {
+    const now = Date.now();
+    for (const p of this.pullers) p.check(now);
+    this.budget.turn(this.room, now);
   }
 
   /** Whether `p` handles a message on `subject`: see {@link handlingFilter}. */
@@ -262,7 +295,7 @@ export class NatsConsumer implements PullOwner {
 
   private handle(msg: PulledMessage): void {
     this.inFlight++;
-    this.process(msg).then(
+    this.runner.run(msg).then(
       () => this.settled(msg),
       (error: unknown) => {
         this.ctx.hub.emitError(
@@ -276,118 +309,7 @@ export class NatsConsumer implements PullOwner {
   private settled(msg: PulledMessage): void {
     this.held.delete(msg);
     this.inFlight--;
-    const next = this.stopped ? undefined : this.waiting.shift();
-    if (next) this.handle(next);
-    else for (const p of this.pullers) p.pull();
+    this.topUp();
     if (this.inFlight === 0) for (const idle of this.idleWaiters.splice(0)) idle();
-  }
-
-  private async process(msg: PulledMessage): Promise<void> {
-    const delivery = this.settler.trustedReplyTo(toDelivery(msg, this.spec.queue, this.ctx.names));
-    const deliveries = msg.deliveryCount;
-    if (deliveries > this.ctx.options.deliveryLimit) {
-      // Delivered that often without being settled: it crashes its consumers. Park it.
-      await this.settleCopy(msg, delivery, {
-        action: 'dead-letter',
-        failure: {
-          reason: 'delivery-limit',
-          message: `delivered ${deliveries} times without being settled (deliveryLimit ${this.ctx.options.deliveryLimit})`,
-          errorClass: 'DeliveryLimitExceeded',
-          at: new Date(),
-        },
-      });
-      return;
-    }
-    let settlement: Settlement;
-    try {
-      settlement = await this.handler(delivery);
-    } catch (error) {
-      this.ctx.hub.emitError(
-        new Error(
-          `handler of '${this.spec.queue}' rejected ${describeDelivery(delivery)}: ${describe(error)}`,
-        ),
-      );
-      quietly(() => msg.nak(1_000));
-      return;
-    }
-    if (settlement.action === 'ack') {
-      await this.ack(msg);
-      if (settlement.reply) this.settler.sendReply(delivery, settlement.reply);
-      return;
-    }
-    await this.settleCopy(msg, delivery, settlement);
-  }
-
-  /** Writes the retry copy or dead letter, then acks; requeues after a pause when it cannot. */
-  private async settleCopy(
-    msg: PulledMessage,
-    delivery: Delivery,
-    settlement: Exclude<Settlement, { action: 'ack' }>,
-  ): Promise<void> {
-    try {
-      // Message ids from the route and the stored message's sequence: the copy of a redelivery (a
-      // crash between the copy and the ack) is a duplicate the stream drops; a replayed message is a
-      // new one. The route is part of it: with fan-out, several routes fail the same stored message,
-      // and each one's copy must be stored.
-      const origin = `${this.ctx.names.messages}:${this.spec.queue}:${msg.seq}`;
-      if (settlement.action === 'retry')
-        await this.settler.publishRetry(delivery, settlement, origin);
-      else await this.settler.publishDeadLetter(delivery, settlement, origin);
-      this.copyFailures = 0;
-    } catch (error) {
-      const delayMs = Math.min(500 * 2 ** this.copyFailures++, 30_000);
-      this.ctx.hub.emitError(
-        new Error(
-          `could not ${settlement.action} ${describeDelivery(delivery)} of '${this.spec.queue}': ` +
-            `${describe(error)}; redelivering it in ${delayMs} ms`,
-        ),
-      );
-      quietly(() => msg.nak(delayMs));
-      return;
-    }
-    await this.ack(msg);
-    if (settlement.action === 'dead-letter' && settlement.reply)
-      this.settler.sendReply(delivery, settlement.reply);
-  }
-
-  /**
-   * Acknowledges a settled delivery (its copies, if any, are stored already). A plain ack is sent
-   * with the others of this turn of the event loop; a lost one is a redelivery after the ack wait.
-   */
-  private async ack(msg: PulledMessage): Promise<void> {
-    if (!this.ctx.options.confirmAcks) {
-      this.ackLater(msg);
-      return;
-    }
-    try {
-      // Closed meanwhile (close timed out on this handler): the server redelivers it instead.
-      const { nc } = await this.ctx.link();
-      await msg.ackConfirmed(nc, this.ctx.options.publishTimeoutMs);
-    } catch (error) {
-      this.ctx.logger.debug(
-        `The ack of a delivery of '${this.spec.queue}' was not confirmed (${describe(error)}); it may be redelivered`,
-      );
-    }
-  }
-
-  private ackLater(msg: PulledMessage): void {
-    if (this.acks.push(msg) === 1) setImmediate(() => this.flushAcks());
-  }
-
-  /** Sends the acks of this turn in one write. */
-  private flushAcks(): void {
-    const acks = this.acks;
-    if (acks.length === 0) return;
-    this.acks = [];
-    for (const msg of acks) quietly(() => msg.ack());
-  }
-}
-
-/** Runs an ack, nak or keep-alive; on a closed connection it cannot be sent, and the server redelivers. */
-function quietly(send: () => void): void {
-  try {
-    send();
-  } catch {
-    // The connection is gone: the delivery comes back after the ack wait.
   }
 }

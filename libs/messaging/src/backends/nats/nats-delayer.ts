@@ -127,7 +127,7 @@ export class NatsDelayer {
     const headers = new WireHeaders();
     for (const [key, values] of msg.headers ?? []) {
       if (key.toLowerCase() === NatsHeaders.DUE || key.toLowerCase().startsWith('nats-')) continue;
-      for (const value of values) headers.set(key, value);
+      for (const value of values) headers.add(key, value);
     }
     try {
       await this.ctx.publish(target, msg.data, headers, `${this.ctx.names.delayed}:${msg.seq}`);

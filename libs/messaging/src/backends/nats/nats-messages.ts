@@ -10,7 +10,7 @@ import { randomUUID } from 'node:crypto';
 import type { Msg } from '@nats-io/transport-node';
 import type { DeadLetter, Delivery, OutgoingMessage } from '../../backend/broker-backend.interface';
 import { attemptOf, producerHeaders, readDeadLetter, topicOf } from '../../backend/message-headers';
-import type { PulledMessage } from './nats-pull';
+import type { PulledMessage } from './nats-pulled-message';
 import { nameOfSubject, type NatsNames } from './nats-topology';
 import { forEachHeader, type HeaderSource, headersOf, WireHeaders } from './nats-wire';
 
@@ -36,6 +36,8 @@ export const Refusal = {
 } as const;
 
 const OWN = new Set(Object.values(NatsHeaders).map((h) => h.toLowerCase()));
+/** What the names of the server's own headers start with (lower case). */
+const SERVER_HEADERS = 'nats-';
 
 /** Properties of a message besides body and application headers. */
 export interface NatsProperties {
@@ -62,7 +64,12 @@ function isPlainValue(text: string): boolean {
   return true;
 }
 
-/** Encodes application headers and properties as NATS headers. */
+/**
+ * Encodes application headers and properties as NATS headers. The backend's own names are skipped,
+ * and so are names starting with `Nats-` (any case): the server reads those (`Nats-Msg-Id` decides
+ * deduplication, `Nats-Expected-…` refuse a publish), so an application header must not pass for
+ * one; received messages never show them either.
+ */
 export function encodeHeaders(
   appHeaders: Readonly<Record<string, unknown>>,
   props: NatsProperties,
@@ -71,7 +78,9 @@ export function encodeHeaders(
   let types: Record<string, 'n' | 'b' | 'j'> | undefined;
   for (const key in appHeaders) {
     const value = appHeaders[key];
-    if (value === undefined || value === null || OWN.has(key.toLowerCase())) continue;
+    if (value === undefined || value === null) continue;
+    const lower = key.toLowerCase();
+    if (OWN.has(lower) || lower.startsWith(SERVER_HEADERS)) continue;
     if (!HEADER_NAME.test(key)) {
       throw new TypeError(
         `NatsBackend: header name ${JSON.stringify(key)} cannot be sent over NATS (printable ASCII without ':' or spaces only)`,
@@ -79,18 +88,18 @@ export function encodeHeaders(
     }
     if (typeof value === 'number') {
       (types ??= {})[key] = 'n';
-      h.set(key, String(value));
+      h.add(key, String(value));
     } else if (typeof value === 'boolean') {
       (types ??= {})[key] = 'b';
-      h.set(key, String(value));
+      h.add(key, String(value));
     } else if (typeof value === 'string' && isPlainValue(value)) {
-      h.set(key, value);
+      h.add(key, value);
     } else {
       (types ??= {})[key] = 'j';
-      h.set(key, JSON.stringify(value));
+      h.add(key, JSON.stringify(value));
     }
   }
-  if (types) h.set(NatsHeaders.TYPES, JSON.stringify(types));
+  if (types) h.add(NatsHeaders.TYPES, JSON.stringify(types));
   setIf(h, NatsHeaders.MESSAGE_ID, props.messageId);
   setIf(h, NatsHeaders.CORRELATION_ID, props.correlationId);
   setIf(h, NatsHeaders.CONTENT_TYPE, props.contentType);
@@ -104,7 +113,7 @@ export function encodeHeaders(
 function setIf(h: WireHeaders, key: string, value: string | number | undefined): void {
   if (value === undefined || value === '') return;
   const text = typeof value === 'string' ? value : String(value);
-  if (isPlainValue(text)) h.set(key, text);
+  if (isPlainValue(text)) h.add(key, text);
 }
 
 /** Properties of a received message, as {@link decodeHeaders} fills them in. */

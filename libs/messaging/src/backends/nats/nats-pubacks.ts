@@ -42,8 +42,48 @@ class Waiter {
 }
 
 const decoder = new TextDecoder();
-/** The third byte of a PubAck, `{"stream":…}`. */
-const STREAM_FIRST = 's'.charCodeAt(0);
+/** How a PubAck starts: `{"stream":`. */
+const PUBACK_START = new TextEncoder().encode('{"stream":');
+
+function startsWith(data: Uint8Array, start: Uint8Array): boolean {
+  if (data.length < start.length) return false;
+  for (let i = 0; i < start.length; i++) if (data[i] !== start[i]) return false;
+  return true;
+}
+
+/**
+ * Why the answer to a publish is not a PubAck of the stream, or undefined when it is one. A PubAck
+ * (`{"stream":…`) needs no parsing; anything else is read: a JetStream error, or something that is
+ * no PubAck at all (a publish counts as stored only when a stream said so).
+ */
+export function pubAckError(msg: Pick<Msg, 'data' | 'headers'>): PubAckError | undefined {
+  // "No responders": no stream listens on the subject (deleted under us).
+  if (msg.headers?.code === 503)
+    return new PubAckError('no responders: stream not found', false, true);
+  const { data } = msg;
+  if (startsWith(data, PUBACK_START)) return undefined;
+  let ack: { stream?: unknown; error?: { code?: number; err_code?: number; description?: string } };
+  try {
+    ack = JSON.parse(decoder.decode(data)) as typeof ack;
+  } catch {
+    ack = {};
+  }
+  if (!ack?.error) {
+    return typeof ack?.stream === 'string'
+      ? undefined
+      : new PubAckError(
+          `not a PubAck: ${JSON.stringify(decoder.decode(data).slice(0, 100))}`,
+          false,
+        );
+  }
+  const { code, err_code: errCode, description } = ack.error;
+  // 10059: stream not found.
+  return new PubAckError(
+    `${description ?? 'refused'} (${code}, ${errCode})`,
+    false,
+    errCode === 10059,
+  );
+}
 
 export class NatsPubAcks {
   private nc?: NatsConnection;
@@ -56,23 +96,21 @@ export class NatsPubAcks {
   constructor(private readonly newInbox: () => string) {}
 
   /**
-   * Publishes to a stream subject on `nc` (`Nats-Msg-Id: msgID`, added to `headers`) and resolves
-   * with its PubAck; rejects with a {@link PubAckError} when refused or after `timeoutMs`.
+   * Publishes to a stream subject on `nc` (`headers` carry its `Nats-Msg-Id`) and resolves with its
+   * PubAck; rejects with a {@link PubAckError} when refused or after `timeoutMs`.
    */
   publish(
     nc: NatsConnection,
     subject: string,
     body: Uint8Array,
     headers: WireHeaders,
-    msgID: string,
     timeoutMs: number,
   ): Promise<void> {
     const token = String(++this.counter);
     const reply = `${this.listen(nc)}.${token}`;
     const waiter = new Waiter(subject, Date.now() + timeoutMs);
-    headers.set('Nats-Msg-Id', msgID);
     try {
-      nc.publish(subject, body, { reply, headers: headers.forNats() });
+      nc.publish(subject, body, { reply, headers });
     } catch (error) {
       const text = describe(error);
       return Promise.reject(new PubAckError(text, /closed|draining|disconnect/i.test(text)));
@@ -112,36 +150,9 @@ export class NatsPubAcks {
     const waiter = this.waiting.get(token);
     if (!waiter) return;
     this.waiting.delete(token);
-    // "No responders": no stream listens on the subject (deleted under us).
-    if (msg.headers?.code === 503) {
-      waiter.reject(new PubAckError('no responders: stream not found', false, true));
-      return;
-    }
-    // A PubAck (`{"stream":…`) needs no parsing; an error (`{"error":…`) is read.
-    if (msg.data[2] === STREAM_FIRST) {
-      waiter.resolve();
-      return;
-    }
-    let ack: { error?: { code?: number; err_code?: number; description?: string } };
-    try {
-      ack = JSON.parse(decoder.decode(msg.data)) as typeof ack;
-    } catch {
-      waiter.reject(new PubAckError('the PubAck could not be read', false));
-      return;
-    }
-    if (!ack.error) {
-      waiter.resolve();
-      return;
-    }
-    const { code, err_code: errCode, description } = ack.error;
-    // 10059: stream not found.
-    waiter.reject(
-      new PubAckError(
-        `${description ?? 'refused'} (${code}, ${errCode})`,
-        false,
-        errCode === 10059,
-      ),
-    );
+    const refused = pubAckError(msg);
+    if (refused) waiter.reject(refused);
+    else waiter.resolve();
   }
 
   private sweep(): void {

@@ -121,6 +121,8 @@ export class NatsPublisher {
     msgID: string = freshMsgId(),
   ): Promise<void> {
     const { options } = this.ctx;
+    // Once: every attempt sends these same headers.
+    headers.add('Nats-Msg-Id', msgID);
     const deadline = Date.now() + options.publishTimeoutMs;
     const perAttempt = Math.max(1_000, Math.floor(options.publishTimeoutMs / 4));
     let recreated = false;
@@ -129,7 +131,7 @@ export class NatsPublisher {
       const startedAt = Date.now();
       const timeout = Math.max(100, Math.min(perAttempt, deadline - startedAt));
       try {
-        await this.pubAcks.publish(link.nc, subject, body, headers, msgID, timeout);
+        await this.pubAcks.publish(link.nc, subject, body, headers, timeout);
         return;
       } catch (error) {
         const text = describe(error);

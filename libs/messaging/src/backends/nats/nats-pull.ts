@@ -1,134 +1,61 @@
 /**
- * Pulling from one durable consumer without a gap between pulls: a long-lived inbox subscription,
- * and pull requests (`$JS.API.CONSUMER.MSG.NEXT.<stream>.<consumer>`) sent on it for the room the
- * route has, topped up as handler slots free up instead of one request at a time. nats.js's
- * `fetch()` opens a subscription, a status stream and a heartbeat monitor per pull, and the next one
- * only after the last message of the previous: with fast handlers a route spent most of its time
- * waiting for its next batch. `consume()` keeps the pipe full but pulls for what arrived, not for
- * what the handlers can take, so messages would wait in it without being kept alive.
+ * Pulling from one durable consumer without a gap between pulls: an inbox subscription, and pull
+ * requests (`$JS.API.CONSUMER.MSG.NEXT.<stream>.<consumer>`) sent on it for what the route's
+ * budget gives this consumer (`nats-pull-budget.ts`), topped up as handler slots free up instead of
+ * one request at a time. nats.js's `fetch()` opens a subscription, a status stream and a heartbeat
+ * monitor per pull, and the next one only after the last message of the previous: with fast
+ * handlers a route spent most of its time waiting for its next batch. `consume()` keeps the pipe
+ * full but pulls for what arrived, not for what the handlers can take, so messages would wait in it
+ * without being kept alive.
  *
- * | setting        | value                    | why                                                        |
- * | -------------- | ------------------------ | ---------------------------------------------------------- |
- * | batch          | room left, at least a quarter of the slots (or all the room when nothing is asked) | as `consume()` refills at 75 %: few pull requests, no idle slot for long |
- * | expires        | {@link PULL_EXPIRES_MS}  | a pull that waits that long is renewed (408 says how many it did not deliver) |
- * | idle_heartbeat | {@link PULL_HEARTBEAT_MS}| a pull the server forgot (restart, deleted consumer: a pull to a missing consumer gets no answer) shows as silence: after two heartbeats the puller checks the consumer and asks again |
+ * | pull   | asks                                   | why                                                          |
+ * | ------ | -------------------------------------- | ------------------------------------------------------------ |
+ * | long   | `expires` {@link PULL_EXPIRES_MS}, `idle_heartbeat` {@link PULL_HEARTBEAT_MS} | waits for messages; 408 says how many it did not deliver; a pull the server forgot (restart, deleted consumer: a pull to a missing consumer gets no answer) shows as silence: after two heartbeats the puller checks the consumer and asks again |
+ * | short  | `expires` {@link ROTATE_MS}             | when the route's room cannot give every consumer a pull: given back soon, so that the others get their turn |
+ * | probe  | `no_wait`                              | one message if there is one, else 404 at once: a consumer waiting for its turn while another has messages |
+ *
+ * **Generations.** A puller's pulls live as long as its inbox has a subscriber: the server drops a
+ * pull whose inbox nobody subscribes to. So when its count of what it asked for cannot be trusted
+ * any more (after a reconnection its old pulls may or may not have survived; after a failure; to
+ * hand its room to another consumer), the puller drains that subscription and subscribes a fresh
+ * inbox: its old pulls die with it, and what they still deliver (sent before the server had the
+ * unsubscribe) is handed to the route as stale, handled if a slot is free and handed back otherwise.
  */
 import type { Msg, NatsConnection, Subscription } from '@nats-io/transport-node';
 import { describe } from './nats-connection';
+import { PulledMessage } from './nats-pulled-message';
 
-/** How long one pull request waits for messages before it expires (and is renewed). */
+/** How long a long pull waits for messages before it expires (and is renewed). */
 export const PULL_EXPIRES_MS = 30_000;
-/** The server's heartbeat on a waiting pull; two missed ones mean it is gone. */
+/** The server's heartbeat on a waiting long pull; two missed ones mean it is gone. */
 export const PULL_HEARTBEAT_MS = 5_000;
+/** How long a short pull waits: the turn of a consumer when the room is too small for all of them. */
+export const ROTATE_MS = 1_000;
 
 const NANOS = 1_000_000;
-const ACK = Uint8Array.of(43, 65, 67, 75); // +ACK
-const NAK = Uint8Array.of(45, 78, 65, 75); // -NAK
-const WPI = Uint8Array.of(43, 87, 80, 73); // +WPI
-const encoder = new TextEncoder();
+const LONG = `,"expires":${PULL_EXPIRES_MS * NANOS},"idle_heartbeat":${PULL_HEARTBEAT_MS * NANOS}}`;
+const SHORT = `,"expires":${ROTATE_MS * NANOS}}`;
+const PROBE = ',"no_wait":true}';
 
-/**
- * A message delivered by a pull: its delivery info read from its ack subject
- * (`$JS.ACK.[<domain>.<account>.]<stream>.<consumer>.<delivered>.<sseq>.<dseq>.<ns>.<pending>…`)
- * when first asked, and its acknowledgements. Lighter than nats.js's `JsMsg`, which the pull
- * consumer API builds only for its own iterators.
- */
-export class PulledMessage {
-  /** Where the info starts in the ack subject (after the domain and account hash when present). */
-  private infoAt = -1;
-
-  constructor(readonly msg: Msg) {}
-
-  get subject(): string {
-    return this.msg.subject;
-  }
-
-  get data(): Uint8Array {
-    return this.msg.data;
-  }
-
-  /** Stream sequence of the stored message. */
-  get seq(): number {
-    return Number(this.token(3));
-  }
-
-  /** How many times the server delivered it (1 on the first delivery). */
-  get deliveryCount(): number {
-    return Number(this.token(2));
-  }
-
-  get stream(): string {
-    return this.token(0);
-  }
-
-  /** When the message was stored, in epoch ms. */
-  get storedAtMs(): number {
-    return Math.floor(Number(this.token(5)) / NANOS);
-  }
-
-  /** Acknowledges it (fire and forget: a lost ack is a redelivery after the ack wait). */
-  ack(): void {
-    this.msg.respond(ACK);
-  }
-
-  /** Acknowledges it and waits for the server to confirm (a round trip). */
-  async ackConfirmed(nc: NatsConnection, timeoutMs: number): Promise<void> {
-    await nc.request(this.msg.reply as string, ACK, { timeout: timeoutMs });
-  }
-
-  /** Hands it back: redelivered after `delayMs` (at once without it). */
-  nak(delayMs?: number): void {
-    this.msg.respond(
-      delayMs ? encoder.encode(`-NAK ${JSON.stringify({ delay: delayMs * NANOS })}`) : NAK,
-    );
-  }
-
-  /** Resets its ack wait: it is being worked on. */
-  working(): void {
-    this.msg.respond(WPI);
-  }
-
-  /**
-   * Token `i` of the info after `$JS.ACK.` and the optional domain and account hash, found by
-   * scanning the ack subject (no array of its tokens for one number).
-   */
-  private token(i: number): string {
-    const reply = this.msg.reply ?? '';
-    if (this.infoAt < 0) {
-      let dots = 0;
-      for (let at = reply.indexOf('.'); at >= 0; at = reply.indexOf('.', at + 1)) dots++;
-      // The old form has 9 tokens: no domain and account hash.
-      this.infoAt = skip(reply, 0, dots === 8 ? 2 : 4);
-    }
-    const start = skip(reply, this.infoAt, i);
-    const end = reply.indexOf('.', start);
-    return start < 0 ? '' : reply.slice(start, end < 0 ? undefined : end);
-  }
-}
-
-/** Where the token `count` tokens after the one starting at `from` starts; -1 when there is none. */
-function skip(text: string, from: number, count: number): number {
-  let at = from;
-  for (let i = 0; i < count && at >= 0; i++) {
-    const dot = text.indexOf('.', at);
-    at = dot < 0 ? -1 : dot + 1;
-  }
-  return at;
-}
+/** How a pull asks: see the table of `nats-pull.ts`. */
+export type PullMode = 'long' | 'short' | 'probe';
 
 /** What a puller needs from the consumer it feeds. */
 export interface PullOwner {
-  /** Deliveries the route can take now: free handler slots minus those waiting for one. */
-  readonly room: number;
-  /** Handler slots of the route: a pull asks for a quarter of them at least. */
-  readonly slots: number;
-  /** A message this puller received. */
-  accept(puller: NatsPuller, msg: PulledMessage): void;
+  /**
+   * A message this puller received. `stale` when it comes from a pull the puller gave up (or after
+   * it stopped): the route's budget did not count it.
+   */
+  accept(puller: NatsPuller, msg: PulledMessage, stale: boolean): void;
+  /** A pull ended without delivering all it asked for, or the puller can pull again: share the room. */
+  topUp(): void;
+  /** A fresh inbox subject. */
+  inbox(): string;
   /** The puller's pulls failed (it is not attached any more); reported once per streak. */
   pullFailed(puller: NatsPuller, reason: string): void;
   /** The server answered the puller's pulls again after a failure: the streak is over. */
   pullAnswered(puller: NatsPuller): void;
-  /** The puller is attached again (it sent a pull). */
+  /** The puller is attached again. */
   pullAttached(puller: NatsPuller): void;
   /** Makes sure the stream and this puller's consumer exist; rejects when it cannot. */
   recover(puller: NatsPuller): Promise<void>;
@@ -138,23 +65,37 @@ export interface PullOwner {
 
 /** One durable consumer of a route and its pulls. */
 export class NatsPuller {
-  /** Pulls are working: sent, and nothing said they failed since. */
+  /** Pulls can work: subscribed, and nothing said they failed since. */
   attached = false;
+  /** Messages asked for on the current inbox and not yet received (nor expired). */
+  asked = 0;
+  /** The last message said more wait on the consumer: it gets the route's room first. */
+  hot = false;
+  /** Waited a turn without a pull while nothing could be taken back: probed first. */
+  due = false;
+  /** When `asked` last became 0. */
+  idleSince = Date.now();
+  /** A long pull is out (a short one or a probe ends by itself soon). */
+  waitsLong = false;
+  /** When the last pull was sent, and the last message came. */
+  pulledAt = 0;
+  deliveredAt = 0;
+  /** A probe is out: its 404 gives back the one message it asked for. */
+  private probing = false;
   private sub?: Subscription;
   private nc?: NatsConnection;
-  /** The subject of its subscription: where its pulls are answered. */
+  /** The subject of the current subscription: where its pulls are answered. */
   private inbox = '';
-  private nextSubject = '';
-  /** Messages asked for and not yet received (nor expired). */
-  private asked = 0;
-  private lastHeardAt = 0;
-  private lastPullAt = 0;
+  private readonly nextSubject: string;
+  private heardAt = 0;
   private recovering = false;
   /** Backoff exponent of the current streak of failures. */
   private failures = 0;
   /** Failed, and not answered by the server since. */
   private failing = false;
   private stopped = false;
+  /** Subscriptions given up and draining: `stop()` waits for them. */
+  private readonly draining = new Set<Promise<void>>();
 
   constructor(
     /** Name of the durable consumer. */
@@ -164,118 +105,192 @@ export class NatsPuller {
     /** Topic patterns it serves; undefined for the queue consumer. */
     readonly patterns: readonly string[] | undefined,
     readonly description: string,
-    private readonly stream: string,
+    stream: string,
     private readonly owner: PullOwner,
-  ) {}
-
-  /** Subscribes its inbox on `nc` (a new connection: instead of the old one) and asks for the room. */
-  start(nc: NatsConnection, inbox: string): void {
-    if (this.stopped) return;
-    this.nc = nc;
-    this.inbox = inbox;
-    this.asked = 0;
-    this.nextSubject = `$JS.API.CONSUMER.MSG.NEXT.${this.stream}.${this.name}`;
-    this.sub = nc.subscribe(inbox, { callback: (error, msg) => this.receive(error, msg) });
-    this.lastHeardAt = Date.now();
-    this.pull();
+  ) {
+    this.nextSubject = `$JS.API.CONSUMER.MSG.NEXT.${stream}.${name}`;
   }
 
-  /** Asks for more messages when the route has room for enough of them. */
-  pull(): void {
-    if (this.stopped || this.recovering || !this.nc) return;
-    const want = this.owner.room - this.asked;
-    if (want <= 0 || (this.asked > 0 && want < Math.ceil(this.owner.slots / 4))) return;
+  /** Can be given a pull now: subscribed, not recovering, not stopped. */
+  get ready(): boolean {
+    return this.sub !== undefined && !this.recovering && !this.stopped;
+  }
+
+  /**
+   * Subscribes a fresh inbox on `nc` (a new connection: instead of the old one); the route's
+   * budget then pulls. Throws when `nc` is closed.
+   */
+  start(nc: NatsConnection): void {
+    if (this.stopped) return;
+    this.nc = nc;
+    this.renew();
+    if (this.sub) this.attach();
+  }
+
+  /** Asks for `batch` messages (a probe asks for one). */
+  pull(batch: number, mode: PullMode): void {
+    if (!this.ready || batch <= 0) return;
+    const size = mode === 'probe' ? 1 : batch;
     try {
-      this.nc.publish(
+      (this.nc as NatsConnection).publish(
         this.nextSubject,
-        JSON.stringify({
-          batch: want,
-          expires: PULL_EXPIRES_MS * NANOS,
-          idle_heartbeat: PULL_HEARTBEAT_MS * NANOS,
-        }),
+        `{"batch":${size}${mode === 'long' ? LONG : mode === 'short' ? SHORT : PROBE}`,
         { reply: this.inbox },
       );
     } catch (error) {
-      // Closed connection: the backend is closing, or its client reconnects and says so.
+      // Closed connection: the backend is closing, or a new connection starts a fresh inbox.
       this.failed(`could not pull: ${describe(error)}`, false);
       return;
     }
-    if (this.asked === 0) this.lastPullAt = Date.now();
-    this.asked += want;
-    if (!this.attached) {
-      this.attached = true;
-      this.owner.pullAttached(this);
+    this.pulledAt = Date.now();
+    this.asked += size;
+    this.probing = mode === 'probe';
+    if (mode === 'long') this.waitsLong = true;
+    this.due = false;
+  }
+
+  /**
+   * Every half turn. A puller that heard nothing for two heartbeats while a long pull waits lost
+   * its pulls (a restarted server, a deleted consumer): it checks and asks again. A short pull or
+   * a probe is answered within a turn (its message, 408 or 404), but the server (2.9) drops a pull
+   * that expires as a message becomes due without a word: one unanswered for two turns is given up
+   * and asked again.
+   */
+  check(now: number): void {
+    if (this.stopped || this.recovering || this.asked === 0) return;
+    const since = Math.max(this.heardAt, this.pulledAt);
+    if (this.waitsLong) {
+      if (now - since > 2 * PULL_HEARTBEAT_MS + 1_000)
+        this.failed(`no heartbeat from the server for ${now - since} ms`, true);
+    } else if (now - since > 2 * ROTATE_MS) {
+      this.renew();
+      this.owner.topUp();
     }
   }
 
   /**
-   * Every {@link PULL_HEARTBEAT_MS}: a puller that heard nothing for two heartbeats while it waits
-   * for messages lost its pulls (a restarted server, a deleted consumer): it checks and asks again.
+   * Gives up its pulls (they may have survived a reconnection or not; or their room goes to
+   * another consumer of the route): a fresh inbox, nothing asked on it yet.
    */
-  check(now: number): void {
-    if (this.stopped || this.recovering || this.asked === 0) return;
-    const since = Math.max(this.lastHeardAt, this.lastPullAt);
-    if (now - since > 2 * PULL_HEARTBEAT_MS + 1_000)
-      this.failed(`no heartbeat from the server for ${now - since} ms`, true);
-  }
-
-  /** After a reconnection the server may have dropped the pulls: asks again. */
   renew(): void {
+    if (this.stopped || !this.nc) return;
+    this.drain();
     this.asked = 0;
-    this.pull();
+    this.probing = false;
+    this.waitsLong = false;
+    this.idleSince = Date.now();
+    const inbox = this.owner.inbox();
+    try {
+      const sub: Subscription = this.nc.subscribe(inbox, {
+        callback: (error, msg) => this.receive(sub, inbox, error, msg),
+      });
+      this.sub = sub;
+      this.inbox = inbox;
+      this.heardAt = Date.now();
+    } catch (error) {
+      // Closed connection: a new one starts the puller again.
+      this.failed(`could not subscribe its inbox: ${describe(error)}`, false);
+    }
   }
 
-  /** Stops pulling: what the server still sends to the inbox is dropped (and redelivered later). */
-  stop(): void {
+  /**
+   * Stops pulling: resolves once the server has the unsubscribe. What it delivers meanwhile is
+   * handed to the route as stale (which hands it back).
+   */
+  stop(): Promise<void> {
     this.stopped = true;
     this.attached = false;
-    try {
-      this.sub?.unsubscribe();
-    } catch {
-      // Closed connection: nothing to unsubscribe.
-    }
+    this.drain();
+    return Promise.all(this.draining).then(() => undefined);
   }
 
-  private receive(error: Error | null, msg: Msg): void {
-    if (this.stopped) return;
+  /** Drains the current subscription, if any. */
+  private drain(): void {
+    const sub = this.sub;
+    this.sub = undefined;
+    if (!sub) return;
+    const done = sub.drain().catch(() => undefined);
+    this.draining.add(done);
+    void done.then(() => this.draining.delete(done));
+  }
+
+  private receive(sub: Subscription, inbox: string, error: Error | null, msg: Msg): void {
+    const current = sub === this.sub && !this.stopped;
     if (error) {
-      this.failed(`pull subscription failed: ${describe(error)}`, true);
+      if (current) this.failed(`pull subscription failed: ${describe(error)}`, true);
       return;
     }
-    this.lastHeardAt = Date.now();
     // Statuses come on the inbox itself; messages with their stream subject.
-    if (msg.subject !== this.inbox) {
-      if (this.asked > 0) this.asked--;
-      if (this.failing) this.answered();
-      this.owner.accept(this, new PulledMessage(msg));
-      // A message the route does not handle (acked at once) leaves its room free: ask for more.
-      this.pull();
+    if (msg.subject === inbox) {
+      if (current) this.status(msg);
       return;
     }
-    this.status(msg);
+    const pulled = new PulledMessage(msg);
+    if (!current) {
+      this.owner.accept(this, pulled, true);
+      return;
+    }
+    this.heardAt = this.deliveredAt = Date.now();
+    if (this.asked > 0 && --this.asked === 0) this.idle(this.heardAt);
+    this.probing = false;
+    this.hot = pulled.pending > 0;
+    if (this.failing) this.answered();
+    this.owner.accept(this, pulled, false);
   }
 
   private status(msg: Msg): void {
+    this.heardAt = Date.now();
     const code = msg.headers?.code ?? 0;
     if (code === 100) {
       if (this.failing) this.answered();
       return;
     }
+    if (code === 404 && this.probing) {
+      // The probe found nothing.
+      this.hot = false;
+      this.ended(1);
+      return;
+    }
     const left = Number(msg.headers?.get('Nats-Pending-Messages') || 0);
     const description = (msg.headers?.description ?? '').toLowerCase();
     if (code === 408 || (code === 409 && left > 0)) {
-      if (code === 408 && this.failing) this.answered();
-      // Expired (or ended) with `left` of its batch undelivered: ask again for them.
-      this.asked = Math.max(0, this.asked - left);
-      if (code === 409 && /deleted/.test(description)) this.failed(description, true);
-      else this.pull();
+      if (code === 409 && /deleted/.test(description)) {
+        this.failed(description, true);
+        return;
+      }
+      if (code === 408) {
+        if (this.failing) this.answered();
+        this.hot = false;
+      }
+      // Expired (or ended) with `left` of its batch undelivered.
+      this.ended(left);
       return;
     }
     if (code === 409 && /leadership/.test(description)) {
       this.renew();
+      this.owner.topUp();
       return;
     }
     this.failed(`${code} ${description}`.trim(), true);
+  }
+
+  /** A pull ended with `left` of what it asked for undelivered: the room goes round again. */
+  private ended(left: number): void {
+    this.probing = false;
+    this.asked = Math.max(0, this.asked - left);
+    if (this.asked === 0) this.idle(Date.now());
+    this.owner.topUp();
+  }
+
+  /** Nothing asked any more. */
+  private idle(now: number): void {
+    this.idleSince = now;
+    this.waitsLong = false;
+  }
+
+  private attach(): void {
+    this.attached = true;
+    this.owner.pullAttached(this);
   }
 
   /** The server answers the pulls again: the next failure starts a new streak, from a short pause. */
@@ -283,17 +298,21 @@ export class NatsPuller {
     this.failing = false;
     this.failures = 0;
     this.owner.pullAnswered(this);
+    if (!this.attached) this.attach();
   }
 
-  /** Pulls stopped working: reported, then the consumer is checked (declared again if gone). */
+  /**
+   * Pulls stopped working: reported, then (`recover`) the consumer is checked (declared again if
+   * gone) and pulled on a fresh inbox, so that no pull of before is counted or left alive.
+   */
   private failed(reason: string, recover: boolean): void {
     if (this.stopped || this.recovering) return;
     this.attached = false;
     this.failing = true;
-    this.asked = 0;
     this.owner.pullFailed(this, reason);
     if (!recover) return;
     this.recovering = true;
+    this.renew();
     void this.recoverThenPull();
   }
 
@@ -309,7 +328,9 @@ export class NatsPuller {
       }
     }
     this.recovering = false;
-    this.lastHeardAt = Date.now();
-    this.pull();
+    this.heardAt = Date.now();
+    if (!this.sub) return;
+    this.attach();
+    this.owner.topUp();
   }
 }

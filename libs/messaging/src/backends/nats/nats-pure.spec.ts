@@ -13,7 +13,7 @@ import {
 } from './nats-connection';
 import { NatsConsumer } from './nats-consumer';
 import { NatsDelayer } from './nats-delayer';
-import { PulledMessage } from './nats-pull';
+import { PulledMessage } from './nats-pulled-message';
 import { decodeHeaders, encodeHeaders } from './nats-messages';
 import { headersOf, statusOf, WireHeaders } from './nats-wire';
 import { duplicateWindowMs } from './nats-declarations';
@@ -159,7 +159,7 @@ describe('NATS headers', () => {
     const noResponders = new TextEncoder().encode('NATS/1.0 503\r\n\r\n');
     expect(statusOf(headersOf(receivedMsg(noResponders, Buffer.alloc(0))))).toBe(503);
     expect(statusOf(MsgHdrsImpl.decode(noResponders))).toBe(503);
-    const plain = new WireHeaders().set('a', 'b').encode();
+    const plain = new WireHeaders().add('a', 'b').encode();
     expect(statusOf(headersOf(receivedMsg(plain, Buffer.alloc(0))))).toBe(0);
     expect(statusOf(undefined)).toBe(0);
   });
@@ -297,7 +297,11 @@ describe('NatsBackend options', () => {
       nc: {
         subscribe: (subject: string, opts: { callback: typeof deliver }) => {
           deliver = opts.callback;
-          return { getSubject: () => subject, unsubscribe: () => undefined };
+          return {
+            getSubject: () => subject,
+            unsubscribe: () => undefined,
+            drain: () => Promise.resolve(),
+          };
         },
         publish: () => pulls++,
         flush: () => Promise.resolve(),

@@ -1,13 +1,14 @@
 /**
  * Request/reply over core NATS. Replies come back on one wildcard subscription per backend,
  * `<inbox>.*`, one token per request, and the waiting requests live in `PendingRequests` (one
- * promise and one timer each; a request failed by its token is found by a scan of them, which only
- * refusals need).
+ * promise and one timer each; a busy refusal finds its request's count of refusals by a scan of
+ * them).
  *
  * - Volatile (the default): the request is a core NATS message to `<prefix>.rq.<topic>`, which the
  *   routes of that topic subscribe in queue groups (`nats-responder.ts`). No route subscribed: the
  *   server answers "no responders" (status 503) at once, and the request fails with
- *   `UnroutableError`. A route that holds too many requests refuses one (`PublishBackpressureError`);
+ *   `UnroutableError`. A route that holds too many requests refuses one (`PublishBackpressureError`
+ *   once every route that takes the topic refused it: one of several services may still answer);
  *   a route whose filter is wider than its patterns declines one it does not match, and the request
  *   fails as unroutable when no route of any process matches its topic (when one does, its reply
  *   is awaited: it times out if that route has no instance now).
@@ -31,6 +32,9 @@ export const INBOX_PREFIX = '_INBOX.';
 
 /** What a waiting request remembers (its `tag`): which token, and to what it was sent. */
 class Sent {
+  /** Routes that refused it because they hold too many requests already. */
+  busy = 0;
+
   constructor(
     readonly token: string,
     readonly target: string,
@@ -46,10 +50,12 @@ export class NatsRequester {
   /**
    * @param newInbox a fresh inbox subject
    * @param routed whether a route of any process matches a topic (for a declined request)
+   * @param routes how many routes of all processes match a topic (for a refused request)
    */
   constructor(
     private readonly newInbox: () => string,
     private readonly routed: (topic: string) => Promise<boolean>,
+    private readonly routes: (topic: string) => Promise<number>,
   ) {}
 
   /**
@@ -66,7 +72,7 @@ export class NatsRequester {
   ): Promise<IncomingReply> {
     const [request, replyTo] = this.add(nc, target, timeoutMs);
     try {
-      nc.publish(subject, body, { reply: replyTo, headers: headers.forNats() });
+      nc.publish(subject, body, { reply: replyTo, headers });
     } catch (error) {
       this.pending.fail(request, error instanceof Error ? error : new Error(String(error)));
     }
@@ -134,15 +140,7 @@ export class NatsRequester {
         contentEncoding: props.contentEncoding,
       });
     } else if (props.refusal === Refusal.BUSY) {
-      this.failToken(
-        token,
-        (target) =>
-          new PublishBackpressureError(
-            `The request on '${target}' was refused: the instance that got it holds maxWaitingRequests ` +
-              "requests of that route already. Send fewer at once, or raise the route's concurrency or " +
-              "the server's maxWaitingRequests.",
-          ),
-      );
+      void this.refused(token);
     } else if (props.refusal === Refusal.DECLINED) {
       void this.declined(token, Buffer.from(msg.data).toString('utf8'));
     }
@@ -158,16 +156,46 @@ export class NatsRequester {
     this.failToken(token, (target) => new UnroutableError(target));
   }
 
-  /** Fails the request waiting with `token` (if it still waits) with `error(target)`. */
-  private failToken(token: string, error: (target: string) => Error): void {
-    let target = '';
+  /**
+   * A route that got the request holds too many requests already: the request fails at once
+   * (`PublishBackpressureError`) when every route that takes its topic refused it; while one may
+   * still answer, its reply is awaited.
+   */
+  private async refused(token: string): Promise<void> {
+    const sent = this.sentWith(token);
+    if (!sent) return;
+    const refusals = ++sent.busy;
+    if (refusals < (await this.routes(sent.target).catch(() => 1))) return;
+    this.failToken(
+      token,
+      (target) =>
+        new PublishBackpressureError(
+          `The request on '${target}' was refused: the instance that got it holds maxWaitingRequests ` +
+            "requests of that route already. Send fewer at once, or raise the route's concurrency or " +
+            "the server's maxWaitingRequests.",
+        ),
+    );
+  }
+
+  /**
+   * What the request waiting with `token` remembers. `PendingRequests` takes a request by its key
+   * only to settle or reject it, so its tag is found by a scan (that selects none to fail), which
+   * only busy refusals need.
+   */
+  private sentWith(token: string): Sent | undefined {
+    let sent: Sent | undefined;
     this.pending.failWhere(
       (tag) => {
-        if ((tag as Sent).token !== token) return false;
-        target = (tag as Sent).target;
-        return true;
+        if ((tag as Sent).token === token) sent = tag as Sent;
+        return false;
       },
-      () => error(target),
+      () => new Error('never thrown: nothing is selected'),
     );
+    return sent;
+  }
+
+  /** Fails the request waiting with `token` (if it still waits) with `error(target)`. */
+  private failToken(token: string, error: (target: string) => Error): void {
+    this.pending.reject(token, (request) => error(request.target));
   }
 }

@@ -12,7 +12,7 @@ import {
   RequestTimeoutError,
   UnroutableError,
 } from '../../errors/messaging.errors';
-import { deleteNatsObjects, NATS_URL, natsRunPrefix } from '../../testing/nats.fixture';
+import { deleteNatsObjects, NATS_URL, natsAdmin, natsRunPrefix } from '../../testing/nats.fixture';
 import { gate, waitFor } from '../../testing/wait-for';
 import { NatsBackend } from './index';
 import type { NatsBackendOptions } from './nats-backend.options';
@@ -114,6 +114,65 @@ describe('NatsBackend volatile requests', () => {
     expect(Date.now() - startedAt).toBeLessThan(1_000);
   });
 
+  it('answers a volatile request the server routed to the route just before its cancel()', async () => {
+    const server = backend();
+    const seen: string[] = [];
+    const subscription = await server.subscribe(
+      route('rq-cancel', ['rq.cancel']),
+      async (d: Delivery): Promise<Settlement> => {
+        seen.push(JSON.parse(d.body.toString()) as string);
+        return { action: 'ack', reply: { body: d.body, headers: {} } };
+      },
+    );
+    // The request goes out on the wire before the unsubscribe (one connection keeps order): the
+    // server routes it to this route, then takes the unsubscribe. The request reaches the client
+    // after it unsubscribed: it must still be handled (a subscription drained, not dropped).
+    const asked = server.request(message('rq.cancel', 'in-flight'), {
+      timeoutMs: 3_000,
+      durable: false,
+    });
+    const settledAs = asked.then(
+      (r) => `reply ${r.body.toString()}`,
+      (e: Error) => `${e.constructor.name}: ${e.message}`,
+    );
+    await subscription.cancel();
+    expect(await settledAs).toBe('reply "in-flight"');
+    expect(seen).toEqual(['in-flight']);
+  });
+
+  it('loses no volatile request from another process racing cancel(): each is answered or refused at once', async () => {
+    const [server, caller] = [backend(), backend()];
+    const subscription = await server.subscribe(
+      route('rq-race', ['rq.race'], 50),
+      async (d: Delivery): Promise<Settlement> => ({
+        action: 'ack',
+        reply: { body: d.body, headers: {} },
+      }),
+    );
+    const outcomes: Array<Promise<string>> = [];
+    let stop = false;
+    const pump = (async () => {
+      while (!stop) {
+        for (let i = 0; i < 20; i++)
+          outcomes.push(
+            caller.request(message('rq.race', `r${i}`), { timeoutMs: 3_000, durable: false }).then(
+              () => 'answered',
+              (e: Error) => e.constructor.name,
+            ),
+          );
+        await new Promise((r) => setImmediate(r));
+      }
+    })();
+    await waitFor(() => outcomes.length > 400);
+    await subscription.cancel();
+    stop = true;
+    await pump;
+    const counts: Record<string, number> = {};
+    for (const o of await Promise.all(outcomes)) counts[o] = (counts[o] ?? 0) + 1;
+    // Answered before the cancel, UnroutableError after it; a request that times out was lost.
+    expect(counts.RequestTimeoutError ?? 0).toBe(0);
+  }, 30_000);
+
   it('holds at most concurrency + maxWaitingRequests requests of a route, refusing the rest at once', async () => {
     const server = backend({ maxWaitingRequests: 2 });
     const caller = backend();
@@ -140,6 +199,57 @@ describe('NatsBackend volatile requests', () => {
     hold.open();
     expect((await Promise.all([first, ...waiting])).map(text)).toEqual(['running', 'w1', 'w2']);
     expect(started).toEqual(['running', 'w1', 'w2']);
+  });
+
+  it('waits for another service when one refuses a request as busy, and refuses it at once when all do', async () => {
+    // Refusals as the server carries them, to answer from B only once A's refusal came.
+    const { nc } = await natsAdmin();
+    const refusalSeen = gate();
+    nc.subscribe('_INBOX.>', {
+      callback: (_, msg) => {
+        if (msg.headers?.get('x-nats-refusal') === 'busy') refusalSeen.open();
+      },
+    });
+    await nc.flush();
+    try {
+      const [a, b, caller] = [
+        backend({ maxWaitingRequests: 0 }),
+        backend({ maxWaitingRequests: 0 }),
+        backend(),
+      ];
+      const hold = gate();
+      const seenB: string[] = [];
+      // A holds whatever it gets: busy after the first request, it refuses the others.
+      await a.subscribe(route('rq-busy-a', ['rq.busy'], 1), async () => {
+        await hold.promise;
+        return { action: 'ack' };
+      });
+      await b.subscribe(route('rq-busy-b', ['rq.busy'], 1), async (d) => {
+        const got = JSON.parse(d.body.toString()) as string;
+        seenB.push(got);
+        if (got === 'second') await refusalSeen.promise;
+        if (got === 'held') await hold.promise;
+        return {
+          action: 'ack',
+          reply: { body: Buffer.from(JSON.stringify(`b:${got}`)), headers: {} },
+        };
+      });
+      await expect(ask(caller, 'rq.busy', 'first').then(text)).resolves.toBe('b:first');
+      // A refuses it (busy); B answers after that refusal reached the caller.
+      await expect(ask(caller, 'rq.busy', 'second').then(text)).resolves.toBe('b:second');
+      // Both busy: refused at once.
+      const held = ask(caller, 'rq.busy', 'held', 30_000).catch(() => undefined);
+      await waitFor(() => seenB.includes('held'));
+      const startedAt = Date.now();
+      await expect(ask(caller, 'rq.busy', 'last', 30_000)).rejects.toBeInstanceOf(
+        PublishBackpressureError,
+      );
+      expect(Date.now() - startedAt).toBeLessThan(1_000);
+      hold.open();
+      await held;
+    } finally {
+      await nc.close();
+    }
   });
 
   it('still answers the requests waiting for a slot when the subscription is cancelled', async () => {

@@ -31,7 +31,6 @@ import { WireHeaders } from './nats-wire';
 
 export class NatsResponder {
   private readonly subs: Subscription[] = [];
-  private nc?: NatsConnection;
   private running = 0;
   private readonly waiting = new MessageFifo<Msg>();
   private readonly idleWaiters: Array<() => void> = [];
@@ -53,7 +52,6 @@ export class NatsResponder {
   /** Subscribes the request subjects of the route's filters on `nc` (instead of an old connection). */
   start(nc: NatsConnection): void {
     if (this.stopped) return;
-    this.nc = nc;
     this.subs.length = 0;
     const { names } = this.ctx;
     for (const f of this.filters) {
@@ -68,21 +66,17 @@ export class NatsResponder {
   }
 
   /**
-   * Stops taking requests: once the server has the unsubscribe (a round trip), none is routed here
-   * any more, and those it routed here before have arrived. They are all handed to the handler (the
-   * core runs them within `concurrency`): a request that reached an instance is answered.
+   * Stops taking requests: each subscription is drained, so the requests the server routed here
+   * before it had the unsubscribe still arrive, until its answer to the round trip that follows
+   * (nats.js drops at once what reaches a subscription that was only unsubscribed). They are all
+   * handed to the handler (the core runs them within `concurrency`): a request that reached an
+   * instance is answered, and one sent later finds no responder (`UnroutableError` at once).
    */
   async cancel(): Promise<void> {
     if (this.stopped) return;
     this.stopped = true;
-    for (const sub of this.subs.splice(0)) {
-      try {
-        sub.unsubscribe();
-      } catch {
-        // Closed connection: nothing to unsubscribe.
-      }
-    }
-    await this.nc?.flush().catch(() => undefined);
+    // Closed connection: nothing to unsubscribe, and nothing arrives any more.
+    await Promise.all(this.subs.splice(0).map((sub) => sub.drain().catch(() => undefined)));
     for (let msg = this.waiting.shift(); msg; msg = this.waiting.shift()) this.run(msg);
   }
 
@@ -122,8 +116,8 @@ export class NatsResponder {
   /** Answers the sender with a refusal (and the topic it declines), which its requester handles. */
   private refuse(msg: Msg, refusal: string, topic = ''): void {
     try {
-      const headers = new WireHeaders().set(NatsHeaders.REFUSAL, refusal);
-      msg.respond(Buffer.from(topic), { headers: headers.forNats() });
+      const headers = new WireHeaders().add(NatsHeaders.REFUSAL, refusal);
+      msg.respond(Buffer.from(topic), { headers });
     } catch {
       // Closed connection: the caller times out.
     }

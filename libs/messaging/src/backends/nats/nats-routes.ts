@@ -45,6 +45,19 @@ export class NatsRoutes {
     return (await this.has(jsm, takes)) && this.remember(topic, this.readAt);
   }
 
+  /**
+   * How many routes (queues) of all processes take `topic`, as known within `routeCacheMs`: a
+   * volatile request goes to one instance of each.
+   */
+  async countTopic(jsm: JetStreamManager, topic: string): Promise<number> {
+    if (Date.now() - this.readAt >= this.cacheMs) await this.refresh(jsm);
+    const queues = new Set<string>();
+    for (const routes of [this.local, this.known])
+      for (const r of routes)
+        if (r.patterns?.some((p) => topicMatches(p, topic))) queues.add(r.queue);
+    return queues.size;
+  }
+
   /** Whether queue `queue` has a consumer in any process. */
   hasQueue(jsm: JetStreamManager, queue: string): Promise<boolean> {
     return this.has(jsm, (r) => r.patterns === undefined && r.queue === queue);

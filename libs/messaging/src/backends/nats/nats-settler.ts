@@ -104,7 +104,7 @@ export class NatsSettler {
       });
       const nc = this.ctx.current()?.nc;
       if (!nc) throw new Error('not connected');
-      nc.publish(delivery.replyTo, reply.body, { headers: headers.forNats() });
+      nc.publish(delivery.replyTo, reply.body, { headers });
     } catch (error) {
       this.ctx.hub.emitError(
         new Error(

@@ -16,7 +16,7 @@
  * | `messaging-dead-letters`       | stream, limits retention               | `messaging.dlq.<service>.dead-letter`: each service's dead letters |
  * | `messaging.rq.<topic>`         | core NATS subject, in no stream        | a volatile request to `<topic>` (`request()` without `durable`) |
  * | `messaging.rq.<filter>`, queue group `r-<queue>-<hash>` | core subscription of each instance, one per filter of a route | the route's volatile requests: its instances share them, each route gets one |
- * | `_INBOX.<id>`                  | core subscription, one per durable consumer and instance | the messages and statuses of its pulls (`nats-pull.ts`) |
+ * | `_INBOX.<id>`                  | core subscription, one per durable consumer and instance | the messages and statuses of its pulls (`nats-pull.ts`); a fresh one after a reconnection or a failure, so that no pull of before survives |
  * | `_INBOX.<id>.*`                | core subscriptions, two per instance   | replies to its requests; PubAcks of its publishes             |
  *
  * **Routing.** A route (`spec.queue`, `<service>.<route>`) gets one durable consumer per NATS filter

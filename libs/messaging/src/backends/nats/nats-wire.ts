@@ -7,35 +7,95 @@
  *
  * Both ends lean on how nats.js 3 works, and `nats-pure.spec.ts` checks them against it:
  * - publishing (`publish()`, `respond()`) only calls `encode()` on the headers it is given, so a
- *   {@link WireHeaders} goes through {@link WireHeaders.forNats} as they are;
+ *   {@link WireHeaders} is sent as its text; it is a whole `MsgHdrs` all the same (anything else
+ *   turns it into nats.js's own headers first), so a client version that reads or changes the
+ *   headers it publishes still gets what it expects;
  * - a received message (`MsgImpl`) keeps its bytes in `_rdata` with the header block's length in
  *   `_msg.hdr`; when a message does not have them, its parsed `headers` are read instead.
  */
-import type { Msg, MsgHdrs, MsgImpl } from '@nats-io/transport-node';
+import type { Match, Msg, MsgHdrs, MsgImpl } from '@nats-io/transport-node';
+import { loadNatsModules } from './nats-connection';
 
 const encoder = new TextEncoder();
 const FIRST_LINE = 'NATS/1.0';
 
 /**
- * Headers being written, one line per `set()` (names and values are checked by the caller: no CR
- * or LF, no `:` in a name; a name is set once).
+ * Headers being written: {@link add} appends a line (names and values are checked by the caller: no
+ * CR or LF, no `:` in a name). The `MsgHdrs` methods (for nats.js, never on the hot path) work on
+ * nats.js's own headers, parsed from the text the first time one is called.
  */
-export class WireHeaders {
+export class WireHeaders implements MsgHdrs {
   private text = `${FIRST_LINE}\r\n`;
+  /** nats.js's headers, once a `MsgHdrs` method was called: from then on, the headers. */
+  private parsed?: MsgHdrs & { encode(): Uint8Array };
 
-  set(name: string, value: string): this {
-    this.text += `${name}: ${value}\r\n`;
+  /** Adds a header line (the hot path: one string concatenation). */
+  add(name: string, value: string): this {
+    if (this.parsed) this.parsed.append(name, value);
+    else this.text += `${name}: ${value}\r\n`;
     return this;
   }
 
   /** The header block as NATS sends it. */
   encode(): Uint8Array {
-    return encoder.encode(`${this.text}\r\n`);
+    return this.parsed ? this.parsed.encode() : encoder.encode(`${this.text}\r\n`);
   }
 
-  /** As nats.js's publish options take headers (it only calls `encode()` on them). */
-  forNats(): MsgHdrs {
-    return this as unknown as MsgHdrs;
+  get hasError(): boolean {
+    return this.full().hasError;
+  }
+
+  get status(): string {
+    return this.full().status;
+  }
+
+  get code(): number {
+    return this.full().code;
+  }
+
+  get description(): string {
+    return this.full().description;
+  }
+
+  get(k: string, match?: Match): string {
+    return this.full().get(k, match);
+  }
+
+  set(k: string, v: string, match?: Match): void {
+    this.full().set(k, v, match);
+  }
+
+  append(k: string, v: string, match?: Match): void {
+    this.full().append(k, v, match);
+  }
+
+  has(k: string, match?: Match): boolean {
+    return this.full().has(k, match);
+  }
+
+  keys(): string[] {
+    return this.full().keys();
+  }
+
+  values(k: string, match?: Match): string[] {
+    return this.full().values(k, match);
+  }
+
+  delete(k: string, match?: Match): void {
+    this.full().delete(k, match);
+  }
+
+  last(k: string, match?: Match): string {
+    return this.full().last(k, match);
+  }
+
+  [Symbol.iterator](): Iterator<[string, string[]]> {
+    return this.full()[Symbol.iterator]();
+  }
+
+  private full(): MsgHdrs & { encode(): Uint8Array } {
+    this.parsed ??= loadNatsModules().transport.MsgHdrsImpl.decode(this.encode());
+    return this.parsed;
   }
 }
 

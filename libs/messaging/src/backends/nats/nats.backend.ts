@@ -90,6 +90,7 @@ export class NatsBackend implements BrokerBackend {
     this.requester = new NatsRequester(
       () => this.connection.inbox(),
       async (topic) => this.routes.hasTopic((await link()).jsm, topic),
+      async (topic) => this.routes.countTopic((await link()).jsm, topic),
     );
     const publish = (subject: string, body: Uint8Array, h: WireHeaders, msgID?: string) =>
       this.publisher.publish(subject, body, h, msgID);
@@ -217,7 +218,14 @@ export class NatsBackend implements BrokerBackend {
       publish: (subject, body, headers, msgID) =>
         this.publisher.publish(subject, body, headers, msgID),
     });
-    await consumer.start();
+    try {
+      await consumer.start();
+    } catch (error) {
+      // It stopped what it had started; deliveries it took meanwhile still settle, close waits.
+      this.retiring.add(consumer);
+      void consumer.drain(this.options.closeTimeoutMs).then(() => this.retiring.delete(consumer));
+      throw error;
+    }
     if (this.closing) {
       // Closed while the consumers were declared: close did not see this one, so it stops here.
       await consumer.cancel();
