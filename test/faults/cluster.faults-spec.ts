@@ -28,6 +28,8 @@
  * after the election is served. The library reports each nack as `PublishFailedError` (nothing
  * lost), but publishing does not resume: see the report of issue 9.
  */
+import { randomUUID } from 'node:crypto';
+import { AmqpBackend } from '@app/messaging';
 import { waitFor } from '@app/messaging/testing';
 import { ClusterConsumer, type RabbitCluster, startRabbitCluster } from './support/cluster';
 import { FaultRun } from './support/fault-run';
@@ -146,6 +148,10 @@ describe('faults: 3-node RabbitMQ cluster (quorum queues, client failover)', () 
       );
     });
     const consumersBackMs = since(Date.now());
+    // Volatile requests reach the handlers again: their request queue lived on the killed node (C1,
+    // C3) and they moved to its next generation, or it never moved (C2).
+    await askOnce(cluster.urlsFrom(node((at.kill % 3) + 1)), r.topic);
+    const requestAnsweredMs = since(Date.now());
     const afterKill = await cluster.queue(r.workQueue);
     const brokerCountAfterKill = await r.consumerCount();
     // Publishing resumed: a publish sent after the kill was confirmed. A timeout is not thrown here:
@@ -191,6 +197,7 @@ describe('faults: 3-node RabbitMQ cluster (quorum queues, client failover)', () 
       resumeMs,
       firstHandledAfterKillMs: handledAfter === undefined ? null : since(handledAfter),
       consumersBackMs,
+      requestAnsweredMs,
       brokerCountAfterKill,
       leaderAfter: afterKill.leader,
       producerOnAfter,
@@ -211,6 +218,28 @@ describe('faults: 3-node RabbitMQ cluster (quorum queues, client failover)', () 
     expect(resumeMs).toBeLessThan(RESUME_BOUND_MS);
     expect(consumersBackMs).toBeLessThan(RESUME_BOUND_MS);
     expect(handledAfter).toBeDefined();
+  }
+
+  /** One volatile request to `topic` (a probe: the workers leave it out of the ledger), answered. */
+  async function askOnce(urls: string[], topic: string): Promise<void> {
+    const caller = new AmqpBackend({ urls });
+    caller.on('error', () => undefined);
+    await caller.connect();
+    try {
+      await caller.request(
+        {
+          topic,
+          body: Buffer.from(JSON.stringify({ probe: true })),
+          headers: {},
+          messageId: `probe-${randomUUID()}`,
+          contentType: 'application/json',
+          timestamp: Date.now(),
+        },
+        { timeoutMs: 10_000, durable: false },
+      );
+    } finally {
+      await caller.close();
+    }
   }
 
   it('C1 SIGKILL of the node the clients are connected to (not the leader): 0 lost, resumes < 15 s', () =>

@@ -162,7 +162,13 @@ export class AmqpConsumer implements BackendSubscription {
    */
   private async consumeRequests(ch: Channel, state: ConsumerChannel): Promise<string | undefined> {
     if (this.spec.external || !this.ctx.options.assertTopology) return undefined;
-    const queue = await assertRequestQueue(ch, this.ctx.options, this.spec.queue, this.spec.topics);
+    const queue = await assertRequestQueue(
+      state.conn,
+      ch,
+      this.ctx.options,
+      this.spec.queue,
+      this.spec.topics,
+    );
     const { consumerTag } = await ch.consume(queue, (msg) => this.onMessage(state, msg, queue), {
       noAck: false,
     });

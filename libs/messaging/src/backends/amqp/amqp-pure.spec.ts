@@ -12,8 +12,11 @@ import {
   DELAY_TIERS_MS,
   deadLetterQueueName,
   isTierQueue,
+  pickRequestGeneration,
   pickTier,
+  requestQueueName,
   tierName,
+  type RequestQueueProbe,
 } from './amqp-topology';
 
 const message = (
@@ -69,6 +72,36 @@ describe('tiers and names', () => {
     expect(isTierQueue('messaging', 'messaging.delay.5000')).toBe(true);
     expect(isTierQueue('messaging', 'payments.order-created')).toBe(false);
     expect(isTierQueue('shop', 'messaging.retry.100')).toBe(false);
+  });
+});
+
+describe('request queue generations: every instance of a route joins the same one', () => {
+  const absent: RequestQueueProbe = { state: 'absent' };
+  const down: RequestQueueProbe = { state: 'down' };
+  const up = (consumers: number): RequestQueueProbe => ({ state: 'up', consumers });
+  it.each([
+    ['nothing declared yet: the first', [absent, absent, absent], 0],
+    ['the first is live: it', [up(2), absent, absent], 0],
+    ['the first is down: the next free one', [down, absent, absent], 1],
+    ['moved on already: join them', [down, up(3), absent], 1],
+    ['the old one is back, unconsumed: stay with the consumers', [up(0), up(3), absent], 1],
+    ['the old one expired meanwhile: stay with the consumers', [absent, up(1), absent], 1],
+    ['two live, racing, no consumer yet: the lowest', [up(0), up(0), absent], 0],
+    ['all down but one free slot: that one', [down, down, absent], 2],
+    ['all down: none', [down, down, down], undefined],
+  ] as const)('%s', (_, probes, expected) => {
+    expect(pickRequestGeneration(probes)).toBe(expected);
+  });
+
+  it('names the generations, shortening a long route queue to its hash', () => {
+    expect(requestQueueName('messaging', 'orders.created')).toBe(
+      'messaging.requests.orders.created',
+    );
+    expect(requestQueueName('messaging', 'orders.created', 2)).toBe(
+      'messaging.requests.orders.created.g2',
+    );
+    const long = requestQueueName('messaging', 'q'.repeat(250), 7);
+    expect(long).toMatch(/^messaging\.requests\.[0-9a-f]{64}\.g7$/);
   });
 });
 

@@ -1,4 +1,4 @@
-import type { Channel } from 'amqplib';
+import type { Channel, ChannelModel } from 'amqplib';
 import type { ResolvedAmqpOptions } from './amqp-backend.options';
 import { gate, waitFor } from '../../testing/wait-for';
 import { useAmqpFixture } from '../../testing/amqp-test.fixture';
@@ -15,12 +15,13 @@ jest.mock('./amqp-topology', () => {
   return {
     ...actual,
     assertRequestQueue: async (
+      conn: ChannelModel,
       ch: Channel,
       options: ResolvedAmqpOptions,
       queue: string,
       topics: readonly string[],
     ) => {
-      const name = await actual.assertRequestQueue(ch, options, queue, topics);
+      const name = await actual.assertRequestQueue(conn, ch, options, queue, topics);
       const hook = between;
       between = undefined;
       if (hook) await hook();

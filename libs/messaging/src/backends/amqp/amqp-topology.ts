@@ -15,6 +15,7 @@
  * | `<service>.dead-letter.lock`  | queue, exclusive         | held while one instance lists or replays them (a lock)       |
  * | `messaging.requests`          | topic exchange, durable  | volatile requests (`request()` without `durable`)            |
  * | `messaging.requests.<queue>`  | queue (classic), auto-delete | a route's volatile requests; lives while its consumers do |
+ * | `messaging.requests.<queue>.g<n>` | the same             | the next generation, while the node of the previous is down |
  *
  * A retry copy is published to `messaging.retry.<tier>` with the failing queue's name as routing
  * key. The fanout ignores the key; when the TTL expires the broker dead-letters the copy to the default
@@ -86,13 +87,16 @@ export function requestExchangeName(exchange: string): string {
 }
 
 /**
- * The queue of the volatile requests of route queue `queue`: the same for every instance
- * of the route; a name over RabbitMQ's 255 bytes is shortened to a hash of the route's queue.
+ * The queue of the volatile requests of route queue `queue` in generation `generation` (see
+ * {@link assertRequestQueue}): the same for every instance of the route; a name over RabbitMQ's 255
+ * bytes is shortened to a hash of the route's queue.
  */
-export function requestQueueName(exchange: string, queue: string): string {
-  const name = `${requestExchangeName(exchange)}.${queue}`;
+export function requestQueueName(exchange: string, queue: string, generation = 0): string {
+  const suffix = generation === 0 ? '' : `.g${generation}`;
+  const name = `${requestExchangeName(exchange)}.${queue}${suffix}`;
   if (Buffer.byteLength(name) <= 255) return name;
-  return `${requestExchangeName(exchange)}.${createHash('sha256').update(queue).digest('hex')}`;
+  const hash = createHash('sha256').update(queue).digest('hex');
+  return `${requestExchangeName(exchange)}.${hash}${suffix}`;
 }
 
 /** Declares the exchange of volatile requests (next to the main one, on every connection). */
@@ -106,19 +110,66 @@ export async function assertRequestExchange(
 /** A request queue declared and never consumed (its instance died in between) goes after this. */
 const REQUEST_QUEUE_EXPIRES_MS = 60_000;
 
+/** Generations of a route's request queue (see {@link assertRequestQueue}). */
+export const REQUEST_QUEUE_GENERATIONS = 8;
+
+/** What a passive declaration tells of one generation of a request queue. */
+export type RequestQueueProbe =
+  { state: 'absent' } | { state: 'down' } | { state: 'up'; consumers: number };
+
 /**
- * Declares a route's request queue and binds it to the route's topics on the request exchange;
- * returns its name. Classic (requests are not persistent: nothing of them is written to disk),
- * auto-delete (it goes with its last consumer), and durable only because RabbitMQ 4.3 refuses transient
- * queues that are not exclusive; `x-expires` removes one that was declared and never consumed.
+ * The generation of a route's request queue that an instance consumes, from the probes of all of
+ * them (index = generation): the live one with the most consumers (the lowest on a tie), so that
+ * every instance ends up on the same one; none live, the first free one; none free, `undefined`.
+ */
+export function pickRequestGeneration(probes: readonly RequestQueueProbe[]): number | undefined {
+  let best: number | undefined;
+  let bestConsumers = -1;
+  probes.forEach((probe, generation) => {
+    if (probe.state === 'up' && probe.consumers > bestConsumers) {
+      best = generation;
+      bestConsumers = probe.consumers;
+    }
+  });
+  if (best !== undefined) return best;
+  const free = probes.findIndex((probe) => probe.state === 'absent');
+  return free === -1 ? undefined : free;
+}
+
+/**
+ * Declares the request queue a route's instance consumes and binds it to the route's topics on the
+ * request exchange; returns its name. Classic (requests are not persistent: nothing of them is written
+ * to disk), auto-delete (it goes with its last consumer), and durable only because RabbitMQ 4.3
+ * refuses transient queues that are not exclusive; `x-expires` removes one nobody consumes.
+ *
+ * A classic queue lives on one node, and while that node is down RabbitMQ refuses to declare it
+ * (404, "home node ... is down or inaccessible"), so one name would leave the route without requests
+ * until the node returns. The name has generations instead: `<name>`, `<name>.g1`, ... Each instance
+ * probes them all and joins the one {@link pickRequestGeneration} picks, so when the node of the one
+ * in use dies, its consumers (re-subscribing) move to the next free one together. A request is routed
+ * to every generation bound; only the consumed one handles it (the copy in another waits for nobody
+ * and expires with the request's timeout), and an abandoned generation expires once its node is back.
  */
 export async function assertRequestQueue(
+  conn: ChannelModel,
   ch: Channel,
   options: ResolvedAmqpOptions,
   queue: string,
   topics: readonly string[],
 ): Promise<string> {
-  const name = requestQueueName(options.exchange, queue);
+  const names = Array.from({ length: REQUEST_QUEUE_GENERATIONS }, (_, generation) =>
+    requestQueueName(options.exchange, queue, generation),
+  );
+  const probes = await Promise.all(names.map((name) => probeQueue(conn, name)));
+  const generation = pickRequestGeneration(probes);
+  if (generation === undefined) {
+    throw new Error(
+      `Every generation of the request queue of '${queue}' (${names[0]} and .g1 to ` +
+        `.g${REQUEST_QUEUE_GENERATIONS - 1}) is on a RabbitMQ node that is down; volatile requests ` +
+        `of this route resume when one of those nodes is back (or delete the queues)`,
+    );
+  }
+  const name = names[generation];
   await ch.assertQueue(name, {
     durable: true,
     autoDelete: true,
@@ -218,15 +269,26 @@ function quorumArguments(): Record<string, unknown> {
  * the channel it ran on, so never on a channel in use).
  */
 export async function queueExists(conn: ChannelModel, queue: string): Promise<boolean> {
+  return (await probeQueue(conn, queue)).state !== 'absent';
+}
+
+/**
+ * A passive declaration of `queue` on a throwaway channel: absent, down (it exists, but its node is
+ * down or it crashed: RabbitMQ says 404 too, in other words), or up with its number of consumers.
+ */
+async function probeQueue(conn: ChannelModel, queue: string): Promise<RequestQueueProbe> {
   const probe = await conn.createChannel();
   probe.on('error', () => undefined);
   try {
-    await probe.checkQueue(queue);
+    const { consumerCount } = await probe.checkQueue(queue);
     await probe.close().catch(() => undefined);
-    return true;
+    return { state: 'up', consumers: consumerCount };
   } catch (error) {
-    if ((error as { code?: unknown }).code === 404) return false;
-    await probe.close().catch(() => undefined);
-    throw error;
+    const { code, message } = error as { code?: unknown; message?: unknown };
+    if (code !== 404) {
+      await probe.close().catch(() => undefined);
+      throw error;
+    }
+    return /\bno queue\b/.test(String(message)) ? { state: 'absent' } : { state: 'down' };
   }
 }
