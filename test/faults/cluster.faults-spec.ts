@@ -31,6 +31,7 @@
 import { randomUUID } from 'node:crypto';
 import { AmqpBackend } from '@app/messaging';
 import { waitFor } from '@app/messaging/testing';
+import { requestQueueName } from '../../libs/messaging/src/backends/amqp/amqp-topology';
 import { ClusterConsumer, type RabbitCluster, startRabbitCluster } from './support/cluster';
 import { FaultRun } from './support/fault-run';
 import type { LedgerRow } from './support/ledger';
@@ -148,10 +149,13 @@ describe('faults: 3-node RabbitMQ cluster (quorum queues, client failover)', () 
       );
     });
     const consumersBackMs = since(Date.now());
-    // Volatile requests reach the handlers again: their request queue lived on the killed node (C1,
-    // C3) and they moved to its next generation, or it never moved (C2).
+    // Volatile requests reach the handlers again: their request queue lived on the consumers' node,
+    // so when that one is killed (C1, C3) they moved to its next generation together; C2 keeps it.
+    const generation = at.kill === at.consumers ? 1 : 0;
+    const requestQueue = requestQueueName('messaging', r.workQueue, generation);
+    const requestConsumers = (await cluster.consumersOf(requestQueue)).map((c) => c.connectionName);
+    expect(requestConsumers.sort()).toEqual([...consumerNames].sort());
     await askOnce(cluster.urlsFrom(node((at.kill % 3) + 1)), r.topic);
-    const requestAnsweredMs = since(Date.now());
     const afterKill = await cluster.queue(r.workQueue);
     const brokerCountAfterKill = await r.consumerCount();
     // Publishing resumed: a publish sent after the kill was confirmed. A timeout is not thrown here:
@@ -197,7 +201,7 @@ describe('faults: 3-node RabbitMQ cluster (quorum queues, client failover)', () 
       resumeMs,
       firstHandledAfterKillMs: handledAfter === undefined ? null : since(handledAfter),
       consumersBackMs,
-      requestAnsweredMs,
+      requestQueue,
       brokerCountAfterKill,
       leaderAfter: afterKill.leader,
       producerOnAfter,

@@ -13,7 +13,12 @@ import { toDelivery } from './amqp-messages';
 import { describeDelivery } from '../../backend/describe-delivery';
 import { ConsumerChannel } from './amqp-consumer-channel';
 import { AmqpSettler, type AmqpSettlerContext } from './amqp-settler';
-import { assertRequestQueue, declareSubscription } from './amqp-topology';
+import {
+  assertRequestQueue,
+  declareSubscription,
+  earlierRequestGenerationInUse,
+  REQUEST_GENERATION_RECHECK_MS,
+} from './amqp-topology';
 
 /** What a consumer needs from its backend. */
 export interface AmqpConsumerContext extends AmqpSettlerContext {
@@ -158,21 +163,49 @@ export class AmqpConsumer implements BackendSubscription {
 
   /**
    * Consumes the route's volatile requests on `ch` (its own queue only, with the topology ours to
-   * declare: otherwise requests travel the durable way, see `AmqpRequester`).
+   * declare: otherwise requests travel the durable way, see `AmqpRequester`). On a later generation
+   * of the request queue, looks now and then for an earlier one in use and moves there.
    */
   private async consumeRequests(ch: Channel, state: ConsumerChannel): Promise<string | undefined> {
     if (this.spec.external || !this.ctx.options.assertTopology) return undefined;
-    const queue = await assertRequestQueue(
+    const { name, generation } = await assertRequestQueue(
       state.conn,
       ch,
       this.ctx.options,
       this.spec.queue,
       this.spec.topics,
     );
-    const { consumerTag } = await ch.consume(queue, (msg) => this.onMessage(state, msg, queue), {
+    const { consumerTag } = await ch.consume(name, (msg) => this.onMessage(state, msg, name), {
       noAck: false,
     });
+    if (generation > 0) this.recheckGeneration(state, generation);
     return consumerTag;
+  }
+
+  /** Re-subscribes `state`'s consumer if an earlier generation of its request queue is consumed. */
+  private recheckGeneration(state: ConsumerChannel, generation: number): void {
+    const timer = setInterval(() => {
+      if (this.current !== state || state.retired || !state.alive) {
+        clearInterval(timer);
+        return;
+      }
+      const { options } = this.ctx;
+      earlierRequestGenerationInUse(state.conn, options, this.spec.queue, generation).then(
+        (inUse) => {
+          if (!inUse || this.current !== state || state.retired) return;
+          clearInterval(timer);
+          this.ctx.logger.warn(
+            `Other instances of '${this.spec.queue}' take its volatile requests from an earlier ` +
+              `generation of its request queue; re-subscribing to join them`,
+          );
+          this.detached();
+          void state.retire();
+          this.scheduleRestore();
+        },
+        () => undefined, // The connection is going: its loss re-subscribes anyway.
+      );
+    }, REQUEST_GENERATION_RECHECK_MS);
+    timer.unref();
   }
 
   private onChannelClose(state: ConsumerChannel): void {

@@ -79,29 +79,48 @@ describe('request queue generations: every instance of a route joins the same on
   const absent: RequestQueueProbe = { state: 'absent' };
   const down: RequestQueueProbe = { state: 'down' };
   const up = (consumers: number): RequestQueueProbe => ({ state: 'up', consumers });
+  const join = (generation: number, purge = false, drop: number[] = []) => ({
+    generation,
+    purge,
+    drop,
+  });
   it.each([
-    ['nothing declared yet: the first', [absent, absent, absent], 0],
-    ['the first is live: it', [up(2), absent, absent], 0],
-    ['the first is down: the next free one', [down, absent, absent], 1],
-    ['moved on already: join them', [down, up(3), absent], 1],
-    ['the old one is back, unconsumed: stay with the consumers', [up(0), up(3), absent], 1],
-    ['the old one expired meanwhile: stay with the consumers', [absent, up(1), absent], 1],
-    ['two live, racing, no consumer yet: the lowest', [up(0), up(0), absent], 0],
-    ['all down but one free slot: that one', [down, down, absent], 2],
+    ['nothing declared yet: the first', [absent, absent, absent], join(0)],
+    ['the first is consumed: it', [up(2), absent, absent], join(0)],
+    ['the first is down: the next free one', [down, absent, absent], join(1)],
+    ['moved on already: join them', [down, up(3), absent], join(1)],
+    [
+      'the old one is back, unconsumed: join the consumers, drop it',
+      [up(0), up(3)],
+      join(1, false, [0]),
+    ],
+    ['the old one expired meanwhile: join the consumers', [absent, up(1), absent], join(1)],
+    ['two groups chose apart: the earlier one', [up(2), up(3), absent], join(0)],
+    [
+      'the one consumed is down, an old one is back: purge it',
+      [up(0), down, absent],
+      join(0, true),
+    ],
+    ['racing, nobody consumes yet: the lowest, purged', [up(0), up(0)], join(0, true, [1])],
+    ['all down but one free: that one', [down, down, absent], join(2)],
     ['all down: none', [down, down, down], undefined],
   ] as const)('%s', (_, probes, expected) => {
-    expect(pickRequestGeneration(probes)).toBe(expected);
+    expect(pickRequestGeneration(probes)).toEqual(expected);
   });
 
-  it('names the generations, shortening a long route queue to its hash', () => {
+  it('names the generations where no route name can reach, a long route queue by its hash', () => {
     expect(requestQueueName('messaging', 'orders.created')).toBe(
       'messaging.requests.orders.created',
     );
     expect(requestQueueName('messaging', 'orders.created', 2)).toBe(
-      'messaging.requests.orders.created.g2',
+      'messaging.requests-g2.orders.created',
     );
-    const long = requestQueueName('messaging', 'q'.repeat(250), 7);
-    expect(long).toMatch(/^messaging\.requests\.[0-9a-f]{64}\.g7$/);
+    // The route 'orders.created.g1' cannot take generation 1 of route 'orders.created'.
+    expect(requestQueueName('messaging', 'orders.created.g1')).not.toBe(
+      requestQueueName('messaging', 'orders.created', 1),
+    );
+    const long = requestQueueName('messaging', 'q'.repeat(250), 3);
+    expect(long).toMatch(/^messaging\.requests-g3\.[0-9a-f]{64}$/);
   });
 });
 

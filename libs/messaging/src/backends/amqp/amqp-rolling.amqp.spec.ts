@@ -21,11 +21,11 @@ jest.mock('./amqp-topology', () => {
       queue: string,
       topics: readonly string[],
     ) => {
-      const name = await actual.assertRequestQueue(conn, ch, options, queue, topics);
+      const declared = await actual.assertRequestQueue(conn, ch, options, queue, topics);
       const hook = between;
       between = undefined;
       if (hook) await hook();
-      return name;
+      return declared;
     },
   };
 });

@@ -15,7 +15,7 @@
  * | `<service>.dead-letter.lock`  | queue, exclusive         | held while one instance lists or replays them (a lock)       |
  * | `messaging.requests`          | topic exchange, durable  | volatile requests (`request()` without `durable`)            |
  * | `messaging.requests.<queue>`  | queue (classic), auto-delete | a route's volatile requests; lives while its consumers do |
- * | `messaging.requests.<queue>.g<n>` | the same             | the next generation, while the node of the previous is down |
+ * | `messaging.requests-g<n>.<queue>` | the same             | later generations: one is used while the node of another is down |
  *
  * A retry copy is published to `messaging.retry.<tier>` with the failing queue's name as routing
  * key. The fanout ignores the key; when the TTL expires the broker dead-letters the copy to the default
@@ -89,14 +89,14 @@ export function requestExchangeName(exchange: string): string {
 /**
  * The queue of the volatile requests of route queue `queue` in generation `generation` (see
  * {@link assertRequestQueue}): the same for every instance of the route; a name over RabbitMQ's 255
- * bytes is shortened to a hash of the route's queue.
+ * bytes is shortened to a hash of the route's queue. A later generation is `<exchange>.requests-g<n>.`
+ * and the route's queue, which no route's own name can produce.
  */
 export function requestQueueName(exchange: string, queue: string, generation = 0): string {
-  const suffix = generation === 0 ? '' : `.g${generation}`;
-  const name = `${requestExchangeName(exchange)}.${queue}${suffix}`;
+  const prefix = `${requestExchangeName(exchange)}${generation === 0 ? '' : `-g${generation}`}`;
+  const name = `${prefix}.${queue}`;
   if (Buffer.byteLength(name) <= 255) return name;
-  const hash = createHash('sha256').update(queue).digest('hex');
-  return `${requestExchangeName(exchange)}.${hash}${suffix}`;
+  return `${prefix}.${createHash('sha256').update(queue).digest('hex')}`;
 }
 
 /** Declares the exchange of volatile requests (next to the main one, on every connection). */
@@ -111,44 +111,60 @@ export async function assertRequestExchange(
 const REQUEST_QUEUE_EXPIRES_MS = 60_000;
 
 /** Generations of a route's request queue (see {@link assertRequestQueue}). */
-export const REQUEST_QUEUE_GENERATIONS = 8;
+export const REQUEST_QUEUE_GENERATIONS = 4;
 
 /** What a passive declaration tells of one generation of a request queue. */
 export type RequestQueueProbe =
   { state: 'absent' } | { state: 'down' } | { state: 'up'; consumers: number };
 
+/** Which generation of its request queue an instance joins, and what it clears on the way. */
+export interface RequestQueueChoice {
+  readonly generation: number;
+  /** It is live and nobody consumes it: what it holds is copies of requests served elsewhere. */
+  readonly purge: boolean;
+  /** Other live generations nobody consumes, to delete (if still unused) so they stop taking copies. */
+  readonly drop: readonly number[];
+}
+
 /**
- * The generation of a route's request queue that an instance consumes, from the probes of all of
- * them (index = generation): the live one with the most consumers (the lowest on a tie), so that
- * every instance ends up on the same one; none live, the first free one; none free, `undefined`.
+ * The generation of a route's request queue that an instance joins, from the probes of all of them
+ * (index = generation): the lowest one consumed, so that every instance ends up on the same one and
+ * a later one gives way; none consumed, the lowest live one; none live, the first free one; none
+ * free, `undefined`.
  */
-export function pickRequestGeneration(probes: readonly RequestQueueProbe[]): number | undefined {
-  let best: number | undefined;
-  let bestConsumers = -1;
-  probes.forEach((probe, generation) => {
-    if (probe.state === 'up' && probe.consumers > bestConsumers) {
-      best = generation;
-      bestConsumers = probe.consumers;
-    }
-  });
-  if (best !== undefined) return best;
-  const free = probes.findIndex((probe) => probe.state === 'absent');
-  return free === -1 ? undefined : free;
+export function pickRequestGeneration(
+  probes: readonly RequestQueueProbe[],
+): RequestQueueChoice | undefined {
+  const consumed = probes.findIndex((p) => p.state === 'up' && p.consumers > 0);
+  const live = probes.findIndex((p) => p.state === 'up');
+  const free = probes.findIndex((p) => p.state === 'absent');
+  const generation = consumed !== -1 ? consumed : live !== -1 ? live : free;
+  if (generation === -1) return undefined;
+  const idle = (p: RequestQueueProbe) => p.state === 'up' && p.consumers === 0;
+  return {
+    generation,
+    purge: idle(probes[generation]),
+    drop: probes.flatMap((p, g) => (g !== generation && idle(p) ? [g] : [])),
+  };
 }
 
 /**
  * Declares the request queue a route's instance consumes and binds it to the route's topics on the
- * request exchange; returns its name. Classic (requests are not persistent: nothing of them is written
- * to disk), auto-delete (it goes with its last consumer), and durable only because RabbitMQ 4.3
- * refuses transient queues that are not exclusive; `x-expires` removes one nobody consumes.
+ * request exchange; returns its name and generation. Classic (requests are not persistent: nothing
+ * of them is written to disk), auto-delete (it goes with its last consumer), and durable only because
+ * RabbitMQ 4.3 refuses transient queues that are not exclusive; `x-expires` removes one nobody consumes.
  *
  * A classic queue lives on one node, and while that node is down RabbitMQ refuses to declare it
  * (404, "home node ... is down or inaccessible"), so one name would leave the route without requests
- * until the node returns. The name has generations instead: `<name>`, `<name>.g1`, ... Each instance
- * probes them all and joins the one {@link pickRequestGeneration} picks, so when the node of the one
- * in use dies, its consumers (re-subscribing) move to the next free one together. A request is routed
- * to every generation bound; only the consumed one handles it (the copy in another waits for nobody
- * and expires with the request's timeout), and an abandoned generation expires once its node is back.
+ * until the node returns. The name has generations instead (see {@link requestQueueName}). Each
+ * instance probes them all and joins the one {@link pickRequestGeneration} picks, so when the node
+ * of the one in use dies, its consumers (re-subscribing) move to a live or free one together. A
+ * request is routed to every generation bound; a live one nobody consumes would keep copies of
+ * requests served elsewhere, so it is deleted when another is joined, and purged when joined itself
+ * (which also drops what a racing instance's requester sent in the instant between its declaration
+ * and its consume: those requests time out). An instance on a later generation looks every
+ * {@link REQUEST_GENERATION_RECHECK_MS} for an earlier one consumed (two groups that chose apart, in
+ * a race or a partition) and joins it (see `AmqpConsumer`).
  */
 export async function assertRequestQueue(
   conn: ChannelModel,
@@ -156,28 +172,58 @@ export async function assertRequestQueue(
   options: ResolvedAmqpOptions,
   queue: string,
   topics: readonly string[],
-): Promise<string> {
-  const names = Array.from({ length: REQUEST_QUEUE_GENERATIONS }, (_, generation) =>
-    requestQueueName(options.exchange, queue, generation),
-  );
-  const probes = await Promise.all(names.map((name) => probeQueue(conn, name)));
-  const generation = pickRequestGeneration(probes);
-  if (generation === undefined) {
+): Promise<{ name: string; generation: number }> {
+  const names = requestQueueGenerations(options, queue);
+  const choice = pickRequestGeneration(await Promise.all(names.map((n) => probeQueue(conn, n))));
+  if (choice === undefined) {
     throw new Error(
-      `Every generation of the request queue of '${queue}' (${names[0]} and .g1 to ` +
-        `.g${REQUEST_QUEUE_GENERATIONS - 1}) is on a RabbitMQ node that is down; volatile requests ` +
-        `of this route resume when one of those nodes is back (or delete the queues)`,
+      `Every generation of the request queue of '${queue}' (${names.join(', ')}) is on a ` +
+        `RabbitMQ node that is down; volatile requests of this route resume when one of those ` +
+        `nodes is back`,
     );
   }
-  const name = names[generation];
+  await Promise.all(choice.drop.map((g) => deleteIfUnused(conn, names[g])));
+  const name = names[choice.generation];
   await ch.assertQueue(name, {
     durable: true,
     autoDelete: true,
     arguments: { 'x-queue-type': 'classic', 'x-expires': REQUEST_QUEUE_EXPIRES_MS },
   });
+  if (choice.purge) await ch.purgeQueue(name);
   const exchange = requestExchangeName(options.exchange);
   for (const topic of topics) await ch.bindQueue(name, exchange, topic);
-  return name;
+  return { name, generation: choice.generation };
+}
+
+/** How often an instance on a later generation of its request queue looks for an earlier one in use. */
+export const REQUEST_GENERATION_RECHECK_MS = 30_000;
+
+/** Whether a generation before `generation` of route queue `queue`'s request queue has consumers. */
+export async function earlierRequestGenerationInUse(
+  conn: ChannelModel,
+  options: ResolvedAmqpOptions,
+  queue: string,
+  generation: number,
+): Promise<boolean> {
+  const earlier = requestQueueGenerations(options, queue).slice(0, generation);
+  const probes = await Promise.all(earlier.map((n) => probeQueue(conn, n)));
+  return probes.some((p) => p.state === 'up' && p.consumers > 0);
+}
+
+function requestQueueGenerations(options: ResolvedAmqpOptions, queue: string): string[] {
+  return Array.from({ length: REQUEST_QUEUE_GENERATIONS }, (_, generation) =>
+    requestQueueName(options.exchange, queue, generation),
+  );
+}
+
+/** Deletes `queue` if nobody consumes it, on a throwaway channel; a refusal (consumed now) is fine. */
+async function deleteIfUnused(conn: ChannelModel, queue: string): Promise<void> {
+  const ch = await conn.createChannel();
+  ch.on('error', () => undefined);
+  await ch.deleteQueue(queue, { ifUnused: true }).then(
+    () => ch.close().catch(() => undefined),
+    () => undefined,
+  );
 }
 
 /** Declares a subscription's work queue and binds it to each of its topic patterns. */
@@ -269,12 +315,12 @@ function quorumArguments(): Record<string, unknown> {
  * the channel it ran on, so never on a channel in use).
  */
 export async function queueExists(conn: ChannelModel, queue: string): Promise<boolean> {
-  return (await probeQueue(conn, queue)).state !== 'absent';
+  return (await probeQueue(conn, queue)).state === 'up';
 }
 
 /**
- * A passive declaration of `queue` on a throwaway channel: absent, down (it exists, but its node is
- * down or it crashed: RabbitMQ says 404 too, in other words), or up with its number of consumers.
+ * A passive declaration of `queue` on a throwaway channel: absent, down (any other 404: its node is
+ * down, or it crashed or is restarting), or up with its number of consumers.
  */
 async function probeQueue(conn: ChannelModel, queue: string): Promise<RequestQueueProbe> {
   const probe = await conn.createChannel();
@@ -289,6 +335,6 @@ async function probeQueue(conn: ChannelModel, queue: string): Promise<RequestQue
       await probe.close().catch(() => undefined);
       throw error;
     }
-    return /\bno queue\b/.test(String(message)) ? { state: 'absent' } : { state: 'down' };
+    return /NOT_FOUND - no queue '/.test(String(message)) ? { state: 'absent' } : { state: 'down' };
   }
 }
