@@ -12,9 +12,10 @@
  * - One Nest 12 app per instance (`NestFactory.create`, logger errors only), wired as the README
  *   says: `connectMicroservice({ strategy: MessagingServer })`, `startAllMicroservices()`, `init()`.
  *   The producer lives in instance 0.
- * - AmqpBackend: `{ url, exchange, queueType, maxInFlightPublishes, prefetch: 100 }`, one
- *   connection per app, `maxInFlightPublishes` = the driver's window (1000; 5000 to fill the
- *   backlog); events are persistent, confirmed and mandatory (library defaults).
+ * - AmqpBackend: `{ url, exchange, queueType, maxInFlightPublishes, prefetch: 100 }`, per app a
+ *   publishing connection and, as it subscribes, a consuming one (the default),
+ *   `maxInFlightPublishes` = the driver's window (1000; 5000 to fill the backlog); events are
+ *   persistent, confirmed and mandatory (library defaults).
  * - RedisStreamsBackend: `{ url, prefix }` (the workload's unique name); NatsBackend:
  *   `{ servers, prefix }`. Each app has its own backend (its own connections); every key (stream)
  *   of the workload starts with the prefix and is deleted at close.
@@ -218,7 +219,7 @@ export function oursContender(task: ChildTask): Contender {
   const backendSettings: Record<string, string> = {
     memory:
       'InMemoryBackend (process-wide in-memory broker, no broker); in a full run 10x the messages and warm-up of each workload, so that a run lasts long enough to measure',
-    rabbitmq: `AmqpBackend { url, exchange: <workload>, queueType: '${queueType}', maxInFlightPublishes: 1000 (5000 to fill the backlog), prefetch: ${CONCURRENCY} }, one connection per app; events persistent, confirmed, mandatory (defaults)`,
+    rabbitmq: `AmqpBackend { url, exchange: <workload>, queueType: '${queueType}', maxInFlightPublishes: 1000 (5000 to fill the backlog), prefetch: ${CONCURRENCY} }, per app a publishing connection and a consuming one (the default); events persistent, confirmed, mandatory (defaults)`,
     redis: `RedisStreamsBackend { url, prefix: <workload> } (ioredis ${packageVersion('ioredis')}), other options default; one backend (its connections) per app`,
     nats: `NatsBackend { servers, prefix: <workload> } (@nats-io/jetstream ${packageVersion('@nats-io/jetstream')}), other options default; one backend (its connection) per app`,
   };

@@ -7,7 +7,7 @@
  * | --------------------------- | --------------------------------------------------------------------- |
  * | `startRabbitCluster()`      | N nodes (own names, AMQP and dist ports, mnesia/log dirs; one shared  |
  * |                             | HOME whose `.erlang.cookie` they and the CLI use), joined to node 1   |
- * | `cluster.connectionNodes()` | the nodes a named client connection is on (`list_connections port     |
+ * | `cluster.connectionNodes()` | the nodes named client connections are on (`list_connections port     |
  * |                             | client_properties`, by `connection_name`; the port tells the node)     |
  * | `cluster.queue()`           | a queue's `leader`, `members`, `online` and `consumers`               |
  * | `cluster.kill()`            | SIGKILL of a node's beam (PID from its pid file, checked to be ours)  |
@@ -72,7 +72,7 @@ export interface RabbitCluster {
   nodeOf(node: string): ClusterNode;
   /** `rabbitmqctl -n <node> ...` (default: the first node not killed). */
   ctl(args: string[], node?: string): Promise<string>;
-  /** Nodes on which a connection named `connectionName` is open (cluster-wide view). */
+  /** Nodes on which connections named `connectionName` are open (cluster-wide view), each once. */
   connectionNodes(connectionName: string): Promise<string[]>;
   /**
    * The live consumers of a queue, each with the client-provided name and node of its connection:
@@ -253,11 +253,13 @@ export async function startRabbitCluster(options: ClusterOptions): Promise<Rabbi
           'json',
         ])) || '[]',
       ) as Array<{ port: number; client_properties: Array<[string, string, unknown]> }>;
-      return rows
+      // A backend that subscribes has two connections of that name (publishing, consuming).
+      const named = rows
         .filter((row) =>
           row.client_properties.some(([k, , v]) => k === 'connection_name' && v === connectionName),
         )
         .map((row) => nodes.find((n) => n.port === row.port)?.node ?? `port ${row.port}`);
+      return [...new Set(named)];
     },
     consumersOf: async (queue) => {
       const target = nodes.find((n) => !killed.has(n.node))?.node;

@@ -120,6 +120,15 @@ export interface AmqpBackendOptions {
    * @default []
    */
   readonly replyToQueues?: readonly string[];
+  /**
+   * Consume over the same connection as publishes. By default the subscriptions of a backend have a
+   * connection of their own, opened with the first one (RabbitMQ's advice): the broker then serves
+   * the two directions in parallel, and a memory or disk alarm, which blocks connections that
+   * publish, never holds back the consumers' acknowledgements. Set it where connections are counted
+   * (a hosted plan's limit) to have one per backend.
+   * @default false
+   */
+  readonly sharedConnection?: boolean;
 }
 
 /** {@link AmqpBackendOptions} with every default applied. */
@@ -139,6 +148,7 @@ export interface ResolvedAmqpOptions {
   readonly deliveryLimit: number;
   readonly assertTopology: boolean;
   readonly replyToQueues: readonly string[];
+  readonly sharedConnection: boolean;
 }
 
 /** Defaults of {@link AmqpBackendOptions}. */
@@ -154,6 +164,7 @@ export const DEFAULT_AMQP_OPTIONS = {
   queueType: 'quorum',
   deliveryLimit: 20,
   assertTopology: true,
+  sharedConnection: false,
 } as const;
 
 /**
@@ -204,6 +215,7 @@ const OPTION_KEYS: readonly (keyof AmqpBackendOptions)[] = [
   'deliveryLimit',
   'assertTopology',
   'replyToQueues',
+  'sharedConnection',
 ];
 const RECONNECT_KEYS: readonly (keyof AmqpReconnectOptions)[] = [
   'initialDelayMs',
@@ -319,6 +331,11 @@ export function resolveAmqpOptions(options: AmqpBackendOptions | undefined): Res
     ),
     assertTopology: checkBoolean(o.assertTopology, d.assertTopology, `${WHERE}: assertTopology`),
     replyToQueues: checkQueueList(o.replyToQueues, `${WHERE}: replyToQueues`),
+    sharedConnection: checkBoolean(
+      o.sharedConnection,
+      d.sharedConnection,
+      `${WHERE}: sharedConnection`,
+    ),
   };
 }
 

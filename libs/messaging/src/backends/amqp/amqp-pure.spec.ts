@@ -254,6 +254,16 @@ describe('AMQP messages', () => {
     });
   });
 
+  it('consumes over a connection of its own unless sharedConnection, which must be a boolean', () => {
+    expect(resolveAmqpOptions({ url: 'amqp://a' }).sharedConnection).toBe(false);
+    expect(resolveAmqpOptions({ url: 'amqp://a', sharedConnection: true }).sharedConnection).toBe(
+      true,
+    );
+    expect(() =>
+      resolveAmqpOptions({ url: 'amqp://a', sharedConnection: 'yes' as unknown as boolean }),
+    ).toThrow(/sharedConnection must be true or false/);
+  });
+
   it('names a URL whose password holds a slash without leaking it', () => {
     expect(() => resolveAmqpOptions({ url: 'amqp://app:pa/ss@rabbit:5672' })).toThrow(
       /^(?!.*pa\/ss).*amqp:\/\/app:\*\*\*@rabbit:5672/s,

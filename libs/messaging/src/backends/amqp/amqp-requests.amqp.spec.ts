@@ -189,7 +189,10 @@ describe('AmqpBackend (RabbitMQ): requests', () => {
   });
 });
 
-/** Closes the one connection of this test run named `name` (its client properties carry it). */
+/**
+ * Closes the connections of this test run named `name` (its client properties carry it): both of a
+ * backend that subscribes (publishing and consuming), as a lost link would.
+ */
 async function closeConnection(name: string): Promise<void> {
   const { stdout } = await runCommand('rabbitmqctl', [
     '-q',
@@ -197,10 +200,12 @@ async function closeConnection(name: string): Promise<void> {
     'pid',
     'client_properties',
   ]);
-  const pid = stdout
+  const pids = stdout
     .split('\n')
-    .find((line) => line.includes(name))
-    ?.split('\t')[0];
-  if (!pid) throw new Error(`no connection named ${name}`);
-  await runCommand('rabbitmqctl', ['-q', 'close_connection', pid, 'closed by the test']);
+    .filter((line) => line.includes(name))
+    .map((line) => line.split('\t')[0]);
+  if (pids.length === 0) throw new Error(`no connection named ${name}`);
+  for (const pid of pids) {
+    await runCommand('rabbitmqctl', ['-q', 'close_connection', pid, 'closed by the test']);
+  }
 }

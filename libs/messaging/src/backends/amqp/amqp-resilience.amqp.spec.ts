@@ -24,7 +24,10 @@ describe('AmqpBackend (RabbitMQ): foreign queues, reconnection, cancel and close
     run: RUN,
   } = useAmqpFixture();
 
-  /** Closes, as the broker's operator would, only the connection named `name` (the broker is shared). */
+  /**
+   * Closes, as the broker's operator would, only the connections named `name` (the broker is shared):
+   * both of a backend that subscribes, publishing and consuming.
+   */
   async function closeOurConnection(name: string): Promise<void> {
     const { stdout } = await run('rabbitmqctl', [
       '-q',
@@ -32,13 +35,37 @@ describe('AmqpBackend (RabbitMQ): foreign queues, reconnection, cancel and close
       'pid',
       'client_properties',
     ]);
-    const pid = stdout
+    const pids = stdout
       .split('\n')
-      .find((line) => line.includes(name))
-      ?.split('\t')[0];
-    expect(pid).toBeDefined();
-    await run('rabbitmqctl', ['close_connection', pid as string, 'test']);
+      .filter((line) => line.includes(name))
+      .map((line) => line.split('\t')[0]);
+    expect(pids.length).toBeGreaterThan(0);
+    for (const pid of pids) await run('rabbitmqctl', ['close_connection', pid, 'test']);
   }
+
+  it('consumes over a connection of its own by default, over the one connection when shared', async () => {
+    const connectionsNamed = async (name: string) =>
+      (await run('rabbitmqctl', ['-q', 'list_connections', 'client_properties'])).stdout
+        .split('\n')
+        .filter((line) => line.includes(name)).length;
+    const own = `own-${RUN}`;
+    const shared = `shared-${RUN}`;
+    const a = await make({ connectionName: own });
+    const b = await make({ connectionName: shared, sharedConnection: true });
+    // Publishing only: one connection each until they subscribe.
+    await waitFor(async () => (await connectionsNamed(own)) === 1);
+    const [gotA, gotB] = [collect(), collect()];
+    await a.subscribe(spec(svc('own'), 'q', [`${topicPrefix}.own`]), gotA.handler);
+    await b.subscribe(spec(svc('shared'), 'q', [`${topicPrefix}.shared`]), gotB.handler);
+    await waitFor(async () => (await connectionsNamed(own)) === 2);
+    expect(await connectionsNamed(shared)).toBe(1);
+    await a.publish(message({ topic: `${topicPrefix}.own` }), { mandatory: true });
+    await b.publish(message({ topic: `${topicPrefix}.shared` }), { mandatory: true });
+    await waitFor(() => gotA.got.length === 1 && gotB.got.length === 1);
+    // close() closes both.
+    await a.close();
+    await waitFor(async () => (await connectionsNamed(own)) === 0);
+  });
 
   it('consumes a foreign non-durable queue as it is, and sends straight to a queue', async () => {
     const conn = await rawConnection();

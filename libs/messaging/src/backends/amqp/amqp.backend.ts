@@ -54,7 +54,10 @@ export class AmqpBackend implements BrokerBackend {
   private readonly logger = new Logger(AmqpBackend.name);
   private readonly hub = new BackendEventHub();
   private readonly options: ResolvedAmqpOptions;
+  /** Publishes, requests, tiers, dead letters, topology. */
   private readonly connection: AmqpConnectionManager;
+  /** The subscriptions' (see `sharedConnection`): its status is theirs, its errors the backend's. */
+  private readonly consumerConnection: AmqpConnectionManager;
   private readonly publisher: AmqpPublisher;
   private readonly requester: AmqpRequester;
   private readonly deadLetters: AmqpDeadLetters;
@@ -72,6 +75,9 @@ export class AmqpBackend implements BrokerBackend {
       setup: (conn) => this.setupConnection(conn),
       lost: () => this.connectionLost(),
     });
+    this.consumerConnection = this.options.sharedConnection
+      ? this.connection
+      : this.ownConsumerConnection(amqplib);
     this.requester = new AmqpRequester(this.connection, this.options, this.hub);
     this.publisher = new AmqpPublisher(
       this.connection,
@@ -150,8 +156,9 @@ export class AmqpBackend implements BrokerBackend {
   async subscribe(spec: SubscriptionSpec, handler: DeliveryHandler): Promise<BackendSubscription> {
     this.assertOpen();
     if (!this.connection.current) await this.connect();
+    if (!this.consumerConnection.current) await this.consumerConnection.connect();
     const consumer = new AmqpConsumer(spec, handler, {
-      connection: this.connection,
+      connection: this.consumerConnection,
       options: this.options,
       hub: this.hub,
       logger: this.logger,
@@ -239,6 +246,7 @@ export class AmqpBackend implements BrokerBackend {
     await this.publisher.close();
     await Promise.all(consumers.map((c) => c.closeChannel()));
     await this.tiers.close();
+    if (this.consumerConnection !== this.connection) await this.consumerConnection.close();
     await this.connection.close();
     this.consumers.clear();
     this.retiring.clear();
@@ -266,7 +274,24 @@ export class AmqpBackend implements BrokerBackend {
   private connectionLost(): void {
     this.tiers.lost();
     this.publisher.lost();
+    if (this.consumerConnection === this.connection) this.consumersLost();
+  }
+
+  private consumersLost(): void {
     for (const consumer of this.consumers) consumer.connectionLost();
+  }
+
+  /**
+   * The subscriptions' own connection: opened by the first subscribe, rebuilt like the main one; its
+   * status is not the backend's (each subscription reports its own, see `consumerStates`).
+   */
+  private ownConsumerConnection(amqplib: AmqplibModule): AmqpConnectionManager {
+    const hub = new BackendEventHub();
+    hub.on('error', (error) => this.hub.emitError(error));
+    return new AmqpConnectionManager(amqplib, this.options, hub, this.logger, {
+      setup: async () => undefined,
+      lost: () => this.consumersLost(),
+    });
   }
 
   /** Publishes a delayed message: through a delay tier to its topic or queue. */
