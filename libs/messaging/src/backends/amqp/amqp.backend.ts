@@ -288,7 +288,9 @@ export class AmqpBackend implements BrokerBackend {
   private ownConsumerConnection(amqplib: AmqplibModule): AmqpConnectionManager {
     const hub = new BackendEventHub();
     hub.on('error', (error) => this.hub.emitError(error));
-    return new AmqpConnectionManager(amqplib, this.options, hub, this.logger, {
+    // Its own log context: a lost link is logged once per connection, and says which one.
+    const logger = new Logger(`${AmqpBackend.name} (consuming connection)`);
+    return new AmqpConnectionManager(amqplib, this.options, hub, logger, {
       setup: async () => undefined,
       lost: () => this.consumersLost(),
     });
