@@ -157,14 +157,15 @@ export function pickRequestGeneration(
  * A classic queue lives on one node, and while that node is down RabbitMQ refuses to declare it
  * (404, "home node ... is down or inaccessible"), so one name would leave the route without requests
  * until the node returns. The name has generations instead (see {@link requestQueueName}). Each
- * instance probes them all and joins the one {@link pickRequestGeneration} picks, so when the node
- * of the one in use dies, its consumers (re-subscribing) move to a live or free one together. A
- * request is routed to every generation bound; a live one nobody consumes would keep copies of
- * requests served elsewhere, so it is deleted when another is joined, and purged when joined itself
- * (which also drops what a racing instance's requester sent in the instant between its declaration
- * and its consume: those requests time out). An instance on a later generation looks every
- * {@link REQUEST_GENERATION_RECHECK_MS} for an earlier one consumed (two groups that chose apart, in
- * a race or a partition) and joins it (see `AmqpConsumer`).
+ * instance probes them in order, up to the first one consumed, and joins the one
+ * {@link pickRequestGeneration} picks, so when the node of the one in use dies, its consumers
+ * (re-subscribing) move to a live or free one together. A request is routed to every generation
+ * bound; a live one nobody consumes would keep copies of requests served elsewhere, so it is deleted
+ * when another is joined, and purged when joined itself (which also drops what a racing instance's
+ * requester sent in the instant between its declaration and its consume: those requests time out).
+ * An instance on a later generation looks every {@link REQUEST_GENERATION_RECHECK_MS} for an earlier
+ * one consumed (two groups that chose apart, in a race or a partition) and joins it (see
+ * `AmqpConsumer`).
  */
 export async function assertRequestQueue(
   conn: ChannelModel,
@@ -174,7 +175,15 @@ export async function assertRequestQueue(
   topics: readonly string[],
 ): Promise<{ name: string; generation: number }> {
   const names = requestQueueGenerations(options, queue);
-  const choice = pickRequestGeneration(await Promise.all(names.map((n) => probeQueue(conn, n))));
+  // In order, up to the first one consumed (the one picked then): in the usual case one passive
+  // declaration, and no 404 for RabbitMQ to log as a channel error.
+  const probes: RequestQueueProbe[] = [];
+  for (const name of names) {
+    const probe = await probeQueue(conn, name);
+    probes.push(probe);
+    if (probe.state === 'up' && probe.consumers > 0) break;
+  }
+  const choice = pickRequestGeneration(probes);
   if (choice === undefined) {
     throw new Error(
       `Every generation of the request queue of '${queue}' (${names.join(', ')}) is on a ` +
