@@ -14,7 +14,8 @@ jest.mock('./amqp-topology', () => ({
 }));
 
 describe('AmqpBackend (RabbitMQ): generations of a request queue', () => {
-  const { make, message, spec, svc, topicPrefix, run, rawConnection } = useAmqpFixture();
+  const { make, message, spec, svc, topicPrefix, run, rawConnection, consumerCount } =
+    useAmqpFixture();
   const exchange = `test-amqp-${run}`;
 
   /** Declares generation `generation` as an instance does, and consumes it raw; returns its name. */
@@ -32,18 +33,6 @@ describe('AmqpBackend (RabbitMQ): generations of a request queue', () => {
     return name;
   }
 
-  async function consumersOf(name: string): Promise<number> {
-    const ch = await (await rawConnection()).createChannel();
-    ch.on('error', () => undefined);
-    try {
-      return (await ch.checkQueue(name)).consumerCount;
-    } catch {
-      return -1;
-    } finally {
-      await ch.close().catch(() => undefined);
-    }
-  }
-
   it('joins the generation others consume, and moves to an earlier one consumed later', async () => {
     const topic = `${topicPrefix}.gen.ev`;
     const route = spec(svc('gen'), 'ev', [topic]);
@@ -54,15 +43,15 @@ describe('AmqpBackend (RabbitMQ): generations of a request queue', () => {
       reply: { body: Buffer.from('"B"'), headers: {} },
     }));
     // Generation 2 is the one consumed: B joins it (and not a fresh generation 0).
-    expect(await consumersOf(later)).toBe(2);
-    expect(await consumersOf(requestQueueName(exchange, route.queue, 0))).toBe(-1);
+    expect(await consumerCount(later)).toBe(2);
+    expect(await consumerCount(requestQueueName(exchange, route.queue, 0))).toBe(-1);
 
     const earlier = await rawInstanceOn(route.queue, 1, topic);
-    await waitFor(async () => (await consumersOf(earlier)) === 2, {
+    await waitFor(async () => (await consumerCount(earlier)) === 2, {
       timeoutMs: 10_000,
       message: 'B on generation 1',
     });
-    expect(await consumersOf(later)).toBe(1);
+    expect(await consumerCount(later)).toBe(1);
     // B still serves requests, from generation 1 (the raw instances never answer).
     const caller = await make();
     const answers = await Promise.allSettled(

@@ -117,6 +117,11 @@ export const REQUEST_QUEUE_GENERATIONS = 4;
 export type RequestQueueProbe =
   { state: 'absent' } | { state: 'down' } | { state: 'up'; consumers: number };
 
+/** Whether a probed generation has consumers: instances take their volatile requests from it. */
+function isConsumed(probe: RequestQueueProbe): boolean {
+  return probe.state === 'up' && probe.consumers > 0;
+}
+
 /** Which generation of its request queue an instance joins, and what it clears on the way. */
 export interface RequestQueueChoice {
   readonly generation: number;
@@ -135,7 +140,7 @@ export interface RequestQueueChoice {
 export function pickRequestGeneration(
   probes: readonly RequestQueueProbe[],
 ): RequestQueueChoice | undefined {
-  const consumed = probes.findIndex((p) => p.state === 'up' && p.consumers > 0);
+  const consumed = probes.findIndex(isConsumed);
   const live = probes.findIndex((p) => p.state === 'up');
   const free = probes.findIndex((p) => p.state === 'absent');
   const generation = consumed !== -1 ? consumed : live !== -1 ? live : free;
@@ -181,7 +186,7 @@ export async function assertRequestQueue(
   for (const name of names) {
     const probe = await probeQueue(conn, name);
     probes.push(probe);
-    if (probe.state === 'up' && probe.consumers > 0) break;
+    if (isConsumed(probe)) break;
   }
   const choice = pickRequestGeneration(probes);
   if (choice === undefined) {
@@ -216,7 +221,7 @@ export async function earlierRequestGenerationInUse(
 ): Promise<boolean> {
   const earlier = requestQueueGenerations(options, queue).slice(0, generation);
   const probes = await Promise.all(earlier.map((n) => probeQueue(conn, n)));
-  return probes.some((p) => p.state === 'up' && p.consumers > 0);
+  return probes.some(isConsumed);
 }
 
 function requestQueueGenerations(options: ResolvedAmqpOptions, queue: string): string[] {
