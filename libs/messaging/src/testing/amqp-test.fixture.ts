@@ -25,6 +25,33 @@ export { BROKER_URL };
 /** Runs a command (rabbitmqctl) and resolves with its output. */
 export const runCommand = promisify(execFile);
 
+/** PIDs of the broker's connections named `name` (their client properties carry it). */
+export async function connectionPidsNamed(name: string): Promise<string[]> {
+  const { stdout } = await runCommand('rabbitmqctl', [
+    '-q',
+    'list_connections',
+    'pid',
+    'client_properties',
+  ]);
+  return stdout
+    .split('\n')
+    .filter((line) => line.includes(name))
+    .map((line) => line.split('\t')[0]);
+}
+
+/**
+ * Closes, as the broker's operator would, only the connections named `name` (the broker is shared):
+ * both of a backend that subscribes (publishing and consuming), as a lost link would. Throws if
+ * there is none.
+ */
+export async function closeConnectionsNamed(name: string): Promise<void> {
+  const pids = await connectionPidsNamed(name);
+  if (pids.length === 0) throw new Error(`no connection named ${name}`);
+  for (const pid of pids) {
+    await runCommand('rabbitmqctl', ['-q', 'close_connection', pid, 'closed by the test']);
+  }
+}
+
 /** A delivery as recorded by {@link AmqpTestFixture.collect}, with the time it arrived. */
 export type RecordedDelivery = Delivery & { at: number };
 

@@ -4,7 +4,7 @@ import {
   UnroutableError,
 } from '../../errors/messaging.errors';
 import { gate, waitFor } from '../../testing/wait-for';
-import { runCommand, useAmqpFixture } from '../../testing/amqp-test.fixture';
+import { closeConnectionsNamed, useAmqpFixture } from '../../testing/amqp-test.fixture';
 
 /**
  * AmqpBackend's requests: volatile ones (the default) through `<exchange>.requests` into a queue per
@@ -168,7 +168,7 @@ describe('AmqpBackend (RabbitMQ): requests', () => {
     });
     const inFlight = caller.request(message({ topic }), { timeoutMs: 20_000, durable: false });
     await waitFor(() => calls === 1);
-    await closeConnection(`rc-${run}`);
+    await closeConnectionsNamed(`rc-${run}`);
     await expect(inFlight).rejects.toThrow(/closed while waiting/);
     hold.open();
     await waitFor(() => caller.status === 'connected');
@@ -176,7 +176,7 @@ describe('AmqpBackend (RabbitMQ): requests', () => {
     expect(again.body.toString()).toBe('"yes"');
 
     // The server's connection: its request queue goes with its consumer and comes back with it.
-    await closeConnection(`rs-${run}`);
+    await closeConnectionsNamed(`rs-${run}`);
     await waitFor(async () => {
       try {
         await caller.request(message({ topic }), { timeoutMs: 2000, durable: false });
@@ -188,24 +188,3 @@ describe('AmqpBackend (RabbitMQ): requests', () => {
     });
   });
 });
-
-/**
- * Closes the connections of this test run named `name` (its client properties carry it): both of a
- * backend that subscribes (publishing and consuming), as a lost link would.
- */
-async function closeConnection(name: string): Promise<void> {
-  const { stdout } = await runCommand('rabbitmqctl', [
-    '-q',
-    'list_connections',
-    'pid',
-    'client_properties',
-  ]);
-  const pids = stdout
-    .split('\n')
-    .filter((line) => line.includes(name))
-    .map((line) => line.split('\t')[0]);
-  if (pids.length === 0) throw new Error(`no connection named ${name}`);
-  for (const pid of pids) {
-    await runCommand('rabbitmqctl', ['-q', 'close_connection', pid, 'closed by the test']);
-  }
-}

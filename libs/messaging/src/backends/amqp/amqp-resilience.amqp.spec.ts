@@ -5,6 +5,8 @@ import { gate, waitFor } from '../../testing/wait-for';
 import { AmqpBackend } from './index';
 import {
   BROKER_URL as URL,
+  closeConnectionsNamed,
+  connectionPidsNamed,
   runCommand as run,
   useAmqpFixture,
 } from '../../testing/amqp-test.fixture';
@@ -24,30 +26,8 @@ describe('AmqpBackend (RabbitMQ): foreign queues, reconnection, cancel and close
     run: RUN,
   } = useAmqpFixture();
 
-  /**
-   * Closes, as the broker's operator would, only the connections named `name` (the broker is shared):
-   * both of a backend that subscribes, publishing and consuming.
-   */
-  async function closeOurConnection(name: string): Promise<void> {
-    const { stdout } = await run('rabbitmqctl', [
-      '-q',
-      'list_connections',
-      'pid',
-      'client_properties',
-    ]);
-    const pids = stdout
-      .split('\n')
-      .filter((line) => line.includes(name))
-      .map((line) => line.split('\t')[0]);
-    expect(pids.length).toBeGreaterThan(0);
-    for (const pid of pids) await run('rabbitmqctl', ['close_connection', pid, 'test']);
-  }
-
   it('consumes over a connection of its own by default, over the one connection when shared', async () => {
-    const connectionsNamed = async (name: string) =>
-      (await run('rabbitmqctl', ['-q', 'list_connections', 'client_properties'])).stdout
-        .split('\n')
-        .filter((line) => line.includes(name)).length;
+    const connectionsNamed = async (name: string) => (await connectionPidsNamed(name)).length;
     const own = `own-${RUN}`;
     const shared = `shared-${RUN}`;
     const a = await make({ connectionName: own });
@@ -125,7 +105,7 @@ describe('AmqpBackend (RabbitMQ): foreign queues, reconnection, cancel and close
       if (s === 'reconnecting' && !duringOutage)
         duringOutage = backend.publish(message({ topic }), { mandatory: true });
     });
-    await closeOurConnection(`reconnect-${RUN}`);
+    await closeConnectionsNamed(`reconnect-${RUN}`);
     await waitFor(() => duringOutage !== undefined && backend.status === 'connected', {
       timeoutMs: 10_000,
     });
@@ -149,7 +129,7 @@ describe('AmqpBackend (RabbitMQ): foreign queues, reconnection, cancel and close
     backend.on('status', (s) => {
       if (s === 'connected') reconnected = true;
     });
-    await closeOurConnection(name);
+    await closeConnectionsNamed(name);
     await waitFor(() => reconnected, { timeoutMs: 5_000 });
     await waitFor(() => backend.consumerStates()[0].attached, {
       timeoutMs: 1_000,
@@ -166,7 +146,7 @@ describe('AmqpBackend (RabbitMQ): foreign queues, reconnection, cancel and close
     const topic = `${topicPrefix}.inflight`;
     const c = collect();
     await backend.subscribe(spec(svc('inflight'), 'q', [topic], { concurrency: 50 }), c.handler);
-    const closing = closeOurConnection(name);
+    const closing = closeConnectionsNamed(name);
     let closed = false;
     void closing.then(() => (closed = true));
     // Publish in batches until the close has happened, and one batch more.
