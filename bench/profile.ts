@@ -1,5 +1,5 @@
 /**
- * `npm run bench:profile -- --only <contender id> --workload <name> [--messages N]`: runs that one
+ * `npm run bench:profile -- --only <contender id> --workload <name> [--messages N] [--heap]`: runs that one
  * child, as the bench runs it, with a CPU profile of its measured window only (the inspector's
  * sampling profiler started after the warm-up, stopped when the last message was handled: see
  * shared/window.ts), writes it to `dist/bench/profiles/<contender>-<workload>.cpuprofile` (open it
@@ -10,22 +10,23 @@
  *   npm run bench:profile -- --only ours-classic --workload ff-256B-x1
  *   npm run bench:profile -- --only raw-rpc --workload rr-100 --messages 20000
  *
+ * With `--heap`, an allocation profile instead (`.heapprofile`: Chrome DevTools, Memory > Load),
+ * summarized the same way in bytes allocated per message, freed or not: what the garbage collector
+ * pays for (see heap-profile.ts).
+ *
+ *   npm run bench:profile -- --only ours-classic --workload ff-256B-x1 --heap
+ *
  * Sizes are the full run's (20,000 messages, InMemoryBackend 10x) unless `--messages` says.
  */
 import { randomBytes } from 'node:crypto';
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { probe, sweepBroker } from './broker';
 import { ensureLibraryBuilt, LOG, prepareGolevelup, ROOT, runChild } from './children';
+import { addCost, type CallFrame, costTables, packageOf, type SelfCost } from './frames';
+import { type HeapProfile, summarizeHeap } from './heap-profile';
 import * as plan from './plan';
 import type { ChildTask } from './shared/protocol';
-
-interface CallFrame {
-  functionName: string;
-  url: string;
-  lineNumber: number;
-}
 
 /** The parts of a V8 CPU profile (`Profiler.stop`) read here. */
 interface CpuProfile {
@@ -36,121 +37,68 @@ interface CpuProfile {
   timeDeltas: number[];
 }
 
-const TOP = 25;
-const LIBRARY_DIST = '/libs/messaging/dist/';
-
-/** Which package a frame's code belongs to; the library's files by their path in its build. */
-export function packageOf(frame: CallFrame): string {
-  const { url, functionName } = frame;
-  if (!url) {
-    if (functionName === '(garbage collector)') return 'GC';
-    if (functionName === '(idle)') return '(idle)';
-    if (functionName === '(program)' || functionName === '(root)') return 'V8 (program)';
-    // Bindings and builtins (writeBuffer: a socket write, its syscall included).
-    return 'native code';
-  }
-  if (url.startsWith('node:')) return 'node internals';
-  const path = url.startsWith('file:') ? fileURLToPath(url) : url;
-  const modules = path.lastIndexOf('/node_modules/');
-  if (modules >= 0) {
-    const [scope, name] = path.slice(modules + '/node_modules/'.length).split('/');
-    if (scope === '@nestjs') return '@nestjs';
-    if (scope === '@nats-io') return 'nats';
-    return scope.startsWith('@') ? `${scope}/${name}` : scope;
-  }
-  const library = path.indexOf(LIBRARY_DIST);
-  if (library >= 0) return `nest-messaging/${path.slice(library + LIBRARY_DIST.length)}`;
-  if (path.includes('/dist/bench/') || path.includes('/golevelup/dist/')) return 'the bench itself';
-  return path;
-}
-
-/** The report of a profile of `messages` messages, as lines. */
+/** The report of a CPU profile of `messages` messages, as lines. */
 export function summarize(profile: CpuProfile, messages: number): string[] {
   const byId = new Map(profile.nodes.map((n) => [n.id, n.callFrame]));
-  const self = new Map<string, { frame: CallFrame; us: number }>();
+  const self = new Map<string, SelfCost>();
   let at = profile.startTime;
   const stamps = profile.timeDeltas.map((d) => (at += d));
   for (let i = 0; i < profile.samples.length; i++) {
     const frame = byId.get(profile.samples[i]);
     if (!frame) continue;
     const us = (stamps[i + 1] ?? profile.endTime) - stamps[i];
-    const k = `${frame.functionName}\u0000${frame.url}\u0000${frame.lineNumber}`;
-    const entry = self.get(k) ?? { frame, us: 0 };
-    entry.us += Math.max(0, us);
-    self.set(k, entry);
+    addCost(self, frame, Math.max(0, us));
   }
   const entries = [...self.values()];
-  const idle = entries.filter((e) => packageOf(e.frame) === '(idle)').reduce((s, e) => s + e.us, 0);
-  const total = entries.reduce((s, e) => s + e.us, 0);
+  const idle = entries
+    .filter((e) => packageOf(e.frame) === '(idle)')
+    .reduce((s, e) => s + e.amount, 0);
+  const total = entries.reduce((s, e) => s + e.amount, 0);
   const busy = Math.max(1, total - idle);
-  const perMsg = (us: number): string => (us / messages).toFixed(2).padStart(9);
-  const pct = (us: number): string => `${((us / busy) * 100).toFixed(1)}%`.padStart(7);
-  const sum = (group: (e: (typeof entries)[number]) => string): [string, number][] => {
-    const totals = new Map<string, number>();
-    for (const e of entries) {
-      const g = group(e);
-      if (g !== '(idle)') totals.set(g, (totals.get(g) ?? 0) + e.us);
-    }
-    return [...totals].sort((a, b) => b[1] - a[1]);
-  };
-  const lib = (e: (typeof entries)[number]): string => {
-    const p = packageOf(e.frame);
-    return p.startsWith('nest-messaging/') ? 'nest-messaging' : p;
-  };
-  const lines = [
+  return [
     `${messages.toLocaleString('en-US')} messages; ${(total / 1000).toFixed(0)} ms sampled, ${(busy / 1000).toFixed(0)} ms busy, ${(idle / 1000).toFixed(0)} ms idle (waiting on the broker): ${(busy / messages).toFixed(1)} µs busy per message`,
     '',
-    `${'self time by package'.padEnd(34)}µs/msg  % busy`,
-    ...sum(lib).map(([g, us]) => `  ${g.padEnd(30)}${perMsg(us)}${pct(us)}`),
+    ...costTables(entries, messages, {
+      heading: 'µs/msg',
+      digits: 2,
+      whole: busy,
+      ofWhole: '% busy',
+      byPackage: 'self time by package',
+      ranking: 'by self time',
+    }),
   ];
-  const files = sum((e) => packageOf(e.frame)).filter(([g]) => g.startsWith('nest-messaging/'));
-  if (files.length > 0) {
-    lines.push(
-      '',
-      'nest-messaging by file (its build)',
-      ...files.map(
-        ([g, us]) => `  ${g.slice('nest-messaging/'.length).padEnd(48)}${perMsg(us)}${pct(us)}`,
-      ),
-    );
-  }
-  lines.push(
-    '',
-    `top ${TOP} functions by self time`,
-    '     µs/msg  % busy  package: function (file:line)',
-  );
-  const top = entries
-    .filter((e) => packageOf(e.frame) !== '(idle)')
-    .sort((a, b) => b.us - a.us)
-    .slice(0, TOP);
-  for (const e of top) {
-    const f = e.frame;
-    const file = f.url
-      ? `${f.url.replace(/^file:\/\//, '').replace(`${ROOT}/`, '')}:${f.lineNumber + 1}`
-      : '';
-    const name = f.functionName || '(anonymous)';
-    lines.push(`  ${perMsg(e.us)}${pct(e.us)}  ${lib(e)}: ${name}${file ? ` (${file})` : ''}`);
-  }
-  return lines;
 }
 
-function parseArgs(argv: readonly string[]): { only: string; workload: string; messages?: number } {
+interface Args {
+  only: string;
+  workload: string;
+  messages?: number;
+  /** `--heap`: an allocation profile instead of a CPU one. */
+  heap: boolean;
+}
+
+function parseArgs(argv: readonly string[]): Args {
   let only: string | undefined;
   let workload: string | undefined;
   let messages: number | undefined;
+  let heap = false;
   for (let i = 0; i < argv.length; i += 2) {
     const [flag, value] = [argv[i], argv[i + 1]];
-    if (flag === '--only') only = value;
+    if (flag === '--heap') {
+      heap = true;
+      i--; // a flag without a value
+    } else if (flag === '--only') only = value;
     else if (flag === '--workload') workload = value;
     else if (flag === '--messages') messages = Number(value);
     else throw new Error(`unknown option ${flag} (see the comment at the top of bench/profile.ts)`);
   }
   if (!only || !workload)
     throw new Error(
-      'usage: npm run bench:profile -- --only <contender id> --workload <name> [--messages N]',
+      'usage: npm run bench:profile -- --only <contender id> --workload <name> [--messages N] [--heap]',
     );
   if (messages !== undefined && !(messages >= 1))
     throw new Error('--messages takes a positive number');
-  return { only, workload, messages };
+  return { only, workload, messages, heap };
 }
 
 async function main(): Promise<number> {
@@ -178,7 +126,8 @@ async function main(): Promise<number> {
   if (def.kind === 'golevelup') prepareGolevelup();
   mkdirSync(join(ROOT, 'dist/bench'), { recursive: true });
   writeFileSync(LOG, `npm run bench:profile ${process.argv.slice(2).join(' ')}\n`);
-  const profile = join(ROOT, 'dist/bench/profiles', `${def.id}-${spec.name}.cpuprofile`);
+  const extension = o.heap ? 'heapprofile' : 'cpuprofile';
+  const profile = join(ROOT, 'dist/bench/profiles', `${def.id}-${spec.name}.${extension}`);
   const prefix = `bench-prof-${randomBytes(3).toString('hex')}`;
   const task: ChildTask = {
     contender: def.kind,
@@ -193,7 +142,7 @@ async function main(): Promise<number> {
     profile,
   };
   console.log(
-    `profiling ${def.id} ${spec.name}: ${spec.messages.toLocaleString('en-US')} messages after ${spec.warmup ?? 0} warm-up...`,
+    `profiling ${o.heap ? 'the allocations of ' : ''}${def.id} ${spec.name}: ${spec.messages.toLocaleString('en-US')} messages after ${spec.warmup ?? 0} warm-up...`,
   );
   const outcome = await runChild(def, task);
   if (def.broker) {
@@ -214,8 +163,11 @@ async function main(): Promise<number> {
     `${Math.round(r.rate ?? 0).toLocaleString('en-US')} /s${latency}, CPU ${(r.cpuUs ?? 0).toFixed(1)} µs/msg, GC ${(r.gcUs ?? 0).toFixed(1)} µs/msg, peak RSS ${r.rssMb.toFixed(0)} MB (with the profiler running)`,
     `\nwrote ${profile.slice(ROOT.length + 1)}\n`,
   );
-  const data = JSON.parse(readFileSync(profile, 'utf8')) as CpuProfile;
-  for (const line of summarize(data, spec.messages)) console.log(line);
+  const data = JSON.parse(readFileSync(profile, 'utf8')) as unknown;
+  const lines = o.heap
+    ? summarizeHeap(data as HeapProfile, spec.messages)
+    : summarize(data as CpuProfile, spec.messages);
+  for (const line of lines) console.log(line);
   return 0;
 }
 

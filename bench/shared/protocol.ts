@@ -64,8 +64,8 @@ export interface ChildTask {
    */
   readonly requests?: Requests;
   /**
-   * `npm run bench:profile`: write a CPU profile of the measured window of the (single) workload to
-   * this path (`.cpuprofile`, Chrome DevTools' format).
+   * `npm run bench:profile`: write a profile of the measured window of the (single) workload to
+   * this path, in Chrome DevTools' formats: CPU for `.cpuprofile`, allocations for `.heapprofile`.
    */
   readonly profile?: string;
   /**

@@ -4,7 +4,9 @@
  * performance entries) per message make figures comparable on a noisy, shared machine, where the
  * rate alone moves with the neighbours; with `npm run bench:profile` the window is also profiled
  * (the inspector's sampling profiler, started and stopped around it, so start-up and warm-up are
- * not in the profile). Plain Node only: compiled into the golevelup package too.
+ * not in the profile): CPU for a `.cpuprofile` path, allocations for a `.heapprofile` one (V8's
+ * sampling heap profiler, counting what the collector freed too, so it is what was allocated in
+ * the window, not what stayed). Plain Node only: compiled into the golevelup package too.
  */
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { Session } from 'node:inspector';
@@ -19,6 +21,38 @@ export interface WindowCost {
 
 /** Sampling interval of the profile, in µs (V8's default is 1000: too coarse for µs per message). */
 const SAMPLING_US = 200;
+/** Mean bytes between two samples of the heap profile (V8's default, 32 KiB, is too coarse too). */
+const SAMPLING_BYTES = 128;
+
+/** The inspector's commands for each kind of profile, by the extension of the file written. */
+const PROFILERS = {
+  cpu: {
+    start: [
+      ['Profiler.enable'],
+      ['Profiler.setSamplingInterval', { interval: SAMPLING_US }],
+      ['Profiler.start'],
+    ],
+    stop: 'Profiler.stop',
+  },
+  heap: {
+    start: [
+      ['HeapProfiler.enable'],
+      [
+        'HeapProfiler.startSampling',
+        {
+          samplingInterval: SAMPLING_BYTES,
+          includeObjectsCollectedByMajorGC: true,
+          includeObjectsCollectedByMinorGC: true,
+        },
+      ],
+    ],
+    stop: 'HeapProfiler.stopSampling',
+  },
+} as const;
+
+function profilerFor(path: string): (typeof PROFILERS)[keyof typeof PROFILERS] {
+  return path.endsWith('.heapprofile') ? PROFILERS.heap : PROFILERS.cpu;
+}
 
 /**
  * Every 'gc' entry of the process since the first window opened: entries are delivered
@@ -57,9 +91,8 @@ export class MeasuredWindow {
     if (profilePath) {
       profiler = new Session();
       profiler.connect();
-      await post(profiler, 'Profiler.enable');
-      await post(profiler, 'Profiler.setSamplingInterval', { interval: SAMPLING_US });
-      await post(profiler, 'Profiler.start');
+      for (const [method, params] of profilerFor(profilePath).start)
+        await post(profiler, method, params);
     }
     return new MeasuredWindow(process.cpuUsage(), performance.now(), profiler, profilePath);
   }
@@ -69,7 +102,9 @@ export class MeasuredWindow {
     const used = process.cpuUsage(this.cpu);
     const endedAt = performance.now();
     if (this.profiler && this.profilePath) {
-      const { profile } = (await post(this.profiler, 'Profiler.stop')) as { profile: unknown };
+      const { profile } = (await post(this.profiler, profilerFor(this.profilePath).stop)) as {
+        profile: unknown;
+      };
       this.profiler.disconnect();
       mkdirSync(dirname(this.profilePath), { recursive: true });
       writeFileSync(this.profilePath, JSON.stringify(profile));
