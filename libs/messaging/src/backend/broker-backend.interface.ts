@@ -110,7 +110,15 @@ export type Settlement =
       readonly action: 'dead-letter';
       readonly failure: FailureInfo;
       readonly reply?: OutgoingReply;
-    };
+    }
+  /**
+   * Not handled: give it back to its queue as it is (same attempt), for this or another instance,
+   * at once; the broker delivers it again marked `redelivered`. The core answers so for a delivery
+   * whose handler outlived `shutdownTimeoutMs`, or that waited for a handler slot when it passed. A
+   * volatile request that came from no queue (Redis pub/sub, core NATS) is dropped: its caller
+   * times out.
+   */
+  | { readonly action: 'requeue' };
 
 /** What a subscription consumes. */
 export interface SubscriptionSpec {

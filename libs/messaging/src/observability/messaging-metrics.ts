@@ -119,7 +119,7 @@ export type MessagingGauge = Of<'gauge'>;
 
 /** How a delivery ended, as `consumed_total` counts it. */
 export type ConsumeOutcome =
-  'ack' | 'retry' | 'dead-letter' | 'dropped' | 'error-reply' | 'duplicate' | 'expired';
+  'ack' | 'retry' | 'dead-letter' | 'dropped' | 'error-reply' | 'duplicate' | 'expired' | 'requeue';
 
 /**
  * The library's measuring points, in its own words; a no-op without a {@link MessagingMetrics}.

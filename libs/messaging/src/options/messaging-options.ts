@@ -30,7 +30,10 @@ export interface MessagingModuleOptions {
   deadLetter?: boolean;
   /** Default in-flight handlers per handler per instance. @default 10 */
   concurrency?: number;
-  /** How long `app.close()` waits for in-flight handlers. @default 10000 */
+  /**
+   * How long `app.close()` waits for in-flight handlers; the messages of those still running then go
+   * back to the broker unacknowledged, and their `ctx.signal` is aborted. @default 10000
+   */
   shutdownTimeoutMs?: number;
   /** Default timeout of `request()` and `MessagingClient.send()`. @default 5000 */
   requestTimeoutMs?: number;

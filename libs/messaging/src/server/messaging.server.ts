@@ -23,7 +23,7 @@ import type { MessageStore } from '../store/message-store';
 import { Inbox } from '../store/inbox';
 import type { ResolvedMessagingOptions } from '../options/messaging-options';
 import { buildRoutes, describeRoute, type Route } from './route';
-import { ACK, Settlements } from './settlements';
+import { ACK, REQUEUE, Settlements } from './settlements';
 import { type ConsumeOutcome, MessagingInstruments } from '../observability/messaging-metrics';
 import { MessagingTracer } from '../observability/messaging-tracer';
 
@@ -62,6 +62,12 @@ export class MessagingServer
   private readonly detachStatus: () => void;
   /** Aborted when handlers outlive `shutdownTimeoutMs`: each handler's `ctx.signal`. */
   private readonly stopping = new AbortController();
+  /**
+   * The `reject` of each handler run in progress. When `close()` gives up waiting, it rejects them
+   * with the abort's reason: their deliveries are handed back to the broker at once (`requeue`),
+   * not acknowledged whenever the handler ends, and the backend closes without waiting for them.
+   */
+  private readonly running = new Set<(reason: unknown) => void>();
   private readonly inbox: Inbox;
   private readonly instruments: MessagingInstruments;
   private readonly tracer: MessagingTracer;
@@ -107,7 +113,9 @@ export class MessagingServer
 
   /**
    * Stops taking messages, waits up to `shutdownTimeoutMs` for in-flight handlers to settle, and
-   * leaves the connection to the module, which closes it on application shutdown.
+   * leaves the connection to the module, which closes it on application shutdown. Handlers still
+   * running then get `ctx.signal` aborted and their deliveries go back to the broker at once
+   * (`requeue`): whatever they do afterwards is not acknowledged, and nothing waits for them.
    */
   async close(): Promise<void> {
     const subscriptions = this.subscriptions;
@@ -118,13 +126,15 @@ export class MessagingServer
       if (!(await settleWithin(this.whenIdle(), this.options.shutdownTimeoutMs))) {
         this.logger.warn(
           `${this.inFlight} handler(s) still running after shutdownTimeoutMs (${this.options.shutdownTimeoutMs} ms); ` +
-            `their messages are not acknowledged and will be redelivered; ctx.signal is aborted`,
+            `their messages go back to the broker unacknowledged and will be redelivered; ctx.signal is aborted`,
         );
         this.stopping.abort(
           new Error(
             `shutdownTimeoutMs (${this.options.shutdownTimeoutMs} ms) passed: stop, the message will be redelivered`,
           ),
         );
+        for (const reject of this.running) reject(this.stopping.signal.reason);
+        this.running.clear();
       }
     }
     this.detachStatus();
@@ -181,9 +191,9 @@ export class MessagingServer
   private begin(route: Route, delivery: Delivery): Promise<Settlement> {
     if (this.stopping.signal.aborted) {
       // close() gave up waiting (shutdownTimeoutMs) while this one waited for a slot: like a handler
-      // still running then, it is never acknowledged, and the backend hands it back as it closes.
+      // still running then, it goes back to the broker unhandled.
       this.finished(route);
-      return new Promise<Settlement>(() => undefined);
+      return Promise.resolve(REQUEUE);
     }
     return this.instruments.enabled ? this.measured(route, delivery) : this.settle(route, delivery);
   }
@@ -242,6 +252,11 @@ export class MessagingServer
       if (outcome) outcome.value = 'duplicate';
       return this.settlements.duplicate(route, delivery);
     } catch (thrown) {
+      if (this.stopping.signal.aborted && thrown === this.stopping.signal.reason) {
+        // close() gave up on its handler (see `running`): the broker delivers it again.
+        if (outcome) outcome.value = 'requeue';
+        return REQUEUE;
+      }
       // A body that cannot be decoded (MalformedMessageError) or whatever the handler threw.
       const settlement = this.settlements.failed(route, delivery, thrown);
       if (outcome) {
@@ -281,12 +296,15 @@ export class MessagingServer
     payload: unknown,
   ): Promise<unknown> {
     return new Promise<unknown>((resolve, reject) => {
+      this.running.add(reject);
       const started = this.runWithProcessingHooks(ctx, (runEndHook) => {
         const done = (result: unknown): void => {
+          this.running.delete(reject);
           runEndHook();
           resolve(result);
         };
         const failed = (error: unknown): void => {
+          this.running.delete(reject);
           runEndHook();
           // Whatever was thrown (Nest's filters may turn it into a plain object) goes to the retry policy.
           // eslint-disable-next-line @typescript-eslint/prefer-promise-reject-errors
@@ -307,7 +325,12 @@ export class MessagingServer
         }
       }) as unknown;
       // A start hook may return the promise of `done`; it only rejects if the hook itself failed.
-      if (started instanceof Promise) started.catch(reject);
+      if (started instanceof Promise)
+        started.catch((error: unknown) => {
+          this.running.delete(reject);
+          // eslint-disable-next-line @typescript-eslint/prefer-promise-reject-errors
+          reject(error);
+        });
     });
   }
 }

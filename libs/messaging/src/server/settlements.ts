@@ -14,6 +14,8 @@ import type { Route } from './route';
 
 /** Handled: acknowledge (shared, frozen: the common settlement allocates nothing). */
 export const ACK: Settlement = Object.freeze({ action: 'ack' });
+/** Not handled, handed back to the broker as it is: shutdown gave up on its handler. */
+export const REQUEUE: Settlement = Object.freeze({ action: 'requeue' });
 /** The headers of a reply with none of its own (shared: amqplib makes a prototype of each object). */
 const NO_REPLY_HEADERS: MessageHeaders = Object.freeze({});
 

@@ -4,9 +4,11 @@ import { runExactlyOnceContract } from '../testing/exactly-once-contract';
 import { InMemoryMessageStore } from './in-memory.store';
 
 const broker = new InMemoryBroker();
+// One store for every app, as apps of one service share one database (its close() keeps the data).
+const store = new InMemoryMessageStore();
 runExactlyOnceContract(
   'memory backend, memory store',
   () => new InMemoryBackend({ broker }),
-  () => new InMemoryMessageStore(),
+  () => store,
   async (store) => (store as InMemoryMessageStore).waitingClaims,
 );

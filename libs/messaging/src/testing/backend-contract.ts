@@ -317,6 +317,48 @@ export function runBackendContract(
       expect(finished).toEqual([1, 2]);
     });
 
+    it('on close hands back, unacknowledged, the deliveries of handlers that outlive shutdownTimeoutMs', async () => {
+      const { service, topic } = unique();
+      const hold = gate();
+      const seen: { n: number; redelivered: boolean; attempt: number }[] = [];
+      const ended: number[] = [];
+      const makeHandler = (closing: boolean): Type => {
+        @Controller()
+        class Handler {
+          @Consume(topic, { concurrency: 2 })
+          async handle(@Payload() p: { n: number }, @Ctx() ctx: MessageContext): Promise<void> {
+            seen.push({ n: p.n, redelivered: ctx.redelivered, attempt: ctx.attempt });
+            if (!closing) return;
+            // 1 ends as soon as close() gives up on it, while the backend is closing; 2 outlives close().
+            if (p.n === 1) await new Promise((r) => ctx.signal.addEventListener('abort', r));
+            else await hold.promise;
+            ended.push(p.n);
+          }
+        }
+        return Handler;
+      };
+      const first = await start(service, [makeHandler(true)], { shutdownTimeoutMs: 200 });
+      await Promise.all([1, 2].map((n) => publisherOf(first).publish({ topic }, { n })));
+      await waitFor(() => seen.length === 2);
+      h.forget(first);
+      let closed = false;
+      const closing = first.close().then(() => (closed = true));
+      // close() does not wait for a handler it gave up on (it waited for the backend's own timeout).
+      await waitFor(() => closed, { timeoutMs: 5_000, message: 'close() returned' });
+      await closing;
+      expect(ended).toEqual([1]);
+      hold.open();
+      await waitFor(() => ended.length === 2);
+
+      // Neither was acknowledged: the next instance gets both, marked redelivered, same attempt.
+      await start(service, [makeHandler(false)]);
+      await waitFor(() => seen.length === 4);
+      expect(seen.slice(2).sort((a, b) => a.n - b.n)).toEqual([
+        { n: 1, redelivered: true, attempt: 1 },
+        { n: 2, redelivered: true, attempt: 1 },
+      ]);
+    });
+
     describeFailureContract(h);
   });
 }

@@ -120,6 +120,41 @@ export function runExactlyOnceContract(
       expect(downstream).toEqual([{ attempt: 2 }]);
     });
 
+    it('releases the id of a delivery handed back at shutdown: the next instance runs it', async () => {
+      const { service, topic } = h.unique();
+      const hold = gate();
+      const runs: boolean[] = [];
+      let ended = 0;
+      const makeHandler = (blocking: boolean) => {
+        @Controller()
+        class Handler {
+          @Consume(topic, { idempotent: true })
+          async handle(@Ctx() ctx: MessageContext) {
+            runs.push(ctx.redelivered);
+            if (blocking) await hold.promise;
+            ended++;
+          }
+        }
+        return Handler;
+      };
+      const first = await h.start(service, [makeHandler(true)], {
+        store: createStore(),
+        outbox: FAST_OUTBOX,
+        retry: FAST_RETRY,
+        shutdownTimeoutMs: 200,
+      });
+      await producer(first, topic).publish({}, { messageId: 'outlives-shutdown' });
+      await waitFor(() => runs.length === 1);
+      h.forget(first);
+      await first.close();
+      // Its handler ends after close: what it did must not mark the message handled.
+      hold.open();
+      await waitFor(() => ended === 1);
+      await start(service, [makeHandler(false)]);
+      await waitFor(() => runs.length === 2);
+      expect(runs).toEqual([false, true]);
+    });
+
     it('sends what MessagingTransactions.run() published only once it committed', async () => {
       const { service, topic } = h.unique();
       const seen: unknown[] = [];

@@ -281,6 +281,10 @@ export class AmqpConsumer implements BackendSubscription {
       if (settlement.reply) this.settler.sendReply(delivery, settlement.reply);
       return;
     }
+    if (settlement.action === 'requeue') {
+      state.settle(msg, 'requeue');
+      return;
+    }
     try {
       if (settlement.action === 'retry')
         await this.settler.publishRetry(delivery, settlement.delayMs, settlement);

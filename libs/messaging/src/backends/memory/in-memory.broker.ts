@@ -355,6 +355,10 @@ export class InMemoryBroker {
     delivery: Delivery,
     settlement: Settlement,
   ): void {
+    if (settlement.action === 'requeue') {
+      queue.messages.unshiftAll([{ ...queued, redelivered: true }]);
+      return;
+    }
     if (settlement.action !== 'retry' && settlement.reply && queued.replyTo !== undefined) {
       this.sendReply(queued.replyTo, settlement.reply);
     }

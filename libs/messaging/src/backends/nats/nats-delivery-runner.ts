@@ -66,6 +66,10 @@ export class NatsDeliveryRunner {
       if (settlement.reply) this.settler.sendReply(delivery, settlement.reply);
       return;
     }
+    if (settlement.action === 'requeue') {
+      quietly(() => msg.nak());
+      return;
+    }
     await this.settleCopy(msg, delivery, settlement);
   }
 
@@ -73,7 +77,7 @@ export class NatsDeliveryRunner {
   private async settleCopy(
     msg: PulledMessage,
     delivery: Delivery,
-    settlement: Exclude<Settlement, { action: 'ack' }>,
+    settlement: Extract<Settlement, { action: 'retry' | 'dead-letter' }>,
   ): Promise<void> {
     try {
       // Message ids from the route and the stored message's sequence: the copy of a redelivery (a

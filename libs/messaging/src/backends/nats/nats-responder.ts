@@ -135,6 +135,9 @@ export class NatsResponder {
           // The common case, without a promise: reply at once.
           if (settlement.reply) this.settler.sendReply(delivery, settlement.reply);
           this.done();
+        } else if (settlement.action === 'requeue') {
+          // Core NATS delivered it once and keeps nothing to hand back: the caller times out.
+          this.done();
         } else {
           void this.settleCopy(delivery, settlement).finally(() => this.done());
         }
@@ -166,7 +169,7 @@ export class NatsResponder {
    */
   private async settleCopy(
     delivery: Delivery,
-    settlement: Exclude<Settlement, { action: 'ack' }>,
+    settlement: Extract<Settlement, { action: 'retry' | 'dead-letter' }>,
   ): Promise<void> {
     try {
       if (settlement.action === 'retry') await this.settler.publishRetry(delivery, settlement);

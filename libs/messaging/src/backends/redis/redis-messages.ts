@@ -9,7 +9,7 @@
  * | `headers`          | JSON object of the headers                                            |
  * | `message-id`, `correlation-id`, `content-type`, `content-encoding`, `reply-to` | properties |
  * | `timestamp`        | epoch ms at which the producer created the message                    |
- * | `kind`             | `retry`, `replay` or `requeue`: a copy the library made (never set by a publish) |
+ * | `kind`             | `retry`, `replay` or `requeue`: a copy the library made (never set by a publish); a `requeue` is read as redelivered |
  * | `topic`, `attempt` | on copies only: the original topic and the attempt of this delivery   |
  *
  * The attempt and topic of a copy come from its fields, never from headers, which anyone can write.
@@ -230,7 +230,8 @@ export function toDelivery(
         break;
     }
   }
-  const copy = source.kind === 'q' && textOf(kind) !== undefined;
+  const copyKind = source.kind === 'q' ? textOf(kind) : undefined;
+  const copy = copyKind !== undefined;
   const time = Number(textOf(timestamp));
   return {
     body: body ?? Buffer.alloc(0),
@@ -244,7 +245,8 @@ export function toDelivery(
     replyTo: textOf(replyTo),
     timestamp: Number.isFinite(time) && time > 0 ? time : undefined,
     attempt: copy ? attemptField(textOf(attempt)) : 1,
-    redelivered,
+    // A requeued copy was delivered before, as a message a closing AMQP channel hands back is.
+    redelivered: redelivered || copyKind === 'requeue',
   };
 }
 

@@ -78,6 +78,8 @@ export class RedisSettler {
         return this.retry(stream, id, delivery, settlement);
       case 'dead-letter':
         return this.deadLetter(stream, id, delivery, settlement);
+      case 'requeue':
+        return this.requeue(stream, id, delivery);
     }
   }
 
@@ -96,6 +98,8 @@ export class RedisSettler {
         return this.retry(NO_STREAM, '', delivery, settlement);
       case 'dead-letter':
         return this.deadLetter(NO_STREAM, '', delivery, settlement);
+      case 'requeue':
+        return Promise.resolve(); // came over pub/sub: nothing to hand back, the caller times out
     }
   }
 
@@ -116,7 +120,10 @@ export class RedisSettler {
     };
   }
 
-  /** A delivery read after cancel goes back to its queue stream as it was, for another instance. */
+  /**
+   * A delivery read after cancel, or one the core gave up on (`requeue`), goes back to its queue
+   * stream as it was, for another instance.
+   */
   requeue(stream: string, id: string, delivery: Delivery): Promise<void> {
     const fields = copyFields(delivery, delivery.headers, 'requeue', delivery.attempt);
     return this.copy(stream, id, 'x', this.ownStream, 0, fields);
