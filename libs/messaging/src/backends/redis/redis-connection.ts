@@ -6,7 +6,7 @@ import type { Redis, RedisOptions } from 'ioredis';
 import { MessagingError } from '../../errors/messaging.errors';
 import { loadOptionalPeer } from '../../errors/config-checks';
 import { redactRedisUrl, type ResolvedRedisOptions } from './redis-backend.options';
-import { tlsFailureHint } from './redis-tls';
+import { tlsFailureHint, tlsResetHint } from './redis-tls';
 
 /** Redis could not be reached in time by `connect()`. */
 export class RedisConnectError extends MessagingError {
@@ -96,9 +96,7 @@ export async function connectWithin(
             `RedisStreamsBackend could not connect to ${url} within ${timeoutMs} ms` +
               (lastError ? ` (${lastError.message})` : '') +
               '. Check that Redis runs there and that the url option is right.' +
-              (lastError && options.url.startsWith('rediss:') && options.tls?.cert === undefined
-                ? ' If Redis asks for client certificates (tls-auth-clients), give tls.cert and tls.key.'
-                : ''),
+              tlsResetHint(lastError, options.url, options.tls),
           ),
         );
       }, timeoutMs);

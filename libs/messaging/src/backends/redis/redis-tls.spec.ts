@@ -1,14 +1,14 @@
 import { MessagingConfigError } from '../../errors/messaging.errors';
 import { resolveRedisOptions } from './redis-backend.options';
 import { makeRedisTestPki, PKI_PASSPHRASE, type RedisTestPki } from './redis-tls.fixture';
-import { type RedisTlsOptions, tlsFailureHint } from './redis-tls';
+import { type RedisTlsOptions, tlsFailureHint, tlsResetHint } from './redis-tls';
 
 let pki: RedisTestPki;
 beforeAll(async () => (pki = await makeRedisTestPki()), 60_000);
 afterAll(() => pki?.remove());
 
-const URL = 'rediss://app:s3cret@redis.internal:6380';
-const tlsOf = (tls: unknown, url = URL) =>
+const TLS_URL = 'rediss://app:s3cret@redis.internal:6380';
+const tlsOf = (tls: unknown, url = TLS_URL) =>
   resolveRedisOptions({ url, tls: tls as RedisTlsOptions }).tls;
 
 describe('RedisStreamsBackend tls option', () => {
@@ -56,7 +56,7 @@ describe('RedisStreamsBackend tls option', () => {
       { rejectUnauthorized: 'no' },
       'tls.rejectUnauthorized must be true or false',
     ],
-  ])('refuses %s, saying what to change', (_, tls, message, url = URL) => {
+  ])('refuses %s, saying what to change', (_, tls, message, url = TLS_URL) => {
     expect(() => tlsOf(tls, url)).toThrow(MessagingConfigError);
     expect(() => tlsOf(tls, url)).toThrow(message);
   });
@@ -95,5 +95,17 @@ describe('tlsFailureHint', () => {
       expect(tlsFailureHint(failure(code))).toBeUndefined();
     }
     expect(tlsFailureHint(new Error('no code'))).toBeUndefined();
+  });
+});
+
+describe('tlsResetHint', () => {
+  const reset = Object.assign(new Error('read ECONNRESET'), { code: 'ECONNRESET' });
+  it('asks for a client certificate only after a reset over TLS without one', () => {
+    expect(tlsResetHint(reset, 'rediss://h:6380')).toMatch(/give tls\.cert and tls\.key/);
+    expect(tlsResetHint(reset, 'rediss://h:6380', { cert: 'c', key: 'k' })).toBe('');
+    expect(tlsResetHint(reset, 'redis://h:6379')).toBe('');
+    const refused = Object.assign(new Error('connect ECONNREFUSED'), { code: 'ECONNREFUSED' });
+    expect(tlsResetHint(refused, 'rediss://h:6380')).toBe('');
+    expect(tlsResetHint(undefined, 'rediss://h:6380')).toBe('');
   });
 });

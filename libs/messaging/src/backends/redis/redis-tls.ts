@@ -206,3 +206,14 @@ export function tlsFailureHint(error: Error, tls?: RedisTlsOptions): string | un
   if (typeof code !== 'string' || !Object.hasOwn(CERTIFICATE_FAILURES, code)) return undefined;
   return CERTIFICATE_FAILURES[code]?.(tls);
 }
+
+/**
+ * After connecting timed out with `error`: Redis resetting TLS connections of a client that gave no
+ * certificate is most likely Redis asking for one (TLS 1.3 may report it as a reset, not as the alert).
+ */
+export function tlsResetHint(error: Error | undefined, url: string, tls?: RedisTlsOptions): string {
+  const reset = (error as { code?: unknown } | undefined)?.code === 'ECONNRESET';
+  return reset && /^rediss:/i.test(url) && tls?.cert === undefined
+    ? ' If Redis asks for client certificates (tls-auth-clients), give tls.cert and tls.key.'
+    : '';
+}
