@@ -1,5 +1,6 @@
 import { checkInteger, checkName, checkOptionsObject } from '../../errors/config-checks';
 import { MessagingConfigError } from '../../errors/messaging.errors';
+import { type RedisTlsOptions, resolveRedisTls } from './redis-tls';
 
 /**
  * Options of {@link RedisStreamsBackend}.
@@ -7,6 +8,7 @@ import { MessagingConfigError } from '../../errors/messaging.errors';
  * @example
  * new RedisStreamsBackend({ url: 'redis://127.0.0.1:6379' });
  * new RedisStreamsBackend({ url: process.env.REDIS_URL, prefix: 'shop', maxLength: 1_000_000 });
+ * new RedisStreamsBackend({ url: 'rediss://redis.internal:6380', tls: { ca: readFileSync('ca.pem') } });
  */
 export interface RedisStreamsBackendOptions {
   /**
@@ -14,6 +16,12 @@ export interface RedisStreamsBackendOptions {
    * @default 'redis://127.0.0.1:6379'
    */
   readonly url?: string;
+  /**
+   * TLS options for a `rediss://` URL: the CA to trust, a client certificate and key (mutual TLS),
+   * the server name to verify. Checked when the backend is constructed.
+   * @default none: a `rediss://` URL trusts the system's CAs
+   */
+  readonly tls?: RedisTlsOptions;
   /**
    * Starts every key this backend reads or writes (`<prefix>:t:<topic>`, `<prefix>:q:<queue>`, ...).
    * Apps that exchange messages use the same prefix; apps or test runs that must not see each other
@@ -76,6 +84,7 @@ export interface RedisStreamsBackendOptions {
 /** {@link RedisStreamsBackendOptions} with every default applied. */
 export interface ResolvedRedisOptions {
   readonly url: string;
+  readonly tls?: RedisTlsOptions;
   readonly prefix: string;
   readonly maxLength: number;
   readonly claimIdleMs: number;
@@ -104,6 +113,7 @@ export const DEFAULT_REDIS_OPTIONS = {
 
 const OPTION_KEYS: readonly (keyof RedisStreamsBackendOptions)[] = [
   'url',
+  'tls',
   'prefix',
   'maxLength',
   'claimIdleMs',
@@ -135,6 +145,7 @@ export function resolveRedisOptions(
   const blockMs = checkInteger(o.blockMs, d.blockMs, `${WHERE}: blockMs`, 10, 60_000);
   return {
     url,
+    tls: resolveRedisTls(o.tls, url, redactRedisUrl(url), WHERE),
     prefix,
     maxLength: checkInteger(o.maxLength, d.maxLength, `${WHERE}: maxLength`, 100),
     claimIdleMs,

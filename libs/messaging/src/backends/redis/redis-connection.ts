@@ -6,6 +6,7 @@ import type { Redis, RedisOptions } from 'ioredis';
 import { MessagingError } from '../../errors/messaging.errors';
 import { loadOptionalPeer } from '../../errors/config-checks';
 import { redactRedisUrl, type ResolvedRedisOptions } from './redis-backend.options';
+import { tlsFailureHint, tlsResetHint } from './redis-tls';
 
 /** Redis could not be reached in time by `connect()`. */
 export class RedisConnectError extends MessagingError {
@@ -53,6 +54,7 @@ export function createConnection(
 ): Redis {
   return new ioredis.Redis(options.url, {
     lazyConnect: true,
+    ...(options.tls && { tls: { ...options.tls } }),
     connectionName: `${options.connectionName ?? 'nest-messaging'}:${role}`,
     connectTimeout: Math.min(options.connectTimeoutMs, 10_000),
     commandTimeout: blocking ? undefined : options.commandTimeoutMs,
@@ -66,7 +68,9 @@ export function createConnection(
 
 /**
  * Connects `redis`, resolving once it is ready; rejects with {@link RedisConnectError} naming the
- * URL (password hidden) and the last error after `timeoutMs`, and stops it from retrying then.
+ * URL (password hidden) and the last error after `timeoutMs`, and stops it from retrying then. A TLS
+ * handshake that failed for good (a certificate refused on either side: retrying will not change it)
+ * rejects at once, saying which `tls` option to set.
  */
 export async function connectWithin(
   redis: Redis,
@@ -74,23 +78,39 @@ export async function connectWithin(
   timeoutMs: number,
 ): Promise<void> {
   if (redis.status === 'ready') return;
+  const url = redactRedisUrl(options.url);
   let lastError: Error | undefined;
-  const onError = (error: Error) => (lastError = error);
-  redis.on('error', onError);
+  let onError: ((error: Error) => void) | undefined;
   try {
     await new Promise<void>((resolve, reject) => {
-      const timer = setTimeout(() => {
+      const fail = (error: RedisConnectError) => {
+        clearTimeout(timer);
         redis.off('ready', onReady);
         redis.off('end', onEnd);
         redis.disconnect();
-        reject(
+        reject(error);
+      };
+      const timer = setTimeout(() => {
+        fail(
           new RedisConnectError(
-            `RedisStreamsBackend could not connect to ${redactRedisUrl(options.url)} within ${timeoutMs} ms` +
+            `RedisStreamsBackend could not connect to ${url} within ${timeoutMs} ms` +
               (lastError ? ` (${lastError.message})` : '') +
-              '. Check that Redis runs there and that the url option is right.',
+              '. Check that Redis runs there and that the url option is right.' +
+              tlsResetHint(lastError, options.url, options.tls),
           ),
         );
       }, timeoutMs);
+      onError = (error: Error) => {
+        lastError = error;
+        const hint = tlsFailureHint(error, options.tls);
+        if (hint === undefined) return;
+        fail(
+          new RedisConnectError(
+            `RedisStreamsBackend could not connect to ${url}: the TLS handshake failed (${error.message.trim()}). ${hint}`,
+            { cause: error },
+          ),
+        );
+      };
       const onReady = () => {
         clearTimeout(timer);
         redis.off('end', onEnd);
@@ -104,12 +124,13 @@ export async function connectWithin(
           new RedisConnectError('RedisStreamsBackend: the connection was closed while connecting'),
         );
       };
+      redis.on('error', onError);
       redis.once('ready', onReady);
       redis.once('end', onEnd);
       if (redis.status === 'wait') redis.connect().catch((error: Error) => (lastError = error));
     });
   } finally {
-    redis.off('error', onError);
+    if (onError) redis.off('error', onError);
   }
 }
 

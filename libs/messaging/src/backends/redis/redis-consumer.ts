@@ -28,6 +28,8 @@ export interface RedisConsumerContext extends RedisSettlerContext {
   readonly pubsub: RedisPubSub;
   /** A new connection for this consumer's blocking reads. */
   createReader(): Redis;
+  /** Reports (once) that Redis lost the dataset, if it did: called when a group has vanished. */
+  checkDataset(): Promise<void>;
 }
 
 type StreamReply = Array<[Buffer, Array<[Buffer, Buffer[] | null]>]> | null;
@@ -261,7 +263,9 @@ export class RedisConsumer {
         if (this.stopped) break;
         const message = error instanceof Error ? error.message : String(error);
         if (message.includes('NOGROUP')) {
-          // The stream or group is gone (Redis restarted empty, keys deleted): declare them again.
+          // The stream or group is gone (Redis restarted empty, keys deleted): say whether the data
+          // was lost with it, and declare them again.
+          await this.ctx.checkDataset();
           await this.ensureGroups().catch((e: Error) => this.readFailed(e));
         } else {
           this.readFailed(error instanceof Error ? error : new Error(message));

@@ -15,6 +15,7 @@
  * | `messaging:delayed`                   | sorted set      | delayed messages and retries by due time (epoch ms)              |
  * | `messaging:delayed:<uuid>`            | hash            | one delayed message: its entry fields plus `_to` (`t:<topic>`, `q:<queue>` or `r:<queue>`) |
  * | `messaging:reply:<instance>:<id>`     | pub/sub channel | the reply to one request of one backend instance                 |
+ * | `messaging:dataset`                   | string          | a random token, written at connect if missing: gone after a reconnection, Redis lost the data (`redis-persistence.ts`) |
  *
  * Consumer groups are named after the queue, so every instance of a service shares one group per
  * stream (competing consumers) and every service has its own (fan-out). Consumers are named per
@@ -134,6 +135,11 @@ export class RedisKeys {
   /** The hash of one delayed message. */
   delayedMessage(id: string): string {
     return `${this.prefix}:delayed:${id}`;
+  }
+
+  /** The dataset marker: a token that disappears with the data (see `redis-persistence.ts`). */
+  get dataset(): string {
+    return `${this.prefix}:dataset`;
   }
 
   /** The reply channels of one backend instance start with this. */

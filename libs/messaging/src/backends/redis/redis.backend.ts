@@ -37,6 +37,7 @@ import {
 } from './redis-connection';
 import { RedisConsumer } from './redis-consumer';
 import { RedisDeadLetters } from './redis-dead-letters';
+import { RedisDurabilityWatch } from './redis-persistence';
 import { RedisPublisher } from './redis-publisher';
 import { RedisPubSub } from './redis-pubsub';
 import { encodeReply } from './redis-request-entries';
@@ -56,7 +57,8 @@ const MOVE_BATCH = 200;
  * stream per service, `XAUTOCLAIM` of what a crashed consumer left pending, volatile requests over
  * pub/sub to the instances consuming their route now (no stream entry; a list their instances share
  * when there are several; refused at once when there is none), and pub/sub replies. The keys are
- * described in `redis-topology.ts`.
+ * described in `redis-topology.ts`. It warns at connect when Redis persists nothing, and reports a
+ * Redis that came back without its data (`redis-persistence.ts`); TLS options in `redis-tls.ts`.
  *
  * `ioredis` is loaded when this class is constructed, so apps on another backend do not need it.
  *
@@ -82,6 +84,7 @@ export class RedisStreamsBackend implements BrokerBackend {
   private readonly pubsub: RedisPubSub;
   private readonly requester: RedisRequester;
   private readonly deadLetters: RedisDeadLetters;
+  private readonly durability: RedisDurabilityWatch;
   private command?: Redis;
   private connecting?: Promise<void>;
   private poller?: NodeJS.Timeout;
@@ -111,6 +114,7 @@ export class RedisStreamsBackend implements BrokerBackend {
         this.publisher.send(this.connection(), message, true, replyTo),
     });
     this.deadLetters = new RedisDeadLetters(() => this.connection(), this.keys, this.options);
+    this.durability = new RedisDurabilityWatch(this.options, this.keys, this.logger, this.hub);
   }
 
   /** Current connection state (of the command connection). */
@@ -179,6 +183,7 @@ export class RedisStreamsBackend implements BrokerBackend {
       command,
       consumer: this.instance,
       pubsub: this.pubsub,
+      checkDataset: () => this.durability.recheck(command),
       createReader: () =>
         createConnection(this.ioredis, this.options, `reader:${spec.queue}`, true),
       sendReply: (replyTo, reply) => this.sendReply(replyTo, reply),
@@ -274,7 +279,10 @@ export class RedisStreamsBackend implements BrokerBackend {
     });
     command.on('ready', () => {
       if (this.closing) return;
-      if (this.lostSince !== undefined) this.logger.log('Reconnected to Redis');
+      if (this.lostSince !== undefined) {
+        this.logger.log('Reconnected to Redis');
+        void this.durability.recheck(command);
+      }
       this.lostSince = undefined;
       this.hub.setStatus('connected');
     });
@@ -289,6 +297,7 @@ export class RedisStreamsBackend implements BrokerBackend {
       this.hub.setStatus('disconnected');
       throw error;
     }
+    await this.durability.connected(command);
     if (this.closing) {
       command.disconnect();
       throw new BackendClosedError('RedisStreamsBackend was closed while connecting');

@@ -8,23 +8,13 @@ import type {
   OutboxRow,
   StoreTransaction,
 } from '../message-store';
+import { inPoolTransaction, openPool, type PgPoolLike } from './postgres-pool';
 import { DEFAULT_SCHEMA, postgresMigrationSql, quoteSchema } from './postgres-schema';
+
+export type { PgClientLike, PgPoolLike } from './postgres-pool';
 
 /** Runs one statement and resolves its rows. */
 type Sql = (text: string, params: readonly unknown[]) => Promise<Record<string, unknown>[]>;
-
-/** The part of a `pg` client the store uses. */
-export interface PgClientLike {
-  query(text: string, params?: unknown[]): Promise<{ rows: Record<string, unknown>[] }>;
-  release(error?: Error | boolean): void;
-}
-
-/** The part of a `pg` Pool the store uses. */
-export interface PgPoolLike {
-  connect(): Promise<PgClientLike>;
-  end(): Promise<void>;
-  on?(event: 'error', listener: (error: Error) => void): unknown;
-}
 
 /** Options of {@link PostgresMessageStore}: give one of `connectionString`, `pool` or `transaction`. */
 export interface PostgresMessageStoreOptions {
@@ -113,6 +103,7 @@ export class PostgresMessageStore implements MessageStore {
         options.connectionString as string,
         positive(options.maxConnections, 10, 'maxConnections'),
         positive(options.connectionTimeoutMs, 10_000, 'connectionTimeoutMs'),
+        WHERE,
       );
     }
   }
@@ -251,21 +242,7 @@ export class PostgresMessageStore implements MessageStore {
     }
     const pool = this.pool;
     if (!pool) throw new MessagingConfigError(`${WHERE} is closed`);
-    const client = await pool.connect();
-    let broken: Error | undefined;
-    try {
-      await client.query('BEGIN');
-      const result = await work(sqlOf(client), client);
-      await client.query('COMMIT');
-      return result;
-    } catch (error) {
-      await client.query('ROLLBACK').catch((rollback: unknown) => {
-        broken = rollback instanceof Error ? rollback : new Error(String(rollback));
-      });
-      throw error;
-    } finally {
-      client.release(broken);
-    }
+    return inPoolTransaction(pool, (client) => work(sqlOf(client), client));
   }
 }
 
@@ -403,25 +380,4 @@ function positive(value: number | undefined, fallback: number, name: string): nu
     );
   }
   return value;
-}
-
-/** A `pg` Pool; `pg` is loaded here, only when a store opens its own. */
-function openPool(
-  connectionString: string,
-  max: number,
-  connectionTimeoutMillis: number,
-): PgPoolLike {
-  let pg: { Pool: new (config: object) => PgPoolLike };
-  try {
-    // eslint-disable-next-line @typescript-eslint/no-require-imports
-    pg = require('pg') as typeof pg;
-  } catch {
-    throw new MessagingConfigError(
-      `${WHERE} needs the 'pg' package to open a connection: npm install pg (or pass { transaction } to use your ORM's)`,
-    );
-  }
-  const pool = new pg.Pool({ connectionString, max, connectionTimeoutMillis });
-  // An idle client's error (the server restarted) must not crash the process: the next query reconnects.
-  pool.on?.('error', () => undefined);
-  return pool;
 }
