@@ -61,6 +61,8 @@ export class StreamRun {
   private sentCount = 0;
   private readonly poison = new Set<string>();
   readonly confirmedIds = new Set<string>();
+  /** What the broker still held for the route when the consumers had stopped (`held()`). */
+  heldAtEnd: Record<string, number> = {};
 
   private constructor(readonly options: StreamRunOptions) {
     const run = randomUUID().slice(0, 8);
@@ -167,25 +169,45 @@ export class StreamRun {
     );
   }
 
-  /** Records a message written raw (not through the library) so the checker knows it was sent. */
-  recordForeign(id: string, seq: number): void {
+  /**
+   * Records a message written raw (not through the library, and confirmed by the server) so the
+   * checker knows it was sent; `dead` when it must end dead-lettered rather than handled.
+   */
+  recordForeign(id: string, seq: number, { dead }: { dead: boolean }): void {
     this.ledger.record({ kind: 'sent', id, seq, at: Date.now() });
     this.ledger.record({ kind: 'confirmed', id, at: Date.now() });
-    this.poison.add(id);
+    this.confirmedIds.add(id);
+    if (dead) this.poison.add(id);
   }
 
   waitSent(n: number, timeoutMs = 60_000): Promise<void> {
     return waitFor(() => this.sentCount >= n, { timeoutMs, intervalMs: 5, message: `${n} sent` });
   }
 
-  /** Publishes at a steady rate; resolves when every publish settled or `settleMs` passed. */
-  async load({ count, ratePerSec, body, settleMs = 30_000 }: LoadOptions): Promise<void> {
+  /**
+   * Publishes at a steady rate (message `seq` delayed by `delayMs(seq)` when given); resolves when
+   * every publish settled or `settleMs` passed.
+   */
+  async load({
+    count,
+    ratePerSec,
+    body,
+    settleMs = 30_000,
+    delayMs,
+  }: LoadOptions & { delayMs?: (seq: number) => number | undefined }): Promise<void> {
     const pending: Promise<void>[] = [];
     const start = Date.now();
     for (let seq = 0; seq < count; seq++) {
       const due = start + (seq * 1000) / ratePerSec;
       if (due > Date.now()) await sleep(due - Date.now());
-      pending.push(this.publish(seq, body ? body(seq) : { seq }));
+      const delay = delayMs?.(seq);
+      pending.push(
+        this.publish(
+          seq,
+          body ? body(seq) : { seq },
+          delay === undefined ? {} : { delayMs: delay },
+        ),
+      );
     }
     let timer: NodeJS.Timeout | undefined;
     await Promise.race([
@@ -232,12 +254,22 @@ export class StreamRun {
    * NATS, every consumer's pending and unacknowledged messages and the delayed stream's messages.
    */
   async pendingCount(): Promise<number> {
-    const url = this.kind === 'redis' ? (this.direct.options as { url: string }).url : '';
+    return Object.values(await this.held()).reduce((sum, n) => sum + n, 0);
+  }
+
+  /** What {@link pendingCount} adds up, by where it is held (the non-zero places only). */
+  async held(): Promise<Record<string, number>> {
+    const held: Record<string, number> = {};
+    const add = (where: string, n: number) => {
+      if (n) held[where] = n;
+    };
     if (this.kind === 'redis') {
-      const redis = new Redis(url, { lazyConnect: true, maxRetriesPerRequest: 1 });
+      const redis = new Redis((this.direct.options as { url: string }).url, {
+        lazyConnect: true,
+        maxRetriesPerRequest: 1,
+      });
       try {
         await redis.connect();
-        let count = 0;
         const topicStream = `${this.prefix}:t:${this.topic}`;
         if (await redis.exists(topicStream)) {
           const groups = (await redis.xinfo('GROUPS', topicStream)) as unknown[][];
@@ -245,26 +277,33 @@ export class StreamRun {
             const group = new Map<string, unknown>();
             for (let i = 0; i < fields.length; i += 2) group.set(String(fields[i]), fields[i + 1]);
             if (group.get('name') !== this.workQueue) continue;
-            count += Number(group.get('pending') ?? 0) + Number(group.get('lag') ?? 0);
+            add('topic stream pending', Number(group.get('pending') ?? 0));
+            add('topic stream unread', Number(group.get('lag') ?? 0));
           }
         }
-        count += await redis.xlen(`${this.prefix}:q:${this.workQueue}`);
-        count += await redis.zcard(`${this.prefix}:delayed`);
-        return count;
+        add('queue stream', await redis.xlen(`${this.prefix}:q:${this.workQueue}`));
+        add('delayed', await redis.zcard(`${this.prefix}:delayed`));
+        return held;
       } finally {
         redis.disconnect();
       }
     }
-    const servers = (this.direct.options as { servers: string }).servers;
-    const nc = await natsConnect({ servers });
+    const nc = await natsConnect({ servers: (this.direct.options as { servers: string }).servers });
     try {
       const jsm = await jetstreamManager(nc);
-      let count = 0;
       for await (const info of jsm.consumers.list(`${this.prefix}-messages`)) {
-        count += info.num_pending + info.num_ack_pending;
+        add(`${info.name} pending`, info.num_pending);
+        add(`${info.name} unacked`, info.num_ack_pending);
       }
       const delayed = await jsm.streams.info(`${this.prefix}-delayed`).catch(() => undefined);
-      return count + (delayed?.state.messages ?? 0);
+      add('delayed stream', delayed?.state.messages ?? 0);
+      if (delayed) {
+        for await (const info of jsm.consumers.list(`${this.prefix}-delayed`)) {
+          add(`delayed ${info.name} pending`, info.num_pending);
+          add(`delayed ${info.name} unacked`, info.num_ack_pending);
+        }
+      }
+      return held;
     } finally {
       await nc.close();
     }
@@ -287,7 +326,8 @@ export class StreamRun {
         queue: letter.queue,
       });
     }
-    if ((await this.pendingCount()) > 0) await this.drainLeftovers(checker);
+    this.heldAtEnd = await this.held();
+    if (Object.keys(this.heldAtEnd).length > 0) await this.drainLeftovers(checker);
     return check(this.ledger.rows());
   }
 
