@@ -80,6 +80,7 @@ describe('faults: NATS JetStream (private nats-server)', () => {
 
   const rig: Rig = {
     id: 'N',
+    serverKillCopiesAtMost: 500, // everything delivered before the kill at 500 (docs/reliability.md)
     get server() {
       return server;
     },

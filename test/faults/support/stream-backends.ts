@@ -18,7 +18,7 @@ export type StreamBackendSpec =
   | { kind: 'redis'; options: RedisStreamsBackendOptions }
   | { kind: 'nats'; options: NatsBackendOptions };
 
-/** A fresh backend for `spec`, with `url` in place of the spec's server (e.g. through the proxy). */
+/** A fresh backend for `spec`, its connections named `name` (as the server lists them). */
 export function createStreamBackend(spec: StreamBackendSpec, name: string): BrokerBackend {
   return spec.kind === 'redis'
     ? new RedisStreamsBackend({ ...spec.options, connectionName: name })
