@@ -6,6 +6,8 @@
  * `{ failUntil: n }` throws on attempts before n (an `attempt` row per throw), `{ crash: true }`
  * makes the process exit(1) mid-handler (a crash loop). A handler that finds
  * `Object.prototype` polluted writes a `crash` row. Configuration: a JSON `ConsumerConfig` in argv[2].
+ * With `backend` set the child runs the Redis Streams or NATS JetStream backend it describes
+ * (stream-backends.ts) instead of RabbitMQ.
  * Run with `node -r ./scripts/faults-register.js test/faults/support/consumer-child.ts '<json>'`; prints
  * `READY` once consuming; on SIGTERM it closes the app (the library drains) and exits 0.
  */
@@ -21,6 +23,7 @@ import {
   MessagingServer,
 } from '@app/messaging';
 import { ChildLedgerWriter } from './ledger';
+import { createStreamBackend, type StreamBackendSpec } from './stream-backends';
 
 export interface ConsumerConfig {
   url: string;
@@ -36,6 +39,8 @@ export interface ConsumerConfig {
   maxBodyBytes?: number;
   /** The work queue's `x-delivery-limit` (AmqpBackend `deliveryLimit`). */
   deliveryLimit?: number;
+  /** A Redis or NATS backend instead of RabbitMQ (`url` and the AMQP options are then unused). */
+  backend?: StreamBackendSpec;
 }
 
 const config = JSON.parse(process.argv[2] ?? '{}') as ConsumerConfig;
@@ -105,13 +110,15 @@ class Worker {
 }
 
 async function main(): Promise<void> {
-  const backend = new AmqpBackend({
-    url: config.url,
-    heartbeatSeconds: config.heartbeatSeconds ?? 5,
-    connectionName: `faults-consumer-${pid}`,
-    ...(config.deliveryLimit ? { deliveryLimit: config.deliveryLimit } : {}),
-    reconnect: { initialDelayMs: 100, maxDelayMs: 1000, multiplier: 2 },
-  });
+  const backend = config.backend
+    ? createStreamBackend(config.backend, `faults-consumer-${pid}`)
+    : new AmqpBackend({
+        url: config.url,
+        heartbeatSeconds: config.heartbeatSeconds ?? 5,
+        connectionName: `faults-consumer-${pid}`,
+        ...(config.deliveryLimit ? { deliveryLimit: config.deliveryLimit } : {}),
+        reconnect: { initialDelayMs: 100, maxDelayMs: 1000, multiplier: 2 },
+      });
   backend.on('error', (error) =>
     ledger.write({
       kind: 'backend-error',
