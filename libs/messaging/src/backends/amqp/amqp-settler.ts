@@ -12,6 +12,7 @@ import type {
 import { deadLetterHeaders, retryHeaders } from '../../backend/message-headers';
 import type { BackendEventHub } from '../../backend/backend-events';
 import type { ResolvedAmqpOptions } from './amqp-backend.options';
+import { DEAD_LETTER_ORDER_HEADER, DeadLetterClock } from './amqp-dead-letter-order';
 import { copyProperties, withoutBrokerHeaders } from './amqp-messages';
 import type { PublishCommand } from './amqp-publish-command';
 import { DIRECT_REPLY_TO } from './amqp-requester';
@@ -30,6 +31,9 @@ export interface AmqpSettlerContext {
 }
 
 export class AmqpSettler {
+  /** Stamps the order of this subscription's dead letters (see `amqp-dead-letter-order.ts`). */
+  private readonly deadLetterClock = new DeadLetterClock();
+
   constructor(
     private readonly spec: SubscriptionSpec,
     private readonly ctx: AmqpSettlerContext,
@@ -61,14 +65,17 @@ export class AmqpSettler {
     settlement: Extract<Settlement, { action: 'dead-letter' }>,
   ): Promise<void> {
     const dlq = deadLetterQueueName(this.spec.service);
+    const headers = deadLetterHeaders(
+      delivery,
+      settlement.failure,
+      withoutBrokerHeaders(delivery.headers),
+    );
+    headers[DEAD_LETTER_ORDER_HEADER] = this.deadLetterClock.next();
     await this.ctx.publish({
       exchange: '',
       routingKey: dlq,
       content: delivery.body,
-      properties: copyProperties(
-        delivery,
-        deadLetterHeaders(delivery, settlement.failure, withoutBrokerHeaders(delivery.headers)),
-      ),
+      properties: copyProperties(delivery, headers),
       target: dlq,
     });
   }
