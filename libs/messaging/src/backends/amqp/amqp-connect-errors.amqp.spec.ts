@@ -105,6 +105,18 @@ describe('AmqpBackend (RabbitMQ): connect errors', () => {
     },
   );
 
+  it('leaves failed attempts to its error listeners while it has some, and warns again without', async () => {
+    const backend = make('amqp://app:pa55word@127.0.0.1:1', 600);
+    const heard: Error[] = [];
+    const stop = backend.on('error', (e) => heard.push(e));
+    expect((await failure(backend)).error.message).toMatch(/check the port/);
+    expect(heard.length).toBeGreaterThan(0);
+    expect(warnings).toEqual([]);
+    stop();
+    await failure(backend);
+    expect(warnings.length).toBeGreaterThan(0);
+  });
+
   it('fails at once on a vhost that does not exist, saying how to create it', async () => {
     const { error, ms } = await failure(make(onVhost(MISSING), 20_000));
     expect(ms).toBeLessThan(5_000);

@@ -68,7 +68,7 @@ export class AmqpBackend implements BrokerBackend {
   private closing = false;
   private closed?: Promise<void>;
   /** Listeners of `error` events: with none, failed connection attempts are logged instead. */
-  private errorListeners = 0;
+  private readonly errorListeners = new Set<BackendEvents['error']>();
 
   constructor(options: AmqpBackendOptions) {
     this.options = resolveAmqpOptions(options);
@@ -76,7 +76,7 @@ export class AmqpBackend implements BrokerBackend {
     this.connection = new AmqpConnectionManager(amqplib, this.options, this.hub, this.logger, {
       setup: (conn) => this.setupConnection(conn),
       lost: () => this.connectionLost(),
-      errorsHeard: () => this.errorListeners > 0,
+      errorsHeard: () => this.errorListeners.size > 0,
     });
     this.consumerConnection = this.options.sharedConnection
       ? this.connection
@@ -241,11 +241,10 @@ export class AmqpBackend implements BrokerBackend {
   on<E extends keyof BackendEvents>(event: E, listener: BackendEvents[E]): () => void {
     const off = this.hub.on(event, listener);
     if (event !== 'error') return off;
-    this.errorListeners++;
-    let listening = true;
+    const errorListener = listener as BackendEvents['error'];
+    this.errorListeners.add(errorListener);
     return () => {
-      if (listening) this.errorListeners--;
-      listening = false;
+      this.errorListeners.delete(errorListener);
       off();
     };
   }
@@ -307,7 +306,7 @@ export class AmqpBackend implements BrokerBackend {
     return new AmqpConnectionManager(amqplib, this.options, hub, logger, {
       setup: async () => undefined,
       lost: () => this.consumersLost(),
-      errorsHeard: () => this.errorListeners > 0,
+      errorsHeard: () => this.errorListeners.size > 0,
     });
   }
 
