@@ -75,7 +75,10 @@ export interface AmqpBackendOptions {
    */
   readonly publishTimeoutMs?: number;
   /**
-   * How long `connect()` keeps trying before it rejects (later reconnections never give up).
+   * How long `connect()` keeps trying before it rejects (later reconnections never give up). A login,
+   * virtual host or TLS certificate the broker refuses fails it at once: retrying cannot fix those.
+   * Each failed attempt is an `error` event naming the broker, the cause and the fix (a warning in
+   * the log when nothing listens to those events); one attempt takes at most this or 10 s.
    * @default 30000
    */
   readonly connectTimeoutMs?: number;

@@ -1,4 +1,7 @@
-/** The reconnection order of AmqpConnectionManager, against a scripted amqplib without a broker. */
+/**
+ * AmqpConnectionManager against a scripted amqplib, without a broker: the reconnection order, and
+ * what a failed attempt reports.
+ */
 import { EventEmitter } from 'node:events';
 import { Logger } from '@nestjs/common';
 import type { ChannelModel } from 'amqplib';
@@ -39,7 +42,7 @@ describe('AmqpConnectionManager', () => {
       }),
       new BackendEventHub(),
       new Logger('test'),
-      { setup: async () => undefined, lost: () => undefined },
+      { setup: async () => undefined, lost: () => undefined, errorsHeard: () => true },
     );
     await manager.connect();
     expect(broker.tried).toEqual(['a:5672']);
@@ -71,7 +74,7 @@ describe('AmqpConnectionManager', () => {
         }),
         new BackendEventHub(),
         new Logger('test'),
-        { setup: async () => undefined, lost: () => undefined },
+        { setup: async () => undefined, lost: () => undefined, errorsHeard: () => true },
       );
     const refused = make(
       'Handshake terminated by server: 403 (ACCESS-REFUSED) with message "ACCESS_REFUSED - Login was refused"',
@@ -85,5 +88,87 @@ describe('AmqpConnectionManager', () => {
     const down = make('connect ECONNREFUSED 127.0.0.1:5672', 300);
     await expect(down.connect()).rejects.toThrow(/within 300 ms\. Last error: .*ECONNREFUSED/);
     await down.close();
+  });
+});
+
+describe('AmqpConnectionManager: what a failed attempt tells', () => {
+  /** A manager whose every attempt fails with `error` (after `delayMs`), logging into `warnings`. */
+  function failing(error: Error, { heard = false, connectTimeoutMs = 60_000, delayMs = 0 } = {}) {
+    const warnings: string[] = [];
+    const emitted: Error[] = [];
+    const hub = new BackendEventHub();
+    hub.on('error', (e) => emitted.push(e));
+    const logger = { warn: (line: string) => warnings.push(line), log: () => undefined };
+    const manager = new AmqpConnectionManager(
+      {
+        connect: () =>
+          new Promise<ChannelModel>((_resolve, reject) => setTimeout(() => reject(error), delayMs)),
+      },
+      resolveAmqpOptions({
+        url: 'amqp://app:pa55word@rabbit.internal:5672/orders',
+        connectTimeoutMs,
+        reconnect: { initialDelayMs: 20, maxDelayMs: 20, multiplier: 1 },
+      }),
+      hub,
+      logger as unknown as Logger,
+      { setup: async () => undefined, lost: () => undefined, errorsHeard: () => heard },
+    );
+    return { manager, warnings, emitted };
+  }
+  const notFound = Object.assign(new Error('getaddrinfo ENOTFOUND rabbit.internal'), {
+    code: 'ENOTFOUND',
+  });
+
+  it('logs every failed attempt at once, with the host, the cause and the fix, when nothing listens', async () => {
+    const { manager, warnings, emitted } = failing(notFound, { connectTimeoutMs: 1_000 });
+    let settled = false;
+    const connecting = manager.connect().finally(() => (settled = true));
+    await waitFor(() => warnings.length >= 2);
+    expect(settled).toBe(false);
+    expect(warnings[0]).toBe(
+      'connecting to amqp://app:***@rabbit.internal:5672/orders: getaddrinfo ENOTFOUND rabbit.internal. ' +
+        "The host name 'rabbit.internal' does not resolve: check the host in the URL.",
+    );
+    expect(emitted.map((e) => e.message)).toEqual(warnings.slice(0, emitted.length));
+    await expect(connecting).rejects.toThrow(
+      /^Could not connect to RabbitMQ at amqp:\/\/app:\*\*\*@rabbit\.internal:5672\/orders within 1000 ms\. Last error: .*ENOTFOUND.*check the host in the URL\.$/,
+    );
+    expect(warnings.join('\n')).not.toContain('pa55word');
+    await manager.close();
+  });
+
+  it('leaves failed attempts to the error listeners when there are some', async () => {
+    const { manager, warnings, emitted } = failing(notFound, {
+      heard: true,
+      connectTimeoutMs: 300,
+    });
+    await expect(manager.connect()).rejects.toThrow(/check the host in the URL/);
+    expect(emitted.length).toBeGreaterThan(0);
+    expect(warnings).toEqual([]);
+    await manager.close();
+  });
+
+  it('fails at once on a virtual host RabbitMQ refuses, saying how to create it and grant it', async () => {
+    const { manager } = failing(
+      new Error('Expected ConnectionOpenOk; got <ConnectionClose channel:0>'),
+    );
+    const started = Date.now();
+    await expect(manager.connect()).rejects.toThrow(
+      /^Could not connect to RabbitMQ at amqp:\/\/app:\*\*\*@rabbit\.internal:5672\/orders: .*virtual host 'orders' for user 'app'.*`rabbitmqctl add_vhost orders`.*`rabbitmqctl set_permissions -p orders app '\.\*' '\.\*' '\.\*'`.* Retrying will not help\.$/,
+    );
+    // Not after connectTimeoutMs (60 s): the first answer tells it all.
+    expect(Date.now() - started).toBeLessThan(5_000);
+    await manager.close();
+  });
+
+  it('says that nothing answered when no attempt finished within connectTimeoutMs', async () => {
+    const { manager } = failing(new Error('connect ETIMEDOUT'), {
+      connectTimeoutMs: 200,
+      delayMs: 1_000,
+    });
+    await expect(manager.connect()).rejects.toThrow(
+      /within 200 ms\. No attempt got an answer: check the host and port, and that no firewall drops the connection\.$/,
+    );
+    await manager.close();
   });
 });

@@ -10,6 +10,7 @@
  */
 import type { Logger } from '@nestjs/common';
 import type { ChannelModel } from 'amqplib';
+import { diagnoseConnectFailure } from './amqp-connect-errors';
 import { coalesceWrites } from './amqp-wire';
 import type { BackendEventHub } from '../../backend/backend-events';
 import { BackendClosedError, MessagingError } from '../../errors/messaging.errors';
@@ -30,6 +31,12 @@ export interface AmqpConnectionHooks {
   setup(conn: ChannelModel): Promise<void>;
   /** Called once when a connection that was reported connected is lost. */
   lost(conn: ChannelModel): void;
+  /**
+   * Whether anything listens to the backend's `error` events. When nothing does (a backend used on
+   * its own, a command line), a failed connection attempt is logged as a warning instead of going
+   * unseen until `connect()` gives up.
+   */
+  errorsHeard(): boolean;
 }
 
 /** A broker that could not be reached (after redaction of any credentials). */
@@ -64,6 +71,8 @@ export class AmqpConnectionManager {
   private readonly waiters = new Set<Waiter>();
   private wakeSleeper?: () => void;
   private lastError?: Error;
+  /** Whether `lastError` is one that retrying cannot fix (see `amqp-connect-errors.ts`). */
+  private lastPermanent = false;
   /** The URL of the open connection, and of the last one lost. */
   private connUrl?: string;
   private lostUrl?: string;
@@ -96,6 +105,13 @@ export class AmqpConnectionManager {
       await this.waitForConnection(this.options.connectTimeoutMs);
     } catch (error) {
       if (!this.connectedOnce && !this.closed) this.stopLoop = true;
+      if (error instanceof AmqpConnectError && !this.lastError) {
+        // Not one attempt finished: the host took every packet and never answered.
+        throw new AmqpConnectError(
+          `${error.message} No attempt got an answer: check the host and port, and that no ` +
+            'firewall drops the connection.',
+        );
+      }
       if (
         error instanceof AmqpConnectError &&
         this.lastError &&
@@ -177,7 +193,7 @@ export class AmqpConnectionManager {
    * starts with the URL after the one that was lost: failing over to the next node first, rather
    * than waiting out a connect timeout on the node that just went away. Before the first connection,
    * a round in which every URL refused the credentials, the vhost or the TLS certificate ends the
-   * wait at once: retrying cannot fix that.
+   * wait at once: retrying cannot fix that (`amqp-connect-errors.ts` tells which failures those are).
    */
   private async runLoop(): Promise<void> {
     const { urls } = this.options;
@@ -188,7 +204,7 @@ export class AmqpConnectionManager {
       for (const url of order) {
         if (this.closed || this.stopLoop) return;
         if (await this.tryConnect(url)) return;
-        if (isPermanent(this.lastError)) refused++;
+        if (this.lastPermanent) refused++;
       }
       if (this.closed || this.stopLoop) return;
       if (!this.connectedOnce && refused === order.length) {
@@ -205,8 +221,10 @@ export class AmqpConnectionManager {
     try {
       conn = await this.amqplib.connect(this.withHeartbeat(url), this.socketOptions());
     } catch (error) {
-      this.lastError = sanitizeError(error, `connecting to ${where}`);
-      this.hub.emitError(this.lastError);
+      const { fix, permanent } = diagnoseConnectFailure(error, url, this.attemptTimeoutMs());
+      const failure = sanitizeError(error, `connecting to ${where}`);
+      failure.message = `${failure.message.replace(/\.$/, '')}. ${redactCredentials(fix)}`;
+      this.failed(failure, permanent);
       return false;
     }
     coalesceWrites(conn);
@@ -229,8 +247,7 @@ export class AmqpConnectionManager {
     try {
       await this.hooks.setup(conn);
     } catch (error) {
-      this.lastError = sanitizeError(error, `setting up the connection to ${where}`);
-      this.hub.emitError(this.lastError);
+      this.failed(sanitizeError(error, `setting up the connection to ${where}`), false);
       await conn.close().catch(() => undefined);
       return false;
     }
@@ -260,12 +277,20 @@ export class AmqpConnectionManager {
     this.ensureLoop();
   }
 
+  /** Reports a failed attempt: an `error` event, or a warning when nothing listens to those. */
+  private failed(error: Error, permanent: boolean): void {
+    this.lastError = error;
+    this.lastPermanent = permanent;
+    this.hub.emitError(error);
+    if (!this.hooks.errorsHeard()) this.logger.warn(error.message);
+  }
+
   /** Fails every waiter with `error`, which retrying cannot fix, and stops trying. */
   private giveUp(error: Error): void {
     this.stopLoop = true;
     const failure = new AmqpConnectError(
       `Could not connect to RabbitMQ at ${this.options.urls.map(redactCredentials).join(', ')}: ` +
-        `${error.message}. Retrying will not help: fix the credentials, vhost or TLS settings.`,
+        `${error.message} Retrying will not help.`,
     );
     for (const waiter of this.waiters) waiter.reject(failure);
     this.waiters.clear();
@@ -280,7 +305,7 @@ export class AmqpConnectionManager {
 
   private socketOptions(): Record<string, unknown> {
     const socket: Record<string, unknown> = {
-      timeout: Math.min(this.options.connectTimeoutMs, 10_000),
+      timeout: this.attemptTimeoutMs(),
       noDelay: true,
       clientProperties: this.options.connectionName
         ? { connection_name: this.options.connectionName }
@@ -288,6 +313,11 @@ export class AmqpConnectionManager {
     };
     if (this.options.tls) Object.assign(socket, this.options.tls);
     return socket;
+  }
+
+  /** How long one attempt (TCP, TLS, then the AMQP handshake) may take. */
+  private attemptTimeoutMs(): number {
+    return Math.min(this.options.connectTimeoutMs, 10_000);
   }
 
   private sleep(ms: number): Promise<void> {
@@ -300,17 +330,4 @@ export class AmqpConnectionManager {
       this.wakeSleeper = done;
     });
   }
-}
-
-/**
- * Whether a failed connection attempt will fail the same way however often it is retried: the
- * broker refused the login or the vhost, or the TLS certificate is not trusted or not for this host.
- */
-function isPermanent(error: Error | undefined): boolean {
-  if (!error) return false;
-  const code = (error as { code?: unknown }).code;
-  if (typeof code === 'string' && /^ERR_TLS_|CERT|SELF_SIGNED|UNABLE_TO_VERIFY/.test(code)) {
-    return true;
-  }
-  return /ACCESS[-_]REFUSED|NOT[-_]ALLOWED|certificate|altnames/i.test(error.message);
 }

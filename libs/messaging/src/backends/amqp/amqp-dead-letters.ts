@@ -9,6 +9,7 @@ import { replayHeaders } from '../../backend/message-headers';
 import { PublishFailedError } from '../../errors/messaging.errors';
 import type { ResolvedAmqpOptions } from './amqp-backend.options';
 import { sanitizeError, type AmqpConnectionManager } from './amqp-connection';
+import { deadLetterKey, pageByKey, scanByKey, type LetterPass } from './amqp-dead-letter-order';
 import { toDeadLetter } from './amqp-messages';
 import type { PublishCommand } from './amqp-publish-command';
 import { deadLetterQueueName, isTierQueue, queueExists } from './amqp-topology';
@@ -22,6 +23,12 @@ export interface AmqpDeadLettersContext {
 }
 
 /**
+ * What one pass of `scan` holds: it visits letters in order, so it reads the queue once per this many
+ * letters (or bytes of bodies; at least one letter).
+ */
+export const SCAN_BATCH = { letters: 2_000, bytes: 32 * 1024 * 1024 } as const;
+
+/**
  * The dead-letter queue `<service>.dead-letter` as a list. A queue can only be read by taking its
  * messages, so every operation runs alone, under a lock:
  *
@@ -30,18 +37,18 @@ export interface AmqpDeadLettersContext {
  * | lock    | in this process, one operation per service at a time; across processes, an exclusive   |
  * |         | queue `<service>.dead-letter.lock`, which RabbitMQ lets one connection hold (and drops |
  * |         | with it, should the process die)                                                        |
- * | read    | `basic.get` without ack on a channel of its own, as many as the queue held at the first |
- * |         | read; only the page asked for (or the letter to replay) is kept in memory                |
+ * | pass    | `basic.get` without ack on a channel of its own, as many as the queue held at the first |
+ * |         | read; closing the channel gives back every message not acked                            |
+ * | order   | by each letter's key (`amqp-dead-letter-order.ts`), never by place in the queue, which |
+ * |         | a quorum queue does not keep across give-backs                                          |
+ * | list    | one pass keeps the page (the first `limit` after the key of the letter before it); a   |
+ * |         | page after the first takes a pass before it to find that key, holding keys only        |
+ * | scan    | one pass per {@link SCAN_BATCH} of letters, each visiting the next ones in order      |
  * | replay  | the original body and headers, straight to the queue it failed on, as attempt 1; acked |
  * |         | out of the dead-letter queue once the broker confirmed the republish                   |
- * | unlock  | every message read and not acked is given back, one by one in the order read, then the |
- * |         | channel closes (a close alone gives them back in no particular order)                   |
  *
- * So two listings, or a listing and a replay, never see each other's messages as missing, and the
- * queue keeps its order: every operation takes every message and gives them all back in order, so
- * none moves relative to another (a quorum queue puts what is given back behind what was not taken,
- * and counts the return in `x-delivery-count`, which listings do not show; a letter dead-lettered
- * during a listing may land before the ones given back). Only delivery tags are kept for that. Without
+ * So a listing is oldest first and paging by any size visits every letter once, whatever the queue
+ * did with the order; a letter dead-lettered meanwhile sorts after the others. Without
  * `assertTopology` (no right to declare a queue) only the in-process lock applies.
  */
 export class AmqpDeadLetters {
@@ -52,31 +59,22 @@ export class AmqpDeadLetters {
 
   /** The dead letters of `service`, oldest first, `page` of them; [] when it has no dead-letter queue. */
   list(service: string, page: DeadLetterPage = {}): Promise<DeadLetter[]> {
-    const from = page.offset ?? 0;
-    const to = from + (page.limit ?? Infinity);
-    return this.withQueue(service, [], async (queue) => {
-      const letters: DeadLetter[] = [];
-      for (let index = 0; ; index++) {
-        const msg = await queue.next();
-        if (!msg) return letters;
-        if (index >= from && index < to) letters.push(toDeadLetter(msg));
-      }
-    });
+    return this.withQueue(service, [], (queue) =>
+      pageByKey(queue.letters, page.offset ?? 0, page.limit ?? Infinity),
+    );
   }
 
   /** Replays the dead letter `id`; false when there is none. */
   replay(service: string, id: string): Promise<boolean> {
     return this.withQueue(service, false, async (queue) => {
       let replayed = false;
-      // To the end even once found: a quorum queue puts what is given back behind what was never
-      // taken, so only taking every message keeps them in order.
-      for (let msg = await queue.next(); msg; msg = await queue.next()) {
-        if (!replayed && toDeadLetter(msg).id === id) {
-          await this.ctx.publish(this.replayCommand(msg));
-          queue.ack(msg);
-          replayed = true;
-        }
-      }
+      await queue.pass(async (msg) => {
+        if (toDeadLetter(msg).id !== id) return;
+        await this.ctx.publish(this.replayCommand(msg));
+        queue.ack(msg);
+        replayed = true;
+        return false;
+      });
       return replayed;
     });
   }
@@ -85,9 +83,7 @@ export class AmqpDeadLetters {
   replayAll(service: string): Promise<number> {
     return this.withQueue(service, 0, async (queue) => {
       let replayed = 0;
-      for (;;) {
-        const msg = await queue.next();
-        if (!msg) return replayed;
+      await queue.pass(async (msg) => {
         try {
           await this.ctx.publish(this.replayCommand(msg));
           queue.ack(msg);
@@ -95,19 +91,19 @@ export class AmqpDeadLetters {
         } catch (error) {
           this.ctx.hub.emitError(sanitizeError(error, `replaying a dead letter of '${service}'`));
         }
-      }
+      });
+      return replayed;
     });
   }
 
-  /** Visits every dead letter of `service` in one pass (see `BrokerBackend.scanDeadLetters`). */
+  /**
+   * Visits every dead letter of `service`, oldest first (see `BrokerBackend.scanDeadLetters`): a
+   * pass per {@link SCAN_BATCH}, each holding the next ones in order.
+   */
   scan(service: string, visit: (letter: DeadLetter) => boolean | void): Promise<void> {
-    return this.withQueue(service, undefined, async (queue) => {
-      let visiting = true;
-      // To the end even when `visit` has seen enough: only taking every message keeps the order.
-      for (let msg = await queue.next(); msg; msg = await queue.next()) {
-        if (visiting && visit(toDeadLetter(msg)) === false) visiting = false;
-      }
-    });
+    return this.withQueue(service, undefined, (queue) =>
+      scanByKey(queue.letters, visit, SCAN_BATCH),
+    );
   }
 
   /** Replays, in one pass, the dead letters `select` picks. */
@@ -115,9 +111,9 @@ export class AmqpDeadLetters {
     return this.withQueue(service, { replayed: [], failed: [] }, async (queue) => {
       const replayed: string[] = [];
       const failed: { id: string; error: string }[] = [];
-      for (let msg = await queue.next(); msg; msg = await queue.next()) {
+      await queue.pass(async (msg) => {
         const letter = toDeadLetter(msg);
-        if (!select(letter)) continue;
+        if (!select(letter)) return;
         try {
           await this.ctx.publish(this.replayCommand(msg));
           queue.ack(msg);
@@ -125,7 +121,7 @@ export class AmqpDeadLetters {
         } catch (error) {
           failed.push({ id: letter.id, error: sanitizeError(error).message });
         }
-      }
+      });
       return { replayed, failed };
     });
   }
@@ -168,14 +164,13 @@ export class AmqpDeadLetters {
   }
 
   /**
-   * Runs `work` on a channel of its own with the dead-letter queue to itself (see the class
-   * comment), then closes the channel, which gives back what it read and did not ack. Resolves with
-   * `absent` when the service has no dead-letter queue.
+   * Runs `work` on the dead-letter queue of `service` with the queue to itself (see the class
+   * comment). Resolves with `absent` when the service has no dead-letter queue.
    */
   private withQueue<T>(
     service: string,
     absent: T,
-    work: (queue: DeadLetterQueueReader) => Promise<T>,
+    work: (queue: DeadLetterQueue) => Promise<T>,
   ): Promise<T> {
     const previous = this.queued.get(service) ?? Promise.resolve();
     const run = previous
@@ -185,16 +180,10 @@ export class AmqpDeadLetters {
         const queue = deadLetterQueueName(service);
         if (!(await queueExists(conn, queue))) return absent;
         const unlock = await this.lock(conn, queue);
-        let reader: DeadLetterQueueReader | undefined;
         try {
-          reader = new DeadLetterQueueReader(await this.openChannel(conn), queue);
-          return await work(reader);
+          return await work(new DeadLetterQueue(() => this.openChannel(conn), queue));
         } finally {
-          try {
-            await reader?.close();
-          } finally {
-            await unlock();
-          }
+          await unlock();
         }
       });
     this.queued.set(service, run);
@@ -247,50 +236,55 @@ export class AmqpDeadLetters {
 }
 
 /**
- * Reads one dead-letter queue on its own channel, remembering the delivery tags to give back. It
- * reads as many messages as the queue held at its first read, never more: what is dead-lettered
- * meanwhile (a replayed letter failing again) is not read, so no operation can chase its own tail.
+ * One dead-letter queue, read in passes. A pass reads, on a channel of its own, as many messages as
+ * the queue held at its first read, never more: what is dead-lettered meanwhile (a replayed letter
+ * failing again) waits for the next pass, so no pass can chase its own tail. Closing the channel at
+ * the end of the pass gives back every message it did not ack.
  */
-class DeadLetterQueueReader {
-  private readonly taken = new Set<number>();
-  /** Messages still to read; known from the first read. */
-  private left?: number;
+class DeadLetterQueue {
+  /** The channel of the pass under way. */
+  private ch?: Channel;
 
   constructor(
-    private readonly ch: Channel,
+    private readonly open: () => Promise<Channel>,
     private readonly queue: string,
   ) {}
 
-  /** The next message, held unacknowledged; false at the end of what the queue held. */
-  async next(): Promise<GetMessage | false> {
-    if (this.left === 0) return false;
-    const msg = await this.ch.get(this.queue, { noAck: false });
-    if (!msg) return false;
-    this.left = this.left === undefined ? msg.fields.messageCount : this.left - 1;
-    this.taken.add(msg.fields.deliveryTag);
-    return msg;
+  /** Calls `visit` on each message, held unacknowledged, until the end or until it returns false. */
+  async pass(visit: (msg: GetMessage) => boolean | void | Promise<boolean | void>): Promise<void> {
+    const ch = await this.open();
+    this.ch = ch;
+    try {
+      for (let left: number | undefined; left !== 0;) {
+        const msg = await ch.get(this.queue, { noAck: false });
+        if (!msg) return;
+        left = left === undefined ? msg.fields.messageCount : left - 1;
+        if ((await visit(msg)) === false) return;
+      }
+    } finally {
+      this.ch = undefined;
+      await ch.close().catch(() => undefined);
+    }
   }
 
-  /** Removes `msg` from the queue. */
+  /** A pass over the letters with their keys, for `pageByKey` and `scanByKey`. */
+  readonly letters: LetterPass = (visit) =>
+    this.pass((msg) => {
+      const letter = toDeadLetter(msg);
+      visit(letter, deadLetterKey(letter, msg.properties.headers ?? {}), msg.content.length);
+    });
+
+  /** Removes `msg`, read by the pass under way, from the queue. */
   ack(msg: GetMessage): void {
-    this.taken.delete(msg.fields.deliveryTag);
-    this.ch.ack(msg);
+    this.ch?.ack(msg);
   }
 
   async purge(): Promise<number> {
-    return (await this.ch.purgeQueue(this.queue)).messageCount;
-  }
-
-  /** Gives back what was read and not acknowledged, in the order read, and closes the channel. */
-  async close(): Promise<void> {
+    const ch = await this.open();
     try {
-      for (const deliveryTag of this.taken) {
-        this.ch.nack({ fields: { deliveryTag } } as GetMessage, false, true);
-      }
-    } catch {
-      // The channel is gone (a channel error): the broker gave everything back already.
+      return (await ch.purgeQueue(this.queue)).messageCount;
     } finally {
-      await this.ch.close().catch(() => undefined);
+      await ch.close().catch(() => undefined);
     }
   }
 }

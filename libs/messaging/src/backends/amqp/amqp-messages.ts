@@ -2,7 +2,8 @@
  * Pure conversions between AMQP messages and the backend contract's types: publish properties, a
  * {@link Delivery}, the properties of a retry copy or dead letter, and a {@link DeadLetter} read back
  * from the dead-letter queue. The library's headers are stamped and read by the contract's helpers
- * (`backend/message-headers.ts`); what is AMQP's own here is RabbitMQ's `x-death` family.
+ * (`backend/message-headers.ts`); what is AMQP's own here is RabbitMQ's `x-death` family and the
+ * order stamp of our dead letters.
  */
 import { randomUUID } from 'node:crypto';
 import type { ConsumeMessage, GetMessage, Options } from 'amqplib';
@@ -14,9 +15,15 @@ import {
   type StoredMessage,
   topicOf,
 } from '../../backend/message-headers';
+import { DEAD_LETTER_ORDER_HEADER } from './amqp-dead-letter-order';
 
-/** Headers RabbitMQ writes when it dead-letters a message; never copied onto our own copies. */
-const BROKER_HEADERS = /^x-(death|first-death-.*|last-death-.*|delivery-count)$/;
+/**
+ * Headers RabbitMQ writes when it dead-letters a message, and the order stamp of our own dead letters
+ * (`amqp-dead-letter-order.ts`): never copied onto our own copies, never among a letter's headers.
+ */
+const BROKER_HEADERS = new RegExp(
+  `^(x-(death|first-death-.*|last-death-.*|delivery-count)|${DEAD_LETTER_ORDER_HEADER})$`,
+);
 
 /**
  * AMQP properties of a published message: persistent, with ids, timestamp (seconds) and headers;
@@ -81,7 +88,7 @@ export function copyProperties(
   };
 }
 
-/** The headers of `headers` that are not RabbitMQ's dead-lettering record. */
+/** The headers of `headers` that are neither RabbitMQ's dead-lettering record nor our order stamp. */
 export function withoutBrokerHeaders(
   headers: Readonly<Record<string, unknown>>,
 ): Record<string, unknown> {

@@ -79,19 +79,16 @@ describe('AmqpBackend (RabbitMQ): recovery from a broker that changed', () => {
       deliveryLimit: 2,
       reconnect: { initialDelayMs: 300, maxDelayMs: 1_000, multiplier: 2 },
     });
-    const service = svc('big');
-    const topic = `${topicPrefix}.big`;
-    // Headers just under amqplib's 64 KiB table limit: the retry copy adds its failure headers and
-    // no longer fits, so every retry fails to publish.
-    const c = collect(() => ({
-      action: 'retry',
-      delayMs: 0,
-      failure: failure('e'.repeat(1_000)),
-    }));
+    const service = svc('unwritable');
+    const topic = `${topicPrefix}.unwritable`;
+    // A queue of another kind already holds the name of the retry tier (someone else's, or left by
+    // an older version): RabbitMQ refuses the tier's declaration, so every retry fails to publish.
+    const ch = await (await rawConnection()).createChannel();
+    await ch.assertQueue(tierName(exchange, 'retry', 7_500), { durable: true });
+    await ch.close();
+    const c = collect(() => ({ action: 'retry', delayMs: 7_500, failure: failure('e') }));
     await backend.subscribe(spec(service, 'q', [topic]), c.handler);
-    await backend.publish(message({ topic }, {}, { headers: { big: 'h'.repeat(64_800) } }), {
-      mandatory: true,
-    });
+    await backend.publish(message({ topic }), { mandatory: true });
     // The delivery limit (2) takes the original to the dead-letter queue after 3 deliveries.
     await waitFor(async () => (await queueDepth(`${service}.dead-letter`)) === 1, {
       timeoutMs: 10_000,

@@ -11,7 +11,16 @@ import type {
 } from '../../backend/broker-backend.interface';
 import { deadLetterHeaders, retryHeaders } from '../../backend/message-headers';
 import type { BackendEventHub } from '../../backend/backend-events';
+import { describeDelivery } from '../../backend/describe-delivery';
 import type { ResolvedAmqpOptions } from './amqp-backend.options';
+import { DEAD_LETTER_ORDER_HEADER, DeadLetterClock } from './amqp-dead-letter-order';
+import {
+  DROPPED_HEADERS,
+  fieldTableBytes,
+  fitHeaders,
+  listDropped,
+  MAX_HEADER_TABLE_BYTES,
+} from './amqp-header-budget';
 import { copyProperties, withoutBrokerHeaders } from './amqp-messages';
 import type { PublishCommand } from './amqp-publish-command';
 import { DIRECT_REPLY_TO } from './amqp-requester';
@@ -30,45 +39,95 @@ export interface AmqpSettlerContext {
 }
 
 export class AmqpSettler {
+  /** Stamps the order of this subscription's dead letters (see `amqp-dead-letter-order.ts`). */
+  private readonly deadLetterClock = new DeadLetterClock();
+
   constructor(
     private readonly spec: SubscriptionSpec,
     private readonly ctx: AmqpSettlerContext,
   ) {}
 
+  /**
+   * Publishes the retry copy of `delivery`. One whose headers would not fit (see
+   * `amqp-header-budget.ts`) is dead-lettered at once instead: requeued, it would run its handler
+   * again and again; retried without some headers, on a message other than the one sent.
+   */
   async publishRetry(
     delivery: Delivery,
     delayMs: number,
     settlement: Extract<Settlement, { action: 'retry' }>,
   ): Promise<void> {
-    const properties = copyProperties(
+    const headers = retryHeaders(
       delivery,
-      retryHeaders(delivery, settlement.failure, withoutBrokerHeaders(delivery.headers)),
+      settlement.failure,
+      withoutBrokerHeaders(delivery.headers),
     );
+    const bytes = fieldTableBytes(headers);
+    if (bytes > MAX_HEADER_TABLE_BYTES) {
+      this.ctx.hub.emitError(
+        new Error(
+          `${describeDelivery(delivery)} of '${this.spec.queue}' is dead-lettered instead of ` +
+            `retried: its headers and the retry's come to ${bytes} bytes, over the ` +
+            `${MAX_HEADER_TABLE_BYTES} an AMQP message can carry. Send smaller headers (the body ` +
+            'has no such limit).',
+        ),
+      );
+      await this.publishDeadLetter(
+        delivery,
+        { action: 'dead-letter', failure: settlement.failure },
+        'not retried, a retry copy would not fit',
+      );
+      return;
+    }
     // Straight back to the failing queue by name (default exchange), or through a retry tier.
     const direct: PublishCommand = {
       exchange: '',
       routingKey: this.spec.queue,
       content: delivery.body,
-      properties,
+      properties: copyProperties(delivery, headers),
       target: this.spec.queue,
     };
     if (delayMs > 0) await this.ctx.tiers.publish('retry', delayMs, direct);
     else await this.ctx.publish(direct);
   }
 
+  /**
+   * Publishes the dead letter of `delivery`, without its largest headers (not the library's) when
+   * they would not fit; what was dropped is listed in `x-messaging-dropped-headers`, after `note`.
+   */
   async publishDeadLetter(
     delivery: Delivery,
     settlement: Extract<Settlement, { action: 'dead-letter' }>,
+    note?: string,
   ): Promise<void> {
     const dlq = deadLetterQueueName(this.spec.service);
+    const full = deadLetterHeaders(
+      delivery,
+      settlement.failure,
+      withoutBrokerHeaders(delivery.headers),
+    );
+    full[DEAD_LETTER_ORDER_HEADER] = this.deadLetterClock.next();
+    // A letter cut down before (and replayed since) keeps what it lost then.
+    const before = typeof full[DROPPED_HEADERS] === 'string' ? `${full[DROPPED_HEADERS]}; ` : '';
+    const { headers, dropped } = fitHeaders(
+      full,
+      (gone) =>
+        `${before}${note ? `${note}; ` : ''}dropped to fit ${MAX_HEADER_TABLE_BYTES} bytes: ${listDropped(gone)}`,
+    );
+    if (dropped.length > 0) {
+      this.ctx.hub.emitError(
+        new Error(
+          `The dead letter of ${describeDelivery(delivery)} of '${this.spec.queue}' leaves out ` +
+            `${listDropped(dropped)}: its headers would not fit the ${MAX_HEADER_TABLE_BYTES} bytes ` +
+            `an AMQP message can carry (listed in its ${DROPPED_HEADERS} header).`,
+        ),
+      );
+    }
     await this.ctx.publish({
       exchange: '',
       routingKey: dlq,
       content: delivery.body,
-      properties: copyProperties(
-        delivery,
-        deadLetterHeaders(delivery, settlement.failure, withoutBrokerHeaders(delivery.headers)),
-      ),
+      properties: copyProperties(delivery, headers),
       target: dlq,
     });
   }

@@ -67,6 +67,8 @@ export class AmqpBackend implements BrokerBackend {
   private readonly tiers: AmqpTiers;
   private closing = false;
   private closed?: Promise<void>;
+  /** Listeners of `error` events: with none, failed connection attempts are logged instead. */
+  private readonly errorListeners = new Set<BackendEvents['error']>();
 
   constructor(options: AmqpBackendOptions) {
     this.options = resolveAmqpOptions(options);
@@ -74,6 +76,7 @@ export class AmqpBackend implements BrokerBackend {
     this.connection = new AmqpConnectionManager(amqplib, this.options, this.hub, this.logger, {
       setup: (conn) => this.setupConnection(conn),
       lost: () => this.connectionLost(),
+      errorsHeard: () => this.errorListeners.size > 0,
     });
     this.consumerConnection = this.options.sharedConnection
       ? this.connection
@@ -231,9 +234,19 @@ export class AmqpBackend implements BrokerBackend {
     return [...this.consumers].map((consumer) => consumer.state);
   }
 
-  /** Listens to `status` and `error` events. */
+  /**
+   * Listens to `status` and `error` events. While nothing listens to `error`, failed connection
+   * attempts are logged as warnings, so that they are never unseen.
+   */
   on<E extends keyof BackendEvents>(event: E, listener: BackendEvents[E]): () => void {
-    return this.hub.on(event, listener);
+    const off = this.hub.on(event, listener);
+    if (event !== 'error') return off;
+    const errorListener = listener as BackendEvents['error'];
+    this.errorListeners.add(errorListener);
+    return () => {
+      this.errorListeners.delete(errorListener);
+      off();
+    };
   }
 
   private async doClose(): Promise<void> {
@@ -293,6 +306,7 @@ export class AmqpBackend implements BrokerBackend {
     return new AmqpConnectionManager(amqplib, this.options, hub, logger, {
       setup: async () => undefined,
       lost: () => this.consumersLost(),
+      errorsHeard: () => this.errorListeners.size > 0,
     });
   }
 
