@@ -285,8 +285,10 @@ export interface BrokerBackend {
 
   /**
    * Lists the dead letters of `service`, oldest first: `page.limit` of them from `page.offset` (all
-   * by default). Listing neither removes, reorders nor holds more than the page in memory, and is safe
-   * alongside other listings and replays, in this process or another.
+   * by default). Listing neither removes nor reorders, holds at most the page and what it takes to
+   * find it in memory, and is safe alongside other listings and replays, in this process or another.
+   * Paging by any size visits every letter once (a broker that hands messages back out of order, as
+   * RabbitMQ's quorum queues do, sorts by an order stamp written with each letter).
    */
   listDeadLetters(service: string, page?: DeadLetterPage): Promise<DeadLetter[]>;
   /**
@@ -300,7 +302,8 @@ export interface BrokerBackend {
   purgeDeadLetters(service: string): Promise<number>;
   /**
    * Optional, for tools that read a whole dead-letter queue (`nest-messaging dlq`): calls `visit`
-   * with every dead letter of `service`, oldest first, in one pass, holding one at a time; `visit`
+   * with every dead letter of `service`, oldest first, in one pass, holding a bounded batch at a time
+   * (one letter on most brokers; on RabbitMQ up to 2,000 letters or 32 MiB of bodies, sorted); `visit`
    * returns false to see no more. Without it, such tools page through `listDeadLetters`.
    */
   scanDeadLetters?(service: string, visit: (letter: DeadLetter) => boolean | void): Promise<void>;

@@ -292,7 +292,7 @@ export class AmqpConsumer implements BackendSubscription {
       this.copyFailures = 0;
     } catch (error) {
       // Requeued after a growing pause (holding its prefetch slot), never at once: a copy that
-      // cannot be written (a broker alarm, headers too large) must not spin the handler. On a
+      // cannot be written (a broker alarm, a refused retry tier) must not spin the handler. On a
       // quorum queue the delivery limit then dead-letters the original.
       const delayMs = reconnectDelay(this.ctx.options.reconnect, this.copyFailures++);
       this.ctx.hub.emitError(
