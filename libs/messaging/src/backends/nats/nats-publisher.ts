@@ -6,7 +6,6 @@
  */
 import { randomBytes } from 'node:crypto';
 import type { OutgoingMessage } from '../../backend/broker-backend.interface';
-import { MessagingHeaders } from '../../backend/message-headers';
 import {
   MessagingConfigError,
   PublishFailedError,
@@ -79,17 +78,18 @@ export class NatsPublisher {
     const delayMs = message.delayMs ?? 0;
     const subject =
       message.queue !== undefined ? names.queueSubject(target) : names.topicSubject(target);
-    // A delayed send to a queue is a copy that says its topic, as the other backends' are.
-    const appHeaders =
-      delayMs > 0 && message.queue !== undefined
-        ? { ...message.headers, [MessagingHeaders.TOPIC]: target }
-        : message.headers;
     const props = outgoingProperties(message);
     const headers = encodeHeaders(
-      appHeaders,
+      message.headers,
       replyTo === undefined && delayMs === 0
         ? props
-        : { ...props, replyTo, due: delayMs > 0 ? Date.now() + delayMs : undefined },
+        : {
+            ...props,
+            replyTo,
+            due: delayMs > 0 ? Date.now() + delayMs : undefined,
+            // A delayed send to a queue is a copy that says its topic, as the other backends' are.
+            topic: delayMs > 0 && message.queue !== undefined ? target : undefined,
+          },
     );
     await this.publish(
       delayMs > 0 ? names.delayedSubject(subject) : subject,

@@ -47,9 +47,10 @@
  * so an ack lost on the wire or in a crash means a redelivery after `ackWaitMs`. `confirmAcks` waits
  * for the server's confirmation of each instead.
  *
- * **Retries.** A retry is a new copy (headers from `retryHeaders()`: attempt + 1, failure times),
- * published to `messaging.d.q.<queue>` with the due time in `x-nats-due`, and only then is the
- * original acked. The `delayer` consumer naks a copy that is not yet due with the remaining delay
+ * **Retries.** A retry is a new copy (headers from `retryHeaders()`: attempt + 1, failure times;
+ * the attempt and original topic in the backend's own `x-nats-attempt` and `x-nats-topic`, which
+ * alone decide them: a foreign sender's `x-messaging-attempt` does not), published to
+ * `messaging.d.q.<queue>` with the due time in `x-nats-due`, and only then is the original acked. The `delayer` consumer naks a copy that is not yet due with the remaining delay
  * (held by the server: a crash loses nothing), then publishes it to `messaging.q.<queue>`, the
  * failing route's queue consumer only. A `delayMs` publish goes the same way to `messaging.t.<topic>`
  * (routed when due; the unroutable check is made at publish time). `nak`-with-delay on the route
