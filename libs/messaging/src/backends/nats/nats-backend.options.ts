@@ -6,6 +6,7 @@ import {
   checkOptionsObject,
 } from '../../errors/config-checks';
 import { MessagingConfigError } from '../../errors/messaging.errors';
+import { resolveServers } from './nats-servers';
 
 /**
  * Options of {@link NatsBackend}.
@@ -16,7 +17,10 @@ import { MessagingConfigError } from '../../errors/messaging.errors';
  */
 export interface NatsBackendOptions {
   /**
-   * NATS server URL(s); several are tried in turn on every (re)connection.
+   * NATS server URL(s); several are tried in turn on every (re)connection. Credentials may be
+   * written in a URL, `nats://user:password@host:4222` (or
+   * `nats://token@host:4222`), percent-encoded or not: they are taken out of it, sent to the
+   * server only, and never shown in an error or a log. All URLs carry the same ones, or none.
    * @default 'nats://127.0.0.1:4222'
    */
   readonly servers?: string | readonly string[];
@@ -29,7 +33,7 @@ export interface NatsBackendOptions {
   readonly prefix?: string;
   /** Connection name shown by `nats server report connections`. */
   readonly name?: string;
-  /** User name, with `pass`. */
+  /** User name, with `pass` (or in the server URLs, not both). */
   readonly user?: string;
   /** Password of `user`. */
   readonly pass?: string;
@@ -195,13 +199,20 @@ export function resolveNatsOptions(options: NatsBackendOptions = {}): ResolvedNa
   if ((options.user === undefined) !== (options.pass === undefined)) {
     throw new MessagingConfigError(`${WHERE}: user and pass go together; set both or neither`);
   }
+  const { servers, credentials } = resolveServers(options.servers, DEFAULT_NATS_SERVER, WHERE);
+  const given = options.user !== undefined || options.token !== undefined;
+  if (credentials && given) {
+    throw new MessagingConfigError(
+      `${WHERE}: credentials are given twice, in a server URL and in user/pass or token; keep one`,
+    );
+  }
   return {
-    servers: resolveServers(options.servers),
+    servers,
     prefix,
     name: checkName(options.name, `${WHERE}: name`),
-    user: checkName(options.user, `${WHERE}: user`),
-    pass: checkName(options.pass, `${WHERE}: pass`, 4096),
-    token: checkName(options.token, `${WHERE}: token`, 4096),
+    user: credentials ? credentials.user : checkName(options.user, `${WHERE}: user`),
+    pass: credentials ? credentials.pass : checkSecret(options.pass, `${WHERE}: pass`),
+    token: credentials ? credentials.token : checkSecret(options.token, `${WHERE}: token`),
     connectTimeoutMs: checkInteger(
       options.connectTimeoutMs,
       10_000,
@@ -240,34 +251,13 @@ export function resolveNatsOptions(options: NatsBackendOptions = {}): ResolvedNa
   };
 }
 
-/** User info of a URL (`user:pass@`, or a token as `token@`). */
-const USER_INFO = /([a-z][a-z0-9+.-]*:\/\/)[^@/\s'"`]*@/gi;
-
-/**
- * `text` with the credentials of every URL in it replaced by `***` (`nats://***@host:4222`): server
- * URLs may carry a user and password or a token, which must not reach errors and logs.
- */
-export function redactCredentials(text: string): string {
-  return text.replace(USER_INFO, '$1***@');
-}
-
-function resolveServers(value: unknown): readonly string[] {
-  if (value === undefined) return [DEFAULT_NATS_SERVER];
-  const list = typeof value === 'string' ? [value] : value;
-  if (!Array.isArray(list) || list.length === 0) {
+/** A password or token: a non-empty string of at most 4096 characters; never shown in the error. */
+function checkSecret(value: unknown, where: string): string | undefined {
+  if (value === undefined) return undefined;
+  if (typeof value !== 'string' || value.length === 0 || value.length > 4096) {
     throw new MessagingConfigError(
-      `${WHERE}: servers must be a URL string such as '${DEFAULT_NATS_SERVER}' or a non-empty array of them, got ${redactCredentials(String(JSON.stringify(value)))}`,
+      `${where} must be a non-empty string of at most 4096 characters, got ${typeof value === 'string' ? `one of ${value.length}` : typeof value}`,
     );
   }
-  for (const server of list) {
-    if (
-      typeof server !== 'string' ||
-      !/^(nats|tls|ws|wss):\/\/[^\s]+$|^[^\s:/]+(:\d+)?$/.test(server)
-    ) {
-      throw new MessagingConfigError(
-        `${WHERE}: servers has ${redactCredentials(String(JSON.stringify(server)))}, which is not a NATS URL; write it as '${DEFAULT_NATS_SERVER}'`,
-      );
-    }
-  }
-  return list as readonly string[];
+  return value;
 }
