@@ -7,6 +7,7 @@ import {
 } from '../../errors/config-checks';
 import { MessagingConfigError } from '../../errors/messaging.errors';
 import { resolveServers } from './nats-servers';
+import { type NatsTlsOptions, resolveNatsTls, type ResolvedNatsTls } from './nats-tls';
 
 /**
  * Options of {@link NatsBackend}.
@@ -17,8 +18,8 @@ import { resolveServers } from './nats-servers';
  */
 export interface NatsBackendOptions {
   /**
-   * NATS server URL(s); several are tried in turn on every (re)connection. Credentials may be
-   * written in a URL, `nats://user:password@host:4222` (or
+   * NATS server URL(s); several are tried in turn on every (re)connection. `tls://` requires TLS
+   * (see `tls`). Credentials may be written in a URL, `nats://user:password@host:4222` (or
    * `nats://token@host:4222`), percent-encoded or not: they are taken out of it, sent to the
    * server only, and never shown in an error or a log. All URLs carry the same ones, or none.
    * @default 'nats://127.0.0.1:4222'
@@ -39,6 +40,8 @@ export interface NatsBackendOptions {
   readonly pass?: string;
   /** Authentication token. */
   readonly token?: string;
+  /** TLS to the servers: a private CA, a client certificate, the name to verify. See {@link NatsTlsOptions}. */
+  readonly tls?: NatsTlsOptions;
   /**
    * How long `connect()` keeps trying before it rejects (later reconnections never give up).
    * @default 10000
@@ -136,6 +139,8 @@ export interface ResolvedNatsOptions {
   readonly user?: string;
   readonly pass?: string;
   readonly token?: string;
+  /** Set when TLS is required (the `tls` option, or `tls://` servers). */
+  readonly tls?: ResolvedNatsTls;
   readonly connectTimeoutMs: number;
   readonly publishTimeoutMs: number;
   readonly ackWaitMs: number;
@@ -162,6 +167,7 @@ const KNOWN: readonly (keyof NatsBackendOptions)[] = [
   'user',
   'pass',
   'token',
+  'tls',
   'connectTimeoutMs',
   'publishTimeoutMs',
   'ackWaitMs',
@@ -213,6 +219,11 @@ export function resolveNatsOptions(options: NatsBackendOptions = {}): ResolvedNa
     user: credentials ? credentials.user : checkName(options.user, `${WHERE}: user`),
     pass: credentials ? credentials.pass : checkSecret(options.pass, `${WHERE}: pass`),
     token: credentials ? credentials.token : checkSecret(options.token, `${WHERE}: token`),
+    tls: resolveNatsTls(
+      options.tls,
+      servers.some((s) => /^tls:/i.test(s)),
+      `${WHERE}: tls`,
+    ),
     connectTimeoutMs: checkInteger(
       options.connectTimeoutMs,
       10_000,

@@ -85,6 +85,7 @@ describe('NATS server URLs', () => {
   it.each([
     [{ servers: 'nats://a:p@h', user: 'b', pass: 'q' }, /credentials are given twice/],
     [{ servers: ['nats://a:p@h', 'nats://a:q@h2'] }, /carry different credentials.*give it once/],
+    [{ servers: ['tls://h', 'nats://h2'] }, /mixes tls:\/\/ and nats:\/\/.*every URL as tls:\/\//],
     [{ servers: 'a@h:4222' }, /not a NATS URL.*nats:\/\/user:password@host:4222/],
     [{ pass: 'x'.repeat(5_000), user: 'u' }, /pass must be a non-empty string .* got one of 5000/],
   ])('rejects %j with an error that names the fix', (options, message) => {
@@ -123,12 +124,45 @@ describe('NATS server URLs', () => {
 });
 
 describe('NATS connect failures', () => {
+  const tlsError = (code: string, message: string) =>
+    Object.assign(new Error(message), {
+      name: 'ConnectionError',
+      cause: Object.assign(new Error(message), { code }),
+    });
+
   it.each([
     [
       Object.assign(new Error('Authorization Violation'), { name: 'AuthorizationError' }),
       false,
       /refused the credentials/,
     ],
+    [
+      tlsError('SELF_SIGNED_CERT_IN_CHAIN', 'self-signed certificate in certificate chain'),
+      false,
+      /tls\.ca/,
+    ],
+    [
+      tlsError('UNABLE_TO_VERIFY_LEAF_SIGNATURE', 'unable to verify the first certificate'),
+      false,
+      /tls\.ca/,
+    ],
+    [
+      tlsError('ERR_TLS_CERT_ALTNAME_INVALID', "Hostname/IP does not match certificate's altnames"),
+      false,
+      /tls\.servername/,
+    ],
+    [tlsError('CERT_HAS_EXPIRED', 'certificate has expired'), false, /renew it/],
+    [
+      tlsError('ERR_SSL_TLSV13_ALERT_CERTIFICATE_REQUIRED', 'tlsv13 alert certificate required'),
+      false,
+      /tls\.cert and tls\.key/,
+    ],
+    [
+      new Error('8:error:0A000412:SSL routines:ssl3_read_bytes:sslv3 alert bad certificate:x.c:1'),
+      false,
+      /tls\.cert and tls\.key/,
+    ],
+    [new Error("server does not support 'tls'"), false, /has no TLS/],
     [
       Object.assign(new Error('connection refused'), { name: 'ConnectionError' }),
       true,

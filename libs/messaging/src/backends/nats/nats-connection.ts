@@ -7,7 +7,7 @@
  */
 import type { Logger } from '@nestjs/common';
 import type { JetStreamClient, JetStreamManager } from '@nats-io/jetstream';
-import type { NatsConnection } from '@nats-io/transport-node';
+import type { ConnectionOptions, NatsConnection } from '@nats-io/transport-node';
 import type { BackendEventHub } from '../../backend/backend-events';
 import { BackendClosedError, MessagingError } from '../../errors/messaging.errors';
 import { loadOptionalPeer } from '../../errors/config-checks';
@@ -15,6 +15,7 @@ import type { ResolvedNatsOptions } from './nats-backend.options';
 import { explainConnectFailure } from './nats-connect-errors';
 import { ensureStreams } from './nats-declarations';
 import { maskSecrets, redactCredentials } from './nats-servers';
+import { probeTls } from './nats-tls-probe';
 
 /** The NATS server could not be reached, or has no JetStream. */
 export class NatsConnectError extends MessagingError {
@@ -64,6 +65,23 @@ export class NatsConnectionManager {
   /** An error's message as this connection may show it: no URL credentials, no password or token. */
   private describe(error: unknown): string {
     return maskSecrets(describe(error), [this.options.pass, this.options.token]);
+  }
+
+  /**
+   * Why a TLS connection attempt that timed out failed, if the servers' TLS says (`nats-tls-probe.ts`):
+   * a server that verifies clients refuses one without a certificate after the handshake, and
+   * nats.js reports that as a bare timeout.
+   */
+  private async tlsCause(error: unknown, deadline: number): Promise<Error | undefined> {
+    const { tls, servers } = this.options;
+    if (!tls || !/timeout/i.test(describe(error))) return undefined;
+    for (const server of servers) {
+      const left = deadline - Date.now();
+      if (left <= 0) return undefined;
+      const found = await probeTls(server, tls, Math.min(1_000, left));
+      if (found) return found;
+    }
+    return undefined;
   }
 
   /**
@@ -139,7 +157,13 @@ export class NatsConnectionManager {
           user: options.user,
           pass: options.pass,
           token: options.token,
-          timeout: Math.max(100, Math.min(left, 5_000)),
+          // nats.js hands what it does not know of (`servername`, `passphrase`, ...) to tls.connect().
+          tls: options.tls as ConnectionOptions['tls'],
+          // With TLS, part of what is left stays for the probe of a timeout (`tlsCause`).
+          timeout: Math.max(
+            100,
+            Math.min(left - (options.tls ? Math.min(1_000, left / 3) : 0), 5_000),
+          ),
           maxReconnectAttempts: -1,
           reconnectTimeWait: 500,
           pingInterval: 10_000,
@@ -149,7 +173,7 @@ export class NatsConnectionManager {
           noAsyncTraces: true,
         });
       } catch (error) {
-        lastError = error;
+        lastError = (await this.tlsCause(error, deadline)) ?? error;
         const failure = explainConnectFailure(lastError);
         if (this.closed || !failure.transient || Date.now() + 200 >= deadline) {
           this.hub.setStatus('disconnected');
@@ -229,5 +253,7 @@ export class NatsConnectionManager {
 export function describe(error: unknown): string {
   // Not `instanceof Error`: Node's own errors may come from another realm (a VM context, Jest).
   const message = (error as { message?: unknown } | undefined)?.message;
-  return redactCredentials(typeof message === 'string' ? message : String(error));
+  const text = typeof message === 'string' ? message : String(error);
+  // OpenSSL's own lines (`…:SSL routines:ssl3_read_bytes:sslv3 alert bad certificate:…`): the reason.
+  return redactCredentials(/SSL routines:[^:]*:([^:]+):/.exec(text)?.[1] ?? text);
 }

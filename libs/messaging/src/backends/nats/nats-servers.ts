@@ -125,6 +125,15 @@ export function resolveServers(value: unknown, fallback: string, where: string):
     credentials = split.credentials;
     from = maskUserInfo(item as string);
   }
+  const schemes = new Set(
+    servers.map((s) => (/^(tls|nats):/i.exec(s)?.[1] ?? 'nats').toLowerCase()),
+  );
+  if (schemes.size > 1) {
+    throw new MessagingConfigError(
+      `${where}: servers mixes tls:// and nats:// URLs, but TLS applies to the whole NATS connection: ` +
+        'write every URL as tls:// (or set tls), or every one as nats://',
+    );
+  }
   return { servers, credentials };
 }
 
