@@ -43,6 +43,20 @@ export interface NatsBackendOptions {
   /** TLS to the servers: a private CA, a client certificate, the name to verify. See {@link NatsTlsOptions}. */
   readonly tls?: NatsTlsOptions;
   /**
+   * How often the client pings the server to check the link. A link that stops answering (a
+   * black-holed network, a frozen server: no error, no close) is noticed after
+   * `maxPingsOutstanding` to `maxPingsOutstanding + 1` intervals without a pong; then the backend
+   * reports `reconnecting`, reconnects, and sends again what waits for an answer. With the defaults,
+   * within 6 to 9 s: before `publishTimeoutMs`, so a publish caught by it can still be confirmed.
+   * @default 3000
+   */
+  readonly pingIntervalMs?: number;
+  /**
+   * Pings without a pong after which the link counts as dead (see `pingIntervalMs`).
+   * @default 2
+   */
+  readonly maxPingsOutstanding?: number;
+  /**
    * How long `connect()` keeps trying before it rejects (later reconnections never give up).
    * @default 10000
    */
@@ -141,6 +155,8 @@ export interface ResolvedNatsOptions {
   readonly token?: string;
   /** Set when TLS is required (the `tls` option, or `tls://` servers). */
   readonly tls?: ResolvedNatsTls;
+  readonly pingIntervalMs: number;
+  readonly maxPingsOutstanding: number;
   readonly connectTimeoutMs: number;
   readonly publishTimeoutMs: number;
   readonly ackWaitMs: number;
@@ -168,6 +184,8 @@ const KNOWN: readonly (keyof NatsBackendOptions)[] = [
   'pass',
   'token',
   'tls',
+  'pingIntervalMs',
+  'maxPingsOutstanding',
   'connectTimeoutMs',
   'publishTimeoutMs',
   'ackWaitMs',
@@ -223,6 +241,20 @@ export function resolveNatsOptions(options: NatsBackendOptions = {}): ResolvedNa
       options.tls,
       servers.some((s) => /^tls:/i.test(s)),
       `${WHERE}: tls`,
+    ),
+    pingIntervalMs: checkInteger(
+      options.pingIntervalMs,
+      3_000,
+      `${WHERE}: pingIntervalMs`,
+      100,
+      3_600_000,
+    ),
+    maxPingsOutstanding: checkInteger(
+      options.maxPingsOutstanding,
+      2,
+      `${WHERE}: maxPingsOutstanding`,
+      1,
+      1_000,
     ),
     connectTimeoutMs: checkInteger(
       options.connectTimeoutMs,

@@ -88,9 +88,19 @@ describe('NATS server URLs', () => {
     [{ servers: ['tls://h', 'nats://h2'] }, /mixes tls:\/\/ and nats:\/\/.*every URL as tls:\/\//],
     [{ servers: 'a@h:4222' }, /not a NATS URL.*nats:\/\/user:password@host:4222/],
     [{ pass: 'x'.repeat(5_000), user: 'u' }, /pass must be a non-empty string .* got one of 5000/],
+    [{ pingIntervalMs: 50 }, /pingIntervalMs must be a whole number from 100 to 3600000, got 50/],
+    [{ maxPingsOutstanding: 0 }, /maxPingsOutstanding must be a whole number from 1/],
   ])('rejects %j with an error that names the fix', (options, message) => {
     expect(() => resolveNatsOptions(options as never)).toThrow(MessagingConfigError);
     expect(() => resolveNatsOptions(options as never)).toThrow(message);
+  });
+
+  it('pings every 3 s and gives up after 2 pings by default: a dead link noticed within 9 s', () => {
+    expect(resolveNatsOptions()).toMatchObject({ pingIntervalMs: 3_000, maxPingsOutstanding: 2 });
+    expect(resolveNatsOptions({ pingIntervalMs: 500, maxPingsOutstanding: 3 })).toMatchObject({
+      pingIntervalMs: 500,
+      maxPingsOutstanding: 3,
+    });
   });
 
   it('masks user info up to the last @, and secrets by value in free text', () => {

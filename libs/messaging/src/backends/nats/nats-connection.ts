@@ -166,7 +166,8 @@ export class NatsConnectionManager {
           ),
           maxReconnectAttempts: -1,
           reconnectTimeWait: 500,
-          pingInterval: 10_000,
+          pingInterval: options.pingIntervalMs,
+          maxPingOut: options.maxPingsOutstanding,
           // No stack captured for the requests this backend still makes through nats.js (JetStream
           // API calls, confirmed acks): the errors it reports name what failed themselves.
           // Publishes and volatile requests do not go through nats.js requests at all.
