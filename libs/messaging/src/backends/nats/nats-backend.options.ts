@@ -62,7 +62,9 @@ export interface NatsBackendOptions {
    */
   readonly connectTimeoutMs?: number;
   /**
-   * Longest wait for the PubAck of a publish (also bounds a publish made while reconnecting).
+   * Longest time a publish takes in all: the route lookup of a mandatory one (to a topic not found
+   * routed lately) and the PubAck, waiting for a reconnection when the link is down. Past it, the
+   * publish rejects with `PublishTimeoutError`.
    * @default 10000
    */
   readonly publishTimeoutMs?: number;

@@ -115,6 +115,24 @@ export class NatsConnectionManager {
     return this.connecting;
   }
 
+  /** Resolves once connected (at once when it is), or at `deadline` or close: whether it is. */
+  whenConnected(deadline: number): Promise<boolean> {
+    if (this.hub.status === 'connected') return Promise.resolve(true);
+    if (this.closed) return Promise.resolve(false);
+    return new Promise((resolve) => {
+      const done = (connected: boolean) => {
+        off();
+        clearTimeout(timer);
+        resolve(connected);
+      };
+      const off = this.hub.on('status', (status) => {
+        if (status === 'connected') done(true);
+        else if (status === 'closed') done(false);
+      });
+      const timer = setTimeout(() => done(false), Math.max(0, deadline - Date.now()));
+    });
+  }
+
   /** A fresh inbox subject. */
   inbox(): string {
     return this.modules.transport.createInbox();
