@@ -289,7 +289,7 @@ export function toDelivery(msg: PulledMessage, queue: string, names: NatsNames):
     replyTo: props.replyTo,
     timestamp: props.timestamp ?? msg.storedAtMs,
     attempt: onQueue ? (props.attempt ?? 1) : 1,
-    redelivered: msg.deliveryCount > 1,
+    redelivered: msg.redelivered,
   };
 }
 

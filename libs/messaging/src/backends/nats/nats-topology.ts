@@ -59,9 +59,12 @@
  *
  * **Redelivery.** A delivery is kept alive (`working()`) while it waits for a slot or its handler
  * runs; a crashed instance stops doing so and its deliveries are redelivered after `ackWaitMs` to
- * another instance, flagged `redelivered`. Past `deliveryLimit` deliveries a message is dead-lettered
- * (reason `delivery-limit`); `max_deliver` is unlimited, so a delivery whose dead letter could not be
- * written comes again rather than staying in the stream for good.
+ * another instance, flagged `redelivered`. A server killed before it wrote its consumer's latest
+ * state delivers again, as first deliveries, what it had delivered (and maybe seen acked) since: an
+ * instance that received it before marks it `redelivered` from its sequences (`nats-rollback.ts`).
+ * Past `deliveryLimit` deliveries a message is dead-lettered (reason `delivery-limit`);
+ * `max_deliver` is unlimited, so a delivery whose dead letter could not be written comes again
+ * rather than staying in the stream for good.
  *
  * **Duplicates.** Each copy (retry, dead letter, release of a delayed message, replay) carries a
  * JetStream message id made from the failing route and the stored message's sequence (or the delayed
