@@ -6,6 +6,8 @@ import {
   checkOptionsObject,
 } from '../../errors/config-checks';
 import { MessagingConfigError } from '../../errors/messaging.errors';
+import { resolveServers } from './nats-servers';
+import { type NatsTlsOptions, resolveNatsTls, type ResolvedNatsTls } from './nats-tls';
 
 /**
  * Options of {@link NatsBackend}.
@@ -16,7 +18,10 @@ import { MessagingConfigError } from '../../errors/messaging.errors';
  */
 export interface NatsBackendOptions {
   /**
-   * NATS server URL(s); several are tried in turn on every (re)connection.
+   * NATS server URL(s); several are tried in turn on every (re)connection. `tls://` requires TLS
+   * (see `tls`). Credentials may be written in a URL, `nats://user:password@host:4222` (or
+   * `nats://token@host:4222`), percent-encoded or not: they are taken out of it, sent to the
+   * server only, and never shown in an error or a log. All URLs carry the same ones, or none.
    * @default 'nats://127.0.0.1:4222'
    */
   readonly servers?: string | readonly string[];
@@ -29,19 +34,37 @@ export interface NatsBackendOptions {
   readonly prefix?: string;
   /** Connection name shown by `nats server report connections`. */
   readonly name?: string;
-  /** User name, with `pass`. */
+  /** User name, with `pass` (or in the server URLs, not both). */
   readonly user?: string;
   /** Password of `user`. */
   readonly pass?: string;
   /** Authentication token. */
   readonly token?: string;
+  /** TLS to the servers: a private CA, a client certificate, the name to verify. See {@link NatsTlsOptions}. */
+  readonly tls?: NatsTlsOptions;
+  /**
+   * How often the client pings the server to check the link. A link that stops answering (a
+   * black-holed network, a frozen server: no error, no close) is noticed after
+   * `maxPingsOutstanding` to `maxPingsOutstanding + 1` intervals without a pong; then the backend
+   * reports `reconnecting`, reconnects, and sends again what waits for an answer. With the defaults,
+   * within 6 to 9 s: before `publishTimeoutMs`, so a publish caught by it can still be confirmed.
+   * @default 3000
+   */
+  readonly pingIntervalMs?: number;
+  /**
+   * Pings without a pong after which the link counts as dead (see `pingIntervalMs`).
+   * @default 2
+   */
+  readonly maxPingsOutstanding?: number;
   /**
    * How long `connect()` keeps trying before it rejects (later reconnections never give up).
    * @default 10000
    */
   readonly connectTimeoutMs?: number;
   /**
-   * Longest wait for the PubAck of a publish (also bounds a publish made while reconnecting).
+   * Longest time a publish takes in all: the route lookup of a mandatory one (to a topic not found
+   * routed lately) and the PubAck, waiting for a reconnection when the link is down. Past it, the
+   * publish rejects with `PublishTimeoutError`.
    * @default 10000
    */
   readonly publishTimeoutMs?: number;
@@ -132,6 +155,10 @@ export interface ResolvedNatsOptions {
   readonly user?: string;
   readonly pass?: string;
   readonly token?: string;
+  /** Set when TLS is required (the `tls` option, or `tls://` servers). */
+  readonly tls?: ResolvedNatsTls;
+  readonly pingIntervalMs: number;
+  readonly maxPingsOutstanding: number;
   readonly connectTimeoutMs: number;
   readonly publishTimeoutMs: number;
   readonly ackWaitMs: number;
@@ -158,6 +185,9 @@ const KNOWN: readonly (keyof NatsBackendOptions)[] = [
   'user',
   'pass',
   'token',
+  'tls',
+  'pingIntervalMs',
+  'maxPingsOutstanding',
   'connectTimeoutMs',
   'publishTimeoutMs',
   'ackWaitMs',
@@ -195,13 +225,39 @@ export function resolveNatsOptions(options: NatsBackendOptions = {}): ResolvedNa
   if ((options.user === undefined) !== (options.pass === undefined)) {
     throw new MessagingConfigError(`${WHERE}: user and pass go together; set both or neither`);
   }
+  const { servers, credentials } = resolveServers(options.servers, DEFAULT_NATS_SERVER, WHERE);
+  const given = options.user !== undefined || options.token !== undefined;
+  if (credentials && given) {
+    throw new MessagingConfigError(
+      `${WHERE}: credentials are given twice, in a server URL and in user/pass or token; keep one`,
+    );
+  }
   return {
-    servers: resolveServers(options.servers),
+    servers,
     prefix,
     name: checkName(options.name, `${WHERE}: name`),
-    user: checkName(options.user, `${WHERE}: user`),
-    pass: checkName(options.pass, `${WHERE}: pass`, 4096),
-    token: checkName(options.token, `${WHERE}: token`, 4096),
+    user: credentials ? credentials.user : checkName(options.user, `${WHERE}: user`),
+    pass: credentials ? credentials.pass : checkSecret(options.pass, `${WHERE}: pass`),
+    token: credentials ? credentials.token : checkSecret(options.token, `${WHERE}: token`),
+    tls: resolveNatsTls(
+      options.tls,
+      servers.some((s) => /^tls:/i.test(s)),
+      `${WHERE}: tls`,
+    ),
+    pingIntervalMs: checkInteger(
+      options.pingIntervalMs,
+      3_000,
+      `${WHERE}: pingIntervalMs`,
+      100,
+      3_600_000,
+    ),
+    maxPingsOutstanding: checkInteger(
+      options.maxPingsOutstanding,
+      2,
+      `${WHERE}: maxPingsOutstanding`,
+      1,
+      1_000,
+    ),
     connectTimeoutMs: checkInteger(
       options.connectTimeoutMs,
       10_000,
@@ -240,34 +296,13 @@ export function resolveNatsOptions(options: NatsBackendOptions = {}): ResolvedNa
   };
 }
 
-/** User info of a URL (`user:pass@`, or a token as `token@`). */
-const USER_INFO = /([a-z][a-z0-9+.-]*:\/\/)[^@/\s'"`]*@/gi;
-
-/**
- * `text` with the credentials of every URL in it replaced by `***` (`nats://***@host:4222`): server
- * URLs may carry a user and password or a token, which must not reach errors and logs.
- */
-export function redactCredentials(text: string): string {
-  return text.replace(USER_INFO, '$1***@');
-}
-
-function resolveServers(value: unknown): readonly string[] {
-  if (value === undefined) return [DEFAULT_NATS_SERVER];
-  const list = typeof value === 'string' ? [value] : value;
-  if (!Array.isArray(list) || list.length === 0) {
+/** A password or token: a non-empty string of at most 4096 characters; never shown in the error. */
+function checkSecret(value: unknown, where: string): string | undefined {
+  if (value === undefined) return undefined;
+  if (typeof value !== 'string' || value.length === 0 || value.length > 4096) {
     throw new MessagingConfigError(
-      `${WHERE}: servers must be a URL string such as '${DEFAULT_NATS_SERVER}' or a non-empty array of them, got ${redactCredentials(String(JSON.stringify(value)))}`,
+      `${where} must be a non-empty string of at most 4096 characters, got ${typeof value === 'string' ? `one of ${value.length}` : typeof value}`,
     );
   }
-  for (const server of list) {
-    if (
-      typeof server !== 'string' ||
-      !/^(nats|tls|ws|wss):\/\/[^\s]+$|^[^\s:/]+(:\d+)?$/.test(server)
-    ) {
-      throw new MessagingConfigError(
-        `${WHERE}: servers has ${redactCredentials(String(JSON.stringify(server)))}, which is not a NATS URL; write it as '${DEFAULT_NATS_SERVER}'`,
-      );
-    }
-  }
-  return list as readonly string[];
+  return value;
 }

@@ -106,6 +106,8 @@ export class NatsDeadLetters {
       contentType: letter.contentType,
       contentEncoding: letter.contentEncoding,
       timestamp: Date.now(),
+      attempt: 1,
+      topic: letter.topic || undefined,
     });
     // The dead-letter id as message id: a second replay of the same letter is a duplicate.
     await this.ctx.publish(

@@ -114,4 +114,45 @@ describe('NatsBackend headers', () => {
     await waitFor(() => got.includes('three'));
     expect(got.sort()).toEqual(['one', 'three', 'two']);
   });
+
+  it("takes a delivery's attempt and topic from the library's own copies, never from a foreign sender's x-messaging-* headers", async () => {
+    const a = backend();
+    const spec = route('hd-attempt', ['hd.attempt'], 4);
+    const seen: Array<{ attempt: number; topic: string; text: string }> = [];
+    await a.subscribe(spec, async (d) => {
+      seen.push({ attempt: d.attempt, topic: d.topic, text: body(d) });
+      // As the retry policy does with maxAttempts 3: retried until the third attempt.
+      if (d.attempt < 3)
+        return {
+          action: 'retry',
+          delayMs: d.attempt === 1 ? 0 : 50,
+          failure: {
+            reason: 'handler-error',
+            message: 'boom',
+            errorClass: 'Error',
+            at: new Date(),
+          },
+        };
+      return { action: 'ack' };
+    });
+    const { nc } = await natsAdmin();
+    try {
+      const { headers } = await import('@nats-io/transport-node');
+      const { jetstream } = await import('@nats-io/jetstream');
+      const h = headers();
+      h.set('x-messaging-attempt', '999');
+      h.set('x-messaging-topic', 'spoofed.topic');
+      h.set('x-nats-types', '{"x-messaging-attempt":"n"}');
+      h.set('x-nats-message-id', 'foreign-1');
+      await jetstream(nc).publish(`${PREFIX}.q.${spec.queue}`, JSON.stringify('foreign'), {
+        headers: h,
+      });
+    } finally {
+      await nc.close();
+    }
+    await waitFor(() => seen.length === 3, { message: 'three attempts of the foreign message' });
+    expect(seen).toEqual(
+      [1, 2, 3].map((attempt) => ({ attempt, topic: spec.queue, text: 'foreign' })),
+    );
+  });
 });

@@ -4,7 +4,13 @@
  * ones are not strings (and which strings were JSON-encoded because a header line cannot carry them).
  * Message properties travel in headers too: `x-nats-message-id`, `x-nats-correlation-id`,
  * `Content-Type`, `Content-Encoding`, `x-nats-timestamp`, `x-nats-reply-to` (a JetStream message's
- * own reply subject is its ack subject) and `x-nats-due` (delayed copies).
+ * own reply subject is its ack subject), `x-nats-due` (delayed copies), and `x-nats-attempt` and
+ * `x-nats-topic` (on the copies the library writes to a queue: retries, replays, delayed sends).
+ *
+ * The attempt and topic of a delivery come from `x-nats-attempt` and `x-nats-topic`, never from the
+ * `x-messaging-*` headers, which anyone who publishes on a queue subject can write (a foreign
+ * sender's `x-messaging-attempt: 999` would skip every retry). {@link encodeHeaders} never lets an
+ * application header take a name of the backend's own, so only the library's copies carry them.
  */
 import { randomUUID } from 'node:crypto';
 import type { Msg } from '@nats-io/transport-node';
@@ -25,6 +31,8 @@ export const NatsHeaders = {
   DUE: 'x-nats-due',
   TYPES: 'x-nats-types',
   REFUSAL: 'x-nats-refusal',
+  ATTEMPT: 'x-nats-attempt',
+  TOPIC: 'x-nats-topic',
 } as const;
 
 /** What {@link NatsHeaders.REFUSAL} says to the sender of a volatile request (`nats-responder.ts`). */
@@ -50,6 +58,10 @@ export interface NatsProperties {
   readonly due?: number;
   /** Why a volatile request was not taken (`nats-responder.ts`); replies only. */
   readonly refusal?: string;
+  /** The attempt of the next delivery: on a retry copy only. */
+  readonly attempt?: number;
+  /** The original topic: on a copy sent to a queue only (retry, replay, delayed send). */
+  readonly topic?: string;
 }
 
 /** A header name NATS can carry: printable ASCII without `:` or spaces. */
@@ -107,6 +119,8 @@ export function encodeHeaders(
   setIf(h, NatsHeaders.TIMESTAMP, props.timestamp);
   setIf(h, NatsHeaders.REPLY_TO, props.replyTo);
   setIf(h, NatsHeaders.DUE, props.due);
+  setIf(h, NatsHeaders.ATTEMPT, props.attempt);
+  setIf(h, NatsHeaders.TOPIC, props.topic);
   return h;
 }
 
@@ -155,6 +169,12 @@ class HeaderReader {
       case 'x-nats-refusal':
         if (value) this.props.refusal ??= value;
         return;
+      case 'x-nats-attempt':
+        this.props.attempt ??= attemptNumber(value);
+        return;
+      case 'x-nats-topic':
+        if (value) this.props.topic ??= value;
+        return;
       case 'nats-msg-id':
         if (value) this.natsMsgId ??= value;
         return;
@@ -191,6 +211,13 @@ export function decodeHeaders(source: HeaderSource): {
 function positive(text: string): number | undefined {
   const n = Number(text);
   return Number.isFinite(n) && n > 0 ? n : undefined;
+}
+
+/** An attempt number: a whole number in 1..1e6, as `attemptOf()` accepts one; else undefined. */
+function attemptNumber(text: string): number | undefined {
+  if (!/^\d{1,7}$/.test(text)) return undefined;
+  const n = Number(text);
+  return n >= 1 && n <= 1_000_000 ? n : undefined;
 }
 
 function decodeValue(raw: string, type: string | undefined): unknown {
@@ -239,8 +266,9 @@ export function outgoingProperties(message: OutgoingMessage): NatsProperties {
 /**
  * The {@link Delivery} of `msg`, consumed for `queue`. A message on a queue subject is a copy the
  * library made (retry, replay, delayed send) or a direct send: its attempt and original topic come
- * from the library's headers. A message published to a topic is a first attempt of that topic,
- * whatever headers its sender wrote.
+ * from the backend's own `x-nats-attempt` and `x-nats-topic`, which only the library's copies carry
+ * (a direct send is a first attempt of the queue). A message published to a topic is a first
+ * attempt of that topic. Whatever `x-messaging-*` headers a sender wrote, they decide neither.
  */
 export function toDelivery(msg: PulledMessage, queue: string, names: NatsNames): Delivery {
   const { headers, props } = decodeHeaders(headersOf(msg.msg));
@@ -251,7 +279,7 @@ export function toDelivery(msg: PulledMessage, queue: string, names: NatsNames):
     : subject.slice(names.topicPrefix.length);
   return {
     body: Buffer.from(msg.data),
-    topic: onQueue ? topicOf(headers, routedBy) : routedBy,
+    topic: onQueue ? (props.topic ?? routedBy) : routedBy,
     queue,
     headers,
     messageId: props.messageId ?? `${msg.stream}:${msg.seq}`,
@@ -260,8 +288,8 @@ export function toDelivery(msg: PulledMessage, queue: string, names: NatsNames):
     contentEncoding: props.contentEncoding,
     replyTo: props.replyTo,
     timestamp: props.timestamp ?? msg.storedAtMs,
-    attempt: onQueue ? attemptOf(headers) : 1,
-    redelivered: msg.deliveryCount > 1,
+    attempt: onQueue ? (props.attempt ?? 1) : 1,
+    redelivered: msg.redelivered,
   };
 }
 
@@ -303,14 +331,19 @@ export function requestDelivery(msg: Msg, topic: string, queue: string): Deliver
   };
 }
 
-/** Properties of a copy of `delivery` (retry, dead letter): its ids, type and timestamp. */
-export function copyProperties(delivery: Delivery): NatsProperties {
+/**
+ * Properties of a copy of `delivery` (retry, dead letter): its ids, type and timestamp; a copy that
+ * goes back to a queue (`attempt` given) says its attempt and original topic too.
+ */
+export function copyProperties(delivery: Delivery, attempt?: number): NatsProperties {
   return {
     messageId: delivery.messageId,
     correlationId: delivery.correlationId,
     contentType: delivery.contentType,
     contentEncoding: delivery.contentEncoding,
     timestamp: delivery.timestamp,
+    attempt,
+    topic: attempt === undefined ? undefined : delivery.topic,
   };
 }
 

@@ -13,12 +13,19 @@ export interface TcpProxy {
    * later the connection is cut: a round trip begun then never completes.
    */
   holdAfter(text: string): void;
+  /**
+   * Black-holes the connections through it now: from then on what either side sends is dropped,
+   * and neither is told (no close, no error), as a dead network link does. New connections pass.
+   */
+  blackhole(): void;
 }
 
 /** A TCP proxy to the local NATS server whose connections the test can cut. */
 export async function tcpProxy(upstreamPort: number): Promise<TcpProxy> {
   const sockets = new Set<Socket>();
   let trigger: string | undefined;
+  /** Black-holes of the connections open now. */
+  const holes = new Set<() => void>();
   const server: Server = createServer((client) => {
     const upstream = new Socket();
     upstream.connect(upstreamPort, '127.0.0.1');
@@ -28,7 +35,12 @@ export async function tcpProxy(upstreamPort: number): Promise<TcpProxy> {
       s.on('error', () => undefined);
     }
     let held = false;
+    let holed = false;
+    const hole = () => (holed = true);
+    holes.add(hole);
+    client.on('close', () => holes.delete(hole));
     client.on('data', (chunk: Buffer) => {
+      if (holed) return;
       upstream.write(chunk);
       if (trigger && !held && chunk.toString('latin1').includes(trigger)) {
         held = true;
@@ -40,7 +52,7 @@ export async function tcpProxy(upstreamPort: number): Promise<TcpProxy> {
       }
     });
     upstream.on('data', (chunk: Buffer) => {
-      if (!held) client.write(chunk);
+      if (!held && !holed) client.write(chunk);
     });
     client.on('close', () => upstream.destroy());
     upstream.on('close', () => client.destroy());
@@ -57,6 +69,10 @@ export async function tcpProxy(upstreamPort: number): Promise<TcpProxy> {
     },
     holdAfter: (text: string) => {
       trigger = text;
+    },
+    blackhole: () => {
+      for (const hole of holes) hole();
+      holes.clear();
     },
   };
 }

@@ -99,6 +99,7 @@ describe('NatsPublisher', () => {
       routes: {} as NatsRoutes,
       link: () => Promise.resolve(link),
       current: () => link,
+      whenConnected: () => Promise.resolve(true),
       inbox: () => '_INBOX.p',
       closing: () => false,
     });

@@ -6,9 +6,9 @@
  */
 import { randomBytes } from 'node:crypto';
 import type { OutgoingMessage } from '../../backend/broker-backend.interface';
-import { MessagingHeaders } from '../../backend/message-headers';
 import {
   MessagingConfigError,
+  MessagingError,
   PublishFailedError,
   PublishTimeoutError,
   UnroutableError,
@@ -17,7 +17,7 @@ import type { ResolvedNatsOptions } from './nats-backend.options';
 import { describe, type NatsLink } from './nats-connection';
 import { encodeHeaders, outgoingProperties } from './nats-messages';
 import { NatsPubAcks, PubAckError } from './nats-pubacks';
-import type { NatsRoutes } from './nats-routes';
+import { type NatsRoutes, RouteLookupError } from './nats-routes';
 import { ensureStreams } from './nats-declarations';
 import { assertSubjectName, type NatsNames } from './nats-topology';
 import type { WireHeaders } from './nats-wire';
@@ -29,8 +29,10 @@ export interface NatsPublisherContext {
   readonly routes: NatsRoutes;
   /** The link, connecting on first use. */
   link(): Promise<NatsLink>;
-  /** The link when connected. */
+  /** The link when connected (also while the client reconnects: it buffers what is sent). */
   current(): NatsLink | undefined;
+  /** Resolves once connected (at once when it is), or at `deadline`: whether it is connected. */
+  whenConnected(deadline: number): Promise<boolean>;
   /** A fresh inbox subject. */
   inbox(): string;
   /** Whether the backend is closing: a publish is not sent again then. */
@@ -62,8 +64,12 @@ export class NatsPublisher {
     this.pubAcks.close();
   }
 
-  /** Publishes `message` to its topic or queue subject, or through the delayed stream. */
+  /**
+   * Publishes `message` to its topic or queue subject, or through the delayed stream: the route
+   * lookup of a mandatory one and the PubAck within `publishTimeoutMs` in all.
+   */
   async send(message: OutgoingMessage, mandatory: boolean, replyTo?: string): Promise<void> {
+    const deadline = Date.now() + this.ctx.options.publishTimeoutMs;
     const target = this.targetOf(message);
     if (
       message.delayMs !== undefined &&
@@ -74,38 +80,91 @@ export class NatsPublisher {
       );
     }
     if (mandatory && (message.queue !== undefined || !this.ctx.routes.knowsTopic(target)))
-      await this.assertRoutable(this.ctx.current() ?? (await this.ctx.link()), message);
+      await this.assertRoutable(message, deadline);
     const { names } = this.ctx;
     const delayMs = message.delayMs ?? 0;
     const subject =
       message.queue !== undefined ? names.queueSubject(target) : names.topicSubject(target);
-    // A delayed send to a queue is a copy that says its topic, as the other backends' are.
-    const appHeaders =
-      delayMs > 0 && message.queue !== undefined
-        ? { ...message.headers, [MessagingHeaders.TOPIC]: target }
-        : message.headers;
     const props = outgoingProperties(message);
     const headers = encodeHeaders(
-      appHeaders,
+      message.headers,
       replyTo === undefined && delayMs === 0
         ? props
-        : { ...props, replyTo, due: delayMs > 0 ? Date.now() + delayMs : undefined },
+        : {
+            ...props,
+            replyTo,
+            due: delayMs > 0 ? Date.now() + delayMs : undefined,
+            // A delayed send to a queue is a copy that says its topic, as the other backends' are.
+            topic: delayMs > 0 && message.queue !== undefined ? target : undefined,
+          },
     );
     await this.publish(
       delayMs > 0 ? names.delayedSubject(subject) : subject,
       message.body,
       headers,
+      undefined,
+      deadline,
     );
   }
 
-  /** Rejects with `UnroutableError` when no route of any process takes `message`. */
-  async assertRoutable(link: NatsLink, message: OutgoingMessage): Promise<void> {
-    const { routes } = this.ctx;
-    const routed =
-      message.queue !== undefined
-        ? await routes.hasQueue(link.jsm, message.queue)
-        : await routes.hasTopic(link.jsm, message.topic as string);
-    if (!routed) throw new UnroutableError(message.topic ?? `queue ${message.queue}`);
+  /**
+   * Rejects with `UnroutableError` when no route of any process takes `message`. A lookup the
+   * connection lost (no answer, JetStream not back yet after a restart, a closed connection) is
+   * made again once connected, until `deadline`: then `PublishTimeoutError`, never the client's
+   * own error; `PublishFailedError` when the server refuses it (permissions).
+   */
+  async assertRoutable(message: OutgoingMessage, deadline: number): Promise<void> {
+    const { routes, options } = this.ctx;
+    const what =
+      message.topic !== undefined ? `topic '${message.topic}'` : `queue '${message.queue}'`;
+    for (;;) {
+      const startedAt = Date.now();
+      let error: unknown;
+      try {
+        const link = await this.connected(deadline);
+        if (link) {
+          const routed = await beforeDeadline(
+            message.queue !== undefined
+              ? routes.hasQueue(link.jsm, message.queue)
+              : routes.hasTopic(link.jsm, message.topic as string),
+            deadline,
+          );
+          if (routed) return;
+          throw new UnroutableError(message.topic ?? `queue ${message.queue}`);
+        }
+      } catch (e) {
+        // The library's own errors (unroutable, a first connection that failed) say it all.
+        if (e instanceof MessagingError) throw e;
+        error = e;
+      }
+      if (error !== undefined && /permission/i.test(describe(error))) {
+        throw new PublishFailedError(
+          `NATS refused the route lookup of a publish to ${what}: ${describe(error)}. ` +
+            'Give this user access to the JetStream API ($JS.API.>).',
+          { cause: error },
+        );
+      }
+      if (Date.now() >= deadline || this.ctx.closing()) {
+        throw new PublishTimeoutError(
+          `NATS did not answer the route lookup of a publish to ${what} within ` +
+            `${options.publishTimeoutMs} ms (${error === undefined ? 'not connected' : describe(error)}); ` +
+            'nothing was published. Publish again once the server is reachable, or raise publishTimeoutMs.',
+          { cause: error },
+        );
+      }
+      // Failed at once (JetStream not answering yet): pause instead of spinning until the deadline.
+      if (Date.now() - startedAt < 100) await new Promise((r) => setTimeout(r, 100));
+    }
+  }
+
+  /**
+   * The link once connected: on first use it connects; while the client reconnects, it waits for
+   * the reconnection (until `deadline`, then undefined), since a lookup sent meanwhile is lost.
+   */
+  private async connected(deadline: number): Promise<NatsLink | undefined> {
+    const link = this.ctx.current();
+    if (!link) return this.ctx.link();
+    return (await this.ctx.whenConnected(deadline)) ? (this.ctx.current() ?? link) : undefined;
   }
 
   /**
@@ -119,11 +178,11 @@ export class NatsPublisher {
     body: Uint8Array,
     headers: WireHeaders,
     msgID: string = freshMsgId(),
+    deadline: number = Date.now() + this.ctx.options.publishTimeoutMs,
   ): Promise<void> {
     const { options } = this.ctx;
     // Once: every attempt sends these same headers.
     headers.add('Nats-Msg-Id', msgID);
-    const deadline = Date.now() + options.publishTimeoutMs;
     const perAttempt = Math.max(1_000, Math.floor(options.publishTimeoutMs / 4));
     let recreated = false;
     for (;;) {
@@ -135,12 +194,17 @@ export class NatsPublisher {
         return;
       } catch (error) {
         const text = describe(error);
+        let retriable = error instanceof PubAckError ? error.retriable : true;
         if (!recreated && error instanceof PubAckError && error.noStream) {
-          recreated = true;
-          await ensureStreams(link.jsm, options).catch(() => undefined);
-          continue;
+          // Deleted under us (made again), or JetStream not back yet after a restart (this fails
+          // too: as for a timeout). Refused again once made, it is refused.
+          recreated = await beforeDeadline(ensureStreams(link.jsm, options), deadline).then(
+            () => true,
+            () => false,
+          );
+          if (recreated) continue;
+          retriable = true;
         }
-        const retriable = error instanceof PubAckError ? error.retriable : true;
         if (retriable && Date.now() < deadline && !this.ctx.closing()) {
           // Failed at once (no connection yet): pause instead of spinning until the deadline.
           if (Date.now() - startedAt < 100) await new Promise((r) => setTimeout(r, 100));
@@ -175,4 +239,16 @@ export class NatsPublisher {
     if (message.queue === undefined) assertSubjectName(target, 'topic');
     return target;
   }
+}
+
+/** `work`, or a {@link RouteLookupError} if it has not settled by `deadline` (it is left to end). */
+function beforeDeadline<T>(work: Promise<T>, deadline: number): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const late = new Promise<never>((_, reject) => {
+    timer = setTimeout(
+      () => reject(new RouteLookupError('no answer before the publish timed out')),
+      Math.max(0, deadline - Date.now()),
+    );
+  });
+  return Promise.race([work, late]).finally(() => clearTimeout(timer));
 }

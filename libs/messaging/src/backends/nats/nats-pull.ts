@@ -24,6 +24,7 @@
 import type { Msg, NatsConnection, Subscription } from '@nats-io/transport-node';
 import { describe } from './nats-connection';
 import { PulledMessage } from './nats-pulled-message';
+import { DeliveryHighWater } from './nats-rollback';
 
 /** How long a long pull waits for messages before it expires (and is renewed). */
 export const PULL_EXPIRES_MS = 30_000;
@@ -96,6 +97,8 @@ export class NatsPuller {
   private stopped = false;
   /** Subscriptions given up and draining: `stop()` waits for them. */
   private readonly draining = new Set<Promise<void>>();
+  /** What this instance received of the consumer: a server that lost its state delivers below it. */
+  private readonly highWater = new DeliveryHighWater();
 
   constructor(
     /** Name of the durable consumer. */
@@ -226,6 +229,7 @@ export class NatsPuller {
       return;
     }
     const pulled = new PulledMessage(msg);
+    pulled.rolledBack = this.highWater.rolledBack(pulled.seq, pulled.consumerSeq);
     if (!current) {
       this.owner.accept(this, pulled, true);
       return;

@@ -18,6 +18,11 @@ const encoder = new TextEncoder();
 export class PulledMessage {
   /** Where the info starts in the ack subject (after the domain and account hash when present). */
   private infoAt = -1;
+  /**
+   * Delivered again as a first delivery by a server that lost its consumer's latest state
+   * (`nats-rollback.ts`): it may have been delivered, and handled, before.
+   */
+  rolledBack = false;
 
   constructor(readonly msg: Msg) {}
 
@@ -37,6 +42,16 @@ export class PulledMessage {
   /** How many times the server delivered it (1 on the first delivery). */
   get deliveryCount(): number {
     return Number(this.token(2));
+  }
+
+  /** The consumer's sequence of this delivery: grows with every delivery the consumer makes. */
+  get consumerSeq(): number {
+    return Number(this.token(4));
+  }
+
+  /** Whether it may have been delivered before: the server says so, or its state went back. */
+  get redelivered(): boolean {
+    return this.rolledBack || this.deliveryCount > 1;
   }
 
   get stream(): string {

@@ -248,4 +248,41 @@ describe('NatsBackend across dropped connections', () => {
       proxy.close();
     }
   }, 60_000);
+
+  it('notices a black-holed link within maxPingsOutstanding + 1 ping intervals, reconnects, and confirms a publish caught by it', async () => {
+    const proxy = await tcpProxy(4222);
+    try {
+      const producer = backend({
+        servers: `nats://127.0.0.1:${proxy.port}`,
+        pingIntervalMs: 300,
+        maxPingsOutstanding: 2,
+      });
+      const consumerSide = backend();
+      const spec = route('rc-hole', ['rc.hole'], 4);
+      const got: string[] = [];
+      await consumerSide.subscribe(spec, async (d) => {
+        got.push(body(d));
+        return { action: 'ack' };
+      });
+      await producer.publish(message('rc.hole', 'before'), { mandatory: true });
+      const statuses: Array<[string, number]> = [];
+      producer.on('status', (s) => statuses.push([s, Date.now()]));
+      proxy.blackhole();
+      const holedAt = Date.now();
+      const caught = producer.publish(message('rc.hole', 'caught'), { mandatory: true });
+      await waitFor(() => statuses.some(([s]) => s === 'reconnecting'), {
+        timeoutMs: 5_000,
+        message: 'the producer noticed the dead link',
+      });
+      const noticedAfter = (statuses.find(([s]) => s === 'reconnecting')?.[1] ?? 0) - holedAt;
+      // Two pings unanswered, noticed at the third interval (900 ms), plus a busy box's slack.
+      expect(noticedAfter).toBeLessThan(2_500);
+      await waitFor(() => statuses.some(([s]) => s === 'connected'));
+      await caught;
+      await waitFor(() => got.includes('caught'));
+      expect(got.sort()).toEqual(['before', 'caught']);
+    } finally {
+      proxy.close();
+    }
+  }, 30_000);
 });

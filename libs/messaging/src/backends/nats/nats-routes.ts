@@ -4,15 +4,33 @@
  * `routeCacheMs`; a topic or queue no known route takes is looked up again at once, so a consumer
  * another process just created is found. A topic found routed is remembered (for good when a route
  * of this process takes it): the next publish to it is not checked again.
+ *
+ * A lookup is shared by the checks made while it runs, but it is bounded (`lookupTimeoutMs`) and
+ * given up at a reconnection: one sent as the connection dropped, or to a restarted server whose
+ * JetStream was not back yet, is never answered, and every publish that joined it would wait for
+ * it and fail with it, even long after the reconnection. Its waiters get a {@link RouteLookupError}
+ * at once then, and look up again.
  */
 import type { JetStreamManager } from '@nats-io/jetstream';
 import { topicMatches } from '../../backend/topic-matcher';
+import { isNotFound } from './nats-declarations';
 import { parseRoute, subjectMatches, type RouteDescription } from './nats-topology';
+
+/** A route lookup that got no answer in time, or was given up at a reconnection: ask again. */
+export class RouteLookupError extends Error {}
+
+/** A lookup in flight, which its waiters share until it ends or is given up. */
+interface Lookup {
+  readonly done: Promise<void>;
+  giveUp(reason: string): void;
+}
 
 export class NatsRoutes {
   private known: RouteDescription[] = [];
   private readAt = -Infinity;
-  private reading?: Promise<void>;
+  private reading?: Lookup;
+  /** Counts reconnections: a lookup sent before the latest one is given up. */
+  private generation = 0;
   /** Routes this process declared: known without asking. */
   private readonly local = new Set<RouteDescription>();
   /** Topics found routed, and when (`Infinity`: by a route of this process). */
@@ -21,7 +39,14 @@ export class NatsRoutes {
   constructor(
     private readonly stream: string,
     private readonly cacheMs: number,
+    private readonly lookupTimeoutMs: number,
   ) {}
+
+  /** The connection was lost and made again: a lookup in flight will never be answered. */
+  reconnected(): void {
+    this.generation++;
+    this.reading?.giveUp('the connection was lost while it waited for an answer');
+  }
 
   /** Records a route this process declared. */
   addLocal(route: RouteDescription): void {
@@ -88,17 +113,47 @@ export class NatsRoutes {
   }
 
   private refresh(jsm: JetStreamManager): Promise<void> {
-    this.reading ??= this.read(jsm).finally(() => (this.reading = undefined));
-    return this.reading;
+    if (this.reading) return this.reading.done;
+    const generation = this.generation;
+    let giveUp!: (reason: string) => void;
+    const given = new Promise<never>((_, reject) => {
+      giveUp = (reason) =>
+        reject(new RouteLookupError(`route lookup on '${this.stream}': ${reason}`));
+    });
+    const timer = setTimeout(
+      () => giveUp(`no answer within ${this.lookupTimeoutMs} ms`),
+      this.lookupTimeoutMs,
+    );
+    const lookup: Lookup = {
+      done: Promise.race([this.read(jsm, generation), given]).finally(() => {
+        clearTimeout(timer);
+        if (this.reading === lookup) this.reading = undefined;
+      }),
+      giveUp: (reason) => {
+        if (this.reading === lookup) this.reading = undefined;
+        giveUp(reason);
+      },
+    };
+    // The read itself may still end (or fail) after it was given up: nobody waits for it then.
+    given.catch(() => undefined);
+    this.reading = lookup;
+    return lookup.done;
   }
 
-  private async read(jsm: JetStreamManager): Promise<void> {
+  private async read(jsm: JetStreamManager, generation: number): Promise<void> {
     const started = Date.now();
     const routes: RouteDescription[] = [];
-    for await (const info of jsm.consumers.list(this.stream)) {
-      const route = parseRoute(info.config.description);
-      if (route) routes.push(route);
+    try {
+      for await (const info of jsm.consumers.list(this.stream)) {
+        const route = parseRoute(info.config.description);
+        if (route) routes.push(route);
+      }
+    } catch (error) {
+      // No stream (deleted, or a memory stream lost in a restart): no route either.
+      if (!isNotFound(error)) throw error;
     }
+    // A read given up at a reconnection may still end: what it read is older than what follows.
+    if (generation !== this.generation) return;
     this.known = routes;
     this.readAt = started;
   }

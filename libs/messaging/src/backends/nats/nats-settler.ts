@@ -49,7 +49,7 @@ export class NatsSettler {
     const { names } = this.ctx;
     const delayMs = Math.max(0, settlement.delayMs);
     const headers = encodeHeaders(retryHeaders(delivery, settlement.failure), {
-      ...copyProperties(delivery),
+      ...copyProperties(delivery, delivery.attempt + 1),
       due: delayMs > 0 ? Date.now() + delayMs : undefined,
     });
     const target = names.queueSubject(this.spec.queue);

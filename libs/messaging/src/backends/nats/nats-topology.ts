@@ -47,9 +47,10 @@
  * so an ack lost on the wire or in a crash means a redelivery after `ackWaitMs`. `confirmAcks` waits
  * for the server's confirmation of each instead.
  *
- * **Retries.** A retry is a new copy (headers from `retryHeaders()`: attempt + 1, failure times),
- * published to `messaging.d.q.<queue>` with the due time in `x-nats-due`, and only then is the
- * original acked. The `delayer` consumer naks a copy that is not yet due with the remaining delay
+ * **Retries.** A retry is a new copy (headers from `retryHeaders()`: attempt + 1, failure times;
+ * the attempt and original topic in the backend's own `x-nats-attempt` and `x-nats-topic`, which
+ * alone decide them: a foreign sender's `x-messaging-attempt` does not), published to
+ * `messaging.d.q.<queue>` with the due time in `x-nats-due`, and only then is the original acked. The `delayer` consumer naks a copy that is not yet due with the remaining delay
  * (held by the server: a crash loses nothing), then publishes it to `messaging.q.<queue>`, the
  * failing route's queue consumer only. A `delayMs` publish goes the same way to `messaging.t.<topic>`
  * (routed when due; the unroutable check is made at publish time). `nak`-with-delay on the route
@@ -58,9 +59,12 @@
  *
  * **Redelivery.** A delivery is kept alive (`working()`) while it waits for a slot or its handler
  * runs; a crashed instance stops doing so and its deliveries are redelivered after `ackWaitMs` to
- * another instance, flagged `redelivered`. Past `deliveryLimit` deliveries a message is dead-lettered
- * (reason `delivery-limit`); `max_deliver` is unlimited, so a delivery whose dead letter could not be
- * written comes again rather than staying in the stream for good.
+ * another instance, flagged `redelivered`. A server killed before it wrote its consumer's latest
+ * state delivers again, as first deliveries, what it had delivered (and maybe seen acked) since: an
+ * instance that received it before marks it `redelivered` from its sequences (`nats-rollback.ts`).
+ * Past `deliveryLimit` deliveries a message is dead-lettered (reason `delivery-limit`);
+ * `max_deliver` is unlimited, so a delivery whose dead letter could not be written comes again
+ * rather than staying in the stream for good.
  *
  * **Duplicates.** Each copy (retry, dead letter, release of a delayed message, replay) carries a
  * JetStream message id made from the failing route and the stored message's sequence (or the delayed

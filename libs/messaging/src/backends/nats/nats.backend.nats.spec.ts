@@ -470,7 +470,10 @@ describe('NatsBackend on a NATS server', () => {
       connectTimeoutMs: 300,
     });
     const refused = secret.connect();
-    await expect(refused).rejects.toThrow(/nats:\/\/\*\*\*@127.0.0.1:1/);
+    // The credentials are taken out of the URL: the error names the server without them.
+    await expect(refused).rejects.toThrow(
+      /could not connect to nats:\/\/127.0.0.1:1 within 300 ms/,
+    );
     const error = await refused.catch((e: Error) => e);
     expect(`${String(error)} ${String((error as Error).cause)}`).not.toContain('s3cr3t');
     await secret.close();

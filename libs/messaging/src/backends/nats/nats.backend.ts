@@ -76,7 +76,12 @@ export class NatsBackend implements BrokerBackend {
     this.connection = new NatsConnectionManager(modules, this.options, this.hub, this.logger, () =>
       this.reconnected(),
     );
-    this.routes = new NatsRoutes(this.names.messages, this.options.routeCacheMs);
+    this.routes = new NatsRoutes(
+      this.names.messages,
+      this.options.routeCacheMs,
+      // As one attempt of a publish (nats-publisher.ts): a lookup lost on the wire is asked again.
+      Math.max(1_000, Math.floor(this.options.publishTimeoutMs / 4)),
+    );
     const link = () => this.link();
     this.publisher = new NatsPublisher({
       options: this.options,
@@ -84,6 +89,7 @@ export class NatsBackend implements BrokerBackend {
       routes: this.routes,
       link,
       current: () => this.connection.current,
+      whenConnected: (deadline) => this.connection.whenConnected(deadline),
       inbox: () => this.connection.inbox(),
       closing: () => this.closing,
     });
@@ -176,8 +182,8 @@ export class NatsBackend implements BrokerBackend {
     target: string,
     timeoutMs: number,
   ): Promise<IncomingReply> {
+    await this.publisher.assertRoutable(message, Date.now() + this.options.publishTimeoutMs);
     const link = await this.link();
-    await this.publisher.assertRoutable(link, message);
     return this.requester.requestDurable(link.nc, target, timeoutMs, (replyTo) =>
       this.publisher.send(message, false, replyTo),
     );
@@ -329,6 +335,7 @@ export class NatsBackend implements BrokerBackend {
   }
 
   private reconnected(): void {
+    this.routes.reconnected();
     this.delayer.renew();
     for (const consumer of this.consumers) consumer.reconnected();
   }
