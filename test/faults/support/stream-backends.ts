@@ -25,6 +25,13 @@ export function createStreamBackend(spec: StreamBackendSpec, name: string): Brok
     : new NatsBackend({ ...spec.options, name });
 }
 
+/** `spec` with the key or subject prefix `prefix` (each run has its own). */
+export function withPrefix(spec: StreamBackendSpec, prefix: string): StreamBackendSpec {
+  return spec.kind === 'redis'
+    ? { kind: 'redis', options: { ...spec.options, prefix } }
+    : { kind: 'nats', options: { ...spec.options, prefix } };
+}
+
 /** `spec` pointed at another server URL (the chaos proxy, or straight at the server). */
 export function withServer(spec: StreamBackendSpec, url: string): StreamBackendSpec {
   return spec.kind === 'redis'

@@ -30,7 +30,12 @@ import type { ConsumerConfig } from './consumer-child';
 import { ConsumerProcess } from './consumer-process';
 import { Ledger } from './ledger';
 import type { LoadOptions } from './fault-run';
-import { createStreamBackend, type StreamBackendSpec, withServer } from './stream-backends';
+import {
+  createStreamBackend,
+  type StreamBackendSpec,
+  withPrefix,
+  withServer,
+} from './stream-backends';
 
 export interface StreamRunOptions {
   scenario: string;
@@ -70,10 +75,7 @@ export class StreamRun {
     this.topic = `faults.${options.scenario}.${run}`;
     this.prefix = `faults-${options.scenario}-${run}`;
     this.ledger = new Ledger(mkdtempSync(join(tmpdir(), `faults-${options.scenario}-`)));
-    this.direct = {
-      ...options.backend,
-      options: { ...options.backend.options, prefix: this.prefix },
-    };
+    this.direct = withPrefix(options.backend, this.prefix);
     this.spec = options.serviceUrl ? withServer(this.direct, options.serviceUrl) : this.direct;
   }
 
