@@ -1,8 +1,9 @@
 /**
- * A private `nats-server` for the NATS fault specs (`test/faults/nats-*.faults-spec.ts`): its own port and its own JetStream store in a
- * fresh temp folder, started by the spec and ended by its PID (never the shared server on 4222).
- * It can be stopped and started again on the same port and store (a restart, or a crash with
- * SIGKILL), and given extra configuration (TLS, users) as a config file.
+ * A private `nats-server` for the NATS fault specs (`test/faults/nats-*.faults-spec.ts`): its own
+ * port and its own JetStream store in a fresh temp folder, started by the spec and ended by its PID
+ * (never the shared server on 4222). It can be stopped and started again on the same port and
+ * store (a restart, or a crash with SIGKILL), and given extra configuration (TLS, users) as a config
+ * file.
  *
  * | method            | what                                                                   |
  * | ----------------- | ---------------------------------------------------------------------- |
