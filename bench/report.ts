@@ -259,7 +259,7 @@ export function renderMarkdown(results: Results, chart?: string): string {
   }
   out.push(
     "The targets are the issue's (issue 19), for the library's contenders; the durable requests have none (they are compared with the durable raw RPC).",
-    'Where the time goes, what was done about it, and why a target that is not met cannot be: [performance.md](performance.md).',
+    'Where the time goes, what was done about it, and for each target not met why it is not or what is left to try: [performance.md](performance.md).',
   );
   if (results.gates.length > 0) {
     out.push(
