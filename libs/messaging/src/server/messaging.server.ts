@@ -295,6 +295,8 @@ export class MessagingServer
     handler: MessageHandler,
     payload: unknown,
   ): Promise<unknown> {
+    // Reached only now (after an inbox claim, say) while close() already gave up: not run at all.
+    if (this.stopping.signal.aborted) return Promise.reject(this.stopping.signal.reason as Error);
     return new Promise<unknown>((resolve, reject) => {
       this.running.add(reject);
       const started = this.runWithProcessingHooks(ctx, (runEndHook) => {

@@ -155,6 +155,50 @@ export function runExactlyOnceContract(
       expect(runs).toEqual([false, true]);
     });
 
+    it('runs nothing once shutdown gave up: a duplicate waiting for the claim goes back too', async () => {
+      const { service, topic } = h.unique();
+      const held = gate();
+      let started = 0;
+      let next = 0;
+      @Controller()
+      class Held {
+        @Consume(topic, { idempotent: true, concurrency: 2 })
+        async handle() {
+          started++;
+          await held.promise;
+        }
+      }
+      @Controller()
+      class Next {
+        @Consume(topic, { idempotent: true, concurrency: 2 })
+        handle() {
+          next++;
+        }
+      }
+      const first = await h.start(service, [Held], {
+        store: createStore(),
+        outbox: FAST_OUTBOX,
+        retry: FAST_RETRY,
+        shutdownTimeoutMs: 200,
+      });
+      const p = producer(first, topic);
+      await p.publish({}, { messageId: 'twice-at-shutdown' });
+      await p.publish({}, { messageId: 'twice-at-shutdown' });
+      await waitFor(() => started === 1);
+      const store = first.get<MessageStore>(MESSAGING_STORE);
+      await waitFor(async () => (await waitingClaims(store)) === 1, {
+        message: 'the duplicate waits for the first transaction',
+      });
+      h.forget(first);
+      await first.close();
+      held.open();
+      // The first one's claim was rolled back when close() gave up; the duplicate then got the
+      // claim, and must not have run in the closed app.
+      await start(service, [Next]);
+      await waitFor(() => next === 1);
+      expect(started).toBe(1);
+    });
+
     it('sends what MessagingTransactions.run() published only once it committed', async () => {
       const { service, topic } = h.unique();
       const seen: unknown[] = [];
