@@ -14,58 +14,30 @@
  */
 import { jetstream } from '@nats-io/jetstream';
 import { connect, headers } from '@nats-io/transport-node';
-import { ChaosProxy } from './support/chaos-proxy';
 import { PrivateServer } from './support/private-server';
-import { StreamRun } from './support/stream-run';
+import type { StreamRun } from './support/stream-run';
 import {
   badInput,
   blackHole,
   consumerKills,
   type RawMessage,
-  type Rig,
   serverKill,
   tcpCuts,
+  useRig,
 } from './support/stream-scenarios';
 
 describe('faults: NATS JetStream (private nats-server)', () => {
-  let server: PrivateServer;
-  let proxy: ChaosProxy;
-  let run: StreamRun | undefined;
-
-  beforeAll(async () => {
-    server = await PrivateServer.nats();
-    proxy = new ChaosProxy(server.port);
-    await proxy.listen();
-  }, 60_000);
-  afterEach(async () => {
-    proxy.restore();
-    await run?.close();
-    run = undefined;
+  const rig = useRig({
+    id: 'N',
+    serverKillCopiesAtMost: 500, // everything delivered before the kill at 500 (docs/reliability.md)
+    startServer: () => PrivateServer.nats(),
+    backend: (url) => ({ kind: 'nats', options: { servers: url, ackWaitMs: 3_000 } }),
+    scheme: 'nats',
   });
-  afterAll(async () => {
-    await proxy?.close();
-    await server?.stop();
-  }, 60_000);
-
-  const start: Rig['start'] = (
-    scenario: string,
-    extra: { viaProxy?: boolean; handlerMs?: [number, number]; maxBodyBytes?: number } = {},
-  ) =>
-    StreamRun.start({
-      scenario,
-      backend: { kind: 'nats', options: { servers: server.url, ackWaitMs: 3_000 } },
-      serviceUrl: extra.viaProxy ? `nats://127.0.0.1:${proxy.port}` : undefined,
-      consumers: 2,
-      consumer: {
-        handlerMs: extra.handlerMs ?? [5, 50],
-        retryDelayMs: 300,
-        maxBodyBytes: extra.maxBodyBytes,
-      },
-    }).then((r) => (run = r));
 
   /** A JetStream publish as any NATS client can make one, to the run's topic subject. */
   const writeRaw = async (r: StreamRun, message: RawMessage) => {
-    const nc = await connect({ servers: server.url });
+    const nc = await connect({ servers: rig.server.url });
     try {
       const h = headers();
       h.set('x-nats-message-id', message.id);
@@ -76,18 +48,6 @@ describe('faults: NATS JetStream (private nats-server)', () => {
     } finally {
       await nc.close();
     }
-  };
-
-  const rig: Rig = {
-    id: 'N',
-    serverKillCopiesAtMost: 500, // everything delivered before the kill at 500 (docs/reliability.md)
-    get server() {
-      return server;
-    },
-    get proxy() {
-      return proxy;
-    },
-    start,
   };
 
   it('N3 server SIGKILL + restart under load: 0 confirmed lost', () => serverKill(rig));

@@ -13,59 +13,30 @@
  * | R6 | bad entries written raw (see below)                                 | each dead-lettered with its reason; consumers alive |
  */
 import { Redis } from 'ioredis';
-import { ChaosProxy } from './support/chaos-proxy';
 import { PrivateServer } from './support/private-server';
-import { StreamRun } from './support/stream-run';
+import type { StreamRun } from './support/stream-run';
 import {
   badInput,
   blackHole,
   consumerKills,
   retriesAcrossRestart,
   type RawMessage,
-  type Rig,
   serverKill,
   tcpCuts,
+  useRig,
 } from './support/stream-scenarios';
 
 describe('faults: Redis Streams (private redis-server)', () => {
-  let server: PrivateServer;
-  let proxy: ChaosProxy;
-  let run: StreamRun | undefined;
-
-  beforeAll(async () => {
-    server = await PrivateServer.redis();
-    proxy = new ChaosProxy(server.port);
-    await proxy.listen();
-  }, 60_000);
-  afterEach(async () => {
-    proxy.restore();
-    await run?.close();
-    run = undefined;
+  const rig = useRig({
+    id: 'R',
+    startServer: () => PrivateServer.redis(),
+    backend: (url) => ({ kind: 'redis', options: { url, claimIdleMs: 2_000 } }),
+    scheme: 'redis',
   });
-  afterAll(async () => {
-    await proxy?.close();
-    await server?.stop();
-  }, 60_000);
-
-  const start: Rig['start'] = (
-    scenario: string,
-    extra: { viaProxy?: boolean; handlerMs?: [number, number]; maxBodyBytes?: number } = {},
-  ) =>
-    StreamRun.start({
-      scenario,
-      backend: { kind: 'redis', options: { url: server.url, claimIdleMs: 2_000 } },
-      serviceUrl: extra.viaProxy ? `redis://127.0.0.1:${proxy.port}` : undefined,
-      consumers: 2,
-      consumer: {
-        handlerMs: extra.handlerMs ?? [5, 50],
-        retryDelayMs: 300,
-        maxBodyBytes: extra.maxBodyBytes,
-      },
-    }).then((r) => (run = r));
 
   /** `XADD` of an entry as any Redis client can write one, to the run's topic stream. */
   const writeRaw = async (r: StreamRun, message: RawMessage) => {
-    const redis = new Redis(server.url);
+    const redis = new Redis(rig.server.url);
     try {
       const fields: Array<string | Buffer> = ['body', message.body, 'message-id', message.id];
       fields.push('headers', JSON.stringify(message.headers), 'content-type', 'application/json');
@@ -74,17 +45,6 @@ describe('faults: Redis Streams (private redis-server)', () => {
     } finally {
       redis.disconnect();
     }
-  };
-
-  const rig: Rig = {
-    id: 'R',
-    get server() {
-      return server;
-    },
-    get proxy() {
-      return proxy;
-    },
-    start,
   };
 
   it('R3 server SIGKILL + restart under load: 0 confirmed lost', () => serverKill(rig));

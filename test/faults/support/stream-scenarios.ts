@@ -12,13 +12,14 @@
  * | `badInput`             | raw writes among 300 good messages: not JSON, `__proto__`, `constructor.prototype`, a gzip bomb (64 MiB of zeros), a 512 KiB body (consumer maxBodyBytes 256 KiB), and a good body with spoofed `x-messaging-*` headers | the five bad ones dead-lettered once (`malformed`), never handled; the spoofed one handled once as attempt 1; consumers alive, prototype intact |
  * | `retriesAcrossRestart` | half the messages fail once (retry in 300 ms), a fifth are published with a 2 s delay; server SIGKILL + restart at 300 of 600 | every one handled, retried ones on attempt 2; bar |
  */
-import type { ChaosProxy } from './chaos-proxy';
+import { ChaosProxy } from './chaos-proxy';
 import type { LedgerRow } from './ledger';
 import { COPIES_PER_FAULT, expectPassBar } from './pass-bar';
 import type { PrivateServer } from './private-server';
 import { recordResult } from './results';
 import { gzipSync } from 'node:zlib';
-import type { StreamRun } from './stream-run';
+import type { StreamBackendSpec } from './stream-backends';
+import { StreamRun } from './stream-run';
 
 export interface Rig {
   /** `R` or `N`: the first letter of the scenario ids. */
@@ -35,6 +36,67 @@ export interface Rig {
     scenario: string,
     extra?: { viaProxy?: boolean; handlerMs?: [number, number]; maxBodyBytes?: number },
   ): Promise<StreamRun>;
+}
+
+/** What {@link useRig} needs of a broker. */
+export interface RigOptions {
+  readonly id: Rig['id'];
+  readonly serverKillCopiesAtMost?: number;
+  /** Starts the spec file's private server. */
+  startServer(): Promise<PrivateServer>;
+  /** The backend of every party, on the server at `url`. */
+  backend(url: string): StreamBackendSpec;
+  /** URL scheme of the server, for the chaos proxy's URL. */
+  readonly scheme: 'redis' | 'nats';
+}
+
+/**
+ * The rig of a spec file: registers the hooks that start its private server and the chaos proxy in
+ * front of it (once), restore the proxy and close the run after each scenario, and stop both at the
+ * end. Each run has two consumers, 5 to 50 ms handlers and retries in 300 ms unless said.
+ */
+export function useRig(options: RigOptions): Rig {
+  let server: PrivateServer;
+  let proxy: ChaosProxy;
+  let run: StreamRun | undefined;
+
+  beforeAll(async () => {
+    server = await options.startServer();
+    proxy = new ChaosProxy(server.port);
+    await proxy.listen();
+  }, 60_000);
+  afterEach(async () => {
+    proxy.restore();
+    await run?.close();
+    run = undefined;
+  });
+  afterAll(async () => {
+    await proxy?.close();
+    await server?.stop();
+  }, 60_000);
+
+  return {
+    id: options.id,
+    serverKillCopiesAtMost: options.serverKillCopiesAtMost,
+    get server() {
+      return server;
+    },
+    get proxy() {
+      return proxy;
+    },
+    start: (scenario, extra = {}) =>
+      StreamRun.start({
+        scenario,
+        backend: options.backend(server.url),
+        serviceUrl: extra.viaProxy ? `${options.scheme}://127.0.0.1:${proxy.port}` : undefined,
+        consumers: 2,
+        consumer: {
+          handlerMs: extra.handlerMs ?? [5, 50],
+          retryDelayMs: 300,
+          maxBodyBytes: extra.maxBodyBytes,
+        },
+      }).then((r) => (run = r)),
+  };
 }
 
 /**
