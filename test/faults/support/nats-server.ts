@@ -13,9 +13,9 @@
  */
 import { type ChildProcess, spawn } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { createServer, type AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { freePort } from './broker';
 
 export interface PrivateNatsServer {
   readonly port: number;
@@ -38,15 +38,6 @@ export interface PrivateNatsServerOptions {
   readonly config?: (dir: string) => string;
   /** Longest wait for the server to be ready. */
   readonly readyTimeoutMs?: number;
-}
-
-/** A port nothing listens on now. */
-async function freePort(): Promise<number> {
-  const server = createServer();
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const { port } = server.address() as AddressInfo;
-  await new Promise<void>((resolve) => server.close(() => resolve()));
-  return port;
 }
 
 /** Starts a private JetStream server; `remove()` it in `afterAll`. */
