@@ -24,7 +24,15 @@
  */
 import { execFile } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import {
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  writeFileSync,
+} from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
@@ -166,7 +174,7 @@ export async function startRabbitCluster(options: ClusterOptions): Promise<Rabbi
       await ctl(['wait', pidFile(n), '--timeout', String(timeoutS)], n.node);
     } catch (error) {
       throw new Error(
-        `cluster node ${n.node} did not start within ${timeoutS} s (logs in ${nodeDir(n)}/log): ${String(error)}`,
+        `cluster node ${n.node} did not start within ${timeoutS} s (logs in ${nodeDir(n)}/log): ${String(error)}\n${logTail(join(nodeDir(n), 'log'))}`,
         { cause: error },
       );
     } finally {
@@ -202,17 +210,37 @@ export async function startRabbitCluster(options: ClusterOptions): Promise<Rabbi
     else rmSync(dir, { recursive: true, force: true });
   };
 
-  try {
-    for (const n of nodes) {
-      mkdirSync(join(nodeDir(n), 'mnesia'), { recursive: true });
-      mkdirSync(join(nodeDir(n), 'log'));
-      writeFileSync(join(nodeDir(n), 'enabled_plugins'), '[].\n');
-      writeFileSync(
-        join(nodeDir(n), 'rabbitmq.conf'),
-        `listeners.tcp.default = 127.0.0.1:${n.port}\nloopback_users = none\n`,
+  const prepare = (n: ClusterNode): void => {
+    rmSync(nodeDir(n), { recursive: true, force: true });
+    mkdirSync(join(nodeDir(n), 'mnesia'), { recursive: true });
+    mkdirSync(join(nodeDir(n), 'log'));
+    writeFileSync(join(nodeDir(n), 'enabled_plugins'), '[].\n');
+    writeFileSync(
+      join(nodeDir(n), 'rabbitmq.conf'),
+      `listeners.tcp.default = 127.0.0.1:${n.port}\nloopback_users = none\n`,
+    );
+  };
+  // A first boot that fails is tried once more on new ports and a clean dir: on a machine this busy
+  // a port can still be taken between freePort() and the node's bind. The error of the second try,
+  // with the tail of the node's log, is the one thrown.
+  const firstBoot = async (n: ClusterNode): Promise<void> => {
+    prepare(n);
+    try {
+      await boot(n);
+    } catch (error) {
+      process.stdout.write(
+        `[faults] ${String(error)}\n[faults] booting ${n.node} again on new ports\n`,
       );
+      await hardKill(n).catch(() => undefined);
+      [n.port, n.distPort] = [await freePort(), await freePort()];
+      n.url = `amqp://guest:guest@127.0.0.1:${n.port}`;
+      prepare(n);
+      await boot(n);
     }
-    await Promise.all(nodes.map(boot));
+  };
+
+  try {
+    await Promise.all(nodes.map(firstBoot));
     for (const n of nodes.slice(1)) {
       await ctl(['stop_app'], n.node);
       await ctl(['join_cluster', nodes[0].node], n.node);
@@ -450,5 +478,20 @@ export class ClusterConsumer {
     } finally {
       this.ledger.close();
     }
+  }
+}
+
+/** The last lines of a node's log files, for an error that says why it did not start. */
+function logTail(logDir: string, lines = 25): string {
+  try {
+    return readdirSync(logDir)
+      .filter((f) => f.endsWith('.log'))
+      .map((f) => {
+        const text = readFileSync(join(logDir, f), 'utf8').trimEnd().split('\n');
+        return `--- ${f} (last ${Math.min(lines, text.length)} lines)\n${text.slice(-lines).join('\n')}`;
+      })
+      .join('\n');
+  } catch (error) {
+    return `(no log: ${String(error)})`;
   }
 }
