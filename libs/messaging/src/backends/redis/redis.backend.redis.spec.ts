@@ -203,6 +203,34 @@ describe('RedisStreamsBackend', () => {
     expect(length).toBeLessThan(300);
   });
 
+  it('writes no empty headers and no timestamp field: a reader takes them as none and from the entry id', async () => {
+    const { service, topic } = names();
+    const b = await backend();
+    const seen: Delivery[] = [];
+    await b.subscribe(spec(service, [topic]), async (d) => {
+      seen.push(d);
+      return ACK;
+    });
+    const before = Date.now();
+    await b.publish(message({ topic }, 'plain'), { mandatory: true }); // routed by the script
+    await b.publish(message({ topic }, 'plain'), { mandatory: true }); // the cached XADD
+    await b.publish(
+      { ...message({ topic }, 'with'), headers: { tenant: 'a' } },
+      { mandatory: true },
+    );
+    await waitFor(() => seen.length === 3);
+    const entries = await redis.xrange(`${PREFIX}:t:${topic}`, '-', '+');
+    const fieldNames = entries.map(([, fields]) => fields.filter((_, i) => i % 2 === 0));
+    expect(fieldNames[1]).not.toContain('headers');
+    expect(fieldNames[1]).not.toContain('timestamp');
+    expect(fieldNames[2]).toContain('headers');
+    expect(seen.map((d) => d.headers)).toEqual([{}, {}, { tenant: 'a' }]);
+    // The script's add keeps the producer's time; the others have Redis's, from the entry id.
+    expect(fieldNames[0]).toContain('timestamp');
+    expect(seen[0].timestamp).toBeGreaterThanOrEqual(before);
+    for (const i of [1, 2]) expect(seen[i].timestamp).toBe(Number(entries[i][0].split('-')[0]));
+  });
+
   it('never trims dead letters nor queue streams: more than maxLength are all kept', async () => {
     const { service, topic } = names();
     const b = await backend({ maxLength: 100 });
