@@ -9,7 +9,7 @@
  * | N2 | black hole of 3 s through the proxy                                 | bar; every publish settles                |
  * | N3 | server SIGKILL under load, restarted on its file store              | 0 confirmed lost; bar                     |
  * | N4 | SIGKILL of a consumer mid-handler (200 ms handlers), 3 times        | redelivered after `ackWaitMs`; bar        |
- * | N5 | left out: see docs/reliability.md, limits left                     |                                           |
+ * | N5 | half fail once (retry 300 ms), a fifth delayed 2 s; server SIGKILL + restart | all handled, retried on attempt 2, none early; bar |
  * | N6 | bad messages published raw (see below)                              | each dead-lettered with its reason; consumers alive |
  */
 import { jetstream } from '@nats-io/jetstream';
@@ -18,6 +18,7 @@ import { PrivateServer } from './support/private-server';
 import type { StreamRun } from './support/stream-run';
 import {
   badInput,
+  retriesAcrossRestart,
   blackHole,
   consumerKills,
   type RawMessage,
@@ -56,8 +57,8 @@ describe('faults: NATS JetStream (private nats-server)', () => {
   it('N4 consumer SIGKILL mid-handler x3: redelivered, nothing lost', () => consumerKills(rig));
   it('N2 black hole of 3 s through the proxy: every publish settles, nothing lost', () =>
     blackHole(rig));
-  // N5 (retries and delays across a server SIGKILL + restart) is left out: after the restart the
-  // delayed stream keeps messages its consumer has acknowledged (docs/reliability.md, limits left).
+  it('N5 retries and delays across a server SIGKILL + restart: all handled, none early', () =>
+    retriesAcrossRestart(rig));
   it('N6 bad input is dead-lettered with its reason and never crashes a consumer', () =>
     badInput(rig, writeRaw));
 });

@@ -6,7 +6,14 @@
  * publishes one that is due to its target subject, acking it only after the PubAck. A crash in
  * between redelivers it; the target publish carries the delayed message's sequence as message id,
  * so the stream drops the second copy (within its duplicate window).
+ *
+ * After a server crash nats-server 2.9 can keep, in the work-queue stream, messages whose acks it
+ * had already counted (the consumer's ack floor is past them, so they are never delivered again and
+ * the stream never empties), also for messages redelivered and acknowledged well after the restart:
+ * when it (re)binds its consumer and then at most every {@link SWEEP_EVERY_MS}, between two pulls,
+ * the delayer purges the stream below that floor, which only ever removes messages it acknowledged.
  */
+import type { LoggerService } from '@nestjs/common';
 import type { Consumer, ConsumerMessages, JsMsg } from '@nats-io/jetstream';
 import type { BackendEventHub } from '../../backend/backend-events';
 import type { NatsLink } from './nats-connection';
@@ -20,12 +27,16 @@ import { WireHeaders } from './nats-wire';
 /** How long one pull waits for messages before it is renewed. */
 export const PULL_EXPIRES_MS = 10_000;
 
+/** Least time between two purges of acknowledged leftovers (two JetStream API calls each). */
+export const SWEEP_EVERY_MS = 10_000;
+
 export interface NatsDelayerContext {
   /** Wait for the server to confirm the ack of a released message (`confirmAcks`). */
   readonly confirmAcks: boolean;
   readonly names: NatsNames;
   readonly prefix: string;
   readonly hub: BackendEventHub;
+  readonly logger: Pick<LoggerService, 'warn'>;
   link(): Promise<NatsLink>;
   publish(subject: string, body: Uint8Array, headers: WireHeaders, msgID: string): Promise<void>;
 }
@@ -39,6 +50,8 @@ export class NatsDelayer {
   private generation = 0;
   /** The loop's backoff pause: ended by `stop()`. */
   private readonly pauses = new NatsPauses();
+  /** When to purge acknowledged leftovers next, between two pulls (0: before the next pull). */
+  private sweepAt = 0;
 
   constructor(private readonly ctx: NatsDelayerContext) {}
 
@@ -49,6 +62,7 @@ export class NatsDelayer {
   /** Renews the pull (after a reconnect the server may have forgotten it). */
   renew(): void {
     this.generation++;
+    this.sweepAt = 0;
     this.iter?.stop();
   }
 
@@ -83,6 +97,11 @@ export class NatsDelayer {
           });
           consumer = await js.consumers.get(this.ctx.names.delayed, DELAYER_CONSUMER);
           consumerLink = link;
+          this.sweepAt = 0;
+        }
+        if (Date.now() >= this.sweepAt) {
+          await this.sweepAcknowledged(jsm);
+          this.sweepAt = Date.now() + SWEEP_EVERY_MS;
         }
         const generation = this.generation;
         const iter = await consumer.fetch({ max_messages: 100, expires: PULL_EXPIRES_MS });
@@ -105,6 +124,22 @@ export class NatsDelayer {
         this.iter = undefined;
       }
     }
+  }
+
+  /**
+   * Purges the delayed stream below its consumer's ack floor: every message there was acknowledged,
+   * and one still stored was kept by a crash (see above). Returns how many were purged.
+   */
+  private async sweepAcknowledged(jsm: NatsLink['jsm']): Promise<number> {
+    const { delayed } = this.ctx.names;
+    const floor = (await jsm.consumers.info(delayed, DELAYER_CONSUMER)).ack_floor.stream_seq;
+    if (floor === 0 || (await jsm.streams.info(delayed)).state.first_seq > floor) return 0;
+    const { purged } = await jsm.streams.purge(delayed, { seq: floor + 1 });
+    if (purged > 0)
+      this.ctx.logger.warn(
+        `Purged ${purged} delayed message(s) that nats-server kept in '${delayed}' after they were acknowledged (it crashed); they were all released before`,
+      );
+    return purged;
   }
 
   private track(work: Promise<void>): void {

@@ -227,6 +227,7 @@ describe('NatsBackend options', () => {
       names: natsNames('p'),
       prefix: 'p',
       hub: new BackendEventHub(),
+      logger: { warn: () => undefined },
       link: () => {
         links++;
         return Promise.reject(new Error('no server'));

@@ -115,6 +115,7 @@ export class NatsBackend implements BrokerBackend {
       names: this.names,
       prefix: this.options.prefix,
       hub: this.hub,
+      logger: this.logger,
       link,
       publish,
     });
