@@ -27,6 +27,14 @@ import { WireHeaders } from './nats-wire';
 /** How long one pull waits for messages before it is renewed. */
 export const PULL_EXPIRES_MS = 10_000;
 
+/**
+ * Ack wait of the `delayer` consumer: how long a delayed message delivered to an instance that
+ * closed or died (or into a pull whose inbox was gone) waits before another instance gets it. A
+ * release (a publish and its PubAck) that takes longer is done twice, and the stream drops the
+ * second copy by its message id.
+ */
+export const RELEASE_ACK_WAIT_MS = 5_000;
+
 /** Least time between two purges of acknowledged leftovers (two JetStream API calls each). */
 export const SWEEP_EVERY_MS = 10_000;
 
@@ -92,7 +100,7 @@ export class NatsDelayer {
             filter: `${this.ctx.names.delayedPrefix}>`,
             maxAckPending: -1,
             maxDeliver: -1,
-            ackWaitMs: 30_000,
+            ackWaitMs: RELEASE_ACK_WAIT_MS,
             deliverPolicy: 'all',
           });
           consumer = await js.consumers.get(this.ctx.names.delayed, DELAYER_CONSUMER);

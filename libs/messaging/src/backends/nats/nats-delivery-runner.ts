@@ -16,9 +16,19 @@ import { toDelivery } from './nats-messages';
 import type { PulledMessage } from './nats-pulled-message';
 import type { NatsSettler, NatsSettlerContext } from './nats-settler';
 
+/** Most deliveries handed back unsettled whose count a runner remembers (oldest forgotten first). */
+export const HANDED_BACK_MAX = 10_000;
+
 export class NatsDeliveryRunner {
   /** Plain acks of this turn of the event loop, sent together. */
   private acks: PulledMessage[] = [];
+  /**
+   * Delivery counts of this route's messages handed back unsettled (a nak), by stream sequence. A
+   * server that delivered one into a pull whose inbox was gone (a renewed pull) counts it from 1
+   * again (nats-server 2.9): without this, a message past `deliveryLimit` would reach its handler
+   * again. Empty in normal operation.
+   */
+  private readonly handedBack = new Map<number, number>();
   /** Copies (retry, dead letter) that failed in a row: the backoff of the next redelivery. */
   private copyFailures = 0;
 
@@ -34,19 +44,24 @@ export class NatsDeliveryRunner {
    * or handed back when it could not be).
    */
   async run(msg: PulledMessage): Promise<void> {
+    const deliveries = this.deliveriesOf(msg);
     const delivery = this.settler.trustedReplyTo(toDelivery(msg, this.spec.queue, this.ctx.names));
-    const deliveries = msg.deliveryCount;
     if (deliveries > this.ctx.options.deliveryLimit) {
       // Delivered that often without being settled: it crashes its consumers. Park it.
-      await this.settleCopy(msg, delivery, {
-        action: 'dead-letter',
-        failure: {
-          reason: 'delivery-limit',
-          message: `delivered ${deliveries} times without being settled (deliveryLimit ${this.ctx.options.deliveryLimit})`,
-          errorClass: 'DeliveryLimitExceeded',
-          at: new Date(),
+      await this.settleCopy(
+        msg,
+        delivery,
+        {
+          action: 'dead-letter',
+          failure: {
+            reason: 'delivery-limit',
+            message: `delivered ${deliveries} times without being settled (deliveryLimit ${this.ctx.options.deliveryLimit})`,
+            errorClass: 'DeliveryLimitExceeded',
+            at: new Date(),
+          },
         },
-      });
+        deliveries,
+      );
       return;
     }
     let settlement: Settlement;
@@ -58,19 +73,46 @@ export class NatsDeliveryRunner {
           `handler of '${this.spec.queue}' rejected ${describeDelivery(delivery)}: ${describe(error)}`,
         ),
       );
-      quietly(() => msg.nak(1_000));
+      this.handBack(msg, deliveries, 1_000);
       return;
     }
     if (settlement.action === 'ack') {
+      this.settled(msg);
       await this.ack(msg);
       if (settlement.reply) this.settler.sendReply(delivery, settlement.reply);
       return;
     }
     if (settlement.action === 'requeue') {
-      quietly(() => msg.nak());
+      this.handBack(msg, deliveries);
       return;
     }
-    await this.settleCopy(msg, delivery, settlement);
+    await this.settleCopy(msg, delivery, settlement, deliveries);
+  }
+
+  /**
+   * How many times `msg` was delivered: the server's count, or one more than this runner last saw
+   * when the server counts it again from below (then it is marked redelivered too).
+   */
+  private deliveriesOf(msg: PulledMessage): number {
+    const count = msg.deliveryCount;
+    if (this.handedBack.size === 0) return count;
+    const before = this.handedBack.get(msg.seq);
+    if (before === undefined || count > before) return count;
+    msg.rolledBack = true;
+    return before + 1;
+  }
+
+  /** Naks `msg` (redelivered after `delayMs`, or at once) and remembers its count. */
+  private handBack(msg: PulledMessage, deliveries: number, delayMs?: number): void {
+    this.handedBack.delete(msg.seq); // re-inserted last: the oldest are forgotten first
+    this.handedBack.set(msg.seq, deliveries);
+    if (this.handedBack.size > HANDED_BACK_MAX)
+      this.handedBack.delete(this.handedBack.keys().next().value as number);
+    quietly(() => (delayMs === undefined ? msg.nak() : msg.nak(delayMs)));
+  }
+
+  private settled(msg: PulledMessage): void {
+    if (this.handedBack.size > 0) this.handedBack.delete(msg.seq);
   }
 
   /** Writes the retry copy or dead letter, then acks; requeues after a pause when it cannot. */
@@ -78,6 +120,7 @@ export class NatsDeliveryRunner {
     msg: PulledMessage,
     delivery: Delivery,
     settlement: Extract<Settlement, { action: 'retry' | 'dead-letter' }>,
+    deliveries: number,
   ): Promise<void> {
     try {
       // Message ids from the route and the stored message's sequence: the copy of a redelivery (a
@@ -97,9 +140,10 @@ export class NatsDeliveryRunner {
             `${describe(error)}; redelivering it in ${delayMs} ms`,
         ),
       );
-      quietly(() => msg.nak(delayMs));
+      this.handBack(msg, deliveries, delayMs);
       return;
     }
+    this.settled(msg);
     await this.ack(msg);
     if (settlement.action === 'dead-letter' && settlement.reply)
       this.settler.sendReply(delivery, settlement.reply);
