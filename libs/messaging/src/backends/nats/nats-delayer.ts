@@ -60,6 +60,8 @@ export class NatsDelayer {
   private readonly pauses = new NatsPauses();
   /** When to purge acknowledged leftovers next, between two pulls (0: before the next pull). */
   private sweepAt = 0;
+  /** Whether a failed sweep was reported (once: it is retried every {@link SWEEP_EVERY_MS}). */
+  private sweepWarned = false;
 
   constructor(private readonly ctx: NatsDelayerContext) {}
 
@@ -108,7 +110,8 @@ export class NatsDelayer {
           this.sweepAt = 0;
         }
         if (Date.now() >= this.sweepAt) {
-          await this.sweepAcknowledged(jsm);
+          // Housekeeping: a sweep that fails (no permission to purge, say) never stops releases.
+          await this.sweepAcknowledged(jsm).catch((error) => this.sweepFailed(error));
           this.sweepAt = Date.now() + SWEEP_EVERY_MS;
         }
         const generation = this.generation;
@@ -148,6 +151,14 @@ export class NatsDelayer {
         `Purged ${purged} delayed message(s) that nats-server kept in '${delayed}' after they were acknowledged (it crashed); they were all released before`,
       );
     return purged;
+  }
+
+  private sweepFailed(error: unknown): void {
+    if (this.sweepWarned) return;
+    this.sweepWarned = true;
+    this.ctx.logger.warn(
+      `Could not purge acknowledged leftovers of '${this.ctx.names.delayed}' (${describe(error)}); releases go on. Allow this user JetStream's STREAM.INFO, CONSUMER.INFO and STREAM.PURGE on it.`,
+    );
   }
 
   private track(work: Promise<void>): void {
