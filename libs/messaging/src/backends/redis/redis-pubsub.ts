@@ -12,6 +12,11 @@
  * a reconnection, where ioredis subscribes again before it sends an `UNSUBSCRIBE` it queued), and the
  * listener (its route cancelled) gives it back for another instance. Nothing is ever received with no
  * listener to take it.
+ *
+ * On a Redis Cluster (`sharded`) the route channels are sharded channels (`SSUBSCRIBE`): ioredis keeps
+ * that subscription on the master of the channel's slot, the prefix's (`redis-cluster.ts`), and moves
+ * it to the new master after a failover, when the routes are rung again. The reply pattern stays a
+ * plain `PSUBSCRIBE` (the cluster bus carries every `PUBLISH` to every node).
  */
 import type { Redis } from 'ioredis';
 
@@ -36,6 +41,7 @@ export class RedisPubSub {
     private readonly create: () => Redis,
     private readonly connect: (redis: Redis) => Promise<void>,
     private readonly waitMs: number,
+    private readonly sharded = false,
   ) {}
 
   /**
@@ -46,7 +52,7 @@ export class RedisPubSub {
     const redis = await this.connection();
     this.channels.set(channel, listener);
     try {
-      await redis.subscribe(channel);
+      await (this.sharded ? redis.ssubscribe(channel) : redis.subscribe(channel));
     } catch (error) {
       this.release(channel, listener);
       throw error;
@@ -69,7 +75,9 @@ export class RedisPubSub {
     }
     // Rejected only when the connection ended: no subscription is left either way.
     const release = () => this.release(channel, listener);
-    const confirmed = redis.unsubscribe(channel).then(release, release);
+    const confirmed = (
+      this.sharded ? redis.sunsubscribe(channel) : redis.unsubscribe(channel)
+    ).then(release, release);
     return redis.status === 'ready' ? within(this.waitMs, confirmed) : Promise.resolve();
   }
 
@@ -122,17 +130,21 @@ export class RedisPubSub {
     const redis = this.create();
     this.redis = redis;
     redis.on('error', () => undefined); // ioredis reconnects and subscribes again
-    redis.on('messageBuffer', (channel: Buffer, message: Buffer) =>
-      this.channels.get(channel.toString())?.(message),
+    redis.on(
+      this.sharded ? 'smessageBuffer' : 'messageBuffer',
+      (channel: Buffer, message: Buffer) => this.channels.get(channel.toString())?.(message),
     );
     redis.on('pmessage', (pattern: string, channel: string, message: string) =>
       this.patterns.get(pattern)?.(channel, message),
     );
     let connected = false;
-    redis.on('ready', () => {
+    const ring = () => {
       if (!connected) return;
       for (const listener of this.channels.values()) listener(RING);
-    });
+    };
+    redis.on('ready', ring);
+    // A cluster's sharded subscriptions, made again on the slot's (new) master.
+    if (this.sharded) redis.on('subscribersReady', ring);
     try {
       await this.connect(redis);
     } catch (error) {
