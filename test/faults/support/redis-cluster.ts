@@ -11,6 +11,7 @@
  * | `urls`                | `redis://127.0.0.1:<port>` of every node (the backend's `cluster.nodes`)     |
  * | `slotOf(key)`         | `CLUSTER KEYSLOT` of a key (a prefix's hash tag)                            |
  * | `masterOf(slot)`      | the node serving `slot` now, as a live node's `CLUSTER SHARDS` says         |
+ * | `commandCalls()`      | how many times a node ran a command (`INFO commandstats`)                   |
  * | `keysPerNode()`       | `DBSIZE` and role of every live node (where a prefix's keys are)           |
  * | `waitForFailover()`   | after a master's kill: until a live node serves the slot and the cluster says ok |
  * | `stop()`              | SIGTERM of every node by PID, dirs removed                                 |
@@ -109,6 +110,15 @@ export class PrivateRedisCluster {
     const node = this.nodes.find((n) => n.port === port);
     if (!node) throw new Error(`no live master serves slot ${slot}`);
     return node;
+  }
+
+  /** How many times `node` ran `command` since it started (`INFO commandstats`, `calls=`). */
+  async commandCalls(node: PrivateServer, command: string): Promise<number> {
+    return this.on(node, async (redis) => {
+      const stats = await redis.info('commandstats');
+      const line = new RegExp(`^cmdstat_${command.toLowerCase()}:calls=(\\d+)`, 'm').exec(stats);
+      return line ? Number(line[1]) : 0;
+    });
   }
 
   /** `DBSIZE` and role of every live node. */
