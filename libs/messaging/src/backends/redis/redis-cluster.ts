@@ -8,6 +8,7 @@
  * | `hashTagOf()`       | the prefix rule: on a cluster the prefix must hold `{tag}`, checked at construction |
  * | `keySlot()`         | CRC16 of a key (or of its tag) mod 16384, as Redis computes it                     |
  * | `isCluster()`       | whether a connection is an `ioredis` `Cluster` (the backend types both as `Redis`)  |
+ * | `masterOf()`        | `host:port` of a slot's master as a cluster connection knows it (the route channels' node) |
  * | `nodeFor()`         | the connection to the master of a slot, for what must reach that very node: `CLIENT ID` / `CLIENT UNBLOCK` of a blocked reader, `INFO persistence`, `WAIT` |
  *
  * What a cluster changes, and where:
@@ -15,8 +16,8 @@
  *   sends it to the slot's master; on a single server the same key is declared and unused;
  * - volatile requests: `PUBSUB NUMSUB` counts the subscribers of one node only, so on a cluster the
  *   route channels are sharded channels (`SSUBSCRIBE`, `SPUBLISH`, `PUBSUB SHARDNUMSUB`), which live
- *   on the slot's master (`redis-message-scripts.ts`, `redis-pubsub.ts`); replies stay plain pub/sub
- *   (the cluster bus carries a `PUBLISH` to every node);
+ *   on the slot's master, held on a connection there that follows the slot (`redis-message-scripts.ts`,
+ *   `redis-pubsub.ts`); replies stay plain pub/sub (the cluster bus carries a `PUBLISH` to every node);
  * - connections: `new Cluster(...)` for the command, reader and pub/sub connections
  *   (`redis-connection.ts`); the command connection's writes are not corked on a cluster.
  *
@@ -60,6 +61,12 @@ export function isCluster(redis: Redis): boolean {
 interface ClusterInternals {
   slots: string[][];
   connectionPool: { getInstanceByKey(nodeKey: string): Redis | undefined };
+}
+
+/** `host:port` of the master of `slot` as cluster `redis` knows it now; undefined if it does not. */
+export function masterOf(redis: Redis, slot: number): string | undefined {
+  if (!redis.isCluster) return undefined;
+  return (redis as unknown as ClusterInternals).slots[slot]?.[0];
 }
 
 /**

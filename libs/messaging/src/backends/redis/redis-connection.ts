@@ -53,14 +53,13 @@ export function databaseOf(url: string): number {
  * A new connection, not yet connected. `blocking` connections (the readers) have no command timeout:
  * their `XREADGROUP BLOCK` waits longer than any timeout would allow. On a Redis Cluster it is an
  * `ioredis` `Cluster` (typed as `Redis`: it has the same commands; what must reach one node goes
- * through `nodeFor()`), with sharded subscribers for the pub/sub connection (`pubsub`).
+ * through `nodeFor()`).
  */
 export function createConnection(
   ioredis: IoRedisModule,
   options: ResolvedRedisOptions,
   role: string,
   blocking: boolean,
-  pubsub = false,
 ): Redis {
   const redisOptions: RedisOptions = {
     lazyConnect: true,
@@ -99,9 +98,35 @@ export function createConnection(
       slotsRefreshInterval: 1_000,
       maxRedirections: 64,
       enableReadyCheck: true,
-      shardedSubscribers: pubsub,
     },
   );
+}
+
+/**
+ * On a Redis Cluster: a connection to one node (`host:port`) with the cluster's credentials and TLS,
+ * not reconnecting by itself (its owner follows the slot to its next master instead): the route
+ * channels' connection (`redis-pubsub.ts`).
+ */
+export function createNodeConnection(
+  ioredis: IoRedisModule,
+  options: ResolvedRedisOptions,
+  role: string,
+  at: string,
+): Redis {
+  const first = new URL((options.cluster?.nodes ?? [options.url])[0]);
+  const url = new URL(`${first.protocol}//${at}`);
+  url.username = first.username;
+  url.password = first.password;
+  return new ioredis.Redis(url.toString(), {
+    lazyConnect: true,
+    ...((options.tls || first.protocol === 'rediss:') && { tls: { ...options.tls } }),
+    connectionName: `${options.connectionName ?? 'nest-messaging'}:${role}`,
+    connectTimeout: Math.min(options.connectTimeoutMs, 10_000),
+    maxRetriesPerRequest: null,
+    enableReadyCheck: true,
+    retryStrategy: () => null,
+    disconnectTimeout: 500,
+  });
 }
 
 /**

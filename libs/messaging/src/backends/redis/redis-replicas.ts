@@ -71,7 +71,7 @@ export class ReplicaWait {
       },
       (cause: Error) => {
         const error = new PublishTimeoutError(
-          `RedisStreamsBackend: Redis has the message, but waiting for its replicas (WAIT, waitForReplicas) failed: ${cause.message}. ` +
+          `RedisStreamsBackend: Redis has the message, but waiting for its replicas (WAIT, waitForReplicas) failed: ${cause.message.replace(/\.$/, '')}. ` +
             'It may or may not survive a failover of its master: publish it again with the same messageId.',
           { cause },
         );

@@ -31,10 +31,12 @@ import {
   coalesceWrites,
   connectWithin,
   createConnection,
+  createNodeConnection,
   databaseOf,
   type IoRedisModule,
   loadIoRedis,
 } from './redis-connection';
+import { masterOf } from './redis-cluster';
 import { RedisConsumer } from './redis-consumer';
 import { RedisDeadLetters } from './redis-dead-letters';
 import { RedisDurabilityWatch } from './redis-persistence';
@@ -105,10 +107,15 @@ export class RedisStreamsBackend implements BrokerBackend {
     if (this.options.waitForReplicas)
       this.replicas = new ReplicaWait(this.options.waitForReplicas, this.keys.slot);
     this.pubsub = new RedisPubSub(
-      () => createConnection(this.ioredis, this.options, 'pubsub', true, true),
+      () => createConnection(this.ioredis, this.options, 'pubsub', true),
       (redis) => connectWithin(redis, this.options, this.options.connectTimeoutMs),
       this.options.commandTimeoutMs,
-      clustered,
+      clustered
+        ? {
+            locate: () => (this.command ? masterOf(this.command, this.keys.slot) : undefined),
+            create: (at) => createNodeConnection(this.ioredis, this.options, 'pubsub-shard', at),
+          }
+        : undefined,
     );
     this.requester = new RedisRequester({
       keys: this.keys,
