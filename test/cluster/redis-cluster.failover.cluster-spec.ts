@@ -9,6 +9,7 @@
  * | RC0 | `waitForReplicas: { replicas: 1, timeoutMs: 1000 }` against none | none: the cost of the option, 4,000 publishes 500 in flight and 300 one at a time, each way 3 times (alternating) | one `WAIT` per batch, not per message (counted on the master); rates and latencies recorded |
  * | RC1 | `waitForReplicas: { replicas: 1, timeoutMs: 5000 }` | SIGKILL of the prefix's master at 500 of 1,500 (200/s) | 0 confirmed lost; the rest of the bar; rejections only `PublishTimeoutError`, only while the slot had no replica; failover and resume times recorded |
  * | RC2 | none (a publish resolves on the master's reply) | the same                                       | measured, not promised: confirmed messages the replica lacked are lost (recorded) |
+ * | RC3 | none; two instances of a route serve volatile requests | SIGKILL of the prefix's master, no load | a request answered before; after the failover both instances counted on the new master (their route channel followed the slot) and a request answered |
  *
  * From the kill until the old master is back as a replica (5 to 9 s here) the slot's master has no
  * replica that acknowledges: a `WAIT 1` answers 0 after `timeoutMs` (5 s), and the publishes of that
@@ -17,6 +18,12 @@
 import { randomUUID } from 'node:crypto';
 import { Logger } from '@nestjs/common';
 import { RedisStreamsBackend } from '@app/messaging/redis';
+import { waitFor } from '@app/messaging/testing';
+import {
+  answer,
+  routeSpec,
+  textMessage,
+} from '../../libs/messaging/src/backends/redis/redis-spec.fixture';
 import { PrivateRedisCluster } from '../faults/support/redis-cluster';
 import { COPIES_PER_FAULT, expectPassBar } from '../faults/support/pass-bar';
 import { recordResult } from '../faults/support/results';
@@ -142,9 +149,10 @@ describe('faults: Redis Cluster failover (private 3+3 cluster)', () => {
     return { r, report, settled, extra };
   }
 
-  it('RC1 master SIGKILL under load with waitForReplicas: 0 confirmed lost', async () => {
-    const { r, report, settled, extra } = await masterKill('rc1', true);
-    recordResult('RC1 redis cluster master SIGKILL, waitForReplicas 1', report, extra);
+  type Outcome = Awaited<ReturnType<typeof masterKill>>;
+
+  /** The promise of waitForReplicas: 0 confirmed lost; rejections typed, only while no replica had it. */
+  function expectNoConfirmedLost({ r, report, settled, extra }: Outcome): void {
     expect({ settled, held: r.heldAtEnd }).toEqual({ settled: true, held: {} });
     // A publish whose WAIT could not be satisfied rejects, typed (its outcome unknown): never a
     // confirmed one lost. Only publishes sent while the slot had no replica (from the kill until the
@@ -156,18 +164,85 @@ describe('faults: Redis Cluster failover (private 3+3 cluster)', () => {
     });
     expect(Object.keys(report.rejectedBy).filter((k) => k !== 'PublishTimeoutError')).toEqual([]);
     expect(report.rejected).toBeLessThanOrEqual(Math.ceil((200 * extra.replicaBackMs) / 1000));
+  }
+
+  /** Without waitForReplicas nothing is promised of a failover: what may not go wrong all the same. */
+  function expectNothingElseWrong({ report }: Outcome): void {
+    expect({
+      unexpected: report.unexpected.length,
+      crashes: report.crashes,
+      rejected: report.rejected,
+    }).toEqual({ unexpected: 0, crashes: [], rejected: 0 });
+  }
+
+  it('RC1 master SIGKILL under load with waitForReplicas: 0 confirmed lost', async () => {
+    const outcome = await masterKill('rc1', true);
+    recordResult(
+      'RC1 redis cluster master SIGKILL, waitForReplicas 1',
+      outcome.report,
+      outcome.extra,
+    );
+    expectNoConfirmedLost(outcome);
   });
 
   it('RC2 master SIGKILL under load without waitForReplicas: losses measured', async () => {
-    const { report, extra } = await masterKill('rc2', false);
-    recordResult('RC2 redis cluster master SIGKILL, no waitForReplicas', report, {
-      ...extra,
-      confirmedLost: report.lost.length,
+    const outcome = await masterKill('rc2', false);
+    recordResult('RC2 redis cluster master SIGKILL, no waitForReplicas', outcome.report, {
+      ...outcome.extra,
+      confirmedLost: outcome.report.lost.length,
     });
-    // Not promised: what the replica lacked at the kill is lost. Nothing else may go wrong.
-    expect({ unexpected: report.unexpected.length, crashes: report.crashes }).toEqual({
-      unexpected: 0,
-      crashes: [],
-    });
+    expectNothingElseWrong(outcome);
+  });
+
+  it('RC3 volatile requests after a failover: the route channels follow the slot', async () => {
+    const c = cluster!;
+    Logger.overrideLogger(['error']);
+    const prefix = `{rc3-${randomUUID().slice(0, 8)}}`;
+    const options = { cluster: { nodes: c.urls }, prefix, blockMs: 200 };
+    const backends = [0, 1, 2].map(() => new RedisStreamsBackend(options));
+    try {
+      await Promise.all(backends.map((b) => b.connect()));
+      const [client, ...servers] = backends;
+      const served: number[] = [];
+      for (const [i, server] of servers.entries()) {
+        await server.subscribe(routeSpec('rc3', ['rc3.ask']), async (d) => {
+          served.push(i);
+          return answer(d, `from ${i}`);
+        });
+      }
+      const ask = () =>
+        client.request(textMessage({ topic: 'rc3.ask' }, 'q'), {
+          timeoutMs: 2_000,
+          durable: false,
+        });
+      await expect(ask()).resolves.toBeDefined();
+      const slot = await c.slotOf(prefix);
+      const channel = `${prefix}:rq:0:rc3.route`;
+      const master = await c.masterOf(slot);
+      expect(await c.shardSubscribers(master, channel)).toBe(2);
+      const killedAt = Date.now();
+      await master.crash();
+      await c.waitForFailover(slot, master);
+      const failoverMs = Date.now() - killedAt;
+      // Both instances subscribe again on the new master (within a second of the slot's move).
+      const promoted = await c.masterOf(slot);
+      await waitFor(async () => (await c.shardSubscribers(promoted, channel)) === 2, {
+        timeoutMs: 10_000,
+        intervalMs: 100,
+        message: 'both instances of the route counted on the new master',
+      });
+      const rehomedMs = Date.now() - killedAt;
+      served.length = 0;
+      const reply = await ask();
+      expect(reply.body.toString()).toMatch(/^from [01]$/);
+      expect(served).toHaveLength(1);
+      process.stdout.write(
+        `[cluster] RC3 volatile requests after a failover: ${JSON.stringify({ slot, failoverMs, rehomedMs })}\n`,
+      );
+      await master.start(); // back as the new master's replica
+      await c.waitHealthy(30_000);
+    } finally {
+      await Promise.all(backends.map((b) => b.close()));
+    }
   });
 });

@@ -11,6 +11,7 @@
  * | `urls`                | `redis://127.0.0.1:<port>` of every node (the backend's `cluster.nodes`)     |
  * | `slotOf(key)`         | `CLUSTER KEYSLOT` of a key (a prefix's hash tag)                            |
  * | `masterOf(slot)`      | the node serving `slot` now, as a live node's `CLUSTER SHARDS` says         |
+ * | `shardSubscribers()`  | `PUBSUB SHARDNUMSUB` of a channel on a node (the instances of a route, on a cluster) |
  * | `commandCalls()`      | how many times a node ran a command (`INFO commandstats`)                   |
  * | `keysPerNode()`       | `DBSIZE` and role of every live node (where a prefix's keys are)           |
  * | `waitForFailover()`   | after a master's kill: until a live node serves the slot and the cluster says ok |
@@ -110,6 +111,14 @@ export class PrivateRedisCluster {
     const node = this.nodes.find((n) => n.port === port);
     if (!node) throw new Error(`no live master serves slot ${slot}`);
     return node;
+  }
+
+  /** `PUBSUB SHARDNUMSUB channel` on `node`: its subscribers there. */
+  async shardSubscribers(node: PrivateServer, channel: string): Promise<number> {
+    return this.on(node, async (redis) => {
+      const reply = (await redis.call('PUBSUB', 'SHARDNUMSUB', channel)) as [string, number];
+      return Number(reply[1]);
+    });
   }
 
   /** How many times `node` ran `command` since it started (`INFO commandstats`, `calls=`). */
