@@ -4,7 +4,8 @@
  * Projects: `unit` (no broker), `rabbitmq` (needs a broker, run in band), `postgres` (needs
  * PostgreSQL: DATABASE_URL or the local one), `redis` (Redis Streams: REDIS_URL or the local one),
  * `nats` (NATS JetStream: NATS_URL or the local one), `package` (npm pack of
- * the library installed into a fresh app outside the repository: `npm run test:package`, in CI) and
+ * the library installed into a fresh app outside the repository: `npm run test:package`, in CI),
+ * `cluster` (Redis Streams on a private Redis Cluster of 3+3 nodes: `npm run test:cluster`, in CI) and
  * `faults` (fault injection under load, docs/reliability.md: `npm run test:faults`, in CI).
  * @type {import('jest').Config}
  */
@@ -78,6 +79,13 @@ module.exports = {
       ...base,
       displayName: 'package',
       testMatch: ['<rootDir>/test/**/*.pack-spec.ts'],
+    },
+    {
+      ...base,
+      // A private Redis Cluster (3 masters + 3 replicas) per spec file: `npm run test:cluster`, in CI.
+      displayName: 'cluster',
+      testMatch: ['<rootDir>/test/cluster/**/*.cluster-spec.ts'],
+      setupFilesAfterEnv: ['<rootDir>/test/faults/support/jest-setup.ts'],
     },
     {
       ...base,

@@ -9,7 +9,8 @@
  * | NATS   | `nats-server -a 127.0.0.1 -p P -js -sd D -m M`                                  | `/healthz` on M says ok (JetStream recovered) |
  *
  * `crash()` is SIGKILL, `start()` starts it again on the same port and data: what was fsynced
- * (Redis's append-only file, JetStream's file store) is all that survives.
+ * (Redis's append-only file, JetStream's file store) is all that survives. A Redis may take more
+ * arguments after those (the cluster nodes of redis-cluster.ts: `--cluster-enabled yes ...`).
  */
 import { type ChildProcess, spawn } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
@@ -30,13 +31,14 @@ export class PrivateServer {
     readonly kind: 'redis' | 'nats',
     readonly port: number,
     private readonly monitorPort: number,
+    private readonly extraArgs: readonly string[] = [],
   ) {
     this.dir = mkdtempSync(join(tmpdir(), `faults-${kind}-`));
   }
 
   /** A private Redis with `appendonly yes`, `appendfsync always` (every write on disk before the reply). */
-  static async redis(): Promise<PrivateServer> {
-    const server = new PrivateServer('redis', await freePort(), 0);
+  static async redis(extraArgs: readonly string[] = []): Promise<PrivateServer> {
+    const server = new PrivateServer('redis', await freePort(), 0, extraArgs);
     await server.start();
     return server;
   }
@@ -67,7 +69,7 @@ export class PrivateServer {
         ? ['redis-server', ['--port', String(this.port), '--bind', '127.0.0.1', '--dir', this.dir]]
         : ['nats-server', ['-a', '127.0.0.1', '-p', String(this.port), '-js', '-sd', this.dir]];
     if (this.kind === 'redis') {
-      args.push('--appendonly', 'yes', '--appendfsync', 'always', '--save', '');
+      args.push('--appendonly', 'yes', '--appendfsync', 'always', '--save', '', ...this.extraArgs);
     } else {
       args.push('-m', String(this.monitorPort));
     }

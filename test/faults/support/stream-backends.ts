@@ -5,7 +5,7 @@
  *
  * | kind    | backend                 | options set here, and why                                                  |
  * | ------- | ----------------------- | -------------------------------------------------------------------------- |
- * | `redis` | `RedisStreamsBackend`   | `prefix` of the run; the scenario's `claimIdleMs` (how soon a killed consumer's deliveries come back) |
+ * | `redis` | `RedisStreamsBackend`   | `prefix` of the run (in a hash tag, `{...}`, on a Redis Cluster); the scenario's `claimIdleMs` (how soon a killed consumer's deliveries come back) |
  * | `nats`  | `NatsBackend`           | `prefix` of the run; the scenario's `ackWaitMs` (the same, for JetStream)  |
  *
  * Without a `backend`, a consumer child is the RabbitMQ one it always was.
@@ -28,7 +28,11 @@ export function createStreamBackend(spec: StreamBackendSpec, name: string): Brok
 /** `spec` with the key or subject prefix `prefix` (each run has its own). */
 export function withPrefix(spec: StreamBackendSpec, prefix: string): StreamBackendSpec {
   return spec.kind === 'redis'
-    ? { kind: 'redis', options: { ...spec.options, prefix } }
+    ? {
+        kind: 'redis',
+        // On a cluster every key of the prefix must hash to one slot.
+        options: { ...spec.options, prefix: spec.options.cluster ? `{${prefix}}` : prefix },
+      }
     : { kind: 'nats', options: { ...spec.options, prefix } };
 }
 

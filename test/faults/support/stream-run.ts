@@ -22,8 +22,9 @@ import type { INestApplication } from '@nestjs/common';
 import { Test } from '@nestjs/testing';
 import { jetstreamManager } from '@nats-io/jetstream';
 import { connect as natsConnect } from '@nats-io/transport-node';
-import { Redis } from 'ioredis';
+import { Cluster, Redis } from 'ioredis';
 import { type BrokerBackend, MessagingModule, MessagingPublisher } from '@app/messaging';
+import type { RedisStreamsBackendOptions } from '@app/messaging/redis';
 import { waitFor } from '@app/messaging/testing';
 import { check, type CheckReport } from './checker';
 import type { ConsumerConfig } from './consumer-child';
@@ -266,13 +267,21 @@ export class StreamRun {
       if (n) held[where] = n;
     };
     if (this.kind === 'redis') {
-      const redis = new Redis((this.direct.options as { url: string }).url, {
-        lazyConnect: true,
-        maxRetriesPerRequest: 1,
-      });
+      const options = this.direct.options as RedisStreamsBackendOptions;
+      // The backend's prefix: the run's, in a hash tag on a cluster.
+      const prefix = options.prefix as string;
+      const redis = options.cluster
+        ? new Cluster(
+            options.cluster.nodes.map((node) => ({
+              host: new URL(node).hostname,
+              port: Number(new URL(node).port),
+            })),
+            { lazyConnect: true, redisOptions: { maxRetriesPerRequest: 1 } },
+          )
+        : new Redis(options.url as string, { lazyConnect: true, maxRetriesPerRequest: 1 });
       try {
         await redis.connect();
-        const topicStream = `${this.prefix}:t:${this.topic}`;
+        const topicStream = `${prefix}:t:${this.topic}`;
         if (await redis.exists(topicStream)) {
           const groups = (await redis.xinfo('GROUPS', topicStream)) as unknown[][];
           for (const fields of groups) {
@@ -283,8 +292,8 @@ export class StreamRun {
             add('topic stream unread', Number(group.get('lag') ?? 0));
           }
         }
-        add('queue stream', await redis.xlen(`${this.prefix}:q:${this.workQueue}`));
-        add('delayed', await redis.zcard(`${this.prefix}:delayed`));
+        add('queue stream', await redis.xlen(`${prefix}:q:${this.workQueue}`));
+        add('delayed', await redis.zcard(`${prefix}:delayed`));
         return held;
       } finally {
         redis.disconnect();

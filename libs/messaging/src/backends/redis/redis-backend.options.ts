@@ -1,5 +1,6 @@
 import { checkInteger, checkName, checkOptionsObject } from '../../errors/config-checks';
 import { MessagingConfigError } from '../../errors/messaging.errors';
+import { hashTagOf } from './redis-cluster';
 import { type RedisTlsOptions, resolveRedisTls } from './redis-tls';
 
 /**
@@ -9,6 +10,7 @@ import { type RedisTlsOptions, resolveRedisTls } from './redis-tls';
  * new RedisStreamsBackend({ url: 'redis://127.0.0.1:6379' });
  * new RedisStreamsBackend({ url: process.env.REDIS_URL, prefix: 'shop', maxLength: 1_000_000 });
  * new RedisStreamsBackend({ url: 'rediss://redis.internal:6380', tls: { ca: readFileSync('ca.pem') } });
+ * new RedisStreamsBackend({ cluster: { nodes: ['redis://10.0.0.1:6379', 'redis://10.0.0.2:6379'] }, prefix: '{shop}' });
  */
 export interface RedisStreamsBackendOptions {
   /**
@@ -16,6 +18,26 @@ export interface RedisStreamsBackendOptions {
    * @default 'redis://127.0.0.1:6379'
    */
   readonly url?: string;
+  /**
+   * A Redis Cluster instead of one server (then no `url`): the addresses of some of its nodes
+   * (`redis://[user:password@]host:port` or `rediss://`; the others are discovered). The prefix must
+   * then carry a hash tag (`{shop}`), which puts every key of the prefix in one hash slot, so on one
+   * master: its replicas give availability, not capacity; services that need more masters use
+   * different prefixes. See `redis-cluster.ts`.
+   * @default none: one server, at `url`
+   */
+  readonly cluster?: RedisClusterOptions;
+  /**
+   * Makes a publish resolve only once `replicas` replicas have the message (`WAIT replicas
+   * timeoutMs`, one per batch of publishes written in the same turn of the event loop): Redis
+   * replicates asynchronously, so without it a confirmed message may be lost when its master fails
+   * over before a replica got it. A `WAIT` that counts fewer replicas within `timeoutMs` rejects the
+   * batch's publishes with `PublishTimeoutError` (the message is on the master and may or may not
+   * survive its failover). The `WAIT` holds the command connection meanwhile (Redis answers nothing
+   * else on it until then).
+   * @default none: a publish resolves once the master has the message
+   */
+  readonly waitForReplicas?: RedisWaitForReplicas;
   /**
    * TLS options for a `rediss://` URL: the CA to trust, a client certificate and key (mutual TLS),
    * the server name to verify. Checked when the backend is constructed.
@@ -81,9 +103,26 @@ export interface RedisStreamsBackendOptions {
   readonly connectionName?: string;
 }
 
+/** The Redis Cluster of {@link RedisStreamsBackendOptions.cluster}. */
+export interface RedisClusterOptions {
+  /** Addresses of some of the cluster's nodes (at least one), e.g. `['redis://10.0.0.1:6379']`. */
+  readonly nodes: readonly string[];
+}
+
+/** {@link RedisStreamsBackendOptions.waitForReplicas}. */
+export interface RedisWaitForReplicas {
+  /** How many replicas must have a message before its publish resolves (1 or more). */
+  readonly replicas: number;
+  /** How long a `WAIT` waits for them; below `commandTimeoutMs`. */
+  readonly timeoutMs: number;
+}
+
 /** {@link RedisStreamsBackendOptions} with every default applied. */
 export interface ResolvedRedisOptions {
+  /** The server's URL, or the first node's on a cluster (for logs and errors). */
   readonly url: string;
+  readonly cluster?: RedisClusterOptions;
+  readonly waitForReplicas?: RedisWaitForReplicas;
   readonly tls?: RedisTlsOptions;
   readonly prefix: string;
   readonly maxLength: number;
@@ -113,6 +152,8 @@ export const DEFAULT_REDIS_OPTIONS = {
 
 const OPTION_KEYS: readonly (keyof RedisStreamsBackendOptions)[] = [
   'url',
+  'cluster',
+  'waitForReplicas',
   'tls',
   'prefix',
   'maxLength',
@@ -133,18 +174,39 @@ export function resolveRedisOptions(
 ): ResolvedRedisOptions {
   const o = checkOptionsObject(options, OPTION_KEYS, `new ${WHERE}()`) ?? {};
   const d = DEFAULT_REDIS_OPTIONS;
-  const url = o.url ?? d.url;
+  const cluster = resolveCluster(o.cluster, o.url);
+  const url = cluster?.nodes[0] ?? o.url ?? d.url;
   validateUrl(url);
   const prefix = o.prefix ?? d.prefix;
-  if (typeof prefix !== 'string' || !/^[A-Za-z0-9_.-]{1,100}$/.test(prefix)) {
+  if (
+    typeof prefix !== 'string' ||
+    prefix.length > 100 ||
+    !/^[A-Za-z0-9_.-]*(\{[A-Za-z0-9_.-]+\}[A-Za-z0-9_.-]*)?$/.test(prefix) ||
+    prefix.length === 0
+  ) {
     throw new MessagingConfigError(
-      `${WHERE}: prefix ${JSON.stringify(prefix)} is not valid. Use 1 to 100 letters, digits, '.', '-' or '_' (no ':', which separates the parts of a key).`,
+      `${WHERE}: prefix ${JSON.stringify(prefix)} is not valid. Use 1 to 100 letters, digits, '.', '-' or '_' (no ':', which separates the parts of a key), with at most one hash tag such as '{shop}'.`,
     );
   }
+  if (cluster && hashTagOf(prefix) === undefined) {
+    throw new MessagingConfigError(
+      `${WHERE}: on a Redis Cluster the prefix must carry a hash tag, so that every key of the prefix hashes to one slot (the scripts touch several keys at once): use prefix '{${prefix}}' instead of '${prefix}'.`,
+    );
+  }
+  const commandTimeoutMs = checkInteger(
+    o.commandTimeoutMs,
+    d.commandTimeoutMs,
+    `${WHERE}: commandTimeoutMs`,
+    100,
+  );
   const claimIdleMs = checkInteger(o.claimIdleMs, d.claimIdleMs, `${WHERE}: claimIdleMs`, 100);
   const blockMs = checkInteger(o.blockMs, d.blockMs, `${WHERE}: blockMs`, 10, 60_000);
   return {
     url,
+    ...(cluster && { cluster }),
+    ...(o.waitForReplicas !== undefined && {
+      waitForReplicas: resolveWait(o.waitForReplicas, commandTimeoutMs),
+    }),
     tls: resolveRedisTls(o.tls, url, redactRedisUrl(url), WHERE),
     prefix,
     maxLength: checkInteger(o.maxLength, d.maxLength, `${WHERE}: maxLength`, 100),
@@ -158,12 +220,7 @@ export function resolveRedisOptions(
     ),
     blockMs,
     delayPollMs: checkInteger(o.delayPollMs, d.delayPollMs, `${WHERE}: delayPollMs`, 5, 60_000),
-    commandTimeoutMs: checkInteger(
-      o.commandTimeoutMs,
-      d.commandTimeoutMs,
-      `${WHERE}: commandTimeoutMs`,
-      100,
-    ),
+    commandTimeoutMs,
     connectTimeoutMs: checkInteger(
       o.connectTimeoutMs,
       d.connectTimeoutMs,
@@ -173,6 +230,67 @@ export function resolveRedisOptions(
     closeTimeoutMs: checkInteger(o.closeTimeoutMs, d.closeTimeoutMs, `${WHERE}: closeTimeoutMs`, 0),
     connectionName: checkName(o.connectionName, `${WHERE}: connectionName`),
   };
+}
+
+function resolveCluster(
+  cluster: RedisClusterOptions | undefined,
+  url: string | undefined,
+): RedisClusterOptions | undefined {
+  if (cluster === undefined) return undefined;
+  const example = "cluster: { nodes: ['redis://10.0.0.1:6379', 'redis://10.0.0.2:6379'] }";
+  if (url !== undefined) {
+    throw new MessagingConfigError(
+      `${WHERE}: give either url (one server) or cluster (a Redis Cluster), not both: drop url and list the nodes in ${example}.`,
+    );
+  }
+  const nodes = (cluster as { nodes?: unknown } | null)?.nodes;
+  if (!Array.isArray(nodes) || nodes.length === 0) {
+    throw new MessagingConfigError(
+      `${WHERE}: cluster.nodes must list at least one node of the cluster, e.g. ${example}.`,
+    );
+  }
+  for (const node of nodes as unknown[]) {
+    validateUrl(node);
+    const parsed = new URL(node);
+    const db =
+      parsed.pathname.length > 1 ? parsed.pathname.slice(1) : parsed.searchParams.get('db');
+    if (db !== null && db !== '0') {
+      throw new MessagingConfigError(
+        `${WHERE}: cluster node '${redactRedisUrl(node)}' selects database ${db}, but a Redis Cluster has only database 0: remove '/${db}' from the URL.`,
+      );
+    }
+  }
+  const schemes = new Set((nodes as string[]).map((node) => new URL(node).protocol));
+  if (schemes.size > 1) {
+    throw new MessagingConfigError(
+      `${WHERE}: cluster.nodes mixes redis:// and rediss:// URLs: use one scheme for every node.`,
+    );
+  }
+  return { nodes: [...(nodes as string[])] };
+}
+
+function resolveWait(wait: RedisWaitForReplicas, commandTimeoutMs: number): RedisWaitForReplicas {
+  const example = 'waitForReplicas: { replicas: 1, timeoutMs: 1000 }';
+  if (typeof wait !== 'object' || wait === null) {
+    throw new MessagingConfigError(
+      `${WHERE}: waitForReplicas must be an object such as ${example}.`,
+    );
+  }
+  const replicas = checkInteger(
+    wait.replicas ?? null,
+    0,
+    `${WHERE}: waitForReplicas.replicas`,
+    1,
+    100,
+  );
+  const timeoutMs = checkInteger(
+    wait.timeoutMs ?? null,
+    0,
+    `${WHERE}: waitForReplicas.timeoutMs`,
+    1,
+    commandTimeoutMs - 1,
+  );
+  return { replicas, timeoutMs };
 }
 
 /** `scheme://user:` then the password, up to the last `@`. */

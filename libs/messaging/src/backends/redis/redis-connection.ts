@@ -1,8 +1,9 @@
 /**
  * Redis connections of {@link RedisStreamsBackend}: `ioredis` loaded on demand, one factory for the
- * command connection and the per-subscription reader connections, and a bounded first connect.
+ * command connection, the per-subscription reader connections and the pub/sub connection (each a
+ * `Cluster` on a Redis Cluster, see `redis-cluster.ts`), and a bounded first connect.
  */
-import type { Redis, RedisOptions } from 'ioredis';
+import type { ClusterOptions, Redis, RedisOptions } from 'ioredis';
 import { MessagingError } from '../../errors/messaging.errors';
 import { loadOptionalPeer } from '../../errors/config-checks';
 import { redactRedisUrl, type ResolvedRedisOptions } from './redis-backend.options';
@@ -14,7 +15,13 @@ export class RedisConnectError extends MessagingError {
 }
 
 /** The `ioredis` module, as this backend uses it. */
-export type IoRedisModule = { Redis: new (url: string, options: RedisOptions) => Redis };
+export type IoRedisModule = {
+  Redis: new (url: string, options: RedisOptions) => Redis;
+  Cluster: new (
+    nodes: Array<{ host: string; port: number }>,
+    options: ClusterOptions,
+  ) => Redis & { isCluster: true };
+};
 
 /** Loads `ioredis` on demand so that apps on another backend run without it. */
 export function loadIoRedis(): IoRedisModule {
@@ -44,7 +51,9 @@ export function databaseOf(url: string): number {
 
 /**
  * A new connection, not yet connected. `blocking` connections (the readers) have no command timeout:
- * their `XREADGROUP BLOCK` waits longer than any timeout would allow.
+ * their `XREADGROUP BLOCK` waits longer than any timeout would allow. On a Redis Cluster it is an
+ * `ioredis` `Cluster` (typed as `Redis`: it has the same commands; what must reach one node goes
+ * through `nodeFor()`).
  */
 export function createConnection(
   ioredis: IoRedisModule,
@@ -52,7 +61,7 @@ export function createConnection(
   role: string,
   blocking: boolean,
 ): Redis {
-  return new ioredis.Redis(options.url, {
+  const redisOptions: RedisOptions = {
     lazyConnect: true,
     ...(options.tls && { tls: { ...options.tls } }),
     connectionName: `${options.connectionName ?? 'nest-messaging'}:${role}`,
@@ -62,6 +71,60 @@ export function createConnection(
     enableReadyCheck: true,
     retryStrategy: reconnectDelay,
     // After a failed connect, ioredis still waits this long for the (already closed) socket to close.
+    disconnectTimeout: 500,
+  };
+  if (options.cluster === undefined) return new ioredis.Redis(options.url, redisOptions);
+  const first = new URL(options.cluster.nodes[0]);
+  return new ioredis.Cluster(
+    options.cluster.nodes.map((node) => {
+      const url = new URL(node);
+      return { host: url.hostname, port: Number(url.port || 6379) };
+    }),
+    {
+      lazyConnect: true,
+      redisOptions: {
+        ...redisOptions,
+        ...(first.username && { username: decodeURIComponent(first.username) }),
+        ...(first.password && { password: decodeURIComponent(first.password) }),
+        ...(first.protocol === 'rediss:' && { tls: { ...options.tls } }),
+      },
+      clusterRetryStrategy: reconnectDelay,
+      // A failover: the slot's new master is learnt from a MOVED reply or the next refresh.
+      retryDelayOnFailover: 100,
+      retryDelayOnClusterDown: 100,
+      retryDelayOnTryAgain: 100,
+      retryDelayOnMoved: 0,
+      slotsRefreshTimeout: 2_000,
+      slotsRefreshInterval: 1_000,
+      maxRedirections: 64,
+      enableReadyCheck: true,
+    },
+  );
+}
+
+/**
+ * On a Redis Cluster: a connection to one node (`host:port`) with the cluster's credentials and TLS,
+ * not reconnecting by itself (its owner follows the slot to its next master instead): the route
+ * channels' connection (`redis-pubsub.ts`).
+ */
+export function createNodeConnection(
+  ioredis: IoRedisModule,
+  options: ResolvedRedisOptions,
+  role: string,
+  at: string,
+): Redis {
+  const first = new URL((options.cluster?.nodes ?? [options.url])[0]);
+  const url = new URL(`${first.protocol}//${at}`);
+  url.username = first.username;
+  url.password = first.password;
+  return new ioredis.Redis(url.toString(), {
+    lazyConnect: true,
+    ...((options.tls || first.protocol === 'rediss:') && { tls: { ...options.tls } }),
+    connectionName: `${options.connectionName ?? 'nest-messaging'}:${role}`,
+    connectTimeout: Math.min(options.connectTimeoutMs, 10_000),
+    maxRetriesPerRequest: null,
+    enableReadyCheck: true,
+    retryStrategy: () => null,
     disconnectTimeout: 500,
   });
 }
@@ -143,7 +206,8 @@ export async function connectWithin(
  */
 export function coalesceWrites(redis: Redis): void {
   const stream = redis.stream;
-  if (redis.status !== 'ready' || stream.writableCorked > 0) return;
+  // A Cluster has no stream of its own (its commands go to a connection per node): left as it is.
+  if (redis.status !== 'ready' || stream === undefined || stream.writableCorked > 0) return;
   stream.cork();
   process.nextTick(uncork, stream);
 }

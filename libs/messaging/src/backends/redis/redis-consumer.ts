@@ -15,6 +15,7 @@ import { topicMatches } from '../../backend/topic-matcher';
 import { BackendClosedError } from '../../errors/messaging.errors';
 import { type ClaimedEntry, RedisClaims } from './redis-claims';
 import { type EntrySource, toDelivery } from './redis-messages';
+import { isCluster, nodeFor } from './redis-cluster';
 import type { RedisPubSub } from './redis-pubsub';
 import { RedisRequestSource } from './redis-request-source';
 import { BIND_SCRIPT, runScript } from './redis-scripts';
@@ -45,6 +46,9 @@ export class RedisConsumer {
   /** Volatile requests: a route on a queue of ours with topics. */
   private readonly requests?: RedisRequestSource;
   private readerId?: number;
+  /** On a cluster: the reader's connection to the slot's master, whose `CLIENT ID` is `readerId`. */
+  private readerNode?: Redis;
+  private readonly clustered: boolean;
   private knownTopics = -1;
   private stopped = false;
   private loop?: Promise<void>;
@@ -64,7 +68,10 @@ export class RedisConsumer {
   ) {
     this.reader = ctx.createReader();
     this.reader.on('error', () => undefined); // reported through the read loop
+    this.clustered = isCluster(this.reader);
+    // On a cluster the id is the node's, learnt before each read on a node new to it (trackReaderNode).
     this.reader.on('ready', () => {
+      if (this.clustered) return;
       void this.reader.client('ID').then(
         (id) => (this.readerId = Number(id)),
         () => undefined,
@@ -100,7 +107,8 @@ export class RedisConsumer {
     const topics = (await runScript(
       this.ctx.command,
       BIND_SCRIPT,
-      0,
+      1,
+      this.ctx.keys.slotKey,
       this.ctx.keys.prefix,
       this.spec.queue,
       JSON.stringify(this.spec.topics),
@@ -172,7 +180,9 @@ export class RedisConsumer {
       // Redis unreachable: nothing to unblock there (the reader is cut off too), and the command
       // would wait in ioredis's queue.
       if (this.readerId !== undefined && this.ctx.command.status === 'ready')
-        await this.ctx.command.client('UNBLOCK', this.readerId).catch(() => undefined);
+        await nodeFor(this.ctx.command, this.ctx.keys.slot)
+          .client('UNBLOCK', this.readerId)
+          .catch(() => undefined);
       await Promise.race([loop, new Promise((resolve) => setTimeout(resolve, 50))]);
     }
     this.reader.disconnect();
@@ -242,6 +252,7 @@ export class RedisConsumer {
           continue;
         }
         if (this.wildcard) await this.refreshTopics();
+        if (this.clustered) await this.trackReaderNode();
         const keys = [...this.streams.keys()];
         const reply = (await this.reader.callBuffer(
           'XREADGROUP',
@@ -274,6 +285,17 @@ export class RedisConsumer {
         await new Promise((resolve) => setTimeout(resolve, Math.min(2_000, 50 * failures)));
       }
     }
+  }
+
+  /**
+   * On a cluster: the `CLIENT ID` of the reader's connection to the slot's master, asked again when
+   * that connection changed (a failover), so that `cancel()` unblocks the read on the right node.
+   */
+  private async trackReaderNode(): Promise<void> {
+    const node = nodeFor(this.reader, this.ctx.keys.slot);
+    if (node === this.readerNode || node === this.reader) return;
+    this.readerId = Number(await node.client('ID'));
+    this.readerNode = node;
   }
 
   private attached(): void {
@@ -310,7 +332,8 @@ export class RedisConsumer {
     await runScript(
       this.ctx.command,
       BIND_SCRIPT,
-      0,
+      1,
+      this.ctx.keys.slotKey,
       this.ctx.keys.prefix,
       this.spec.queue,
       JSON.stringify(this.spec.topics),

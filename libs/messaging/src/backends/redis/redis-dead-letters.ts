@@ -107,7 +107,8 @@ export class RedisDeadLetters {
       await runScript(
         this.command(),
         REPLAY_SCRIPT,
-        0,
+        1,
+        this.keys.slotKey,
         this.keys.prefix,
         stream,
         id,

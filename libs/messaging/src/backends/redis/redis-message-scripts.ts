@@ -3,7 +3,8 @@
  * (its copy, then its acknowledgement), acknowledging and deleting handled entries of a queue stream,
  * and sending a volatile request. They are short and use no helper of `redis-scripts.ts` (whose
  * routing prelude would be rebuilt at each call). Keys are described in `redis-topology.ts`; like the
- * others, they compute their keys from the prefix (hence no Redis Cluster).
+ * others, they compute their keys from the prefix, all in the prefix's hash slot on a Redis Cluster
+ * (`redis-cluster.ts`), where the request scripts use sharded channels (`*_SHARDED`).
  */
 import { LuaScript } from './redis-scripts';
 
@@ -86,26 +87,36 @@ export const MAX_DIRECT_REQUEST_BYTES = 16 * 1024;
  * (competing consumers) on their command connection. The list expires once every request in it
  * would have timed out, so what nobody popped (its last instance crashed) does not stay.
  */
-export const REQUEST_SCRIPT = new LuaScript(`
+export const REQUEST_SCRIPT = new LuaScript(requestScript('NUMSUB', 'PUBLISH'));
+
+/**
+ * {@link REQUEST_SCRIPT} on a Redis Cluster: `PUBSUB NUMSUB` counts the subscribers of one node
+ * only, so the route channels are sharded channels there, which live on the slot's master.
+ */
+export const REQUEST_SCRIPT_SHARDED = new LuaScript(requestScript('SHARDNUMSUB', 'SPUBLISH'));
+
+function requestScript(numsub: string, publish: string): string {
+  return `
 local prefix, db, gen, ttl, entry = ARGV[1], ARGV[2], ARGV[3], tonumber(ARGV[4]), ARGV[5]
 if (redis.call('GET', prefix .. ':routing') or '0') ~= gen then return -1 end
 local reached = 0
 for i = 6, #ARGV do
   local channel = prefix .. ':rq:' .. db .. ':' .. ARGV[i]
-  local instances = redis.call('PUBSUB', 'NUMSUB', channel)[2]
+  local instances = redis.call('PUBSUB', '${numsub}', channel)[2]
   if instances == 1 and #entry <= ${MAX_DIRECT_REQUEST_BYTES} then
-    redis.call('PUBLISH', channel, entry)
+    redis.call('${publish}', channel, entry)
     reached = reached + 1
   elseif instances > 0 then
     local list = prefix .. ':rq:' .. ARGV[i]
     redis.call('LPUSH', list, entry)
     if redis.call('PTTL', list) < ttl then redis.call('PEXPIRE', list, ttl) end
-    redis.call('PUBLISH', channel, '')
+    redis.call('${publish}', channel, '')
     reached = reached + 1
   end
 end
 return reached
-`);
+`;
+}
 
 /**
  * Gives volatile requests an instance took but will not handle (it has no free slot, or its route was
@@ -113,12 +124,19 @@ return reached
  * instances: KEYS[1] the list, ARGV the route's channel, the time (ms) the list must last at least,
  * then the entries, oldest first.
  */
-export const GIVE_BACK_SCRIPT = new LuaScript(`
+export const GIVE_BACK_SCRIPT = new LuaScript(giveBackScript('PUBLISH'));
+
+/** {@link GIVE_BACK_SCRIPT} on a Redis Cluster: rings a sharded channel. */
+export const GIVE_BACK_SCRIPT_SHARDED = new LuaScript(giveBackScript('SPUBLISH'));
+
+function giveBackScript(publish: string): string {
+  return `
 for i = #ARGV, 3, -1 do redis.call('RPUSH', KEYS[1], ARGV[i]) end
 if redis.call('PTTL', KEYS[1]) < tonumber(ARGV[2]) then redis.call('PEXPIRE', KEYS[1], ARGV[2]) end
-redis.call('PUBLISH', ARGV[1], '')
+redis.call('${publish}', ARGV[1], '')
 return 1
-`);
+`;
+}
 
 /**
  * The bindings and the routing generation they are at, read together: ARGV prefix. Returns

@@ -19,6 +19,7 @@ import { randomUUID } from 'node:crypto';
 import type { Redis } from 'ioredis';
 import { MessagingError } from '../../errors/messaging.errors';
 import { redactRedisUrl, type ResolvedRedisOptions } from './redis-backend.options';
+import { nodeFor } from './redis-cluster';
 import type { RedisKeys } from './redis-topology';
 
 /** Redis came back without the data this backend had written: messages may have been lost. */
@@ -86,6 +87,8 @@ export class RedisDurabilityWatch {
   /** The Redis URL, password hidden. */
   private readonly url: string;
   private readonly key: string;
+  /** The prefix's hash slot: on a cluster, `INFO persistence` is asked of its master. */
+  private readonly slot: number;
 
   /**
    * @param logger where the warning and the loss are logged (`warn`, `error`)
@@ -93,17 +96,18 @@ export class RedisDurabilityWatch {
    */
   constructor(
     options: Pick<ResolvedRedisOptions, 'url'>,
-    keys: Pick<RedisKeys, 'dataset'>,
+    keys: Pick<RedisKeys, 'dataset'> & Partial<Pick<RedisKeys, 'slot'>>,
     private readonly logger: { warn(message: string): void; error(message: string): void },
     private readonly hub: { emitError(error: Error): void },
   ) {
     this.url = redactRedisUrl(options.url);
     this.key = keys.dataset;
+    this.slot = keys.slot ?? 0;
   }
 
   /** At connect: warns unless AOF is on, and remembers the marker (making it if missing). */
   async connected(redis: Redis): Promise<void> {
-    const warning = await readPersistence(redis).then(
+    const warning = await readPersistence(nodeFor(redis, this.slot)).then(
       (persistence) => persistenceWarning(persistence, this.url),
       () => undefined,
     );

@@ -111,7 +111,8 @@ export class RedisPublisher {
     return evalScript(
       command,
       PUBLISH_SCRIPT,
-      0,
+      1,
+      this.keys.slotKey,
       this.keys.prefix,
       kind,
       name,
@@ -149,7 +150,8 @@ export class RedisPublisher {
     return runScript(
       command,
       DELAY_SCRIPT,
-      0,
+      1,
+      this.keys.slotKey,
       this.keys.prefix,
       kind,
       name,

@@ -12,6 +12,14 @@
  * a reconnection, where ioredis subscribes again before it sends an `UNSUBSCRIBE` it queued), and the
  * listener (its route cancelled) gives it back for another instance. Nothing is ever received with no
  * listener to take it.
+ *
+ * On a Redis Cluster (`shards`) the route channels are sharded channels (`SSUBSCRIBE`), counted on the
+ * master of the prefix's slot only (`redis-cluster.ts`): they are held on a connection of their own
+ * to that master, which follows the slot: when it closes, or the slot has another master (checked
+ * every second), a connection to the new master subscribes them again and the routes are rung. (Not
+ * ioredis's `shardedSubscribers`: a reply that reaches one of its subscribers after it dropped it
+ * is thrown as an uncaught exception.) The reply pattern stays a plain `PSUBSCRIBE` on the Cluster
+ * (the cluster bus carries every `PUBLISH` to every node).
  */
 import type { Redis } from 'ioredis';
 
@@ -21,12 +29,29 @@ const RING = Buffer.alloc(0);
 /** What a channel's subscriber is called with: each message, as bytes. */
 export type ChannelListener = (message: Buffer) => void;
 
+/** On a Redis Cluster: where the route channels live, and a connection there. */
+export interface ShardedChannels {
+  /** `host:port` of the master of the prefix's slot now, if known. */
+  locate(): string | undefined;
+  /** A new connection (not connected, not reconnecting by itself) to the node at `host:port`. */
+  create(at: string): Redis;
+}
+
+/** How often the shard connection checks that its node still masters the slot. */
+const SHARD_CHECK_MS = 1_000;
+
 export class RedisPubSub {
   private redis?: Redis;
   private connecting?: Promise<Redis>;
   private closed = false;
   private readonly channels = new Map<string, ChannelListener>();
   private readonly patterns = new Map<string, (channel: string, message: string) => void>();
+  /** On a cluster: the connection holding the route channels, to the slot's master at `shardAt`. */
+  private shard?: Redis;
+  private shardAt?: string;
+  private shardConnecting?: Promise<Redis>;
+  private shardTimer?: NodeJS.Timeout;
+  private rehoming = false;
 
   /**
    * @param waitMs the longest `unsubscribe()` and `close()` wait for Redis (`commandTimeoutMs`): this
@@ -36,6 +61,7 @@ export class RedisPubSub {
     private readonly create: () => Redis,
     private readonly connect: (redis: Redis) => Promise<void>,
     private readonly waitMs: number,
+    private readonly shards?: ShardedChannels,
   ) {}
 
   /**
@@ -43,10 +69,10 @@ export class RedisPubSub {
    * fails (the connection closed), `listener` is not kept.
    */
   async subscribe(channel: string, listener: ChannelListener): Promise<void> {
-    const redis = await this.connection();
+    const redis = this.shards ? await this.shardConnection() : await this.connection();
     this.channels.set(channel, listener);
     try {
-      await redis.subscribe(channel);
+      await (this.shards ? redis.ssubscribe(channel) : redis.subscribe(channel));
     } catch (error) {
       this.release(channel, listener);
       throw error;
@@ -61,7 +87,7 @@ export class RedisPubSub {
    * unreachable, counts nobody meanwhile) or after `waitMs`.
    */
   unsubscribe(channel: string, listener: ChannelListener): Promise<void> {
-    const redis = this.redis;
+    const redis = this.shards ? this.shard : this.redis;
     if (this.channels.get(channel) !== listener) return Promise.resolve();
     if (this.closed || redis === undefined) {
       this.release(channel, listener);
@@ -69,7 +95,10 @@ export class RedisPubSub {
     }
     // Rejected only when the connection ended: no subscription is left either way.
     const release = () => this.release(channel, listener);
-    const confirmed = redis.unsubscribe(channel).then(release, release);
+    const confirmed = (this.shards ? redis.sunsubscribe(channel) : redis.unsubscribe(channel)).then(
+      release,
+      release,
+    );
     return redis.status === 'ready' ? within(this.waitMs, confirmed) : Promise.resolve();
   }
 
@@ -91,6 +120,8 @@ export class RedisPubSub {
     this.closed = true;
     this.channels.clear();
     this.patterns.clear();
+    clearInterval(this.shardTimer);
+    await this.closeShard();
     // Still connecting (Redis unreachable): given up now, rather than after connectTimeoutMs.
     if (this.redis !== undefined && this.redis.status !== 'ready') this.redis.disconnect();
     await this.connecting?.catch(() => undefined);
@@ -129,10 +160,11 @@ export class RedisPubSub {
       this.patterns.get(pattern)?.(channel, message),
     );
     let connected = false;
-    redis.on('ready', () => {
+    const ring = () => {
       if (!connected) return;
       for (const listener of this.channels.values()) listener(RING);
-    });
+    };
+    if (!this.shards) redis.on('ready', ring);
     try {
       await this.connect(redis);
     } catch (error) {
@@ -146,6 +178,110 @@ export class RedisPubSub {
     }
     return redis;
   }
+
+  /** On a cluster: the connection to the slot's master that holds the route channels. */
+  private shardConnection(): Promise<Redis> {
+    if (this.closed) return Promise.reject(new Error('the pub/sub connection is closed'));
+    this.shardConnecting ??= this.openShard().catch((error: unknown) => {
+      this.shardConnecting = undefined;
+      throw error;
+    });
+    return this.shardConnecting;
+  }
+
+  /** Tries the slot's master for at most `waitMs` (a failover may be under way). */
+  private async openShard(): Promise<Redis> {
+    const deadline = Date.now() + this.waitMs;
+    for (let attempt = 1; ; attempt++) {
+      try {
+        return await this.tryShard();
+      } catch (error) {
+        if (this.closed || Date.now() >= deadline) throw error;
+        await sleep(Math.min(500, 50 * attempt));
+      }
+    }
+  }
+
+  private async tryShard(): Promise<Redis> {
+    const shards = this.shards as ShardedChannels;
+    const at = shards.locate();
+    if (at === undefined) throw new Error("the master of the prefix's hash slot is not known yet");
+    const redis = shards.create(at);
+    redis.on('error', (error: Error) => {
+      // Redis unsubscribed it (the node no longer masters the slot): ioredis did not expect that.
+      if (this.shard === redis && error.message.includes('Command queue state error'))
+        this.rehome();
+    });
+    redis.on('smessageBuffer', (channel: Buffer, message: Buffer) =>
+      this.channels.get(channel.toString())?.(message),
+    );
+    redis.once('end', () => {
+      if (this.shard === redis) this.rehome();
+    });
+    await this.connect(redis);
+    if (this.closed) {
+      redis.disconnect();
+      throw new Error('the pub/sub connection was closed while connecting');
+    }
+    this.shard = redis;
+    this.shardAt = at;
+    this.shardTimer ??= setInterval(() => {
+      if (this.shard !== undefined && !this.rehoming && shards.locate() !== this.shardAt)
+        this.rehome();
+    }, SHARD_CHECK_MS).unref();
+    return redis;
+  }
+
+  /**
+   * The slot moved (a failover) or the connection dropped: a connection to the slot's master now
+   * subscribes every route channel again, then the routes are rung (requests may wait in their lists).
+   */
+  private rehome(): void {
+    if (this.closed || this.rehoming) return;
+    this.rehoming = true;
+    const old = this.shard;
+    this.shard = undefined;
+    this.shardConnecting = undefined;
+    old?.disconnect();
+    void (async () => {
+      for (let attempt = 1; !this.closed; attempt++) {
+        try {
+          const redis = await this.shardConnection();
+          const channels = [...this.channels.keys()];
+          if (channels.length > 0) await redis.ssubscribe(...channels);
+          // Unsubscribed meanwhile (released at once: there was no connection to wait for).
+          const gone = channels.filter((channel) => !this.channels.has(channel));
+          if (gone.length > 0) await redis.sunsubscribe(...gone);
+          for (const listener of this.channels.values()) listener(RING);
+          break;
+        } catch {
+          this.shard?.disconnect();
+          this.shard = undefined;
+          this.shardConnecting = undefined;
+          await sleep(Math.min(1_000, 100 * attempt));
+        }
+      }
+      this.rehoming = false;
+    })();
+  }
+
+  private async closeShard(): Promise<void> {
+    await this.shardConnecting?.catch(() => undefined);
+    const shard = this.shard;
+    this.shard = undefined;
+    if (shard === undefined) return;
+    if (shard.status === 'ready')
+      await within(
+        this.waitMs,
+        shard.quit().catch(() => undefined),
+      );
+    if (shard.status !== 'end') shard.disconnect();
+  }
+}
+
+/** Resolves after `ms`. */
+function sleep(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms));
 }
 
 /** Resolves when `promise` settles or after `ms`, whichever comes first. */

@@ -19,7 +19,7 @@ import type { BackendEventHub } from '../../backend/backend-events';
 import type { DeliveryHandler, SubscriptionSpec } from '../../backend/broker-backend.interface';
 import { MessagingHeaders } from '../../backend/message-headers';
 import { coalesceWrites } from './redis-connection';
-import { GIVE_BACK_SCRIPT } from './redis-message-scripts';
+import { GIVE_BACK_SCRIPT, GIVE_BACK_SCRIPT_SHARDED } from './redis-message-scripts';
 import type { RedisPubSub } from './redis-pubsub';
 import { fromRequestEntry } from './redis-request-entries';
 import { runScript } from './redis-scripts';
@@ -203,7 +203,7 @@ export class RedisRequestSource {
     coalesceWrites(this.ctx.command);
     runScript(
       this.ctx.command,
-      GIVE_BACK_SCRIPT,
+      this.ctx.keys.sharded ? GIVE_BACK_SCRIPT_SHARDED : GIVE_BACK_SCRIPT,
       1,
       this.key,
       this.channel,

@@ -21,7 +21,7 @@ import type {
 import { PendingRequests } from '../../backend/pending-requests';
 import { PublishFailedError, UnroutableError } from '../../errors/messaging.errors';
 import { coalesceWrites } from './redis-connection';
-import { BINDINGS_SCRIPT, REQUEST_SCRIPT } from './redis-message-scripts';
+import { BINDINGS_SCRIPT, REQUEST_SCRIPT, REQUEST_SCRIPT_SHARDED } from './redis-message-scripts';
 import { publishFailure } from './redis-publisher';
 import type { RedisPubSub } from './redis-pubsub';
 import { decodeReply, requestEntry } from './redis-request-entries';
@@ -93,8 +93,9 @@ export class RedisRequester {
       const reached = Number(
         await runScript(
           command,
-          REQUEST_SCRIPT,
-          0,
+          this.ctx.keys.sharded ? REQUEST_SCRIPT_SHARDED : REQUEST_SCRIPT,
+          1,
+          this.ctx.keys.slotKey,
           this.ctx.keys.prefix,
           this.ctx.keys.db,
           bindings.generation,
@@ -119,7 +120,13 @@ export class RedisRequester {
 
   /** Reads the bindings and their generation (one read at a time, shared by the requests waiting). */
   private readBindings(command: Redis): Promise<BindingsSnapshot> {
-    this.reading ??= runScript(command, BINDINGS_SCRIPT, 0, this.ctx.keys.prefix)
+    this.reading ??= runScript(
+      command,
+      BINDINGS_SCRIPT,
+      1,
+      this.ctx.keys.slotKey,
+      this.ctx.keys.prefix,
+    )
       .then((reply) => {
         const [generation, ...flat] = reply as string[];
         return this.ctx.routes.setBindings(String(generation), flat);

@@ -4,7 +4,9 @@
  * dead letters. Each runs atomically, so routing and bindings never race between processes. The
  * scripts of the per-message paths (settling a failure, acknowledging queue entries, volatile
  * requests) are in `redis-message-scripts.ts`. Keys are described in `redis-topology.ts`; every script
- * takes the key prefix as `ARGV[1]` and computes its keys (hence no Redis Cluster).
+ * takes the key prefix as `ARGV[1]` and computes its keys, all in the prefix's hash slot on a Redis
+ * Cluster; every call names a key of that slot as `KEYS[1]` (`RedisKeys.slotKey`) so that a cluster runs
+ * it on the slot's master (`redis-cluster.ts`).
  */
 import { createHash } from 'node:crypto';
 import type { Redis } from 'ioredis';

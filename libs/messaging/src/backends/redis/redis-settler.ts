@@ -182,7 +182,8 @@ export class RedisSettler {
     return runScript(
       this.ctx.command,
       SETTLE_SCRIPT,
-      0,
+      1,
+      this.ctx.keys.slotKey,
       this.ctx.keys.prefix,
       stream,
       this.spec.queue,

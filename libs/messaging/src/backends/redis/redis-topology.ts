@@ -61,7 +61,8 @@
  * about `maxLength` entries (`MAXLEN ~`), so a group that falls that far behind loses the oldest
  * (queue and dead-letter streams hold only what is unhandled and are never trimmed); groups and
  * bindings of a retired service stay until deleted (a publisher sees a group destroyed by hand within
- * a second); the scripts touch keys they compute, so Redis Cluster is not supported; a subscription
+ * a second); on a Redis Cluster every key of a prefix is in one hash slot (the prefix carries a hash
+ * tag, `{shop}`: `redis-cluster.ts`), so one prefix lives on one master; a subscription
  * holds one connection (its blocking reads), and each instance one pub/sub connection (its volatile
  * routes and its replies); replies are pub/sub (a requester disconnected when its reply is sent times
  * out); a volatile request taken by an instance that crashes before answering times out, as does one
@@ -72,8 +73,18 @@
  * pending, so a retry or dead-letter copy is not written twice. `docs/backends.md` says more.
  */
 
+import { keySlot } from './redis-cluster';
+
 /** Key names of one prefix, and the names of its pub/sub channels in database `db`. */
 export class RedisKeys {
+  /**
+   * A key name of the prefix's hash slot (the prefix itself): passed as `KEYS[1]` of every script, so
+   * that a Redis Cluster runs it on the slot's master; declared and unused on a single server.
+   */
+  readonly slotKey: string;
+  /** The hash slot of every key of the prefix on a cluster (its prefix carries a hash tag). */
+  readonly slot: number;
+
   /**
    * @param db the database the keys are in: pub/sub channels are the whole server's, so a channel
    *   that stands for something in one database names it (apps that share a prefix in two databases
@@ -82,7 +93,12 @@ export class RedisKeys {
   constructor(
     readonly prefix: string,
     readonly db = 0,
-  ) {}
+    /** On a Redis Cluster: the route channels are sharded channels (`SSUBSCRIBE`, `SPUBLISH`). */
+    readonly sharded = false,
+  ) {
+    this.slotKey = prefix;
+    this.slot = keySlot(prefix);
+  }
 
   /** The stream of `topic`. */
   topic(topic: string): string {

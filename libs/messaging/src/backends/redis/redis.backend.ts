@@ -31,15 +31,18 @@ import {
   coalesceWrites,
   connectWithin,
   createConnection,
+  createNodeConnection,
   databaseOf,
   type IoRedisModule,
   loadIoRedis,
 } from './redis-connection';
+import { masterOf } from './redis-cluster';
 import { RedisConsumer } from './redis-consumer';
 import { RedisDeadLetters } from './redis-dead-letters';
 import { RedisDurabilityWatch } from './redis-persistence';
 import { RedisPublisher } from './redis-publisher';
 import { RedisPubSub } from './redis-pubsub';
+import { ReplicaWait } from './redis-replicas';
 import { encodeReply } from './redis-request-entries';
 import { RedisRequester } from './redis-requester';
 import { RedisRoutes } from './redis-routes';
@@ -85,6 +88,8 @@ export class RedisStreamsBackend implements BrokerBackend {
   private readonly requester: RedisRequester;
   private readonly deadLetters: RedisDeadLetters;
   private readonly durability: RedisDurabilityWatch;
+  /** `waitForReplicas`: undefined when off (then a publish does nothing more). */
+  private readonly replicas?: ReplicaWait;
   private command?: Redis;
   private connecting?: Promise<void>;
   private poller?: NodeJS.Timeout;
@@ -96,12 +101,21 @@ export class RedisStreamsBackend implements BrokerBackend {
   constructor(options: RedisStreamsBackendOptions = {}) {
     this.options = resolveRedisOptions(options);
     this.ioredis = loadIoRedis();
-    this.keys = new RedisKeys(this.options.prefix, databaseOf(this.options.url));
+    const clustered = this.options.cluster !== undefined;
+    this.keys = new RedisKeys(this.options.prefix, databaseOf(this.options.url), clustered);
     this.publisher = new RedisPublisher(this.keys, this.options, this.routes);
+    if (this.options.waitForReplicas)
+      this.replicas = new ReplicaWait(this.options.waitForReplicas, this.keys.slot);
     this.pubsub = new RedisPubSub(
       () => createConnection(this.ioredis, this.options, 'pubsub', true),
       (redis) => connectWithin(redis, this.options, this.options.connectTimeoutMs),
       this.options.commandTimeoutMs,
+      clustered
+        ? {
+            locate: () => (this.command ? masterOf(this.command, this.keys.slot) : undefined),
+            create: (at) => createNodeConnection(this.ioredis, this.options, 'pubsub-shard', at),
+          }
+        : undefined,
     );
     this.requester = new RedisRequester({
       keys: this.keys,
@@ -146,10 +160,17 @@ export class RedisStreamsBackend implements BrokerBackend {
   publish(message: OutgoingMessage, options: BackendPublishOptions): Promise<void> {
     if (this.closing)
       return Promise.reject(new BackendClosedError('RedisStreamsBackend is closed'));
-    if (this.command) return this.publisher.send(this.command, message, options.mandatory);
-    return this.connected().then((command) =>
-      this.publisher.send(command, message, options.mandatory),
-    );
+    const command = this.command;
+    if (command === undefined)
+      return this.connected().then((c) => this.sendNow(c, message, options.mandatory));
+    if (this.replicas === undefined)
+      return this.publisher.send(command, message, options.mandatory);
+    return this.replicas.after(command, this.publisher.send(command, message, options.mandatory));
+  }
+
+  private sendNow(command: Redis, message: OutgoingMessage, mandatory: boolean): Promise<void> {
+    const sent = this.publisher.send(command, message, mandatory);
+    return this.replicas === undefined ? sent : this.replicas.after(command, sent);
   }
 
   /**
@@ -305,7 +326,11 @@ export class RedisStreamsBackend implements BrokerBackend {
     this.command = command;
     this.hub.setStatus('connected');
     this.poller = setInterval(() => void this.moveDue(), this.options.delayPollMs);
-    this.logger.log(`Connected to Redis at ${redactRedisUrl(this.options.url)}`);
+    this.logger.log(
+      this.options.cluster
+        ? `Connected to the Redis Cluster of ${this.options.cluster.nodes.map(redactRedisUrl).join(', ')} (prefix '${this.options.prefix}': hash slot ${this.keys.slot})`
+        : `Connected to Redis at ${redactRedisUrl(this.options.url)}`,
+    );
   }
 
   private async doClose(): Promise<void> {
@@ -348,7 +373,8 @@ export class RedisStreamsBackend implements BrokerBackend {
           await runScript(
             this.command,
             MOVE_DUE_SCRIPT,
-            0,
+            1,
+            this.keys.slotKey,
             this.keys.prefix,
             MOVE_BATCH,
             this.options.maxLength,
