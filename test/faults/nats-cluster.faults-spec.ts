@@ -33,6 +33,12 @@ const LOAD = { count: 1500, ratePerSec: 200, settleMs: 45_000 };
 const KILL_AFTER = 500;
 const CONSUMERS = 2;
 const RESUME_BOUND_MS = 20_000;
+/**
+ * Redeliveries a kill may cause: the deliveries the consumers held (10 each), whose acks went to a
+ * dead consumer leader, and as many again whose acks that leader had taken but not yet replicated
+ * (4 to 8 over most runs, 17 in one of eight).
+ */
+const REDELIVERED_AT_MOST = 2 * CONSUMERS * 10;
 
 interface Placement {
   clients: number;
@@ -150,7 +156,10 @@ describe('faults: 3-node NATS JetStream cluster (replicas: 3, client failover)',
     };
     recordResult(`${id} ${name}`, report, figures);
     expect({ settled, held: r.heldAtEnd }).toEqual({ settled: true, held: {} });
-    expectPassBar(report, { duplicatedAtMost: CONSUMERS * 10, copiesAtMost: COPIES_PER_FAULT });
+    expectPassBar(report, {
+      duplicatedAtMost: REDELIVERED_AT_MOST,
+      copiesAtMost: COPIES_PER_FAULT,
+    });
     expect(report.handled).toBe(LOAD.count);
     expect(leaderAfter).toEqual(expect.any(String));
     expect(leaderAfter).not.toBe(node(at.kill));
