@@ -96,7 +96,8 @@ export class NatsPuller {
   private heardAt = 0;
   /**
    * When the current inbox was made (or pulled again after a recovery): nothing heard since
-   * (`heardAt` not after it) means its pulls may never have reached the server.
+   * (`heardAt` not after it) means its pulls may never have reached the server. A sign of life in
+   * that very millisecond counts as none; the next heartbeat comes long before {@link UNHEARD_MS}.
    */
   private unheardSince = 0;
   private recovering = false;
