@@ -101,19 +101,19 @@ export function useRig(options: RigOptions): Rig {
 
 /**
  * Time from a fault (`since`, epoch ms) to the first confirm of a publish sent after it: how long
- * publishing was stopped (publishes in flight at the fault are not counted). Undefined when no
- * publish sent after it was confirmed.
+ * publishing was stopped (publishes in flight at the fault are not counted); with `kind`
+ * `handled`, to the first handling of a message sent after it. Undefined when there is none.
  */
-export function resumedMs(rows: readonly LedgerRow[], since: number): number | undefined {
+export function resumedMs(
+  rows: readonly LedgerRow[],
+  since: number,
+  kind: 'confirmed' | 'handled' = 'confirmed',
+): number | undefined {
   const sentAfter = new Set<string>();
   for (const row of rows) if (row.kind === 'sent' && row.at >= since) sentAfter.add(row.id);
   let first: number | undefined;
   for (const row of rows) {
-    if (
-      row.kind === 'confirmed' &&
-      sentAfter.has(row.id) &&
-      (first === undefined || row.at < first)
-    ) {
+    if (row.kind === kind && sentAfter.has(row.id) && (first === undefined || row.at < first)) {
       first = row.at;
     }
   }

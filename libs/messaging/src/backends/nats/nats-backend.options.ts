@@ -22,9 +22,18 @@ export interface NatsBackendOptions {
    * (see `tls`). Credentials may be written in a URL, `nats://user:password@host:4222` (or
    * `nats://token@host:4222`), percent-encoded or not: they are taken out of it, sent to the
    * server only, and never shown in an error or a log. All URLs carry the same ones, or none.
+   * The first connection goes to one of them at random, as with any NATS client, unless
+   * `randomizeServers` is false.
    * @default 'nats://127.0.0.1:4222'
    */
   readonly servers?: string | readonly string[];
+  /**
+   * Shuffle `servers` before the first connection, as NATS clients do, so that the instances of a
+   * fleet spread over a cluster. `false` tries them in the order given: the first one first, then
+   * the next one at each reconnection (a preferred server, e.g. the one in the same zone).
+   * @default true
+   */
+  readonly randomizeServers?: boolean;
   /**
    * Names everything this backend creates on the server: subjects `<prefix>.…` and streams
    * `<prefix>-messages`, `<prefix>-delayed`, `<prefix>-dead-letters`. Apps that exchange messages use
@@ -150,6 +159,7 @@ export interface NatsBackendOptions {
 /** {@link NatsBackendOptions} with every default applied, and the names derived from `prefix`. */
 export interface ResolvedNatsOptions {
   readonly servers: readonly string[];
+  readonly randomizeServers: boolean;
   readonly prefix: string;
   readonly name?: string;
   readonly user?: string;
@@ -180,6 +190,7 @@ export const DEFAULT_NATS_PREFIX = 'messaging';
 
 const KNOWN: readonly (keyof NatsBackendOptions)[] = [
   'servers',
+  'randomizeServers',
   'prefix',
   'name',
   'user',
@@ -234,6 +245,7 @@ export function resolveNatsOptions(options: NatsBackendOptions = {}): ResolvedNa
   }
   return {
     servers,
+    randomizeServers: checkBoolean(options.randomizeServers, true, `${WHERE}: randomizeServers`),
     prefix,
     name: checkName(options.name, `${WHERE}: name`),
     user: credentials ? credentials.user : checkName(options.user, `${WHERE}: user`),

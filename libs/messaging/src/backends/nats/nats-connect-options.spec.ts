@@ -103,6 +103,43 @@ describe('NATS server URLs', () => {
     });
   });
 
+  it.each([
+    [{}, true],
+    [{ randomizeServers: false }, false],
+  ])(
+    'hands %j to the client as servers shuffled (%s), or in the order given',
+    async (options, shuffled) => {
+      const given: Array<{ servers?: unknown; noRandomize?: unknown }> = [];
+      const modules = loadNatsModules();
+      const transport = {
+        ...modules.transport,
+        connect: (opts: { servers?: unknown; noRandomize?: unknown }) => {
+          given.push(opts);
+          return Promise.reject(
+            Object.assign(new Error('authorization violation'), { name: 'AuthorizationError' }),
+          );
+        },
+      } as unknown as typeof modules.transport;
+      const manager = new NatsConnectionManager(
+        { ...modules, transport },
+        resolveNatsOptions({ servers: ['nats://h1:4222', 'nats://h2:4222'], ...options }),
+        new BackendEventHub(),
+        new Logger('test'),
+        () => undefined,
+      );
+      await expect(manager.connect()).rejects.toBeInstanceOf(NatsConnectError);
+      expect(given).toEqual([
+        expect.objectContaining({
+          servers: ['nats://h1:4222', 'nats://h2:4222'],
+          noRandomize: !shuffled,
+        }),
+      ]);
+      expect(() => resolveNatsOptions({ randomizeServers: 'no' as never })).toThrow(
+        /randomizeServers must be/,
+      );
+    },
+  );
+
   it('masks user info up to the last @, and secrets by value in free text', () => {
     expect(maskUserInfo('nats://a:p@ss/w#rd@h:1')).toBe('nats://***@h:1');
     expect(maskUserInfo('a:p w@h')).toBe('***@h');

@@ -171,6 +171,7 @@ export class NatsConnectionManager {
         nc = await transport.connect({
           // Without credentials (`nats-servers.ts`): they go as options, and nowhere else.
           servers: [...options.servers],
+          noRandomize: !options.randomizeServers,
           name: options.name,
           user: options.user,
           pass: options.pass,

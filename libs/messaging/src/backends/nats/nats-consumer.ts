@@ -37,6 +37,9 @@ const DEFAULT_SLOTS = 10;
 /** `max_ack_pending` per slot: room for many instances (each holds at most its slots). */
 const ACK_PENDING_PER_SLOT = 32;
 
+/** Longest wait for the check of a consumer whose pulls failed (a lost check is tried again). */
+export const RECOVER_CHECK_MS = 3_000;
+
 export class NatsConsumer implements PullOwner {
   readonly slots: number;
   private readonly pullers: NatsPuller[];
@@ -225,11 +228,25 @@ export class NatsConsumer implements PullOwner {
     if (this.pullers.every((x) => x.attached)) this.detachedSince = undefined;
   }
 
-  /** The stream or a consumer was deleted under us: create them again. */
+  /**
+   * The stream or a consumer was deleted under us: create them again. The check is bounded
+   * ({@link RECOVER_CHECK_MS}): on a cluster electing the consumer's leader it is answered by
+   * nobody, and the puller's next try (after its pause) should not wait for the API's timeout.
+   */
   async recover(p: NatsPuller): Promise<void> {
     const { jsm } = await this.ctx.link();
     try {
-      await jsm.consumers.info(this.ctx.names.messages, p.name);
+      let timer: NodeJS.Timeout | undefined;
+      await Promise.race([
+        jsm.consumers.info(this.ctx.names.messages, p.name),
+        new Promise<never>((_, reject) => {
+          timer = setTimeout(
+            () => reject(new Error(`its check got no answer within ${RECOVER_CHECK_MS} ms`)),
+            RECOVER_CHECK_MS,
+          );
+          timer.unref();
+        }),
+      ]).finally(() => clearTimeout(timer));
     } catch (error) {
       if (!isNotFound(error)) throw error;
       await ensureStreams(jsm, this.ctx.options);

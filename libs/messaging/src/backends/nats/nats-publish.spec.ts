@@ -109,3 +109,66 @@ describe('NatsPublisher', () => {
     for (const h of sent) expect(h).toBe('NATS/1.0\r\nx-a: b\r\nNats-Msg-Id: id-1\r\n\r\n');
   });
 });
+
+describe('NatsPublisher, a stream without a leader (a cluster electing one)', () => {
+  /**
+   * A connection whose stream subject has no responder (503) until `electedAt`, then PubAcks, and a
+   * JetStream API that never answers meanwhile (nats-server 2.9 answers a leaderless stream's info
+   * from nobody): what a client sees for the seconds a cluster elects a stream's new leader.
+   */
+  function electing(electedAt: number) {
+    let answer: ((error: Error | null, msg: Msg) => void) | undefined;
+    const infos: number[] = [];
+    const nc = {
+      subscribe: (_: string, { callback }: { callback: typeof answer }) => {
+        answer = callback;
+        return { isClosed: () => false, unsubscribe: () => undefined };
+      },
+      publish: (_: string, __: Uint8Array, { reply }: { reply: string }) => {
+        const leader = Date.now() >= electedAt;
+        queueMicrotask(() =>
+          answer?.(null, {
+            subject: reply,
+            data: bytes(leader ? '{"stream":"p-messages","seq":1}' : ''),
+            headers: leader ? undefined : headers(503, 'No Responders'),
+          } as Msg),
+        );
+      },
+    };
+    const jsm = {
+      streams: {
+        // Lost: answered by nobody until the publish gives up on it.
+        info: () => {
+          infos.push(Date.now());
+          return new Promise(() => undefined);
+        },
+      },
+    };
+    const link = { nc, jsm } as unknown as NatsLink;
+    const publisher = new NatsPublisher({
+      options: resolveNatsOptions({ publishTimeoutMs: 8_000 }),
+      names: natsNames('p'),
+      routes: {} as NatsRoutes,
+      link: () => Promise.resolve(link),
+      current: () => link,
+      whenConnected: () => Promise.resolve(true),
+      inbox: () => '_INBOX.p',
+      closing: () => false,
+    });
+    return { publisher, infos };
+  }
+
+  it('publishes again until the leader is elected, without waiting on the lost stream check', async () => {
+    const started = Date.now();
+    const { publisher, infos } = electing(started + 600);
+    const publishes = Array.from({ length: 20 }, (_, i) =>
+      publisher.publish('p.t.a', bytes('{}'), new WireHeaders(), `id-${i}`),
+    );
+    await Promise.all(publishes);
+    publisher.close();
+    // Confirmed within a pause of the election, far from the 8 s deadline.
+    expect(Date.now() - started).toBeLessThan(2_500);
+    // One check of the streams at a time for all of them, not one per publish.
+    expect(infos.length).toBeLessThanOrEqual(2);
+  });
+});

@@ -52,8 +52,16 @@ export function freshMsgId(): string {
   return `${PROCESS_ID}${(++published).toString(36)}`;
 }
 
+/** First pause before a publish no stream took goes again; it doubles up to the next. */
+const NO_STREAM_PAUSE_MS = 100;
+const MAX_NO_STREAM_PAUSE_MS = 1_000;
+
 export class NatsPublisher {
   private readonly pubAcks: NatsPubAcks;
+  /** The check of the streams under way (one for every publish that met no stream). */
+  private checking?: Promise<void>;
+  /** When the last check that found (or made) the streams began. */
+  private streamsFoundAt = 0;
 
   constructor(private readonly ctx: NatsPublisherContext) {
     this.pubAcks = new NatsPubAcks(() => ctx.inbox());
@@ -170,8 +178,11 @@ export class NatsPublisher {
   /**
    * Publishes to a stream subject and waits for the PubAck, within `publishTimeoutMs` in all. A
    * publish written as the connection dropped is lost on the wire, so an unconfirmed one is sent
-   * again (after the reconnection) under the same message id: the stream stores it once. A missing
-   * stream (deleted under us) is created again. Every failure names what happened.
+   * again (after the reconnection) under the same message id: the stream stores it once. A subject
+   * no stream takes ("no responders") is sent again after a pause: on a cluster that is a stream
+   * whose leader is being elected (seconds), after a restart JetStream not back yet, or a stream
+   * deleted under us, which {@link checkStreams} creates again meanwhile. Refused again after a
+   * check that found the streams, it is refused. Every failure names what happened.
    */
   async publish(
     subject: string,
@@ -184,7 +195,9 @@ export class NatsPublisher {
     // Once: every attempt sends these same headers.
     headers.add('Nats-Msg-Id', msgID);
     const perAttempt = Math.max(1_000, Math.floor(options.publishTimeoutMs / 4));
-    let recreated = false;
+    /** When no stream took it first, and the pause before it goes again. */
+    let noStreamSince: number | undefined;
+    let noStreamPauseMs = NO_STREAM_PAUSE_MS;
     for (;;) {
       const link = this.ctx.current() ?? (await this.ctx.link());
       const startedAt = Date.now();
@@ -195,19 +208,20 @@ export class NatsPublisher {
       } catch (error) {
         const text = describe(error);
         let retriable = error instanceof PubAckError ? error.retriable : true;
-        if (!recreated && error instanceof PubAckError && error.noStream) {
-          // Deleted under us (made again), or JetStream not back yet after a restart (this fails
-          // too: as for a timeout). Refused again once made, it is refused.
-          recreated = await beforeDeadline(ensureStreams(link.jsm, options), deadline).then(
-            () => true,
-            () => false,
-          );
-          if (recreated) continue;
-          retriable = true;
+        let pauseMs = Date.now() - startedAt < 100 ? 100 : 0;
+        if (error instanceof PubAckError && error.noStream) {
+          noStreamSince ??= startedAt;
+          // Refused for good only when a check begun since found the streams (with a leader: a
+          // leaderless stream's info is answered by nobody) and it is refused again.
+          retriable = !(this.streamsFoundAt >= noStreamSince);
+          if (retriable) this.checkStreams(link);
+          pauseMs = noStreamPauseMs;
+          noStreamPauseMs = Math.min(2 * noStreamPauseMs, MAX_NO_STREAM_PAUSE_MS);
         }
         if (retriable && Date.now() < deadline && !this.ctx.closing()) {
-          // Failed at once (no connection yet): pause instead of spinning until the deadline.
-          if (Date.now() - startedAt < 100) await new Promise((r) => setTimeout(r, 100));
+          // Failed at once (no connection yet, no stream): pause instead of spinning.
+          pauseMs = Math.min(pauseMs, deadline - Date.now());
+          if (pauseMs > 0) await new Promise((r) => setTimeout(r, pauseMs));
           continue;
         }
         if (retriable) {
@@ -222,6 +236,25 @@ export class NatsPublisher {
         });
       }
     }
+  }
+
+  /**
+   * Checks the streams, creating those deleted under us, unless a check is under way: in the
+   * background, for the publishes that met no stream (they go again meanwhile). On a cluster
+   * electing a stream's leader the check is answered by nobody and ends with the API's timeout.
+   */
+  private checkStreams(link: NatsLink): void {
+    if (this.checking) return;
+    const startedAt = Date.now();
+    this.checking = ensureStreams(link.jsm, this.ctx.options).then(
+      () => {
+        this.streamsFoundAt = Math.max(this.streamsFoundAt, startedAt);
+        this.checking = undefined;
+      },
+      () => {
+        this.checking = undefined;
+      },
+    );
   }
 
   /** The topic or queue of `message`; throws when it has neither, both, or a bad topic. */

@@ -1,5 +1,5 @@
 import type { Msg, NatsConnection } from '@nats-io/transport-node';
-import { NatsPuller, type PullOwner, ROTATE_MS } from './nats-pull';
+import { NatsPuller, PULL_HEARTBEAT_MS, type PullOwner, ROTATE_MS, UNHEARD_MS } from './nats-pull';
 import { NatsPullBudget } from './nats-pull-budget';
 
 /** A pull request as a puller wrote it. */
@@ -173,6 +173,36 @@ describe('NatsPuller', () => {
     r.deliver('f1', 0, '_INBOX.t1');
     expect(r.accepted).toEqual([{ consumer: 'f1', stale: true }]);
     expect(r.asked()).toBe(2);
+  });
+
+  it('gives up after one heartbeat the long pull of a fresh inbox that heard nothing, after two once it heard the server', async () => {
+    let now = 1_700_000_000_000;
+    const clock = jest.spyOn(Date, 'now').mockImplementation(() => now);
+    try {
+      const r = route(['f1'], 2);
+      const [puller] = r.pullers;
+      // Sent into the void (on a cluster, to a consumer whose leader is being elected): no heartbeat.
+      puller.check(now + PULL_HEARTBEAT_MS);
+      expect(r.subs.get('_INBOX.t1')?.drained).toBe(false);
+      puller.check(now + UNHEARD_MS + 1);
+      expect(r.subs.get('_INBOX.t1')?.drained).toBe(true);
+      await new Promise((resolve) => setImmediate(resolve));
+      expect(r.pulls.at(-1)).toEqual({
+        consumer: 'f1',
+        inbox: '_INBOX.t2',
+        batch: 2,
+        mode: 'long',
+      });
+      // This one was taken: its heartbeat came. A late heartbeat is not silence yet.
+      now += 10;
+      r.status('f1', 100);
+      puller.check(now + UNHEARD_MS + 1);
+      expect(r.subs.get('_INBOX.t2')?.drained).toBe(false);
+      puller.check(now + 2 * PULL_HEARTBEAT_MS + 1_001);
+      expect(r.subs.get('_INBOX.t2')?.drained).toBe(true);
+    } finally {
+      clock.mockRestore();
+    }
   });
 
   it('asks again on a fresh inbox when a short pull is never answered (the server dropped it)', () => {

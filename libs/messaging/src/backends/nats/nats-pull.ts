@@ -10,7 +10,7 @@
  *
  * | pull   | asks                                   | why                                                          |
  * | ------ | -------------------------------------- | ------------------------------------------------------------ |
- * | long   | `expires` {@link PULL_EXPIRES_MS}, `idle_heartbeat` {@link PULL_HEARTBEAT_MS} | waits for messages; 408 says how many it did not deliver; a pull the server forgot (restart, deleted consumer: a pull to a missing consumer gets no answer) shows as silence: after two heartbeats the puller checks the consumer and asks again |
+ * | long   | `expires` {@link PULL_EXPIRES_MS}, `idle_heartbeat` {@link PULL_HEARTBEAT_MS} | waits for messages; 408 says how many it did not deliver; a pull the server forgot (restart, deleted consumer: a pull to a missing consumer gets no answer) shows as silence: after two heartbeats the puller checks the consumer and asks again; a fresh inbox that heard nothing at all, after one ({@link UNHEARD_MS}: on a cluster, pulls sent while the consumer's leader is being elected vanish) |
  * | short  | `expires` {@link ROTATE_MS}             | when the route's room cannot give every consumer a pull: given back soon, so that the others get their turn |
  * | probe  | `no_wait`                              | one message if there is one, else 404 at once: a consumer waiting for its turn while another has messages |
  *
@@ -30,6 +30,11 @@ import { DeliveryHighWater } from './nats-rollback';
 export const PULL_EXPIRES_MS = 30_000;
 /** The server's heartbeat on a waiting long pull; two missed ones mean it is gone. */
 export const PULL_HEARTBEAT_MS = 5_000;
+/**
+ * Silence after which the long pulls of a fresh inbox that heard nothing yet count as lost: a pull
+ * the server took sends a message or a heartbeat within {@link PULL_HEARTBEAT_MS}.
+ */
+export const UNHEARD_MS = PULL_HEARTBEAT_MS + 2_000;
 /** How long a short pull waits: the turn of a consumer when the room is too small for all of them. */
 export const ROTATE_MS = 1_000;
 
@@ -89,6 +94,12 @@ export class NatsPuller {
   private inbox = '';
   private readonly nextSubject: string;
   private heardAt = 0;
+  /**
+   * When the current inbox was made (or pulled again after a recovery): nothing heard since
+   * (`heardAt` not after it) means its pulls may never have reached the server. A sign of life in
+   * that very millisecond counts as none; the next heartbeat comes long before {@link UNHEARD_MS}.
+   */
+  private unheardSince = 0;
   private recovering = false;
   /** Backoff exponent of the current streak of failures. */
   private failures = 0;
@@ -154,17 +165,23 @@ export class NatsPuller {
 
   /**
    * Every half turn. A puller that heard nothing for two heartbeats while a long pull waits lost
-   * its pulls (a restarted server, a deleted consumer): it checks and asks again. A short pull or
-   * a probe is answered within a turn (its message, 408 or 404), but the server (2.9) drops a pull
-   * that expires as a message becomes due without a word: one unanswered for two turns is given up
-   * and asked again.
+   * its pulls (a restarted server, a deleted consumer): it checks and asks again. On a fresh inbox
+   * that has heard nothing at all, one heartbeat and a margin ({@link UNHEARD_MS}) is enough: on a
+   * cluster, pulls sent while the consumer's leader is being elected (just after a reconnection
+   * to another server, say) vanish without a word. A short pull or a probe is answered within a
+   * turn (its message, 408 or 404), but the server (2.9) drops a pull that expires as a message
+   * becomes due without a word: one unanswered for two turns is given up and asked again.
    */
   check(now: number): void {
     if (this.stopped || this.recovering || this.asked === 0) return;
     const since = Math.max(this.heardAt, this.pulledAt);
     if (this.waitsLong) {
-      if (now - since > 2 * PULL_HEARTBEAT_MS + 1_000)
-        this.failed(`no heartbeat from the server for ${now - since} ms`, true);
+      const heard = this.heardAt > this.unheardSince;
+      if (now - since > (heard ? 2 * PULL_HEARTBEAT_MS + 1_000 : UNHEARD_MS))
+        this.failed(
+          `no ${heard ? 'heartbeat' : 'answer'} from the server for ${now - since} ms`,
+          true,
+        );
     } else if (now - since > 2 * ROTATE_MS) {
       this.renew();
       this.owner.topUp();
@@ -189,7 +206,7 @@ export class NatsPuller {
       });
       this.sub = sub;
       this.inbox = inbox;
-      this.heardAt = Date.now();
+      this.heardAt = this.unheardSince = Date.now();
     } catch (error) {
       // Closed connection: a new one starts the puller again.
       this.failed(`could not subscribe its inbox: ${describe(error)}`, false);
@@ -332,7 +349,8 @@ export class NatsPuller {
       }
     }
     this.recovering = false;
-    this.heardAt = Date.now();
+    // Pulled again from now, on the fresh inbox that failed() made.
+    this.heardAt = this.unheardSince = Date.now();
     if (!this.sub) return;
     this.attach();
     this.owner.topUp();

@@ -6,7 +6,7 @@ import { BackendEventHub } from '../../backend/backend-events';
 import { waitFor } from '../../testing/wait-for';
 import { resolveNatsOptions } from './nats-backend.options';
 import { loadNatsModules, type NatsLink } from './nats-connection';
-import { NatsConsumer } from './nats-consumer';
+import { NatsConsumer, RECOVER_CHECK_MS } from './nats-consumer';
 import { NatsDelayer } from './nats-delayer';
 import { PulledMessage } from './nats-pulled-message';
 import { decodeHeaders, encodeHeaders } from './nats-messages';
@@ -318,6 +318,66 @@ describe('NatsBackend options', () => {
     // Reported once for the streak, with what failed.
     expect(errors).toEqual([
       "NATS consumer of queue 's.r': pull subscription failed: permissions violation; pulling again",
+    ]);
+  });
+
+  it('tries again the check of a failing pull that gets no answer (a cluster electing the leader), not after the API timeout', async () => {
+    const hub = new BackendEventHub();
+    const errors: string[] = [];
+    hub.on('error', (e) => errors.push(e.message));
+    const options = resolveNatsOptions({ publishTimeoutMs: 60_000 });
+    let infos = 0;
+    let pulls = 0;
+    let deliver: ((error: Error | null, msg: unknown) => void) | undefined;
+    const found = { config: { ack_wait: options.ackWaitMs * 1_000_000, max_deliver: -1 } };
+    const link = {
+      jsm: {
+        consumers: {
+          // Declared (1st), then the first check is lost: answered by nobody (2nd), then found.
+          info: () => (++infos === 2 ? new Promise(() => undefined) : Promise.resolve(found)),
+          update: () => Promise.resolve({}),
+        },
+      },
+      nc: {
+        subscribe: (subject: string, opts: { callback: typeof deliver }) => {
+          deliver = opts.callback;
+          return {
+            getSubject: () => subject,
+            unsubscribe: () => undefined,
+            drain: () => Promise.resolve(),
+          };
+        },
+        publish: () => pulls++,
+        flush: () => Promise.resolve(),
+      },
+    } as unknown as NatsLink;
+    const consumer = new NatsConsumer(
+      { service: 's', queue: 's.r', topics: [], external: true, concurrency: 1 },
+      () => Promise.resolve({ action: 'ack' }),
+      {
+        options,
+        names: natsNames('p'),
+        hub,
+        logger: new Logger('test'),
+        link: () => Promise.resolve(link),
+        current: () => link,
+        inbox: () => '_INBOX.test',
+        publish: () => Promise.resolve(),
+      },
+    );
+    await consumer.start();
+    expect(pulls).toBe(1);
+    const failedAt = Date.now();
+    deliver?.(new Error('connection lost'), undefined);
+    // Pulling again once the second check is answered: well before the API's 60 s timeout.
+    await waitFor(() => pulls === 2, { timeoutMs: RECOVER_CHECK_MS + 3_000 });
+    expect(Date.now() - failedAt).toBeGreaterThanOrEqual(RECOVER_CHECK_MS);
+    expect(infos).toBe(3);
+    expect(consumer.state.attached).toBe(true);
+    await consumer.cancel();
+    await consumer.drain(0);
+    expect(errors).toEqual([
+      "NATS consumer of queue 's.r': pull subscription failed: connection lost; pulling again",
     ]);
   });
 

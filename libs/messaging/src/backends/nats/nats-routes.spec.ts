@@ -11,12 +11,19 @@ import { NatsPublisher } from './nats-publisher';
 import { NatsRoutes, RouteLookupError } from './nats-routes';
 import { describeRoute, natsNames } from './nats-topology';
 
-/** What a fake server answers to one consumer listing: routes, an error, or never. */
-type Answer = { routes: string[] } | { error: Error } | 'never';
+/**
+ * What a fake server answers to one consumer listing: routes, an error, or never. `of` is the
+ * stream's count of its consumers when the listing left some out (a cluster electing their leaders).
+ */
+type Answer = { routes: string[]; of?: number } | { error: Error } | 'never';
 
-/** A JetStream manager whose consumer listings answer `answers` in turn (the last one repeats). */
+/**
+ * A JetStream manager whose consumer listings answer `answers` in turn (the last one repeats), and
+ * whose stream info counts the consumers of the latest listing (or its `of`).
+ */
 function fakeJsm(answers: Answer[]): { jsm: JetStreamManager; lookups: () => number } {
   let lookups = 0;
+  let count = 0;
   const jsm = {
     consumers: {
       list: () => ({
@@ -24,11 +31,16 @@ function fakeJsm(answers: Answer[]): { jsm: JetStreamManager; lookups: () => num
           const answer = answers[Math.min(lookups++, answers.length - 1)];
           if (answer === 'never') await new Promise(() => undefined);
           else if ('error' in answer) throw answer.error;
-          else
+          else {
+            count = answer.of ?? answer.routes.length;
             for (const topic of answer.routes)
               yield { config: { description: describeRoute({ queue: 'q', patterns: [topic] }) } };
+          }
         },
       }),
+    },
+    streams: {
+      info: () => Promise.resolve({ state: { consumer_count: count } }),
     },
   } as unknown as JetStreamManager;
   return { jsm, lookups: () => lookups };
@@ -97,6 +109,16 @@ describe('NatsPublisher route check', () => {
       'never',
       { error: named('NoResponders', 'no responders') },
       { routes: ['a.*'] },
+    ]);
+    await expect(publisher(jsm).assertRoutable(message, Date.now() + 600)).resolves.toBeUndefined();
+    expect(lookups()).toBe(3);
+  });
+
+  it('asks again when a listing left consumers out (a cluster electing their leaders), never unroutable', async () => {
+    const { jsm, lookups } = fakeJsm([
+      { routes: ['x.y'], of: 2 },
+      { routes: ['x.y'], of: 2 },
+      { routes: ['x.y', 'a.*'] },
     ]);
     await expect(publisher(jsm).assertRoutable(message, Date.now() + 600)).resolves.toBeUndefined();
     expect(lookups()).toBe(3);

@@ -10,6 +10,11 @@
  * JetStream was not back yet, is never answered, and every publish that joined it would wait for
  * it and fail with it, even long after the reconnection. Its waiters get a {@link RouteLookupError}
  * at once then, and look up again.
+ *
+ * On a cluster a listing leaves out the consumers whose leader is being elected (nats-server 2.9
+ * names them in `missing`, which nats.js drops): a route not found is therefore confirmed against
+ * the stream's own count of its consumers, and a listing that saw fewer is no answer (a
+ * {@link RouteLookupError}: the publish asks again), never "unroutable".
  */
 import type { JetStreamManager } from '@nats-io/jetstream';
 import { topicMatches } from '../../backend/topic-matcher';
@@ -27,6 +32,8 @@ interface Lookup {
 
 export class NatsRoutes {
   private known: RouteDescription[] = [];
+  /** Consumers the last read listed, routes or not. */
+  private listed = 0;
   private readAt = -Infinity;
   private reading?: Lookup;
   /** Counts reconnections: a lookup sent before the latest one is given up. */
@@ -107,9 +114,46 @@ export class NatsRoutes {
     if (this.known.some(takes)) return true;
     if (joined) {
       await this.refresh(jsm);
-      return this.known.some(takes);
+      if (this.known.some(takes)) return true;
     }
+    await this.confirmComplete(jsm);
     return false;
+  }
+
+  /**
+   * Throws a {@link RouteLookupError} unless the last read listed every consumer the stream has
+   * (its `consumer_count`): on a cluster, those whose leader is being elected are left out of a
+   * listing. Bounded like a read: a stream without a leader answers nothing.
+   */
+  private async confirmComplete(jsm: JetStreamManager): Promise<void> {
+    const listed = this.listed;
+    let timer: NodeJS.Timeout | undefined;
+    const count = await Promise.race([
+      jsm.streams.info(this.stream).then(
+        (info) => info.state.consumer_count,
+        // No stream: no consumer either.
+        (error: unknown) => {
+          if (isNotFound(error)) return 0;
+          throw error;
+        },
+      ),
+      new Promise<never>((_, reject) => {
+        timer = setTimeout(
+          () =>
+            reject(
+              new RouteLookupError(
+                `route lookup on '${this.stream}': its consumer count not answered within ${this.lookupTimeoutMs} ms`,
+              ),
+            ),
+          this.lookupTimeoutMs,
+        );
+      }),
+    ]).finally(() => clearTimeout(timer));
+    if (count > listed) {
+      throw new RouteLookupError(
+        `route lookup on '${this.stream}': ${listed} of its ${count} consumers answered (a cluster electing their leaders)`,
+      );
+    }
   }
 
   private refresh(jsm: JetStreamManager): Promise<void> {
@@ -143,8 +187,10 @@ export class NatsRoutes {
   private async read(jsm: JetStreamManager, generation: number): Promise<void> {
     const started = Date.now();
     const routes: RouteDescription[] = [];
+    let listed = 0;
     try {
       for await (const info of jsm.consumers.list(this.stream)) {
+        listed++;
         const route = parseRoute(info.config.description);
         if (route) routes.push(route);
       }
@@ -155,6 +201,7 @@ export class NatsRoutes {
     // A read given up at a reconnection may still end: what it read is older than what follows.
     if (generation !== this.generation) return;
     this.known = routes;
+    this.listed = listed;
     this.readAt = started;
   }
 }
