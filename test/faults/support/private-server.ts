@@ -21,6 +21,9 @@ import { join } from 'node:path';
 import { waitFor } from '@app/messaging/testing';
 import { freePort } from './broker';
 
+/** How long `stop()` waits after SIGTERM before it sends SIGKILL. */
+export const STOP_GRACE_MS = 10_000;
+
 /** One private server process: its port, its data dir, its PID. */
 export class PrivateServer {
   private child?: ChildProcess;
@@ -91,18 +94,28 @@ export class PrivateServer {
     await this.signal('SIGKILL');
   }
 
-  /** Ends the server by its PID (SIGTERM) and removes its data dir. */
+  /**
+   * Ends the server by its PID (SIGTERM, SIGKILL after {@link STOP_GRACE_MS}: a cluster master
+   * waiting on replicas that are gone, say, must not hold up the suite) and removes its data dir.
+   */
   async stop(): Promise<void> {
-    await this.signal('SIGTERM');
+    await this.signal('SIGTERM', STOP_GRACE_MS);
     rmSync(this.dir, { recursive: true, force: true });
   }
 
-  private async signal(signal: NodeJS.Signals): Promise<void> {
+  private async signal(signal: NodeJS.Signals, killAfterMs?: number): Promise<void> {
     const child = this.child;
     if (!child || !this.running) return;
     const exited = new Promise((resolve) => child.once('exit', resolve));
     process.kill(child.pid!, signal);
+    const timer =
+      killAfterMs === undefined
+        ? undefined
+        : setTimeout(() => {
+            if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
+          }, killAfterMs);
     await exited;
+    clearTimeout(timer);
   }
 
   private serving(): Promise<boolean> {
