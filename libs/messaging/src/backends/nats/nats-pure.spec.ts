@@ -251,56 +251,22 @@ describe('NatsBackend options', () => {
     const options = resolveNatsOptions({});
     let declared = false;
     let checks = 0;
-    let pulls = 0;
-    let deliver: ((error: Error | null, msg: unknown) => void) | undefined;
-    const link = {
-      jsm: {
-        consumers: {
-          info: () => {
-            if (declared) {
-              checks++;
-              return Promise.reject(new Error('JetStream unavailable'));
-            }
-            declared = true;
-            return Promise.resolve({
-              config: { ack_wait: options.ackWaitMs * 1_000_000, max_deliver: -1 },
-            });
-          },
-          update: () => Promise.resolve({}),
-        },
-      },
-      nc: {
-        subscribe: (subject: string, opts: { callback: typeof deliver }) => {
-          deliver = opts.callback;
-          return {
-            getSubject: () => subject,
-            unsubscribe: () => undefined,
-            drain: () => Promise.resolve(),
-          };
-        },
-        publish: () => pulls++,
-        flush: () => Promise.resolve(),
-      },
-    } as unknown as NatsLink;
-    const consumer = new NatsConsumer(
-      { service: 's', queue: 's.r', topics: [], external: true, concurrency: 1 },
-      () => Promise.resolve({ action: 'ack' }),
-      {
-        options,
-        names: natsNames('p'),
-        hub,
-        logger: new Logger('test'),
-        link: () => Promise.resolve(link),
-        current: () => link,
-        inbox: () => '_INBOX.test',
-        publish: () => Promise.resolve(),
-      },
-    );
+    const fake = fakePullConsumer(options, hub, () => {
+      if (declared) {
+        checks++;
+        return Promise.reject(new Error('JetStream unavailable'));
+      }
+      declared = true;
+      return Promise.resolve({
+        config: { ack_wait: options.ackWaitMs * 1_000_000, max_deliver: -1 },
+      });
+    });
+    const { consumer } = fake;
     const timers = () => process.getActiveResourcesInfo().filter((r) => r === 'Timeout').length;
     await consumer.start();
-    expect(pulls).toBe(1);
+    expect(fake.pulls()).toBe(1);
     // The pull subscription fails: the consumer is checked after a pause, and again after a longer one.
-    deliver?.(new Error('permissions violation'), undefined);
+    fake.failPull(new Error('permissions violation'));
     expect(consumer.state.attached).toBe(false);
     await waitFor(() => checks === 2);
     await new Promise((r) => setImmediate(r));
@@ -314,7 +280,7 @@ describe('NatsBackend options', () => {
     // Nothing of it keeps the process alive: its backoff timer is gone (the others are unref'd).
     expect(running - timers()).toBe(1);
     expect(checks).toBe(2);
-    expect(pulls).toBe(1);
+    expect(fake.pulls()).toBe(1);
     // Reported once for the streak, with what failed.
     expect(errors).toEqual([
       "NATS consumer of queue 's.r': pull subscription failed: permissions violation; pulling again",
@@ -327,50 +293,18 @@ describe('NatsBackend options', () => {
     hub.on('error', (e) => errors.push(e.message));
     const options = resolveNatsOptions({ publishTimeoutMs: 60_000 });
     let infos = 0;
-    let pulls = 0;
-    let deliver: ((error: Error | null, msg: unknown) => void) | undefined;
     const found = { config: { ack_wait: options.ackWaitMs * 1_000_000, max_deliver: -1 } };
-    const link = {
-      jsm: {
-        consumers: {
-          // Declared (1st), then the first check is lost: answered by nobody (2nd), then found.
-          info: () => (++infos === 2 ? new Promise(() => undefined) : Promise.resolve(found)),
-          update: () => Promise.resolve({}),
-        },
-      },
-      nc: {
-        subscribe: (subject: string, opts: { callback: typeof deliver }) => {
-          deliver = opts.callback;
-          return {
-            getSubject: () => subject,
-            unsubscribe: () => undefined,
-            drain: () => Promise.resolve(),
-          };
-        },
-        publish: () => pulls++,
-        flush: () => Promise.resolve(),
-      },
-    } as unknown as NatsLink;
-    const consumer = new NatsConsumer(
-      { service: 's', queue: 's.r', topics: [], external: true, concurrency: 1 },
-      () => Promise.resolve({ action: 'ack' }),
-      {
-        options,
-        names: natsNames('p'),
-        hub,
-        logger: new Logger('test'),
-        link: () => Promise.resolve(link),
-        current: () => link,
-        inbox: () => '_INBOX.test',
-        publish: () => Promise.resolve(),
-      },
+    // Declared (1st), then the first check is lost: answered by nobody (2nd), then found.
+    const fake = fakePullConsumer(options, hub, () =>
+      ++infos === 2 ? new Promise(() => undefined) : Promise.resolve(found),
     );
+    const { consumer } = fake;
     await consumer.start();
-    expect(pulls).toBe(1);
+    expect(fake.pulls()).toBe(1);
     const failedAt = Date.now();
-    deliver?.(new Error('connection lost'), undefined);
+    fake.failPull(new Error('connection lost'));
     // Pulling again once the second check is answered: well before the API's 60 s timeout.
-    await waitFor(() => pulls === 2, { timeoutMs: RECOVER_CHECK_MS + 3_000 });
+    await waitFor(() => fake.pulls() === 2, { timeoutMs: RECOVER_CHECK_MS + 3_000 });
     expect(Date.now() - failedAt).toBeGreaterThanOrEqual(RECOVER_CHECK_MS);
     expect(infos).toBe(3);
     expect(consumer.state.attached).toBe(true);
@@ -390,3 +324,50 @@ describe('NatsBackend options', () => {
     );
   });
 });
+
+/**
+ * A pull consumer of queue `s.r` on a fake link whose `consumers.info` answers with `info`: its pull
+ * requests counted, its pull subscription failed at will.
+ */
+function fakePullConsumer(
+  options: ReturnType<typeof resolveNatsOptions>,
+  hub: BackendEventHub,
+  info: () => Promise<unknown>,
+) {
+  let pulls = 0;
+  let deliver: ((error: Error | null, msg: unknown) => void) | undefined;
+  const link = {
+    jsm: { consumers: { info, update: () => Promise.resolve({}) } },
+    nc: {
+      subscribe: (subject: string, opts: { callback: typeof deliver }) => {
+        deliver = opts.callback;
+        return {
+          getSubject: () => subject,
+          unsubscribe: () => undefined,
+          drain: () => Promise.resolve(),
+        };
+      },
+      publish: () => pulls++,
+      flush: () => Promise.resolve(),
+    },
+  } as unknown as NatsLink;
+  const consumer = new NatsConsumer(
+    { service: 's', queue: 's.r', topics: [], external: true, concurrency: 1 },
+    () => Promise.resolve({ action: 'ack' }),
+    {
+      options,
+      names: natsNames('p'),
+      hub,
+      logger: new Logger('test'),
+      link: () => Promise.resolve(link),
+      current: () => link,
+      inbox: () => '_INBOX.test',
+      publish: () => Promise.resolve(),
+    },
+  );
+  return {
+    consumer,
+    pulls: () => pulls,
+    failPull: (error: Error) => deliver?.(error, undefined),
+  };
+}
