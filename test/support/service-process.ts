@@ -1,6 +1,5 @@
 import { type ChildProcess, execFile, spawn } from 'node:child_process';
 import { existsSync, readdirSync, statSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { waitFor } from '@app/messaging/testing';
@@ -33,18 +32,7 @@ export async function ensureBuilt(app: 'order-service' | 'payment-service'): Pro
   await promisify(execFile)('npx', ['nest', 'build', app], { cwd: ROOT, timeout: 120_000 });
 }
 
-/** A free TCP port on this host, as the OS hands one out. */
-export function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.unref();
-    server.on('error', reject);
-    server.listen(0, () => {
-      const { port } = server.address() as { port: number };
-      server.close(() => resolve(port));
-    });
-  });
-}
+export { freePort } from './free-port';
 
 /** A service running as its own OS process, with its output kept for failure messages. */
 export class ServiceProcess {
