@@ -30,7 +30,7 @@ import {
 describe('faults: NATS JetStream (private nats-server)', () => {
   const rig = useRig({
     id: 'N',
-    serverKillCopiesAtMost: 500, // everything delivered before the kill at 500 (docs/reliability.md)
+    serverKillRepeatsAtMost: 500, // everything delivered before the kill at 500 (docs/reliability.md)
     startServer: () => PrivateServer.nats(),
     backend: (url) => ({ kind: 'nats', options: { servers: url, ackWaitMs: 3_000 } }),
     scheme: 'nats',
