@@ -105,7 +105,10 @@ export interface LiveChild {
 export function startChild(def: ContenderDef, task: ChildTask): LiveChild {
   const started = Date.now();
   const live = task.slices !== undefined;
-  const child = spawn(process.execPath, [join(ROOT, def.entry), JSON.stringify(task)], {
+  const preload = task.bareHandlers
+    ? ['--require', join(__dirname, 'experiments/bare-handlers.js')]
+    : [];
+  const child = spawn(process.execPath, [...preload, join(ROOT, def.entry), JSON.stringify(task)], {
     cwd: ROOT,
     stdio: [live ? 'pipe' : 'ignore', 'pipe', 'pipe'],
   });

@@ -20,6 +20,8 @@ export interface Options {
   /** False: the gate is printed, not judged (`--no-gate`). */
   gate: boolean;
   thirdParty: QueueType[];
+  /** `--bare-handlers`: the experiment of bench/experiments/bare-handlers.ts (never written to docs). */
+  bareHandlers: boolean;
   /** Each broker's URL (`BROKER_URL`, `REDIS_URL`, `NATS_URL`). */
   urls: Record<Broker, string>;
 }
@@ -35,6 +37,7 @@ export function parseArgs(argv: readonly string[]): Options {
     gateMessages: plan.GATE_MESSAGES,
     gate: true,
     thirdParty: ['classic'],
+    bareHandlers: false,
     urls: {
       rabbitmq: process.env[plan.BROKERS.rabbitmq.env] || plan.BROKERS.rabbitmq.url,
       redis: process.env[plan.BROKERS.redis.env] || plan.BROKERS.redis.url,
@@ -57,6 +60,7 @@ export function parseArgs(argv: readonly string[]): Options {
     else if (a === '--no-docs') o.writeDocs = false;
     else if (a === '--gate-messages') o.gateMessages = Number(value());
     else if (a === '--no-gate') o.gate = false;
+    else if (a === '--bare-handlers') o.bareHandlers = true;
     else if (a === '--third-party-queues') o.thirdParty = list(value()) as QueueType[];
     else throw new Error(`unknown option ${a} (see the comment at the top of bench/run.ts)`);
   }
@@ -69,5 +73,11 @@ export function parseArgs(argv: readonly string[]): Options {
   ) {
     throw new Error('--runs, --messages, --gate-messages and --in-flight take a positive number');
   }
+  if (o.bareHandlers && (o.quick || o.writeDocs)) {
+    throw new Error(
+      '--bare-handlers is an experiment: its figures are never the gate nor the docs (drop --quick / --write-docs)',
+    );
+  }
+  if (o.bareHandlers) o.writeDocs = false;
   return o;
 }

@@ -16,6 +16,9 @@
  *
  *   npm run bench:profile -- --only ours-classic --workload ff-256B-x1 --heap
  *
+ * With `--bare-handlers`, the library's child runs without Nest's RPC pipeline (an experiment: see
+ * experiments/bare-handlers.ts).
+ *
  * Sizes are the full run's (20,000 messages, InMemoryBackend 10x) unless `--messages` says.
  */
 import { randomBytes } from 'node:crypto';
@@ -75,6 +78,8 @@ interface Args {
   messages?: number;
   /** `--heap`: an allocation profile instead of a CPU one. */
   heap: boolean;
+  /** `--bare-handlers`: the experiment of experiments/bare-handlers.ts. */
+  bareHandlers: boolean;
 }
 
 function parseArgs(argv: readonly string[]): Args {
@@ -82,11 +87,15 @@ function parseArgs(argv: readonly string[]): Args {
   let workload: string | undefined;
   let messages: number | undefined;
   let heap = false;
+  let bareHandlers = false;
   for (let i = 0; i < argv.length; i += 2) {
     const [flag, value] = [argv[i], argv[i + 1]];
     if (flag === '--heap') {
       heap = true;
       i--; // a flag without a value
+    } else if (flag === '--bare-handlers') {
+      bareHandlers = true;
+      i--;
     } else if (flag === '--only') only = value;
     else if (flag === '--workload') workload = value;
     else if (flag === '--messages') messages = Number(value);
@@ -94,11 +103,11 @@ function parseArgs(argv: readonly string[]): Args {
   }
   if (!only || !workload)
     throw new Error(
-      'usage: npm run bench:profile -- --only <contender id> --workload <name> [--messages N] [--heap]',
+      'usage: npm run bench:profile -- --only <contender id> --workload <name> [--messages N] [--heap] [--bare-handlers]',
     );
   if (messages !== undefined && !(messages >= 1))
     throw new Error('--messages takes a positive number');
-  return { only, workload, messages, heap };
+  return { only, workload, messages, heap, bareHandlers };
 }
 
 async function main(): Promise<number> {
@@ -140,6 +149,7 @@ async function main(): Promise<number> {
     workloads: [spec],
     requests: def.requests,
     profile,
+    bareHandlers: o.bareHandlers && (def.kind === 'ours' || def.kind === 'memory'),
   };
   console.log(
     `profiling ${o.heap ? 'the allocations of ' : ''}${def.id} ${spec.name}: ${spec.messages.toLocaleString('en-US')} messages after ${spec.warmup ?? 0} warm-up...`,

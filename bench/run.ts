@@ -10,6 +10,8 @@
  *   npm run bench -- --quick           # CI smoke test and gate, about 3 minutes, writes no docs
  *   npm run bench -- --runs 1 --messages 5000 --only raw,ours-quorum --workload ff-256B-x1,rr-seq
  *   npm run bench -- --quick --only redis,nats      # a broker selects its raw and ours contenders
+ *   npm run bench -- --bare-handlers --only redis --workload ff-256B-x4   # an experiment: what Nest's
+ *            RPC pipeline costs (bench/experiments/bare-handlers.ts); never the docs nor the gate
  *   options: --backlog-runs N (default 1)   --third-party-queues classic,quorum
  *            --in-flight N (the publish window of fire-and-forget and retry, default 1000)
  *            --gate-messages N (quick mode: messages of a gated run, default 2000)
@@ -127,6 +129,7 @@ async function main(): Promise<number> {
     workloads,
     requests: def.requests,
     slices,
+    bareHandlers: o.bareHandlers && (def.kind === 'ours' || def.kind === 'memory'),
   });
 
   /** Prints a line per workload of `def` from what its child reported; false when one failed. */
@@ -374,6 +377,11 @@ async function main(): Promise<number> {
     if (judged) {
       failures.push(...results.gates.filter((v) => v.met === false).map((v) => v.line));
     }
+  }
+  if (o.bareHandlers) {
+    console.log(
+      "EXPERIMENT (--bare-handlers): the library's figures above were taken without Nest's RPC pipeline; they are not what users get",
+    );
   }
   console.log(
     `${o.quick ? 'quick ' : ''}bench took ${results.durationS.toFixed(0)} s; log: ${LOG}`,

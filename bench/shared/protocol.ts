@@ -73,6 +73,8 @@ export interface ChildTask {
    * orchestrator writes a line to the child's stdin (see shared/child.ts); undefined: once, at once.
    */
   readonly slices?: number;
+  /** The library's child runs with bench/experiments/bare-handlers.ts preloaded (an experiment). */
+  readonly bareHandlers?: boolean;
 }
 
 /** How a request/reply contender sends its requests (see {@link ChildTask.requests}). */
