@@ -151,6 +151,11 @@ async function main(): Promise<number> {
     profile,
     bareHandlers: o.bareHandlers && (def.kind === 'ours' || def.kind === 'memory'),
   };
+  if (task.bareHandlers) {
+    console.log(
+      "EXPERIMENT (--bare-handlers): the library's handlers run without Nest's RPC pipeline",
+    );
+  }
   console.log(
     `profiling ${o.heap ? 'the allocations of ' : ''}${def.id} ${spec.name}: ${spec.messages.toLocaleString('en-US')} messages after ${spec.warmup ?? 0} warm-up...`,
   );
