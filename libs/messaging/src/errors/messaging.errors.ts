@@ -109,15 +109,29 @@ export class MalformedMessageError extends MessagingError {
   readonly code = 'MALFORMED_MESSAGE';
 }
 
-/** The remote handler of a request failed; `message` is its error message. */
+/**
+ * The remote handler of a request failed: `message` is its error's message, the rest what its error
+ * said of itself (see `backend/remote-error.ts` for what crosses the wire; never its stack).
+ */
 export class RemoteHandlerError extends MessagingError {
   readonly code = 'REMOTE_HANDLER_ERROR';
+  /** The handler's error's own `code` property (`'OUT_OF_STOCK'`, `23505`), if it had one. */
+  readonly remoteCode?: string | number;
+  /** An `HttpException`'s status (`404`), or the handler's error's own numeric `status`. */
+  readonly status?: number;
+  /** An `HttpException`'s response object, or the handler's error's own `details` (JSON). */
+  readonly details?: unknown;
 
   constructor(
     message: string,
+    /** The handler's error's class name (`NotFoundException`, `Error`). */
     readonly remoteErrorClass: string,
+    typed: { remoteCode?: string | number; status?: number; details?: unknown } = {},
   ) {
     super(message);
+    if (typed.remoteCode !== undefined) this.remoteCode = typed.remoteCode;
+    if (typed.status !== undefined) this.status = typed.status;
+    if (typed.details !== undefined) this.details = typed.details;
   }
 }
 

@@ -10,7 +10,7 @@ import type {
 import { MessagingHeaders, withoutReservedHeaders } from '../backend/message-headers';
 import { MessageCodec } from '../codec/message-codec';
 import { checkBoolean, checkInteger, checkName, checkOptionsObject } from '../errors/config-checks';
-import { RemoteHandlerError } from '../errors/messaging.errors';
+import { remoteHandlerError } from '../backend/remote-error';
 import { MESSAGING_BACKEND, MESSAGING_OPTIONS } from '../messaging.constants';
 import type { ResolvedMessagingOptions } from '../options/messaging-options';
 import { MAX_DELAY_MS } from '../retry/retry-options';
@@ -195,11 +195,7 @@ export class MessagingPublisher {
     const decoded = this.codec.decode(reply);
     const remoteError = reply.headers[MessagingHeaders.REPLY_ERROR];
     if (remoteError === undefined) return decoded as R;
-    const error = decoded as { message?: string; errorClass?: string };
-    throw new RemoteHandlerError(
-      String(error?.message ?? 'The handler failed'),
-      typeof remoteError === 'string' ? remoteError : 'Error',
-    );
+    throw remoteHandlerError(decoded, remoteError);
   }
 
   private async enqueue(

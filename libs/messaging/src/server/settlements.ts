@@ -6,9 +6,9 @@ import type {
   Settlement,
 } from '../backend/broker-backend.interface';
 import { describeDelivery } from '../backend/describe-delivery';
-import { MessagingHeaders } from '../backend/message-headers';
 import type { MessageCodec } from '../codec/message-codec';
 import { describeFailure } from '../errors/failure';
+import { remoteErrorReply } from '../backend/remote-error';
 import { classifyFailure, decideSettlement } from '../retry/retry-policy';
 import type { Route } from './route';
 
@@ -44,7 +44,7 @@ export class Settlements {
     const error = new Error(
       `message ${delivery.messageId} was handled already by idempotent ${route.name}; its reply is not kept`,
     );
-    return { action: 'ack', reply: this.errorReply(error, new Date()) };
+    return { action: 'ack', reply: remoteErrorReply(error) };
   }
 
   /** What `error` (thrown by the handler or by decoding) does to the delivery. */
@@ -84,10 +84,11 @@ export class Settlements {
     const now = new Date();
     const reason = classifyFailure(error);
     const failure = describeFailure(error, reason, now);
-    const reply = this.errorReply(error, now);
-    this.logger.warn(
-      `${route.name} failed request ${describeDelivery(delivery)}: ${failure.message}`,
+    const request = `${route.name} failed request ${describeDelivery(delivery)}`;
+    const reply = remoteErrorReply(error, (why) =>
+      this.logger.warn(`${request}: the details of its error are not sent, ${why}`),
     );
+    this.logger.warn(`${request}: ${failure.message}`);
     return reason !== 'handler-error' && route.deadLetter
       ? { action: 'dead-letter', failure, reply }
       : { action: 'ack', reply };
@@ -119,19 +120,7 @@ export class Settlements {
         headers: encoded.headers ?? NO_REPLY_HEADERS,
       };
     } catch (error) {
-      return this.errorReply(error, new Date());
+      return remoteErrorReply(error);
     }
-  }
-
-  private errorReply(error: unknown, now: Date): OutgoingReply {
-    const failure = describeFailure(error, classifyFailure(error), now);
-    const body = Buffer.from(
-      JSON.stringify({ message: failure.message, errorClass: failure.errorClass }),
-    );
-    return {
-      body,
-      contentType: 'application/json',
-      headers: { [MessagingHeaders.REPLY_ERROR]: failure.errorClass },
-    };
   }
 }

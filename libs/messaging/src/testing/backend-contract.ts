@@ -1,4 +1,4 @@
-import { Controller, type Type } from '@nestjs/common';
+import { Controller, NotFoundException, type Type } from '@nestjs/common';
 import { Ctx, Payload } from '@nestjs/microservices';
 import type { BrokerBackend } from '../backend/broker-backend.interface';
 import { MessageContext } from '../context/message-context';
@@ -140,6 +140,16 @@ export function runBackendContract(
           await slow.promise;
           return 'late';
         }
+
+        @Consume(`${topic}.typed`)
+        typed(@Payload() kind: string): never {
+          if (kind === 'http') throw new NotFoundException({ message: 'no cart c1', cartId: 'c1' });
+          throw Object.assign(new Error('no stock'), {
+            code: 'OUT_OF_STOCK',
+            status: 409,
+            details: { sku: 'A-1' },
+          });
+        }
       }
       const app = await start(service, [Handler]);
       const publisher = publisherOf(app);
@@ -147,6 +157,30 @@ export function runBackendContract(
       await expect(publisher.request({ topic: `${topic}.fail` }, {})).rejects.toMatchObject({
         constructor: RemoteHandlerError,
         message: 'cannot compute',
+        remoteErrorClass: 'Error',
+      });
+      // Typed errors (SPEC §5): what the handler's error says of itself, never its stack.
+      const typed = (kind: string) =>
+        publisher.request({ topic: `${topic}.typed` }, kind).then(
+          () => undefined,
+          (error: unknown) => error as RemoteHandlerError,
+        );
+      const own = await typed('own');
+      expect(own).toBeInstanceOf(RemoteHandlerError);
+      expect({ ...own, message: own?.message }).toEqual({
+        code: 'REMOTE_HANDLER_ERROR',
+        name: 'RemoteHandlerError',
+        message: 'no stock',
+        remoteErrorClass: 'Error',
+        remoteCode: 'OUT_OF_STOCK',
+        status: 409,
+        details: { sku: 'A-1' },
+      });
+      expect(await typed('http')).toMatchObject({
+        message: 'no cart c1',
+        remoteErrorClass: 'NotFoundException',
+        status: 404,
+        details: { message: 'no cart c1', cartId: 'c1' },
       });
       await expect(
         publisher.request({ topic: `${topic}.slow` }, {}, { timeoutMs: 200 }),

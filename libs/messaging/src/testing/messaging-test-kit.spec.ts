@@ -226,10 +226,15 @@ describe('MessagingTestKit', () => {
     ]);
 
     kit.stubRequest('cart.total', () => {
-      throw new Error('pricing is down');
+      throw Object.assign(new Error('pricing is down'), { code: 'PRICING_DOWN', status: 503 });
     });
     await expect(kit.get(Checkout).total('abc')).rejects.toEqual(
-      expect.objectContaining({ constructor: RemoteHandlerError, message: 'pricing is down' }),
+      expect.objectContaining({
+        constructor: RemoteHandlerError,
+        message: 'pricing is down',
+        remoteCode: 'PRICING_DOWN',
+        status: 503,
+      }),
     );
     await kit.settled();
   });

@@ -1,8 +1,8 @@
 import type { Delivery, OutgoingReply, Settlement } from '../backend/broker-backend.interface';
-import { MessagingHeaders } from '../backend/message-headers';
 import type { InMemoryBroker, MemoryConsumer } from '../backends/memory/in-memory.broker';
 import type { MessageCodec } from '../codec/message-codec';
 import { describeFailure } from '../errors/failure';
+import { remoteErrorReply } from '../backend/remote-error';
 import { classifyFailure } from '../retry/retry-policy';
 
 /** The service (consumer group) of the kit's stubs: its dead letters hold what a stub threw on. */
@@ -92,17 +92,14 @@ export class TopicStubs {
       });
       return isRequest ? { action: 'ack', reply: this.encodeReply(result) } : ACK;
     } catch (error) {
-      const failure = describeFailure(error, classifyFailure(error), new Date());
-      if (!isRequest) return { action: 'dead-letter', failure };
+      if (!isRequest) {
+        return {
+          action: 'dead-letter',
+          failure: describeFailure(error, classifyFailure(error), new Date()),
+        };
+      }
       // What MessagingServer replies when a handler throws: the caller gets a RemoteHandlerError.
-      const reply: OutgoingReply = {
-        body: Buffer.from(
-          JSON.stringify({ message: failure.message, errorClass: failure.errorClass }),
-        ),
-        contentType: 'application/json',
-        headers: { [MessagingHeaders.REPLY_ERROR]: failure.errorClass },
-      };
-      return { action: 'ack', reply };
+      return { action: 'ack', reply: remoteErrorReply(error) };
     }
   }
 
