@@ -32,13 +32,14 @@ class MisplacedHandler {
 
 const GRACE_MS = 20;
 
-async function start(connect: boolean) {
+async function start(connect: boolean, consumers?: boolean) {
   const log = new WarningLog();
   const moduleRef = await Test.createTestingModule({
     imports: [
       MessagingModule.forRoot({
         service: 'wiring',
         backend: new InMemoryBackend({ broker: new InMemoryBroker() }),
+        consumers,
       }),
     ],
     controllers: [OrdersController],
@@ -84,6 +85,17 @@ describe('MessagingWiringCheck: day-one mistakes get a warning that names the fi
       await new Promise((resolve) => setTimeout(resolve, 3 * GRACE_MS));
       expect(log.warnings.filter((w) => w.includes('never started'))).toEqual([]);
       expect(log.warnings.filter((w) => w.includes('is a provider'))).toHaveLength(1);
+    } finally {
+      await app.close();
+    }
+  });
+
+  it('says nothing about an unstarted server in a producer-only app (consumers: false)', async () => {
+    const { app, log } = await start(false, false);
+    try {
+      // Asserting an absence: let the grace period pass three times over, then look.
+      await new Promise((resolve) => setTimeout(resolve, 3 * GRACE_MS));
+      expect(log.warnings.filter((w) => w.includes('never started'))).toEqual([]);
     } finally {
       await app.close();
     }

@@ -8,7 +8,8 @@ import {
 import { DiscoveryService, MetadataScanner } from '@nestjs/core';
 import type { InstanceWrapper } from '@nestjs/core/injector/instance-wrapper';
 import { PATTERN_EXTRAS_METADATA } from '@nestjs/microservices/constants';
-import { CONSUME_METADATA } from '../messaging.constants';
+import { CONSUME_METADATA, MESSAGING_OPTIONS } from '../messaging.constants';
+import type { ResolvedMessagingOptions } from '../options/messaging-options';
 import { MessagingServer } from '../server/messaging.server';
 
 /**
@@ -21,7 +22,8 @@ export const SERVER_START_GRACE_MS = Symbol('SERVER_START_GRACE_MS');
  * Catches the two day-one mistakes that would otherwise leave messages silently unconsumed, and
  * logs a warning that says how to fix each:
  * - `@Consume` on a provider: Nest routes messages only to controllers' methods;
- * - `@Consume` handlers in an app that never started `MessagingServer` (`connectMicroservice`).
+ * - `@Consume` handlers in an app that never started `MessagingServer` (`connectMicroservice`),
+ *   unless it is producer-only (`consumers: false`).
  */
 @Injectable()
 export class MessagingWiringCheck implements OnApplicationBootstrap, OnApplicationShutdown {
@@ -33,6 +35,7 @@ export class MessagingWiringCheck implements OnApplicationBootstrap, OnApplicati
     private readonly scanner: MetadataScanner,
     private readonly server: MessagingServer,
     @Inject(SERVER_START_GRACE_MS) private readonly graceMs: number,
+    @Inject(MESSAGING_OPTIONS) private readonly options: ResolvedMessagingOptions,
   ) {}
 
   onApplicationBootstrap(): void {
@@ -49,7 +52,8 @@ export class MessagingWiringCheck implements OnApplicationBootstrap, OnApplicati
       }
     }
     const handlers = controllers.flatMap((c) => this.consumeHandlers(c));
-    if (handlers.length === 0 || this.server.isListening) return;
+    // A producer-only instance (consumers: false) consumes nothing on purpose.
+    if (handlers.length === 0 || this.server.isListening || !this.options.consumers) return;
     // The server may be started just after start-up (app.listen() before startAllMicroservices()).
     this.timer = setTimeout(() => {
       if (this.server.isListening) return;

@@ -14,6 +14,7 @@ describe('resolveMessagingOptions', () => {
       requestTimeoutMs: 5_000,
       allowUnroutable: false,
       durableRequests: false,
+      consumers: true,
       requestContext: 'auto',
       tracing: true,
       codec: { maxBodyBytes: 1024 * 1024, compressAboveBytes: false, maxJsonDepth: 64 },
@@ -64,6 +65,7 @@ describe('resolveMessagingOptions', () => {
     [{ service: 's', requestContext: 1 }, /requestContext must be true, false or 'auto'/],
     [{ service: 's', requestContext: 'on' }, /requestContext must be true, false or 'auto'/],
     [{ service: 's', durableRequests: 'yes' }, /durableRequests must be true or false/],
+    [{ service: 's', consumers: 0 }, /consumers must be true or false/],
     [{ service: 's', deadLetter: 'yes' }, /deadLetter must be true or false/],
     [
       { service: 's', retries: { maxAttempts: 2 } },

@@ -44,6 +44,12 @@ export interface MessagingModuleOptions {
    * instead of as a volatile request; each call can still say `{ durable }`. @default false
    */
   durableRequests?: boolean;
+  /**
+   * `false`: a producer-only instance. `MessagingServer` consumes no queue (its `@Consume` handlers
+   * are listed once at start-up and not subscribed), publishing and `request()` work as usual, and
+   * health reports no consumers. For a web tier that only sends, or a one-off script. @default true
+   */
+  consumers?: boolean;
   codec?: CodecOptions;
   /**
    * Where the inbox of `idempotent` handlers and the outbox are kept.
@@ -105,6 +111,7 @@ export interface ResolvedMessagingOptions {
   readonly requestTimeoutMs: number;
   readonly allowUnroutable: boolean;
   readonly durableRequests: boolean;
+  readonly consumers: boolean;
   readonly codec: CodecSettings;
   readonly store: MessageStore | undefined;
   readonly inbox: { readonly ttlMs: number };
@@ -134,6 +141,7 @@ const MODULE_KEYS: readonly (keyof MessagingModuleOptions)[] = [
   'requestTimeoutMs',
   'allowUnroutable',
   'durableRequests',
+  'consumers',
   'codec',
   'store',
   'inbox',
@@ -196,6 +204,7 @@ export function resolveMessagingOptions(options: MessagingModuleOptions): Resolv
     ),
     allowUnroutable: checkBoolean(options.allowUnroutable, false, `${WHERE}: allowUnroutable`),
     durableRequests: checkBoolean(options.durableRequests, false, `${WHERE}: durableRequests`),
+    consumers: checkBoolean(options.consumers, true, `${WHERE}: consumers`),
     codec: resolveCodec(options.codec, `${WHERE}: codec`),
     store: checkStore(options.store),
     inbox: resolveInbox(options.inbox),

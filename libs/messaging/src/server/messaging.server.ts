@@ -162,8 +162,16 @@ export class MessagingServer
 
   private async start(): Promise<void> {
     const routes = buildRoutes(this.getHandlers(), this.options);
-    this.started = routes;
     await this.backend.connect();
+    if (!this.options.consumers) {
+      this.logger.log(
+        routes.length === 0
+          ? 'Producer-only (consumers: false)'
+          : `Producer-only (consumers: false): ${routes.length} @Consume handler(s) not consumed here: ${routes.map((r) => r.name).join(', ')}`,
+      );
+      return;
+    }
+    this.started = routes;
     for (const route of routes) {
       const subscription = await this.backend.subscribe(route.spec, (delivery) =>
         this.onDelivery(route, delivery),

@@ -4,6 +4,7 @@ import type { BrokerBackend } from '../backend/broker-backend.interface';
 import { MessageContext } from '../context/message-context';
 import { DeadLetterService } from '../dead-letters/dead-letter.service';
 import { Consume } from '../decorators/consume.decorator';
+import { MessagingHealthService } from '../health/messaging-health.service';
 import {
   RemoteHandlerError,
   RequestTimeoutError,
@@ -190,6 +191,33 @@ export function runBackendContract(
         UnroutableError,
       );
       expect(await app.get(DeadLetterService).list()).toEqual([]);
+    });
+
+    it('consumes nothing in a producer-only instance (consumers: false), which still publishes and requests', async () => {
+      const { service, topic } = unique();
+      const handled: unknown[] = [];
+      @Controller()
+      class Handler {
+        @Consume(topic)
+        onEvent(@Payload() payload: unknown): void {
+          handled.push(payload);
+        }
+
+        @Consume(`${topic}.ask`)
+        ask(): string {
+          return 'answer';
+        }
+      }
+      const producerOnly = await start(service, [Handler], { consumers: false });
+      const publisher = publisherOf(producerOnly);
+      // Its own handlers subscribed nothing: no queue receives the topic.
+      await expect(publisher.publish({ topic }, { n: 0 })).rejects.toBeInstanceOf(UnroutableError);
+      expect(producerOnly.get(MessagingHealthService).check().handlers).toBeUndefined();
+      await start(`${service}-consumer`, [Handler]);
+      await publisher.publish({ topic }, { n: 1 });
+      await expect(publisher.request({ topic: `${topic}.ask` }, {})).resolves.toBe('answer');
+      await waitFor(() => handled.length === 1);
+      expect(handled).toEqual([{ n: 1 }]);
     });
 
     it('sends a volatile request only to instances consuming now, a durable one to the queue', async () => {
