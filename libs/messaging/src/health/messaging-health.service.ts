@@ -26,6 +26,8 @@ export interface HandlerHealth {
   readonly attached: boolean;
   /** Since when (epoch ms) it has had no consumer. */
   readonly detachedSince?: number;
+  /** `MessagingServer.pause()` holds its messages (a paused handler does not make health down). */
+  readonly paused?: true;
 }
 
 /** Broker connectivity and consumers, as a health endpoint reports them. */
@@ -93,13 +95,14 @@ export class MessagingHealthService {
 /** The server's handlers with the state of the consumer of their queue (none yet: not attached). */
 function handlersOf(server: MessagingServer, consumers: readonly ConsumerState[]): HandlerHealth[] {
   const byQueue = new Map(consumers.map((c) => [c.queue, c]));
-  return server.handlers.map(({ handler, queue }) => {
+  return server.handlers.map(({ handler, queue, paused }) => {
     const consumer = byQueue.get(queue);
     return {
       handler,
       queue,
       attached: consumer?.attached ?? false,
       ...(consumer?.detachedSince !== undefined ? { detachedSince: consumer.detachedSince } : {}),
+      ...(paused ? { paused: true as const } : {}),
     };
   });
 }

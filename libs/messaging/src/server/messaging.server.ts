@@ -22,6 +22,8 @@ import {
 import type { MessageStore } from '../store/message-store';
 import { Inbox } from '../store/inbox';
 import type { ResolvedMessagingOptions } from '../options/messaging-options';
+import { MessagingConfigError } from '../errors/messaging.errors';
+import { PauseGates } from './pause-gates';
 import { buildRoutes, describeRoute, type Route } from './route';
 import { ACK, REQUEUE, Settlements } from './settlements';
 import { type ConsumeOutcome, MessagingInstruments } from '../observability/messaging-metrics';
@@ -74,6 +76,7 @@ export class MessagingServer
   private readonly settlements: Settlements;
   /** Routes by queue, once started: which handler consumes which queue (for health). */
   private started: readonly Route[] = [];
+  private readonly pauses = new PauseGates();
 
   constructor(
     @Inject(MESSAGING_OPTIONS) private readonly options: ResolvedMessagingOptions,
@@ -92,9 +95,47 @@ export class MessagingServer
     this.detachStatus = backend.on('status', (status) => this._status$.next(status));
   }
 
-  /** Each handler and the queue it consumes, once the server started. */
-  get handlers(): readonly { readonly handler: string; readonly queue: string }[] {
-    return this.started.map((route) => ({ handler: route.name, queue: route.spec.queue }));
+  /** Each handler, the queue it consumes and whether it is paused, once the server started. */
+  get handlers(): readonly {
+    readonly handler: string;
+    readonly queue: string;
+    readonly paused: boolean;
+  }[] {
+    return this.started.map((route) => ({
+      handler: route.name,
+      queue: route.spec.queue,
+      paused: this.pauses.isPaused(route.name),
+    }));
+  }
+
+  /**
+   * Stops handing new messages to `handler` (`'ClassName.methodName'`; none: every handler, those
+   * started later too) without losing or dead-lettering any: its deliveries wait, unacknowledged,
+   * for {@link resume} (at most its `concurrency` of them here; the broker keeps the rest), and go
+   * back to the broker unhandled if the app closes first. Handlers already running finish.
+   */
+  pause(handler?: string): void {
+    this.checkHandlerName(handler, 'pause');
+    this.pauses.pause(handler);
+    this.logger.log(
+      `Paused ${handler ?? 'every handler'}: new messages wait, unacknowledged, until resume()`,
+    );
+  }
+
+  /** Hands messages to `handler` (none: every handler) again after {@link pause}. */
+  resume(handler?: string): void {
+    this.checkHandlerName(handler, 'resume');
+    this.pauses.resume(handler);
+    this.logger.log(`Resumed ${handler ?? 'every handler'}`);
+  }
+
+  /** Once started, a name that is none of this app's handlers is a mistake worth an error. */
+  private checkHandlerName(handler: string | undefined, call: string): void {
+    if (handler === undefined || this.started.length === 0) return;
+    if (this.started.some((route) => route.name === handler)) return;
+    throw new MessagingConfigError(
+      `MessagingServer.${call}('${handler}'): no handler of this app has that name. Use 'ClassName.methodName', one of: ${this.started.map((r) => r.name).join(', ')}`,
+    );
   }
 
   /** True once Nest started this server (`app.startAllMicroservices()`). */
@@ -121,6 +162,8 @@ export class MessagingServer
     const subscriptions = this.subscriptions;
     this.subscriptions = [];
     await Promise.allSettled(subscriptions.map((s) => s.cancel()));
+    // What waits for a paused handler goes back to the broker now, unhandled.
+    this.pauses.close();
     if (this.inFlight > 0) {
       this.logger.log(`Waiting for ${this.inFlight} in-flight handler(s) to finish`);
       if (!(await settleWithin(this.whenIdle(), this.options.shutdownTimeoutMs))) {
@@ -197,6 +240,13 @@ export class MessagingServer
 
   /** With its slot taken: settles `delivery`, unless shutdown stopped waiting for it. */
   private begin(route: Route, delivery: Delivery): Promise<Settlement> {
+    if (this.pauses.isPaused(route.name)) {
+      return this.pauses.wait(route.name).then((go) => {
+        if (go) return this.begin(route, delivery);
+        this.finished(route);
+        return REQUEUE;
+      });
+    }
     if (this.stopping.signal.aborted) {
       // close() gave up waiting (shutdownTimeoutMs) while this one waited for a slot: like a handler
       // still running then, it goes back to the broker unhandled.

@@ -5,6 +5,7 @@ import { MessageContext } from '../context/message-context';
 import { DeadLetterService } from '../dead-letters/dead-letter.service';
 import { Consume } from '../decorators/consume.decorator';
 import { MessagingHealthService } from '../health/messaging-health.service';
+import { MessagingServer } from '../server/messaging.server';
 import {
   RemoteHandlerError,
   RequestTimeoutError,
@@ -218,6 +219,47 @@ export function runBackendContract(
       await expect(publisher.request({ topic: `${topic}.ask` }, {})).resolves.toBe('answer');
       await waitFor(() => handled.length === 1);
       expect(handled).toEqual([{ n: 1 }]);
+    });
+
+    it('holds the messages of a paused handler, losing none, and hands them over on resume', async () => {
+      const { service, topic } = unique();
+      const handled: number[] = [];
+      const other: number[] = [];
+      @Controller()
+      class Handler {
+        @Consume(topic, { concurrency: 5 })
+        paused(@Payload() p: { n: number }): void {
+          handled.push(p.n);
+        }
+
+        @Consume(`${topic}.other`)
+        running(@Payload() p: { n: number }): void {
+          other.push(p.n);
+        }
+      }
+      const first = await start(service, [Handler]);
+      const server = first.get(MessagingServer);
+      expect(() => server.pause('Handler.nope')).toThrow(
+        /one of: Handler\.paused, Handler\.running/,
+      );
+      server.pause('Handler.paused');
+      const publisher = publisherOf(first);
+      for (const n of [1, 2, 3]) await publisher.publish({ topic }, { n });
+      await publisher.publish({ topic: `${topic}.other` }, { n: 9 });
+      await waitFor(() => other.length === 1); // the other handler goes on
+      expect(handled).toEqual([]);
+      server.resume('Handler.paused');
+      await waitFor(() => handled.length === 3);
+      expect(handled.sort()).toEqual([1, 2, 3]);
+      // Paused at close: what waited goes back to the broker, and the next instance handles it.
+      server.pause();
+      await publisher.publish({ topic }, { n: 4 });
+      await first.close();
+      h.forget(first);
+      await start(service, [Handler]);
+      await waitFor(() => handled.length === 4);
+      expect(handled).toEqual([1, 2, 3, 4]);
+      expect(other).toEqual([9]);
     });
 
     it('sends a volatile request only to instances consuming now, a durable one to the queue', async () => {
