@@ -240,13 +240,7 @@ export class MessagingServer
 
   /** With its slot taken: settles `delivery`, unless shutdown stopped waiting for it. */
   private begin(route: Route, delivery: Delivery): Promise<Settlement> {
-    if (this.pauses.isPaused(route.name)) {
-      return this.pauses.wait(route.name).then((go) => {
-        if (go) return this.begin(route, delivery);
-        this.finished(route);
-        return REQUEUE;
-      });
-    }
+    if (this.pauses.active && this.pauses.isPaused(route.name)) return this.held(route, delivery);
     if (this.stopping.signal.aborted) {
       // close() gave up waiting (shutdownTimeoutMs) while this one waited for a slot: like a handler
       // still running then, it goes back to the broker unhandled.
@@ -254,6 +248,15 @@ export class MessagingServer
       return Promise.resolve(REQUEUE);
     }
     return this.instruments.enabled ? this.measured(route, delivery) : this.settle(route, delivery);
+  }
+
+  /** A delivery of a paused handler: waits for `resume()`, or goes back to the broker at close. */
+  private held(route: Route, delivery: Delivery): Promise<Settlement> {
+    return this.pauses.wait(route.name).then((go) => {
+      if (go) return this.begin(route, delivery);
+      this.finished(route);
+      return REQUEUE;
+    });
   }
 
   /** A delivery of `route` is done with its slot. */

@@ -30,6 +30,7 @@ describe('PauseGates', () => {
     const gates = new PauseGates();
     for (const [call, name] of calls) gates[call](name);
     expect(['a', 'b', 'c'].filter((n) => gates.isPaused(n))).toEqual(paused);
+    expect(gates.active).toBe(paused.length > 0);
   });
 
   it('lets waiting deliveries go on resume, and sends them back when the server closes', async () => {

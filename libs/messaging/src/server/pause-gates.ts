@@ -13,6 +13,8 @@
  * | `resume(name)`    | the others as they were                             |
  */
 export class PauseGates {
+  /** Whether any handler may be paused: a field, so that the common case costs one read. */
+  active = false;
   /** `pause()` was called with no handler since the last `resume()`: handlers not known yet too. */
   private all = false;
   private readonly paused = new Set<string>();
@@ -26,6 +28,7 @@ export class PauseGates {
   }
 
   pause(name?: string): void {
+    this.active = true;
     if (name === undefined) {
       this.all = true;
       this.resumed.clear();
@@ -40,11 +43,13 @@ export class PauseGates {
       this.all = false;
       this.paused.clear();
       this.resumed.clear();
+      this.active = false;
       for (const key of [...this.waiting.keys()]) this.open(key, true);
       return;
     }
     this.paused.delete(name);
     if (this.all) this.resumed.add(name);
+    this.active = this.all || this.paused.size > 0;
     this.open(name, true);
   }
 
