@@ -165,6 +165,11 @@ export function referenceOf(contender: ContenderDef, workload: WorkloadSpec): st
   return workload.kind === 'request-reply' ? contender.rpcReference : contender.reference;
 }
 
+/** Whether `contender` is the library (on a broker or on `InMemoryBackend`): it runs the compiled package. */
+export function isLibrary(contender: ContenderDef): boolean {
+  return contender.kind === 'ours' || contender.kind === 'memory';
+}
+
 /** Whether `contender` runs `workload` at all (a row of its table, applicable or not). */
 export function runs(contender: ContenderDef, workload: WorkloadSpec): boolean {
   return contender.kinds === undefined || contender.kinds.includes(workload.kind);

@@ -131,7 +131,7 @@ async function main(): Promise<number> {
     console.log(
       `${await probe(def.broker, url)} at ${url.replace(/\/\/([^:/@]*):[^@]*@/, '//$1:***@')}`,
     );
-  if (def.kind === 'ours' || def.kind === 'memory') ensureLibraryBuilt();
+  if (plan.isLibrary(def)) ensureLibraryBuilt();
   if (def.kind === 'golevelup') prepareGolevelup();
   mkdirSync(join(ROOT, 'dist/bench'), { recursive: true });
   writeFileSync(LOG, `npm run bench:profile ${process.argv.slice(2).join(' ')}\n`);
@@ -149,7 +149,7 @@ async function main(): Promise<number> {
     workloads: [spec],
     requests: def.requests,
     profile,
-    bareHandlers: o.bareHandlers && (def.kind === 'ours' || def.kind === 'memory'),
+    bareHandlers: o.bareHandlers && plan.isLibrary(def),
   };
   if (task.bareHandlers) {
     console.log(

@@ -91,7 +91,7 @@ async function main(): Promise<number> {
     const ids = defs.filter((c) => c.broker === b).map((c) => c.id);
     console.log(`\n!!! ${reason}\n!!! NOT RUN: ${ids.join(', ')}\n`);
   }
-  if (defs.some((c) => (c.kind === 'ours' || c.kind === 'memory') && !notRun(c))) {
+  if (defs.some((c) => plan.isLibrary(c) && !notRun(c))) {
     ensureLibraryBuilt();
   }
   if (defs.some((c) => c.kind === 'golevelup' && !notRun(c))) prepareGolevelup();
@@ -129,7 +129,7 @@ async function main(): Promise<number> {
     workloads,
     requests: def.requests,
     slices,
-    bareHandlers: o.bareHandlers && (def.kind === 'ours' || def.kind === 'memory'),
+    bareHandlers: o.bareHandlers && plan.isLibrary(def),
   });
 
   /** Prints a line per workload of `def` from what its child reported; false when one failed. */
