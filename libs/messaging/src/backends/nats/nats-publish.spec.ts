@@ -1,5 +1,5 @@
 import { headers, type Msg, type MsgHdrs } from '@nats-io/transport-node';
-import { resolveNatsOptions } from './nats-backend.options';
+import { type NatsBackendOptions, resolveNatsOptions } from './nats-backend.options';
 import type { NatsLink } from './nats-connection';
 import { encodeHeaders } from './nats-messages';
 import { pubAckError } from './nats-pubacks';
@@ -10,6 +10,20 @@ import { WireHeaders } from './nats-wire';
 
 const text = (h: { encode(): Uint8Array }) => new TextDecoder().decode(h.encode());
 const bytes = (s: string) => new TextEncoder().encode(s);
+
+/** A publisher of prefix `p` over `link`, always connected. */
+function publisherOver(link: NatsLink, options: NatsBackendOptions = {}): NatsPublisher {
+  return new NatsPublisher({
+    options: resolveNatsOptions(options),
+    names: natsNames('p'),
+    routes: {} as NatsRoutes,
+    link: () => Promise.resolve(link),
+    current: () => link,
+    whenConnected: () => Promise.resolve(true),
+    inbox: () => '_INBOX.p',
+    closing: () => false,
+  });
+}
 
 describe('NATS headers written', () => {
   it('sends no application header the server would read as its own (Nats-…, any case)', () => {
@@ -93,16 +107,7 @@ describe('NatsPublisher', () => {
       },
     };
     const link = { nc } as unknown as NatsLink;
-    const publisher = new NatsPublisher({
-      options: resolveNatsOptions({}),
-      names: natsNames('p'),
-      routes: {} as NatsRoutes,
-      link: () => Promise.resolve(link),
-      current: () => link,
-      whenConnected: () => Promise.resolve(true),
-      inbox: () => '_INBOX.p',
-      closing: () => false,
-    });
+    const publisher = publisherOver(link);
     await publisher.publish('p.t.a', bytes('{}'), new WireHeaders().add('x-a', 'b'), 'id-1');
     publisher.close();
     expect(sent).toHaveLength(2);
@@ -145,16 +150,7 @@ describe('NatsPublisher, a stream without a leader (a cluster electing one)', ()
       },
     };
     const link = { nc, jsm } as unknown as NatsLink;
-    const publisher = new NatsPublisher({
-      options: resolveNatsOptions({ publishTimeoutMs: 8_000 }),
-      names: natsNames('p'),
-      routes: {} as NatsRoutes,
-      link: () => Promise.resolve(link),
-      current: () => link,
-      whenConnected: () => Promise.resolve(true),
-      inbox: () => '_INBOX.p',
-      closing: () => false,
-    });
+    const publisher = publisherOver(link, { publishTimeoutMs: 8_000 });
     return { publisher, infos };
   }
 
