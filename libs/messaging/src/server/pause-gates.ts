@@ -13,8 +13,6 @@
  * | `resume(name)`    | the others as they were                             |
  */
 export class PauseGates {
-  /** Whether any handler may be paused: a field, so that the common case costs one read. */
-  active = false;
   /** `pause()` was called with no handler since the last `resume()`: handlers not known yet too. */
   private all = false;
   private readonly paused = new Set<string>();
@@ -23,12 +21,16 @@ export class PauseGates {
   private readonly waiting = new Map<string, Array<(go: boolean) => void>>();
   private closed = false;
 
+  /** Whether any handler may be paused (while none is, a delivery costs two field reads here). */
+  get active(): boolean {
+    return this.all || this.paused.size > 0;
+  }
+
   isPaused(name: string): boolean {
     return this.all ? !this.resumed.has(name) : this.paused.has(name);
   }
 
   pause(name?: string): void {
-    this.active = true;
     if (name === undefined) {
       this.all = true;
       this.resumed.clear();
@@ -43,13 +45,11 @@ export class PauseGates {
       this.all = false;
       this.paused.clear();
       this.resumed.clear();
-      this.active = false;
       for (const key of [...this.waiting.keys()]) this.open(key, true);
       return;
     }
     this.paused.delete(name);
     if (this.all) this.resumed.add(name);
-    this.active = this.all || this.paused.size > 0;
     this.open(name, true);
   }
 
