@@ -137,7 +137,7 @@ describe('metrics over RabbitMQ', () => {
     const app = moduleRef.createNestApplication({ logger: false });
     await app.init();
     try {
-      expect(metrics.get('reconnects', { backend: 'amqp' })).toBeUndefined();
+      expect(metrics.get('reconnects', { backend: 'amqp', connection: 'default' })).toBeUndefined();
       // Closes, as the broker's operator would, only this connection (the broker is shared).
       const run = promisify(execFile);
       const { stdout } = await run('rabbitmqctl', [
@@ -152,9 +152,12 @@ describe('metrics over RabbitMQ', () => {
         ?.split('\t')[0];
       expect(pid).toBeDefined();
       await run('rabbitmqctl', ['close_connection', pid as string, 'test: a reconnect']);
-      await waitFor(() => metrics.get('reconnects', { backend: 'amqp' }) === 1, {
-        message: 'the reconnect counted',
-      });
+      await waitFor(
+        () => metrics.get('reconnects', { backend: 'amqp', connection: 'default' }) === 1,
+        {
+          message: 'the reconnect counted',
+        },
+      );
     } finally {
       await app.close();
     }

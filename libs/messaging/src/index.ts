@@ -68,6 +68,7 @@ export type { InboxOptions } from './options/messaging-options';
 export { DeadLetterService, type DeadLetterEntry } from './dead-letters/dead-letter.service';
 export {
   MessagingHealthService,
+  type ConnectionHealth,
   type HandlerHealth,
   type MessagingHealth,
 } from './health/messaging-health.service';

@@ -12,3 +12,8 @@ export const CONSUME_METADATA = 'messaging:consume';
 
 /** Injection token of the `MessageStore` (inbox and outbox) in use. */
 export const MESSAGING_STORE = Symbol('MESSAGING_STORE');
+
+/** The injection token of the connection called `name` (one per `MessagingModule.forRoot()`). */
+export function connectionToken(name: string): string {
+  return `MessagingConnection(${name})`;
+}

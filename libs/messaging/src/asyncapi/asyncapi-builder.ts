@@ -39,6 +39,8 @@ export interface RouteDescription extends Pick<
   Route,
   'name' | 'spec' | 'retry' | 'deadLetter' | 'idempotent'
 > {
+  /** The connection it consumes on. @default 'default' */
+  readonly connection?: string;
   /** The `@Payload()` type; `undefined` when it names no class (an interface, `any`). */
   readonly payload?: MessagePayload;
   /** The reply to a request, when the handler returns a class. */
@@ -54,6 +56,8 @@ export interface ProducerDescription {
   readonly queue?: string;
   readonly allowUnroutable: boolean;
   readonly payload?: MessagePayload;
+  /** The connection it publishes on. @default 'default' */
+  readonly connection?: string;
 }
 
 /** Everything the document is built from. */
@@ -175,6 +179,7 @@ function receiveOperation(
       retry:
         retry === false ? false : { maxAttempts: retry.maxAttempts, backoff: { ...retry.backoff } },
       deadLetterQueue: dlq,
+      ...onConnection(route.connection),
     },
   };
 }
@@ -198,7 +203,9 @@ function producerGroups(
   const groups = new Map<string, ProducerDescription[]>();
   for (const p of producers) {
     const c = channelOf(p);
-    const id = `${camelId(p.service)}.send${c.id[0].toUpperCase()}${c.id.slice(1)}`;
+    const on =
+      p.connection === undefined || p.connection === 'default' ? '' : `.${camelId(p.connection)}`;
+    const id = `${camelId(p.service)}${on}.send${c.id[0].toUpperCase()}${c.id.slice(1)}`;
     groups.set(id, [...(groups.get(id) ?? []), p]);
   }
   return groups;
@@ -222,8 +229,18 @@ function sendOperation(table: ChannelTable, group: readonly ProducerDescription[
       `\`publish()\` resolves once the broker has confirmed the message.${unroutable}`,
     tags: [{ name: service }],
     bindings: { amqp: { deliveryMode: 2, mandatory, bindingVersion: AMQP_BINDING_VERSION } },
-    'x-messaging': { service, producers: owners, allowUnroutable: !mandatory },
+    'x-messaging': {
+      service,
+      producers: owners,
+      allowUnroutable: !mandatory,
+      ...onConnection(group[0].connection),
+    },
   };
+}
+
+/** `x-messaging.connection`, for an operation on a connection other than the default one. */
+function onConnection(connection: string | undefined): { connection?: string } {
+  return connection === undefined || connection === 'default' ? {} : { connection };
 }
 
 function sortedRecord<T>(record: Readonly<Record<string, T>>): Record<string, T> {

@@ -8,7 +8,8 @@ import type { ConsumeDefinition } from '../decorators/consume.decorator';
 import { getRequestedProducerTargets } from '../decorators/producer.decorator';
 import { MessagingConfigError } from '../errors/messaging.errors';
 import { CONSUME_METADATA, MESSAGING_OPTIONS } from '../messaging.constants';
-import type { ResolvedMessagingOptions } from '../options/messaging-options';
+import { DEFAULT_CONNECTION, type ResolvedMessagingOptions } from '../options/messaging-options';
+import { connectionsOf, pickConnection } from '../server/messaging-connection';
 import { buildRoutes } from '../server/route';
 import {
   type AsyncApiDocument,
@@ -74,11 +75,14 @@ function describeApp(
       'asyncApiDocument() reads apps that import MessagingModule.forRoot(); this one does not',
     );
   }
+  const connections = connectionsOf(discovery);
+  const optionsOf = (name: string, where: string): ResolvedMessagingOptions =>
+    name === DEFAULT_CONNECTION ? options : pickConnection(connections, name, where).options;
   const controllers = classesOf(discovery.getControllers());
   const everything = classesOf([...discovery.getProviders(), ...discovery.getControllers()]);
   return {
-    routes: describeRoutes(controllers, options, registry),
-    producers: describeProducers(everything, options),
+    routes: describeRoutes(controllers, optionsOf, registry),
+    producers: describeProducers(everything, optionsOf),
   };
 }
 
@@ -97,7 +101,7 @@ function classesOf(wrappers: readonly { metatype: unknown }[]): Class[] {
  */
 function describeRoutes(
   controllers: readonly Class[],
-  options: ResolvedMessagingOptions,
+  optionsOf: (connection: string, where: string) => ResolvedMessagingOptions,
   registry: SchemaRegistry,
 ): RouteDescription[] {
   const handlers = new Map<string, MessageHandler>();
@@ -118,9 +122,9 @@ function describeRoutes(
       sources.set(handler, { type, method });
     }
   }
-  return buildRoutes(handlers, options).map((route) => {
+  return buildRoutes(handlers, optionsOf).map((route) => {
     const { type, method } = sources.get(route.handler) as HandlerSource;
-    const { name, spec, retry, deadLetter, idempotent } = route;
+    const { name, spec, retry, deadLetter, idempotent, connection } = route;
     const returned: unknown = Reflect.getMetadata('design:returntype', type.prototype, method);
     return {
       name,
@@ -128,6 +132,7 @@ function describeRoutes(
       retry,
       deadLetter,
       idempotent,
+      connection,
       payload: registry.payloadOf(payloadType(type, method)),
       // A handler's return value is the reply to a request; an async one's type is erased (Promise).
       reply: registry.payloadOf(returned),
@@ -158,7 +163,7 @@ function payloadType(type: Class, method: string): unknown {
  */
 function describeProducers(
   classes: readonly Class[],
-  options: ResolvedMessagingOptions,
+  optionsOf: (connection: string, where: string) => ResolvedMessagingOptions,
 ): ProducerDescription[] {
   const targets = getRequestedProducerTargets();
   const producers: ProducerDescription[] = [];
@@ -172,7 +177,10 @@ function describeProducers(
     for (const token of [...parameters.map((p) => p.param), ...properties.map((p) => p.type)]) {
       const target = typeof token === 'string' ? targets.get(token) : undefined;
       if (!target) continue;
+      const connection = target.connection ?? DEFAULT_CONNECTION;
+      const options = optionsOf(connection, `@Producer in ${type.name}`);
       producers.push({
+        connection,
         service: options.service,
         owner: type.name,
         topic: target.topic,

@@ -1,11 +1,13 @@
-import { Inject, Injectable, Logger } from '@nestjs/common';
+import { Inject, Injectable, Logger, Optional } from '@nestjs/common';
+import { ModuleRef } from '@nestjs/core';
+import { MessagingConfigError } from '../errors/messaging.errors';
 import type {
   BrokerBackend,
   DeadLetter,
   DeadLetterPage,
 } from '../backend/broker-backend.interface';
 import { MessageCodec } from '../codec/message-codec';
-import { MESSAGING_BACKEND, MESSAGING_OPTIONS } from '../messaging.constants';
+import { connectionToken, MESSAGING_BACKEND, MESSAGING_OPTIONS } from '../messaging.constants';
 import type { ResolvedMessagingOptions } from '../options/messaging-options';
 
 /** A dead letter with its body decoded the way its handler would have seen it. */
@@ -30,7 +32,31 @@ export class DeadLetterService {
     @Inject(MESSAGING_OPTIONS) private readonly options: ResolvedMessagingOptions,
     @Inject(MESSAGING_BACKEND) private readonly backend: BrokerBackend,
     private readonly codec: MessageCodec,
+    @Optional() private readonly modules?: ModuleRef,
   ) {}
+
+  /**
+   * The dead letters of the same service on another connection (`forRoot({ name })`): its broker,
+   * its service name.
+   *
+   * @example
+   * const failed = await this.deadLetters.forConnection('events').list();
+   */
+  forConnection(name: string): DeadLetterService {
+    let connection: {
+      options: ResolvedMessagingOptions;
+      backend: BrokerBackend;
+      codec: MessageCodec;
+    };
+    try {
+      connection = this.modules!.get(connectionToken(name), { strict: false });
+    } catch {
+      throw new MessagingConfigError(
+        `DeadLetterService.forConnection('${name}'): no connection '${name}'; import MessagingModule.forRoot({ name: '${name}', backend, service })`,
+      );
+    }
+    return new DeadLetterService(connection.options, connection.backend, connection.codec);
+  }
 
   /**
    * The service's dead letters, oldest first; with `page`, `limit` of them after `offset` (only the

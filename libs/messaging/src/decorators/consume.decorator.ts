@@ -5,7 +5,7 @@ import { assertValidTopicPattern } from '../backend/topic-matcher';
 import { checkBoolean, checkInteger, checkName, checkOptionsObject } from '../errors/config-checks';
 import { MessagingConfigError } from '../errors/messaging.errors';
 import { CONSUME_METADATA, MESSAGING_TRANSPORT } from '../messaging.constants';
-import { MAX_CONCURRENCY } from '../options/messaging-options';
+import { checkConnectionName, MAX_CONCURRENCY } from '../options/messaging-options';
 import { checkRetryOptions, type RetryOptions } from '../retry/retry-options';
 import { MessageErrorFilter } from './message-error.filter';
 
@@ -38,6 +38,11 @@ export interface ConsumeOptions {
    * @default false
    */
   idempotent?: boolean;
+  /**
+   * The connection to consume on: the `name` of a `MessagingModule.forRoot({ name, backend, ... })`,
+   * for an app on several brokers. @default 'default' (the `forRoot()` without a name)
+   */
+  connection?: string;
 }
 
 /** `@Consume({ topic | queue, ...options })`. */
@@ -61,6 +66,7 @@ const CONSUME_KEYS: readonly (keyof ConsumeDefinitionInput)[] = [
   'concurrency',
   'name',
   'idempotent',
+  'connection',
 ];
 /** The options of `@Consume(topic, options)`: the topic is the first argument. */
 const OPTION_KEYS = CONSUME_KEYS.filter((key) => key !== 'topic');
@@ -142,4 +148,5 @@ function checkConsumeDefinition(input: ConsumeDefinitionInput, where: string): v
   checkBoolean(input.idempotent, false, `${where}: idempotent`);
   checkInteger(input.concurrency, 1, `${where}: concurrency`, 1, MAX_CONCURRENCY);
   checkRetryOptions(input.retry, `${where}: retry`);
+  checkConnectionName(input.connection, `${where}: connection`);
 }

@@ -2,6 +2,7 @@ import { Inject } from '@nestjs/common';
 import { assertValidTopicPattern } from '../backend/topic-matcher';
 import { checkBoolean, checkName, checkOptionsObject } from '../errors/config-checks';
 import { MessagingConfigError } from '../errors/messaging.errors';
+import { checkConnectionName, DEFAULT_CONNECTION } from '../options/messaging-options';
 
 /** Where a `MessageProducer` sends, and how. */
 export interface ProducerTarget {
@@ -11,6 +12,11 @@ export interface ProducerTarget {
   readonly queue?: string;
   /** Resolve a publish that no queue receives instead of rejecting with `UnroutableError`. */
   readonly allowUnroutable?: boolean;
+  /**
+   * The connection to publish on: the `name` of a `MessagingModule.forRoot({ name, backend, ... })`.
+   * @default 'default' (the `forRoot()` without a name)
+   */
+  readonly connection?: string;
 }
 
 /**
@@ -23,7 +29,11 @@ const requestedTargets = new Map<string, ProducerTarget>();
 export function getProducerToken(target: string | ProducerTarget): string {
   const t = typeof target === 'string' ? { topic: target } : target;
   const where = t.topic !== undefined ? `topic:${t.topic}` : `queue:${t.queue}`;
-  return `MessageProducer(${where}${t.allowUnroutable ? ',allowUnroutable' : ''})`;
+  const on =
+    t.connection !== undefined && t.connection !== DEFAULT_CONNECTION
+      ? `,connection:${t.connection}`
+      : '';
+  return `MessageProducer(${where}${t.allowUnroutable ? ',allowUnroutable' : ''}${on})`;
 }
 
 /** The targets requested so far, for the module's providers. */
@@ -48,7 +58,12 @@ export function Producer(target: string | ProducerTarget): PropertyDecorator & P
   return Inject(token);
 }
 
-const TARGET_KEYS: readonly (keyof ProducerTarget)[] = ['topic', 'queue', 'allowUnroutable'];
+const TARGET_KEYS: readonly (keyof ProducerTarget)[] = [
+  'topic',
+  'queue',
+  'allowUnroutable',
+  'connection',
+];
 
 function checkProducerTarget(target: ProducerTarget): ProducerTarget {
   const where = '@Producer';
@@ -61,6 +76,7 @@ function checkProducerTarget(target: ProducerTarget): ProducerTarget {
   if (target.topic !== undefined) checkTopic(target.topic, where);
   checkName(target.queue, `${where}: queue`);
   checkBoolean(target.allowUnroutable, false, `${where}: allowUnroutable`);
+  checkConnectionName(target.connection, `${where}: connection`);
   return { ...target };
 }
 

@@ -1,4 +1,5 @@
 import { Inject, Injectable, Optional } from '@nestjs/common';
+import { DiscoveryService } from '@nestjs/core';
 import type {
   BackendStatus,
   BrokerBackend,
@@ -6,9 +7,11 @@ import type {
 } from '../backend/broker-backend.interface';
 import { MESSAGING_BACKEND, MESSAGING_OPTIONS } from '../messaging.constants';
 import {
+  DEFAULT_CONNECTION,
   DEFAULT_CONSUMER_GRACE_MS,
   type ResolvedMessagingOptions,
 } from '../options/messaging-options';
+import { connectionsOf, type MessagingConnection } from '../server/messaging-connection';
 import { MessagingServer } from '../server/messaging.server';
 import { OutboxRelay, type OutboxState } from '../store/outbox-relay';
 
@@ -30,8 +33,8 @@ export interface HandlerHealth {
   readonly paused?: true;
 }
 
-/** Broker connectivity and consumers, as a health endpoint reports them. */
-export interface MessagingHealth {
+/** One connection's broker and the handlers consuming on it. */
+export interface ConnectionHealth {
   /** `up` when the backend is connected and no consumer has been gone for `CONSUMER_GRACE_MS`. */
   readonly status: 'up' | 'down';
   /** The backend's name (`memory`, `amqp`). */
@@ -46,12 +49,24 @@ export interface MessagingHealth {
   readonly consumers?: readonly ConsumerState[];
   /** Each handler of this app and its consumer, when the backend reports consumers. */
   readonly handlers?: readonly HandlerHealth[];
+}
+
+/**
+ * Broker connectivity and consumers, as a health endpoint reports them: the default connection's
+ * (the fields it extends), the outbox, and the app's further connections.
+ */
+export interface MessagingHealth extends ConnectionHealth {
   /**
    * The outbox relay, while messages wait in the outbox: how many and, while publishing them fails
    * (broker down, a topic nobody consumes), the last error. It does not change `status`: writes still commit, and the
    * messages go out once the cause is gone.
    */
   readonly outbox?: OutboxState;
+  /**
+   * The app's further connections (`forRoot({ name })`) by name, when it has any; `status` is `down`
+   * when one of them is. The fields above are the default connection's.
+   */
+  readonly connections?: Readonly<Record<string, ConnectionHealth>>;
 }
 
 /**
@@ -62,40 +77,68 @@ export interface MessagingHealth {
 @Injectable()
 export class MessagingHealthService {
   private readonly consumerGraceMs: number;
+  /** The app's further connections, found on the first check (the app has started by then). */
+  private others?: readonly MessagingConnection[];
 
   constructor(
     @Inject(MESSAGING_BACKEND) private readonly backend: BrokerBackend,
     @Optional() private readonly relay?: OutboxRelay,
     @Optional() @Inject(MESSAGING_OPTIONS) options?: ResolvedMessagingOptions,
     @Optional() private readonly server?: MessagingServer,
+    @Optional() private readonly discovery?: DiscoveryService,
   ) {
     this.consumerGraceMs = options?.health.consumerGraceMs ?? DEFAULT_CONSUMER_GRACE_MS;
   }
 
   check(now: number = Date.now()): MessagingHealth {
-    const connection = this.backend.status;
     const outbox = this.relay?.status;
-    const consumers = this.backend.consumerStates?.();
+    const own = this.connectionHealth(this.backend, DEFAULT_CONNECTION, now);
+    this.others ??= this.discovery
+      ? connectionsOf(this.discovery).filter((c) => c.name !== DEFAULT_CONNECTION)
+      : [];
+    const connections =
+      this.others.length > 0
+        ? Object.fromEntries(
+            this.others.map((c) => [c.name, this.connectionHealth(c.backend, c.name, now)]),
+          )
+        : undefined;
+    const down = connections && Object.values(connections).some((c) => c.status === 'down');
+    return {
+      ...own,
+      ...(down ? { status: 'down' as const } : {}),
+      ...(outbox && (outbox.pending > 0 || outbox.lastError) ? { outbox } : {}),
+      ...(connections ? { connections } : {}),
+    };
+  }
+
+  private connectionHealth(backend: BrokerBackend, name: string, now: number): ConnectionHealth {
+    const connection = backend.status;
+    const consumers = backend.consumerStates?.();
     const gone = consumers?.some(
       (c) => c.detachedSince !== undefined && now - c.detachedSince >= this.consumerGraceMs,
     );
-    const handlers = consumers && this.server ? handlersOf(this.server, consumers) : undefined;
+    const handlers =
+      consumers && this.server ? handlersOf(this.server, name, consumers) : undefined;
     return {
       status: connection === 'connected' && !gone ? 'up' : 'down',
-      backend: this.backend.name,
+      backend: backend.name,
       connection,
-      ...(this.backend.blocked !== undefined ? { blocked: this.backend.blocked } : {}),
+      ...(backend.blocked !== undefined ? { blocked: backend.blocked } : {}),
       ...(consumers ? { consumers } : {}),
       ...(handlers && handlers.length > 0 ? { handlers } : {}),
-      ...(outbox && (outbox.pending > 0 || outbox.lastError) ? { outbox } : {}),
     };
   }
 }
 
 /** The server's handlers with the state of the consumer of their queue (none yet: not attached). */
-function handlersOf(server: MessagingServer, consumers: readonly ConsumerState[]): HandlerHealth[] {
+function handlersOf(
+  server: MessagingServer,
+  connection: string,
+  consumers: readonly ConsumerState[],
+): HandlerHealth[] {
   const byQueue = new Map(consumers.map((c) => [c.queue, c]));
-  return server.handlers.map(({ handler, queue, paused }) => {
+  const mine = server.handlers.filter((h) => h.connection === connection);
+  return mine.map(({ handler, queue, paused }) => {
     const consumer = byQueue.get(queue);
     return {
       handler,

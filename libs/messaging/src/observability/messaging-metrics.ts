@@ -14,7 +14,7 @@
  * | `dead_lettered_total`           | counter   | `handler`, `reason`       | deliveries parked in the dead-letter queue   |
  * | `redelivered_total`             | counter   | `handler`                 | deliveries the broker marked as seen before  |
  * | `in_flight`                     | gauge     | `handler`                 | handlers running now                         |
- * | `reconnects_total`              | counter   | `backend`                 | connections re-established after a loss      |
+ * | `reconnects_total`              | counter   | `backend`, `connection`   | connections re-established after a loss      |
  * | `outbox_backlog`                | gauge     |                           | messages waiting in the outbox               |
  */
 
@@ -98,7 +98,7 @@ export const MESSAGING_METRICS = {
     name: 'reconnects_total',
     kind: 'counter',
     help: 'Broker connections re-established after a loss',
-    labels: ['backend'],
+    labels: ['backend', 'connection'],
   },
   outboxBacklog: {
     name: 'outbox_backlog',
@@ -188,8 +188,8 @@ export class MessagingInstruments {
     }
   }
 
-  reconnected(backend: string): void {
-    this.sink?.increment('reconnects', { backend });
+  reconnected(backend: string, connection: string): void {
+    this.sink?.increment('reconnects', { backend, connection });
   }
 
   outboxBacklog(pending: number): void {

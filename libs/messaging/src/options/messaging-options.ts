@@ -17,6 +17,13 @@ import type { RequestContextMode } from '../observability/message-scope';
 
 /** Options of `MessagingModule.forRoot()`. */
 export interface MessagingModuleOptions {
+  /**
+   * The connection's name, for an app on several brokers: `@Consume(topic, { connection })` and
+   * `@Producer({ topic, connection })` pick it. Import `forRoot()` once per name; the unnamed one is
+   * `'default'`, which every app has, and whose `MessagingServer` serves the handlers of every connection.
+   * @default 'default'
+   */
+  name?: string;
   /** The broker. @default new InMemoryBackend() */
   backend?: BrokerBackend;
   /**
@@ -102,6 +109,8 @@ export interface InboxOptions {
 
 /** Options with every default applied. */
 export interface ResolvedMessagingOptions {
+  /** The connection's name (`'default'` unless given). */
+  readonly name: string;
   readonly backend: BrokerBackend | undefined;
   readonly service: string;
   readonly retry: ResolvedRetryPolicy | false;
@@ -132,6 +141,7 @@ export const DEFAULT_REQUEST_TIMEOUT_MS = 5_000;
 export const MAX_CONCURRENCY = 10_000;
 
 const MODULE_KEYS: readonly (keyof MessagingModuleOptions)[] = [
+  'name',
   'backend',
   'service',
   'retry',
@@ -151,6 +161,9 @@ const MODULE_KEYS: readonly (keyof MessagingModuleOptions)[] = [
   'requestContext',
   'health',
 ];
+/** The name of the connection of `forRoot()` without a `name`. */
+export const DEFAULT_CONNECTION = 'default';
+const CONNECTION_NAME = /^[A-Za-z0-9][A-Za-z0-9_-]{0,49}$/;
 const SERVICE_NAME = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$/;
 const WHERE = 'MessagingModule';
 
@@ -179,6 +192,7 @@ export function resolveMessagingOptions(options: MessagingModuleOptions): Resolv
   }
   const retry = checkRetryOptions(options.retry, `${WHERE}: retry`);
   return {
+    name: checkConnectionName(options.name, `${WHERE}.forRoot(): name`) ?? DEFAULT_CONNECTION,
     backend,
     service,
     retry: resolveRetry(retry, DEFAULT_RETRY, `${WHERE}: retry`),
@@ -214,6 +228,18 @@ export function resolveMessagingOptions(options: MessagingModuleOptions): Resolv
     requestContext: checkRequestContext(options.requestContext),
     health: resolveHealth(options.health),
   };
+}
+
+/**
+ * A connection name given to `forRoot({ name })`, `@Consume(..., { connection })` or
+ * `@Producer({ connection })`: a short word, so that logs and metrics can carry it as it is.
+ */
+export function checkConnectionName(name: unknown, where: string): string | undefined {
+  if (name === undefined) return undefined;
+  if (typeof name === 'string' && CONNECTION_NAME.test(name)) return name;
+  throw new MessagingConfigError(
+    `${where} must be a connection name (letters, digits, '_', '-'; up to 50), such as 'events'; got ${JSON.stringify(name)}`,
+  );
 }
 
 function checkRequestContext(mode: unknown): RequestContextMode {

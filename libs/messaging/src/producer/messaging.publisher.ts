@@ -118,7 +118,7 @@ export class MessagingPublisher {
       const { messageId } = message;
       const destination = (message.topic ?? message.queue) as string;
       this.instruments.published(destination);
-      const tx = currentStoreTransaction();
+      const tx = currentStoreTransaction(this.backend);
       const sent = tx
         ? this.enqueue(tx, message, mandatory, options.orderingKey)
         : this.backend.publish(message, mandatory ? MANDATORY : NOT_MANDATORY);

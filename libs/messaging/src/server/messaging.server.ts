@@ -1,4 +1,5 @@
 import { Inject, Injectable, Logger, Optional } from '@nestjs/common';
+import { DiscoveryService } from '@nestjs/core';
 import { type CustomTransportStrategy, type MessageHandler, Server } from '@nestjs/microservices';
 import { isObservable, lastValueFrom } from 'rxjs';
 import type {
@@ -23,6 +24,7 @@ import type { MessageStore } from '../store/message-store';
 import { Inbox } from '../store/inbox';
 import type { ResolvedMessagingOptions } from '../options/messaging-options';
 import { MessagingConfigError } from '../errors/messaging.errors';
+import { checkConnections, connectionsOf, pickConnection } from './messaging-connection';
 import { PauseGates } from './pause-gates';
 import { buildRoutes, describeRoute, type Route } from './route';
 import { ACK, REQUEUE, Settlements } from './settlements';
@@ -32,6 +34,21 @@ import { MessagingTracer } from '../observability/messaging-tracer';
 /** How `consumed_total` counts a settlement, when metrics are on. */
 interface Outcome {
   value: ConsumeOutcome;
+}
+
+/** What the server consumes one connection with. */
+interface Consuming {
+  readonly options: ResolvedMessagingOptions;
+  readonly backend: BrokerBackend;
+  readonly codec: MessageCodec;
+  readonly settlements: Settlements;
+  readonly inbox: Inbox;
+  readonly tracer: MessagingTracer;
+}
+
+/** A route with the connection it consumes on. */
+interface ServedRoute extends Route {
+  readonly via: Consuming;
 }
 
 /**
@@ -70,12 +87,11 @@ export class MessagingServer
    * not acknowledged whenever the handler ends, and the backend closes without waiting for them.
    */
   private readonly running = new Set<(reason: unknown) => void>();
-  private readonly inbox: Inbox;
   private readonly instruments: MessagingInstruments;
-  private readonly tracer: MessagingTracer;
-  private readonly settlements: Settlements;
+  /** The default connection (the module's own); the others are found when the server starts. */
+  private readonly home: Consuming;
   /** Routes by queue, once started: which handler consumes which queue (for health). */
-  private started: readonly Route[] = [];
+  private started: readonly ServedRoute[] = [];
   private readonly pauses = new PauseGates();
 
   constructor(
@@ -85,12 +101,17 @@ export class MessagingServer
     @Inject(MESSAGING_STORE) store: MessageStore,
     @Optional() instruments?: MessagingInstruments,
     @Optional() tracer?: MessagingTracer,
+    @Optional() private readonly discovery?: DiscoveryService,
   ) {
     super();
     this.instruments = instruments ?? new MessagingInstruments(undefined);
-    this.tracer = tracer ?? new MessagingTracer(backend.name);
-    this.inbox = new Inbox(store, backend, options.service, options.inbox.ttlMs, instruments);
-    this.settlements = new Settlements(codec, this.logger);
+    this.home = this.consuming(
+      options,
+      backend,
+      codec,
+      store,
+      tracer ?? new MessagingTracer(backend.name),
+    );
     this._status$.next(backend.status);
     this.detachStatus = backend.on('status', (status) => this._status$.next(status));
   }
@@ -99,11 +120,14 @@ export class MessagingServer
   get handlers(): readonly {
     readonly handler: string;
     readonly queue: string;
+    /** The connection it consumes on (`'default'` unless `@Consume(..., { connection })`). */
+    readonly connection: string;
     readonly paused: boolean;
   }[] {
     return this.started.map((route) => ({
       handler: route.name,
       queue: route.spec.queue,
+      connection: route.connection,
       paused: this.pauses.isPaused(route.name),
     }));
   }
@@ -204,8 +228,10 @@ export class MessagingServer
   }
 
   private async start(): Promise<void> {
-    const routes = buildRoutes(this.getHandlers(), this.options);
-    await this.backend.connect();
+    const routes = this.routes();
+    for (const via of new Set(routes.map((r) => r.via).concat(this.home))) {
+      await via.backend.connect();
+    }
     if (!this.options.consumers) {
       this.logger.log(
         routes.length === 0
@@ -216,12 +242,50 @@ export class MessagingServer
     }
     this.started = routes;
     for (const route of routes) {
-      const subscription = await this.backend.subscribe(route.spec, (delivery) =>
+      const subscription = await route.via.backend.subscribe(route.spec, (delivery) =>
         this.onDelivery(route, delivery),
       );
       this.subscriptions.push(subscription);
       this.logger.log(describeRoute(route));
     }
+  }
+
+  /** Every handler's route, each with the connection it consumes on. */
+  private routes(): ServedRoute[] {
+    const connections = this.discovery ? connectionsOf(this.discovery) : [];
+    // Also checked at init; the server may start first (startAllMicroservices before init).
+    checkConnections(connections);
+    const consuming = new Map<string, Consuming>([[this.options.name, this.home]]);
+    const viaOf = (name: string, where: string): Consuming => {
+      let via = consuming.get(name);
+      if (!via) {
+        const c = pickConnection(connections, name, where);
+        via = this.consuming(c.options, c.backend, c.codec, c.store, c.tracer);
+        consuming.set(name, via);
+      }
+      return via;
+    };
+    return buildRoutes(this.getHandlers(), (name, where) => viaOf(name, where).options).map(
+      (route) => ({ ...route, via: viaOf(route.connection, route.name) }),
+    );
+  }
+
+  private consuming(
+    options: ResolvedMessagingOptions,
+    backend: BrokerBackend,
+    codec: MessageCodec,
+    store: MessageStore,
+    tracer: MessagingTracer,
+  ): Consuming {
+    const inbox = new Inbox(store, backend, options.service, options.inbox.ttlMs, this.instruments);
+    return {
+      options,
+      backend,
+      codec,
+      settlements: new Settlements(codec, this.logger),
+      inbox,
+      tracer,
+    };
   }
 
   /**
@@ -232,14 +296,14 @@ export class MessagingServer
    * request whose caller stopped waiting is acknowledged without running: nobody would read its
    * reply. Never rejects.
    */
-  private onDelivery(route: Route, delivery: Delivery): Promise<Settlement> {
+  private onDelivery(route: ServedRoute, delivery: Delivery): Promise<Settlement> {
     this.inFlight++;
     const slot = route.slots.take();
     return slot ? slot.then(() => this.begin(route, delivery)) : this.begin(route, delivery);
   }
 
   /** With its slot taken: settles `delivery`, unless shutdown stopped waiting for it. */
-  private begin(route: Route, delivery: Delivery): Promise<Settlement> {
+  private begin(route: ServedRoute, delivery: Delivery): Promise<Settlement> {
     if (this.pauses.active && this.pauses.isPaused(route.name)) return this.held(route, delivery);
     if (this.stopping.signal.aborted) {
       // close() gave up waiting (shutdownTimeoutMs) while this one waited for a slot: like a handler
@@ -251,7 +315,7 @@ export class MessagingServer
   }
 
   /** A delivery of a paused handler: waits for `resume()`, or goes back to the broker at close. */
-  private held(route: Route, delivery: Delivery): Promise<Settlement> {
+  private held(route: ServedRoute, delivery: Delivery): Promise<Settlement> {
     return this.pauses.wait(route.name).then((go) => {
       if (go) return this.begin(route, delivery);
       this.finished(route);
@@ -260,7 +324,7 @@ export class MessagingServer
   }
 
   /** A delivery of `route` is done with its slot. */
-  private finished(route: Route): void {
+  private finished(route: ServedRoute): void {
     route.slots.release();
     if (--this.inFlight === 0 && this.idle) {
       this.idle.resolve();
@@ -269,7 +333,7 @@ export class MessagingServer
   }
 
   /** {@link settle}, counted and timed for the metrics (from when its handler's turn came). */
-  private async measured(route: Route, delivery: Delivery): Promise<Settlement> {
+  private async measured(route: ServedRoute, delivery: Delivery): Promise<Settlement> {
     const instruments = this.instruments;
     const started = performance.now();
     const outcome: Outcome = { value: 'ack' };
@@ -291,7 +355,11 @@ export class MessagingServer
   }
 
   /** The settlement of `delivery`; `outcome` (with metrics) says how `consumed_total` counts it. */
-  private async settle(route: Route, delivery: Delivery, outcome?: Outcome): Promise<Settlement> {
+  private async settle(
+    route: ServedRoute,
+    delivery: Delivery,
+    outcome?: Outcome,
+  ): Promise<Settlement> {
     try {
       if (delivery.replyTo !== undefined && isExpiredRequest(delivery.headers, Date.now())) {
         this.logger.debug(
@@ -300,18 +368,19 @@ export class MessagingServer
         if (outcome) outcome.value = 'expired';
         return ACK;
       }
-      const ctx = new MessageContext(delivery, this.options.service, this.stopping.signal);
-      const payload = this.codec.decode(delivery);
+      const via = route.via;
+      const ctx = new MessageContext(delivery, via.options.service, this.stopping.signal);
+      const payload = via.codec.decode(delivery);
       if (!route.idempotent) {
-        return this.settlements.handled(delivery, await this.run(route, delivery, ctx, payload));
+        return via.settlements.handled(delivery, await this.run(route, delivery, ctx, payload));
       }
       // The handler runs inside the inbox's transaction: once per message id.
-      const once = await this.inbox.once(route.name, delivery.messageId, () =>
+      const once = await via.inbox.once(route.name, delivery.messageId, () =>
         this.run(route, delivery, ctx, payload),
       );
-      if (!once.duplicate) return this.settlements.handled(delivery, once.result);
+      if (!once.duplicate) return via.settlements.handled(delivery, once.result);
       if (outcome) outcome.value = 'duplicate';
-      return this.settlements.duplicate(route, delivery);
+      return via.settlements.duplicate(route, delivery);
     } catch (thrown) {
       if (this.stopping.signal.aborted && thrown === this.stopping.signal.reason) {
         // close() gave up on its handler (see `running`): the broker delivers it again.
@@ -319,7 +388,7 @@ export class MessagingServer
         return REQUEUE;
       }
       // A body that cannot be decoded (MalformedMessageError) or whatever the handler threw.
-      const settlement = this.settlements.failed(route, delivery, thrown);
+      const settlement = route.via.settlements.failed(route, delivery, thrown);
       if (outcome) {
         outcome.value =
           settlement.action !== 'ack'
@@ -338,10 +407,10 @@ export class MessagingServer
    * Runs the handler in the delivery's trace (a span, `currentMessage()`) when there is one to
    * keep, else as it is: a delivery nobody traces pays for neither.
    */
-  private run(route: Route, delivery: Delivery, ctx: MessageContext, payload: unknown) {
-    if (!this.tracer.handles(delivery))
-      return this.runInProcessingHooks(ctx, route.handler, payload);
-    return this.tracer.handle(delivery, route.name, this.options.service, () =>
+  private run(route: ServedRoute, delivery: Delivery, ctx: MessageContext, payload: unknown) {
+    const { tracer, options } = route.via;
+    if (!tracer.handles(delivery)) return this.runInProcessingHooks(ctx, route.handler, payload);
+    return tracer.handle(delivery, route.name, options.service, () =>
       this.runInProcessingHooks(ctx, route.handler, payload),
     );
   }

@@ -4,7 +4,7 @@ import { deadLetterQueueName } from '../backend/queue-names';
 import type { ConsumeDefinition } from '../decorators/consume.decorator';
 import { MessagingConfigError } from '../errors/messaging.errors';
 import { CONSUME_METADATA } from '../messaging.constants';
-import type { ResolvedMessagingOptions } from '../options/messaging-options';
+import { DEFAULT_CONNECTION, type ResolvedMessagingOptions } from '../options/messaging-options';
 import { resolveRetry } from '../retry/retry-options';
 import type { ResolvedRetryPolicy } from '../retry/retry-policy';
 import { HandlerSlots } from './handler-slots';
@@ -13,6 +13,8 @@ import { HandlerSlots } from './handler-slots';
 export interface Route {
   /** `Class.method` */
   readonly name: string;
+  /** The connection it consumes on (`'default'` unless `@Consume(..., { connection })`). */
+  readonly connection: string;
   readonly spec: SubscriptionSpec;
   readonly retry: ResolvedRetryPolicy | false;
   readonly deadLetter: boolean;
@@ -24,22 +26,27 @@ export interface Route {
 }
 
 /**
- * Resolves every `@Consume` handler Nest registered on the server into a route. Each handler's own
- * options were checked where `@Consume` was written; this throws a `MessagingConfigError` for what
- * only the module's options reveal: a retry policy that does not merge, a queue name that is taken
- * or too long, two handlers that would share a queue.
+ * Resolves every `@Consume` handler Nest registered on the server into a route, against the options
+ * of its connection (`optionsOf`, which throws for a connection the app does not have). Each
+ * handler's own options were checked where `@Consume` was written; this throws a
+ * `MessagingConfigError` for what only the module's options reveal: a retry policy that does not
+ * merge, a queue name that is taken or too long, two handlers that would share a queue.
  */
 export function buildRoutes(
   handlers: Map<string, MessageHandler>,
-  options: ResolvedMessagingOptions,
+  optionsOf: (connection: string, where: string) => ResolvedMessagingOptions,
 ): Route[] {
   const routes: Route[] = [];
   const byQueue = new Map<string, string>();
   for (const handler of handlers.values()) {
     const definition = handler.extras?.[CONSUME_METADATA] as ConsumeDefinition | undefined;
     if (!definition) continue;
+    const connection = definition.options.connection ?? DEFAULT_CONNECTION;
+    const options = optionsOf(connection, `@Consume on ${definition.handlerName}`);
     const route = buildRoute(definition, handler, options);
-    const other = byQueue.get(route.spec.queue);
+    // Two brokers may each have a queue of one name; one broker may not serve it to two handlers.
+    const key = `${connection}\0${route.spec.queue}`;
+    const other = byQueue.get(key);
     if (other !== undefined) {
       const fix = route.spec.external
         ? 'Consume a named queue with one handler only'
@@ -48,7 +55,7 @@ export function buildRoutes(
         `${other} and ${route.name} would both consume queue '${route.spec.queue}'. ${fix}`,
       );
     }
-    byQueue.set(route.spec.queue, route.name);
+    byQueue.set(key, route.name);
     routes.push(route);
   }
   return routes;
@@ -77,6 +84,7 @@ function buildRoute(
   const concurrency = consume.concurrency ?? options.concurrency;
   return {
     name: handlerName,
+    connection: options.name,
     handler,
     slots: new HandlerSlots(concurrency),
     retry: resolveRetry(consume.retry, options.retry, `${where}: retry`),
@@ -103,5 +111,6 @@ export function describeRoute(route: Route): string {
     ? `dead letters to '${deadLetterQueueName(spec.service)}'`
     : 'no dead letters';
   const once = route.idempotent ? ', idempotent' : '';
-  return `${route.name} <- ${source} (concurrency ${spec.concurrency}, ${retries}, ${dlq}${once})`;
+  const on = route.connection === DEFAULT_CONNECTION ? '' : ` on connection '${route.connection}'`;
+  return `${route.name} <- ${source}${on} (concurrency ${spec.concurrency}, ${retries}, ${dlq}${once})`;
 }

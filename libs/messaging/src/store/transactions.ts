@@ -21,6 +21,8 @@ const TRANSACTION_ENDED =
  */
 interface TransactionScope {
   readonly tx: StoreTransaction;
+  /** The broker its messages go to (after the commit, through the outbox relay, on a durable store). */
+  readonly backend: BrokerBackend;
   ended: boolean;
 }
 
@@ -28,11 +30,14 @@ interface TransactionScope {
 const scope = new AsyncLocalStorage<TransactionScope>();
 
 /**
- * The transaction in scope, if any; after it ended, one that refuses to publish (rather than
- * publishing straight to the broker what its author meant to commit with the transaction).
+ * The transaction in scope whose messages go to `backend`, if any; after it ended, one that refuses
+ * to publish (rather than publishing straight to the broker what its author meant to commit with the
+ * transaction). A publish on another connection than the transaction's is sent at once, as outside one.
  */
-export function currentStoreTransaction(): StoreTransaction | undefined {
-  return scope.getStore()?.tx;
+export function currentStoreTransaction(backend: BrokerBackend): StoreTransaction | undefined {
+  const current = scope.getStore();
+  // A publish on another connection (another broker) than the transaction's is not part of it.
+  return current?.backend === backend ? current.tx : undefined;
 }
 
 /** The transaction in scope while its work runs. */
@@ -44,10 +49,12 @@ function liveScope(): TransactionScope | undefined {
 /** Runs `work` with `tx` in scope; `tx` refuses writes once `work` settled. */
 async function inScope<T>(
   tx: StoreTransaction,
+  backend: BrokerBackend,
   work: (tx: StoreTransaction) => Promise<T>,
 ): Promise<T> {
   const current: TransactionScope = {
     ended: false,
+    backend,
     tx: {
       native: tx.native,
       claim: async (key, ttlMs) => {
@@ -84,14 +91,14 @@ export function inStoreTransaction<T>(
   instruments?: MessagingInstruments,
 ): Promise<T> {
   return store.transaction(async (tx) => {
-    if (store.durable) return inScope(tx, work);
+    if (store.durable) return inScope(tx, backend, work);
     const staged: OutboxMessage[] = [];
     const staging: StoreTransaction = {
       native: tx.native,
       claim: (key, ttlMs) => tx.claim(key, ttlMs),
       enqueue: async (message) => void staged.push(message),
     };
-    const result = await inScope(staging, work);
+    const result = await inScope(staging, backend, work);
     const now = Date.now();
     for (const message of staged) {
       const destination = (message.topic ?? message.queue) as string;
@@ -152,7 +159,7 @@ export class MessagingTransactions {
    * `work`: once it settled, the transaction is refused to what it left running.
    */
   join<T>(native: unknown, work: () => Promise<T>): Promise<T> {
-    return inScope(this.store.join(native), () => work());
+    return inScope(this.store.join(native), this.backend, () => work());
   }
 
   /** The handle of the transaction in scope (see `run()`), or `undefined` outside one. */
