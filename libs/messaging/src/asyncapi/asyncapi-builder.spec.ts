@@ -219,6 +219,20 @@ describe('buildAsyncApiDocument', () => {
       },
     ],
     [
+      'an ordered handler on a named connection, and a producer on it',
+      [route('s', 'S.track', 'x.y', { ordered: true, connection: 'events' })],
+      [producer('s', 'Tracker', 'x.y', { connection: 'events' })],
+      {
+        operations: {
+          's.track': {
+            description: expect.stringContaining('Ordered: the messages of one orderingKey'),
+            'x-messaging': { ordered: true, orderedBy: 'orderingKey', connection: 'events' },
+          },
+          's.events.sendXY': { 'x-messaging': { connection: 'events' } },
+        },
+      },
+    ],
+    [
       'two handlers of a service with one method name: ids name the class',
       [
         route('s', 'A.handle', 'a.one'),

@@ -41,6 +41,8 @@ export interface RouteDescription extends Pick<
 > {
   /** The connection it consumes on. @default 'default' */
   readonly connection?: string;
+  /** One message of an `orderingKey` at a time (`@Consume(..., { ordered: true })`). */
+  readonly ordered?: boolean;
   /** The `@Payload()` type; `undefined` when it names no class (an interface, `any`). */
   readonly payload?: MessagePayload;
   /** The reply to a request, when the handler returns a class. */
@@ -148,7 +150,11 @@ function receiveOperation(
   const { spec, retry } = route;
   const dlq = route.deadLetter ? deadLetterQueueName(spec.service) : null;
   const from = spec.external ? '' : ` (bound to \`${spec.topics[0]}\`)`;
-  const once = route.idempotent ? ' Idempotent: each message id is handled once.' : '';
+  const once =
+    (route.idempotent ? ' Idempotent: each message id is handled once.' : '') +
+    (route.ordered
+      ? ' Ordered: the messages of one orderingKey are handled one at a time, in publish order.'
+      : '');
   const then = dlq
     ? `the message goes to the dead-letter queue \`${dlq}\` (at once for an invalid payload or an UnrecoverableError).`
     : 'the message is dropped (no dead-letter queue).';
@@ -179,6 +185,7 @@ function receiveOperation(
       retry:
         retry === false ? false : { maxAttempts: retry.maxAttempts, backoff: { ...retry.backoff } },
       deadLetterQueue: dlq,
+      ...(route.ordered ? { ordered: true, orderedBy: 'orderingKey' } : {}),
       ...onConnection(route.connection),
     },
   };

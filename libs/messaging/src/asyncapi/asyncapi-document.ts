@@ -124,7 +124,7 @@ function describeRoutes(
   }
   return buildRoutes(handlers, optionsOf).map((route) => {
     const { type, method } = sources.get(route.handler) as HandlerSource;
-    const { name, spec, retry, deadLetter, idempotent, connection } = route;
+    const { name, spec, retry, deadLetter, idempotent, connection, ordered } = route;
     const returned: unknown = Reflect.getMetadata('design:returntype', type.prototype, method);
     return {
       name,
@@ -133,6 +133,7 @@ function describeRoutes(
       deadLetter,
       idempotent,
       connection,
+      ordered,
       payload: registry.payloadOf(payloadType(type, method)),
       // A handler's return value is the reply to a request; an async one's type is erased (Promise).
       reply: registry.payloadOf(returned),

@@ -18,6 +18,7 @@
  * | `x-messaging-compression`           | any                     | `gzip` when the codec compressed the body |
  * | `x-messaging-error`                 | reply                   | the handler's error class (a failed request) |
  * | `x-messaging-deadline`              | request                 | epoch ms after which its caller no longer waits |
+ * | `x-messaging-ordering-key`          | any                     | `publish()`'s `orderingKey`: ordered handlers take one message of a key at a time |
  */
 import { randomUUID } from 'node:crypto';
 import type { FailureInfo, FailureReason } from '../errors/failure';
@@ -51,6 +52,8 @@ export const MessagingHeaders = {
   REPLY_ERROR: 'x-messaging-error',
   /** Epoch milliseconds after which the caller of a request no longer waits: it is skipped then. */
   DEADLINE: 'x-messaging-deadline',
+  /** The `orderingKey` of a publish: an ordered handler takes one message of a key at a time. */
+  ORDERING_KEY: 'x-messaging-ordering-key',
 } as const;
 
 /** Headers a retry or dead letter adds; removed again before a replay and from `DeadLetter.headers`. */
@@ -113,6 +116,12 @@ export function withoutReservedHeaders<T extends Headers>(headers: T): T {
 
 const RESERVED_PREFIX = 'x-messaging-';
 
+/** The message's ordering key (`publish(..., { orderingKey })`), if it has one. */
+export function orderingKeyOf(headers: Headers): string | undefined {
+  const key = headers[MessagingHeaders.ORDERING_KEY];
+  return typeof key === 'string' ? key : undefined;
+}
+
 /** Whether a request's caller stopped waiting: its `x-messaging-deadline` is past. */
 export function isExpiredRequest(headers: Headers, now: number): boolean {
   const deadline = headers[MessagingHeaders.DEADLINE];
@@ -156,7 +165,7 @@ export function deadLetterHeaders(
   return {
     ...headers,
     ...failureTimes(delivery, failure),
-    [MessagingHeaders.ATTEMPT]: delivery.attempt,
+    [MessagingHeaders.ATTEMPT]: failure.attempts ?? delivery.attempt,
     [MessagingHeaders.TOPIC]: delivery.topic,
     [MessagingHeaders.DEAD_LETTER_ID]: randomUUID(),
     [MessagingHeaders.DEAD_LETTER_REASON]: failure.reason,
@@ -231,7 +240,7 @@ export function truncateUtf8(text: string, maxBytes = MAX_ERROR_BYTES): string {
 
 function failureTimes(delivery: Delivery, failure: FailureInfo): Record<string, unknown> {
   const at = failure.at.toISOString();
-  const first = delivery.headers[MessagingHeaders.FIRST_FAILURE];
+  const first = failure.firstAt?.toISOString() ?? delivery.headers[MessagingHeaders.FIRST_FAILURE];
   return {
     [MessagingHeaders.FIRST_FAILURE]: typeof first === 'string' ? first : at,
     [MessagingHeaders.LAST_FAILURE]: at,

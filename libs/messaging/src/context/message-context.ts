@@ -1,5 +1,6 @@
 import { BaseRpcContext } from '@nestjs/microservices';
 import type { Delivery } from '../backend/broker-backend.interface';
+import { orderingKeyOf } from '../backend/message-headers';
 
 const NEVER_ABORTED = new AbortController().signal;
 
@@ -63,6 +64,11 @@ export class MessageContext extends BaseRpcContext<[Delivery, string, AbortSigna
   /** The message headers as the producer set them (plus the library's `x-messaging-*` ones). */
   get headers(): Readonly<Record<string, unknown>> {
     return this.args[0].headers;
+  }
+
+  /** The `orderingKey` the producer gave (`publish(..., { orderingKey })`), if any. */
+  get orderingKey(): string | undefined {
+    return orderingKeyOf(this.args[0].headers);
   }
 
   /** True when the broker says this delivery may have been seen before (a crash, a lost connection). */

@@ -8,6 +8,11 @@ import { CONSUME_METADATA, MESSAGING_TRANSPORT } from '../messaging.constants';
 import { checkConnectionName, MAX_CONCURRENCY } from '../options/messaging-options';
 import { checkRetryOptions, type RetryOptions } from '../retry/retry-options';
 import { MessageErrorFilter } from './message-error.filter';
+import {
+  type CircuitBreakerOptions,
+  DEFAULT_BREAKER_OPEN_MS,
+  DEFAULT_BREAKER_WINDOW_MS,
+} from '../retry/circuit-breaker';
 
 const MESSAGE_ERROR_FILTER = new MessageErrorFilter();
 
@@ -43,6 +48,21 @@ export interface ConsumeOptions {
    * for an app on several brokers. @default 'default' (the `forRoot()` without a name)
    */
   connection?: string;
+  /**
+   * Handle the messages of one `orderingKey` (`publish(..., { orderingKey })`) one at a time, in the
+   * order they were published, across every instance of the service; different keys run at the same
+   * time, up to `concurrency`. A failing message is retried in place and holds back the later ones of
+   * its key only, until it succeeded or was dead-lettered. One instance of the service consumes the
+   * route at a time (the others stand by). @default false
+   */
+  ordered?: boolean;
+  /**
+   * After `failures` failures within `windowMs` (60 s), hold this handler's messages for `openMs`
+   * (30 s), unacknowledged, then try one: its success resumes the handler, its failure holds them
+   * again. For a handler whose dependency is down, instead of burning every message's retries. Its
+   * state is in health (`circuit`) and metrics (`circuit_open`). @default none
+   */
+  circuitBreaker?: CircuitBreakerOptions;
 }
 
 /** `@Consume({ topic | queue, ...options })`. */
@@ -67,6 +87,8 @@ const CONSUME_KEYS: readonly (keyof ConsumeDefinitionInput)[] = [
   'name',
   'idempotent',
   'connection',
+  'ordered',
+  'circuitBreaker',
 ];
 /** The options of `@Consume(topic, options)`: the topic is the first argument. */
 const OPTION_KEYS = CONSUME_KEYS.filter((key) => key !== 'topic');
@@ -149,4 +171,28 @@ function checkConsumeDefinition(input: ConsumeDefinitionInput, where: string): v
   checkInteger(input.concurrency, 1, `${where}: concurrency`, 1, MAX_CONCURRENCY);
   checkRetryOptions(input.retry, `${where}: retry`);
   checkConnectionName(input.connection, `${where}: connection`);
+  checkBoolean(input.ordered, false, `${where}: ordered`);
+  checkCircuitBreaker(input.circuitBreaker, `${where}: circuitBreaker`);
+  if (input.ordered && input.queue !== undefined) {
+    throw new MessagingConfigError(
+      `${where}: ordered consumes a queue of the library's own (one active consumer across instances); consume a topic instead of { queue: '${input.queue}' }, or drop ordered`,
+    );
+  }
+}
+
+const BREAKER_KEYS: readonly (keyof CircuitBreakerOptions)[] = ['failures', 'windowMs', 'openMs'];
+const DAY_MS = 24 * 3600 * 1000;
+
+/** `circuitBreaker: { failures, windowMs?, openMs? }`, each a positive integer. */
+function checkCircuitBreaker(options: CircuitBreakerOptions | undefined, where: string): void {
+  if (options === undefined) return;
+  checkOptionsObject(options, BREAKER_KEYS, where);
+  if (options.failures === undefined) {
+    throw new MessagingConfigError(
+      `${where} needs 'failures': how many failures within windowMs open it, e.g. { failures: 5 }`,
+    );
+  }
+  checkInteger(options.failures, 1, `${where}: failures`, 1, 1_000_000);
+  checkInteger(options.windowMs, DEFAULT_BREAKER_WINDOW_MS, `${where}: windowMs`, 1, DAY_MS);
+  checkInteger(options.openMs, DEFAULT_BREAKER_OPEN_MS, `${where}: openMs`, 1, DAY_MS);
 }

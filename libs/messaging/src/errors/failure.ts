@@ -23,6 +23,13 @@ export interface FailureInfo {
   readonly errorClass: string;
   /** When this failure happened. */
   readonly at: Date;
+  /**
+   * Attempts made, when the core retried the delivery in place (an ordered handler holds its
+   * message rather than sending a retry copy); else the delivery's own attempt counts.
+   */
+  readonly attempts?: number;
+  /** When the first of those attempts failed (with `attempts`). */
+  readonly firstAt?: Date;
 }
 
 /** Longest error message recorded on a retry or a dead letter, in characters. */

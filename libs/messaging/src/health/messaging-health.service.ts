@@ -31,6 +31,11 @@ export interface HandlerHealth {
   readonly detachedSince?: number;
   /** `MessagingServer.pause()` holds its messages (a paused handler does not make health down). */
   readonly paused?: true;
+  /**
+   * Its circuit breaker holds its messages (`open`) or tries one (`half-open`); absent while closed.
+   * It does not make health down: the broker is reachable, the handler's dependency is not.
+   */
+  readonly circuit?: 'open' | 'half-open';
 }
 
 /** One connection's broker and the handlers consuming on it. */
@@ -138,7 +143,7 @@ function handlersOf(
 ): HandlerHealth[] {
   const byQueue = new Map(consumers.map((c) => [c.queue, c]));
   const mine = server.handlers.filter((h) => h.connection === connection);
-  return mine.map(({ handler, queue, paused }) => {
+  return mine.map(({ handler, queue, paused, circuit }) => {
     const consumer = byQueue.get(queue);
     return {
       handler,
@@ -146,6 +151,7 @@ function handlersOf(
       attached: consumer?.attached ?? false,
       ...(consumer?.detachedSince !== undefined ? { detachedSince: consumer.detachedSince } : {}),
       ...(paused ? { paused: true as const } : {}),
+      ...(circuit && circuit !== 'closed' ? { circuit } : {}),
     };
   });
 }

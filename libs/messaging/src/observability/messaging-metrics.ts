@@ -16,6 +16,8 @@
  * | `in_flight`                     | gauge     | `handler`                 | handlers running now                         |
  * | `reconnects_total`              | counter   | `backend`, `connection`   | connections re-established after a loss      |
  * | `outbox_backlog`                | gauge     |                           | messages waiting in the outbox               |
+ * | `circuit_open`                  | gauge     | `handler`                 | 1 while a handler's circuit breaker is open or half-open |
+ * | `circuit_opened_total`          | counter   | `handler`                 | times a handler's circuit breaker opened     |
  */
 
 /** Label values of one observation. */
@@ -106,6 +108,18 @@ export const MESSAGING_METRICS = {
     help: 'Messages waiting in the outbox',
     labels: [],
   },
+  circuitOpen: {
+    name: 'circuit_open',
+    kind: 'gauge',
+    help: "1 while a handler's circuit breaker is open or half-open, else 0",
+    labels: ['handler'],
+  },
+  circuitOpened: {
+    name: 'circuit_opened_total',
+    kind: 'counter',
+    help: "Times a handler's circuit breaker opened",
+    labels: ['handler'],
+  },
 } as const satisfies Record<string, MetricDefinition>;
 
 type Catalog = typeof MESSAGING_METRICS;
@@ -190,6 +204,12 @@ export class MessagingInstruments {
 
   reconnected(backend: string, connection: string): void {
     this.sink?.increment('reconnects', { backend, connection });
+  }
+
+  /** A handler's circuit breaker opened (`true`) or closed again (`false`). */
+  circuit(handler: string, open: boolean): void {
+    this.sink?.set('circuitOpen', { handler }, open ? 1 : 0);
+    if (open) this.sink?.increment('circuitOpened', { handler });
   }
 
   outboxBacklog(pending: number): void {

@@ -36,8 +36,11 @@ export interface PublishOptions {
   /** Resolve even when no queue receives the message. @default the producer's or module's setting */
   allowUnroutable?: boolean;
   /**
-   * Inside a transaction (the outbox), messages of one key are published in the order they were
-   * written. @default the topic (or queue)
+   * The message's key for ordered handlers (`@Consume(topic, { ordered: true })`): they handle the
+   * messages of one key one at a time, in the order they were published. Inside a transaction (the
+   * outbox), messages of one key are also published in the order they were written. Up to 1000
+   * characters.
+   * @default none (for the outbox: the topic, or queue)
    */
   orderingKey?: string;
 }
@@ -204,7 +207,6 @@ export class MessagingPublisher {
     mandatory: boolean,
     orderingKey: string | undefined,
   ): Promise<void> {
-    if (orderingKey !== undefined) checkName(orderingKey, 'publish(): orderingKey', 1000);
     await tx.enqueue({
       orderingKey: orderingKey ?? message.topic ?? (message.queue as string),
       topic: message.topic,
@@ -240,17 +242,28 @@ export class MessagingPublisher {
       { topic: target.topic, queue: target.queue, messageId, correlationId },
       own,
     );
+    const headers =
+      deadline !== undefined
+        ? { ...own, ...trace.headers, ...encoded.headers, [MessagingHeaders.DEADLINE]: deadline }
+        : trace.headers === NO_TRACE_HEADERS && !encoded.headers
+          ? own
+          : { ...own, ...trace.headers, ...encoded.headers };
     const message: OutgoingMessage = {
       topic: target.topic,
       queue: target.queue,
       body: encoded.body,
       contentType: encoded.contentType,
       headers:
-        deadline !== undefined
-          ? { ...own, ...trace.headers, ...encoded.headers, [MessagingHeaders.DEADLINE]: deadline }
-          : trace.headers === NO_TRACE_HEADERS && !encoded.headers
-            ? own
-            : { ...own, ...trace.headers, ...encoded.headers },
+        options.orderingKey === undefined
+          ? headers
+          : {
+              ...headers,
+              [MessagingHeaders.ORDERING_KEY]: checkName(
+                options.orderingKey,
+                'publish(): orderingKey',
+                1000,
+              ) as string,
+            },
       messageId,
       correlationId,
       timestamp: Date.now(),

@@ -13,7 +13,7 @@ export class HandlerSlots {
   private running = 0;
   private readonly waiting = new MessageFifo<() => void>();
 
-  constructor(private readonly limit: number) {}
+  constructor(readonly limit: number) {}
 
   /** Takes a slot: undefined when one was free, else a promise that resolves once it is taken. */
   take(): Promise<void> | undefined {

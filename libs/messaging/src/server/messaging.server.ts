@@ -25,7 +25,10 @@ import { Inbox } from '../store/inbox';
 import type { ResolvedMessagingOptions } from '../options/messaging-options';
 import { MessagingConfigError } from '../errors/messaging.errors';
 import { checkConnections, connectionsOf, pickConnection } from './messaging-connection';
+import { OrderedDeliveries } from './ordered-deliveries';
+import { HandlerBreakers } from './handler-breakers';
 import { PauseGates } from './pause-gates';
+import type { CircuitState } from '../retry/circuit-breaker';
 import { buildRoutes, describeRoute, type Route } from './route';
 import { ACK, REQUEUE, Settlements } from './settlements';
 import { type ConsumeOutcome, MessagingInstruments } from '../observability/messaging-metrics';
@@ -81,6 +84,8 @@ export class MessagingServer
   private readonly detachStatus: () => void;
   /** Aborted when handlers outlive `shutdownTimeoutMs`: each handler's `ctx.signal`. */
   private readonly stopping = new AbortController();
+  /** Aborted when `close()` starts: ordered handlers' waiting retries go back to the broker. */
+  private readonly closing = new AbortController();
   /**
    * The `reject` of each handler run in progress. When `close()` gives up waiting, it rejects them
    * with the abort's reason: their deliveries are handed back to the broker at once (`requeue`),
@@ -93,6 +98,7 @@ export class MessagingServer
   /** Routes by queue, once started: which handler consumes which queue (for health). */
   private started: readonly ServedRoute[] = [];
   private readonly pauses = new PauseGates();
+  private readonly breakers: HandlerBreakers;
 
   constructor(
     @Inject(MESSAGING_OPTIONS) private readonly options: ResolvedMessagingOptions,
@@ -105,6 +111,7 @@ export class MessagingServer
   ) {
     super();
     this.instruments = instruments ?? new MessagingInstruments(undefined);
+    this.breakers = new HandlerBreakers(this.logger, this.instruments);
     this.home = this.consuming(
       options,
       backend,
@@ -123,12 +130,15 @@ export class MessagingServer
     /** The connection it consumes on (`'default'` unless `@Consume(..., { connection })`). */
     readonly connection: string;
     readonly paused: boolean;
+    /** Its circuit breaker's state, when it has one. */
+    readonly circuit?: CircuitState;
   }[] {
     return this.started.map((route) => ({
       handler: route.name,
       queue: route.spec.queue,
       connection: route.connection,
       paused: this.pauses.isPaused(route.name),
+      ...(route.breaker ? { circuit: this.breakers.state(route.name) } : {}),
     }));
   }
 
@@ -186,8 +196,11 @@ export class MessagingServer
     const subscriptions = this.subscriptions;
     this.subscriptions = [];
     await Promise.allSettled(subscriptions.map((s) => s.cancel()));
-    // What waits for a paused handler goes back to the broker now, unhandled.
+    // What waits for a paused handler, or for an ordered handler's key or retry, goes back to the
+    // broker now, unhandled.
     this.pauses.close();
+    this.breakers.close();
+    this.closing.abort();
     if (this.inFlight > 0) {
       this.logger.log(`Waiting for ${this.inFlight} in-flight handler(s) to finish`);
       if (!(await settleWithin(this.whenIdle(), this.options.shutdownTimeoutMs))) {
@@ -242,8 +255,12 @@ export class MessagingServer
     }
     this.started = routes;
     for (const route of routes) {
-      const subscription = await route.via.backend.subscribe(route.spec, (delivery) =>
-        this.onDelivery(route, delivery),
+      if (route.breaker) this.breakers.add(route.name, route.breaker);
+      const deliver = (delivery: Delivery) => this.onDelivery(route, delivery);
+      const ordered = route.ordered && new OrderedDeliveries(deliver, this.closing.signal);
+      const subscription = await route.via.backend.subscribe(
+        route.spec,
+        ordered ? (delivery) => ordered.deliver(delivery) : deliver,
       );
       this.subscriptions.push(subscription);
       this.logger.log(describeRoute(route));
@@ -304,19 +321,33 @@ export class MessagingServer
 
   /** With its slot taken: settles `delivery`, unless shutdown stopped waiting for it. */
   private begin(route: ServedRoute, delivery: Delivery): Promise<Settlement> {
-    if (this.pauses.active && this.pauses.isPaused(route.name)) return this.held(route, delivery);
+    if (this.pauses.active && this.pauses.isPaused(route.name)) {
+      return this.held(route, delivery, this.pauses.wait(route.name));
+    }
+    const tripped = route.breaker && this.breakers.hold(route.name);
+    if (tripped) return this.held(route, delivery, tripped);
     if (this.stopping.signal.aborted) {
       // close() gave up waiting (shutdownTimeoutMs) while this one waited for a slot: like a handler
       // still running then, it goes back to the broker unhandled.
       this.finished(route);
       return Promise.resolve(REQUEUE);
     }
-    return this.instruments.enabled ? this.measured(route, delivery) : this.settle(route, delivery);
+    const settled = this.instruments.enabled
+      ? this.measured(route, delivery)
+      : this.settle(route, delivery);
+    if (!route.breaker) return settled;
+    return settled.then((settlement) => {
+      this.breakers.record(route.name, settlement);
+      return settlement;
+    });
   }
 
-  /** A delivery of a paused handler: waits for `resume()`, or goes back to the broker at close. */
-  private held(route: ServedRoute, delivery: Delivery): Promise<Settlement> {
-    return this.pauses.wait(route.name).then((go) => {
+  /**
+   * A delivery of a paused handler, or of one whose circuit is open: waits for `go` (resumed, or
+   * time for a trial) and asks again, or goes back to the broker at close.
+   */
+  private held(route: ServedRoute, delivery: Delivery, go: Promise<boolean>): Promise<Settlement> {
+    return go.then((go) => {
       if (go) return this.begin(route, delivery);
       this.finished(route);
       return REQUEUE;

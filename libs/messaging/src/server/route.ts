@@ -4,9 +4,18 @@ import { deadLetterQueueName } from '../backend/queue-names';
 import type { ConsumeDefinition } from '../decorators/consume.decorator';
 import { MessagingConfigError } from '../errors/messaging.errors';
 import { CONSUME_METADATA } from '../messaging.constants';
-import { DEFAULT_CONNECTION, type ResolvedMessagingOptions } from '../options/messaging-options';
+import {
+  DEFAULT_CONNECTION,
+  MAX_CONCURRENCY,
+  type ResolvedMessagingOptions,
+} from '../options/messaging-options';
 import { resolveRetry } from '../retry/retry-options';
 import type { ResolvedRetryPolicy } from '../retry/retry-policy';
+import {
+  DEFAULT_BREAKER_OPEN_MS,
+  DEFAULT_BREAKER_WINDOW_MS,
+  type ResolvedCircuitBreaker,
+} from '../retry/circuit-breaker';
 import { HandlerSlots } from './handler-slots';
 
 /** One `@Consume` handler with its options resolved against the module's. */
@@ -20,6 +29,10 @@ export interface Route {
   readonly deadLetter: boolean;
   /** Handled at most once per message id (the inbox), in a transaction of the store. */
   readonly idempotent: boolean;
+  /** One message of an `orderingKey` at a time, retried in place (`OrderedDeliveries`). */
+  readonly ordered: boolean;
+  /** Its circuit breaker (`HandlerBreakers`), if it has one. */
+  readonly breaker?: ResolvedCircuitBreaker;
   readonly handler: MessageHandler;
   /** Its `concurrency`, across every source of its deliveries. */
   readonly slots: HandlerSlots;
@@ -82,6 +95,7 @@ function buildRoute(
     );
   }
   const concurrency = consume.concurrency ?? options.concurrency;
+  const ordered = consume.ordered ?? false;
   return {
     name: handlerName,
     connection: options.name,
@@ -90,15 +104,32 @@ function buildRoute(
     retry: resolveRetry(consume.retry, options.retry, `${where}: retry`),
     deadLetter: consume.deadLetter ?? options.deadLetter,
     idempotent: consume.idempotent ?? false,
+    ordered,
+    ...(consume.circuitBreaker
+      ? {
+          breaker: {
+            failures: consume.circuitBreaker.failures,
+            windowMs: consume.circuitBreaker.windowMs ?? DEFAULT_BREAKER_WINDOW_MS,
+            openMs: consume.circuitBreaker.openMs ?? DEFAULT_BREAKER_OPEN_MS,
+          },
+        }
+      : {}),
     spec: {
       service: options.service,
       queue,
       topics: topic === undefined ? [] : [topic],
       external,
-      concurrency,
+      // An ordered route's deliveries wait for their key's turn without a handler slot: room for
+      // more of them than handlers, so that a run of one key does not keep the other keys out.
+      concurrency: ordered
+        ? Math.min(concurrency * ORDERED_PREFETCH, MAX_CONCURRENCY)
+        : concurrency,
     },
   };
 }
+
+/** How many deliveries an ordered route takes per handler slot. */
+const ORDERED_PREFETCH = 4;
 
 /** The start-up log line of a route: `Class.method -> topic 'a.b' -> queue 'svc.a.b' (...)`. */
 export function describeRoute(route: Route): string {
@@ -110,7 +141,10 @@ export function describeRoute(route: Route): string {
   const dlq = route.deadLetter
     ? `dead letters to '${deadLetterQueueName(spec.service)}'`
     : 'no dead letters';
-  const once = route.idempotent ? ', idempotent' : '';
+  const breaker = route.breaker
+    ? `, circuit breaker ${route.breaker.failures} failure(s) in ${route.breaker.windowMs} ms`
+    : '';
+  const once = `${route.idempotent ? ', idempotent' : ''}${route.ordered ? ', ordered by orderingKey' : ''}${breaker}`;
   const on = route.connection === DEFAULT_CONNECTION ? '' : ` on connection '${route.connection}'`;
-  return `${route.name} <- ${source}${on} (concurrency ${spec.concurrency}, ${retries}, ${dlq}${once})`;
+  return `${route.name} <- ${source}${on} (concurrency ${route.slots.limit}, ${retries}, ${dlq}${once})`;
 }
