@@ -31,7 +31,7 @@ describe('AmqpBackend (RabbitMQ): delays in the delay levels', () => {
     expect([...a.got, ...b.got]).toEqual([]);
   });
 
-  it('sends to a named queue after its delay, and refuses a queue that does not exist', async () => {
+  it('sends to a named queue after its delay; refuses one that does not exist, or skips it if allowed', async () => {
     const backend = await make();
     const queue = `${svc('named')}.q`;
     const c = collect();
@@ -47,6 +47,9 @@ describe('AmqpBackend (RabbitMQ): delays in the delay levels', () => {
         mandatory: true,
       }),
     ).rejects.toBeInstanceOf(UnroutableError);
+    await backend.publish(message({ queue: `${queue}-missing` }, {}, { delayMs: 700 }), {
+      mandatory: false,
+    });
   });
 
   it('delivers what the TTL tiers of earlier versions still hold after an upgrade', async () => {

@@ -7,9 +7,9 @@
  * | ----------------------------- | ------------------------ | ------------------------------------------------------------ |
  * | `messaging`                   | topic exchange, durable  | every topic is published here                                |
  * | `<service>.<route>`           | queue (quorum), durable  | one per subscription (`spec.queue`), bound to its topics     |
- * | `messaging.delay-level.<n>`   | topic exchange, durable  | delay level n (0–31): bit n of the delay routes to its queue or on |
- * | `messaging.delay-level.<n>`   | queue, TTL 2^n ms        | holds a message 2^n ms; on expiry dead-letters to level n − 1 |
- * | `messaging.delay-delivery`    | topic exchange, durable  | after level 0: each queue bound by its address, delivers to it |
+ * | `messaging.delay-level.<n>`   | topic exchange, durable  | level n (0–31): bit n of the delay: into its queue, or on    |
+ * | `messaging.delay-level.<n>`   | queue, TTL 2^n ms        | holds a message 2^n ms, then dead-letters it to level n − 1  |
+ * | `messaging.delay-delivery`    | topic exchange, durable  | after level 0: hands each queue its own (bound by address)   |
  * | `<service>.dead-letter`       | queue (quorum), durable  | the service's dead letters                                   |
  * | `<service>.dead-letter.lock`  | queue, exclusive         | held while one instance lists or replays them (a lock)       |
  * | `messaging.requests`          | topic exchange, durable  | volatile requests (`request()` without `durable`)            |

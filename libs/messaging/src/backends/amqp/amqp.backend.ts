@@ -313,9 +313,10 @@ export class AmqpBackend implements BrokerBackend {
 
   /**
    * Publishes a delayed message. To a named queue: through the delay levels (see
-   * `amqp-delay-levels.ts`), after checking that the queue exists. To a topic: at once, with its due
-   * time, for each receiving queue's consumer to park until then (see `amqp-parking.ts`), so that a
-   * topic no queue is bound to is refused now, as any publish.
+   * `amqp-delay-levels.ts`), once the queue is known to exist (the levels bind it to deliver to it);
+   * a missing one is refused, or with `allowUnroutable` skipped, as no queue would receive it. To a
+   * topic: at once, with its due time, for each receiving queue's consumer to park until then (see
+   * `amqp-parking.ts`), so that a topic no queue is bound to is refused now, as any publish.
    */
   private async publishDelayed(message: OutgoingMessage, mandatory: boolean): Promise<void> {
     const delayMs = message.delayMs as number;
@@ -324,10 +325,10 @@ export class AmqpBackend implements BrokerBackend {
       await this.publisher.publish(this.directCommand({ ...message, headers }, mandatory));
       return;
     }
-    if (mandatory) {
-      const conn = await this.connection.waitForConnection(this.options.publishTimeoutMs);
-      if (!(await queueExists(conn, message.queue)))
-        throw new UnroutableError(`queue ${message.queue}`);
+    const conn = await this.connection.waitForConnection(this.options.publishTimeoutMs);
+    if (!(await queueExists(conn, message.queue))) {
+      if (mandatory) throw new UnroutableError(`queue ${message.queue}`);
+      return;
     }
     const headers = { ...message.headers, [MessagingHeaders.TOPIC]: message.queue };
     await this.delays.publish(delayMs, this.directCommand({ ...message, headers }, true));
