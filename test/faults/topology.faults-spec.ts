@@ -6,7 +6,7 @@
  * | F15      | the work queue deleted (raw `queue.delete`) under load     | re-declared and both consumers back ≤ 5 s; |
  * |          |                                                            | every message confirmed after the delete  |
  * |          |                                                            | handled; publishes meanwhile settle       |
- * | F15-tier | the retry tier `messaging.retry.100` (queue + exchange)    | publishing and retries go on; every       |
+ * | F15-tier | the delay level `messaging.delay-level.6` (queue + exch.)  | publishing and retries go on; every       |
  * |          | deleted while every message fails its first attempt        | message handled on attempt 2, except the  |
  * |          |                                                            | copies the delete itself destroyed         |
  *
@@ -94,7 +94,8 @@ describe('faults: queues deleted under load (private vhost)', () => {
       consumer: { retryDelayMs: 100, maxAttempts: 3 },
     });
     run = r;
-    const tier = 'messaging.retry.100';
+    // A 100 ms retry (0b1100100) waits in levels 6, 5 and 2: the first of them is deleted.
+    const tier = 'messaging.delay-level.6';
     const loading = r.load({ count: 600, ratePerSec: 80, body: (seq) => ({ seq, failUntil: 2 }) });
     await r.waitSent(200);
     const ch = await r.channel();
@@ -110,7 +111,7 @@ describe('faults: queues deleted under load (private vhost)', () => {
       return (lastFailure.get(id) ?? Infinity) < deletedAt + 1_000;
     };
     await r.settle(30_000, failedBeforeDelete);
-    const report = await r.finish([tier]);
+    const report = await r.finish([2, 5, 6].map((n) => `messaging.delay-level.${n}`));
     failedBeforeDelete('');
     const destroyed = report.lost.filter(
       (id) => (lastFailure.get(id) ?? Infinity) < deletedAt + 1_000,

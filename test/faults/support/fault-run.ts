@@ -6,7 +6,7 @@
  * 2. `load()`: publishes `count` messages at `ratePerSec`, each `sent` then `confirmed` or
  *    `rejected{reason}` in the ledger; the test injects its fault meanwhile (`waitSent(n)` syncs).
  * 3. `settle()`: waits until every confirmed message is handled or dead-lettered (bounded).
- * 4. `finish()`: stops the consumers (SIGTERM), reads the work queue, the retry tiers and the
+ * 4. `finish()`: stops the consumers (SIGTERM), reads the work queue, the delay queues and the
  *    dead-letter queue with `basic.get` (`dead` and `leftover` rows), and returns the checker's report.
  *
  * Names carry the scenario and a run id; the vhost or private node that holds them is deleted by the spec.
@@ -292,8 +292,8 @@ export class FaultRun {
   }
 
   /**
-   * Stops the consumers, drains what is left (work queue, retry tiers, dead letters) into the
-   * ledger and returns the verdict. `tiers` are extra queues to drain (the `messaging.retry.*`
+   * Stops the consumers, drains what is left (work queue, delay queues, dead letters) into the
+   * ledger and returns the verdict. `tiers` are extra queues to drain (the `messaging.delay-level.*`
    * queues the scenario used).
    */
   async finish(tiers: string[] = []): Promise<CheckReport> {

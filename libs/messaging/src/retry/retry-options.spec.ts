@@ -52,8 +52,8 @@ describe('checkRetryOptions', () => {
     [{ backoff: { multiplier: 0.5 } }, /backoff.multiplier must be a number from 1/],
     [{ backoff: { jitter: 1.5 } }, /backoff.jitter must be a number from 0 to 1/],
     [
-      { backoff: { initialDelayMs: 86_400_001 } },
-      /initialDelayMs must be a whole number from 0 to 86400000/,
+      { backoff: { initialDelayMs: 30 * 86_400_000 + 1 } },
+      /initialDelayMs must be a whole number from 0 to 2592000000/,
     ],
     [{ attempts: 3 }, /has no option 'attempts'; did you mean 'maxAttempts'\?/],
   ])('rejects %j', (retry, message) => {

@@ -38,10 +38,11 @@ export const DEFAULT_BACKOFF: ResolvedBackoff = {
 export const DEFAULT_RETRY: ResolvedRetryPolicy = { maxAttempts: 5, backoff: DEFAULT_BACKOFF };
 
 /**
- * Longest delay of a retry or a delayed publish: 24 hours (the longest delay tier of `AmqpBackend`).
- * Longer waits belong in a scheduler, not in a broker queue.
+ * Longest delay of a retry or a delayed publish: 30 days, which every backend holds exactly (within
+ * the 49.7 days `AmqpBackend`'s delay levels hold in one pass). Longer waits belong in a scheduler,
+ * not in a broker queue.
  */
-export const MAX_DELAY_MS = 86_400_000;
+export const MAX_DELAY_MS = 30 * 86_400_000;
 
 const RETRY_KEYS = ['maxAttempts', 'backoff'] as const;
 const BACKOFF_KEYS = ['initialDelayMs', 'multiplier', 'maxDelayMs', 'jitter'] as const;

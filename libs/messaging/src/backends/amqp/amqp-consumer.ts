@@ -3,6 +3,7 @@ import type { Channel, ChannelModel, ConsumeMessage } from 'amqplib';
 import type {
   BackendSubscription,
   ConsumerState,
+  Delivery,
   DeliveryHandler,
   Settlement,
   SubscriptionSpec,
@@ -10,9 +11,10 @@ import type {
 import { reconnectDelay } from './amqp-backend.options';
 import { sanitizeError, type AmqpConnectionManager } from './amqp-connection';
 import { toDelivery } from './amqp-messages';
+import { parkingDelay } from './amqp-parking';
 import { describeDelivery } from '../../backend/describe-delivery';
 import { ConsumerChannel } from './amqp-consumer-channel';
-import { AmqpSettler, type AmqpSettlerContext } from './amqp-settler';
+import { AmqpSettler, type AmqpSettlerContext, type CopySettlement } from './amqp-settler';
 import {
   assertRequestQueue,
   declareSubscription,
@@ -258,6 +260,11 @@ export class AmqpConsumer implements BackendSubscription {
 
   private async process(state: ConsumerChannel, msg: ConsumeMessage): Promise<void> {
     const delivery = this.settler.trustedReplyTo(toDelivery(msg, this.spec.queue));
+    const parkMs = parkingDelay(msg.properties.headers);
+    if (parkMs > 0) {
+      await this.copyThenAck(state, msg, delivery, { action: 'park', delayMs: parkMs });
+      return;
+    }
     let settlement: Settlement;
     try {
       settlement = await this.handler(delivery);
@@ -285,31 +292,37 @@ export class AmqpConsumer implements BackendSubscription {
       state.settle(msg, 'requeue');
       return;
     }
+    await this.copyThenAck(state, msg, delivery, settlement);
+  }
+
+  /** Publishes a copy (retry, dead letter, parked), then acks and replies; requeues if it failed. */
+  private async copyThenAck(
+    state: ConsumerChannel,
+    msg: ConsumeMessage,
+    delivery: Delivery,
+    copy: CopySettlement,
+  ): Promise<void> {
     try {
-      if (settlement.action === 'retry')
-        await this.settler.publishRetry(delivery, settlement.delayMs, settlement);
-      else await this.settler.publishDeadLetter(delivery, settlement);
+      await this.settler.publishCopy(delivery, copy);
       this.copyFailures = 0;
     } catch (error) {
       // Requeued after a growing pause (holding its prefetch slot), never at once: a copy that
-      // cannot be written (a broker alarm, a refused retry tier) must not spin the handler. On a
+      // cannot be written (a broker alarm, a refused delay level) must not spin the handler. On a
       // quorum queue the delivery limit then dead-letters the original.
       const delayMs = reconnectDelay(this.ctx.options.reconnect, this.copyFailures++);
       this.ctx.hub.emitError(
         sanitizeError(
           error,
-          `could not ${settlement.action} ${describeDelivery(delivery)} of '${this.spec.queue}'; requeueing it in ${delayMs} ms`,
+          `could not ${copy.action} ${describeDelivery(delivery)} of '${this.spec.queue}'; requeueing it in ${delayMs} ms`,
         ),
       );
       await this.hold(delayMs);
       state.settle(msg, 'requeue');
       return;
     }
-    const replying = settlement.action === 'dead-letter' && settlement.reply !== undefined;
+    const replying = copy.action === 'dead-letter' && copy.reply !== undefined;
     state.settle(msg, replying ? 'ack-now' : 'ack');
-    if (settlement.action === 'dead-letter' && settlement.reply) {
-      this.settler.sendReply(delivery, settlement.reply);
-    }
+    if (copy.action === 'dead-letter' && copy.reply) this.settler.sendReply(delivery, copy.reply);
   }
 
   /** Closes the channel whatever is in flight (the backend is closing). */

@@ -12,7 +12,8 @@ import { sanitizeError, type AmqpConnectionManager } from './amqp-connection';
 import { deadLetterKey, pageByKey, scanByKey, type LetterPass } from './amqp-dead-letter-order';
 import { toDeadLetter } from './amqp-messages';
 import type { PublishCommand } from './amqp-publish-command';
-import { deadLetterQueueName, isTierQueue, queueExists } from './amqp-topology';
+import { isDelayQueue } from './amqp-delay-levels';
+import { deadLetterQueueName, queueExists } from './amqp-topology';
 
 /** What the dead-letter operations need from the backend. */
 export interface AmqpDeadLettersContext {
@@ -132,15 +133,15 @@ export class AmqpDeadLetters {
   }
 
   /**
-   * The republish of a dead letter to the queue it failed on. A tier queue is never that queue: it
+   * The republish of a dead letter to the queue it failed on. A delay queue (a level, or an old tier) is never that queue: it
    * would dead-letter the message to itself, and RabbitMQ drops such a cycle.
    */
   private replayCommand(msg: GetMessage): PublishCommand {
     const dead = toDeadLetter(msg);
-    if (!dead.queue || isTierQueue(this.ctx.options.exchange, dead.queue)) {
+    if (!dead.queue || isDelayQueue(this.ctx.options.exchange, dead.queue)) {
       throw new PublishFailedError(
         `Dead letter ${dead.id} cannot be replayed: it names no work queue to go back to ` +
-          `(${dead.queue ? `'${dead.queue}' is a delay tier` : 'no queue recorded'}); it stays in the dead-letter queue. ` +
+          `(${dead.queue ? `'${dead.queue}' is a delay queue` : 'no queue recorded'}); it stays in the dead-letter queue. ` +
           'Publish its payload again instead.',
       );
     }

@@ -16,6 +16,7 @@ import {
   topicOf,
 } from '../../backend/message-headers';
 import { DEAD_LETTER_ORDER_HEADER } from './amqp-dead-letter-order';
+import { isDelayDelivery } from './amqp-delay-levels';
 
 /**
  * Headers RabbitMQ writes when it dead-letters a message, and the order stamp of our own dead letters
@@ -43,15 +44,15 @@ export function publishProperties(message: OutgoingMessage, mandatory: boolean):
 
 /**
  * Builds the {@link Delivery} of a message consumed from `queue`. Its attempt and original topic
- * are read from the library's headers only on a copy the library made: retries and replays reach
- * their queue through the default exchange (straight, or dead-lettered there by a retry tier).
- * A message published to the topic exchange is a first attempt of the topic it was routed by,
- * whatever headers its sender wrote.
+ * are read from the library's headers only on a copy the library made: retries, replays and parked
+ * delayed publishes reach their queue through the default exchange, or through the delay levels'
+ * delivery exchange. A message published to the topic exchange is a first attempt of the topic it
+ * was routed by, whatever headers its sender wrote.
  */
 export function toDelivery(msg: ConsumeMessage | GetMessage, queue: string): Delivery {
   const p = msg.properties;
   const headers: Record<string, unknown> = p.headers ?? {};
-  const copy = msg.fields.exchange === '';
+  const copy = msg.fields.exchange === '' || isDelayDelivery(msg.fields.exchange);
   return {
     body: msg.content,
     topic: copy ? topicOf(headers, msg.fields.routingKey) : msg.fields.routingKey,

@@ -1,7 +1,7 @@
 /**
  * What is handed to `AmqpPublisher`: one message to publish on a confirm channel, and the hooks
  * run on each of its channels. Shared by every part of the backend that publishes (the consumer's
- * retries and dead letters, the tiers, the requester, replays).
+ * retries and dead letters, the delay levels, the requester, replays).
  */
 import type { ConfirmChannel, Options } from 'amqplib';
 

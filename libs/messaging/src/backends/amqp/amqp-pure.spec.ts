@@ -1,4 +1,4 @@
-/** The pure functions of the AMQP backend, without a broker: names, tiers, delays, message parsing. */
+/** The pure functions of the AMQP backend, without a broker: names, delay levels, message parsing. */
 import type { GetMessage } from 'amqplib';
 import { MessagingHeaders as H } from '../../backend/message-headers';
 import {
@@ -9,13 +9,21 @@ import {
 } from './amqp-backend.options';
 import { toDeadLetter, toDelivery, newestDeath, withoutBrokerHeaders } from './amqp-messages';
 import {
-  DELAY_TIERS_MS,
+  appliedDelayMs,
+  delayAddress,
+  delayDeliveryExchange,
+  delayLevelName,
+  delayRoutingKey,
+  deliveryPattern,
+  isDelayQueue,
+  levelPattern,
+  MAX_LEVEL_DELAY_MS,
+} from './amqp-delay-levels';
+import { DUE_HEADER, parkedHeaders, parkingDelay } from './amqp-parking';
+import {
   deadLetterQueueName,
-  isTierQueue,
   pickRequestGeneration,
-  pickTier,
   requestQueueName,
-  tierName,
   type RequestQueueProbe,
 } from './amqp-topology';
 
@@ -40,38 +48,121 @@ const message = (
     },
   }) as unknown as GetMessage;
 
-describe('tiers and names', () => {
+/** Which levels hold a message routed by `key` (bit n is word 31 - n), and where it ends. */
+function levelsOf(key: string): { levels: number[]; address: string } {
+  const words = key.split('.');
+  const levels = words
+    .slice(0, 32)
+    .flatMap((bit, i) => (bit === '1' ? [31 - i] : []))
+    .sort((a, b) => a - b);
+  return { levels, address: words.slice(32).join('.') };
+}
+
+/** Whether topic pattern `pattern` matches routing key `key` (`*`: one word, `#`: any, at the end). */
+function matches(pattern: string, key: string): boolean {
+  const p = pattern.split('.');
+  const k = key.split('.');
+  if (p.at(-1) === '#') return p.slice(0, -1).every((w, i) => w === '*' || w === k[i]);
+  return p.length === k.length && p.every((w, i) => w === '*' || w === k[i]);
+}
+
+describe('delay levels and names', () => {
   it.each([
-    [0, 100],
-    [1, 100],
-    [100, 100],
-    [101, 150],
-    [999, 1_000],
-    [61_000, 90_000],
-    [86_400_000, 86_400_000],
-    [100_000_000, 86_400_000],
-  ])('a delay of %d ms waits in the %d ms tier', (delay, tier) => {
-    expect(pickTier(delay)).toBe(tier);
+    [1, [0]],
+    [100, [2, 5, 6]],
+    [1_500, [2, 3, 4, 6, 7, 8, 10]],
+    [2_500, [2, 6, 7, 8, 11]],
+    [2 ** 31, [31]],
+  ])('holds a delay of %d ms exactly, in the levels %j', (delay, levels) => {
+    const routed = levelsOf(delayRoutingKey(delay, 'payments.charge'));
+    expect(routed).toEqual({ levels, address: 'payments.charge' });
+    expect(levels.reduce((sum, n) => sum + 2 ** n, 0)).toBe(delay);
   });
 
-  it('makes a delay at most 5/3 as long up to an hour, at most twice as long beyond', () => {
-    for (let delay = 100; delay <= 86_400_000; delay = Math.ceil(delay * 1.01)) {
-      expect(pickTier(delay) / delay).toBeLessThanOrEqual(delay <= 3_600_000 ? 5 / 3 : 2);
-    }
-    expect([...DELAY_TIERS_MS].sort((a, b) => a - b)).toEqual(DELAY_TIERS_MS);
+  it('applies whole milliseconds, never less than asked, from 1 ms to 49.7 days', () => {
+    expect(appliedDelayMs(0.2)).toBe(1);
+    expect(appliedDelayMs(612.3)).toBe(613);
+    expect(appliedDelayMs(4 * 86_400_000)).toBe(4 * 86_400_000);
+    expect(appliedDelayMs(1e12)).toBe(MAX_LEVEL_DELAY_MS);
+    expect(MAX_LEVEL_DELAY_MS).toBe(2 ** 32 - 1);
   });
 
-  it('names tiers and dead-letter queues', () => {
-    expect(tierName('messaging', 'retry', 500)).toBe('messaging.retry.500');
-    expect(tierName('shop', 'delay', 1_000)).toBe('shop.delay.1000');
+  it('routes each bit at its level, and delivers to the queue of the address only', () => {
+    const key = delayRoutingKey(5, 'a.b');
+    expect(matches(levelPattern(2, '1'), key)).toBe(true);
+    expect(matches(levelPattern(1, '0'), key)).toBe(true);
+    expect(matches(levelPattern(0, '1'), key)).toBe(true);
+    expect(matches(levelPattern(0, '0'), key)).toBe(false);
+    expect(matches(deliveryPattern('a.b'), key)).toBe(true);
+    expect(matches(deliveryPattern('b'), key)).toBe(false);
+    expect(matches(deliveryPattern('x.a.b'), key)).toBe(false);
+    expect(matches(deliveryPattern('a.b'), delayRoutingKey(5, 'x.a.b'))).toBe(false);
+  });
+
+  it('hashes an address that is too long or would read as a wildcard', () => {
+    const long = 'q'.repeat(200);
+    expect(delayAddress('payments.charge')).toBe('payments.charge');
+    expect(delayAddress(long)).toMatch(/^sha256-[0-9a-f]{64}$/);
+    expect(delayAddress('a.*.b')).toMatch(/^sha256-/);
+    expect(delayAddress('a.#')).not.toBe(delayAddress('a.*'));
+    expect(Buffer.byteLength(delayRoutingKey(MAX_LEVEL_DELAY_MS, long))).toBeLessThanOrEqual(255);
+  });
+
+  it('names levels, the delivery exchange and dead-letter queues', () => {
+    expect(delayLevelName('messaging', 5)).toBe('messaging.delay-level.5');
+    expect(delayDeliveryExchange('shop')).toBe('shop.delay-delivery');
     expect(deadLetterQueueName('payments')).toBe('payments.dead-letter');
   });
 
-  it('tells a tier queue, where a replay must never go, from a work queue', () => {
-    expect(isTierQueue('messaging', 'messaging.retry.100')).toBe(true);
-    expect(isTierQueue('messaging', 'messaging.delay.5000')).toBe(true);
-    expect(isTierQueue('messaging', 'payments.order-created')).toBe(false);
-    expect(isTierQueue('shop', 'messaging.retry.100')).toBe(false);
+  it('tells a delay queue (a level, or a tier of older versions), where a replay must never go', () => {
+    expect(isDelayQueue('messaging', 'messaging.delay-level.3')).toBe(true);
+    expect(isDelayQueue('messaging', 'messaging.retry.100')).toBe(true);
+    expect(isDelayQueue('messaging', 'messaging.delay.5000')).toBe(true);
+    expect(isDelayQueue('messaging', 'payments.order-created')).toBe(false);
+    expect(isDelayQueue('shop', 'messaging.retry.100')).toBe(false);
+  });
+});
+
+describe('parking delayed publishes', () => {
+  const now = () => 1_000_000;
+
+  it.each([
+    ['no due time', {}, 0],
+    ['due now', { [DUE_HEADER]: 1_000_000 }, 0],
+    ['due before', { [DUE_HEADER]: 999_000 }, 0],
+    ['not a number', { [DUE_HEADER]: '2000000' }, 0],
+    ['due in 1.5 s', { [DUE_HEADER]: 1_001_500 }, 1_500],
+    ['due in 0.4 ms', { [DUE_HEADER]: 1_000_000.4 }, 1],
+    ['due in a year', { [DUE_HEADER]: 1_000_000 + 365 * 86_400_000 }, MAX_LEVEL_DELAY_MS],
+  ])('with %s parks for %d ms', (_, headers, parked) => {
+    expect(parkingDelay(headers, now)).toBe(parked);
+  });
+
+  it('reads no clock for a message without a due time', () => {
+    const clock = jest.fn(now);
+    expect(parkingDelay(undefined, clock)).toBe(0);
+    expect(parkingDelay({ other: 1 }, clock)).toBe(0);
+    expect(clock).not.toHaveBeenCalled();
+  });
+
+  it('parks a first attempt as a copy of its topic, whatever its sender claimed', () => {
+    const first = toDelivery(
+      message({ [H.ATTEMPT]: 9, [H.TOPIC]: 'forged', [DUE_HEADER]: 5 }),
+      'q',
+    );
+    const parked = parkedHeaders(first);
+    expect(parked).toMatchObject({ [H.ATTEMPT]: 1, [H.TOPIC]: 'order.created', [DUE_HEADER]: 5 });
+    const back = toDelivery(
+      message(parked, { exchange: delayDeliveryExchange('messaging'), routingKey: '0.1.q' }),
+      'q',
+    );
+    expect(back).toMatchObject({ attempt: 1, topic: 'order.created' });
+    const retried = { ...parked, [H.ATTEMPT]: 2 };
+    const viaLevel = message(retried, {
+      exchange: delayLevelName('messaging', 3),
+      routingKey: 'k',
+    });
+    expect(toDelivery(viaLevel, 'q')).toMatchObject({ attempt: 2, topic: 'order.created' });
   });
 });
 

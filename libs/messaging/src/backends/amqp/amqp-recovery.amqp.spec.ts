@@ -1,12 +1,12 @@
 /**
  * What the AMQP backend does when the broker's state is not what it left: a message retried and then
- * dead-lettered by the broker, a tier deleted behind its back, a retry copy that cannot be written.
+ * dead-lettered by the broker, a delay level deleted behind its back, a retry copy that cannot be written.
  * Each case once lost a message, took publishing down, or spun a handler (issue 9, defects 1 to 3).
  */
 import { MessagingHeaders } from '../../backend/message-headers';
 import { gate, waitFor } from '../../testing/wait-for';
 import { useAmqpFixture } from '../../testing/amqp-test.fixture';
-import { tierName } from './amqp-topology';
+import { delayLevelName } from './amqp-delay-levels';
 import { CONSUMER_GRACE_MS, MessagingHealthService } from '../../health/messaging-health.service';
 
 describe('AmqpBackend (RabbitMQ): recovery from a broker that changed', () => {
@@ -39,7 +39,7 @@ describe('AmqpBackend (RabbitMQ): recovery from a broker that changed', () => {
     await backend.publish(message({ topic }), { mandatory: true });
     await waitFor(async () => (await queueDepth(`${service}.dead-letter`)) === 1);
     const [letter] = await backend.listDeadLetters(service);
-    // The newest x-death names the work queue; the retry tier it passed through is older.
+    // The newest x-death names the work queue; the delay levels it passed through are older.
     expect(letter).toMatchObject({ queue: `${service}.q`, reason: 'delivery-limit', topic });
     replayed = true;
     expect(await backend.replayDeadLetter(service, letter.id)).toBe(true);
@@ -47,7 +47,7 @@ describe('AmqpBackend (RabbitMQ): recovery from a broker that changed', () => {
     expect(await backend.listDeadLetters(service)).toEqual([]);
   });
 
-  it('declares a deleted retry tier again, and keeps publishing meanwhile', async () => {
+  it('declares a deleted delay level again, and keeps publishing meanwhile', async () => {
     const backend = await make();
     const service = svc('tier');
     const topic = `${topicPrefix}.tier`;
@@ -61,10 +61,10 @@ describe('AmqpBackend (RabbitMQ): recovery from a broker that changed', () => {
     await backend.subscribe(spec(svc('other'), 'q', [`${topicPrefix}.other`]), other.handler);
     await backend.publish(message({ topic }), { mandatory: true });
     await waitFor(() => failing.got.some((d) => d.attempt === 2));
-    // Someone deletes the tier: its queue, then its exchange.
+    // Someone deletes a level 100 ms (0b1100100) waits in: its queue, then its exchange.
     const ch = await (await rawConnection()).createChannel();
-    await ch.deleteQueue(tierName(exchange, 'retry', 100));
-    await ch.deleteExchange(tierName(exchange, 'retry', 100));
+    await ch.deleteQueue(delayLevelName(exchange, 6));
+    await ch.deleteExchange(delayLevelName(exchange, 6));
     await ch.close();
     for (let i = 0; i < 3; i++) await backend.publish(message({ topic }), { mandatory: true });
     const others = Array.from({ length: 20 }, () => message({ topic: `${topicPrefix}.other` }));
@@ -75,16 +75,19 @@ describe('AmqpBackend (RabbitMQ): recovery from a broker that changed', () => {
   });
 
   it('spaces out the requeues of a message whose retry copy cannot be written', async () => {
+    // An exchange of its own: the levels of the shared one are declared already.
+    const own = `${exchange}-unwritable`;
     const backend = await make({
+      exchange: own,
       deliveryLimit: 2,
       reconnect: { initialDelayMs: 300, maxDelayMs: 1_000, multiplier: 2 },
     });
     const service = svc('unwritable');
     const topic = `${topicPrefix}.unwritable`;
-    // A queue of another kind already holds the name of the retry tier (someone else's, or left by
-    // an older version): RabbitMQ refuses the tier's declaration, so every retry fails to publish.
+    // A queue of another kind already holds the name of a delay level (someone else's): RabbitMQ
+    // refuses the levels' declaration, so every retry fails to publish.
     const ch = await (await rawConnection()).createChannel();
-    await ch.assertQueue(tierName(exchange, 'retry', 7_500), { durable: true });
+    await ch.assertQueue(delayLevelName(own, 0), { durable: true });
     await ch.close();
     const c = collect(() => ({ action: 'retry', delayMs: 7_500, failure: failure('e') }));
     await backend.subscribe(spec(service, 'q', [topic]), c.handler);

@@ -1,6 +1,6 @@
 /**
  * How one consumer carries out the core's settlements on RabbitMQ: the retry copy (straight back to
- * its queue, or through a retry tier), the dead letter (to `<service>.dead-letter`), and the reply
+ * its queue, or through the delay levels), the parked copy of a delayed publish not yet due, the dead letter (to `<service>.dead-letter`), and the reply
  * (only to an address it may publish to). The consumer acknowledges the original only after these.
  */
 import type {
@@ -24,7 +24,8 @@ import {
 import { copyProperties, withoutBrokerHeaders } from './amqp-messages';
 import type { PublishCommand } from './amqp-publish-command';
 import { DIRECT_REPLY_TO } from './amqp-requester';
-import type { AmqpTiers } from './amqp-tiers';
+import type { AmqpDelays } from './amqp-delays';
+import { parkedHeaders } from './amqp-parking';
 import { deadLetterQueueName } from './amqp-topology';
 
 const DIRECT_REPLY_TO_PREFIX = `${DIRECT_REPLY_TO}.`;
@@ -35,8 +36,13 @@ export interface AmqpSettlerContext {
   readonly hub: BackendEventHub;
   publish(command: PublishCommand): Promise<void>;
   send(command: PublishCommand): boolean;
-  readonly tiers: AmqpTiers;
+  readonly delays: AmqpDelays;
 }
+
+/** A copy published before the original is acknowledged: a retry, a dead letter, or a parked copy. */
+export type CopySettlement =
+  | Extract<Settlement, { action: 'retry' | 'dead-letter' }>
+  | { readonly action: 'park'; readonly delayMs: number };
 
 export class AmqpSettler {
   /** Stamps the order of this subscription's dead letters (see `amqp-dead-letter-order.ts`). */
@@ -46,6 +52,13 @@ export class AmqpSettler {
     private readonly spec: SubscriptionSpec,
     private readonly ctx: AmqpSettlerContext,
   ) {}
+
+  /** Publishes the copy `copy` says of `delivery`. */
+  publishCopy(delivery: Delivery, copy: CopySettlement): Promise<void> {
+    if (copy.action === 'retry') return this.publishRetry(delivery, copy.delayMs, copy);
+    if (copy.action === 'park') return this.park(delivery, copy.delayMs);
+    return this.publishDeadLetter(delivery, copy);
+  }
 
   /**
    * Publishes the retry copy of `delivery`. One whose headers would not fit (see
@@ -79,16 +92,28 @@ export class AmqpSettler {
       );
       return;
     }
-    // Straight back to the failing queue by name (default exchange), or through a retry tier.
-    const direct: PublishCommand = {
+    // Straight back to the failing queue by name (default exchange), or through the delay levels.
+    const direct = this.copyToQueue(delivery, headers);
+    if (delayMs > 0) await this.ctx.delays.publish(delayMs, direct);
+    else await this.ctx.publish(direct);
+  }
+
+  /**
+   * Parks `delivery`, a delayed publish not yet due, for `delayMs`: through the delay levels back to
+   * this queue (see `amqp-parking.ts`).
+   */
+  async park(delivery: Delivery, delayMs: number): Promise<void> {
+    await this.ctx.delays.publish(delayMs, this.copyToQueue(delivery, parkedHeaders(delivery)));
+  }
+
+  private copyToQueue(delivery: Delivery, headers: Record<string, unknown>): PublishCommand {
+    return {
       exchange: '',
       routingKey: this.spec.queue,
       content: delivery.body,
       properties: copyProperties(delivery, headers),
       target: this.spec.queue,
     };
-    if (delayMs > 0) await this.ctx.tiers.publish('retry', delayMs, direct);
-    else await this.ctx.publish(direct);
   }
 
   /**

@@ -7,26 +7,27 @@
  * | ----------------------------- | ------------------------ | ------------------------------------------------------------ |
  * | `messaging`                   | topic exchange, durable  | every topic is published here                                |
  * | `<service>.<route>`           | queue (quorum), durable  | one per subscription (`spec.queue`), bound to its topics     |
- * | `messaging.retry.<ms>`        | fanout exchange, durable | entry of one retry tier                                      |
- * | `messaging.retry.<ms>`        | queue, TTL `<ms>`        | holds retries; on expiry dead-letters to the default exchange |
- * | `messaging.delay.<ms>`        | fanout exchange, durable | entry of one delayed-publish tier                            |
- * | `messaging.delay.<ms>`        | queue, TTL `<ms>`        | holds delayed publishes; on expiry dead-letters to `messaging`|
+ * | `messaging.delay-level.<n>`   | topic exchange, durable  | level n (0–31): bit n of the delay: into its queue, or on    |
+ * | `messaging.delay-level.<n>`   | queue, TTL 2^n ms        | holds a message 2^n ms, then dead-letters it to level n − 1  |
+ * | `messaging.delay-delivery`    | topic exchange, durable  | after level 0: hands each queue its own (bound by address)   |
  * | `<service>.dead-letter`       | queue (quorum), durable  | the service's dead letters                                   |
  * | `<service>.dead-letter.lock`  | queue, exclusive         | held while one instance lists or replays them (a lock)       |
  * | `messaging.requests`          | topic exchange, durable  | volatile requests (`request()` without `durable`)            |
  * | `messaging.requests.<queue>`  | queue (classic), auto-delete | a route's volatile requests; lives while its consumers do |
  * | `messaging.requests-g<n>.<queue>` | the same             | later generations: one is used while the node of another is down |
  *
- * A retry copy is published to `messaging.retry.<tier>` with the failing queue's name as routing
- * key. The fanout ignores the key; when the TTL expires the broker dead-letters the copy to the default
- * exchange with that same routing key, which delivers it to the failing queue only (never to the other
- * services bound to the topic). A delayed publish goes to `messaging.delay.<tier>` with its topic as
- * routing key and is dead-lettered to `messaging`, so it fans out as a normal publish. A delayed send
- * to a named queue uses the retry tiers. The original topic travels in header `x-messaging-topic`.
+ * Everything that waits waits in the delay levels (`amqp-delay-levels.ts`): a retry copy, a delayed
+ * send to a named queue, and the parked copy of a delayed publish to a topic (`amqp-parking.ts`),
+ * always addressed to one queue. The delay is written in binary in the routing key, each level holds
+ * its bit's share, and the delivery exchange hands the message to its queue only (never to the other
+ * services bound to the topic): exact to the millisecond, from 1 ms to 49.7 days, with 32 fixed
+ * queues and no plugin. A delayed publish to a topic is published at once, so that it is refused
+ * (`UnroutableError`) when no queue is bound, and each queue's consumer parks its copy until due.
+ * The original topic of a copy travels in header `x-messaging-topic`.
  *
- * Each tier queue has one TTL, so a 5 s retry never holds back a 100 ms one (RabbitMQ expires
- * messages only at the head of a queue). Requested delays are rounded UP to {@link DELAY_TIERS_MS},
- * so jittered delays reuse a bounded set of queues.
+ * Versions before the levels held delays in TTL tiers (`messaging.retry.<ms>`, `messaging.delay.<ms>`,
+ * rounded up). They are no longer declared, and never deleted: what they hold still dead-letters to
+ * its queue or topic when it expires, and they can be deleted once empty.
  *
  * A volatile request is worth nothing once its caller gave up, so it skips what makes an event
  * durable: it is published to `messaging.requests` (non-persistent, unconfirmed, `mandatory`, expiring
@@ -44,37 +45,10 @@ import type { Channel, ChannelModel } from 'amqplib';
 import type { SubscriptionSpec } from '../../backend/broker-backend.interface';
 import { deadLetterQueueName } from '../../backend/queue-names';
 import type { ResolvedAmqpOptions } from './amqp-backend.options';
-
-/**
- * Delay tiers in milliseconds. A requested delay is rounded up to the next tier (at most 5/3 as long
- * up to an hour, twice as long beyond); delays above the last tier are capped at it.
- */
-export const DELAY_TIERS_MS: readonly number[] = [
-  100, 150, 200, 300, 500, 750, 1_000, 1_500, 2_000, 3_000, 5_000, 7_500, 10_000, 15_000, 20_000,
-  30_000, 45_000, 60_000, 90_000, 120_000, 180_000, 300_000, 450_000, 600_000, 900_000, 1_200_000,
-  1_800_000, 2_700_000, 3_600_000, 7_200_000, 14_400_000, 21_600_000, 43_200_000, 86_400_000,
-];
-
-/** Kinds of delay tier: `retry` delivers to a queue by name, `delay` publishes to the topic exchange. */
-export type TierKind = 'retry' | 'delay';
-
-/** The tier that holds a message at least `delayMs` (capped at the longest tier). */
-export function pickTier(delayMs: number): number {
-  for (const tier of DELAY_TIERS_MS) if (tier >= delayMs) return tier;
-  return DELAY_TIERS_MS[DELAY_TIERS_MS.length - 1];
-}
-
-/** Name of the exchange and queue of one tier. */
-export function tierName(exchange: string, kind: TierKind, tierMs: number): string {
-  return `${exchange}.${kind}.${tierMs}`;
-}
+import { assertDelayDelivery, bindDelayedQueue } from './amqp-delay-levels';
+import { quorumArguments } from './amqp-quorum';
 
 export { deadLetterQueueName };
-
-/** Whether `queue` is one of the tier queues of `exchange`: never a place to replay a message to. */
-export function isTierQueue(exchange: string, queue: string): boolean {
-  return queue.startsWith(`${exchange}.retry.`) || queue.startsWith(`${exchange}.delay.`);
-}
 
 /** Declares the main topic exchange. */
 export async function assertMainExchange(ch: Channel, options: ResolvedAmqpOptions): Promise<void> {
@@ -270,24 +244,6 @@ export async function assertDeadLetterQueue(
   await ch.assertQueue(deadLetterQueueName(service), { durable: true, arguments: args });
 }
 
-/** Declares one tier: a fanout exchange and its TTL queue that dead-letters where `kind` says. */
-export async function assertTier(
-  ch: Channel,
-  options: ResolvedAmqpOptions,
-  kind: TierKind,
-  tierMs: number,
-): Promise<void> {
-  const name = tierName(options.exchange, kind, tierMs);
-  const args: Record<string, unknown> = {
-    'x-message-ttl': tierMs,
-    'x-dead-letter-exchange': kind === 'retry' ? '' : options.exchange,
-  };
-  if (options.queueType === 'quorum') Object.assign(args, quorumArguments());
-  await ch.assertExchange(name, 'fanout', { durable: true });
-  await ch.assertQueue(name, { durable: true, arguments: args });
-  await ch.bindQueue(name, name, '');
-}
-
 /**
  * Declares what a subscription consumes: its work queue with its bindings, the exchanges, its
  * service's dead-letter queue; for a named queue (`spec.external`), the queue only if it does not
@@ -310,18 +266,9 @@ export async function declareSubscription(
   await assertRequestExchange(ch, options);
   await assertWorkQueue(ch, options, spec.queue, spec.service, spec.topics);
   await assertDeadLetterQueue(ch, options, spec.service);
-}
-
-/**
- * Quorum queue arguments: dead-lettering at least once (the broker keeps a message until the target
- * queue confirmed it), which RabbitMQ allows only with `reject-publish` overflow.
- */
-function quorumArguments(): Record<string, unknown> {
-  return {
-    'x-queue-type': 'quorum',
-    'x-dead-letter-strategy': 'at-least-once',
-    'x-overflow': 'reject-publish',
-  };
+  // Bound again at each start: a queue deleted and declared again gets its delayed messages still.
+  await assertDelayDelivery(ch, options);
+  await bindDelayedQueue(ch, options, spec.queue);
 }
 
 /**

@@ -36,12 +36,13 @@ import { publishProperties } from './amqp-messages';
 import { AmqpPublisher } from './amqp-publisher';
 import type { PublishCommand } from './amqp-publish-command';
 import { AmqpRequester } from './amqp-requester';
-import { AmqpTiers } from './amqp-tiers';
+import { AmqpDelays } from './amqp-delays';
+import { DUE_HEADER } from './amqp-parking';
 import { assertMainExchange, assertRequestExchange, queueExists } from './amqp-topology';
 
 /**
- * RabbitMQ backend over `amqplib`: durable topic routing, publisher confirms, TTL-tier retries that go
- * back to the failing queue only, per-service dead-letter queues, direct reply-to requests, and
+ * RabbitMQ backend over `amqplib`: durable topic routing, publisher confirms, retries and delays held
+ * exactly by binary delay levels (retries go back to the failing queue only), per-service dead-letter queues, direct reply-to requests, and
  * reconnection with failover. The topology is described in `amqp-topology.ts`.
  *
  * `amqplib` is loaded when this class is constructed, so apps on another backend do not need it.
@@ -54,7 +55,7 @@ export class AmqpBackend implements BrokerBackend {
   private readonly logger = new Logger(AmqpBackend.name);
   private readonly hub = new BackendEventHub();
   private readonly options: ResolvedAmqpOptions;
-  /** Publishes, requests, tiers, dead letters, topology. */
+  /** Publishes, requests, delays, dead letters, topology. */
   private readonly connection: AmqpConnectionManager;
   /** The subscriptions' (see `sharedConnection`): its status is theirs, its errors the backend's. */
   private readonly consumerConnection: AmqpConnectionManager;
@@ -64,7 +65,7 @@ export class AmqpBackend implements BrokerBackend {
   private readonly consumers = new Set<AmqpConsumer>();
   /** Cancelled consumers whose deliveries still settle (retry copies, dead letters): close waits. */
   private readonly retiring = new Set<AmqpConsumer>();
-  private readonly tiers: AmqpTiers;
+  private readonly delays: AmqpDelays;
   private closing = false;
   private closed?: Promise<void>;
   /** Listeners of `error` events: with none, failed connection attempts are logged instead. */
@@ -89,7 +90,7 @@ export class AmqpBackend implements BrokerBackend {
       this.logger,
       this.requester,
     );
-    this.tiers = new AmqpTiers(this.connection, this.options, this.hub, this.logger);
+    this.delays = new AmqpDelays(this.connection, this.options, this.hub, this.logger);
     this.deadLetters = new AmqpDeadLetters({
       connection: this.connection,
       options: this.options,
@@ -167,7 +168,7 @@ export class AmqpBackend implements BrokerBackend {
       logger: this.logger,
       publish: (command) => this.publisher.publish(command),
       send: (command) => this.publisher.send(command),
-      tiers: this.tiers,
+      delays: this.delays,
       isClosing: () => this.closing,
     });
     await consumer.start();
@@ -258,7 +259,7 @@ export class AmqpBackend implements BrokerBackend {
     await this.requester.close();
     await this.publisher.close();
     await Promise.all(consumers.map((c) => c.closeChannel()));
-    await this.tiers.close();
+    await this.delays.close();
     if (this.consumerConnection !== this.connection) await this.consumerConnection.close();
     await this.connection.close();
     this.consumers.clear();
@@ -269,7 +270,7 @@ export class AmqpBackend implements BrokerBackend {
 
   /** Runs on each new connection: the main exchange and the publisher channel must exist first. */
   private async setupConnection(conn: ChannelModel): Promise<void> {
-    this.tiers.reset();
+    this.delays.reset();
     if (this.options.assertTopology) {
       const ch = await conn.createChannel();
       ch.on('error', () => undefined);
@@ -281,11 +282,11 @@ export class AmqpBackend implements BrokerBackend {
       }
     }
     await this.publisher.open(conn);
-    await this.tiers.open(conn);
+    await this.delays.open(conn);
   }
 
   private connectionLost(): void {
-    this.tiers.lost();
+    this.delays.lost();
     this.publisher.lost();
     if (this.consumerConnection === this.connection) this.consumersLost();
   }
@@ -310,36 +311,27 @@ export class AmqpBackend implements BrokerBackend {
     });
   }
 
-  /** Publishes a delayed message: through a delay tier to its topic or queue. */
-  private async publishDelayed(message: OutgoingMessage, mandatory: boolean): Promise<void> {
-    if (mandatory) await this.assertDelayedRoutable(message);
-    const target = this.targetOf(message);
-    const direct = this.directCommand(
-      { ...message, headers: { ...message.headers, [MessagingHeaders.TOPIC]: target } },
-      true,
-    );
-    // A named queue is reached by name from the default exchange, as a retry is; a topic fans out.
-    const kind = message.queue !== undefined ? 'retry' : 'delay';
-    await this.tiers.publish(kind, message.delayMs as number, direct);
-  }
-
   /**
-   * A delay tier always accepts a message, and RabbitMQ drops what the main exchange cannot route when
-   * the delay ends. A named queue can be checked now; a topic's bindings cannot, so a delayed publish
-   * to a topic must accept that explicitly instead of succeeding silently.
+   * Publishes a delayed message. To a named queue: through the delay levels (see
+   * `amqp-delay-levels.ts`), once the queue is known to exist (the levels bind it to deliver to it);
+   * a missing one is refused, or with `allowUnroutable` skipped, as no queue would receive it. To a
+   * topic: at once, with its due time, for each receiving queue's consumer to park until then (see
+   * `amqp-parking.ts`), so that a topic no queue is bound to is refused now, as any publish.
    */
-  private async assertDelayedRoutable(message: OutgoingMessage): Promise<void> {
-    if (message.queue !== undefined) {
-      const conn = await this.connection.waitForConnection(this.options.publishTimeoutMs);
-      if (!(await queueExists(conn, message.queue)))
-        throw new UnroutableError(`queue ${message.queue}`);
+  private async publishDelayed(message: OutgoingMessage, mandatory: boolean): Promise<void> {
+    const delayMs = message.delayMs as number;
+    if (message.queue === undefined) {
+      const headers = { ...message.headers, [DUE_HEADER]: Date.now() + delayMs };
+      await this.publisher.publish(this.directCommand({ ...message, headers }, mandatory));
       return;
     }
-    throw new MessagingConfigError(
-      `AmqpBackend cannot check now that topic '${message.topic}' will still be routed when the delay ` +
-        'ends (RabbitMQ would then drop it silently). Publish delayed messages with ' +
-        '{ allowUnroutable: true } to accept that, or without delayMs.',
-    );
+    const conn = await this.connection.waitForConnection(this.options.publishTimeoutMs);
+    if (!(await queueExists(conn, message.queue))) {
+      if (mandatory) throw new UnroutableError(`queue ${message.queue}`);
+      return;
+    }
+    const headers = { ...message.headers, [MessagingHeaders.TOPIC]: message.queue };
+    await this.delays.publish(delayMs, this.directCommand({ ...message, headers }, true));
   }
 
   private directCommand(message: OutgoingMessage, mandatory: boolean): PublishCommand {

@@ -10,13 +10,18 @@ export interface DelayScheduler {
   schedule(delayMs: number, task: () => void): void;
 }
 
+/** The longest timeout Node keeps (a longer one fires at once). */
+const MAX_TIMER_MS = 2 ** 31 - 1;
+
 /**
  * The process's timers, unref'd: a pending retry or delayed publish never keeps the process alive.
- * The default scheduler of `InMemoryBroker`.
+ * A delay longer than a timer can hold (24.8 days) waits in several. The default scheduler of
+ * `InMemoryBroker`.
  */
 export const REAL_TIMERS: DelayScheduler = Object.freeze({
   schedule(delayMs: number, task: () => void): void {
-    setTimeout(task, delayMs).unref();
+    if (delayMs <= MAX_TIMER_MS) setTimeout(task, delayMs).unref();
+    else setTimeout(() => REAL_TIMERS.schedule(delayMs - MAX_TIMER_MS, task), MAX_TIMER_MS).unref();
   },
 });
 
