@@ -6,6 +6,7 @@ import { checkBoolean, checkInteger, checkName, checkOptionsObject } from '../er
 import { MessagingConfigError } from '../errors/messaging.errors';
 import { CONSUME_METADATA, MESSAGING_TRANSPORT } from '../messaging.constants';
 import { MAX_CONCURRENCY } from '../options/messaging-options';
+import { type BatchOptions, checkBatchOptions } from './batch-options';
 import { checkRetryOptions, type RetryOptions } from '../retry/retry-options';
 import { MessageErrorFilter } from './message-error.filter';
 
@@ -38,6 +39,13 @@ export interface ConsumeOptions {
    * @default false
    */
   idempotent?: boolean;
+  /**
+   * Consume in batches: `@Payload()` is an array of 1..`size` payloads (see {@link BatchOptions}).
+   * Returning acknowledges each; a throw settles each by the retry policy on its own;
+   * `throw new BatchFailure([{ index, error }])` fails only the listed ones.
+   * @default none: one message per call
+   */
+  batch?: BatchOptions;
 }
 
 /** `@Consume({ topic | queue, ...options })`. */
@@ -51,6 +59,8 @@ export interface ConsumeDefinition {
   readonly options: ConsumeOptions;
   /** `Class.method`, for logs. */
   readonly handlerName: string;
+  /** The class and method, with `batch`: their pipes run on each item (server/batch-items.ts). */
+  readonly method?: { readonly owner: object; readonly key: string | symbol };
 }
 
 const CONSUME_KEYS: readonly (keyof ConsumeDefinitionInput)[] = [
@@ -61,6 +71,7 @@ const CONSUME_KEYS: readonly (keyof ConsumeDefinitionInput)[] = [
   'concurrency',
   'name',
   'idempotent',
+  'batch',
 ];
 /** The options of `@Consume(topic, options)`: the topic is the first argument. */
 const OPTION_KEYS = CONSUME_KEYS.filter((key) => key !== 'topic');
@@ -100,6 +111,7 @@ export function Consume(
       );
     }
     const definition: ConsumeDefinition = { topic, options, handlerName };
+    if (options.batch) Object.assign(definition, { method: { owner: target.constructor, key } });
     // The pattern only has to be unique per handler: routing is done by the broker, per queue.
     const pattern = { consume: topic ?? `queue:${options.queue}`, handler: handlerName };
     EventPattern(pattern, MESSAGING_TRANSPORT, { [CONSUME_METADATA]: definition })(
@@ -142,4 +154,5 @@ function checkConsumeDefinition(input: ConsumeDefinitionInput, where: string): v
   checkBoolean(input.idempotent, false, `${where}: idempotent`);
   checkInteger(input.concurrency, 1, `${where}: concurrency`, 1, MAX_CONCURRENCY);
   checkRetryOptions(input.retry, `${where}: retry`);
+  checkBatchOptions(input.batch, input, where);
 }

@@ -24,6 +24,8 @@ import { Inbox } from '../store/inbox';
 import type { ResolvedMessagingOptions } from '../options/messaging-options';
 import { MessagingConfigError } from '../errors/messaging.errors';
 import { PauseGates } from './pause-gates';
+import { BatchConsumer } from './batch-consumer';
+import type { BatchContext } from '../context/batch-context';
 import { buildRoutes, describeRoute, type Route } from './route';
 import { ACK, REQUEUE, Settlements } from './settlements';
 import { type ConsumeOutcome, MessagingInstruments } from '../observability/messaging-metrics';
@@ -77,6 +79,8 @@ export class MessagingServer
   /** Routes by queue, once started: which handler consumes which queue (for health). */
   private started: readonly Route[] = [];
   private readonly pauses = new PauseGates();
+  /** The consumers of `@Consume({ batch })` routes, once started. */
+  private readonly batches: BatchConsumer[] = [];
 
   constructor(
     @Inject(MESSAGING_OPTIONS) private readonly options: ResolvedMessagingOptions,
@@ -164,6 +168,7 @@ export class MessagingServer
     await Promise.allSettled(subscriptions.map((s) => s.cancel()));
     // What waits for a paused handler goes back to the broker now, unhandled.
     this.pauses.close();
+    for (const batch of this.batches) batch.close();
     if (this.inFlight > 0) {
       this.logger.log(`Waiting for ${this.inFlight} in-flight handler(s) to finish`);
       if (!(await settleWithin(this.whenIdle(), this.options.shutdownTimeoutMs))) {
@@ -216,12 +221,34 @@ export class MessagingServer
     }
     this.started = routes;
     for (const route of routes) {
-      const subscription = await this.backend.subscribe(route.spec, (delivery) =>
-        this.onDelivery(route, delivery),
-      );
+      const subscription = await this.backend.subscribe(route.spec, this.consumerOf(route));
       this.subscriptions.push(subscription);
       this.logger.log(describeRoute(route));
     }
+  }
+
+  /** What takes each delivery of `route`: one by one, or into batches (`@Consume({ batch })`). */
+  private consumerOf(route: Route): (delivery: Delivery) => Promise<Settlement> {
+    if (!route.batch) return (delivery) => this.onDelivery(route, delivery);
+    const batch = new BatchConsumer(
+      { ...route, batch: route.batch },
+      {
+        service: this.options.service,
+        codec: this.codec,
+        settlements: this.settlements,
+        instruments: this.instruments,
+        logger: this.logger,
+        pauses: this.pauses,
+        signal: this.stopping.signal,
+        run: (ctx, handler, payloads) => this.runInProcessingHooks(ctx, handler, payloads),
+        done: (count) => this.leave(count),
+      },
+    );
+    this.batches.push(batch);
+    return (delivery) => {
+      this.inFlight++;
+      return batch.add(delivery);
+    };
   }
 
   /**
@@ -262,7 +289,12 @@ export class MessagingServer
   /** A delivery of `route` is done with its slot. */
   private finished(route: Route): void {
     route.slots.release();
-    if (--this.inFlight === 0 && this.idle) {
+    this.leave(1);
+  }
+
+  /** `count` deliveries are settled. */
+  private leave(count: number): void {
+    if ((this.inFlight -= count) === 0 && this.idle) {
       this.idle.resolve();
       this.idle = undefined;
     }
@@ -352,7 +384,7 @@ export class MessagingServer
    * one, the last value of an Observable.
    */
   private runInProcessingHooks(
-    ctx: MessageContext,
+    ctx: MessageContext | BatchContext,
     handler: MessageHandler,
     payload: unknown,
   ): Promise<unknown> {

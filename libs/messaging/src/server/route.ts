@@ -8,6 +8,7 @@ import type { ResolvedMessagingOptions } from '../options/messaging-options';
 import { resolveRetry } from '../retry/retry-options';
 import type { ResolvedRetryPolicy } from '../retry/retry-policy';
 import { HandlerSlots } from './handler-slots';
+import { resolveBatch, type ResolvedBatch } from './batch-route';
 
 /** One `@Consume` handler with its options resolved against the module's. */
 export interface Route {
@@ -21,6 +22,8 @@ export interface Route {
   readonly handler: MessageHandler;
   /** Its `concurrency`, across every source of its deliveries. */
   readonly slots: HandlerSlots;
+  /** With `@Consume({ batch })`: `slots` counts batches, and the backend lets `size` × as many in. */
+  readonly batch?: ResolvedBatch;
 }
 
 /**
@@ -75,6 +78,7 @@ function buildRoute(
     );
   }
   const concurrency = consume.concurrency ?? options.concurrency;
+  const batch = resolveBatch(definition, concurrency, where);
   return {
     name: handlerName,
     handler,
@@ -87,8 +91,9 @@ function buildRoute(
       queue,
       topics: topic === undefined ? [] : [topic],
       external,
-      concurrency,
+      concurrency: batch ? batch.size * concurrency : concurrency,
     },
+    ...(batch && { batch }),
   };
 }
 
@@ -103,5 +108,8 @@ export function describeRoute(route: Route): string {
     ? `dead letters to '${deadLetterQueueName(spec.service)}'`
     : 'no dead letters';
   const once = route.idempotent ? ', idempotent' : '';
-  return `${route.name} <- ${source} (concurrency ${spec.concurrency}, ${retries}, ${dlq}${once})`;
+  const runs = route.batch
+    ? `batches of up to ${route.batch.size} within ${route.batch.maxWaitMs} ms, concurrency ${spec.concurrency / route.batch.size}`
+    : `concurrency ${spec.concurrency}`;
+  return `${route.name} <- ${source} (${runs}, ${retries}, ${dlq}${once})`;
 }

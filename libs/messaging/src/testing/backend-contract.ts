@@ -13,6 +13,7 @@ import {
 } from '../errors/messaging.errors';
 import { type BackendContractOptions, FAST_RETRY, useContractHarness } from './contract-harness';
 import { describeFailureContract } from './failure-contract';
+import { describeBatchContract } from './batch-contract';
 import { gate, waitFor } from './wait-for';
 
 export type { BackendContractOptions } from './contract-harness';
@@ -464,5 +465,6 @@ export function runBackendContract(
     });
 
     describeFailureContract(h);
+    describeBatchContract(h);
   });
 }
