@@ -120,7 +120,7 @@ function describeRoutes(
   }
   return buildRoutes(handlers, options).map((route) => {
     const { type, method } = sources.get(route.handler) as HandlerSource;
-    const { name, spec, retry, deadLetter, idempotent } = route;
+    const { name, spec, retry, deadLetter, idempotent, batch } = route;
     const returned: unknown = Reflect.getMetadata('design:returntype', type.prototype, method);
     return {
       name,
@@ -128,7 +128,9 @@ function describeRoutes(
       retry,
       deadLetter,
       idempotent,
-      payload: registry.payloadOf(payloadType(type, method)),
+      ...(batch && { batch }),
+      // A batch handler's @Payload() is an array: each message is one item (of batch.itemType).
+      payload: registry.payloadOf(batch ? batch.itemType : payloadType(type, method)),
       // A handler's return value is the reply to a request; an async one's type is erased (Promise).
       reply: registry.payloadOf(returned),
     };

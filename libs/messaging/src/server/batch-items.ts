@@ -1,12 +1,13 @@
 import type { ArgumentMetadata, PipeTransform, Type } from '@nestjs/common';
 import { PIPES_METADATA, ROUTE_ARGS_METADATA } from '@nestjs/common/constants';
+import { RpcParamtype } from '@nestjs/microservices/enums/rpc-paramtype.enum';
 import type { BatchOptions } from '../decorators/batch-options';
 import type { ConsumeDefinition } from '../decorators/consume.decorator';
 
 type PipeRef = PipeTransform | Type<PipeTransform>;
 
-/** `RpcParamtype.PAYLOAD` of @nestjs/microservices (not exported by its entry), as Nest's keys spell it. */
-const PAYLOAD = '3';
+/** `@Payload()` as Nest's parameter keys spell it (`'3:0'`). */
+const PAYLOAD = String(RpcParamtype.PAYLOAD);
 
 /** A `@Payload()` parameter as Nest records it (`ROUTE_ARGS_METADATA`). */
 interface ParamRecord {

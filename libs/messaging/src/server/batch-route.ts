@@ -1,3 +1,4 @@
+import type { Type } from '@nestjs/common';
 import type { ConsumeDefinition } from '../decorators/consume.decorator';
 import { MessagingConfigError } from '../errors/messaging.errors';
 import { BatchItemPipes } from './batch-items';
@@ -12,6 +13,8 @@ export const MAX_BATCH_IN_FLIGHT = 65_535;
 export interface ResolvedBatch {
   readonly size: number;
   readonly maxWaitMs: number;
+  /** The class of one payload, if given (`batch.itemType`). */
+  readonly itemType?: Type;
   /** What each item goes through before the handler sees it, if anything. */
   readonly pipes?: BatchItemPipes;
 }
@@ -35,5 +38,6 @@ export function resolveBatch(
     );
   }
   const pipes = BatchItemPipes.of(definition, batch);
-  return { size: batch.size, maxWaitMs: batch.maxWaitMs, ...(pipes && { pipes }) };
+  const { size, maxWaitMs, itemType } = batch;
+  return { size, maxWaitMs, ...(itemType && { itemType }), ...(pipes && { pipes }) };
 }
