@@ -12,6 +12,7 @@ import { Ctx, Payload } from '@nestjs/microservices';
 import {
   BatchContext,
   Consume,
+  currentMessage,
   InMemoryBackend,
   InMemoryBroker,
   MessagingConfigError,
@@ -29,7 +30,12 @@ describe('batch consumption (memory backend)', () => {
 
   it('gives @Ctx() a BatchContext whose items match the payloads, and runs guards and interceptors once per batch', async () => {
     const { service, topic } = h.unique();
-    const seen: Array<{ payloads: unknown[]; ids: string[] }> = [];
+    const seen: Array<{
+      payloads: unknown[];
+      ids: string[];
+      scope: unknown;
+      context: BatchContext;
+    }> = [];
     const enhancers = { guard: 0, interceptor: 0 };
     @Injectable()
     class CountingGuard implements CanActivate {
@@ -51,9 +57,12 @@ describe('batch consumption (memory backend)', () => {
       @UseGuards(CountingGuard)
       @UseInterceptors(CountingInterceptor)
       handle(@Payload() payloads: Array<{ n: number }>, @Ctx() batch: BatchContext): void {
-        expect(batch).toBeInstanceOf(BatchContext);
-        expect(batch.size).toBe(payloads.length);
-        seen.push({ payloads, ids: batch.items.map((item) => item.messageId) });
+        seen.push({
+          payloads,
+          ids: batch.items.map((item) => item.messageId),
+          scope: currentMessage(),
+          context: batch,
+        });
       }
     }
     const app = await h.start(service, [Handler]);
@@ -65,6 +74,10 @@ describe('batch consumption (memory backend)', () => {
     const idOf = new Map(ids.map((id, i) => [i + 1, id]));
     expect(call.ids).toEqual(call.payloads.map((p) => idOf.get((p as { n: number }).n)));
     expect(enhancers).toEqual({ guard: 1, interceptor: 1 });
+    // A batch runs in no one message's scope.
+    expect(call.scope).toBeUndefined();
+    expect(call.context).toBeInstanceOf(BatchContext);
+    expect(call.context.size).toBe(3);
   });
 
   it('counts items, not batches, in consumed_total', async () => {
@@ -143,6 +156,23 @@ describe('batch consumption (memory backend)', () => {
     server.resume('Handler.handle');
     await waitFor(() => calls.length === 1);
     expect(calls[0].sort()).toEqual([1, 2]);
+  });
+
+  it('answers each request of a batch with the return value of the handler', async () => {
+    const { service, topic } = h.unique();
+    @Controller()
+    class Handler {
+      @Consume(topic, { batch: { size: 2, maxWaitMs: 5_000 } })
+      handle(@Payload() payloads: Array<{ n: number }>): string {
+        return `sum ${payloads.reduce((sum, p) => sum + p.n, 0)}`;
+      }
+    }
+    const app = await h.start(service, [Handler]);
+    const publisher = app.get(MessagingPublisher);
+    const replies = await Promise.all(
+      [1, 2].map((n) => publisher.request({ topic }, { n }, { timeoutMs: 5_000 })),
+    );
+    expect(replies).toEqual(['sum 3', 'sum 3']);
   });
 
   it('refuses at start-up a batch whose size × concurrency no broker would let in', async () => {

@@ -68,7 +68,7 @@ async function settle(
       Promise.resolve().then(() => handler(payloads as Array<{ n: number }>)),
     done: () => undefined,
   };
-  const consumer = new BatchConsumer(route, host);
+  const consumer = new BatchConsumer(route, route.batch, host);
   const settled = await Promise.all(deliveries.map((d) => consumer.add(d)));
   return settled.map((s) => s.action);
 }

@@ -8,6 +8,7 @@ import { MessageContext } from '../context/message-context';
 import type { ConsumeOutcome, MessagingInstruments } from '../observability/messaging-metrics';
 import { BatchCollector, itemFailures } from './batch-collector';
 import type { PauseGates } from './pause-gates';
+import type { ResolvedBatch } from './batch-route';
 import type { Route } from './route';
 import { ACK, REQUEUE, type Settlements } from './settlements';
 
@@ -48,12 +49,13 @@ export class BatchConsumer {
   private closed = false;
 
   constructor(
-    private readonly route: Route & { batch: NonNullable<Route['batch']> },
+    private readonly route: Route,
+    private readonly batch: ResolvedBatch,
     private readonly host: BatchHost,
   ) {
     this.collector = new BatchCollector({
-      size: route.batch.size,
-      maxWaitMs: route.batch.maxWaitMs,
+      size: batch.size,
+      maxWaitMs: batch.maxWaitMs,
       run: (deliveries) => this.run(deliveries),
       unhandled: REQUEUE,
     });
@@ -139,7 +141,7 @@ export class BatchConsumer {
       }
       try {
         const payload = host.codec.decode(delivery);
-        payloads.push(route.batch.pipes ? await route.batch.pipes.apply(payload) : payload);
+        payloads.push(this.batch.pipes ? await this.batch.pipes.apply(payload) : payload);
         live.push(i);
       } catch (error) {
         // Malformed, or refused by a pipe: this item alone is settled; the batch goes on.

@@ -230,20 +230,17 @@ export class MessagingServer
   /** What takes each delivery of `route`: one by one, or into batches (`@Consume({ batch })`). */
   private consumerOf(route: Route): (delivery: Delivery) => Promise<Settlement> {
     if (!route.batch) return (delivery) => this.onDelivery(route, delivery);
-    const batch = new BatchConsumer(
-      { ...route, batch: route.batch },
-      {
-        service: this.options.service,
-        codec: this.codec,
-        settlements: this.settlements,
-        instruments: this.instruments,
-        logger: this.logger,
-        pauses: this.pauses,
-        signal: this.stopping.signal,
-        run: (ctx, handler, payloads) => this.runInProcessingHooks(ctx, handler, payloads),
-        done: (count) => this.leave(count),
-      },
-    );
+    const batch = new BatchConsumer(route, route.batch, {
+      service: this.options.service,
+      codec: this.codec,
+      settlements: this.settlements,
+      instruments: this.instruments,
+      logger: this.logger,
+      pauses: this.pauses,
+      signal: this.stopping.signal,
+      run: (ctx, handler, payloads) => this.runInProcessingHooks(ctx, handler, payloads),
+      done: (count) => this.leave(count),
+    });
     this.batches.push(batch);
     return (delivery) => {
       this.inFlight++;
