@@ -197,26 +197,29 @@ describe('batch consumption in the testing kit', () => {
     kit = undefined;
   });
 
-  it('settled() waits for a batch still collecting, and for its items', async () => {
-    const calls: number[][] = [];
-    @Controller()
-    class Handler {
-      @Consume('stock.counted', { batch: { size: 100, maxWaitMs: 300 } })
-      count(@Payload() payloads: Array<{ n: number }>): void {
-        calls.push(payloads.map((p) => p.n));
+  it.each(['real', 'manual'] as const)(
+    'settled() waits for a batch still collecting, and for its items (clock: %s)',
+    async (clock) => {
+      const calls: number[][] = [];
+      @Controller()
+      class Handler {
+        @Consume('stock.counted', { batch: { size: 100, maxWaitMs: 300 } })
+        count(@Payload() payloads: Array<{ n: number }>): void {
+          calls.push(payloads.map((p) => p.n));
+        }
       }
-    }
-    kit = await MessagingTestKit.create({
-      imports: [MessagingModule.forRoot({ service: 'stock' })],
-      controllers: [Handler],
-    });
-    const started = Date.now();
-    await Promise.all(
-      [1, 2, 3].map((n) => (kit as MessagingTestKit).publish('stock.counted', { n })),
-    );
-    await kit.settled();
-    expect(calls).toEqual([[1, 2, 3]]);
-    // It waited for maxWaitMs (a size of 100 never came).
-    expect(Date.now() - started).toBeGreaterThanOrEqual(290);
-  });
+      kit = await MessagingTestKit.create(
+        { imports: [MessagingModule.forRoot({ service: 'stock' })], controllers: [Handler] },
+        { clock },
+      );
+      const started = Date.now();
+      await Promise.all(
+        [1, 2, 3].map((n) => (kit as MessagingTestKit).publish('stock.counted', { n })),
+      );
+      await kit.settled();
+      expect(calls).toEqual([[1, 2, 3]]);
+      // It waited for maxWaitMs (a size of 100 never came).
+      expect(Date.now() - started).toBeGreaterThanOrEqual(290);
+    },
+  );
 });
