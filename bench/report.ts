@@ -211,7 +211,10 @@ function describe(results: Results, w: WorkloadSpec): string {
   const gate = gated
     ? ` The gated cells (see "Gate"): ${results.runs} runs of ${int(gated.messages)} messages, the contender and its reference in turn, after one warm-up of ${int(gated.warmup ?? 0)}.`
     : '';
-  return `${int(w.messages)} × ${size} JSON, ${shape}${warm}: ${DESCRIPTIONS[w.kind]}.${runs}${gate}`;
+  const batch = w.batch
+    ? ` The library only, consuming in batches: \`@Consume(topic, { concurrency: 2, batch: { size: ${w.batch.size}, maxWaitMs: ${w.batch.maxWaitMs} } })\`, its handler called with an array; to compare with ${w.name.replace(/-batch$/, '')}.`
+    : '';
+  return `${int(w.messages)} × ${size} JSON, ${shape}${warm}: ${DESCRIPTIONS[w.kind]}.${batch}${runs}${gate}`;
 }
 
 /** The whole report, in markdown. */

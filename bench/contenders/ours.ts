@@ -21,6 +21,8 @@
  *   of the workload starts with the prefix and is deleted at close.
  * - `@Consume(topic, { concurrency: 100 })`: at most 100 handlers at once per app, ack after the
  *   handler resolved.
+ * - Batch workloads (`ff-256B-x1-batch`): `@Consume(topic, { concurrency: 2, batch })`, the handler
+ *   called with an array that it loops over; each message acked on its own after the batch ran.
  * - Requests: `request(payload, { timeoutMs })`, volatile (the library's default); the
  *   `ours-durable-<queueType>` contenders send `request(payload, { timeoutMs, durable: true })`.
  * - Retry workload: `retry: { maxAttempts: 3, backoff: { initialDelayMs: 0, multiplier: 1,
@@ -43,6 +45,7 @@ import type * as IoRedis from 'ioredis';
 import { runChild } from '../shared/child';
 import { packageVersion } from '../shared/measure';
 import type {
+  BatchSpec,
   BenchMessage,
   ChildTask,
   Contender,
@@ -139,6 +142,7 @@ export function oursContender(task: ChildTask): Contender {
     inFlight: number,
     handler?: Handler,
     retry = false,
+    batch?: BatchSpec,
   ): Promise<Instance> => {
     @Injectable()
     class BenchProducer {
@@ -151,6 +155,14 @@ export function oursContender(task: ChildTask): Contender {
         return handler?.(message);
       }
     }
+    @Controller()
+    class BenchBatchConsumer {
+      // Two batches at once, so that one fills while the other runs: 2 × size messages in flight.
+      @Consume(topic, { concurrency: 2, batch: batch ?? { size: 1, maxWaitMs: 0 } })
+      handle(@Payload() messages: BenchMessage[]): void {
+        for (const message of messages) handler?.(message);
+      }
+    }
     @Module({
       imports: [
         MessagingModule.forRoot({
@@ -159,7 +171,7 @@ export function oursContender(task: ChildTask): Contender {
           concurrency: CONCURRENCY,
         }),
       ],
-      controllers: handler ? [BenchConsumer] : [],
+      controllers: handler ? [batch ? BenchBatchConsumer : BenchConsumer] : [],
       providers: [BenchProducer],
     })
     class BenchModule {}
@@ -233,6 +245,7 @@ export function oursContender(task: ChildTask): Contender {
       durable
         ? "requests: request(payload, { timeoutMs, durable: true }) (persistent and confirmed, into the route's durable queue)"
         : 'requests: request(payload, { timeoutMs }), volatile (the default)',
+      `batch workloads: @Consume(topic, { concurrency: 2, batch: { size, maxWaitMs } }) (2 × size messages in flight); the handler loops over the array`,
       `retry: ${JSON.stringify(RETRY)}${broker === 'rabbitmq' ? ' (rounded up to the 100 ms TTL tier)' : ''}`,
     ],
     supportsRetry: true,
@@ -246,7 +259,9 @@ export function oursContender(task: ChildTask): Contender {
         instances.push(await start(options.name, TOPIC, options.inFlight));
       }
       for (let i = 0; i < options.consumers; i++) {
-        instances.push(await start(options.name, TOPIC, options.inFlight, handler, options.retry));
+        instances.push(
+          await start(options.name, TOPIC, options.inFlight, handler, options.retry, options.batch),
+        );
       }
       const producer = instances[0].producer;
       return {

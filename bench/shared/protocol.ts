@@ -18,6 +18,12 @@ export type ContenderKind = 'raw' | 'ours' | 'nest-rmq' | 'golevelup' | 'memory'
 export type WorkloadKind = 'fire-and-forget' | 'request-reply' | 'retry' | 'backlog';
 
 /** One measured workload, as the orchestrator hands it to a child. */
+/** `@Consume(topic, { batch: { size, maxWaitMs } })` of a batch workload. */
+export interface BatchSpec {
+  readonly size: number;
+  readonly maxWaitMs: number;
+}
+
 export interface WorkloadSpec {
   /** Short name, also used in queue names: `ff-256B-x1`, `rr-seq`, ... */
   readonly name: string;
@@ -34,6 +40,11 @@ export interface WorkloadSpec {
   readonly warmup?: number;
   /** Retry: every `failEvery`-th message fails on its first delivery (10 = 10%). */
   readonly failEvery?: number;
+  /**
+   * Fire-and-forget: the library consumes in batches (`@Consume(topic, { batch })`), its handler
+   * called once per batch with an array; no other contender runs it.
+   */
+  readonly batch?: BatchSpec;
   /** Backlog: the drain handler awaits between 0 and this many ms. */
   readonly slowHandlerMs?: number;
   /** Backlog: `fill` only publishes to the queue and keeps it; `drain` consumes it and deletes it. */
@@ -142,6 +153,8 @@ export interface PubSubOptions {
   readonly retry: boolean;
   /** Backlog fill: keep the queue at close. */
   readonly keepQueue?: boolean;
+  /** Consume in batches (the library only; see `WorkloadSpec.batch`). */
+  readonly batch?: BatchSpec;
 }
 
 /** A producer and `consumers` consumer instances on one queue, all in this process. */

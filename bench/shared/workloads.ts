@@ -146,6 +146,7 @@ async function pubSub(
     consumers: spec.consumers,
     inFlight: spec.inFlight,
     retry,
+    ...(spec.batch && { batch: spec.batch }),
     handler: (message) => {
       const id = message.id;
       if (id >= total) return warm.record(id - total);

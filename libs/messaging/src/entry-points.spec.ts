@@ -35,6 +35,8 @@ describe('entry points', () => {
       [
         ...pinned,
         'BackendClosedError',
+        'BatchContext',
+        'BatchFailure',
         'DeadLetterService',
         'InMemoryBroker',
         'MalformedMessageError',

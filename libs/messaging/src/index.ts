@@ -23,6 +23,7 @@ export type { CodecOptions } from './codec/codec-options';
 export { MessagingServer } from './server/messaging.server';
 export { MessagingClient } from './client/messaging.client';
 export { MessageContext } from './context/message-context';
+export { BatchContext } from './context/batch-context';
 /** The library's `x-messaging-*` header names, as a handler reads them from `ctx.headers`. */
 export { MessagingHeaders } from './backend/message-headers';
 export type { MessageHeaders } from './backend/broker-backend.interface';
@@ -33,6 +34,7 @@ export {
   type ConsumeDefinitionInput,
   type ConsumeOptions,
 } from './decorators/consume.decorator';
+export type { BatchOptions } from './decorators/batch-options';
 export { Producer, getProducerToken, type ProducerTarget } from './decorators/producer.decorator';
 export { MessageProducer } from './producer/message-producer';
 export {
@@ -99,6 +101,8 @@ export { asyncApiDocument, type AsyncApiDocumentOptions } from './asyncapi/async
 // Errors
 export {
   BackendClosedError,
+  BatchFailure,
+  type BatchItemFailure,
   MalformedMessageError,
   MessagingConfigError,
   MessagingError,

@@ -8,6 +8,7 @@
  * | --------------------- | ---------------------------------------------------------------------- |
  * | channel               | a topic (address = the topic) or a named queue                         |
  * | `receive` operation   | a `@Consume` handler: `<service>.<method>`, with its queue, retry and dead-letter policy (`x-messaging`) |
+ * | `x-batch` on it        | a batch handler (`@Consume({ batch })`): `{ size, maxWaitMs }`; its messages are single items |
  * | `send` operation      | the `@Producer`s of one service for one channel: `<service>.send<Channel>` |
  * | message               | a payload type of the channel (`<channel>`, or `<channel>.<Type>` when several) |
  * | reply                 | a handler that returns a class (request/reply)                         |
@@ -37,7 +38,7 @@ export interface AsyncApiDocumentOptions {
 /** One `@Consume` handler, resolved as the server resolves it, with the types it takes and returns. */
 export interface RouteDescription extends Pick<
   Route,
-  'name' | 'spec' | 'retry' | 'deadLetter' | 'idempotent'
+  'name' | 'spec' | 'retry' | 'deadLetter' | 'idempotent' | 'batch'
 > {
   /** The connection it consumes on. @default 'default' */
   readonly connection?: string;
@@ -160,6 +161,10 @@ function receiveOperation(
     : 'the message is dropped (no dead-letter queue).';
   const failure = `${describeRetry(retry)}${then}`;
   const request = reply ? ' A request is never retried: its caller gets the error.' : '';
+  const batch = route.batch && {
+    text: ` Consumed in batches of up to ${route.batch.size} messages (waiting at most ${route.batch.maxWaitMs} ms for them); each message is acknowledged, retried or dead-lettered on its own.`,
+    extension: { 'x-batch': { size: route.batch.size, maxWaitMs: route.batch.maxWaitMs } },
+  };
   return {
     action: 'receive',
     channel: { $ref: `#/channels/${c.id}` },
@@ -173,7 +178,7 @@ function receiveOperation(
         }
       : {}),
     summary: `${route.name} handles ${spec.external ? 'queue' : 'topic'} ${c.name}`,
-    description: `\`${route.name}\` consumes queue \`${spec.queue}\`${from}.${once} ${failure}${request}`,
+    description: `\`${route.name}\` consumes queue \`${spec.queue}\`${from}.${once}${batch?.text ?? ''} ${failure}${request}`,
     tags: [{ name: spec.service }],
     bindings: { amqp: { ack: true, bindingVersion: AMQP_BINDING_VERSION } },
     'x-messaging': {
@@ -188,6 +193,7 @@ function receiveOperation(
       ...(route.ordered ? { ordered: true, orderedBy: 'orderingKey' } : {}),
       ...onConnection(route.connection),
     },
+    ...batch?.extension,
   };
 }
 

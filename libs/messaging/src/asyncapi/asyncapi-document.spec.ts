@@ -195,4 +195,30 @@ describe('asyncApiDocument', () => {
     expect(() => asyncApiDocument(app, { title: 'x', version: '1' })).toThrow(MessagingConfigError);
     expect(() => asyncApiDocument(app, { title: 'x', version: '1' })).toThrow(/MessagingModule/);
   });
+
+  it('shows a batch handler as such: x-batch, and one item as its message', async () => {
+    @Controller()
+    class StockController {
+      @Consume('stock.counted', { batch: { size: 100, maxWaitMs: 20, itemType: ItemAdded } })
+      async count(@Payload() _items: ItemAdded[]): Promise<void> {}
+    }
+    @Module({
+      imports: [
+        MessagingModule.forRoot({
+          service: 'stock',
+          backend: new InMemoryBackend({ broker: new InMemoryBroker() }),
+        }),
+      ],
+      controllers: [StockController],
+    })
+    class StockModule {}
+    const app = await NestFactory.createApplicationContext(StockModule, { logger: false });
+    apps.push(app);
+    const document = asyncApiDocument(app, { title: 'Stock', version: '1' }) as Record<string, any>;
+    const operation = document.operations['stock.count'] as Record<string, any>;
+    expect(operation['x-batch']).toEqual({ size: 100, maxWaitMs: 20 });
+    expect(operation.description).toContain('batches of up to 100 messages');
+    const schema = JSON.stringify(document.components.schemas);
+    expect(schema).toContain('quantity');
+  });
 });

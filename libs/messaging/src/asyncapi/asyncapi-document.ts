@@ -124,7 +124,7 @@ function describeRoutes(
   }
   return buildRoutes(handlers, optionsOf).map((route) => {
     const { type, method } = sources.get(route.handler) as HandlerSource;
-    const { name, spec, retry, deadLetter, idempotent, connection, ordered } = route;
+    const { name, spec, retry, deadLetter, idempotent, connection, ordered, batch } = route;
     const returned: unknown = Reflect.getMetadata('design:returntype', type.prototype, method);
     return {
       name,
@@ -134,7 +134,9 @@ function describeRoutes(
       idempotent,
       connection,
       ordered,
-      payload: registry.payloadOf(payloadType(type, method)),
+      ...(batch && { batch }),
+      // A batch handler's @Payload() is an array: each message is one item (of batch.itemType).
+      payload: registry.payloadOf(batch ? batch.itemType : payloadType(type, method)),
       // A handler's return value is the reply to a request; an async one's type is erased (Promise).
       reply: registry.payloadOf(returned),
     };

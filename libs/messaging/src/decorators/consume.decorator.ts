@@ -6,6 +6,7 @@ import { checkBoolean, checkInteger, checkName, checkOptionsObject } from '../er
 import { MessagingConfigError } from '../errors/messaging.errors';
 import { CONSUME_METADATA, MESSAGING_TRANSPORT } from '../messaging.constants';
 import { checkConnectionName, MAX_CONCURRENCY } from '../options/messaging-options';
+import { type BatchOptions, checkBatchOptions } from './batch-options';
 import { checkRetryOptions, type RetryOptions } from '../retry/retry-options';
 import { MessageErrorFilter } from './message-error.filter';
 import {
@@ -63,6 +64,13 @@ export interface ConsumeOptions {
    * state is in health (`circuit`) and metrics (`circuit_open`). @default none
    */
   circuitBreaker?: CircuitBreakerOptions;
+  /**
+   * Consume in batches: `@Payload()` is an array of 1..`size` payloads (see {@link BatchOptions}).
+   * Returning acknowledges each; a throw settles each by the retry policy on its own;
+   * `throw new BatchFailure([{ index, error }])` fails only the listed ones.
+   * @default none: one message per call
+   */
+  batch?: BatchOptions;
 }
 
 /** `@Consume({ topic | queue, ...options })`. */
@@ -76,6 +84,8 @@ export interface ConsumeDefinition {
   readonly options: ConsumeOptions;
   /** `Class.method`, for logs. */
   readonly handlerName: string;
+  /** The class and method, with `batch`: their pipes run on each item (server/batch-items.ts). */
+  readonly method?: { readonly owner: object; readonly key: string | symbol };
 }
 
 const CONSUME_KEYS: readonly (keyof ConsumeDefinitionInput)[] = [
@@ -89,6 +99,7 @@ const CONSUME_KEYS: readonly (keyof ConsumeDefinitionInput)[] = [
   'connection',
   'ordered',
   'circuitBreaker',
+  'batch',
 ];
 /** The options of `@Consume(topic, options)`: the topic is the first argument. */
 const OPTION_KEYS = CONSUME_KEYS.filter((key) => key !== 'topic');
@@ -128,6 +139,7 @@ export function Consume(
       );
     }
     const definition: ConsumeDefinition = { topic, options, handlerName };
+    if (options.batch) Object.assign(definition, { method: { owner: target.constructor, key } });
     // The pattern only has to be unique per handler: routing is done by the broker, per queue.
     const pattern = { consume: topic ?? `queue:${options.queue}`, handler: handlerName };
     EventPattern(pattern, MESSAGING_TRANSPORT, { [CONSUME_METADATA]: definition })(
@@ -173,6 +185,7 @@ function checkConsumeDefinition(input: ConsumeDefinitionInput, where: string): v
   checkConnectionName(input.connection, `${where}: connection`);
   checkBoolean(input.ordered, false, `${where}: ordered`);
   checkCircuitBreaker(input.circuitBreaker, `${where}: circuitBreaker`);
+  checkBatchOptions(input.batch, input, where);
   if (input.ordered && input.queue !== undefined) {
     throw new MessagingConfigError(
       `${where}: ordered consumes a queue of the library's own (one active consumer across instances); consume a topic instead of { queue: '${input.queue}' }, or drop ordered`,

@@ -139,3 +139,36 @@ export class RemoteHandlerError extends MessagingError {
 export class BackendClosedError extends MessagingError {
   readonly code = 'BACKEND_CLOSED';
 }
+
+/** One failed item of a batch: its index in the array the handler received, and why it failed. */
+export interface BatchItemFailure {
+  readonly index: number;
+  readonly error: unknown;
+}
+
+/**
+ * Throw from a batch handler (`@Consume(topic, { batch })`) to fail only some of its items: each
+ * listed item is retried or dead-lettered by the retry policy on its own (its own attempt count), as
+ * if its own handler had thrown `error`; every other item of the batch is acknowledged. The indexes
+ * are those of the array the handler received. A list that names an index out of range (or not a
+ * whole number) cannot be trusted to say what succeeded: the whole batch is then settled as failed,
+ * each item with this error. An index listed twice counts once (its first error).
+ *
+ * @example
+ * const failed = results.flatMap((r, index) => (r.ok ? [] : [{ index, error: r.error }]));
+ * if (failed.length > 0) throw new BatchFailure(failed);
+ */
+export class BatchFailure extends MessagingError {
+  readonly code = 'BATCH_FAILURE';
+
+  constructor(readonly failures: readonly BatchItemFailure[]) {
+    super(
+      `${failures.length} item(s) of the batch failed: ` +
+        failures
+          .slice(0, 3)
+          .map((f) => `#${f.index} ${f.error instanceof Error ? f.error.message : String(f.error)}`)
+          .join('; ') +
+        (failures.length > 3 ? '; ...' : ''),
+    );
+  }
+}

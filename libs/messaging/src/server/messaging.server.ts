@@ -29,6 +29,8 @@ import { OrderedDeliveries } from './ordered-deliveries';
 import { HandlerBreakers } from './handler-breakers';
 import { PauseGates } from './pause-gates';
 import type { CircuitState } from '../retry/circuit-breaker';
+import { BatchConsumer } from './batch-consumer';
+import type { BatchContext } from '../context/batch-context';
 import { buildRoutes, describeRoute, type Route } from './route';
 import { ACK, REQUEUE, Settlements } from './settlements';
 import { type ConsumeOutcome, MessagingInstruments } from '../observability/messaging-metrics';
@@ -99,6 +101,8 @@ export class MessagingServer
   private started: readonly ServedRoute[] = [];
   private readonly pauses = new PauseGates();
   private readonly breakers: HandlerBreakers;
+  /** The consumers of `@Consume({ batch })` routes, once started. */
+  private readonly batches: BatchConsumer[] = [];
 
   constructor(
     @Inject(MESSAGING_OPTIONS) private readonly options: ResolvedMessagingOptions,
@@ -201,6 +205,7 @@ export class MessagingServer
     this.pauses.close();
     this.breakers.close();
     this.closing.abort();
+    for (const batch of this.batches) batch.close();
     if (this.inFlight > 0) {
       this.logger.log(`Waiting for ${this.inFlight} in-flight handler(s) to finish`);
       if (!(await settleWithin(this.whenIdle(), this.options.shutdownTimeoutMs))) {
@@ -256,12 +261,7 @@ export class MessagingServer
     this.started = routes;
     for (const route of routes) {
       if (route.breaker) this.breakers.add(route.name, route.breaker);
-      const deliver = (delivery: Delivery) => this.onDelivery(route, delivery);
-      const ordered = route.ordered && new OrderedDeliveries(deliver, this.closing.signal);
-      const subscription = await route.via.backend.subscribe(
-        route.spec,
-        ordered ? (delivery) => ordered.deliver(delivery) : deliver,
-      );
+      const subscription = await route.via.backend.subscribe(route.spec, this.consumerOf(route));
       this.subscriptions.push(subscription);
       this.logger.log(describeRoute(route));
     }
@@ -302,6 +302,32 @@ export class MessagingServer
       settlements: new Settlements(codec, this.logger),
       inbox,
       tracer,
+    };
+  }
+
+  /** What takes each delivery of `route`: one by one, or into batches (`@Consume({ batch })`). */
+  private consumerOf(route: ServedRoute): (delivery: Delivery) => Promise<Settlement> {
+    if (!route.batch) {
+      const deliver = (delivery: Delivery) => this.onDelivery(route, delivery);
+      if (!route.ordered) return deliver;
+      const ordered = new OrderedDeliveries(deliver, this.closing.signal);
+      return (delivery) => ordered.deliver(delivery);
+    }
+    const batch = new BatchConsumer(route, route.batch, {
+      service: route.via.options.service,
+      codec: route.via.codec,
+      settlements: route.via.settlements,
+      instruments: this.instruments,
+      logger: this.logger,
+      pauses: this.pauses,
+      signal: this.stopping.signal,
+      run: (ctx, handler, payloads) => this.runInProcessingHooks(ctx, handler, payloads),
+      done: (count) => this.leave(count),
+    });
+    this.batches.push(batch);
+    return (delivery) => {
+      this.inFlight++;
+      return batch.add(delivery);
     };
   }
 
@@ -357,7 +383,12 @@ export class MessagingServer
   /** A delivery of `route` is done with its slot. */
   private finished(route: ServedRoute): void {
     route.slots.release();
-    if (--this.inFlight === 0 && this.idle) {
+    this.leave(1);
+  }
+
+  /** `count` deliveries are settled. */
+  private leave(count: number): void {
+    if ((this.inFlight -= count) === 0 && this.idle) {
       this.idle.resolve();
       this.idle = undefined;
     }
@@ -452,7 +483,7 @@ export class MessagingServer
    * one, the last value of an Observable.
    */
   private runInProcessingHooks(
-    ctx: MessageContext,
+    ctx: MessageContext | BatchContext,
     handler: MessageHandler,
     payload: unknown,
   ): Promise<unknown> {

@@ -17,6 +17,7 @@ import {
   type ResolvedCircuitBreaker,
 } from '../retry/circuit-breaker';
 import { HandlerSlots } from './handler-slots';
+import { resolveBatch, type ResolvedBatch } from './batch-route';
 
 /** One `@Consume` handler with its options resolved against the module's. */
 export interface Route {
@@ -36,6 +37,8 @@ export interface Route {
   readonly handler: MessageHandler;
   /** Its `concurrency`, across every source of its deliveries. */
   readonly slots: HandlerSlots;
+  /** With `@Consume({ batch })`: `slots` counts batches, and the backend lets `size` × as many in. */
+  readonly batch?: ResolvedBatch;
 }
 
 /**
@@ -96,6 +99,7 @@ function buildRoute(
   }
   const concurrency = consume.concurrency ?? options.concurrency;
   const ordered = consume.ordered ?? false;
+  const batch = resolveBatch(definition, concurrency, where);
   return {
     name: handlerName,
     connection: options.name,
@@ -120,11 +124,15 @@ function buildRoute(
       topics: topic === undefined ? [] : [topic],
       external,
       // An ordered route's deliveries wait for their key's turn without a handler slot: room for
-      // more of them than handlers, so that a run of one key does not keep the other keys out.
-      concurrency: ordered
-        ? Math.min(concurrency * ORDERED_PREFETCH, MAX_CONCURRENCY)
-        : concurrency,
+      // more of them than handlers, so that a run of one key does not keep the other keys out. A
+      // batch route takes a batch per handler slot.
+      concurrency: batch
+        ? batch.size * concurrency
+        : ordered
+          ? Math.min(concurrency * ORDERED_PREFETCH, MAX_CONCURRENCY)
+          : concurrency,
     },
+    ...(batch && { batch }),
   };
 }
 
@@ -146,5 +154,8 @@ export function describeRoute(route: Route): string {
     : '';
   const once = `${route.idempotent ? ', idempotent' : ''}${route.ordered ? ', ordered by orderingKey' : ''}${breaker}`;
   const on = route.connection === DEFAULT_CONNECTION ? '' : ` on connection '${route.connection}'`;
-  return `${route.name} <- ${source}${on} (concurrency ${route.slots.limit}, ${retries}, ${dlq}${once})`;
+  const runs = route.batch
+    ? `batches of up to ${route.batch.size} within ${route.batch.maxWaitMs} ms, concurrency ${route.slots.limit}`
+    : `concurrency ${route.slots.limit}`;
+  return `${route.name} <- ${source}${on} (${runs}, ${retries}, ${dlq}${once})`;
 }

@@ -15,6 +15,7 @@ import { type BackendContractOptions, FAST_RETRY, useContractHarness } from './c
 import { describeDelayContract } from './delay-contract';
 import { describeFailureContract } from './failure-contract';
 import { describeOrderingContract } from './ordering-contract';
+import { describeBatchContract } from './batch-contract';
 import { gate, waitFor } from './wait-for';
 
 export type { BackendContractOptions } from './contract-harness';
@@ -460,5 +461,6 @@ export function runBackendContract(
     describeFailureContract(h);
     describeDelayContract(h);
     describeOrderingContract(h);
+    describeBatchContract(h);
   });
 }
