@@ -208,6 +208,9 @@ export function sizes(quick: boolean, messages?: number): Sizes {
  */
 export const BATCH = { size: 100, maxWaitMs: 10 } as const;
 
+/** The keys of `ff-256B-x1-ordered`: message `id` carries key `k<id % 100>`. */
+export const ORDERED_KEYS = 100;
+
 /** Every workload, in the order of the report. */
 export function workloads(sizes: Sizes): WorkloadSpec[] {
   const ff = (bodyBytes: number, consumers: number): WorkloadSpec => ({
@@ -223,6 +226,8 @@ export function workloads(sizes: Sizes): WorkloadSpec[] {
     ff(256, 1),
     // The same workload, consumed by the library in batches (BATCH): its cost against ff-256B-x1.
     { ...ff(256, 1), name: 'ff-256B-x1-batch', batch: BATCH },
+    // The same workload, consumed by an ordered handler with 100 keys: its cost against ff-256B-x1.
+    { ...ff(256, 1), name: 'ff-256B-x1-ordered', orderedKeys: ORDERED_KEYS },
     ff(10_240, 1),
     ff(256, 4),
     ff(10_240, 4),
@@ -360,6 +365,7 @@ export function scaledFor(
 export function notApplicable(contender: ContenderDef, workload: WorkloadSpec): string | undefined {
   if (workload.kind === 'retry' && contender.kind === 'nest-rmq') return 'no retry feature';
   if (workload.batch && !isLibrary(contender)) return "batch consumption is the library's own";
+  if (workload.orderedKeys && !isLibrary(contender)) return "ordered consumption is the library's own";
   const amqp = contender.broker === 'rabbitmq';
   if (
     workload.kind === 'backlog' &&

@@ -214,7 +214,10 @@ function describe(results: Results, w: WorkloadSpec): string {
   const batch = w.batch
     ? ` The library only, consuming in batches: \`@Consume(topic, { concurrency: 2, batch: { size: ${w.batch.size}, maxWaitMs: ${w.batch.maxWaitMs} } })\`, its handler called with an array; to compare with ${w.name.replace(/-batch$/, '')}.`
     : '';
-  return `${int(w.messages)} × ${size} JSON, ${shape}${warm}: ${DESCRIPTIONS[w.kind]}.${batch}${runs}${gate}`;
+  const ordered = w.orderedKeys
+    ? ` The library only, consuming ordered: \`@Consume(topic, { concurrency: 10, ordered: true })\`, each message published with one of ${w.orderedKeys} \`orderingKey\`s in turn; to compare with ${w.name.replace(/-ordered$/, '')}.`
+    : '';
+  return `${int(w.messages)} × ${size} JSON, ${shape}${warm}: ${DESCRIPTIONS[w.kind]}.${batch}${ordered}${runs}${gate}`;
 }
 
 /** The whole report, in markdown. */

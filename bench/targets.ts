@@ -54,7 +54,9 @@ export function targets(results: Results): Target[] {
     return c && ratio(results, c, 'rate');
   };
   // The batch workload has no target of the issue: it is compared with ff-256B-x1 in performance.md.
-  const ffWorkloads = results.workloads.filter((s) => s.kind === 'fire-and-forget' && !s.batch);
+  const ffWorkloads = results.workloads.filter(
+    (s) => s.kind === 'fire-and-forget' && !s.batch && !s.orderedKeys,
+  );
   for (const q of ['quorum', 'classic']) {
     const ours = `ours-${q}`;
     if (!has(ours)) continue;
@@ -154,7 +156,7 @@ export function cellTarget(results: Results, cell: Cell): string {
   if (cell.status !== 'ok' || c.requests === 'durable') return '';
   if (c.kind !== 'ours' && c.kind !== 'memory') return '';
   const w = cell.workload;
-  if (w.batch) return '';
+  if (w.batch || w.orderedKeys) return '';
   const rss = `RSS <= ${RSS_BUDGET_MB} MB ${mark((cell.rss ?? 0) <= RSS_BUDGET_MB)}`;
   if (c.kind === 'memory') {
     if (w.kind !== 'fire-and-forget') return '';

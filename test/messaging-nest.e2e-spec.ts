@@ -549,4 +549,29 @@ describe('MessagingModule in a Nest app (in-memory backend)', () => {
       return Twice;
     }).toThrow(/a method takes one @Consume/);
   });
+
+  it('refuses at start a handler name paused before the start that the app does not have', async () => {
+    const topic = uniqueTopic();
+    @Controller()
+    class Known {
+      @Consume(topic)
+      handle(): void {}
+    }
+    const moduleRef = await Test.createTestingModule({
+      imports: [
+        MessagingModule.forRoot({
+          service: `nest-${++seq}`,
+          backend: new InMemoryBackend({ broker }),
+        }),
+      ],
+      controllers: [Known],
+    }).compile();
+    const app = track(moduleRef.createNestApplication({ logger: false }));
+    const server = app.get(MessagingServer);
+    server.pause('Knwon.handle'); // a typo the server cannot check before it knows its handlers
+    app.connectMicroservice({ strategy: server });
+    await expect(app.startAllMicroservices()).rejects.toThrow(
+      /MessagingServer\.pause\('Knwon\.handle'\): no handler of this app has that name.*Known\.handle/,
+    );
+  });
 });

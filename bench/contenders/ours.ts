@@ -143,6 +143,7 @@ export function oursContender(task: ChildTask): Contender {
     handler?: Handler,
     retry = false,
     batch?: BatchSpec,
+    ordered = false,
   ): Promise<Instance> => {
     @Injectable()
     class BenchProducer {
@@ -151,6 +152,13 @@ export function oursContender(task: ChildTask): Contender {
     @Controller()
     class BenchConsumer {
       @Consume(topic, { concurrency: CONCURRENCY, ...(retry ? { retry: RETRY } : {}) })
+      handle(@Payload() message: BenchMessage): unknown {
+        return handler?.(message);
+      }
+    }
+    @Controller()
+    class BenchOrderedConsumer {
+      @Consume(topic, { concurrency: CONCURRENCY, ordered: true })
       handle(@Payload() message: BenchMessage): unknown {
         return handler?.(message);
       }
@@ -171,7 +179,9 @@ export function oursContender(task: ChildTask): Contender {
           concurrency: CONCURRENCY,
         }),
       ],
-      controllers: handler ? [batch ? BenchBatchConsumer : BenchConsumer] : [],
+      controllers: handler
+        ? [batch ? BenchBatchConsumer : ordered ? BenchOrderedConsumer : BenchConsumer]
+        : [],
       providers: [BenchProducer],
     })
     class BenchModule {}
@@ -216,12 +226,13 @@ export function oursContender(task: ChildTask): Contender {
         return;
       }
       case 'rabbitmq': {
-        // The route's request queue (`<exchange>.requests.<queue>`) went with its consumers.
-        const retryTier = `${name}.retry.100`;
+        // The route's request queue (`<exchange>.requests.<queue>`) went with its consumers. Retries
+        // wait in the binary delay levels (amqp-delay-levels.ts), declared with the first one.
+        const levels = Array.from({ length: 32 }, (_, n) => `${name}.delay-level.${n}`);
         await deleteNames(
           task.url,
-          [`${name}.${topic}`, `${name}.dead-letter`, retryTier],
-          [name, `${name}.requests`, retryTier],
+          [`${name}.${topic}`, `${name}.dead-letter`, ...levels],
+          [name, `${name}.requests`, `${name}.delay-delivery`, ...levels],
         );
       }
     }
@@ -246,7 +257,8 @@ export function oursContender(task: ChildTask): Contender {
         ? "requests: request(payload, { timeoutMs, durable: true }) (persistent and confirmed, into the route's durable queue)"
         : 'requests: request(payload, { timeoutMs }), volatile (the default)',
       `batch workloads: @Consume(topic, { concurrency: 2, batch: { size, maxWaitMs } }) (2 × size messages in flight); the handler loops over the array`,
-      `retry: ${JSON.stringify(RETRY)}${broker === 'rabbitmq' ? ' (rounded up to the 100 ms TTL tier)' : ''}`,
+      `ordered workloads: @Consume(topic, { concurrency: ${CONCURRENCY}, ordered: true }) (${CONCURRENCY} × 4 messages in flight), each publish with orderingKey k<id % keys>`,
+      `retry: ${JSON.stringify(RETRY)}`,
     ],
     supportsRetry: true,
 
@@ -260,14 +272,27 @@ export function oursContender(task: ChildTask): Contender {
       }
       for (let i = 0; i < options.consumers; i++) {
         instances.push(
-          await start(options.name, TOPIC, options.inFlight, handler, options.retry, options.batch),
+          await start(
+            options.name,
+            TOPIC,
+            options.inFlight,
+            handler,
+            options.retry,
+            options.batch,
+            options.orderedKeys !== undefined,
+          ),
         );
       }
       const producer = instances[0].producer;
+      const keys = options.orderedKeys;
       return {
-        publish: async (message) => {
-          await producer.publish(message);
-        },
+        publish: keys
+          ? async (message) => {
+              await producer.publish(message, { orderingKey: `k${message.id % keys}` });
+            }
+          : async (message) => {
+              await producer.publish(message);
+            },
         close: async () => {
           await Promise.all(instances.map((instance) => instance.app.close()));
           if (!options.keepQueue) await cleanup(options.name, TOPIC);

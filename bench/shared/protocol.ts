@@ -45,6 +45,11 @@ export interface WorkloadSpec {
    * called once per batch with an array; no other contender runs it.
    */
   readonly batch?: BatchSpec;
+  /**
+   * Fire-and-forget: the library's handler is ordered (`@Consume(topic, { ordered: true })`) and
+   * message `id` carries the ordering key `k<id % orderedKeys>`; no other contender runs it.
+   */
+  readonly orderedKeys?: number;
   /** Backlog: the drain handler awaits between 0 and this many ms. */
   readonly slowHandlerMs?: number;
   /** Backlog: `fill` only publishes to the queue and keeps it; `drain` consumes it and deletes it. */
@@ -155,6 +160,8 @@ export interface PubSubOptions {
   readonly keepQueue?: boolean;
   /** Consume in batches (the library only; see `WorkloadSpec.batch`). */
   readonly batch?: BatchSpec;
+  /** Consume ordered, with this many keys (the library only; see `WorkloadSpec.orderedKeys`). */
+  readonly orderedKeys?: number;
 }
 
 /** A producer and `consumers` consumer instances on one queue, all in this process. */

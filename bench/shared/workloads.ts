@@ -147,6 +147,7 @@ async function pubSub(
     inFlight: spec.inFlight,
     retry,
     ...(spec.batch && { batch: spec.batch }),
+    ...(spec.orderedKeys && { orderedKeys: spec.orderedKeys }),
     handler: (message) => {
       const id = message.id;
       if (id >= total) return warm.record(id - total);

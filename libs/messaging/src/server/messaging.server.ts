@@ -259,6 +259,8 @@ export class MessagingServer
       return;
     }
     this.started = routes;
+    // pause(name) before the start could not check the name: now it can.
+    for (const name of this.pauses.named) this.checkHandlerName(name, 'pause');
     for (const route of routes) {
       if (route.breaker) this.breakers.add(route.name, route.breaker);
       const subscription = await route.via.backend.subscribe(route.spec, this.consumerOf(route));

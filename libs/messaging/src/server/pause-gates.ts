@@ -66,6 +66,11 @@ export class PauseGates {
     });
   }
 
+  /** The handlers paused or resumed by name so far. */
+  get named(): string[] {
+    return [...this.paused, ...this.resumed];
+  }
+
   /** How many deliveries wait for `name`. */
   waitingFor(name: string): number {
     return this.waiting.get(name)?.length ?? 0;
