@@ -365,7 +365,8 @@ export function scaledFor(
 export function notApplicable(contender: ContenderDef, workload: WorkloadSpec): string | undefined {
   if (workload.kind === 'retry' && contender.kind === 'nest-rmq') return 'no retry feature';
   if (workload.batch && !isLibrary(contender)) return "batch consumption is the library's own";
-  if (workload.orderedKeys && !isLibrary(contender)) return "ordered consumption is the library's own";
+  if (workload.orderedKeys && !isLibrary(contender))
+    return "ordered consumption is the library's own";
   const amqp = contender.broker === 'rabbitmq';
   if (
     workload.kind === 'backlog' &&
