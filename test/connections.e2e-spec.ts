@@ -5,6 +5,7 @@ import {
   Consume,
   InMemoryBackend,
   InMemoryBroker,
+  InMemoryMessageStore,
   MessageProducer,
   MessagingConfigError,
   MessagingModule,
@@ -67,6 +68,51 @@ describe('several connections: misuse fails at start-up with the fix', () => {
     ]);
     expect(error).toBeInstanceOf(MessagingConfigError);
     expect((error as Error).message).toContain("twice with name 'x'");
+  });
+
+  it('refuses one durable message store shared by two connections', async () => {
+    // A durable store (its outbox relayed after the commit), as a PostgresMessageStore is.
+    const shared = Object.assign(new InMemoryMessageStore(), { durable: true });
+    const error = await startupError([
+      MessagingModule.forRoot({ service: `a${++seq}`, backend: memory(), store: shared }),
+      MessagingModule.forRoot({ name: 'x', service: `a${seq}`, backend: memory(), store: shared }),
+    ]);
+    expect(error).toBeInstanceOf(MessagingConfigError);
+    expect((error as Error).message).toMatch(
+      /'default' and 'x' share one message store.*schema of its own/,
+    );
+  });
+
+  it('consumes none of the handlers of a named connection with consumers: false', async () => {
+    @Controller()
+    class Split {
+      @Consume(`split${++seq}.a`)
+      here() {}
+
+      @Consume(`split${seq}.b`, { connection: 'x' })
+      elsewhere() {}
+    }
+    const moduleRef = await Test.createTestingModule({
+      imports: [
+        MessagingModule.forRoot({ service: `a${seq}`, backend: memory() }),
+        MessagingModule.forRoot({
+          name: 'x',
+          service: `a${seq}`,
+          backend: memory(),
+          consumers: false,
+        }),
+      ],
+      controllers: [Split],
+    }).compile();
+    const app = moduleRef.createNestApplication({ logger: false });
+    app.connectMicroservice({ strategy: app.get(MessagingServer) });
+    await app.startAllMicroservices();
+    await app.init();
+    try {
+      expect(app.get(MessagingServer).handlers.map((h) => h.handler)).toEqual(['Split.here']);
+    } finally {
+      await app.close();
+    }
   });
 
   it('refuses named connections without the default one', async () => {

@@ -55,7 +55,12 @@ export class DeadLetterService {
         `DeadLetterService.forConnection('${name}'): no connection '${name}'; import MessagingModule.forRoot({ name: '${name}', backend, service })`,
       );
     }
-    return new DeadLetterService(connection.options, connection.backend, connection.codec);
+    return new DeadLetterService(
+      connection.options,
+      connection.backend,
+      connection.codec,
+      this.modules,
+    );
   }
 
   /**

@@ -1,107 +1,111 @@
-import { CircuitBreaker, type CircuitChange, type CircuitState } from './circuit-breaker';
+import {
+  CircuitBreaker,
+  type CircuitChange,
+  type CircuitState,
+  type CircuitTicket,
+  type CircuitVerdict,
+} from './circuit-breaker';
 
-type Step = ['fail', number] | ['succeed'] | ['admit'] | ['half-open'];
+type Step = ['admit'] | ['half-open'] | ['record', CircuitTicket, CircuitVerdict, number];
 
-/** Runs `steps` on a breaker of 3 failures in 1000 ms; each row: what a step returns and the state after it. */
-function run(steps: Step[]): [string, CircuitChange | boolean | undefined, CircuitState][] {
+type Row = [string, CircuitChange | CircuitTicket | undefined, CircuitState];
+
+/** Runs `steps` on a breaker of 3 failures in 1000 ms; each row: what a step returned, the state after. */
+function run(steps: Step[]): Row[] {
   const breaker = new CircuitBreaker({ failures: 3, windowMs: 1000, openMs: 5000 });
-  return steps.map((step) => {
-    const [what] = step;
-    const result =
-      what === 'fail'
-        ? breaker.failure(step[1])
-        : what === 'succeed'
-          ? breaker.success()
-          : what === 'admit'
-            ? breaker.admit()
-            : (breaker.halfOpen(), undefined);
-    return [what, result, breaker.state];
+  return steps.map((step): Row => {
+    if (step[0] === 'admit') return ['admit', breaker.admit(), breaker.state];
+    if (step[0] === 'half-open')
+      return ['half-open', (breaker.halfOpen(), undefined), breaker.state];
+    const [, ticket, verdict, now] = step;
+    return [`${ticket} ${verdict}`, breaker.record(ticket, verdict, now), breaker.state];
   });
 }
 
+const fail = (now: number): Step => ['record', 'run', 'failed', now];
+const opened: Step[] = [fail(0), fail(1), fail(2)];
+const openedRows: Row[] = [
+  ['run failed', undefined, 'closed'],
+  ['run failed', undefined, 'closed'],
+  ['run failed', 'opened', 'open'],
+];
+
 describe('CircuitBreaker', () => {
-  it.each<[string, Step[], [string, CircuitChange | boolean | undefined, CircuitState][]]>([
+  it.each<[string, Step[], Row[]]>([
     [
-      'opens on the 3rd failure within the window',
-      [['fail', 0], ['fail', 400], ['fail', 900], ['admit']],
-      [
-        ['fail', undefined, 'closed'],
-        ['fail', undefined, 'closed'],
-        ['fail', 'opened', 'open'],
-        ['admit', false, 'open'],
-      ],
+      'opens on the 3rd failure within the window, then admits nothing',
+      [...opened, ['admit']],
+      [...openedRows, ['admit', undefined, 'open']],
     ],
     [
       'forgets failures older than the window',
+      [fail(0), fail(500), fail(1000), fail(1600)],
       [
-        ['fail', 0],
-        ['fail', 500],
-        ['fail', 1000],
-        ['fail', 1600],
+        ['run failed', undefined, 'closed'],
+        ['run failed', undefined, 'closed'],
+        ['run failed', undefined, 'closed'], // the one at 0 left the window at 1000
+        ['run failed', undefined, 'closed'], // 500 left it at 1500: 1000 and 1600 are 2
       ],
+    ],
+    [
+      'ok and none verdicts of runs change nothing while closed',
+      [fail(0), ['record', 'run', 'ok', 1], ['record', 'run', 'none', 2], fail(3), fail(4)],
       [
-        ['fail', undefined, 'closed'],
-        ['fail', undefined, 'closed'],
-        // the one at 0 left the window at 1000
-        ['fail', undefined, 'closed'],
-        // 500 left it at 1500: 1000 and 1600 are 2
-        ['fail', undefined, 'closed'],
+        ['run failed', undefined, 'closed'],
+        ['run ok', undefined, 'closed'],
+        ['run none', undefined, 'closed'],
+        ['run failed', undefined, 'closed'],
+        ['run failed', 'opened', 'open'],
       ],
     ],
     [
       'half-open admits one trial; its success closes',
+      [...opened, ['half-open'], ['admit'], ['admit'], ['record', 'trial', 'ok', 10], ['admit']],
       [
-        ['fail', 0],
-        ['fail', 1],
-        ['fail', 2],
+        ...openedRows,
+        ['half-open', undefined, 'half-open'],
+        ['admit', 'trial', 'half-open'],
+        ['admit', undefined, 'half-open'],
+        ['trial ok', 'closed', 'closed'],
+        ['admit', 'run', 'closed'],
+      ],
+    ],
+    [
+      "a trial's failure opens again",
+      [...opened, ['half-open'], ['admit'], ['record', 'trial', 'failed', 10]],
+      [
+        ...openedRows,
+        ['half-open', undefined, 'half-open'],
+        ['admit', 'trial', 'half-open'],
+        ['trial failed', 'opened', 'open'],
+      ],
+    ],
+    [
+      'a trial that says nothing (a malformed message) makes way for another trial',
+      [...opened, ['half-open'], ['admit'], ['record', 'trial', 'none', 10], ['admit']],
+      [
+        ...openedRows,
+        ['half-open', undefined, 'half-open'],
+        ['admit', 'trial', 'half-open'],
+        ['trial none', 'retrial', 'half-open'],
+        ['admit', 'trial', 'half-open'],
+      ],
+    ],
+    [
+      'verdicts of runs admitted before it opened decide nothing, open or half-open',
+      [
+        ...opened,
+        ['record', 'run', 'ok', 3],
         ['half-open'],
-        ['admit'],
-        ['admit'],
-        ['succeed'],
-        ['admit'],
+        ['record', 'run', 'ok', 4],
+        ['record', 'run', 'failed', 5],
       ],
       [
-        ['fail', undefined, 'closed'],
-        ['fail', undefined, 'closed'],
-        ['fail', 'opened', 'open'],
+        ...openedRows,
+        ['run ok', undefined, 'open'],
         ['half-open', undefined, 'half-open'],
-        ['admit', true, 'half-open'],
-        ['admit', false, 'half-open'],
-        ['succeed', 'closed', 'closed'],
-        ['admit', true, 'closed'],
-      ],
-    ],
-    [
-      "a trial's failure opens again at once",
-      [['fail', 0], ['fail', 1], ['fail', 2], ['half-open'], ['admit'], ['fail', 3]],
-      [
-        ['fail', undefined, 'closed'],
-        ['fail', undefined, 'closed'],
-        ['fail', 'opened', 'open'],
-        ['half-open', undefined, 'half-open'],
-        ['admit', true, 'half-open'],
-        ['fail', 'opened', 'open'],
-      ],
-    ],
-    [
-      'outcomes of runs admitted before it opened change nothing while open',
-      [['fail', 0], ['fail', 1], ['fail', 2], ['succeed'], ['fail', 3]],
-      [
-        ['fail', undefined, 'closed'],
-        ['fail', undefined, 'closed'],
-        ['fail', 'opened', 'open'],
-        ['succeed', undefined, 'open'],
-        ['fail', undefined, 'open'],
-      ],
-    ],
-    [
-      'a success while closed keeps the failures counted (the window decides)',
-      [['fail', 0], ['succeed'], ['fail', 10], ['fail', 20]],
-      [
-        ['fail', undefined, 'closed'],
-        ['succeed', undefined, 'closed'],
-        ['fail', undefined, 'closed'],
-        ['fail', 'opened', 'open'],
+        ['run ok', undefined, 'half-open'],
+        ['run failed', undefined, 'half-open'],
       ],
     ],
   ])('%s', (_name, steps, expected) => {

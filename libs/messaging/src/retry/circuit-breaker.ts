@@ -4,16 +4,28 @@
  * the circuit, its failure opens it again. A pure state machine: the server holds the deliveries and
  * keeps the timer (`HandlerBreakers`); here is only what happens next.
  *
- * | state       | `admit()`                          | a success                  | a failure                                       |
- * | ----------- | ---------------------------------- | -------------------------- | ----------------------------------------------- |
- * | `closed`    | yes                                | stays closed               | counted; the `failures`-th within `windowMs` opens |
- * | `open`      | no: the delivery waits             | (from a run admitted before) nothing | nothing                              |
- * | `half-open` | yes for one delivery (the trial), then no | closes                | opens again for `openMs`                        |
+ * Each delivery the breaker admits gets a ticket: a `run` while closed, the `trial` when half-open.
+ * Its verdict counts only while the circuit is still where it was admitted: the outcome of a run
+ * admitted before the circuit opened decides nothing about a later trial.
  *
- * A failure is a handler error the retry policy retries or dead-letters: not a malformed or invalid
- * message, which says nothing of the handler's health.
+ * | state       | `admit()`                     | verdict `ok`   | verdict `failed`                                   | verdict `none`      |
+ * | ----------- | ----------------------------- | -------------- | -------------------------------------------------- | ------------------- |
+ * | `closed`    | `run`                         | nothing        | counted; the `failures`-th within `windowMs` opens | nothing             |
+ * | `open`      | none: the delivery waits      | (ignored)      | (ignored)                                          | (ignored)           |
+ * | `half-open` | `trial` once, then none       | closes         | opens again for `openMs`                           | another trial       |
+ *
+ * Verdicts: `failed` is a handler error the retry policy retries or dead-letters (or drops with
+ * `deadLetter: false`); `ok` a handler that returned; `none` a delivery that says nothing of the
+ * handler's health (a malformed or invalid message, an `UnrecoverableError`, a duplicate, an expired
+ * request, a delivery handed back at shutdown).
  */
 export type CircuitState = 'closed' | 'open' | 'half-open';
+
+/** What one admitted delivery says of the handler's health. */
+export type CircuitVerdict = 'ok' | 'failed' | 'none';
+
+/** What `admit()` gave a delivery: recorded with its verdict. */
+export type CircuitTicket = 'run' | 'trial';
 
 /** `@Consume(..., { circuitBreaker })`. */
 export interface CircuitBreakerOptions {
@@ -30,8 +42,8 @@ export type ResolvedCircuitBreaker = Required<CircuitBreakerOptions>;
 export const DEFAULT_BREAKER_WINDOW_MS = 60_000;
 export const DEFAULT_BREAKER_OPEN_MS = 30_000;
 
-/** What a recorded outcome changed, for the log and the metrics. */
-export type CircuitChange = 'opened' | 'closed' | undefined;
+/** What a verdict changed: the server logs it, measures it and holds or releases deliveries. */
+export type CircuitChange = 'opened' | 'closed' | 'retrial' | undefined;
 
 export class CircuitBreaker {
   private current: CircuitState = 'closed';
@@ -45,12 +57,12 @@ export class CircuitBreaker {
     return this.current;
   }
 
-  /** Whether a delivery may run now. In `half-open`, the first to ask is the trial. */
-  admit(): boolean {
-    if (this.current === 'closed') return true;
-    if (this.current === 'open' || this.trialTaken) return false;
+  /** The ticket of a delivery that may run now; undefined when it must wait. */
+  admit(): CircuitTicket | undefined {
+    if (this.current === 'closed') return 'run';
+    if (this.current === 'open' || this.trialTaken) return undefined;
     this.trialTaken = true;
-    return true;
+    return 'trial';
   }
 
   /** `openMs` passed since it opened: the next delivery is a trial. */
@@ -60,23 +72,25 @@ export class CircuitBreaker {
     this.trialTaken = false;
   }
 
-  /** A run the breaker admitted succeeded. */
-  success(): CircuitChange {
-    if (this.current !== 'half-open') return undefined;
+  /** The verdict of a delivery admitted with `ticket`, at `now` (epoch ms). */
+  record(ticket: CircuitTicket, verdict: CircuitVerdict, now: number): CircuitChange {
+    if (this.current === 'closed' && ticket === 'run') {
+      if (verdict !== 'failed') return undefined;
+      this.recent.push(now);
+      while (this.recent.length > 0 && this.recent[0] <= now - this.options.windowMs) {
+        this.recent.shift();
+      }
+      return this.recent.length >= this.options.failures ? this.open() : undefined;
+    }
+    if (this.current !== 'half-open' || ticket !== 'trial') return undefined;
+    if (verdict === 'failed') return this.open();
+    if (verdict === 'none') {
+      this.trialTaken = false;
+      return 'retrial';
+    }
     this.current = 'closed';
     this.recent.length = 0;
     return 'closed';
-  }
-
-  /** A run the breaker admitted failed, at `now` (epoch ms). */
-  failure(now: number): CircuitChange {
-    if (this.current === 'half-open') return this.open();
-    if (this.current === 'open') return undefined;
-    this.recent.push(now);
-    while (this.recent.length > 0 && this.recent[0] <= now - this.options.windowMs) {
-      this.recent.shift();
-    }
-    return this.recent.length >= this.options.failures ? this.open() : undefined;
   }
 
   private open(): CircuitChange {

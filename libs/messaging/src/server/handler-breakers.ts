@@ -1,13 +1,16 @@
 import type { Logger } from '@nestjs/common';
-import type { Settlement } from '../backend/broker-backend.interface';
-import { MessagingHeaders } from '../backend/message-headers';
 import type { MessagingInstruments } from '../observability/messaging-metrics';
 import {
   CircuitBreaker,
   type CircuitState,
+  type CircuitTicket,
+  type CircuitVerdict,
   type ResolvedCircuitBreaker,
 } from '../retry/circuit-breaker';
 import { PauseGates } from './pause-gates';
+
+/** The longest a Node.js timer waits (about 24.8 days); longer waits are chained. */
+const MAX_TIMER_MS = 2 ** 31 - 1;
 
 /**
  * The circuit breakers of the server's handlers (`@Consume(..., { circuitBreaker })`). While a
@@ -19,6 +22,7 @@ export class HandlerBreakers {
   private readonly breakers = new Map<string, CircuitBreaker>();
   private readonly gates = new PauseGates();
   private readonly timers = new Set<NodeJS.Timeout>();
+  private closed = false;
 
   constructor(
     private readonly logger: Logger,
@@ -34,30 +38,38 @@ export class HandlerBreakers {
     return this.breakers.get(handler)?.state;
   }
 
-  /**
-   * Undefined when a delivery of `handler` may run now; else a promise that resolves true when it
-   * should ask again, false when the server closes (it goes back to the broker unhandled).
-   */
-  hold(handler: string): Promise<boolean> | undefined {
-    const breaker = this.breakers.get(handler);
-    return !breaker || breaker.admit() ? undefined : this.gates.wait(handler);
+  /** The ticket of a delivery of `handler` that may run now; undefined when it must `wait()`. */
+  admit(handler: string): CircuitTicket | undefined {
+    return this.breakers.get(handler)?.admit();
   }
 
-  /** How an admitted run of `handler` ended. */
-  record(handler: string, settlement: Settlement): void {
+  /** Resolves true when a held delivery should ask again, false when the server closes. */
+  wait(handler: string): Promise<boolean> {
+    return this.gates.wait(handler);
+  }
+
+  /** How many deliveries of `handler` wait for its circuit. */
+  waiting(handler: string): number {
+    return this.gates.waitingFor(handler);
+  }
+
+  /** What an admitted delivery of `handler` said of its health. */
+  record(handler: string, ticket: CircuitTicket, verdict: CircuitVerdict): void {
     const breaker = this.breakers.get(handler);
-    if (!breaker) return;
-    if (isFailure(settlement)) {
-      if (breaker.failure(Date.now()) === 'opened') this.opened(handler, breaker);
-    } else if (isSuccess(settlement) && breaker.success() === 'closed') {
+    const change = breaker?.record(ticket, verdict, Date.now());
+    if (!breaker || !change || this.closed) return;
+    if (change === 'opened') return this.opened(handler, breaker);
+    if (change === 'closed') {
       this.instruments.circuit(handler, false);
       this.logger.log(`Circuit of ${handler} closed: the trial message succeeded`);
-      this.gates.resume(handler);
     }
+    // Closed: they all go; another trial: they ask again, the first is the trial.
+    this.gates.resume(handler);
   }
 
   /** The server closes: what waits goes back to the broker, and no timer is left behind. */
   close(): void {
+    this.closed = true;
     for (const timer of this.timers) clearTimeout(timer);
     this.timers.clear();
     this.gates.close();
@@ -69,29 +81,23 @@ export class HandlerBreakers {
     this.logger.warn(
       `Circuit of ${handler} opened (${failures} failure(s) within ${windowMs} ms): its messages wait, unacknowledged, ${openMs} ms; then one is tried`,
     );
-    const timer = setTimeout(() => {
-      this.timers.delete(timer);
+    this.after(openMs, () => {
       breaker.halfOpen();
       this.logger.log(`Circuit of ${handler} half-open: trying one message`);
       this.gates.resume(handler); // the waiting ask again; the first is the trial
-    }, openMs);
+    });
+  }
+
+  private after(ms: number, task: () => void): void {
+    const timer = setTimeout(
+      () => {
+        this.timers.delete(timer);
+        if (ms > MAX_TIMER_MS) this.after(ms - MAX_TIMER_MS, task);
+        else task();
+      },
+      Math.min(ms, MAX_TIMER_MS),
+    );
+    timer.unref();
     this.timers.add(timer);
   }
-}
-
-/** A handler error that the retry policy retries or dead-letters (not bad input). */
-function isFailure(settlement: Settlement): boolean {
-  if (settlement.action === 'retry') return true;
-  return (
-    settlement.action === 'dead-letter' &&
-    (settlement.failure.reason === 'handler-error' || settlement.failure.reason === 'max-attempts')
-  );
-}
-
-/** Handled: an ack that is not a request answered with its handler's error. */
-function isSuccess(settlement: Settlement): boolean {
-  return (
-    settlement.action === 'ack' &&
-    settlement.reply?.headers[MessagingHeaders.REPLY_ERROR] === undefined
-  );
 }

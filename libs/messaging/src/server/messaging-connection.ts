@@ -76,6 +76,18 @@ export function checkConnections(connections: readonly MessagingConnection[]): v
     }
     seen.set(connection.name, connection);
   }
+  const stores = new Map<MessageStore, string>();
+  for (const { name, store } of connections) {
+    const other = store.durable ? stores.get(store) : undefined;
+    if (other !== undefined) {
+      throw new MessagingConfigError(
+        `Connections '${other}' and '${name}' share one message store: its outbox would be relayed to one ` +
+          `broker only. Give each connection a store of its own, in a schema of its own ` +
+          `(new PostgresMessageStore({ ..., schema: 'messaging_${name}' }))`,
+      );
+    }
+    stores.set(store, name);
+  }
   if (connections.length > 0 && !seen.has(DEFAULT_CONNECTION)) {
     const named = connections.map((c) => `'${c.name}'`).join(', ');
     throw new MessagingConfigError(

@@ -28,7 +28,9 @@ import { checkConnections, connectionsOf, pickConnection } from './messaging-con
 import { OrderedDeliveries } from './ordered-deliveries';
 import { HandlerBreakers } from './handler-breakers';
 import { PauseGates } from './pause-gates';
-import type { CircuitState } from '../retry/circuit-breaker';
+import type { CircuitState, CircuitVerdict } from '../retry/circuit-breaker';
+import { classifyFailure } from '../retry/retry-policy';
+import type { FailureReason } from '../errors/failure';
 import { BatchConsumer } from './batch-consumer';
 import type { BatchContext } from '../context/batch-context';
 import { buildRoutes, describeRoute, type Route } from './route';
@@ -39,6 +41,14 @@ import { MessagingTracer } from '../observability/messaging-tracer';
 /** How `consumed_total` counts a settlement, when metrics are on. */
 interface Outcome {
   value: ConsumeOutcome;
+  /** How a throw is classified (`classifyFailure`), when the handler or decoding threw. */
+  threw?: FailureReason;
+}
+
+/** What a settled delivery says of its handler's health, for its circuit breaker. */
+function verdictOf(outcome: Outcome): CircuitVerdict {
+  if (outcome.threw !== undefined) return outcome.threw === 'handler-error' ? 'failed' : 'none';
+  return outcome.value === 'ack' ? 'ok' : 'none';
 }
 
 /** What the server consumes one connection with. */
@@ -136,6 +146,8 @@ export class MessagingServer
     readonly paused: boolean;
     /** Its circuit breaker's state, when it has one. */
     readonly circuit?: CircuitState;
+    /** Its deliveries held here now, unacknowledged, by a pause or an open circuit. */
+    readonly held: number;
   }[] {
     return this.started.map((route) => ({
       handler: route.name,
@@ -143,6 +155,7 @@ export class MessagingServer
       connection: route.connection,
       paused: this.pauses.isPaused(route.name),
       ...(route.breaker ? { circuit: this.breakers.state(route.name) } : {}),
+      held: this.pauses.waitingFor(route.name) + this.breakers.waiting(route.name),
     }));
   }
 
@@ -246,7 +259,7 @@ export class MessagingServer
   }
 
   private async start(): Promise<void> {
-    const routes = this.routes();
+    let routes = this.routes();
     for (const via of new Set(routes.map((r) => r.via).concat(this.home))) {
       await via.backend.connect();
     }
@@ -257,6 +270,14 @@ export class MessagingServer
           : `Producer-only (consumers: false): ${routes.length} @Consume handler(s) not consumed here: ${routes.map((r) => r.name).join(', ')}`,
       );
       return;
+    }
+    // A named connection with consumers: false consumes none of its handlers.
+    const skipped = routes.filter((r) => r.via !== this.home && !r.via.options.consumers);
+    if (skipped.length > 0) {
+      this.logger.log(
+        `Producer-only connection(s): ${skipped.length} @Consume handler(s) not consumed here: ${skipped.map((r) => `${r.name} (${r.connection})`).join(', ')}`,
+      );
+      routes = routes.filter((r) => !skipped.includes(r));
     }
     this.started = routes;
     // pause(name) before the start could not check the name: now it can.
@@ -352,20 +373,32 @@ export class MessagingServer
     if (this.pauses.active && this.pauses.isPaused(route.name)) {
       return this.held(route, delivery, this.pauses.wait(route.name));
     }
-    const tripped = route.breaker && this.breakers.hold(route.name);
-    if (tripped) return this.held(route, delivery, tripped);
+    const ticket = route.breaker && this.breakers.admit(route.name);
+    if (route.breaker && !ticket) {
+      return this.held(route, delivery, this.breakers.wait(route.name));
+    }
+    if (route.ordered && this.closing.signal.aborted) {
+      // An ordered delivery that waited for a slot: the close hands it back rather than run it.
+      this.finished(route);
+      return Promise.resolve(REQUEUE);
+    }
     if (this.stopping.signal.aborted) {
       // close() gave up waiting (shutdownTimeoutMs) while this one waited for a slot: like a handler
       // still running then, it goes back to the broker unhandled.
       this.finished(route);
       return Promise.resolve(REQUEUE);
     }
+    if (!ticket) {
+      return this.instruments.enabled
+        ? this.measured(route, delivery)
+        : this.settle(route, delivery);
+    }
+    const outcome: Outcome = { value: 'ack' };
     const settled = this.instruments.enabled
-      ? this.measured(route, delivery)
-      : this.settle(route, delivery);
-    if (!route.breaker) return settled;
+      ? this.measured(route, delivery, outcome)
+      : this.settle(route, delivery, outcome);
     return settled.then((settlement) => {
-      this.breakers.record(route.name, settlement);
+      this.breakers.record(route.name, ticket, verdictOf(outcome));
       return settlement;
     });
   }
@@ -397,10 +430,13 @@ export class MessagingServer
   }
 
   /** {@link settle}, counted and timed for the metrics (from when its handler's turn came). */
-  private async measured(route: ServedRoute, delivery: Delivery): Promise<Settlement> {
+  private async measured(
+    route: ServedRoute,
+    delivery: Delivery,
+    outcome: Outcome = { value: 'ack' },
+  ): Promise<Settlement> {
     const instruments = this.instruments;
     const started = performance.now();
-    const outcome: Outcome = { value: 'ack' };
     instruments.running(route.name, 1);
     try {
       const settlement = await this.settle(route, delivery, outcome);
@@ -454,6 +490,7 @@ export class MessagingServer
       // A body that cannot be decoded (MalformedMessageError) or whatever the handler threw.
       const settlement = route.via.settlements.failed(route, delivery, thrown);
       if (outcome) {
+        outcome.threw = classifyFailure(thrown);
         outcome.value =
           settlement.action !== 'ack'
             ? settlement.action

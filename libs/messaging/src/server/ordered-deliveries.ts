@@ -6,7 +6,8 @@ import { REQUEUE } from './settlements';
 /**
  * The deliveries of an ordered handler (`@Consume(topic, { ordered: true })`) in one process: one
  * message of an `orderingKey` at a time, in delivery order, and different keys at the same time (up to
- * the handler's `concurrency`, which `run` keeps). A message without a key is handled as by any handler.
+ * the handler's `concurrency`, which `run` keeps). A message without a key is handled as by any
+ * handler (a failure is retried through the broker).
  *
  * A failure the retry policy retries is retried here, in place, after its delay: the message stays
  * unacknowledged (the broker keeps it) and holds back the later messages of its key only, where a
@@ -30,7 +31,8 @@ export class OrderedDeliveries {
 
   deliver(delivery: Delivery): Promise<Settlement> {
     const key = orderingKeyOf(delivery.headers);
-    if (key === undefined) return this.attempts(delivery);
+    // No key, no order to keep: handled (and retried through the broker) as by any handler.
+    if (key === undefined) return this.run(delivery);
     return this.lanes
       .enter(key)
       .then(() => this.attempts(delivery))
@@ -64,16 +66,26 @@ function counted(settlement: Settlement, last: Delivery): Settlement {
   return { ...settlement, failure: { ...settlement.failure, attempts: last.attempt, firstAt } };
 }
 
+/** The longest a Node.js timer waits (about 24.8 days); longer waits are chained. */
+const MAX_TIMER_MS = 2 ** 31 - 1;
+
 /** Resolves true after `ms`, or false as soon as `signal` aborts. */
 function waitUnlessAborted(ms: number, signal: AbortSignal): Promise<boolean> {
   return new Promise((resolve) => {
+    let timer: NodeJS.Timeout;
     const done = (waited: boolean): void => {
       clearTimeout(timer);
       signal.removeEventListener('abort', aborted);
       resolve(waited);
     };
     const aborted = (): void => done(false);
-    const timer = setTimeout(() => done(true), ms);
+    const wait = (left: number): void => {
+      timer = setTimeout(
+        () => (left > MAX_TIMER_MS ? wait(left - MAX_TIMER_MS) : done(true)),
+        Math.min(left, MAX_TIMER_MS),
+      );
+    };
+    wait(ms);
     signal.addEventListener('abort', aborted);
   });
 }

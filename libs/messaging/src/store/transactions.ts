@@ -41,9 +41,10 @@ export function currentStoreTransaction(backend: BrokerBackend): StoreTransactio
 }
 
 /** The transaction in scope while its work runs. */
-function liveScope(): TransactionScope | undefined {
+function liveScope(backend: BrokerBackend): TransactionScope | undefined {
   const current = scope.getStore();
-  return current && !current.ended ? current : undefined;
+  // The transaction of another connection's store is not this connection's.
+  return current && !current.ended && current.backend === backend ? current : undefined;
 }
 
 /** Runs `work` with `tx` in scope; `tx` refuses writes once `work` settled. */
@@ -142,7 +143,7 @@ export class MessagingTransactions {
    * Inside another `run()` or a transaction-scoped handler, `work` joins that transaction instead.
    */
   run<T, Native = any>(work: (native: Native) => Promise<T>): Promise<T> {
-    const current = liveScope();
+    const current = liveScope(this.backend);
     if (current) return work(current.tx.native as Native);
     return inStoreTransaction(
       this.store,
@@ -164,11 +165,11 @@ export class MessagingTransactions {
 
   /** The handle of the transaction in scope (see `run()`), or `undefined` outside one. */
   current<Native = any>(): Native | undefined {
-    return liveScope()?.tx.native as Native | undefined;
+    return liveScope(this.backend)?.tx.native as Native | undefined;
   }
 
   /** True inside `run()`, `join()` or a transaction-scoped handler. */
   get active(): boolean {
-    return liveScope() !== undefined;
+    return liveScope(this.backend) !== undefined;
   }
 }
