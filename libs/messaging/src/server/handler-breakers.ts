@@ -27,7 +27,11 @@ export class HandlerBreakers {
   constructor(
     private readonly logger: Logger,
     private readonly instruments: MessagingInstruments,
-  ) {}
+    /** Called each time a delivery starts waiting for a circuit. */
+    onWait: () => void,
+  ) {
+    this.gates.onWait = onWait;
+  }
 
   add(handler: string, options: ResolvedCircuitBreaker): void {
     this.breakers.set(handler, new CircuitBreaker(options));

@@ -111,6 +111,7 @@ export class MessagingServer
   private started: readonly ServedRoute[] = [];
   private readonly pauses = new PauseGates();
   private readonly breakers: HandlerBreakers;
+  private readonly heldListeners = new Set<() => void>();
   /** The consumers of `@Consume({ batch })` routes, once started. */
   private readonly batches: BatchConsumer[] = [];
 
@@ -125,7 +126,9 @@ export class MessagingServer
   ) {
     super();
     this.instruments = instruments ?? new MessagingInstruments(undefined);
-    this.breakers = new HandlerBreakers(this.logger, this.instruments);
+    const held = (): void => this.heldListeners.forEach((listener) => listener());
+    this.breakers = new HandlerBreakers(this.logger, this.instruments, held);
+    this.pauses.onWait = held;
     this.home = this.consuming(
       options,
       backend,
@@ -187,6 +190,24 @@ export class MessagingServer
     throw new MessagingConfigError(
       `MessagingServer.${call}('${handler}'): no handler of this app has that name. Use 'ClassName.methodName', one of: ${this.started.map((r) => r.name).join(', ')}`,
     );
+  }
+
+  /** How many deliveries a pause or an open circuit holds now, across handlers. */
+  get heldDeliveries(): number {
+    let held = 0;
+    for (const route of this.started) {
+      held += this.pauses.waitingFor(route.name) + this.breakers.waiting(route.name);
+    }
+    return held;
+  }
+
+  /**
+   * Calls `listener` each time a delivery starts waiting for a pause or an open circuit (the testing
+   * kit's `settled()` counts those as waiting for the test, not for the broker). Returns its removal.
+   */
+  onHeld(listener: () => void): () => void {
+    this.heldListeners.add(listener);
+    return () => this.heldListeners.delete(listener);
   }
 
   /** True once Nest started this server (`app.startAllMicroservices()`). */

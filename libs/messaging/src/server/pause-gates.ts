@@ -20,6 +20,8 @@ export class PauseGates {
   private readonly resumed = new Set<string>();
   private readonly waiting = new Map<string, Array<(go: boolean) => void>>();
   private closed = false;
+  /** Called each time a delivery starts waiting (the testing kit's `settled()` listens). */
+  onWait?: () => void;
 
   /** Whether any handler may be paused (while none is, a delivery costs two field reads here). */
   get active(): boolean {
@@ -59,11 +61,13 @@ export class PauseGates {
    */
   wait(name: string): Promise<boolean> {
     if (this.closed) return Promise.resolve(false);
-    return new Promise((resolve) => {
+    const waiting = new Promise<boolean>((resolve) => {
       const list = this.waiting.get(name);
       if (list) list.push(resolve);
       else this.waiting.set(name, [resolve]);
     });
+    this.onWait?.();
+    return waiting;
   }
 
   /** The handlers paused or resumed by name so far. */

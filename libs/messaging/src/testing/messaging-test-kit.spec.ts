@@ -1,3 +1,4 @@
+import { MessagingServer } from '../server/messaging.server';
 import { Controller, Injectable, Module } from '@nestjs/common';
 import { Ctx, Payload } from '@nestjs/microservices';
 import { MessageContext } from '../context/message-context';
@@ -106,6 +107,21 @@ describe('MessagingTestKit', () => {
     await kit.publish('order.shipped', { orderId: 'o-1' });
     await kit.settled();
     expect(journal()).toEqual(['shipped o-1']);
+  });
+
+  it("settles with a paused handler's messages held, and runs them after resume()", async () => {
+    kit = await createKit();
+    const server = kit.get(MessagingServer);
+    const shipping = server.handlers.find((h) => h.queue.endsWith('order.shipped'))!.handler;
+    server.pause(shipping);
+    await kit.publish('order.shipped', { orderId: 'o-p1' });
+    await kit.publish('order.shipped', { orderId: 'o-p2' });
+    await kit.settled(); // the held messages wait for the test, not for the broker
+    expect(journal()).toEqual([]);
+    expect(server.heldDeliveries).toBe(2);
+    server.resume(shipping);
+    await kit.settled();
+    expect(journal().sort()).toEqual(['shipped o-p1', 'shipped o-p2']);
   });
 
   it('settles a chain of messages published by handlers (A -> B -> C)', async () => {

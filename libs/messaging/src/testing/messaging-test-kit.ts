@@ -131,6 +131,7 @@ export class MessagingTestKit {
 
   private constructor(
     app: INestApplication,
+    private readonly server: MessagingServer,
     broker: InMemoryBroker,
     backend: RecordingBackend,
     clock: TestClock | undefined,
@@ -147,6 +148,8 @@ export class MessagingTestKit {
     this.manualTime = clock !== undefined;
     this.settleTimeoutMs = options.settleTimeoutMs ?? DEFAULT_SETTLE_TIMEOUT_MS;
     this.clock = new KitClock(clock, broker, () => this.waitIdle(false, this.settleTimeoutMs));
+    // A delivery held by a pause or an open circuit waits for the test, not for the broker.
+    server.onHeld(() => broker.workChanged());
   }
 
   /**
@@ -186,7 +189,7 @@ export class MessagingTestKit {
       app.connectMicroservice({ strategy: server }, { inheritAppConfig: true });
       await app.startAllMicroservices();
       await app.init();
-      return new MessagingTestKit(app, broker, backend, clock, options);
+      return new MessagingTestKit(app, server, broker, backend, clock, options);
     } catch (error) {
       await app.close().catch(() => undefined);
       throw error;
@@ -213,7 +216,9 @@ export class MessagingTestKit {
    * running and, with real time, no retry or delayed publish waiting: every message the last publish
    * caused, their retries and dead letters, has been handled. The broker says when it becomes idle;
    * nothing is polled. With `{ clock: 'manual' }` it does not move time: what waits for a delay waits
-   * for `clock.advance()` or `clock.runAllDelays()` (`clock.pendingDelays` counts it). Rejects with a
+   * for `clock.advance()` or `clock.runAllDelays()` (`clock.pendingDelays` counts it). The messages
+   * a paused handler or an open circuit holds wait for the test (`resume()`, the circuit's trial), not
+   * for the broker: `settled()` does not wait for them. Rejects with a
    * `SettleTimeoutError` naming the busy queues after `timeoutMs` (a handler that never finishes).
    */
   settled(options: { timeoutMs?: number } = {}): Promise<void> {
@@ -289,7 +294,11 @@ export class MessagingTestKit {
       timeoutMs,
     );
     try {
-      await this.broker.whenIdle({ includeDelayed, signal: controller.signal });
+      await this.broker.whenIdle({
+        includeDelayed,
+        signal: controller.signal,
+        held: () => this.server.heldDeliveries,
+      });
     } finally {
       clearTimeout(timer);
     }

@@ -28,10 +28,16 @@ export interface IdleOptions {
   readonly includeDelayed?: boolean;
   /** Gives up the wait: the promise rejects with the signal's reason. */
   readonly signal?: AbortSignal;
+  /**
+   * How many deliveries in flight wait for the test rather than for the broker (a paused handler's,
+   * an open circuit's): they do not keep the broker busy. @default none
+   */
+  readonly held?: () => number;
 }
 
 interface IdleWaiter {
   readonly includeDelayed: boolean;
+  readonly held?: () => number;
   readonly resolve: () => void;
   /** Idle was seen; confirming it after a turn of the event loop. */
   confirming: boolean;
@@ -86,7 +92,7 @@ export class BrokerActivity {
   /** Work may have ended (a consumer left, a delivery settled): wakes the waiters whose wait is over. */
   changed(): void {
     for (const waiter of this.waiters) {
-      if (!waiter.confirming && this.isIdle(waiter.includeDelayed)) this.confirm(waiter);
+      if (!waiter.confirming && this.isIdle(waiter)) this.confirm(waiter);
     }
   }
 
@@ -101,6 +107,7 @@ export class BrokerActivity {
       };
       const waiter: IdleWaiter = {
         includeDelayed: options.includeDelayed ?? true,
+        held: options.held,
         confirming: false,
         resolve: () => {
           signal?.removeEventListener('abort', onAbort);
@@ -113,9 +120,11 @@ export class BrokerActivity {
     });
   }
 
-  private isIdle(includeDelayed: boolean): boolean {
+  private isIdle({ includeDelayed, held }: IdleWaiter): boolean {
     return (
-      this.inFlightCount === 0 && (!includeDelayed || this.delayedCount === 0) && !this.anyReady()
+      this.inFlightCount === (held?.() ?? 0) &&
+      (!includeDelayed || this.delayedCount === 0) &&
+      !this.anyReady()
     );
   }
 
@@ -128,7 +137,7 @@ export class BrokerActivity {
     waiter.confirming = true;
     setImmediate(() => {
       waiter.confirming = false;
-      if (!this.waiters.has(waiter) || !this.isIdle(waiter.includeDelayed)) return;
+      if (!this.waiters.has(waiter) || !this.isIdle(waiter)) return;
       this.waiters.delete(waiter);
       waiter.resolve();
     });

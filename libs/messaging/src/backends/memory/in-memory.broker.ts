@@ -230,6 +230,11 @@ export class InMemoryBroker {
     return this.activity.whenIdle(options);
   }
 
+  /** What in-flight deliveries wait for changed outside the broker (`IdleOptions.held`): look again. */
+  workChanged(): void {
+    this.activity.changed();
+  }
+
   /** What the broker has in hand now: what a test that waited too long reports. */
   work(): BrokerWork {
     const queues: QueueWork[] = [];
