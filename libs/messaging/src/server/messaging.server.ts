@@ -1,7 +1,6 @@
 import { Inject, Injectable, Logger, Optional } from '@nestjs/common';
 import { DiscoveryService } from '@nestjs/core';
-import { type CustomTransportStrategy, type MessageHandler, Server } from '@nestjs/microservices';
-import { isObservable, lastValueFrom } from 'rxjs';
+import { type CustomTransportStrategy, Server } from '@nestjs/microservices';
 import type {
   BackendEvents,
   BackendStatus,
@@ -21,50 +20,20 @@ import {
   MESSAGING_TRANSPORT,
 } from '../messaging.constants';
 import type { MessageStore } from '../store/message-store';
-import { Inbox } from '../store/inbox';
 import type { ResolvedMessagingOptions } from '../options/messaging-options';
-import { MessagingConfigError } from '../errors/messaging.errors';
-import { checkConnections, connectionsOf, pickConnection } from './messaging-connection';
+import { connectionsOf } from './messaging-connection';
+import { type Consuming, consumingOf, type ServedRoute, serveRoutes } from './served-routes';
 import { OrderedDeliveries } from './ordered-deliveries';
-import { HandlerBreakers } from './handler-breakers';
-import { PauseGates } from './pause-gates';
-import type { CircuitState, CircuitVerdict } from '../retry/circuit-breaker';
+import { type HandlerHold, HandlerHolds } from './handler-holds';
 import { classifyFailure } from '../retry/retry-policy';
-import type { FailureReason } from '../errors/failure';
 import { BatchConsumer } from './batch-consumer';
-import type { BatchContext } from '../context/batch-context';
-import { buildRoutes, describeRoute, type Route } from './route';
-import { ACK, REQUEUE, Settlements } from './settlements';
-import { type ConsumeOutcome, MessagingInstruments } from '../observability/messaging-metrics';
+import { describeRoute } from './route';
+import { ACK, REQUEUE } from './settlements';
+import { InFlight } from './in-flight';
+import { HookedRuns } from './hooked-runs';
+import { MessagingInstruments } from '../observability/messaging-metrics';
+import { measured, type Outcome, verdictOf } from './outcome';
 import { MessagingTracer } from '../observability/messaging-tracer';
-
-/** How `consumed_total` counts a settlement, when metrics are on. */
-interface Outcome {
-  value: ConsumeOutcome;
-  /** How a throw is classified (`classifyFailure`), when the handler or decoding threw. */
-  threw?: FailureReason;
-}
-
-/** What a settled delivery says of its handler's health, for its circuit breaker. */
-function verdictOf(outcome: Outcome): CircuitVerdict {
-  if (outcome.threw !== undefined) return outcome.threw === 'handler-error' ? 'failed' : 'none';
-  return outcome.value === 'ack' ? 'ok' : 'none';
-}
-
-/** What the server consumes one connection with. */
-interface Consuming {
-  readonly options: ResolvedMessagingOptions;
-  readonly backend: BrokerBackend;
-  readonly codec: MessageCodec;
-  readonly settlements: Settlements;
-  readonly inbox: Inbox;
-  readonly tracer: MessagingTracer;
-}
-
-/** A route with the connection it consumes on. */
-interface ServedRoute extends Route {
-  readonly via: Consuming;
-}
 
 /**
  * The Nest transport strategy of the library. Claims every `@Consume` handler, subscribes each to its
@@ -90,9 +59,7 @@ export class MessagingServer
   private listening = false;
   private subscriptions: BackendSubscription[] = [];
   /** Deliveries being handled; `close()` waits for it to reach 0. */
-  private inFlight = 0;
-  /** Settles when `inFlight` next reaches 0; shared by every `close()` waiting for it. */
-  private idle?: { promise: Promise<void>; resolve: () => void };
+  private readonly inFlight = new InFlight();
   private readonly detachStatus: () => void;
   /** Aborted when handlers outlive `shutdownTimeoutMs`: each handler's `ctx.signal`. */
   private readonly stopping = new AbortController();
@@ -103,15 +70,16 @@ export class MessagingServer
    * with the abort's reason: their deliveries are handed back to the broker at once (`requeue`),
    * not acknowledged whenever the handler ends, and the backend closes without waiting for them.
    */
-  private readonly running = new Set<(reason: unknown) => void>();
+  private readonly runs = new HookedRuns(
+    (ctx, fn) => this.runWithProcessingHooks(ctx, fn),
+    this.stopping.signal,
+  );
   private readonly instruments: MessagingInstruments;
   /** The default connection (the module's own); the others are found when the server starts. */
   private readonly home: Consuming;
   /** Routes by queue, once started: which handler consumes which queue (for health). */
   private started: readonly ServedRoute[] = [];
-  private readonly pauses = new PauseGates();
-  private readonly breakers: HandlerBreakers;
-  private readonly heldListeners = new Set<() => void>();
+  private readonly holds: HandlerHolds;
   /** The consumers of `@Consume({ batch })` routes, once started. */
   private readonly batches: BatchConsumer[] = [];
 
@@ -126,39 +94,28 @@ export class MessagingServer
   ) {
     super();
     this.instruments = instruments ?? new MessagingInstruments(undefined);
-    const held = (): void => this.heldListeners.forEach((listener) => listener());
-    this.breakers = new HandlerBreakers(this.logger, this.instruments, held);
-    this.pauses.onWait = held;
-    this.home = this.consuming(
-      options,
-      backend,
-      codec,
-      store,
-      tracer ?? new MessagingTracer(backend.name),
+    this.holds = new HandlerHolds(this.logger, this.instruments);
+    this.home = consumingOf(
+      { options, backend, codec, store, tracer: tracer ?? new MessagingTracer(backend.name) },
+      this.logger,
+      this.instruments,
     );
     this._status$.next(backend.status);
     this.detachStatus = backend.on('status', (status) => this._status$.next(status));
   }
 
-  /** Each handler, the queue it consumes and whether it is paused, once the server started. */
-  get handlers(): readonly {
+  /** Each handler, the queue and connection it consumes, and what holds it back, once started. */
+  get handlers(): readonly ({
     readonly handler: string;
     readonly queue: string;
     /** The connection it consumes on (`'default'` unless `@Consume(..., { connection })`). */
     readonly connection: string;
-    readonly paused: boolean;
-    /** Its circuit breaker's state, when it has one. */
-    readonly circuit?: CircuitState;
-    /** Its deliveries held here now, unacknowledged, by a pause or an open circuit. */
-    readonly held: number;
-  }[] {
+  } & HandlerHold)[] {
     return this.started.map((route) => ({
       handler: route.name,
       queue: route.spec.queue,
       connection: route.connection,
-      paused: this.pauses.isPaused(route.name),
-      ...(route.breaker ? { circuit: this.breakers.state(route.name) } : {}),
-      held: this.pauses.waitingFor(route.name) + this.breakers.waiting(route.name),
+      ...this.holds.of(route.name),
     }));
   }
 
@@ -169,36 +126,17 @@ export class MessagingServer
    * back to the broker unhandled if the app closes first. Handlers already running finish.
    */
   pause(handler?: string): void {
-    this.checkHandlerName(handler, 'pause');
-    this.pauses.pause(handler);
-    this.logger.log(
-      `Paused ${handler ?? 'every handler'}: new messages wait, unacknowledged, until resume()`,
-    );
+    this.holds.pause(handler);
   }
 
   /** Hands messages to `handler` (none: every handler) again after {@link pause}. */
   resume(handler?: string): void {
-    this.checkHandlerName(handler, 'resume');
-    this.pauses.resume(handler);
-    this.logger.log(`Resumed ${handler ?? 'every handler'}`);
-  }
-
-  /** Once started, a name that is none of this app's handlers is a mistake worth an error. */
-  private checkHandlerName(handler: string | undefined, call: string): void {
-    if (handler === undefined || this.started.length === 0) return;
-    if (this.started.some((route) => route.name === handler)) return;
-    throw new MessagingConfigError(
-      `MessagingServer.${call}('${handler}'): no handler of this app has that name. Use 'ClassName.methodName', one of: ${this.started.map((r) => r.name).join(', ')}`,
-    );
+    this.holds.resume(handler);
   }
 
   /** How many deliveries a pause or an open circuit holds now, across handlers. */
   get heldDeliveries(): number {
-    let held = 0;
-    for (const route of this.started) {
-      held += this.pauses.waitingFor(route.name) + this.breakers.waiting(route.name);
-    }
-    return held;
+    return this.holds.held;
   }
 
   /**
@@ -206,8 +144,7 @@ export class MessagingServer
    * kit's `settled()` counts those as waiting for the test, not for the broker). Returns its removal.
    */
   onHeld(listener: () => void): () => void {
-    this.heldListeners.add(listener);
-    return () => this.heldListeners.delete(listener);
+    return this.holds.onHeld(listener);
   }
 
   /** True once Nest started this server (`app.startAllMicroservices()`). */
@@ -236,15 +173,14 @@ export class MessagingServer
     await Promise.allSettled(subscriptions.map((s) => s.cancel()));
     // What waits for a paused handler, or for an ordered handler's key or retry, goes back to the
     // broker now, unhandled.
-    this.pauses.close();
-    this.breakers.close();
+    this.holds.close();
     this.closing.abort();
     for (const batch of this.batches) batch.close();
-    if (this.inFlight > 0) {
-      this.logger.log(`Waiting for ${this.inFlight} in-flight handler(s) to finish`);
-      if (!(await settleWithin(this.whenIdle(), this.options.shutdownTimeoutMs))) {
+    if (this.inFlight.size > 0) {
+      this.logger.log(`Waiting for ${this.inFlight.size} in-flight handler(s) to finish`);
+      if (!(await this.inFlight.drained(this.options.shutdownTimeoutMs))) {
         this.logger.warn(
-          `${this.inFlight} handler(s) still running after shutdownTimeoutMs (${this.options.shutdownTimeoutMs} ms); ` +
+          `${this.inFlight.size} handler(s) still running after shutdownTimeoutMs (${this.options.shutdownTimeoutMs} ms); ` +
             `their messages go back to the broker unacknowledged and will be redelivered; ctx.signal is aborted`,
         );
         this.stopping.abort(
@@ -252,20 +188,10 @@ export class MessagingServer
             `shutdownTimeoutMs (${this.options.shutdownTimeoutMs} ms) passed: stop, the message will be redelivered`,
           ),
         );
-        for (const reject of this.running) reject(this.stopping.signal.reason);
-        this.running.clear();
+        this.runs.abandon(this.stopping.signal.reason);
       }
     }
     this.detachStatus();
-  }
-
-  private whenIdle(): Promise<void> {
-    if (!this.idle) {
-      let resolve!: () => void;
-      const promise = new Promise<void>((done) => (resolve = done));
-      this.idle = { promise, resolve };
-    }
-    return this.idle.promise;
   }
 
   override on<K extends keyof BackendEvents, C extends BackendEvents[K]>(
@@ -280,7 +206,10 @@ export class MessagingServer
   }
 
   private async start(): Promise<void> {
-    let routes = this.routes();
+    const connections = this.discovery ? connectionsOf(this.discovery) : [];
+    let routes = serveRoutes(this.getHandlers(), this.home, connections, (c) =>
+      consumingOf(c, this.logger, this.instruments),
+    );
     for (const via of new Set(routes.map((r) => r.via).concat(this.home))) {
       await via.backend.connect();
     }
@@ -301,52 +230,12 @@ export class MessagingServer
       routes = routes.filter((r) => !skipped.includes(r));
     }
     this.started = routes;
-    // pause(name) before the start could not check the name: now it can.
-    for (const name of this.pauses.named) this.checkHandlerName(name, 'pause');
+    this.holds.started(routes);
     for (const route of routes) {
-      if (route.breaker) this.breakers.add(route.name, route.breaker);
       const subscription = await route.via.backend.subscribe(route.spec, this.consumerOf(route));
       this.subscriptions.push(subscription);
       this.logger.log(describeRoute(route));
     }
-  }
-
-  /** Every handler's route, each with the connection it consumes on. */
-  private routes(): ServedRoute[] {
-    const connections = this.discovery ? connectionsOf(this.discovery) : [];
-    // Also checked at init; the server may start first (startAllMicroservices before init).
-    checkConnections(connections);
-    const consuming = new Map<string, Consuming>([[this.options.name, this.home]]);
-    const viaOf = (name: string, where: string): Consuming => {
-      let via = consuming.get(name);
-      if (!via) {
-        const c = pickConnection(connections, name, where);
-        via = this.consuming(c.options, c.backend, c.codec, c.store, c.tracer);
-        consuming.set(name, via);
-      }
-      return via;
-    };
-    return buildRoutes(this.getHandlers(), (name, where) => viaOf(name, where).options).map(
-      (route) => ({ ...route, via: viaOf(route.connection, route.name) }),
-    );
-  }
-
-  private consuming(
-    options: ResolvedMessagingOptions,
-    backend: BrokerBackend,
-    codec: MessageCodec,
-    store: MessageStore,
-    tracer: MessagingTracer,
-  ): Consuming {
-    const inbox = new Inbox(store, backend, options.service, options.inbox.ttlMs, this.instruments);
-    return {
-      options,
-      backend,
-      codec,
-      settlements: new Settlements(codec, this.logger),
-      inbox,
-      tracer,
-    };
   }
 
   /** What takes each delivery of `route`: one by one, or into batches (`@Consume({ batch })`). */
@@ -363,14 +252,14 @@ export class MessagingServer
       settlements: route.via.settlements,
       instruments: this.instruments,
       logger: this.logger,
-      pauses: this.pauses,
+      pauses: this.holds.pauses,
       signal: this.stopping.signal,
-      run: (ctx, handler, payloads) => this.runInProcessingHooks(ctx, handler, payloads),
-      done: (count) => this.leave(count),
+      run: (ctx, handler, payloads) => this.runs.run(ctx, handler, payloads),
+      done: (count) => this.inFlight.done(count),
     });
     this.batches.push(batch);
     return (delivery) => {
-      this.inFlight++;
+      this.inFlight.add();
       return batch.add(delivery);
     };
   }
@@ -384,20 +273,19 @@ export class MessagingServer
    * reply. Never rejects.
    */
   private onDelivery(route: ServedRoute, delivery: Delivery): Promise<Settlement> {
-    this.inFlight++;
+    this.inFlight.add();
     const slot = route.slots.take();
     return slot ? slot.then(() => this.begin(route, delivery)) : this.begin(route, delivery);
   }
 
   /** With its slot taken: settles `delivery`, unless shutdown stopped waiting for it. */
   private begin(route: ServedRoute, delivery: Delivery): Promise<Settlement> {
-    if (this.pauses.active && this.pauses.isPaused(route.name)) {
-      return this.held(route, delivery, this.pauses.wait(route.name));
+    const { pauses, breakers } = this.holds;
+    if (pauses.active && pauses.isPaused(route.name)) {
+      return this.held(route, delivery, pauses.wait(route.name));
     }
-    const ticket = route.breaker && this.breakers.admit(route.name);
-    if (route.breaker && !ticket) {
-      return this.held(route, delivery, this.breakers.wait(route.name));
-    }
+    const ticket = route.breaker && breakers.admit(route.name);
+    if (route.breaker && !ticket) return this.held(route, delivery, breakers.wait(route.name));
     if (route.ordered && this.closing.signal.aborted) {
       // An ordered delivery that waited for a slot: the close hands it back rather than run it.
       this.finished(route);
@@ -409,17 +297,16 @@ export class MessagingServer
       this.finished(route);
       return Promise.resolve(REQUEUE);
     }
-    if (!ticket) {
-      return this.instruments.enabled
-        ? this.measured(route, delivery)
-        : this.settle(route, delivery);
-    }
+    if (!ticket && !this.instruments.enabled) return this.settle(route, delivery);
     const outcome: Outcome = { value: 'ack' };
     const settled = this.instruments.enabled
-      ? this.measured(route, delivery, outcome)
+      ? measured(this.instruments, route.name, delivery, outcome, () =>
+          this.settle(route, delivery, outcome),
+        )
       : this.settle(route, delivery, outcome);
+    if (!ticket) return settled;
     return settled.then((settlement) => {
-      this.breakers.record(route.name, ticket, verdictOf(outcome));
+      breakers.record(route.name, ticket, verdictOf(outcome));
       return settlement;
     });
   }
@@ -439,40 +326,7 @@ export class MessagingServer
   /** A delivery of `route` is done with its slot. */
   private finished(route: ServedRoute): void {
     route.slots.release();
-    this.leave(1);
-  }
-
-  /** `count` deliveries are settled. */
-  private leave(count: number): void {
-    if ((this.inFlight -= count) === 0 && this.idle) {
-      this.idle.resolve();
-      this.idle = undefined;
-    }
-  }
-
-  /** {@link settle}, counted and timed for the metrics (from when its handler's turn came). */
-  private async measured(
-    route: ServedRoute,
-    delivery: Delivery,
-    outcome: Outcome = { value: 'ack' },
-  ): Promise<Settlement> {
-    const instruments = this.instruments;
-    const started = performance.now();
-    instruments.running(route.name, 1);
-    try {
-      const settlement = await this.settle(route, delivery, outcome);
-      const seconds = (performance.now() - started) / 1000;
-      const reason = settlement.action === 'dead-letter' ? settlement.failure.reason : undefined;
-      instruments.settled(
-        { handler: route.name, topic: delivery.topic, redelivered: delivery.redelivered },
-        outcome.value,
-        seconds,
-        reason,
-      );
-      return settlement;
-    } finally {
-      instruments.running(route.name, -1);
-    }
+    this.inFlight.done();
   }
 
   /** The settlement of `delivery`; `outcome` (with metrics) says how `consumed_total` counts it. */
@@ -504,7 +358,7 @@ export class MessagingServer
       return via.settlements.duplicate(route, delivery);
     } catch (thrown) {
       if (this.stopping.signal.aborted && thrown === this.stopping.signal.reason) {
-        // close() gave up on its handler (see `running`): the broker delivers it again.
+        // close() gave up on its handler (HookedRuns.abandon): the broker delivers it again.
         if (outcome) outcome.value = 'requeue';
         return REQUEUE;
       }
@@ -531,70 +385,9 @@ export class MessagingServer
    */
   private run(route: ServedRoute, delivery: Delivery, ctx: MessageContext, payload: unknown) {
     const { tracer, options } = route.via;
-    if (!tracer.handles(delivery)) return this.runInProcessingHooks(ctx, route.handler, payload);
+    if (!tracer.handles(delivery)) return this.runs.run(ctx, route.handler, payload);
     return tracer.handle(delivery, route.name, options.service, () =>
-      this.runInProcessingHooks(ctx, route.handler, payload),
+      this.runs.run(ctx, route.handler, payload),
     );
   }
-
-  /**
-   * Runs `handler` between Nest's processing start and end hooks and resolves with its result: the
-   * value of the promise Nest's handler proxy returns or, from an interceptor or a handler that returns
-   * one, the last value of an Observable.
-   */
-  private runInProcessingHooks(
-    ctx: MessageContext | BatchContext,
-    handler: MessageHandler,
-    payload: unknown,
-  ): Promise<unknown> {
-    // Reached only now (after an inbox claim, say) while close() already gave up: not run at all.
-    if (this.stopping.signal.aborted) return Promise.reject(this.stopping.signal.reason as Error);
-    return new Promise<unknown>((resolve, reject) => {
-      this.running.add(reject);
-      const started = this.runWithProcessingHooks(ctx, (runEndHook) => {
-        const done = (result: unknown): void => {
-          this.running.delete(reject);
-          runEndHook();
-          resolve(result);
-        };
-        const failed = (error: unknown): void => {
-          this.running.delete(reject);
-          runEndHook();
-          // Whatever was thrown (Nest's filters may turn it into a plain object) goes to the retry policy.
-          // eslint-disable-next-line @typescript-eslint/prefer-promise-reject-errors
-          reject(error);
-        };
-        const onValue = (value: unknown): Promise<void> | void =>
-          isObservable(value)
-            ? lastValueFrom(value, { defaultValue: undefined }).then(done, failed)
-            : done(value);
-        try {
-          const returned = handler(payload, ctx) as unknown;
-          return returned instanceof Promise
-            ? returned.then(onValue, failed)
-            : Promise.resolve(onValue(returned));
-        } catch (error) {
-          failed(error);
-          return Promise.resolve();
-        }
-      }) as unknown;
-      // A start hook may return the promise of `done`; it only rejects if the hook itself failed.
-      if (started instanceof Promise)
-        started.catch((error: unknown) => {
-          this.running.delete(reject);
-          // eslint-disable-next-line @typescript-eslint/prefer-promise-reject-errors
-          reject(error);
-        });
-    });
-  }
-}
-
-function settleWithin(promise: Promise<unknown>, timeoutMs: number): Promise<boolean> {
-  return new Promise((resolve) => {
-    const timer = setTimeout(() => resolve(false), timeoutMs);
-    void promise.then(() => {
-      clearTimeout(timer);
-      resolve(true);
-    });
-  });
 }
