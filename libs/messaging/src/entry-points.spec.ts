@@ -95,6 +95,7 @@ describe('entry points', () => {
     expect(valuesOf(backend)).toEqual(
       [
         'BackendEventHub',
+        'EXCLUSIVE_TAKEOVER_MS',
         'MessagingHeaders',
         'PendingRequest',
         'PendingRequests',
