@@ -11,6 +11,7 @@ import { reconnectDelay } from './amqp-backend.options';
 import { sanitizeError, type AmqpConnectionManager } from './amqp-connection';
 import { toDelivery } from './amqp-messages';
 import { describeDelivery } from '../../backend/describe-delivery';
+import { MessagingConfigError } from '../../errors/messaging.errors';
 import { ConsumerChannel } from './amqp-consumer-channel';
 import { AmqpSettler, type AmqpSettlerContext } from './amqp-settler';
 import {
@@ -115,6 +116,7 @@ export class AmqpConsumer implements BackendSubscription {
       this.spec.queue,
       this.ctx.connection,
       this.ctx.logger,
+      this.spec.exclusive === true,
     );
     ch.on('error', (error: unknown) =>
       this.ctx.hub.emitError(sanitizeError(error, `AMQP channel of queue '${this.spec.queue}'`)),
@@ -137,6 +139,7 @@ export class AmqpConsumer implements BackendSubscription {
     } catch (error) {
       state.alive = false;
       await ch.close().catch(() => undefined);
+      if (error instanceof MessagingConfigError) throw error;
       throw sanitizeError(error, `subscribing to queue '${this.spec.queue}'`);
     }
     if (this.cancelled || this.ctx.isClosing()) {
