@@ -12,6 +12,7 @@ import {
   UnroutableError,
 } from '../errors/messaging.errors';
 import { type BackendContractOptions, FAST_RETRY, useContractHarness } from './contract-harness';
+import { runExclusiveContract } from './exclusive-contract';
 import { describeFailureContract } from './failure-contract';
 import { gate, waitFor } from './wait-for';
 
@@ -465,4 +466,5 @@ export function runBackendContract(
 
     describeFailureContract(h);
   });
+  runExclusiveContract(name, createBackend, options);
 }
