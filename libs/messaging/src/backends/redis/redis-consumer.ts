@@ -21,8 +21,6 @@ import { type EntrySource, toDelivery } from './redis-messages';
 import { isCluster, nodeFor } from './redis-cluster';
 import type { RedisPubSub } from './redis-pubsub';
 import { RedisExclusive } from './redis-exclusive';
-import { redisLease } from './redis-lease';
-import { LeaseKeeper } from '../../backend/lease-keeper';
 import { RedisRequestSource } from './redis-request-source';
 import { bindQueue, createGroup, forgetConsumer } from './redis-groups';
 import { RedisSettler, type RedisSettlerContext } from './redis-settler';
@@ -99,15 +97,13 @@ export class RedisConsumer {
     });
     if (!spec.external && spec.topics.length > 0)
       this.requests = new RedisRequestSource(spec, handler, this.settler, ctx);
-    if (spec.exclusive) {
-      const store = redisLease(ctx.command, ctx.keys.lease(spec.queue), ctx.consumer);
-      const lease = new LeaseKeeper(store, (e) => this.readFailed(e));
-      this.exclusive = new RedisExclusive(lease, this.claims, {
+    if (spec.exclusive)
+      this.exclusive = new RedisExclusive(ctx, spec.queue, this.claims, {
         streams: () => this.streams.keys(),
         stopped: () => this.stopped,
         dispatch: (e) => this.dispatch(e.stream, e.id, e.raw, true, e.overLimit),
+        failed: (e) => this.readFailed(e),
       });
-    }
     this.claimEveryMs = Math.max(50, Math.min(5_000, Math.floor(ctx.options.claimIdleMs / 3)));
   }
 
@@ -217,12 +213,13 @@ export class RedisConsumer {
   }
 
   /**
-   * Removes this instance's consumer from the groups it read, where nothing is pending for it (a
-   * pending delivery keeps its consumer, so that another instance claims it): closed instances do
-   * not pile up in `XINFO CONSUMERS`. Call after {@link cancel} and {@link drain}. Nothing while
-   * Redis is unreachable (a close does not wait for it; the name stays).
+   * Gives back an exclusive lease (a subscription cancelled while starting was not drained), then
+   * removes this instance's consumer where nothing is pending for it (a pending delivery keeps it,
+   * for another instance to claim): closed instances do not pile up in `XINFO CONSUMERS`. After
+   * {@link cancel} and {@link drain}; nothing more while Redis is unreachable (the name stays).
    */
   async forget(): Promise<void> {
+    await this.exclusive?.lease.stop();
     if (this.ctx.command.status !== 'ready') return;
     await forgetConsumer(this.ctx.command, this.streams.keys(), this.spec.queue, this.ctx.consumer);
   }
@@ -373,8 +370,8 @@ export class RedisConsumer {
     );
   }
 
+  /** Settles; an exclusive subscription that stopped leaves a requeue pending for its successor. */
   private settle(stream: string, id: string, delivery: Delivery, settlement: Settlement) {
-    // Left pending by an exclusive subscription that stopped: its successor claims it first.
     if (this.exclusive && this.stopped && settlement.action === 'requeue') return Promise.resolve();
     return this.settler.settle(stream, id, delivery, settlement);
   }
