@@ -35,6 +35,8 @@ export interface RedisConsumerContext extends RedisSettlerContext {
   createReader(): Redis;
   /** Reports (once) that Redis lost the dataset, if it did: called when a group has vanished. */
   checkDataset(): Promise<void>;
+  /** Whether the backend is closing (its subscriptions are about to stop). */
+  closing(): boolean;
 }
 
 type StreamReply = Array<[Buffer, Array<[Buffer, Buffer[] | null]>]> | null;
@@ -370,9 +372,10 @@ export class RedisConsumer {
     );
   }
 
-  /** Settles; an exclusive subscription that stopped leaves a requeue pending for its successor. */
+  /** Settles; an exclusive subscription that stops leaves a requeue pending for its successor. */
   private settle(stream: string, id: string, delivery: Delivery, settlement: Settlement) {
-    if (this.exclusive && this.stopped && settlement.action === 'requeue') return Promise.resolve();
+    const stopping = this.stopped || this.ctx.closing();
+    if (this.exclusive && stopping && settlement.action === 'requeue') return Promise.resolve();
     return this.settler.settle(stream, id, delivery, settlement);
   }
 
