@@ -34,6 +34,8 @@ import { describeRoute, queueConsumerName, routeFilters } from './nats-topology'
 export interface NatsConsumerContext extends NatsSettlerContext {
   /** A fresh inbox subject. */
   inbox(): string;
+  /** Whether the backend is closing (its subscriptions are about to stop). */
+  closing(): boolean;
 }
 
 /** Handler slots of a subscription whose `concurrency` is not a positive number. */
@@ -75,6 +77,8 @@ export class NatsConsumer implements PullOwner {
   private readonly lease?: LeaseKeeper;
   /** The ack wait of its durable consumers. */
   private readonly ackWaitMs: number;
+  /** What an exclusive subscription that stopped gives back, kept alive until {@link drain}. */
+  private readonly givenBack: PulledMessage[] = [];
 
   constructor(
     private readonly spec: SubscriptionSpec,
@@ -83,7 +87,7 @@ export class NatsConsumer implements PullOwner {
   ) {
     this.slots = spec.concurrency >= 1 ? Math.floor(spec.concurrency) : DEFAULT_SLOTS;
     const settler = new NatsSettler(spec, ctx);
-    this.runner = new NatsDeliveryRunner(spec, handler, ctx, settler);
+    this.runner = new NatsDeliveryRunner(spec, handler, ctx, settler, (msg) => this.keep(msg));
     const { names } = ctx;
     const filters = routeFilters(names, spec.queue, spec.external ? [] : spec.topics);
     this.exact = filters.length === 1 && !filters[0].patterns.some((p) => p.includes('#'));
@@ -130,6 +134,7 @@ export class NatsConsumer implements PullOwner {
       const every = Math.max(250, Math.floor(this.ackWaitMs / 3));
       this.keepAlive = setInterval(() => {
         for (const msg of this.held) quietly(() => msg.working());
+        for (const msg of this.givenBack) quietly(() => msg.working());
       }, every);
       this.keepAlive.unref();
       this.ticker = setInterval(() => this.tick(), ROTATE_MS / 2);
@@ -175,8 +180,13 @@ export class NatsConsumer implements PullOwner {
     await this.responder?.drain(Math.max(0, deadline - Date.now()));
     this.runner.flushAcks();
     clearInterval(this.keepAlive);
-    // What it handed back is due again at once: the next holder gets it first.
-    if (this.stopped) await this.lease?.stop();
+    if (this.stopped && this.lease) {
+      // Handed back together, in stream order, before the lease goes: the next holder gets them
+      // first, in that order (JetStream redelivers naked messages in the order of the naks).
+      this.givenBack.sort((a, b) => a.seq - b.seq);
+      for (const msg of this.givenBack.splice(0)) quietly(() => msg.nak());
+      await this.lease.stop();
+    }
   }
 
   /**
@@ -303,7 +313,7 @@ export class NatsConsumer implements PullOwner {
    */
   accept(p: NatsPuller, msg: PulledMessage, stale: boolean): void {
     if (!this.mayPull) {
-      quietly(() => msg.nak());
+      if (!this.keep(msg)) quietly(() => msg.nak());
       return;
     }
     if (p.patterns && !this.handles(p, msg.subject)) {
@@ -318,6 +328,13 @@ export class NatsConsumer implements PullOwner {
     }
     this.held.add(msg);
     this.handle(msg);
+  }
+
+  /** Keeps `msg` to hand back in {@link drain} if this is an exclusive subscription that stops. */
+  private keep(msg: PulledMessage): boolean {
+    if (!this.lease || !(this.stopped || this.ctx.closing())) return false;
+    this.givenBack.push(msg);
+    return true;
   }
 
   /** Every half turn: the budget's turn, and the pullers' heartbeat checks. */
