@@ -106,8 +106,9 @@ export function runExclusiveContract(
         };
         subscriptions.set(backend, await backend.subscribe(spec, handler));
       }
+      // Last first: handlers end in any order, and what they give back must still come back in order.
       const release = (settlement: Settlement): void => {
-        for (const settle of held.splice(0)) settle(settlement);
+        for (const settle of held.splice(0).reverse()) settle(settlement);
       };
       return { seen, subscriptions, release };
     }
