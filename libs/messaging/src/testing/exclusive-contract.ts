@@ -9,9 +9,9 @@ import type {
 import { EXCLUSIVE_TAKEOVER_MS } from '../backend/exclusive';
 import { MessagingConfigError } from '../errors/messaging.errors';
 import type { BackendContractOptions } from './contract-harness';
+import { waitFor } from './wait-for';
 
 export type { CrashableBackend, ExclusiveContractOptions } from './contract-harness';
-import { waitFor } from './wait-for';
 
 /** One delivery as a handler of the contract saw it. */
 interface Seen {
@@ -45,7 +45,7 @@ export function runExclusiveContract(
     });
 
     async function connected(count: number): Promise<BrokerBackend[]> {
-      const backends = Array.from({ length: count }, createBackend);
+      const backends = Array.from({ length: count }, () => createBackend());
       open.push(...backends);
       await Promise.all(backends.map((b) => b.connect()));
       return backends;
