@@ -97,6 +97,7 @@ describe('entry points', () => {
     expect(valuesOf(backend)).toEqual(
       [
         'BackendEventHub',
+        'EXCLUSIVE_TAKEOVER_MS',
         'MessagingHeaders',
         'PendingRequest',
         'PendingRequests',

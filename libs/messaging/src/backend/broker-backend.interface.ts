@@ -143,6 +143,14 @@ export interface SubscriptionSpec {
    * runs more than `concurrency` handlers of the route at once, whatever their source.
    */
   readonly concurrency: number;
+  /**
+   * A single active consumer: of all the subscriptions of this queue, in every process, at most one
+   * receives deliveries at a time; the others stand by, and one of them takes over (first the
+   * deliveries the previous one left unsettled, then the rest, in queue order) when it cancels, closes,
+   * loses its connection or its process dies — within `EXCLUSIVE_TAKEOVER_MS` at most after a crash.
+   * The active one gets deliveries in queue order. For `@Consume(..., { ordered: true })`. @default false
+   */
+  readonly exclusive?: boolean;
 }
 
 /**

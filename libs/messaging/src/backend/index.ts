@@ -49,6 +49,7 @@ export { BackendEventHub } from './backend-events';
 export { PendingRequest, PendingRequests } from './pending-requests';
 export { topicMatches } from './topic-matcher';
 export { deadLetterQueueName } from './queue-names';
+export { EXCLUSIVE_TAKEOVER_MS } from './exclusive';
 export type { BackendContractOptions };
 
 /**

@@ -123,6 +123,8 @@ function buildRoute(
       queue,
       topics: topic === undefined ? [] : [topic],
       external,
+      // One instance consumes an ordered route at a time: the order holds across instances.
+      ...(ordered ? { exclusive: true } : {}),
       // An ordered route's deliveries wait for their key's turn without a handler slot: room for
       // more of them than handlers, so that a run of one key does not keep the other keys out. A
       // batch route takes a batch per handler slot.

@@ -13,6 +13,7 @@ import {
 } from '../errors/messaging.errors';
 import { type BackendContractOptions, FAST_RETRY, useContractHarness } from './contract-harness';
 import { describeDelayContract } from './delay-contract';
+import { runExclusiveContract } from './exclusive-contract';
 import { describeFailureContract } from './failure-contract';
 import { describeOrderingContract } from './ordering-contract';
 import { describeBatchContract } from './batch-contract';
@@ -463,4 +464,5 @@ export function runBackendContract(
     describeOrderingContract(h);
     describeBatchContract(h);
   });
+  runExclusiveContract(name, createBackend, options);
 }

@@ -11,6 +11,30 @@ import { MessagingServer } from '../server/messaging.server';
 export interface BackendContractOptions {
   /** Prefix of every service name the suite uses, so a spec can clean up after it. */
   servicePrefix?: string;
+  /** How to check the backend's exclusive subscriptions (`exclusive-contract.ts`). */
+  exclusive?: ExclusiveContractOptions;
+}
+
+/** What the exclusive contract needs to know of a backend beyond its factory. */
+export interface ExclusiveContractOptions {
+  /**
+   * A backend that can be made to crash: `crash()` stops it as a dead process stops (no more
+   * deliveries, settlements or lease renewals, nothing given back or released: its connections cut
+   * or black-holed, say), `dispose()` cleans up after the test. Without it the crash case is left out.
+   */
+  crashable?(): Promise<CrashableBackend>;
+  /**
+   * Whether subscribing to a queue with the other kind of consumers than it has fails at start-up
+   * (a broker that keeps the kind with the queue). @default true
+   */
+  refusesMismatch?: boolean;
+}
+
+/** See {@link ExclusiveContractOptions.crashable}. */
+export interface CrashableBackend {
+  readonly backend: BrokerBackend;
+  crash(): void | Promise<void>;
+  dispose?(): void | Promise<void>;
 }
 
 /** Fast retries for tests: 3 attempts, 100 ms then 200 ms, no jitter. */

@@ -17,14 +17,14 @@ export async function natsAdmin(): Promise<{ nc: NatsConnection; jsm: JetStreamM
 }
 
 /**
- * Deletes the streams of `prefix` (`<prefix>-messages`, `-delayed`, `-dead-letters`) and with them
- * their consumers. Only those: a prefix is unique per run. Resolves with the streams it deleted.
+ * Deletes the streams of `prefix` (`<prefix>-messages`, `-delayed`, `-dead-letters`, and `-leases`
+ * once an exclusive route made it) and with them their consumers. Only those: a prefix is unique per run. Resolves with the streams it deleted.
  */
 export async function deleteNatsObjects(prefix: string): Promise<string[]> {
   const { nc, jsm } = await natsAdmin();
   const deleted: string[] = [];
   try {
-    for (const suffix of ['messages', 'delayed', 'dead-letters']) {
+    for (const suffix of ['messages', 'delayed', 'dead-letters', 'leases']) {
       const name = `${prefix}-${suffix}`;
       if (await jsm.streams.delete(name).catch(() => false)) deleted.push(name);
     }

@@ -11,6 +11,12 @@ export type ChannelSettlement = 'ack' | 'ack-now' | 'requeue';
  * requests: one sequence of delivery tags, one ack batcher). Acks go only to the channel that
  * delivered, and only while it lives on the current connection: after a reconnect the broker
  * redelivers instead.
+ *
+ * The channel of an exclusive subscription (a single active consumer) keeps its queue's consumer when
+ * it retires: a basic.cancel would make the next consumer active at once, ahead of what this one
+ * still holds. It keeps what it gives back (a requeue, a delivery that arrives meanwhile) unacked
+ * instead, and closing it once its in-flight deliveries settled returns them all together, in queue
+ * order, to the consumer that RabbitMQ then makes active.
  */
 export class ConsumerChannel {
   alive = true;
@@ -30,6 +36,7 @@ export class ConsumerChannel {
     private readonly queue: string,
     private readonly connection: AmqpConnectionManager,
     private readonly logger: Logger,
+    private readonly exclusive = false,
   ) {
     this.acks = new AckBatcher({
       ack: (msg, allUpTo) => this.onLive('ack', () => ch.ack(msg, allUpTo)),
@@ -40,6 +47,7 @@ export class ConsumerChannel {
   /** Acks (batched, or at once before a reply) or requeues `msg`, while the channel lives. */
   settle(msg: ConsumeMessage, how: ChannelSettlement): void {
     if (!this.isLive(how)) return;
+    if (how === 'requeue' && this.retired && this.exclusive) return; // given back by close()
     const tag = msg.fields.deliveryTag;
     if (how === 'ack') this.acks.ack(tag);
     else if (how === 'ack-now') this.acks.ackNow(tag);
@@ -50,7 +58,8 @@ export class ConsumerChannel {
   async retire(): Promise<void> {
     this.retired = true;
     if (!this.alive) return;
-    if (this.consumerTag) await this.ch.cancel(this.consumerTag).catch(() => undefined);
+    if (this.consumerTag && !this.exclusive)
+      await this.ch.cancel(this.consumerTag).catch(() => undefined);
     if (this.requestTag) await this.ch.cancel(this.requestTag).catch(() => undefined);
     if (this.inFlight === 0) await this.close();
   }

@@ -13,6 +13,7 @@ import { sanitizeError, type AmqpConnectionManager } from './amqp-connection';
 import { toDelivery } from './amqp-messages';
 import { parkingDelay } from './amqp-parking';
 import { describeDelivery } from '../../backend/describe-delivery';
+import { MessagingConfigError } from '../../errors/messaging.errors';
 import { ConsumerChannel } from './amqp-consumer-channel';
 import { AmqpSettler, type AmqpSettlerContext, type CopySettlement } from './amqp-settler';
 import {
@@ -117,6 +118,7 @@ export class AmqpConsumer implements BackendSubscription {
       this.spec.queue,
       this.ctx.connection,
       this.ctx.logger,
+      this.spec.exclusive === true,
     );
     ch.on('error', (error: unknown) =>
       this.ctx.hub.emitError(sanitizeError(error, `AMQP channel of queue '${this.spec.queue}'`)),
@@ -139,6 +141,7 @@ export class AmqpConsumer implements BackendSubscription {
     } catch (error) {
       state.alive = false;
       await ch.close().catch(() => undefined);
+      if (error instanceof MessagingConfigError) throw error;
       throw sanitizeError(error, `subscribing to queue '${this.spec.queue}'`);
     }
     if (this.cancelled || this.ctx.isClosing()) {

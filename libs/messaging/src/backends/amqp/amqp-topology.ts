@@ -10,6 +10,7 @@
  * | `messaging.delay-level.<n>`   | topic exchange, durable  | level n (0–31): bit n of the delay: into its queue, or on    |
  * | `messaging.delay-level.<n>`   | queue, TTL 2^n ms        | holds a message 2^n ms, then dead-letters it to level n − 1  |
  * | `messaging.delay-delivery`    | topic exchange, durable  | after level 0: hands each queue its own (bound by address)   |
+ * | `<service>.<route>` (ordered) | the same, `x-single-active-consumer` | an exclusive subscription: one instance consumes, the others stand by |
  * | `<service>.dead-letter`       | queue (quorum), durable  | the service's dead letters                                   |
  * | `<service>.dead-letter.lock`  | queue, exclusive         | held while one instance lists or replays them (a lock)       |
  * | `messaging.requests`          | topic exchange, durable  | volatile requests (`request()` without `durable`)            |
@@ -36,6 +37,13 @@
  * (`UnroutableError`), and none waits for an instance that is gone. A durable request
  * (`request({ durable: true })`) goes through `messaging` into the route's own queue like an event.
  *
+ * An exclusive subscription (`spec.exclusive`, an ordered route) declares its queue with
+ * `x-single-active-consumer: true` (quorum queues accept it since RabbitMQ 3.8): the broker delivers
+ * to one consumer, in queue order, and makes the next one active when that one's channel or
+ * connection goes (see `AmqpConsumer` for a cancel that keeps the order). A queue cannot change its
+ * arguments, so a route that became ordered (or stopped being) on an existing queue fails at
+ * start-up with a `MessagingConfigError` that names the fix, never a bare PRECONDITION_FAILED.
+ *
  * Work queues dead-letter to `<service>.dead-letter` too, but only when a quorum queue's
  * `x-delivery-limit` is exceeded (a message that crashes its consumer in a loop); library retries
  * never count there because each retry is a new copy and the original is acknowledged.
@@ -43,6 +51,7 @@
 import { createHash } from 'node:crypto';
 import type { Channel, ChannelModel } from 'amqplib';
 import type { SubscriptionSpec } from '../../backend/broker-backend.interface';
+import { exclusiveMismatch } from '../../backend/exclusive';
 import { deadLetterQueueName } from '../../backend/queue-names';
 import type { ResolvedAmqpOptions } from './amqp-backend.options';
 import { assertDelayDelivery, bindDelayedQueue } from './amqp-delay-levels';
@@ -214,14 +223,16 @@ async function deleteIfUnused(conn: ChannelModel, queue: string): Promise<void> 
   );
 }
 
-/** Declares a subscription's work queue and binds it to each of its topic patterns. */
+/**
+ * Declares a subscription's work queue (with a single active consumer when `spec.exclusive`) and
+ * binds it to each of its topic patterns.
+ */
 export async function assertWorkQueue(
   ch: Channel,
   options: ResolvedAmqpOptions,
-  queue: string,
-  service: string,
-  topics: readonly string[],
+  spec: SubscriptionSpec,
 ): Promise<void> {
+  const { queue, service, topics } = spec;
   const args: Record<string, unknown> = {};
   if (options.queueType === 'quorum') {
     Object.assign(args, quorumArguments(), {
@@ -230,7 +241,14 @@ export async function assertWorkQueue(
       'x-dead-letter-routing-key': deadLetterQueueName(service),
     });
   }
-  await ch.assertQueue(queue, { durable: true, arguments: args });
+  if (spec.exclusive) args['x-single-active-consumer'] = true;
+  try {
+    await ch.assertQueue(queue, { durable: true, arguments: args });
+  } catch (error) {
+    if (!/inequivalent arg 'x-single-active-consumer'/.test(String(error))) throw error;
+    const fix = `delete the queue (rabbitmqctl delete_queue ${queue}: its messages go with it)`;
+    throw exclusiveMismatch(queue, spec.exclusive === true, 'on RabbitMQ', fix);
+  }
   for (const topic of topics) await ch.bindQueue(queue, options.exchange, topic);
 }
 
@@ -264,7 +282,7 @@ export async function declareSubscription(
   if (!options.assertTopology) return;
   await assertMainExchange(ch, options);
   await assertRequestExchange(ch, options);
-  await assertWorkQueue(ch, options, spec.queue, spec.service, spec.topics);
+  await assertWorkQueue(ch, options, spec);
   await assertDeadLetterQueue(ch, options, spec.service);
   // Bound again at each start: a queue deleted and declared again gets its delayed messages still.
   await assertDelayDelivery(ch, options);

@@ -116,7 +116,7 @@ export class InMemoryBackend implements BrokerBackend {
 
   async subscribe(spec: SubscriptionSpec, handler: DeliveryHandler): Promise<BackendSubscription> {
     this.assertOpen();
-    this.broker.declareQueue(spec.queue, spec.topics);
+    this.broker.declareQueue(spec.queue, spec.topics, spec.exclusive === true);
     const consumer: MemoryConsumer = {
       service: spec.service,
       handler,

@@ -10,23 +10,25 @@ import { deadLetterHeaders, replayHeaders, retryHeaders } from '../../backend/me
 import { topicMatches } from '../../backend/topic-matcher';
 import { checkOptionsObject } from '../../errors/config-checks';
 import { describeFailure } from '../../errors/failure';
+import { exclusiveMismatch } from '../../backend/exclusive';
 import { MessageFifo } from '../../backend/message-fifo';
-import {
-  BrokerActivity,
-  type BrokerWork,
-  type IdleOptions,
-  type QueueWork,
-} from './broker-activity';
+import { BrokerActivity, type BrokerWork, type IdleOptions } from './broker-activity';
 import { type DelayScheduler, resolveScheduler } from './delay-scheduler';
 import { MemoryDeadLetters } from './memory-dead-letters';
 import {
+  exclusiveOwner,
   hasActiveConsumer,
+  hasReadyWork,
   heldBack,
   letThrough,
   type MemoryConsumer,
+  type ExclusiveState,
   type MemoryQueue,
   type QueuedMessage,
   queuedCopy,
+  queueWork,
+  giveBack,
+  toDelivery,
 } from './memory-queue';
 
 export type { MemoryConsumer } from './memory-queue';
@@ -47,6 +49,8 @@ export interface InMemoryBrokerOptions {
  * The state of an in-process broker: queues with topic bindings, competing consumers, delayed
  * redelivery, dead-letter lists per service and reply routing. Backends that share one broker talk
  * to each other, like processes sharing a RabbitMQ. Nothing survives the process (see the README).
+ * An exclusive queue (`SubscriptionSpec.exclusive`) delivers to one consumer at a time, in order
+ * (`exclusiveOwner` and `giveBack` of `memory-queue.ts`).
  * Delays run on its `scheduler`, and `whenIdle()` tells a test when it has nothing left to do.
  */
 export class InMemoryBroker {
@@ -65,7 +69,7 @@ export class InMemoryBroker {
   constructor(options: InMemoryBrokerOptions = {}) {
     checkOptionsObject(options, ['scheduler'], 'new InMemoryBroker()');
     const scheduler = resolveScheduler(options.scheduler, 'new InMemoryBroker()');
-    this.activity = new BrokerActivity(scheduler, () => this.hasReadyWork());
+    this.activity = new BrokerActivity(scheduler, () => hasReadyWork(this.queues.values()));
   }
 
   /** The process-wide broker that `new InMemoryBackend()` connects to by default. */
@@ -73,8 +77,11 @@ export class InMemoryBroker {
     return (InMemoryBroker.shared ??= new InMemoryBroker());
   }
 
-  /** Creates `name` if needed and adds `topics` to its bindings. */
-  declareQueue(name: string, topics: readonly string[]): void {
+  /**
+   * Creates `name` if needed (with a single active consumer when `exclusive`: throws if it exists
+   * with the other kind, as RabbitMQ would) and adds `topics` to its bindings.
+   */
+  declareQueue(name: string, topics: readonly string[], exclusive = false): void {
     let queue = this.queues.get(name);
     if (!queue) {
       queue = {
@@ -84,8 +91,11 @@ export class InMemoryBroker {
         consumers: [],
         next: 0,
         scheduled: false,
+        exclusive: exclusive ? { delivered: 0 } : undefined,
       };
       this.queues.set(name, queue);
+    } else if ((queue.exclusive !== undefined) !== exclusive) {
+      throw exclusiveMismatch(name, exclusive, 'in this broker');
     }
     for (const topic of topics) queue.bindings.add(topic);
     this.routes.clear();
@@ -163,6 +173,8 @@ export class InMemoryBroker {
     consumer.active = false;
     const index = queue.consumers.indexOf(consumer);
     if (index >= 0) queue.consumers.splice(index, 1);
+    // The next consumer of an exclusive queue takes over.
+    if (queue.exclusive) this.schedule(queue);
     // What its queue still holds may have no consumer left to move it.
     this.activity.changed();
   }
@@ -171,9 +183,9 @@ export class InMemoryBroker {
   requeueUnsettled(queueName: string, consumer: MemoryConsumer): void {
     const queue = this.queues.get(queueName);
     if (!queue) return;
-    const returned = [...consumer.unsettled].map((m) => ({ ...m, redelivered: true }));
+    const unsettled = [...consumer.unsettled];
     consumer.unsettled.clear();
-    queue.messages.unshiftAll(returned);
+    giveBack(queue, unsettled);
     this.schedule(queue);
   }
 
@@ -237,20 +249,8 @@ export class InMemoryBroker {
 
   /** What the broker has in hand now: what a test that waited too long reports. */
   work(): BrokerWork {
-    const queues: QueueWork[] = [];
-    for (const queue of this.queues.values()) {
-      const inFlight = queue.consumers.reduce((sum, consumer) => sum + consumer.inFlight, 0);
-      const ready = hasActiveConsumer(queue) ? queue.messages.size : 0;
-      if (inFlight > 0 || ready > 0) queues.push({ queue: queue.name, ready, inFlight });
-    }
+    const queues = queueWork(this.queues.values());
     return { inFlight: this.activity.inFlight, delayed: this.activity.delayed, queues };
-  }
-
-  private hasReadyWork(): boolean {
-    for (const queue of this.queues.values()) {
-      if (queue.messages.size > 0 && hasActiveConsumer(queue)) return true;
-    }
-    return false;
   }
 
   private routesOf(topic: string): MemoryQueue[] {
@@ -297,12 +297,28 @@ export class InMemoryBroker {
 
   /** Hands queued messages to consumers with free capacity, round-robin. */
   private dispatch(queue: MemoryQueue): void {
+    if (queue.exclusive) return this.dispatchExclusive(queue, queue.exclusive);
     while (queue.messages.size > 0) {
       const consumer = this.nextFreeConsumer(queue);
       if (!consumer) return;
       const queued = queue.messages.shift() as QueuedMessage;
       letThrough(queue);
       this.deliver(queue, consumer, queued);
+    }
+  }
+
+  /** Hands queued messages, in order, to the one consumer of an exclusive queue (see {@link exclusiveOwner}). */
+  private dispatchExclusive(queue: MemoryQueue, state: ExclusiveState): void {
+    const owner = exclusiveOwner(queue, state);
+    if (!owner) return;
+    while (queue.messages.size > 0 && owner.inFlight < owner.concurrency) {
+      const queued = queue.messages.shift() as QueuedMessage;
+      letThrough(queue);
+      this.deliver(
+        queue,
+        owner,
+        queued.order === undefined ? { ...queued, order: ++state.delivered } : queued,
+      );
     }
   }
 
@@ -319,20 +335,7 @@ export class InMemoryBroker {
   }
 
   private deliver(queue: MemoryQueue, consumer: MemoryConsumer, queued: QueuedMessage): void {
-    const { message } = queued;
-    const delivery: Delivery = {
-      body: message.body,
-      topic: queued.topic,
-      queue: queue.name,
-      headers: queued.headers,
-      messageId: message.messageId,
-      correlationId: message.correlationId,
-      contentType: message.contentType,
-      replyTo: queued.replyTo,
-      timestamp: message.timestamp,
-      attempt: queued.attempt,
-      redelivered: queued.redelivered,
-    };
+    const delivery = toDelivery(queue.name, queued);
     consumer.inFlight++;
     consumer.unsettled.add(queued);
     this.activity.delivered();
@@ -361,7 +364,7 @@ export class InMemoryBroker {
     settlement: Settlement,
   ): void {
     if (settlement.action === 'requeue') {
-      queue.messages.unshiftAll([{ ...queued, redelivered: true }]);
+      giveBack(queue, [queued]);
       return;
     }
     if (settlement.action !== 'retry' && settlement.reply && queued.replyTo !== undefined) {
@@ -373,6 +376,7 @@ export class InMemoryBroker {
         headers: retryHeaders(delivery, settlement.failure),
         attempt: delivery.attempt + 1,
         redelivered: false,
+        order: undefined,
       };
       // On the scheduler (unref'd timers by default: a pending retry never keeps the process alive).
       this.activity.delay(settlement.delayMs, () => this.enqueue(queue, retry));

@@ -1,5 +1,10 @@
-import type { DeliveryHandler, OutgoingMessage } from '../../backend/broker-backend.interface';
+import type {
+  Delivery,
+  DeliveryHandler,
+  OutgoingMessage,
+} from '../../backend/broker-backend.interface';
 import type { MessageFifo } from '../../backend/message-fifo';
+import type { QueueWork } from './broker-activity';
 
 /** A message waiting in a queue: what was published, and the headers of this copy. */
 export interface QueuedMessage {
@@ -12,6 +17,11 @@ export interface QueuedMessage {
   readonly headers: Readonly<Record<string, unknown>>;
   readonly redelivered: boolean;
   readonly replyTo?: string;
+  /**
+   * On an exclusive queue, its place in the queue's order, given at its first delivery: what puts
+   * the deliveries a consumer gives back in order again at the head of the queue.
+   */
+  readonly order?: number;
 }
 
 /** A consumer of a queue: one subscription of one backend. */
@@ -36,6 +46,47 @@ export interface MemoryQueue {
   scheduled: boolean;
   /** Publishers waiting for this queue to drain (flow control: {@link heldBack}). */
   gate?: { readonly promise: Promise<void>; open(): void };
+  /** Set on a queue with a single active consumer (`SubscriptionSpec.exclusive`). */
+  readonly exclusive?: ExclusiveState;
+}
+
+/** The single active consumer of an exclusive queue. */
+export interface ExclusiveState {
+  /**
+   * The consumer that takes the queue's messages: the first live one. One that was cancelled or
+   * closed stays the owner until it settled or gave back all it holds, so that its successor starts
+   * with what it gave back, in order.
+   */
+  owner?: MemoryConsumer;
+  /** Deliveries made so far: the next {@link QueuedMessage.order}. */
+  delivered: number;
+}
+
+/** The consumer of an exclusive queue that may take deliveries now, if any (see {@link ExclusiveState.owner}). */
+export function exclusiveOwner(
+  queue: MemoryQueue,
+  state: ExclusiveState,
+): MemoryConsumer | undefined {
+  const { owner } = state;
+  if (owner && (owner.active || owner.unsettled.size > 0)) return owner.active ? owner : undefined;
+  state.owner = queue.consumers.find((consumer) => consumer.active);
+  return state.owner;
+}
+
+/**
+ * Gives deliveries back to the head of `queue`, marked redelivered: on an exclusive queue merged in
+ * queue order with what was given back before and is still waiting there.
+ */
+export function giveBack(queue: MemoryQueue, returned: readonly QueuedMessage[]): void {
+  if (!queue.exclusive) {
+    queue.messages.unshiftAll(returned.map((m) => ({ ...m, redelivered: true })));
+    return;
+  }
+  const waiting: QueuedMessage[] = [];
+  while (queue.messages.peek()?.order !== undefined)
+    waiting.push(queue.messages.shift() as QueuedMessage);
+  const merged = [...waiting, ...returned.map((m) => ({ ...m, redelivered: true }))];
+  queue.messages.unshiftAll(merged.sort((a, b) => (a.order as number) - (b.order as number)));
 }
 
 /** Whether some consumer of `queue` takes messages now. */
@@ -92,4 +143,39 @@ export function heldBack(queue: MemoryQueue): Promise<void> | undefined {
 /** Lets the publishers of `queue` go on once it is down to {@link LOW_WATER} ready messages. */
 export function letThrough(queue: MemoryQueue): void {
   if (queue.gate && queue.messages.size <= LOW_WATER) queue.gate.open();
+}
+
+/** The delivery of `queued` from queue `queue`. */
+export function toDelivery(queue: string, queued: QueuedMessage): Delivery {
+  const { message } = queued;
+  return {
+    body: message.body,
+    topic: queued.topic,
+    queue,
+    headers: queued.headers,
+    messageId: message.messageId,
+    correlationId: message.correlationId,
+    contentType: message.contentType,
+    replyTo: queued.replyTo,
+    timestamp: message.timestamp,
+    attempt: queued.attempt,
+    redelivered: queued.redelivered,
+  };
+}
+
+/** Whether a queue holds a message that a consumer takes now. */
+export function hasReadyWork(queues: Iterable<MemoryQueue>): boolean {
+  for (const queue of queues) if (queue.messages.size > 0 && hasActiveConsumer(queue)) return true;
+  return false;
+}
+
+/** What each busy queue of `queues` has in hand: its ready messages (when consumed) and in flight. */
+export function queueWork(queues: Iterable<MemoryQueue>): QueueWork[] {
+  const work: QueueWork[] = [];
+  for (const queue of queues) {
+    const inFlight = queue.consumers.reduce((sum, consumer) => sum + consumer.inFlight, 0);
+    const ready = hasActiveConsumer(queue) ? queue.messages.size : 0;
+    if (inFlight > 0 || ready > 0) work.push({ queue: queue.name, ready, inFlight });
+  }
+  return work;
 }

@@ -5,9 +5,14 @@
  * `nats-pull-budget.ts`), its volatile requests (`nats-responder.ts`), and the settlement of each
  * delivery (reply, retry copy, dead letter, then ack). Deliveries are kept alive while they run.
  * Acks are plain (batched into one write per turn of the event loop) unless `confirmAcks` asks for
- * the server's confirmation.
+ * the server's confirmation. An exclusive subscription pulls only while its instance holds the
+ * queue's lease, with a short ack wait so that a crashed holder's deliveries are due again, first,
+ * before the lease passes on (`nats-lease.ts`).
  */
+import { randomUUID } from 'node:crypto';
 import type { NatsConnection } from '@nats-io/transport-node';
+import { EXCLUSIVE_ACK_WAIT_MS, natsLease } from './nats-lease';
+import { LeaseKeeper } from '../../backend/lease-keeper';
 import type {
   ConsumerState,
   DeliveryHandler,
@@ -29,6 +34,8 @@ import { describeRoute, queueConsumerName, routeFilters } from './nats-topology'
 export interface NatsConsumerContext extends NatsSettlerContext {
   /** A fresh inbox subject. */
   inbox(): string;
+  /** Whether the backend is closing (its subscriptions are about to stop). */
+  closing(): boolean;
 }
 
 /** Handler slots of a subscription whose `concurrency` is not a positive number. */
@@ -66,6 +73,12 @@ export class NatsConsumer implements PullOwner {
    * and no other filter of the route receives it too.
    */
   private readonly exact: boolean;
+  /** An exclusive subscription's lease (`nats-lease.ts`): it pulls only while it holds it. */
+  private readonly lease?: LeaseKeeper;
+  /** The ack wait of its durable consumers. */
+  private readonly ackWaitMs: number;
+  /** What an exclusive subscription that stopped gives back, kept alive until {@link drain}. */
+  private readonly givenBack: PulledMessage[] = [];
 
   constructor(
     private readonly spec: SubscriptionSpec,
@@ -74,7 +87,7 @@ export class NatsConsumer implements PullOwner {
   ) {
     this.slots = spec.concurrency >= 1 ? Math.floor(spec.concurrency) : DEFAULT_SLOTS;
     const settler = new NatsSettler(spec, ctx);
-    this.runner = new NatsDeliveryRunner(spec, handler, ctx, settler);
+    this.runner = new NatsDeliveryRunner(spec, handler, ctx, settler, (msg) => this.keep(msg));
     const { names } = ctx;
     const filters = routeFilters(names, spec.queue, spec.external ? [] : spec.topics);
     this.exact = filters.length === 1 && !filters[0].patterns.some((p) => p.includes('#'));
@@ -92,6 +105,12 @@ export class NatsConsumer implements PullOwner {
       puller(queueConsumerName(spec.queue), names.queueSubject(spec.queue)),
     ];
     this.budget = new NatsPullBudget(this.pullers, this.slots);
+    this.ackWaitMs = ctx.options.ackWaitMs;
+    if (spec.exclusive) {
+      const store = natsLease(ctx, ctx.options, spec.queue, randomUUID());
+      this.lease = new LeaseKeeper(store, (e) => this.ctx.hub.emitError(e));
+      this.ackWaitMs = Math.min(this.ackWaitMs, EXCLUSIVE_ACK_WAIT_MS);
+    }
     if (!spec.external)
       this.responder = new NatsResponder(spec, handler, ctx, settler, filters, this.slots);
   }
@@ -111,9 +130,11 @@ export class NatsConsumer implements PullOwner {
     const { nc } = await this.ctx.link();
     try {
       this.nc = nc;
-      const every = Math.max(250, Math.floor(this.ctx.options.ackWaitMs / 3));
+      await this.lease?.start();
+      const every = Math.max(250, Math.floor(this.ackWaitMs / 3));
       this.keepAlive = setInterval(() => {
         for (const msg of this.held) quietly(() => msg.working());
+        for (const msg of this.givenBack) quietly(() => msg.working());
       }, every);
       this.keepAlive.unref();
       this.ticker = setInterval(() => this.tick(), ROTATE_MS / 2);
@@ -138,6 +159,7 @@ export class NatsConsumer implements PullOwner {
   async cancel(): Promise<void> {
     if (this.stopped) return;
     this.stopped = true;
+    this.lease?.wakeWaiters();
     this.pauses.wakeAll();
     clearInterval(this.ticker);
     this.detachedSince ??= Date.now();
@@ -158,6 +180,13 @@ export class NatsConsumer implements PullOwner {
     await this.responder?.drain(Math.max(0, deadline - Date.now()));
     this.runner.flushAcks();
     clearInterval(this.keepAlive);
+    if (this.stopped && this.lease) {
+      // Handed back together, in stream order, before the lease goes: the next holder gets them
+      // first, in that order (JetStream redelivers naked messages in the order of the naks).
+      this.givenBack.sort((a, b) => a.seq - b.seq);
+      for (const msg of this.givenBack.splice(0)) quietly(() => msg.nak());
+      await this.lease.stop();
+    }
   }
 
   /**
@@ -193,7 +222,12 @@ export class NatsConsumer implements PullOwner {
 
   /** See {@link PullOwner.topUp}. */
   topUp(): void {
-    if (!this.stopped) this.budget.topUp(this.room);
+    if (this.mayPull) this.budget.topUp(this.room);
+  }
+
+  /** Whether it pulls now: not stopped, and the holder of its lease if exclusive. */
+  private get mayPull(): boolean {
+    return !this.stopped && (this.lease === undefined || this.lease.held);
   }
 
   /** See {@link PullOwner.inbox}. */
@@ -266,7 +300,7 @@ export class NatsConsumer implements PullOwner {
         // Unlimited: this consumer dead-letters past `deliveryLimit` itself, and a delivery whose
         // dead letter could not be written must come again (a server-side limit would strand it).
         maxDeliver: -1,
-        ackWaitMs: this.ctx.options.ackWaitMs,
+        ackWaitMs: this.ackWaitMs,
         deliverPolicy: 'new',
       });
     }
@@ -278,8 +312,8 @@ export class NatsConsumer implements PullOwner {
    * instance with a free slot, rather than held here.
    */
   accept(p: NatsPuller, msg: PulledMessage, stale: boolean): void {
-    if (this.stopped) {
-      quietly(() => msg.nak());
+    if (!this.mayPull) {
+      if (!this.keep(msg)) quietly(() => msg.nak());
       return;
     }
     if (p.patterns && !this.handles(p, msg.subject)) {
@@ -296,11 +330,19 @@ export class NatsConsumer implements PullOwner {
     this.handle(msg);
   }
 
+  /** Keeps `msg` to hand back in {@link drain} if this is an exclusive subscription that stops. */
+  private keep(msg: PulledMessage): boolean {
+    if (!this.lease || !(this.stopped || this.ctx.closing())) return false;
+    this.givenBack.push(msg);
+    return true;
+  }
+
   /** Every half turn: the budget's turn, and the pullers' heartbeat checks. */
   private tick(): void {
     const now = Date.now();
     for (const p of this.pullers) p.check(now);
-    this.budget.turn(this.room, now);
+    // A standby begins to pull here, within half a turn of taking the lease.
+    if (this.mayPull) this.budget.turn(this.room, now);
   }
 
   /** Whether `p` handles a message on `subject`: see {@link handlingFilter}. */

@@ -5,6 +5,7 @@
  */
 import type { JetStreamManager } from '@nats-io/jetstream';
 import type { ResolvedNatsOptions } from './nats-backend.options';
+import { EXCLUSIVE_LEASE_MS } from '../../backend/exclusive';
 import { natsNames } from './nats-topology';
 
 const nanos = (ms: number): number => ms * 1_000_000;
@@ -46,6 +47,26 @@ export async function ensureStreams(
     retention: 'limits',
     max_age: nanos(options.deadLetterMaxAgeMs),
     duplicate_window: window(options.deadLetterMaxAgeMs),
+  });
+}
+
+/**
+ * Creates the stream of exclusive queues' leases of `options.prefix` when missing: one message per
+ * subject (the holder), dropped {@link EXCLUSIVE_LEASE_MS} after it was written (`nats-lease.ts`).
+ */
+export async function ensureLeaseStream(
+  jsm: JetStreamManager,
+  options: ResolvedNatsOptions,
+): Promise<void> {
+  await ensureStream(jsm, {
+    name: natsNames(options.prefix).leases,
+    subjects: [`${options.prefix}.lease.>`],
+    num_replicas: options.replicas,
+    storage: options.storage,
+    retention: 'limits',
+    max_msgs_per_subject: 1,
+    max_age: nanos(EXCLUSIVE_LEASE_MS),
+    duplicate_window: nanos(EXCLUSIVE_LEASE_MS),
   });
 }
 

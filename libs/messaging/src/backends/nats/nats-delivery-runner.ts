@@ -37,6 +37,8 @@ export class NatsDeliveryRunner {
     private readonly handler: DeliveryHandler,
     private readonly ctx: NatsSettlerContext,
     private readonly settler: NatsSettler,
+    /** Takes a delivery to hand back later instead of a nak now, when it says so (`NatsConsumer`). */
+    private readonly keep: (msg: PulledMessage) => boolean = () => false,
   ) {}
 
   /**
@@ -108,6 +110,7 @@ export class NatsDeliveryRunner {
     this.handedBack.set(msg.seq, deliveries);
     if (this.handedBack.size > HANDED_BACK_MAX)
       this.handedBack.delete(this.handedBack.keys().next().value as number);
+    if (delayMs === undefined && this.keep(msg)) return;
     quietly(() => (delayMs === undefined ? msg.nak() : msg.nak(delayMs)));
   }
 

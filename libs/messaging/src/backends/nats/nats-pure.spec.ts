@@ -362,6 +362,7 @@ function fakePullConsumer(
       link: () => Promise.resolve(link),
       current: () => link,
       inbox: () => '_INBOX.test',
+      closing: () => false,
       publish: () => Promise.resolve(),
     },
   );

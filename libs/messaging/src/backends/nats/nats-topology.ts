@@ -14,6 +14,8 @@
  * | `messaging-delayed`            | stream, work-queue retention           | `messaging.d.>`: delayed publishes and retries until due      |
  * | `delayer`                      | durable pull consumer of it            | shared by every instance: re-publishes a message when due     |
  * | `messaging-dead-letters`       | stream, limits retention               | `messaging.dlq.<service>.dead-letter`: each service's dead letters |
+ * | `messaging-leases`             | stream, limits, 1 message per subject, `max_age` the lease's | created with the first exclusive route: whose lease each exclusive queue is (`nats-lease.ts`) |
+ * | `messaging.lease.<queue>`      | subject                                | the lease of exclusive queue `<queue>`: its last message names the holder |
  * | `messaging.rq.<topic>`         | core NATS subject, in no stream        | a volatile request to `<topic>` (`request()` without `durable`) |
  * | `messaging.rq.<filter>`, queue group `r-<queue>-<hash>` | core subscription of each instance, one per filter of a route | the route's volatile requests: its instances share them, each route gets one |
  * | `_INBOX.<id>`                  | core subscription, one per durable consumer and instance | the messages and statuses of its pulls (`nats-pull.ts`); a fresh one after a reconnection or a failure, so that no pull of before survives |
@@ -91,6 +93,9 @@ export interface NatsNames {
   readonly messages: string;
   readonly delayed: string;
   readonly deadLetters: string;
+  /** The stream of exclusive queues' leases (`nats-lease.ts`), and the subject of one. */
+  readonly leases: string;
+  readonly leaseSubject: (queue: string) => string;
   readonly topicSubject: (topic: string) => string;
   readonly queueSubject: (queue: string) => string;
   readonly delayedSubject: (subject: string) => string;
@@ -109,6 +114,8 @@ export function natsNames(prefix: string): NatsNames {
     messages: `${prefix}-messages`,
     delayed: `${prefix}-delayed`,
     deadLetters: `${prefix}-dead-letters`,
+    leases: `${prefix}-leases`,
+    leaseSubject: (queue) => `${prefix}.lease.${subjectOfName(queue)}`,
     topicSubject: (topic) => `${prefix}.t.${topic}`,
     queueSubject: (queue) => `${prefix}.q.${subjectOfName(queue)}`,
     delayedSubject: (subject) => `${prefix}.d.${subject.slice(prefix.length + 1)}`,

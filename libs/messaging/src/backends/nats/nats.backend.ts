@@ -222,6 +222,7 @@ export class NatsBackend implements BrokerBackend {
       link: () => this.link(),
       current: () => this.connection.current,
       inbox: () => this.connection.inbox(),
+      closing: () => this.closing,
       publish: (subject, body, headers, msgID) =>
         this.publisher.publish(subject, body, headers, msgID),
     });

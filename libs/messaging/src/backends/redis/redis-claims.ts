@@ -29,6 +29,14 @@ export interface RedisClaimsContext {
   dispatch(stream: string, id: string, raw: Buffer[], overLimit: boolean): void;
 }
 
+/** A delivery claimed from the group's pending entries (`overLimit`: to dead-letter unhandled). */
+export interface PendingEntry {
+  readonly stream: string;
+  readonly id: string;
+  readonly raw: Buffer[];
+  readonly overLimit: boolean;
+}
+
 type AutoClaimReply = [Buffer, Array<[Buffer, Buffer[] | null]>, Buffer[]];
 
 export class RedisClaims {
@@ -65,6 +73,39 @@ export class RedisClaims {
         this.ctx.dispatch(stream, id, raw, deliveries > options.deliveryLimit);
       }
     }
+  }
+
+  /**
+   * Claims every delivery pending in the group, whoever holds it and however recently (a new
+   * holder of an exclusive subscription's lease takes over what the last one left), and resolves
+   * them in queue order, stream by stream.
+   */
+  async claimAll(streams: Iterable<string>): Promise<PendingEntry[]> {
+    const { command, group, consumer } = this.ctx;
+    const claimed: PendingEntry[] = [];
+    for (const stream of streams) {
+      let cursor = '0-0';
+      do {
+        const reply = (await command.callBuffer(
+          'XAUTOCLAIM',
+          stream,
+          group,
+          consumer,
+          0,
+          cursor,
+          'COUNT',
+          100,
+        )) as AutoClaimReply;
+        cursor = reply[0].toString('utf8');
+        for (const [idBuffer, raw] of reply[1]) {
+          if (!raw) continue;
+          const id = idBuffer.toString('utf8');
+          const overLimit = (await this.deliveryCount(stream, id)) > this.ctx.options.deliveryLimit;
+          claimed.push({ stream, id, raw, overLimit });
+        }
+      } while (cursor !== '0-0');
+    }
+    return claimed;
   }
 
   /** Renews the claim on deliveries in flight here that were not renewed for a third of `claimIdleMs`. */

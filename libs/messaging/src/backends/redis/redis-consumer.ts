@@ -2,13 +2,16 @@
  * One subscription on Redis: its binding, a reader connection running `XREADGROUP` over the queue's
  * topic streams and its queue stream, the claims (`RedisClaims`: `XAUTOCLAIM` of deliveries a crashed
  * consumer left pending, and renewal of its own) and, for a route on a queue of ours, its volatile
- * requests (`RedisRequestSource`). Each delivery goes to the handler, then to `RedisSettler`.
+ * requests (`RedisRequestSource`). Each delivery goes to the handler, then to `RedisSettler`. An
+ * exclusive subscription reads only while its instance holds the queue's lease, beginning each turn
+ * with what the last holder left pending (`redis-exclusive.ts`, `redis-lease.ts`).
  */
-import { randomUUID } from 'node:crypto';
 import type { Redis } from 'ioredis';
 import type {
   ConsumerState,
+  Delivery,
   DeliveryHandler,
+  Settlement,
   SubscriptionSpec,
 } from '../../backend/broker-backend.interface';
 import { topicMatches } from '../../backend/topic-matcher';
@@ -17,8 +20,9 @@ import { type ClaimedEntry, RedisClaims } from './redis-claims';
 import { type EntrySource, toDelivery } from './redis-messages';
 import { isCluster, nodeFor } from './redis-cluster';
 import type { RedisPubSub } from './redis-pubsub';
+import { RedisExclusive } from './redis-exclusive';
 import { RedisRequestSource } from './redis-request-source';
-import { BIND_SCRIPT, runScript } from './redis-scripts';
+import { bindQueue, createGroup, forgetConsumer } from './redis-groups';
 import { RedisSettler, type RedisSettlerContext } from './redis-settler';
 
 /** What a consumer needs from its backend. */
@@ -31,6 +35,8 @@ export interface RedisConsumerContext extends RedisSettlerContext {
   createReader(): Redis;
   /** Reports (once) that Redis lost the dataset, if it did: called when a group has vanished. */
   checkDataset(): Promise<void>;
+  /** Whether the backend is closing (its subscriptions are about to stop). */
+  closing(): boolean;
 }
 
 type StreamReply = Array<[Buffer, Array<[Buffer, Buffer[] | null]>]> | null;
@@ -45,6 +51,8 @@ export class RedisConsumer {
   private readonly claims: RedisClaims;
   /** Volatile requests: a route on a queue of ours with topics. */
   private readonly requests?: RedisRequestSource;
+  /** An exclusive subscription's turns (`redis-exclusive.ts`). */
+  private readonly exclusive?: RedisExclusive;
   private readerId?: number;
   /** On a cluster: the reader's connection to the slot's master, whose `CLIENT ID` is `readerId`. */
   private readerNode?: Redis;
@@ -91,6 +99,13 @@ export class RedisConsumer {
     });
     if (!spec.external && spec.topics.length > 0)
       this.requests = new RedisRequestSource(spec, handler, this.settler, ctx);
+    if (spec.exclusive)
+      this.exclusive = new RedisExclusive(ctx, spec.queue, this.claims, {
+        streams: () => this.streams.keys(),
+        stopped: () => this.stopped,
+        dispatch: (e) => this.dispatch(e.stream, e.id, e.raw, true, e.overLimit),
+        failed: (e) => this.readFailed(e),
+      });
     this.claimEveryMs = Math.max(50, Math.min(5_000, Math.floor(ctx.options.claimIdleMs / 3)));
   }
 
@@ -104,27 +119,14 @@ export class RedisConsumer {
 
   /** Declares the binding and groups, connects the reader and starts consuming. */
   async start(connect: (redis: Redis) => Promise<void>): Promise<void> {
-    const topics = (await runScript(
-      this.ctx.command,
-      BIND_SCRIPT,
-      1,
-      this.ctx.keys.slotKey,
-      this.ctx.keys.prefix,
-      this.spec.queue,
-      JSON.stringify(this.spec.topics),
-      randomUUID(),
-    )) as string[];
+    const topics = await bindQueue(this.ctx.command, this.ctx.keys, this.spec);
     this.streams.set(this.queueStream, { kind: 'q', name: this.spec.queue });
     if (this.spec.external) {
       // Retries and requeues of an external queue go to a stream of ours, not to the foreign stream
       // (whose other groups would receive them too).
       const retries = this.ctx.keys.externalRetries(this.spec.queue);
       this.streams.set(retries, { kind: 'q', name: this.spec.queue });
-      await this.ctx.command
-        .xgroup('CREATE', retries, this.spec.queue, '0', 'MKSTREAM')
-        .catch((error: Error) => {
-          if (!error.message.includes('BUSYGROUP')) throw error;
-        });
+      await createGroup(this.ctx.command, retries, this.spec.queue, '0');
     }
     for (const topic of topics) this.addTopic(topic);
     // Cancelled (the backend closed) while starting: start nothing.
@@ -150,6 +152,7 @@ export class RedisConsumer {
       throw this.cancelledWhileStarting();
     }
     this.detachedSince = undefined;
+    await this.exclusive?.lease.start();
     this.loop = this.run();
     this.renewTimer = setInterval(() => void this.renewTick(), this.claimEveryMs);
   }
@@ -171,6 +174,7 @@ export class RedisConsumer {
     // First of all: no longer counted as consuming the route, so that requests go elsewhere.
     await this.requests?.stop();
     this.wake?.();
+    this.exclusive?.lease.wakeWaiters();
     // Unblock the reader's XREADGROUP; it may be between two reads, so until the loop ends.
     const loop = this.loop ?? Promise.resolve();
     let ended = false;
@@ -195,6 +199,7 @@ export class RedisConsumer {
     this.settler.flushAcks();
     if (this.inFlight.size > 0) await this.drainDeliveries(timeoutMs);
     await requests;
+    if (this.stopped) await this.exclusive?.lease.stop();
   }
 
   private async drainDeliveries(timeoutMs: number): Promise<void> {
@@ -210,25 +215,15 @@ export class RedisConsumer {
   }
 
   /**
-   * Removes this instance's consumer from the groups it read, where nothing is pending for it (a
-   * pending delivery keeps its consumer, so that another instance claims it): closed instances do
-   * not pile up in `XINFO CONSUMERS`. Call after {@link cancel} and {@link drain}. Nothing while
-   * Redis is unreachable (a close does not wait for it; the name stays).
+   * Gives back an exclusive lease (a subscription cancelled while starting was not drained), then
+   * removes this instance's consumer where nothing is pending for it (a pending delivery keeps it,
+   * for another instance to claim): closed instances do not pile up in `XINFO CONSUMERS`. After
+   * {@link cancel} and {@link drain}; nothing more while Redis is unreachable (the name stays).
    */
   async forget(): Promise<void> {
+    await this.exclusive?.lease.stop();
     if (this.ctx.command.status !== 'ready') return;
-    for (const stream of this.streams.keys()) {
-      const pending = await this.ctx.command.xpending(
-        stream,
-        this.spec.queue,
-        '-',
-        '+',
-        1,
-        this.ctx.consumer,
-      );
-      if (pending.length === 0)
-        await this.ctx.command.xgroup('DELCONSUMER', stream, this.spec.queue, this.ctx.consumer);
-    }
+    await forgetConsumer(this.ctx.command, this.streams.keys(), this.spec.queue, this.ctx.consumer);
   }
 
   private addTopic(topic: string): void {
@@ -245,6 +240,7 @@ export class RedisConsumer {
         continue;
       }
       try {
+        if (this.exclusive && !(await this.exclusive.mayRead(free))) continue;
         if (Date.now() >= this.nextClaimAt) {
           // Claims run here, between reads, so that they share the reads' `concurrency` slots.
           this.nextClaimAt = Date.now() + this.claimEveryMs;
@@ -329,23 +325,9 @@ export class RedisConsumer {
   }
 
   private async ensureGroups(): Promise<void> {
-    await runScript(
-      this.ctx.command,
-      BIND_SCRIPT,
-      1,
-      this.ctx.keys.slotKey,
-      this.ctx.keys.prefix,
-      this.spec.queue,
-      JSON.stringify(this.spec.topics),
-      randomUUID(),
-    );
-    for (const [stream, source] of this.streams) {
-      await this.ctx.command
-        .xgroup('CREATE', stream, this.spec.queue, source.kind === 'q' ? '0' : '$', 'MKSTREAM')
-        .catch((error: Error) => {
-          if (!error.message.includes('BUSYGROUP')) throw error;
-        });
-    }
+    await bindQueue(this.ctx.command, this.ctx.keys, this.spec);
+    for (const [stream, source] of this.streams)
+      await createGroup(this.ctx.command, stream, this.spec.queue, source.kind === 'q' ? '0' : '$');
   }
 
   private take(reply: NonNullable<StreamReply>, redelivered: boolean): void {
@@ -370,11 +352,11 @@ export class RedisConsumer {
     const delivery = toDelivery(raw, source, this.spec.queue, id, redelivered);
     this.inFlight.set(key, { stream, id, renewedAt: Date.now() });
     const settled = this.stopped
-      ? this.settler.requeue(stream, id, delivery)
+      ? this.settle(stream, id, delivery, { action: 'requeue' })
       : overLimit
         ? this.settler.settle(stream, id, delivery, this.settler.deliveryLimitExceeded(delivery))
         : this.handler(delivery).then((settlement) =>
-            this.settler.settle(stream, id, delivery, settlement),
+            this.settle(stream, id, delivery, settlement),
           );
     settled.then(
       () => this.settled(key),
@@ -388,6 +370,13 @@ export class RedisConsumer {
         this.settled(key);
       },
     );
+  }
+
+  /** Settles; an exclusive subscription that stops leaves a requeue pending for its successor. */
+  private settle(stream: string, id: string, delivery: Delivery, settlement: Settlement) {
+    const stopping = this.stopped || this.ctx.closing();
+    if (this.exclusive && stopping && settlement.action === 'requeue') return Promise.resolve();
+    return this.settler.settle(stream, id, delivery, settlement);
   }
 
   private settled(key: string): void {

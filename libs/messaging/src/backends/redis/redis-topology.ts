@@ -10,6 +10,7 @@
  * | `messaging:topics`                    | set             | every topic published or subscribed: wildcards resolve against it |
  * | `messaging:bindings`                  | hash            | queue → JSON array of its topic patterns (routing, `mandatory`)  |
  * | `messaging:routing`                   | string          | generation of `bindings`: a new random token when a binding is added or changed |
+ * | `messaging:lease:<queue>`             | string          | exclusive queue `<queue>`: the consumer name of the one instance reading it, expiring (`redis-lease.ts`) |
  * | `messaging:rq:<queue>`                | list            | volatile requests to route `<queue>` not taken yet; expires once they all timed out |
  * | `messaging:rq:<db>:<queue>`           | pub/sub channel | its subscribers: the instances consuming route `<queue>` of database `<db>` now; a request to the only one, or a ring |
  * | `messaging:delayed`                   | sorted set      | delayed messages and retries by due time (epoch ms)              |
@@ -131,6 +132,11 @@ export class RedisKeys {
   /** The routing generation: a new random token when a binding is added or changed. */
   get routing(): string {
     return `${this.prefix}:routing`;
+  }
+
+  /** The lease of exclusive queue `queue`: who reads it now (`redis-lease.ts`). */
+  lease(queue: string): string {
+    return `${this.prefix}:lease:${queue}`;
   }
 
   /** The list of volatile requests of queue `queue` not taken yet. */

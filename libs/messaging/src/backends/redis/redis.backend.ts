@@ -205,6 +205,7 @@ export class RedisStreamsBackend implements BrokerBackend {
       consumer: this.instance,
       pubsub: this.pubsub,
       checkDataset: () => this.durability.recheck(command),
+      closing: () => this.closing,
       createReader: () =>
         createConnection(this.ioredis, this.options, `reader:${spec.queue}`, true),
       sendReply: (replyTo, reply) => this.sendReply(replyTo, reply),
