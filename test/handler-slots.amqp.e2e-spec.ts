@@ -14,7 +14,7 @@ afterAll(() => deleteBrokerObjects(RUN), 30_000);
 
 /** The deliveries a server counts in flight (running, or waiting for a slot). */
 const inFlightOf = (server: MessagingServer): number =>
-  (server as unknown as { inFlight: number }).inFlight;
+  (server as unknown as { inFlight: { size: number } }).inFlight.size;
 
 describe('handler slots (RabbitMQ)', () => {
   const h = useContractHarness(
