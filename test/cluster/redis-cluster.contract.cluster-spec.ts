@@ -31,7 +31,12 @@ runBackendContract(
       prefix: PREFIX,
       blockMs: 200,
     }),
-  { servicePrefix: `redis-cluster-${PREFIX.slice(1, -1)}` },
+  {
+    servicePrefix: `redis-cluster-${PREFIX.slice(1, -1)}`,
+    // As on one server: Redis keeps no kind of consumer with a stream (an exclusive queue is one
+    // with a lease), so a queue that changes kind is not refused; the crash case runs there.
+    exclusive: { refusesMismatch: false },
+  },
 );
 
 describe('the cluster after the contract suite', () => {
