@@ -66,9 +66,9 @@ export class MessagingServer
   /** Aborted when `close()` starts: ordered handlers' waiting retries go back to the broker. */
   private readonly closing = new AbortController();
   /**
-   * The `reject` of each handler run in progress. When `close()` gives up waiting, it rejects them
-   * with the abort's reason: their deliveries are handed back to the broker at once (`requeue`),
-   * not acknowledged whenever the handler ends, and the backend closes without waiting for them.
+   * Handler runs between Nest's processing hooks. When `close()` gives up waiting it abandons those
+   * still running: their deliveries are handed back to the broker at once (`requeue`), not
+   * acknowledged whenever the handler ends, and the backend closes without waiting for them.
    */
   private readonly runs = new HookedRuns(
     (ctx, fn) => this.runWithProcessingHooks(ctx, fn),
@@ -86,7 +86,7 @@ export class MessagingServer
   constructor(
     @Inject(MESSAGING_OPTIONS) private readonly options: ResolvedMessagingOptions,
     @Inject(MESSAGING_BACKEND) private readonly backend: BrokerBackend,
-    private readonly codec: MessageCodec,
+    codec: MessageCodec,
     @Inject(MESSAGING_STORE) store: MessageStore,
     @Optional() instruments?: MessagingInstruments,
     @Optional() tracer?: MessagingTracer,
