@@ -7,10 +7,8 @@ import {
   type CircuitVerdict,
   type ResolvedCircuitBreaker,
 } from '../retry/circuit-breaker';
+import { longTimeout } from '../backend/long-timeout';
 import { PauseGates } from './pause-gates';
-
-/** The longest a Node.js timer waits (about 24.8 days); longer waits are chained. */
-const MAX_TIMER_MS = 2 ** 31 - 1;
 
 /**
  * The circuit breakers of the server's handlers (`@Consume(..., { circuitBreaker })`). While a
@@ -21,7 +19,8 @@ const MAX_TIMER_MS = 2 ** 31 - 1;
 export class HandlerBreakers {
   private readonly breakers = new Map<string, CircuitBreaker>();
   private readonly gates = new PauseGates();
-  private readonly timers = new Set<NodeJS.Timeout>();
+  /** What cancels each pending half-open timer. */
+  private readonly timers = new Set<() => void>();
   private closed = false;
 
   constructor(
@@ -74,7 +73,7 @@ export class HandlerBreakers {
   /** The server closes: what waits goes back to the broker, and no timer is left behind. */
   close(): void {
     this.closed = true;
-    for (const timer of this.timers) clearTimeout(timer);
+    for (const cancel of this.timers) cancel();
     this.timers.clear();
     this.gates.close();
   }
@@ -85,23 +84,12 @@ export class HandlerBreakers {
     this.logger.warn(
       `Circuit of ${handler} opened (${failures} failure(s) within ${windowMs} ms): its messages wait, unacknowledged, ${openMs} ms; then one is tried`,
     );
-    this.after(openMs, () => {
+    const cancel = longTimeout(openMs, () => {
+      this.timers.delete(cancel);
       breaker.halfOpen();
       this.logger.log(`Circuit of ${handler} half-open: trying one message`);
       this.gates.resume(handler); // the waiting ask again; the first is the trial
     });
-  }
-
-  private after(ms: number, task: () => void): void {
-    const timer = setTimeout(
-      () => {
-        this.timers.delete(timer);
-        if (ms > MAX_TIMER_MS) this.after(ms - MAX_TIMER_MS, task);
-        else task();
-      },
-      Math.min(ms, MAX_TIMER_MS),
-    );
-    timer.unref();
-    this.timers.add(timer);
+    this.timers.add(cancel);
   }
 }

@@ -1,5 +1,6 @@
 import type { Delivery, Settlement } from '../backend/broker-backend.interface';
 import { MessagingHeaders, orderingKeyOf, retryHeaders } from '../backend/message-headers';
+import { longTimeout } from '../backend/long-timeout';
 import { KeyLanes } from './key-lanes';
 import { REQUEUE } from './settlements';
 
@@ -66,26 +67,17 @@ function counted(settlement: Settlement, last: Delivery): Settlement {
   return { ...settlement, failure: { ...settlement.failure, attempts: last.attempt, firstAt } };
 }
 
-/** The longest a Node.js timer waits (about 24.8 days); longer waits are chained. */
-const MAX_TIMER_MS = 2 ** 31 - 1;
-
 /** Resolves true after `ms`, or false as soon as `signal` aborts. */
 function waitUnlessAborted(ms: number, signal: AbortSignal): Promise<boolean> {
   return new Promise((resolve) => {
-    let timer: NodeJS.Timeout;
     const done = (waited: boolean): void => {
-      clearTimeout(timer);
+      cancel();
       signal.removeEventListener('abort', aborted);
       resolve(waited);
     };
     const aborted = (): void => done(false);
-    const wait = (left: number): void => {
-      timer = setTimeout(
-        () => (left > MAX_TIMER_MS ? wait(left - MAX_TIMER_MS) : done(true)),
-        Math.min(left, MAX_TIMER_MS),
-      );
-    };
-    wait(ms);
+    // Kept alive as any message in hand: the close aborts it.
+    const cancel = longTimeout(ms, () => done(true), true);
     signal.addEventListener('abort', aborted);
   });
 }

@@ -1,3 +1,4 @@
+import { longTimeout } from '../../backend/long-timeout';
 import { MessagingConfigError } from '../../errors/messaging.errors';
 
 /**
@@ -10,9 +11,6 @@ export interface DelayScheduler {
   schedule(delayMs: number, task: () => void): void;
 }
 
-/** The longest timeout Node keeps (a longer one fires at once). */
-const MAX_TIMER_MS = 2 ** 31 - 1;
-
 /**
  * The process's timers, unref'd: a pending retry or delayed publish never keeps the process alive.
  * A delay longer than a timer can hold (24.8 days) waits in several. The default scheduler of
@@ -20,8 +18,7 @@ const MAX_TIMER_MS = 2 ** 31 - 1;
  */
 export const REAL_TIMERS: DelayScheduler = Object.freeze({
   schedule(delayMs: number, task: () => void): void {
-    if (delayMs <= MAX_TIMER_MS) setTimeout(task, delayMs).unref();
-    else setTimeout(() => REAL_TIMERS.schedule(delayMs - MAX_TIMER_MS, task), MAX_TIMER_MS).unref();
+    longTimeout(delayMs, task);
   },
 });
 
