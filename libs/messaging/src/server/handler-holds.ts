@@ -63,17 +63,19 @@ export class HandlerHolds {
     return {
       paused: this.pauses.isPaused(handler),
       ...(circuit ? { circuit } : {}),
-      held: this.pauses.waitingFor(handler) + this.breakers.waiting(handler),
+      held: this.heldFor(handler),
     };
   }
 
   /** How many deliveries are held now, across handlers. */
   get held(): number {
     let held = 0;
-    for (const name of this.names) {
-      held += this.pauses.waitingFor(name) + this.breakers.waiting(name);
-    }
+    for (const name of this.names) held += this.heldFor(name);
     return held;
+  }
+
+  private heldFor(handler: string): number {
+    return this.pauses.waitingFor(handler) + this.breakers.waiting(handler);
   }
 
   onHeld(listener: () => void): () => void {
