@@ -1,11 +1,10 @@
 import type { INestApplicationContext } from '@nestjs/common';
-import { PROPERTY_DEPS_METADATA, SELF_DECLARED_DEPS_METADATA } from '@nestjs/common/constants';
 import { DiscoveryService, MetadataScanner } from '@nestjs/core';
 import type { MessageHandler } from '@nestjs/microservices';
 import { PARAM_ARGS_METADATA, PATTERN_EXTRAS_METADATA } from '@nestjs/microservices/constants';
 import { RpcParamtype } from '@nestjs/microservices/enums/rpc-paramtype.enum';
 import type { ConsumeDefinition } from '../decorators/consume.decorator';
-import { getRequestedProducerTargets } from '../decorators/producer.decorator';
+import { injectedProducers } from '../decorators/producer.decorator';
 import { MessagingConfigError } from '../errors/messaging.errors';
 import { CONSUME_METADATA, MESSAGING_OPTIONS } from '../messaging.constants';
 import { DEFAULT_CONNECTION, type ResolvedMessagingOptions } from '../options/messaging-options';
@@ -168,18 +167,9 @@ function describeProducers(
   classes: readonly Class[],
   optionsOf: (connection: string, where: string) => ResolvedMessagingOptions,
 ): ProducerDescription[] {
-  const targets = getRequestedProducerTargets();
   const producers: ProducerDescription[] = [];
   for (const type of classes) {
-    const parameters = (Reflect.getMetadata(SELF_DECLARED_DEPS_METADATA, type) ?? []) as {
-      param: unknown;
-    }[];
-    const properties = (Reflect.getMetadata(PROPERTY_DEPS_METADATA, type) ?? []) as {
-      type: unknown;
-    }[];
-    for (const token of [...parameters.map((p) => p.param), ...properties.map((p) => p.type)]) {
-      const target = typeof token === 'string' ? targets.get(token) : undefined;
-      if (!target) continue;
+    for (const [, target] of injectedProducers(type)) {
       const connection = target.connection ?? DEFAULT_CONNECTION;
       const options = optionsOf(connection, `@Producer in ${type.name}`);
       producers.push({

@@ -1,4 +1,5 @@
 import { Inject } from '@nestjs/common';
+import { PROPERTY_DEPS_METADATA, SELF_DECLARED_DEPS_METADATA } from '@nestjs/common/constants';
 import { assertValidTopicPattern } from '../backend/topic-matcher';
 import { checkBoolean, checkName, checkOptionsObject } from '../errors/config-checks';
 import { MessagingConfigError } from '../errors/messaging.errors';
@@ -34,6 +35,25 @@ export function getProducerToken(target: string | ProducerTarget): string {
       ? `,connection:${t.connection}`
       : '';
   return `MessageProducer(${where}${t.allowUnroutable ? ',allowUnroutable' : ''}${on})`;
+}
+
+/**
+ * The `@Producer` targets `type` injects (by constructor parameter or property), with their tokens:
+ * what a class of an app sends, whatever other classes of the process asked for.
+ */
+export function injectedProducers(type: object): [token: string, target: ProducerTarget][] {
+  const parameters = (Reflect.getMetadata(SELF_DECLARED_DEPS_METADATA, type) ?? []) as {
+    param: unknown;
+  }[];
+  const properties = (Reflect.getMetadata(PROPERTY_DEPS_METADATA, type) ?? []) as {
+    type: unknown;
+  }[];
+  const found: [string, ProducerTarget][] = [];
+  for (const token of [...parameters.map((p) => p.param), ...properties.map((p) => p.type)]) {
+    const target = typeof token === 'string' ? requestedTargets.get(token) : undefined;
+    if (target) found.push([token as string, target]);
+  }
+  return found;
 }
 
 /** The targets requested so far, for the module's providers. */

@@ -10,7 +10,6 @@ import {
   type OnModuleInit,
   type Provider,
 } from '@nestjs/common';
-import { PROPERTY_DEPS_METADATA, SELF_DECLARED_DEPS_METADATA } from '@nestjs/common/constants';
 import { DiscoveryModule, DiscoveryService } from '@nestjs/core';
 import type { BrokerBackend } from '../backend/broker-backend.interface';
 import { InMemoryBackend } from '../backends/memory/in-memory.backend';
@@ -20,6 +19,7 @@ import { DeadLetterService } from '../dead-letters/dead-letter.service';
 import {
   getProducerToken,
   getRequestedProducerTargets,
+  injectedProducers,
   type ProducerTarget,
 } from '../decorators/producer.decorator';
 import { MessagingConfigError } from '../errors/messaging.errors';
@@ -437,20 +437,13 @@ class ProducerConnections implements OnApplicationBootstrap {
    * producer `@Producer` asked for anywhere in the process; only the injected ones must work).
    */
   onApplicationBootstrap(): void {
-    const injected = new Set<unknown>();
+    const injected = new Set<string>();
     for (const { metatype } of [
       ...this.discovery.getProviders(),
       ...this.discovery.getControllers(),
     ]) {
       if (typeof metatype !== 'function') continue;
-      const params = (Reflect.getMetadata(SELF_DECLARED_DEPS_METADATA, metatype) ?? []) as {
-        param: unknown;
-      }[];
-      const props = (Reflect.getMetadata(PROPERTY_DEPS_METADATA, metatype) ?? []) as {
-        type: unknown;
-      }[];
-      for (const { param } of params) injected.add(param);
-      for (const { type } of props) injected.add(type);
+      for (const [token] of injectedProducers(metatype)) injected.add(token);
     }
     for (const [token, resolve] of this.wanted) if (injected.has(token)) resolve();
   }
