@@ -254,7 +254,8 @@ export class StreamRun {
   /**
    * Messages the broker still holds for the route: Redis, the group's pending and unread entries of
    * the topic stream, the queue stream's entries (acked ones are deleted) and delayed messages;
-   * NATS, every consumer's pending and unacknowledged messages and the delayed stream's messages.
+   * NATS, the messages of the run's messages stream (interest retention: each stays until every
+   * route that wants it acked it) and of its delayed stream.
    */
   async pendingCount(): Promise<number> {
     return Object.values(await this.held()).reduce((sum, n) => sum + n, 0);
@@ -299,21 +300,16 @@ export class StreamRun {
         redis.disconnect();
       }
     }
+    // The streams' own counts, not the consumers' ack-pending ones: after a SIGKILL, nats-server 2.9
+    // can keep a message the interest-retention stream already deleted in a consumer's pending
+    // state, never to be redelivered (num_ack_pending 1 for good; fixed in nats-server#7984).
     const nc = await natsConnect({ servers: (this.direct.options as { servers: string }).servers });
     try {
       const jsm = await jetstreamManager(nc);
-      for await (const info of jsm.consumers.list(`${this.prefix}-messages`)) {
-        add(`${info.name} pending`, info.num_pending);
-        add(`${info.name} unacked`, info.num_ack_pending);
-      }
+      const messages = await jsm.streams.info(`${this.prefix}-messages`).catch(() => undefined);
+      add('messages stream', messages?.state.messages ?? 0);
       const delayed = await jsm.streams.info(`${this.prefix}-delayed`).catch(() => undefined);
       add('delayed stream', delayed?.state.messages ?? 0);
-      if (delayed) {
-        for await (const info of jsm.consumers.list(`${this.prefix}-delayed`)) {
-          add(`delayed ${info.name} pending`, info.num_pending);
-          add(`delayed ${info.name} unacked`, info.num_ack_pending);
-        }
-      }
       return held;
     } finally {
       await nc.close();
