@@ -254,8 +254,7 @@ export class StreamRun {
   /**
    * Messages the broker still holds for the route: Redis, the group's pending and unread entries of
    * the topic stream, the queue stream's entries (acked ones are deleted) and delayed messages;
-   * NATS, the messages of the run's messages stream (interest retention: each stays until every
-   * route that wants it acked it) and of its delayed stream.
+   * NATS, the messages of the run's messages and delayed streams that their consumers still owe.
    */
   async pendingCount(): Promise<number> {
     return Object.values(await this.held()).reduce((sum, n) => sum + n, 0);
@@ -300,16 +299,22 @@ export class StreamRun {
         redis.disconnect();
       }
     }
-    // The streams' own counts, not the consumers' ack-pending ones: after a SIGKILL, nats-server 2.9
-    // can keep a message the interest-retention stream already deleted in a consumer's pending
-    // state, never to be redelivered (num_ack_pending 1 for good; fixed in nats-server#7984).
+    // Each stream's messages still owed, counted twice: by its consumers (pending + unacknowledged)
+    // and by the stream itself. After a SIGKILL, nats-server 2.9 is wrong one way or the other: it
+    // keeps messages its consumers acknowledged in the stream (their ack floor past them), and can
+    // keep a message the interest stream deleted in a consumer's pending (never redelivered; fixed in
+    // nats-server#7984). A message really owed is in both counts; the smaller one is what is held.
     const nc = await natsConnect({ servers: (this.direct.options as { servers: string }).servers });
     try {
       const jsm = await jetstreamManager(nc);
-      const messages = await jsm.streams.info(`${this.prefix}-messages`).catch(() => undefined);
-      add('messages stream', messages?.state.messages ?? 0);
-      const delayed = await jsm.streams.info(`${this.prefix}-delayed`).catch(() => undefined);
-      add('delayed stream', delayed?.state.messages ?? 0);
+      for (const stream of [`${this.prefix}-messages`, `${this.prefix}-delayed`]) {
+        const info = await jsm.streams.info(stream).catch(() => undefined);
+        if (!info) continue;
+        let owed = 0;
+        for await (const c of jsm.consumers.list(stream)) owed += c.num_pending + c.num_ack_pending;
+        const stored = info.state.messages;
+        add(`${stream} (${stored} stored, ${owed} with its consumers)`, Math.min(stored, owed));
+      }
       return held;
     } finally {
       await nc.close();
