@@ -4,7 +4,9 @@ import {
   checkName,
   checkNumber,
   checkOptionsObject,
+  namespaceOption,
 } from '../../errors/config-checks';
+import { redactCredentials } from '../../backend/redact-credentials';
 import { MessagingConfigError } from '../../errors/messaging.errors';
 
 /** TLS settings for `amqps://` URLs, handed to Node's `tls.connect()`. */
@@ -49,9 +51,13 @@ export interface AmqpBackendOptions {
   /** Several broker URLs, tried in order on every (re)connection (failover). */
   readonly urls?: readonly string[];
   /**
-   * The durable topic exchange every topic is published to.
+   * What keeps apps on one broker apart: the name of the durable topic exchange every topic is
+   * published to. Apps that exchange messages use the same namespace. The same option on every
+   * backend (`RedisStreamsBackend` and `NatsBackend` use it as their key and subject prefix).
    * @default 'messaging'
    */
+  readonly namespace?: string;
+  /** @deprecated The older name of {@link namespace}: still works, told once per process. */
   readonly exchange?: string;
   /**
    * Prefetch of a subscription whose `concurrency` is not a positive number.
@@ -187,23 +193,10 @@ export function reconnectDelay(
   return Math.round(base * (0.8 + 0.2 * random));
 }
 
-/** `scheme://user:` then the password: anything up to the last `@` of the URL. */
-const CREDENTIALS = /([a-z][a-z0-9+.-]*:\/\/[^:/@\s]*:).*?@(?=[^@\s'"`]*(?:[\s'"`,]|$))/gi;
-
-/**
- * Replaces the password of every URL in `text` with `***`, so that a URL can be logged or put in an
- * error message (`amqp://app:***@host`). The password runs to the last `@` of the URL: one written
- * unencoded may hold `@`, `/`, `:`, spaces or quotes (the URL may then be invalid, and the error
- * that says so must not leak it). A later `user@host` in the same text after a URL without a
- * password is redacted too: too much is better than a secret.
- */
-export function redactCredentials(text: string): string {
-  return text.replace(CREDENTIALS, '$1***@');
-}
-
 const OPTION_KEYS: readonly (keyof AmqpBackendOptions)[] = [
   'url',
   'urls',
+  'namespace',
   'exchange',
   'prefetch',
   'heartbeatSeconds',
@@ -245,14 +238,14 @@ export function resolveAmqpOptions(options: AmqpBackendOptions | undefined): Res
         'Use amqps:// for every URL, or drop the tls option.',
     );
   }
-  const exchange = o.exchange ?? DEFAULT_AMQP_OPTIONS.exchange;
+  const exchange = namespaceOption(o, 'exchange', WHERE) ?? DEFAULT_AMQP_OPTIONS.exchange;
   if (
     typeof exchange !== 'string' ||
     !/^[A-Za-z0-9_.:-]{1,200}$/.test(exchange) ||
     exchange.startsWith('amq.')
   ) {
     throw new MessagingConfigError(
-      `${WHERE}: exchange ${JSON.stringify(exchange)} is not a valid name. Use letters, digits, '.', '-', '_' or ':' (at most 200, not starting with 'amq.').`,
+      `${WHERE}: namespace ${JSON.stringify(exchange)} is not a valid exchange name. Use letters, digits, '.', '-', '_' or ':' (at most 200, not starting with 'amq.').`,
     );
   }
   const r = checkOptionsObject(o.reconnect, RECONNECT_KEYS, `${WHERE}: reconnect`) ?? {};

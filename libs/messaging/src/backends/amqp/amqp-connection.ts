@@ -14,11 +14,8 @@ import { diagnoseConnectFailure } from './amqp-connect-errors';
 import { coalesceWrites } from './amqp-wire';
 import type { BackendEventHub } from '../../backend/backend-events';
 import { BackendClosedError, MessagingError } from '../../errors/messaging.errors';
-import {
-  reconnectDelay,
-  redactCredentials,
-  type ResolvedAmqpOptions,
-} from './amqp-backend.options';
+import { reconnectDelay, type ResolvedAmqpOptions } from './amqp-backend.options';
+import { redactCredentials } from '../../backend/redact-credentials';
 
 /** The part of the `amqplib` module this backend uses. */
 export interface AmqplibModule {

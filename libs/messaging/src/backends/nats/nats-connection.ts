@@ -14,7 +14,8 @@ import { loadOptionalPeer } from '../../errors/config-checks';
 import type { ResolvedNatsOptions } from './nats-backend.options';
 import { explainConnectFailure } from './nats-connect-errors';
 import { ensureStreams } from './nats-declarations';
-import { maskSecrets, redactCredentials } from './nats-servers';
+import { maskSecrets } from './nats-servers';
+import { redactCredentials } from '../../backend/redact-credentials';
 import { probeTls } from './nats-tls-probe';
 
 /** The NATS server could not be reached, or has no JetStream. */

@@ -151,19 +151,6 @@ function showMasked(value: unknown): string {
   return String(JSON.stringify(masked));
 }
 
-/** User info of a URL in free text (`user:pass@`, or a token as `token@`), up to its last `@`. */
-const USER_INFO = /([a-z][a-z0-9+.-]*:\/\/)[^/\s'"`]*@/gi;
-
-/**
- * `text` with the credentials of every URL in it replaced by `***` (`nats://***@host:4222`), for
- * free text such as a client's error message. A password holding a space, a quote or a `/` cannot
- * be told apart from the text around it: the connection also masks its own secrets by value
- * ({@link maskSecrets}).
- */
-export function redactCredentials(text: string): string {
-  return text.replace(USER_INFO, '$1***@');
-}
-
 /**
  * `text` with each of `secrets` (as written, and percent-encoded) replaced by `***`: whatever a
  * client or server error repeats of them, it does not reach an error or a log.

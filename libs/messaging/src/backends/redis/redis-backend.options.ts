@@ -1,4 +1,10 @@
-import { checkInteger, checkName, checkOptionsObject } from '../../errors/config-checks';
+import {
+  checkInteger,
+  checkName,
+  checkOptionsObject,
+  namespaceOption,
+} from '../../errors/config-checks';
+import { redactCredentials } from '../../backend/redact-credentials';
 import { MessagingConfigError } from '../../errors/messaging.errors';
 import { hashTagOf } from './redis-cluster';
 import { type RedisTlsOptions, resolveRedisTls } from './redis-tls';
@@ -45,11 +51,14 @@ export interface RedisStreamsBackendOptions {
    */
   readonly tls?: RedisTlsOptions;
   /**
-   * Starts every key this backend reads or writes (`<prefix>:t:<topic>`, `<prefix>:q:<queue>`, ...).
-   * Apps that exchange messages use the same prefix; apps or test runs that must not see each other
-   * use different ones on one Redis.
+   * What keeps apps on one Redis apart: it starts every key this backend reads or writes
+   * (`<namespace>:t:<topic>`, `<namespace>:q:<queue>`, ...). Apps that exchange messages use the same
+   * namespace; apps or test runs that must not see each other use different ones. The same option on
+   * every backend (the exchange on RabbitMQ, the subject and stream prefix on NATS).
    * @default 'messaging'
    */
+  readonly namespace?: string;
+  /** @deprecated The older name of {@link namespace}: still works, told once per process. */
   readonly prefix?: string;
   /**
    * Approximate bound of every topic stream (`XADD ... MAXLEN ~ n`): memory stays bounded, and an
@@ -155,6 +164,7 @@ const OPTION_KEYS: readonly (keyof RedisStreamsBackendOptions)[] = [
   'cluster',
   'waitForReplicas',
   'tls',
+  'namespace',
   'prefix',
   'maxLength',
   'claimIdleMs',
@@ -177,7 +187,7 @@ export function resolveRedisOptions(
   const cluster = resolveCluster(o.cluster, o.url);
   const url = cluster?.nodes[0] ?? o.url ?? d.url;
   validateUrl(url);
-  const prefix = o.prefix ?? d.prefix;
+  const prefix = namespaceOption(o, 'prefix', WHERE) ?? d.prefix;
   if (
     typeof prefix !== 'string' ||
     prefix.length > 100 ||
@@ -185,7 +195,7 @@ export function resolveRedisOptions(
     prefix.length === 0
   ) {
     throw new MessagingConfigError(
-      `${WHERE}: prefix ${JSON.stringify(prefix)} is not valid. Use 1 to 100 letters, digits, '.', '-' or '_' (no ':', which separates the parts of a key), with at most one hash tag such as '{shop}'.`,
+      `${WHERE}: namespace ${JSON.stringify(prefix)} is not valid. Use 1 to 100 letters, digits, '.', '-' or '_' (no ':', which separates the parts of a key), with at most one hash tag such as '{shop}'.`,
     );
   }
   if (cluster && hashTagOf(prefix) === undefined) {
@@ -207,7 +217,7 @@ export function resolveRedisOptions(
     ...(o.waitForReplicas !== undefined && {
       waitForReplicas: resolveWait(o.waitForReplicas, commandTimeoutMs),
     }),
-    tls: resolveRedisTls(o.tls, url, redactRedisUrl(url), WHERE),
+    tls: resolveRedisTls(o.tls, url, redactCredentials(url), WHERE),
     prefix,
     maxLength: checkInteger(o.maxLength, d.maxLength, `${WHERE}: maxLength`, 100),
     claimIdleMs,
@@ -256,7 +266,7 @@ function resolveCluster(
       parsed.pathname.length > 1 ? parsed.pathname.slice(1) : parsed.searchParams.get('db');
     if (db !== null && db !== '0') {
       throw new MessagingConfigError(
-        `${WHERE}: cluster node '${redactRedisUrl(node)}' selects database ${db}, but a Redis Cluster has only database 0: remove '/${db}' from the URL.`,
+        `${WHERE}: cluster node '${redactCredentials(node)}' selects database ${db}, but a Redis Cluster has only database 0: remove '/${db}' from the URL.`,
       );
     }
   }
@@ -293,14 +303,6 @@ function resolveWait(wait: RedisWaitForReplicas, commandTimeoutMs: number): Redi
   return { replicas, timeoutMs };
 }
 
-/** `scheme://user:` then the password, up to the last `@`. */
-const CREDENTIALS = /([a-z][a-z0-9+.-]*:\/\/[^:/@\s]*:).*?@(?=[^@\s'"`]*(?:[\s'"`,]|$))/gi;
-
-/** `url` with its password replaced by `***`, for logs and errors. */
-export function redactRedisUrl(url: string): string {
-  return url.replace(CREDENTIALS, '$1***@');
-}
-
 function validateUrl(url: unknown): asserts url is string {
   if (typeof url !== 'string' || url.length === 0) {
     throw new MessagingConfigError(
@@ -312,15 +314,15 @@ function validateUrl(url: unknown): asserts url is string {
     parsed = new URL(url);
   } catch {
     throw new MessagingConfigError(
-      `${WHERE}: '${redactRedisUrl(url)}' is not a valid URL. Expected redis://[user:password@]host:6379[/db].`,
+      `${WHERE}: '${redactCredentials(url)}' is not a valid URL. Expected redis://[user:password@]host:6379[/db].`,
     );
   }
   if (parsed.protocol !== 'redis:' && parsed.protocol !== 'rediss:') {
     throw new MessagingConfigError(
-      `${WHERE}: URL scheme '${parsed.protocol}' is not supported in '${redactRedisUrl(url)}'. Use redis:// or rediss:// (TLS).`,
+      `${WHERE}: URL scheme '${parsed.protocol}' is not supported in '${redactCredentials(url)}'. Use redis:// or rediss:// (TLS).`,
     );
   }
   if (!parsed.hostname) {
-    throw new MessagingConfigError(`${WHERE}: URL '${redactRedisUrl(url)}' has no host.`);
+    throw new MessagingConfigError(`${WHERE}: URL '${redactCredentials(url)}' has no host.`);
   }
 }

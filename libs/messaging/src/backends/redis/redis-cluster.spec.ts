@@ -49,7 +49,7 @@ describe('Redis Cluster options', () => {
   it('allows one hash tag in a prefix on one server too, and nothing else new', () => {
     expect(resolveRedisOptions({ prefix: 'a{b}c' }).prefix).toBe('a{b}c');
     for (const prefix of ['{}', 'a{b', 'a}b', '{a}{b}', 'a:b', '']) {
-      expect(() => resolveRedisOptions({ prefix })).toThrow(/prefix .* is not valid/);
+      expect(() => resolveRedisOptions({ prefix })).toThrow(/namespace .* is not valid/);
     }
   });
 

@@ -6,7 +6,8 @@
 import type { ClusterOptions, Redis, RedisOptions } from 'ioredis';
 import { MessagingError } from '../../errors/messaging.errors';
 import { loadOptionalPeer } from '../../errors/config-checks';
-import { redactRedisUrl, type ResolvedRedisOptions } from './redis-backend.options';
+import { redactCredentials } from '../../backend/redact-credentials';
+import type { ResolvedRedisOptions } from './redis-backend.options';
 import { tlsFailureHint, tlsResetHint } from './redis-tls';
 
 /** Redis could not be reached in time by `connect()`. */
@@ -141,7 +142,7 @@ export async function connectWithin(
   timeoutMs: number,
 ): Promise<void> {
   if (redis.status === 'ready') return;
-  const url = redactRedisUrl(options.url);
+  const url = redactCredentials(options.url);
   let lastError: Error | undefined;
   let onError: ((error: Error) => void) | undefined;
   try {

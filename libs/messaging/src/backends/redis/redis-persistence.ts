@@ -18,7 +18,8 @@
 import { randomUUID } from 'node:crypto';
 import type { Redis } from 'ioredis';
 import { MessagingError } from '../../errors/messaging.errors';
-import { redactRedisUrl, type ResolvedRedisOptions } from './redis-backend.options';
+import { redactCredentials } from '../../backend/redact-credentials';
+import type { ResolvedRedisOptions } from './redis-backend.options';
 import { nodeFor } from './redis-cluster';
 import type { RedisKeys } from './redis-topology';
 
@@ -100,7 +101,7 @@ export class RedisDurabilityWatch {
     private readonly logger: { warn(message: string): void; error(message: string): void },
     private readonly hub: { emitError(error: Error): void },
   ) {
-    this.url = redactRedisUrl(options.url);
+    this.url = redactCredentials(options.url);
     this.key = keys.dataset;
     this.slot = keys.slot ?? 0;
   }

@@ -2,6 +2,7 @@ import { randomUUID } from 'node:crypto';
 import { hostname } from 'node:os';
 import { Logger } from '@nestjs/common';
 import type { Redis } from 'ioredis';
+import { redactCredentials } from '../../backend/redact-credentials';
 import { BackendEventHub } from '../../backend/backend-events';
 import type {
   BackendEvents,
@@ -22,7 +23,6 @@ import type {
 } from '../../backend/broker-backend.interface';
 import { BackendClosedError, MessagingConfigError } from '../../errors/messaging.errors';
 import {
-  redactRedisUrl,
   resolveRedisOptions,
   type RedisStreamsBackendOptions,
   type ResolvedRedisOptions,
@@ -329,8 +329,8 @@ export class RedisStreamsBackend implements BrokerBackend {
     this.poller = setInterval(() => void this.moveDue(), this.options.delayPollMs);
     this.logger.log(
       this.options.cluster
-        ? `Connected to the Redis Cluster of ${this.options.cluster.nodes.map(redactRedisUrl).join(', ')} (prefix '${this.options.prefix}': hash slot ${this.keys.slot})`
-        : `Connected to Redis at ${redactRedisUrl(this.options.url)}`,
+        ? `Connected to the Redis Cluster of ${this.options.cluster.nodes.map(redactCredentials).join(', ')} (prefix '${this.options.prefix}': hash slot ${this.keys.slot})`
+        : `Connected to Redis at ${redactCredentials(this.options.url)}`,
     );
   }
 
