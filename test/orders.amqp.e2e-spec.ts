@@ -45,7 +45,7 @@ describe('order-service + payment-service as OS processes (RabbitMQ)', () => {
 
   const env = async (): Promise<Record<string, string>> => ({
     BROKER_URL,
-    BROKER_EXCHANGE: exchange,
+    BROKER_NAMESPACE: exchange,
     ORDER_SERVICE_NAME: `${run}-proc-orders`,
     PAYMENT_SERVICE_NAME: `${run}-proc-payments`,
     ORDER_PORT: String(await freePort()),

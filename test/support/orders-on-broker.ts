@@ -10,7 +10,7 @@ export interface SampleBroker {
   readonly name: string;
   /** `BROKER_URL` as the services read it: its scheme picks the backend. */
   readonly url: string;
-  /** This run's namespace (`BROKER_EXCHANGE`: key prefix, stream prefix): unique per run. */
+  /** This run's namespace (`BROKER_NAMESPACE`: exchange, key prefix, stream prefix): unique per run. */
   readonly namespace: string;
   /** A backend on `url` in `namespace`, for the services started in this process. */
   backend(): BrokerBackend;
@@ -54,7 +54,7 @@ export function describeOrdersOnBroker(broker: SampleBroker): void {
     it('BROKER_URL picks the backend: the four card tokens reach their outcome across processes', async () => {
       const vars = {
         BROKER_URL: broker.url,
-        BROKER_EXCHANGE: broker.namespace,
+        BROKER_NAMESPACE: broker.namespace,
         ORDER_SERVICE_NAME: `${broker.namespace}-proc-orders`,
         PAYMENT_SERVICE_NAME: `${broker.namespace}-proc-payments`,
         ORDER_PORT: String(await freePort()),

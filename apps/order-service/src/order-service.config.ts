@@ -4,7 +4,7 @@ export const DEFAULT_ORDER_PORT = 3000;
 
 /**
  * order-service settings: `ORDER_PORT` (default 3000), `ORDER_SERVICE_NAME`, and the broker variables
- * `BROKER_URL`, `BROKER=memory`, `BROKER_EXCHANGE`, and `DATABASE_URL` (PostgreSQL; in memory without it)
+ * `BROKER_URL`, `BROKER=memory`, `BROKER_NAMESPACE`, and `DATABASE_URL` (PostgreSQL; in memory without it)
  * with `DATABASE_SCHEMA` (default `order_service`).
  */
 export function orderServiceConfigFromEnv(env: NodeJS.ProcessEnv = process.env): ServiceConfig {

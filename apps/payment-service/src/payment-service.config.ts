@@ -4,7 +4,7 @@ export const DEFAULT_PAYMENT_PORT = 3001;
 
 /**
  * payment-service settings: `PAYMENT_PORT` (default 3001), `PAYMENT_SERVICE_NAME`, and the broker variables
- * `BROKER_URL`, `BROKER=memory`, `BROKER_EXCHANGE`, and `DATABASE_URL` (PostgreSQL; in memory without it)
+ * `BROKER_URL`, `BROKER=memory`, `BROKER_NAMESPACE`, and `DATABASE_URL` (PostgreSQL; in memory without it)
  * with `DATABASE_SCHEMA` (default `payment_service`), and `PAYMENT_GATEWAY_LATENCY_MS` (how long the
  * simulated gateway takes per charge, default 0).
  */

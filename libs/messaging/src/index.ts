@@ -128,3 +128,8 @@ export {
 } from './backends/amqp';
 export { RedisStreamsBackend, type RedisStreamsBackendOptions } from './backends/redis';
 export { NatsBackend, type NatsBackendOptions } from './backends/nats';
+export {
+  backendFromUrl,
+  BROKER_URL_SCHEMES,
+  type BackendFromUrlOptions,
+} from './backends/backend-from-url';

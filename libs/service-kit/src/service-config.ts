@@ -1,10 +1,4 @@
-import {
-  AmqpBackend,
-  type BrokerBackend,
-  InMemoryBackend,
-  NatsBackend,
-  RedisStreamsBackend,
-} from '@app/messaging';
+import { backendFromUrl, type BrokerBackend, InMemoryBackend } from '@app/messaging';
 import type { DatabaseOptions } from './database';
 
 export const DEFAULT_BROKER_URL = 'amqp://guest:guest@127.0.0.1:5672';
@@ -38,7 +32,7 @@ export interface ServiceConfig {
 /**
  * Reads the port and service-name variables of `spec`, `BROKER_URL` (default local RabbitMQ; its
  * scheme picks the backend, see {@link backendFrom}), `BROKER=memory` (the embedded broker: only
- * useful within one process), `BROKER_EXCHANGE`, `DATABASE_URL` and `DATABASE_SCHEMA`.
+ * useful within one process), `BROKER_NAMESPACE`, `DATABASE_URL` and `DATABASE_SCHEMA`.
  */
 export function serviceConfigFromEnv(
   spec: ServiceEnvSpec,
@@ -53,39 +47,24 @@ export function serviceConfigFromEnv(
 }
 
 /**
- * The backend `BROKER_URL` names by its scheme. `BROKER_EXCHANGE` keeps services apart on a shared
- * broker: the exchange on RabbitMQ, the key prefix on Redis, the subject and stream prefix on NATS.
- *
- * | scheme                  | backend               |
- * | ----------------------- | --------------------- |
- * | `amqp://`, `amqps://`   | `AmqpBackend`         |
- * | `redis://`, `rediss://` | `RedisStreamsBackend` |
- * | `nats://`, `tls://`     | `NatsBackend`         |
+ * The backend `BROKER_URL` names by its scheme (`backendFromUrl`: amqp://, amqps://, redis://,
+ * rediss://, nats://, tls://). `BROKER_NAMESPACE` keeps services apart on a shared broker (the
+ * backends' `namespace`); `BROKER_EXCHANGE`, its older name, is still read, told deprecated.
  */
 function backendFrom(env: NodeJS.ProcessEnv, spec: ServiceEnvSpec): BrokerBackend {
   const url = env.BROKER_URL || DEFAULT_BROKER_URL;
-  const namespace = env.BROKER_EXCHANGE || undefined;
-  const scheme = /^([a-z][a-z0-9+.-]*):\/\//.exec(url)?.[1];
-  switch (scheme) {
-    case 'amqp':
-    case 'amqps':
-      return new AmqpBackend({ url, exchange: namespace, connectionName: spec.connectionName });
-    case 'redis':
-    case 'rediss':
-      return new RedisStreamsBackend({
-        url,
-        prefix: namespace,
-        connectionName: spec.connectionName,
-      });
-    case 'nats':
-    case 'tls':
-      return new NatsBackend({ servers: url, prefix: namespace, name: spec.connectionName });
-    default:
-      throw new Error(
-        `BROKER_URL must start with amqp://, amqps://, redis://, rediss:// or nats:// ` +
-          `(the scheme picks the broker), got '${url.replace(/\/\/[^@/]*@/, '//***@')}'`,
-      );
+  if (env.BROKER_EXCHANGE && !env.BROKER_NAMESPACE) {
+    process.emitWarning('BROKER_EXCHANGE is deprecated: name it BROKER_NAMESPACE (same value).', {
+      type: 'DeprecationWarning',
+      code: 'NEST_MESSAGING_NAMESPACE',
+    });
   }
+  const namespace = env.BROKER_NAMESPACE || env.BROKER_EXCHANGE || undefined;
+  return backendFromUrl(url, {
+    namespace,
+    connectionName: spec.connectionName,
+    urlFrom: 'BROKER_URL',
+  });
 }
 
 function databaseFrom(env: NodeJS.ProcessEnv, defaultSchema: string): DatabaseOptions | undefined {

@@ -1,10 +1,13 @@
 /**
- * The broker backend of `nest-messaging dlq`, picked by the URL's scheme, and its lifetime: connect,
- * work, close whatever happened. A backend's module (and its client library: `amqplib`, `ioredis`,
- * the NATS packages) is loaded only here, when a dlq command runs.
+ * The broker backend of `nest-messaging dlq`, picked by the URL's scheme (the library's one map,
+ * `backendFromUrl`), and its lifetime: connect, work, close whatever happened. A backend's module
+ * (and its client library: `amqplib`, `ioredis`, the NATS packages) is loaded only when a dlq
+ * command runs, and only the one its URL names.
  */
 import type { BrokerBackend } from '../backend/broker-backend.interface';
-import { redactCredentials } from '../backends/amqp/amqp-backend.options';
+import { redactCredentials } from '../backend/redact-credentials';
+import { backendFromUrl } from '../backends/backend-from-url';
+import { MessagingConfigError } from '../errors/messaging.errors';
 import { CliUsageError } from './cli-io';
 
 /** The broker a dlq command talks to, from its connection options. */
@@ -12,10 +15,10 @@ export interface BrokerTarget {
   /** The broker URL; it may hold credentials, so it is only ever shown redacted. */
   readonly url: string;
   /**
-   * The services' namespace (`--exchange`): the topic exchange on RabbitMQ, the key prefix on Redis,
-   * the subject and stream prefix on NATS.
+   * The services' namespace (`--namespace`, the backends' `namespace`): the topic exchange on
+   * RabbitMQ, the key prefix on Redis, the subject and stream prefix on NATS.
    */
-  readonly exchange: string;
+  readonly namespace: string;
   /** How long to keep trying to reach the broker before failing. */
   readonly connectTimeoutMs: number;
   /** Where the backend's own warnings and errors go (stderr). */
@@ -25,34 +28,37 @@ export interface BrokerTarget {
 /** Makes the backend for one URL scheme. */
 export type BackendFactory = (target: BrokerTarget) => BrokerBackend;
 
-/** Backend factories by URL scheme, lower case, without `://`. */
+/** Backend factories by URL scheme, lower case, without `://` (tests give a `memory://` one). */
 export type BackendFactories = Readonly<Record<string, BackendFactory>>;
 
 /** The broker when neither `--url` nor `BROKER_URL` names one: RabbitMQ's local default. */
 export const DEFAULT_BROKER_URL = 'amqp://guest:guest@127.0.0.1:5672';
 
-/** The schemes `--url` accepts. */
-export const BROKER_BACKENDS: BackendFactories = {
-  amqp: createAmqpBackend,
-  amqps: createAmqpBackend,
-  redis: createRedisBackend,
-  rediss: createRedisBackend,
-  nats: createNatsBackend,
-};
-
 /**
- * The backend for `target.url`'s scheme; a {@link CliUsageError} naming the supported schemes for
- * any other. Not connected yet.
+ * The backend for `target.url`: by the library's one URL map (`backendFromUrl`), or by `factories`
+ * when given; a {@link CliUsageError} naming the supported schemes for any other. Not connected yet.
  */
-export function createBackend(target: BrokerTarget, factories: BackendFactories): BrokerBackend {
+export function createBackend(target: BrokerTarget, factories?: BackendFactories): BrokerBackend {
+  if (factories === undefined) {
+    routeNestLogs(target.warn);
+    try {
+      return backendFromUrl(target.url, {
+        namespace: target.namespace,
+        connectTimeoutMs: target.connectTimeoutMs,
+        connectionName: 'nest-messaging dlq',
+        urlFrom: 'Broker URL',
+      });
+    } catch (error) {
+      if (error instanceof MessagingConfigError) throw new CliUsageError(error.message);
+      throw error;
+    }
+  }
   const scheme = /^([a-z][a-z0-9+.-]*):\/\//i.exec(target.url)?.[1].toLowerCase();
-  const supported = Object.keys(factories)
-    .map((s) => `${s}://`)
-    .join(', ');
   if (scheme === undefined || !Object.hasOwn(factories, scheme)) {
     const what = scheme === undefined ? 'is not a URL' : `has an unsupported scheme '${scheme}://'`;
+    const supported = Object.keys(factories).map((s) => `${s}://`);
     throw new CliUsageError(
-      `Broker URL '${redactCredentials(target.url)}' ${what}. Supported: ${supported}.`,
+      `Broker URL '${redactCredentials(target.url)}' ${what}. Supported: ${supported.join(', ')}.`,
     );
   }
   return factories[scheme](target);
@@ -64,7 +70,7 @@ export function createBackend(target: BrokerTarget, factories: BackendFactories)
  */
 export async function withBackend<T>(
   target: BrokerTarget,
-  factories: BackendFactories,
+  factories: BackendFactories | undefined,
   work: (backend: BrokerBackend) => Promise<T>,
 ): Promise<T> {
   const backend = createBackend(target, factories);
@@ -78,46 +84,6 @@ export async function withBackend<T>(
       );
     });
   }
-}
-
-function createAmqpBackend(target: BrokerTarget): BrokerBackend {
-  routeNestLogs(target.warn);
-  /* eslint-disable @typescript-eslint/no-require-imports -- loaded only when a dlq command runs */
-  const { AmqpBackend } = require('../backends/amqp') as typeof import('../backends/amqp');
-  /* eslint-enable @typescript-eslint/no-require-imports */
-  return new AmqpBackend({
-    url: target.url,
-    exchange: target.exchange,
-    connectTimeoutMs: target.connectTimeoutMs,
-    connectionName: 'nest-messaging dlq',
-  });
-}
-
-function createRedisBackend(target: BrokerTarget): BrokerBackend {
-  routeNestLogs(target.warn);
-  /* eslint-disable @typescript-eslint/no-require-imports -- loaded only when a dlq command runs */
-  const { RedisStreamsBackend } =
-    require('../backends/redis') as typeof import('../backends/redis');
-  /* eslint-enable @typescript-eslint/no-require-imports */
-  return new RedisStreamsBackend({
-    url: target.url,
-    prefix: target.exchange,
-    connectTimeoutMs: target.connectTimeoutMs,
-    connectionName: 'nest-messaging-dlq',
-  });
-}
-
-function createNatsBackend(target: BrokerTarget): BrokerBackend {
-  routeNestLogs(target.warn);
-  /* eslint-disable @typescript-eslint/no-require-imports -- loaded only when a dlq command runs */
-  const { NatsBackend } = require('../backends/nats') as typeof import('../backends/nats');
-  /* eslint-enable @typescript-eslint/no-require-imports */
-  return new NatsBackend({
-    servers: target.url,
-    prefix: target.exchange,
-    connectTimeoutMs: target.connectTimeoutMs,
-    name: 'nest-messaging dlq',
-  });
 }
 
 /**

@@ -13,7 +13,7 @@ export interface DlqBroker {
   readonly name: string;
   /** `--url`: its scheme picks the backend. */
   readonly url: string;
-  /** `--exchange`: the namespace (key prefix, subject prefix) unique to this run. */
+  /** `--namespace`: the namespace (key prefix, subject prefix) unique to this run. */
   readonly namespace: string;
   /** A backend on `url` in `namespace`, for the service whose letters the command reads. */
   backend(): BrokerBackend;
@@ -36,7 +36,7 @@ export function describeDlqOnBroker(broker: DlqBroker): void {
     const dlq = async (service: string, args: string[]) => {
       const captured = captureIo();
       const argv = ['dlq', ...args, '--service', service, '--url', broker.url];
-      const code = await main([...argv, '--exchange', broker.namespace], captured.io);
+      const code = await main([...argv, '--namespace', broker.namespace], captured.io);
       return { code, ...captured };
     };
 

@@ -3,7 +3,7 @@
  */
 import { Presets, SingleBar } from 'cli-progress';
 import type { DeadLetter } from '../backend/broker-backend.interface';
-import { redactCredentials } from '../backends/amqp/amqp-backend.options';
+import { redactCredentials } from '../backend/redact-credentials';
 import { CliUsageError, EXIT, type CliIo } from './cli-io';
 import { matchesFilter, type DeadLetterFilter } from './dlq-filters';
 import { toJson } from './dlq-format';

@@ -17,7 +17,7 @@ describe('nest-messaging dlq (RabbitMQ)', () => {
   async function dlq(args: string[], of = service) {
     const captured = captureIo();
     const argv = ['dlq', ...args, '--service', of, '--url', BROKER_URL];
-    const code = await main([...argv, '--exchange', `test-amqp-${run}`], captured.io);
+    const code = await main([...argv, '--namespace', `test-amqp-${run}`], captured.io);
     return { code, ...captured };
   }
 
@@ -167,7 +167,7 @@ describe('nest-messaging dlq (RabbitMQ)', () => {
     const { io, out, err } = captureIo();
     const argv = ['dlq', 'list', '--service', service, '--connect-timeout', '1s'];
     const url = 'amqp://guest:s3cret@127.0.0.1:1';
-    expect(await main([...argv, '--url', url, '--exchange', `test-amqp-${run}`], io)).toBe(1);
+    expect(await main([...argv, '--url', url, '--namespace', `test-amqp-${run}`], io)).toBe(1);
     expect(out).toEqual([]);
     // A warning per failed attempt while it retries (never silent), then the error it gave up with.
     const last = err.at(-1) as string;

@@ -6,12 +6,7 @@ import { Option, type Command } from 'commander';
 import { DEFAULT_CODEC } from '../codec/codec-options';
 import { MessageCodec } from '../codec/message-codec';
 import { CliUsageError, type CommandContext } from './cli-io';
-import {
-  BROKER_BACKENDS,
-  DEFAULT_BROKER_URL,
-  withBackend,
-  type BackendFactories,
-} from './dlq-backend';
+import { DEFAULT_BROKER_URL, withBackend, type BackendFactories } from './dlq-backend';
 import { FAILURE_REASONS } from '../backend/message-headers';
 import {
   isFiltered,
@@ -25,7 +20,7 @@ import { assertPurgeConfirmable, purgeDeadLetters, replayDeadLetters } from './d
 
 /** What the dlq commands need besides the context; tests give other backends and clocks. */
 export interface DlqDependencies {
-  /** Backends by URL scheme. @default {@link BROKER_BACKENDS} (amqp, amqps) */
+  /** Backends by URL scheme. @default the library's `backendFromUrl` (amqp, redis, nats, ...) */
   readonly backends?: BackendFactories;
   /** @default () => new Date() */
   readonly now?: () => Date;
@@ -37,7 +32,9 @@ export const DEFAULT_LIST_LIMIT = 50;
 interface ConnectionOptions {
   readonly service: string;
   readonly url?: string;
-  readonly exchange: string;
+  readonly namespace?: string;
+  /** The older name of `--namespace`. */
+  readonly exchange?: string;
   readonly connectTimeout: string;
   readonly json?: boolean;
 }
@@ -153,13 +150,13 @@ function withConnection(command: Command): Command {
     )
     .option(
       '--url <url>',
-      'broker URL: amqp(s)://, redis(s):// or nats:// (default: $BROKER_URL, else amqp://guest@127.0.0.1:5672)',
+      'broker URL: amqp(s)://, redis(s)://, nats:// or tls:// (default: $BROKER_URL, else amqp://guest@127.0.0.1:5672)',
     )
     .option(
-      '--exchange <name>',
-      "the services' namespace: topic exchange (RabbitMQ), key prefix (Redis), subject prefix (NATS)",
-      'messaging',
+      '--namespace <name>',
+      'the services\' namespace, as in their backend\'s options: topic exchange (RabbitMQ), key prefix (Redis), subject prefix (NATS) (default: "messaging")',
     )
+    .addOption(new Option('--exchange <name>', 'the older name of --namespace').hideHelp())
     .option('--connect-timeout <duration>', 'give up reaching the broker after this long', '10s')
     .option('--json', 'print one JSON document instead of tables');
 }
@@ -197,12 +194,12 @@ async function runDlq(
   if (options.service.trim() === '') throw new CliUsageError('--service: the name is empty.');
   const target = {
     url: options.url || env.BROKER_URL || DEFAULT_BROKER_URL,
-    exchange: options.exchange,
+    namespace: namespaceOf(options, io.err),
     connectTimeoutMs: parseDuration(options.connectTimeout, '--connect-timeout'),
     warn: (line: string) => io.err(line),
   };
   const now = dependencies.now ?? (() => new Date());
-  const code = await withBackend(target, dependencies.backends ?? BROKER_BACKENDS, (backend) =>
+  const code = await withBackend(target, dependencies.backends, (backend) =>
     work({
       io,
       backend,
@@ -213,4 +210,17 @@ async function runDlq(
     }),
   );
   context.exit(code);
+}
+
+/** `--namespace`, or `--exchange` (its older name: still taken, with a line that says so). */
+function namespaceOf(options: ConnectionOptions, warn: (line: string) => void): string {
+  const { namespace, exchange } = options;
+  if (exchange === undefined) return namespace ?? 'messaging';
+  if (namespace !== undefined && namespace !== exchange) {
+    throw new CliUsageError(
+      `--namespace '${namespace}' and --exchange '${exchange}' name two namespaces: give --namespace only (--exchange is its older name).`,
+    );
+  }
+  warn('warning: --exchange is deprecated: use --namespace (same value, same meaning).');
+  return exchange;
 }

@@ -86,6 +86,33 @@ describe('nest-messaging', () => {
     expect(fromEnv).toMatchObject({ code: 0, err: [] });
   });
 
+  it('takes the older --exchange for --namespace, with a line that says so', async () => {
+    const old = await run([...dlq, '--exchange', 'shop']);
+    expect(old).toMatchObject({
+      code: 0,
+      err: ['warning: --exchange is deprecated: use --namespace (same value, same meaning).'],
+    });
+    expect((await run([...dlq, '--namespace', 'shop'])).err).toEqual([]);
+    const both = await run([...dlq, '--namespace', 'a', '--exchange', 'b']);
+    expect(both.code).toBe(2);
+    expect(both.err).toEqual([
+      "error: --namespace 'a' and --exchange 'b' name two namespaces: give --namespace only (--exchange is its older name).",
+    ]);
+  });
+
+  it("picks the backend by the library's URL map when no test backends are given", async () => {
+    const captured = captureIo();
+    const code = await main(
+      ['dlq', 'list', '--service', 'p', '--url', 'kafka://u:pw@h:9092'],
+      captured.io,
+      { env: {} },
+    );
+    expect(code).toBe(2);
+    expect(captured.err).toEqual([
+      "error: Broker URL 'kafka://u:***@h:9092' has an unsupported scheme 'kafka://'. The scheme picks the broker: amqp://, amqps://, redis://, rediss://, nats://, tls://.",
+    ]);
+  });
+
   it('reports a failing backend in one line without credentials, exit code 1, and closes it', async () => {
     failList = true;
     const result = await run(dlq);

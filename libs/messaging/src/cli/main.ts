@@ -15,7 +15,7 @@
  * error. `pg` is loaded only by `migrate`, `amqplib` only by `dlq`.
  */
 import { Command, CommanderError } from 'commander';
-import { redactCredentials } from '../backends/amqp/amqp-backend.options';
+import { redactCredentials } from '../backend/redact-credentials';
 import { MessagingConfigError } from '../errors/messaging.errors';
 import { CliUsageError, EXIT, processIo, type CliIo } from './cli-io';
 import { registerDlqCommand, type DlqDependencies } from './dlq.command';

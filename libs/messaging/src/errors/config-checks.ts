@@ -5,6 +5,39 @@
  */
 import { MessagingConfigError } from './messaging.errors';
 
+/** The older names of `namespace` that were told to be deprecated in this process. */
+const deprecationsTold = new Set<string>();
+
+/**
+ * A backend's namespace (what keeps apps on one broker apart: the exchange on RabbitMQ, the key
+ * prefix on Redis, the subject and stream prefix on NATS): `options.namespace`, or the older name
+ * this backend had for it (`exchange`, `prefix`), which still works and is told deprecated once per
+ * process (a Node `DeprecationWarning`, silenced by `--no-deprecation`). Both, different: an error.
+ */
+export function namespaceOption<O extends { readonly namespace?: unknown }>(
+  options: O,
+  olderName: keyof O & string,
+  where: string,
+): unknown {
+  const { namespace } = options;
+  const older: unknown = options[olderName];
+  if (older === undefined) return namespace;
+  if (namespace !== undefined && namespace !== older) {
+    throw new MessagingConfigError(
+      `${where}: namespace ${show(namespace)} and ${olderName} ${show(older)} name two namespaces; ` +
+        `give namespace only (${olderName} is its older name)`,
+    );
+  }
+  if (namespace === undefined && !deprecationsTold.has(where)) {
+    deprecationsTold.add(where);
+    process.emitWarning(
+      `${where}: the option '${olderName}' is deprecated; name it 'namespace' (same value, same meaning).`,
+      { type: 'DeprecationWarning', code: 'NEST_MESSAGING_NAMESPACE' },
+    );
+  }
+  return older;
+}
+
 /** A whole number in `[min, max]`, or `fallback` when `value` is undefined. */
 export function checkInteger(
   value: unknown,

@@ -4,6 +4,7 @@ import {
   checkName,
   checkNumber,
   checkOptionsObject,
+  namespaceOption,
 } from '../../errors/config-checks';
 import { MessagingConfigError } from '../../errors/messaging.errors';
 import { resolveServers } from './nats-servers';
@@ -35,11 +36,15 @@ export interface NatsBackendOptions {
    */
   readonly randomizeServers?: boolean;
   /**
-   * Names everything this backend creates on the server: subjects `<prefix>.…` and streams
-   * `<prefix>-messages`, `<prefix>-delayed`, `<prefix>-dead-letters`. Apps that exchange messages use
-   * the same prefix; apps (or test runs) that must not see each other use different ones.
+   * What keeps apps on one NATS apart: it names everything this backend creates on the server,
+   * subjects `<namespace>.…` and streams `<namespace>-messages`, `<namespace>-delayed`,
+   * `<namespace>-dead-letters`. Apps that exchange messages use the same namespace; apps (or test
+   * runs) that must not see each other use different ones. The same option on every backend (the
+   * exchange on RabbitMQ, the key prefix on Redis).
    * @default 'messaging'
    */
+  readonly namespace?: string;
+  /** @deprecated The older name of {@link namespace}: still works, told once per process. */
   readonly prefix?: string;
   /** Connection name shown by `nats server report connections`. */
   readonly name?: string;
@@ -191,6 +196,7 @@ export const DEFAULT_NATS_PREFIX = 'messaging';
 const KNOWN: readonly (keyof NatsBackendOptions)[] = [
   'servers',
   'randomizeServers',
+  'namespace',
   'prefix',
   'name',
   'user',
@@ -221,10 +227,12 @@ const DAY_MS = 86_400_000;
 /** Checks `options` and applies the defaults; throws a `MessagingConfigError` that names the fix. */
 export function resolveNatsOptions(options: NatsBackendOptions = {}): ResolvedNatsOptions {
   checkOptionsObject(options, KNOWN, WHERE);
-  const prefix = checkName(options.prefix, `${WHERE}: prefix`, 64) ?? DEFAULT_NATS_PREFIX;
+  const prefix =
+    checkName(namespaceOption(options, 'prefix', WHERE), `${WHERE}: namespace`, 64) ??
+    DEFAULT_NATS_PREFIX;
   if (!/^[A-Za-z0-9_-]+$/.test(prefix)) {
     throw new MessagingConfigError(
-      `${WHERE}: prefix must be letters, digits, '_' or '-' (it names subjects and streams), got ${JSON.stringify(prefix)}`,
+      `${WHERE}: namespace must be letters, digits, '_' or '-' (it names subjects and streams), got ${JSON.stringify(prefix)}`,
     );
   }
   const storage = options.storage ?? 'file';

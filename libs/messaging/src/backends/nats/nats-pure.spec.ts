@@ -208,7 +208,7 @@ describe('NatsBackend options', () => {
     [{ servers: 42 }, /servers must be a URL string/],
     [{ servers: [] }, /servers must be a URL string/],
     [{ servers: 'http://x y' }, /not a NATS URL/],
-    [{ prefix: 'a.b' }, /prefix must be letters, digits/],
+    [{ prefix: 'a.b' }, /namespace must be letters, digits/],
     [{ ackWaitMs: 10 }, /ackWaitMs must be a whole number from 500/],
     [{ storage: 'disk' }, /storage must be 'file' or 'memory'/],
     [{ user: 'u' }, /user and pass go together/],

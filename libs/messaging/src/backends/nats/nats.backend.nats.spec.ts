@@ -454,7 +454,7 @@ describe('NatsBackend on a NATS server', () => {
 
   it('reports its status and rejects a bad option or an unreachable server with what to fix', async () => {
     expect(() => new NatsBackend({ servers: 'http://x y' })).toThrow(MessagingConfigError);
-    expect(() => new NatsBackend({ prefix: 'has.dots' })).toThrow(/prefix must be letters/);
+    expect(() => new NatsBackend({ prefix: 'has.dots' })).toThrow(/namespace must be letters/);
     const statuses: string[] = [];
     const unreachable = new NatsBackend({ servers: 'nats://127.0.0.1:1', connectTimeoutMs: 600 });
     unreachable.on('status', (s) => statuses.push(s));
