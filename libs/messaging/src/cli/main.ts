@@ -87,7 +87,8 @@ function failed(error: unknown, io: CliIo): number {
     : EXIT.failure;
 }
 
-if (require.main === module) {
+/** Runs the command line of this process (`bin/nest-messaging.js`), setting its exit code. */
+export function runCli(): void {
   process.stdout.on('error', (error: NodeJS.ErrnoException) => {
     // `nest-messaging dlq list ... | head`: the reader is gone, which is not a failure.
     if (error.code === 'EPIPE') process.exit(process.exitCode ?? EXIT.ok);
@@ -95,3 +96,5 @@ if (require.main === module) {
   });
   void main(process.argv.slice(2), processIo()).then((code) => (process.exitCode = code));
 }
+
+if (require.main === module) runCli();
