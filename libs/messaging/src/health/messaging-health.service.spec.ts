@@ -58,29 +58,18 @@ describe('MessagingHealthService: an app whose handlers never consume is not hea
     }
   });
 
-  it('stays up for an app that started the server after init()', async () => {
-    const app = await start({ connect: true });
+  it.each([
+    ['an app that started the server after init()', { connect: true }],
+    ['a producer-only app (consumers: false)', { connect: false, consumers: false }],
+    ['an app without handlers', { connect: false, controllers: [] }],
+  ])('stays up for %s', async (_case, options) => {
+    const app = await start(options);
     try {
       const report = app.get(MessagingHealthService).check(Date.now() + AFTER_GRACE_MS);
       expect(report.status).toBe('up');
       expect(report.reason).toBeUndefined();
     } finally {
       await app.close();
-    }
-  });
-
-  it('stays up for a producer-only app (consumers: false) and for one without handlers', async () => {
-    for (const app of [
-      await start({ connect: false, consumers: false }),
-      await start({ connect: false, controllers: [] }),
-    ]) {
-      try {
-        const report = app.get(MessagingHealthService).check(Date.now() + AFTER_GRACE_MS);
-        expect(report.status).toBe('up');
-        expect(report.reason).toBeUndefined();
-      } finally {
-        await app.close();
-      }
     }
   });
 });
