@@ -12,7 +12,10 @@ import {
   Parser,
 } from '@asyncapi/parser';
 import { stringify } from 'yaml';
-import { buildAsyncApiDocument } from '../libs/messaging/src/asyncapi/asyncapi-builder';
+import {
+  buildAsyncApiDocument,
+  type MessagingDescription,
+} from '../libs/messaging/src/asyncapi/asyncapi-builder';
 
 // The script that writes the document: the test compares what it generates with the committed file.
 // eslint-disable-next-line @typescript-eslint/no-require-imports
@@ -119,35 +122,47 @@ describe('docs/asyncapi.yaml', () => {
         schema: { $ref: `#/components/schemas/${name}` },
       });
       const common = { retry, deadLetter: true, idempotent: false };
-      const document = buildAsyncApiDocument(
-        { title: 'All shapes', version: '1.0.0' },
-        {
-          routes: [
-            { ...common, name: 'A.hello', spec: spec('hello', []) },
-            { ...common, name: 'A.one', spec: spec('svc.x', ['x.*']), payload: json('One') },
-            { ...common, name: 'B.two', spec: spec('svc.x2', ['x.*']), payload: json('Two') },
-            {
-              ...common,
-              name: 'A.ask',
-              spec: spec('svc.ask', ['ask']),
-              payload: json('One'),
-              reply: json('Two'),
-              retry: false,
-              deadLetter: false,
-            },
-          ],
-          producers: [
-            { service: 'other', owner: 'P', topic: 'x.*', allowUnroutable: false },
-            { service: 'other', owner: 'P', topic: 'audit.#', allowUnroutable: true },
-            { service: 'other', owner: 'P', queue: 'hello', allowUnroutable: false },
-          ],
-          schemas: {
-            One: { type: 'object', properties: { a: { type: 'string' } } },
-            Two: { type: 'object' },
+      const system: MessagingDescription = {
+        routes: [
+          { ...common, name: 'A.hello', spec: spec('hello', []) },
+          { ...common, name: 'A.one', spec: spec('svc.x', ['x.*']), payload: json('One') },
+          { ...common, name: 'B.two', spec: spec('svc.x2', ['x.*']), payload: json('Two') },
+          {
+            ...common,
+            name: 'A.ask',
+            spec: spec('svc.ask', ['ask']),
+            payload: json('One'),
+            reply: json('Two'),
+            retry: false,
+            deadLetter: false,
           },
+        ],
+        producers: [
+          { service: 'other', owner: 'P', topic: 'x.*', allowUnroutable: false },
+          { service: 'other', owner: 'P', topic: 'audit.#', allowUnroutable: true },
+          { service: 'other', owner: 'P', queue: 'hello', allowUnroutable: false },
+          { service: 'other', owner: 'P', topic: 'ask', allowUnroutable: false },
+        ],
+        schemas: {
+          One: { type: 'object', properties: { a: { type: 'string' } } },
+          Two: { type: 'object' },
         },
-      );
-      await expectValidAsyncApi(stringify(document, { aliasDuplicateObjects: false }));
+      };
+      // Each broker's bindings (RabbitMQ's by default), and the replies of request/reply.
+      for (const broker of [undefined, { kind: 'redis' as const }, { kind: 'nats' as const }]) {
+        const document = buildAsyncApiDocument(
+          { title: 'All shapes', version: '1.0.0', ...(broker && { broker }) },
+          system,
+        );
+        const parsed = await expectValidAsyncApi(
+          stringify(document, { aliasDuplicateObjects: false }),
+        );
+        const asking = parsed
+          .operations()
+          .all()
+          .filter((o) => o.reply() !== undefined);
+        expect(asking.map((o) => o.id()).sort()).toEqual(['other.sendAsk', 'svc.ask']);
+      }
     },
     TIMEOUT_MS,
   );

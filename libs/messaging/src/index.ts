@@ -96,7 +96,11 @@ export {
   type RequestContextMode,
 } from './observability/message-scope';
 export { parseTraceparent, type TraceContext } from './observability/trace-context';
-export { asyncApiDocument, type AsyncApiDocumentOptions } from './asyncapi/asyncapi-document';
+export {
+  type AsyncApiBroker,
+  asyncApiDocument,
+  type AsyncApiDocumentOptions,
+} from './asyncapi/asyncapi-document';
 
 // Errors
 export {

@@ -5,6 +5,7 @@ import {
   type ProducerDescription,
   type RouteDescription,
 } from './asyncapi-builder';
+import type { AsyncApiBroker } from './asyncapi-bindings';
 import type { MessagePayload } from './payload-schema';
 
 const RETRY: ResolvedRetryPolicy = {
@@ -257,6 +258,81 @@ describe('buildAsyncApiDocument', () => {
       defaultContentType: 'application/json',
     });
     expect(document.channels.aB.bindings.amqp.exchange.name).toBe('shop');
+  });
+
+  it('describes request/reply on both sides: the reply address, and request() on the send operation', () => {
+    const document = build(
+      [route('quotes', 'Q.quote', 'quote.get', { payload: json('A'), reply: json('B') })],
+      [producer('shop', 'Cart', 'quote.get')],
+    );
+    const reply = {
+      address: { location: '$message.header#/replyTo', description: expect.any(String) },
+      channel: { $ref: '#/channels/quoteGetReply' },
+      messages: [{ $ref: '#/channels/quoteGetReply/messages/quoteGetReply' }],
+    };
+    expect(document.operations['quotes.quote'].reply).toEqual(reply);
+    expect(document.operations['shop.sendQuoteGet']).toMatchObject({
+      reply,
+      description: expect.stringContaining('`request()` resolves with its reply'),
+    });
+  });
+
+  it.each<[string, Record<string, any>, Record<string, any>]>([
+    [
+      'RabbitMQ: the exchange and vhost given, on the amqp bindings',
+      { kind: 'amqp', exchange: 'shop', vhost: 'prod' },
+      {
+        channels: {
+          aB: {
+            bindings: { amqp: { is: 'routingKey', exchange: { name: 'shop', vhost: 'prod' } } },
+          },
+          helloQueue: {
+            bindings: { amqp: { is: 'queue', queue: { name: 'hello', vhost: 'prod' } } },
+          },
+        },
+        operations: { 's.on': { bindings: { amqp: { ack: true } } } },
+      },
+    ],
+    [
+      'Redis: the streams, in x-messaging (its bindings are reserved)',
+      { kind: 'redis', prefix: 'shop' },
+      {
+        channels: {
+          aB: { 'x-messaging': { broker: 'redis', stream: 'shop:t:a.b' } },
+          helloQueue: { 'x-messaging': { broker: 'redis', stream: 'shop:q:hello' } },
+        },
+      },
+    ],
+    [
+      'NATS: the stream and subjects, in x-messaging (its channel binding is reserved)',
+      { kind: 'nats' },
+      {
+        channels: {
+          aB: {
+            'x-messaging': {
+              broker: 'nats',
+              stream: 'messaging-messages',
+              subject: 'messaging.t.a.b',
+            },
+          },
+          helloQueue: { 'x-messaging': { subject: 'messaging.q.hello' } },
+        },
+      },
+    ],
+  ])('writes the bindings of the broker: %s', (_case, broker, expected) => {
+    const document = buildAsyncApiDocument(
+      { ...INFO, broker: broker as AsyncApiBroker },
+      {
+        routes: [route('s', 'S.on', 'a.b'), route('s', 'S.hello', { queue: 'hello' })],
+        producers: [producer('s', 'P', 'a.b')],
+        schemas: {},
+      },
+    ) as Record<string, any>;
+    expect(document).toMatchObject(expected);
+    if (broker.kind !== 'amqp') {
+      // No RabbitMQ binding anywhere in the document.
+      expect(JSON.stringify(document)).not.toContain('"amqp"');
+    }
   });
 
   it('gives the same document, in the same key order, whatever the order of its input', () => {

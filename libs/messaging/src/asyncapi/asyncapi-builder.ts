@@ -11,19 +11,15 @@
  * | `x-batch` on it        | a batch handler (`@Consume({ batch })`): `{ size, maxWaitMs }`; its messages are single items |
  * | `send` operation      | the `@Producer`s of one service for one channel: `<service>.send<Channel>` |
  * | message               | a payload type of the channel (`<channel>`, or `<channel>.<Type>` when several) |
- * | reply                 | a handler that returns a class (request/reply)                         |
+ * | reply                 | a handler that returns a class (request/reply): on its `receive` operation, and on the `send` operations of its channel (`request()` waits for it) |
+ * | bindings              | the broker's (`asyncapi-bindings.ts`): RabbitMQ's by default           |
  * | tag                   | the service, on each of its operations                                 |
  */
 import { deadLetterQueueName } from '../backend/queue-names';
 import type { ResolvedRetryPolicy } from '../retry/retry-policy';
 import type { Route } from '../server/route';
-import {
-  AMQP_BINDING_VERSION,
-  camelId,
-  type Channel,
-  ChannelTable,
-  compare,
-} from './asyncapi-channels';
+import { type AsyncApiBroker, type BrokerBindings, brokerBindings } from './asyncapi-bindings';
+import { camelId, type Channel, ChannelTable, compare, type MessageRef } from './asyncapi-channels';
 import type { JsonSchema, MessagePayload } from './payload-schema';
 
 /** What the document says about the system besides its channels and operations. */
@@ -31,7 +27,13 @@ export interface AsyncApiDocumentOptions {
   readonly title: string;
   readonly version: string;
   readonly description?: string;
-  /** The topic exchange named in the RabbitMQ bindings. @default 'messaging' */
+  /**
+   * The broker whose bindings the document carries, with the names its backend was given.
+   * `asyncApiDocument()` takes the kind from the apps' backend when they run on RabbitMQ, Redis or
+   * NATS. @default { kind: 'amqp', exchange: this.exchange }
+   */
+  readonly broker?: AsyncApiBroker;
+  /** The topic exchange named in the RabbitMQ bindings, when `broker` is not given. @default 'messaging' */
   readonly exchange?: string;
 }
 
@@ -74,8 +76,6 @@ export interface MessagingDescription {
 /** An AsyncAPI 3.0 document as a plain object, ready for `JSON.stringify` or a YAML writer. */
 export type AsyncApiDocument = Record<string, unknown>;
 
-const DEFAULT_EXCHANGE = 'messaging';
-
 /** Builds the document (see the file's table). */
 export function buildAsyncApiDocument(
   options: AsyncApiDocumentOptions,
@@ -88,15 +88,23 @@ export function buildAsyncApiDocument(
     r.reply ? table.get('reply', routeChannel(r).name) : undefined;
   const producerChannel = (p: ProducerDescription) =>
     p.queue !== undefined ? table.get('queue', p.queue) : table.get('topic', p.topic ?? '');
+  // The replies answered on each channel: what a request() to it waits for.
+  const replies = new Map<Channel, Channel>();
   for (const route of system.routes) {
     table.addPayload(routeChannel(route), route.payload).receivers.add(route.spec.service);
     const reply = replyChannel(route);
-    if (reply) table.addPayload(reply, route.reply);
+    if (reply) replies.set(routeChannel(route), table.addPayload(reply, route.reply));
   }
   for (const producer of system.producers) {
     table.addPayload(producerChannel(producer), producer.payload).senders.add(producer.service);
   }
   table.seal();
+  const bindings = brokerBindings(options.broker ?? { kind: 'amqp', exchange: options.exchange });
+  const replyOf = (reply: Channel, messages: MessageRef[]) => ({
+    address: { location: '$message.header#/replyTo', description: bindings.replyTo },
+    channel: { $ref: `#/channels/${reply.id}` },
+    messages,
+  });
 
   const operations: Record<string, unknown> = {};
   const add = (id: string, operation: unknown) => {
@@ -106,10 +114,20 @@ export function buildAsyncApiDocument(
   };
   const receiveIds = operationIds(system.routes);
   system.routes.forEach((route, i) => {
-    add(receiveIds[i], receiveOperation(table, route, routeChannel(route), replyChannel(route)));
+    const reply = replyChannel(route);
+    const receive = receiveOperation(table, route, routeChannel(route), bindings);
+    add(receiveIds[i], {
+      ...receive,
+      ...(reply && { reply: replyOf(reply, table.messageRefs(reply, route.reply)) }),
+    });
   });
   for (const [id, group] of producerGroups(system.producers, producerChannel)) {
-    add(id, sendOperation(table, group, producerChannel(group[0])));
+    const c = producerChannel(group[0]);
+    const reply = replies.get(c);
+    add(id, {
+      ...sendOperation(table, group, c, bindings, reply !== undefined),
+      ...(reply && { reply: replyOf(reply, table.messageRefs(reply, undefined)) }),
+    });
   }
   const services = new Set([
     ...system.routes.map((r) => r.spec.service),
@@ -126,7 +144,7 @@ export function buildAsyncApiDocument(
         .map((name) => ({ name, description: `Operations of ${name}` })),
     },
     defaultContentType: 'application/json',
-    channels: table.channelObjects(options.exchange ?? DEFAULT_EXCHANGE),
+    channels: table.channelObjects(bindings),
     operations: sortedRecord(operations),
     components: { messages: table.messageObjects(), schemas: sortedRecord(system.schemas) },
   };
@@ -146,7 +164,7 @@ function receiveOperation(
   table: ChannelTable,
   route: RouteDescription,
   c: Channel,
-  reply: Channel | undefined,
+  bindings: BrokerBindings,
 ) {
   const { spec, retry } = route;
   const dlq = route.deadLetter ? deadLetterQueueName(spec.service) : null;
@@ -160,7 +178,7 @@ function receiveOperation(
     ? `the message goes to the dead-letter queue \`${dlq}\` (at once for an invalid payload or an UnrecoverableError).`
     : 'the message is dropped (no dead-letter queue).';
   const failure = `${describeRetry(retry)}${then}`;
-  const request = reply ? ' A request is never retried: its caller gets the error.' : '';
+  const request = route.reply ? ' A request is never retried: its caller gets the error.' : '';
   const batch = route.batch && {
     text: ` Consumed in batches of up to ${route.batch.size} messages (waiting at most ${route.batch.maxWaitMs} ms for them); each message is acknowledged, retried or dead-lettered on its own.`,
     extension: { 'x-batch': { size: route.batch.size, maxWaitMs: route.batch.maxWaitMs } },
@@ -169,18 +187,10 @@ function receiveOperation(
     action: 'receive',
     channel: { $ref: `#/channels/${c.id}` },
     messages: table.messageRefs(c, route.payload),
-    ...(reply
-      ? {
-          reply: {
-            channel: { $ref: `#/channels/${reply.id}` },
-            messages: table.messageRefs(reply, route.reply),
-          },
-        }
-      : {}),
     summary: `${route.name} handles ${spec.external ? 'queue' : 'topic'} ${c.name}`,
     description: `\`${route.name}\` consumes queue \`${spec.queue}\`${from}.${once}${batch?.text ?? ''} ${failure}${request}`,
     tags: [{ name: spec.service }],
-    bindings: { amqp: { ack: true, bindingVersion: AMQP_BINDING_VERSION } },
+    ...bindings.receive(),
     'x-messaging': {
       service: spec.service,
       handler: route.name,
@@ -224,7 +234,13 @@ function producerGroups(
   return groups;
 }
 
-function sendOperation(table: ChannelTable, group: readonly ProducerDescription[], c: Channel) {
+function sendOperation(
+  table: ChannelTable,
+  group: readonly ProducerDescription[],
+  c: Channel,
+  bindings: BrokerBindings,
+  answered: boolean,
+) {
   const { service } = group[0];
   const owners = [...new Set(group.map((p) => p.owner))].sort(compare);
   const mandatory = !group.every((p) => p.allowUnroutable);
@@ -239,9 +255,10 @@ function sendOperation(table: ChannelTable, group: readonly ProducerDescription[
     summary: `${service} publishes to ${c.kind === 'queue' ? 'queue' : 'topic'} ${c.name}`,
     description:
       `Published through \`@Producer\` in ${owners.map((o) => `\`${o}\``).join(', ')}: ` +
-      `\`publish()\` resolves once the broker has confirmed the message.${unroutable}`,
+      `\`publish()\` resolves once the broker has confirmed the message.${unroutable}` +
+      (answered ? ' A handler of it answers: `request()` resolves with its reply.' : ''),
     tags: [{ name: service }],
-    bindings: { amqp: { deliveryMode: 2, mandatory, bindingVersion: AMQP_BINDING_VERSION } },
+    ...bindings.send(mandatory),
     'x-messaging': {
       service,
       producers: owners,

@@ -1,3 +1,4 @@
+import type { BrokerBindings } from './asyncapi-bindings';
 import type { JsonSchema, MessagePayload } from './payload-schema';
 
 /** A topic, a named queue consumed as it is, or the replies to the requests of a topic or queue. */
@@ -19,9 +20,6 @@ export interface Channel {
 
 /** Reference to one message of a channel, as an operation lists it. */
 export type MessageRef = { readonly $ref: string };
-
-/** Version of the AsyncAPI AMQP bindings written (the one AsyncAPI 3.0 defines). */
-export const AMQP_BINDING_VERSION = '0.3.0';
 
 /** Plain string order, the same on every machine (no locale). */
 export const compare = (a: string, b: string): number => (a < b ? -1 : a > b ? 1 : 0);
@@ -98,9 +96,9 @@ export class ChannelTable {
     return keys.map((key) => ({ $ref: `#/channels/${c.id}/messages/${c.messages.get(key)}` }));
   }
 
-  /** `channels` of the document, in address order. */
-  channelObjects(exchange: string): Record<string, unknown> {
-    return Object.fromEntries(this.sorted.map((c) => [c.id, channelObject(c, exchange)]));
+  /** `channels` of the document, in address order, with the broker's bindings. */
+  channelObjects(bindings: BrokerBindings): Record<string, unknown> {
+    return Object.fromEntries(this.sorted.map((c) => [c.id, channelObject(c, bindings)]));
   }
 
   /** `components.messages` of the document, sorted by id. */
@@ -119,7 +117,7 @@ function unique(taken: Set<string>, base: string): string {
   return id;
 }
 
-function channelObject(c: Channel, exchange: string): Record<string, unknown> {
+function channelObject(c: Channel, bindings: BrokerBindings): Record<string, unknown> {
   const who = (verb: string, services: Set<string>) =>
     services.size > 0 ? `${verb} by ${[...services].sort(compare).join(', ')}` : undefined;
   const parts = [who('sent', c.senders), who('received', c.receivers)].filter(Boolean);
@@ -132,22 +130,11 @@ function channelObject(c: Channel, exchange: string): Record<string, unknown> {
     [...c.messages.values()].map((id) => [id, { $ref: `#/components/messages/${id}` }]),
   );
   return {
-    // A reply goes where its request says (RabbitMQ direct reply-to): no fixed address.
+    // A reply goes where its request says (the operation's reply.address): no fixed address.
     address: c.kind === 'reply' ? null : c.name,
     description: parts.length > 0 ? `${what}: ${parts.join('; ')}.` : `${what}.`,
     messages,
-    ...(c.kind === 'reply' ? {} : { bindings: { amqp: channelBinding(c, exchange) } }),
-  };
-}
-
-function channelBinding(c: Channel, exchange: string): Record<string, unknown> {
-  if (c.kind === 'queue') {
-    return { is: 'queue', queue: { name: c.name }, bindingVersion: AMQP_BINDING_VERSION };
-  }
-  return {
-    is: 'routingKey',
-    exchange: { name: exchange, type: 'topic', durable: true, autoDelete: false, vhost: '/' },
-    bindingVersion: AMQP_BINDING_VERSION,
+    ...(c.kind === 'reply' ? {} : bindings.channel(c)),
   };
 }
 

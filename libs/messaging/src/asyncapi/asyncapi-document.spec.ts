@@ -121,6 +121,7 @@ describe('asyncApiDocument', () => {
       deadLetterQueue: null,
     });
     expect(operations['cart.price'].reply).toEqual({
+      address: { location: '$message.header#/replyTo', description: expect.any(String) },
       channel: { $ref: '#/channels/priceGetReply' },
       messages: [{ $ref: '#/channels/priceGetReply/messages/priceGetReply' }],
     });

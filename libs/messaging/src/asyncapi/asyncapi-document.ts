@@ -17,9 +17,11 @@ import {
   type ProducerDescription,
   type RouteDescription,
 } from './asyncapi-builder';
+import type { AsyncApiBroker } from './asyncapi-bindings';
 import { SchemaRegistry } from './payload-schema';
 
 export type { AsyncApiDocument, AsyncApiDocumentOptions } from './asyncapi-builder';
+export type { AsyncApiBroker } from './asyncapi-bindings';
 
 type Class = abstract new (...args: never[]) => unknown;
 
@@ -38,7 +40,9 @@ interface HandlerSource {
  * The apps are only read: build them with `NestFactory.createApplicationContext()` on an
  * `InMemoryBackend` (no broker, no HTTP, no `listen`), and close them afterwards. A producer's
  * `MessageProducer<T>` type is erased at run time, so the messages of a channel are described by the
- * payload classes of its handlers (in the same app or another app of the system).
+ * payload classes of its handlers (in the same app or another app of the system). The bindings are
+ * those of `options.broker`; without it, of the apps' backend when it is RabbitMQ, Redis or NATS
+ * (with the default exchange or prefix: pass `broker` to name the backend's own), else RabbitMQ's.
  *
  * @example
  * const apps = [orders, payments]; // NestFactory.createApplicationContext(...)
@@ -52,18 +56,26 @@ export function asyncApiDocument(
   const registry = new SchemaRegistry();
   const routes: RouteDescription[] = [];
   const producers: ProducerDescription[] = [];
+  let broker = options.broker;
   for (const app of Array.isArray(apps) ? apps : [apps]) {
     const found = describeApp(app as INestApplicationContext, registry);
     routes.push(...found.routes);
     producers.push(...found.producers);
+    broker ??= options.exchange === undefined ? brokerOf(found.backend) : undefined;
   }
-  return buildAsyncApiDocument(options, { routes, producers, schemas: registry.schemas() });
+  const described = { ...options, ...(broker && { broker }) };
+  return buildAsyncApiDocument(described, { routes, producers, schemas: registry.schemas() });
+}
+
+/** The broker of a backend named `name`, with the default names; none for the in-memory one. */
+function brokerOf(name: string | undefined): AsyncApiBroker | undefined {
+  return name === 'amqp' || name === 'redis' || name === 'nats' ? { kind: name } : undefined;
 }
 
 function describeApp(
   app: INestApplicationContext,
   registry: SchemaRegistry,
-): { routes: RouteDescription[]; producers: ProducerDescription[] } {
+): { routes: RouteDescription[]; producers: ProducerDescription[]; backend?: string } {
   let options: ResolvedMessagingOptions;
   let discovery: DiscoveryService;
   try {
@@ -82,6 +94,7 @@ function describeApp(
   return {
     routes: describeRoutes(controllers, optionsOf, registry),
     producers: describeProducers(everything, optionsOf),
+    backend: options.backend?.name,
   };
 }
 

@@ -13,6 +13,7 @@ import {
 } from '../options/messaging-options';
 import { connectionsOf, type MessagingConnection } from '../server/messaging-connection';
 import { MessagingServer } from '../server/messaging.server';
+import { MessagingWiringCheck } from '../server/messaging-wiring.check';
 import { OutboxRelay, type OutboxState } from '../store/outbox-relay';
 
 /**
@@ -62,6 +63,11 @@ export interface ConnectionHealth {
  */
 export interface MessagingHealth extends ConnectionHealth {
   /**
+   * Why `status` is `down` when no broker or consumer says so: the app declares `@Consume` handlers
+   * but never started `MessagingServer`, 5 s after start-up. It names the two lines that fix it.
+   */
+  readonly reason?: string;
+  /**
    * The outbox relay, while messages wait in the outbox: how many and, while publishing them fails
    * (broker down, a topic nobody consumes), the last error. It does not change `status`: writes still commit, and the
    * messages go out once the cause is gone.
@@ -77,7 +83,8 @@ export interface MessagingHealth extends ConnectionHealth {
 /**
  * Reports whether the broker is reachable and every handler is consuming, for `GET /health`
  * endpoints and readiness probes: a connected backend whose consumer vanished (its queue deleted, a
- * re-subscribe failing) does not take messages, and is `down` once that lasts.
+ * re-subscribe failing) does not take messages, and is `down` once that lasts; so is an app whose
+ * `@Consume` handlers never got a started `MessagingServer` (`MessagingWiringCheck`), with a `reason`.
  */
 @Injectable()
 export class MessagingHealthService {
@@ -91,6 +98,7 @@ export class MessagingHealthService {
     @Optional() @Inject(MESSAGING_OPTIONS) options?: ResolvedMessagingOptions,
     @Optional() private readonly server?: MessagingServer,
     @Optional() private readonly discovery?: DiscoveryService,
+    @Optional() private readonly wiring?: MessagingWiringCheck,
   ) {
     this.consumerGraceMs = options?.health.consumerGraceMs ?? DEFAULT_CONSUMER_GRACE_MS;
   }
@@ -107,10 +115,15 @@ export class MessagingHealthService {
             this.others.map((c) => [c.name, this.connectionHealth(c.backend, c.name, now)]),
           )
         : undefined;
-    const down = connections && Object.values(connections).some((c) => c.status === 'down');
+    // Connected, with nothing consuming: handlers declared, the server never started.
+    const reason = this.wiring?.unstarted(now);
+    const down =
+      reason !== undefined ||
+      (connections && Object.values(connections).some((c) => c.status === 'down'));
     return {
       ...own,
       ...(down ? { status: 'down' as const } : {}),
+      ...(reason !== undefined ? { reason } : {}),
       ...(outbox && (outbox.pending > 0 || outbox.lastError) ? { outbox } : {}),
       ...(connections ? { connections } : {}),
     };

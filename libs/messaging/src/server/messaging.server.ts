@@ -1,5 +1,5 @@
 import { Inject, Injectable, Logger, Optional } from '@nestjs/common';
-import { DiscoveryService } from '@nestjs/core';
+import { DiscoveryService, ModulesContainer } from '@nestjs/core';
 import { type CustomTransportStrategy, Server } from '@nestjs/microservices';
 import type {
   BackendEvents,
@@ -28,6 +28,7 @@ import { type HandlerHold, HandlerHolds } from './handler-holds';
 import { classifyFailure } from '../retry/retry-policy';
 import { BatchConsumer } from './batch-consumer';
 import { describeRoute } from './route';
+import { refuseForeignPatterns } from './foreign-patterns';
 import { ACK, REQUEUE } from './settlements';
 import { InFlight } from './in-flight';
 import { HookedRuns } from './hooked-runs';
@@ -91,6 +92,7 @@ export class MessagingServer
     @Optional() instruments?: MessagingInstruments,
     @Optional() tracer?: MessagingTracer,
     @Optional() private readonly discovery?: DiscoveryService,
+    @Optional() private readonly modules?: ModulesContainer,
   ) {
     super();
     this.instruments = instruments ?? new MessagingInstruments(undefined);
@@ -152,7 +154,7 @@ export class MessagingServer
     return this.listening;
   }
 
-  /** Connects, subscribes every handler, logs each route once, then calls `callback`. */
+  /** Refuses pattern handlers it never calls; connects, subscribes and logs each route; calls `callback`. */
   listen(callback: (error?: unknown) => void): void {
     this.listening = true;
     this.start().then(
@@ -206,6 +208,8 @@ export class MessagingServer
   }
 
   private async start(): Promise<void> {
+    const controllers = this.discovery?.getControllers() ?? [];
+    refuseForeignPatterns(controllers, this, this.modules?.getRpcTargetRegistry());
     const connections = this.discovery ? connectionsOf(this.discovery) : [];
     let routes = serveRoutes(this.getHandlers(), this.home, connections, (c) =>
       consumingOf(c, this.logger, this.instruments),

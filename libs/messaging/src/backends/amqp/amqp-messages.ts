@@ -5,7 +5,7 @@
  * (`backend/message-headers.ts`); what is AMQP's own here is RabbitMQ's `x-death` family and the
  * order stamp of our dead letters.
  */
-import { randomUUID } from 'node:crypto';
+import { createHash } from 'node:crypto';
 import type { ConsumeMessage, GetMessage, Options } from 'amqplib';
 import type { DeadLetter, Delivery, OutgoingMessage } from '../../backend/broker-backend.interface';
 import {
@@ -58,7 +58,7 @@ export function toDelivery(msg: ConsumeMessage | GetMessage, queue: string): Del
     topic: copy ? topicOf(headers, msg.fields.routingKey) : msg.fields.routingKey,
     queue,
     headers,
-    messageId: stringOr(p.messageId) ?? randomUUID(),
+    messageId: stringOr(p.messageId) ?? contentId(msg),
     correlationId: stringOr(p.correlationId),
     contentType: stringOr(p.contentType),
     contentEncoding: stringOr(p.contentEncoding),
@@ -67,6 +67,39 @@ export function toDelivery(msg: ConsumeMessage | GetMessage, queue: string): Del
     attempt: copy ? attemptOf(headers) : 1,
     redelivered: msg.fields.redelivered,
   };
+}
+
+/**
+ * The message id of a message its sender gave none (a plain `basic.publish` without `message_id`).
+ * RabbitMQ has no id of its own for a message, so it is a hash of what the sender sent: the exchange
+ * and routing key it published with, the body, the properties and the headers (less those RabbitMQ
+ * adds on a redelivery or dead-lettering, `x-delivery-count`, `x-death`). Each delivery of the message
+ * gets the same id, so the inbox (`idempotent: true`) handles a redelivery once; two identical
+ * messages share it too. Only such messages pay for the hash.
+ */
+export function contentId(msg: ConsumeMessage | GetMessage): string {
+  const p = msg.properties;
+  const headers = withoutBrokerHeaders(p.headers ?? {});
+  const described = JSON.stringify(
+    [
+      msg.fields.exchange,
+      msg.fields.routingKey,
+      p.contentType,
+      p.contentEncoding,
+      p.correlationId,
+      p.replyTo,
+      p.timestamp,
+      p.type,
+      p.appId,
+      p.userId,
+      Object.keys(headers)
+        .sort()
+        .map((key) => [key, headers[key]]),
+    ],
+    (_, value: unknown) => (typeof value === 'bigint' ? value.toString() : value),
+  );
+  const hash = createHash('sha256').update(described).update(msg.content);
+  return `amqp-${hash.digest('hex').slice(0, 32)}`;
 }
 
 /**

@@ -340,3 +340,48 @@ describe('AMQP messages', () => {
     );
   });
 });
+
+describe('the message id of a foreign message sent without one: a hash of what its sender sent', () => {
+  const foreign = (
+    over: {
+      content?: string;
+      headers?: Record<string, unknown>;
+      exchange?: string;
+      routingKey?: string;
+      correlationId?: string;
+      redelivered?: boolean;
+    } = {},
+  ): GetMessage => {
+    const msg = message(over.headers ?? { tenant: 'acme', n: 1 }, over);
+    return {
+      ...msg,
+      content: Buffer.from(over.content ?? '{"orderId":"o-1"}'),
+      properties: { ...msg.properties, messageId: undefined, correlationId: over.correlationId },
+    };
+  };
+  const idOf = (msg: GetMessage): string => toDelivery(msg, 'q').messageId;
+
+  it('is the same on every delivery: redelivered, counted or dead-lettered by RabbitMQ, its headers reordered', () => {
+    const id = idOf(foreign());
+    expect(id).toMatch(/^amqp-[0-9a-f]{32}$/);
+    expect(idOf(foreign({ redelivered: true, headers: { n: 1, tenant: 'acme' } }))).toBe(id);
+    const counted = { tenant: 'acme', n: 1, 'x-delivery-count': 2, 'x-death': [{ count: 1 }] };
+    expect(idOf(foreign({ headers: counted }))).toBe(id);
+    // Nothing tells two identical messages apart: they share it.
+    expect(idOf(foreign())).toBe(id);
+  });
+
+  it.each([
+    ['body', { content: '{"orderId":"o-2"}' }],
+    ['header value', { headers: { tenant: 'other', n: 1 } }],
+    ['routing key', { routingKey: 'order.paid' }],
+    ['exchange', { exchange: 'orders' }],
+    ['correlation id', { correlationId: 'c-1' }],
+  ])('differs when the %s differs', (_, over) => {
+    expect(idOf(foreign(over))).not.toBe(idOf(foreign()));
+  });
+
+  it('leaves the id a sender gave as it is', () => {
+    expect(idOf(message({}, { messageId: 'given-1' }))).toBe('given-1');
+  });
+});

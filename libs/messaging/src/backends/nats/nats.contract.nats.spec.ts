@@ -1,5 +1,7 @@
 import { runBackendContract } from '../../backend';
-import { deleteNatsObjects, NATS_URL, natsRunPrefix } from '../../testing/nats.fixture';
+import { jetstream } from '@nats-io/jetstream';
+import { runForeignIdContract } from '../../testing/foreign-id-contract';
+import { deleteNatsObjects, NATS_URL, natsAdmin, natsRunPrefix } from '../../testing/nats.fixture';
 import { tcpProxy } from './nats-proxy.fixture';
 import { NatsBackend } from './index';
 
@@ -18,6 +20,23 @@ runBackendContract('nats', () => new NatsBackend({ servers: NATS_URL, prefix: PR
       const backend = new NatsBackend({ servers, prefix: PREFIX });
       return { backend, crash: () => proxy.blackhole(), dispose: () => proxy.close() };
     },
+  },
+});
+
+// A foreign message is known by its stream and stream sequence.
+runForeignIdContract('nats', () => new NatsBackend({ servers: NATS_URL, prefix: PREFIX }), {
+  servicePrefix: `nats-${PREFIX}`,
+  identicalMessagesShareId: false,
+  foreignProducer: async () => {
+    const { nc } = await natsAdmin();
+    const js = jetstream(nc);
+    return {
+      // A plain JetStream publish: no Nats-Msg-Id, no headers.
+      publish: async (topic, body) => {
+        await js.publish(`${PREFIX}.t.${topic}`, body);
+      },
+      close: () => nc.close(),
+    };
   },
 });
 

@@ -1,5 +1,11 @@
 import { runBackendContract } from '../../backend';
-import { deleteRedisPrefix, REDIS_URL, uniqueRedisPrefix } from '../../testing/redis.fixture';
+import { runForeignIdContract } from '../../testing/foreign-id-contract';
+import {
+  deleteRedisPrefix,
+  REDIS_URL,
+  redisClient,
+  uniqueRedisPrefix,
+} from '../../testing/redis.fixture';
 import { redisProxy } from './redis-proxy.fixture';
 import { RedisStreamsBackend } from './index';
 
@@ -27,6 +33,28 @@ runBackendContract(
         });
         return { backend, crash: () => proxy.cut(), dispose: () => proxy.stop() };
       },
+    },
+  },
+);
+
+// A foreign entry is known by its stream and entry id.
+runForeignIdContract(
+  'redis',
+  () => new RedisStreamsBackend({ url: REDIS_URL, prefix: PREFIX, blockMs: 200 }),
+  {
+    servicePrefix: `redis-${PREFIX}`,
+    identicalMessagesShareId: false,
+    foreignProducer: () => {
+      const redis = redisClient();
+      return Promise.resolve({
+        // XADD <prefix>:t:<topic> * body ..., as redis-cli would: no message-id field.
+        publish: async (topic, body) => {
+          await redis.xadd(`${PREFIX}:t:${topic}`, '*', 'body', body);
+        },
+        close: async () => {
+          await redis.quit();
+        },
+      });
     },
   },
 );

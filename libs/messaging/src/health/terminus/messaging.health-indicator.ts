@@ -3,8 +3,9 @@ import { HealthIndicatorService } from '@nestjs/terminus';
 import { MessagingHealthService } from '../messaging-health.service';
 
 /**
- * Messaging in a `@nestjs/terminus` health check: `down` while the broker is not connected or a
- * handler has been without its consumer for `health.consumerGraceMs`; `degraded` (still serving:
+ * Messaging in a `@nestjs/terminus` health check: `down` while the broker is not connected, a
+ * handler has been without its consumer for `health.consumerGraceMs`, or `@Consume` handlers never got
+ * a started `MessagingServer` (the details' `reason` says how to fix it); `degraded` (still serving:
  * HTTP 200) while the broker blocks publishers or the outbox relay cannot publish; `up` otherwise.
  * The details are those of `MessagingHealthService.check()`: connection, each handler's consumer,
  * the outbox backlog.

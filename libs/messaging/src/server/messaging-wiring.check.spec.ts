@@ -3,9 +3,9 @@ import { Test } from '@nestjs/testing';
 import { InMemoryBackend } from '../backends/memory/in-memory.backend';
 import { InMemoryBroker } from '../backends/memory/in-memory.broker';
 import { Consume } from '../decorators/consume.decorator';
-import { MessagingServer } from '../server/messaging.server';
+import { MessagingModule } from '../module/messaging.module';
 import { waitFor } from '../testing/wait-for';
-import { MessagingModule } from './messaging.module';
+import { MessagingServer } from './messaging.server';
 import { SERVER_START_GRACE_MS } from './messaging-wiring.check';
 
 /** A Nest logger that keeps the warnings. */
@@ -69,7 +69,7 @@ describe('MessagingWiringCheck: day-one mistakes get a warning that names the fi
             /@Consume on MisplacedHandler.onPaid is ignored: MisplacedHandler is a provider.*@Controller\(\)/,
           ),
           expect.stringMatching(
-            /1 @Consume handler\(s\) are not consuming \(OrdersController.onCreated\): MessagingServer was never started.*app.connectMicroservice\(\{ strategy: app.get\(MessagingServer\) \}\)/,
+            /1 @Consume handler\(s\) declared \(OrdersController.onCreated\) but the MessagingServer transport was never started.*app.connectMicroservice\(\{ strategy: app.get\(MessagingServer\) \}\)/,
           ),
         ]),
       );
