@@ -9,14 +9,13 @@ import {
   type BackendSubscription,
   type BrokerBackend,
   type ConsumerState,
-  type DeadLetter,
-  type DeadLetterPage,
-  type DeadLetterReplay,
+  type DeadLetterAdmin,
   type DeliveryHandler,
   type IncomingReply,
   type OutgoingMessage,
   type SubscriptionSpec,
 } from '../../backend/broker-backend.interface';
+import { guardDeadLetters } from '../../backend/dead-letter-admin';
 import { MessagingHeaders } from '../../backend/message-headers';
 import {
   BackendClosedError,
@@ -61,7 +60,8 @@ export class AmqpBackend implements BrokerBackend {
   private readonly consumerConnection: AmqpConnectionManager;
   private readonly publisher: AmqpPublisher;
   private readonly requester: AmqpRequester;
-  private readonly deadLetters: AmqpDeadLetters;
+  /** Lists, replays and purges dead letters (`amqp-dead-letters.ts`). */
+  readonly deadLetters: DeadLetterAdmin;
   private readonly consumers = new Set<AmqpConsumer>();
   /** Cancelled consumers whose deliveries still settle (retry copies, dead letters): close waits. */
   private readonly retiring = new Set<AmqpConsumer>();
@@ -91,11 +91,15 @@ export class AmqpBackend implements BrokerBackend {
       this.requester,
     );
     this.delays = new AmqpDelays(this.connection, this.options, this.hub, this.logger);
-    this.deadLetters = new AmqpDeadLetters({
+    const deadLetters = new AmqpDeadLetters({
       connection: this.connection,
       options: this.options,
       hub: this.hub,
       publish: (command) => this.publisher.publish(command),
+    });
+    this.deadLetters = guardDeadLetters(deadLetters, {
+      assertOpen: () => this.assertOpen(),
+      hub: this.hub,
     });
   }
 
@@ -189,45 +193,6 @@ export class AmqpBackend implements BrokerBackend {
           .then(() => this.retiring.delete(consumer));
       },
     };
-  }
-
-  /** Lists the dead letters of `service`, oldest first. */
-  listDeadLetters(service: string, page?: DeadLetterPage): Promise<DeadLetter[]> {
-    this.assertOpen();
-    return this.deadLetters.list(service, page);
-  }
-
-  /** Sends one dead letter back to the queue it failed on, as attempt 1. */
-  replayDeadLetter(service: string, id: string): Promise<boolean> {
-    this.assertOpen();
-    return this.deadLetters.replay(service, id);
-  }
-
-  /** Replays every dead letter of `service`. */
-  replayAllDeadLetters(service: string): Promise<number> {
-    this.assertOpen();
-    return this.deadLetters.replayAll(service);
-  }
-
-  /** Deletes every dead letter of `service`. */
-  purgeDeadLetters(service: string): Promise<number> {
-    this.assertOpen();
-    return this.deadLetters.purge(service);
-  }
-
-  /** Visits every dead letter of `service` in one pass. */
-  scanDeadLetters(service: string, visit: (letter: DeadLetter) => boolean | void): Promise<void> {
-    this.assertOpen();
-    return this.deadLetters.scan(service, visit);
-  }
-
-  /** Replays, in one pass, the dead letters `select` picks. */
-  replayDeadLettersWhere(
-    service: string,
-    select: (letter: DeadLetter) => boolean,
-  ): Promise<DeadLetterReplay> {
-    this.assertOpen();
-    return this.deadLetters.replayWhere(service, select);
   }
 
   /** Whether each subscription is consuming now. */

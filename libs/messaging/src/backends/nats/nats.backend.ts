@@ -1,5 +1,6 @@
 import { Logger } from '@nestjs/common';
 import { BackendEventHub } from '../../backend/backend-events';
+import { guardDeadLetters } from '../../backend/dead-letter-admin';
 import type {
   BackendEvents,
   BackendPublishOptions,
@@ -8,9 +9,7 @@ import type {
   BackendSubscription,
   BrokerBackend,
   ConsumerState,
-  DeadLetter,
-  DeadLetterPage,
-  DeadLetterReplay,
+  DeadLetterAdmin,
   DeliveryHandler,
   IncomingReply,
   OutgoingMessage,
@@ -57,7 +56,8 @@ export class NatsBackend implements BrokerBackend {
   private readonly routes: NatsRoutes;
   private readonly publisher: NatsPublisher;
   private readonly requester: NatsRequester;
-  private readonly deadLetters: NatsDeadLetters;
+  /** Lists, replays and purges dead letters (`nats-dead-letters.ts`). */
+  readonly deadLetters: DeadLetterAdmin;
   private readonly delayer: NatsDelayer;
   private readonly consumers = new Set<NatsConsumer>();
   /** Cancelled consumers whose deliveries still settle: close waits for them. */
@@ -100,11 +100,15 @@ export class NatsBackend implements BrokerBackend {
     );
     const publish = (subject: string, body: Uint8Array, h: WireHeaders, msgID?: string) =>
       this.publisher.publish(subject, body, h, msgID);
-    this.deadLetters = new NatsDeadLetters({
+    const deadLetters = new NatsDeadLetters({
       names: this.names,
       link,
       publish,
       hasQueue: async (queue) => this.routes.hasQueue((await link()).jsm, queue),
+    });
+    this.deadLetters = guardDeadLetters(deadLetters, {
+      assertOpen: () => this.assertOpen(),
+      hub: this.hub,
     });
     this.hub.on('status', (status) => {
       if (status === 'connected') this.lostAt = undefined;
@@ -255,48 +259,6 @@ export class NatsBackend implements BrokerBackend {
         void consumer.drain(this.options.closeTimeoutMs).then(() => this.retiring.delete(consumer));
       },
     };
-  }
-
-  /** Lists the dead letters of `service`, oldest first. */
-  async listDeadLetters(service: string, page?: DeadLetterPage): Promise<DeadLetter[]> {
-    this.assertOpen();
-    return this.deadLetters.list(service, page);
-  }
-
-  /** Sends one dead letter back to the queue it failed on, as attempt 1. */
-  async replayDeadLetter(service: string, id: string): Promise<boolean> {
-    this.assertOpen();
-    return this.deadLetters.replay(service, id);
-  }
-
-  /** Replays every dead letter of `service`. */
-  async replayAllDeadLetters(service: string): Promise<number> {
-    this.assertOpen();
-    return (await this.deadLetters.replayWhere(service, () => true)).replayed.length;
-  }
-
-  /** Deletes every dead letter of `service`. */
-  async purgeDeadLetters(service: string): Promise<number> {
-    this.assertOpen();
-    return this.deadLetters.purge(service);
-  }
-
-  /** Visits every dead letter of `service` in one pass. */
-  async scanDeadLetters(
-    service: string,
-    visit: (letter: DeadLetter) => boolean | void,
-  ): Promise<void> {
-    this.assertOpen();
-    await this.deadLetters.scan(service, visit);
-  }
-
-  /** Replays, in one pass, the dead letters `select` picks. */
-  async replayDeadLettersWhere(
-    service: string,
-    select: (letter: DeadLetter) => boolean,
-  ): Promise<DeadLetterReplay> {
-    this.assertOpen();
-    return this.deadLetters.replayWhere(service, select);
   }
 
   /** Whether each subscription is pulling now. */

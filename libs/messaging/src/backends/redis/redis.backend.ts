@@ -3,6 +3,7 @@ import { hostname } from 'node:os';
 import { Logger } from '@nestjs/common';
 import type { Redis } from 'ioredis';
 import { BackendEventHub } from '../../backend/backend-events';
+import { guardDeadLetters } from '../../backend/dead-letter-admin';
 import type {
   BackendEvents,
   BackendPublishOptions,
@@ -11,9 +12,7 @@ import type {
   BackendSubscription,
   BrokerBackend,
   ConsumerState,
-  DeadLetter,
-  DeadLetterPage,
-  DeadLetterReplay,
+  DeadLetterAdmin,
   DeliveryHandler,
   IncomingReply,
   OutgoingMessage,
@@ -86,7 +85,8 @@ export class RedisStreamsBackend implements BrokerBackend {
   private readonly publisher: RedisPublisher;
   private readonly pubsub: RedisPubSub;
   private readonly requester: RedisRequester;
-  private readonly deadLetters: RedisDeadLetters;
+  /** Lists, replays and purges dead letters (`redis-dead-letters.ts`). */
+  readonly deadLetters: DeadLetterAdmin;
   private readonly durability: RedisDurabilityWatch;
   /** `waitForReplicas`: undefined when off (then a publish does nothing more). */
   private readonly replicas?: ReplicaWait;
@@ -127,7 +127,10 @@ export class RedisStreamsBackend implements BrokerBackend {
       sendDurable: (message, replyTo) =>
         this.publisher.send(this.connection(), message, true, replyTo),
     });
-    this.deadLetters = new RedisDeadLetters(() => this.connection(), this.keys, this.options);
+    this.deadLetters = guardDeadLetters(
+      new RedisDeadLetters(() => this.connection(), this.keys, this.options),
+      { assertOpen: () => this.assertOpen(), hub: this.hub },
+    );
     this.durability = new RedisDurabilityWatch(this.options, this.keys, this.logger, this.hub);
   }
 
@@ -241,45 +244,6 @@ export class RedisStreamsBackend implements BrokerBackend {
         void consumer.drain(this.options.closeTimeoutMs).then(() => this.retiring.delete(consumer));
       },
     };
-  }
-
-  /** Lists the dead letters of `service`, oldest first, a page of `XRANGE` at a time. */
-  listDeadLetters(service: string, page?: DeadLetterPage): Promise<DeadLetter[]> {
-    this.assertOpen();
-    return this.deadLetters.list(service, page);
-  }
-
-  /** Sends one dead letter back to the queue it failed on, as attempt 1. */
-  replayDeadLetter(service: string, id: string): Promise<boolean> {
-    this.assertOpen();
-    return this.deadLetters.replay(service, id);
-  }
-
-  /** Replays every dead letter of `service`. */
-  replayAllDeadLetters(service: string): Promise<number> {
-    this.assertOpen();
-    return this.deadLetters.replayAll(service);
-  }
-
-  /** Deletes every dead letter of `service`. */
-  purgeDeadLetters(service: string): Promise<number> {
-    this.assertOpen();
-    return this.deadLetters.purge(service);
-  }
-
-  /** Visits every dead letter of `service` in one pass. */
-  scanDeadLetters(service: string, visit: (letter: DeadLetter) => boolean | void): Promise<void> {
-    this.assertOpen();
-    return this.deadLetters.scan(service, visit);
-  }
-
-  /** Replays, in one pass, the dead letters `select` picks. */
-  replayDeadLettersWhere(
-    service: string,
-    select: (letter: DeadLetter) => boolean,
-  ): Promise<DeadLetterReplay> {
-    this.assertOpen();
-    return this.deadLetters.replayWhere(service, select);
   }
 
   /** Whether each subscription is reading now. */
