@@ -1,6 +1,7 @@
 import { Logger } from '@nestjs/common';
 import type { ChannelModel } from 'amqplib';
 import { BackendEventHub } from '../../backend/backend-events';
+import { ConsumerSet } from '../../backend/consumer-set';
 import {
   type BackendEvents,
   type BackendPublishOptions,
@@ -17,11 +18,8 @@ import {
 } from '../../backend/broker-backend.interface';
 import { guardDeadLetters } from '../../backend/dead-letter-admin';
 import { MessagingHeaders } from '../../backend/message-headers';
-import {
-  BackendClosedError,
-  MessagingConfigError,
-  UnroutableError,
-} from '../../errors/messaging.errors';
+import { closedError, requestRefusal } from '../../backend/request-guards';
+import { MessagingConfigError, UnroutableError } from '../../errors/messaging.errors';
 import { loadOptionalPeer } from '../../errors/config-checks';
 import {
   resolveAmqpOptions,
@@ -62,9 +60,8 @@ export class AmqpBackend implements BrokerBackend {
   private readonly requester: AmqpRequester;
   /** Lists, replays and purges dead letters (`amqp-dead-letters.ts`). */
   readonly deadLetters: DeadLetterAdmin;
-  private readonly consumers = new Set<AmqpConsumer>();
-  /** Cancelled consumers whose deliveries still settle (retry copies, dead letters): close waits. */
-  private readonly retiring = new Set<AmqpConsumer>();
+  /** Settlements (retry copies, dead letters) publish: close waits for them `publishTimeoutMs`. */
+  private readonly consumers: ConsumerSet<AmqpConsumer>;
   private readonly delays: AmqpDelays;
   private closing = false;
   private closed?: Promise<void>;
@@ -73,6 +70,7 @@ export class AmqpBackend implements BrokerBackend {
 
   constructor(options: AmqpBackendOptions) {
     this.options = resolveAmqpOptions(options);
+    this.consumers = new ConsumerSet({ drainMs: this.options.publishTimeoutMs });
     const amqplib = loadAmqplib();
     this.connection = new AmqpConnectionManager(amqplib, this.options, this.hub, this.logger, {
       setup: (conn) => this.setupConnection(conn),
@@ -115,7 +113,7 @@ export class AmqpBackend implements BrokerBackend {
 
   /** Connects (a second call waits for the first); rejects after `connectTimeoutMs`. */
   async connect(): Promise<void> {
-    if (this.closing) throw new BackendClosedError('AmqpBackend is closed');
+    this.assertOpen();
     await this.connection.connect();
   }
 
@@ -143,14 +141,8 @@ export class AmqpBackend implements BrokerBackend {
    * {@link BrokerBackend.request}.
    */
   request(message: OutgoingMessage, options: BackendRequestOptions): Promise<IncomingReply> {
-    if (this.closing) return Promise.reject(new BackendClosedError('AmqpBackend is closed'));
-    if (message.delayMs !== undefined && message.delayMs > 0) {
-      return Promise.reject(
-        new MessagingConfigError(
-          'AmqpBackend: a request cannot be delayed (delayMs); send it without a delay.',
-        ),
-      );
-    }
+    const refused = requestRefusal('AmqpBackend', this.closing, message);
+    if (refused) return Promise.reject(refused);
     return this.requester.request(
       message,
       options.timeoutMs,
@@ -175,29 +167,23 @@ export class AmqpBackend implements BrokerBackend {
       delays: this.delays,
       isClosing: () => this.closing,
     });
-    await consumer.start();
-    this.consumers.add(consumer);
+    const subscription = await this.consumers.start(
+      consumer,
+      () => consumer.start(),
+      `AmqpBackend closed while the subscription to '${spec.queue}' was starting`,
+    );
     // The core logs each route once at start-up; this is the broker-level detail.
     this.logger.debug(
       spec.external
         ? `Consuming queue '${spec.queue}' as it is`
         : `Consuming ${spec.topics.map((t) => `${this.options.exchange}::${t}`).join(', ')} -> queue '${spec.queue}'`,
     );
-    return {
-      cancel: async () => {
-        this.consumers.delete(consumer);
-        this.retiring.add(consumer);
-        await consumer.cancel();
-        void consumer
-          .drain(this.options.publishTimeoutMs)
-          .then(() => this.retiring.delete(consumer));
-      },
-    };
+    return subscription;
   }
 
   /** Whether each subscription is consuming now. */
   consumerStates(): readonly ConsumerState[] {
-    return [...this.consumers].map((consumer) => consumer.state);
+    return this.consumers.states();
   }
 
   /**
@@ -217,18 +203,14 @@ export class AmqpBackend implements BrokerBackend {
 
   private async doClose(): Promise<void> {
     this.closing = true;
-    const consumers = [...this.consumers, ...this.retiring];
-    await Promise.all(consumers.map((c) => c.cancel()));
     // Settlements still running publish their copies before the publisher closes.
-    await Promise.all(consumers.map((c) => c.drain(this.options.publishTimeoutMs)));
+    const consumers = await this.consumers.close();
     await this.requester.close();
     await this.publisher.close();
     await Promise.all(consumers.map((c) => c.closeChannel()));
     await this.delays.close();
     if (this.consumerConnection !== this.connection) await this.consumerConnection.close();
     await this.connection.close();
-    this.consumers.clear();
-    this.retiring.clear();
     this.hub.setStatus('closed');
     this.logger.log('Closed the RabbitMQ connection');
   }
@@ -325,7 +307,7 @@ export class AmqpBackend implements BrokerBackend {
   }
 
   private assertOpen(): void {
-    if (this.closing) throw new BackendClosedError('AmqpBackend is closed');
+    if (this.closing) throw closedError('AmqpBackend');
   }
 }
 

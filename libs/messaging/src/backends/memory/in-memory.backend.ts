@@ -15,6 +15,7 @@ import type {
   SubscriptionSpec,
 } from '../../backend/broker-backend.interface';
 import { guardDeadLetters, type DeadLetterStore } from '../../backend/dead-letter-admin';
+import { closedError, requestRefusal } from '../../backend/request-guards';
 import { checkOptionsObject } from '../../errors/config-checks';
 import { BackendClosedError, UnroutableError } from '../../errors/messaging.errors';
 import { PendingRequests } from '../../backend/pending-requests';
@@ -85,8 +86,7 @@ export class InMemoryBackend implements BrokerBackend {
   }
 
   publish(message: OutgoingMessage, options: BackendPublishOptions): Promise<void> {
-    if (this.status === 'closed')
-      return Promise.reject(new BackendClosedError('The in-memory backend is closed'));
+    if (this.status === 'closed') return Promise.reject(closedError('InMemoryBackend'));
     if (message.delayMs !== undefined && message.delayMs > 0) {
       if (options.mandatory && this.broker.countRoutes(message) === 0)
         return Promise.reject(unroutable(message));
@@ -99,8 +99,8 @@ export class InMemoryBackend implements BrokerBackend {
   }
 
   request(message: OutgoingMessage, options: BackendRequestOptions): Promise<IncomingReply> {
-    if (this.status === 'closed')
-      return Promise.reject(new BackendClosedError('The in-memory backend is closed'));
+    const refused = requestRefusal('InMemoryBackend', this.status === 'closed', message);
+    if (refused) return Promise.reject(refused);
     this.mailbox ??= this.broker.openMailbox((replyTo, reply) =>
       this.pendingRequests.settle(replyTo, reply),
     );
@@ -146,7 +146,7 @@ export class InMemoryBackend implements BrokerBackend {
   }
 
   private assertOpen(): void {
-    if (this.status === 'closed') throw new BackendClosedError('The in-memory backend is closed');
+    if (this.status === 'closed') throw closedError('InMemoryBackend');
   }
 }
 
