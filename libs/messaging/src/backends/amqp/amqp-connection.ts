@@ -13,7 +13,8 @@ import type { ChannelModel } from 'amqplib';
 import { diagnoseConnectFailure } from './amqp-connect-errors';
 import { coalesceWrites } from './amqp-wire';
 import type { BackendEventHub } from '../../backend/backend-events';
-import { BackendClosedError, MessagingError } from '../../errors/messaging.errors';
+import { BrokerConnectError } from '../../backend/connect-error';
+import { BackendClosedError } from '../../errors/messaging.errors';
 import {
   reconnectDelay,
   redactCredentials,
@@ -40,9 +41,7 @@ export interface AmqpConnectionHooks {
 }
 
 /** A broker that could not be reached (after redaction of any credentials). */
-export class AmqpConnectError extends MessagingError {
-  readonly code = 'CONNECT_FAILED';
-}
+export class AmqpConnectError extends BrokerConnectError {}
 
 interface Waiter {
   resolve(conn: ChannelModel): void;

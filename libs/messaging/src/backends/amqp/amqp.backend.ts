@@ -1,6 +1,7 @@
 import { Logger } from '@nestjs/common';
 import type { ChannelModel } from 'amqplib';
 import { BackendEventHub } from '../../backend/backend-events';
+import { loadBrokerClient } from '../../backend/broker-client';
 import { ConsumerSet } from '../../backend/consumer-set';
 import {
   type BackendEvents,
@@ -20,7 +21,6 @@ import { guardDeadLetters } from '../../backend/dead-letter-admin';
 import { MessagingHeaders } from '../../backend/message-headers';
 import { closedError, requestRefusal } from '../../backend/request-guards';
 import { MessagingConfigError, UnroutableError } from '../../errors/messaging.errors';
-import { loadOptionalPeer } from '../../errors/config-checks';
 import {
   resolveAmqpOptions,
   type AmqpBackendOptions,
@@ -71,7 +71,7 @@ export class AmqpBackend implements BrokerBackend {
   constructor(options: AmqpBackendOptions) {
     this.options = resolveAmqpOptions(options);
     this.consumers = new ConsumerSet({ drainMs: this.options.publishTimeoutMs });
-    const amqplib = loadAmqplib();
+    const [amqplib] = loadBrokerClient('AmqpBackend', ['amqplib']) as [AmqplibModule];
     this.connection = new AmqpConnectionManager(amqplib, this.options, this.hub, this.logger, {
       setup: (conn) => this.setupConnection(conn),
       lost: () => this.connectionLost(),
@@ -309,14 +309,4 @@ export class AmqpBackend implements BrokerBackend {
   private assertOpen(): void {
     if (this.closing) throw closedError('AmqpBackend');
   }
-}
-
-/** Loads `amqplib` on demand so that apps on another backend run without it. */
-function loadAmqplib(): AmqplibModule {
-  return loadOptionalPeer(
-    "AmqpBackend needs the 'amqplib' package",
-    'amqplib',
-    // eslint-disable-next-line @typescript-eslint/no-require-imports
-    () => require('amqplib') as AmqplibModule,
-  );
 }
