@@ -30,6 +30,20 @@ function gate(): { start: () => Promise<void>; open: () => void; fail: (e: Error
   return { start: () => started, open, fail };
 }
 
+/** Close of `set` ends only once the retired `consumer`'s deliveries settled. */
+async function expectCloseToWaitFor(
+  set: ConsumerSet<FakeConsumer>,
+  consumer: FakeConsumer,
+): Promise<void> {
+  let closed = false;
+  const closing = set.close().then(() => (closed = true));
+  await new Promise(setImmediate);
+  expect(closed).toBe(false);
+  consumer.settle();
+  await closing;
+  expect(closed).toBe(true);
+}
+
 describe('ConsumerSet: subscribe and close, whichever comes first', () => {
   const CLOSED = "closed while 'q' was starting";
 
@@ -42,13 +56,7 @@ describe('ConsumerSet: subscribe and close, whichever comes first', () => {
     await subscription.cancel(); // idempotent
     expect(consumer.calls).toEqual(['cancel', 'drain']);
     expect(set.states()).toEqual([]);
-    // Close waits for the retired consumer's deliveries.
-    let closed = false;
-    const closing = set.close().then(() => (closed = true));
-    await new Promise(setImmediate);
-    expect(closed).toBe(false);
-    consumer.settle();
-    expect(await closing).toBe(true);
+    await expectCloseToWaitFor(set, consumer);
   });
 
   it('refuses a subscribe once close began', async () => {
@@ -89,11 +97,6 @@ describe('ConsumerSet: subscribe and close, whichever comes first', () => {
     await expect(subscribed).rejects.toThrow('no such stream');
     expect(consumer.calls).toEqual(['drain']);
     expect(set.states()).toEqual([]);
-    let closed = false;
-    const closing = set.close().then(() => (closed = true));
-    await new Promise(setImmediate);
-    expect(closed).toBe(false);
-    consumer.settle();
-    await closing;
+    await expectCloseToWaitFor(set, consumer);
   });
 });
