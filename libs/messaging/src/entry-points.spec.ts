@@ -104,6 +104,7 @@ describe('entry points', () => {
         'attemptOf',
         'deadLetterHeaders',
         'deadLetterQueueName',
+        'guardDeadLetters',
         'producerHeaders',
         'readDeadLetter',
         'replayHeaders',

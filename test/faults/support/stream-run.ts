@@ -9,7 +9,7 @@
  * 2. `load()`: publishes at a steady rate (`sent`, then `confirmed` or `rejected`).
  * 3. `settle()`: waits until every confirmed message is handled, or dead-lettered when expected.
  * 4. `finish()`: stops the consumers (SIGTERM), lists the dead letters with the backend's own
- *    `listDeadLetters` (`dead` rows), then counts what the broker still holds for the route
+ *    `deadLetters.list` (`dead` rows), then counts what the broker still holds for the route
  *    (`pendingCount()`); if anything, a drain subscription takes it (`leftover` rows). Verdict.
  *
  * Every name carries the scenario and a run id (`prefix` of the backends), on a private server.
@@ -222,7 +222,7 @@ export class StreamRun {
 
   /** Dead letters of the service now (the backend's own listing). */
   async deadLetterCount(): Promise<number> {
-    return (await (await this.checkerBackend()).listDeadLetters(this.service)).length;
+    return (await (await this.checkerBackend()).deadLetters.list(this.service)).length;
   }
 
   /**
@@ -328,7 +328,7 @@ export class StreamRun {
   async finish(): Promise<CheckReport> {
     await Promise.all(this.consumers.map((c) => c.stop()));
     const checker = await this.checkerBackend();
-    for (const letter of await checker.listDeadLetters(this.service)) {
+    for (const letter of await checker.deadLetters.list(this.service)) {
       this.ledger.record({
         kind: 'dead',
         id: letter.messageId,

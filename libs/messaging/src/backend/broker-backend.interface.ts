@@ -174,13 +174,13 @@ export interface DeadLetterPage {
   readonly limit?: number;
 }
 
-/** What {@link BrokerBackend.replayDeadLettersWhere} did. */
+/** What {@link DeadLetterAdmin.replayWhere} did. */
 export interface DeadLetterReplay {
   readonly replayed: readonly string[];
   readonly failed: readonly { readonly id: string; readonly error: string }[];
 }
 
-/** A dead letter as listed by {@link BrokerBackend.listDeadLetters}. */
+/** A dead letter as listed by {@link DeadLetterAdmin.list}. */
 export interface DeadLetter {
   /** Unique id of this dead letter (not the message id: one message can be dead-lettered twice). */
   readonly id: string;
@@ -204,6 +204,44 @@ export interface DeadLetter {
   readonly firstFailedAt: Date;
   readonly lastFailedAt: Date;
   readonly deadLetteredAt: Date;
+}
+
+/**
+ * The dead-letter queues of a broker, per service (`BrokerBackend.deadLetters`). Every operation
+ * rejects with `BackendClosedError` once the backend is closed.
+ */
+export interface DeadLetterAdmin {
+  /**
+   * Lists the dead letters of `service`, oldest first: `page.limit` of them from `page.offset` (all
+   * by default). Listing neither removes nor reorders, holds at most the page and what it takes to
+   * find it in memory, and is safe alongside other listings and replays, in this process or another.
+   * Paging by any size visits every letter once (a broker that hands messages back out of order, as
+   * RabbitMQ's quorum queues do, sorts by an order stamp written with each letter).
+   */
+  list(service: string, page?: DeadLetterPage): Promise<DeadLetter[]>;
+  /**
+   * Calls `visit` with every dead letter of `service`, oldest first, holding a bounded batch at a
+   * time (one letter on most brokers; on RabbitMQ up to 2,000 letters or 32 MiB of bodies, sorted);
+   * `visit` returns false to see no more. For tools that read a whole queue (`nest-messaging dlq`).
+   */
+  scan(service: string, visit: (letter: DeadLetter) => boolean | void): Promise<void>;
+  /**
+   * Sends one dead letter back to the queue it failed on, as a first attempt, and removes it from the
+   * dead-letter queue. Resolves false when there is no dead letter with that id.
+   */
+  replay(service: string, id: string): Promise<boolean>;
+  /**
+   * Replays every dead letter of `service`; resolves with how many. One that cannot be replayed (its
+   * queue is gone) stays, and is reported as an `error` event of the backend.
+   */
+  replayAll(service: string): Promise<number>;
+  /**
+   * Replays every dead letter `select` picks, as `replay` replays one. Resolves the ids replayed and,
+   * for each picked one that could not be, why (it stays).
+   */
+  replayWhere(service: string, select: (letter: DeadLetter) => boolean): Promise<DeadLetterReplay>;
+  /** Deletes every dead letter of `service`; resolves with how many. */
+  purge(service: string): Promise<number>;
 }
 
 /** Connection state, as backends report it. */
@@ -292,37 +330,11 @@ export interface BrokerBackend {
   subscribe(spec: SubscriptionSpec, handler: DeliveryHandler): Promise<BackendSubscription>;
 
   /**
-   * Lists the dead letters of `service`, oldest first: `page.limit` of them from `page.offset` (all
-   * by default). Listing neither removes nor reorders, holds at most the page and what it takes to
-   * find it in memory, and is safe alongside other listings and replays, in this process or another.
-   * Paging by any size visits every letter once (a broker that hands messages back out of order, as
-   * RabbitMQ's quorum queues do, sorts by an order stamp written with each letter).
+   * The dead letters of each service: list, scan, replay, purge. A backend builds it with
+   * `guardDeadLetters()` (`dead-letter-admin.ts`), which checks the backend is open before each
+   * operation and supplies what its broker cannot do in one pass.
    */
-  listDeadLetters(service: string, page?: DeadLetterPage): Promise<DeadLetter[]>;
-  /**
-   * Sends one dead letter back to the queue it failed on, as a first attempt, and removes it from the
-   * dead-letter queue. Resolves false when there is no dead letter with that id.
-   */
-  replayDeadLetter(service: string, id: string): Promise<boolean>;
-  /** Replays every dead letter of `service`; resolves with how many. */
-  replayAllDeadLetters(service: string): Promise<number>;
-  /** Deletes every dead letter of `service`; resolves with how many. */
-  purgeDeadLetters(service: string): Promise<number>;
-  /**
-   * Optional, for tools that read a whole dead-letter queue (`nest-messaging dlq`): calls `visit`
-   * with every dead letter of `service`, oldest first, in one pass, holding a bounded batch at a time
-   * (one letter on most brokers; on RabbitMQ up to 2,000 letters or 32 MiB of bodies, sorted); `visit`
-   * returns false to see no more. Without it, such tools page through `listDeadLetters`.
-   */
-  scanDeadLetters?(service: string, visit: (letter: DeadLetter) => boolean | void): Promise<void>;
-  /**
-   * Optional: replays, in one pass, every dead letter `select` picks, as `replayDeadLetter` replays
-   * one. Resolves the ids replayed and, for each picked one that could not be, why (it stays).
-   */
-  replayDeadLettersWhere?(
-    service: string,
-    select: (letter: DeadLetter) => boolean,
-  ): Promise<DeadLetterReplay>;
+  readonly deadLetters: DeadLetterAdmin;
 
   /** Listens to an event; returns a function that removes the listener. */
   on<E extends keyof BackendEvents>(event: E, listener: BackendEvents[E]): () => void;

@@ -20,6 +20,7 @@ export type {
   BrokerBackend,
   ConsumerState,
   DeadLetter,
+  DeadLetterAdmin,
   DeadLetterPage,
   DeadLetterReplay,
   Delivery,
@@ -46,6 +47,7 @@ export {
   type StoredMessage,
 } from './message-headers';
 export { BackendEventHub } from './backend-events';
+export { guardDeadLetters, type DeadLetterOwner, type DeadLetterStore } from './dead-letter-admin';
 export { PendingRequest, PendingRequests } from './pending-requests';
 export { topicMatches } from './topic-matcher';
 export { deadLetterQueueName } from './queue-names';

@@ -77,7 +77,7 @@ export function describeDlqOnBroker(broker: DlqBroker): void {
           { mandatory: true },
         );
       }
-      await waitFor(async () => (await backend.listDeadLetters(service)).length === 2, {
+      await waitFor(async () => (await backend.deadLetters.list(service)).length === 2, {
         message: '2 dead letters',
       });
 
@@ -100,7 +100,7 @@ export function describeDlqOnBroker(broker: DlqBroker): void {
       expect(replayed.code).toBe(0);
       await waitFor(() => handled.length === 2, { message: 'both replayed letters handled' });
       expect(handled.sort()).toEqual([...ids].sort());
-      expect(await backend.listDeadLetters(service)).toEqual([]);
+      expect(await backend.deadLetters.list(service)).toEqual([]);
     });
   });
 }

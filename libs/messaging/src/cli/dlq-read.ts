@@ -1,6 +1,7 @@
 /**
- * `dlq list`, `dlq list --group-by error` and `dlq show`: reading a dead-letter queue a page at a
- * time, so that memory holds one page whatever the size of the queue.
+ * `dlq list`, `dlq list --group-by error` and `dlq show`: reading a dead-letter queue a page or a
+ * bounded batch at a time (`deadLetters.scan`), so that memory holds that much whatever the size of
+ * the queue.
  */
 import type { BrokerBackend, DeadLetter } from '../backend/broker-backend.interface';
 import type { MessageCodec } from '../codec/message-codec';
@@ -20,36 +21,9 @@ export interface DlqRun {
   readonly now: Date;
 }
 
-/**
- * Dead letters read per `listDeadLetters` call while going through a whole queue: the most held in
- * memory at once (bodies are up to `maxBodyBytes` each).
- */
-export const SCAN_PAGE_SIZE = 200;
-
 /** Writes lines to stdout. */
 export function print(io: CliIo, lines: readonly string[]): void {
   for (const line of lines) io.out(line);
-}
-
-/**
- * Calls `visit` on every dead letter of `service`, oldest first, until it returns `false`: in one
- * pass where the backend offers `scanDeadLetters` (RabbitMQ, memory), else one page in memory at a
- * time, where a queue that changes meanwhile can make a letter be skipped or seen twice (the backend
- * pages by position).
- */
-export async function scanDeadLetters(
-  backend: BrokerBackend,
-  service: string,
-  visit: (letter: DeadLetter) => boolean | void,
-  pageSize = SCAN_PAGE_SIZE,
-): Promise<void> {
-  // One pass where the backend offers it; pages of `listDeadLetters` otherwise.
-  if (backend.scanDeadLetters) return backend.scanDeadLetters(service, visit);
-  for (let offset = 0; ; offset += pageSize) {
-    const page = await backend.listDeadLetters(service, { offset, limit: pageSize });
-    for (const letter of page) if (visit(letter) === false) return;
-    if (page.length < pageSize) return;
-  }
 }
 
 /** Which page of which dead letters `dlq list` prints. */
@@ -93,20 +67,23 @@ export async function listDeadLetters(run: DlqRun, request: ListRequest): Promis
   return EXIT.ok;
 }
 
-/** Without a filter the backend pages; with one, the whole queue is read a page at a time. */
+/**
+ * Without a filter the backend pages; with one, the whole queue is read once (`deadLetters.scan`:
+ * a bounded batch at a time).
+ */
 async function selectPage(
   run: DlqRun,
   { filter, offset, limit }: ListRequest,
 ): Promise<{ letters: DeadLetter[]; more: boolean }> {
   if (!isFiltered(filter)) {
     // One more than asked, to know whether more follow.
-    const page = await run.backend.listDeadLetters(run.service, { offset, limit: limit + 1 });
+    const page = await run.backend.deadLetters.list(run.service, { offset, limit: limit + 1 });
     return { letters: page.slice(0, limit), more: page.length > limit };
   }
   const letters: DeadLetter[] = [];
   let skipped = 0;
   let more = false;
-  await scanDeadLetters(run.backend, run.service, (letter) => {
+  await run.backend.deadLetters.scan(run.service, (letter) => {
     if (!matchesFilter(letter, filter, run.now)) return;
     if (skipped < offset) {
       skipped++;
@@ -126,7 +103,7 @@ export async function groupDeadLetters(run: DlqRun, filter: DeadLetterFilter): P
   const grouping = new ErrorGrouping();
   let read = 0;
   let matched = 0;
-  await scanDeadLetters(run.backend, run.service, (letter) => {
+  await run.backend.deadLetters.scan(run.service, (letter) => {
     read++;
     if (!matchesFilter(letter, filter, run.now)) return;
     matched++;
@@ -155,7 +132,7 @@ export async function groupDeadLetters(run: DlqRun, filter: DeadLetterFilter): P
 /** `dlq show <id>`: one dead letter in full; exit code 1 when there is none with that id. */
 export async function showDeadLetter(run: DlqRun, id: string): Promise<number> {
   let found: DeadLetter | undefined;
-  await scanDeadLetters(run.backend, run.service, (letter) => {
+  await run.backend.deadLetters.scan(run.service, (letter) => {
     if (letter.id !== id) return;
     found = letter;
     return false;

@@ -1,5 +1,6 @@
 import { Writable } from 'node:stream';
 import type { Delivery, Settlement } from '../backend/broker-backend.interface';
+import { guardDeadLetters, type DeadLetterOwner } from '../backend/dead-letter-admin';
 import { InMemoryBackend } from '../backends/memory/in-memory.backend';
 import { InMemoryBroker } from '../backends/memory/in-memory.broker';
 import { waitFor } from '../testing/wait-for';
@@ -13,8 +14,8 @@ import { main } from './main';
  * scheme: output, JSON, exit codes, confirmations. `dlq.amqp.spec.ts` runs them on RabbitMQ.
  */
 describe.each([
-  ['in one pass (scanDeadLetters, replayDeadLettersWhere)', true],
-  ['by pages of listDeadLetters (a backend without the one-pass methods)', false],
+  ["in one pass (the backend's own deadLetters.scan and replayWhere)", true],
+  ['by pages of deadLetters.list (the fallbacks of guardDeadLetters)', false],
 ])('nest-messaging dlq (in-memory backend, %s)', (_how, onePass) => {
   const SERVICE = 'payments';
   const HOUR = 3_600_000;
@@ -29,7 +30,15 @@ describe.each([
       const backend = new InMemoryBackend({ broker });
       opened.push(backend);
       if (!onePass) {
-        Object.assign(backend, { scanDeadLetters: undefined, replayDeadLettersWhere: undefined });
+        // A store with no one-pass versions: guardDeadLetters supplies scan and replayWhere.
+        const own = backend.deadLetters;
+        const store = {
+          list: own.list.bind(own),
+          replay: own.replay.bind(own),
+          purge: own.purge.bind(own),
+        };
+        const owner = { assertOpen: () => undefined, hub: { status: 'connected', emitError() {} } };
+        Object.assign(backend, { deadLetters: guardDeadLetters(store, owner as DeadLetterOwner) });
       }
       return backend;
     },
@@ -64,14 +73,14 @@ describe.each([
   });
 
   async function deadLetter(topic: string, error: string, errorClass = 'Error'): Promise<void> {
-    const before = (await app.listDeadLetters(SERVICE)).length;
+    const before = (await app.deadLetters.list(SERVICE)).length;
     const body = Buffer.from(JSON.stringify({ orderId: `o-${++n}`, error, errorClass }));
     const message = { topic, body, headers: { 'x-tenant': 'acme' }, messageId: `m-${n}` };
     await app.publish(
       { ...message, contentType: 'application/json', timestamp: Date.now() },
       { mandatory: true },
     );
-    await waitFor(async () => (await app.listDeadLetters(SERVICE)).length === before + 1);
+    await waitFor(async () => (await app.deadLetters.list(SERVICE)).length === before + 1);
   }
 
   async function dlq(
@@ -85,7 +94,7 @@ describe.each([
     return { code, ...captured };
   }
 
-  const ids = async (): Promise<string[]> => (await app.listDeadLetters(SERVICE)).map((l) => l.id);
+  const ids = async (): Promise<string[]> => (await app.deadLetters.list(SERVICE)).map((l) => l.id);
 
   it('lists a page as a table, says where the next one starts, and as JSON', async () => {
     await deadLetter('order.created', 'gateway timeout');

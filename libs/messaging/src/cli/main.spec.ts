@@ -12,7 +12,7 @@ describe('nest-messaging', () => {
     memory: () => {
       const backend = new InMemoryBackend({ broker: new InMemoryBroker() });
       if (failList)
-        backend.listDeadLetters = () => Promise.reject(new Error('amqp://u:pw@h is on fire'));
+        backend.deadLetters.list = () => Promise.reject(new Error('amqp://u:pw@h is on fire'));
       opened.push(backend);
       return backend;
     },

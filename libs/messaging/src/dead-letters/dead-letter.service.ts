@@ -68,28 +68,33 @@ export class DeadLetterService {
    * page is held in memory, so page through a large dead-letter queue).
    */
   async list(page?: DeadLetterPage): Promise<DeadLetterEntry[]> {
-    const letters = await this.backend.listDeadLetters(this.options.service, page);
+    const letters = await this.backend.deadLetters.list(this.options.service, page);
     return letters.map((letter) => ({ ...letter, payload: this.decode(letter) }));
   }
 
   /** Sends one dead letter back to its handler's queue as a first attempt; false if there is none with that id. */
   async replay(id: string): Promise<boolean> {
-    const replayed = await this.backend.replayDeadLetter(this.options.service, id);
+    const replayed = await this.backend.deadLetters.replay(this.options.service, id);
     if (replayed) this.logger.log(`Replayed dead letter ${id} of ${this.options.service}`);
     return replayed;
   }
 
   /** Replays every dead letter; resolves with how many. */
   async replayAll(): Promise<number> {
-    const count = await this.backend.replayAllDeadLetters(this.options.service);
+    const count = await this.backend.deadLetters.replayAll(this.options.service);
     this.logger.log(`Replayed ${count} dead letter(s) of ${this.options.service}`);
     return count;
   }
 
-  /** Deletes every dead letter; resolves with how many. */
+  /**
+   * Deletes every dead letter; resolves with how many. Deleting some is logged as a warning (they are
+   * gone for good); finding none is not worth one.
+   */
   async purge(): Promise<number> {
-    const count = await this.backend.purgeDeadLetters(this.options.service);
-    this.logger.warn(`Purged ${count} dead letter(s) of ${this.options.service}`);
+    const { service } = this.options;
+    const count = await this.backend.deadLetters.purge(service);
+    if (count > 0) this.logger.warn(`Purged ${count} dead letter(s) of ${service}`);
+    else this.logger.log(`No dead letters of ${service} to purge`);
     return count;
   }
 

@@ -1,4 +1,4 @@
-import { checkInteger, checkOptionsObject, closest, loadOptionalPeer } from './config-checks';
+import { checkInteger, checkOptionsObject, closest } from './config-checks';
 import { MessagingConfigError } from './messaging.errors';
 
 describe('closest: the option a misspelt key most likely meant', () => {
@@ -37,29 +37,5 @@ describe('checkOptionsObject and checkInteger', () => {
     expect(() => checkInteger('3', 5, 'n', 1, 9)).toThrow(
       'n must be a whole number from 1 to 9, got "3"',
     );
-  });
-});
-
-describe('loadOptionalPeer: a missing client says what to install', () => {
-  it('returns what it loaded', () => {
-    expect(loadOptionalPeer('X needs y', 'y', () => 42)).toBe(42);
-  });
-
-  it('names the package to install and why the load failed, keeping the cause', () => {
-    const missing = new Error("Cannot find module 'ioredis'\nRequire stack:\n- /app/main.js");
-    let thrown: unknown;
-    try {
-      loadOptionalPeer("RedisStreamsBackend needs the 'ioredis' package", 'ioredis', () => {
-        throw missing;
-      });
-    } catch (error) {
-      thrown = error;
-    }
-    expect(thrown).toBeInstanceOf(MessagingConfigError);
-    expect((thrown as Error).message).toBe(
-      "RedisStreamsBackend needs the 'ioredis' package: run `npm install ioredis`." +
-        " (Cannot find module 'ioredis')",
-    );
-    expect((thrown as Error).cause).toBe(missing);
   });
 });

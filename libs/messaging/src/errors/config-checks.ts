@@ -1,7 +1,6 @@
 /**
  * Checks of user options, shared by every place that takes them (module, decorators, backends): each
- * throws a `MessagingConfigError` that names the option, what it must be, and what it got. Also the
- * loading of an optional peer (a broker's client), whose error names the package to install.
+ * throws a `MessagingConfigError` that names the option, what it must be, and what it got.
  */
 import { MessagingConfigError } from './messaging.errors';
 
@@ -174,25 +173,5 @@ function show(value: unknown): string {
     return JSON.stringify(value) ?? String(value);
   } catch {
     return String(value);
-  }
-}
-
-/**
- * Loads an optional peer dependency (a broker's client) with `load`; when it is missing, throws a
- * {@link MessagingConfigError} that says `needs`, the command that installs it, and why the load
- * failed (first line).
- *
- * @example
- * loadOptionalPeer("AmqpBackend needs the 'amqplib' package", 'amqplib', () => require('amqplib'));
- */
-export function loadOptionalPeer<T>(needs: string, install: string, load: () => T): T {
-  try {
-    return load();
-  } catch (error) {
-    throw new MessagingConfigError(
-      `${needs}: run \`npm install ${install}\`.` +
-        ` (${error instanceof Error ? error.message.split('\n')[0] : String(error)})`,
-      { cause: error },
-    );
   }
 }

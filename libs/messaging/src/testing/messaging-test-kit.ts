@@ -257,7 +257,7 @@ export class MessagingTestKit {
 
   /** The dead letters of `service` (the app's by default), oldest first, with decoded payloads. */
   async deadLetters<T = any>(service = this.service): Promise<DecodedDeadLetter<T>[]> {
-    const letters = await this.backend.listDeadLetters(service);
+    const letters = await this.backend.deadLetters.list(service);
     return letters.map((letter) => ({ ...letter, payload: this.decodeOrRaw(letter) as T }));
   }
 

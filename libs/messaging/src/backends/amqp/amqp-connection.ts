@@ -13,9 +13,10 @@ import type { ChannelModel } from 'amqplib';
 import { diagnoseConnectFailure } from './amqp-connect-errors';
 import { coalesceWrites } from './amqp-wire';
 import type { BackendEventHub } from '../../backend/backend-events';
-import { BackendClosedError, MessagingError } from '../../errors/messaging.errors';
-import { reconnectDelay, type ResolvedAmqpOptions } from './amqp-backend.options';
+import { BrokerConnectError } from '../../backend/connect-error';
 import { redactCredentials } from '../../backend/redact-credentials';
+import { BackendClosedError } from '../../errors/messaging.errors';
+import { reconnectDelay, type ResolvedAmqpOptions } from './amqp-backend.options';
 
 /** The part of the `amqplib` module this backend uses. */
 export interface AmqplibModule {
@@ -37,9 +38,7 @@ export interface AmqpConnectionHooks {
 }
 
 /** A broker that could not be reached (after redaction of any credentials). */
-export class AmqpConnectError extends MessagingError {
-  readonly code = 'CONNECT_FAILED';
-}
+export class AmqpConnectError extends BrokerConnectError {}
 
 interface Waiter {
   resolve(conn: ChannelModel): void;

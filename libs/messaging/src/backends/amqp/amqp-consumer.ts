@@ -13,6 +13,7 @@ import { sanitizeError, type AmqpConnectionManager } from './amqp-connection';
 import { toDelivery } from './amqp-messages';
 import { parkingDelay } from './amqp-parking';
 import { describeDelivery } from '../../backend/describe-delivery';
+import { IdleWaiters } from '../../backend/idle-waiters';
 import { MessagingConfigError } from '../../errors/messaging.errors';
 import { ConsumerChannel } from './amqp-consumer-channel';
 import { AmqpSettler, type AmqpSettlerContext, type CopySettlement } from './amqp-settler';
@@ -45,8 +46,8 @@ export class AmqpConsumer implements BackendSubscription {
   private wakeSleeper?: () => void;
   /** Deliveries being handled or settled, on every channel of this consumer. */
   private inFlight = 0;
-  /** Resolved when `inFlight` reaches 0; every `drain()` waiting. */
-  private readonly idleWaiters: Array<() => void> = [];
+  /** Every `drain()` waiting for `inFlight` to reach 0. */
+  private readonly idleWaiters = new IdleWaiters();
   /** Settlements in a row whose retry or dead-letter copy could not be published. */
   private copyFailures = 0;
   /** Deliveries held before their requeue; released at once by cancel and close. */
@@ -92,13 +93,7 @@ export class AmqpConsumer implements BackendSubscription {
 
   /** Waits for in-flight deliveries to settle, at most `timeoutMs`. */
   async drain(timeoutMs: number): Promise<void> {
-    if (this.inFlight === 0) return;
-    let timer: NodeJS.Timeout | undefined;
-    await new Promise<void>((resolve) => {
-      this.idleWaiters.push(resolve);
-      timer = setTimeout(resolve, timeoutMs).unref();
-    });
-    clearTimeout(timer);
+    if (this.inFlight > 0) await this.idleWaiters.whenIdle(timeoutMs);
   }
 
   /** The connection was lost: its channel is dead; re-subscribe once reconnected. */
@@ -256,7 +251,7 @@ export class AmqpConsumer implements BackendSubscription {
       this.ctx.hub.emitError(sanitizeError(error, `settling a delivery of '${this.spec.queue}'`));
     } finally {
       state.inFlight--;
-      if (--this.inFlight === 0) for (const idle of this.idleWaiters.splice(0)) idle();
+      if (--this.inFlight === 0) this.idleWaiters.idle();
       if (state.retired && state.inFlight === 0) void state.close();
     }
   }

@@ -43,7 +43,7 @@ describe('AmqpBackend (RabbitMQ): paging dead letters', () => {
   ): Promise<string[]> {
     const seen: string[] = [];
     for (let offset = 0; offset < 500; offset += size) {
-      const page: DeadLetter[] = await backend.listDeadLetters(service, { offset, limit: size });
+      const page: DeadLetter[] = await backend.deadLetters.list(service, { offset, limit: size });
       seen.push(...page.map((letter) => letter.messageId));
       if (page.length < size) return seen;
       await between();
@@ -62,9 +62,9 @@ describe('AmqpBackend (RabbitMQ): paging dead letters', () => {
       expect(await pageThrough(backend, service, 10)).toEqual(sent);
       expect(await pageThrough(backend, service, 7)).toEqual(sent);
       const scanned: string[] = [];
-      await backend.scanDeadLetters(service, (letter) => void scanned.push(letter.messageId));
+      await backend.deadLetters.scan(service, (letter) => void scanned.push(letter.messageId));
       expect(scanned).toEqual(sent);
-      expect((await backend.listDeadLetters(service)).map((l) => l.messageId)).toEqual(sent);
+      expect((await backend.deadLetters.list(service)).map((l) => l.messageId)).toEqual(sent);
     },
     60_000,
   );
@@ -81,7 +81,7 @@ describe('AmqpBackend (RabbitMQ): paging dead letters', () => {
     const burst = Array.from({ length: 40 }, (_, i) => message({ topic }, { i }));
     await Promise.all(burst.map((m) => backend.publish(m, { mandatory: true })));
     await waitFor(async () => (await queueDepth(`${service}.dead-letter`)) === 40);
-    const listed = await backend.listDeadLetters(service);
+    const listed = await backend.deadLetters.list(service);
     const times = new Set(listed.map((l) => l.deadLetteredAt.getTime()));
     expect(times.size).toBeLessThan(40);
     expect(listed.map((l) => l.messageId)).toEqual(burst.map((m) => m.messageId));

@@ -5,6 +5,7 @@ import type {
   DeadLetterPage,
   DeadLetterReplay,
 } from '../../backend/broker-backend.interface';
+import type { DeadLetterStore } from '../../backend/dead-letter-admin';
 import { replayHeaders } from '../../backend/message-headers';
 import { PublishFailedError } from '../../errors/messaging.errors';
 import type { ResolvedAmqpOptions } from './amqp-backend.options';
@@ -52,7 +53,7 @@ export const SCAN_BATCH = { letters: 2_000, bytes: 32 * 1024 * 1024 } as const;
  * did with the order; a letter dead-lettered meanwhile sorts after the others. Without
  * `assertTopology` (no right to declare a queue) only the in-process lock applies.
  */
-export class AmqpDeadLetters {
+export class AmqpDeadLetters implements DeadLetterStore {
   /** The operation running or last queued, per service: the next one waits for it. */
   private readonly queued = new Map<string, Promise<unknown>>();
 
@@ -80,25 +81,8 @@ export class AmqpDeadLetters {
     });
   }
 
-  /** Replays every dead letter; one that cannot be replayed (its queue is gone) stays and is reported. */
-  replayAll(service: string): Promise<number> {
-    return this.withQueue(service, 0, async (queue) => {
-      let replayed = 0;
-      await queue.pass(async (msg) => {
-        try {
-          await this.ctx.publish(this.replayCommand(msg));
-          queue.ack(msg);
-          replayed++;
-        } catch (error) {
-          this.ctx.hub.emitError(sanitizeError(error, `replaying a dead letter of '${service}'`));
-        }
-      });
-      return replayed;
-    });
-  }
-
   /**
-   * Visits every dead letter of `service`, oldest first (see `BrokerBackend.scanDeadLetters`): a
+   * Visits every dead letter of `service`, oldest first (see `DeadLetterAdmin.scan`): a
    * pass per {@link SCAN_BATCH}, each holding the next ones in order.
    */
   scan(service: string, visit: (letter: DeadLetter) => boolean | void): Promise<void> {

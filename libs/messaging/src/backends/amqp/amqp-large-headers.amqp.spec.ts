@@ -51,7 +51,7 @@ describe('AmqpBackend (RabbitMQ): headers near 64 KiB', () => {
       await waitFor(async () => (await queueDepth(`${service}.dead-letter`)) === 1, {
         message: 'the message in the dead-letter queue',
       });
-      const [letter] = await backend.listDeadLetters(service);
+      const [letter] = await backend.deadLetters.list(service);
       expect(letter).toMatchObject({
         messageId: `large-${action}-${run}`,
         topic,

@@ -38,13 +38,13 @@ describe('AmqpBackend (RabbitMQ): recovery from a broker that changed', () => {
     });
     await backend.publish(message({ topic }), { mandatory: true });
     await waitFor(async () => (await queueDepth(`${service}.dead-letter`)) === 1);
-    const [letter] = await backend.listDeadLetters(service);
+    const [letter] = await backend.deadLetters.list(service);
     // The newest x-death names the work queue; the delay levels it passed through are older.
     expect(letter).toMatchObject({ queue: `${service}.q`, reason: 'delivery-limit', topic });
     replayed = true;
-    expect(await backend.replayDeadLetter(service, letter.id)).toBe(true);
+    expect(await backend.deadLetters.replay(service, letter.id)).toBe(true);
     await waitFor(() => attempts.at(-1) === 1 && attempts.length > 3);
-    expect(await backend.listDeadLetters(service)).toEqual([]);
+    expect(await backend.deadLetters.list(service)).toEqual([]);
   });
 
   it('declares a deleted delay level again, and keeps publishing meanwhile', async () => {

@@ -127,7 +127,7 @@ describe('AmqpBackend (RabbitMQ): requests', () => {
     // It waits in the queue (its consumer skips it once it comes: its deadline passed); nothing of it
     // is among the service's dead letters, as a broker-side expiry would have put it.
     expect(await queueDepth(queue)).toBe(1);
-    expect(await server.listDeadLetters(service)).toEqual([]);
+    expect(await server.deadLetters.list(service)).toEqual([]);
   });
 
   it('refuses a second request in flight with the same message id, and answers the first', async () => {

@@ -150,7 +150,7 @@ describe('AmqpBackend (RabbitMQ): routing, retries, dead letters', () => {
         : { action: 'ack' },
     );
     await backend.subscribe(spec(service, 'q', [topic]), c.handler);
-    expect(await backend.listDeadLetters(svc('nobody'))).toEqual([]);
+    expect(await backend.deadLetters.list(svc('nobody'))).toEqual([]);
     // A sender's claim of a late attempt is not believed: the first delivery is attempt 1.
     const sent = message(
       { topic },
@@ -159,7 +159,7 @@ describe('AmqpBackend (RabbitMQ): routing, retries, dead letters', () => {
     );
     await backend.publish(sent, { mandatory: true });
     await waitFor(async () => (await queueDepth(`${service}.dead-letter`)) === 1);
-    const list = await backend.listDeadLetters(service);
+    const list = await backend.deadLetters.list(service);
     expect(list).toHaveLength(1);
     const dead = list[0];
     expect(dead).toMatchObject({
@@ -176,30 +176,30 @@ describe('AmqpBackend (RabbitMQ): routing, retries, dead letters', () => {
     expect(Buffer.byteLength(dead.error)).toBeLessThanOrEqual(1024);
     expect(dead.headers).toEqual({ 'x-test': 'yes' });
     expect(dead.deadLetteredAt.getTime()).toBeGreaterThanOrEqual(dead.lastFailedAt.getTime());
-    expect(await backend.listDeadLetters(service)).toHaveLength(1);
+    expect(await backend.deadLetters.list(service)).toHaveLength(1);
 
     fail = false;
-    expect(await backend.replayDeadLetter(service, 'no-such-id')).toBe(false);
-    expect(await backend.replayDeadLetter(service, dead.id)).toBe(true);
+    expect(await backend.deadLetters.replay(service, 'no-such-id')).toBe(false);
+    expect(await backend.deadLetters.replay(service, dead.id)).toBe(true);
     await waitFor(() => c.got.length === 2);
     expect(c.got[1]).toMatchObject({ attempt: 1, topic, messageId: sent.messageId });
-    expect(await backend.listDeadLetters(service)).toEqual([]);
+    expect(await backend.deadLetters.list(service)).toEqual([]);
 
     fail = true;
     const two = [message({ topic }), message({ topic })];
     for (const m of two) await backend.publish(m, { mandatory: true });
     await waitFor(async () => (await queueDepth(`${service}.dead-letter`)) === 2);
-    const twoIds = (await backend.listDeadLetters(service)).map((x) => x.messageId);
+    const twoIds = (await backend.deadLetters.list(service)).map((x) => x.messageId);
     expect(twoIds).toEqual(two.map((m) => m.messageId));
     fail = false;
-    expect(await backend.replayAllDeadLetters(service)).toBe(2);
+    expect(await backend.deadLetters.replayAll(service)).toBe(2);
     await waitFor(() => c.got.length === 6);
     expect(c.got.slice(4).map((x) => x.attempt)).toEqual([1, 1]);
     fail = true;
     await backend.publish(message({ topic }), { mandatory: true });
     await waitFor(async () => (await queueDepth(`${service}.dead-letter`)) === 1);
-    expect(await backend.purgeDeadLetters(service)).toBe(1);
-    expect(await backend.listDeadLetters(service)).toEqual([]);
+    expect(await backend.deadLetters.purge(service)).toBe(1);
+    expect(await backend.deadLetters.list(service)).toEqual([]);
   });
 
   it('lets two instances list and replay dead letters at once, each seeing every one in order', async () => {
@@ -215,23 +215,23 @@ describe('AmqpBackend (RabbitMQ): routing, retries, dead letters', () => {
     await waitFor(async () => (await queueDepth(`${service}.dead-letter`)) === 20);
     const ids = sent.map((m) => m.messageId);
     const [a, b, c] = await Promise.all([
-      one.listDeadLetters(service),
-      two.listDeadLetters(service),
-      two.listDeadLetters(service, { offset: 5, limit: 3 }),
+      one.deadLetters.list(service),
+      two.deadLetters.list(service),
+      two.deadLetters.list(service, { offset: 5, limit: 3 }),
     ]);
     expect(a.map((l) => l.messageId)).toEqual(ids);
     expect(b.map((l) => l.messageId)).toEqual(ids);
     expect(c.map((l) => l.messageId)).toEqual(ids.slice(5, 8));
     const [listed, replayed] = await Promise.all([
-      one.listDeadLetters(service),
-      two.replayDeadLetter(service, a[7].id),
+      one.deadLetters.list(service),
+      two.deadLetters.replay(service, a[7].id),
     ]);
     expect(replayed).toBe(true);
     expect([20, 19]).toContain(listed.length);
     // The handler dead-letters it again (landing wherever the listing running meanwhile leaves it);
     // the others keep their order.
     await waitFor(async () => (await queueDepth(`${service}.dead-letter`)) === 20);
-    const final = (await one.listDeadLetters(service)).map((l) => l.messageId);
+    const final = (await one.deadLetters.list(service)).map((l) => l.messageId);
     expect(final.filter((id) => id !== ids[7])).toEqual(ids.filter((_, i) => i !== 7));
     expect(final.filter((id) => id === ids[7])).toHaveLength(1);
   });
@@ -249,15 +249,15 @@ describe('AmqpBackend (RabbitMQ): routing, retries, dead letters', () => {
     // The consumer goes first: a consumer cancelled by the delete re-declares its queue.
     await consumer.close();
     const backend = await make();
-    const [letter] = await backend.listDeadLetters(service);
+    const [letter] = await backend.deadLetters.list(service);
     const ch = await (await rawConnection()).createChannel();
     await ch.deleteQueue(`${service}.q`);
     await ch.close();
     // A failed operation rejects for its caller only (no unhandled rejection), and frees the lock.
-    await expect(backend.replayDeadLetter(service, letter.id)).rejects.toBeInstanceOf(
+    await expect(backend.deadLetters.replay(service, letter.id)).rejects.toBeInstanceOf(
       UnroutableError,
     );
-    expect((await backend.listDeadLetters(service)).map((l) => l.id)).toEqual([letter.id]);
+    expect((await backend.deadLetters.list(service)).map((l) => l.id)).toEqual([letter.id]);
   });
 
   it('rejects an unroutable publish with UnroutableError unless allowed', async () => {

@@ -1,6 +1,8 @@
 import { Logger } from '@nestjs/common';
 import type { ChannelModel } from 'amqplib';
 import { BackendEventHub } from '../../backend/backend-events';
+import { loadBrokerClient } from '../../backend/broker-client';
+import { ConsumerSet } from '../../backend/consumer-set';
 import {
   type BackendEvents,
   type BackendPublishOptions,
@@ -9,21 +11,16 @@ import {
   type BackendSubscription,
   type BrokerBackend,
   type ConsumerState,
-  type DeadLetter,
-  type DeadLetterPage,
-  type DeadLetterReplay,
+  type DeadLetterAdmin,
   type DeliveryHandler,
   type IncomingReply,
   type OutgoingMessage,
   type SubscriptionSpec,
 } from '../../backend/broker-backend.interface';
+import { guardDeadLetters } from '../../backend/dead-letter-admin';
 import { MessagingHeaders } from '../../backend/message-headers';
-import {
-  BackendClosedError,
-  MessagingConfigError,
-  UnroutableError,
-} from '../../errors/messaging.errors';
-import { loadOptionalPeer } from '../../errors/config-checks';
+import { closedError, requestRefusal } from '../../backend/request-guards';
+import { MessagingConfigError, UnroutableError } from '../../errors/messaging.errors';
 import {
   resolveAmqpOptions,
   type AmqpBackendOptions,
@@ -61,10 +58,10 @@ export class AmqpBackend implements BrokerBackend {
   private readonly consumerConnection: AmqpConnectionManager;
   private readonly publisher: AmqpPublisher;
   private readonly requester: AmqpRequester;
-  private readonly deadLetters: AmqpDeadLetters;
-  private readonly consumers = new Set<AmqpConsumer>();
-  /** Cancelled consumers whose deliveries still settle (retry copies, dead letters): close waits. */
-  private readonly retiring = new Set<AmqpConsumer>();
+  /** Lists, replays and purges dead letters (`amqp-dead-letters.ts`). */
+  readonly deadLetters: DeadLetterAdmin;
+  /** Settlements (retry copies, dead letters) publish: close waits for them `publishTimeoutMs`. */
+  private readonly consumers: ConsumerSet<AmqpConsumer>;
   private readonly delays: AmqpDelays;
   private closing = false;
   private closed?: Promise<void>;
@@ -73,7 +70,8 @@ export class AmqpBackend implements BrokerBackend {
 
   constructor(options: AmqpBackendOptions) {
     this.options = resolveAmqpOptions(options);
-    const amqplib = loadAmqplib();
+    this.consumers = new ConsumerSet({ drainMs: this.options.publishTimeoutMs });
+    const [amqplib] = loadBrokerClient('AmqpBackend', ['amqplib']) as [AmqplibModule];
     this.connection = new AmqpConnectionManager(amqplib, this.options, this.hub, this.logger, {
       setup: (conn) => this.setupConnection(conn),
       lost: () => this.connectionLost(),
@@ -91,11 +89,15 @@ export class AmqpBackend implements BrokerBackend {
       this.requester,
     );
     this.delays = new AmqpDelays(this.connection, this.options, this.hub, this.logger);
-    this.deadLetters = new AmqpDeadLetters({
+    const deadLetters = new AmqpDeadLetters({
       connection: this.connection,
       options: this.options,
       hub: this.hub,
       publish: (command) => this.publisher.publish(command),
+    });
+    this.deadLetters = guardDeadLetters(deadLetters, {
+      assertOpen: () => this.assertOpen(),
+      hub: this.hub,
     });
   }
 
@@ -111,7 +113,7 @@ export class AmqpBackend implements BrokerBackend {
 
   /** Connects (a second call waits for the first); rejects after `connectTimeoutMs`. */
   async connect(): Promise<void> {
-    if (this.closing) throw new BackendClosedError('AmqpBackend is closed');
+    this.assertOpen();
     await this.connection.connect();
   }
 
@@ -139,14 +141,8 @@ export class AmqpBackend implements BrokerBackend {
    * {@link BrokerBackend.request}.
    */
   request(message: OutgoingMessage, options: BackendRequestOptions): Promise<IncomingReply> {
-    if (this.closing) return Promise.reject(new BackendClosedError('AmqpBackend is closed'));
-    if (message.delayMs !== undefined && message.delayMs > 0) {
-      return Promise.reject(
-        new MessagingConfigError(
-          'AmqpBackend: a request cannot be delayed (delayMs); send it without a delay.',
-        ),
-      );
-    }
+    const refused = requestRefusal('AmqpBackend', this.closing, message);
+    if (refused) return Promise.reject(refused);
     return this.requester.request(
       message,
       options.timeoutMs,
@@ -171,68 +167,23 @@ export class AmqpBackend implements BrokerBackend {
       delays: this.delays,
       isClosing: () => this.closing,
     });
-    await consumer.start();
-    this.consumers.add(consumer);
+    const subscription = await this.consumers.start(
+      consumer,
+      () => consumer.start(),
+      `AmqpBackend closed while the subscription to '${spec.queue}' was starting`,
+    );
     // The core logs each route once at start-up; this is the broker-level detail.
     this.logger.debug(
       spec.external
         ? `Consuming queue '${spec.queue}' as it is`
         : `Consuming ${spec.topics.map((t) => `${this.options.exchange}::${t}`).join(', ')} -> queue '${spec.queue}'`,
     );
-    return {
-      cancel: async () => {
-        this.consumers.delete(consumer);
-        this.retiring.add(consumer);
-        await consumer.cancel();
-        void consumer
-          .drain(this.options.publishTimeoutMs)
-          .then(() => this.retiring.delete(consumer));
-      },
-    };
-  }
-
-  /** Lists the dead letters of `service`, oldest first. */
-  listDeadLetters(service: string, page?: DeadLetterPage): Promise<DeadLetter[]> {
-    this.assertOpen();
-    return this.deadLetters.list(service, page);
-  }
-
-  /** Sends one dead letter back to the queue it failed on, as attempt 1. */
-  replayDeadLetter(service: string, id: string): Promise<boolean> {
-    this.assertOpen();
-    return this.deadLetters.replay(service, id);
-  }
-
-  /** Replays every dead letter of `service`. */
-  replayAllDeadLetters(service: string): Promise<number> {
-    this.assertOpen();
-    return this.deadLetters.replayAll(service);
-  }
-
-  /** Deletes every dead letter of `service`. */
-  purgeDeadLetters(service: string): Promise<number> {
-    this.assertOpen();
-    return this.deadLetters.purge(service);
-  }
-
-  /** Visits every dead letter of `service` in one pass. */
-  scanDeadLetters(service: string, visit: (letter: DeadLetter) => boolean | void): Promise<void> {
-    this.assertOpen();
-    return this.deadLetters.scan(service, visit);
-  }
-
-  /** Replays, in one pass, the dead letters `select` picks. */
-  replayDeadLettersWhere(
-    service: string,
-    select: (letter: DeadLetter) => boolean,
-  ): Promise<DeadLetterReplay> {
-    this.assertOpen();
-    return this.deadLetters.replayWhere(service, select);
+    return subscription;
   }
 
   /** Whether each subscription is consuming now. */
   consumerStates(): readonly ConsumerState[] {
-    return [...this.consumers].map((consumer) => consumer.state);
+    return this.consumers.states();
   }
 
   /**
@@ -252,18 +203,14 @@ export class AmqpBackend implements BrokerBackend {
 
   private async doClose(): Promise<void> {
     this.closing = true;
-    const consumers = [...this.consumers, ...this.retiring];
-    await Promise.all(consumers.map((c) => c.cancel()));
     // Settlements still running publish their copies before the publisher closes.
-    await Promise.all(consumers.map((c) => c.drain(this.options.publishTimeoutMs)));
+    const consumers = await this.consumers.close();
     await this.requester.close();
     await this.publisher.close();
     await Promise.all(consumers.map((c) => c.closeChannel()));
     await this.delays.close();
     if (this.consumerConnection !== this.connection) await this.consumerConnection.close();
     await this.connection.close();
-    this.consumers.clear();
-    this.retiring.clear();
     this.hub.setStatus('closed');
     this.logger.log('Closed the RabbitMQ connection');
   }
@@ -360,16 +307,6 @@ export class AmqpBackend implements BrokerBackend {
   }
 
   private assertOpen(): void {
-    if (this.closing) throw new BackendClosedError('AmqpBackend is closed');
+    if (this.closing) throw closedError('AmqpBackend');
   }
-}
-
-/** Loads `amqplib` on demand so that apps on another backend run without it. */
-function loadAmqplib(): AmqplibModule {
-  return loadOptionalPeer(
-    "AmqpBackend needs the 'amqplib' package",
-    'amqplib',
-    // eslint-disable-next-line @typescript-eslint/no-require-imports
-    () => require('amqplib') as AmqplibModule,
-  );
 }

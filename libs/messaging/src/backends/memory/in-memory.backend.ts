@@ -7,13 +7,15 @@ import type {
   BackendSubscription,
   BrokerBackend,
   DeadLetter,
-  DeadLetterPage,
+  DeadLetterAdmin,
   DeadLetterReplay,
   DeliveryHandler,
   IncomingReply,
   OutgoingMessage,
   SubscriptionSpec,
 } from '../../backend/broker-backend.interface';
+import { guardDeadLetters, type DeadLetterStore } from '../../backend/dead-letter-admin';
+import { closedError, requestRefusal } from '../../backend/request-guards';
 import { checkOptionsObject } from '../../errors/config-checks';
 import { BackendClosedError, UnroutableError } from '../../errors/messaging.errors';
 import { PendingRequests } from '../../backend/pending-requests';
@@ -46,10 +48,16 @@ export class InMemoryBackend implements BrokerBackend {
   /** Where replies to this backend's requests go: opened with its first request. */
   private mailbox?: [address: string, close: () => void];
   private requests = 0;
+  /** Lists, replays and purges the dead letters its broker holds. */
+  readonly deadLetters: DeadLetterAdmin;
 
   constructor(options: InMemoryBackendOptions = {}) {
     checkOptionsObject(options, ['broker'], 'new InMemoryBackend()');
     this.broker = options.broker ?? InMemoryBroker.default;
+    this.deadLetters = guardDeadLetters(memoryDeadLetters(this.broker), {
+      assertOpen: () => this.assertOpen(),
+      hub: this.events,
+    });
   }
 
   get status(): BackendStatus {
@@ -78,8 +86,7 @@ export class InMemoryBackend implements BrokerBackend {
   }
 
   publish(message: OutgoingMessage, options: BackendPublishOptions): Promise<void> {
-    if (this.status === 'closed')
-      return Promise.reject(new BackendClosedError('The in-memory backend is closed'));
+    if (this.status === 'closed') return Promise.reject(closedError('InMemoryBackend'));
     if (message.delayMs !== undefined && message.delayMs > 0) {
       if (options.mandatory && this.broker.countRoutes(message) === 0)
         return Promise.reject(unroutable(message));
@@ -92,8 +99,8 @@ export class InMemoryBackend implements BrokerBackend {
   }
 
   request(message: OutgoingMessage, options: BackendRequestOptions): Promise<IncomingReply> {
-    if (this.status === 'closed')
-      return Promise.reject(new BackendClosedError('The in-memory backend is closed'));
+    const refused = requestRefusal('InMemoryBackend', this.status === 'closed', message);
+    if (refused) return Promise.reject(refused);
     this.mailbox ??= this.broker.openMailbox((replyTo, reply) =>
       this.pendingRequests.settle(replyTo, reply),
     );
@@ -134,57 +141,52 @@ export class InMemoryBackend implements BrokerBackend {
     };
   }
 
-  async listDeadLetters(service: string, page: DeadLetterPage = {}): Promise<DeadLetter[]> {
-    const from = page.offset ?? 0;
-    return this.broker.listDeadLetters(service, from, from + (page.limit ?? Infinity));
-  }
-
-  async replayDeadLetter(service: string, id: string): Promise<boolean> {
-    return this.broker.replayDeadLetters(service, (letter) => letter.id === id) > 0;
-  }
-
-  async replayAllDeadLetters(service: string): Promise<number> {
-    return this.broker.replayDeadLetters(service, () => true);
-  }
-
-  async purgeDeadLetters(service: string): Promise<number> {
-    return this.broker.purgeDeadLetters(service);
-  }
-
-  async scanDeadLetters(
-    service: string,
-    visit: (letter: DeadLetter) => boolean | void,
-  ): Promise<void> {
-    for (const letter of this.broker.listDeadLetters(service)) if (visit(letter) === false) return;
-  }
-
-  async replayDeadLettersWhere(
-    service: string,
-    select: (letter: DeadLetter) => boolean,
-  ): Promise<DeadLetterReplay> {
-    const picked = this.broker.listDeadLetters(service).filter(select);
-    const ids = new Set(picked.map((letter) => letter.id));
-    const replayed = new Set<string>();
-    this.broker.replayDeadLetters(service, (letter) => {
-      if (!ids.has(letter.id)) return false;
-      replayed.add(letter.id);
-      return true;
-    });
-    return {
-      replayed: [...replayed],
-      failed: picked
-        .filter((letter) => !replayed.has(letter.id))
-        .map((letter) => ({ id: letter.id, error: `its queue '${letter.queue}' is gone` })),
-    };
-  }
-
   on<E extends keyof BackendEvents>(event: E, listener: BackendEvents[E]): () => void {
     return this.events.on(event, listener);
   }
 
   private assertOpen(): void {
-    if (this.status === 'closed') throw new BackendClosedError('The in-memory backend is closed');
+    if (this.status === 'closed') throw closedError('InMemoryBackend');
   }
+}
+
+/** The dead letters `broker` holds, each operation done at once and in one pass. */
+function memoryDeadLetters(broker: InMemoryBroker): DeadLetterStore {
+  return {
+    list: async (service, page = {}) => {
+      const from = page.offset ?? 0;
+      return broker.listDeadLetters(service, from, from + (page.limit ?? Infinity));
+    },
+    scan: async (service, visit) => {
+      for (const letter of broker.listDeadLetters(service)) if (visit(letter) === false) return;
+    },
+    replay: async (service, id) =>
+      broker.replayDeadLetters(service, (letter) => letter.id === id) > 0,
+    replayWhere: async (service, select) => replayPicked(broker, service, select),
+    purge: async (service) => broker.purgeDeadLetters(service),
+  };
+}
+
+/** Replays what `select` picks; a picked letter whose queue is gone stays, and is reported. */
+function replayPicked(
+  broker: InMemoryBroker,
+  service: string,
+  select: (letter: DeadLetter) => boolean,
+): DeadLetterReplay {
+  const picked = broker.listDeadLetters(service).filter(select);
+  const ids = new Set(picked.map((letter) => letter.id));
+  const replayed = new Set<string>();
+  broker.replayDeadLetters(service, (letter) => {
+    if (!ids.has(letter.id)) return false;
+    replayed.add(letter.id);
+    return true;
+  });
+  return {
+    replayed: [...replayed],
+    failed: picked
+      .filter((letter) => !replayed.has(letter.id))
+      .map((letter) => ({ id: letter.id, error: `its queue '${letter.queue}' is gone` })),
+  };
 }
 
 /** What a publish the broker took at once resolves with (shared: it allocates nothing). */

@@ -9,8 +9,9 @@ import type { Logger } from '@nestjs/common';
 import type { JetStreamClient, JetStreamManager } from '@nats-io/jetstream';
 import type { ConnectionOptions, NatsConnection } from '@nats-io/transport-node';
 import type { BackendEventHub } from '../../backend/backend-events';
-import { BackendClosedError, MessagingError } from '../../errors/messaging.errors';
-import { loadOptionalPeer } from '../../errors/config-checks';
+import { BackendClosedError } from '../../errors/messaging.errors';
+import { loadBrokerClient } from '../../backend/broker-client';
+import { BrokerConnectError } from '../../backend/connect-error';
 import type { ResolvedNatsOptions } from './nats-backend.options';
 import { explainConnectFailure } from './nats-connect-errors';
 import { ensureStreams } from './nats-declarations';
@@ -19,9 +20,7 @@ import { redactCredentials } from '../../backend/redact-credentials';
 import { probeTls } from './nats-tls-probe';
 
 /** The NATS server could not be reached, or has no JetStream. */
-export class NatsConnectError extends MessagingError {
-  readonly code = 'CONNECT_FAILED';
-}
+export class NatsConnectError extends BrokerConnectError {}
 
 /** The two client packages, as `require` returns them. */
 export interface NatsModules {
@@ -31,14 +30,12 @@ export interface NatsModules {
 
 /** Loads the NATS client packages on demand so that apps on another backend run without them. */
 export function loadNatsModules(load: (id: string) => unknown = require): NatsModules {
-  return loadOptionalPeer(
-    'NatsBackend needs the NATS client packages',
-    '@nats-io/transport-node @nats-io/jetstream',
-    () => ({
-      transport: load('@nats-io/transport-node') as NatsModules['transport'],
-      jetstream: load('@nats-io/jetstream') as NatsModules['jetstream'],
-    }),
-  );
+  const [transport, jetstream] = loadBrokerClient(
+    'NatsBackend',
+    ['@nats-io/transport-node', '@nats-io/jetstream'],
+    load,
+  ) as [NatsModules['transport'], NatsModules['jetstream']];
+  return { transport, jetstream };
 }
 
 /** What a connected backend works with. */

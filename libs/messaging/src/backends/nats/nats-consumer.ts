@@ -13,6 +13,7 @@ import { randomUUID } from 'node:crypto';
 import type { NatsConnection } from '@nats-io/transport-node';
 import { EXCLUSIVE_ACK_WAIT_MS, natsLease } from './nats-lease';
 import { LeaseKeeper } from '../../backend/lease-keeper';
+import { IdleWaiters } from '../../backend/idle-waiters';
 import type {
   ConsumerState,
   DeliveryHandler,
@@ -58,7 +59,8 @@ export class NatsConsumer implements PullOwner {
   private inFlight = 0;
   /** Deliveries being handled: kept alive until settled. */
   private readonly held = new Set<PulledMessage>();
-  private readonly idleWaiters: Array<() => void> = [];
+  /** Every `drain()` waiting for `inFlight` to reach 0. */
+  private readonly idleWaiters = new IdleWaiters();
   /** Backoff pauses of the pullers: ended by `cancel()`. */
   private readonly pauses = new NatsPauses();
   private keepAlive?: NodeJS.Timeout;
@@ -169,14 +171,7 @@ export class NatsConsumer implements PullOwner {
   /** Waits for in-flight deliveries and requests to settle, at most `timeoutMs`. */
   async drain(timeoutMs: number): Promise<void> {
     const deadline = Date.now() + timeoutMs;
-    if (this.inFlight > 0) {
-      let timer: NodeJS.Timeout | undefined;
-      await new Promise<void>((resolve) => {
-        this.idleWaiters.push(resolve);
-        timer = setTimeout(resolve, timeoutMs);
-      });
-      clearTimeout(timer);
-    }
+    if (this.inFlight > 0) await this.idleWaiters.whenIdle(timeoutMs);
     await this.responder?.drain(Math.max(0, deadline - Date.now()));
     this.runner.flushAcks();
     clearInterval(this.keepAlive);
@@ -369,6 +364,6 @@ export class NatsConsumer implements PullOwner {
     this.held.delete(msg);
     this.inFlight--;
     this.topUp();
-    if (this.inFlight === 0) for (const idle of this.idleWaiters.splice(0)) idle();
+    if (this.inFlight === 0) this.idleWaiters.idle();
   }
 }

@@ -10,6 +10,7 @@ import type {
   DeadLetterPage,
   DeadLetterReplay,
 } from '../../backend/broker-backend.interface';
+import type { DeadLetterStore } from '../../backend/dead-letter-admin';
 import { replayHeaders } from '../../backend/message-headers';
 import type { NatsLink } from './nats-connection';
 import { encodeHeaders, toDeadLetter } from './nats-messages';
@@ -34,7 +35,7 @@ interface Stored {
   readonly seq: number;
 }
 
-export class NatsDeadLetters {
+export class NatsDeadLetters implements DeadLetterStore {
   constructor(private readonly ctx: NatsDeadLettersContext) {}
 
   async list(service: string, page: DeadLetterPage = {}): Promise<DeadLetter[]> {

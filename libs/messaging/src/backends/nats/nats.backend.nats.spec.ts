@@ -158,12 +158,12 @@ describe('NatsBackend on a NATS server', () => {
       return ACK;
     });
     await publish(b, 'fan.out', true);
-    await waitFor(async () => (await b.listDeadLetters(failing.service)).length === 1);
-    const [letter] = await b.listDeadLetters(failing.service);
-    expect(await b.replayDeadLetter(failing.service, letter.id)).toBe(true);
+    await waitFor(async () => (await b.deadLetters.list(failing.service)).length === 1);
+    const [letter] = await b.deadLetters.list(failing.service);
+    expect(await b.deadLetters.replay(failing.service, letter.id)).toBe(true);
     // The replayed message fails again: its retry and dead letter are new copies, not duplicates.
     await waitFor(async () => {
-      const letters = await b.listDeadLetters(failing.service);
+      const letters = await b.deadLetters.list(failing.service);
       return letters.length === 1 && letters[0].id !== letter.id;
     });
     expect(failed).toEqual([1, 2, 1, 2]);
@@ -196,7 +196,7 @@ describe('NatsBackend on a NATS server', () => {
     const expected = specs.flatMap((s) => [`${s.service}:1`, `${s.service}:2`]);
     expect(retried.sort()).toEqual(expected.sort());
     for (const spec of dead)
-      await waitFor(async () => (await b.listDeadLetters(spec.service)).length === 1);
+      await waitFor(async () => (await b.deadLetters.list(spec.service)).length === 1);
   });
 
   it('keeps redelivering a delivery past deliveryLimit until its dead letter is written', async () => {
@@ -221,11 +221,11 @@ describe('NatsBackend on a NATS server', () => {
       await waitFor(() => refused.length >= 2, { timeoutMs: 8_000 });
       const info = await jsm.streams.info(letters);
       await jsm.streams.update(letters, { ...info.config, max_msg_size: -1 });
-      await waitFor(async () => (await b.listDeadLetters(spec.service)).length === 1, {
+      await waitFor(async () => (await b.deadLetters.list(spec.service)).length === 1, {
         timeoutMs: 8_000,
       });
       expect(calls).toBe(1);
-      expect(await b.purgeDeadLetters(spec.service)).toBe(1);
+      expect(await b.deadLetters.purge(spec.service)).toBe(1);
       for await (const c of jsm.consumers.list(`${PREFIX}-messages`)) {
         if (c.config.description?.includes(`"${spec.queue}"`)) {
           expect(c.config.max_deliver).toBe(-1);
@@ -362,11 +362,11 @@ describe('NatsBackend on a NATS server', () => {
       handled++;
       return ACK;
     });
-    await waitFor(async () => (await heir.listDeadLetters(spec.service)).length === 1, {
+    await waitFor(async () => (await heir.deadLetters.list(spec.service)).length === 1, {
       timeoutMs: 5_000,
     });
     hung.open();
-    const [letter] = await heir.listDeadLetters(spec.service);
+    const [letter] = await heir.deadLetters.list(spec.service);
     expect(letter).toMatchObject({
       reason: 'delivery-limit',
       errorClass: 'DeliveryLimitExceeded',
@@ -375,7 +375,7 @@ describe('NatsBackend on a NATS server', () => {
       attempts: 1,
     });
     expect(handled).toBe(0);
-    expect(await heir.purgeDeadLetters(spec.service)).toBe(1);
+    expect(await heir.deadLetters.purge(spec.service)).toBe(1);
   });
 
   it('consumes an external queue by name, from the library and from a plain NATS producer', async () => {

@@ -1,5 +1,8 @@
 import { Logger } from '@nestjs/common';
 import { BackendEventHub } from '../../backend/backend-events';
+import { ConsumerSet } from '../../backend/consumer-set';
+import { guardDeadLetters } from '../../backend/dead-letter-admin';
+import { closedError, requestRefusal } from '../../backend/request-guards';
 import type {
   BackendEvents,
   BackendPublishOptions,
@@ -8,16 +11,14 @@ import type {
   BackendSubscription,
   BrokerBackend,
   ConsumerState,
-  DeadLetter,
-  DeadLetterPage,
-  DeadLetterReplay,
+  DeadLetterAdmin,
   DeliveryHandler,
   IncomingReply,
   OutgoingMessage,
   SubscriptionSpec,
 } from '../../backend/broker-backend.interface';
 import { assertValidTopicPattern } from '../../backend/topic-matcher';
-import { BackendClosedError, MessagingConfigError } from '../../errors/messaging.errors';
+import { MessagingConfigError } from '../../errors/messaging.errors';
 import {
   resolveNatsOptions,
   type NatsBackendOptions,
@@ -57,20 +58,18 @@ export class NatsBackend implements BrokerBackend {
   private readonly routes: NatsRoutes;
   private readonly publisher: NatsPublisher;
   private readonly requester: NatsRequester;
-  private readonly deadLetters: NatsDeadLetters;
+  /** Lists, replays and purges dead letters (`nats-dead-letters.ts`). */
+  readonly deadLetters: DeadLetterAdmin;
   private readonly delayer: NatsDelayer;
-  private readonly consumers = new Set<NatsConsumer>();
-  /** Cancelled consumers whose deliveries still settle: close waits for them. */
-  private readonly retiring = new Set<NatsConsumer>();
+  private readonly consumers: ConsumerSet<NatsConsumer>;
   private closing = false;
-  /** Subscribes in progress: close waits for them. */
-  private readonly subscribing = new Set<Promise<BackendSubscription>>();
   /** When the connection was lost; undefined while connected. */
   private lostAt?: number;
   private closed?: Promise<void>;
 
   constructor(options: NatsBackendOptions = {}) {
     this.options = resolveNatsOptions(options);
+    this.consumers = new ConsumerSet({ drainMs: this.options.closeTimeoutMs });
     this.names = natsNames(this.options.prefix);
     const modules = loadNatsModules();
     this.connection = new NatsConnectionManager(modules, this.options, this.hub, this.logger, () =>
@@ -100,11 +99,15 @@ export class NatsBackend implements BrokerBackend {
     );
     const publish = (subject: string, body: Uint8Array, h: WireHeaders, msgID?: string) =>
       this.publisher.publish(subject, body, h, msgID);
-    this.deadLetters = new NatsDeadLetters({
+    const deadLetters = new NatsDeadLetters({
       names: this.names,
       link,
       publish,
       hasQueue: async (queue) => this.routes.hasQueue((await link()).jsm, queue),
+    });
+    this.deadLetters = guardDeadLetters(deadLetters, {
+      assertOpen: () => this.assertOpen(),
+      hub: this.hub,
     });
     this.hub.on('status', (status) => {
       if (status === 'connected') this.lostAt = undefined;
@@ -158,12 +161,8 @@ export class NatsBackend implements BrokerBackend {
    */
   request(message: OutgoingMessage, options: BackendRequestOptions): Promise<IncomingReply> {
     try {
-      this.assertOpen();
-      if (message.delayMs !== undefined && message.delayMs > 0) {
-        throw new MessagingConfigError(
-          'NatsBackend: a request cannot be delayed (delayMs); send it without a delay.',
-        );
-      }
+      const refused = requestRefusal('NatsBackend', this.closing, message);
+      if (refused) throw refused;
       const target = this.publisher.targetOf(message);
       if (options.durable || message.queue !== undefined)
         return this.requestDurable(message, target, options.timeoutMs);
@@ -199,20 +198,6 @@ export class NatsBackend implements BrokerBackend {
       );
     for (const topic of spec.external ? [] : spec.topics)
       assertValidTopicPattern(topic, `queue '${spec.queue}'`);
-    const started = this.startConsumer(spec, handler);
-    this.subscribing.add(started);
-    try {
-      return await started;
-    } finally {
-      this.subscribing.delete(started);
-    }
-  }
-
-  /** The body of `subscribe`: close waits for it, and it backs out when close began meanwhile. */
-  private async startConsumer(
-    spec: SubscriptionSpec,
-    handler: DeliveryHandler,
-  ): Promise<BackendSubscription> {
     await this.connect();
     const consumer = new NatsConsumer(spec, handler, {
       options: this.options,
@@ -226,84 +211,24 @@ export class NatsBackend implements BrokerBackend {
       publish: (subject, body, headers, msgID) =>
         this.publisher.publish(subject, body, headers, msgID),
     });
-    try {
-      await consumer.start();
-    } catch (error) {
-      // It stopped what it had started; deliveries it took meanwhile still settle, close waits.
-      this.retiring.add(consumer);
-      void consumer.drain(this.options.closeTimeoutMs).then(() => this.retiring.delete(consumer));
-      throw error;
-    }
-    if (this.closing) {
-      // Closed while the consumers were declared: close did not see this one, so it stops here.
-      await consumer.cancel();
-      await consumer.drain(this.options.closeTimeoutMs);
-      throw new BackendClosedError('NatsBackend was closed while subscribing');
-    }
-    this.consumers.add(consumer);
+    const subscription = await this.consumers.start(
+      consumer,
+      () => consumer.start(),
+      `NatsBackend closed while the subscription to '${spec.queue}' was starting`,
+    );
     for (const route of consumer.routes) this.routes.addLocal(route);
     this.logger.debug(
       spec.external
         ? `Consuming queue '${spec.queue}' (${this.names.queueSubject(spec.queue)}) as it is`
         : `Consuming ${spec.topics.join(', ')} -> queue '${spec.queue}' on stream ${this.names.messages}`,
     );
-    return {
-      cancel: async () => {
-        if (!this.consumers.delete(consumer)) return;
-        this.retiring.add(consumer);
-        await consumer.cancel();
-        void consumer.drain(this.options.closeTimeoutMs).then(() => this.retiring.delete(consumer));
-      },
-    };
-  }
-
-  /** Lists the dead letters of `service`, oldest first. */
-  async listDeadLetters(service: string, page?: DeadLetterPage): Promise<DeadLetter[]> {
-    this.assertOpen();
-    return this.deadLetters.list(service, page);
-  }
-
-  /** Sends one dead letter back to the queue it failed on, as attempt 1. */
-  async replayDeadLetter(service: string, id: string): Promise<boolean> {
-    this.assertOpen();
-    return this.deadLetters.replay(service, id);
-  }
-
-  /** Replays every dead letter of `service`. */
-  async replayAllDeadLetters(service: string): Promise<number> {
-    this.assertOpen();
-    return (await this.deadLetters.replayWhere(service, () => true)).replayed.length;
-  }
-
-  /** Deletes every dead letter of `service`. */
-  async purgeDeadLetters(service: string): Promise<number> {
-    this.assertOpen();
-    return this.deadLetters.purge(service);
-  }
-
-  /** Visits every dead letter of `service` in one pass. */
-  async scanDeadLetters(
-    service: string,
-    visit: (letter: DeadLetter) => boolean | void,
-  ): Promise<void> {
-    this.assertOpen();
-    await this.deadLetters.scan(service, visit);
-  }
-
-  /** Replays, in one pass, the dead letters `select` picks. */
-  async replayDeadLettersWhere(
-    service: string,
-    select: (letter: DeadLetter) => boolean,
-  ): Promise<DeadLetterReplay> {
-    this.assertOpen();
-    return this.deadLetters.replayWhere(service, select);
+    return subscription;
   }
 
   /** Whether each subscription is pulling now. */
   consumerStates(): readonly ConsumerState[] {
     const lostAt = this.lostAt;
-    return [...this.consumers].map((consumer) => {
-      const state = consumer.state;
+    return this.consumers.states().map((state) => {
       // While the client reconnects no pull can deliver, whatever the pulls say.
       if (lostAt === undefined) return state;
       return {
@@ -321,18 +246,13 @@ export class NatsBackend implements BrokerBackend {
 
   private async doClose(): Promise<void> {
     this.closing = true;
-    // Subscribes in progress end first (they cancel what they started), then their connection goes.
-    await Promise.allSettled([...this.subscribing]);
-    const consumers = [...this.consumers, ...this.retiring];
-    await Promise.all(consumers.map((c) => c.cancel()));
-    // Settlements still running publish their copies and acks before the connection drains.
-    await Promise.all(consumers.map((c) => c.drain(this.options.closeTimeoutMs)));
+    // Subscribes in progress end first, then every consumer stops; settlements still running
+    // publish their copies and acks before the connection drains.
+    await this.consumers.close();
     await this.delayer.stop();
     this.requester.close();
     await this.connection.close();
     this.publisher.close();
-    this.consumers.clear();
-    this.retiring.clear();
     this.hub.setStatus('closed');
   }
 
@@ -343,8 +263,7 @@ export class NatsBackend implements BrokerBackend {
   }
 
   private async link(): Promise<NatsLink> {
-    if (this.closing && !this.connection.current)
-      throw new BackendClosedError('NatsBackend is closed');
+    if (this.closing && !this.connection.current) throw closedError('NatsBackend');
     if (this.connection.current) return this.connection.current;
     const link = await this.connection.connect();
     // Connected on first use (a producer that never called connect()): it releases delayed messages too.
@@ -353,6 +272,6 @@ export class NatsBackend implements BrokerBackend {
   }
 
   private assertOpen(): void {
-    if (this.closing) throw new BackendClosedError('NatsBackend is closed');
+    if (this.closing) throw closedError('NatsBackend');
   }
 }

@@ -4,16 +4,14 @@
  * `Cluster` on a Redis Cluster, see `redis-cluster.ts`), and a bounded first connect.
  */
 import type { ClusterOptions, Redis, RedisOptions } from 'ioredis';
-import { MessagingError } from '../../errors/messaging.errors';
-import { loadOptionalPeer } from '../../errors/config-checks';
+import { loadBrokerClient } from '../../backend/broker-client';
+import { BrokerConnectError } from '../../backend/connect-error';
 import { redactCredentials } from '../../backend/redact-credentials';
 import type { ResolvedRedisOptions } from './redis-backend.options';
 import { tlsFailureHint, tlsResetHint } from './redis-tls';
 
 /** Redis could not be reached in time by `connect()`. */
-export class RedisConnectError extends MessagingError {
-  readonly code = 'CONNECT_FAILED';
-}
+export class RedisConnectError extends BrokerConnectError {}
 
 /** The `ioredis` module, as this backend uses it. */
 export type IoRedisModule = {
@@ -26,12 +24,7 @@ export type IoRedisModule = {
 
 /** Loads `ioredis` on demand so that apps on another backend run without it. */
 export function loadIoRedis(): IoRedisModule {
-  return loadOptionalPeer(
-    "RedisStreamsBackend needs the 'ioredis' package",
-    'ioredis',
-    // eslint-disable-next-line @typescript-eslint/no-require-imports
-    () => require('ioredis') as IoRedisModule,
-  );
+  return loadBrokerClient('RedisStreamsBackend', ['ioredis'])[0] as IoRedisModule;
 }
 
 /** Reconnection backoff: 100 ms, 200 ms, ... up to 2 s, forever (the backend reports its status). */

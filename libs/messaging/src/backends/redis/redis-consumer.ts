@@ -15,6 +15,7 @@ import type {
   SubscriptionSpec,
 } from '../../backend/broker-backend.interface';
 import { topicMatches } from '../../backend/topic-matcher';
+import { IdleWaiters } from '../../backend/idle-waiters';
 import { BackendClosedError } from '../../errors/messaging.errors';
 import { type ClaimedEntry, RedisClaims } from './redis-claims';
 import { type EntrySource, toDelivery } from './redis-messages';
@@ -65,7 +66,7 @@ export class RedisConsumer {
   private renewTimer?: NodeJS.Timeout;
   private renewing = false;
   private wake?: () => void;
-  private readonly drainWaiters = new Set<() => void>();
+  private readonly drainWaiters = new IdleWaiters();
   private detachedSince: number | undefined = Date.now();
   private reportedReadError = false;
 
@@ -197,21 +198,9 @@ export class RedisConsumer {
   async drain(timeoutMs: number): Promise<void> {
     const requests = this.requests?.drain(timeoutMs);
     this.settler.flushAcks();
-    if (this.inFlight.size > 0) await this.drainDeliveries(timeoutMs);
+    if (this.inFlight.size > 0) await this.drainWaiters.whenIdle(timeoutMs);
     await requests;
     if (this.stopped) await this.exclusive?.lease.stop();
-  }
-
-  private async drainDeliveries(timeoutMs: number): Promise<void> {
-    await new Promise<void>((resolve) => {
-      const done = () => {
-        clearTimeout(timer);
-        this.drainWaiters.delete(done);
-        resolve();
-      };
-      const timer = setTimeout(done, timeoutMs);
-      this.drainWaiters.add(done);
-    });
   }
 
   /**
@@ -382,7 +371,7 @@ export class RedisConsumer {
   private settled(key: string): void {
     this.inFlight.delete(key);
     this.wake?.();
-    if (this.inFlight.size === 0) for (const done of [...this.drainWaiters]) done();
+    if (this.inFlight.size === 0) this.drainWaiters.idle();
   }
 
   /** Renews the claim on deliveries in flight here, so that a long handler is not taken over. */

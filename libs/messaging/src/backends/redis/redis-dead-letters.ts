@@ -10,6 +10,7 @@ import type {
   DeadLetterPage,
   DeadLetterReplay,
 } from '../../backend/broker-backend.interface';
+import type { DeadLetterStore } from '../../backend/dead-letter-admin';
 import { deadLetterQueueName } from '../../backend/queue-names';
 import type { ResolvedRedisOptions } from './redis-backend.options';
 import { fieldMap, replayFields, timestampOf, toDeadLetter } from './redis-messages';
@@ -26,7 +27,7 @@ type RawEntry = [Buffer, Buffer[]];
 /** Why a replay did not happen. */
 class ReplayRefused extends Error {}
 
-export class RedisDeadLetters {
+export class RedisDeadLetters implements DeadLetterStore {
   constructor(
     private readonly command: () => Redis,
     private readonly keys: RedisKeys,
@@ -59,11 +60,6 @@ export class RedisDeadLetters {
     const [entry] = (await this.command().callBuffer('XRANGE', stream, id, id)) as RawEntry[];
     if (!entry) return false;
     return this.replayEntry(stream, entry);
-  }
-
-  async replayAll(service: string): Promise<number> {
-    const outcome = await this.replayWhere(service, () => true);
-    return outcome.replayed.length;
   }
 
   async replayWhere(

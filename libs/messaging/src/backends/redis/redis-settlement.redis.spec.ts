@@ -79,12 +79,12 @@ describe('RedisStreamsBackend settlement', () => {
     expect(await pendingCount(`${prefix}:t:${topic}`, queue)).toBe(1);
     await redis.del(dlq);
     // Claimed again after claimIdleMs (from itself), dead-lettered this time, then acknowledged.
-    await waitFor(async () => (await b.listDeadLetters(service)).length === 1, {
+    await waitFor(async () => (await b.deadLetters.list(service)).length === 1, {
       timeoutMs: 5_000,
     });
     await waitFor(async () => (await pendingCount(`${prefix}:t:${topic}`, queue)) === 0);
     expect(attempts).toBeGreaterThanOrEqual(2);
-    const [letter] = await b.listDeadLetters(service);
+    const [letter] = await b.deadLetters.list(service);
     expect(letter.body.toString()).toBe('poison');
   });
 

@@ -178,8 +178,8 @@ describe('RedisStreamsBackend', () => {
       ran++;
       return ACK;
     });
-    await waitFor(async () => (await rescuer.listDeadLetters(service)).length === 1);
-    const [letter] = await rescuer.listDeadLetters(service);
+    await waitFor(async () => (await rescuer.deadLetters.list(service)).length === 1);
+    const [letter] = await rescuer.deadLetters.list(service);
     expect(letter).toMatchObject({
       reason: 'delivery-limit',
       errorClass: 'DeliveryLimitExceeded',
@@ -253,7 +253,7 @@ describe('RedisStreamsBackend', () => {
       await waitFor(() => handled === batch + 50, { timeoutMs: 5_000 });
     }
     await waitFor(async () => (await redis.xlen(`${PREFIX}:q:${service}.dead-letter`)) >= count);
-    const letters = await b.listDeadLetters(service);
+    const letters = await b.deadLetters.list(service);
     expect(letters.length).toBe(count);
     expect(new Set(letters.map((l) => l.body.toString())).size).toBe(count);
 
@@ -291,11 +291,11 @@ describe('RedisStreamsBackend', () => {
       return { action: 'dead-letter', failure };
     });
     await redis.xadd(foreign, '*', 'body', 'from another app');
-    await waitFor(async () => (await b.listDeadLetters(service)).length === 1, {
+    await waitFor(async () => (await b.deadLetters.list(service)).length === 1, {
       timeoutMs: 5_000,
     });
     replayed = true;
-    expect(await b.replayAllDeadLetters(service)).toBe(1);
+    expect(await b.deadLetters.replayAll(service)).toBe(1);
     await waitFor(() => attempts.length === 4);
     expect(attempts).toEqual([1, 2, 3, 1]);
     // The foreign stream holds the original only: the other group never sees a copy.

@@ -4,6 +4,9 @@ import { Logger } from '@nestjs/common';
 import type { Redis } from 'ioredis';
 import { redactCredentials } from '../../backend/redact-credentials';
 import { BackendEventHub } from '../../backend/backend-events';
+import { ConsumerSet } from '../../backend/consumer-set';
+import { guardDeadLetters } from '../../backend/dead-letter-admin';
+import { closedError, requestRefusal } from '../../backend/request-guards';
 import type {
   BackendEvents,
   BackendPublishOptions,
@@ -12,16 +15,14 @@ import type {
   BackendSubscription,
   BrokerBackend,
   ConsumerState,
-  DeadLetter,
-  DeadLetterPage,
-  DeadLetterReplay,
+  DeadLetterAdmin,
   DeliveryHandler,
   IncomingReply,
   OutgoingMessage,
   OutgoingReply,
   SubscriptionSpec,
 } from '../../backend/broker-backend.interface';
-import { BackendClosedError, MessagingConfigError } from '../../errors/messaging.errors';
+import { BackendClosedError } from '../../errors/messaging.errors';
 import {
   resolveRedisOptions,
   type RedisStreamsBackendOptions,
@@ -77,16 +78,14 @@ export class RedisStreamsBackend implements BrokerBackend {
   private readonly keys: RedisKeys;
   /** This instance's consumer name and reply address. */
   private readonly instance = `${hostname()}-${process.pid}-${randomUUID().slice(0, 8)}`;
-  private readonly consumers = new Set<RedisConsumer>();
-  /** Subscriptions whose `start()` runs: close cancels them and waits for them. */
-  private readonly starting = new Map<RedisConsumer, Promise<void>>();
-  /** Cancelled consumers whose deliveries still settle: close waits for them. */
-  private readonly retiring = new Set<RedisConsumer>();
+  /** A consumer cancelled while it starts stops waiting for its reader (`cancelsStart`). */
+  private readonly consumers: ConsumerSet<RedisConsumer>;
   private readonly routes = new RedisRoutes();
   private readonly publisher: RedisPublisher;
   private readonly pubsub: RedisPubSub;
   private readonly requester: RedisRequester;
-  private readonly deadLetters: RedisDeadLetters;
+  /** Lists, replays and purges dead letters (`redis-dead-letters.ts`). */
+  readonly deadLetters: DeadLetterAdmin;
   private readonly durability: RedisDurabilityWatch;
   /** `waitForReplicas`: undefined when off (then a publish does nothing more). */
   private readonly replicas?: ReplicaWait;
@@ -100,6 +99,7 @@ export class RedisStreamsBackend implements BrokerBackend {
 
   constructor(options: RedisStreamsBackendOptions = {}) {
     this.options = resolveRedisOptions(options);
+    this.consumers = new ConsumerSet({ drainMs: this.options.closeTimeoutMs, cancelsStart: true });
     this.ioredis = loadIoRedis();
     const clustered = this.options.cluster !== undefined;
     this.keys = new RedisKeys(this.options.prefix, databaseOf(this.options.url), clustered);
@@ -127,7 +127,10 @@ export class RedisStreamsBackend implements BrokerBackend {
       sendDurable: (message, replyTo) =>
         this.publisher.send(this.connection(), message, true, replyTo),
     });
-    this.deadLetters = new RedisDeadLetters(() => this.connection(), this.keys, this.options);
+    this.deadLetters = guardDeadLetters(
+      new RedisDeadLetters(() => this.connection(), this.keys, this.options),
+      { assertOpen: () => this.assertOpen(), hub: this.hub },
+    );
     this.durability = new RedisDurabilityWatch(this.options, this.keys, this.logger, this.hub);
   }
 
@@ -138,8 +141,7 @@ export class RedisStreamsBackend implements BrokerBackend {
 
   /** Connects (a second call waits for the first); rejects after `connectTimeoutMs`. */
   connect(): Promise<void> {
-    if (this.closing)
-      return Promise.reject(new BackendClosedError('RedisStreamsBackend is closed'));
+    if (this.closing) return Promise.reject(closedError('RedisStreamsBackend'));
     this.connecting ??= this.doConnect().catch((error: unknown) => {
       this.connecting = undefined;
       throw error;
@@ -158,8 +160,7 @@ export class RedisStreamsBackend implements BrokerBackend {
 
   /** Adds the message to its topic's (or queue's) stream, or to the delayed set; see {@link BrokerBackend.publish}. */
   publish(message: OutgoingMessage, options: BackendPublishOptions): Promise<void> {
-    if (this.closing)
-      return Promise.reject(new BackendClosedError('RedisStreamsBackend is closed'));
+    if (this.closing) return Promise.reject(closedError('RedisStreamsBackend'));
     const command = this.command;
     if (command === undefined)
       return this.connected().then((c) => this.sendNow(c, message, options.mandatory));
@@ -178,15 +179,8 @@ export class RedisStreamsBackend implements BrokerBackend {
    * consuming now) unless `durable` or sent to a named queue; see {@link BrokerBackend.request}.
    */
   request(message: OutgoingMessage, options: BackendRequestOptions): Promise<IncomingReply> {
-    if (this.closing)
-      return Promise.reject(new BackendClosedError('RedisStreamsBackend is closed'));
-    if (message.delayMs !== undefined && message.delayMs > 0) {
-      return Promise.reject(
-        new MessagingConfigError(
-          'RedisStreamsBackend: a request cannot be delayed (delayMs); send it without a delay.',
-        ),
-      );
-    }
+    const refused = requestRefusal('RedisStreamsBackend', this.closing, message);
+    if (refused) return Promise.reject(refused);
     if (this.command) return this.requester.request(message, options);
     return this.connected().then(() => this.requester.request(message, options));
   }
@@ -210,81 +204,25 @@ export class RedisStreamsBackend implements BrokerBackend {
         createConnection(this.ioredis, this.options, `reader:${spec.queue}`, true),
       sendReply: (replyTo, reply) => this.sendReply(replyTo, reply),
     });
-    // Tracked while it starts, so that a close() meanwhile cancels it and waits for it.
-    const started = consumer.start((redis) =>
-      connectWithin(redis, this.options, this.options.connectTimeoutMs),
+    const subscription = await this.consumers.start(
+      consumer,
+      () =>
+        consumer.start((redis) =>
+          connectWithin(redis, this.options, this.options.connectTimeoutMs),
+        ),
+      `RedisStreamsBackend closed while the subscription to '${spec.queue}' was starting`,
     );
-    this.starting.set(consumer, started);
-    try {
-      await started;
-    } finally {
-      this.starting.delete(consumer);
-    }
-    if (this.closing) {
-      await consumer.cancel();
-      await consumer.forget().catch(() => undefined);
-      throw new BackendClosedError(
-        `RedisStreamsBackend closed while the subscription to '${spec.queue}' was starting`,
-      );
-    }
-    this.consumers.add(consumer);
     this.logger.debug(
       spec.external
         ? `Consuming stream '${this.keys.queue(spec.queue)}' as it is`
         : `Consuming ${spec.topics.join(', ')} -> group '${spec.queue}'`,
     );
-    return {
-      cancel: async () => {
-        if (!this.consumers.delete(consumer)) return;
-        this.retiring.add(consumer);
-        await consumer.cancel();
-        void consumer.drain(this.options.closeTimeoutMs).then(() => this.retiring.delete(consumer));
-      },
-    };
-  }
-
-  /** Lists the dead letters of `service`, oldest first, a page of `XRANGE` at a time. */
-  listDeadLetters(service: string, page?: DeadLetterPage): Promise<DeadLetter[]> {
-    this.assertOpen();
-    return this.deadLetters.list(service, page);
-  }
-
-  /** Sends one dead letter back to the queue it failed on, as attempt 1. */
-  replayDeadLetter(service: string, id: string): Promise<boolean> {
-    this.assertOpen();
-    return this.deadLetters.replay(service, id);
-  }
-
-  /** Replays every dead letter of `service`. */
-  replayAllDeadLetters(service: string): Promise<number> {
-    this.assertOpen();
-    return this.deadLetters.replayAll(service);
-  }
-
-  /** Deletes every dead letter of `service`. */
-  purgeDeadLetters(service: string): Promise<number> {
-    this.assertOpen();
-    return this.deadLetters.purge(service);
-  }
-
-  /** Visits every dead letter of `service` in one pass. */
-  scanDeadLetters(service: string, visit: (letter: DeadLetter) => boolean | void): Promise<void> {
-    this.assertOpen();
-    return this.deadLetters.scan(service, visit);
-  }
-
-  /** Replays, in one pass, the dead letters `select` picks. */
-  replayDeadLettersWhere(
-    service: string,
-    select: (letter: DeadLetter) => boolean,
-  ): Promise<DeadLetterReplay> {
-    this.assertOpen();
-    return this.deadLetters.replayWhere(service, select);
+    return subscription;
   }
 
   /** Whether each subscription is reading now. */
   consumerStates(): readonly ConsumerState[] {
-    return [...this.consumers].map((consumer) => consumer.state);
+    return this.consumers.states();
   }
 
   /** Listens to `status` and `error` events. */
@@ -338,16 +276,8 @@ export class RedisStreamsBackend implements BrokerBackend {
     this.closing = true;
     clearInterval(this.poller);
     await this.connecting?.catch(() => undefined);
-    // Subscriptions still starting: cancelled, so their start disconnects its reader and rejects.
-    const starting = [...this.starting];
-    await Promise.all(starting.map(([c]) => c.cancel()));
-    await Promise.all(starting.map(([, started]) => started.catch(() => undefined)));
-    const consumers = [...this.consumers, ...this.retiring, ...starting.map(([c]) => c)];
-    await Promise.all(consumers.map((c) => c.cancel()));
-    await Promise.all(consumers.map((c) => c.drain(this.options.closeTimeoutMs)));
+    const consumers = await this.consumers.close();
     await Promise.all(consumers.map((c) => c.forget().catch(() => undefined)));
-    this.consumers.clear();
-    this.retiring.clear();
     this.requester.close(
       () => new BackendClosedError('RedisStreamsBackend closed before the reply arrived'),
     );
@@ -413,6 +343,6 @@ export class RedisStreamsBackend implements BrokerBackend {
   }
 
   private assertOpen(): void {
-    if (this.closing) throw new BackendClosedError('RedisStreamsBackend is closed');
+    if (this.closing) throw closedError('RedisStreamsBackend');
   }
 }
