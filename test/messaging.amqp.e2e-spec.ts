@@ -236,6 +236,29 @@ describe('messaging over RabbitMQ (e2e)', () => {
     expect(errors).toEqual([]);
   });
 
+  it('lets an unmodified tutorial producer declare its queue after @Consume({ queue }) created it', async () => {
+    const { service } = unique();
+    const queue = `hello-first-${RUN}`;
+    const texts: unknown[] = [];
+    @Controller()
+    class Greeter {
+      @Consume({ queue })
+      greet(@Payload() text: unknown): void {
+        texts.push(text);
+      }
+    }
+    await start(`${service}-greeter`, [Greeter]);
+    // The pika tutorial, as written: channel.queue_declare(queue='hello') (durable False, exclusive
+    // False, auto_delete False), then a publish to the default exchange. Before, the queue the Nest
+    // app declared first was durable, and this declare failed with PRECONDITION_FAILED.
+    const ch = await rawChannel();
+    await ch.assertQueue(queue, { durable: false, exclusive: false, autoDelete: false });
+    ch.sendToQueue(queue, Buffer.from('Hello World!'));
+    await waitFor(() => texts.length === 1, { message: 'tutorial message handled' });
+    expect(texts).toEqual(['Hello World!']);
+    expect(errors).toEqual([]);
+  });
+
   it('reaches a raw amqplib consumer on a named queue and consumes a foreign non-durable queue', async () => {
     const { service } = unique();
     const outQueue = `hello-${RUN}`;

@@ -265,7 +265,7 @@ export async function assertDeadLetterQueue(
 /**
  * Declares what a subscription consumes: its work queue with its bindings, the exchanges, its
  * service's dead-letter queue; for a named queue (`spec.external`), the queue only if it does not
- * exist (as plain as possible: it is someone else's) and the dead-letter queue. Nothing of ours with
+ * exist (as the plain tutorials declare theirs: it is someone else's) and the dead-letter queue. Nothing of ours with
  * `assertTopology: false`.
  */
 export async function declareSubscription(
@@ -275,7 +275,7 @@ export async function declareSubscription(
   spec: SubscriptionSpec,
 ): Promise<void> {
   if (spec.external) {
-    if (!(await queueExists(conn, spec.queue))) await ch.assertQueue(spec.queue, { durable: true });
+    if (!(await queueExists(conn, spec.queue))) await declareNamedQueue(conn, ch, spec.queue);
     if (options.assertTopology) await assertDeadLetterQueue(ch, options, spec.service);
     return;
   }
@@ -287,6 +287,25 @@ export async function declareSubscription(
   // Bound again at each start: a queue deleted and declared again gets its delayed messages still.
   await assertDelayDelivery(ch, options);
   await bindDelayedQueue(ch, options, spec.queue);
+}
+
+/**
+ * Declares a named queue nobody declared yet as the plain tutorials of every language declare theirs
+ * (pika's `queue_declare('hello')`, Java's `queueDeclare(q, false, false, false, null)`, Go's
+ * `QueueDeclare(q, false, …)`): not durable, so that their unmodified code declaring it later meets
+ * the same queue, not a `PRECONDITION_FAILED`. A broker that refuses transient queues that are not
+ * exclusive (RabbitMQ 4.3 by default; the tutorials fail there too) gets it durable. Tried on a
+ * throwaway channel: a refused declare closes the channel it ran on.
+ */
+async function declareNamedQueue(conn: ChannelModel, ch: Channel, queue: string): Promise<void> {
+  const trial = await conn.createChannel();
+  trial.on('error', () => undefined); // the refusal below is the answer, not an error
+  try {
+    await trial.assertQueue(queue, { durable: false, autoDelete: false, exclusive: false });
+    await trial.close().catch(() => undefined);
+  } catch {
+    await ch.assertQueue(queue, { durable: true });
+  }
 }
 
 /**
