@@ -73,11 +73,14 @@ async function app(controllers: Type[], tcp = false): Promise<INestApplication> 
 
 describe('MessagingServer refuses Nest pattern handlers it would never call', () => {
   it('fails at start-up on an @EventPattern of a controller, naming @Consume as the fix', async () => {
-    const started = (await app([OrdersController])).startAllMicroservices();
+    const refused = await app([OrdersController]);
+    const started = refused.startAllMicroservices();
     await expect(started).rejects.toThrow(MessagingConfigError);
     await expect(started).rejects.toThrow(
       "OrdersController.onCreated has @EventPattern('order.created'), which the nest-messaging transport never calls: use @Consume('order.created') instead",
     );
+    // A start that failed started nothing: the wiring check and health do not count it as started.
+    expect(refused.get(MessagingServer).isListening).toBe(false);
   });
 
   it('fails on a @MessagePattern, and on one given this transport explicitly, each on its own line', async () => {

@@ -149,7 +149,7 @@ export class MessagingServer
     return this.holds.onHeld(listener);
   }
 
-  /** True once Nest started this server (`app.startAllMicroservices()`). */
+  /** True once Nest started this server (`app.startAllMicroservices()`), unless that start failed. */
   get isListening(): boolean {
     return this.listening;
   }
@@ -159,7 +159,10 @@ export class MessagingServer
     this.listening = true;
     this.start().then(
       () => callback(),
-      (error: unknown) => callback(error),
+      (error: unknown) => {
+        this.listening = false; // a start that failed started nothing: health and the check say so
+        callback(error);
+      },
     );
   }
 
