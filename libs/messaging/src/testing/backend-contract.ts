@@ -24,10 +24,9 @@ export type { BackendContractOptions } from './contract-harness';
  * Routing and lifecycle are here; requests in `request-contract.ts`; retries, dead letters and bad
  * input in `failure-contract.ts`.
  *
- * @example
- * runBackendContract('memory', () => new InMemoryBackend({ broker }));
+ * Loaded by `runBackendContract` (`run-backend-contract.ts`), the name backends' specs call.
  */
-export function runBackendContract(
+export function describeBackendContract(
   name: string,
   createBackend: () => BrokerBackend,
   options: BackendContractOptions = {},

@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import { runBackendContract } from '../../backend';
+import { runBackendContract } from '../../testing';
 import { closeConnectionsNamed } from '../../testing/amqp-test.fixture';
 import { BROKER_URL, deleteBrokerObjects } from '../../testing/rabbitmq.fixture';
 import { AmqpBackend } from './index';

@@ -1,4 +1,4 @@
-import { runBackendContract } from '../../backend';
+import { runBackendContract } from '../../testing';
 import { deleteNatsObjects, NATS_URL, natsRunPrefix } from '../../testing/nats.fixture';
 import { tcpProxy } from './nats-proxy.fixture';
 import { NatsBackend } from './index';

@@ -1,4 +1,4 @@
-import { runBackendContract } from '../../backend';
+import { runBackendContract } from '../../testing';
 import { deleteRedisPrefix, REDIS_URL, uniqueRedisPrefix } from '../../testing/redis.fixture';
 import { redisProxy } from './redis-proxy.fixture';
 import { RedisStreamsBackend } from './index';
