@@ -7,7 +7,7 @@
  * never used.
  */
 import { randomUUID } from 'node:crypto';
-import { runBackendContract } from '@app/messaging/backend';
+import { runBackendContract } from '@app/messaging/testing';
 import { RedisStreamsBackend } from '@app/messaging/redis';
 import { PrivateRedisCluster } from '../faults/support/redis-cluster';
 

@@ -186,6 +186,18 @@ describe('nest-messaging, packed and installed into a fresh Nest app', () => {
     expect(await sh('node', ['-e', probe], app)).toContain('entry points ok');
   });
 
+  it('ships no file of its tests: specs, fixtures, a test child process', () => {
+    // libs/messaging/src/package-files.spec.ts checks the build's files before any build; this is
+    // the package itself, after npm pack and install.
+    const files = (
+      readdirSync(join(app, 'node_modules', 'nest-messaging'), {
+        recursive: true,
+      }) as string[]
+    ).map((file) => file.split('\\').join('/'));
+    expect(files.filter((file) => file.startsWith('dist/')).length).toBeGreaterThan(100);
+    expect(files.filter((file) => /(\.(spec|fixture)|-child)\.(js|d\.ts)$/.test(file))).toEqual([]);
+  });
+
   it('runs the README example on the in-memory backend, without any broker client installed', async () => {
     for (const client of ['amqplib', 'ioredis', '@nats-io/transport-node', '@nats-io/jetstream']) {
       await expect(sh('node', ['-e', `require.resolve('${client}')`], app)).rejects.toThrow(

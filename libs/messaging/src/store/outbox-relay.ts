@@ -2,7 +2,6 @@ import { Inject, Injectable, Logger, type OnApplicationBootstrap, Optional } fro
 import type { BrokerBackend } from '../backend/broker-backend.interface';
 import { describeFailure } from '../errors/failure';
 import { MESSAGING_BACKEND, MESSAGING_OPTIONS, MESSAGING_STORE } from '../messaging.constants';
-import type { ResolvedMessagingOptions } from '../options/messaging-options';
 import { type MessageStore, type OutboxBatch, type OutboxRow, outgoingOf } from './message-store';
 import type { ResolvedOutboxOptions } from './outbox-options';
 import { MessagingInstruments } from '../observability/messaging-metrics';
@@ -58,7 +57,8 @@ export class OutboxRelay implements OnApplicationBootstrap {
   private batchError?: string;
 
   constructor(
-    @Inject(MESSAGING_OPTIONS) messaging: ResolvedMessagingOptions,
+    // The module's resolved options (`options/` is a floor above the store): the relay reads only these.
+    @Inject(MESSAGING_OPTIONS) messaging: { readonly outbox: ResolvedOutboxOptions },
     @Inject(MESSAGING_STORE) private readonly store: MessageStore,
     @Inject(MESSAGING_BACKEND) private readonly backend: BrokerBackend,
     @Optional() instruments?: MessagingInstruments,

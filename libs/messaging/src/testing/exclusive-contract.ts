@@ -25,7 +25,7 @@ const REQUEUE: Settlement = { action: 'requeue' };
 
 /**
  * Exclusive subscriptions (`SubscriptionSpec.exclusive`, a single active consumer): each backend
- * instance stands for a process, subscribing and publishing directly. Called by `runBackendContract`.
+ * instance stands for a process, subscribing and publishing directly. Called by `describeBackendContract`.
  */
 export function runExclusiveContract(
   name: string,

@@ -3,8 +3,9 @@
  * an app on its own in-memory broker and tells when everything a publish caused has settled, with
  * the published messages, dead letters, a clock for backoff delays and request stubs; `waitFor` and
  * `gate` replace fixed sleeps; `useContractHarness` starts Nest apps on a backend and closes them
- * after each test (it registers Jest's `afterEach`). Needs `@nestjs/testing` (a dev dependency of
- * your app).
+ * after each test (it registers Jest's `afterEach`); `runBackendContract`, `runStoreContract` and
+ * `runExactlyOnceContract` are the suites a backend or a message store of your own passes. Needs
+ * `@nestjs/testing` (a dev dependency of your app).
  */
 export {
   MessagingTestKit,
@@ -25,5 +26,6 @@ export {
   type BackendContractOptions,
   type ContractHarness,
 } from './contract-harness';
+export { runBackendContract } from './run-backend-contract';
 export { runStoreContract, type StoreUnderTest } from './store-contract';
 export { runExactlyOnceContract } from './exactly-once-contract';

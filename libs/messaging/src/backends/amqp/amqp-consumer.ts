@@ -3,20 +3,15 @@ import type { Channel, ChannelModel, ConsumeMessage } from 'amqplib';
 import type {
   BackendSubscription,
   ConsumerState,
-  Delivery,
   DeliveryHandler,
-  Settlement,
   SubscriptionSpec,
 } from '../../backend/broker-backend.interface';
 import { reconnectDelay } from './amqp-backend.options';
 import { sanitizeError, type AmqpConnectionManager } from './amqp-connection';
-import { toDelivery } from './amqp-messages';
-import { parkingDelay } from './amqp-parking';
-import { describeDelivery } from '../../backend/describe-delivery';
-import { IdleWaiters } from '../../backend/idle-waiters';
 import { MessagingConfigError } from '../../errors/messaging.errors';
 import { ConsumerChannel } from './amqp-consumer-channel';
-import { AmqpSettler, type AmqpSettlerContext, type CopySettlement } from './amqp-settler';
+import { AmqpDeliveryRunner } from './amqp-delivery-runner';
+import type { AmqpSettlerContext } from './amqp-settler';
 import {
   assertRequestQueue,
   declareSubscription,
@@ -33,8 +28,8 @@ export interface AmqpConsumerContext extends AmqpSettlerContext {
 
 /**
  * One subscription: a channel with prefetch = concurrency, the queue's topology, a consumer of the
- * queue and one of the route's volatile requests (see `amqp-topology.ts`), and the settlement of each
- * delivery (reply, retry copy, dead letter, then ack). Re-subscribes by itself
+ * queue and one of the route's volatile requests (see `amqp-topology.ts`); each delivery is handled
+ * and settled by its `AmqpDeliveryRunner`. Re-subscribes by itself
  * after a lost connection, an unexpected channel close, or a consumer cancelled by the broker (queue
  * deleted: the delivery callback gets `null`), with backoff, until {@link cancel}.
  */
@@ -44,25 +39,16 @@ export class AmqpConsumer implements BackendSubscription {
   private restoring?: Promise<void>;
   private restoreAgain = false;
   private wakeSleeper?: () => void;
-  /** Deliveries being handled or settled, on every channel of this consumer. */
-  private inFlight = 0;
-  /** Every `drain()` waiting for `inFlight` to reach 0. */
-  private readonly idleWaiters = new IdleWaiters();
-  /** Settlements in a row whose retry or dead-letter copy could not be published. */
-  private copyFailures = 0;
-  /** Deliveries held before their requeue; released at once by cancel and close. */
-  private readonly holds = new Set<() => void>();
-
-  private readonly settler: AmqpSettler;
+  private readonly runner: AmqpDeliveryRunner;
   /** When it stopped consuming; undefined while a consumer is registered. */
   private detachedSince?: number = Date.now();
 
   constructor(
     private readonly spec: SubscriptionSpec,
-    private readonly handler: DeliveryHandler,
+    handler: DeliveryHandler,
     private readonly ctx: AmqpConsumerContext,
   ) {
-    this.settler = new AmqpSettler(spec, ctx);
+    this.runner = new AmqpDeliveryRunner(spec, handler, ctx);
   }
 
   /** Declares and starts consuming on the current connection; rejects on any topology error. */
@@ -85,15 +71,15 @@ export class AmqpConsumer implements BackendSubscription {
     if (this.cancelled) return;
     this.cancelled = true;
     this.wakeSleeper?.();
-    this.releaseHolds();
+    this.runner.stop();
     const state = this.current;
     this.current = undefined;
     if (state) await state.retire();
   }
 
   /** Waits for in-flight deliveries to settle, at most `timeoutMs`. */
-  async drain(timeoutMs: number): Promise<void> {
-    if (this.inFlight > 0) await this.idleWaiters.whenIdle(timeoutMs);
+  drain(timeoutMs: number): Promise<void> {
+    return this.runner.drain(timeoutMs);
   }
 
   /** The connection was lost: its channel is dead; re-subscribe once reconnected. */
@@ -238,116 +224,17 @@ export class AmqpConsumer implements BackendSubscription {
       state.settle(msg, 'requeue');
       return;
     }
-    void this.handle(state, msg);
-  }
-
-  /** Handles and settles one delivery, counted in flight on its channel and on this consumer. */
-  private async handle(state: ConsumerChannel, msg: ConsumeMessage): Promise<void> {
-    state.inFlight++;
-    this.inFlight++;
-    try {
-      await this.process(state, msg);
-    } catch (error) {
-      this.ctx.hub.emitError(sanitizeError(error, `settling a delivery of '${this.spec.queue}'`));
-    } finally {
-      state.inFlight--;
-      if (--this.inFlight === 0) this.idleWaiters.idle();
-      if (state.retired && state.inFlight === 0) void state.close();
-    }
-  }
-
-  private async process(state: ConsumerChannel, msg: ConsumeMessage): Promise<void> {
-    const delivery = this.settler.trustedReplyTo(toDelivery(msg, this.spec.queue));
-    const parkMs = parkingDelay(msg.properties.headers);
-    if (parkMs > 0) {
-      await this.copyThenAck(state, msg, delivery, { action: 'park', delayMs: parkMs });
-      return;
-    }
-    let settlement: Settlement;
-    try {
-      settlement = await this.handler(delivery);
-    } catch (error) {
-      // The core's handler never rejects; if it does, hand the message back (the delivery limit of a
-      // quorum queue stops an endless loop).
-      this.ctx.hub.emitError(
-        sanitizeError(
-          error,
-          `handler of '${this.spec.queue}' rejected ${describeDelivery(delivery)}`,
-        ),
-      );
-      state.settle(msg, 'requeue');
-      return;
-    }
-    // Replies are sent after the ack: a crafted reply address (`amq.rabbitmq.reply-to.` followed by
-    // garbage) makes RabbitMQ 3.10 close the whole connection (541); acked first, such a message costs
-    // one reconnect instead of a redelivery loop. A reply lost to a crash leaves its caller to time out.
-    if (settlement.action === 'ack') {
-      state.settle(msg, settlement.reply ? 'ack-now' : 'ack');
-      if (settlement.reply) this.settler.sendReply(delivery, settlement.reply);
-      return;
-    }
-    if (settlement.action === 'requeue') {
-      state.settle(msg, 'requeue');
-      return;
-    }
-    await this.copyThenAck(state, msg, delivery, settlement);
-  }
-
-  /** Publishes a copy (retry, dead letter, parked), then acks and replies; requeues if it failed. */
-  private async copyThenAck(
-    state: ConsumerChannel,
-    msg: ConsumeMessage,
-    delivery: Delivery,
-    copy: CopySettlement,
-  ): Promise<void> {
-    try {
-      await this.settler.publishCopy(delivery, copy);
-      this.copyFailures = 0;
-    } catch (error) {
-      // Requeued after a growing pause (holding its prefetch slot), never at once: a copy that
-      // cannot be written (a broker alarm, a refused delay level) must not spin the handler. On a
-      // quorum queue the delivery limit then dead-letters the original.
-      const delayMs = reconnectDelay(this.ctx.options.reconnect, this.copyFailures++);
-      this.ctx.hub.emitError(
-        sanitizeError(
-          error,
-          `could not ${copy.action} ${describeDelivery(delivery)} of '${this.spec.queue}'; requeueing it in ${delayMs} ms`,
-        ),
-      );
-      await this.hold(delayMs);
-      state.settle(msg, 'requeue');
-      return;
-    }
-    const replying = copy.action === 'dead-letter' && copy.reply !== undefined;
-    state.settle(msg, replying ? 'ack-now' : 'ack');
-    if (copy.action === 'dead-letter' && copy.reply) this.settler.sendReply(delivery, copy.reply);
+    void this.runner.run(state, msg);
   }
 
   /** Closes the channel whatever is in flight (the backend is closing). */
   async closeChannel(): Promise<void> {
     this.cancelled = true;
     this.wakeSleeper?.();
-    this.releaseHolds();
+    this.runner.stop();
     const state = this.current;
     this.current = undefined;
     if (state?.alive) await state.close();
-  }
-
-  private hold(delayMs: number): Promise<void> {
-    if (this.cancelled) return Promise.resolve();
-    return new Promise<void>((resolve) => {
-      const release = (): void => {
-        clearTimeout(timer);
-        this.holds.delete(release);
-        resolve();
-      };
-      const timer = setTimeout(release, delayMs).unref();
-      this.holds.add(release);
-    });
-  }
-
-  private releaseHolds(): void {
-    for (const release of [...this.holds]) release();
   }
 
   private scheduleRestore(): void {

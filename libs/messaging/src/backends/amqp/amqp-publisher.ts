@@ -1,5 +1,5 @@
 import type { Logger } from '@nestjs/common';
-import type { ChannelModel, ConfirmChannel, ConsumeMessage } from 'amqplib';
+import type { ChannelModel, ConfirmChannel } from 'amqplib';
 import type { BackendEventHub } from '../../backend/backend-events';
 import {
   BackendClosedError,
@@ -8,7 +8,7 @@ import {
   PublishTimeoutError,
   UnroutableError,
 } from '../../errors/messaging.errors';
-import { reconnectDelay, type ResolvedAmqpOptions } from './amqp-backend.options';
+import type { ResolvedAmqpOptions } from './amqp-backend.options';
 import { sanitizeError, type AmqpConnectionManager } from './amqp-connection';
 import {
   channelErrorRefusal,
@@ -23,6 +23,7 @@ import {
   settledAlready,
 } from './amqp-publish-bookkeeping';
 import type { PublishCommand, PublisherChannelHooks } from './amqp-publish-command';
+import { AmqpPublisherChannel } from './amqp-publisher-channel';
 
 /**
  * Publishes on one confirm channel per connection. A publish resolves on the broker's ack and
@@ -37,22 +38,19 @@ import type { PublishCommand, PublisherChannelHooks } from './amqp-publish-comma
  * an error that names the publish (its exchange is gone, its body is over the broker's size limit)
  * fails that publish instead; a channel error that names none is survived twice.
  *
+ * The channel itself, opened, reopened and replaced, is `AmqpPublisherChannel`.
+ *
  * Per publish it costs one promise and one confirm callback: publishes with the default timeout share
  * one timer, and returned messages are matched to their publish only when the broker returned
  * something (`amqp-publish-bookkeeping.ts`).
  */
 export class AmqpPublisher {
-  private channel?: ConfirmChannel;
+  private readonly channel: AmqpPublisherChannel;
   private readonly window: PublishWindow;
-  private readonly channelWaiters = new Set<() => void>();
   private drained?: Promise<void>;
   private readonly deadlines = new PublishDeadlines<Pending>((pending) => this.expire(pending));
   /** `basic.return`s not yet matched to a confirm, by message id, exchange and routing key. */
   private readonly returns = new ReturnedMessages();
-  /** The error each closed channel reported, read by the confirms it failed. */
-  private readonly channelErrors = new WeakMap<ConfirmChannel, Error>();
-  /** Nacks each channel gave since its last ack. */
-  private readonly nacksOn = new WeakMap<ConfirmChannel, number>();
   /** Publishes waiting to be written: at most `maxQueuedPublishes`. */
   private waiting = 0;
   private closed = false;
@@ -61,43 +59,27 @@ export class AmqpPublisher {
     private readonly connection: AmqpConnectionManager,
     private readonly options: ResolvedAmqpOptions,
     private readonly hub: BackendEventHub,
-    private readonly logger: Logger,
-    private readonly hooks: PublisherChannelHooks,
+    logger: Logger,
+    hooks: PublisherChannelHooks,
   ) {
     this.window = new PublishWindow(options.maxInFlightPublishes);
+    this.channel = new AmqpPublisherChannel(connection, options, hub, logger, hooks, {
+      returned: (msg) => this.returns.record(msg),
+      // Its publishes failed with the channel: their returns will never meet a confirm.
+      closed: () => this.returns.clear(),
+    });
   }
 
   /** Opens the confirm channel on a new connection (part of the connection's setup). */
-  async open(conn: ChannelModel): Promise<void> {
-    const ch = await conn.createConfirmChannel();
-    ch.on('error', (error: unknown) => {
-      const sanitized = sanitizeError(error, 'AMQP publisher channel');
-      this.channelErrors.set(ch, sanitized);
-      this.hub.emitError(sanitized);
-    });
-    ch.on('return', (msg: ConsumeMessage) => this.returns.record(msg));
-    let gone = false;
-    ch.on('close', () => {
-      gone = true;
-      this.onChannelClose(conn, ch);
-    });
-    try {
-      await this.hooks.opened(ch);
-      // Closed while its reply consumer was starting: never hand out a dead channel.
-      if (gone) throw new Error('the publisher channel closed while it was being opened');
-    } catch (error) {
-      await ch.close().catch(() => undefined);
-      throw error;
-    }
-    this.channel = ch;
-    this.wakeChannelWaiters();
+  open(conn: ChannelModel): Promise<void> {
+    return this.channel.open(conn);
   }
 
   /** Publishes and resolves once the broker confirmed it; see the class comment. */
   publish(command: PublishCommand): Promise<void> {
     if (this.closed)
       return Promise.reject(new BackendClosedError('AmqpBackend is closed: cannot publish'));
-    const ch = this.channel;
+    const ch = this.channel.current;
     const now = ch !== undefined && !this.drained && this.window.tryTake();
     if (!now && this.waiting >= this.options.maxQueuedPublishes) {
       return Promise.reject(
@@ -144,7 +126,7 @@ export class AmqpPublisher {
    * timeout covers. False when there is no channel to write on.
    */
   send(command: PublishCommand): boolean {
-    const ch = this.channel;
+    const ch = this.channel.current;
     if (!ch || this.closed) return false;
     try {
       ch.publish(command.exchange, command.routingKey, command.content, command.properties);
@@ -163,10 +145,7 @@ export class AmqpPublisher {
     );
     for (const pending of this.deadlines.takeAll()) this.finish(pending, error);
     this.window.releaseAll();
-    this.wakeChannelWaiters();
-    const ch = this.channel;
-    this.channel = undefined;
-    if (ch) await ch.close().catch(() => undefined);
+    await this.channel.close();
   }
 
   private track(
@@ -219,7 +198,7 @@ export class AmqpPublisher {
 
   /** Why a publish not yet written is waiting. */
   private waitingFor(): string {
-    if (!this.channel) return 'no connection to RabbitMQ';
+    if (!this.channel.current) return 'no connection to RabbitMQ';
     if (this.drained) return 'the connection is not writable (TCP back-pressure)';
     return `${this.options.maxInFlightPublishes} publishes (maxInFlightPublishes) await their confirms`;
   }
@@ -272,7 +251,7 @@ export class AmqpPublisher {
     const { command } = pending;
     if (err instanceof Error && !pending.settled && command.once !== true) {
       if (err.message === CHANNEL_CLOSED) {
-        const channelError = pending.channel && this.channelErrors.get(pending.channel);
+        const channelError = this.channel.errorOf(pending.channel);
         const failure = channelErrorRefusal(command, channelError, pending.resends);
         if (failure) this.finish(pending, failure);
         else this.resend(pending);
@@ -286,16 +265,12 @@ export class AmqpPublisher {
         this.returns.take(command);
         const { channel } = pending;
         this.resend(pending);
-        // One nack alone (a full queue, a broker hiccup) goes again on the same channel; a channel
-        // that nacks twice with no ack between is replaced (what it holds unconfirmed goes again).
-        const nacked = channel ? (this.nacksOn.get(channel) ?? 0) + 1 : 0;
-        if (channel) this.nacksOn.set(channel, nacked);
-        if (nacked >= 2) this.replace(channel, pending.nacks - 1);
+        this.channel.nacked(channel, pending.nacks - 1);
         return;
       }
     }
     pending.command = CONFIRMED;
-    if (!err && pending.channel) this.nacksOn.delete(pending.channel);
+    if (!err) this.channel.acked(pending.channel);
     const returned = this.returns.take(command);
     if (err) {
       const reason = err instanceof Error ? err.message : 'negative acknowledgement';
@@ -315,19 +290,9 @@ export class AmqpPublisher {
     }
   }
 
-  /** Closes `ch`, if it is still the channel, and opens another: what it holds unconfirmed goes again. */
-  private replace(ch: ConfirmChannel | undefined, attempt: number): void {
-    const conn = this.connection.current;
-    if (!ch || ch !== this.channel || !conn) return;
-    this.channel = undefined;
-    this.logger.warn('RabbitMQ nacked a publish; replacing the publisher channel');
-    void ch.close().catch(() => undefined);
-    this.reopen(conn, attempt);
-  }
-
   /** Writes `pending` again on the next channel, within its deadline. */
   private resend(pending: Pending): void {
-    if (pending.channel && this.channelErrors.has(pending.channel)) pending.resends++;
+    if (this.channel.errorOf(pending.channel)) pending.resends++;
     pending.written = false;
     if (pending.holdsSlot) {
       pending.holdsSlot = false;
@@ -349,9 +314,9 @@ export class AmqpPublisher {
           await this.drained;
           continue;
         }
-        if (this.channel) return this.channel;
+        if (this.channel.current) return this.channel.current;
         await this.connection.waitForConnection(remaining);
-        if (!this.channel) await this.waitForChannel(deadline - performance.now());
+        if (!this.channel.current) await this.channel.waitForChannel(deadline - performance.now());
       }
     } catch (error) {
       this.window.release();
@@ -359,55 +324,8 @@ export class AmqpPublisher {
     }
   }
 
-  private waitForChannel(timeoutMs: number): Promise<void> {
-    if (timeoutMs <= 0) return Promise.resolve();
-    return new Promise<void>((resolve) => {
-      const waiter = (): void => {
-        clearTimeout(timer);
-        resolve();
-      };
-      const timer = setTimeout(() => {
-        this.channelWaiters.delete(waiter);
-        resolve();
-      }, timeoutMs);
-      this.channelWaiters.add(waiter);
-    });
-  }
-
-  private wakeChannelWaiters(): void {
-    for (const wake of this.channelWaiters) wake();
-    this.channelWaiters.clear();
-  }
-
-  private onChannelClose(conn: ChannelModel, ch: ConfirmChannel): void {
-    this.hooks.closed(ch);
-    // Its publishes failed with the channel: their returns will never meet a confirm.
-    this.returns.clear();
-    if (this.channel !== ch) return;
-    this.channel = undefined;
-    // amqplib closes the channels before the connection reports `close`: decide a tick later.
-    setImmediate(() => {
-      if (this.closed || this.channel || this.connection.current !== conn) return;
-      this.logger.warn('The publisher channel closed; reopening it');
-      this.reopen(conn, 0);
-    });
-  }
-
-  private reopen(conn: ChannelModel, attempt: number): void {
-    setTimeout(
-      () => {
-        if (this.closed || this.channel || this.connection.current !== conn) return;
-        this.open(conn).catch((error: unknown) => {
-          this.hub.emitError(sanitizeError(error, 'reopening the AMQP publisher channel'));
-          this.reopen(conn, attempt + 1);
-        });
-      },
-      reconnectDelay(this.options.reconnect, attempt),
-    );
-  }
-
   /** Forgets the channel of a lost connection (its pending confirms already failed). */
   lost(): void {
-    this.channel = undefined;
+    this.channel.lost();
   }
 }

@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import * as amqplib from 'amqplib';
-import { runBackendContract } from '../../backend';
+import { runBackendContract } from '../../testing';
 import { runForeignIdContract } from '../../testing/foreign-id-contract';
 import { closeConnectionsNamed } from '../../testing/amqp-test.fixture';
 import { BROKER_URL, deleteBrokerObjects } from '../../testing/rabbitmq.fixture';

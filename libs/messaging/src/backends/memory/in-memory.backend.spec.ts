@@ -1,4 +1,4 @@
-import { runBackendContract } from '../../backend';
+import { runBackendContract } from '../../testing';
 import { InMemoryBackend } from './in-memory.backend';
 import { InMemoryBroker } from './in-memory.broker';
 

@@ -1,40 +1,31 @@
 import type {
   DeadLetter,
-  Delivery,
   IncomingReply,
   OutgoingMessage,
   OutgoingReply,
-  Settlement,
 } from '../../backend/broker-backend.interface';
-import { deadLetterHeaders, replayHeaders, retryHeaders } from '../../backend/message-headers';
+import { replayHeaders } from '../../backend/message-headers';
 import { topicMatches } from '../../backend/topic-matcher';
 import { checkOptionsObject } from '../../errors/config-checks';
-import { describeFailure } from '../../errors/failure';
 import { exclusiveMismatch } from '../../backend/exclusive';
 import { MessageFifo } from '../../backend/message-fifo';
 import { BrokerActivity, type BrokerWork, type IdleOptions } from './broker-activity';
 import { type DelayScheduler, resolveScheduler } from './delay-scheduler';
 import { MemoryDeadLetters } from './memory-dead-letters';
+import { MemoryDispatcher } from './memory-dispatcher';
 import {
-  exclusiveOwner,
+  giveBack,
   hasActiveConsumer,
   hasReadyWork,
   heldBack,
-  letThrough,
   type MemoryConsumer,
-  type ExclusiveState,
   type MemoryQueue,
   type QueuedMessage,
   queuedCopy,
   queueWork,
-  giveBack,
-  toDelivery,
 } from './memory-queue';
 
 export type { MemoryConsumer } from './memory-queue';
-
-/** Longest stretch of deliveries made as microtasks before the broker yields to the event loop. */
-const MAX_BUSY_MS = 50;
 
 /** Options of `InMemoryBroker`. */
 export interface InMemoryBrokerOptions {
@@ -50,8 +41,8 @@ export interface InMemoryBrokerOptions {
  * redelivery, dead-letter lists per service and reply routing. Backends that share one broker talk
  * to each other, like processes sharing a RabbitMQ. Nothing survives the process (see the README).
  * An exclusive queue (`SubscriptionSpec.exclusive`) delivers to one consumer at a time, in order
- * (`exclusiveOwner` and `giveBack` of `memory-queue.ts`).
- * Delays run on its `scheduler`, and `whenIdle()` tells a test when it has nothing left to do.
+ * (`exclusiveOwner` and `giveBack` of `memory-queue.ts`). Queues reach their consumers through
+ * `MemoryDispatcher`. Delays run on its `scheduler`, and `whenIdle()` tells a test when it has nothing left to do.
  */
 export class InMemoryBroker {
   private static shared?: InMemoryBroker;
@@ -62,14 +53,18 @@ export class InMemoryBroker {
   /** Who receives the replies to `<mailbox>.<token>`, by mailbox (one per requesting backend). */
   private readonly mailboxes = new Map<string, (replyTo: string, reply: IncomingReply) => void>();
   private mailboxCount = 0;
-  /** When the current stretch of microtask dispatches began (reset on each turn of the event loop). */
-  private busySince?: number;
   private readonly activity: BrokerActivity;
+  private readonly dispatcher: MemoryDispatcher;
 
   constructor(options: InMemoryBrokerOptions = {}) {
     checkOptionsObject(options, ['scheduler'], 'new InMemoryBroker()');
     const scheduler = resolveScheduler(options.scheduler, 'new InMemoryBroker()');
     this.activity = new BrokerActivity(scheduler, () => hasReadyWork(this.queues.values()));
+    this.dispatcher = new MemoryDispatcher({
+      activity: this.activity,
+      deadLetters: this.deadLetters,
+      sendReply: (replyTo, reply) => this.sendReply(replyTo, reply),
+    });
   }
 
   /** The process-wide broker that `new InMemoryBackend()` connects to by default. */
@@ -164,7 +159,7 @@ export class InMemoryBroker {
   addConsumer(queueName: string, consumer: MemoryConsumer): void {
     const queue = this.queues.get(queueName) as MemoryQueue;
     queue.consumers.push(consumer);
-    this.schedule(queue);
+    this.dispatcher.schedule(queue);
   }
 
   removeConsumer(queueName: string, consumer: MemoryConsumer): void {
@@ -174,7 +169,7 @@ export class InMemoryBroker {
     const index = queue.consumers.indexOf(consumer);
     if (index >= 0) queue.consumers.splice(index, 1);
     // The next consumer of an exclusive queue takes over.
-    if (queue.exclusive) this.schedule(queue);
+    if (queue.exclusive) this.dispatcher.schedule(queue);
     // What its queue still holds may have no consumer left to move it.
     this.activity.changed();
   }
@@ -186,7 +181,7 @@ export class InMemoryBroker {
     const unsettled = [...consumer.unsettled];
     consumer.unsettled.clear();
     giveBack(queue, unsettled);
-    this.schedule(queue);
+    this.dispatcher.schedule(queue);
   }
 
   /**
@@ -265,130 +260,7 @@ export class InMemoryBroker {
   }
 
   private enqueue(queue: MemoryQueue, queued: QueuedMessage): void {
-    queue.messages.push(queued);
-    this.schedule(queue);
-  }
-
-  /**
-   * Dispatches `queue` soon: as a microtask (a message then goes from publish to handler while still
-   * young, which keeps the garbage collector's work small) until the broker has been busy for
-   * {@link MAX_BUSY_MS} in this turn of the event loop, then on the next turn, so that a busy broker
-   * never starves timers and I/O for long.
-   */
-  private schedule(queue: MemoryQueue): void {
-    if (queue.scheduled || queue.messages.size === 0) return;
-    queue.scheduled = true;
-    const run = (): void => {
-      queue.scheduled = false;
-      this.dispatch(queue);
-    };
-    if (this.mayStayBusy()) queueMicrotask(run);
-    else setImmediate(run);
-  }
-
-  private mayStayBusy(): boolean {
-    const now = performance.now();
-    if (this.busySince === undefined) {
-      this.busySince = now;
-      setImmediate(() => (this.busySince = undefined));
-    }
-    return now - this.busySince < MAX_BUSY_MS;
-  }
-
-  /** Hands queued messages to consumers with free capacity, round-robin. */
-  private dispatch(queue: MemoryQueue): void {
-    if (queue.exclusive) return this.dispatchExclusive(queue, queue.exclusive);
-    while (queue.messages.size > 0) {
-      const consumer = this.nextFreeConsumer(queue);
-      if (!consumer) return;
-      const queued = queue.messages.shift() as QueuedMessage;
-      letThrough(queue);
-      this.deliver(queue, consumer, queued);
-    }
-  }
-
-  /** Hands queued messages, in order, to the one consumer of an exclusive queue (see {@link exclusiveOwner}). */
-  private dispatchExclusive(queue: MemoryQueue, state: ExclusiveState): void {
-    const owner = exclusiveOwner(queue, state);
-    if (!owner) return;
-    while (queue.messages.size > 0 && owner.inFlight < owner.concurrency) {
-      const queued = queue.messages.shift() as QueuedMessage;
-      letThrough(queue);
-      this.deliver(
-        queue,
-        owner,
-        queued.order === undefined ? { ...queued, order: ++state.delivered } : queued,
-      );
-    }
-  }
-
-  private nextFreeConsumer(queue: MemoryQueue): MemoryConsumer | undefined {
-    const { consumers } = queue;
-    for (let i = 0; i < consumers.length; i++) {
-      const consumer = consumers[(queue.next + i) % consumers.length];
-      if (consumer.active && consumer.inFlight < consumer.concurrency) {
-        queue.next = (queue.next + i + 1) % consumers.length;
-        return consumer;
-      }
-    }
-    return undefined;
-  }
-
-  private deliver(queue: MemoryQueue, consumer: MemoryConsumer, queued: QueuedMessage): void {
-    const delivery = toDelivery(queue.name, queued);
-    consumer.inFlight++;
-    consumer.unsettled.add(queued);
-    this.activity.delivered();
-    const settled = (settlement: Settlement): void => {
-      consumer.inFlight--;
-      // A consumer that closed meanwhile already gave the message back: its settlement is stale.
-      if (consumer.unsettled.delete(queued))
-        this.settle(queue, consumer, queued, delivery, settlement);
-      this.schedule(queue);
-      this.activity.settled();
-    };
-    consumer.handler(delivery).then(settled, (error: unknown) =>
-      // The core never rejects; if a handler does, keep the message rather than loop on it.
-      settled({
-        action: 'dead-letter',
-        failure: describeFailure(error, 'handler-error', new Date()),
-      }),
-    );
-  }
-
-  private settle(
-    queue: MemoryQueue,
-    consumer: MemoryConsumer,
-    queued: QueuedMessage,
-    delivery: Delivery,
-    settlement: Settlement,
-  ): void {
-    if (settlement.action === 'requeue') {
-      giveBack(queue, [queued]);
-      return;
-    }
-    if (settlement.action !== 'retry' && settlement.reply && queued.replyTo !== undefined) {
-      this.sendReply(queued.replyTo, settlement.reply);
-    }
-    if (settlement.action === 'retry') {
-      const retry: QueuedMessage = {
-        ...queued,
-        headers: retryHeaders(delivery, settlement.failure),
-        attempt: delivery.attempt + 1,
-        redelivered: false,
-        order: undefined,
-      };
-      // On the scheduler (unref'd timers by default: a pending retry never keeps the process alive).
-      this.activity.delay(settlement.delayMs, () => this.enqueue(queue, retry));
-    } else if (settlement.action === 'dead-letter') {
-      this.deadLetters.add(consumer.service, {
-        body: delivery.body,
-        headers: deadLetterHeaders(delivery, settlement.failure),
-        messageId: delivery.messageId,
-        correlationId: delivery.correlationId,
-        contentType: delivery.contentType,
-      });
-    }
+    this.dispatcher.enqueue(queue, queued);
   }
 
   private sendReply(replyTo: string, reply: OutgoingReply): void {

@@ -4,12 +4,12 @@ import { Logger } from '@nestjs/common';
 import type { Delivery } from '../../backend/broker-backend.interface';
 import { deleteNatsObjects, NATS_URL, natsAdmin, natsRunPrefix } from '../../testing/nats.fixture';
 import { waitFor } from '../../testing/wait-for';
-import type { CrashChildConfig } from './nats-crash-child';
+import type { CrashChildConfig } from './nats-crash-child.fixture';
 import { NatsBackend } from './index';
 
 const ROOT = join(__dirname, '..', '..', '..', '..', '..');
 const REGISTER = join(ROOT, 'scripts', 'faults-register.js');
-const CHILD = join(__dirname, 'nats-crash-child.ts');
+const CHILD = join(__dirname, 'nats-crash-child.fixture.ts');
 const PREFIX = natsRunPrefix('nats-crash');
 const TOTAL = 200;
 

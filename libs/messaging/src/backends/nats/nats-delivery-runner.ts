@@ -10,6 +10,7 @@ import type {
   Settlement,
   SubscriptionSpec,
 } from '../../backend/broker-backend.interface';
+import { decideDeliveryLimit } from '../../backend/delivery-limit';
 import { describeDelivery } from '../../backend/describe-delivery';
 import { describe } from './nats-connection';
 import { toDelivery } from './nats-messages';
@@ -48,22 +49,11 @@ export class NatsDeliveryRunner {
   async run(msg: PulledMessage): Promise<void> {
     const deliveries = this.deliveriesOf(msg);
     const delivery = this.settler.trustedReplyTo(toDelivery(msg, this.spec.queue, this.ctx.names));
-    if (deliveries > this.ctx.options.deliveryLimit) {
+    const limit = this.ctx.options.deliveryLimit;
+    const overLimit = decideDeliveryLimit({ deliveries, limit, now: new Date() });
+    if (overLimit) {
       // Delivered that often without being settled: it crashes its consumers. Park it.
-      await this.settleCopy(
-        msg,
-        delivery,
-        {
-          action: 'dead-letter',
-          failure: {
-            reason: 'delivery-limit',
-            message: `delivered ${deliveries} times without being settled (deliveryLimit ${this.ctx.options.deliveryLimit})`,
-            errorClass: 'DeliveryLimitExceeded',
-            at: new Date(),
-          },
-        },
-        deliveries,
-      );
+      await this.settleCopy(msg, delivery, overLimit, deliveries);
       return;
     }
     let settlement: Settlement;

@@ -1,4 +1,4 @@
-import { runBackendContract } from '../../backend';
+import { runBackendContract } from '../../testing';
 import { jetstream } from '@nats-io/jetstream';
 import { runForeignIdContract } from '../../testing/foreign-id-contract';
 import { deleteNatsObjects, NATS_URL, natsAdmin, natsRunPrefix } from '../../testing/nats.fixture';

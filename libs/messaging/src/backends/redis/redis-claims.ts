@@ -4,6 +4,7 @@
  * that a long handler is never taken over by another instance.
  */
 import type { Redis } from 'ioredis';
+import { decideDeliveryLimit, type DeliveryLimitVerdict } from '../../backend/delivery-limit';
 import type { ResolvedRedisOptions } from './redis-backend.options';
 
 /** A delivery in flight, as the claims see it. */
@@ -25,8 +26,8 @@ export interface RedisClaimsContext {
   inFlight(): Iterable<ClaimedEntry>;
   /** How many more deliveries the subscription takes now. */
   free(): number;
-  /** Hands a claimed entry to the subscription (`overLimit`: dead-letter it unhandled). */
-  dispatch(stream: string, id: string, raw: Buffer[], overLimit: boolean): void;
+  /** Hands a claimed entry to the subscription (`overLimit`: the dead letter to store unhandled). */
+  dispatch(stream: string, id: string, raw: Buffer[], overLimit?: DeliveryLimitVerdict): void;
 }
 
 /** A delivery claimed from the group's pending entries (`overLimit`: to dead-letter unhandled). */
@@ -34,7 +35,7 @@ export interface PendingEntry {
   readonly stream: string;
   readonly id: string;
   readonly raw: Buffer[];
-  readonly overLimit: boolean;
+  readonly overLimit?: DeliveryLimitVerdict;
 }
 
 type AutoClaimReply = [Buffer, Array<[Buffer, Buffer[] | null]>, Buffer[]];
@@ -69,8 +70,7 @@ export class RedisClaims {
       for (const [idBuffer, raw] of reply[1]) {
         if (!raw) continue;
         const id = idBuffer.toString('utf8');
-        const deliveries = await this.deliveryCount(stream, id);
-        this.ctx.dispatch(stream, id, raw, deliveries > options.deliveryLimit);
+        this.ctx.dispatch(stream, id, raw, await this.overLimit(stream, id));
       }
     }
   }
@@ -100,8 +100,7 @@ export class RedisClaims {
         for (const [idBuffer, raw] of reply[1]) {
           if (!raw) continue;
           const id = idBuffer.toString('utf8');
-          const overLimit = (await this.deliveryCount(stream, id)) > this.ctx.options.deliveryLimit;
-          claimed.push({ stream, id, raw, overLimit });
+          claimed.push({ stream, id, raw, overLimit: await this.overLimit(stream, id) });
         }
       } while (cursor !== '0-0');
     }
@@ -130,6 +129,16 @@ export class RedisClaims {
       );
       for (const entry of entries) entry.renewedAt = now;
     }
+  }
+
+  /** The dead letter of a claimed delivery past `deliveryLimit`, or `undefined` to handle it. */
+  private async overLimit(stream: string, id: string): Promise<DeliveryLimitVerdict | undefined> {
+    const deliveries = await this.deliveryCount(stream, id);
+    return decideDeliveryLimit({
+      deliveries,
+      limit: this.ctx.options.deliveryLimit,
+      now: new Date(),
+    });
   }
 
   /** How many times Redis delivered entry `id` of `stream` to the group (claims included). */

@@ -17,7 +17,7 @@ import type {
 import { topicMatches } from '../../backend/topic-matcher';
 import { IdleWaiters } from '../../backend/idle-waiters';
 import { BackendClosedError } from '../../errors/messaging.errors';
-import { type ClaimedEntry, RedisClaims } from './redis-claims';
+import { type ClaimedEntry, type PendingEntry, RedisClaims } from './redis-claims';
 import { type EntrySource, toDelivery } from './redis-messages';
 import { isCluster, nodeFor } from './redis-cluster';
 import type { RedisPubSub } from './redis-pubsub';
@@ -333,7 +333,7 @@ export class RedisConsumer {
     id: string,
     raw: Buffer[],
     redelivered: boolean,
-    overLimit = false,
+    overLimit?: PendingEntry['overLimit'],
   ): void {
     const source = this.streams.get(stream);
     const key = `${stream}\n${id}`;
@@ -343,7 +343,7 @@ export class RedisConsumer {
     const settled = this.stopped
       ? this.settle(stream, id, delivery, { action: 'requeue' })
       : overLimit
-        ? this.settler.settle(stream, id, delivery, this.settler.deliveryLimitExceeded(delivery))
+        ? this.settler.deadLetterOverLimit(stream, id, delivery, overLimit)
         : this.handler(delivery).then((settlement) =>
             this.settle(stream, id, delivery, settlement),
           );

@@ -16,6 +16,7 @@ import type {
   Settlement,
   SubscriptionSpec,
 } from '../../backend/broker-backend.interface';
+import type { DeliveryLimitVerdict } from '../../backend/delivery-limit';
 import { deadLetterHeaders, retryHeaders } from '../../backend/message-headers';
 import { deadLetterQueueName } from '../../backend/queue-names';
 import type { Logger } from '@nestjs/common';
@@ -103,21 +104,17 @@ export class RedisSettler {
     }
   }
 
-  /** A delivery whose consumers kept dying: to the dead-letter queue, unhandled. */
-  deliveryLimitExceeded(delivery: Delivery): Settlement {
-    const limit = this.ctx.options.deliveryLimit;
+  /** Dead-letters unhandled a delivery whose consumers kept dying (the verdict of `decideDeliveryLimit`). */
+  deadLetterOverLimit(
+    stream: string,
+    id: string,
+    delivery: Delivery,
+    verdict: DeliveryLimitVerdict,
+  ): Promise<void> {
     this.ctx.logger.error(
-      `Message ${delivery.messageId} of '${this.spec.queue}' was claimed from crashed consumers more than ${limit} times: dead-lettered`,
+      `Message ${delivery.messageId} of '${this.spec.queue}' was dead-lettered unhandled: ${verdict.failure.message}`,
     );
-    return {
-      action: 'dead-letter',
-      failure: {
-        reason: 'delivery-limit',
-        message: `delivered more than ${limit} times without being settled (its consumer crashed or lost its connection each time)`,
-        errorClass: 'DeliveryLimitExceeded',
-        at: new Date(),
-      },
-    };
+    return this.settle(stream, id, delivery, verdict);
   }
 
   /**

@@ -1,4 +1,4 @@
-import { runBackendContract } from '../../backend';
+import { runBackendContract } from '../../testing';
 import { runForeignIdContract } from '../../testing/foreign-id-contract';
 import {
   deleteRedisPrefix,

@@ -1,6 +1,6 @@
 /**
  * A consumer of the NATS crash spec as its own OS process:
- * `node -r ./scripts/faults-register.js nats-crash-child.ts '<json CrashChildConfig>'`. Prints `READY`
+ * `node -r ./scripts/faults-register.js nats-crash-child.fixture.ts '<json CrashChildConfig>'`. Prints `READY`
  * once consuming, `START <id>` when a handler begins and `DONE <id>` when it returns (before the
  * backend acks: a kill in between is a redelivery, never a loss). The spec SIGKILLs it mid-handler.
  */
