@@ -38,11 +38,24 @@ function entryPoints(): string[] {
     ...Object.values(pkg.exports).map((target) =>
       typeof target === 'string' ? target : target.default,
     ),
-    ...Object.values(pkg.bin),
+    ...Object.values(pkg.bin).map(binTarget),
   ];
   return targets
     .filter((target) => target.startsWith('./dist/'))
     .map((target) => target.replace(/^\.\/dist\//, '').replace(/\.js$/, '.ts'));
+}
+
+/** What a bin runs: itself if built from `src/`, else the `dist/` file its shim in `bin/` loads. */
+function binTarget(bin: string): string {
+  if (bin.startsWith('./dist/')) return bin;
+  const loaded = /join\(__dirname, '\.\.', ((?:'[^']+'(?:, )?)+)\)/.exec(
+    readFileSync(join(LIB, bin), 'utf8'),
+  );
+  if (!loaded) throw new Error(`${bin}: no dist/ file found that it loads`);
+  return `./${loaded[1]
+    .split(', ')
+    .map((part) => part.slice(1, -1))
+    .join('/')}`;
 }
 
 /** The files of `src/` that `file` (relative to `src/`) imports, requires or imports the types of. */

@@ -5,6 +5,7 @@
  * | ----------------- | -------------------------- | ------------------------------------------------ |
  * | any, once closed  | `close()` began            | `BackendClosedError`: `<Backend> is closed`      |
  * | `request()`       | the message has `delayMs`  | `MessagingConfigError`: send it without a delay  |
+ * | `publish()`, `request()` | not one of `topic` and `queue` | `MessagingConfigError`: give exactly one |
  *
  * A request waits for its reply for `timeoutMs` from now: a delay would spend that time, or outlive
  * it, before anyone sees the request.
@@ -37,4 +38,22 @@ export function requestRefusal(
     );
   }
   return undefined;
+}
+
+/**
+ * Where `message` goes: its `topic` or its `queue`, exactly one of them a non-empty string; else a
+ * `MessagingConfigError` (`backend`: its class name). What is a valid name is each broker's own.
+ */
+export function messageTarget(backend: string, message: OutgoingMessage): string | Error {
+  const { topic, queue } = message;
+  const target = queue ?? topic;
+  if (
+    typeof target !== 'string' ||
+    target.length === 0 ||
+    (queue !== undefined && topic !== undefined)
+  )
+    return new MessagingConfigError(
+      `${backend}: a message needs exactly one of \`topic\` and \`queue\`.`,
+    );
+  return target;
 }

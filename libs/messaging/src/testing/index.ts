@@ -28,4 +28,5 @@ export {
 } from './contract-harness';
 export { runBackendContract } from './run-backend-contract';
 export { runStoreContract, type StoreUnderTest } from './store-contract';
+export { runForeignIdContract } from './foreign-id-contract';
 export { runExactlyOnceContract } from './exactly-once-contract';

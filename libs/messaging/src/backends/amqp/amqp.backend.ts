@@ -19,8 +19,8 @@ import {
 } from '../../backend/broker-backend.interface';
 import { guardDeadLetters } from '../../backend/dead-letter-admin';
 import { MessagingHeaders } from '../../backend/message-headers';
-import { closedError, requestRefusal } from '../../backend/request-guards';
-import { MessagingConfigError, UnroutableError } from '../../errors/messaging.errors';
+import { closedError, requestRefusal, messageTarget } from '../../backend/request-guards';
+import { UnroutableError } from '../../errors/messaging.errors';
 import {
   resolveAmqpOptions,
   type AmqpBackendOptions,
@@ -293,16 +293,8 @@ export class AmqpBackend implements BrokerBackend {
   }
 
   private targetOf(message: OutgoingMessage): string {
-    const target = message.queue ?? message.topic;
-    if (
-      typeof target !== 'string' ||
-      target.length === 0 ||
-      (message.queue !== undefined && message.topic !== undefined)
-    ) {
-      throw new MessagingConfigError(
-        'AmqpBackend: a message needs exactly one of `topic` and `queue`.',
-      );
-    }
+    const target = messageTarget('AmqpBackend', message);
+    if (target instanceof Error) throw target;
     return target;
   }
 

@@ -4,6 +4,7 @@
  * every publish (retry copies, dead letters and releases of delayed messages included), sent again
  * under the same message id when the connection dropped it.
  */
+import { messageTarget } from '../../backend/request-guards';
 import { randomBytes } from 'node:crypto';
 import type { OutgoingMessage } from '../../backend/broker-backend.interface';
 import {
@@ -259,16 +260,8 @@ export class NatsPublisher {
 
   /** The topic or queue of `message`; throws when it has neither, both, or a bad topic. */
   targetOf(message: OutgoingMessage): string {
-    const target = message.queue ?? message.topic;
-    if (
-      typeof target !== 'string' ||
-      target.length === 0 ||
-      (message.queue !== undefined && message.topic !== undefined)
-    ) {
-      throw new MessagingConfigError(
-        'NatsBackend: a message needs exactly one of `topic` and `queue`.',
-      );
-    }
+    const target = messageTarget('NatsBackend', message);
+    if (target instanceof Error) throw target;
     if (message.queue === undefined) assertSubjectName(target, 'topic');
     return target;
   }

@@ -4,11 +4,11 @@
  * (`PUBLISH_SCRIPT`) otherwise, the delay script for a delayed message. Errors name the target and
  * say whether the message may have been added.
  */
+import { messageTarget } from '../../backend/request-guards';
 import { randomUUID } from 'node:crypto';
 import type { Redis } from 'ioredis';
 import type { OutgoingMessage } from '../../backend/broker-backend.interface';
 import {
-  MessagingConfigError,
   PublishFailedError,
   PublishTimeoutError,
   UnroutableError,
@@ -40,18 +40,9 @@ export class RedisPublisher {
     mandatory: boolean,
     replyTo?: string,
   ): Promise<void> {
-    const { topic, queue } = message;
-    const valid =
-      topic !== undefined
-        ? queue === undefined && typeof topic === 'string' && topic.length > 0
-        : typeof queue === 'string' && queue.length > 0;
-    if (!valid) {
-      return Promise.reject(
-        new MessagingConfigError(
-          'RedisStreamsBackend: a message needs exactly one of `topic` and `queue`.',
-        ),
-      );
-    }
+    const { topic } = message;
+    const target = messageTarget('RedisStreamsBackend', message);
+    if (target instanceof Error) return Promise.reject(target);
     if (message.delayMs !== undefined && message.delayMs > 0)
       return this.delayed(command, message, mandatory);
     coalesceWrites(command);
@@ -74,7 +65,7 @@ export class RedisPublisher {
         this.failed(topic, 't'),
       );
     }
-    const name = queue as string;
+    const name = target;
     // Never trimmed (no MAXLEN): what a queue stream holds is unhandled.
     if (!mandatory) {
       // Kept for its future consumer, whether or not the queue has a group yet.
