@@ -4,9 +4,10 @@
  * with the header helpers, and proves itself with one spec:
  *
  * @example
- * // redis.backend.spec.ts
+ * // redis.contract.spec.ts
  * import { runBackendContract } from 'nest-messaging/backend';
- * runBackendContract('redis', () => new RedisBackend({ url: 'redis://127.0.0.1:6379' }));
+ * import { RedisStreamsBackend } from 'nest-messaging/redis';
+ * runBackendContract('redis', () => new RedisStreamsBackend({ url: 'redis://127.0.0.1:6379' }));
  */
 import type { BackendContractOptions } from '../testing/contract-harness';
 import type { BrokerBackend } from './broker-backend.interface';
