@@ -17,6 +17,10 @@
  * app's files import each other (`import { AppModule } from './app.module'`).
  *
  * A failure reads `docs/<page>.md:<line>: TS<code>: <message>`, the line being the page's line.
+ *
+ * The entry points are listed in one table, in libs/messaging/README.md (checked against the
+ * `exports` map by libs/messaging/src/entry-points.spec.ts); the pages here and the root README link
+ * to it instead of repeating it.
  */
 import { readdirSync, readFileSync } from 'node:fs';
 import { dirname, join, relative, resolve } from 'node:path';
@@ -168,6 +172,27 @@ describe('the code samples of docs/', () => {
   it('finds the pages and their TypeScript blocks', () => {
     expect(pages).toContain('docs/getting-started.md');
     expect(allBlocks.length).toBeGreaterThan(20);
+  });
+
+  it('maps exactly the entry points of the package', () => {
+    const pkg = JSON.parse(readFileSync(join(ROOT, 'libs/messaging/package.json'), 'utf8')) as {
+      exports: Record<string, unknown>;
+    };
+    // 'nest-messaging/amqp' is the export './amqp'.
+    const mapped = Object.keys(PUBLIC_NAMES).map((name) => name.replace(/^nest-messaging/, '.'));
+    expect(mapped.sort()).toEqual(
+      Object.keys(pkg.exports)
+        .filter((key) => key !== './package.json')
+        .sort(),
+    );
+  });
+
+  it('leaves the table of entry points to the package README (one table, no drift)', () => {
+    const row = /^\| `nest-messaging(?:\/[\w-]+)?` +\|/m;
+    const repeating = [...pages, 'README.md'].filter((page) =>
+      row.test(readFileSync(join(ROOT, page), 'utf8')),
+    );
+    expect(repeating).toEqual([]);
   });
 
   it('skips nocompile blocks and reports page lines', () => {

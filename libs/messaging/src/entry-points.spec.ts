@@ -1,7 +1,10 @@
 /**
  * What each entry point of the package exports, by name: a name added or removed here is a change of
- * the public API, made on purpose. Internals are exported from none of them.
+ * the public API, made on purpose. Internals are exported from none of them. The package's README
+ * lists the entry points in one table, checked here against the `exports` map.
  */
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import * as amqp from './backends/amqp';
 import * as memory from './backends/memory';
 import * as nats from './backends/nats';
@@ -62,6 +65,8 @@ describe('entry points', () => {
         'currentMessage',
         'parseTraceparent',
         'asyncApiDocument',
+        'backendFromUrl',
+        'BROKER_URL_SCHEMES',
       ].sort(),
     );
     const typed: main.BrokerBackend = new main.InMemoryBackend();
@@ -88,6 +93,7 @@ describe('entry points', () => {
       'gate',
       'runBackendContract',
       'runExactlyOnceContract',
+      'runForeignIdContract',
       'runStoreContract',
       'useContractHarness',
       'waitFor',
@@ -115,5 +121,19 @@ describe('entry points', () => {
         'topicOf',
       ].sort(),
     );
+  });
+
+  it("the package README's table lists exactly the entry points of the `exports` map", () => {
+    const pkg = JSON.parse(readFileSync(join(__dirname, '..', 'package.json'), 'utf8')) as {
+      exports: Record<string, unknown>;
+    };
+    const exported = Object.keys(pkg.exports)
+      .filter((key) => key !== './package.json')
+      .map((key) => (key === '.' ? 'nest-messaging' : `nest-messaging/${key.slice(2)}`));
+    const readme = readFileSync(join(__dirname, '..', 'README.md'), 'utf8');
+    const listed = [...readme.matchAll(/^\| `(nest-messaging(?:\/[\w-]+)?)` +\|/gm)].map(
+      (m) => m[1],
+    );
+    expect(listed).toEqual(exported);
   });
 });

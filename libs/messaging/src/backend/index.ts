@@ -3,7 +3,13 @@
  * `BrokerBackend` (mechanics only: the core decides every settlement), stamps retries and dead letters
  * with the header helpers, dead-letters what passed its delivery limit by `decideDeliveryLimit()`, and
  * proves itself with one spec that calls `runBackendContract` of `nest-messaging/testing` (the test
- * helpers live there, so that nothing here loads them).
+ * helpers live there, so that nothing here loads them):
+ *
+ * @example
+ * // redis.contract.spec.ts
+ * import { runBackendContract } from 'nest-messaging/testing';
+ * import { RedisStreamsBackend } from 'nest-messaging/redis';
+ * runBackendContract('redis', () => new RedisStreamsBackend({ url: 'redis://127.0.0.1:6379' }));
  */
 export type {
   BackendEvents,
