@@ -132,25 +132,18 @@ export class RedisConsumer {
     for (const topic of topics) this.addTopic(topic);
     // Cancelled (the backend closed) while starting: start nothing.
     if (this.stopped) throw this.cancelledWhileStarting();
-    try {
-      await connect(this.reader);
-    } catch (error) {
-      this.reader.disconnect();
-      throw this.stopped ? this.cancelledWhileStarting() : error;
-    }
-    if (this.stopped) {
-      this.reader.disconnect();
-      throw this.cancelledWhileStarting();
-    }
-    try {
-      await this.requests?.start();
-    } catch (error) {
-      this.reader.disconnect();
-      throw this.stopped ? this.cancelledWhileStarting() : error;
-    }
-    if (this.stopped) {
-      this.reader.disconnect();
-      throw this.cancelledWhileStarting();
+    // Its reader, then its requests: a step that fails, or a cancel meanwhile, undoes the start.
+    for (const step of [() => connect(this.reader), async () => this.requests?.start()]) {
+      try {
+        await step();
+      } catch (error) {
+        this.reader.disconnect();
+        throw this.stopped ? this.cancelledWhileStarting() : error;
+      }
+      if (this.stopped) {
+        this.reader.disconnect();
+        throw this.cancelledWhileStarting();
+      }
     }
     this.detachedSince = undefined;
     await this.exclusive?.lease.start();

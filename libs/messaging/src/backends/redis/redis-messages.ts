@@ -91,12 +91,7 @@ export function copyFields(
   attempt: number,
 ): EntryFields {
   const fields: EntryFields = [
-    'body',
-    bodyArgument(delivery.body),
-    'headers',
-    JSON.stringify(headers),
-    'message-id',
-    delivery.messageId,
+    ...storedFields(delivery, headers),
     'kind',
     kind,
     'topic',
@@ -110,12 +105,9 @@ export function copyFields(
   return fields;
 }
 
-/** The fields of a dead letter of `delivery`, with the headers `deadLetterHeaders()` stamped. */
-export function deadLetterFields(
-  delivery: Delivery,
-  headers: Readonly<Record<string, unknown>>,
-): EntryFields {
-  const fields: EntryFields = [
+/** What every copy of `delivery` stores first: its body, its headers as stamped, its message id. */
+function storedFields(delivery: Delivery, headers: Readonly<Record<string, unknown>>): EntryFields {
+  return [
     'body',
     bodyArgument(delivery.body),
     'headers',
@@ -123,6 +115,14 @@ export function deadLetterFields(
     'message-id',
     delivery.messageId,
   ];
+}
+
+/** The fields of a dead letter of `delivery`, with the headers `deadLetterHeaders()` stamped. */
+export function deadLetterFields(
+  delivery: Delivery,
+  headers: Readonly<Record<string, unknown>>,
+): EntryFields {
+  const fields = storedFields(delivery, headers);
   pushProperties(fields, delivery);
   return fields;
 }
