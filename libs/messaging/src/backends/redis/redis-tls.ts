@@ -1,7 +1,8 @@
 /**
  * TLS of {@link RedisStreamsBackend}, what is Redis's own: the `tls` option needs a `rediss://` URL
  * (with `redis://` the password would cross in plain text), and what to change after a handshake
- * Redis refused. The option itself, and its checks, are the shared `TlsOptions` (`backend/tls-options.ts`).
+ * Redis refused. The option itself, and its checks, are the shared `TlsOptions`
+ * (`backend/tls-options.ts`).
  */
 import {
   resolveTlsOptions,
