@@ -1,8 +1,8 @@
 /**
- * The `tls` option of every broker backend (AMQP, Redis, NATS), written once: what it holds and how
- * it is checked when the backend is constructed, so that a wrong file, a key that does not match its
- * certificate or a misspelt key fails at start-up with what to change, instead of as a handshake
- * error at the first connection. What stays with each backend is its broker's own rule (which URL
+ * The `tls` option of every broker backend (AMQP, Redis, NATS), written once: what it holds and
+ * how it is checked when the backend is constructed, so that a wrong file, a key that does not
+ * match its certificate or a misspelt key fails at start-up with what to change, instead of as a
+ * handshake error at the first connection. What stays with each backend is its broker's own rule (which URL
  * scheme TLS needs: `amqps://`, `rediss://`, `tls://`) and its hints after a failed handshake.
  *
  * | Check                                              | Why                                                           |
@@ -24,13 +24,17 @@ import { MessagingConfigError } from '../errors/messaging.errors';
 export type Pem = string | Buffer;
 
 /**
- * TLS settings of a broker connection, handed to Node's `tls.connect()`. Every certificate and key is
- * PEM content, not a file path: `readFileSync('ca.pem')`.
+ * TLS settings of a broker connection, handed to Node's `tls.connect()`. Every certificate and key
+ * is PEM content, not a file path: `readFileSync('ca.pem')`. Mutual TLS needs both `cert` and `key`.
  *
  * @example
  * new RedisStreamsBackend({
  *   url: 'rediss://app:secret@redis.internal:6380',
- *   tls: { ca: readFileSync('ca.pem'), cert: readFileSync('client.pem'), key: readFileSync('client.key') },
+ *   tls: {
+ *     ca: readFileSync('ca.pem'),
+ *     cert: readFileSync('client.pem'),
+ *     key: readFileSync('client.key'),
+ *   },
  * });
  */
 export interface TlsOptions {
