@@ -12,14 +12,15 @@
  * | 3    | TLS, verifies clients           | right CA, no client certificate          | refused at once: set `tls.cert` and `tls.key` |
  * | 3b   |                                 | right CA, client cert and key            | connects                                  |
  * | 4    | the shared one, no TLS          | `tls://`                                 | refused at once: the server has no TLS    |
- * | 5    | none                            | a file path, garbage, a cert without its key, the wrong key, an encrypted key without passphrase | `MessagingConfigError` at construction, naming the fix |
+ *
+ * What the `tls` option must hold (PEM, a key that is its certificate's, ...) is checked at
+ * construction, without a server: libs/messaging/src/backend/tls-options.spec.ts.
  */
 import { execFile } from 'node:child_process';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { Logger } from '@nestjs/common';
-import { MessagingConfigError } from '@app/messaging';
 import { NatsBackend } from '@app/messaging/nats';
 import { waitFor } from '@app/messaging/testing';
 import { startNatsServer, type PrivateNatsServer } from './support/nats-server';
@@ -235,36 +236,5 @@ describe('faults: NATS over TLS, with a private CA, names and client certificate
     const plain = NATS_URL.replace(/^nats:/, 'tls:');
     const message = await refused(backend({ servers: plain }));
     expect(message).toMatch(/has no TLS: connect with nats:\/\/ URLs and without tls/);
-  });
-
-  it.each([
-    [
-      () => ({ ca: join(pki.dir, 'ca.crt') }),
-      /tls\.ca must be the PEM text .*readFileSync\(".*ca\.crt"\)/,
-    ],
-    [
-      () => ({ ca: '-----BEGIN CERTIFICATE-----\nnot base64\n-----END CERTIFICATE-----' }),
-      /tls\.ca holds no readable certificate/,
-    ],
-    [() => ({ cert: client.cert }), /cert and key go together/],
-    [
-      () => ({ cert: client.cert, key: pki.server.key }),
-      /key is not the private key of cert \(CN=nest-messaging test client\)/,
-    ],
-    [
-      () => ({ cert: client.cert, key: 'client.key' }),
-      /tls\.key must be the PEM text of a private key .* got a string without a PEM block/,
-    ],
-    [
-      () => ({ cert: client.cert, key: readFileSync(join(pki.dir, 'client-encrypted.key')) }),
-      /it is encrypted; give its passphrase in tls\.passphrase/,
-    ],
-    [() => ({ servername: 'not a host' }), /servername must be a host name/],
-    [() => ({ servrname: 'x' }), /no option 'servrname'; did you mean 'servername'/],
-  ])('5: refuses tls %# at construction, naming the fix', (tlsOptions, message) => {
-    const make = () =>
-      new NatsBackend({ servers: 'tls://127.0.0.1:1', tls: tlsOptions() as never });
-    expect(make).toThrow(MessagingConfigError);
-    expect(make).toThrow(message);
   });
 });

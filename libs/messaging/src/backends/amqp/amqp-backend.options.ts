@@ -7,26 +7,15 @@ import {
   namespaceOption,
 } from '../../errors/config-checks';
 import { redactCredentials } from '../../backend/redact-credentials';
+import {
+  resolveTlsOptions,
+  type ResolvedTlsOptions,
+  type TlsOptions,
+} from '../../backend/tls-options';
 import { MessagingConfigError } from '../../errors/messaging.errors';
 
-/** TLS settings for `amqps://` URLs, handed to Node's `tls.connect()`. */
-export interface AmqpTlsOptions {
-  /** Trusted CA certificate(s), PEM. */
-  readonly ca?: string | Buffer | Array<string | Buffer>;
-  /** Client certificate for mutual TLS, PEM. */
-  readonly cert?: string | Buffer;
-  /** Client private key for mutual TLS, PEM. */
-  readonly key?: string | Buffer;
-  /** Passphrase of `key`. */
-  readonly passphrase?: string;
-  /** Host name to verify the certificate against (SNI). Defaults to the URL's host name. */
-  readonly servername?: string;
-  /**
-   * Verify the broker's certificate. Never turn this off outside a test.
-   * @default true
-   */
-  readonly rejectUnauthorized?: boolean;
-}
+/** TLS settings for `amqps://` URLs: the shared {@link TlsOptions}. */
+export type AmqpTlsOptions = TlsOptions;
 
 /** Exponential backoff between reconnection attempts. */
 export interface AmqpReconnectOptions {
@@ -146,7 +135,7 @@ export interface ResolvedAmqpOptions {
   readonly exchange: string;
   readonly prefetch: number;
   readonly heartbeatSeconds: number;
-  readonly tls?: AmqpTlsOptions;
+  readonly tls?: ResolvedTlsOptions;
   readonly connectionName?: string;
   readonly publishTimeoutMs: number;
   readonly connectTimeoutMs: number;
@@ -288,7 +277,7 @@ export function resolveAmqpOptions(options: AmqpBackendOptions | undefined): Res
       1,
       3600,
     ),
-    tls: checkOptionsObject(o.tls, TLS_KEYS, `${WHERE}: tls`),
+    tls: resolveTlsOptions(o.tls, WHERE),
     connectionName: checkName(o.connectionName, `${WHERE}: connectionName`),
     publishTimeoutMs: checkInteger(
       o.publishTimeoutMs,
@@ -334,15 +323,6 @@ export function resolveAmqpOptions(options: AmqpBackendOptions | undefined): Res
     ),
   };
 }
-
-const TLS_KEYS: readonly (keyof AmqpTlsOptions)[] = [
-  'ca',
-  'cert',
-  'key',
-  'passphrase',
-  'servername',
-  'rejectUnauthorized',
-];
 
 function checkQueueList(value: unknown, where: string): readonly string[] {
   if (value === undefined) return [];

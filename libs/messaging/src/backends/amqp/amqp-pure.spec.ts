@@ -319,9 +319,15 @@ describe('AMQP messages', () => {
     ).toThrow(
       /tls is set but 'amqp:\/\/u:\*\*\*@b' is not a TLS URL\. Use amqps:\/\/ for every URL/,
     );
-    expect(resolveAmqpOptions({ url: 'amqps://u:secret@a', tls: { ca: 'x' } }).tls).toEqual({
-      ca: 'x',
+    const tls = { servername: 'rmq.internal' };
+    expect(resolveAmqpOptions({ url: 'amqps://u:secret@a', tls }).tls).toEqual({
+      servername: 'rmq.internal',
+      rejectUnauthorized: true,
     });
+    // The option's own checks (backend/tls-options.spec.ts) run at construction too.
+    expect(() => resolveAmqpOptions({ url: 'amqps://u:secret@a', tls: { ca: 'ca.pem' } })).toThrow(
+      "AmqpBackend: tls.ca looks like a file path ('ca.pem')",
+    );
   });
 
   it('consumes over a connection of its own unless sharedConnection, which must be a boolean', () => {

@@ -262,7 +262,7 @@ export function resolveNatsOptions(options: NatsBackendOptions = {}): ResolvedNa
     tls: resolveNatsTls(
       options.tls,
       servers.some((s) => /^tls:/i.test(s)),
-      `${WHERE}: tls`,
+      WHERE,
     ),
     pingIntervalMs: checkInteger(
       options.pingIntervalMs,

@@ -95,6 +95,21 @@ describe('NATS server URLs', () => {
     expect(() => resolveNatsOptions(options as never)).toThrow(message);
   });
 
+  it('requires TLS with the tls option (even {}) or a tls:// URL, and checks the option', () => {
+    expect(resolveNatsOptions({ servers: 'nats://h' }).tls).toBeUndefined();
+    expect(resolveNatsOptions({ servers: 'tls://h' }).tls).toEqual({ rejectUnauthorized: true });
+    expect(resolveNatsOptions({ servers: 'nats://h', tls: {} }).tls).toEqual({
+      rejectUnauthorized: true,
+    });
+    expect(
+      resolveNatsOptions({ servers: 'TLS://h', tls: { servername: 'nats.internal' } }).tls,
+    ).toEqual({ servername: 'nats.internal', rejectUnauthorized: true });
+    // The option's own checks are backend/tls-options.spec.ts.
+    expect(() => resolveNatsOptions({ servers: 'tls://h', tls: { ca: 'ca.crt' } })).toThrow(
+      "new NatsBackend(): tls.ca looks like a file path ('ca.crt')",
+    );
+  });
+
   it('pings every 3 s and gives up after 2 pings by default: a dead link noticed within 9 s', () => {
     expect(resolveNatsOptions()).toMatchObject({ pingIntervalMs: 3_000, maxPingsOutstanding: 2 });
     expect(resolveNatsOptions({ pingIntervalMs: 500, maxPingsOutstanding: 3 })).toMatchObject({

@@ -5,6 +5,7 @@ import {
   namespaceOption,
 } from '../../errors/config-checks';
 import { redactCredentials } from '../../backend/redact-credentials';
+import type { ResolvedTlsOptions } from '../../backend/tls-options';
 import { MessagingConfigError } from '../../errors/messaging.errors';
 import { hashTagOf } from './redis-cluster';
 import { type RedisTlsOptions, resolveRedisTls } from './redis-tls';
@@ -132,7 +133,7 @@ export interface ResolvedRedisOptions {
   readonly url: string;
   readonly cluster?: RedisClusterOptions;
   readonly waitForReplicas?: RedisWaitForReplicas;
-  readonly tls?: RedisTlsOptions;
+  readonly tls?: ResolvedTlsOptions;
   readonly prefix: string;
   readonly maxLength: number;
   readonly claimIdleMs: number;

@@ -8,16 +8,16 @@ import { waitFor } from '../../testing/wait-for';
 import { RedisConnectError } from './redis-connection';
 import { type PrivateRedis, startPrivateRedis } from './redis-server.fixture';
 import { ACK, routeSpec, textMessage } from './redis-spec.fixture';
-import { makeRedisTestPki, PKI_PASSPHRASE, type RedisTestPki } from './redis-tls.fixture';
+import { makeTlsTestPki, PKI_PASSPHRASE, type TlsTestPki } from '../../backend/tls-pki.fixture';
 import { RedisStreamsBackend, type RedisStreamsBackendOptions } from './index';
 
-let pki: RedisTestPki;
+let pki: TlsTestPki;
 let redis: PrivateRedis;
 let open: RedisStreamsBackend[] = [];
 
 beforeAll(async () => {
   Logger.overrideLogger(false);
-  pki = await makeRedisTestPki();
+  pki = await makeTlsTestPki();
   const { ca, cert, key } = pki.files;
   redis = await startPrivateRedis(
     [

@@ -1,78 +1,29 @@
 import { MessagingConfigError } from '../../errors/messaging.errors';
 import { resolveRedisOptions } from './redis-backend.options';
-import { makeRedisTestPki, PKI_PASSPHRASE, type RedisTestPki } from './redis-tls.fixture';
 import { type RedisTlsOptions, tlsFailureHint, tlsResetHint } from './redis-tls';
 
-let pki: RedisTestPki;
-beforeAll(async () => (pki = await makeRedisTestPki()), 60_000);
-afterAll(() => pki?.remove());
-
-const TLS_URL = 'rediss://app:s3cret@redis.internal:6380';
-const tlsOf = (tls: unknown, url = TLS_URL) =>
+const tlsOf = (tls: unknown, url: string) =>
   resolveRedisOptions({ url, tls: tls as RedisTlsOptions }).tls;
 
+// The checks of the option itself (PEM, key pairing, ...) are backend/tls-options.spec.ts.
 describe('RedisStreamsBackend tls option', () => {
-  it('keeps what was given, verifying the server by default', () => {
-    const client = { ca: pki.ca, cert: pki.client.cert, key: Buffer.from(pki.client.key) };
-    expect(tlsOf(client)).toEqual({ ...client, rejectUnauthorized: true });
-    expect(tlsOf({ ca: [pki.ca, pki.otherCa], servername: 'redis.test' })).toEqual({
-      ca: [pki.ca, pki.otherCa],
+  it('needs a rediss:// URL (with redis:// the password would cross in plain text)', () => {
+    const tls = { servername: 'redis.test' };
+    expect(tlsOf(tls, 'rediss://app:s3cret@h:6380')).toEqual({
       servername: 'redis.test',
       rejectUnauthorized: true,
     });
-    expect(
-      tlsOf({ cert: pki.client.cert, key: pki.lockedKey, passphrase: PKI_PASSPHRASE }),
-    ).toMatchObject({ passphrase: PKI_PASSPHRASE });
-    expect(tlsOf(undefined)).toBeUndefined();
+    expect(tlsOf(undefined, 'rediss://app:s3cret@h:6380')).toBeUndefined();
+    expect(tlsOf(undefined, 'redis://app:s3cret@h:6379')).toBeUndefined();
+    expect(() => tlsOf(tls, 'redis://app:s3cret@h:6379')).toThrow(MessagingConfigError);
+    expect(() => tlsOf(tls, 'redis://app:s3cret@h:6379')).toThrow(
+      "RedisStreamsBackend: tls is set but 'redis://app:***@h:6379' is not a TLS URL. Use rediss://, or drop the tls option.",
+    );
   });
 
-  it.each([
-    [
-      'a plain redis:// URL (the password would cross in plain text)',
-      { ca: 'x' },
-      "tls is set but 'redis://app:***@h:6379' is not a TLS URL. Use rediss://",
-      'redis://app:s3cret@h:6379',
-    ],
-    ['a misspelt key', { certificate: 'x' }, 'tls'],
-    ['cert without key', { cert: 'x' }, 'tls.cert is set without tls.key. Mutual TLS needs both'],
-    ['key without cert', { key: 'x' }, 'tls.key is set without tls.cert'],
-    ['an empty CA list', { ca: [] }, 'tls.ca is an empty list'],
-    [
-      'a CA file path instead of its content',
-      { ca: '/etc/redis/ca.pem' },
-      "tls.ca looks like a file path ('/etc/redis/ca.pem'): give the certificate itself, readFileSync('/etc/redis/ca.pem')",
-    ],
-    ['a CA that is no PEM', { ca: 'not a certificate' }, "no '-----BEGIN CERTIFICATE-----' line"],
-    [
-      'a CA of the wrong type',
-      { ca: 42 },
-      'tls.ca must be the certificate PEM, as a string or a Buffer',
-    ],
-    ['a broken CA in a list', { ca: ['x y'] }, 'tls.ca[0] is not a certificate PEM'],
-    ['a passphrase without key', { passphrase: 'p' }, 'opens tls.key: give it with tls.key only'],
-    ['an empty servername', { servername: '' }, 'tls.servername must be a non-empty string'],
-    [
-      'rejectUnauthorized not a boolean',
-      { rejectUnauthorized: 'no' },
-      'tls.rejectUnauthorized must be true or false',
-    ],
-  ])('refuses %s, saying what to change', (_, tls, message, url = TLS_URL) => {
-    expect(() => tlsOf(tls, url)).toThrow(MessagingConfigError);
-    expect(() => tlsOf(tls, url)).toThrow(message);
-  });
-
-  it('refuses a key that is not the certificate’s, and a locked key without its passphrase', () => {
-    expect(() => tlsOf({ cert: pki.client.cert, key: pki.server.key })).toThrow(
-      /tls\.key is not the private key of tls\.cert \(CN=client\)/,
-    );
-    expect(() => tlsOf({ cert: pki.client.cert, key: pki.lockedKey })).toThrow(
-      /tls\.key is encrypted: give its tls\.passphrase/,
-    );
-    expect(() => tlsOf({ cert: pki.client.cert, key: pki.lockedKey, passphrase: 'wrong' })).toThrow(
-      /tls\.key cannot be read .*: check tls\.passphrase/,
-    );
-    expect(() => tlsOf({ cert: pki.client.cert, key: pki.client.cert })).toThrow(
-      /tls\.key is not a private key PEM/,
+  it('checks the option where the backend is built', () => {
+    expect(() => tlsOf({ ca: '/etc/redis/ca.pem' }, 'rediss://h:6380')).toThrow(
+      "RedisStreamsBackend: tls.ca looks like a file path ('/etc/redis/ca.pem')",
     );
   });
 });

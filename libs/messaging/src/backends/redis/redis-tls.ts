@@ -1,60 +1,21 @@
 /**
- * TLS of {@link RedisStreamsBackend}: the `tls` option, checked when the backend is constructed so that
- * a wrong file, a key that does not match its certificate or a plain `redis://` URL fails at start-up
- * with what to change, instead of as a handshake error (or a connection in plain text) later.
- *
- * | Check                                   | Why                                                           |
- * | --------------------------------------- | ------------------------------------------------------------- |
- * | the URL is `rediss://`                  | with `redis://` the password would cross in plain text        |
- * | `ca`, `cert` are PEM certificates        | a file path given instead of its content is the usual mistake |
- * | `cert` and `key` come together          | mutual TLS needs both; either alone is ignored by the server  |
- * | `key` opens (with `passphrase`) and is `cert`'s | a mismatch only shows as a handshake failure later    |
+ * TLS of {@link RedisStreamsBackend}, what is Redis's own: the `tls` option needs a `rediss://` URL
+ * (with `redis://` the password would cross in plain text), and what to change after a handshake
+ * Redis refused. The option itself, and its checks, are the shared `TlsOptions`
+ * (`backend/tls-options.ts`).
  */
-import { createPrivateKey, type KeyObject, X509Certificate } from 'node:crypto';
-import { checkBoolean, checkName, checkOptionsObject } from '../../errors/config-checks';
+import {
+  resolveTlsOptions,
+  type ResolvedTlsOptions,
+  type TlsOptions,
+} from '../../backend/tls-options';
 import { MessagingConfigError } from '../../errors/messaging.errors';
 
 /**
- * TLS settings for `rediss://` URLs, handed to Node's `tls.connect()`. Without them a `rediss://` URL
- * trusts the system's CAs (and `NODE_EXTRA_CA_CERTS`).
- *
- * @example
- * new RedisStreamsBackend({
- *   url: 'rediss://app:secret@redis.internal:6380',
- *   tls: { ca: readFileSync('ca.pem'), cert: readFileSync('client.pem'), key: readFileSync('client.key') },
- * });
+ * TLS settings for `rediss://` URLs: the shared {@link TlsOptions}. Without them a `rediss://` URL
+ * trusts Node's public CAs (and `NODE_EXTRA_CA_CERTS`).
  */
-export interface RedisTlsOptions {
-  /** Trusted CA certificate(s), PEM (the content, not the path). @default the system's CAs */
-  readonly ca?: string | Buffer | Array<string | Buffer>;
-  /** Client certificate for mutual TLS (`tls-auth-clients yes`), PEM; needs `key`. */
-  readonly cert?: string | Buffer;
-  /** Private key of `cert`, PEM. */
-  readonly key?: string | Buffer;
-  /** Passphrase of an encrypted `key`. */
-  readonly passphrase?: string;
-  /**
-   * Host name the server's certificate must name (and SNI), when it differs from the URL's host (a
-   * connection through an IP address or a tunnel). @default the URL's host
-   */
-  readonly servername?: string;
-  /**
-   * Verify the server's certificate. Never turn this off outside a test.
-   * @default true
-   */
-  readonly rejectUnauthorized?: boolean;
-}
-
-const TLS_KEYS: readonly (keyof RedisTlsOptions)[] = [
-  'ca',
-  'cert',
-  'key',
-  'passphrase',
-  'servername',
-  'rejectUnauthorized',
-];
-
-const CERTIFICATE = /-----BEGIN CERTIFICATE-----[\s\S]+?-----END CERTIFICATE-----/g;
+export type RedisTlsOptions = TlsOptions;
 
 /**
  * Checks `tls` against the URL (already validated; `shownUrl` has its password hidden) and returns
@@ -65,105 +26,13 @@ export function resolveRedisTls(
   url: string,
   shownUrl: string,
   where: string,
-): RedisTlsOptions | undefined {
-  const o = checkOptionsObject(tls, TLS_KEYS, `${where}: tls`);
-  if (o === undefined) return undefined;
-  if (!url.toLowerCase().startsWith('rediss://')) {
+): ResolvedTlsOptions | undefined {
+  if (tls !== undefined && !url.toLowerCase().startsWith('rediss://')) {
     throw new MessagingConfigError(
       `${where}: tls is set but '${shownUrl}' is not a TLS URL. Use rediss://, or drop the tls option.`,
     );
   }
-  if ((o.cert === undefined) !== (o.key === undefined)) {
-    throw new MessagingConfigError(
-      `${where}: tls.${o.cert === undefined ? 'key' : 'cert'} is set without tls.${o.cert === undefined ? 'cert' : 'key'}. Mutual TLS needs both the client certificate and its private key.`,
-    );
-  }
-  if (o.passphrase !== undefined && (typeof o.passphrase !== 'string' || o.key === undefined)) {
-    throw new MessagingConfigError(
-      `${where}: tls.passphrase must be a string, and opens tls.key: give it with tls.key only.`,
-    );
-  }
-  if (o.ca !== undefined) {
-    const cas = Array.isArray(o.ca) ? o.ca : [o.ca];
-    if (cas.length === 0) {
-      throw new MessagingConfigError(
-        `${where}: tls.ca is an empty list. Give the CA certificate(s) PEM, or leave tls.ca out to trust the system's CAs.`,
-      );
-    }
-    cas.forEach((ca, i) =>
-      certificatesOf(ca, `${where}: tls.ca${Array.isArray(o.ca) ? `[${i}]` : ''}`),
-    );
-  }
-  if (o.cert !== undefined && o.key !== undefined) {
-    const [cert] = certificatesOf(o.cert, `${where}: tls.cert`);
-    if (!cert.checkPrivateKey(privateKeyOf(o.key, o.passphrase, where))) {
-      throw new MessagingConfigError(
-        `${where}: tls.key is not the private key of tls.cert (${cert.subject.replace(/\n/g, ', ')}). Give the key the certificate was issued for.`,
-      );
-    }
-  }
-  const resolved: RedisTlsOptions = {
-    ...o,
-    servername: checkName(o.servername, `${where}: tls.servername`),
-    rejectUnauthorized: checkBoolean(
-      o.rejectUnauthorized,
-      true,
-      `${where}: tls.rejectUnauthorized`,
-    ),
-  };
-  return Object.fromEntries(Object.entries(resolved).filter(([, value]) => value !== undefined));
-}
-
-/** The certificates of one PEM value; throws naming `where` when it holds none, or a broken one. */
-function certificatesOf(value: unknown, where: string): [X509Certificate, ...X509Certificate[]] {
-  const text = pemText(value, where, 'certificate');
-  const blocks = text.match(CERTIFICATE) ?? [];
-  if (blocks.length === 0) throw notPem(text, where, 'certificate', 'BEGIN CERTIFICATE');
-  const certificates = blocks.map((block) => {
-    try {
-      return new X509Certificate(block);
-    } catch (error) {
-      throw new MessagingConfigError(
-        `${where} holds a certificate that cannot be read (${(error as Error).message}).`,
-      );
-    }
-  });
-  return certificates as [X509Certificate, ...X509Certificate[]];
-}
-
-function privateKeyOf(value: unknown, passphrase: string | undefined, where: string): KeyObject {
-  const text = pemText(value, `${where}: tls.key`, 'private key');
-  if (!/-----BEGIN [A-Z ]*PRIVATE KEY-----/.test(text)) {
-    throw notPem(text, `${where}: tls.key`, 'private key', 'BEGIN PRIVATE KEY');
-  }
-  if (passphrase === undefined && /ENCRYPTED/.test(text)) {
-    throw new MessagingConfigError(`${where}: tls.key is encrypted: give its tls.passphrase.`);
-  }
-  try {
-    return createPrivateKey({ key: text, passphrase });
-  } catch (error) {
-    throw new MessagingConfigError(
-      `${where}: tls.key cannot be read (${(error as Error).message})` +
-        (passphrase === undefined ? '.' : ': check tls.passphrase.'),
-    );
-  }
-}
-
-function pemText(value: unknown, where: string, what: string): string {
-  if (typeof value === 'string') return value;
-  if (Buffer.isBuffer(value)) return value.toString('utf8');
-  throw new MessagingConfigError(
-    `${where} must be the ${what} PEM, as a string or a Buffer (readFileSync(path)), got ${value === null ? 'null' : typeof value}.`,
-  );
-}
-
-function notPem(text: string, where: string, what: string, marker: string): MessagingConfigError {
-  const path = text.length < 1024 && !/\s/.test(text.trim()) && /[/\\.]/.test(text);
-  return new MessagingConfigError(
-    path
-      ? `${where} looks like a file path ('${text.trim()}'): give the ${what} itself, readFileSync('${text.trim()}').`
-      : `${where} is not a ${what} PEM (no '-----${marker}-----' line).`,
-  );
+  return resolveTlsOptions(tls, where);
 }
 
 /**

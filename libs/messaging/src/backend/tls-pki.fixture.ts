@@ -1,13 +1,14 @@
 /**
- * A throwaway PKI for the Redis TLS specs, made with the `openssl` CLI in a temp dir at run time (no
- * key or certificate in git). EC P-256 keys, valid for one day.
+ * A throwaway PKI for the TLS specs (the shared `tls` option, the Redis TLS specs), made with the
+ * `openssl` CLI in a temp dir at run time (no key or certificate in git). EC P-256 keys, valid for
+ * one day.
  *
  * | file         | what                                                                           |
  * | ------------ | ------------------------------------------------------------------------------ |
  * | `ca`         | the CA of this run: signs the server's and the client's certificates           |
  * | `otherCa`    | an unrelated CA: trusting it must not make the server trusted                  |
  * | `server`     | `serverAuth`, SAN `DNS:redis.test` only: verified against 127.0.0.1 only with `servername` |
- * | `client`     | `clientAuth`: what Redis asks for with `tls-auth-clients yes`                  |
+ * | `client`     | `clientAuth`: for a server that verifies clients (Redis's `tls-auth-clients yes`) |
  * | `lockedKey`  | `client.key` encrypted with {@link PKI_PASSPHRASE}                             |
  */
 import { execFile } from 'node:child_process';
@@ -21,14 +22,14 @@ const exec = promisify(execFile);
 
 export const PKI_PASSPHRASE = 'correct horse';
 
-export interface RedisTestPki {
+export interface TlsTestPki {
   readonly dir: string;
   readonly ca: string;
   readonly otherCa: string;
   readonly server: { readonly cert: string; readonly key: string };
   readonly client: { readonly cert: string; readonly key: string };
   readonly lockedKey: string;
-  /** Paths of the server's files, for `redis-server --tls-*-file`. */
+  /** Paths of the server's files, for a server started here (`redis-server --tls-*-file`). */
   readonly files: { readonly ca: string; readonly cert: string; readonly key: string };
   remove(): void;
 }
@@ -36,9 +37,9 @@ export interface RedisTestPki {
 const NEW_KEY = ['-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes'];
 
 /** Makes the CAs, the server's and the client's certificates in a new temp dir. */
-export async function makeRedisTestPki(): Promise<RedisTestPki> {
+export async function makeTlsTestPki(): Promise<TlsTestPki> {
   const run = randomUUID().slice(0, 8);
-  const dir = mkdtempSync(join(tmpdir(), 'nest-messaging-redis-tls-'));
+  const dir = mkdtempSync(join(tmpdir(), 'nest-messaging-tls-'));
   const openssl = (args: string[]) => exec('openssl', args, { cwd: dir, timeout: 30_000 });
   const read = (file: string) => readFileSync(join(dir, file), 'utf8');
   const ca = (name: string) =>
@@ -47,7 +48,7 @@ export async function makeRedisTestPki(): Promise<RedisTestPki> {
       '-x509',
       ...NEW_KEY,
       ...['-keyout', `${name}.key`, '-out', `${name}.crt`, '-days', '1'],
-      ...['-subj', `/CN=nest-messaging redis test ${name} ${run}`],
+      ...['-subj', `/CN=nest-messaging tls test ${name} ${run}`],
       ...['-addext', 'basicConstraints=critical,CA:TRUE'],
       ...['-addext', 'keyUsage=critical,keyCertSign,cRLSign'],
     ]);
