@@ -12,13 +12,13 @@
  * - One Nest 12 app per instance (`NestFactory.create`, logger errors only), wired as the README
  *   says: `connectMicroservice({ strategy: MessagingServer })`, `startAllMicroservices()`, `init()`.
  *   The producer lives in instance 0.
- * - AmqpBackend: `{ url, exchange, queueType, maxInFlightPublishes, prefetch: 100 }`, per app a
+ * - AmqpBackend: `{ url, namespace, queueType, maxInFlightPublishes, prefetch: 100 }`, per app a
  *   publishing connection and, as it subscribes, a consuming one (the default),
  *   `maxInFlightPublishes` = the driver's window (1000; 5000 to fill the backlog); events are
  *   persistent, confirmed and mandatory (library defaults).
- * - RedisStreamsBackend: `{ url, prefix }` (the workload's unique name); NatsBackend:
- *   `{ servers, prefix }`. Each app has its own backend (its own connections); every key (stream)
- *   of the workload starts with the prefix and is deleted at close.
+ * - RedisStreamsBackend: `{ url, namespace }` (the workload's unique name); NatsBackend:
+ *   `{ servers, namespace }`. Each app has its own backend (its own connections); every key (stream)
+ *   of the workload starts with the namespace and is deleted at close.
  * - `@Consume(topic, { concurrency: 100 })`: at most 100 handlers at once per app, ack after the
  *   handler resolved.
  * - Batch workloads (`ff-256B-x1-batch`): `@Consume(topic, { concurrency: 2, batch })`, the handler
@@ -111,23 +111,23 @@ export function oursContender(task: ChildTask): Contender {
   const broker = memory ? undefined : (task.broker ?? 'rabbitmq');
   const queueType = task.queueType ?? 'quorum';
 
-  /** A backend for one app; `name` is the workload's unique name (exchange or prefix). */
+  /** A backend for one app; `name` is the workload's unique name (its namespace). */
   const backend = (name: string, inFlight: number): Backend => {
     switch (broker) {
       case undefined:
         return new InMemoryBackend();
       case 'redis': {
         const { RedisStreamsBackend } = loadPackage<typeof RedisEntry>('nest-messaging/redis');
-        return new RedisStreamsBackend({ url: task.url, prefix: name });
+        return new RedisStreamsBackend({ url: task.url, namespace: name });
       }
       case 'nats': {
         const { NatsBackend } = loadPackage<typeof NatsEntry>('nest-messaging/nats');
-        return new NatsBackend({ servers: task.url, prefix: name });
+        return new NatsBackend({ servers: task.url, namespace: name });
       }
       case 'rabbitmq':
         return new AmqpBackend({
           url: task.url,
-          exchange: name,
+          namespace: name,
           queueType,
           maxInFlightPublishes: inFlight,
           prefetch: CONCURRENCY,
@@ -242,9 +242,9 @@ export function oursContender(task: ChildTask): Contender {
   const backendSettings: Record<string, string> = {
     memory:
       'InMemoryBackend (process-wide in-memory broker, no broker); in a full run 10x the messages and warm-up of each workload, so that a run lasts long enough to measure',
-    rabbitmq: `AmqpBackend { url, exchange: <workload>, queueType: '${queueType}', maxInFlightPublishes: 1000 (5000 to fill the backlog), prefetch: ${CONCURRENCY} }, per app a publishing connection and a consuming one (the default); events persistent, confirmed, mandatory (defaults)`,
-    redis: `RedisStreamsBackend { url, prefix: <workload> } (ioredis ${packageVersion('ioredis')}), other options default; one backend (its connections) per app`,
-    nats: `NatsBackend { servers, prefix: <workload> } (@nats-io/jetstream ${packageVersion('@nats-io/jetstream')}), other options default; one backend (its connection) per app`,
+    rabbitmq: `AmqpBackend { url, namespace: <workload>, queueType: '${queueType}', maxInFlightPublishes: 1000 (5000 to fill the backlog), prefetch: ${CONCURRENCY} }, per app a publishing connection and a consuming one (the default); events persistent, confirmed, mandatory (defaults)`,
+    redis: `RedisStreamsBackend { url, namespace: <workload> } (ioredis ${packageVersion('ioredis')}), other options default; one backend (its connections) per app`,
+    nats: `NatsBackend { servers, namespace: <workload> } (@nats-io/jetstream ${packageVersion('@nats-io/jetstream')}), other options default; one backend (its connection) per app`,
   };
 
   return {
