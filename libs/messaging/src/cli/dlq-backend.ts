@@ -45,7 +45,7 @@ export function createBackend(target: BrokerTarget, factories?: BackendFactories
       return backendFromUrl(target.url, {
         namespace: target.namespace,
         connectTimeoutMs: target.connectTimeoutMs,
-        connectionName: 'nest-messaging dlq',
+        connectionName: 'nest-messaging-dlq', // no space: Redis refuses one in a client name
         urlFrom: 'Broker URL',
       });
     } catch (error) {

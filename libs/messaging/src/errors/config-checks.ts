@@ -4,7 +4,7 @@
  */
 import { MessagingConfigError } from './messaging.errors';
 
-/** The older names of `namespace` that were told to be deprecated in this process. */
+/** The backends whose older name of `namespace` was told deprecated in this process. */
 const deprecationsTold = new Set<string>();
 
 /**
