@@ -72,10 +72,9 @@ const BY_SCHEME: Readonly<Record<string, Factory>> = {
 /** The URL schemes {@link backendFromUrl} takes, with their `://`. */
 export const BROKER_URL_SCHEMES: readonly string[] = Object.keys(BY_SCHEME).map((s) => `${s}://`);
 
-/** The scheme of `url`, lower case, if it is a URL with one of {@link BROKER_URL_SCHEMES}. */
-export function brokerSchemeOf(url: string): string | undefined {
-  const scheme = /^([a-z][a-z0-9+.-]*):\/\//i.exec(url)?.[1].toLowerCase();
-  return scheme !== undefined && Object.hasOwn(BY_SCHEME, scheme) ? scheme : undefined;
+/** The scheme of `url` as written, without `://`; undefined when `url` is not a URL. */
+export function urlScheme(url: string): string | undefined {
+  return /^([a-z][a-z0-9+.-]*):\/\//i.exec(url)?.[1];
 }
 
 /**
@@ -86,9 +85,9 @@ export function brokerSchemeOf(url: string): string | undefined {
  * MessagingModule.forRoot({ service: 'orders', backend: backendFromUrl(process.env.BROKER_URL!) });
  */
 export function backendFromUrl(url: string, options: BackendFromUrlOptions = {}): BrokerBackend {
-  const scheme = brokerSchemeOf(url);
-  if (scheme === undefined) {
-    const given = /^([a-z][a-z0-9+.-]*):\/\//i.exec(url)?.[1];
+  const given = urlScheme(url);
+  const scheme = given?.toLowerCase();
+  if (scheme === undefined || !Object.hasOwn(BY_SCHEME, scheme)) {
     throw new MessagingConfigError(
       `${options.urlFrom ?? 'Broker URL'} '${redactCredentials(url)}' ` +
         `${given === undefined ? 'is not a URL' : `has an unsupported scheme '${given}://'`}. ` +

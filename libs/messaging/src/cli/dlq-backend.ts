@@ -6,7 +6,7 @@
  */
 import type { BrokerBackend } from '../backend/broker-backend.interface';
 import { redactCredentials } from '../backend/redact-credentials';
-import { backendFromUrl } from '../backends/backend-from-url';
+import { backendFromUrl, urlScheme } from '../backends/backend-from-url';
 import { MessagingConfigError } from '../errors/messaging.errors';
 import { CliUsageError } from './cli-io';
 
@@ -53,7 +53,7 @@ export function createBackend(target: BrokerTarget, factories?: BackendFactories
       throw error;
     }
   }
-  const scheme = /^([a-z][a-z0-9+.-]*):\/\//i.exec(target.url)?.[1].toLowerCase();
+  const scheme = urlScheme(target.url)?.toLowerCase();
   if (scheme === undefined || !Object.hasOwn(factories, scheme)) {
     const what = scheme === undefined ? 'is not a URL' : `has an unsupported scheme '${scheme}://'`;
     const supported = Object.keys(factories).map((s) => `${s}://`);

@@ -12,7 +12,7 @@ import type {
   SubscriptionSpec,
 } from '../../backend/broker-backend.interface';
 import { describeDelivery } from '../../backend/describe-delivery';
-import { IdleWaiters } from '../../backend/idle-waiters';
+import { TimedWaits } from '../../backend/timed-waits';
 import type { ConsumeMessage } from 'amqplib';
 import { reconnectDelay } from './amqp-backend.options';
 import { sanitizeError } from './amqp-connection';
@@ -26,11 +26,11 @@ export class AmqpDeliveryRunner {
   /** Deliveries being handled or settled, on every channel of the consumer. */
   private inFlight = 0;
   /** Every `drain()` waiting for `inFlight` to reach 0. */
-  private readonly idleWaiters = new IdleWaiters();
+  private readonly idleWaiters = new TimedWaits();
   /** Settlements in a row whose retry or dead-letter copy could not be published. */
   private copyFailures = 0;
   /** Deliveries held before their requeue; released at once by `stop()`. */
-  private readonly holds = new Set<() => void>();
+  private readonly holds = new TimedWaits();
   private stopped = false;
 
   constructor(
@@ -51,20 +51,20 @@ export class AmqpDeliveryRunner {
       this.ctx.hub.emitError(sanitizeError(error, `settling a delivery of '${this.spec.queue}'`));
     } finally {
       state.inFlight--;
-      if (--this.inFlight === 0) this.idleWaiters.idle();
+      if (--this.inFlight === 0) this.idleWaiters.wakeAll();
       if (state.retired && state.inFlight === 0) void state.close();
     }
   }
 
   /** Waits for in-flight deliveries to settle, at most `timeoutMs`. */
   async drain(timeoutMs: number): Promise<void> {
-    if (this.inFlight > 0) await this.idleWaiters.whenIdle(timeoutMs);
+    if (this.inFlight > 0) await this.idleWaiters.wait(timeoutMs);
   }
 
   /** The consumer is cancelled or closing: deliveries held before their requeue go back now. */
   stop(): void {
     this.stopped = true;
-    for (const release of [...this.holds]) release();
+    this.holds.wakeAll();
   }
 
   private async process(state: ConsumerChannel, msg: ConsumeMessage): Promise<void> {
@@ -135,15 +135,6 @@ export class AmqpDeliveryRunner {
   }
 
   private hold(delayMs: number): Promise<void> {
-    if (this.stopped) return Promise.resolve();
-    return new Promise<void>((resolve) => {
-      const release = (): void => {
-        clearTimeout(timer);
-        this.holds.delete(release);
-        resolve();
-      };
-      const timer = setTimeout(release, delayMs).unref();
-      this.holds.add(release);
-    });
+    return this.stopped ? Promise.resolve() : this.holds.wait(delayMs);
   }
 }

@@ -13,7 +13,7 @@ import { randomUUID } from 'node:crypto';
 import type { NatsConnection } from '@nats-io/transport-node';
 import { EXCLUSIVE_ACK_WAIT_MS, natsLease } from './nats-lease';
 import { LeaseKeeper } from '../../backend/lease-keeper';
-import { IdleWaiters } from '../../backend/idle-waiters';
+import { TimedWaits } from '../../backend/timed-waits';
 import type {
   ConsumerState,
   DeliveryHandler,
@@ -21,7 +21,6 @@ import type {
 } from '../../backend/broker-backend.interface';
 import { describe } from './nats-connection';
 import { NatsDeliveryRunner, quietly } from './nats-delivery-runner';
-import { NatsPauses } from './nats-pauses';
 import { NatsPuller, type PullOwner, ROTATE_MS } from './nats-pull';
 import { NatsPullBudget } from './nats-pull-budget';
 import type { PulledMessage } from './nats-pulled-message';
@@ -60,9 +59,9 @@ export class NatsConsumer implements PullOwner {
   /** Deliveries being handled: kept alive until settled. */
   private readonly held = new Set<PulledMessage>();
   /** Every `drain()` waiting for `inFlight` to reach 0. */
-  private readonly idleWaiters = new IdleWaiters();
+  private readonly idleWaiters = new TimedWaits();
   /** Backoff pauses of the pullers: ended by `cancel()`. */
-  private readonly pauses = new NatsPauses();
+  private readonly pauses = new TimedWaits(true);
   private keepAlive?: NodeJS.Timeout;
   /** Turns of the pull budget and the pullers' heartbeat checks. */
   private ticker?: NodeJS.Timeout;
@@ -171,7 +170,7 @@ export class NatsConsumer implements PullOwner {
   /** Waits for in-flight deliveries and requests to settle, at most `timeoutMs`. */
   async drain(timeoutMs: number): Promise<void> {
     const deadline = Date.now() + timeoutMs;
-    if (this.inFlight > 0) await this.idleWaiters.whenIdle(timeoutMs);
+    if (this.inFlight > 0) await this.idleWaiters.wait(timeoutMs);
     await this.responder?.drain(Math.max(0, deadline - Date.now()));
     this.runner.flushAcks();
     clearInterval(this.keepAlive);
@@ -232,7 +231,7 @@ export class NatsConsumer implements PullOwner {
 
   /** See {@link PullOwner.pause}. */
   pause(ms: number): Promise<void> {
-    return this.pauses.pause(ms);
+    return this.pauses.wait(ms);
   }
 
   /** See {@link PullOwner.pullFailed}. */
@@ -364,6 +363,6 @@ export class NatsConsumer implements PullOwner {
     this.held.delete(msg);
     this.inFlight--;
     this.topUp();
-    if (this.inFlight === 0) this.idleWaiters.idle();
+    if (this.inFlight === 0) this.idleWaiters.wakeAll();
   }
 }

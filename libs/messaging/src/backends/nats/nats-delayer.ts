@@ -21,7 +21,7 @@ import { describe } from './nats-connection';
 import { decodeHeaders, NatsHeaders } from './nats-messages';
 import { ensureDurable } from './nats-declarations';
 import { DELAYER_CONSUMER, type NatsNames } from './nats-topology';
-import { NatsPauses } from './nats-pauses';
+import { TimedWaits } from '../../backend/timed-waits';
 import { WireHeaders } from './nats-wire';
 
 /** How long one pull waits for messages before it is renewed. */
@@ -57,7 +57,7 @@ export class NatsDelayer {
   /** Counts reconnections: a pull made before the latest one is renewed. */
   private generation = 0;
   /** The loop's backoff pause: ended by `stop()`. */
-  private readonly pauses = new NatsPauses();
+  private readonly pauses = new TimedWaits(true);
   /** When to purge acknowledged leftovers next, between two pulls (0: before the next pull). */
   private sweepAt = 0;
   /** Whether a failed sweep was reported (once: it is retried every {@link SWEEP_EVERY_MS}). */
@@ -130,7 +130,7 @@ export class NatsDelayer {
           this.ctx.hub.emitError(
             new Error(`NATS delayed messages: ${describe(error)}; pulling again`),
           );
-        await this.pauses.pause(Math.min(200 * 2 ** failures++, 5_000));
+        await this.pauses.wait(Math.min(200 * 2 ** failures++, 5_000));
       } finally {
         this.iter = undefined;
       }

@@ -22,6 +22,7 @@ import type {
 } from '../../backend/broker-backend.interface';
 import { describeDelivery } from '../../backend/describe-delivery';
 import { MessageFifo } from '../../backend/message-fifo';
+import { TimedWaits } from '../../backend/timed-waits';
 import { describe } from './nats-connection';
 import { NatsHeaders, Refusal, requestDelivery } from './nats-messages';
 import { handlingFilter } from './nats-routes';
@@ -33,7 +34,7 @@ export class NatsResponder {
   private readonly subs: Subscription[] = [];
   private running = 0;
   private readonly waiting = new MessageFifo<Msg>();
-  private readonly idleWaiters: Array<() => void> = [];
+  private readonly idleWaiters = new TimedWaits(true);
   private stopped = false;
   /** One filter equal to the route's patterns: every request it receives is the route's. */
   private readonly exact: boolean;
@@ -82,13 +83,7 @@ export class NatsResponder {
 
   /** Waits for the requests handed over to settle, at most `timeoutMs`. */
   async drain(timeoutMs: number): Promise<void> {
-    if (this.running === 0) return;
-    let timer: NodeJS.Timeout | undefined;
-    await new Promise<void>((resolve) => {
-      this.idleWaiters.push(resolve);
-      timer = setTimeout(resolve, timeoutMs);
-    });
-    clearTimeout(timer);
+    if (this.running > 0) await this.idleWaiters.wait(timeoutMs);
   }
 
   private receive(f: RouteFilter, error: Error | null, msg: Msg): void {
@@ -159,7 +154,7 @@ export class NatsResponder {
       const next = this.waiting.shift();
       if (next) this.run(next);
     }
-    if (this.running === 0) for (const idle of this.idleWaiters.splice(0)) idle();
+    if (this.running === 0) this.idleWaiters.wakeAll();
   }
 
   /**

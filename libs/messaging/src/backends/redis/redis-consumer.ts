@@ -15,7 +15,7 @@ import type {
   SubscriptionSpec,
 } from '../../backend/broker-backend.interface';
 import { topicMatches } from '../../backend/topic-matcher';
-import { IdleWaiters } from '../../backend/idle-waiters';
+import { TimedWaits } from '../../backend/timed-waits';
 import { BackendClosedError } from '../../errors/messaging.errors';
 import { type ClaimedEntry, type PendingEntry, RedisClaims } from './redis-claims';
 import { type EntrySource, toDelivery } from './redis-messages';
@@ -66,7 +66,7 @@ export class RedisConsumer {
   private renewTimer?: NodeJS.Timeout;
   private renewing = false;
   private wake?: () => void;
-  private readonly drainWaiters = new IdleWaiters();
+  private readonly drainWaiters = new TimedWaits();
   private detachedSince: number | undefined = Date.now();
   private reportedReadError = false;
 
@@ -191,7 +191,7 @@ export class RedisConsumer {
   async drain(timeoutMs: number): Promise<void> {
     const requests = this.requests?.drain(timeoutMs);
     this.settler.flushAcks();
-    if (this.inFlight.size > 0) await this.drainWaiters.whenIdle(timeoutMs);
+    if (this.inFlight.size > 0) await this.drainWaiters.wait(timeoutMs);
     await requests;
     if (this.stopped) await this.exclusive?.lease.stop();
   }
@@ -364,7 +364,7 @@ export class RedisConsumer {
   private settled(key: string): void {
     this.inFlight.delete(key);
     this.wake?.();
-    if (this.inFlight.size === 0) this.drainWaiters.idle();
+    if (this.inFlight.size === 0) this.drainWaiters.wakeAll();
   }
 
   /** Renews the claim on deliveries in flight here, so that a long handler is not taken over. */

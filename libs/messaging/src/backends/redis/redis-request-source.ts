@@ -18,6 +18,7 @@ import type { Redis } from 'ioredis';
 import type { BackendEventHub } from '../../backend/backend-events';
 import type { DeliveryHandler, SubscriptionSpec } from '../../backend/broker-backend.interface';
 import { MessagingHeaders } from '../../backend/message-headers';
+import { TimedWaits } from '../../backend/timed-waits';
 import { coalesceWrites } from './redis-connection';
 import { GIVE_BACK_SCRIPT, GIVE_BACK_SCRIPT_SHARDED } from './redis-message-scripts';
 import type { RedisPubSub } from './redis-pubsub';
@@ -52,7 +53,7 @@ export class RedisRequestSource {
   private stopped = false;
   private failures = 0;
   private retryTimer?: NodeJS.Timeout;
-  private readonly idleWaiters = new Set<() => void>();
+  private readonly idleWaiters = new TimedWaits(true);
   private readonly ring = (): void => {
     this.more = true;
     this.pump();
@@ -100,16 +101,7 @@ export class RedisRequestSource {
 
   /** Resolves once nothing is in flight (nor being popped or given back), or after `timeoutMs`. */
   async drain(timeoutMs: number): Promise<void> {
-    if (this.idle) return;
-    await new Promise<void>((resolve) => {
-      const finish = () => {
-        clearTimeout(timer);
-        this.idleWaiters.delete(finish);
-        resolve();
-      };
-      const timer = setTimeout(finish, timeoutMs);
-      this.idleWaiters.add(finish);
-    });
+    if (!this.idle) await this.idleWaiters.wait(timeoutMs);
   }
 
   private get idle(): boolean {
@@ -117,7 +109,7 @@ export class RedisRequestSource {
   }
 
   private checkIdle(): void {
-    if (this.idle) for (const finish of [...this.idleWaiters]) finish();
+    if (this.idle) this.idleWaiters.wakeAll();
   }
 
   private pump(): void {
