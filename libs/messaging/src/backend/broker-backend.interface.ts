@@ -31,6 +31,12 @@ export interface OutgoingMessage {
   readonly correlationId?: string;
   /** MIME type of `body`, `application/json` for the default codec. */
   readonly contentType?: string;
+  /**
+   * How `body` is compressed (`gzip` when the codec compressed it), carried as the broker's own
+   * property where it has one (AMQP `content_encoding`; a `content-encoding` field on Redis, a
+   * `Content-Encoding` header on NATS), so a plain consumer can decompress on it alone.
+   */
+  readonly contentEncoding?: string;
   /** Epoch milliseconds at which the producer created the message. */
   readonly timestamp: number;
   /**
@@ -79,6 +85,8 @@ export interface OutgoingReply {
   readonly body: Buffer;
   readonly headers: MessageHeaders;
   readonly contentType?: string;
+  /** As {@link OutgoingMessage.contentEncoding}. */
+  readonly contentEncoding?: string;
 }
 
 /** A reply as the requester receives it. */
