@@ -20,6 +20,11 @@ export { MessagingModule } from './module/messaging.module';
 export type { MessagingModuleOptions } from './options/messaging-options';
 export type { BackoffOptions, RetryOptions } from './retry/retry-options';
 export type { CodecOptions } from './codec/codec-options';
+export type {
+  CloudEventAttributes,
+  CloudEventDelivery,
+  CloudEventsOptions,
+} from './codec/cloud-events';
 export { MessagingServer } from './server/messaging.server';
 export { MessagingClient } from './client/messaging.client';
 export { MessageContext } from './context/message-context';

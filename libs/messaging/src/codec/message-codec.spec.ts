@@ -1,4 +1,4 @@
-import { gzipSync } from 'node:zlib';
+import { brotliCompressSync, deflateSync, gunzipSync, gzipSync } from 'node:zlib';
 import { MessagingHeaders } from '../backend/message-headers';
 import { MalformedMessageError, PayloadTooLargeError } from '../errors/messaging.errors';
 import { type EncodedMessage, MessageCodec } from './message-codec';
@@ -37,14 +37,70 @@ describe('MessageCodec', () => {
     );
   });
 
-  it('compresses large bodies with a header and decompresses them transparently', () => {
+  it('compresses large bodies, marked by contentEncoding, and decompresses them transparently', () => {
     const payload = { text: 'a'.repeat(600) };
     const encoded = codec.encode(payload);
-    expect(encoded.headers).toEqual({ [MessagingHeaders.COMPRESSION]: 'gzip' });
+    expect(encoded.contentEncoding).toBe('gzip');
+    expect(encoded.contentType).toBe('application/json');
     expect(encoded.body.length).toBeLessThan(100);
-    expect(codec.decode(delivery(encoded.body, encoded.contentType, encoded.headers))).toEqual(
-      payload,
-    );
+    expect(gunzipSync(encoded.body).toString()).toBe(JSON.stringify(payload));
+    expect(
+      codec.decode({ ...delivery(encoded.body, encoded.contentType), contentEncoding: 'gzip' }),
+    ).toEqual(payload);
+    expect(codec.encode({ text: 'short' }).contentEncoding).toBeUndefined();
+  });
+
+  it('still reads the old compression header of earlier releases', () => {
+    const body = gzipSync(Buffer.from('{"old":true}'));
+    expect(
+      codec.decode(delivery(body, 'application/json', { [MessagingHeaders.COMPRESSION]: 'gzip' })),
+    ).toEqual({ old: true });
+  });
+
+  const text = Buffer.from('{"a":1}');
+  it.each([
+    ['gzip', gzipSync(text)],
+    ['GZIP', gzipSync(text)],
+    ['x-gzip', gzipSync(text)],
+    ['deflate', deflateSync(text)],
+    ['br', brotliCompressSync(text)],
+    ['identity', text],
+    ['utf-8', text],
+    ['UTF-8', text],
+    ['', text],
+  ])('reads a body with content encoding %j', (encoding, body) => {
+    expect(
+      codec.decode({ ...delivery(body, 'application/json'), contentEncoding: encoding }),
+    ).toEqual({
+      a: 1,
+    });
+  });
+
+  it.each(['zstd', 'compress', 'gzip, br'])(
+    'refuses a body with content encoding %j as malformed, naming it',
+    (encoding) => {
+      const message = { ...delivery(text, 'application/json'), contentEncoding: encoding };
+      expect(() => codec.decode(message)).toThrow(MalformedMessageError);
+      expect(() => codec.decode(message)).toThrow(
+        `content encoding ${JSON.stringify(encoding)} is not one this library can decode`,
+      );
+    },
+  );
+
+  it('refuses a body marked gzip that is not', () => {
+    const message = { ...delivery(text, 'application/json'), contentEncoding: 'gzip' };
+    expect(() => codec.decode(message)).toThrow(/marked gzip but cannot be decompressed/);
+  });
+
+  it('wraps the serialized payload in an envelope before the size limit and compression', () => {
+    const encoded = codec.encode('hi', (body, contentType) => ({
+      body: Buffer.from(`[${JSON.stringify(contentType)},"${body.toString()}"]`),
+      contentType: 'application/x-test',
+    }));
+    expect(encoded).toEqual({
+      body: Buffer.from('["text/plain; charset=utf-8","hi"]'),
+      contentType: 'application/x-test',
+    });
   });
 
   it('refuses to publish a body over maxBodyBytes', () => {

@@ -1,5 +1,4 @@
-import { gunzipSync, gzipSync } from 'node:zlib';
-import type { MessageHeaders } from '../backend/broker-backend.interface';
+import { brotliDecompressSync, gunzipSync, gzipSync, inflateSync } from 'node:zlib';
 import { MessagingHeaders } from '../backend/message-headers';
 import { MalformedMessageError, PayloadTooLargeError } from '../errors/messaging.errors';
 import { assertSafeJson } from './safe-json';
@@ -18,8 +17,20 @@ export interface CodecSettings {
 export interface EncodedBody {
   readonly body: Buffer;
   readonly contentType: string;
-  /** Headers the codec adds (the compression mark). */
-  readonly headers?: MessageHeaders;
+  /** `gzip` when the codec compressed the body (the message's `contentEncoding`), else absent. */
+  readonly contentEncoding?: string;
+}
+
+/**
+ * Wraps a serialized payload before it is size-checked and compressed: how a structured-mode
+ * CloudEvent (`cloud-events.ts`) puts the payload inside its envelope.
+ */
+export type BodyEnvelope = (body: Buffer, contentType: string) => SerializedBody;
+
+/** A payload as bytes and their MIME type, before compression. */
+export interface SerializedBody {
+  readonly body: Buffer;
+  readonly contentType: string;
 }
 
 /** What decoding needs of a message (a `Delivery`, a reply, a dead letter all have it). */
@@ -27,7 +38,7 @@ export interface EncodedMessage {
   readonly body: Buffer;
   readonly contentType?: string;
   readonly contentEncoding?: string;
-  /** Read for the library's compression mark. */
+  /** Read for the library's old compression mark (`x-messaging-compression`). */
   readonly headers: Readonly<Record<string, unknown>>;
 }
 
@@ -35,6 +46,41 @@ const JSON_TYPE = 'application/json';
 const TEXT_TYPE = 'text/plain; charset=utf-8';
 const OCTET_TYPE = 'application/octet-stream';
 const GZIP = 'gzip';
+
+/**
+ * How an incoming body's `contentEncoding` is undone. The codec writes only `gzip`; `deflate` and
+ * `br` (HTTP's other two) are read from foreign producers. Some clients put the body's charset in
+ * AMQP's `content_encoding` (Celery sends `utf-8`): a charset, `identity` or a transfer encoding
+ * says the bytes are as they are. Any other value is refused: the message is dead-lettered with it.
+ *
+ * | contentEncoding (any case)                          | the body is             |
+ * | --------------------------------------------------- | ----------------------- |
+ * | absent, ``, `identity`, `utf-8`, `utf8`, `us-ascii`, `ascii`, `iso-8859-1`, `latin1`, `binary`, `7bit`, `8bit` | as it is |
+ * | `gzip`, `x-gzip` (or the old `x-messaging-compression: gzip` header) | gunzipped   |
+ * | `deflate`                                           | inflated (zlib)         |
+ * | `br`                                                | brotli-decompressed     |
+ * | anything else (`zstd`, `compress`, ...)             | refused: malformed      |
+ */
+type Inflate = (body: Buffer, options: { maxOutputLength: number }) => Buffer;
+const INFLATE: ReadonlyMap<string, Inflate | null> = new Map([
+  ...[
+    '',
+    'identity',
+    'utf-8',
+    'utf8',
+    'us-ascii',
+    'ascii',
+    'iso-8859-1',
+    'latin1',
+    'binary',
+    '7bit',
+    '8bit',
+  ].map((name) => [name, null] as const),
+  [GZIP, gunzipSync],
+  ['x-gzip', gunzipSync],
+  ['deflate', inflateSync],
+  ['br', brotliDecompressSync],
+]);
 
 /**
  * JSON by default; a `string` payload travels as plain text and a `Buffer` as bytes, unquoted, so
@@ -45,30 +91,24 @@ const GZIP = 'gzip';
 export class MessageCodec {
   constructor(private readonly settings: CodecSettings) {}
 
-  /** Encodes a payload; throws `PayloadTooLargeError` before anything is sent. */
-  encode(payload: unknown): EncodedBody {
-    let body: Buffer;
-    let contentType: string;
-    if (typeof payload === 'string') {
-      body = Buffer.from(payload, 'utf8');
-      contentType = TEXT_TYPE;
-    } else if (Buffer.isBuffer(payload)) {
-      body = payload;
-      contentType = OCTET_TYPE;
-    } else {
-      const text = payload === undefined ? 'null' : JSON.stringify(payload);
-      body = Buffer.from(text, 'utf8');
-      contentType = JSON_TYPE;
-    }
+  /**
+   * Encodes a payload; throws `PayloadTooLargeError` before anything is sent. `envelope` wraps the
+   * serialized payload first (a structured CloudEvent); the size limit and compression apply to
+   * what is sent.
+   */
+  encode(payload: unknown, envelope?: BodyEnvelope): EncodedBody {
+    const serialized = serialize(payload);
+    const { body, contentType } = envelope
+      ? envelope(serialized.body, serialized.contentType)
+      : serialized;
     // The limit is the body a handler gets, as consumers check it after decompressing: a body over
     // it is refused here even when it would compress below it, or every consumer would refuse it.
     this.assertSize(body.length, 'message body');
     const { compressAboveBytes } = this.settings;
     if (compressAboveBytes !== false && body.length >= compressAboveBytes) {
-      const compressed = gzipSync(body);
-      return { body: compressed, contentType, headers: { [MessagingHeaders.COMPRESSION]: GZIP } };
+      return { body: gzipSync(body), contentType, contentEncoding: GZIP };
     }
-    return { body, contentType };
+    return envelope ? { body, contentType } : serialized;
   }
 
   /** Decodes a message's body for its handler; throws `MalformedMessageError` with the reason. */
@@ -95,23 +135,38 @@ export class MessageCodec {
       : body;
   }
 
-  private inflate(message: EncodedMessage): Buffer {
+  /**
+   * The body as its producer wrote it: decompressed by its `contentEncoding` (see {@link INFLATE})
+   * within `maxBodyBytes`; throws `MalformedMessageError` for an encoding it cannot undo.
+   */
+  inflate(message: EncodedMessage): Buffer {
     const { body } = message;
     this.assertSize(body.length, 'body', true);
-    const compressed =
-      message.headers[MessagingHeaders.COMPRESSION] === GZIP ||
-      message.contentEncoding?.toLowerCase() === GZIP;
-    if (!compressed) return body;
+    const encoding =
+      message.contentEncoding === undefined
+        ? message.headers[MessagingHeaders.COMPRESSION] === GZIP
+          ? GZIP
+          : undefined
+        : message.contentEncoding.trim().toLowerCase();
+    if (encoding === undefined) return body;
+    const inflate = INFLATE.get(encoding);
+    if (inflate === null) return body;
+    if (inflate === undefined) {
+      throw new MalformedMessageError(
+        `The body's content encoding ${JSON.stringify(message.contentEncoding)} is not one this library can decode (gzip, deflate or br): send it uncompressed or gzip-compressed`,
+      );
+    }
     try {
-      return gunzipSync(body, { maxOutputLength: this.settings.maxBodyBytes });
+      return inflate(body, { maxOutputLength: this.settings.maxBodyBytes });
     } catch (error) {
       throw new MalformedMessageError(
-        `The body is marked gzip but cannot be decompressed within maxBodyBytes (${this.settings.maxBodyBytes}): ${(error as Error).message}`,
+        `The body is marked ${encoding} but cannot be decompressed within maxBodyBytes (${this.settings.maxBodyBytes}): ${(error as Error).message}`,
       );
     }
   }
 
-  private parseJson(body: Buffer): unknown {
+  /** Parses a JSON body, refusing `__proto__` tricks and deep nesting (`MalformedMessageError`). */
+  parseJson(body: Buffer): unknown {
     const text = body.toString('utf8');
     let value: unknown;
     try {
@@ -132,6 +187,16 @@ export class MessageCodec {
           `${message}. Send a reference to the data instead, or raise codec.maxBodyBytes.`,
         );
   }
+}
+
+/** A payload as bytes: text for a `string`, as it is for a `Buffer`, JSON for anything else. */
+function serialize(payload: unknown): SerializedBody {
+  if (typeof payload === 'string') {
+    return { body: Buffer.from(payload, 'utf8'), contentType: TEXT_TYPE };
+  }
+  if (Buffer.isBuffer(payload)) return { body: payload, contentType: OCTET_TYPE };
+  const text = payload === undefined ? 'null' : JSON.stringify(payload);
+  return { body: Buffer.from(text, 'utf8'), contentType: JSON_TYPE };
 }
 
 const NOT_JSON = Symbol('not JSON');

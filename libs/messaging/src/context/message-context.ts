@@ -1,6 +1,7 @@
 import { BaseRpcContext } from '@nestjs/microservices';
 import type { Delivery } from '../backend/broker-backend.interface';
 import { orderingKeyOf } from '../backend/message-headers';
+import type { CloudEventAttributes, CloudEventDelivery } from '../codec/cloud-events';
 
 const NEVER_ABORTED = new AbortController().signal;
 
@@ -43,7 +44,7 @@ export class MessageContext extends BaseRpcContext<[Delivery, string, AbortSigna
     return this.args[1];
   }
 
-  /** The producer's message id: the idempotency key. */
+  /** The producer's message id: the idempotency key (a CloudEvent's `id`). */
   get messageId(): string {
     return this.args[0].messageId;
   }
@@ -69,6 +70,14 @@ export class MessageContext extends BaseRpcContext<[Delivery, string, AbortSigna
   /** The `orderingKey` the producer gave (`publish(..., { orderingKey })`), if any. */
   get orderingKey(): string | undefined {
     return orderingKeyOf(this.args[0].headers);
+  }
+
+  /**
+   * The attributes of the CloudEvent this message carried (binary or structured mode: `type`,
+   * `source`, `subject`, `time`, extensions...), or `undefined` for a message that is not one.
+   */
+  get cloudEvent(): CloudEventAttributes | undefined {
+    return (this.args[0] as Partial<CloudEventDelivery>).cloudEvent;
   }
 
   /** True when the broker says this delivery may have been seen before (a crash, a lost connection). */

@@ -7,6 +7,7 @@ import type {
   DeadLetterPage,
 } from '../backend/broker-backend.interface';
 import { MessageCodec } from '../codec/message-codec';
+import { readEvent } from '../codec/cloud-events';
 import { connectionToken, MESSAGING_BACKEND, MESSAGING_OPTIONS } from '../messaging.constants';
 import type { ResolvedMessagingOptions } from '../options/messaging-options';
 
@@ -98,9 +99,11 @@ export class DeadLetterService {
     return count;
   }
 
+  /** What the handler got: the body decoded, a CloudEvent's data. */
   private decode(letter: DeadLetter): unknown {
     try {
-      return this.codec.decode(letter);
+      const event = readEvent(letter, this.codec);
+      return event ? event.payload : this.codec.decode(letter);
     } catch {
       return letter.body.toString('utf8');
     }

@@ -4,6 +4,7 @@ import { assertValidTopicPattern } from '../backend/topic-matcher';
 import { checkBoolean, checkName, checkOptionsObject } from '../errors/config-checks';
 import { MessagingConfigError } from '../errors/messaging.errors';
 import { checkConnectionName, DEFAULT_CONNECTION } from '../options/messaging-options';
+import { type CloudEventsOptions, resolveCloudEvents } from '../codec/cloud-events';
 
 /** Where a `MessageProducer` sends, and how. */
 export interface ProducerTarget {
@@ -18,6 +19,11 @@ export interface ProducerTarget {
    * @default 'default' (the `forRoot()` without a name)
    */
   readonly connection?: string;
+  /**
+   * Send this producer's messages as CloudEvents (`true`, or `{ type, source, mode }` merged over the
+   * module's `cloudEvents`), or not (`false`). @default the module's `cloudEvents`
+   */
+  readonly cloudEvents?: boolean | CloudEventsOptions;
 }
 
 /**
@@ -34,7 +40,9 @@ export function getProducerToken(target: string | ProducerTarget): string {
     t.connection !== undefined && t.connection !== DEFAULT_CONNECTION
       ? `,connection:${t.connection}`
       : '';
-  return `MessageProducer(${where}${t.allowUnroutable ? ',allowUnroutable' : ''}${on})`;
+  const cloudEvents =
+    t.cloudEvents !== undefined ? `,cloudEvents:${JSON.stringify(t.cloudEvents)}` : '';
+  return `MessageProducer(${where}${t.allowUnroutable ? ',allowUnroutable' : ''}${on}${cloudEvents})`;
 }
 
 /**
@@ -83,6 +91,7 @@ const TARGET_KEYS: readonly (keyof ProducerTarget)[] = [
   'queue',
   'allowUnroutable',
   'connection',
+  'cloudEvents',
 ];
 
 function checkProducerTarget(target: ProducerTarget): ProducerTarget {
@@ -97,6 +106,8 @@ function checkProducerTarget(target: ProducerTarget): ProducerTarget {
   checkName(target.queue, `${where}: queue`);
   checkBoolean(target.allowUnroutable, false, `${where}: allowUnroutable`);
   checkConnectionName(target.connection, `${where}: connection`);
+  // Checked here, at the decorator; merged over the module's settings by the publisher.
+  resolveCloudEvents(target.cloudEvents, { service: 'unknown' }, `${where}: cloudEvents`);
   return { ...target };
 }
 

@@ -1,6 +1,11 @@
 import type { BrokerBackend } from '../backend/broker-backend.interface';
 import { type CodecOptions, resolveCodec } from '../codec/codec-options';
 import type { CodecSettings } from '../codec/message-codec';
+import {
+  type CloudEventsOptions,
+  type CloudEventsSettings,
+  resolveCloudEvents,
+} from '../codec/cloud-events';
 import { checkBoolean, checkInteger, checkOptionsObject } from '../errors/config-checks';
 import { MessagingConfigError } from '../errors/messaging.errors';
 import {
@@ -58,6 +63,14 @@ export interface MessagingModuleOptions {
    */
   consumers?: boolean;
   codec?: CodecOptions;
+  /**
+   * Send every message as a CloudEvent 1.0 (`true`, or `{ source, mode }`): in binary mode (the
+   * default) its attributes travel as headers (`cloudEvents:` on RabbitMQ, `ce-` elsewhere) and the
+   * body stays the payload: `specversion` 1.0, `id` the message id, `type` the topic (or queue),
+   * `source` the service unless given, `time`. `@Producer({ topic, cloudEvents })` overrides it per
+   * producer (and gives its `type`). CloudEvents are read whatever this says. @default false
+   */
+  cloudEvents?: boolean | Omit<CloudEventsOptions, 'type'>;
   /**
    * Where the inbox of `idempotent` handlers and the outbox are kept.
    * @default new InMemoryMessageStore() (one process; `PostgresMessageStore` for several or across restarts)
@@ -122,6 +135,8 @@ export interface ResolvedMessagingOptions {
   readonly durableRequests: boolean;
   readonly consumers: boolean;
   readonly codec: CodecSettings;
+  /** How messages are sent as CloudEvents; `undefined`: not. */
+  readonly cloudEvents: CloudEventsSettings | undefined;
   readonly store: MessageStore | undefined;
   readonly inbox: { readonly ttlMs: number };
   readonly outbox: ResolvedOutboxOptions;
@@ -153,6 +168,7 @@ const MODULE_KEYS: readonly (keyof MessagingModuleOptions)[] = [
   'durableRequests',
   'consumers',
   'codec',
+  'cloudEvents',
   'store',
   'inbox',
   'outbox',
@@ -220,6 +236,7 @@ export function resolveMessagingOptions(options: MessagingModuleOptions): Resolv
     durableRequests: checkBoolean(options.durableRequests, false, `${WHERE}: durableRequests`),
     consumers: checkBoolean(options.consumers, true, `${WHERE}: consumers`),
     codec: resolveCodec(options.codec, `${WHERE}: codec`),
+    cloudEvents: resolveModuleCloudEvents(options.cloudEvents, service),
     store: checkStore(options.store),
     inbox: resolveInbox(options.inbox),
     outbox: resolveOutbox(options.outbox),
@@ -228,6 +245,19 @@ export function resolveMessagingOptions(options: MessagingModuleOptions): Resolv
     requestContext: checkRequestContext(options.requestContext),
     health: resolveHealth(options.health),
   };
+}
+
+function resolveModuleCloudEvents(
+  option: MessagingModuleOptions['cloudEvents'],
+  service: string,
+): CloudEventsSettings | undefined {
+  const where = `${WHERE}: cloudEvents`;
+  if (typeof option === 'object' && option !== null && 'type' in option) {
+    throw new MessagingConfigError(
+      `${where}.type is given per producer (@Producer({ topic, cloudEvents: { type } })): every message of the module would otherwise have one type`,
+    );
+  }
+  return resolveCloudEvents(option, { service }, where);
 }
 
 /**

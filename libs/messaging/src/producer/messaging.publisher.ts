@@ -9,6 +9,14 @@ import type {
 } from '../backend/broker-backend.interface';
 import { MessagingHeaders, withoutReservedHeaders } from '../backend/message-headers';
 import { MessageCodec } from '../codec/message-codec';
+import {
+  cloudEventHeaders,
+  cloudEventsPrefix,
+  type CloudEventsSettings,
+  resolveCloudEvents,
+  type SentEvent,
+  structuredEnvelope,
+} from '../codec/cloud-events';
 import { checkBoolean, checkInteger, checkName, checkOptionsObject } from '../errors/config-checks';
 import { remoteHandlerError } from '../backend/remote-error';
 import { MESSAGING_BACKEND, MESSAGING_OPTIONS } from '../messaging.constants';
@@ -97,10 +105,15 @@ export class MessagingPublisher {
   ) {
     this.instruments = instruments ?? new MessagingInstruments(undefined);
     this.tracer = tracer ?? new MessagingTracer(backend.name);
+    this.cloudEventsPrefix = cloudEventsPrefix(backend.name);
   }
 
   private readonly instruments: MessagingInstruments;
   private readonly tracer: MessagingTracer;
+  /** The binary-mode header prefix of CloudEvents on this backend. */
+  private readonly cloudEventsPrefix: string;
+  /** The CloudEvents settings of producers that give their own, merged over the module's once. */
+  private readonly producerCloudEvents = new WeakMap<ProducerTarget, CloudEventsSettings | false>();
 
   /**
    * Publishes `payload`; resolves with its message id once the broker accepted it. Inside a store
@@ -234,25 +247,43 @@ export class MessagingPublisher {
   ): [OutgoingMessage, PublishTrace] {
     if (options.delayMs !== undefined)
       checkInteger(options.delayMs, 0, 'publish(): delayMs', 0, MAX_DELAY_MS);
-    const encoded = this.codec.encode(payload);
     const messageId = options.messageId ?? randomUUID();
     const correlationId = options.correlationId ?? messageId;
+    const timestamp = Date.now();
+    const events = this.cloudEventsOf(target);
+    const sent: SentEvent | undefined = events && {
+      messageId,
+      topic: target.topic,
+      queue: target.queue,
+      timestamp,
+    };
+    const encoded =
+      events?.mode === 'structured'
+        ? this.codec.encode(payload, structuredEnvelope(events, sent as SentEvent))
+        : this.codec.encode(payload);
     const own = withoutReservedHeaders(options.headers ?? NO_HEADERS);
     const trace = this.tracer.publish(
       { topic: target.topic, queue: target.queue, messageId, correlationId },
       own,
     );
+    // A binary CloudEvent's attributes after the caller's headers: a `subject` or an extension
+    // given as a header with the prefix travels, the required ones are the library's.
+    const event =
+      events?.mode === 'binary'
+        ? cloudEventHeaders(events, this.cloudEventsPrefix, sent as SentEvent)
+        : undefined;
     const headers =
       deadline !== undefined
-        ? { ...own, ...trace.headers, ...encoded.headers, [MessagingHeaders.DEADLINE]: deadline }
-        : trace.headers === NO_TRACE_HEADERS && !encoded.headers
+        ? { ...own, ...trace.headers, ...event, [MessagingHeaders.DEADLINE]: deadline }
+        : trace.headers === NO_TRACE_HEADERS && !event
           ? own
-          : { ...own, ...trace.headers, ...encoded.headers };
+          : { ...own, ...trace.headers, ...event };
     const message: OutgoingMessage = {
       topic: target.topic,
       queue: target.queue,
       body: encoded.body,
       contentType: encoded.contentType,
+      contentEncoding: encoded.contentEncoding,
       headers:
         options.orderingKey === undefined
           ? headers
@@ -266,9 +297,25 @@ export class MessagingPublisher {
             },
       messageId,
       correlationId,
-      timestamp: Date.now(),
+      timestamp,
       delayMs: options.delayMs,
     };
     return [message, trace];
+  }
+
+  /** How `target` sends CloudEvents: its own `cloudEvents` over the module's, or the module's. */
+  private cloudEventsOf(target: ProducerTarget): CloudEventsSettings | undefined {
+    if (target.cloudEvents === undefined) return this.options.cloudEvents;
+    let settings = this.producerCloudEvents.get(target);
+    if (settings === undefined) {
+      settings =
+        resolveCloudEvents(
+          target.cloudEvents,
+          { service: this.options.service, inherited: this.options.cloudEvents },
+          '@Producer: cloudEvents',
+        ) ?? false;
+      this.producerCloudEvents.set(target, settings);
+    }
+    return settings || undefined;
   }
 }

@@ -3,6 +3,7 @@ import type { MessageHandler } from '@nestjs/microservices';
 import type { Delivery, Settlement } from '../backend/broker-backend.interface';
 import { isExpiredRequest } from '../backend/message-headers';
 import type { MessageCodec } from '../codec/message-codec';
+import { readCloudEvent } from '../codec/cloud-events';
 import { BatchContext } from '../context/batch-context';
 import { MessageContext } from '../context/message-context';
 import type { ConsumeOutcome, MessagingInstruments } from '../observability/messaging-metrics';
@@ -131,6 +132,8 @@ export class BatchConsumer {
     };
     const live: number[] = [];
     const payloads: unknown[] = [];
+    /** What each live item's handler sees: a CloudEvent's delivery carries its id. */
+    const seen: Delivery[] = [];
     const now = Date.now();
     for (let i = 0; i < deliveries.length; i++) {
       const delivery = deliveries[i];
@@ -140,16 +143,18 @@ export class BatchConsumer {
         continue;
       }
       try {
-        const payload = host.codec.decode(delivery);
+        const event = readCloudEvent(delivery, host.codec);
+        const payload = event ? event.payload : host.codec.decode(delivery);
         payloads.push(this.batch.pipes ? await this.batch.pipes.apply(payload) : payload);
         live.push(i);
+        seen.push(event?.delivery ?? delivery);
       } catch (error) {
         // Malformed, or refused by a pipe: this item alone is settled; the batch goes on.
         fail(i, error);
       }
     }
     if (live.length === 0) return;
-    const contexts = live.map((i) => new MessageContext(deliveries[i], host.service, host.signal));
+    const contexts = seen.map((d) => new MessageContext(d, host.service, host.signal));
     try {
       const result = await host.run(
         new BatchContext(contexts, host.signal),

@@ -12,6 +12,7 @@ import type {
 import { isExpiredRequest } from '../backend/message-headers';
 import { describeDelivery } from '../backend/describe-delivery';
 import { MessageCodec } from '../codec/message-codec';
+import { readCloudEvent } from '../codec/cloud-events';
 import { MessageContext } from '../context/message-context';
 import {
   MESSAGING_BACKEND,
@@ -351,13 +352,16 @@ export class MessagingServer
         return ACK;
       }
       const via = route.via;
-      const ctx = new MessageContext(delivery, via.options.service, this.stopping.signal);
-      const payload = via.codec.decode(delivery);
+      // A CloudEvent's handler sees its data and its id (codec/cloud-events.ts).
+      const event = readCloudEvent(delivery, via.codec);
+      const seen = event?.delivery ?? delivery;
+      const ctx = new MessageContext(seen, via.options.service, this.stopping.signal);
+      const payload = event ? event.payload : via.codec.decode(delivery);
       if (!route.idempotent) {
         return via.settlements.handled(delivery, await this.run(route, delivery, ctx, payload));
       }
       // The handler runs inside the inbox's transaction: once per message id.
-      const once = await via.inbox.once(route.name, delivery.messageId, () =>
+      const once = await via.inbox.once(route.name, seen.messageId, () =>
         this.run(route, delivery, ctx, payload),
       );
       if (!once.duplicate) return via.settlements.handled(delivery, once.result);

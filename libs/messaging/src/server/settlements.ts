@@ -117,7 +117,8 @@ export class Settlements {
       return {
         body: encoded.body,
         contentType: encoded.contentType,
-        headers: encoded.headers ?? NO_REPLY_HEADERS,
+        contentEncoding: encoded.contentEncoding,
+        headers: NO_REPLY_HEADERS,
       };
     } catch (error) {
       return remoteErrorReply(error);

@@ -105,6 +105,11 @@ export class TopicStubs {
 
   private encodeReply(result: unknown): OutgoingReply {
     const encoded = this.codec.encode(result);
-    return { body: encoded.body, contentType: encoded.contentType, headers: encoded.headers ?? {} };
+    return {
+      body: encoded.body,
+      contentType: encoded.contentType,
+      contentEncoding: encoded.contentEncoding,
+      headers: {},
+    };
   }
 }
