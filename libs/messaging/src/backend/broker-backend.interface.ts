@@ -305,6 +305,14 @@ export interface BrokerBackend {
    * publishes wait, consumers go on. Optional: a backend whose broker never blocks leaves it out.
    */
   readonly blocked?: boolean;
+  /**
+   * True while OpenTelemetry's instrumentation of the backend's client library is registered and
+   * wraps its publish and consume (each then makes a span of its own): the core then leaves the
+   * CONSUMER span to it and keeps it from making a second PRODUCER span (`tracing: { spans: 'auto' }`).
+   * Read per message only while a tracer provider is registered, so it must be cheap. Optional: a
+   * backend whose client has no such instrumentation leaves it out.
+   */
+  readonly clientInstrumented?: boolean;
 
   /** Connects (idempotent: a second call waits for the first). */
   connect(): Promise<void>;

@@ -123,6 +123,7 @@ function tracerFor(options: ResolvedMessagingOptions, backend: BrokerBackend): M
   return new MessagingTracer(backend.name === 'amqp' ? 'rabbitmq' : backend.name, {
     spans: options.tracing,
     scope: options.requestContext,
+    instrumented: () => backend.clientInstrumented === true,
   });
 }
 

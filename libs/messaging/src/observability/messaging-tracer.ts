@@ -1,4 +1,12 @@
-import type { Delivery, MessageHeaders } from '../backend/broker-backend.interface';
+import type {
+  BackendPublishOptions,
+  BackendRequestOptions,
+  BrokerBackend,
+  Delivery,
+  IncomingReply,
+  MessageHeaders,
+  OutgoingMessage,
+} from '../backend/broker-backend.interface';
 import {
   type CurrentMessage,
   type RequestContextMode,
@@ -15,105 +23,71 @@ import {
   TRACEPARENT,
   TRACESTATE,
 } from './trace-context';
+import {
+  destination,
+  failureOf,
+  messageAttributes,
+  processAttributes,
+  type TracedMessage,
+} from './messaging-semconv';
+import {
+  type Context,
+  loadOpenTelemetry,
+  type OpenTelemetryApi,
+  type Span,
+  type SpanContext,
+  type Tracer,
+  tracerProviderRegistered,
+} from './open-telemetry-api';
+import { spanPlan, SUPPRESS_TRACING_KEY, type TracingSpans } from './tracing-spans';
 
-/** The parts of `@opentelemetry/api` used here (its types need not be installed). */
-interface SpanContext {
-  traceId: string;
-  spanId: string;
-  traceFlags: number;
-  isRemote?: boolean;
-  traceState?: { serialize(): string };
-}
-interface Span {
-  spanContext(): SpanContext;
-  isRecording(): boolean;
-  setAttribute(key: string, value: string | number | boolean): unknown;
-  setStatus(status: { code: number; message?: string }): unknown;
-  recordException(exception: unknown): unknown;
-  end(): void;
-}
-type Context = object;
-interface Tracer {
-  startSpan(name: string, options: Record<string, unknown>, context?: Context): Span;
-}
-interface TracerProvider {
-  getDelegate?(): unknown;
-}
-interface OpenTelemetryApi {
-  trace: {
-    getTracer(name: string, version?: string): Tracer;
-    getTracerProvider(): TracerProvider;
-    getSpanContext(context: Context): SpanContext | undefined;
-    setSpanContext(context: Context, spanContext: SpanContext): Context;
-    setSpan(context: Context, span: Span): Context;
-    isSpanContextValid(spanContext: SpanContext): boolean;
-  };
-  context: { active(): Context; with<T>(context: Context, fn: () => T): T };
-  createTraceState?(raw: string): { serialize(): string };
-  ROOT_CONTEXT: Context;
-  ProxyTracerProvider: new () => TracerProvider;
-  SpanKind: { PRODUCER: number; CONSUMER: number };
-  SpanStatusCode: { ERROR: number };
-}
-
-/**
- * Where `@opentelemetry/api` (major version 1) keeps what an SDK registers: a tracer provider, a
- * context manager. Read without loading the API, which costs a process about 7 MB.
- */
-const OPENTELEMETRY_GLOBALS = Symbol.for('opentelemetry.js.api.1');
-
-/** Whether something registered a tracer provider with OpenTelemetry's API in this process. */
-function tracerProviderRegistered(): boolean {
-  const globals = (globalThis as Record<symbol, { trace?: unknown } | undefined>)[
-    OPENTELEMETRY_GLOBALS
-  ];
-  return globals?.trace !== undefined;
-}
-
-/**
- * `@opentelemetry/api` if it is installed, loaded once, and only once a tracer provider was
- * registered: an app that never sets up OpenTelemetry does not pay for loading it.
- */
-let openTelemetry: OpenTelemetryApi | null | undefined;
-function loadOpenTelemetry(): OpenTelemetryApi | undefined {
-  if (openTelemetry === undefined) {
-    try {
-      // eslint-disable-next-line @typescript-eslint/no-require-imports
-      openTelemetry = require('@opentelemetry/api') as OpenTelemetryApi;
-    } catch {
-      openTelemetry = null;
-    }
-  }
-  return openTelemetry ?? undefined;
-}
-
-/** What a publish adds to its message, and how it ends its span. */
+/** What a publish adds to its message, how it reaches the backend, and how it ends its span. */
 export interface PublishTrace {
   /** `traceparent` (and `tracestate`) for the message's headers. */
   readonly headers: MessageHeaders;
+  /**
+   * `backend.publish(message, options)`: with tracing suppressed when the library's span stands for
+   * the broker client's instrumentation's (see `tracing-spans.ts`), else as it is.
+   */
+  send(
+    backend: BrokerBackend,
+    message: OutgoingMessage,
+    options: BackendPublishOptions,
+  ): Promise<void>;
+  /** `backend.request(message, options)`, as {@link send} publishes. */
+  request(
+    backend: BrokerBackend,
+    message: OutgoingMessage,
+    options: BackendRequestOptions,
+  ): Promise<IncomingReply>;
   /** Ends the publish span (when there is one), failed when `error` is given. */
   end(error?: unknown): void;
 }
 
 const NOTHING_TO_END: PublishTrace['end'] = () => undefined;
+/** How a publish nobody's instrumentation doubles reaches the backend: directly (shared). */
+const DIRECT: Pick<PublishTrace, 'send' | 'request'> = Object.freeze({
+  send: (backend, message, options) => backend.publish(message, options),
+  request: (backend, message, options) => backend.request(message, options),
+});
 /** The headers of a publish outside any trace: none (shared, frozen). */
 export const NO_TRACE_HEADERS: MessageHeaders = Object.freeze({});
-const NOT_TRACED: PublishTrace = Object.freeze({ headers: NO_TRACE_HEADERS, end: NOTHING_TO_END });
+const NOT_TRACED: PublishTrace = Object.freeze({
+  headers: NO_TRACE_HEADERS,
+  end: NOTHING_TO_END,
+  ...DIRECT,
+});
 
-/** Who published or handles a message, for span names and attributes. */
-export interface TracedMessage {
-  readonly topic?: string;
-  readonly queue?: string;
-  readonly messageId: string;
-  readonly correlationId?: string;
-}
+export type { TracedMessage } from './messaging-semconv';
 
 /**
  * Trace context through messages: each publish carries a W3C `traceparent` continuing the trace of
  * the code that published it, and each handler runs in a scope of that trace (`currentMessage()`).
  * With `@opentelemetry/api` installed and a tracer provider registered (your OpenTelemetry SDK set-up),
  * a PRODUCER span per publish (`send <topic>`) and a CONSUMER span per delivery (`process <topic>`),
- * child of the producer's span on every attempt, and the handler runs with it as active span.
+ * child of the producer's span on every attempt, and the handler runs with it as active span. With
+ * OpenTelemetry's instrumentation of the broker's client registered too, the CONSUMER span is the
+ * instrumentation's and the instrumentation makes no PRODUCER span (`tracing-spans.ts`).
  */
 export class MessagingTracer {
   /** OpenTelemetry's API and this library's tracer, once a provider was registered. */
@@ -122,19 +96,32 @@ export class MessagingTracer {
   /** What the global provider delegates to while no SDK registered one: OpenTelemetry's no-op. */
   private noProvider: unknown;
 
-  private readonly spans: boolean;
+  private readonly spans: TracingSpans;
   private readonly scope: RequestContextMode;
+  private readonly instrumented: () => boolean;
 
   /**
-   * `system` names the broker in span attributes (`rabbitmq`); `spans: false` creates none; `scope`
-   * says when handlers run with `currentMessage()` (the module's `requestContext`).
+   * `system` names the broker in span attributes (`rabbitmq`); `spans` says which spans to make
+   * (`false`: none; `true` is `'auto'`); `scope` says when handlers run with `currentMessage()` (the
+   * module's `requestContext`); `instrumented` whether the backend sees OpenTelemetry's
+   * instrumentation of its client registered (`BrokerBackend.clientInstrumented`), read only while
+   * spans are made in `'auto'` mode.
    */
   constructor(
     private readonly system: string,
-    { spans = true, scope = 'auto' }: { spans?: boolean; scope?: RequestContextMode } = {},
+    {
+      spans = 'auto',
+      scope = 'auto',
+      instrumented = () => false,
+    }: {
+      spans?: true | TracingSpans;
+      scope?: RequestContextMode;
+      instrumented?: () => boolean;
+    } = {},
   ) {
-    this.spans = spans;
+    this.spans = spans === true ? 'auto' : spans;
     this.scope = scope;
+    this.instrumented = instrumented;
   }
 
   /**
@@ -142,7 +129,7 @@ export class MessagingTracer {
    * delivery several microseconds for nothing, so none is made (and the API is not even loaded).
    */
   private get otel(): OpenTelemetryApi | undefined {
-    if (!this.spans || !tracerProviderRegistered()) return undefined;
+    if (this.spans === false || !tracerProviderRegistered()) return undefined;
     const api = this.api ?? this.loadApi();
     if (!api) return undefined;
     const delegate = api.trace.getTracerProvider().getDelegate?.();
@@ -173,7 +160,10 @@ export class MessagingTracer {
           : active;
       const span = (this.tracer as Tracer).startSpan(
         `send ${destination(message)}`,
-        { kind: otel.SpanKind.PRODUCER, attributes: this.attributes(message, 'send') },
+        {
+          kind: otel.SpanKind.PRODUCER,
+          attributes: messageAttributes(this.system, message, 'send'),
+        },
         parent,
       );
       // A span the sampler dropped still has its ids and an unsampled flag: those travel, so the
@@ -182,13 +172,16 @@ export class MessagingTracer {
         return {
           headers: headersOf(fromSpanContext(span.spanContext())),
           end: (error) => endSpan(otel, span, error),
+          ...(spanPlan(this.spans as Exclude<TracingSpans, false>, this.instrumented) === 'shared'
+            ? suppressed(otel, active.setValue(SUPPRESS_TRACING_KEY, true))
+            : DIRECT),
         };
       }
       span.end();
     }
     // Outside any trace nothing is added: the first handler of the message starts one.
     if (!handling) return NOT_TRACED;
-    return { headers: headersOf(child(fromScope(handling))), end: NOTHING_TO_END };
+    return { headers: headersOf(child(fromScope(handling))), end: NOTHING_TO_END, ...DIRECT };
   }
 
   /**
@@ -224,6 +217,15 @@ export class MessagingTracer {
   ): Promise<T> {
     const otel = this.otel;
     if (!otel && !this.scoped(delivery)) return work();
+    if (
+      otel &&
+      spanPlan(this.spans as Exclude<TracingSpans, false>, this.instrumented) === 'shared'
+    ) {
+      const theirs = otel.trace.getSpan(otel.context.active());
+      if (theirs && otel.trace.isSpanContextValid(theirs.spanContext())) {
+        return this.within(otel, theirs, delivery, handler, service, work);
+      }
+    }
     const remote = parseTraceparent(delivery.headers[TRACEPARENT], delivery.headers[TRACESTATE]);
     if (otel) {
       const parent = remote
@@ -233,13 +235,7 @@ export class MessagingTracer {
         `process ${delivery.topic}`,
         {
           kind: otel.SpanKind.CONSUMER,
-          attributes: {
-            ...this.attributes(delivery, 'process'),
-            'messaging.consumer.group.name': service,
-            'messaging.destination.subscription.name': delivery.queue,
-            'messaging.nest.handler': handler,
-            'messaging.nest.attempt': delivery.attempt,
-          },
+          attributes: processAttributes(this.system, delivery, handler, service),
         },
         parent,
       );
@@ -265,25 +261,42 @@ export class MessagingTracer {
     return runWithMessage(scopeOf(delivery, handler, service, own), work);
   }
 
-  private attributes(
-    message: TracedMessage,
-    operation: 'send' | 'process',
-  ): Record<string, string> {
-    return {
-      'messaging.system': this.system,
-      'messaging.operation.type': operation,
-      'messaging.operation.name': operation,
-      'messaging.destination.name': destination(message),
-      'messaging.message.id': message.messageId,
-      ...(message.correlationId !== undefined
-        ? { 'messaging.message.conversation_id': message.correlationId }
-        : {}),
-    };
+  /**
+   * Runs `work` in `span`, the CONSUMER span the broker client's instrumentation made and keeps
+   * active (it ends it on ack or nack): named and described as the library's own would be, failed
+   * when the handler throws.
+   */
+  private within<T>(
+    otel: OpenTelemetryApi,
+    span: Span,
+    delivery: Delivery,
+    handler: string,
+    service: string,
+    work: () => Promise<T>,
+  ): Promise<T> {
+    if (span.isRecording()) {
+      span.updateName(`process ${delivery.topic}`);
+      span.setAttributes(processAttributes(this.system, delivery, handler, service));
+    }
+    const scope = scopeOf(delivery, handler, service, fromSpanContext(span.spanContext()));
+    return (this.scope !== false ? runWithMessage(scope, work) : work()).catch((error: unknown) => {
+      failSpan(otel, span, error);
+      throw error;
+    });
   }
 }
 
-function destination(message: TracedMessage): string {
-  return message.topic ?? message.queue ?? 'unknown';
+/** `publish` and `request` through the backend with tracing suppressed in `context`. */
+function suppressed(
+  otel: OpenTelemetryApi,
+  context: Context,
+): Pick<PublishTrace, 'send' | 'request'> {
+  return {
+    send: (backend, message, options) =>
+      otel.context.with(context, backend.publish, backend, message, options),
+    request: (backend, message, options) =>
+      otel.context.with(context, backend.request, backend, message, options),
+  };
 }
 
 function scopeOf(
@@ -359,11 +372,14 @@ function headersOf(trace: TraceContext): MessageHeaders {
 }
 
 function endSpan(otel: OpenTelemetryApi, span: Span, error: unknown): void {
-  if (error !== undefined) {
-    const failure =
-      error instanceof Error ? error : new Error(JSON.stringify(error) ?? 'undefined');
-    span.recordException(failure);
-    span.setStatus({ code: otel.SpanStatusCode.ERROR, message: failure.message });
-  }
+  if (error !== undefined) failSpan(otel, span, error);
   span.end();
+}
+
+/** Records `error` on `span`: the exception, `error.type` and an error status. */
+function failSpan(otel: OpenTelemetryApi, span: Span, error: unknown): void {
+  const { failure, type } = failureOf(error);
+  span.recordException(failure);
+  span.setAttribute('error.type', type);
+  span.setStatus({ code: otel.SpanStatusCode.ERROR, message: failure.message });
 }

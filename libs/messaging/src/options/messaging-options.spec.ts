@@ -16,7 +16,7 @@ describe('resolveMessagingOptions', () => {
       durableRequests: false,
       consumers: true,
       requestContext: 'auto',
-      tracing: true,
+      tracing: 'auto',
       codec: { maxBodyBytes: 1024 * 1024, compressAboveBytes: false, maxJsonDepth: 64 },
     });
   });
@@ -61,7 +61,9 @@ describe('resolveMessagingOptions', () => {
       { service: 's', metrics: { inc: () => 1 } },
       /'metrics' must be a MessagingMetrics \(increment, observe, set\)/,
     ],
-    [{ service: 's', tracing: 'on' }, /tracing must be true or false/],
+    [{ service: 's', tracing: 'on' }, /tracing must be true, false or \{ spans: /],
+    [{ service: 's', tracing: { spans: 'both' } }, /tracing.spans must be 'auto'/],
+    [{ service: 's', tracing: { span: 'auto' } }, /tracing has no option 'span'/],
     [{ service: 's', requestContext: 1 }, /requestContext must be true, false or 'auto'/],
     [{ service: 's', requestContext: 'on' }, /requestContext must be true, false or 'auto'/],
     [{ service: 's', durableRequests: 'yes' }, /durableRequests must be true or false/],

@@ -19,6 +19,7 @@ import type { MessageStore } from '../store/message-store';
 import type { OutboxOptions, ResolvedOutboxOptions } from '../store/outbox-options';
 import type { MessagingMetrics } from '../observability/messaging-metrics';
 import type { RequestContextMode } from '../observability/message-scope';
+import type { TracingOptions, TracingSpans } from '../observability/tracing-spans';
 
 /** Options of `MessagingModule.forRoot()`. */
 export interface MessagingModuleOptions {
@@ -87,9 +88,14 @@ export interface MessagingModuleOptions {
   metrics?: MessagingMetrics;
   /**
    * OpenTelemetry spans for publish and handle, when `@opentelemetry/api` is installed and a tracer
-   * provider registered. Trace context (`traceparent`) travels in the headers either way. @default true
+   * provider registered. Trace context (`traceparent`) travels in the headers either way. `true` is
+   * `{ spans: 'auto' }`: one PRODUCER and one CONSUMER span per message, sharing the work with
+   * OpenTelemetry's instrumentation of the broker's client when the backend sees it registered
+   * (`@opentelemetry/instrumentation-amqplib`); `false` is `{ spans: false }` (see
+   * {@link TracingOptions.spans}).
+   * @default true
    */
-  tracing?: boolean;
+  tracing?: boolean | TracingOptions;
   /**
    * When handlers run in an AsyncLocalStorage scope, so that `currentMessage()` works in the code they
    * call and what they publish continues their trace without OpenTelemetry. On Node 20 the scope is
@@ -141,7 +147,8 @@ export interface ResolvedMessagingOptions {
   readonly inbox: { readonly ttlMs: number };
   readonly outbox: ResolvedOutboxOptions;
   readonly metrics: MessagingMetrics | undefined;
-  readonly tracing: boolean;
+  /** Which spans the library makes (`false`: none). */
+  readonly tracing: TracingSpans;
   readonly requestContext: RequestContextMode;
   readonly health: { readonly consumerGraceMs: number };
 }
@@ -241,7 +248,7 @@ export function resolveMessagingOptions(options: MessagingModuleOptions): Resolv
     inbox: resolveInbox(options.inbox),
     outbox: resolveOutbox(options.outbox),
     metrics: checkMetrics(options.metrics),
-    tracing: checkBoolean(options.tracing, true, `${WHERE}: tracing`),
+    tracing: resolveTracing(options.tracing),
     requestContext: checkRequestContext(options.requestContext),
     health: resolveHealth(options.health),
   };
@@ -278,6 +285,25 @@ function checkRequestContext(mode: unknown): RequestContextMode {
   throw new MessagingConfigError(
     `${WHERE}: requestContext must be true, false or 'auto' (the default: the scope from the first ` +
       `call of currentMessage() on); got ${JSON.stringify(mode)}`,
+  );
+}
+
+const TRACING_SPANS: readonly TracingSpans[] = ['auto', 'library', 'instrumentation', false];
+
+function resolveTracing(tracing: unknown): TracingSpans {
+  if (tracing === undefined || tracing === true) return 'auto';
+  if (tracing === false) return false;
+  const where = `${WHERE}: tracing`;
+  if (typeof tracing !== 'object' || tracing === null) {
+    throw new MessagingConfigError(
+      `${where} must be true, false or { spans: 'auto' | 'library' | 'instrumentation' | false }; got ${JSON.stringify(tracing)}`,
+    );
+  }
+  const { spans = 'auto' } = checkOptionsObject(tracing as TracingOptions, ['spans'], where) ?? {};
+  if (TRACING_SPANS.includes(spans)) return spans;
+  throw new MessagingConfigError(
+    `${where}.spans must be 'auto' (the default: the broker client's OpenTelemetry instrumentation ` +
+      `makes the consumer span when it is registered), 'library', 'instrumentation' or false; got ${JSON.stringify(spans)}`,
   );
 }
 

@@ -1,5 +1,10 @@
 import { MessagingHeaders } from '../backend/message-headers';
-import type { BrokerBackend } from '../backend/broker-backend.interface';
+import type {
+  BackendPublishOptions,
+  BackendRequestOptions,
+  BrokerBackend,
+  OutgoingMessage,
+} from '../backend/broker-backend.interface';
 import { MessageCodec } from '../codec/message-codec';
 import { InMemoryBackend } from '../backends/memory';
 import type { MessagingTracer } from '../observability/messaging-tracer';
@@ -21,7 +26,13 @@ describe('MessagingPublisher.request()', () => {
     };
     const ends: unknown[] = [];
     const tracer = {
-      publish: () => ({ headers: {}, end: (error?: unknown) => ends.push(error ?? 'ok') }),
+      publish: () => ({
+        headers: {},
+        send: (b: BrokerBackend, m: OutgoingMessage, o: BackendPublishOptions) => b.publish(m, o),
+        request: (b: BrokerBackend, m: OutgoingMessage, o: BackendRequestOptions) =>
+          b.request(m, o),
+        end: (error?: unknown) => ends.push(error ?? 'ok'),
+      }),
     } as unknown as MessagingTracer;
     const publisher = new MessagingPublisher(
       options,

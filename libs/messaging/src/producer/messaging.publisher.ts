@@ -137,7 +137,7 @@ export class MessagingPublisher {
       const tx = currentStoreTransaction(this.backend);
       const sent = tx
         ? this.enqueue(tx, message, mandatory, options.orderingKey)
-        : this.backend.publish(message, mandatory ? MANDATORY : NOT_MANDATORY);
+        : trace.send(this.backend, message, mandatory ? MANDATORY : NOT_MANDATORY);
       return sent.then(
         () => {
           trace.end();
@@ -183,7 +183,7 @@ export class MessagingPublisher {
       );
       let message: OutgoingMessage;
       [message, trace] = this.buildMessage(target, payload, options, Date.now() + timeoutMs);
-      sent = this.backend.request(message, { timeoutMs, durable });
+      sent = trace.request(this.backend, message, { timeoutMs, durable });
     } catch (error) {
       return Promise.reject(error instanceof Error ? error : new Error(String(error)));
     }
@@ -263,7 +263,13 @@ export class MessagingPublisher {
         : this.codec.encode(payload);
     const own = withoutReservedHeaders(options.headers ?? NO_HEADERS);
     const trace = this.tracer.publish(
-      { topic: target.topic, queue: target.queue, messageId, correlationId },
+      {
+        topic: target.topic,
+        queue: target.queue,
+        messageId,
+        correlationId,
+        bodySize: encoded.body.length,
+      },
       own,
     );
     // A binary CloudEvent's attributes after the caller's headers: a `subject` or an extension

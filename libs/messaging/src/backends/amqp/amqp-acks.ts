@@ -29,8 +29,12 @@ export class AckBatcher {
   private readonly inFlight = new Set<number>();
   /** No tag below this one is in flight. */
   private lowest = 1;
-  /** Settled tags whose ack is owed, in the order they settled. */
-  private owed: number[] = [];
+  /**
+   * Settled deliveries whose ack is owed, in the order they settled: the messages amqplib handed over
+   * (its ack reads only their tag, but OpenTelemetry's amqplib instrumentation ends a message's
+   * consumer span only when acked with that very object).
+   */
+  private owed: Message[] = [];
   private flushScheduled = false;
 
   constructor(
@@ -43,10 +47,10 @@ export class AckBatcher {
     return this.inFlight.size + this.owed.length;
   }
 
-  /** Acknowledges `tag` with the next batch. */
-  ack(tag: number): void {
+  /** Acknowledges `tag` (delivered as `message`) with the next batch. */
+  ack(tag: number, message: Message = tagged(tag)): void {
     this.settle(tag);
-    this.owed.push(tag);
+    this.owed.push(message);
     if (!this.flushScheduled) {
       this.flushScheduled = true;
       this.schedule(() => {
@@ -57,15 +61,15 @@ export class AckBatcher {
   }
 
   /** Acknowledges `tag` now, with the acks owed so far. */
-  ackNow(tag: number): void {
+  ackNow(tag: number, message: Message = tagged(tag)): void {
     this.settle(tag);
-    this.owed.push(tag);
+    this.owed.push(message);
     this.flush();
   }
 
   /** Hands `tag` back to its queue, now. */
-  requeue(tag: number): void {
-    this.channel.nack(tagged(tag), false, true);
+  requeue(tag: number, message: Message = tagged(tag)): void {
+    this.channel.nack(message, false, true);
     this.settle(tag);
   }
 
@@ -75,10 +79,14 @@ export class AckBatcher {
     const owed = this.owed;
     this.owed = [];
     const lowest = this.lowestInFlight();
-    let upTo = 0;
-    for (const tag of owed) if (tag < lowest && tag > upTo) upTo = tag;
-    if (upTo > 0) this.channel.ack(tagged(upTo), true);
-    for (const tag of owed) if (tag > lowest) this.channel.ack(tagged(tag), false);
+    let upTo: Message | undefined;
+    for (const message of owed) {
+      const tag = message.fields.deliveryTag;
+      if (tag < lowest && tag > (upTo?.fields.deliveryTag ?? 0)) upTo = message;
+    }
+    if (upTo) this.channel.ack(upTo, true);
+    for (const message of owed)
+      if (message.fields.deliveryTag > lowest) this.channel.ack(message, false);
   }
 
   private settle(tag: number): void {

@@ -49,9 +49,9 @@ export class ConsumerChannel {
     if (!this.isLive(how)) return;
     if (how === 'requeue' && this.retired && this.exclusive) return; // given back by close()
     const tag = msg.fields.deliveryTag;
-    if (how === 'ack') this.acks.ack(tag);
-    else if (how === 'ack-now') this.acks.ackNow(tag);
-    else this.acks.requeue(tag);
+    if (how === 'ack') this.acks.ack(tag, msg);
+    else if (how === 'ack-now') this.acks.ackNow(tag, msg);
+    else this.acks.requeue(tag, msg);
   }
 
   /** Stops its consumers, and closes it now or once its in-flight deliveries are settled. */

@@ -70,6 +70,11 @@ export class AmqpPublisher {
     });
   }
 
+  /** The confirm channel it writes on now, if any. */
+  get current(): ConfirmChannel | undefined {
+    return this.channel.current;
+  }
+
   /** Opens the confirm channel on a new connection (part of the connection's setup). */
   open(conn: ChannelModel): Promise<void> {
     return this.channel.open(conn);

@@ -2,6 +2,7 @@ import { Logger } from '@nestjs/common';
 import type { ChannelModel } from 'amqplib';
 import { BackendEventHub } from '../../backend/backend-events';
 import { loadBrokerClient } from '../../backend/broker-client';
+import { AmqplibInstrumentationProbe } from './amqp-instrumentation';
 import { ConsumerSet } from '../../backend/consumer-set';
 import {
   type BackendEvents,
@@ -63,6 +64,7 @@ export class AmqpBackend implements BrokerBackend {
   /** Settlements (retry copies, dead letters) publish: close waits for them `publishTimeoutMs`. */
   private readonly consumers: ConsumerSet<AmqpConsumer>;
   private readonly delays: AmqpDelays;
+  private readonly probe = new AmqplibInstrumentationProbe();
   private closing = false;
   private closed?: Promise<void>;
   /** Listeners of `error` events: with none, failed connection attempts are logged instead. */
@@ -99,6 +101,14 @@ export class AmqpBackend implements BrokerBackend {
       assertOpen: () => this.assertOpen(),
       hub: this.hub,
     });
+  }
+
+  /**
+   * True while OpenTelemetry's amqplib instrumentation wraps amqplib's publish and consume
+   * (`amqp-instrumentation.ts`); see {@link BrokerBackend.clientInstrumented}.
+   */
+  get clientInstrumented(): boolean {
+    return this.probe.instrumented;
   }
 
   /** Current connection state. */
@@ -229,6 +239,7 @@ export class AmqpBackend implements BrokerBackend {
       }
     }
     await this.publisher.open(conn);
+    this.probe.saw(this.publisher.current);
     await this.delays.open(conn);
   }
 
