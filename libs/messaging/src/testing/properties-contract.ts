@@ -6,7 +6,7 @@ import type {
   Settlement,
   SubscriptionSpec,
 } from '../backend/broker-backend.interface';
-import type { BackendContractOptions } from './contract-harness';
+import { type BackendContractOptions, useConnectedBackends } from './contract-harness';
 import { waitFor } from './wait-for';
 
 /** A gzip body as a codec would write it: the backend carries its bytes, never decompresses. */
@@ -33,21 +33,9 @@ export function runPropertiesContract(
 ): void {
   describe(`BrokerBackend contract: ${name}: message properties`, () => {
     const runId = randomUUID().slice(0, 8);
-    let open: BrokerBackend[] = [];
+    const connectedBackends = useConnectedBackends(createBackend);
+    const connected = async (): Promise<BrokerBackend> => (await connectedBackends(1))[0];
     let counter = 0;
-
-    afterEach(async () => {
-      const backends = open;
-      open = [];
-      await Promise.all(backends.map((b) => b.close()));
-    });
-
-    async function connected(): Promise<BrokerBackend> {
-      const backend = createBackend();
-      open.push(backend);
-      await backend.connect();
-      return backend;
-    }
 
     function route(): SubscriptionSpec & { topic: string } {
       counter++;
