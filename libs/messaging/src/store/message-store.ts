@@ -12,6 +12,7 @@
  * `inbox.ts` and `outbox-relay.ts`. Every store passes the shared suite in `testing/store-contract.ts`.
  */
 import type { MessageHeaders, OutgoingMessage } from '../backend/broker-backend.interface';
+import { MessagingHeaders } from '../backend/message-headers';
 
 /** What the inbox remembers: one message handled by one route of one service. */
 export interface InboxKey {
@@ -21,7 +22,11 @@ export interface InboxKey {
   readonly messageId: string;
 }
 
-/** A message to publish once its transaction commits, encoded as the backend will send it. */
+/**
+ * A message to publish once its transaction commits, encoded as the backend will send it. Built by
+ * {@link outboxMessageOf} and read back by {@link outgoingOf}: a compressed body's content encoding
+ * is kept in `headers` (see there), so a store keeps every field below as it is and nothing else.
+ */
 export interface OutboxMessage {
   /** Messages of one key are published in the order they were written. */
   readonly orderingKey: string;
@@ -30,6 +35,7 @@ export interface OutboxMessage {
   readonly messageId: string;
   readonly correlationId?: string;
   readonly contentType?: string;
+  /** The message's headers; `x-messaging-compression` holds its content encoding, when it has one. */
   readonly headers: MessageHeaders;
   readonly body: Buffer;
   readonly delayMs?: number;
@@ -116,17 +122,59 @@ export interface MessageStore {
   close(): Promise<void>;
 }
 
-/** The message the backend publishes for an outbox message (written at `createdAt`). */
+/**
+ * The outbox message that publishes `message` once its transaction commits (`mandatory` as the
+ * publish asked; `orderingKey` defaults to its topic or queue). Stores have no column for the
+ * body's content encoding, so it is kept in the stored headers under `x-messaging-compression` (the
+ * name the codec used before content encoding was a property of its own: rows written then read
+ * back the same), and {@link outgoingOf} turns it back into `contentEncoding`. An uncompressed
+ * message keeps its headers object as it is.
+ */
+export function outboxMessageOf(
+  message: OutgoingMessage,
+  mandatory: boolean,
+  orderingKey?: string,
+): OutboxMessage {
+  const encoding = message.contentEncoding;
+  return {
+    orderingKey: orderingKey ?? message.topic ?? (message.queue as string),
+    topic: message.topic,
+    queue: message.queue,
+    messageId: message.messageId,
+    correlationId: message.correlationId,
+    contentType: message.contentType,
+    headers:
+      encoding === undefined
+        ? message.headers
+        : { ...message.headers, [MessagingHeaders.COMPRESSION]: encoding },
+    body: message.body,
+    delayMs: message.delayMs,
+    mandatory,
+  };
+}
+
+/**
+ * The message the backend publishes for an outbox message (written at `createdAt`): the inverse of
+ * {@link outboxMessageOf}, whose stored `x-messaging-compression` header becomes `contentEncoding`
+ * again (and leaves the headers).
+ */
 export function outgoingOf(message: OutboxMessage, createdAt: number): OutgoingMessage {
+  const encoding = message.headers[MessagingHeaders.COMPRESSION];
   return {
     topic: message.topic,
     queue: message.queue,
     body: message.body,
-    headers: message.headers,
+    headers: typeof encoding === 'string' ? withoutEncoding(message.headers) : message.headers,
     messageId: message.messageId,
     correlationId: message.correlationId,
     contentType: message.contentType,
+    contentEncoding: typeof encoding === 'string' ? encoding : undefined,
     timestamp: createdAt,
     delayMs: message.delayMs,
   };
+}
+
+function withoutEncoding(headers: MessageHeaders): MessageHeaders {
+  const { [MessagingHeaders.COMPRESSION]: _encoding, ...rest } = headers;
+  return rest;
 }

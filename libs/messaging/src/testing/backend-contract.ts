@@ -11,6 +11,7 @@ import { describeDelayContract } from './delay-contract';
 import { runExclusiveContract } from './exclusive-contract';
 import { describeFailureContract } from './failure-contract';
 import { describeOrderingContract } from './ordering-contract';
+import { runPropertiesContract } from './properties-contract';
 import { describeRequestContract } from './request-contract';
 import { describeBatchContract } from './batch-contract';
 import { gate, waitFor } from './wait-for';
@@ -22,7 +23,8 @@ export type { BackendContractOptions } from './contract-harness';
  * `@nestjs/testing`. A backend's spec calls it with a factory; each app gets its own backend
  * instance, so instances of one service compete and services fan out as they would across processes.
  * Routing and lifecycle are here; requests in `request-contract.ts`; retries, dead letters and bad
- * input in `failure-contract.ts`.
+ * input in `failure-contract.ts`; the broker's own message properties (content encoding) in
+ * `properties-contract.ts`.
  *
  * Loaded by `runBackendContract` (`run-backend-contract.ts`), the name backends' specs call.
  */
@@ -332,4 +334,5 @@ export function describeBackendContract(
     describeBatchContract(h);
   });
   runExclusiveContract(name, createBackend, options);
+  runPropertiesContract(name, createBackend, options);
 }

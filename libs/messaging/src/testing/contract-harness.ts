@@ -60,6 +60,28 @@ export interface ContractHarness {
   forget(app: INestApplication): void;
 }
 
+/**
+ * For contracts that drive backends directly, each instance standing for a process: returns
+ * `connected(count, make)`, which connects `count` backends made by `make` (`createBackend` by
+ * default), and registers the hook that closes them after each test.
+ */
+export function useConnectedBackends(
+  createBackend: () => BrokerBackend,
+): (count: number, make?: () => BrokerBackend) => Promise<BrokerBackend[]> {
+  let open: BrokerBackend[] = [];
+  afterEach(async () => {
+    const backends = open;
+    open = [];
+    await Promise.all(backends.map((b) => b.close()));
+  });
+  return async (count, make = createBackend) => {
+    const backends = Array.from({ length: count }, make);
+    open.push(...backends);
+    await Promise.all(backends.map((b) => b.connect()));
+    return backends;
+  };
+}
+
 /** Builds the harness and registers the hook that closes every app after each test. */
 export function useContractHarness(
   createBackend: () => BrokerBackend,

@@ -8,7 +8,7 @@ import type {
 } from '../backend/broker-backend.interface';
 import { EXCLUSIVE_TAKEOVER_MS } from '../backend/exclusive';
 import { MessagingConfigError } from '../errors/messaging.errors';
-import type { BackendContractOptions } from './contract-harness';
+import { type BackendContractOptions, useConnectedBackends } from './contract-harness';
 import { waitFor } from './wait-for';
 
 export type { CrashableBackend, ExclusiveContractOptions } from './contract-harness';
@@ -35,21 +35,8 @@ export function runExclusiveContract(
   describe(`BrokerBackend contract: ${name}: exclusive subscriptions`, () => {
     const runId = randomUUID().slice(0, 8);
     const { crashable, refusesMismatch = true } = options.exclusive ?? {};
-    let open: BrokerBackend[] = [];
+    const connected = useConnectedBackends(createBackend);
     let counter = 0;
-
-    afterEach(async () => {
-      const backends = open;
-      open = [];
-      await Promise.all(backends.map((b) => b.close()));
-    });
-
-    async function connected(count: number): Promise<BrokerBackend[]> {
-      const backends = Array.from({ length: count }, () => createBackend());
-      open.push(...backends);
-      await Promise.all(backends.map((b) => b.connect()));
-      return backends;
-    }
 
     function route(concurrency: number): SubscriptionSpec & { topic: string } {
       counter++;
@@ -199,9 +186,8 @@ export function runExclusiveContract(
       `hands over within EXCLUSIVE_TAKEOVER_MS (${EXCLUSIVE_TAKEOVER_MS} ms) when the active instance crashes`,
       async () => {
         const crashing = await (crashable as NonNullable<typeof crashable>)();
-        open.push(crashing.backend);
         try {
-          await crashing.backend.connect();
+          await connected(1, () => crashing.backend);
           const { takeoverMs, release } = await takeover(
             () => Promise.resolve(crashing.crash()),
             crashing.backend,

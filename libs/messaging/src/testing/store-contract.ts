@@ -1,5 +1,12 @@
 import { randomUUID } from 'node:crypto';
-import type { InboxKey, MessageStore, OutboxMessage, OutboxRow } from '../store/message-store';
+import {
+  type InboxKey,
+  type MessageStore,
+  type OutboxMessage,
+  outboxMessageOf,
+  type OutboxRow,
+  outgoingOf,
+} from '../store/message-store';
 import { gate, waitFor } from './wait-for';
 
 /** A store for one test, and how to remove what it created. */
@@ -161,6 +168,23 @@ export function runStoreContract(name: string, create: () => Promise<StoreUnderT
         expect(rb).toMatchObject({ queue: 'hello', delayMs: 250, mandatory: false, attempts: 0 });
         expect(rb.topic).toBeUndefined();
         expect(rb.correlationId).toBeUndefined();
+      });
+
+      it("gives a compressed body's content encoding back with the row", async () => {
+        const written = {
+          topic: 'order.created',
+          body: Buffer.from([0x1f, 0x8b, 0x08, 0x00]),
+          headers: { 'x-custom': 'yes' },
+          messageId: randomUUID(),
+          contentType: 'application/json',
+          contentEncoding: 'gzip',
+          timestamp: 0,
+        };
+        await store.transaction((tx) => tx.enqueue(outboxMessageOf(written, true)));
+        const [row] = (await store.relay(10, async (batch) => batch.rows)) as OutboxRow[];
+        const sent = outgoingOf(row, row.createdAt.getTime());
+        expect(sent).toMatchObject({ contentEncoding: 'gzip', headers: { 'x-custom': 'yes' } });
+        expect(Object.keys(sent.headers)).toEqual(['x-custom']);
       });
 
       it('keeps nothing of a transaction that rolled back', async () => {

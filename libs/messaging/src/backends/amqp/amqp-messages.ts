@@ -37,6 +37,7 @@ export function publishProperties(message: OutgoingMessage, mandatory: boolean):
     messageId: message.messageId,
     correlationId: message.correlationId,
     contentType: message.contentType,
+    contentEncoding: message.contentEncoding,
     timestamp: Math.floor(message.timestamp / 1000),
     headers: message.headers,
   };

@@ -143,6 +143,7 @@ export class AmqpRequester implements PublisherChannelHooks {
           correlationId: request.key,
           messageId: message.messageId,
           contentType: message.contentType,
+          contentEncoding: message.contentEncoding,
           timestamp: Math.floor(message.timestamp / 1000),
           headers: message.headers,
         },

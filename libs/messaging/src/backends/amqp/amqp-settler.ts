@@ -193,6 +193,7 @@ export class AmqpSettler {
       properties: {
         correlationId: delivery.correlationId,
         contentType: reply.contentType,
+        contentEncoding: reply.contentEncoding,
         headers: reply.headers,
       },
       target: delivery.replyTo,

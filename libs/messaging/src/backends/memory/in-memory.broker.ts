@@ -216,6 +216,7 @@ export class InMemoryBroker {
         messageId: letter.messageId,
         correlationId: letter.correlationId,
         contentType: letter.contentType,
+        contentEncoding: letter.contentEncoding,
         timestamp: Date.now(),
       };
       this.enqueue(queue, { ...queuedCopy(message, letter.queue), topic: letter.topic });
@@ -269,6 +270,7 @@ export class InMemoryBroker {
       body: reply.body,
       headers: reply.headers,
       contentType: reply.contentType,
+      contentEncoding: reply.contentEncoding,
     });
   }
 }

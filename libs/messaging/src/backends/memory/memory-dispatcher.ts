@@ -162,6 +162,7 @@ export class MemoryDispatcher {
         messageId: delivery.messageId,
         correlationId: delivery.correlationId,
         contentType: delivery.contentType,
+        contentEncoding: delivery.contentEncoding,
       });
     }
   }

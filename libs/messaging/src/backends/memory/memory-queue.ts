@@ -156,6 +156,7 @@ export function toDelivery(queue: string, queued: QueuedMessage): Delivery {
     messageId: message.messageId,
     correlationId: message.correlationId,
     contentType: message.contentType,
+    contentEncoding: message.contentEncoding,
     replyTo: queued.replyTo,
     timestamp: message.timestamp,
     attempt: queued.attempt,

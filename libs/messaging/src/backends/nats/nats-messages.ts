@@ -259,6 +259,7 @@ export function outgoingProperties(message: OutgoingMessage): NatsProperties {
     messageId: message.messageId,
     correlationId: message.correlationId,
     contentType: message.contentType,
+    contentEncoding: message.contentEncoding,
     timestamp: message.timestamp,
   };
 }
@@ -303,6 +304,7 @@ export function volatileRequestProperties(message: OutgoingMessage): NatsPropert
     messageId: message.messageId,
     correlationId: message.correlationId === message.messageId ? undefined : message.correlationId,
     contentType: message.contentType,
+    contentEncoding: message.contentEncoding,
     timestamp: message.timestamp,
   };
 }

@@ -94,13 +94,14 @@ export class NatsSettler {
 
   /**
    * Sends a reply over core NATS; a reply lost leaves its caller to time out. The reply subject
-   * identifies the request: a reply carries its headers and content type only.
+   * identifies the request: a reply carries its headers, content type and content encoding only.
    */
   sendReply(delivery: Delivery, reply: OutgoingReply): void {
     if (!delivery.replyTo) return;
     try {
       const headers = encodeHeaders(reply.headers, {
         contentType: reply.contentType,
+        contentEncoding: reply.contentEncoding,
       });
       const nc = this.ctx.current()?.nc;
       if (!nc) throw new Error('not connected');

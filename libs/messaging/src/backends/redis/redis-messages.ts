@@ -7,6 +7,9 @@
  * | ------------------ | --------------------------------------------------------------------- |
  * | `body`             | the body, bytes as they are                                           |
  * | `headers`          | JSON object of the headers; left out when there are none              |
+ * | `ce-…`             | CloudEvents attributes: a publish writes its `ce-` headers as fields  |
+ * |                    | of their own, not in `headers`; read back as headers, a field winning |
+ * |                    | over a `headers` entry of its name (`redis-cloudevents.ts`)           |
  * | `message-id`, `correlation-id`, `content-type`, `content-encoding`, `reply-to` | properties |
  * | `timestamp`        | epoch ms at which the message was created; left out by a publish that |
  * |                    | adds its entry at once, whose entry id carries Redis's time of the add |
@@ -21,6 +24,12 @@
 import type { DeadLetter, Delivery, OutgoingMessage } from '../../backend/broker-backend.interface';
 import { isUtf8 } from 'node:buffer';
 import { readDeadLetter, replayHeaders } from '../../backend/message-headers';
+import {
+  hasCloudEventsHeader,
+  isCloudEventsName,
+  pushHeaderFields,
+  withCloudEventsFields,
+} from './redis-cloudevents';
 
 /** Largest body sent as text by {@link bodyArgument}; a larger one is cheaper to copy as bytes. */
 export const TEXT_BODY_MAX = 4_096;
@@ -65,7 +74,7 @@ export function publishFields(message: OutgoingMessage, replyTo?: string): Entry
 /**
  * Appends the fields of a message published at once to `args` (an `XADD` command being built, so
  * that a publish allocates one argument list) and returns it: no `timestamp` (its entry id's time)
- * and no `headers` when there are none.
+ * and no `headers` when there are none; `ce-` headers as fields of their own.
  */
 export function pushPublishFields<T extends Array<string | Buffer | number>>(
   args: T,
@@ -73,9 +82,12 @@ export function pushPublishFields<T extends Array<string | Buffer | number>>(
   replyTo?: string,
 ): T {
   args.push('body', bodyArgument(message.body), 'message-id', message.messageId);
-  if (hasKeys(message.headers)) args.push('headers', JSON.stringify(message.headers));
+  const { headers } = message;
+  if (hasCloudEventsHeader(headers)) pushHeaderFields(args, headers);
+  else if (hasKeys(headers)) args.push('headers', JSON.stringify(headers));
   if (message.correlationId !== undefined) args.push('correlation-id', message.correlationId);
   if (message.contentType !== undefined) args.push('content-type', message.contentType);
+  if (message.contentEncoding !== undefined) args.push('content-encoding', message.contentEncoding);
   if (replyTo !== undefined) args.push('reply-to', replyTo);
   return args;
 }
@@ -174,7 +186,8 @@ export function fieldMap(raw: readonly Buffer[]): Map<string, Buffer> {
  * for `queue`. A message on a topic stream is a first attempt of that topic, whatever its headers
  * claim; only a copy on a queue stream carries an attempt and original topic. An entry without a
  * `message-id` (a plain producer) is identified by its stream and entry id. The last value of a
- * repeated field wins. (No {@link FieldMap}: this runs for every message.)
+ * repeated field wins. (No {@link FieldMap}: this runs for every message; only a field name it does
+ * not know pays the `ce-` check.)
  */
 export function toDelivery(
   raw: readonly Buffer[],
@@ -194,9 +207,11 @@ export function toDelivery(
   let kind: Buffer | undefined;
   let topic: Buffer | undefined;
   let attempt: Buffer | undefined;
+  let cloudEvents: Buffer[] | undefined;
   for (let i = 0; i + 1 < raw.length; i += 2) {
     const value = raw[i + 1];
-    switch (raw[i].toString('latin1')) {
+    const name = raw[i].toString('latin1');
+    switch (name) {
       case 'body':
         body = value;
         break;
@@ -230,6 +245,8 @@ export function toDelivery(
       case 'attempt':
         attempt = value;
         break;
+      default:
+        if (isCloudEventsName(name)) (cloudEvents ??= []).push(raw[i], value);
     }
   }
   const copyKind = source.kind === 'q' ? textOf(kind) : undefined;
@@ -240,7 +257,7 @@ export function toDelivery(
     body: body ?? Buffer.alloc(0),
     topic: copy ? (textOf(topic) ?? source.name) : source.name,
     queue,
-    headers: parseHeaders(textOf(headers)),
+    headers: withCloudEventsFields(parseHeaders(textOf(headers)), cloudEvents),
     messageId: textOf(messageId) ?? `${source.kind}:${source.name}:${entryId}`,
     correlationId: textOf(correlationId),
     contentType: textOf(contentType),
@@ -293,8 +310,12 @@ export function timestampOf(fields: FieldMap): number | undefined {
   return Number.isFinite(value) && value > 0 ? value : undefined;
 }
 
+/** The headers of an entry read by name: its `headers` field with its `ce-` fields. */
 function headersOf(fields: FieldMap): Record<string, unknown> {
-  return parseHeaders(text(fields, 'headers'));
+  const headers = parseHeaders(text(fields, 'headers'));
+  for (const [name, value] of fields)
+    if (isCloudEventsName(name)) headers[name] = value.toString('utf8');
+  return headers;
 }
 
 function parseHeaders(raw: string | undefined): Record<string, unknown> {

@@ -12,8 +12,8 @@ import { bodyArgument } from './redis-messages';
 
 /**
  * A volatile request as it waits in its route's list (`<prefix>:rq:<queue>`): one line of JSON (topic
- * `t`, headers `h`, message id `id`, correlation id `c`, content type `ct`, timestamp `ts`, reply
- * address `r`), a newline, then the body as it is. `JSON.stringify` escapes every newline, so the
+ * `t`, headers `h`, message id `id`, correlation id `c`, content type `ct`, content encoding `ce`,
+ * timestamp `ts`, reply address `r`; `JSON.stringify` leaves out those undefined), a newline, then the body as it is. `JSON.stringify` escapes every newline, so the
  * first one ends the line.
  */
 export function requestEntry(
@@ -27,6 +27,7 @@ export function requestEntry(
     id: message.messageId,
     c: message.correlationId,
     ct: message.contentType,
+    ce: message.contentEncoding,
     ts: message.timestamp,
     r: replyTo,
   });
@@ -60,6 +61,7 @@ export function fromRequestEntry(entry: Buffer, queue: string): Delivery | undef
     messageId,
     correlationId: typeof meta.c === 'string' ? meta.c : undefined,
     contentType: typeof meta.ct === 'string' ? meta.ct : undefined,
+    contentEncoding: typeof meta.ce === 'string' ? meta.ce : undefined,
     replyTo,
     timestamp: typeof timestamp === 'number' && timestamp > 0 ? timestamp : undefined,
     attempt: 1,
@@ -67,24 +69,29 @@ export function fromRequestEntry(entry: Buffer, queue: string): Delivery | undef
   };
 }
 
-/** A reply as sent over pub/sub: JSON, the body in base64. */
+/**
+ * A reply as sent over pub/sub: JSON, the body in base64 `b`, headers `h`, content type `ct`,
+ * content encoding `ce`.
+ */
 export function encodeReply(reply: OutgoingReply): string {
   return JSON.stringify({
     b: reply.body.toString('base64'),
     h: reply.headers,
     ct: reply.contentType,
+    ce: reply.contentEncoding,
   });
 }
 
 /** Reads a reply sent by {@link encodeReply}; undefined when it is not one. */
 export function decodeReply(message: string): IncomingReply | undefined {
   try {
-    const parsed = JSON.parse(message) as { b?: unknown; h?: unknown; ct?: unknown };
+    const parsed = JSON.parse(message) as { b?: unknown; h?: unknown; ct?: unknown; ce?: unknown };
     if (typeof parsed.b !== 'string') return undefined;
     return {
       body: Buffer.from(parsed.b, 'base64'),
       headers: isPlainObject(parsed.h) ? parsed.h : {},
       contentType: typeof parsed.ct === 'string' ? parsed.ct : undefined,
+      contentEncoding: typeof parsed.ce === 'string' ? parsed.ce : undefined,
     };
   } catch {
     return undefined;
