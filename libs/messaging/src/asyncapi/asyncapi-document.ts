@@ -117,7 +117,8 @@ function describeRoutes(
   registry: SchemaRegistry,
 ): RouteDescription[] {
   const handlers = new Map<string, MessageHandler>();
-  const sources = new Map<MessageHandler, HandlerSource>();
+  // By @Consume definition: a versioned route's handler is Nest's behind its upcasters (same extras).
+  const sources = new Map<unknown, HandlerSource>();
   const scanner = new MetadataScanner();
   for (const type of controllers) {
     const prototype = type.prototype as Record<string, unknown>;
@@ -131,11 +132,11 @@ function describeRoutes(
         extras: { [CONSUME_METADATA]: definition },
       });
       handlers.set(`${type.name}.${method}#${handlers.size}`, handler);
-      sources.set(handler, { type, method });
+      sources.set(definition, { type, method });
     }
   }
   return buildRoutes(handlers, optionsOf).map((route) => {
-    const { type, method } = sources.get(route.handler) as HandlerSource;
+    const { type, method } = sources.get(route.handler.extras?.[CONSUME_METADATA]) as HandlerSource;
     const { name, spec, retry, deadLetter, idempotent, connection, ordered, batch } = route;
     const returned: unknown = Reflect.getMetadata('design:returntype', type.prototype, method);
     return {

@@ -4,6 +4,7 @@ import { assertValidTopicPattern } from '../backend/topic-matcher';
 import { checkBoolean, checkName, checkOptionsObject } from '../errors/config-checks';
 import { MessagingConfigError } from '../errors/messaging.errors';
 import { checkConnectionName, DEFAULT_CONNECTION } from '../options/messaging-options';
+import { checkVersion } from './message-versions';
 
 /** Where a `MessageProducer` sends, and how. */
 export interface ProducerTarget {
@@ -18,6 +19,12 @@ export interface ProducerTarget {
    * @default 'default' (the `forRoot()` without a name)
    */
   readonly connection?: string;
+  /**
+   * The version of the messages it sends, stamped as the `x-messaging-version` header (an integer
+   * from 1): handlers of another version upcast them or dead-letter them (`@Consume({ version })`).
+   * `publish(..., { version })` overrides it for one message. @default none: no header (version 1)
+   */
+  readonly version?: number;
 }
 
 /**
@@ -34,7 +41,8 @@ export function getProducerToken(target: string | ProducerTarget): string {
     t.connection !== undefined && t.connection !== DEFAULT_CONNECTION
       ? `,connection:${t.connection}`
       : '';
-  return `MessageProducer(${where}${t.allowUnroutable ? ',allowUnroutable' : ''}${on})`;
+  const version = t.version !== undefined ? `,v${t.version}` : '';
+  return `MessageProducer(${where}${t.allowUnroutable ? ',allowUnroutable' : ''}${on}${version})`;
 }
 
 /**
@@ -70,6 +78,9 @@ export function getRequestedProducerTargets(): ReadonlyMap<string, ProducerTarge
  * await this.orderCreated.publish({ id, amount }); // resolves once the broker confirmed it
  *
  * @Producer({ queue: 'hello' }) private readonly hello: MessageProducer<string>;
+ *
+ * // Every message carries x-messaging-version: 2 (see @Consume's version and upcast).
+ * @Producer({ topic: 'order.created', version: 2 }) private readonly orders: MessageProducer<OrderCreatedV2>;
  */
 export function Producer(target: string | ProducerTarget): PropertyDecorator & ParameterDecorator {
   const normalized = checkProducerTarget(typeof target === 'string' ? { topic: target } : target);
@@ -83,6 +94,7 @@ const TARGET_KEYS: readonly (keyof ProducerTarget)[] = [
   'queue',
   'allowUnroutable',
   'connection',
+  'version',
 ];
 
 function checkProducerTarget(target: ProducerTarget): ProducerTarget {
@@ -97,6 +109,7 @@ function checkProducerTarget(target: ProducerTarget): ProducerTarget {
   checkName(target.queue, `${where}: queue`);
   checkBoolean(target.allowUnroutable, false, `${where}: allowUnroutable`);
   checkConnectionName(target.connection, `${where}: connection`);
+  checkVersion(target.version, `${where}: version`);
   return { ...target };
 }
 

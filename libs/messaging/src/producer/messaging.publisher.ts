@@ -15,6 +15,7 @@ import { MESSAGING_BACKEND, MESSAGING_OPTIONS } from '../messaging.constants';
 import type { ResolvedMessagingOptions } from '../options/messaging-options';
 import { MAX_DELAY_MS } from '../retry/retry-options';
 import type { ProducerTarget } from '../decorators/producer.decorator';
+import { withVersion } from '../decorators/message-versions';
 import { currentStoreTransaction } from '../store/transactions';
 import type { StoreTransaction } from '../store/message-store';
 import { MessagingInstruments } from '../observability/messaging-metrics';
@@ -43,6 +44,11 @@ export interface PublishOptions {
    * @default none (for the outbox: the topic, or queue)
    */
   orderingKey?: string;
+  /**
+   * The message's version (`x-messaging-version`, an integer from 1), over the producer's
+   * (`@Producer({ version })`). @default the producer's; none: no header (version 1)
+   */
+  version?: number;
 }
 
 /** Options of one request. */
@@ -59,6 +65,8 @@ export interface RequestOptions {
    * @default the module's `durableRequests` (false)
    */
   durable?: boolean;
+  /** The request's version (`x-messaging-version`), as {@link PublishOptions.version}. */
+  version?: number;
 }
 
 // Shared, frozen: the common call (no options, no headers) allocates none of them.
@@ -74,12 +82,14 @@ const PUBLISH_KEYS: readonly (keyof PublishOptions)[] = [
   'delayMs',
   'allowUnroutable',
   'orderingKey',
+  'version',
 ];
 const REQUEST_KEYS: readonly (keyof RequestOptions)[] = [
   'timeoutMs',
   'headers',
   'messageId',
   'durable',
+  'version',
 ];
 
 /**
@@ -237,7 +247,11 @@ export class MessagingPublisher {
     const encoded = this.codec.encode(payload);
     const messageId = options.messageId ?? randomUUID();
     const correlationId = options.correlationId ?? messageId;
-    const own = withoutReservedHeaders(options.headers ?? NO_HEADERS);
+    const own = withVersion(
+      withoutReservedHeaders(options.headers ?? NO_HEADERS),
+      options.version ?? target.version,
+      'publish(): version',
+    );
     const trace = this.tracer.publish(
       { topic: target.topic, queue: target.queue, messageId, correlationId },
       own,
