@@ -137,7 +137,8 @@ function describeRoutes(
   }
   return buildRoutes(handlers, optionsOf).map((route) => {
     const { type, method } = sources.get(route.handler.extras?.[CONSUME_METADATA]) as HandlerSource;
-    const { name, spec, retry, deadLetter, idempotent, connection, ordered, batch } = route;
+    const { name, spec, retry, deadLetter, idempotent, connection, ordered, batch, versions } =
+      route;
     const returned: unknown = Reflect.getMetadata('design:returntype', type.prototype, method);
     return {
       name,
@@ -148,6 +149,7 @@ function describeRoutes(
       connection,
       ordered,
       ...(batch && { batch }),
+      ...(versions && { version: versions.version, upcastFrom: versions.upcastFrom }),
       // A batch handler's @Payload() is an array: each message is one item (of batch.itemType).
       payload: registry.payloadOf(batch ? batch.itemType : payloadType(type, method)),
       // A handler's return value is the reply to a request; an async one's type is erased (Promise).
@@ -193,6 +195,7 @@ function describeProducers(
         topic: target.topic,
         queue: target.queue,
         allowUnroutable: target.allowUnroutable ?? options.allowUnroutable,
+        ...(target.version !== undefined && { version: target.version }),
       });
     }
   }
