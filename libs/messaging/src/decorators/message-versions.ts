@@ -183,7 +183,7 @@ export function checkVersionOptions(version: unknown, upcast: unknown, where: st
   const top = version as number;
   if (upcast === null || typeof upcast !== 'object' || Array.isArray(upcast)) {
     throw new MessagingConfigError(
-      `${where}: upcast must be an object of upcasters by the version each takes, e.g. { 1: (v1) => v2 }, got ${String(upcast)}`,
+      `${where}: upcast must be an object of upcasters by the version each takes, e.g. { 1: (v1) => v2 }, got ${upcast === null ? 'null' : Array.isArray(upcast) ? 'an array' : typeof upcast}`,
     );
   }
   const keys: number[] = [];
