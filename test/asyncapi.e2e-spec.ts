@@ -103,7 +103,7 @@ describe('docs/asyncapi.yaml', () => {
   });
 
   it(
-    'every shape the builder makes is valid too (named queues, replies, several types, none)',
+    'every shape the builder makes is valid too (named queues, replies, several types, none, versions)',
     async () => {
       const retry = {
         maxAttempts: 2,
@@ -129,6 +129,14 @@ describe('docs/asyncapi.yaml', () => {
           { ...common, name: 'B.two', spec: spec('svc.x2', ['x.*']), payload: json('Two') },
           {
             ...common,
+            name: 'C.versioned',
+            spec: spec('svc.v', ['v']),
+            payload: json('Two'),
+            version: 3,
+            upcastFrom: [1, 2],
+          },
+          {
+            ...common,
             name: 'A.ask',
             spec: spec('svc.ask', ['ask']),
             payload: json('One'),
@@ -142,6 +150,7 @@ describe('docs/asyncapi.yaml', () => {
           { service: 'other', owner: 'P', topic: 'audit.#', allowUnroutable: true },
           { service: 'other', owner: 'P', queue: 'hello', allowUnroutable: false },
           { service: 'other', owner: 'P', topic: 'ask', allowUnroutable: false },
+          { service: 'other', owner: 'P', topic: 'v', allowUnroutable: false, version: 2 },
         ],
         schemas: {
           One: { type: 'object', properties: { a: { type: 'string' } } },

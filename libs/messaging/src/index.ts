@@ -40,6 +40,7 @@ export {
   type ConsumeOptions,
 } from './decorators/consume.decorator';
 export type { BatchOptions } from './decorators/batch-options';
+export type { Upcaster, Upcasters } from './decorators/message-versions';
 export { Producer, getProducerToken, type ProducerTarget } from './decorators/producer.decorator';
 export { MessageProducer } from './producer/message-producer';
 export {

@@ -234,6 +234,72 @@ describe('buildAsyncApiDocument', () => {
       },
     ],
     [
+      'versions: a handler of version 2 that upcasts version 1, a producer of each version',
+      [
+        route('payments', 'P.onOrder', 'order.created', {
+          payload: json('A'),
+          version: 2,
+          upcastFrom: [1],
+        }),
+      ],
+      [
+        producer('legacy', 'Old', 'order.created', { version: 1 }),
+        producer('orders', 'New', 'order.created', { version: 2 }),
+      ],
+      {
+        channels: {
+          orderCreated: {
+            messages: {
+              'orderCreated.v1': { $ref: '#/components/messages/orderCreated.v1' },
+              'orderCreated.v2': { $ref: '#/components/messages/orderCreated.v2' },
+            },
+          },
+        },
+        operations: {
+          'payments.onOrder': {
+            messages: [
+              { $ref: '#/channels/orderCreated/messages/orderCreated.v2' },
+              { $ref: '#/channels/orderCreated/messages/orderCreated.v1' },
+            ],
+            description: expect.stringContaining(
+              'Takes version 2 of the message (header `x-messaging-version`, none = 1), and version 1 upcast to it;',
+            ),
+            'x-messaging': { version: 2, upcastFrom: [1] },
+          },
+          'legacy.sendOrderCreated': {
+            messages: [{ $ref: '#/channels/orderCreated/messages/orderCreated.v1' }],
+            'x-messaging': { versions: [1] },
+          },
+          'orders.sendOrderCreated': {
+            messages: [{ $ref: '#/channels/orderCreated/messages/orderCreated.v2' }],
+            'x-messaging': { versions: [2] },
+          },
+        },
+        components: {
+          messages: {
+            'orderCreated.v1': {
+              name: 'orderCreated.v1',
+              title: 'order.created v1',
+              description: expect.stringContaining('Version 1. Its payload is not described'),
+              headers: {
+                type: 'object',
+                properties: { 'x-messaging-version': { type: 'integer', const: 1 } },
+              },
+            },
+            'orderCreated.v2': {
+              name: 'orderCreated.v2',
+              title: 'order.created v2',
+              payload: { $ref: '#/components/schemas/A' },
+              headers: {
+                properties: { 'x-messaging-version': { type: 'integer', const: 2 } },
+                required: ['x-messaging-version'],
+              },
+            },
+          },
+        },
+      },
+    ],
+    [
       'two handlers of a service with one method name: ids name the class',
       [
         route('s', 'A.handle', 'a.one'),

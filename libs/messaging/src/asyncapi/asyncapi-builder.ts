@@ -10,11 +10,13 @@
  * | `receive` operation   | a `@Consume` handler: `<service>.<method>`, with its queue, retry and dead-letter policy (`x-messaging`) |
  * | `x-batch` on it        | a batch handler (`@Consume({ batch })`): `{ size, maxWaitMs }`; its messages are single items |
  * | `send` operation      | the `@Producer`s of one service for one channel: `<service>.send<Channel>` |
- * | message               | a payload type of the channel (`<channel>`, or `<channel>.<Type>` when several) |
+ * | message               | a payload type of the channel (`<channel>`, or `<channel>.<Type>` when several), of each version (`.v2`, with its `x-messaging-version` header) |
+ * | `x-messaging.version` | a handler of `@Consume({ version, upcast })`: the version it takes and those it upcasts (`upcastFrom`); a `@Producer({ version })`'s (`versions`) |
  * | reply                 | a handler that returns a class (request/reply): on its `receive` operation, and on the `send` operations of its channel (`request()` waits for it) |
  * | bindings              | the broker's (`asyncapi-bindings.ts`): RabbitMQ's by default           |
  * | tag                   | the service, on each of its operations                                 |
  */
+import { MessagingHeaders } from '../backend/message-headers';
 import { deadLetterQueueName } from '../backend/queue-names';
 import type { ResolvedRetryPolicy } from '../retry/retry-policy';
 import type { Route } from '../server/route';
@@ -50,6 +52,10 @@ export interface RouteDescription extends Pick<
   readonly payload?: MessagePayload;
   /** The reply to a request, when the handler returns a class. */
   readonly reply?: MessagePayload;
+  /** The message version it takes (`@Consume({ version })`), if it has one. */
+  readonly version?: number;
+  /** The older versions it upcasts to `version` (`upcast`'s keys), lowest first. */
+  readonly upcastFrom?: readonly number[];
 }
 
 /** One `@Producer` injection: which class of which service sends where. */
@@ -63,6 +69,8 @@ export interface ProducerDescription {
   readonly payload?: MessagePayload;
   /** The connection it publishes on. @default 'default' */
   readonly connection?: string;
+  /** The version of the messages it sends (`@Producer({ version })`), if it has one. */
+  readonly version?: number;
 }
 
 /** Everything the document is built from. */
@@ -91,12 +99,15 @@ export function buildAsyncApiDocument(
   // The replies answered on each channel: what a request() to it waits for.
   const replies = new Map<Channel, Channel>();
   for (const route of system.routes) {
-    table.addPayload(routeChannel(route), route.payload).receivers.add(route.spec.service);
+    const c = table.addPayload(routeChannel(route), route.payload, route.version);
+    c.receivers.add(route.spec.service);
+    for (const older of route.upcastFrom ?? []) table.addPayload(c, undefined, older);
     const reply = replyChannel(route);
     if (reply) replies.set(routeChannel(route), table.addPayload(reply, route.reply));
   }
   for (const producer of system.producers) {
-    table.addPayload(producerChannel(producer), producer.payload).senders.add(producer.service);
+    const c = table.addPayload(producerChannel(producer), producer.payload, producer.version);
+    c.senders.add(producer.service);
   }
   table.seal();
   const bindings = brokerBindings(options.broker ?? { kind: 'amqp', exchange: options.exchange });
@@ -179,6 +190,17 @@ function receiveOperation(
     : 'the message is dropped (no dead-letter queue).';
   const failure = `${describeRetry(retry)}${then}`;
   const request = route.reply ? ' A request is never retried: its caller gets the error.' : '';
+  const { version, upcastFrom = [] } = route;
+  const versions =
+    version === undefined
+      ? undefined
+      : {
+          text:
+            ` Takes version ${version} of the message (header \`${MessagingHeaders.VERSION}\`, none = 1)` +
+            (upcastFrom.length > 0 ? `, and version ${upcastFrom.join(', ')} upcast to it` : '') +
+            '; any other version fails at once, without retries.',
+          extension: { version, upcastFrom: [...upcastFrom] },
+        };
   const batch = route.batch && {
     text: ` Consumed in batches of up to ${route.batch.size} messages (waiting at most ${route.batch.maxWaitMs} ms for them); each message is acknowledged, retried or dead-lettered on its own.`,
     extension: { 'x-batch': { size: route.batch.size, maxWaitMs: route.batch.maxWaitMs } },
@@ -186,9 +208,13 @@ function receiveOperation(
   return {
     action: 'receive',
     channel: { $ref: `#/channels/${c.id}` },
-    messages: table.messageRefs(c, route.payload),
+    messages: table.messageRefs(
+      c,
+      route.payload,
+      version === undefined ? undefined : [version, ...upcastFrom],
+    ),
     summary: `${route.name} handles ${spec.external ? 'queue' : 'topic'} ${c.name}`,
-    description: `\`${route.name}\` consumes queue \`${spec.queue}\`${from}.${once}${batch?.text ?? ''} ${failure}${request}`,
+    description: `\`${route.name}\` consumes queue \`${spec.queue}\`${from}.${once}${batch?.text ?? ''}${versions ? versions.text : ''} ${failure}${request}`,
     tags: [{ name: spec.service }],
     ...bindings.receive(),
     'x-messaging': {
@@ -201,6 +227,7 @@ function receiveOperation(
         retry === false ? false : { maxAttempts: retry.maxAttempts, backoff: { ...retry.backoff } },
       deadLetterQueue: dlq,
       ...(route.ordered ? { ordered: true, orderedBy: 'orderingKey' } : {}),
+      ...versions?.extension,
       ...onConnection(route.connection),
     },
     ...batch?.extension,
@@ -245,13 +272,17 @@ function sendOperation(
   const owners = [...new Set(group.map((p) => p.owner))].sort(compare);
   const mandatory = !group.every((p) => p.allowUnroutable);
   const payload = group.find((p) => p.payload)?.payload;
+  // The versions it sends, when each of its producers has one (else whatever the channel carries).
+  const versions = group.every((p) => p.version !== undefined)
+    ? [...new Set(group.map((p) => p.version as number))].sort((a, b) => a - b)
+    : undefined;
   const unroutable = mandatory
     ? ' It rejects with UnroutableError when no queue receives the message.'
     : ' A message no queue receives is accepted (allowUnroutable).';
   return {
     action: 'send',
     channel: { $ref: `#/channels/${c.id}` },
-    messages: table.messageRefs(c, payload),
+    messages: table.messageRefs(c, payload, versions),
     summary: `${service} publishes to ${c.kind === 'queue' ? 'queue' : 'topic'} ${c.name}`,
     description:
       `Published through \`@Producer\` in ${owners.map((o) => `\`${o}\``).join(', ')}: ` +
@@ -263,6 +294,7 @@ function sendOperation(
       service,
       producers: owners,
       allowUnroutable: !mandatory,
+      ...(versions && { versions }),
       ...onConnection(group[0].connection),
     },
   };

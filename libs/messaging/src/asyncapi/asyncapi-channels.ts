@@ -1,3 +1,4 @@
+import { MessagingHeaders } from '../backend/message-headers';
 import type { BrokerBindings } from './asyncapi-bindings';
 import type { JsonSchema, MessagePayload } from './payload-schema';
 
@@ -9,13 +10,20 @@ export interface Channel {
   readonly kind: ChannelKind;
   /** The topic or queue (of the requests, for `reply`). */
   readonly name: string;
-  readonly payloads: Map<string, MessagePayload>;
+  /** Each message of the channel by key: its payload (if known) and version (if it has one). */
+  readonly payloads: Map<string, ChannelMessage>;
   readonly senders: Set<string>;
   readonly receivers: Set<string>;
   /** The channel's id, once the table is sealed. */
   id: string;
   /** Message id of each payload key ('' for a channel with no known payload), once sealed. */
   messages: Map<string, string>;
+}
+
+/** One kind of message of a channel: a payload type, of a version (`x-messaging-version`) or not. */
+export interface ChannelMessage {
+  readonly payload?: MessagePayload;
+  readonly version?: number;
 }
 
 /** Reference to one message of a channel, as an operation lists it. */
@@ -37,6 +45,11 @@ export function camelId(name: string): string {
 
 const payloadKey = (p: MessagePayload): string =>
   `${p.name} ${p.contentType} ${JSON.stringify(p.schema)}`;
+
+/** A message's key: its payload's, after its version (zero-padded: versions sort as numbers). */
+const messageKey = (m: ChannelMessage): string =>
+  (m.version === undefined ? '' : `v${String(m.version).padStart(7, '0')} `) +
+  (m.payload ? payloadKey(m.payload) : '');
 
 /**
  * The channels of a document: collected first (`get`, `addPayload`), then sealed, which names them in
@@ -66,9 +79,15 @@ export class ChannelTable {
     return found;
   }
 
-  /** Records that `payload` travels on `channel`; returns the channel. */
-  addPayload(channel: Channel, payload: MessagePayload | undefined): Channel {
-    if (payload) channel.payloads.set(payloadKey(payload), payload);
+  /**
+   * Records that `payload` travels on `channel`, as `version` when given (a version without a known
+   * payload is a message too: listed unless a payload of that version is); returns the channel.
+   */
+  addPayload(channel: Channel, payload: MessagePayload | undefined, version?: number): Channel {
+    if (payload || version !== undefined) {
+      const message = { ...(payload && { payload }), ...(version !== undefined && { version }) };
+      channel.payloads.set(messageKey(message), message);
+    }
     return channel;
   }
 
@@ -82,18 +101,48 @@ export class ChannelTable {
     const suffix = { topic: '', queue: 'Queue', reply: 'Reply' };
     for (const c of this.sorted) c.id = unique(channelIds, camelId(c.name) + suffix[c.kind]);
     for (const c of this.sorted) {
+      // A version without a payload is no message of its own when a payload of it is known.
+      const described = new Set([...c.payloads.values()].map((m) => m.payload && m.version));
+      for (const [key, m] of c.payloads) {
+        if (!m.payload && described.has(m.version)) c.payloads.delete(key);
+      }
       const keys = [...c.payloads.keys()].sort(compare);
-      const id = (key: string) =>
-        unique(messageIds, keys.length <= 1 ? c.id : `${c.id}.${c.payloads.get(key)?.name}`);
+      const types = new Set([...c.payloads.values()].flatMap((m) => m.payload?.name ?? []));
+      const id = (key: string) => {
+        const { payload, version } = c.payloads.get(key) ?? {};
+        const type = types.size > 1 && payload ? `.${payload.name}` : '';
+        return unique(messageIds, `${c.id}${type}${version === undefined ? '' : `.v${version}`}`);
+      };
       c.messages = new Map((keys.length === 0 ? [''] : keys).map((key) => [key, id(key)]));
     }
   }
 
-  /** The messages an operation handles: its own payload's, or else every message of the channel. */
-  messageRefs(c: Channel, payload: MessagePayload | undefined): MessageRef[] {
-    const own = payload ? payloadKey(payload) : undefined;
-    const keys = own !== undefined && c.messages.has(own) ? [own] : [...c.messages.keys()];
-    return keys.map((key) => ({ $ref: `#/channels/${c.id}/messages/${c.messages.get(key)}` }));
+  /**
+   * The messages an operation handles. Without `versions`: its own payload's, or else every message
+   * of the channel. With them: of the first, its own payload's (or else all of it), and every message
+   * of the others; every message of the channel when none is of them.
+   */
+  messageRefs(
+    c: Channel,
+    payload: MessagePayload | undefined,
+    versions?: readonly number[],
+  ): MessageRef[] {
+    const all = [...c.messages.keys()];
+    const ofVersion = (version: number | undefined) =>
+      version === undefined ? all : all.filter((key) => c.payloads.get(key)?.version === version);
+    const ownOf = (keys: string[]) => {
+      const own = payload && payloadKey(payload);
+      const found = keys.find((key) => {
+        const p = c.payloads.get(key)?.payload;
+        return p !== undefined && payloadKey(p) === own;
+      });
+      return found !== undefined ? [found] : keys;
+    };
+    const [first, ...others] = versions ?? [undefined];
+    const keys = [...ownOf(ofVersion(first)), ...others.flatMap(ofVersion)];
+    return (keys.length > 0 ? keys : all).map((key) => ({
+      $ref: `#/channels/${c.id}/messages/${c.messages.get(key)}`,
+    }));
   }
 
   /** `channels` of the document, in address order, with the broker's bindings. */
@@ -138,13 +187,36 @@ function channelObject(c: Channel, bindings: BrokerBindings): Record<string, unk
   };
 }
 
-function messageObject(c: Channel, id: string, payload: MessagePayload | undefined) {
-  const title = c.kind === 'reply' ? `Reply to ${c.name}` : c.name;
+function messageObject(c: Channel, id: string, message: ChannelMessage | undefined) {
+  const { payload, version } = message ?? {};
+  const name = c.kind === 'reply' ? `Reply to ${c.name}` : c.name;
+  const title = version === undefined ? name : `${name} v${version}`;
+  const versioned = version !== undefined && { headers: versionHeaders(version) };
   if (!payload) {
     const description =
-      'Its payload is not described: no handler of it takes a class (an interface is erased at run time).';
-    return { name: id, title, contentType: 'application/json', description };
+      version === undefined
+        ? 'Its payload is not described: no handler of it takes a class (an interface is erased at run time).'
+        : `Version ${version}. Its payload is not described: no handler of this version takes a class.`;
+    return { name: id, title, contentType: 'application/json', description, ...versioned };
   }
   const schema: JsonSchema = payload.schema;
-  return { name: id, title, contentType: payload.contentType, payload: schema };
+  return { name: id, title, contentType: payload.contentType, payload: schema, ...versioned };
+}
+
+/** The headers schema of version `version` of a message: its `x-messaging-version` (absent = 1). */
+function versionHeaders(version: number): JsonSchema {
+  return {
+    type: 'object',
+    properties: {
+      [MessagingHeaders.VERSION]: {
+        type: 'integer',
+        const: version,
+        description:
+          version === 1
+            ? 'The version of the message; a message without it is version 1.'
+            : 'The version of the message.',
+      },
+    },
+    ...(version > 1 && { required: [MessagingHeaders.VERSION] }),
+  };
 }

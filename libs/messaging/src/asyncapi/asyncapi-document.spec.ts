@@ -197,6 +197,50 @@ describe('asyncApiDocument', () => {
     expect(() => asyncApiDocument(app, { title: 'x', version: '1' })).toThrow(/MessagingModule/);
   });
 
+  it('shows the versions a handler takes and a producer sends', async () => {
+    @Controller()
+    class OrdersController {
+      @Consume('order.placed', { version: 2, upcast: { 1: (v1: object) => v1 } })
+      async place(@Payload() _order: ItemAdded): Promise<void> {}
+    }
+    @Injectable()
+    class OrdersService {
+      constructor(
+        @Producer({ topic: 'order.placed', version: 2 }) readonly placed: MessageProducer,
+      ) {}
+    }
+    @Module({
+      imports: [
+        MessagingModule.forRoot({
+          service: 'orders',
+          backend: new InMemoryBackend({ broker: new InMemoryBroker() }),
+        }),
+      ],
+      controllers: [OrdersController],
+      providers: [OrdersService],
+    })
+    class OrdersModule {}
+    const app = await NestFactory.createApplicationContext(OrdersModule, { logger: false });
+    apps.push(app);
+    const document = asyncApiDocument(app, { title: 'Orders', version: '1' }) as Record<
+      string,
+      any
+    >;
+    expect(document.operations['orders.place']['x-messaging']).toMatchObject({
+      version: 2,
+      upcastFrom: [1],
+    });
+    expect(document.operations['orders.sendOrderPlaced']).toMatchObject({
+      messages: [{ $ref: '#/channels/orderPlaced/messages/orderPlaced.v2' }],
+      'x-messaging': { versions: [2] },
+    });
+    expect(Object.keys(document.components.messages)).toEqual(['orderPlaced.v1', 'orderPlaced.v2']);
+    expect(document.components.messages['orderPlaced.v2']).toMatchObject({
+      title: 'order.placed v2',
+      payload: { $ref: '#/components/schemas/ItemAdded' },
+    });
+  });
+
   it('shows a batch handler as such: x-batch, and one item as its message', async () => {
     @Controller()
     class StockController {

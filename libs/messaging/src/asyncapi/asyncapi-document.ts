@@ -117,7 +117,8 @@ function describeRoutes(
   registry: SchemaRegistry,
 ): RouteDescription[] {
   const handlers = new Map<string, MessageHandler>();
-  const sources = new Map<MessageHandler, HandlerSource>();
+  // By @Consume definition: a versioned route's handler is Nest's behind its upcasters (same extras).
+  const sources = new Map<unknown, HandlerSource>();
   const scanner = new MetadataScanner();
   for (const type of controllers) {
     const prototype = type.prototype as Record<string, unknown>;
@@ -131,12 +132,13 @@ function describeRoutes(
         extras: { [CONSUME_METADATA]: definition },
       });
       handlers.set(`${type.name}.${method}#${handlers.size}`, handler);
-      sources.set(handler, { type, method });
+      sources.set(definition, { type, method });
     }
   }
   return buildRoutes(handlers, optionsOf).map((route) => {
-    const { type, method } = sources.get(route.handler) as HandlerSource;
-    const { name, spec, retry, deadLetter, idempotent, connection, ordered, batch } = route;
+    const { type, method } = sources.get(route.handler.extras?.[CONSUME_METADATA]) as HandlerSource;
+    const { name, spec, retry, deadLetter, idempotent, connection, ordered, batch, versions } =
+      route;
     const returned: unknown = Reflect.getMetadata('design:returntype', type.prototype, method);
     return {
       name,
@@ -147,6 +149,7 @@ function describeRoutes(
       connection,
       ordered,
       ...(batch && { batch }),
+      ...(versions && { version: versions.version, upcastFrom: versions.upcastFrom }),
       // A batch handler's @Payload() is an array: each message is one item (of batch.itemType).
       payload: registry.payloadOf(batch ? batch.itemType : payloadType(type, method)),
       // A handler's return value is the reply to a request; an async one's type is erased (Promise).
@@ -192,6 +195,7 @@ function describeProducers(
         topic: target.topic,
         queue: target.queue,
         allowUnroutable: target.allowUnroutable ?? options.allowUnroutable,
+        ...(target.version !== undefined && { version: target.version }),
       });
     }
   }

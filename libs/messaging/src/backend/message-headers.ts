@@ -19,6 +19,7 @@
  * | `x-messaging-error`                 | reply                   | the handler's error class (a failed request) |
  * | `x-messaging-deadline`              | request                 | epoch ms after which its caller no longer waits |
  * | `x-messaging-ordering-key`          | any                     | `publish()`'s `orderingKey`: ordered handlers take one message of a key at a time |
+ * | `x-messaging-version`               | any                     | the message's version (an integer ≥ 1; absent = 1): `@Producer({ version })`, `publish(..., { version })` |
  */
 import { randomUUID } from 'node:crypto';
 import type { FailureInfo, FailureReason } from '../errors/failure';
@@ -54,7 +55,15 @@ export const MessagingHeaders = {
   DEADLINE: 'x-messaging-deadline',
   /** The `orderingKey` of a publish: an ordered handler takes one message of a key at a time. */
   ORDERING_KEY: 'x-messaging-ordering-key',
+  /**
+   * The version of the message's payload (an integer from 1; absent means 1), set by
+   * `@Producer({ version })` or `publish(..., { version })`: a handler of another version upcasts it.
+   */
+  VERSION: 'x-messaging-version',
 } as const;
+
+/** The highest message version (`x-messaging-version`) a producer may stamp or a handler take. */
+export const MAX_MESSAGE_VERSION = 1_000_000;
 
 /** Headers a retry or dead letter adds; removed again before a replay and from `DeadLetter.headers`. */
 const FAILURE_HEADERS: readonly string[] = [
@@ -120,6 +129,20 @@ const RESERVED_PREFIX = 'x-messaging-';
 export function orderingKeyOf(headers: Headers): string | undefined {
   const key = headers[MessagingHeaders.ORDERING_KEY];
   return typeof key === 'string' ? key : undefined;
+}
+
+/**
+ * The version a message was sent as, from its `x-messaging-version` header: 1 when it has none, the
+ * integer (a number, or its digits as a string: NATS or a foreign producer) when it is one from 1 to
+ * {@link MAX_MESSAGE_VERSION}, else `undefined` (unreadable: headers come from anyone who publishes).
+ */
+export function versionOf(headers: Headers): number | undefined {
+  const value = headers[MessagingHeaders.VERSION];
+  if (value === undefined) return 1;
+  const n = typeof value === 'string' && /^\d{1,7}$/.test(value) ? Number(value) : value;
+  return typeof n === 'number' && Number.isInteger(n) && n >= 1 && n <= MAX_MESSAGE_VERSION
+    ? n
+    : undefined;
 }
 
 /** Whether a request's caller stopped waiting: its `x-messaging-deadline` is past. */

@@ -1,6 +1,6 @@
 import { BaseRpcContext } from '@nestjs/microservices';
 import type { Delivery } from '../backend/broker-backend.interface';
-import { orderingKeyOf } from '../backend/message-headers';
+import { orderingKeyOf, versionOf } from '../backend/message-headers';
 import type { CloudEventAttributes, CloudEventDelivery } from '../codec/cloud-events';
 
 const NEVER_ABORTED = new AbortController().signal;
@@ -78,6 +78,16 @@ export class MessageContext extends BaseRpcContext<[Delivery, string, AbortSigna
    */
   get cloudEvent(): CloudEventAttributes | undefined {
     return (this.args[0] as Partial<CloudEventDelivery>).cloudEvent;
+  }
+
+  /**
+   * The version the message was sent as (its `x-messaging-version` header, stamped by
+   * `@Producer({ version })` or `publish(..., { version })`): 1 when it has none. A handler of
+   * `@Consume({ version })` gets the payload upcast to its version whatever this says; a handler
+   * without `version` gets the payload as sent (and 1 here for a header it cannot read).
+   */
+  get version(): number {
+    return versionOf(this.args[0].headers) ?? 1;
   }
 
   /** True when the broker says this delivery may have been seen before (a crash, a lost connection). */

@@ -9,6 +9,7 @@ import { checkConnectionName, MAX_CONCURRENCY } from '../options/messaging-optio
 import { type BatchOptions, checkBatchOptions } from './batch-options';
 import { checkRetryOptions, type RetryOptions } from '../retry/retry-options';
 import { MessageErrorFilter } from './message-error.filter';
+import { checkVersionOptions, type Upcasters } from './message-versions';
 import {
   type CircuitBreakerOptions,
   DEFAULT_BREAKER_OPEN_MS,
@@ -71,6 +72,20 @@ export interface ConsumeOptions {
    * @default none: one message per call
    */
   batch?: BatchOptions;
+  /**
+   * The version of the message this handler takes (an integer from 1): a message sent as another
+   * version (its `x-messaging-version` header, stamped by `@Producer({ version })`; none = 1) is
+   * upcast to it by `upcast`, or dead-lettered: an older one without its upcasters, or a newer one
+   * (deploy the handler that takes it, then replay). `ctx.version` says what it was sent as.
+   * @default none: the header is not read, every message is taken as it is
+   */
+  version?: number;
+  /**
+   * With `version`: `upcast[n]` turns the payload of version n into that of n + 1 (may be async), so
+   * the handler takes older versions too: `{ version: 3, upcast: { 1: (v1) => v2, 2: (v2) => v3 } }`.
+   * They run after decoding, before the handler's pipes. @default none: only `version` is taken
+   */
+  upcast?: Upcasters;
 }
 
 /** `@Consume({ topic | queue, ...options })`. */
@@ -100,6 +115,8 @@ const CONSUME_KEYS: readonly (keyof ConsumeDefinitionInput)[] = [
   'ordered',
   'circuitBreaker',
   'batch',
+  'version',
+  'upcast',
 ];
 /** The options of `@Consume(topic, options)`: the topic is the first argument. */
 const OPTION_KEYS = CONSUME_KEYS.filter((key) => key !== 'topic');
@@ -117,6 +134,10 @@ const OPTION_KEYS = CONSUME_KEYS.filter((key) => key !== 'topic');
  *
  * @Consume({ queue: 'hello' })
  * greet(@Payload() text: string) { ... }
+ *
+ * // Takes version 2 of order.created, and version 1 (no header) upcast to it.
+ * @Consume('order.created', { version: 2, upcast: { 1: (v1: OrderV1) => ({ ...v1, currency: 'EUR' }) } })
+ * async onOrder(@Payload() order: OrderCreatedV2, @Ctx() ctx: MessageContext) { ... } // ctx.version: 1 or 2
  */
 export function Consume(topic: string, options?: ConsumeOptions): MethodDecorator;
 export function Consume(definition: ConsumeDefinitionInput): MethodDecorator;
@@ -186,6 +207,7 @@ function checkConsumeDefinition(input: ConsumeDefinitionInput, where: string): v
   checkBoolean(input.ordered, false, `${where}: ordered`);
   checkCircuitBreaker(input.circuitBreaker, `${where}: circuitBreaker`);
   checkBatchOptions(input.batch, input, where);
+  checkVersionOptions(input.version, input.upcast, where);
   if (input.ordered && input.queue !== undefined) {
     throw new MessagingConfigError(
       `${where}: ordered consumes a queue of the library's own (one active consumer across instances); consume a topic instead of { queue: '${input.queue}' }, or drop ordered`,

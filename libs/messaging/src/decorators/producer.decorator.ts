@@ -5,6 +5,7 @@ import { checkBoolean, checkName, checkOptionsObject } from '../errors/config-ch
 import { MessagingConfigError } from '../errors/messaging.errors';
 import { checkConnectionName, DEFAULT_CONNECTION } from '../options/messaging-options';
 import { type CloudEventsOptions, resolveCloudEvents } from '../codec/cloud-events';
+import { checkVersion } from './message-versions';
 
 /** Where a `MessageProducer` sends, and how. */
 export interface ProducerTarget {
@@ -24,6 +25,12 @@ export interface ProducerTarget {
    * module's `cloudEvents`), or not (`false`). @default the module's `cloudEvents`
    */
   readonly cloudEvents?: boolean | CloudEventsOptions;
+  /**
+   * The version of the messages it sends, stamped as the `x-messaging-version` header (an integer
+   * from 1): handlers of another version upcast them or dead-letter them (`@Consume({ version })`).
+   * `publish(..., { version })` overrides it for one message. @default none: no header (version 1)
+   */
+  readonly version?: number;
 }
 
 /**
@@ -42,7 +49,8 @@ export function getProducerToken(target: string | ProducerTarget): string {
       : '';
   const cloudEvents =
     t.cloudEvents !== undefined ? `,cloudEvents:${JSON.stringify(t.cloudEvents)}` : '';
-  return `MessageProducer(${where}${t.allowUnroutable ? ',allowUnroutable' : ''}${on}${cloudEvents})`;
+  const version = t.version !== undefined ? `,v${t.version}` : '';
+  return `MessageProducer(${where}${t.allowUnroutable ? ',allowUnroutable' : ''}${on}${version}${cloudEvents})`;
 }
 
 /**
@@ -78,6 +86,9 @@ export function getRequestedProducerTargets(): ReadonlyMap<string, ProducerTarge
  * await this.orderCreated.publish({ id, amount }); // resolves once the broker confirmed it
  *
  * @Producer({ queue: 'hello' }) private readonly hello: MessageProducer<string>;
+ *
+ * // Every message carries x-messaging-version: 2 (see @Consume's version and upcast).
+ * @Producer({ topic: 'order.created', version: 2 }) private readonly orders: MessageProducer<OrderCreatedV2>;
  */
 export function Producer(target: string | ProducerTarget): PropertyDecorator & ParameterDecorator {
   const normalized = checkProducerTarget(typeof target === 'string' ? { topic: target } : target);
@@ -92,6 +103,7 @@ const TARGET_KEYS: readonly (keyof ProducerTarget)[] = [
   'allowUnroutable',
   'connection',
   'cloudEvents',
+  'version',
 ];
 
 function checkProducerTarget(target: ProducerTarget): ProducerTarget {
@@ -108,6 +120,7 @@ function checkProducerTarget(target: ProducerTarget): ProducerTarget {
   checkConnectionName(target.connection, `${where}: connection`);
   // Checked here, at the decorator; merged over the module's settings by the publisher.
   resolveCloudEvents(target.cloudEvents, { service: 'unknown' }, `${where}: cloudEvents`);
+  checkVersion(target.version, `${where}: version`);
   return { ...target };
 }
 

@@ -23,8 +23,9 @@ import { MESSAGING_BACKEND, MESSAGING_OPTIONS } from '../messaging.constants';
 import type { ResolvedMessagingOptions } from '../options/messaging-options';
 import { MAX_DELAY_MS } from '../retry/retry-options';
 import type { ProducerTarget } from '../decorators/producer.decorator';
+import { withVersion } from '../decorators/message-versions';
 import { currentStoreTransaction } from '../store/transactions';
-import type { StoreTransaction } from '../store/message-store';
+import { outboxMessageOf, type StoreTransaction } from '../store/message-store';
 import { MessagingInstruments } from '../observability/messaging-metrics';
 import {
   MessagingTracer,
@@ -51,6 +52,11 @@ export interface PublishOptions {
    * @default none (for the outbox: the topic, or queue)
    */
   orderingKey?: string;
+  /**
+   * The message's version (`x-messaging-version`, an integer from 1), over the producer's
+   * (`@Producer({ version })`). @default the producer's; none: no header (version 1)
+   */
+  version?: number;
 }
 
 /** Options of one request. */
@@ -67,6 +73,8 @@ export interface RequestOptions {
    * @default the module's `durableRequests` (false)
    */
   durable?: boolean;
+  /** The request's version (`x-messaging-version`), as {@link PublishOptions.version}. */
+  version?: number;
 }
 
 // Shared, frozen: the common call (no options, no headers) allocates none of them.
@@ -82,12 +90,14 @@ const PUBLISH_KEYS: readonly (keyof PublishOptions)[] = [
   'delayMs',
   'allowUnroutable',
   'orderingKey',
+  'version',
 ];
 const REQUEST_KEYS: readonly (keyof RequestOptions)[] = [
   'timeoutMs',
   'headers',
   'messageId',
   'durable',
+  'version',
 ];
 
 /**
@@ -214,24 +224,14 @@ export class MessagingPublisher {
     throw remoteHandlerError(decoded, remoteError);
   }
 
+  /** Writes `message` to the transaction's outbox (its encoding kept: `outboxMessageOf`). */
   private async enqueue(
     tx: StoreTransaction,
     message: OutgoingMessage,
     mandatory: boolean,
     orderingKey: string | undefined,
   ): Promise<void> {
-    await tx.enqueue({
-      orderingKey: orderingKey ?? message.topic ?? (message.queue as string),
-      topic: message.topic,
-      queue: message.queue,
-      messageId: message.messageId,
-      correlationId: message.correlationId,
-      contentType: message.contentType,
-      headers: message.headers,
-      body: message.body,
-      delayMs: message.delayMs,
-      mandatory,
-    });
+    await tx.enqueue(outboxMessageOf(message, mandatory, orderingKey));
   }
 
   /**
@@ -261,7 +261,11 @@ export class MessagingPublisher {
       events?.mode === 'structured'
         ? this.codec.encode(payload, structuredEnvelope(events, sent as SentEvent))
         : this.codec.encode(payload);
-    const own = withoutReservedHeaders(options.headers ?? NO_HEADERS);
+    const own = withVersion(
+      withoutReservedHeaders(options.headers ?? NO_HEADERS),
+      options.version ?? target.version,
+      'publish(): version',
+    );
     const trace = this.tracer.publish(
       {
         topic: target.topic,

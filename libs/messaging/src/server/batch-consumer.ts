@@ -41,8 +41,8 @@ export interface BatchHost {
  * The deliveries of one batch route (`@Consume({ batch })`): collects them into batches, runs each
  * batch in one of the route's `concurrency` slots, and settles each delivery on its own: acknowledged
  * when the handler returned, else retried or dead-lettered by the retry policy with its own attempt.
- * Before the handler, each item is decoded and goes through its pipes: an item that fails either is
- * settled alone and left out of the batch. Metrics count items (`consumed_total` per message), while
+ * Before the handler, each item is decoded, upcast to the handler's `version` (if it has one) and goes
+ * through its pipes: an item that fails any of them is settled alone and left out of the batch. Metrics count items (`consumed_total` per message), while
  * `in_flight` counts handler calls (one per batch).
  */
 export class BatchConsumer {
@@ -132,8 +132,7 @@ export class BatchConsumer {
     };
     const live: number[] = [];
     const payloads: unknown[] = [];
-    /** What each live item's handler sees: a CloudEvent's delivery carries its id. */
-    const seen: Delivery[] = [];
+    const contexts: MessageContext[] = [];
     const now = Date.now();
     for (let i = 0; i < deliveries.length; i++) {
       const delivery = deliveries[i];
@@ -144,17 +143,19 @@ export class BatchConsumer {
       }
       try {
         const event = readCloudEvent(delivery, host.codec);
-        const payload = event ? event.payload : host.codec.decode(delivery);
+        const ctx = new MessageContext(event?.delivery ?? delivery, host.service, host.signal);
+        const decoded = event ? event.payload : host.codec.decode(delivery);
+        const payload = route.versions ? await route.versions.upcast(decoded, ctx) : decoded;
         payloads.push(this.batch.pipes ? await this.batch.pipes.apply(payload) : payload);
+        contexts.push(ctx);
         live.push(i);
-        seen.push(event?.delivery ?? delivery);
       } catch (error) {
-        // Malformed, or refused by a pipe: this item alone is settled; the batch goes on.
+        // Malformed, of a version it does not take, or refused by a pipe: this item alone is
+        // settled; the batch goes on.
         fail(i, error);
       }
     }
     if (live.length === 0) return;
-    const contexts = seen.map((d) => new MessageContext(d, host.service, host.signal));
     try {
       const result = await host.run(
         new BatchContext(contexts, host.signal),

@@ -18,6 +18,7 @@ import {
 } from '../retry/circuit-breaker';
 import { HandlerSlots } from './handler-slots';
 import { resolveBatch, type ResolvedBatch } from './batch-route';
+import { MessageVersions } from '../decorators/message-versions';
 
 /** One `@Consume` handler with its options resolved against the module's. */
 export interface Route {
@@ -34,7 +35,13 @@ export interface Route {
   readonly ordered: boolean;
   /** Its circuit breaker (`HandlerBreakers`), if it has one. */
   readonly breaker?: ResolvedCircuitBreaker;
+  /**
+   * What runs one message: Nest's handler, behind the upcasters of a handler of `version` (not for
+   * a batch: the batch consumer upcasts each item itself).
+   */
   readonly handler: MessageHandler;
+  /** Its `@Consume({ version, upcast })`, if it has a version. */
+  readonly versions?: MessageVersions;
   /** Its `concurrency`, across every source of its deliveries. */
   readonly slots: HandlerSlots;
   /** With `@Consume({ batch })`: `slots` counts batches, and the backend lets `size` × as many in. */
@@ -100,10 +107,12 @@ function buildRoute(
   const concurrency = consume.concurrency ?? options.concurrency;
   const ordered = consume.ordered ?? false;
   const batch = resolveBatch(definition, concurrency, where);
+  const versions = MessageVersions.of(consume, where);
   return {
     name: handlerName,
     connection: options.name,
-    handler,
+    handler: versions && !batch ? versions.wrap(handler) : handler,
+    ...(versions && { versions }),
     slots: new HandlerSlots(concurrency),
     retry: resolveRetry(consume.retry, options.retry, `${where}: retry`),
     deadLetter: consume.deadLetter ?? options.deadLetter,
@@ -154,10 +163,19 @@ export function describeRoute(route: Route): string {
   const breaker = route.breaker
     ? `, circuit breaker ${route.breaker.failures} failure(s) in ${route.breaker.windowMs} ms`
     : '';
+  const version = route.versions ? `, version ${describeVersions(route.versions)}` : '';
   const once = `${route.idempotent ? ', idempotent' : ''}${route.ordered ? ', ordered by orderingKey' : ''}${breaker}`;
   const on = route.connection === DEFAULT_CONNECTION ? '' : ` on connection '${route.connection}'`;
   const runs = route.batch
     ? `batches of up to ${route.batch.size} within ${route.batch.maxWaitMs} ms, concurrency ${route.slots.limit}`
     : `concurrency ${route.slots.limit}`;
-  return `${route.name} <- ${source}${on} (${runs}, ${retries}, ${dlq}${once})`;
+  return `${route.name} <- ${source}${on} (${runs}, ${retries}, ${dlq}${once}${version})`;
+}
+
+/** `3` or `3 (upcast from 1, 2)`. */
+function describeVersions(versions: MessageVersions): string {
+  const from = versions.upcastFrom;
+  return from.length === 0
+    ? `${versions.version}`
+    : `${versions.version} (upcast from ${from.join(', ')})`;
 }
