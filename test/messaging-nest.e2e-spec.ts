@@ -36,7 +36,6 @@ import {
   Producer,
   UnrecoverableError,
 } from '@app/messaging';
-import { MessagingHeaders } from '@app/messaging/backend';
 import { gate, waitFor } from '@app/messaging/testing';
 
 const broker = new InMemoryBroker();
@@ -235,7 +234,7 @@ describe('MessagingModule in a Nest app (in-memory backend)', () => {
     class Handler {
       @Consume(topic)
       handle(@Payload() payload: { text: string }, @Ctx() ctx: MessageContext): void {
-        seen.push({ text: payload.text, compressed: ctx.headers[MessagingHeaders.COMPRESSION] });
+        seen.push({ text: payload.text, compressed: ctx.getDelivery().contentEncoding });
       }
     }
 
