@@ -1,5 +1,7 @@
 import type { BaseRpcContext, MessageHandler } from '@nestjs/microservices';
 import { isObservable, lastValueFrom } from 'rxjs';
+import type { Delivery } from '../backend/broker-backend.interface';
+import type { ServedRoute } from './served-routes';
 
 /** The server's `runWithProcessingHooks` (Nest's `Server`), looked up at each call. */
 export type ProcessingHooks = (
@@ -30,6 +32,18 @@ export class HookedRuns {
   abandon(reason: unknown): void {
     for (const reject of this.running) reject(reason);
     this.running.clear();
+  }
+
+  /**
+   * Runs `route`'s handler for `delivery` in the delivery's trace (a span, `currentMessage()`) when
+   * there is one to keep, else as it is: a delivery nobody traces pays for neither.
+   */
+  traced(route: ServedRoute, delivery: Delivery, ctx: BaseRpcContext, payload: unknown) {
+    const { tracer, options } = route.via;
+    if (!tracer.handles(delivery)) return this.run(ctx, route.handler, payload);
+    return tracer.handle(delivery, route.name, options.service, () =>
+      this.run(ctx, route.handler, payload),
+    );
   }
 
   /**

@@ -358,11 +358,14 @@ export class MessagingServer
       const ctx = new MessageContext(seen, via.options.service, this.stopping.signal);
       const payload = event ? event.payload : via.codec.decode(delivery);
       if (!route.idempotent) {
-        return via.settlements.handled(delivery, await this.run(route, delivery, ctx, payload));
+        return via.settlements.handled(
+          delivery,
+          await this.runs.traced(route, delivery, ctx, payload),
+        );
       }
       // The handler runs inside the inbox's transaction: once per message id.
       const once = await via.inbox.once(route.name, seen.messageId, () =>
-        this.run(route, delivery, ctx, payload),
+        this.runs.traced(route, delivery, ctx, payload),
       );
       if (!once.duplicate) return via.settlements.handled(delivery, once.result);
       if (outcome) outcome.value = 'duplicate';
@@ -388,17 +391,5 @@ export class MessagingServer
     } finally {
       this.finished(route);
     }
-  }
-
-  /**
-   * Runs the handler in the delivery's trace (a span, `currentMessage()`) when there is one to
-   * keep, else as it is: a delivery nobody traces pays for neither.
-   */
-  private run(route: ServedRoute, delivery: Delivery, ctx: MessageContext, payload: unknown) {
-    const { tracer, options } = route.via;
-    if (!tracer.handles(delivery)) return this.runs.run(ctx, route.handler, payload);
-    return tracer.handle(delivery, route.name, options.service, () =>
-      this.runs.run(ctx, route.handler, payload),
-    );
   }
 }
