@@ -188,6 +188,11 @@ export interface DeadLetterReplay {
   readonly failed: readonly { readonly id: string; readonly error: string }[];
 }
 
+/** What {@link DeadLetterAdmin.purgeWhere} did. */
+export interface DeadLetterPurge {
+  readonly purged: readonly string[];
+}
+
 /** A dead letter as listed by {@link DeadLetterAdmin.list}. */
 export interface DeadLetter {
   /** Unique id of this dead letter (not the message id: one message can be dead-lettered twice). */
@@ -250,6 +255,11 @@ export interface DeadLetterAdmin {
   replayWhere(service: string, select: (letter: DeadLetter) => boolean): Promise<DeadLetterReplay>;
   /** Deletes every dead letter of `service`; resolves with how many. */
   purge(service: string): Promise<number>;
+  /**
+   * Deletes the dead letters of `service` that `select` picks (one error group of the dashboard, say)
+   * and leaves the others where they are; resolves with the ids deleted.
+   */
+  purgeWhere(service: string, select: (letter: DeadLetter) => boolean): Promise<DeadLetterPurge>;
 }
 
 /** Connection state, as backends report it. */

@@ -20,6 +20,7 @@ import type {
   DeadLetter,
   DeadLetterAdmin,
   DeadLetterPage,
+  DeadLetterPurge,
   DeadLetterReplay,
 } from './broker-backend.interface';
 
@@ -31,7 +32,7 @@ export const SCAN_PAGE_SIZE = 200;
  * `scan` and `replayWhere` where its broker reads a queue in one pass (see the file comment).
  */
 export type DeadLetterStore = Pick<DeadLetterAdmin, 'list' | 'replay' | 'purge'> &
-  Partial<Pick<DeadLetterAdmin, 'scan' | 'replayWhere'>>;
+  Partial<Pick<DeadLetterAdmin, 'scan' | 'replayWhere' | 'purgeWhere'>>;
 
 /** What the guard needs from the backend that owns the dead letters. */
 export interface DeadLetterOwner {
@@ -121,5 +122,16 @@ class GuardedDeadLetters implements DeadLetterAdmin {
   async purge(service: string): Promise<number> {
     this.owner.assertOpen();
     return this.store.purge(service);
+  }
+
+  async purgeWhere(
+    service: string,
+    select: (letter: DeadLetter) => boolean,
+  ): Promise<DeadLetterPurge> {
+    this.owner.assertOpen();
+    if (this.store.purgeWhere) return this.store.purgeWhere(service, select);
+    throw new Error(
+      'This backend cannot delete chosen dead letters (its DeadLetterStore has no purgeWhere): purge() deletes them all',
+    );
   }
 }

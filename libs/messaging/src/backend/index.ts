@@ -22,6 +22,7 @@ export type {
   DeadLetter,
   DeadLetterAdmin,
   DeadLetterPage,
+  DeadLetterPurge,
   DeadLetterReplay,
   Delivery,
   DeliveryHandler,

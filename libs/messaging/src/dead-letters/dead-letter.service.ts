@@ -5,6 +5,8 @@ import type {
   BrokerBackend,
   DeadLetter,
   DeadLetterPage,
+  DeadLetterPurge,
+  DeadLetterReplay,
 } from '../backend/broker-backend.interface';
 import { MessageCodec } from '../codec/message-codec';
 import { readEvent } from '../codec/cloud-events';
@@ -97,6 +99,29 @@ export class DeadLetterService {
     if (count > 0) this.logger.warn(`Purged ${count} dead letter(s) of ${service}`);
     else this.logger.log(`No dead letters of ${service} to purge`);
     return count;
+  }
+
+  /**
+   * Replays the dead letters `select` picks (one error group, say); resolves with the ids replayed
+   * and, for each picked one that could not be, why (it stays).
+   */
+  async replayWhere(select: (letter: DeadLetter) => boolean): Promise<DeadLetterReplay> {
+    const { service } = this.options;
+    const result = await this.backend.deadLetters.replayWhere(service, select);
+    this.logger.log(`Replayed ${result.replayed.length} dead letter(s) of ${service}`);
+    return result;
+  }
+
+  /**
+   * Deletes the dead letters `select` picks and leaves the others; resolves with the ids deleted
+   * (logged as a warning when there are some: they are gone for good).
+   */
+  async purgeWhere(select: (letter: DeadLetter) => boolean): Promise<DeadLetterPurge> {
+    const { service } = this.options;
+    const result = await this.backend.deadLetters.purgeWhere(service, select);
+    if (result.purged.length > 0)
+      this.logger.warn(`Purged ${result.purged.length} dead letter(s) of ${service}`);
+    return result;
   }
 
   /** What the handler got: the body decoded, a CloudEvent's data. */
