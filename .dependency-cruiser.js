@@ -15,7 +15,7 @@
  * | 5     | `producer/`, `dead-letters/`              | services built on the options and the codec         |
  * | 6     | `client/`, `server/`, `health/`           | Nest's `ClientProxy` and transport strategy; health of the server's handlers |
  * | 7     | `module/`, `asyncapi/`                    | `MessagingModule`: assembles everything; the AsyncAPI document of its handlers |
- * | 8     | `cli/`                                    | the `nest-messaging` command (`dlq`, `migrate`): a program, not a part |
+ * | 8     | `cli/`, `dashboard/`                      | the `nest-messaging` command (`dlq`, `migrate`): a program, not a part; the dashboard page and its module, built on the whole library |
  *
  * Why `store/` is on floor 2: `options/` (3) takes a `MessageStore` and the outbox options, and the
  * publisher (5), server (6) and module (7) use the store, so it sits below them all; it needs only
@@ -33,7 +33,7 @@
  * - `testing/`: helpers and the contract suites; may import anything, and nothing imports it except
  *   specs and fixtures (no exception: `runBackendContract` is exported by the `/testing` entry).
  * - The entry points (`index.ts`, `backend/index.ts`, `backends/*\/index.ts`, `testing/index.ts`,
- *   `health/terminus/index.ts`) are
+ *   `health/terminus/index.ts`, `dashboard/index.ts`) are
  *   what the package exports; the apps import the library only through them (`@app/messaging...`).
  * - No cycles, anywhere.
  */
@@ -49,7 +49,7 @@ const FLOORS = [
   ['producer/', 'dead-letters/'],
   ['client/', 'server/', 'health/'],
   ['module/', 'asyncapi/'],
-  ['cli/'],
+  ['cli/', 'dashboard/'],
 ];
 
 /** Specs and fixtures may import across floors (a spec of a floor uses the test helpers). */
@@ -60,6 +60,7 @@ const ENTRIES = [
   `${SRC}backends/[^/]+/index\\.ts$`,
   `${SRC}testing/index\\.ts$`,
   `${SRC}health/terminus/index\\.ts$`,
+  `${SRC}dashboard/index\\.ts$`,
 ];
 
 const paths = (floor) => floor.map((p) => SRC + p);
