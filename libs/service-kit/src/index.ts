@@ -9,3 +9,10 @@ export {
 } from './service-config';
 export { Database, type DatabaseOptions } from './database';
 export { OperationsModule } from './operations.module';
+export {
+  BasicAuthGuard,
+  basicCredentials,
+  type DashboardAccess,
+  dashboardAccessFromEnv,
+  logDashboardAccess,
+} from './dashboard-access';
