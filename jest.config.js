@@ -3,7 +3,8 @@
  * both our TypeScript and the @nestjs packages to CommonJS.
  * Projects: `unit` (no broker), `rabbitmq` (needs a broker, run in band), `postgres` (needs
  * PostgreSQL: DATABASE_URL or the local one), `redis` (Redis Streams: REDIS_URL or the local one),
- * `nats` (NATS JetStream: NATS_URL or the local one), `package` (npm pack of
+ * `nats` (NATS JetStream: NATS_URL or the local one), `browser` (the dashboard's page in headless
+ * Chromium: CHROMIUM_PATH or /usr/bin/chromium), `package` (npm pack of
  * the library installed into a fresh app outside the repository: `npm run test:package`, in CI),
  * `cluster` (Redis Streams on a private Redis Cluster of 3+3 nodes: `npm run test:cluster`, in CI) and
  * `faults` (fault injection under load, docs/reliability.md: `npm run test:faults`, in CI).
@@ -53,6 +54,7 @@ module.exports = {
         '\\.pg\\.',
         '\\.redis\\.',
         '\\.nats\\.',
+        '\\.browser\\.',
       ],
     },
     {
@@ -74,6 +76,12 @@ module.exports = {
       ...base,
       displayName: 'nats',
       testMatch: ['<rootDir>/libs/**/*.nats.spec.ts', '<rootDir>/test/**/*.nats.e2e-spec.ts'],
+    },
+    {
+      ...base,
+      // Headless Chromium (Debian's, CHROMIUM_PATH) driven by playwright-core: the dashboard's page.
+      displayName: 'browser',
+      testMatch: ['<rootDir>/libs/**/*.browser.spec.ts', '<rootDir>/test/**/*.browser.e2e-spec.ts'],
     },
     {
       ...base,

@@ -9,12 +9,14 @@
  * | `postgres`   | PostgreSQL | DATABASE_URL, default postgres://postgres@127.0.0.1:5432/test     |
  * | `redis`      | Redis      | REDIS_URL, default redis://127.0.0.1:6379                         |
  * | `nats`       | NATS       | NATS_URL, default nats://127.0.0.1:4222 (JetStream enabled)       |
+ * | `browser`    | Chromium   | CHROMIUM_PATH, default /usr/bin/chromium (a program, not a server) |
  *
  * With JEST_JSON_OUTPUT=path, Jest also writes its JSON results there (used by .ci/run).
  */
 'use strict';
 const net = require('node:net');
 const { spawnSync } = require('node:child_process');
+const fs = require('node:fs');
 const path = require('node:path');
 
 const isCI = /^(1|true)$/i.test(process.env.CI || '');
@@ -84,6 +86,15 @@ function answers({ host, port, hello, answered }) {
   });
 }
 
+function canRun(file) {
+  try {
+    fs.accessSync(file, fs.constants.X_OK);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
 function banner(lines) {
   const width = Math.max(...lines.map((l) => l.length)) + 4;
   const bar = '!'.repeat(width);
@@ -112,6 +123,22 @@ function banner(lines) {
     ]);
     skipped.push(server);
   }
+  // The browser suites need a Chromium to drive (playwright-core downloads none).
+  const chromium = process.env.CHROMIUM_PATH || '/usr/bin/chromium';
+  if (canRun(chromium)) {
+    projects.push('browser');
+  } else {
+    const install = 'apt-get install -y chromium';
+    if (isCI) {
+      banner([`No Chromium at ${chromium}, and CI=true requires the browser suites.`, `Install it: ${install}`]);
+      process.exit(1);
+    }
+    banner([
+      `SKIPPED: the browser suites (Jest project "browser"): no Chromium at ${chromium}.`,
+      `Install it (${install}) or set CHROMIUM_PATH, then run npm test again.`,
+    ]);
+    skipped.push({ name: 'browser', why: `no Chromium at ${chromium}` });
+  }
   args.push('--selectProjects', ...projects);
   if (process.env.JEST_JSON_OUTPUT) args.push('--json', `--outputFile=${process.env.JEST_JSON_OUTPUT}`);
   const jest = require.resolve('jest/bin/jest');
@@ -126,6 +153,6 @@ function banner(lines) {
   if (result.error && result.error.code === 'ETIMEDOUT') {
     banner([`Jest was still running after ${timeoutMs / 1000} s and was stopped: a test left something open.`]);
   }
-  for (const server of skipped) banner([`Reminder: the ${server.name} suites were SKIPPED (nothing answered).`]);
+  for (const server of skipped) banner([`Reminder: the ${server.name} suites were SKIPPED (${server.why ?? 'nothing answered'}).`]);
   process.exit(result.status ?? 1);
 })();
