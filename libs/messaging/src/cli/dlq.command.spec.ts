@@ -36,6 +36,7 @@ describe.each([
           list: own.list.bind(own),
           replay: own.replay.bind(own),
           purge: own.purge.bind(own),
+          purgeWhere: own.purgeWhere.bind(own),
         };
         const owner = { assertOpen: () => undefined, hub: { status: 'connected', emitError() {} } };
         Object.assign(backend, { deadLetters: guardDeadLetters(store, owner as DeadLetterOwner) });

@@ -5,7 +5,7 @@ import { IsInt, IsString, Min } from 'class-validator';
 import { MessageContext } from '../context/message-context';
 import { DeadLetterService } from '../dead-letters/dead-letter.service';
 import { Consume } from '../decorators/consume.decorator';
-import { UnrecoverableError } from '../errors/messaging.errors';
+import { BackendClosedError, UnrecoverableError } from '../errors/messaging.errors';
 import { type ContractHarness, FAST_RETRY } from './contract-harness';
 import { waitFor } from './wait-for';
 import type { BrokerBackend } from '../backend/broker-backend.interface';
@@ -24,10 +24,11 @@ class ChargeDto {
 
 /**
  * The failure half of the backend contract: retries with their attempts and delays, dead letters
- * with their metadata, `UnrecoverableError`, validation failures, malformed bodies, and replay.
+ * with their metadata, `UnrecoverableError`, validation failures, malformed bodies, replay, and
+ * purging a selection.
  */
 export function describeFailureContract(h: ContractHarness): void {
-  const { unique, start, publisherOf, createBackend } = h;
+  const { unique, start, publisherOf, createBackend, forget } = h;
 
   it('retries a failing handler with attempts 1, 2, 3 and waits at least the backoff', async () => {
     const { service, topic } = unique();
@@ -324,5 +325,50 @@ export function describeFailureContract(h: ContractHarness): void {
     expect(handled.sort()).toEqual([1, 3]);
     const left = await deadLetters.list();
     expect(left.map((l) => l.error)).toEqual(['failed 0', 'failed 2', 'failed 4']);
+  });
+
+  it('purges the dead letters a selection picks and leaves the others, in order, to replay', async () => {
+    const { service, topic } = unique();
+    let fixed = false;
+    const handled: number[] = [];
+    @Controller()
+    class Handler {
+      @Consume(topic, { retry: false })
+      handle(@Payload() body: { n: number }): void {
+        if (!fixed) throw new Error(body.n % 2 === 0 ? 'out of stock' : 'card declined');
+        handled.push(body.n);
+      }
+    }
+    const app = await start(service, [Handler]);
+    const backend = app.get<BrokerBackend>(MESSAGING_BACKEND);
+    const deadLetters = app.get(DeadLetterService);
+    for (let n = 0; n < 6; n++) await publisherOf(app).publish({ topic }, { n });
+    await waitFor(async () => (await deadLetters.list()).length === 6);
+    const numbers = (letters: Array<{ payload: unknown }>): number[] =>
+      letters.map((l) => (l.payload as { n: number }).n);
+    const before = await deadLetters.list();
+    const outOfStock = before.filter((l) => l.error === 'out of stock').map((l) => l.id);
+    const declined = before.filter((l) => l.error === 'card declined').map((l) => l.id);
+    expect(outOfStock).toHaveLength(3);
+    const picksOutOfStock = (letter: { error: string }): boolean => letter.error === 'out of stock';
+
+    const { purged } = await deadLetters.purgeWhere(picksOutOfStock);
+    expect([...purged].sort()).toEqual([...outOfStock].sort());
+    const left = await deadLetters.list();
+    expect(left.map((l) => l.id)).toEqual(declined);
+    expect(numbers(left)).toEqual([1, 3, 5]);
+    expect(await backend.deadLetters.purgeWhere(service, picksOutOfStock)).toEqual({ purged: [] });
+
+    fixed = true;
+    expect(await deadLetters.replayAll()).toBe(3);
+    await waitFor(() => handled.length === 3);
+    expect(handled.sort()).toEqual([1, 3, 5]);
+    expect(await deadLetters.list()).toEqual([]);
+
+    await app.close();
+    forget(app);
+    await expect(backend.deadLetters.purgeWhere(service, () => true)).rejects.toBeInstanceOf(
+      BackendClosedError,
+    );
   });
 }
