@@ -30,6 +30,28 @@ class ChargeDto {
 export function describeFailureContract(h: ContractHarness): void {
   const { unique, start, publisherOf, createBackend, forget } = h;
 
+  /**
+   * Starts an app whose handler of `{ n }` throws `error(n)` until `state.fixed`, publishes n = 0 to
+   * `count - 1` and waits for their dead letters; `state.handled` is what it handled once fixed.
+   */
+  async function numberedDeadLetters(count: number, error: (n: number) => string) {
+    const { service, topic } = unique();
+    const state = { fixed: false, handled: [] as number[] };
+    @Controller()
+    class Handler {
+      @Consume(topic, { retry: false })
+      handle(@Payload() body: { n: number }): void {
+        if (!state.fixed) throw new Error(error(body.n));
+        state.handled.push(body.n);
+      }
+    }
+    const app = await start(service, [Handler]);
+    const deadLetters = app.get(DeadLetterService);
+    for (let n = 0; n < count; n++) await publisherOf(app).publish({ topic }, { n });
+    await waitFor(async () => (await deadLetters.list()).length === count);
+    return { service, app, deadLetters, backend: app.get<BrokerBackend>(MESSAGING_BACKEND), state };
+  }
+
   it('retries a failing handler with attempts 1, 2, 3 and waits at least the backoff', async () => {
     const { service, topic } = unique();
     const calls: Array<{ attempt: number; at: number }> = [];
@@ -228,25 +250,10 @@ export function describeFailureContract(h: ContractHarness): void {
   });
 
   it('lists dead letters in pages and in order, alongside other listings and replays', async () => {
-    const { service, topic } = unique();
-    let fixed = false;
-    const handled: number[] = [];
-    @Controller()
-    class Handler {
-      @Consume(topic, { retry: false })
-      handle(@Payload() body: { n: number }): void {
-        if (!fixed) throw new Error(`failed ${body.n}`);
-        handled.push(body.n);
-      }
-    }
-    const app = await start(service, [Handler]);
-    const deadLetters = app.get(DeadLetterService);
-    for (let n = 0; n < 6; n++) await publisherOf(app).publish({ topic }, { n });
-    await waitFor(async () => (await deadLetters.list()).length === 6);
-    const numbers = (letters: Array<{ payload: unknown }>): number[] =>
-      letters.map((l) => (l.payload as { n: number }).n);
+    const { deadLetters, state } = await numberedDeadLetters(6, (n) => `failed ${n}`);
+    const { handled } = state;
     const [third] = (await deadLetters.list()).filter((l) => numbers([l])[0] === 3);
-    fixed = true;
+    state.fixed = true;
     const [all, again, page, replayed] = await Promise.all([
       deadLetters.list(),
       deadLetters.list(),
@@ -293,29 +300,18 @@ export function describeFailureContract(h: ContractHarness): void {
   });
 
   it('scans and replays a selection', async () => {
-    const { service, topic } = unique();
-    let fixed = false;
-    const handled: number[] = [];
-    @Controller()
-    class Handler {
-      @Consume(topic, { retry: false })
-      handle(@Payload() body: { n: number }): void {
-        if (!fixed) throw new Error(`failed ${body.n}`);
-        handled.push(body.n);
-      }
-    }
-    const app = await start(service, [Handler]);
-    const backend = app.get<BrokerBackend>(MESSAGING_BACKEND);
-    for (let n = 0; n < 5; n++) await publisherOf(app).publish({ topic }, { n });
-    const deadLetters = app.get(DeadLetterService);
-    await waitFor(async () => (await deadLetters.list()).length === 5);
+    const { service, backend, deadLetters, state } = await numberedDeadLetters(
+      5,
+      (n) => `failed ${n}`,
+    );
+    const { handled } = state;
     const seen: string[] = [];
     await backend.deadLetters.scan(service, (letter) => {
       seen.push(letter.error);
       return seen.length < 3; // seen enough: no more calls
     });
     expect(seen).toEqual(['failed 0', 'failed 1', 'failed 2']);
-    fixed = true;
+    state.fixed = true;
     const outcome = await backend.deadLetters.replayWhere(service, (letter) =>
       ['failed 1', 'failed 3'].includes(letter.error),
     );
@@ -328,24 +324,10 @@ export function describeFailureContract(h: ContractHarness): void {
   });
 
   it('purges the dead letters a selection picks and leaves the others, in order, to replay', async () => {
-    const { service, topic } = unique();
-    let fixed = false;
-    const handled: number[] = [];
-    @Controller()
-    class Handler {
-      @Consume(topic, { retry: false })
-      handle(@Payload() body: { n: number }): void {
-        if (!fixed) throw new Error(body.n % 2 === 0 ? 'out of stock' : 'card declined');
-        handled.push(body.n);
-      }
-    }
-    const app = await start(service, [Handler]);
-    const backend = app.get<BrokerBackend>(MESSAGING_BACKEND);
-    const deadLetters = app.get(DeadLetterService);
-    for (let n = 0; n < 6; n++) await publisherOf(app).publish({ topic }, { n });
-    await waitFor(async () => (await deadLetters.list()).length === 6);
-    const numbers = (letters: Array<{ payload: unknown }>): number[] =>
-      letters.map((l) => (l.payload as { n: number }).n);
+    const { service, app, backend, deadLetters, state } = await numberedDeadLetters(6, (n) =>
+      n % 2 === 0 ? 'out of stock' : 'card declined',
+    );
+    const { handled } = state;
     const before = await deadLetters.list();
     const outOfStock = before.filter((l) => l.error === 'out of stock').map((l) => l.id);
     const declined = before.filter((l) => l.error === 'card declined').map((l) => l.id);
@@ -359,7 +341,7 @@ export function describeFailureContract(h: ContractHarness): void {
     expect(numbers(left)).toEqual([1, 3, 5]);
     expect(await backend.deadLetters.purgeWhere(service, picksOutOfStock)).toEqual({ purged: [] });
 
-    fixed = true;
+    state.fixed = true;
     expect(await deadLetters.replayAll()).toBe(3);
     await waitFor(() => handled.length === 3);
     expect(handled.sort()).toEqual([1, 3, 5]);
@@ -371,4 +353,9 @@ export function describeFailureContract(h: ContractHarness): void {
       BackendClosedError,
     );
   });
+}
+
+/** The `n` of each dead letter of `numberedDeadLetters`, in order. */
+function numbers(letters: ReadonlyArray<{ payload: unknown }>): number[] {
+  return letters.map((l) => (l.payload as { n: number }).n);
 }
