@@ -9,7 +9,7 @@ describe('guardDeadLetters', () => {
   let hub: BackendEventHub;
   let open: boolean;
   let held: DeadLetter[];
-  /** A store with `list`, `replay` and `purge` only: the guard supplies the rest. */
+  /** A store with `list`, `replay`, `purge` and `purgeWhere` only: the guard supplies the rest. */
   const store: DeadLetterStore = {
     list: async (_service, page = {}) => {
       const from = page.offset ?? 0;
@@ -23,6 +23,11 @@ describe('guardDeadLetters', () => {
       return true;
     },
     purge: async () => held.splice(0).length,
+    purgeWhere: async (_service, select) => {
+      const purged = held.filter(select).map((l) => l.id);
+      held = held.filter((l) => !purged.includes(l.id));
+      return { purged };
+    },
   };
   const admin = () =>
     guardDeadLetters(store, {
@@ -49,6 +54,7 @@ describe('guardDeadLetters', () => {
       () => dl.replayAll('svc'),
       () => dl.replayWhere('svc', () => true),
       () => dl.purge('svc'),
+      () => dl.purgeWhere('svc', () => true),
     ])
       await expect(call()).rejects.toBeInstanceOf(BackendClosedError);
     expect(held).toHaveLength(3);

@@ -11,6 +11,8 @@
  * | one                    | while the backend is not connected, the rest are not attempted             |
  * | `replayAll`            | `replayWhere` picking every letter; each one that stays (its queue is      |
  * |                        | gone) is reported as an `error` event, the count is of those replayed      |
+ * | `purge`, `purgeWhere`  | the store's own, always: deleting some letters and keeping the others in   |
+ * |                        | place is the broker's to do (no fallback could do it from `list`)          |
  *
  * A fallback pages by position, so a queue that changes meanwhile can make it skip a letter or see
  * one twice; a backend that can read its dead letters in one pass writes `scan` and `replayWhere`.
@@ -28,11 +30,12 @@ import type {
 export const SCAN_PAGE_SIZE = 200;
 
 /**
- * What a backend writes of its dead-letter administration: `list`, `replay` and `purge` always;
- * `scan` and `replayWhere` where its broker reads a queue in one pass (see the file comment).
+ * What a backend writes of its dead-letter administration: `list`, `replay`, `purge` and
+ * `purgeWhere` always; `scan` and `replayWhere` where its broker reads a queue in one pass (see the
+ * file comment).
  */
-export type DeadLetterStore = Pick<DeadLetterAdmin, 'list' | 'replay' | 'purge'> &
-  Partial<Pick<DeadLetterAdmin, 'scan' | 'replayWhere' | 'purgeWhere'>>;
+export type DeadLetterStore = Pick<DeadLetterAdmin, 'list' | 'replay' | 'purge' | 'purgeWhere'> &
+  Partial<Pick<DeadLetterAdmin, 'scan' | 'replayWhere'>>;
 
 /** What the guard needs from the backend that owns the dead letters. */
 export interface DeadLetterOwner {
@@ -129,9 +132,6 @@ class GuardedDeadLetters implements DeadLetterAdmin {
     select: (letter: DeadLetter) => boolean,
   ): Promise<DeadLetterPurge> {
     this.owner.assertOpen();
-    if (this.store.purgeWhere) return this.store.purgeWhere(service, select);
-    throw new Error(
-      'This backend cannot delete chosen dead letters (its DeadLetterStore has no purgeWhere): purge() deletes them all',
-    );
+    return this.store.purgeWhere(service, select);
   }
 }

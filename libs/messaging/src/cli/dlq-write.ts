@@ -5,7 +5,7 @@ import { Presets, SingleBar } from 'cli-progress';
 import type { DeadLetter } from '../backend/broker-backend.interface';
 import { redactCredentials } from '../backend/redact-credentials';
 import { CliUsageError, EXIT, type CliIo } from './cli-io';
-import { matchesFilter, type DeadLetterFilter } from './dlq-filters';
+import { isFiltered, matchesFilter, type DeadLetterFilter } from './dlq-filters';
 import { toJson } from './dlq-format';
 import { plural, print, type DlqRun } from './dlq-read';
 
@@ -108,20 +108,32 @@ function progressBar(run: DlqRun, total: number): SingleBar | undefined {
 }
 
 /**
- * `dlq purge`: deletes every dead letter of the service. Without `yes` it asks first (the caller
- * refuses when nobody can answer); a wrong answer purges nothing (exit code 1).
+ * `dlq purge`: deletes the dead letters of the service that `filter` selects (`deadLetters.purgeWhere`,
+ * the others staying where they are), or every one without a filter (`deadLetters.purge`). Without
+ * `yes` it asks first (the caller refuses when nobody can answer); a wrong answer purges nothing
+ * (exit code 1).
  */
-export async function purgeDeadLetters(run: DlqRun, yes: boolean): Promise<number> {
+export async function purgeDeadLetters(
+  run: DlqRun,
+  yes: boolean,
+  filter: DeadLetterFilter = {},
+): Promise<number> {
   const { io, service } = run;
+  const select = isFiltered(filter)
+    ? (letter: DeadLetter) => matchesFilter(letter, filter, run.now)
+    : undefined;
+  const which = select ? ' selected by the filters' : '';
   assertPurgeConfirmable(io, service, yes);
   if (!yes && io.ask) {
-    const count = await countDeadLetters(run, service);
+    const count = await countDeadLetters(run, select);
     if (count === 0) {
-      print(io, [run.json ? toJson({ service, purged: 0 }) : `No dead letters of '${service}'.`]);
+      print(io, [
+        run.json ? toJson({ service, purged: 0 }) : `No dead letters of '${service}'${which}.`,
+      ]);
       return EXIT.ok;
     }
     const answer = await io.ask(
-      `This deletes ${plural(count, 'dead letter')} of '${service}' for good. ` +
+      `This deletes ${plural(count, 'dead letter')} of '${service}'${which} for good. ` +
         `Type the service name to confirm: `,
     );
     if (answer.trim() !== service) {
@@ -129,19 +141,22 @@ export async function purgeDeadLetters(run: DlqRun, yes: boolean): Promise<numbe
       return EXIT.failure;
     }
     // What was confirmed is what is purged: letters that arrived meanwhile stop it.
-    const now = await countDeadLetters(run, service);
+    const now = await countDeadLetters(run, select);
     if (now !== count) {
       io.err(
-        `Not purged: ${plural(now, 'dead letter')} now, not the ${count} you confirmed; run it again.`,
+        `Not purged: ${plural(now, 'dead letter')}${which} now, not the ${count} you confirmed; run it again.`,
       );
       return EXIT.failure;
     }
   }
-  const purged = await run.backend.deadLetters.purge(service);
+  const { deadLetters } = run.backend;
+  const purged = select
+    ? (await deadLetters.purgeWhere(service, select)).purged.length
+    : await deadLetters.purge(service);
   io.out(
     run.json
       ? toJson({ service, purged })
-      : `Purged ${plural(purged, 'dead letter')} of '${service}'.`,
+      : `Purged ${plural(purged, 'dead letter')} of '${service}'${which}.`,
   );
   return EXIT.ok;
 }
@@ -158,10 +173,12 @@ export function assertPurgeConfirmable(io: CliIo, service: string, yes: boolean)
   );
 }
 
-async function countDeadLetters(run: DlqRun, service: string): Promise<number> {
+/** How many dead letters `select` picks (every one without it). */
+async function countDeadLetters(
+  run: DlqRun,
+  select: (letter: DeadLetter) => boolean = () => true,
+): Promise<number> {
   let count = 0;
-  await run.backend.deadLetters.scan(service, () => {
-    count++;
-  });
+  await run.backend.deadLetters.scan(run.service, (letter) => void (select(letter) && count++));
   return count;
 }

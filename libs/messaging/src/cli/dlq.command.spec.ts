@@ -36,6 +36,7 @@ describe.each([
           list: own.list.bind(own),
           replay: own.replay.bind(own),
           purge: own.purge.bind(own),
+          purgeWhere: own.purgeWhere.bind(own),
         };
         const owner = { assertOpen: () => undefined, hub: { status: 'connected', emitError() {} } };
         Object.assign(backend, { deadLetters: guardDeadLetters(store, owner as DeadLetterOwner) });
@@ -292,6 +293,40 @@ describe.each([
     await deadLetter('order.created', 'gateway timeout');
     const yes = await dlq(['purge', '--yes', '--json']);
     expect(JSON.parse(yes.stdout())).toEqual({ service: SERVICE, purged: 1 });
+    expect(await ids()).toEqual([]);
+  });
+
+  it('purges only what the filters select, after a confirmation, leaving the others in order', async () => {
+    await deadLetter('order.created', 'gateway timeout');
+    await deadLetter('order.paid', 'order 7 not found');
+    await deadLetter('order.created', 'gateway timeout');
+    await deadLetter('order.paid', 'order 8 not found');
+    const [, seven, , eight] = await ids();
+
+    const questions: string[] = [];
+    const typed = await dlq(['purge', '--error', 'timeout'], {
+      ask: async (q) => (questions.push(q), 'payments'),
+    });
+    expect(questions).toEqual([
+      "This deletes 2 dead letters of 'payments' selected by the filters for good. Type the service name to confirm: ",
+    ]);
+    expect(typed).toMatchObject({
+      code: 0,
+      out: ["Purged 2 dead letters of 'payments' selected by the filters."],
+    });
+    expect(await ids()).toEqual([seven, eight]);
+
+    const none = await dlq(['purge', '--topic', 'order.created'], { ask: async () => 'payments' });
+    expect(none).toMatchObject({
+      code: 0,
+      out: ["No dead letters of 'payments' selected by the filters."],
+    });
+    const old = await dlq(['purge', '--older-than', '1h', '--yes', '--json']);
+    expect(JSON.parse(old.stdout())).toEqual({ service: SERVICE, purged: 0 });
+    const later = await dlq(['purge', '--older-than', '1h', '--topic', 'order.paid', '--yes'], {
+      laterMs: 2 * HOUR,
+    });
+    expect(later.out).toEqual(["Purged 2 dead letters of 'payments' selected by the filters."]);
     expect(await ids()).toEqual([]);
   });
 

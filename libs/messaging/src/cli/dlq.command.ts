@@ -51,6 +51,7 @@ Examples:
   nest-messaging dlq list --service payments --topic 'order.*' --newer-than 1h --json
   nest-messaging dlq show --service payments 2f0c9a4e-...
   nest-messaging dlq replay --service payments --error /timeout/i --older-than 10m
+  nest-messaging dlq purge --service payments --error 'out of stock' --yes
   nest-messaging dlq purge --service payments --yes
 
 Exit codes: 0 done, 1 failed (broker unreachable, not found, not replayed), 2 usage error.`;
@@ -126,18 +127,15 @@ export function registerDlqCommand(
       await run(options, (r) => replayDeadLetters(r, selection));
     });
 
-  withFilters(withConnection(dlq.command('purge')), { hidden: true })
-    .description('delete every dead letter of the service, after a confirmation')
+  withFilters(withConnection(dlq.command('purge')))
+    .description(
+      'delete the dead letters the filters select, or every one without a filter, after a confirmation',
+    )
     .option('-y, --yes', 'do not ask for a confirmation (needed without a terminal)')
     .action(async (options: PurgeOptions) => {
-      if (isFiltered(parseFilter(options))) {
-        throw new CliUsageError(
-          'purge deletes every dead letter of the service: the broker cannot delete only some. ' +
-            'Drop the filters, or replay the ones to keep first (`dlq replay` takes the same filters).',
-        );
-      }
+      const filter = parseFilter(options);
       assertPurgeConfirmable(context.io, options.service, options.yes === true);
-      await run(options, (r) => purgeDeadLetters(r, options.yes === true));
+      await run(options, (r) => purgeDeadLetters(r, options.yes === true, filter));
     });
 }
 
@@ -161,8 +159,8 @@ function withConnection(command: Command): Command {
     .option('--json', 'print one JSON document instead of tables');
 }
 
-/** The filter options; hidden where they are refused (purge), so that the refusal can explain. */
-function withFilters(command: Command, { hidden = false } = {}): Command {
+/** The filter options of list, replay and purge. */
+function withFilters(command: Command): Command {
   const options = [
     new Option('--topic <pattern>', 'only this topic or AMQP pattern (order.*, order.#)'),
     new Option(
@@ -179,7 +177,7 @@ function withFilters(command: Command, { hidden = false } = {}): Command {
     ),
     new Option('--newer-than <duration>', 'only dead-lettered less long ago than this'),
   ];
-  for (const option of options) command.addOption(hidden ? option.hideHelp() : option);
+  for (const option of options) command.addOption(option);
   return command;
 }
 

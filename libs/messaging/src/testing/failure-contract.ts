@@ -5,7 +5,7 @@ import { IsInt, IsString, Min } from 'class-validator';
 import { MessageContext } from '../context/message-context';
 import { DeadLetterService } from '../dead-letters/dead-letter.service';
 import { Consume } from '../decorators/consume.decorator';
-import { UnrecoverableError } from '../errors/messaging.errors';
+import { BackendClosedError, UnrecoverableError } from '../errors/messaging.errors';
 import { type ContractHarness, FAST_RETRY } from './contract-harness';
 import { waitFor } from './wait-for';
 import type { BrokerBackend } from '../backend/broker-backend.interface';
@@ -24,10 +24,33 @@ class ChargeDto {
 
 /**
  * The failure half of the backend contract: retries with their attempts and delays, dead letters
- * with their metadata, `UnrecoverableError`, validation failures, malformed bodies, and replay.
+ * with their metadata, `UnrecoverableError`, validation failures, malformed bodies, replay, and
+ * purging a selection.
  */
 export function describeFailureContract(h: ContractHarness): void {
-  const { unique, start, publisherOf, createBackend } = h;
+  const { unique, start, publisherOf, createBackend, forget } = h;
+
+  /**
+   * Starts an app whose handler of `{ n }` throws `error(n)` until `state.fixed`, publishes n = 0 to
+   * `count - 1` and waits for their dead letters; `state.handled` is what it handled once fixed.
+   */
+  async function numberedDeadLetters(count: number, error: (n: number) => string) {
+    const { service, topic } = unique();
+    const state = { fixed: false, handled: [] as number[] };
+    @Controller()
+    class Handler {
+      @Consume(topic, { retry: false })
+      handle(@Payload() body: { n: number }): void {
+        if (!state.fixed) throw new Error(error(body.n));
+        state.handled.push(body.n);
+      }
+    }
+    const app = await start(service, [Handler]);
+    const deadLetters = app.get(DeadLetterService);
+    for (let n = 0; n < count; n++) await publisherOf(app).publish({ topic }, { n });
+    await waitFor(async () => (await deadLetters.list()).length === count);
+    return { service, app, deadLetters, backend: app.get<BrokerBackend>(MESSAGING_BACKEND), state };
+  }
 
   it('retries a failing handler with attempts 1, 2, 3 and waits at least the backoff', async () => {
     const { service, topic } = unique();
@@ -227,25 +250,10 @@ export function describeFailureContract(h: ContractHarness): void {
   });
 
   it('lists dead letters in pages and in order, alongside other listings and replays', async () => {
-    const { service, topic } = unique();
-    let fixed = false;
-    const handled: number[] = [];
-    @Controller()
-    class Handler {
-      @Consume(topic, { retry: false })
-      handle(@Payload() body: { n: number }): void {
-        if (!fixed) throw new Error(`failed ${body.n}`);
-        handled.push(body.n);
-      }
-    }
-    const app = await start(service, [Handler]);
-    const deadLetters = app.get(DeadLetterService);
-    for (let n = 0; n < 6; n++) await publisherOf(app).publish({ topic }, { n });
-    await waitFor(async () => (await deadLetters.list()).length === 6);
-    const numbers = (letters: Array<{ payload: unknown }>): number[] =>
-      letters.map((l) => (l.payload as { n: number }).n);
+    const { deadLetters, state } = await numberedDeadLetters(6, (n) => `failed ${n}`);
+    const { handled } = state;
     const [third] = (await deadLetters.list()).filter((l) => numbers([l])[0] === 3);
-    fixed = true;
+    state.fixed = true;
     const [all, again, page, replayed] = await Promise.all([
       deadLetters.list(),
       deadLetters.list(),
@@ -292,29 +300,18 @@ export function describeFailureContract(h: ContractHarness): void {
   });
 
   it('scans and replays a selection', async () => {
-    const { service, topic } = unique();
-    let fixed = false;
-    const handled: number[] = [];
-    @Controller()
-    class Handler {
-      @Consume(topic, { retry: false })
-      handle(@Payload() body: { n: number }): void {
-        if (!fixed) throw new Error(`failed ${body.n}`);
-        handled.push(body.n);
-      }
-    }
-    const app = await start(service, [Handler]);
-    const backend = app.get<BrokerBackend>(MESSAGING_BACKEND);
-    for (let n = 0; n < 5; n++) await publisherOf(app).publish({ topic }, { n });
-    const deadLetters = app.get(DeadLetterService);
-    await waitFor(async () => (await deadLetters.list()).length === 5);
+    const { service, backend, deadLetters, state } = await numberedDeadLetters(
+      5,
+      (n) => `failed ${n}`,
+    );
+    const { handled } = state;
     const seen: string[] = [];
     await backend.deadLetters.scan(service, (letter) => {
       seen.push(letter.error);
       return seen.length < 3; // seen enough: no more calls
     });
     expect(seen).toEqual(['failed 0', 'failed 1', 'failed 2']);
-    fixed = true;
+    state.fixed = true;
     const outcome = await backend.deadLetters.replayWhere(service, (letter) =>
       ['failed 1', 'failed 3'].includes(letter.error),
     );
@@ -325,4 +322,40 @@ export function describeFailureContract(h: ContractHarness): void {
     const left = await deadLetters.list();
     expect(left.map((l) => l.error)).toEqual(['failed 0', 'failed 2', 'failed 4']);
   });
+
+  it('purges the dead letters a selection picks and leaves the others, in order, to replay', async () => {
+    const { service, app, backend, deadLetters, state } = await numberedDeadLetters(6, (n) =>
+      n % 2 === 0 ? 'out of stock' : 'card declined',
+    );
+    const { handled } = state;
+    const before = await deadLetters.list();
+    const outOfStock = before.filter((l) => l.error === 'out of stock').map((l) => l.id);
+    const declined = before.filter((l) => l.error === 'card declined').map((l) => l.id);
+    expect(outOfStock).toHaveLength(3);
+    const picksOutOfStock = (letter: { error: string }): boolean => letter.error === 'out of stock';
+
+    const { purged } = await deadLetters.purgeWhere(picksOutOfStock);
+    expect([...purged].sort()).toEqual([...outOfStock].sort());
+    const left = await deadLetters.list();
+    expect(left.map((l) => l.id)).toEqual(declined);
+    expect(numbers(left)).toEqual([1, 3, 5]);
+    expect(await backend.deadLetters.purgeWhere(service, picksOutOfStock)).toEqual({ purged: [] });
+
+    state.fixed = true;
+    expect(await deadLetters.replayAll()).toBe(3);
+    await waitFor(() => handled.length === 3);
+    expect(handled.sort()).toEqual([1, 3, 5]);
+    expect(await deadLetters.list()).toEqual([]);
+
+    await app.close();
+    forget(app);
+    await expect(backend.deadLetters.purgeWhere(service, () => true)).rejects.toBeInstanceOf(
+      BackendClosedError,
+    );
+  });
+}
+
+/** The `n` of each dead letter of `numberedDeadLetters`, in order. */
+function numbers(letters: ReadonlyArray<{ payload: unknown }>): number[] {
+  return letters.map((l) => (l.payload as { n: number }).n);
 }

@@ -3,6 +3,7 @@ import type { BackendEventHub } from '../../backend/backend-events';
 import type {
   DeadLetter,
   DeadLetterPage,
+  DeadLetterPurge,
   DeadLetterReplay,
 } from '../../backend/broker-backend.interface';
 import type { DeadLetterStore } from '../../backend/dead-letter-admin';
@@ -48,6 +49,8 @@ export const SCAN_BATCH = { letters: 2_000, bytes: 32 * 1024 * 1024 } as const;
  * | scan    | one pass per {@link SCAN_BATCH} of letters, each visiting the next ones in order      |
  * | replay  | the original body and headers, straight to the queue it failed on, as attempt 1; acked |
  * |         | out of the dead-letter queue once the broker confirmed the republish                   |
+ * | purge   | `purgeWhere`: one pass acking the letters picked, the others given back at its end;   |
+ * | where   | `purge`: the queue purged                                                               |
  *
  * So a listing is oldest first and paging by any size visits every letter once, whatever the queue
  * did with the order; a letter dead-lettered meanwhile sorts after the others. Without
@@ -114,6 +117,25 @@ export class AmqpDeadLetters implements DeadLetterStore {
   /** Deletes every dead letter of `service`. */
   purge(service: string): Promise<number> {
     return this.withQueue(service, 0, async (queue) => queue.purge());
+  }
+
+  /**
+   * Deletes, in one pass, the dead letters `select` picks: each is acked, the others are only read,
+   * and the end of the pass gives them back with their keys, so they list in the same order. A
+   * crash mid-way gives them back too (a channel's unacked messages return when it dies): what was
+   * not picked is never lost.
+   */
+  purgeWhere(service: string, select: (letter: DeadLetter) => boolean): Promise<DeadLetterPurge> {
+    return this.withQueue(service, { purged: [] }, async (queue) => {
+      const purged: string[] = [];
+      await queue.pass((msg) => {
+        const letter = toDeadLetter(msg);
+        if (!select(letter)) return;
+        queue.ack(msg);
+        purged.push(letter.id);
+      });
+      return { purged };
+    });
   }
 
   /**

@@ -164,6 +164,9 @@ function memoryDeadLetters(broker: InMemoryBroker): DeadLetterStore {
       broker.replayDeadLetters(service, (letter) => letter.id === id) > 0,
     replayWhere: async (service, select) => replayPicked(broker, service, select),
     purge: async (service) => broker.purgeDeadLetters(service),
+    purgeWhere: async (service, select) => ({
+      purged: broker.purgeDeadLettersWhere(service, select),
+    }),
   };
 }
 

@@ -228,6 +228,11 @@ export class InMemoryBroker {
     return this.deadLetters.purge(service);
   }
 
+  /** Deletes the dead letters of `service` that `select` picks; returns their ids, oldest first. */
+  purgeDeadLettersWhere(service: string, select: (letter: DeadLetter) => boolean): string[] {
+    return this.deadLetters.take(service, select).map((letter) => letter.id);
+  }
+
   /**
    * Resolves once the broker has nothing left to do: no delivery in flight, no message ready in a
    * queue that has a consumer and, unless `includeDelayed` is false, no retry or delayed publish

@@ -2,17 +2,20 @@
  * Dead letters on JetStream: one subject per service in the dead-letter stream. Reading goes
  * through an ephemeral consumer (no acks, in memory, gone a minute after its last use even if this
  * process dies) that delivers the service's subject oldest first, a batch at a time; replaying
- * publishes to the queue the message failed on and deletes the dead letter by its sequence.
+ * publishes to the queue the message failed on and deletes the dead letter by its sequence; purging
+ * some deletes theirs.
  */
 import type { JsMsg } from '@nats-io/jetstream';
 import type {
   DeadLetter,
   DeadLetterPage,
+  DeadLetterPurge,
   DeadLetterReplay,
 } from '../../backend/broker-backend.interface';
 import type { DeadLetterStore } from '../../backend/dead-letter-admin';
 import { replayHeaders } from '../../backend/message-headers';
 import type { NatsLink } from './nats-connection';
+import { isNotFound } from './nats-declarations';
 import { encodeHeaders, toDeadLetter } from './nats-messages';
 import type { NatsNames } from './nats-topology';
 import type { WireHeaders } from './nats-wire';
@@ -93,6 +96,31 @@ export class NatsDeadLetters implements DeadLetterStore {
       filter: this.ctx.names.deadLetterSubject(service),
     });
     return response.purged;
+  }
+
+  /**
+   * Deletes the dead letters `select` picks, by sequence, as they are read; the others stay where
+   * they are. One deleted meanwhile (replayed, purged) is not counted.
+   */
+  async purgeWhere(
+    service: string,
+    select: (letter: DeadLetter) => boolean,
+  ): Promise<DeadLetterPurge> {
+    const { jsm } = await this.ctx.link();
+    const purged: string[] = [];
+    await this.read(service, async ({ letter, seq }) => {
+      if (!select(letter)) return true;
+      const deleted = await jsm.streams
+        .deleteMessage(this.ctx.names.deadLetters, seq, false)
+        .catch((error: unknown) => {
+          // 10043 'sequence N not found': deleted meanwhile.
+          if (isNotFound(error)) return false;
+          throw error;
+        });
+      if (deleted) purged.push(letter.id);
+      return true;
+    });
+    return { purged };
   }
 
   /** Publishes the letter to its queue as a first attempt, then deletes it; an error text if not. */

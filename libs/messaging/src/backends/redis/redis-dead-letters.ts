@@ -2,19 +2,21 @@
  * Dead letters on Redis: one stream per service (`<prefix>:q:<service>.dead-letter`), read with
  * `XRANGE` in pages of {@link PAGE} entries, so listing and scanning never hold more than a page.
  * A dead letter's id is its entry id: a replay finds it at once, and the Lua replay deletes it and
- * adds the copy to its queue's stream atomically, so two concurrent replays replay it once.
+ * adds the copy to its queue's stream atomically, so two concurrent replays replay it once; a purge
+ * of some deletes their entries (`XDEL`), leaving the others as they were.
  */
 import type { Redis } from 'ioredis';
 import type {
   DeadLetter,
   DeadLetterPage,
+  DeadLetterPurge,
   DeadLetterReplay,
 } from '../../backend/broker-backend.interface';
 import type { DeadLetterStore } from '../../backend/dead-letter-admin';
 import { deadLetterQueueName } from '../../backend/queue-names';
 import type { ResolvedRedisOptions } from './redis-backend.options';
 import { fieldMap, replayFields, timestampOf, toDeadLetter } from './redis-messages';
-import { PURGE_SCRIPT, REPLAY_SCRIPT, runScript } from './redis-scripts';
+import { PURGE_IDS_SCRIPT, PURGE_SCRIPT, REPLAY_SCRIPT, runScript } from './redis-scripts';
 import type { RedisKeys } from './redis-topology';
 
 /** Entries read per `XRANGE`. */
@@ -86,6 +88,34 @@ export class RedisDeadLetters implements DeadLetterStore {
 
   async purge(service: string): Promise<number> {
     return Number(await runScript(this.command(), PURGE_SCRIPT, 1, this.stream(service)));
+  }
+
+  /**
+   * Deletes the dead letters `select` picks, read a page at a time: their ids go, {@link PAGE} at a
+   * time, to one script of `XDEL`s, which says which it deleted (one replayed meanwhile is not).
+   */
+  async purgeWhere(
+    service: string,
+    select: (letter: DeadLetter) => boolean,
+  ): Promise<DeadLetterPurge> {
+    const stream = this.stream(service);
+    const purged: string[] = [];
+    let picked: string[] = [];
+    const flush = async (): Promise<void> => {
+      if (picked.length === 0) return;
+      const ids = picked;
+      picked = [];
+      purged.push(
+        ...((await runScript(this.command(), PURGE_IDS_SCRIPT, 1, stream, ...ids)) as string[]),
+      );
+    };
+    await this.eachEntry(service, async (_entry, letter) => {
+      if (select(letter)) picked.push(letter.id);
+      if (picked.length >= PAGE) await flush();
+      return true;
+    });
+    await flush();
+    return { purged };
   }
 
   private stream(service: string): string {

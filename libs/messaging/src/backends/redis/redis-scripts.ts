@@ -277,6 +277,18 @@ redis.call('DEL', KEYS[1])
 return n
 `);
 
+/**
+ * Deletes the entries ARGV of the dead-letter stream KEYS[1]: returns the ids it deleted (not one
+ * that a replay or another purge deleted first).
+ */
+export const PURGE_IDS_SCRIPT = new LuaScript(`
+local purged = {}
+for _, id in ipairs(ARGV) do
+  if redis.call('XDEL', KEYS[1], id) == 1 then purged[#purged + 1] = id end
+end
+return purged
+`);
+
 /** `matches(pattern, topic)` of the scripts, alone: ARGV pattern, topic; 1 or 0. For parity tests. */
 export const TOPIC_MATCH_SCRIPT = new LuaScript(`${PRELUDE}
 return matches(ARGV[1], ARGV[2]) and 1 or 0
