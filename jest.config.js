@@ -28,7 +28,7 @@ const base = {
     // The package's entry points (libs/messaging/package.json `exports`), as source.
     '^@app/messaging$': '<rootDir>/libs/messaging/src',
     '^@app/messaging/(amqp|memory|redis|nats)$': '<rootDir>/libs/messaging/src/backends/$1',
-    '^@app/messaging/(testing|backend)$': '<rootDir>/libs/messaging/src/$1',
+    '^@app/messaging/(testing|backend|dashboard)$': '<rootDir>/libs/messaging/src/$1',
     '^@app/messaging/terminus$': '<rootDir>/libs/messaging/src/health/terminus',
     '^@app/service-kit$': '<rootDir>/libs/service-kit/src',
   },
