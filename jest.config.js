@@ -23,7 +23,8 @@ const swc = [
 
 const base = {
   transform: { '^.+\\.(t|j|mj)s$': swc },
-  transformIgnorePatterns: ['/node_modules/(?!(@nestjs)/)'],
+  // path-to-regexp 8 (under @fastify/middie, for @nestjs/platform-fastify) is an ES module too.
+  transformIgnorePatterns: ['/node_modules/(?!(@nestjs/|(.*/)?path-to-regexp/))'],
   moduleNameMapper: {
     // The package's entry points (libs/messaging/package.json `exports`), as source.
     '^@app/messaging$': '<rootDir>/libs/messaging/src',
