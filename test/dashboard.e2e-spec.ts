@@ -88,8 +88,15 @@ async function start(platform: Platform, dashboard: MessagingDashboardOptions): 
   return { app, url: await app.getUrl(), topic, behaviour };
 }
 
-/** Publishes three orders that fail alike (one shape) and one that fails with another class. */
-async function failSome({ app, topic }: Started): Promise<void> {
+/**
+ * Publishes three orders that fail alike (one shape) and one that fails with another class; resolves
+ * with the dashboard's base URL, its CSRF token and the dead letters it lists then.
+ */
+async function failSome({
+  app,
+  topic,
+  url,
+}: Started): Promise<{ base: string; token: string; grouped: DeadLetterGroups }> {
   const publisher = app.get(MessagingPublisher);
   await publisher.publish({ topic }, { n: 1 });
   await publisher.publish({ topic }, { n: 22 });
@@ -99,6 +106,9 @@ async function failSome({ app, topic }: Started): Promise<void> {
   await waitFor(async () => (await deadLetters.list()).length === 4, {
     message: 'four dead letters',
   });
+  const base = `${url}/messaging`;
+  const token = await tokenOf(base);
+  return { base, token, grouped: await getJson<DeadLetterGroups>(`${base}/api/dead-letters`) };
 }
 
 async function getJson<T>(url: string, headers: Record<string, string> = {}): Promise<T> {
@@ -274,10 +284,7 @@ describe.each<Platform>(['express', 'fastify'])('the dashboard on %s', (platform
 
   it('replays a group as a job that reaches finished', async () => {
     started = await start(platform, { public: true });
-    await failSome(started);
-    const base = `${started.url}/messaging`;
-    const token = await tokenOf(base);
-    const grouped = await getJson<DeadLetterGroups>(`${base}/api/dead-letters`);
+    const { base, token, grouped } = await failSome(started);
     started.behaviour.fixed = true;
     const response = await post(
       `${base}/api/groups/${grouped.groups[0].fingerprint}/replay`,
@@ -296,10 +303,7 @@ describe.each<Platform>(['express', 'fastify'])('the dashboard on %s', (platform
 
   it('purges a group only when the body confirms its fingerprint', async () => {
     started = await start(platform, { public: true });
-    await failSome(started);
-    const base = `${started.url}/messaging`;
-    const token = await tokenOf(base);
-    const grouped = await getJson<DeadLetterGroups>(`${base}/api/dead-letters`);
+    const { base, token, grouped } = await failSome(started);
     const { fingerprint } = grouped.groups[1];
     expect(
       (await post(`${base}/api/groups/${fingerprint}/purge`, undefined, { confirm: fingerprint }))
@@ -316,10 +320,7 @@ describe.each<Platform>(['express', 'fastify'])('the dashboard on %s', (platform
   // ends with the backend's refusal among its failures. Drop `.failing` once it has.
   it.failing('purges a confirmed group: its letters are gone, the others stay', async () => {
     started = await start(platform, { public: true });
-    await failSome(started);
-    const base = `${started.url}/messaging`;
-    const token = await tokenOf(base);
-    const grouped = await getJson<DeadLetterGroups>(`${base}/api/dead-letters`);
+    const { base, token, grouped } = await failSome(started);
     const { fingerprint } = grouped.groups[0];
     const response = await post(`${base}/api/groups/${fingerprint}/purge`, token, {
       confirm: fingerprint,

@@ -102,7 +102,7 @@ export async function replayPicked(
   picked: Map<DeadLetterSource, string[]>,
   progress: JobProgress,
 ): Promise<void> {
-  progress.total = [...picked.values()].reduce((sum, ids) => sum + ids.length, 0);
+  progress.total = countOf(picked);
   for (const [source, ids] of picked) {
     for (let from = 0; from < ids.length; from += REPLAY_CHUNK) {
       const chunk = new Set(ids.slice(from, from + REPLAY_CHUNK));
@@ -122,7 +122,7 @@ export async function purgePicked(
   picked: Map<DeadLetterSource, string[]>,
   progress: JobProgress,
 ): Promise<void> {
-  progress.total = [...picked.values()].reduce((sum, ids) => sum + ids.length, 0);
+  progress.total = countOf(picked);
   for (const [source, list] of picked) {
     if (list.length === 0) continue;
     const ids = new Set(list);
@@ -135,6 +135,11 @@ export async function purgePicked(
   }
 }
 
+function countOf(picked: Map<DeadLetterSource, string[]>): number {
+  return [...picked.values()].reduce((sum, ids) => sum + ids.length, 0);
+}
+
+/** An error's message (or the thrown value as text). */
 export function messageOf(error: unknown): string {
   return error instanceof Error ? error.message : String(error);
 }
