@@ -24,12 +24,13 @@ const swc = [
 
 const base = {
   transform: { '^.+\\.(t|j|mj)s$': swc },
-  transformIgnorePatterns: ['/node_modules/(?!(@nestjs)/)'],
+  // path-to-regexp 8 (under @fastify/middie, for @nestjs/platform-fastify) is an ES module too.
+  transformIgnorePatterns: ['/node_modules/(?!(@nestjs/|(.*/)?path-to-regexp/))'],
   moduleNameMapper: {
     // The package's entry points (libs/messaging/package.json `exports`), as source.
     '^@app/messaging$': '<rootDir>/libs/messaging/src',
     '^@app/messaging/(amqp|memory|redis|nats)$': '<rootDir>/libs/messaging/src/backends/$1',
-    '^@app/messaging/(testing|backend)$': '<rootDir>/libs/messaging/src/$1',
+    '^@app/messaging/(testing|backend|dashboard)$': '<rootDir>/libs/messaging/src/$1',
     '^@app/messaging/terminus$': '<rootDir>/libs/messaging/src/health/terminus',
     '^@app/service-kit$': '<rootDir>/libs/service-kit/src',
   },

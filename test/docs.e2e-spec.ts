@@ -39,6 +39,7 @@ const PUBLIC_NAMES: Record<string, string> = {
   'nest-messaging/testing': 'libs/messaging/src/testing/index.ts',
   'nest-messaging/backend': 'libs/messaging/src/backend/index.ts',
   'nest-messaging/terminus': 'libs/messaging/src/health/terminus/index.ts',
+  'nest-messaging/dashboard': 'libs/messaging/src/dashboard/index.ts',
 };
 
 /** Languages of the fenced blocks that are compiled. */

@@ -10,6 +10,7 @@ import * as memory from './backends/memory';
 import * as nats from './backends/nats';
 import * as redis from './backends/redis';
 import * as backend from './backend';
+import * as dashboard from './dashboard';
 import * as main from './index';
 import * as testing from './testing';
 
@@ -121,6 +122,10 @@ describe('entry points', () => {
         'topicOf',
       ].sort(),
     );
+  });
+
+  it('/dashboard exports the dashboard module and the header of its actions', () => {
+    expect(valuesOf(dashboard)).toEqual(['CSRF_HEADER', 'MessagingDashboardModule']);
   });
 
   it("the package README's table lists exactly the entry points of the `exports` map", () => {

@@ -32,8 +32,15 @@ export interface DashboardOverview {
   readonly handlers: readonly DashboardHandler[];
   /** The outbox, when the app has one in use: messages waiting, and the last publish error. */
   readonly outbox?: { readonly backlog: number; readonly lastError?: string };
-  /** Dead letters of the service across its connections. */
-  readonly deadLetters: { readonly total: number; readonly groups: number };
+  /**
+   * Dead letters of the service across its connections; `error` when the broker could not list them
+   * (the counts are 0 then).
+   */
+  readonly deadLetters: {
+    readonly total: number;
+    readonly groups: number;
+    readonly error?: string;
+  };
 }
 
 export interface DashboardConnection {
@@ -58,7 +65,10 @@ export interface DashboardHandler {
   /** `attached` (consuming), `paused`, `circuit-open`, `circuit-half-open`, `detached`. */
   readonly state: 'attached' | 'paused' | 'circuit-open' | 'circuit-half-open' | 'detached';
   readonly inFlight: number;
-  /** Since the app started. */
+  /**
+   * Deliveries settled since the app started, whatever the outcome (`retried` and `deadLettered`
+   * count among them).
+   */
   readonly handled: number;
   readonly retried: number;
   readonly deadLettered: number;

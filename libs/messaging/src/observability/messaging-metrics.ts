@@ -142,14 +142,32 @@ export type ConsumeOutcome =
  */
 export class MessagingInstruments {
   private readonly inFlightByHandler = new Map<string, number>();
-  private readonly sink: MessagingMetrics | undefined;
+  /** Every sink, each guarded: the app's `metrics` option, then those {@link addSink} added. */
+  private readonly sinks: MessagingMetrics[] = [];
+  private sink: MessagingMetrics | undefined;
   private sinkFailed = false;
 
   constructor(
     sink: MessagingMetrics | undefined,
     private readonly onSinkError: (error: unknown) => void = () => undefined,
   ) {
-    this.sink = sink && guarded(sink, (error) => this.failed(error));
+    if (sink) this.addSink(sink);
+  }
+
+  /**
+   * Sends every measurement to `sink` too, beside the app's own (the dashboard's in-process
+   * counters). Until a first sink is added nothing is measured, so an app that adds none pays
+   * nothing. Returns its removal.
+   */
+  addSink(sink: MessagingMetrics): () => void {
+    const added = guarded(sink, (error) => this.failed(error));
+    this.sinks.push(added);
+    this.sink = fanOut(this.sinks);
+    return () => {
+      const at = this.sinks.indexOf(added);
+      if (at >= 0) this.sinks.splice(at, 1);
+      this.sink = fanOut(this.sinks);
+    };
   }
 
   private failed(error: unknown): void {
@@ -215,6 +233,17 @@ export class MessagingInstruments {
   outboxBacklog(pending: number): void {
     this.sink?.set('outboxBacklog', {}, pending);
   }
+}
+
+/** One sink that calls each of `sinks` (undefined for none: nothing measured). */
+function fanOut(sinks: readonly MessagingMetrics[]): MessagingMetrics | undefined {
+  if (sinks.length <= 1) return sinks[0];
+  const all = [...sinks];
+  return {
+    increment: (metric, labels, by) => all.forEach((sink) => sink.increment(metric, labels, by)),
+    observe: (metric, labels, value) => all.forEach((sink) => sink.observe(metric, labels, value)),
+    set: (metric, labels, value) => all.forEach((sink) => sink.set(metric, labels, value)),
+  };
 }
 
 /** `sink` with every call caught: measuring must never fail a publish or a delivery. */

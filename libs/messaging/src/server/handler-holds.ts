@@ -15,6 +15,19 @@ export interface HandlerHold {
   readonly held: number;
 }
 
+/** One handler as `MessagingServer.handlers` lists it: what it consumes, and what holds it back. */
+export interface ServerHandler extends HandlerHold {
+  /** `Class.method` */
+  readonly handler: string;
+  readonly queue: string;
+  /** The topic patterns its queue is bound to (none for `@Consume({ queue })`). */
+  readonly topics: readonly string[];
+  /** The connection it consumes on (`'default'` unless `@Consume(..., { connection })`). */
+  readonly connection: string;
+  /** How many of its handlers (batches, for a batch route) run at once. */
+  readonly concurrency: number;
+}
+
 /**
  * What holds a handler's deliveries back on purpose: `MessagingServer.pause()` (the `pauses`) and
  * circuit breakers (the `breakers`). Checks handler names once the server knows them, counts what is

@@ -25,7 +25,7 @@ import type { ResolvedMessagingOptions } from '../options/messaging-options';
 import { connectionsOf } from './messaging-connection';
 import { type Consuming, consumingOf, type ServedRoute, serveRoutes } from './served-routes';
 import { OrderedDeliveries } from './ordered-deliveries';
-import { type HandlerHold, HandlerHolds } from './handler-holds';
+import { HandlerHolds, type ServerHandler } from './handler-holds';
 import { classifyFailure } from '../retry/retry-policy';
 import { BatchConsumer } from './batch-consumer';
 import { describeRoute } from './route';
@@ -108,16 +108,13 @@ export class MessagingServer
   }
 
   /** Each handler, the queue and connection it consumes, and what holds it back, once started. */
-  get handlers(): readonly ({
-    readonly handler: string;
-    readonly queue: string;
-    /** The connection it consumes on (`'default'` unless `@Consume(..., { connection })`). */
-    readonly connection: string;
-  } & HandlerHold)[] {
+  get handlers(): readonly ServerHandler[] {
     return this.started.map((route) => ({
       handler: route.name,
       queue: route.spec.queue,
+      topics: route.spec.topics,
       connection: route.connection,
+      concurrency: route.slots.limit,
       ...this.holds.of(route.name),
     }));
   }
