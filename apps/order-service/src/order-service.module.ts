@@ -6,7 +6,13 @@ import {
   PrometheusMessagingMetrics,
   type RetryOptions,
 } from '@app/messaging';
-import { Database, type DatabaseOptions, OperationsModule } from '@app/service-kit';
+import {
+  type DashboardAccess,
+  Database,
+  type DatabaseOptions,
+  OperationsModule,
+  sampleDashboard,
+} from '@app/service-kit';
 import { InMemoryOrderRepository } from './orders/in-memory-order.repository';
 import { ORDER_REPOSITORY, type OrderRepository } from './orders/order.repository';
 import { OrdersController } from './orders/orders.controller';
@@ -25,6 +31,11 @@ export const ORDER_SERVICE_RETRY: RetryOptions = {
 
 /** What order-service is built from; everything but `backend` has a default. */
 export interface OrderServiceOptions {
+  /**
+   * Who may open the dashboard at `/messaging` (`DASHBOARD_PASSWORD`): HTTP Basic with a password,
+   * public without one. @default public
+   */
+  dashboard?: DashboardAccess;
   /** The broker, e.g. `new AmqpBackend({ url })` or `new InMemoryBackend()`. */
   backend: BrokerBackend;
   /** Consumer group (queue names derive from it). @default 'order-service' */
@@ -62,6 +73,7 @@ export class OrderServiceModule {
           metrics,
         }),
         OperationsModule.register(metrics),
+        sampleDashboard(options.dashboard),
       ],
       controllers: [OrdersController, PaymentEventsController],
       providers: [

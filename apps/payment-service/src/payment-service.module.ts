@@ -6,7 +6,13 @@ import {
   PrometheusMessagingMetrics,
   type RetryOptions,
 } from '@app/messaging';
-import { Database, type DatabaseOptions, OperationsModule } from '@app/service-kit';
+import {
+  type DashboardAccess,
+  Database,
+  type DatabaseOptions,
+  OperationsModule,
+  sampleDashboard,
+} from '@app/service-kit';
 import { DeadLettersController } from './http/dead-letters.controller';
 import { OrderCreatedConsumer } from './payments/order-created.consumer';
 import { SimulatedPaymentGateway } from './payments/payment-gateway';
@@ -34,6 +40,11 @@ export const PAYMENT_SERVICE_RETRY: RetryOptions = {
 
 /** What payment-service is built from; everything but `backend` has a default. */
 export interface PaymentServiceOptions {
+  /**
+   * Who may open the dashboard at `/messaging` (`DASHBOARD_PASSWORD`): HTTP Basic with a password,
+   * public without one. @default public
+   */
+  dashboard?: DashboardAccess;
   backend: BrokerBackend;
   /** Consumer group (queue names derive from it). @default 'payment-service' */
   service?: string;
@@ -74,6 +85,7 @@ export class PaymentServiceModule {
           metrics,
         }),
         OperationsModule.register(metrics),
+        sampleDashboard(options.dashboard),
       ],
       controllers: [OrderCreatedConsumer, DeadLettersController, PaymentsController],
       providers: [

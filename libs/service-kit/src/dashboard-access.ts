@@ -1,10 +1,15 @@
 import { timingSafeEqual } from 'node:crypto';
 import {
   type CanActivate,
+  type DynamicModule,
   type ExecutionContext,
   Logger,
   UnauthorizedException,
 } from '@nestjs/common';
+import { MessagingDashboardModule } from '@app/messaging/dashboard';
+
+/** Where the sample services serve their dashboard. */
+export const DASHBOARD_PATH = '/messaging';
 
 /**
  * Who may open a sample service's dashboard (`/messaging`), from its environment:
@@ -64,8 +69,24 @@ export class BasicAuthGuard implements CanActivate {
   }
 }
 
+/**
+ * The dashboard of a sample service at {@link DASHBOARD_PATH}: behind {@link BasicAuthGuard} when
+ * `access` has a password, public otherwise (said so by {@link logDashboardAccess} at start-up).
+ */
+export function sampleDashboard(access: DashboardAccess = { public: true }): DynamicModule {
+  return MessagingDashboardModule.forRoot(
+    'public' in access
+      ? { path: DASHBOARD_PATH, public: true }
+      : { path: DASHBOARD_PATH, guard: new BasicAuthGuard(access) },
+  );
+}
+
 /** Says at start-up how the dashboard of `service` is reached. */
-export function logDashboardAccess(service: string, access: DashboardAccess, path: string): void {
+export function logDashboardAccess(
+  service: string,
+  access: DashboardAccess,
+  path = DASHBOARD_PATH,
+): void {
   const logger = new Logger('Dashboard');
   if ('public' in access) {
     logger.warn(

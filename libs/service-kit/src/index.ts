@@ -12,7 +12,9 @@ export { OperationsModule } from './operations.module';
 export {
   BasicAuthGuard,
   basicCredentials,
+  DASHBOARD_PATH,
   type DashboardAccess,
   dashboardAccessFromEnv,
   logDashboardAccess,
+  sampleDashboard,
 } from './dashboard-access';

@@ -1,5 +1,6 @@
 import { type INestApplication, Logger } from '@nestjs/common';
 import type { ServiceConfig } from './service-config';
+import { logDashboardAccess } from './dashboard-access';
 
 /**
  * The `main.ts` of a sample service: reads its settings, starts it, closes it cleanly on
@@ -20,6 +21,7 @@ export function runService<C extends ServiceConfig>(
     const app = await create(config);
     app.enableShutdownHooks();
     logger.log(`${name} listening on ${await app.getUrl()} (broker: ${config.backend.name})`);
+    logDashboardAccess(name, config.dashboard);
   };
   start().catch((error: unknown) => {
     logger.error(

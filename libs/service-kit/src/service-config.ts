@@ -1,5 +1,6 @@
 import { backendFromUrl, type BrokerBackend, InMemoryBackend } from '@app/messaging';
 import type { DatabaseOptions } from './database';
+import { type DashboardAccess, dashboardAccessFromEnv } from './dashboard-access';
 
 export const DEFAULT_BROKER_URL = 'amqp://guest:guest@127.0.0.1:5672';
 
@@ -27,12 +28,15 @@ export interface ServiceConfig {
    * `order_service`): state kept there, events through the outbox. Unset: in memory.
    */
   readonly database: DatabaseOptions | undefined;
+  /** Who may open the dashboard at `/messaging`: `DASHBOARD_PASSWORD` (and `DASHBOARD_USER`), else public. */
+  readonly dashboard: DashboardAccess;
 }
 
 /**
  * Reads the port and service-name variables of `spec`, `BROKER_URL` (default local RabbitMQ; its
  * scheme picks the backend, see {@link backendFrom}), `BROKER=memory` (the embedded broker: only
- * useful within one process), `BROKER_NAMESPACE`, `DATABASE_URL` and `DATABASE_SCHEMA`.
+ * useful within one process), `BROKER_NAMESPACE`, `DATABASE_URL`, `DATABASE_SCHEMA`, and
+ * `DASHBOARD_PASSWORD` / `DASHBOARD_USER` (the dashboard's guard; public without a password).
  */
 export function serviceConfigFromEnv(
   spec: ServiceEnvSpec,
@@ -43,6 +47,7 @@ export function serviceConfigFromEnv(
     service: env[spec.serviceVariable] || undefined,
     backend: env.BROKER === 'memory' ? new InMemoryBackend() : backendFrom(env, spec),
     database: databaseFrom(env, spec.defaultSchema),
+    dashboard: dashboardAccessFromEnv(env),
   };
 }
 
