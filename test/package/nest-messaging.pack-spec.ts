@@ -88,6 +88,81 @@ const STARTER_TSCONFIG = {
   },
 };
 
+/**
+ * An app of the user's that mounts the dashboard (`nest-messaging/dashboard`) on its Express server,
+ * dead-letters a message and reads it through the page's API, as the page does: it prints
+ * `dashboard ok` when every answer is right.
+ */
+const DASHBOARD_APP = `
+import 'reflect-metadata';
+import { Controller, Module } from '@nestjs/common';
+import { NestFactory } from '@nestjs/core';
+import { Consume, InMemoryBackend, MessagingModule, MessagingPublisher, MessagingServer, UnrecoverableError } from 'nest-messaging';
+import { MessagingDashboardModule } from 'nest-messaging/dashboard';
+
+@Controller()
+class Broken {
+  @Consume('card.charged')
+  charge() {
+    throw new UnrecoverableError('card 4242 refused');
+  }
+}
+
+@Module({
+  imports: [
+    MessagingModule.forRoot({ service: 'shop', backend: new InMemoryBackend() }),
+    MessagingDashboardModule.forRoot({ public: true }),
+  ],
+  controllers: [Broken],
+})
+class AppModule {}
+
+function check(ok: boolean, what: string) {
+  if (!ok) throw new Error('dashboard: ' + what);
+}
+
+async function main() {
+  const app = await NestFactory.create(AppModule, { logger: false });
+  app.connectMicroservice({ strategy: app.get(MessagingServer) });
+  await app.startAllMicroservices();
+  await app.listen(0, '127.0.0.1');
+  const base = (await app.getUrl()) + '/messaging';
+  try {
+    const page = await fetch(base);
+    const html = await page.text();
+    check(page.status === 200 && /text\\/html/.test(page.headers.get('content-type') ?? ''), 'page');
+    check((page.headers.get('content-security-policy') ?? '').includes("default-src 'none'"), 'CSP');
+    const token = /name="csrf-token" content="([^"]+)"/.exec(html)?.[1] ?? '';
+    check((await fetch(base + '/assets/app.js')).status === 200, 'script');
+    await app.get(MessagingPublisher).publish({ topic: 'card.charged' }, { card: '4242' });
+    let groups: any;
+    for (let i = 0; i < 100; i++) {
+      groups = await (await fetch(base + '/api/dead-letters')).json();
+      if (groups.total === 1) break;
+      await new Promise((resolve) => setTimeout(resolve, 50));
+    }
+    check(groups.total === 1 && groups.groups[0].errorClass === 'UnrecoverableError', 'group');
+    const overview = await (await fetch(base + '/api/overview')).json();
+    check(overview.handlers[0].name === 'Broken.charge', 'handlers');
+    const id = groups.groups[0].letters[0].id;
+    const refused = await fetch(base + '/api/dead-letters/' + id + '/replay', { method: 'POST' });
+    check(refused.status === 403, 'CSRF');
+    const replayed = await fetch(base + '/api/dead-letters/' + id + '/replay', {
+      method: 'POST',
+      headers: { 'x-csrf-token': token },
+    });
+    check(replayed.status === 200 && (await replayed.json()).replayed === true, 'replay');
+    console.log('dashboard ok');
+  } finally {
+    await app.close();
+  }
+}
+main().catch((error) => {
+  console.error(error);
+  process.exit(1);
+});
+`;
+
 describe('nest-messaging, packed and installed into a fresh Nest app', () => {
   let work: string;
   let app: string;
@@ -123,6 +198,7 @@ describe('nest-messaging, packed and installed into a fresh Nest app', () => {
     await sh('npm', ['install', '--no-audit', '--no-fund', '--prefer-offline'], app);
     const readme = readFileSync(join(app, 'node_modules', 'nest-messaging', 'README.md'), 'utf8');
     writeFileSync(join(app, 'src', 'main.ts'), exampleOf(readme));
+    writeFileSync(join(app, 'src', 'dashboard.ts'), DASHBOARD_APP);
     await sh(join(app, 'node_modules', '.bin', 'tsc'), ['-p', '.'], app);
   }, 300_000);
 
@@ -210,6 +286,10 @@ describe('nest-messaging, packed and installed into a fresh Nest app', () => {
     expect(output).toContain('charged o-1 on attempt 2');
     expect(output).toMatch(/reason: 'unrecoverable'/);
     expect(output).not.toContain('charged o-2');
+  });
+
+  it('mounts the dashboard in an app of its own, on Express', async () => {
+    expect(await sh('node', ['dist/dashboard.js'], app)).toContain('dashboard ok');
   });
 
   it('installs its command line: the migration SQL, and how to get pg when it is missing', async () => {
