@@ -72,6 +72,14 @@ describe('readCloudEvent', () => {
     });
   });
 
+  it('keeps a header named like a prototype key from changing any object', () => {
+    const headers = { ...binary('ce-'), 'ce-__proto__': { polluted: 1 }, 'ce-constructor': 'x' };
+    const read = readCloudEvent(delivery({ headers }), codec);
+    expect(read?.delivery.cloudEvent.extensions).toEqual({ constructor: 'x' });
+    expect(Object.getPrototypeOf(read?.delivery.cloudEvent.extensions)).toBe(Object.prototype);
+    expect(({} as { polluted?: number }).polluted).toBeUndefined();
+  });
+
   it('reads a binary event whose data is text or bytes by its content type', () => {
     const text = readCloudEvent(
       delivery({ headers: binary('ce-'), body: Buffer.from('hi'), contentType: 'text/plain' }),

@@ -132,7 +132,8 @@ export function readEvent(
 }
 
 function readBinary(message: EncodedMessage, codec: MessageCodec) {
-  const found: Record<string, unknown> = {};
+  // No prototype: a header named `ce-__proto__` is an attribute name like any other.
+  const found = Object.create(null) as Record<string, unknown>;
   for (const name in message.headers) {
     const lower = name.toLowerCase();
     const prefix = PREFIXES.find((p) => lower.startsWith(p));
@@ -181,9 +182,10 @@ function attributesOf(
     }
   }
   const extensions: Record<string, string | number | boolean> = {};
-  for (const name in fields) {
+  for (const name of Object.keys(fields)) {
     if (CORE.has(name) || name === 'datacontenttype' || name === 'data' || name === 'data_base64')
       continue;
+    if (name === '__proto__') continue;
     const value = fields[name];
     if (typeof value === 'string' || typeof value === 'number' || typeof value === 'boolean') {
       extensions[name] = value;
