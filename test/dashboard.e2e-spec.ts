@@ -52,7 +52,11 @@ interface Started {
   readonly behaviour: Behaviour;
 }
 
-async function start(platform: Platform, dashboard: MessagingDashboardOptions): Promise<Started> {
+async function start(
+  platform: Platform,
+  dashboard: MessagingDashboardOptions,
+  globalPrefix?: string,
+): Promise<Started> {
   const topic = `dash${++seq}.${Date.now()}`;
   const behaviour: Behaviour = { fixed: false, handled: [] };
   @Controller()
@@ -82,6 +86,7 @@ async function start(platform: Platform, dashboard: MessagingDashboardOptions): 
     platform === 'fastify'
       ? moduleRef.createNestApplication(new FastifyAdapter(), { logger: false })
       : moduleRef.createNestApplication({ logger: false });
+  if (globalPrefix) app.setGlobalPrefix(globalPrefix);
   app.connectMicroservice({ strategy: app.get(MessagingServer) });
   await app.startAllMicroservices();
   await app.listen(0, '127.0.0.1');
@@ -378,6 +383,18 @@ describe.each<Platform>(['express', 'fastify'])('the dashboard on %s', (platform
     expect(page.status).toBe(200);
     expect(await page.text()).toContain('<meta name="dashboard-base" content="/ops/queues">');
     expect((await fetch(`${started.url}/messaging`)).status).toBe(404);
+  });
+
+  it('serves its script and API under the global prefix the app sets', async () => {
+    started = await start(platform, { public: true }, 'api/v1');
+    const base = `${started.url}/api/v1/messaging`;
+    for (const asked of [base, `${base}?x=1`]) {
+      const html = await (await fetch(asked)).text();
+      expect(html).toContain('<meta name="dashboard-base" content="/api/v1/messaging">');
+      expect(html).toContain('src="/api/v1/messaging/assets/app.js"');
+    }
+    expect((await fetch(`${base}/assets/app.js`)).status).toBe(200);
+    expect((await fetch(`${base}/api/overview`)).status).toBe(200);
   });
 });
 

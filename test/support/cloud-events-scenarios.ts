@@ -84,6 +84,7 @@ export function describeCloudEvents(broker: CloudEventsBroker): void {
   describe(`CloudEvents and content encoding on ${broker.name}`, () => {
     const topic = `ce.${broker.run}.order`;
     const broken = `ce.${broker.run}.broken`;
+    const once = `ce.${broker.run}.once`;
     const service = `ce-${broker.run}`;
     const seen: Seen[] = [];
     let app: INestApplication;
@@ -93,6 +94,11 @@ export function describeCloudEvents(broker: CloudEventsBroker): void {
     class Handlers {
       @Consume(topic)
       order(@Payload() payload: unknown, @Ctx() ctx: MessageContext) {
+        seen.push({ payload, messageId: ctx.messageId, cloudEvent: ctx.cloudEvent });
+      }
+
+      @Consume(once, { idempotent: true })
+      onceEach(@Payload() payload: unknown, @Ctx() ctx: MessageContext) {
         seen.push({ payload, messageId: ctx.messageId, cloudEvent: ctx.cloudEvent });
       }
 
@@ -205,6 +211,32 @@ export function describeCloudEvents(broker: CloudEventsBroker): void {
       const got = await handled(event.id);
       expect(got.payload).toEqual({ orderId: 'o-2', lines: [1, 2] });
       expect(got.cloudEvent).toMatchObject({ id: event.id, type: 'com.shop.order.created' });
+    });
+
+    it('handles an idempotent event once per source and id, not once per id', async () => {
+      const send = (source: string, n: number) =>
+        raw.publish(once, {
+          headers: onBroker({
+            'ce-specversion': '1.0',
+            'ce-id': `shared-${broker.run}`,
+            'ce-type': 'com.shop.counted',
+            'ce-source': source,
+          }),
+          contentType: 'application/json',
+          body: JSON.stringify({ n }),
+        });
+      await send('/billing', 1);
+      await send('/shipping', 2);
+      await send('/billing', 3); // the same event again: a duplicate
+      await send('/audit', 4);
+      const ns = () =>
+        seen
+          .filter((s) => s.messageId === `shared-${broker.run}`)
+          .map((s) => (s.payload as { n: number }).n);
+      await waitFor(() => [1, 2, 4].every((n) => ns().includes(n)), {
+        message: 'the three distinct events handled',
+      });
+      expect(ns().sort()).toEqual([1, 2, 4]);
     });
 
     it('dead-letters an event without a source as malformed, with the reason', async () => {

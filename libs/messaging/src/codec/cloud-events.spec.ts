@@ -3,6 +3,7 @@ import { CloudEvent, HTTP } from 'cloudevents';
 import type { Delivery } from '../backend/broker-backend.interface';
 import { MalformedMessageError, MessagingConfigError } from '../errors/messaging.errors';
 import {
+  idempotencyKey,
   cloudEventHeaders,
   cloudEventsPrefix,
   readCloudEvent,
@@ -159,6 +160,49 @@ describe('readCloudEvent', () => {
   ])('refuses a broken event (%s) as malformed, naming what is wrong', (_name, message, reason) => {
     expect(() => readCloudEvent(message, codec)).toThrow(MalformedMessageError);
     expect(() => readCloudEvent(message, codec)).toThrow(reason);
+  });
+});
+
+describe('the depth limit of a structured event', () => {
+  it('counts the data as deep as in a plain body: the envelope is not one of its levels', () => {
+    const shallow = new MessageCodec({
+      maxBodyBytes: 4096,
+      compressAboveBytes: false,
+      maxJsonDepth: 4,
+    });
+    const data = { a: { b: { c: [1] } } };
+    expect(shallow.decode(delivery({ body: Buffer.from(JSON.stringify(data)) }))).toEqual(data);
+    const structured = delivery({
+      body: Buffer.from(JSON.stringify({ ...REQUIRED, data })),
+      contentType: 'application/cloudevents+json',
+    });
+    expect(readCloudEvent(structured, shallow)?.payload).toEqual(data);
+    const deeper = delivery({
+      body: Buffer.from(JSON.stringify({ ...REQUIRED, data: { x: data } })),
+      contentType: 'application/cloudevents+json',
+    });
+    expect(() => readCloudEvent(deeper, shallow)).toThrow(/nests deeper than/);
+  });
+});
+
+describe('idempotencyKey', () => {
+  const keyOf = (headers: Record<string, unknown>, messageId = 'broker-id') => {
+    const message = delivery({ headers, messageId });
+    return idempotencyKey(message, readCloudEvent(message, codec));
+  };
+
+  it.each([
+    ['a message that is no CloudEvent', {}, 'broker-id', 'broker-id'],
+    ['an event of ours (its id is the message id)', binary('ce-'), 'evt-1', 'evt-1'],
+    ['a foreign event', binary('ce-'), 'broker-id', '["/shop","evt-1"]'],
+    [
+      'the same id from another source',
+      binary('ce-', { source: '/billing' }),
+      'x',
+      '["/billing","evt-1"]',
+    ],
+  ])('keys %s on %j', (_name, headers, messageId, key) => {
+    expect(keyOf(headers, messageId)).toBe(key);
   });
 });
 

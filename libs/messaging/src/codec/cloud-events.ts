@@ -108,6 +108,17 @@ export function readCloudEvent(
 }
 
 /**
+ * What the inbox (`idempotent: true`) keys `delivery` on: its message id; for a CloudEvent whose
+ * `id` is not the message id (one from another producer), its `source` and `id`, which CloudEvents
+ * makes unique only together (two sources may both send an event `1`).
+ */
+export function idempotencyKey(delivery: Delivery, event: ReadCloudEvent | undefined): string {
+  const cloudEvent = event?.delivery.cloudEvent;
+  if (cloudEvent === undefined || cloudEvent.id === delivery.messageId) return delivery.messageId;
+  return JSON.stringify([cloudEvent.source, cloudEvent.id]);
+}
+
+/**
  * The attributes and payload of the CloudEvent `message` carries (a delivery, a dead letter);
  * `undefined` when it is not one. Throws `MalformedMessageError` for a broken event.
  */
@@ -144,7 +155,8 @@ function readBinary(message: EncodedMessage, codec: MessageCodec) {
 }
 
 function readStructured(message: EncodedMessage, codec: MessageCodec) {
-  const event = codec.parseJson(codec.inflate(message));
+  // One level more than a plain body: the envelope around the data.
+  const event = codec.parseJson(codec.inflate(message), 1);
   if (typeof event !== 'object' || event === null || Array.isArray(event)) {
     throw new MalformedMessageError(
       'The CloudEvent (structured mode) is not a JSON object: send the event as one, with its data in "data"',

@@ -165,8 +165,11 @@ export class MessageCodec {
     }
   }
 
-  /** Parses a JSON body, refusing `__proto__` tricks and deep nesting (`MalformedMessageError`). */
-  parseJson(body: Buffer): unknown {
+  /**
+   * Parses a JSON body, refusing `__proto__` tricks and nesting deeper than `maxJsonDepth` (plus
+   * `envelopeLevels`: a structured CloudEvent wraps its data in one more) (`MalformedMessageError`).
+   */
+  parseJson(body: Buffer, envelopeLevels = 0): unknown {
     const text = body.toString('utf8');
     let value: unknown;
     try {
@@ -174,7 +177,7 @@ export class MessageCodec {
     } catch (error) {
       throw new MalformedMessageError(`The body is not valid JSON: ${(error as Error).message}`);
     }
-    assertSafeJson(text, value, this.settings.maxJsonDepth);
+    assertSafeJson(text, value, this.settings.maxJsonDepth + envelopeLevels);
     return value;
   }
 

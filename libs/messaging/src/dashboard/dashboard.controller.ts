@@ -9,6 +9,7 @@ import {
   Param,
   Post,
   Query,
+  Req,
   type Type,
   UseGuards,
 } from '@nestjs/common';
@@ -42,6 +43,16 @@ const Secured = (): MethodDecorator =>
 const Action = (path: string): MethodDecorator =>
   applyDecorators(Post(path), HttpCode(200), UseGuards(DashboardPostGuard), Secured());
 
+/**
+ * The path the page was asked at, where its script and API are: the dashboard's `path` under
+ * whatever the app adds before it (`app.setGlobalPrefix('api')`, URI versioning), read off the
+ * request (Express's `originalUrl`, Fastify's `url`) without its query and trailing slash.
+ */
+export function servedAt(request: { url?: string; originalUrl?: string }, path: string): string {
+  const asked = (request.originalUrl ?? request.url ?? '').split('?')[0].replace(/\/+$/, '');
+  return asked.endsWith(path) ? asked : path;
+}
+
 type QueryValue = string | string[] | undefined;
 
 /** A query parameter as one string (Express gives a list for a repeated one). */
@@ -57,10 +68,10 @@ export class DashboardRoutes {
   @Get()
   @Header('Content-Type', 'text/html; charset=utf-8')
   @Secured()
-  page(): string {
+  page(@Req() request: { url?: string; originalUrl?: string }): string {
     const { options, messaging, csrfToken } = this.dashboard;
     return renderPage({
-      basePath: options.path,
+      basePath: servedAt(request, options.path),
       service: messaging?.service ?? '',
       csrfToken,
       readOnly: options.readOnly,

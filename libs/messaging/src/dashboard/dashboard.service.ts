@@ -156,7 +156,14 @@ export class DashboardService implements OnModuleInit, OnApplicationShutdown {
 
   async detail(id: string, connection?: string): Promise<DeadLetterDetail> {
     const found = await this.find(id, connection);
-    return detailOf(found.letter, found.source.connection, this.options.maxBodyBytes, Date.now());
+    const codec = this.connections.find((c) => c.options.name === found.source.connection)?.codec;
+    return detailOf(
+      found.letter,
+      found.source.connection,
+      this.options.maxBodyBytes,
+      Date.now(),
+      codec && ((letter) => codec.inflate(letter)),
+    );
   }
 
   async replay(id: string, connection?: string): Promise<{ replayed: boolean }> {

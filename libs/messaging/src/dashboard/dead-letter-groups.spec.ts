@@ -1,3 +1,4 @@
+import { gunzipSync, gzipSync } from 'node:zlib';
 import type { DeadLetter } from '../backend/broker-backend.interface';
 import { DeadLetterGrouping, detailOf } from './dead-letter-groups';
 
@@ -20,6 +21,17 @@ function letter(id: string, body: Buffer, error = `order ${id} declined`, at = 1
 }
 
 describe('detailOf', () => {
+  it('shows a compressed body decompressed, and one it cannot undo as it is stored', () => {
+    const compressed = {
+      ...letter('1', gzipSync(Buffer.from('{"a":1}'))),
+      contentEncoding: 'gzip',
+    };
+    expect(detailOf(compressed, 'default', 100, 0, (l) => gunzipSync(l.body)).body).toBe('{"a":1}');
+    const broken = { ...letter('2', Buffer.from([1, 2, 3])), contentEncoding: 'gzip' };
+    const shown = detailOf(broken, 'default', 100, 0, (l) => gunzipSync(l.body));
+    expect(shown).toMatchObject({ body: Buffer.from([1, 2, 3]).toString('utf8'), bodyBytes: 3 });
+  });
+
   it.each([
     ['UTF-8 text, whole', Buffer.from('{"a":"é"}'), 100, '{"a":"é"}', 'utf8', false],
     ['UTF-8 text, cut before a split character', Buffer.from('aé'), 2, 'a', 'utf8', true],

@@ -132,17 +132,29 @@ export function summaryOf(letter: DeadLetter, connection: string, now: number): 
 
 const UTF8 = new TextDecoder('utf-8', { fatal: true });
 
+function inflatedBody(letter: DeadLetter, inflate?: (letter: DeadLetter) => Buffer): Buffer {
+  if (!inflate) return letter.body;
+  try {
+    return inflate(letter);
+  } catch {
+    return letter.body;
+  }
+}
+
 /**
  * One letter with its headers and body: the body as text when it is valid UTF-8, else base64; at
- * most `maxBodyBytes` of it (a text is cut before a character that would not fit whole).
+ * most `maxBodyBytes` of it (a text is cut before a character that would not fit whole). `inflate`
+ * undoes the body's content encoding (the connection's codec, bounded by its `maxBodyBytes`); a body
+ * it cannot undo is shown as it is stored.
  */
 export function detailOf(
   letter: DeadLetter,
   connection: string,
   maxBodyBytes: number,
   now: number,
+  inflate?: (letter: DeadLetter) => Buffer,
 ): DeadLetterDetail {
-  const { body } = letter;
+  const body = inflatedBody(letter, inflate);
   const truncated = body.length > maxBodyBytes;
   let text: string | undefined;
   try {

@@ -12,7 +12,7 @@ import type {
 import { isExpiredRequest } from '../backend/message-headers';
 import { describeDelivery } from '../backend/describe-delivery';
 import { MessageCodec } from '../codec/message-codec';
-import { readCloudEvent } from '../codec/cloud-events';
+import { idempotencyKey, readCloudEvent } from '../codec/cloud-events';
 import { MessageContext } from '../context/message-context';
 import {
   MESSAGING_BACKEND,
@@ -361,7 +361,7 @@ export class MessagingServer
         );
       }
       // The handler runs inside the inbox's transaction: once per message id.
-      const once = await via.inbox.once(route.name, seen.messageId, () =>
+      const once = await via.inbox.once(route.name, idempotencyKey(delivery, event), () =>
         this.runs.traced(route, delivery, ctx, payload),
       );
       if (!once.duplicate) return via.settlements.handled(delivery, once.result);
