@@ -146,6 +146,19 @@ export async function startNatsCluster(options: NatsClusterOptions): Promise<Nat
       await nc.close().catch(() => undefined);
     }
   };
+  /** Whether `n` alone answers a JetStream API request (its account info). */
+  const answersJetStream = async (n: NatsClusterNode): Promise<boolean> => {
+    const nc = await connect({ servers: n.url, timeout: 2_000 }).catch(() => undefined);
+    if (!nc) return false;
+    try {
+      await (await jetstreamManager(nc, { timeout: 3_000 })).getAccountInfo();
+      return true;
+    } catch {
+      return false;
+    } finally {
+      await nc.close().catch(() => undefined);
+    }
+  };
   const placement = (cluster: ClusterInfo | undefined): StreamPlacement => ({
     leader: cluster?.leader || undefined,
     replicas: (cluster?.replicas ?? []).map((r) => ({
@@ -190,6 +203,13 @@ export async function startNatsCluster(options: NatsClusterOptions): Promise<Nat
     if (failed) throw failed.reason;
     plan.forEach((p, i) => nodes.push({ ...p, url: started[i].url, server: started[i] }));
     await waitHealthy(nodes, `NATS cluster ${options.prefix} of ${size}`);
+    // A node's /healthz can be ok a moment before it answers JetStream's API (a client's first
+    // request there then times out): every node answers one before a scenario starts.
+    await waitFor(async () => (await Promise.all(nodes.map(answersJetStream))).every(Boolean), {
+      timeoutMs: startTimeoutMs,
+      intervalMs: 200,
+      message: `NATS cluster ${options.prefix}: JetStream's API answered on every node`,
+    });
   } catch (error) {
     await stop();
     throw error;
